@@ -1,0 +1,3 @@
+from dizuo.cli import main
+
+main()

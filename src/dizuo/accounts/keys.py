@@ -1,0 +1,141 @@
+"""API keys: generation, hashing, and the per-worker cache the hot path authenticates against.
+
+The hot path never waits on the database for a known key (DESIGN §3.5): every worker holds all
+active keys in memory, reloads the ones changed since its last look every
+``Settings.key_refresh_seconds``, and asks the database only for a key it has never seen
+(a key created a moment ago), remembering misses briefly so that junk keys cannot flood it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.store import Database
+
+__all__ = ["KeyCache", "KeyInfo", "hash_key", "new_key"]
+
+KEY_PREFIX = "dz-"
+# A reload looks back this far past the newest change it saw, so that commits from other
+# replicas whose clocks lag a little are still picked up.
+RELOAD_OVERLAP = dt.timedelta(seconds=5)
+MISS_TTL = 1.0
+MISS_CACHE_MAX = 10_000
+
+
+def new_key() -> str:
+    """Return a fresh random API key (256 bits of entropy)."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    """Return the stored form of *key*: keys are random, so a fast unsalted hash is enough."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """Return *moment* as UTC-aware (SQLite gives naive datetimes back)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What the gateway needs to know about a caller, resolved from its key."""
+
+    key_id: str
+    org_id: str
+    org_name: str
+    models: frozenset[str] | None  # None: every model
+    data_class: str
+    expires_at: float | None  # epoch seconds
+
+    def may_use(self, alias: str) -> bool:
+        """Return whether this key may call the model *alias*."""
+        return self.models is None or alias in self.models
+
+
+class KeyCache:
+    """All active keys of the platform, by hash, refreshed from the database in the background."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._by_hash: dict[str, KeyInfo] = {}
+        self._misses: dict[str, float] = {}
+        self._seen_until: dt.datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def reload(self) -> int:
+        """Load keys changed since the last reload (all on the first); return how many changed."""
+        query = select(ApiKey, Organization).join(Organization, ApiKey.org_id == Organization.id)
+        if self._seen_until is not None:
+            query = query.where(ApiKey.updated_at >= self._seen_until - RELOAD_OVERLAP)
+        changed = 0
+        newest = self._seen_until
+        with self._db.session() as session:
+            for key, org in session.execute(query):
+                self._apply(key, org)
+                changed += 1
+                updated = aware(key.updated_at)
+                if newest is None or (updated is not None and updated > newest):
+                    newest = updated
+        self._seen_until = newest or dt.datetime.now(dt.UTC)
+        return changed
+
+    def _apply(self, key: ApiKey, org: Organization) -> KeyInfo | None:
+        if key.revoked_at is not None:
+            self._by_hash.pop(key.key_hash, None)
+            return None
+        expires = aware(key.expires_at)
+        info = KeyInfo(
+            key_id=key.id,
+            org_id=org.id,
+            org_name=org.name,
+            models=frozenset(key.models) if key.models is not None else None,
+            data_class=key.data_class or org.data_class,
+            expires_at=expires.timestamp() if expires else None,
+        )
+        self._by_hash[key.key_hash] = info
+        self._misses.pop(key.key_hash, None)
+        return info
+
+    def _load_one(self, digest: str) -> KeyInfo | None:
+        query = (
+            select(ApiKey, Organization)
+            .join(Organization, ApiKey.org_id == Organization.id)
+            .where(ApiKey.key_hash == digest)
+        )
+        with self._db.session() as session:
+            row = session.execute(query).first()
+            return self._apply(row[0], row[1]) if row else None
+
+    async def lookup(self, key: str) -> KeyInfo | None:
+        """Return the caller behind *key*, or None when it is unknown, revoked or expired."""
+        digest = hash_key(key)
+        info = self._by_hash.get(digest)
+        if info is None:
+            now = time.monotonic()
+            missed = self._misses.get(digest)
+            if missed is not None and now - missed < MISS_TTL:
+                return None
+            if not key.startswith(KEY_PREFIX):
+                return None
+            info = await asyncio.to_thread(self._load_one, digest)
+            if info is None:
+                if len(self._misses) >= MISS_CACHE_MAX:
+                    self._misses.clear()
+                self._misses[digest] = now
+                return None
+        if info.expires_at is not None and info.expires_at <= time.time():
+            return None
+        return info

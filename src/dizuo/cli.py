@@ -1,0 +1,205 @@
+"""The ``dizuo`` command: ``serve``, ``admin …``, ``providers``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from dizuo.config import DATA_CLASSES
+from dizuo.errors import ConfigError, DizuoError
+from dizuo.settings import Settings
+
+__all__ = ["main"]
+
+
+def _fail(message: str) -> None:
+    click.echo(f"错误 / error: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dizuo")
+def main() -> None:
+    """dizuo 底座: an OpenAI-compatible AI platform for a city or region."""
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), help="YAML config file.")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
+def serve(config: Path | None, host: str | None, port: int | None, workers: int | None) -> None:
+    """Start the platform; with no config: SQLite under ./.dizuo and the embedded local models."""
+    import uvicorn
+
+    from dizuo.app import create_app, load_settings, prepare
+
+    try:
+        settings = load_settings(config, host=host, port=port, workers=workers)
+        first_key = prepare(settings)
+        app = create_app(settings)  # validates the config before any worker starts
+    except (ConfigError, DizuoError) as exc:
+        _fail(str(exc))
+        return
+    _banner(settings, app.router.aliases(), first_key)
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.log_level,
+        "access_log": False,  # one log line per call costs more than the gateway itself at load
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 10,
+    }
+    if settings.workers == 1:
+        uvicorn.run(app, **common)
+        return
+    # Workers are fresh processes: hand them the settings through DIZUO_* variables.
+    os.environ["DIZUO_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["DIZUO_DATABASE_URL"] = settings.resolved_database_url
+    if settings.config is not None:
+        os.environ["DIZUO_CONFIG"] = str(settings.config.resolve())
+    metrics_dir = settings.data_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    uvicorn.run("dizuo.app:app_from_environment", factory=True, workers=settings.workers, **common)
+
+
+def _banner(settings: Settings, aliases: list[str], first_key: str | None) -> None:
+    url = f"http://{settings.host}:{settings.port}/v1"
+    click.echo(f"dizuo 底座 → {url}  (database: {settings.resolved_database_url})", err=True)
+    click.echo(f"models / 模型: {', '.join(aliases) or '-'}", err=True)
+    if first_key:
+        click.echo("", err=True)
+        click.echo(
+            "首个 API 密钥（只显示这一次，请妥善保存）/ First API key (shown once, keep it safe):", err=True
+        )
+        click.echo(first_key)
+        click.echo("", err=True)
+
+
+@main.group()
+def admin() -> None:
+    """Administer organizations and keys (uses DIZUO_DATA_DIR / DIZUO_DATABASE_URL)."""
+
+
+def _database() -> Any:
+    from dizuo.accounts.service import ensure_default_org
+    from dizuo.store import Database
+
+    settings = Settings()
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    ensure_default_org(db, with_key=False)
+    return db
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+def _date(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        _fail(f"--expires {value!r} 不是日期 / is not a date (YYYY-MM-DD)")
+        raise
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@admin.command("create-org")
+@click.argument("name")
+@click.option("--data-class", type=click.Choice(DATA_CLASSES), default="general", show_default=True)
+def create_org_command(name: str, data_class: str) -> None:
+    """Create an organization; prints its id."""
+    from dizuo.accounts import create_org
+
+    try:
+        org = create_org(_database(), name, data_class)
+    except DizuoError as exc:
+        _fail(exc.message("zh") + " / " + exc.message("en"))
+        return
+    click.echo(org.id)
+
+
+@admin.command("create-key")
+@click.option("--org", required=True, help="Organization name.")
+@click.option("--name", default=None, help="A label for the key.")
+@click.option("--models", default=None, help="Comma-separated model aliases this key may use (default: all).")
+@click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
+@click.option("--expires", default=None, help="Expiry date, YYYY-MM-DD or ISO 8601.")
+def create_key_command(
+    org: str, name: str | None, models: str | None, data_class: str | None, expires: str | None
+) -> None:
+    """Create an API key; prints only the key (scripts depend on it)."""
+    from dizuo.accounts import create_key
+
+    try:
+        created = create_key(
+            _database(),
+            org,
+            name=name,
+            models=_split(models),
+            data_class=data_class,
+            expires_at=_date(expires),
+        )
+    except DizuoError as exc:
+        _fail(exc.message("zh") + " / " + exc.message("en"))
+        return
+    click.echo(created.key)
+
+
+@admin.command("revoke-key")
+@click.argument("key_id_or_prefix")
+def revoke_key_command(key_id_or_prefix: str) -> None:
+    """Revoke a key by id or visible prefix; every worker drops it within a second."""
+    from dizuo.accounts import revoke_key
+
+    try:
+        record = revoke_key(_database(), key_id_or_prefix)
+    except DizuoError as exc:
+        _fail(exc.message("zh") + " / " + exc.message("en"))
+        return
+    click.echo(record.id)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def providers(as_json: bool) -> None:
+    """List the built-in providers with their default base URL and CNY price tables."""
+    from dizuo.providers import registry
+
+    rows: list[dict[str, Any]] = [
+        {
+            "name": spec.name,
+            "title": spec.title,
+            "base_url": spec.default_base_url,
+            "auth": spec.auth,
+            "cloud": spec.cloud,
+            "prices_as_of": spec.prices_as_of,
+            "prices_cny_per_million": {
+                m: {"input": str(i), "output": str(o)} for m, (i, o) in spec.prices.items()
+            },
+        }
+        for spec in registry.specs()
+    ]
+    if as_json:
+        click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<18} {row['cloud']:<8} {row['base_url'] or '-'}")
+        for model, price in row["prices_cny_per_million"].items():
+            click.echo(
+                f"{'':<18} {model}: ¥{price['input']} in / ¥{price['output']} out per 1M ({row['prices_as_of']})"
+            )

@@ -1,0 +1,155 @@
+"""The YAML configuration contract: deployments, the embedded local models, server settings.
+
+Errors name the file, the entry and the field, e.g.::
+
+    dizuo.yaml: deployments[1] (deepseek-cq): price.input: Input should be greater than or equal to 0
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dizuo.errors import ConfigError
+
+__all__ = [
+    "DATA_CLASSES",
+    "DeploymentConfig",
+    "Limits",
+    "PlatformConfig",
+    "Price",
+    "Timeouts",
+    "load_config",
+    "resolve_secret",
+]
+
+DataClass = Literal["general", "important", "core"]
+# 一般 / 重要 / 核心 under the Data Security Law, in increasing order of protection.
+DATA_CLASSES: tuple[str, ...] = ("general", "important", "core")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Strict):
+    """CNY per million tokens. Decimal, never float: money is exact."""
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+
+
+class Limits(_Strict):
+    rpm: int | None = Field(None, gt=0)
+    tpm: int | None = Field(None, gt=0)
+    concurrency: int | None = Field(None, gt=0)
+
+
+class Timeouts(_Strict):
+    connect: float | None = Field(None, gt=0)
+    read: float | None = Field(None, gt=0)
+
+
+class DeploymentConfig(_Strict):
+    """One place a model runs (DESIGN §5): provider + endpoint + region + price + clearance."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$", max_length=128)
+    model: str = Field(min_length=1, max_length=256, description="The alias clients send.")
+    provider: str = Field(min_length=1)
+    mode: Literal["chat", "embedding"] = "chat"
+    base_url: str | None = None
+    api_key: str | None = Field(None, description="A literal key, or env:VARIABLE to read it at start.")
+    upstream_model: str | None = None
+    region: str = "default"
+    cloud: Literal["public", "private", "local"] = "public"
+    accelerator: str | None = None
+    data_class_max: DataClass = "general"
+    price: Price | None = None
+    limits: Limits = Limits()
+    weight: int = Field(1, ge=0)
+    priority: int = Field(0, ge=0, description="0 is tried first; higher numbers are fallbacks.")
+    timeout: Timeouts = Timeouts()
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class PlatformConfig(_Strict):
+    local: bool = Field(True, description="Serve the embedded local/ models in-process.")
+    server: dict[str, Any] = Field(default_factory=dict, description="Settings fields; DIZUO_* wins.")
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PlatformConfig:
+        seen: set[str] = set()
+        for index, dep in enumerate(self.deployments):
+            if dep.name in seen:
+                raise ValueError(f"deployments[{index}]: the name {dep.name!r} is used twice")
+            seen.add(dep.name)
+        return self
+
+
+def _describe(errors: list[Any], raw: Any, source: str) -> str:
+    lines = []
+    for err in errors:
+        loc = list(err["loc"])
+        where = ""
+        if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
+            index = loc[1]
+            name = None
+            deployments = raw.get("deployments") if isinstance(raw, dict) else None
+            if isinstance(deployments, list) and index < len(deployments):
+                entry = deployments[index]
+                name = entry.get("name") if isinstance(entry, dict) else None
+            where = f"deployments[{index}]" + (f" ({name})" if name else "") + ": "
+            loc = loc[2:]
+        field = ".".join(str(part) for part in loc) or "(entry)"
+        lines.append(f"{source}: {where}{field}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, source: str) -> PlatformConfig:
+    """Validate an already-loaded YAML document; errors name *source*, entry and field."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with keys local, server, deployments")
+    try:
+        return PlatformConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), raw, source)) from exc
+
+
+def load_config(path: Path | None) -> PlatformConfig:
+    """Read and validate the YAML config file at *path* (an empty config when None)."""
+    if path is None:
+        return PlatformConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(raw, str(path))
+
+
+def resolve_secret(value: str | None, where: str) -> str | None:
+    """Return the secret *value*, reading ``env:NAME`` from the environment; *where* names the entry."""
+    if value is None or not value.startswith("env:"):
+        return value
+    name = value[4:]
+    secret = os.environ.get(name)
+    if not secret:
+        raise ConfigError(f"{where}: api_key: the environment variable {name} is not set")
+    return secret

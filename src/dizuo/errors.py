@@ -1,0 +1,272 @@
+"""The exception tree of dizuo, and the one error envelope every API answers with.
+
+Each error carries its HTTP status, its OpenAI error ``type`` and a ``code``. The message is
+looked up in :data:`MESSAGES` by code, in Chinese or English, and formatted with the error's
+parameters, so every message exists in both languages (a test checks it) and names the fix.
+
+Envelope (OpenAI's): ``{"error": {"message", "type", "param", "code"}}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import orjson
+
+__all__ = [
+    "MESSAGES",
+    "AuthenticationFailed",
+    "BodyTooLarge",
+    "ConfigError",
+    "DizuoError",
+    "InternalError",
+    "InvalidRequest",
+    "MethodNotAllowed",
+    "ModelNotFound",
+    "NoDeployment",
+    "RateLimited",
+    "RouteNotFound",
+    "UnsupportedFeature",
+    "UpstreamError",
+    "UpstreamRateLimited",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "envelope",
+    "pick_language",
+]
+
+Lang = str  # "zh" or "en"
+
+# code -> (zh-CN, English). Placeholders are str.format fields filled from the error's params.
+MESSAGES: dict[str, tuple[str, str]] = {
+    "invalid_api_key": (
+        "API 密钥无效、已过期或已吊销。请在请求头 Authorization: Bearer 中提供有效的 dz- 密钥；"
+        "可用 `dizuo admin create-key --org 组织名` 创建新密钥。",
+        "The API key is invalid, expired or revoked. Send a valid dz- key in the "
+        "Authorization: Bearer header; create one with `dizuo admin create-key --org ORG`.",
+    ),
+    "missing_api_key": (
+        "缺少 API 密钥。请在请求头中加入 Authorization: Bearer dz-…；"
+        "可用 `dizuo admin create-key --org 组织名` 创建密钥。",
+        "No API key was sent. Add the header Authorization: Bearer dz-…; "
+        "create a key with `dizuo admin create-key --org ORG`.",
+    ),
+    "model_not_found": (
+        "模型 {model!r} 不存在，或此密钥无权使用。此密钥可用的模型：{available}。",
+        "The model {model!r} does not exist or this key may not use it. "
+        "Models this key may use: {available}.",
+    ),
+    "wrong_model_mode": (
+        "模型 {model!r} 是{actual}模型，不能用于 {endpoint}。",
+        "The model {model!r} is a {actual_en} model and cannot be used with {endpoint}.",
+    ),
+    "invalid_json": (
+        "请求体不是有效的 JSON：{detail}。请发送 Content-Type: application/json 的 JSON 对象。",
+        "The request body is not valid JSON: {detail}. Send a JSON object with "
+        "Content-Type: application/json.",
+    ),
+    "invalid_body": (
+        "请求体必须是 JSON 对象，而不是 {kind}。",
+        "The request body must be a JSON object, not {kind}.",
+    ),
+    "missing_param": (
+        "缺少必填参数 {param!r}。",
+        "The required parameter {param!r} is missing.",
+    ),
+    "invalid_param": (
+        "参数 {param!r} 无效：{reason_zh}。",
+        "The parameter {param!r} is invalid: {reason_en}.",
+    ),
+    "request_too_large": (
+        "请求体超过上限 {limit} 字节。请缩短输入，或由管理员调整 server.max_body_bytes。",
+        "The request body exceeds the limit of {limit} bytes. Shorten the input, or ask an "
+        "operator to raise server.max_body_bytes.",
+    ),
+    "unsupported_feature": (
+        "模型 {model!r} 不支持 {feature}。请改用支持该功能的模型。",
+        "The model {model!r} does not support {feature}. Use a model that does.",
+    ),
+    "rate_limit_exceeded": (
+        "请求过于频繁：{detail}。请在 {retry_after} 秒后重试。",
+        "Too many requests: {detail}. Retry after {retry_after} seconds.",
+    ),
+    "upstream_error": (
+        "上游 {deployment} 返回错误（HTTP {status}）：{upstream_message}",
+        "The upstream {deployment} answered with an error (HTTP {status}): {upstream_message}",
+    ),
+    "upstream_unreachable": (
+        "无法连接上游 {deployment}：{detail}",
+        "Could not reach the upstream {deployment}: {detail}",
+    ),
+    "upstream_disconnected": (
+        "上游 {deployment} 在响应途中断开了连接：{detail}",
+        "The upstream {deployment} dropped the connection mid-response: {detail}",
+    ),
+    "upstream_timeout": (
+        "上游 {deployment} 在 {seconds} 秒内没有响应。",
+        "The upstream {deployment} did not answer within {seconds} seconds.",
+    ),
+    "no_deployment": (
+        "模型 {model!r} 当前没有可用的部署：{detail}",
+        "No deployment of the model {model!r} is available now: {detail}",
+    ),
+    "not_found": (
+        "路径 {path} 不存在。可用接口：/v1/chat/completions、/v1/embeddings、/v1/models。",
+        "There is no route {path}. Available: /v1/chat/completions, /v1/embeddings, /v1/models.",
+    ),
+    "method_not_allowed": (
+        "{path} 不支持 {method} 方法，请使用 {allowed}。",
+        "{path} does not accept {method}; use {allowed}.",
+    ),
+    "internal_error": (
+        "服务器内部错误（请求 ID {request_id}）。请把该 ID 提供给平台运维人员。",
+        "Internal server error (request id {request_id}). Give this id to the platform operators.",
+    ),
+}
+
+
+def pick_language(accept_language: bytes | str | None, default: Lang = "zh") -> Lang:
+    """Return ``"en"`` or ``"zh"`` from an Accept-Language header, falling back to *default*."""
+    if not accept_language:
+        return default
+    if isinstance(accept_language, bytes):
+        accept_language = accept_language.decode("latin-1")
+    first = accept_language.split(",", 1)[0].strip().lower()
+    if first.startswith("en"):
+        return "en"
+    if first.startswith("zh"):
+        return "zh"
+    return default
+
+
+class DizuoError(Exception):
+    """Base of every error dizuo reports to a client."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "api_error"
+    default_code: ClassVar[str] = "internal_error"
+
+    def __init__(
+        self,
+        code: str | None = None,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> None:
+        self.code = code or self.default_code
+        self.param = param
+        self.params = params
+        self.headers = headers or {}
+        super().__init__(self.message("en"))
+
+    def message(self, lang: Lang = "zh") -> str:
+        """Render the message in *lang* ("zh" or "en")."""
+        zh, en = MESSAGES[self.code]
+        template = en if lang == "en" else zh
+        try:
+            return template.format(param=self.param, **self.params)
+        except (KeyError, IndexError):  # a missing parameter must not hide the error itself
+            return template
+
+    def body(self, lang: Lang = "zh") -> bytes:
+        """Serialize the OpenAI-style error envelope."""
+        return envelope(self.message(lang), self.type, self.param, self.code)
+
+
+def envelope(message: str, type_: str, param: str | None, code: str | None) -> bytes:
+    """Serialize ``{"error": {...}}`` the way every dizuo API answers errors."""
+    return orjson.dumps({"error": {"message": message, "type": type_, "param": param, "code": code}})
+
+
+class InvalidRequest(DizuoError):
+    status = 400
+    type = "invalid_request_error"
+    default_code = "invalid_param"
+
+
+class UnsupportedFeature(InvalidRequest):
+    default_code = "unsupported_feature"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    default_code = "request_too_large"
+
+
+class AuthenticationFailed(DizuoError):
+    status = 401
+    type = "invalid_request_error"
+    default_code = "invalid_api_key"
+
+
+class ModelNotFound(DizuoError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "model_not_found"
+
+
+class RouteNotFound(DizuoError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class MethodNotAllowed(DizuoError):
+    status = 405
+    type = "invalid_request_error"
+    default_code = "method_not_allowed"
+
+
+class RateLimited(DizuoError):
+    status = 429
+    type = "rate_limit_error"
+    default_code = "rate_limit_exceeded"
+
+
+class UpstreamError(DizuoError):
+    """The upstream answered with an error, or broke off; *retryable* before the first byte."""
+
+    status = 502
+    type = "upstream_error"
+    default_code = "upstream_error"
+
+    def __init__(self, code: str | None = None, *, retryable: bool = True, **kwargs: Any) -> None:
+        self.retryable = retryable
+        super().__init__(code, **kwargs)
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    type = "timeout_error"
+    default_code = "upstream_timeout"
+
+
+class UpstreamRateLimited(UpstreamError):
+    """The upstream said 429: passed on as 429 once no other deployment could take the call."""
+
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamRejected(UpstreamError):
+    """The upstream refused the request as malformed (HTTP 400/422): the client's mistake, not ours."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class NoDeployment(DizuoError):
+    status = 503
+    type = "service_unavailable"
+    default_code = "no_deployment"
+
+
+class InternalError(DizuoError):
+    status = 500
+    type = "api_error"
+    default_code = "internal_error"
+
+
+class ConfigError(Exception):
+    """A configuration file or setting is wrong; the message names the file, entry and field."""

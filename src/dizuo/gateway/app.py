@@ -1,0 +1,414 @@
+"""The ASGI app of the data plane: ``/v1/*``, health, readiness and metrics.
+
+Pipeline of one call (DESIGN §1): auth (in-memory key cache) → body checks → route → provider →
+response. Later issues add guard, limits and wallet holds at the marked places.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from dizuo.accounts import KeyCache, KeyInfo
+from dizuo.errors import (
+    AuthenticationFailed,
+    DizuoError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    ModelNotFound,
+    RouteNotFound,
+    pick_language,
+)
+from dizuo.gateway import validate
+from dizuo.gateway.calls import Attempt, first_reply
+from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
+from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
+from dizuo.providers import Reply, Transport, Usage
+from dizuo.routing import Deployment, Router
+from dizuo.settings import Settings
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("dizuo.gateway")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+DONE = b"data: [DONE]\n\n"
+MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
+Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
+
+
+class Gateway:
+    """OpenAI-compatible endpoints over the configured deployments."""
+
+    def __init__(self, settings: Settings, keys: KeyCache, router: Router, transport: Transport) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.router = router
+        self.transport = transport
+        self.metrics = Metrics()
+        self.started = False
+        self._refresher: asyncio.Task[None] | None = None
+        self.routes: dict[str, tuple[bytes, Handler]] = {
+            "/v1/chat/completions": (b"POST", self.chat),
+            "/v1/embeddings": (b"POST", self.embeddings),
+            "/v1/models": (b"GET", self.models),
+            "/healthz": (b"GET", self.healthz),
+            "/readyz": (b"GET", self.readyz),
+            "/metrics": (b"GET", self.render_metrics),
+        }
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Load keys and start every provider; a provider that cannot start is marked unavailable."""
+        await asyncio.to_thread(self.keys.reload)
+        await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
+        self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
+        self.started = True
+
+    async def _start(self, dep: Deployment) -> None:
+        try:
+            await dep.provider.start()
+        except (ImportError, FileNotFoundError, OSError, ValueError) as exc:
+            dep.unavailable = f"{type(exc).__name__}: {exc}"
+            log.warning("deployment %s is unavailable: %s", dep.name, dep.unavailable)
+
+    async def shutdown(self) -> None:
+        """Stop the key refresher, providers and pooled connections."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        for dep in self.router.deployments:
+            await dep.provider.close()
+        await self.transport.close()
+
+    async def _refresh_keys(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.key_refresh_seconds)
+            try:
+                await asyncio.to_thread(self.keys.reload)
+            except Exception:  # a background runner must survive a database hiccup
+                log.exception("reloading API keys failed; keeping the cached ones")
+
+    # ---- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        headers = Headers.parse(scope["headers"])
+        lang = pick_language(headers.accept_language, self.settings.language)
+        request_id = f"req_{uuid.uuid4().hex}"
+        path = scope["path"]
+        try:
+            route = self.routes.get(path)
+            if route is None:
+                raise RouteNotFound(path=path)
+            method, handler = route
+            if scope["method"].encode() != method:
+                raise MethodNotAllowed(path=path, method=scope["method"], allowed=method.decode())
+            await handler(scope, receive, send, headers, lang, request_id)
+        except DizuoError as exc:
+            await send_error(send, exc, lang, [(b"x-request-id", request_id.encode())])
+        except Exception:  # the one place that turns our own bugs into a clean 500
+            log.exception("unhandled error in %s %s (%s)", scope["method"], path, request_id)
+            await send_error(send, InternalError(request_id=request_id), lang)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:  # report the failure to the server, which exits
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    # ---- pipeline pieces -----------------------------------------------------------------
+
+    async def _authenticate(self, headers: Headers) -> KeyInfo:
+        auth = headers.authorization
+        if not auth:
+            raise AuthenticationFailed("missing_api_key")
+        scheme, _, token = auth.partition(b" ")
+        if scheme.lower() != b"bearer" or not token:
+            raise AuthenticationFailed("missing_api_key")
+        info = await self.keys.lookup(token.strip().decode("latin-1"))
+        if info is None:
+            raise AuthenticationFailed()
+        return info
+
+    def _allowed(self, key: KeyInfo) -> list[str]:
+        return [alias for alias in self.router.aliases() if key.may_use(alias)]
+
+    def _candidates(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> list[Deployment]:
+        actual = self.router.mode(alias)
+        if actual is None or not key.may_use(alias):
+            allowed = self._allowed(key)
+            shown = ", ".join(allowed[:50]) + (" …" if len(allowed) > 50 else "") if allowed else "-"
+            raise ModelNotFound(param="model", model=alias, available=shown)
+        if actual != mode:
+            zh, en = MODE_WORDS[actual]
+            raise InvalidRequest(
+                "wrong_model_mode", param="model", model=alias, actual=zh, actual_en=en, endpoint=endpoint
+            )
+        return self.router.candidates(alias)
+
+    def _meter(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
+        # Usage records and the ledger arrive with the billing issue; until then, metrics only.
+        if usage is not None:
+            self.metrics.tokens.labels(alias, dep.name, "prompt").inc(usage.prompt_tokens)
+            self.metrics.tokens.labels(alias, dep.name, "completion").inc(usage.completion_tokens)
+
+    @staticmethod
+    def _response_headers(request_id: str, dep: Deployment) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-request-id", request_id.encode()),
+            (b"x-dizuo-deployment", dep.name.encode()),
+            (b"x-dizuo-region", dep.config.region.encode()),
+        ]
+
+    # ---- /v1/chat/completions ------------------------------------------------------------
+
+    async def chat(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Answer a chat completion, streamed or whole."""
+        started = time.perf_counter()
+        key = await self._authenticate(headers)
+        raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
+        body, alias, stream = validate.chat_body(raw)
+        candidates = self._candidates(key, alias, "chat", "/v1/chat/completions")
+        client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
+
+        def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
+            return dep.provider.chat(call_body, stream)
+
+        self.metrics.in_flight.inc()
+        status = "200"
+        try:
+            async with _cancel_on_disconnect(receive):
+                attempt = await first_reply(
+                    alias, candidates, body, open_call, self.settings.max_attempts, self.metrics
+                )
+                if stream:
+                    await self._stream(send, attempt, alias, client_usage, request_id, lang)
+                else:
+                    await attempt.replies.aclose()
+                    self._meter(alias, attempt.deployment, attempt.first.usage)
+                    await send_bytes(
+                        send,
+                        200,
+                        attempt.first.data,
+                        extra=self._response_headers(request_id, attempt.deployment),
+                    )
+        except DizuoError as exc:
+            status = str(exc.status)
+            raise
+        except _ClientGone:
+            status = "499"
+        finally:
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels("chat", alias, status).inc()
+            self.metrics.latency.labels("chat").observe(time.perf_counter() - started)
+
+    async def _stream(
+        self, send: Send, attempt: Attempt, alias: str, client_usage: bool, request_id: str, lang: str
+    ) -> None:
+        dep = attempt.deployment
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": SSE_HEADERS + self._response_headers(request_id, dep),
+            }
+        )
+        usage: Usage | None = None
+        reply: Reply | None = attempt.first
+        replies = attempt.replies
+        try:
+            while reply is not None:
+                if reply.usage is not None:
+                    usage = reply.usage
+                    data = reply.data if client_usage else _without_usage(reply)
+                else:
+                    data = reply.data
+                if data is not None:
+                    await send(
+                        {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
+                    )
+                reply = await anext(replies, None)
+        except DizuoError as exc:
+            # Bytes already reached the client: no retry, no status change; end with an error event.
+            self.metrics.upstream_errors.labels(dep.name, exc.code).inc()
+            await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
+            self._meter(alias, dep, usage)
+            return
+        finally:
+            await replies.aclose()
+        self._meter(alias, dep, usage)
+        await send({"type": "http.response.body", "body": DONE})
+
+    # ---- /v1/embeddings ------------------------------------------------------------------
+
+    async def embeddings(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Answer an embeddings request."""
+        started = time.perf_counter()
+        key = await self._authenticate(headers)
+        raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
+        body, alias = validate.embeddings_body(raw)
+        candidates = self._candidates(key, alias, "embedding", "/v1/embeddings")
+
+        async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
+            yield await dep.provider.embed(call_body)
+
+        status = "200"
+        try:
+            async with _cancel_on_disconnect(receive):
+                attempt = await first_reply(
+                    alias, candidates, body, one, self.settings.max_attempts, self.metrics
+                )
+                await attempt.replies.aclose()
+                self._meter(alias, attempt.deployment, attempt.first.usage)
+                await send_bytes(
+                    send,
+                    200,
+                    attempt.first.data,
+                    extra=self._response_headers(request_id, attempt.deployment),
+                )
+        except DizuoError as exc:
+            status = str(exc.status)
+            raise
+        except _ClientGone:
+            status = "499"
+        finally:
+            self.metrics.requests.labels("embeddings", alias, status).inc()
+            self.metrics.latency.labels("embeddings").observe(time.perf_counter() - started)
+
+    # ---- /v1/models, health, metrics -----------------------------------------------------
+
+    async def models(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """List the model aliases this key may use."""
+        key = await self._authenticate(headers)
+        data = []
+        for alias in self._allowed(key):
+            deps = self.router.candidates(alias)
+            data.append(
+                {
+                    "id": alias,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": deps[0].provider.spec.name,
+                    "dizuo": {
+                        "mode": deps[0].mode,
+                        "deployments": [
+                            {
+                                "name": dep.name,
+                                "provider": dep.provider.spec.name,
+                                "region": dep.config.region,
+                                "cloud": dep.config.cloud,
+                                "accelerator": dep.config.accelerator,
+                                "data_class_max": dep.config.data_class_max,
+                                "price_cny_per_million": None
+                                if dep.price_in is None
+                                else {"input": str(dep.price_in), "output": str(dep.price_out)},
+                                "price_source": dep.price_source,
+                                "available": dep.unavailable is None,
+                            }
+                            for dep in sorted(deps, key=lambda d: d.name)
+                        ],
+                    },
+                }
+            )
+        await send_json(send, 200, {"object": "list", "data": data})
+
+    async def healthz(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Liveness: the process answers."""
+        await send_json(send, 200, {"status": "ok"})
+
+    async def readyz(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Readiness: started, keys loaded; lists deployments that cannot take calls."""
+        unavailable = {dep.name: dep.unavailable for dep in self.router.deployments if dep.unavailable}
+        ready = self.started
+        body = {
+            "status": "ready" if ready else "starting",
+            "keys": len(self.keys),
+            "unavailable": unavailable,
+        }
+        await send_json(send, 200 if ready else 503, body)
+
+    async def render_metrics(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Prometheus text format."""
+        await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection; the call was cancelled."""
+
+
+@contextlib.asynccontextmanager
+async def _cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """Cancel the enclosed work (and so the upstream request) when the client disconnects."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise _ClientGone from None
+    finally:
+        watcher.cancel()
+
+
+def _without_usage(reply: Reply) -> bytes | None:
+    """Hide usage the client did not ask for: drop usage-only chunks, strip it from others."""
+    if reply.usage_only:
+        return None
+    data = orjson.loads(reply.data)
+    data.pop("usage", None)
+    return orjson.dumps(data)

@@ -1,0 +1,70 @@
+"""Running one model call: try deployments in the router's order until one gives its first reply.
+
+A deployment that fails before its first byte (connect error, 429, 5xx, timeout) is left for the
+next one, up to ``Settings.max_attempts``; once a byte has gone to the client nothing is retried.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dizuo.errors import NoDeployment, UpstreamError
+from dizuo.gateway.metrics import Metrics
+from dizuo.providers import Reply
+from dizuo.routing import Deployment
+
+__all__ = ["Attempt", "first_reply"]
+
+Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
+
+
+@dataclass(slots=True)
+class Attempt:
+    deployment: Deployment
+    replies: AsyncGenerator[Reply, None]
+    first: Reply
+    first_byte_seconds: float
+
+
+async def first_reply(
+    alias: str,
+    candidates: list[Deployment],
+    body: dict[str, Any],
+    open_call: Opener,
+    max_attempts: int,
+    metrics: Metrics,
+) -> Attempt:
+    """Return the first deployment that answers, with its first reply; raise the last error otherwise."""
+    usable = [dep for dep in candidates if dep.unavailable is None]
+    if not usable:
+        reasons = "; ".join(f"{dep.name}: {dep.unavailable}" for dep in candidates)
+        raise NoDeployment(model=alias, detail=reasons)
+    tries = usable[:max_attempts]
+    last: UpstreamError | None = None
+    for index, dep in enumerate(tries):
+        # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
+        call_body = body if len(tries) == 1 else dict(body)
+        started = time.perf_counter()
+        replies = open_call(dep, call_body)
+        try:
+            first = await anext(replies)
+        except StopAsyncIteration:
+            await replies.aclose()
+            last = UpstreamError(
+                "upstream_disconnected", deployment=dep.name, detail="empty answer", retryable=True
+            )
+        except UpstreamError as exc:
+            await replies.aclose()
+            last = exc
+        else:
+            elapsed = time.perf_counter() - started
+            metrics.first_byte.labels(dep.name).observe(elapsed)
+            return Attempt(dep, replies, first, elapsed)
+        metrics.upstream_errors.labels(dep.name, last.code).inc()
+        if not last.retryable or index == len(tries) - 1:
+            break
+    assert last is not None
+    raise last

@@ -1,0 +1,77 @@
+"""Prometheus metrics of one app, rendered at ``GET /metrics``.
+
+With several workers, ``PROMETHEUS_MULTIPROC_DIR`` (set by ``dizuo serve --workers N``) makes every
+worker write to shared files and ``/metrics`` sums them, whichever worker answers.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST.encode()
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        registry = self.registry
+        self.requests = Counter(
+            "dizuo_requests",
+            "Requests answered, by endpoint, model alias and status.",
+            ("endpoint", "model", "status"),
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "dizuo_request_seconds",
+            "Time from request to the last byte of the answer.",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.first_byte = Histogram(
+            "dizuo_upstream_first_byte_seconds",
+            "Time until a deployment's first byte (TTFT for streams).",
+            ("deployment",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "dizuo_tokens",
+            "Tokens metered, by model alias, deployment and kind (prompt or completion).",
+            ("model", "deployment", "kind"),
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "dizuo_upstream_errors",
+            "Failed upstream attempts, by deployment and error code.",
+            ("deployment", "code"),
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "dizuo_in_flight_requests",
+            "Requests being answered now.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def render(self) -> bytes:
+        """Return the metrics in the Prometheus text format."""
+        if self.multiprocess:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,141 @@
+"""The provider contract: one adapter per upstream protocol.
+
+A provider turns an OpenAI-shaped request body into :class:`Reply` objects. ``chat`` is one async
+generator: for a plain call it yields one reply holding the whole JSON body; for a stream it yields
+one reply per SSE event payload (without the ``data:`` framing, which the gateway owns).
+Capabilities are class attributes. Providers make no routing or billing decisions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+import aiohttp
+
+from dizuo.errors import UnsupportedFeature
+
+__all__ = ["Endpoint", "Provider", "ProviderSpec", "Reply", "Transport", "Usage"]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Usage | None:
+        """Read an OpenAI ``usage`` object; None when absent or malformed."""
+        if not isinstance(data, Mapping):
+            return None
+        try:
+            prompt = int(data.get("prompt_tokens") or 0)
+            completion = int(data.get("completion_tokens") or 0)
+            total = int(data.get("total_tokens") or prompt + completion)
+        except (TypeError, ValueError):
+            return None
+        return cls(prompt, completion, total)
+
+
+@dataclass(slots=True)
+class Reply:
+    data: bytes
+    usage: Usage | None = None
+    # A stream chunk whose only content is usage (OpenAI's final chunk with "choices": []).
+    usage_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """What a provider needs to reach one deployment."""
+
+    deployment: str
+    base_url: str | None
+    api_key: str | None
+    upstream_model: str
+    connect_timeout: float
+    read_timeout: float
+    options: Mapping[str, Any] = field(default_factory=dict)  # adapter-specific (threads, …)
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A registered provider: its adapter class and, for presets, the vendor's defaults."""
+
+    name: str
+    adapter: type[Provider]
+    embedding_adapter: type[Provider] | None = None  # when embeddings need another class
+    title: str = ""
+    default_base_url: str | None = None
+    auth: Literal["bearer", "none"] = "bearer"
+    cloud: Literal["public", "private", "local"] = "public"
+    # Whether the upstream honours stream_options.include_usage (else usage comes unasked or not at all).
+    stream_usage: bool = True
+    prices: Mapping[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # CNY per 1M in/out
+    prices_as_of: str | None = None
+    pricing_url: str | None = None
+    notes: str = ""
+
+    def adapter_for(self, mode: str) -> type[Provider]:
+        """Return the adapter class that serves *mode* ("chat" or "embedding")."""
+        if mode == "embedding" and self.embedding_adapter is not None:
+            return self.embedding_adapter
+        return self.adapter
+
+
+class Transport:
+    """The shared HTTP client session of one worker (connection pooling across deployments)."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """Return the session, creating it on first use inside the running loop."""
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=30)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the pooled connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class Provider:
+    """Base of every adapter. Subclasses implement :meth:`chat` and, if they can, :meth:`embed`."""
+
+    supports_tools: ClassVar[bool] = True
+    supports_vision: ClassVar[bool] = False
+    can_stream: ClassVar[bool] = True
+    can_embed: ClassVar[bool] = True
+
+    def __init__(self, endpoint: Endpoint, spec: ProviderSpec, transport: Transport) -> None:
+        self.endpoint = endpoint
+        self.spec = spec
+        self.transport = transport
+
+    async def start(self) -> None:
+        """Load what the provider needs before the first call (models, sessions)."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` took."""
+
+    def ready(self) -> bool:
+        """Return whether the provider can take calls now."""
+        return True
+
+    def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
+        """Run a chat completion; *body* is the client's JSON, already validated."""
+        raise NotImplementedError
+
+    async def embed(self, body: dict[str, Any]) -> Reply:
+        """Compute embeddings; *body* is the client's JSON."""
+        raise UnsupportedFeature(model=body.get("model"), feature="embeddings")

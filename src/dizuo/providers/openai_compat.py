@@ -1,0 +1,205 @@
+"""The OpenAI-compatible family: OpenAI itself, the Chinese vendors' compatible modes, vLLM, SGLang,
+Ollama and llama.cpp's server all speak this protocol; presets differ only in data.
+
+The client's body is forwarded with only the needed rewrites (the model name, and
+``stream_options.include_usage`` so that streams are always metered). Stream events are passed
+on as the upstream sends them; only chunks that mention usage are parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from dizuo.errors import (
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamTimeout,
+)
+from dizuo.providers.base import Provider, Reply, Usage
+
+__all__ = ["OpenAICompatible", "map_upstream_errors", "parse_usage"]
+
+MAX_UPSTREAM_MESSAGE = 500
+
+
+@contextmanager
+def map_upstream_errors(deployment: str, read_timeout: float, started: bool = False) -> Iterator[None]:
+    """Translate aiohttp's exceptions into dizuo's, raised ``from`` the original.
+
+    *started* says whether bytes already reached the client, after which nothing is retryable.
+    """
+    try:
+        yield
+    except TimeoutError as exc:  # aiohttp's timeouts; asyncio.TimeoutError is this since 3.11
+        raise UpstreamTimeout(deployment=deployment, seconds=read_timeout, retryable=not started) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamError(
+            "upstream_unreachable", deployment=deployment, detail=str(exc.os_error), retryable=not started
+        ) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+        raise UpstreamError(
+            "upstream_disconnected", deployment=deployment, detail=type(exc).__name__, retryable=not started
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamError(
+            "upstream_unreachable", deployment=deployment, detail=str(exc), retryable=not started
+        ) from exc
+
+
+def _upstream_message(raw: bytes) -> str:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw[:MAX_UPSTREAM_MESSAGE].decode("utf-8", "replace").strip() or "(empty body)"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])[:MAX_UPSTREAM_MESSAGE]
+        if isinstance(error, str):
+            return error[:MAX_UPSTREAM_MESSAGE]
+        if data.get("message"):
+            return str(data["message"])[:MAX_UPSTREAM_MESSAGE]
+    return raw[:MAX_UPSTREAM_MESSAGE].decode("utf-8", "replace")
+
+
+def error_from_status(deployment: str, status: int, raw: bytes) -> UpstreamError:
+    """Map an upstream HTTP error to ours: 400/422 are the client's, 429 is retryable elsewhere."""
+    message = _upstream_message(raw)
+    if status in (400, 422):
+        return UpstreamRejected(
+            deployment=deployment, status=status, upstream_message=message, retryable=False
+        )
+    if status == 429:
+        return UpstreamRateLimited(deployment=deployment, status=status, upstream_message=message)
+    return UpstreamError(deployment=deployment, status=status, upstream_message=message)
+
+
+def parse_usage(data: dict[str, Any]) -> Usage | None:
+    """Find usage in a response or chunk: top level, or inside the first choice (Moonshot's streams)."""
+    usage = Usage.from_mapping(data.get("usage"))
+    if usage is None:
+        choices = data.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            usage = Usage.from_mapping(choices[0].get("usage"))
+    return usage
+
+
+class OpenAICompatible(Provider):
+    """Adapter for every upstream that speaks ``POST {base_url}/chat/completions``."""
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.spec.auth == "bearer" and self.endpoint.api_key:
+            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        return headers
+
+    def _timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=None, sock_connect=self.endpoint.connect_timeout, sock_read=self.endpoint.read_timeout
+        )
+
+    def _prepare(self, body: dict[str, Any], stream: bool) -> bytes:
+        body["model"] = self.endpoint.upstream_model
+        if stream and self.spec.stream_usage:
+            options = body.get("stream_options")
+            body["stream_options"] = (
+                {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
+            )
+        return orjson.dumps(body)
+
+    async def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
+        """POST the chat completion upstream and yield the body, or the stream's events."""
+        data = self._prepare(body, stream)
+        url = f"{self.endpoint.base_url}/chat/completions"
+        name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
+        session = self.transport.session
+        with map_upstream_errors(name, read_timeout):
+            response = await session.post(url, data=data, headers=self._headers(), timeout=self._timeout())
+        try:
+            if response.status >= 400:
+                with map_upstream_errors(name, read_timeout):
+                    raw = await response.read()
+                raise error_from_status(name, response.status, raw)
+            if not stream:
+                with map_upstream_errors(name, read_timeout):
+                    raw = await response.read()
+                yield Reply(raw, _usage_of_body(raw))
+                return
+            async for reply in self._events(response):
+                yield reply
+        finally:
+            # Closing (not releasing) on early exit cancels the upstream generation.
+            if not response.closed:
+                response.close()
+
+    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Reply, None]:
+        name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
+        started = False
+        content = response.content
+        while True:
+            with map_upstream_errors(name, read_timeout, started):
+                line = await content.readline()
+            if not line:
+                # EOF without [DONE]: the upstream hung up before finishing.
+                raise UpstreamError(
+                    "upstream_disconnected",
+                    deployment=name,
+                    detail="stream ended early",
+                    retryable=not started,
+                )
+            if not line.startswith(b"data:"):
+                continue  # blank separators, comments, event: lines
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                return
+            if payload.startswith(b'{"error"'):
+                error = orjson.loads(payload).get("error") or {}
+                raise UpstreamError(
+                    deployment=name,
+                    status=200,
+                    upstream_message=str(error.get("message", error))[:MAX_UPSTREAM_MESSAGE],
+                    retryable=not started,
+                )
+            started = True
+            if b'"usage"' in payload:
+                yield _usage_chunk(payload)
+            else:
+                yield Reply(payload)
+
+    async def embed(self, body: dict[str, Any]) -> Reply:
+        """POST the embeddings request upstream and return its body."""
+        body["model"] = self.endpoint.upstream_model
+        name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
+        url = f"{self.endpoint.base_url}/embeddings"
+        with map_upstream_errors(name, read_timeout):
+            async with self.transport.session.post(
+                url, data=orjson.dumps(body), headers=self._headers(), timeout=self._timeout()
+            ) as response:
+                raw = await response.read()
+        if response.status >= 400:
+            raise error_from_status(name, response.status, raw)
+        return Reply(raw, _usage_of_body(raw))
+
+
+def _usage_of_body(raw: bytes) -> Usage | None:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return parse_usage(data) if isinstance(data, dict) else None
+
+
+def _usage_chunk(payload: bytes) -> Reply:
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return Reply(payload)
+    usage = parse_usage(data)
+    choices = data.get("choices")
+    return Reply(payload, usage, usage_only=usage is not None and not choices)

@@ -1,0 +1,64 @@
+"""The one typed ``Settings`` object: ``DIZUO_*`` environment variables over the config file's
+``server:`` section over defaults. Built by the CLI (or a test) and passed to ``create_app``;
+never created at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Process-wide settings; every field is documented in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="DIZUO_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(Path(".dizuo"), description="Where the embedded SQLite database lives.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite under data_dir. PostgreSQL: postgresql+psycopg://…"
+    )
+    config: Path | None = Field(None, description="YAML file with deployments (see docs/configuration.md).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(1, ge=1)
+    language: Literal["zh", "en"] = Field(
+        "zh", description="Language of error messages when the client sends no Accept-Language."
+    )
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    upstream_connect_timeout: float = Field(10.0, gt=0, description="Seconds to open an upstream connection.")
+    upstream_read_timeout: float = Field(
+        300.0, gt=0, description="Seconds an upstream may stay silent (before the body, or between chunks)."
+    )
+    max_attempts: int = Field(
+        2, ge=1, description="Deployments tried per request on errors that happen before the first byte."
+    )
+    key_refresh_seconds: float = Field(
+        1.0, gt=0, description="How often each worker reloads changed API keys (revocation delay)."
+    )
+    local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment first: an operator's DIZUO_* variable beats the config file's server: section.
+        return env_settings, init_settings
+
+    @property
+    def resolved_database_url(self) -> str:
+        """Return the database URL, defaulting to SQLite inside ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dizuo.db').resolve()}"

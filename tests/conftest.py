@@ -1,0 +1,139 @@
+"""Session fixtures: a real fake upstream, the gateway on a real socket, and SDK clients.
+
+Set ``DIZUO_TEST_DATABASE_URL`` (postgresql+psycopg://…) to run the whole suite on PostgreSQL;
+the default is a fresh SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+import yaml
+from sqlalchemy import create_engine, text
+
+from dizuo.app import create_app, load_settings, prepare
+from dizuo.gateway import Gateway
+from dizuo.settings import Settings
+from tests.support.servers import ServerThread
+from tests.support.upstream import FakeUpstream
+
+UPSTREAM_KEY = "sk-upstream-secret"
+
+
+def reset_database(url: str) -> None:
+    """Empty a PostgreSQL test database (SQLite files are fresh per session)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("DIZUO_TEST_DATABASE_URL")
+    if url:
+        reset_database(url)
+        return url
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'dizuo.db'}"
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    server = FakeUpstream().start()
+    yield server
+    server.stop()
+
+
+def deployment(name: str, model: str, upstream_model: str, base_url: str, **extra: object) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "name": name,
+        "model": model,
+        "provider": "openai-compatible",
+        "base_url": base_url,
+        "api_key": "env:FAKE_UPSTREAM_KEY",
+        "upstream_model": upstream_model,
+        "price": {"input": "1.5", "output": "2"},
+    }
+    entry.update(extra)
+    return entry
+
+
+def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
+    url = upstream.base_url
+    return {
+        "server": {"max_body_bytes": 64 * 1024},
+        "deployments": [
+            deployment("echo-1", "echo-model", "echo", url, region="cq", cloud="private"),
+            deployment("tools-1", "tools-model", "tools", url),
+            deployment("ds-1", "deepseek-reasoner", "reasoner", url, provider="deepseek"),
+            deployment("kimi-1", "kimi", "moonshot", url, provider="moonshot"),
+            deployment("slow-1", "slow-model", "slow", url, timeout={"read": 0.5}),
+            deployment("fail-1", "fail-model", "fail500", url),
+            deployment("limit-1", "limit-model", "ratelimit", url),
+            deployment("reject-1", "reject-model", "reject", url),
+            deployment("drop-1", "drop-model", "drop", url),
+            deployment("hang-1", "hang-model", "hang", url),
+            deployment("down-1", "down-model", "echo", "http://127.0.0.1:9/v1"),
+            deployment("fo-primary", "failover-model", "fail500", url, priority=0),
+            deployment("fo-backup", "failover-model", "echo", url, priority=1, region="xj"),
+            deployment("embed-1", "remote-embed", "embed", url, mode="embedding"),
+        ],
+    }
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    first_key: str
+    settings: Settings
+    app: Gateway
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    upstream: FakeUpstream, database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
+    os.environ["FAKE_UPSTREAM_KEY"] = UPSTREAM_KEY
+    home = tmp_path_factory.mktemp("gateway")
+    config_path = home / "dizuo.yaml"
+    config_path.write_text(yaml.safe_dump(gateway_config(upstream), allow_unicode=True), encoding="utf-8")
+    settings = load_settings(config_path, data_dir=home, database_url=database_url, key_refresh_seconds=0.2)
+    first_key = prepare(settings)
+    assert first_key is not None
+    app = create_app(settings)
+    server = ServerThread(app).start()
+    yield RunningGateway(server.url, first_key, settings, app)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_key(gateway: RunningGateway) -> str:
+    return gateway.first_key
+
+
+@pytest.fixture(scope="session")
+def client(gateway: RunningGateway, api_key: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gateway.v1, api_key=api_key, max_retries=0, timeout=20) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+async def aclient(gateway: RunningGateway, api_key: str) -> openai.AsyncOpenAI:
+    sdk = openai.AsyncOpenAI(base_url=gateway.v1, api_key=api_key, max_retries=0, timeout=20)
+    yield sdk
+    await sdk.close()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,146 @@
+"""Chat completions through the gateway with the real openai SDK against a real upstream server."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import UPSTREAM_KEY, RunningGateway
+from tests.support.upstream import FakeUpstream
+
+
+def test_plain_completion_is_passed_through(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    answer = client.chat.completions.create(
+        model="echo-model", messages=[{"role": "user", "content": "重庆的天气"}]
+    )
+    assert answer.choices[0].message.content == "echo: 重庆的天气"
+    assert answer.usage is not None and answer.usage.total_tokens == 10
+    seen = upstream.last("echo")
+    # The alias was rewritten to the deployment's upstream model; the upstream's own key was sent.
+    assert seen.body["model"] == "echo"
+    assert seen.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+
+
+def test_openai_parameters_and_vendor_fields_reach_the_upstream(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    client.chat.completions.create(
+        model="echo-model",
+        messages=[{"role": "system", "content": "简短回答"}, {"role": "user", "content": "hi"}],
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice="auto",
+        response_format={"type": "json_object"},
+        stop=["\n\n"],
+        n=2,
+        temperature=0.3,
+        top_p=0.9,
+        seed=42,
+        user="user-17",
+        extra_body={"enable_search": True, "thinking": {"type": "disabled"}},
+    )
+    body = upstream.last("echo").body
+    assert body["tools"] == tools
+    assert body["tool_choice"] == "auto"
+    assert body["response_format"] == {"type": "json_object"}
+    assert body["stop"] == ["\n\n"]
+    assert (body["n"], body["temperature"], body["top_p"], body["seed"], body["user"]) == (2, 0.3, 0.9, 42, "user-17")
+    assert body["enable_search"] is True and body["thinking"] == {"type": "disabled"}
+
+
+def test_tool_calls_come_back(client: openai.OpenAI) -> None:
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    answer = client.chat.completions.create(
+        model="tools-model", messages=[{"role": "user", "content": "天气"}], tools=tools  # type: ignore[arg-type]
+    )
+    call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
+    assert call.function.name == "weather"  # type: ignore[union-attr]
+    assert call.function.arguments == '{"city": "重庆"}'  # type: ignore[union-attr]
+    assert answer.choices[0].finish_reason == "tool_calls"
+
+
+def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
+    client: openai.OpenAI, upstream: FakeUpstream
+) -> None:
+    chunks = list(
+        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True)
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "你好，世界"
+    assert len(chunks) == 4  # role, two content deltas, finish: one event per upstream event
+    assert all(c.usage is None for c in chunks)
+    # The gateway still asked the upstream for usage, to meter the call.
+    assert upstream.last("echo").body["stream_options"] == {"include_usage": True}
+
+
+def test_stream_usage_chunk_when_the_client_asks(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="echo-model",
+            messages=[{"role": "user", "content": "x"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+
+
+def test_deepseek_reasoning_content_is_passed_through(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="deepseek-reasoner", messages=[{"role": "user", "content": "1+1"}], stream=True
+    )
+    reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices)
+    assert reasoning == "先想一想。好了。"
+
+
+def test_moonshot_usage_inside_the_choice_is_metered(gateway: RunningGateway, client: openai.OpenAI) -> None:
+    before = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
+    list(client.chat.completions.create(model="kimi", messages=[{"role": "user", "content": "x"}], stream=True))
+    after = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
+    assert after - before == 3
+
+
+async def test_async_client_streams(aclient: openai.AsyncOpenAI) -> None:
+    stream = await aclient.chat.completions.create(
+        model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    parts = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+    assert parts == ["你好", "，世界"]
+
+
+def test_response_says_which_deployment_and_region_served(gateway: RunningGateway, api_key: str) -> None:
+    response = httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-dizuo-deployment"] == "echo-1"
+    assert response.headers["x-dizuo-region"] == "cq"
+    assert response.headers["x-request-id"].startswith("req_")
+
+
+def test_failover_before_the_first_byte(gateway: RunningGateway, api_key: str, upstream: FakeUpstream) -> None:
+    response = httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"model": "failover-model", "messages": [{"role": "user", "content": "接着来"}]},
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "echo: 接着来"
+    assert response.headers["x-dizuo-deployment"] == "fo-backup"
+    assert upstream.last("fail500").body["messages"][0]["content"] == "接着来"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_upstream_connection_refused_fails_over_nowhere_and_says_so(client: openai.OpenAI, stream: bool) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        result = client.chat.completions.create(
+            model="down-model", messages=[{"role": "user", "content": "x"}], stream=stream
+        )
+        if stream:
+            list(result)  # type: ignore[call-overload]
+    assert caught.value.status_code == 502
+    assert caught.value.body["code"] == "upstream_unreachable"  # type: ignore[index]

@@ -1,0 +1,49 @@
+"""Embeddings: the embedded multilingual encoder, and upstream passthrough."""
+
+from __future__ import annotations
+
+import numpy as np
+import openai
+import pytest
+
+from dizuo.routing import LOCAL_EMBEDDING
+from tests.support.upstream import FakeUpstream
+
+
+def test_local_embeddings_base64_default(client: openai.OpenAI) -> None:
+    # The SDK asks for base64 by default and decodes it.
+    result = client.embeddings.create(model=LOCAL_EMBEDDING, input=["今天天气很好", "hello"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert all(len(item.embedding) == 512 for item in result.data)
+    assert result.usage.prompt_tokens > 0
+
+
+def test_local_embeddings_rank_chinese_by_meaning(client: openai.OpenAI) -> None:
+    texts = ["今天是晴天，阳光很好", "柱塞偶件的密封性检验方法", "今天天气怎么样？"]
+    vectors = np.array(
+        [d.embedding for d in client.embeddings.create(model=LOCAL_EMBEDDING, input=texts, encoding_format="float").data]
+    )
+    norms = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    query = norms[2]
+    assert query @ norms[0] > query @ norms[1]
+
+
+def test_local_embeddings_refuse_token_arrays_and_other_dimensions(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model=LOCAL_EMBEDDING, input=[[1, 2, 3]])
+    assert caught.value.body["param"] == "input[0]"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model=LOCAL_EMBEDDING, input="x", dimensions=256)
+    assert caught.value.body["param"] == "dimensions"  # type: ignore[index]
+
+
+def test_upstream_embeddings_pass_through(client: openai.OpenAI, upstream: FakeUpstream) -> None:
+    result = client.embeddings.create(model="remote-embed", input=["a", "b"], encoding_format="float")
+    assert result.data[1].embedding == [0.2, 0.2, 0.3]
+    assert upstream.last("embed").body["input"] == ["a", "b"]
+
+
+def test_chat_model_on_the_embeddings_endpoint(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.embeddings.create(model="echo-model", input="x")
+    assert caught.value.body["code"] == "wrong_model_mode"  # type: ignore[index]

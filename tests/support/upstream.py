@@ -1,0 +1,175 @@
+"""A real HTTP server that plays an OpenAI-compatible upstream with known behaviour.
+
+The body's ``model`` (the deployment's ``upstream_model``) picks the behaviour, so one server
+serves every deployment of a test session. Every request is recorded for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeUpstream:
+    host: str = "127.0.0.1"
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    hang_started: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def last(self, model: str) -> Seen:
+        """Return the newest request for the upstream model *model*."""
+        for seen in reversed(self.seen):
+            if seen.body.get("model") == model:
+                return seen
+        raise AssertionError(f"the upstream saw no request for {model!r}")
+
+    # ---- behaviours ----------------------------------------------------------------------
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.seen.append(Seen(request.path, dict(request.headers), body))
+        model = body.get("model")
+        if model == "fail500":
+            return web.json_response({"error": {"message": "upstream exploded", "type": "server_error"}}, status=500)
+        if model == "ratelimit":
+            return web.json_response({"error": {"message": "slow down please", "type": "rate_limit"}}, status=429)
+        if model == "reject":
+            return web.json_response({"error": {"message": "Invalid tool schema at tools[0]"}}, status=400)
+        if model == "slow":
+            await asyncio.sleep(3)
+        if model == "hang":
+            self.hang_started.set()
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        if model == "drop" and not body.get("stream"):
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(1)
+        if body.get("stream"):
+            return await self._stream(request, body)
+        return web.json_response(self._completion(body))
+
+    def _text(self, body: dict[str, Any]) -> str:
+        last = body["messages"][-1].get("content")
+        return f"echo: {last}"
+
+    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self._text(body)}
+        finish = "stop"
+        if body.get("model") == "tools" and body.get("tools"):
+            name = body["tools"][0]["function"]["name"]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": name, "arguments": '{"city": "重庆"}'}}
+                ],
+            }
+            finish = "tool_calls"
+        choices = [
+            {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
+            for i in range(body.get("n") or 1)
+        ]
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body["model"],
+            "choices": choices,
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+        }
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        model = body["model"]
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model}
+
+        async def event(data: dict[str, Any]) -> None:
+            await response.write(b"data: " + orjson.dumps(data) + b"\n\n")
+
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        if model == "reasoner":
+            deltas += [{"reasoning_content": "先想一想。"}, {"reasoning_content": "好了。"}]
+        deltas += [{"content": "你好"}, {"content": "，世界"}]
+        for index, delta in enumerate(deltas):
+            await event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            if model == "drop" and index == 1:
+                assert request.transport is not None
+                request.transport.abort()
+                return response
+            await asyncio.sleep(0.01)
+        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+        if model == "moonshot":  # Kimi's quirk: usage inside the last choice, sent unasked
+            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]})
+        else:
+            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            if (body.get("stream_options") or {}).get("include_usage"):
+                await event({**base, "choices": [], "usage": usage})
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.seen.append(Seen(request.path, dict(request.headers), body))
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
+        usage = {"prompt_tokens": 4 * len(inputs), "total_tokens": 4 * len(inputs)}
+        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+    # ---- running -------------------------------------------------------------------------
+
+    def start(self) -> FakeUpstream:
+        """Serve on a free loopback port in a background thread."""
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        async def serve() -> None:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self.chat)
+            app.router.add_post("/v1/embeddings", self.embeddings)
+            self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, self.host, self.port)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+
+        def run() -> None:
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(serve())
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="fake-upstream")
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        """Shut the server down."""
+        future = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+        future.result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
