@@ -50,7 +50,9 @@ def upstream() -> Iterator[FakeUpstream]:
     server.stop()
 
 
-def deployment(name: str, model: str, upstream_model: str, base_url: str, **extra: object) -> dict[str, object]:
+def deployment(
+    name: str, model: str, upstream_model: str, base_url: str, **extra: object
+) -> dict[str, object]:
     entry: dict[str, object] = {
         "name": name,
         "model": model,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.config import load_config
+from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
 from dizuo.providers import Transport
 from dizuo.routing import Router, build_deployments
@@ -24,7 +27,12 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     values.update({name: value for name, value in overrides.items() if value is not None})
     if config is not None:
         values["config"] = config
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        source = f"{config}: server" if config is not None else "settings"
+        problems = "\n".join(f"{source}.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(problems) from exc
 
 
 def prepare(settings: Settings) -> str | None:

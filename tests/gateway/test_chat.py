@@ -45,14 +45,22 @@ def test_openai_parameters_and_vendor_fields_reach_the_upstream(
     assert body["tool_choice"] == "auto"
     assert body["response_format"] == {"type": "json_object"}
     assert body["stop"] == ["\n\n"]
-    assert (body["n"], body["temperature"], body["top_p"], body["seed"], body["user"]) == (2, 0.3, 0.9, 42, "user-17")
+    assert (body["n"], body["temperature"], body["top_p"], body["seed"], body["user"]) == (
+        2,
+        0.3,
+        0.9,
+        42,
+        "user-17",
+    )
     assert body["enable_search"] is True and body["thinking"] == {"type": "disabled"}
 
 
 def test_tool_calls_come_back(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
     answer = client.chat.completions.create(
-        model="tools-model", messages=[{"role": "user", "content": "天气"}], tools=tools  # type: ignore[arg-type]
+        model="tools-model",
+        messages=[{"role": "user", "content": "天气"}],
+        tools=tools,  # type: ignore[arg-type]
     )
     call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert call.function.name == "weather"  # type: ignore[union-attr]
@@ -64,7 +72,9 @@ def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
     client: openai.OpenAI, upstream: FakeUpstream
 ) -> None:
     chunks = list(
-        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True)
+        client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True
+        )
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "你好，世界"
@@ -91,13 +101,17 @@ def test_deepseek_reasoning_content_is_passed_through(client: openai.OpenAI) -> 
     stream = client.chat.completions.create(
         model="deepseek-reasoner", messages=[{"role": "user", "content": "1+1"}], stream=True
     )
-    reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices)
+    reasoning = "".join(
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices
+    )
     assert reasoning == "先想一想。好了。"
 
 
 def test_moonshot_usage_inside_the_choice_is_metered(gateway: RunningGateway, client: openai.OpenAI) -> None:
     before = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
-    list(client.chat.completions.create(model="kimi", messages=[{"role": "user", "content": "x"}], stream=True))
+    list(
+        client.chat.completions.create(model="kimi", messages=[{"role": "user", "content": "x"}], stream=True)
+    )
     after = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
     assert after - before == 3
 
@@ -122,7 +136,9 @@ def test_response_says_which_deployment_and_region_served(gateway: RunningGatewa
     assert response.headers["x-request-id"].startswith("req_")
 
 
-def test_failover_before_the_first_byte(gateway: RunningGateway, api_key: str, upstream: FakeUpstream) -> None:
+def test_failover_before_the_first_byte(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
     response = httpx.post(
         f"{gateway.v1}/chat/completions",
         headers={"Authorization": f"Bearer {api_key}"},
@@ -135,7 +151,9 @@ def test_failover_before_the_first_byte(gateway: RunningGateway, api_key: str, u
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_connection_refused_fails_over_nowhere_and_says_so(client: openai.OpenAI, stream: bool) -> None:
+def test_upstream_connection_refused_fails_over_nowhere_and_says_so(
+    client: openai.OpenAI, stream: bool
+) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         result = client.chat.completions.create(
             model="down-model", messages=[{"role": "user", "content": "x"}], stream=stream

@@ -23,24 +23,34 @@ def _raw_request(gateway: RunningGateway, api_key: str, body: dict[str, object])
     return sock
 
 
-def test_disconnect_cancels_the_upstream_call(gateway: RunningGateway, api_key: str, upstream: FakeUpstream) -> None:
+def test_disconnect_cancels_the_upstream_call(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
     for stream in (False, True):
         upstream.cancelled.clear()
         upstream.hang_started.clear()
         sock = _raw_request(
-            gateway, api_key, {"model": "hang-model", "stream": stream, "messages": [{"role": "user", "content": "x"}]}
+            gateway,
+            api_key,
+            {"model": "hang-model", "stream": stream, "messages": [{"role": "user", "content": "x"}]},
         )
         assert upstream.hang_started.wait(5), "the upstream never got the call"
         sock.close()
-        assert upstream.cancelled.wait(5), f"the upstream call went on after the client left (stream={stream})"
+        assert upstream.cancelled.wait(5), (
+            f"the upstream call went on after the client left (stream={stream})"
+        )
 
 
 def test_gateway_keeps_serving_after_disconnects(gateway: RunningGateway, api_key: str) -> None:
     for _ in range(5):
-        sock = _raw_request(gateway, api_key, {"model": "slow-model", "messages": [{"role": "user", "content": "x"}]})
+        sock = _raw_request(
+            gateway, api_key, {"model": "slow-model", "messages": [{"role": "user", "content": "x"}]}
+        )
         time.sleep(0.05)
         sock.close()
-    sock = _raw_request(gateway, api_key, {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]})
+    sock = _raw_request(
+        gateway, api_key, {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
+    )
     sock.settimeout(5)
     assert sock.recv(12) == b"HTTP/1.1 200"
     sock.close()

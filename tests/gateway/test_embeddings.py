@@ -21,7 +21,12 @@ def test_local_embeddings_base64_default(client: openai.OpenAI) -> None:
 def test_local_embeddings_rank_chinese_by_meaning(client: openai.OpenAI) -> None:
     texts = ["今天是晴天，阳光很好", "柱塞偶件的密封性检验方法", "今天天气怎么样？"]
     vectors = np.array(
-        [d.embedding for d in client.embeddings.create(model=LOCAL_EMBEDDING, input=texts, encoding_format="float").data]
+        [
+            d.embedding
+            for d in client.embeddings.create(
+                model=LOCAL_EMBEDDING, input=texts, encoding_format="float"
+            ).data
+        ]
     )
     norms = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     query = norms[2]

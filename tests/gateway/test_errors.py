@@ -17,19 +17,32 @@ from tests.support.upstream import FakeUpstream
 CHAT = "/chat/completions"
 
 
-def post(gateway: RunningGateway, key: str | None, body: Any = None, raw: bytes | None = None,
-         path: str = CHAT, lang: str | None = None) -> httpx.Response:
+def post(
+    gateway: RunningGateway,
+    key: str | None,
+    body: Any = None,
+    raw: bytes | None = None,
+    path: str = CHAT,
+    lang: str | None = None,
+) -> httpx.Response:
     headers = {"Content-Type": "application/json"}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     if lang:
         headers["Accept-Language"] = lang
     content = raw if raw is not None else None
-    return httpx.post(f"{gateway.v1}{path}", headers=headers, json=body if raw is None else None,
-                      content=content, timeout=20)
+    return httpx.post(
+        f"{gateway.v1}{path}",
+        headers=headers,
+        json=body if raw is None else None,
+        content=content,
+        timeout=20,
+    )
 
 
-def assert_envelope(response: httpx.Response, status: int, code: str, param: str | None = None) -> dict[str, Any]:
+def assert_envelope(
+    response: httpx.Response, status: int, code: str, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error = response.json()["error"]
@@ -149,7 +162,9 @@ def test_unknown_route_and_wrong_method(gateway: RunningGateway, api_key: str) -
     assert_envelope(response, 405, "method_not_allowed")
 
 
-def test_upstream_500_is_a_502_that_keeps_the_upstreams_message(gateway: RunningGateway, api_key: str) -> None:
+def test_upstream_500_is_a_502_that_keeps_the_upstreams_message(
+    gateway: RunningGateway, api_key: str
+) -> None:
     error = assert_envelope(post(gateway, api_key, chat("fail-model")), 502, "upstream_error")
     assert "upstream exploded" in error["message"] and "fail-1" in error["message"]
 
@@ -159,7 +174,9 @@ def test_upstream_429_is_a_429(gateway: RunningGateway, api_key: str) -> None:
     assert "slow down please" in error["message"]
 
 
-def test_upstream_400_is_the_clients_mistake(gateway: RunningGateway, api_key: str, upstream: FakeUpstream) -> None:
+def test_upstream_400_is_the_clients_mistake(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
     error = assert_envelope(post(gateway, api_key, chat("reject-model")), 400, "upstream_error")
     assert "Invalid tool schema" in error["message"]
 
@@ -188,8 +205,12 @@ def test_upstream_dropping_mid_stream_ends_with_an_error_event(client: openai.Op
 
 
 def test_messages_follow_accept_language(gateway: RunningGateway, api_key: str) -> None:
-    zh = assert_envelope(post(gateway, api_key, chat("gpt-17"), lang="zh-CN,zh;q=0.9"), 404, "model_not_found", "model")
-    en = assert_envelope(post(gateway, api_key, chat("gpt-17"), lang="en-US,en;q=0.8"), 404, "model_not_found", "model")
+    zh = assert_envelope(
+        post(gateway, api_key, chat("gpt-17"), lang="zh-CN,zh;q=0.9"), 404, "model_not_found", "model"
+    )
+    en = assert_envelope(
+        post(gateway, api_key, chat("gpt-17"), lang="en-US,en;q=0.8"), 404, "model_not_found", "model"
+    )
     assert "不存在" in zh["message"]
     assert "does not exist" in en["message"]
 

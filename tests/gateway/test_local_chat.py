@@ -70,6 +70,8 @@ def test_local_chat_refuses_tools_clearly(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(
-            model=LOCAL_CHAT, messages=[{"role": "user", "content": "x"}], tools=tools  # type: ignore[arg-type]
+            model=LOCAL_CHAT,
+            messages=[{"role": "user", "content": "x"}],
+            tools=tools,  # type: ignore[arg-type]
         )
     assert caught.value.body["code"] == "unsupported_feature"  # type: ignore[index]

@@ -49,9 +49,13 @@ class FakeUpstream:
         self.seen.append(Seen(request.path, dict(request.headers), body))
         model = body.get("model")
         if model == "fail500":
-            return web.json_response({"error": {"message": "upstream exploded", "type": "server_error"}}, status=500)
+            return web.json_response(
+                {"error": {"message": "upstream exploded", "type": "server_error"}}, status=500
+            )
         if model == "ratelimit":
-            return web.json_response({"error": {"message": "slow down please", "type": "rate_limit"}}, status=429)
+            return web.json_response(
+                {"error": {"message": "slow down please", "type": "rate_limit"}}, status=429
+            )
         if model == "reject":
             return web.json_response({"error": {"message": "Invalid tool schema at tools[0]"}}, status=400)
         if model == "slow":
@@ -84,7 +88,11 @@ class FakeUpstream:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": name, "arguments": '{"city": "重庆"}'}}
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": name, "arguments": '{"city": "重庆"}'},
+                    }
                 ],
             }
             finish = "tool_calls"
@@ -123,7 +131,9 @@ class FakeUpstream:
             await asyncio.sleep(0.01)
         usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
         if model == "moonshot":  # Kimi's quirk: usage inside the last choice, sent unasked
-            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]})
+            await event(
+                {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]}
+            )
         else:
             await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             if (body.get("stream_options") or {}).get("include_usage"):
@@ -135,7 +145,10 @@ class FakeUpstream:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(inputs))]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+            for i in range(len(inputs))
+        ]
         usage = {"prompt_tokens": 4 * len(inputs), "total_tokens": 4 * len(inputs)}
         return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
 
@@ -150,7 +163,9 @@ class FakeUpstream:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self.chat)
             app.router.add_post("/v1/embeddings", self.embeddings)
-            self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1)
+            self._runner = web.AppRunner(
+                app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1
+            )
             await self._runner.setup()
             site = web.TCPSite(self._runner, self.host, self.port)
             await site.start()

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The test command: install, static checks, the suite on SQLite, then again on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh --dev
+export PATH="$PWD/.venv/bin:$PATH"
+
+echo "== static checks: ruff, mypy (strict), import-linter" >&2
+ruff check src tests bench
+ruff format --check src
+mypy
+lint-imports --no-cache >/dev/null
+
+echo "== test suite on SQLite" >&2
+pytest "$@"
+
+if services=$(scripts/services.sh); then
+  eval "$services"
+  echo "== test suite on PostgreSQL ($DIZUO_TEST_DATABASE_URL)" >&2
+  pytest "$@"
+elif [ -n "${CI:-}" ]; then
+  echo "PostgreSQL could not be started; CI needs both databases green" >&2
+  exit 1
+else
+  echo "PostgreSQL not available here: skipped the second run (CI runs it)" >&2
+fi

@@ -1,0 +1,119 @@
+"""The two commands as a user runs them: `dizuo serve` in its own process, and `dizuo admin`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from dizuo.routing import LOCAL_EMBEDDING
+from tests.support.servers import free_port
+
+DIZUO = [sys.executable, "-m", "dizuo"]
+KEY = re.compile(r"^dz-[A-Za-z0-9_-]{43}$")
+
+
+def env_for(home: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env["DIZUO_DATA_DIR"] = str(home)
+    if database_url:
+        env["DIZUO_DATABASE_URL"] = database_url
+    return env
+
+
+def test_create_key_prints_only_the_key(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*DIZUO, "admin", "create-key", "--org", "default"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert KEY.match(result.stdout.strip()), result.stdout
+    assert result.stdout.count("\n") == 1
+
+
+def test_create_key_for_unknown_org_fails_clearly(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*DIZUO, "admin", "create-key", "--org", "acme"],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "dizuo admin create-org acme" in result.stderr
+
+
+def test_bad_config_fails_before_serving(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("deployments:\n  - {name: a, model: m, provider: nope}\n", encoding="utf-8")
+    result = subprocess.run(
+        [*DIZUO, "serve", "--config", str(config), "--port", str(free_port())],
+        env=env_for(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "bad.yaml: deployments[0] (a): provider: unknown provider 'nope'" in result.stderr
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Run `dizuo serve --workers 2` as a user would; yield its URL and the first key it printed."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*DIZUO, "serve", "--port", str(port), "--workers", "2"],
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        key = process.stdout.readline().strip()
+        assert KEY.match(key), f"serve printed {key!r} instead of the first key"
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "dizuo serve did not become ready"
+            time.sleep(0.3)
+        yield url, key
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serve_with_workers_answers_with_the_printed_key(served: tuple[str, str]) -> None:
+    url, key = served
+    with openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0) as client:
+        assert LOCAL_EMBEDDING in {m.id for m in client.models.list()}
+        # Several calls so that both workers answer; each loaded the key and the encoder.
+        for _ in range(4):
+            vectors = client.embeddings.create(model=LOCAL_EMBEDDING, input="底座")
+            assert len(vectors.data[0].embedding) == 512
+    metrics = httpx.get(f"{url}/metrics").text
+    assert (
+        'dizuo_requests_total{endpoint="embeddings",model="local/use-multilingual-v3",status="200"} 4.0'
+        in metrics
+    )
+
+
+def test_providers_lists_presets_with_prices() -> None:
+    result = subprocess.run([*DIZUO, "providers"], capture_output=True, text=True, check=True)
+    assert "deepseek" in result.stdout and "https://api.deepseek.com/v1" in result.stdout
+    assert "¥" in result.stdout

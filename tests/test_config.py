@@ -1,0 +1,130 @@
+"""The YAML contract: errors name the file, the entry and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dizuo.app import create_app, load_settings
+from dizuo.config import load_config
+from dizuo.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dizuo.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_issue_example_is_valid(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+deployments:
+  - name: deepseek-cq
+    model: deepseek-chat
+    provider: deepseek
+    base_url: https://api.deepseek.com/v1
+    api_key: env:DEEPSEEK_API_KEY
+    upstream_model: deepseek-chat
+    region: cq
+    cloud: public
+    accelerator: nvidia-h800
+    data_class_max: general
+    price: {input: 2.0, output: 8.0}
+    limits: {rpm: 600, tpm: 1000000, concurrency: 64}
+    weight: 1
+    priority: 0
+""",
+        )
+    )
+    dep = config.deployments[0]
+    assert (dep.region, dep.cloud, dep.limits.rpm) == ("cq", "public", 600)
+    assert str(dep.price.input) == "2.0"  # type: ignore[union-attr]
+    assert config.local is True
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "deployments:\n  - {name: a, model: m, provider: qwen, price: {input: -1, output: 1}}\n",
+            "dizuo.yaml: deployments[0] (a): price.input: Input should be greater than or equal to 0",
+        ),
+        (
+            "deployments:\n  - {name: a, model: m, provider: qwen, cloud: moon}\n",
+            "deployments[0] (a): cloud: Input should be 'public', 'private' or 'local'",
+        ),
+        (
+            "deployments:\n  - {name: a, model: m, provider: qwen, colour: red}\n",
+            "deployments[0] (a): colour: Extra inputs are not permitted",
+        ),
+        ("deployments:\n  - {name: a, provider: qwen}\n", "deployments[0] (a): model: Field required"),
+        (
+            "deployments:\n  - {name: a, model: m, provider: qwen}\n  - {name: a, model: n, provider: qwen}\n",
+            "the name 'a' is used twice",
+        ),
+        ("deployments: [\n", "not valid YAML"),
+        ("- just a list\n", "the top level must be a mapping"),
+    ],
+)
+def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert expected in str(caught.value)
+    assert "dizuo.yaml" in str(caught.value)
+
+
+def test_unknown_provider_lists_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "deployments:\n  - {name: x1, model: m, provider: deepsek}\n")
+    with pytest.raises(ConfigError) as caught:
+        create_app(load_settings(path, data_dir=tmp_path))
+    message = str(caught.value)
+    assert "deployments[0] (x1): provider: unknown provider 'deepsek'" in message
+    assert "deepseek" in message and "qwen" in message
+
+
+def test_missing_environment_secret_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    path = write(
+        tmp_path, "deployments:\n  - {name: q1, model: m, provider: qwen, api_key: env:NO_SUCH_KEY_VAR}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        create_app(load_settings(path, data_dir=tmp_path))
+    assert "deployments[0] (q1): api_key: the environment variable NO_SUCH_KEY_VAR is not set" in str(
+        caught.value
+    )
+
+
+def test_generic_provider_needs_a_base_url(tmp_path: Path) -> None:
+    path = write(tmp_path, "deployments:\n  - {name: g, model: m, provider: openai-compatible}\n")
+    with pytest.raises(ConfigError, match="base_url"):
+        create_app(load_settings(path, data_dir=tmp_path))
+
+
+def test_local_false_removes_the_embedded_models(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "local: false\ndeployments:\n  - {name: q1, model: qwen-plus, provider: qwen, api_key: k}\n"
+    )
+    app = create_app(load_settings(path, data_dir=tmp_path))
+    assert app.router.aliases() == ["qwen-plus"]
+    dep = app.router.deployments[0]
+    assert dep.price_source.startswith("preset ")  # the preset's CNY table priced it
+    assert (str(dep.price_in), str(dep.price_out)) == ("0.8", "2")
+
+
+def test_server_section_sets_settings_and_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path, "server: {max_body_bytes: 1234, port: 9001}\n")
+    monkeypatch.setenv("DIZUO_PORT", "9002")
+    settings = load_settings(path, data_dir=tmp_path)
+    assert settings.max_body_bytes == 1234
+    assert settings.port == 9002
+
+
+def test_unknown_server_setting_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dizuo.yaml: server.max_body: Extra inputs are not permitted"):
+        load_settings(write(tmp_path, "server: {max_body: 1}\n"), data_dir=tmp_path)

@@ -1,0 +1,48 @@
+"""Docs that tests keep honest (STYLE habit 13): every setting, command, preset and error code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+
+from dizuo.cli import main
+from dizuo.errors import MESSAGES
+from dizuo.providers import registry
+from dizuo.settings import Settings
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def commands(group: click.Group, prefix: str = "dizuo") -> list[str]:
+    found = []
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found.extend(commands(command, f"{prefix} {name}"))
+        else:
+            found.append(f"{prefix} {name}")
+    return found
+
+
+@pytest.mark.parametrize("field", sorted(Settings.model_fields))
+def test_every_setting_is_documented(field: str) -> None:
+    assert f"`DIZUO_{field.upper()}`" in (DOCS / "configuration.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("command", commands(main))
+def test_every_command_is_documented(command: str) -> None:
+    assert f"`{command}" in (DOCS / "cli.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", registry.names())
+def test_every_provider_and_its_prices_are_documented(name: str) -> None:
+    text = (DOCS / "providers.md").read_text(encoding="utf-8")
+    assert f"| `{name}` |" in text
+    for model, (price_in, price_out) in registry.get(name).prices.items():
+        assert f"| `{model}` | {price_in} | {price_out} |" in text
+
+
+@pytest.mark.parametrize("code", sorted(set(MESSAGES) - {"internal_error"}))
+def test_every_error_code_is_documented(code: str) -> None:
+    assert f"`{code}`" in (DOCS / "api.md").read_text(encoding="utf-8")
