@@ -1,0 +1,432 @@
+"""Gateway benchmark: dizuo against the bare upstream, a bare Python pass-through, and LiteLLM.
+
+Everything runs on this machine, all in one run, alternating the targets round by round because
+the machine's speed drifts about 2x between runs (DESIGN §6); figures are reported as ratios.
+
+    .venv/bin/python bench/gateway.py [--seconds 8] [--rounds 3] [--litellm] [--rss]
+
+Needs nginx and wrk (Debian packages). `--litellm` needs `bench/.venv-litellm` with
+`litellm[proxy]` installed (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+PYTHON = sys.executable
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "bench",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "你好，这是一个固定的回答。"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    },
+    ensure_ascii=False,
+)
+CHUNK = '{"id":"c","object":"chat.completion.chunk","created":1,"model":"b","choices":[{"index":0,"delta":{"content":"你好"},"finish_reason":null}]}'
+USAGE = '{"id":"c","object":"chat.completion.chunk","created":1,"model":"b","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
+SSE = "".join(f"data: {CHUNK}\\n\\n" for _ in range(8)) + f"data: {USAGE}\\n\\ndata: [DONE]\\n\\n"
+BODY = json.dumps(
+    {
+        "model": "bench-json",
+        "messages": [{"role": "user", "content": "你好，请简单介绍一下你自己。"}],
+        "max_tokens": 64,
+    },
+    ensure_ascii=False,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+@dataclass
+class Target:
+    name: str
+    url: str  # full URL of the chat endpoint
+    model: str = "bench-json"
+    stream_url: str | None = None
+    key: str = ""
+    pid: int | None = None
+    results: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, metric: str, value: float) -> None:
+        self.results.setdefault(metric, []).append(value)
+
+    def median(self, metric: str) -> float:
+        values = self.results.get(metric) or [float("nan")]
+        return statistics.median(values)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU of a process and its children (uvicorn workers), from /proc."""
+    total = 0.0
+    pids = [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wrk(target: Target, seconds: int, connections: int, latency: bool = False) -> dict[str, float]:
+    body = BODY.replace("bench-json", target.model)
+    env = {**os.environ, "BENCH_BODY": body, "BENCH_KEY": target.key}
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(BENCH / "post.lua"), target.url]
+    if latency:
+        command.insert(1, "--latency")
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    result["requests"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = float(bad.group(1)) if bad else 0.0
+    errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = (
+        0.0 if not errors else float(sum(int(n) for n in re.findall(r"\d+", errors.group(1))))
+    )
+    if latency:
+        for pct in ("50", "99"):
+            match = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)", out, re.M)
+            if match:
+                value, unit = float(match.group(1)), match.group(2)
+                result[f"p{pct}_ms"] = (
+                    value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+                )
+    return result
+
+
+async def ttfb(target: Target, count: int) -> tuple[float, float]:
+    """Sequential streaming calls; return p50 and p99 of time to the first body byte, in ms."""
+    assert target.stream_url
+    body = BODY.replace("bench-json", "bench-sse").replace(
+        '"max_tokens": 64', '"max_tokens": 64, "stream": true'
+    )
+    headers = {"Content-Type": "application/json"}
+    if target.key:
+        headers["Authorization"] = f"Bearer {target.key}"
+    samples = []
+    async with aiohttp.ClientSession() as session:
+        for index in range(count + 20):
+            started = time.perf_counter()
+            async with session.post(target.stream_url, data=body.encode(), headers=headers) as response:
+                assert response.status == 200, await response.text()
+                await response.content.readany()
+                first = time.perf_counter() - started
+                await response.read()
+            if index >= 20:  # warm-up
+                samples.append(first * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99) - 1]
+
+
+class Stack:
+    """Starts and stops the processes of one benchmark run."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.processes: list[subprocess.Popen[str]] = []
+
+    def spawn(self, command: list[str], **kwargs: object) -> subprocess.Popen[str]:
+        process = subprocess.Popen(command, text=True, start_new_session=True, **kwargs)  # type: ignore[call-overload]
+        self.processes.append(process)
+        return process
+
+    def nginx(self) -> int:
+        port = free_port()
+        (self.home / "logs").mkdir(exist_ok=True)
+        conf = self.home / "nginx.conf"
+        conf.write_text(
+            f"""
+worker_processes 1;
+error_log {self.home}/logs/error.log crit;
+pid {self.home}/nginx.pid;
+daemon off;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path {self.home}/body;
+  server {{
+    listen 127.0.0.1:{port};
+    location /json/ {{ default_type application/json; return 200 '{COMPLETION}'; }}
+    location /sse/ {{ default_type text/event-stream; return 200 '{SSE}'; }}
+  }}
+}}
+""",
+            encoding="utf-8",
+        )
+        self.spawn(["nginx", "-p", str(self.home), "-c", str(conf)])
+        wait_port(port)
+        return port
+
+    def passthrough(self, upstream: int) -> tuple[int, int]:
+        port = free_port()
+        process = self.spawn(
+            [
+                PYTHON,
+                str(BENCH / "passthrough.py"),
+                "--port",
+                str(port),
+                "--upstream",
+                f"http://127.0.0.1:{upstream}/json/v1",
+            ],
+            stderr=subprocess.DEVNULL,  # it has no error handling by design: wrk's closes make noise
+        )
+        wait_port(port)
+        return port, process.pid
+
+    def dizuo(self, upstream: int) -> tuple[int, int, str]:
+        port = free_port()
+        config = self.home / "dizuo.yaml"
+        config.write_text(
+            f"""
+local: false
+deployments:
+  - {{name: bench-json, model: bench-json, provider: openai-compatible,
+      base_url: "http://127.0.0.1:{upstream}/json/v1", price: {{input: 2, output: 8}}}}
+  - {{name: bench-sse, model: bench-sse, provider: openai-compatible,
+      base_url: "http://127.0.0.1:{upstream}/sse/v1", price: {{input: 2, output: 8}}}}
+""",
+            encoding="utf-8",
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+        env["DIZUO_DATA_DIR"] = str(self.home / "dizuo")
+        env["DIZUO_LOG_LEVEL"] = "warning"
+        process = self.spawn(
+            [str(Path(PYTHON).parent / "dizuo"), "serve", "--config", str(config), "--port", str(port)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        assert process.stdout is not None
+        key = process.stdout.readline().strip()
+        wait_port(port)
+        return port, process.pid, key
+
+    def litellm(self, upstream: int) -> tuple[int, int]:
+        venv = BENCH / ".venv-litellm"
+        port = free_port()
+        config = self.home / "litellm.yaml"
+        config.write_text(
+            f"""
+model_list:
+  - model_name: bench-json
+    litellm_params: {{model: openai/bench, api_base: "http://127.0.0.1:{upstream}/json/v1", api_key: x}}
+  - model_name: bench-sse
+    litellm_params: {{model: openai/bench, api_base: "http://127.0.0.1:{upstream}/sse/v1", api_key: x}}
+general_settings: {{master_key: sk-bench}}
+litellm_settings: {{drop_params: true}}
+""",
+            encoding="utf-8",
+        )
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
+        process = self.spawn(
+            [
+                str(venv / "bin" / "litellm"),
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--host",
+                "127.0.0.1",
+                "--num_workers",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_port(port, timeout=180)
+        return port, process.pid
+
+    def stop(self) -> None:
+        for process in self.processes:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+        for process in self.processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--litellm", action="store_true")
+    parser.add_argument("--rss", action="store_true", help="also drive dizuo to 100k requests and report RSS")
+    parser.add_argument("--out", type=Path, default=BENCH / "out" / "gateway.json")
+    args = parser.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing: apt-get install nginx-light wrk")
+
+    home = Path(tempfile.mkdtemp(prefix="dizuo-bench-"))
+    stack = Stack(home)
+    try:
+        up = stack.nginx()
+        pt_port, pt_pid = stack.passthrough(up)
+        dz_port, dz_pid, key = stack.dizuo(up)
+        targets = [
+            Target(
+                "upstream (nginx)",
+                f"http://127.0.0.1:{up}/json/v1/chat/completions",
+                stream_url=f"http://127.0.0.1:{up}/sse/v1/chat/completions",
+            ),
+            Target("bare pass-through", f"http://127.0.0.1:{pt_port}/v1/chat/completions", pid=pt_pid),
+            Target(
+                "dizuo",
+                f"http://127.0.0.1:{dz_port}/v1/chat/completions",
+                key=key,
+                pid=dz_pid,
+                stream_url=f"http://127.0.0.1:{dz_port}/v1/chat/completions",
+            ),
+        ]
+        if args.litellm:
+            ll_port, ll_pid = stack.litellm(up)
+            targets.append(
+                Target(
+                    "litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", key="sk-bench", pid=ll_pid
+                )
+            )
+        for target in targets:  # warm-up: connections, caches, imports
+            wrk(target, 2, 8)
+        for round_ in range(args.rounds):
+            for target in targets:
+                cpu_before = cpu_seconds(target.pid) if target.pid else 0.0
+                result = wrk(target, args.seconds, args.connections)
+                if target.pid:
+                    target.add(
+                        "cpu_ms_per_request",
+                        (cpu_seconds(target.pid) - cpu_before) * 1000 / result["requests"],
+                    )
+                target.add("rps", result["rps"])
+                target.add("errors", result["non2xx"] + result["socket_errors"])
+                one = wrk(target, max(3, args.seconds // 2), 1, latency=True)
+                target.add("p50_ms", one.get("p50_ms", float("nan")))
+                target.add("p99_ms", one.get("p99_ms", float("nan")))
+            print(
+                f"round {round_ + 1}/{args.rounds}: "
+                + ", ".join(f"{t.name} {t.results['rps'][-1]:.0f} req/s" for t in targets),
+                flush=True,
+            )
+        for target in targets:
+            if target.stream_url:
+                p50, p99 = asyncio.run(ttfb(target, 300))
+                target.add("ttfb_p50_ms", p50)
+                target.add("ttfb_p99_ms", p99)
+        rss = drive_rss(targets[2], args.connections) if args.rss else None
+        report(targets, rss, args)
+    finally:
+        stack.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def drive_rss(target: Target, connections: int) -> dict[str, float]:
+    """Drive *target* past 100k requests; RSS after 50k and after 100k (MB)."""
+    assert target.pid
+    done, at_50k = 0.0, None
+    start_rss = rss_mb(target.pid)
+    while done < 100_000:
+        done += wrk(target, 10, connections)["requests"]
+        if at_50k is None and done >= 50_000:
+            at_50k = rss_mb(target.pid)
+    end = rss_mb(target.pid)
+    assert at_50k is not None
+    return {
+        "requests": done,
+        "rss_start_mb": start_rss,
+        "rss_50k_mb": at_50k,
+        "rss_100k_mb": end,
+        "growth_second_half_pct": (end - at_50k) / at_50k * 100,
+    }
+
+
+def report(targets: list[Target], rss: dict[str, float] | None, args: argparse.Namespace) -> None:
+    by = {t.name: t for t in targets}
+    up, pt, dz = by["upstream (nginx)"], by["bare pass-through"], by["dizuo"]
+    ll = by.get("litellm")
+    print()
+    print(f"{'target':<20}{'req/s':>10}{'CPU ms/req':>12}{'p50 ms@1':>10}{'p99 ms@1':>10}{'errors':>8}")
+    for t in targets:
+        cpu = t.median("cpu_ms_per_request") if t.pid else float("nan")
+        print(
+            f"{t.name:<20}{t.median('rps'):>10.0f}{cpu:>12.3f}{t.median('p50_ms'):>10.3f}"
+            f"{t.median('p99_ms'):>10.3f}{sum(t.results['errors']):>8.0f}"
+        )
+    summary = {
+        "dizuo_vs_passthrough_throughput": dz.median("rps") / pt.median("rps"),
+        "dizuo_added_p50_ms": dz.median("p50_ms") - up.median("p50_ms"),
+        "dizuo_added_p99_ms": dz.median("p99_ms") - up.median("p99_ms"),
+        "passthrough_added_p50_ms": pt.median("p50_ms") - up.median("p50_ms"),
+        "dizuo_added_ttfb_p50_ms": dz.median("ttfb_p50_ms") - up.median("ttfb_p50_ms"),
+    }
+    if ll:
+        summary["dizuo_vs_litellm_throughput"] = dz.median("rps") / ll.median("rps")
+        summary["litellm_added_p50_ms"] = ll.median("p50_ms") - up.median("p50_ms")
+    if rss:
+        summary.update(rss)
+    print()
+    for name, value in summary.items():
+        print(f"{name:<36}{value:>12.3f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"targets": {t.name: t.results for t in targets}, "summary": summary}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
