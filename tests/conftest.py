@@ -17,8 +17,11 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from dizuo.app import create_app, load_settings, prepare
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
 from dizuo.gateway import Gateway
 from dizuo.settings import Settings
+from dizuo.store import Database
 from tests.support.servers import ServerThread
 from tests.support.upstream import FakeUpstream
 
@@ -112,6 +115,9 @@ def gateway(
     settings = load_settings(config_path, data_dir=home, database_url=database_url, key_refresh_seconds=0.2)
     first_key = prepare(settings)
     assert first_key is not None
+    db = Database(settings.resolved_database_url)
+    topup(db, "default", parse_cny("1000"))  # the echo deployments cost ¥1.5 / ¥2 per million tokens
+    db.dispose()
     app = create_app(settings)
     server = ServerThread(app).start()
     yield RunningGateway(server.url, first_key, settings, app)

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from dizuo.accounts import KeyCache, ensure_default_org
+from dizuo.billing import Meter
 from dizuo.config import load_config
 from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> Gateway:
     db = Database(settings.resolved_database_url)
     transport = Transport()
     deployments = build_deployments(config, settings, transport, source=str(settings.config or "config"))
-    return Gateway(settings, KeyCache(db), Router(deployments), transport)
+    return Gateway(settings, KeyCache(db), Router(deployments), transport, Meter(db))
 
 
 def app_from_environment() -> Gateway:

@@ -19,6 +19,7 @@ __all__ = [
     "BodyTooLarge",
     "ConfigError",
     "DizuoError",
+    "InsufficientQuota",
     "InternalError",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -89,6 +90,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "rate_limit_exceeded": (
         "请求过于频繁：{detail}。请在 {retry_after} 秒后重试。",
         "Too many requests: {detail}. Retry after {retry_after} seconds.",
+    ),
+    "insufficient_quota": (
+        "余额不足：本次调用最多需 ¥{needed}（其中算力券可付 ¥{vouchers}），账户可用余额 ¥{available}，还差 ¥{missing}。"
+        "请用 `dizuo admin topup --org 组织名 --amount 金额` 充值。",
+        "Insufficient funds: this call may cost up to ¥{needed} (vouchers can pay ¥{vouchers}); the available "
+        "balance is ¥{available}, ¥{missing} short. Top up with `dizuo admin topup --org ORG --amount AMOUNT`.",
     ),
     "upstream_error": (
         "上游 {deployment} 返回错误（HTTP {status}）：{upstream_message}",
@@ -216,6 +223,14 @@ class MethodNotAllowed(DizuoError):
     status = 405
     type = "invalid_request_error"
     default_code = "method_not_allowed"
+
+
+class InsufficientQuota(DizuoError):
+    """The wallet cannot cover the call's worst-case cost (hold before forwarding)."""
+
+    status = 402
+    type = "insufficient_quota"
+    default_code = "insufficient_quota"
 
 
 class RateLimited(DizuoError):

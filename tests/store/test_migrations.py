@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import dizuo.accounts.tables  # noqa: F401  (registers the tables)
+import dizuo.accounts.tables
+import dizuo.billing.tables  # noqa: F401
 from dizuo.store import Base, Database
 
 

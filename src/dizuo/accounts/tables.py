@@ -18,6 +18,11 @@ class Organization(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    # 统一社会信用代码, validated by its GB 32100 check character.
+    uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
+    industry: Mapped[str | None] = mapped_column(String(128))
+    district: Mapped[str | None] = mapped_column(String(128))
+    size: Mapped[str | None] = mapped_column(String(16))  # small | medium | large
     data_class: Mapped[str] = mapped_column(String(16), default="general")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

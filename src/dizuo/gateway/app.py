@@ -12,11 +12,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from dizuo.accounts import KeyCache, KeyInfo
+from dizuo.billing import Hold, Meter, worst_case_tokens
 from dizuo.errors import (
     AuthenticationFailed,
     DizuoError,
@@ -52,8 +54,11 @@ Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
 class Gateway:
     """OpenAI-compatible endpoints over the configured deployments."""
 
-    def __init__(self, settings: Settings, keys: KeyCache, router: Router, transport: Transport) -> None:
+    def __init__(
+        self, settings: Settings, keys: KeyCache, router: Router, transport: Transport, meter: Meter
+    ) -> None:
         self.settings = settings
+        self.meter = meter
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -74,6 +79,7 @@ class Gateway:
     async def startup(self) -> None:
         """Load keys and start every provider; a provider that cannot start is marked unavailable."""
         await asyncio.to_thread(self.keys.reload)
+        await asyncio.to_thread(self.meter.start)
         await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
         self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
         self.started = True
@@ -94,6 +100,7 @@ class Gateway:
         for dep in self.router.deployments:
             await dep.provider.close()
         await self.transport.close()
+        await asyncio.to_thread(self.meter.stop)
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -194,29 +201,42 @@ class Gateway:
     async def chat(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
     ) -> None:
-        """Answer a chat completion, streamed or whole."""
+        """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
         started = time.perf_counter()
         key = await self._authenticate(headers)
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias, stream = validate.chat_body(raw)
         candidates = self._candidates(key, alias, "chat", "/v1/chat/completions")
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
+        prompt_bound, completion_bound = worst_case_tokens(body, len(raw))
 
         def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             return dep.provider.chat(call_body, stream)
 
+        def reserve(dep: Deployment) -> Hold:
+            return self.meter.reserve(key.org_id, dep, prompt_bound, completion_bound)
+
+        call = _Call(key, request_id, "chat", stream, started, body)
         self.metrics.in_flight.inc()
         status = "200"
         try:
             async with _cancel_on_disconnect(receive):
                 attempt = await first_reply(
-                    alias, candidates, body, open_call, self.settings.max_attempts, self.metrics
+                    alias,
+                    candidates,
+                    body,
+                    open_call,
+                    self.settings.max_attempts,
+                    self.metrics,
+                    reserve,
+                    self.meter.release,
                 )
+                call.attempt = attempt
                 if stream:
-                    await self._stream(send, attempt, alias, client_usage, request_id, lang)
+                    await self._stream(send, call, alias, client_usage, lang)
                 else:
                     await attempt.replies.aclose()
-                    self._meter(alias, attempt.deployment, attempt.first.usage)
+                    await self._settle(call, attempt.first.usage)
                     await send_bytes(
                         send,
                         200,
@@ -228,32 +248,56 @@ class Gateway:
             raise
         except _ClientGone:
             status = "499"
+            if call.attempt is not None and not call.settled:
+                # Billed for what was generated before the client left, no more (DESIGN §3.6).
+                await self._settle(call, call.usage, status="client_gone")
         finally:
             self.metrics.in_flight.dec()
             self.metrics.requests.labels("chat", alias, status).inc()
             self.metrics.latency.labels("chat").observe(time.perf_counter() - started)
 
-    async def _stream(
-        self, send: Send, attempt: Attempt, alias: str, client_usage: bool, request_id: str, lang: str
-    ) -> None:
+    async def _settle(self, call: _Call, usage: Usage | None, status: str = "ok") -> None:
+        attempt = call.attempt
+        assert attempt is not None
+        call.settled = True
+        if usage is None:
+            usage = _estimate(call.body, call.chunks)
+            status = status if status != "ok" else "estimated"
+        self._meter(attempt.deployment.alias, attempt.deployment, usage)
+        await self.meter.settle(
+            attempt.hold,
+            attempt.deployment,
+            usage,
+            request_id=call.request_id,
+            key_id=call.key.key_id,
+            data_class=call.key.data_class,
+            endpoint=call.endpoint,
+            stream=call.stream,
+            started=call.started,
+            status=status,
+        )
+
+    async def _stream(self, send: Send, call: _Call, alias: str, client_usage: bool, lang: str) -> None:
+        attempt = call.attempt
+        assert attempt is not None
         dep = attempt.deployment
         await send(
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": SSE_HEADERS + self._response_headers(request_id, dep),
+                "headers": SSE_HEADERS + self._response_headers(call.request_id, dep),
             }
         )
-        usage: Usage | None = None
         reply: Reply | None = attempt.first
         replies = attempt.replies
         try:
             while reply is not None:
                 if reply.usage is not None:
-                    usage = reply.usage
+                    call.usage = reply.usage
                     data = reply.data if client_usage else _without_usage(reply)
                 else:
                     data = reply.data
+                    call.chunks += 1
                 if data is not None:
                     await send(
                         {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
@@ -262,12 +306,13 @@ class Gateway:
         except DizuoError as exc:
             # Bytes already reached the client: no retry, no status change; end with an error event.
             self.metrics.upstream_errors.labels(dep.name, exc.code).inc()
+            await self._settle(call, call.usage, status="upstream_cut")
             await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
-            self._meter(alias, dep, usage)
             return
         finally:
             await replies.aclose()
-        self._meter(alias, dep, usage)
+        # The stream is not complete until its usage record is durable (DESIGN §3.3).
+        await self._settle(call, call.usage)
         await send({"type": "http.response.body", "body": DONE})
 
     # ---- /v1/embeddings ------------------------------------------------------------------
@@ -285,14 +330,26 @@ class Gateway:
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             yield await dep.provider.embed(call_body)
 
+        def reserve(dep: Deployment) -> Hold:
+            return self.meter.reserve(key.org_id, dep, len(raw), 0)
+
+        call = _Call(key, request_id, "embeddings", False, started, body)
         status = "200"
         try:
             async with _cancel_on_disconnect(receive):
                 attempt = await first_reply(
-                    alias, candidates, body, one, self.settings.max_attempts, self.metrics
+                    alias,
+                    candidates,
+                    body,
+                    one,
+                    self.settings.max_attempts,
+                    self.metrics,
+                    reserve,
+                    self.meter.release,
                 )
+                call.attempt = attempt
                 await attempt.replies.aclose()
-                self._meter(alias, attempt.deployment, attempt.first.usage)
+                await self._settle(call, attempt.first.usage)
                 await send_bytes(
                     send,
                     200,
@@ -304,6 +361,8 @@ class Gateway:
             raise
         except _ClientGone:
             status = "499"
+            if call.attempt is not None and not call.settled:
+                await self._settle(call, call.attempt.first.usage, status="client_gone")
         finally:
             self.metrics.requests.labels("embeddings", alias, status).inc()
             self.metrics.latency.labels("embeddings").observe(time.perf_counter() - started)
@@ -371,6 +430,37 @@ class Gateway:
     ) -> None:
         """Prometheus text format."""
         await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE)
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one call needs for settlement, wherever it ends."""
+
+    key: KeyInfo
+    request_id: str
+    endpoint: str
+    stream: bool
+    started: float
+    body: dict[str, Any]
+    attempt: Attempt | None = None
+    usage: Usage | None = None
+    chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
+    settled: bool = False
+
+
+def _estimate(body: dict[str, Any], chunks: int) -> Usage:
+    """Estimate usage when the upstream reported none: one token per character of input text, one per
+    forwarded stream event of output (an upper bound for Chinese, a rough one for English)."""
+    text = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        text += len(content) if isinstance(content, str) else len(orjson.dumps(content)) if content else 0
+    value = body.get("input")
+    if isinstance(value, str):
+        text += len(value)
+    elif isinstance(value, list):
+        text += sum(len(item) if isinstance(item, str) else 1 for item in value)
+    return Usage(text, chunks, text + chunks)
 
 
 class _ClientGone(Exception):

@@ -1,0 +1,81 @@
+"""The append-only, double-entry ledger: every transaction's legs add up to zero.
+
+Accounts are strings: ``org:<id>:cash`` (an organization's own money), ``voucher:<id>`` (what a
+voucher has left), ``issuer:<name>`` (what an issuer granted, negative), ``funding`` (money paid in
+from outside), ``revenue:<provider>`` (what calls to a provider earned).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from dizuo.billing.tables import LedgerEntry
+from dizuo.store import utcnow
+
+__all__ = ["FUNDING", "Leg", "cash", "issuer", "new_tx_id", "post", "revenue", "voucher"]
+
+FUNDING = "funding"
+
+
+def cash(org_id: str) -> str:
+    return f"org:{org_id}:cash"
+
+
+def voucher(voucher_id: str) -> str:
+    return f"voucher:{voucher_id}"
+
+
+def issuer(name: str) -> str:
+    return f"issuer:{name}"
+
+
+def revenue(provider: str) -> str:
+    return f"revenue:{provider}"
+
+
+def new_tx_id() -> str:
+    return f"tx_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    account: str
+    amount: int
+    org_id: str | None = None
+    voucher_id: str | None = None
+
+
+def post(
+    session: Session,
+    kind: str,
+    legs: Sequence[Leg],
+    *,
+    tx_id: str | None = None,
+    request_id: str | None = None,
+    note: str | None = None,
+) -> str:
+    """Append one balanced transaction; return its id. Zero legs are left out."""
+    if sum(leg.amount for leg in legs) != 0:
+        raise ValueError(f"unbalanced {kind} transaction: {legs}")
+    tx_id = tx_id or new_tx_id()
+    now = utcnow()
+    session.add_all(
+        LedgerEntry(
+            tx_id=tx_id,
+            kind=kind,
+            account=leg.account,
+            amount=leg.amount,
+            org_id=leg.org_id,
+            voucher_id=leg.voucher_id,
+            request_id=request_id,
+            note=note,
+            created_at=now,
+        )
+        for leg in legs
+        if leg.amount != 0
+    )
+    return tx_id

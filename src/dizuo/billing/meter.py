@@ -1,0 +1,98 @@
+"""The billing side of one call: what to hold before forwarding, and what to charge after."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dizuo.billing.holds import Hold, Scope, Settlement, WalletBook
+from dizuo.billing.journal import Charge, Journal
+from dizuo.billing.money import token_cost
+from dizuo.providers import Usage
+from dizuo.routing import Deployment
+from dizuo.store import Database
+
+__all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "worst_case_tokens"]
+
+# When a call sets no max_tokens, this many output tokens are held (and the deployment's own
+# limit, once configured, replaces it). A longer answer is charged from free balance after.
+DEFAULT_MAX_OUTPUT = 4096
+
+
+def worst_case_tokens(body: dict[str, Any], body_bytes: int) -> tuple[int, int]:
+    """Return (prompt, completion) token bounds for a chat body.
+
+    The prompt cannot have more tokens than the request has bytes (byte-level BPE tokenizers, which
+    every current vendor uses, spend at least one byte per token), so the body's size bounds it.
+    """
+    out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_OUTPUT
+    choices = body.get("n") or 1
+    return body_bytes, int(out) * int(choices)
+
+
+class Meter:
+    """Holds, settlements and the journal of one worker."""
+
+    def __init__(self, db: Database) -> None:
+        self.book = WalletBook()
+        self.journal = Journal(db, self.book)
+
+    def start(self) -> None:
+        self.journal.start()
+
+    def stop(self) -> None:
+        self.journal.stop()
+
+    def reserve(self, org_id: str, dep: Deployment, prompt: int, completion: int) -> Hold:
+        """Hold the worst-case cost of a call to *dep*, or raise 402."""
+        amount = _cost(dep, prompt, completion)
+        scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
+        return self.book.reserve(org_id, amount, scope, time.time())
+
+    def release(self, hold: Hold) -> None:
+        self.book.release(hold)
+
+    async def settle(
+        self,
+        hold: Hold,
+        dep: Deployment,
+        usage: Usage,
+        *,
+        request_id: str,
+        key_id: str,
+        data_class: str,
+        endpoint: str,
+        stream: bool,
+        started: float,
+        status: str = "ok",
+    ) -> Settlement:
+        """Charge the true cost, write the usage record and ledger entries, and wait until durable."""
+        settlement = self.book.settle(hold, _cost(dep, usage.prompt_tokens, usage.completion_tokens))
+        record = {
+            "request_id": request_id,
+            "org_id": hold.org_id,
+            "key_id": key_id,
+            "model": dep.alias,
+            "deployment": dep.name,
+            "provider": dep.provider.spec.name,
+            "region": dep.config.region,
+            "endpoint": endpoint,
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "cost": settlement.own + settlement.voucher_total,
+            "voucher_part": settlement.voucher_total,
+            "own_part": settlement.own,
+            "uncollected": settlement.uncollected,
+            "latency_ms": int((time.perf_counter() - started) * 1000),
+            "data_class": data_class,
+            "stream": stream,
+            "status": status,
+        }
+        await self.journal.record(Charge(record, settlement, dep.provider.spec.name))
+        return settlement
+
+
+def _cost(dep: Deployment, prompt: int, completion: int) -> int:
+    if dep.price_in is None or dep.price_out is None:
+        return 0
+    return token_cost(prompt, completion, dep.price_in, dep.price_out)

@@ -1,0 +1,214 @@
+"""Admin operations on money: top-ups, vouchers, wallet views. Shared by the CLI and the admin API.
+
+Each operation is one database transaction that writes the ledger and bumps the wallet's version,
+so every gateway worker reloads the organization's money within a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dizuo.accounts.tables import Organization
+from dizuo.billing import ledger
+from dizuo.billing.money import format_cny
+from dizuo.billing.tables import Voucher, Wallet
+from dizuo.errors import InvalidRequest
+from dizuo.store import Database, utcnow
+
+__all__ = ["VoucherTerms", "issue_voucher", "parse_copay", "revoke_voucher", "topup", "wallet_view"]
+
+
+def _bad(param: str, zh: str, en: str) -> InvalidRequest:
+    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
+def _org(session: Session, name: str) -> Organization:
+    org = session.scalars(select(Organization).where(Organization.name == name)).first()
+    if org is None:
+        raise _bad("org", f"组织 {name} 不存在", f"no organization {name}")
+    return org
+
+
+def _wallet(session: Session, org_id: str) -> Wallet:
+    wallet = session.get(Wallet, org_id, with_for_update=True)
+    if wallet is None:
+        wallet = Wallet(org_id=org_id, balance=0, version=0, updated_at=utcnow())
+        session.add(wallet)
+        session.flush()
+    return wallet
+
+
+def bump(session: Session, org_id: str, balance_delta: int = 0) -> None:
+    """Apply *balance_delta* to the wallet and bump its version (creating the wallet if needed)."""
+    wallet = _wallet(session, org_id)
+    session.execute(
+        update(Wallet)
+        .where(Wallet.org_id == wallet.org_id)
+        .values(balance=Wallet.balance + balance_delta, version=Wallet.version + 1, updated_at=utcnow())
+    )
+
+
+def topup(db: Database, org_name: str, amount: int, note: str | None = None) -> str:
+    """Add *amount* micro-yuan to the organization's own balance; return the transaction id."""
+    if amount <= 0:
+        raise _bad("amount", "金额必须大于 0", "the amount must be positive")
+    with db.session() as session:
+        org = _org(session, org_name)
+        tx = ledger.post(
+            session,
+            "topup",
+            [ledger.Leg(ledger.FUNDING, -amount), ledger.Leg(ledger.cash(org.id), amount, org_id=org.id)],
+            note=note,
+        )
+        bump(session, org.id, amount)
+    return tx
+
+
+def parse_copay(text: str) -> Decimal:
+    """Parse a co-pay ratio in (0, 1] with at most 4 decimal places."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _bad("copay", f"{text!r} 不是数字", f"{text!r} is not a number") from None
+    if not value.is_finite() or not 0 < value <= 1 or value != value.quantize(Decimal("0.0001")):
+        raise _bad(
+            "copay",
+            "必须在 0 到 1 之间（不含 0），最多 4 位小数",
+            "must be in (0, 1] with at most 4 decimals",
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class VoucherTerms:
+    issuer: str
+    program: str
+    amount: int  # micro-yuan
+    copay: Decimal
+    valid_from: dt.datetime
+    valid_to: dt.datetime
+    providers: list[str] | None = None
+    regions: list[str] | None = None
+    models: list[str] | None = None
+
+
+def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
+    """Grant a voucher to an organization under an issuer's program."""
+    if terms.amount <= 0:
+        raise _bad("amount", "面额必须大于 0", "the face value must be positive")
+    if not terms.issuer.strip() or not terms.program.strip():
+        raise _bad("issuer", "发放方和项目名称不能为空", "issuer and program must not be empty")
+    if terms.valid_to <= terms.valid_from:
+        raise _bad("valid_to", "有效期结束必须晚于开始", "valid_to must be after valid_from")
+    if terms.valid_to <= utcnow():
+        raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
+    with db.session() as session:
+        org = _org(session, org_name)
+        voucher = Voucher(
+            id=uuid.uuid4().hex,
+            org_id=org.id,
+            issuer=terms.issuer,
+            program=terms.program,
+            face=terms.amount,
+            remaining=terms.amount,
+            copay=terms.copay,
+            providers=terms.providers,
+            regions=terms.regions,
+            models=terms.models,
+            valid_from=terms.valid_from,
+            valid_to=terms.valid_to,
+            created_at=utcnow(),
+        )
+        session.add(voucher)
+        ledger.post(
+            session,
+            "voucher_grant",
+            [
+                ledger.Leg(ledger.issuer(terms.issuer), -terms.amount),
+                ledger.Leg(ledger.voucher(voucher.id), terms.amount, org_id=org.id, voucher_id=voucher.id),
+            ],
+            note=terms.program,
+        )
+        bump(session, org.id)
+    return voucher
+
+
+def revoke_voucher(db: Database, voucher_id: str) -> int:
+    """Revoke a voucher's unspent rest back to its issuer; return the amount taken back."""
+    with db.session() as session:
+        voucher = session.get(Voucher, voucher_id, with_for_update=True)
+        if voucher is None:
+            raise _bad("voucher", "没有这张算力券", "no such voucher")
+        if voucher.revoked_at is not None:
+            raise _bad("voucher", "这张算力券已被收回", "the voucher is already revoked")
+        rest = voucher.remaining
+        voucher.remaining = 0
+        voucher.revoked_at = utcnow()
+        ledger.post(
+            session,
+            "voucher_revoke",
+            [
+                ledger.Leg(ledger.voucher(voucher.id), -rest, org_id=voucher.org_id, voucher_id=voucher.id),
+                ledger.Leg(ledger.issuer(voucher.issuer), rest),
+            ],
+        )
+        bump(session, voucher.org_id)
+    return rest
+
+
+def wallet_view(db: Database, org_name: str) -> dict[str, Any]:
+    """Return the organization's balance and vouchers as decimal strings (CLI ``wallet --json``)."""
+    with db.session() as session:
+        org = _org(session, org_name)
+        wallet = session.get(Wallet, org.id)
+        vouchers = session.scalars(
+            select(Voucher).where(Voucher.org_id == org.id).order_by(Voucher.valid_to, Voucher.created_at)
+        ).all()
+        now = utcnow()
+        return {
+            "org": org.name,
+            "balance": format_cny(wallet.balance if wallet else 0),
+            "held": format_cny(wallet.held if wallet else 0),
+            "vouchers": [
+                {
+                    "id": v.id,
+                    "issuer": v.issuer,
+                    "program": v.program,
+                    "face": format_cny(v.face),
+                    "remaining": format_cny(v.remaining),
+                    "copay": str(v.copay),
+                    "providers": v.providers,
+                    "regions": v.regions,
+                    "models": v.models,
+                    "valid_from": _iso(v.valid_from),
+                    "valid_to": _iso(v.valid_to),
+                    "state": _state(v, now),
+                }
+                for v in vouchers
+            ],
+        }
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return _aware(moment).isoformat()
+
+
+def _state(voucher: Voucher, now: dt.datetime) -> str:
+    if voucher.revoked_at is not None:
+        return "revoked"
+    if _aware(voucher.valid_to) <= now:
+        return "expired"
+    if _aware(voucher.valid_from) > now:
+        return "not_yet_valid"
+    return "exhausted" if voucher.remaining <= 0 else "active"

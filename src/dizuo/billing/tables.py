@@ -1,0 +1,93 @@
+"""Tables of money: wallets, vouchers, the double-entry ledger, and one usage record per call."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dizuo.store import Base, utcnow
+
+__all__ = ["LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
+
+
+class Wallet(Base):
+    """An organization's own money. ``balance`` caches the sum of its cash account in the ledger."""
+
+    __tablename__ = "wallets"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-yuan
+    # Held by calls in flight, as last reported by the gateway workers (for views, not for checks).
+    held: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Bumped on every change so that each worker reloads only the wallets that changed.
+    version: Mapped[int] = mapped_column(BigInteger, default=0, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Voucher(Base):
+    """A compute voucher (算力券): a credit lot issued under a program to one organization."""
+
+    __tablename__ = "vouchers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    issuer: Mapped[str] = mapped_column(String(128), index=True)
+    program: Mapped[str] = mapped_column(String(256))
+    face: Mapped[int] = mapped_column(BigInteger)  # micro-yuan
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    copay: Mapped[Decimal] = mapped_column(Numeric(6, 4))
+    providers: Mapped[list[str] | None] = mapped_column(JSON)
+    regions: Mapped[list[str] | None] = mapped_column(JSON)
+    models: Mapped[list[str] | None] = mapped_column(JSON)
+    valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    valid_to: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One leg of a transaction; the legs of a ``tx_id`` add up to zero. Append-only."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tx_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # topup, voucher_grant, charge, voucher_revoke, …
+    account: Mapped[str] = mapped_column(String(200), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # micro-yuan, signed
+    org_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    voucher_id: Mapped[str | None] = mapped_column(String(32))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class UsageRecord(Base):
+    """Exactly one per answered model call (DESIGN §3.1)."""
+
+    __tablename__ = "usage_records"
+
+    request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(256))
+    deployment: Mapped[str] = mapped_column(String(128))
+    provider: Mapped[str] = mapped_column(String(64))
+    region: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[int] = mapped_column(BigInteger)  # micro-yuan = voucher_part + own_part (+ uncollected)
+    voucher_part: Mapped[int] = mapped_column(BigInteger)
+    own_part: Mapped[int] = mapped_column(BigInteger)
+    uncollected: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    data_class: Mapped[str] = mapped_column(String(16))
+    stream: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))  # ok, client_gone, upstream_cut
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
