@@ -88,6 +88,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("fo-primary", "failover-model", "fail500", url, priority=0),
             deployment("fo-backup", "failover-model", "echo", url, priority=1, region="xj"),
             deployment("embed-1", "remote-embed", "embed", url, mode="embedding"),
+            # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
+            deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
         ],
     }
 

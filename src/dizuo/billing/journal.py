@@ -56,6 +56,9 @@ class Journal:
         self._versions: dict[str, int] = {}
         self._seen_until: dt.datetime | None = None
         self._held_reported: dict[str, int] = {}
+        # Reading the database and swapping it into memory must not interleave with a commit and
+        # its pending-delta bookkeeping, or a charge would be counted twice or not at all.
+        self._db_lock = threading.Lock()
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -120,16 +123,17 @@ class Journal:
             org_deltas[charge.record["org_id"]] -= charge.settlement.own
             for voucher_id, paid in charge.settlement.vouchers:
                 voucher_deltas[voucher_id] -= paid
-        for attempt in range(3):
-            try:
-                self._commit(batch, org_deltas, voucher_deltas)
-                error = None
-                break
-            except Exception as exc:  # retried, then handed to every waiting call
-                error = exc
-                log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
-        if error is None:
-            self.book.committed(dict(org_deltas), dict(voucher_deltas))
+        with self._db_lock:
+            for attempt in range(3):
+                try:
+                    self._commit(batch, org_deltas, voucher_deltas)
+                    error = None
+                    break
+                except Exception as exc:  # retried, then handed to every waiting call
+                    error = exc
+                    log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
+            if error is None:
+                self.book.committed(dict(org_deltas), dict(voucher_deltas))
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
 
@@ -189,13 +193,19 @@ class Journal:
 
     # ---- keeping memory fresh ------------------------------------------------------------
 
-    def refresh(self) -> None:
-        """Reload the wallets (and vouchers) whose version changed since the last look."""
+    def refresh(self, org_id: str | None = None) -> None:
+        """Reload the wallets (and vouchers) whose version changed since the last look, or *org_id*'s."""
         query = select(Wallet.org_id, Wallet.balance, Wallet.version, Wallet.updated_at)
-        if self._seen_until is not None:
+        if org_id is not None:
+            query = query.where(Wallet.org_id == org_id)
+        elif self._seen_until is not None:
             query = query.where(Wallet.updated_at >= self._seen_until - RELOAD_OVERLAP)
-        with self.db.session() as session:
-            changed = [row for row in session.execute(query) if self._versions.get(row.org_id) != row.version]
+        with self._db_lock, self.db.session() as session:
+            changed = [
+                row
+                for row in session.execute(query)
+                if org_id is not None or self._versions.get(row.org_id) != row.version
+            ]
             if not changed:
                 return
             ids = [row.org_id for row in changed]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
 from dizuo.billing.holds import Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
+from dizuo.errors import InsufficientQuota
 from dizuo.providers import Usage
 from dizuo.routing import Deployment
 from dizuo.store import Database
@@ -43,11 +45,19 @@ class Meter:
     def stop(self) -> None:
         self.journal.stop()
 
-    def reserve(self, org_id: str, dep: Deployment, prompt: int, completion: int) -> Hold:
-        """Hold the worst-case cost of a call to *dep*, or raise 402."""
+    async def reserve(self, org_id: str, dep: Deployment, prompt: int, completion: int) -> Hold:
+        """Hold the worst-case cost of a call to *dep*, or raise 402.
+
+        Before saying 402 the organization's wallet is read once from the database: a top-up made a
+        moment ago must not be refused while the background refresh has not seen it yet.
+        """
         amount = _cost(dep, prompt, completion)
         scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
-        return self.book.reserve(org_id, amount, scope, time.time())
+        try:
+            return self.book.reserve(org_id, amount, scope, time.time())
+        except InsufficientQuota:
+            await asyncio.to_thread(self.journal.refresh, org_id)
+            return self.book.reserve(org_id, amount, scope, time.time())
 
     def release(self, hold: Hold) -> None:
         self.book.release(hold)

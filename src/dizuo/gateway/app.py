@@ -213,7 +213,7 @@ class Gateway:
         def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             return dep.provider.chat(call_body, stream)
 
-        def reserve(dep: Deployment) -> Hold:
+        def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, prompt_bound, completion_bound)
 
         call = _Call(key, request_id, "chat", stream, started, body)
@@ -330,7 +330,7 @@ class Gateway:
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             yield await dep.provider.embed(call_body)
 
-        def reserve(dep: Deployment) -> Hold:
+        def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, len(raw), 0)
 
         call = _Call(key, request_id, "embeddings", False, started, body)

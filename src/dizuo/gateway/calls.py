@@ -7,7 +7,7 @@ next one, up to ``Settings.max_attempts``; once a byte has gone to the client no
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from dizuo.routing import Deployment
 __all__ = ["Attempt", "first_reply"]
 
 Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
-Reserve = Callable[[Deployment], Hold]
+Reserve = Callable[[Deployment], Awaitable[Hold]]
 Release = Callable[[Hold], None]
 
 
@@ -57,7 +57,7 @@ async def first_reply(
     for index, dep in enumerate(tries):
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
         call_body = body if len(tries) == 1 else dict(body)
-        hold = reserve(dep)
+        hold = await reserve(dep)
         started = time.perf_counter()
         replies = open_call(dep, call_body)
         try:

@@ -1,0 +1,175 @@
+"""Metering through the gateway: one usage record and one balanced ledger transaction per answered call,
+holds that make overspending impossible, and 402 when the wallet cannot pay."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from decimal import Decimal
+
+import openai
+import pytest
+from sqlalchemy import func, select
+
+from dizuo.accounts import create_key, create_org
+from dizuo.billing import parse_cny
+from dizuo.billing.service import VoucherTerms, issue_voucher, topup
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+
+
+@pytest.fixture
+def db(gateway: RunningGateway) -> Database:
+    database = Database(gateway.settings.resolved_database_url)
+    yield database
+    database.dispose()
+
+
+def new_org(db: Database, amount: str | None) -> tuple[str, str]:
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    if amount:
+        topup(db, name, parse_cny(amount))
+    return org.id, create_key(db, name).key
+
+
+def sdk(gateway: RunningGateway, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=30)
+
+
+def records(db: Database, org_id: str) -> list[UsageRecord]:
+    with db.session() as session:
+        return list(session.scalars(select(UsageRecord).where(UsageRecord.org_id == org_id)))
+
+
+def balance(db: Database, org_id: str) -> int:
+    with db.session() as session:
+        return session.get(Wallet, org_id).balance  # type: ignore[union-attr]
+
+
+def test_each_call_has_one_record_and_a_balanced_charge(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, "1")
+    with sdk(gateway, key) as client:
+        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
+        list(client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "y"}],
+                                            stream=True))
+    rows = records(db, org_id)
+    assert len(rows) == 2
+    # 7 prompt tokens at ¥1.5/M + 3 completion tokens at ¥2/M = 10.5 + 6 = 16.5 µ¥ -> 17 µ¥ each
+    assert [r.cost for r in rows] == [17, 17]
+    assert {r.stream for r in rows} == {True, False}
+    assert all(r.own_part == 17 and r.voucher_part == 0 and r.deployment == "echo-1" for r in rows)
+    with db.session() as session:
+        legs = session.scalars(select(LedgerEntry).where(LedgerEntry.request_id.in_([r.request_id for r in rows])))
+        by_tx: dict[str, int] = {}
+        for leg in legs:
+            by_tx[leg.tx_id] = by_tx.get(leg.tx_id, 0) + leg.amount
+    assert len(by_tx) == 2 and set(by_tx.values()) == {0}
+    assert balance(db, org_id) == 1_000_000 - 34
+
+
+def test_empty_wallet_gets_402_and_nothing_is_recorded(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, None)
+    with sdk(gateway, key) as client, pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
+    assert caught.value.status_code == 402
+    error = caught.value.body
+    assert error["type"] == "insufficient_quota" and error["code"] == "insufficient_quota"  # type: ignore[index]
+    assert "dizuo admin topup" in error["message"]  # type: ignore[index]
+    assert records(db, org_id) == []
+
+
+def test_topup_takes_effect_at_once(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, None)
+    with sdk(gateway, key) as client:
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
+        topup(db, _name(db, org_id), parse_cny("0.01"))
+        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
+    assert len(records(db, org_id)) == 1
+
+
+def _name(db: Database, org_id: str) -> str:
+    from dizuo.accounts.tables import Organization
+
+    with db.session() as session:
+        return session.get(Organization, org_id).name  # type: ignore[union-attr]
+
+
+def test_failed_calls_are_not_charged(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, "1")
+    with sdk(gateway, key) as client:
+        for model in ("fail-model", "slow-model", "limit-model"):
+            with pytest.raises(openai.APIStatusError):
+                client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+    assert records(db, org_id) == []
+    assert balance(db, org_id) == 1_000_000
+    assert gateway.app.meter.book.wallets[org_id].held == 0
+
+
+def test_failover_charges_only_the_deployment_that_answered(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, "1")
+    with sdk(gateway, key) as client:
+        client.chat.completions.create(model="failover-model", messages=[{"role": "user", "content": "x"}])
+    (row,) = records(db, org_id)
+    assert row.deployment == "fo-backup" and row.region == "xj"
+
+
+def test_voucher_pays_its_copay_share(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, "1")
+    now = dt.datetime.now(dt.UTC)
+    voucher = issue_voucher(
+        db,
+        _name(db, org_id),
+        VoucherTerms("重庆市大数据局", "2026 算力券", parse_cny("5"), Decimal("0.3"), now - dt.timedelta(days=1),
+                     now + dt.timedelta(days=30)),
+    )
+    with sdk(gateway, key) as client:
+        client.chat.completions.create(
+            model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
+        )
+    (row,) = records(db, org_id)
+    # 3 output tokens at ¥1000/M = 3000 µ¥: the voucher pays 30 % = 900, own 2100.
+    assert (row.cost, row.voucher_part, row.own_part) == (3000, 900, 2100)
+    with db.session() as session:
+        assert session.get(Voucher, voucher.id).remaining == 5_000_000 - 900  # type: ignore[union-attr]
+    assert balance(db, org_id) == 1_000_000 - 2100
+
+
+async def test_500_concurrent_calls_against_a_wallet_for_100(gateway: RunningGateway, db: Database) -> None:
+    # Each call holds and costs exactly 3 output tokens at ¥1000/M = ¥0.003; the wallet holds ¥0.30.
+    org_id, key = new_org(db, "0.3")
+    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=60)
+
+    async def one(index: int) -> int:
+        try:
+            if index % 2:
+                stream = await client.chat.completions.create(
+                    model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3, stream=True
+                )
+                async for _ in stream:
+                    pass
+            else:
+                await client.chat.completions.create(
+                    model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
+                )
+            return 200
+        except openai.APIStatusError as exc:
+            return exc.status_code
+
+    statuses = await asyncio.gather(*(one(i) for i in range(500)))
+    await client.close()
+    assert statuses.count(200) == 100
+    assert statuses.count(402) == 400
+    rows = records(db, org_id)
+    assert len(rows) == 100 and len({r.request_id for r in rows}) == 100
+    assert balance(db, org_id) == 0
+    with db.session() as session:
+        charged = session.scalar(
+            select(func.sum(LedgerEntry.amount)).where(
+                LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge", LedgerEntry.account.like("revenue:%")
+            )
+        )
+    assert charged == sum(r.cost for r in rows) == 300_000
