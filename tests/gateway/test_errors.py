@@ -83,9 +83,12 @@ def test_expired_key_is_refused(gateway: RunningGateway) -> None:
     import datetime as dt
 
     db = Database(gateway.settings.resolved_database_url)
-    created = create_key(db, "default", expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
-    assert_envelope(post(gateway, created.key, chat()), 401, "invalid_api_key")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    created = create_key(db, "default", expires_at=expires)
     db.dispose()
+    assert post(gateway, created.key, chat()).status_code == 200
+    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+    assert_envelope(post(gateway, created.key, chat()), 401, "invalid_api_key")
 
 
 def test_unknown_model_lists_the_models_this_key_may_use(gateway: RunningGateway, api_key: str) -> None:

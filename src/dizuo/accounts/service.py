@@ -7,13 +7,23 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from stdnum.cn import uscc
 
 from dizuo.accounts.keys import hash_key, new_key
 from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.config import DATA_CLASSES
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utcnow
 
-__all__ = ["CreatedKey", "create_key", "create_org", "ensure_default_org", "find_org", "revoke_key"]
+__all__ = [
+    "CreatedKey",
+    "create_key",
+    "create_org",
+    "ensure_default_org",
+    "find_org",
+    "revoke_key",
+    "validate_uscc",
+]
 
 DEFAULT_ORG = "default"
 
@@ -34,16 +44,70 @@ def find_org(db: Database, name: str) -> Organization | None:
         return session.scalars(select(Organization).where(Organization.name == name)).first()
 
 
-def create_org(db: Database, name: str, data_class: str = "general") -> Organization:
-    """Create the organization *name*; an existing name is a clear error."""
+SIZES = ("small", "medium", "large")
+
+
+def _bad(param: str, zh: str, en: str) -> InvalidRequest:
+    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
+def validate_uscc(code: str) -> str:
+    """Return the unified social credit code (统一社会信用代码) normalized, or raise 400."""
+    normalized = code.strip().upper()
+    if not uscc.is_valid(normalized):
+        raise _bad(
+            "uscc",
+            f"{code!r} 不是有效的统一社会信用代码（18 位，校验位按 GB 32100 计算）",
+            f"{code!r} is not a valid unified social credit code (18 characters, GB 32100 check character)",
+        )
+    return normalized
+
+
+def create_org(
+    db: Database,
+    name: str,
+    data_class: str = "general",
+    *,
+    uscc_code: str | None = None,
+    industry: str | None = None,
+    district: str | None = None,
+    size: str | None = None,
+    limits: tuple[int | None, int | None, int | None] = (None, None, None),
+) -> Organization:
+    """Create the organization *name*; a taken name or credit code, or a bad field, is a clear error."""
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise _bad("name", "组织名称不能为空，最多 128 个字符", "the name must be 1 to 128 characters")
+    if data_class not in DATA_CLASSES:
+        raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
+    if size is not None and size not in SIZES:
+        raise _bad("size", "只能是 small、medium 或 large", "must be small, medium or large")
+    code = validate_uscc(uscc_code) if uscc_code else None
     with db.session() as session:
         if session.scalars(select(Organization).where(Organization.name == name)).first():
-            raise InvalidRequest(
-                "invalid_param", param="name", reason_zh=f"组织 {name} 已存在", reason_en=f"{name} exists"
+            raise _bad("name", f"组织 {name} 已存在", f"the organization {name} exists")
+        if code and session.scalars(select(Organization).where(Organization.uscc == code)).first():
+            raise _bad(
+                "uscc", f"统一社会信用代码 {code} 已被其他组织使用", f"the credit code {code} is taken"
             )
-        org = Organization(id=_id(), name=name, data_class=data_class)
+        org = Organization(
+            id=_id(),
+            name=name,
+            data_class=data_class,
+            uscc=code,
+            industry=industry,
+            district=district,
+            size=size,
+        )
         session.add(org)
     return org
+
+
+def _limits(limits: tuple[int | None, int | None, int | None]) -> tuple[int | None, int | None, int | None]:
+    for name, value in zip(("rpm", "tpm", "concurrency"), limits, strict=True):
+        if value is not None and value < 1:
+            raise _bad(name, "必须是正整数", "must be a positive integer")
+    return limits
 
 
 def ensure_default_org(db: Database, with_key: bool = True) -> tuple[Organization, str | None]:
@@ -66,6 +130,7 @@ def create_key(
     models: list[str] | None = None,
     data_class: str | None = None,
     expires_at: dt.datetime | None = None,
+    limits: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> CreatedKey:
     """Create an API key for *org_name*; the plain key is returned once and never stored."""
     org = find_org(db, org_name)
@@ -76,6 +141,11 @@ def create_key(
             reason_zh=f"组织 {org_name} 不存在，请先用 `dizuo admin create-org {org_name}` 创建",
             reason_en=f"no organization {org_name}; create it with `dizuo admin create-org {org_name}`",
         )
+    if data_class is not None and data_class not in DATA_CLASSES:
+        raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
+    if expires_at is not None and expires_at <= utcnow():
+        raise _bad("expires", "过期时间必须在将来", "the expiry must be in the future")
+    rpm, tpm, concurrency = _limits(limits)
     key = new_key()
     now = utcnow()
     record = ApiKey(
@@ -86,6 +156,9 @@ def create_key(
         key_hash=hash_key(key),
         models=models,
         data_class=data_class,
+        rpm=rpm,
+        tpm=tpm,
+        concurrency=concurrency,
         expires_at=expires_at,
         created_at=now,
         updated_at=now,

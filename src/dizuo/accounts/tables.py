@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
@@ -24,6 +24,9 @@ class Organization(Base):
     district: Mapped[str | None] = mapped_column(String(128))
     size: Mapped[str | None] = mapped_column(String(16))  # small | medium | large
     data_class: Mapped[str] = mapped_column(String(16), default="general")
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -38,6 +41,9 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     models: Mapped[list[str] | None] = mapped_column(JSON)
     data_class: Mapped[str | None] = mapped_column(String(16))
+    rpm: Mapped[int | None] = mapped_column(Integer)
+    tpm: Mapped[int | None] = mapped_column(Integer)
+    concurrency: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -56,6 +62,9 @@ class ApiKey(Base):
             "prefix": self.prefix,
             "models": self.models,
             "data_class": self.data_class,
+            "rpm": self.rpm,
+            "tpm": self.tpm,
+            "concurrency": self.concurrency,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "created_at": self.created_at.isoformat(),

@@ -1,8 +1,8 @@
-"""wallets vouchers ledger usage
+"""billing: wallets vouchers ledger usage limits
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-23 14:04:32.292203
+Create Date: 2026-11-23 14:08:35.858924
 """
 
 import sqlalchemy as sa
@@ -104,21 +104,37 @@ def upgrade() -> None:
     with op.batch_alter_table("wallets", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_wallets_version"), ["version"], unique=False)
 
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("rpm", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("tpm", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("concurrency", sa.Integer(), nullable=True))
+
     with op.batch_alter_table("organizations", schema=None) as batch_op:
         batch_op.add_column(sa.Column("uscc", sa.String(length=18), nullable=True))
         batch_op.add_column(sa.Column("industry", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("district", sa.String(length=128), nullable=True))
         batch_op.add_column(sa.Column("size", sa.String(length=16), nullable=True))
+        batch_op.add_column(sa.Column("rpm", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("tpm", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("concurrency", sa.Integer(), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_organizations_uscc"), ["uscc"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("organizations", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("uq_organizations_uscc"), type_="unique")
+        batch_op.drop_column("concurrency")
+        batch_op.drop_column("tpm")
+        batch_op.drop_column("rpm")
         batch_op.drop_column("size")
         batch_op.drop_column("district")
         batch_op.drop_column("industry")
         batch_op.drop_column("uscc")
+
+    with op.batch_alter_table("api_keys", schema=None) as batch_op:
+        batch_op.drop_column("concurrency")
+        batch_op.drop_column("tpm")
+        batch_op.drop_column("rpm")
 
     with op.batch_alter_table("wallets", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_wallets_version"))

@@ -1,27 +1,21 @@
-"""The ``dizuo`` command: ``serve``, ``admin …``, ``providers``."""
+"""The ``dizuo`` command: ``serve``, ``providers``, and the ``admin`` group (see :mod:`dizuo.cli.admin`)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
-from dizuo.config import DATA_CLASSES
+from dizuo.cli.admin import admin
+from dizuo.cli.common import fail
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
 
 __all__ = ["main"]
-
-
-def _fail(message: str) -> None:
-    click.echo(f"错误 / error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,7 +40,7 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
         first_key = prepare(settings)
         app = create_app(settings)  # validates the config before any worker starts
     except (ConfigError, DizuoError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     _banner(settings, app.router.aliases(), first_key)
     common: dict[str, Any] = {
@@ -87,93 +81,6 @@ def _banner(settings: Settings, aliases: list[str], first_key: str | None) -> No
         click.echo("", err=True)
 
 
-@main.group()
-def admin() -> None:
-    """Administer organizations and keys (uses DIZUO_DATA_DIR / DIZUO_DATABASE_URL)."""
-
-
-def _database() -> Any:
-    from dizuo.accounts.service import ensure_default_org
-    from dizuo.store import Database
-
-    settings = Settings()
-    db = Database(settings.resolved_database_url)
-    db.upgrade()
-    ensure_default_org(db, with_key=False)
-    return db
-
-
-def _split(value: str | None) -> list[str] | None:
-    return [item.strip() for item in value.split(",") if item.strip()] if value else None
-
-
-def _date(value: str | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        _fail(f"--expires {value!r} 不是日期 / is not a date (YYYY-MM-DD)")
-        raise
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
-@admin.command("create-org")
-@click.argument("name")
-@click.option("--data-class", type=click.Choice(DATA_CLASSES), default="general", show_default=True)
-def create_org_command(name: str, data_class: str) -> None:
-    """Create an organization; prints its id."""
-    from dizuo.accounts import create_org
-
-    try:
-        org = create_org(_database(), name, data_class)
-    except DizuoError as exc:
-        _fail(exc.message("zh") + " / " + exc.message("en"))
-        return
-    click.echo(org.id)
-
-
-@admin.command("create-key")
-@click.option("--org", required=True, help="Organization name.")
-@click.option("--name", default=None, help="A label for the key.")
-@click.option("--models", default=None, help="Comma-separated model aliases this key may use (default: all).")
-@click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
-@click.option("--expires", default=None, help="Expiry date, YYYY-MM-DD or ISO 8601.")
-def create_key_command(
-    org: str, name: str | None, models: str | None, data_class: str | None, expires: str | None
-) -> None:
-    """Create an API key; prints only the key (scripts depend on it)."""
-    from dizuo.accounts import create_key
-
-    try:
-        created = create_key(
-            _database(),
-            org,
-            name=name,
-            models=_split(models),
-            data_class=data_class,
-            expires_at=_date(expires),
-        )
-    except DizuoError as exc:
-        _fail(exc.message("zh") + " / " + exc.message("en"))
-        return
-    click.echo(created.key)
-
-
-@admin.command("revoke-key")
-@click.argument("key_id_or_prefix")
-def revoke_key_command(key_id_or_prefix: str) -> None:
-    """Revoke a key by id or visible prefix; every worker drops it within a second."""
-    from dizuo.accounts import revoke_key
-
-    try:
-        record = revoke_key(_database(), key_id_or_prefix)
-    except DizuoError as exc:
-        _fail(exc.message("zh") + " / " + exc.message("en"))
-        return
-    click.echo(record.id)
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def providers(as_json: bool) -> None:
@@ -203,3 +110,6 @@ def providers(as_json: bool) -> None:
             click.echo(
                 f"{'':<18} {model}: ¥{price['input']} in / ¥{price['output']} out per 1M ({row['prices_as_of']})"
             )
+
+
+main.add_command(admin)

@@ -1,0 +1,122 @@
+"""``dizuo admin …``: organizations and keys (money commands live in :mod:`dizuo.cli.money`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from dizuo.cli.common import database, parse_date, reported, split
+from dizuo.config import DATA_CLASSES
+
+__all__ = ["admin"]
+
+LIMITS = [
+    click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute."),
+    click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens per minute."),
+    click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Calls in flight at once."),
+]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def with_limits(command: F) -> F:
+    """Add --rpm, --tpm and --concurrency to a command."""
+    for option in reversed(LIMITS):
+        command = option(command)
+    return command
+
+
+@click.group()
+def admin() -> None:
+    """Administer organizations, keys and money (uses DIZUO_DATA_DIR / DIZUO_DATABASE_URL)."""
+
+
+@admin.command("create-org")
+@click.argument("name")
+@click.option("--uscc", default=None, help="统一社会信用代码 (18 characters, checked).")
+@click.option("--industry", default=None)
+@click.option("--district", default=None)
+@click.option("--size", type=click.Choice(["small", "medium", "large"]), default=None)
+@click.option("--data-class", type=click.Choice(DATA_CLASSES), default="general", show_default=True)
+@with_limits
+def create_org_command(
+    name: str,
+    uscc: str | None,
+    industry: str | None,
+    district: str | None,
+    size: str | None,
+    data_class: str,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+) -> None:
+    """Create an organization; prints its id."""
+    from dizuo.accounts import create_org
+
+    with reported(), database() as db:
+        org = create_org(
+            db,
+            name,
+            data_class,
+            uscc_code=uscc,
+            industry=industry,
+            district=district,
+            size=size,
+            limits=(rpm, tpm, concurrency),
+        )
+    click.echo(org.id)
+
+
+@admin.command("create-key")
+@click.option("--org", required=True, help="Organization name.")
+@click.option("--name", default=None, help="A label for the key.")
+@click.option("--models", default=None, help="Comma-separated model aliases this key may use (default: all).")
+@click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
+@click.option(
+    "--expires", default=None, help="Expiry date, YYYY-MM-DD (the end of that day, UTC) or ISO 8601."
+)
+@with_limits
+def create_key_command(
+    org: str,
+    name: str | None,
+    models: str | None,
+    data_class: str | None,
+    expires: str | None,
+    rpm: int | None,
+    tpm: int | None,
+    concurrency: int | None,
+) -> None:
+    """Create an API key; prints only the key (scripts depend on it)."""
+    from dizuo.accounts import create_key
+
+    expires_at = parse_date(expires, "--expires", end_of_day=True)
+    with reported(), database() as db:
+        created = create_key(
+            db,
+            org,
+            name=name,
+            models=split(models),
+            data_class=data_class,
+            expires_at=expires_at,
+            limits=(rpm, tpm, concurrency),
+        )
+    click.echo(created.key)
+
+
+@admin.command("revoke-key")
+@click.argument("key_id_or_prefix")
+def revoke_key_command(key_id_or_prefix: str) -> None:
+    """Revoke a key by id or visible prefix; every worker drops it within a second."""
+    from dizuo.accounts import revoke_key
+
+    with reported(), database() as db:
+        record = revoke_key(db, key_id_or_prefix)
+    click.echo(record.id)
+
+
+from dizuo.cli import money  # noqa: E402  (registers the money commands on this group)
+
+money.register(admin)

@@ -1,0 +1,69 @@
+"""What every ``dizuo`` command shares: failing clearly, the database, parsing options."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import click
+
+from dizuo.errors import DizuoError
+from dizuo.settings import Settings
+from dizuo.store import Database
+
+__all__ = ["database", "fail", "parse_date", "reported", "split"]
+
+
+def fail(message: str) -> NoReturn:
+    """Print *message* on stderr (Chinese and English) and exit with status 2."""
+    click.echo(f"错误 / error: {message}", err=True)
+    sys.exit(2)
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """Turn dizuo's errors and bad values into a clear message and exit status 2; nothing is written."""
+    try:
+        yield
+    except DizuoError as exc:
+        fail(f"{exc.message('zh')} / {exc.message('en')}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@contextmanager
+def database() -> Iterator[Database]:
+    """Open the platform's database (migrated; the ``default`` organization present)."""
+    from dizuo.accounts.service import ensure_default_org
+
+    db = Database(Settings().resolved_database_url)
+    try:
+        db.upgrade()
+        ensure_default_org(db, with_key=False)
+        yield db
+    finally:
+        db.dispose()
+
+
+def split(value: str | None) -> list[str] | None:
+    """Split a comma-separated option into a list (None when absent)."""
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+def parse_date(value: str | None, option: str, end_of_day: bool = False) -> dt.datetime | None:
+    """Parse YYYY-MM-DD or ISO 8601 (UTC unless it says otherwise); a date alone with *end_of_day*
+    means the end of that day."""
+    if value is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} 不是日期 / is not a date (YYYY-MM-DD)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    if end_of_day and len(value) == 10:
+        moment += dt.timedelta(days=1)
+    return moment

@@ -1,0 +1,192 @@
+"""``dizuo admin`` money commands: top-ups, vouchers (算力券), wallets, usage, statements, issuer reports.
+
+Amounts are decimal strings in CNY (``--amount 100.00``); ``--json`` prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import orjson
+
+from dizuo.cli.common import database, fail, parse_date, reported, split
+
+__all__ = ["register"]
+
+
+def _emit(data: bytes, out: Path | None) -> None:
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(data)
+        click.echo(str(out), err=True)
+
+
+@click.command("topup")
+@click.option("--org", required=True)
+@click.option("--amount", required=True, help="CNY, e.g. 100.00")
+@click.option("--note", default=None)
+def topup_command(org: str, amount: str, note: str | None) -> None:
+    """Add money to an organization's own balance; prints the ledger transaction id."""
+    from dizuo.billing import parse_cny
+    from dizuo.billing.service import topup
+
+    with reported():
+        micro = parse_cny(amount)
+        with database() as db:
+            click.echo(topup(db, org, micro, note))
+
+
+@click.command("issue-voucher")
+@click.option("--org", required=True)
+@click.option("--issuer", required=True, help="Who pays for the voucher, e.g. 重庆市大数据应用发展管理局.")
+@click.option("--program", required=True, help="The subsidy program's name.")
+@click.option("--amount", required=True, help="Face value in CNY.")
+@click.option("--copay", required=True, help="Share of each eligible charge the voucher pays, e.g. 0.3.")
+@click.option("--providers", default=None, help="Comma-separated providers it may pay for (default: all).")
+@click.option("--regions", default=None, help="Comma-separated regions (default: all).")
+@click.option("--models", default=None, help="Comma-separated model aliases (default: all).")
+@click.option("--valid-from", required=True, help="YYYY-MM-DD or ISO 8601 (UTC).")
+@click.option("--valid-to", required=True, help="YYYY-MM-DD (through the end of that day) or ISO 8601.")
+def issue_voucher_command(
+    org: str,
+    issuer: str,
+    program: str,
+    amount: str,
+    copay: str,
+    providers: str | None,
+    regions: str | None,
+    models: str | None,
+    valid_from: str,
+    valid_to: str,
+) -> None:
+    """Grant a compute voucher (算力券) to an organization; prints the voucher id."""
+    from dizuo.billing import parse_cny
+    from dizuo.billing.service import VoucherTerms, issue_voucher, parse_copay
+
+    start = parse_date(valid_from, "--valid-from")
+    end = parse_date(valid_to, "--valid-to", end_of_day=True)
+    assert start is not None and end is not None
+    with reported():
+        terms = VoucherTerms(
+            issuer=issuer,
+            program=program,
+            amount=parse_cny(amount),
+            copay=parse_copay(copay),
+            valid_from=start,
+            valid_to=end,
+            providers=split(providers),
+            regions=split(regions),
+            models=split(models),
+        )
+        with database() as db:
+            click.echo(issue_voucher(db, org, terms).id)
+
+
+@click.command("revoke-voucher")
+@click.argument("voucher_id")
+def revoke_voucher_command(voucher_id: str) -> None:
+    """Take back a voucher's unspent rest; prints the amount returned to the issuer."""
+    from dizuo.billing import format_cny
+    from dizuo.billing.service import revoke_voucher
+
+    with reported(), database() as db:
+        click.echo(format_cny(revoke_voucher(db, voucher_id)))
+
+
+@click.command("wallet")
+@click.option("--org", required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def wallet_command(org: str, as_json: bool) -> None:
+    """Show an organization's balance, money held by calls in flight, and vouchers."""
+    from dizuo.billing.service import wallet_view
+
+    with reported(), database() as db:
+        view = wallet_view(db, org)
+    if as_json:
+        click.echo(orjson.dumps(view).decode())
+        return
+    click.echo(f"{view['org']}: 余额 balance ¥{view['balance']}  冻结 held ¥{view['held']}")
+    for v in view["vouchers"]:
+        click.echo(
+            f"  {v['id']}  {v['program']} ({v['issuer']})  ¥{v['remaining']} / ¥{v['face']}"
+            f"  copay {v['copay']}  → {v['valid_to'][:10]}  {v['state']}"
+        )
+
+
+@click.command("usage")
+@click.option("--org", required=True)
+@click.option("--since", default=None, help="YYYY-MM-DD or ISO 8601 (UTC), inclusive.")
+@click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
+@click.option("--json", "fmt", flag_value="json", help="One JSON document.")
+@click.option("--csv", "fmt", flag_value="csv", help="CSV, UTF-8 with BOM (opens in Excel).")
+def usage_command(org: str, since: str | None, until: str | None, fmt: str | None) -> None:
+    """Export an organization's usage records."""
+    from dizuo.billing.reports import to_csv, usage_rows
+
+    if fmt is None:
+        fail("请选择 --json 或 --csv / choose --json or --csv")
+    start = parse_date(since, "--since")
+    end = parse_date(until, "--until", end_of_day=True)
+    with reported(), database() as db:
+        rows = usage_rows(db, org, start, end)
+    _emit(orjson.dumps(rows) + b"\n" if fmt == "json" else to_csv(rows), None)
+
+
+@click.command("statement")
+@click.option("--org", required=True)
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
+)
+def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
+    """An organization's monthly statement: balances, top-ups, charges, voucher payments, daily lines."""
+    from dizuo.billing.reports import statement, to_csv, to_xlsx
+
+    with reported(), database() as db:
+        summary, lines = statement(db, org, month)
+    if fmt == "json":
+        _emit(orjson.dumps({"summary": summary, "lines": lines}) + b"\n", out)
+    elif fmt == "csv":
+        _emit(to_csv(lines, summary), out)
+    else:
+        _emit(to_xlsx(lines, summary, title=f"{month}"), out)
+
+
+@click.command("voucher-report")
+@click.option("--issuer", required=True)
+@click.option("--month", required=True, help="YYYY-MM")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx", "json"]), default="csv", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
+)
+def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None) -> None:
+    """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
+    from dizuo.billing.reports import to_csv, to_xlsx, voucher_report
+
+    with reported(), database() as db:
+        rows = voucher_report(db, issuer, month)
+    if fmt == "json":
+        _emit(orjson.dumps(rows) + b"\n", out)
+    elif fmt == "csv":
+        _emit(to_csv(rows), out)
+    else:
+        _emit(to_xlsx(rows, title=month), out)
+
+
+def register(group: click.Group) -> None:
+    """Add the money commands to *group* (``dizuo admin``)."""
+    for command in (
+        topup_command,
+        issue_voucher_command,
+        revoke_voucher_command,
+        wallet_command,
+        usage_command,
+        statement_command,
+        voucher_report_command,
+    ):
+        group.add_command(command)

@@ -1,0 +1,141 @@
+"""The money commands end to end: a city bureau grants a voucher, an enterprise calls, everyone reads
+their numbers; and bad input that writes nothing."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import openai
+import orjson
+import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func, select
+
+from dizuo.billing.tables import LedgerEntry
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+
+ISSUER = "重庆市大数据应用发展管理局"
+USCC = "91500000MA5U7T1E3C"  # valid check character (GB 32100)
+
+
+def run(gateway: RunningGateway, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env["DIZUO_DATABASE_URL"] = gateway.settings.resolved_database_url
+    result = subprocess.run(
+        [sys.executable, "-m", "dizuo", "admin", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def ledger_size(gateway: RunningGateway) -> int:
+    db = Database(gateway.settings.resolved_database_url)
+    with db.session() as session:
+        count = int(session.scalar(select(func.count()).select_from(LedgerEntry)) or 0)
+    db.dispose()
+    return count
+
+
+def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Path) -> None:
+    name = f"重庆船舶柴油机-{uuid.uuid4().hex[:6]}"
+    uscc = USCC if not _taken(gateway) else None
+    args = ["create-org", name, "--industry", "船舶制造", "--district", "江津区", "--size", "medium"]
+    run(gateway, *args, *(["--uscc", uscc] if uscc else []))
+    run(gateway, "topup", "--org", name, "--amount", "10.00", "--note", "首次充值")
+    today = dt.date.today()
+    voucher_id = run(
+        gateway, "issue-voucher", "--org", name, "--issuer", ISSUER, "--program", "2026 中小企业算力券",
+        "--amount", "5.00", "--copay", "0.3", "--valid-from", str(today - dt.timedelta(days=1)),
+        "--valid-to", str(today + dt.timedelta(days=60)),
+    ).stdout.strip()
+    key = run(gateway, "create-key", "--org", name).stdout.strip()
+    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
+        for _ in range(2):
+            client.chat.completions.create(
+                model="pricey-model", messages=[{"role": "user", "content": "检验报告"}], max_tokens=3
+            )
+
+    wallet = orjson.loads(run(gateway, "wallet", "--org", name, "--json").stdout)
+    # Two calls of 3000 µ¥: the voucher pays 900 each, own 2100 each.
+    assert wallet["balance"] == "9.995800"
+    assert wallet["held"] == "0.000000"
+    (voucher,) = wallet["vouchers"]
+    assert (voucher["id"], voucher["remaining"], voucher["copay"], voucher["state"]) == (
+        voucher_id, "4.998200", "0.3000", "active"
+    )
+
+    usage = orjson.loads(run(gateway, "usage", "--org", name, "--json").stdout)
+    assert [(u["cost"], u["voucher_part"], u["own_part"]) for u in usage] == [("0.003000", "0.000900", "0.002100")] * 2
+    raw_csv = run(gateway, "usage", "--org", name, "--csv").stdout.encode()
+    rows = list(csv.DictReader(io.StringIO(raw_csv.decode("utf-8-sig"))))
+    assert len(rows) == 2 and rows[0]["model"] == "pricey-model"
+
+    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    out = tmp_path / "statement.xlsx"
+    run(gateway, "statement", "--org", name, "--month", month, "--format", "xlsx", "--out", str(out))
+    sheet = load_workbook(out).active
+    cells = {row[0].value: row[1].value for row in sheet.iter_rows(max_row=9) if row[0].value}
+    assert cells["organization"] == name  # Chinese text intact
+    assert (cells["topups"], cells["own_charges"], cells["voucher_paid"]) == ("10.000000", "0.004200", "0.001800")
+    assert cells["closing_balance"] == "9.995800"
+    statement_csv = tmp_path / "statement.csv"
+    run(gateway, "statement", "--org", name, "--month", month, "--format", "csv", "--out", str(statement_csv))
+    assert statement_csv.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
+    assert name in statement_csv.read_text(encoding="utf-8-sig")
+
+    report = orjson.loads(run(gateway, "voucher-report", "--issuer", ISSUER, "--month", month, "--format", "json").stdout)
+    mine = [r for r in report if r["organization"] == name]
+    assert mine == [
+        {"issuer": ISSUER, "month": month, "organization": name, "uscc": uscc or "", "program": "2026 中小企业算力券",
+         "provider": "openai-compatible", "region": "default", "calls": 2, "voucher_paid": "0.001800"}
+    ]
+
+    assert run(gateway, "revoke-voucher", voucher_id).stdout.strip() == "4.998200"
+    wallet = orjson.loads(run(gateway, "wallet", "--org", name, "--json").stdout)
+    assert wallet["vouchers"][0]["state"] == "revoked" and wallet["vouchers"][0]["remaining"] == "0.000000"
+
+
+def _taken(gateway: RunningGateway) -> bool:
+    from dizuo.accounts.tables import Organization
+
+    db = Database(gateway.settings.resolved_database_url)
+    with db.session() as session:
+        taken = session.scalars(select(Organization).where(Organization.uscc == USCC)).first() is not None
+    db.dispose()
+    return taken
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["topup", "--org", "default", "--amount", "-5"], "must be positive"),
+        (["topup", "--org", "default", "--amount", "ten"], "not a decimal amount"),
+        (["topup", "--org", "default", "--amount", "0.0000001"], "at most 6 decimal places"),
+        (["topup", "--org", "no-such-org", "--amount", "1"], "no organization no-such-org"),
+        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "1.5",
+          "--valid-from", "2026-01-01", "--valid-to", "2099-01-01"], "copay"),
+        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "0.3",
+          "--valid-from", "2020-01-01", "--valid-to", "2020-12-31"], "already ended"),
+        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "0.3",
+          "--valid-from", "2030-01-01", "--valid-to", "2029-01-01"], "after valid_from"),
+        (["create-org", "bad-code-org", "--uscc", "91500000MA5U7T1E3X"], "not a valid unified social credit code"),
+        (["statement", "--org", "default", "--month", "2026-13"], "YYYY-MM"),
+        (["usage", "--org", "default"], "--json or --csv"),
+    ],
+)
+def test_bad_input_fails_clearly_and_writes_nothing(gateway: RunningGateway, args: list[str], message: str) -> None:
+    before = ledger_size(gateway)
+    result = run(gateway, *args, check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+    assert ledger_size(gateway) == before
