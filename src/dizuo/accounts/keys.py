@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.limits import Limit, Subject
 from dizuo.store import Database
 
 __all__ = ["KeyCache", "KeyInfo", "hash_key", "new_key"]
@@ -57,10 +58,22 @@ class KeyInfo:
     models: frozenset[str] | None  # None: every model
     data_class: str
     expires_at: float | None  # epoch seconds
+    limits: tuple[Subject, ...] = ()  # the key's and the organization's rate limits, where set
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
         return self.models is None or alias in self.models
+
+
+def _subjects(key: ApiKey, org: Organization) -> tuple[Subject, ...]:
+    subjects = []
+    for subject_id, limit in (
+        (f"key:{key.id}", Limit(key.rpm, key.tpm, key.concurrency)),
+        (f"org:{org.id}", Limit(org.rpm, org.tpm, org.concurrency)),
+    ):
+        if limit:
+            subjects.append(Subject(subject_id, limit))
+    return tuple(subjects)
 
 
 class KeyCache:
@@ -104,6 +117,7 @@ class KeyCache:
             models=frozenset(key.models) if key.models is not None else None,
             data_class=key.data_class or org.data_class,
             expires_at=expires.timestamp() if expires else None,
+            limits=_subjects(key, org),
         )
         self._by_hash[key.key_hash] = info
         self._misses.pop(key.key_hash, None)

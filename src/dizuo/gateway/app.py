@@ -33,6 +33,7 @@ from dizuo.gateway import validate
 from dizuo.gateway.calls import Attempt, first_reply
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
+from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.settings import Settings
@@ -59,6 +60,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.meter = meter
+        self.limiter: Limiter = MemoryLimiter()
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -182,6 +184,17 @@ class Gateway:
             )
         return self.router.candidates(alias)
 
+    def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
+        """Apply the key's and organization's rate limits (429 with retry-after when over)."""
+        if not key.limits:
+            return None
+        estimate = _estimate(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
+        return self.limiter.acquire(key.limits, estimate)
+
+    def _release(self, call: _Call) -> None:
+        if call.permit is not None:
+            self.limiter.release(call.permit, call.usage.total_tokens if call.usage else 0)
+
     def _meter(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
         # Usage records and the ledger arrive with the billing issue; until then, metrics only.
         if usage is not None:
@@ -189,12 +202,15 @@ class Gateway:
             self.metrics.tokens.labels(alias, dep.name, "completion").inc(usage.completion_tokens)
 
     @staticmethod
-    def _response_headers(request_id: str, dep: Deployment) -> list[tuple[bytes, bytes]]:
-        return [
-            (b"x-request-id", request_id.encode()),
+    def _response_headers(call: _Call, dep: Deployment) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"x-request-id", call.request_id.encode()),
             (b"x-dizuo-deployment", dep.name.encode()),
             (b"x-dizuo-region", dep.config.region.encode()),
         ]
+        if call.permit is not None:
+            headers += call.permit.state.headers()
+        return headers
 
     # ---- /v1/chat/completions ------------------------------------------------------------
 
@@ -209,6 +225,7 @@ class Gateway:
         candidates = self._candidates(key, alias, "chat", "/v1/chat/completions")
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
         prompt_bound, completion_bound = worst_case_tokens(body, len(raw))
+        permit = self._admit(key, body)
 
         def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             return dep.provider.chat(call_body, stream)
@@ -216,7 +233,7 @@ class Gateway:
         def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, prompt_bound, completion_bound)
 
-        call = _Call(key, request_id, "chat", stream, started, body)
+        call = _Call(key, request_id, "chat", stream, started, body, permit)
         self.metrics.in_flight.inc()
         status = "200"
         try:
@@ -241,7 +258,7 @@ class Gateway:
                         send,
                         200,
                         attempt.first.data,
-                        extra=self._response_headers(request_id, attempt.deployment),
+                        extra=self._response_headers(call, attempt.deployment),
                     )
         except DizuoError as exc:
             status = str(exc.status)
@@ -252,6 +269,7 @@ class Gateway:
                 # Billed for what was generated before the client left, no more (DESIGN §3.6).
                 await self._settle(call, call.usage, status="client_gone")
         finally:
+            self._release(call)
             self.metrics.in_flight.dec()
             self.metrics.requests.labels("chat", alias, status).inc()
             self.metrics.latency.labels("chat").observe(time.perf_counter() - started)
@@ -263,6 +281,7 @@ class Gateway:
         if usage is None:
             usage = _estimate(call.body, call.chunks)
             status = status if status != "ok" else "estimated"
+        call.usage = usage
         self._meter(attempt.deployment.alias, attempt.deployment, usage)
         await self.meter.settle(
             attempt.hold,
@@ -285,7 +304,7 @@ class Gateway:
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": SSE_HEADERS + self._response_headers(call.request_id, dep),
+                "headers": SSE_HEADERS + self._response_headers(call, dep),
             }
         )
         reply: Reply | None = attempt.first
@@ -326,6 +345,7 @@ class Gateway:
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias = validate.embeddings_body(raw)
         candidates = self._candidates(key, alias, "embedding", "/v1/embeddings")
+        permit = self._admit(key, body)
 
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             yield await dep.provider.embed(call_body)
@@ -333,7 +353,7 @@ class Gateway:
         def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, len(raw), 0)
 
-        call = _Call(key, request_id, "embeddings", False, started, body)
+        call = _Call(key, request_id, "embeddings", False, started, body, permit)
         status = "200"
         try:
             async with _cancel_on_disconnect(receive):
@@ -354,7 +374,7 @@ class Gateway:
                     send,
                     200,
                     attempt.first.data,
-                    extra=self._response_headers(request_id, attempt.deployment),
+                    extra=self._response_headers(call, attempt.deployment),
                 )
         except DizuoError as exc:
             status = str(exc.status)
@@ -364,6 +384,7 @@ class Gateway:
             if call.attempt is not None and not call.settled:
                 await self._settle(call, call.attempt.first.usage, status="client_gone")
         finally:
+            self._release(call)
             self.metrics.requests.labels("embeddings", alias, status).inc()
             self.metrics.latency.labels("embeddings").observe(time.perf_counter() - started)
 
@@ -442,6 +463,7 @@ class _Call:
     stream: bool
     started: float
     body: dict[str, Any]
+    permit: Permit | None = None
     attempt: Attempt | None = None
     usage: Usage | None = None
     chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
