@@ -16,7 +16,7 @@ import pytest
 import yaml
 from sqlalchemy import create_engine, text
 
-from dizuo.app import create_app, load_settings, prepare
+from dizuo.app import Platform, create_app, load_settings, prepare
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.gateway import Gateway
@@ -99,7 +99,11 @@ class RunningGateway:
     url: str
     first_key: str
     settings: Settings
-    app: Gateway
+    platform: Platform
+
+    @property
+    def app(self) -> Gateway:
+        return self.platform.gateway
 
     @property
     def v1(self) -> str:

@@ -46,3 +46,21 @@ def test_every_provider_and_its_prices_are_documented(name: str) -> None:
 @pytest.mark.parametrize("code", sorted(set(MESSAGES) - {"internal_error"}))
 def test_every_error_code_is_documented(code: str) -> None:
     assert f"`{code}`" in (DOCS / "api.md").read_text(encoding="utf-8")
+
+
+def admin_routes() -> list[str]:
+    from dizuo.admin import create_admin_app
+    from dizuo.store import Database
+
+    app = create_admin_app(Database("sqlite://"))
+    return sorted(
+        f"{method} {route.path}"  # type: ignore[attr-defined]
+        for route in app.routes
+        if route.path.startswith("/admin/v1/") and "openapi" not in route.path and "docs" not in route.path  # type: ignore[attr-defined]
+        for method in route.methods - {"HEAD"}  # type: ignore[attr-defined]
+    )
+
+
+@pytest.mark.parametrize("route", admin_routes())
+def test_every_admin_route_is_documented(route: str) -> None:
+    assert f"`{route}" in (DOCS / "api.md").read_text(encoding="utf-8")

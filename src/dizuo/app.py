@@ -8,16 +8,18 @@ from typing import Any
 from pydantic import ValidationError
 
 from dizuo.accounts import KeyCache, ensure_default_org
+from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.config import load_config
 from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
+from dizuo.gateway.http import Receive, Scope, Send
 from dizuo.providers import Transport
 from dizuo.routing import Router, build_deployments
 from dizuo.settings import Settings
 from dizuo.store import Database
 
-__all__ = ["app_from_environment", "create_app", "load_settings", "prepare"]
+__all__ = ["Platform", "app_from_environment", "create_app", "load_settings", "prepare"]
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -50,15 +52,35 @@ def prepare(settings: Settings) -> str | None:
     return key
 
 
-def create_app(settings: Settings) -> Gateway:
+class Platform:
+    """The one ASGI app: ``/admin/…`` goes to the admin API, everything else to the gateway."""
+
+    def __init__(self, gateway: Gateway, admin: Any) -> None:
+        self.gateway = gateway
+        self.admin = admin
+
+    @property
+    def router(self) -> Router:
+        return self.gateway.router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/admin/"):
+            await self.admin(scope, receive, send)
+        else:
+            await self.gateway(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Platform:
     """Return the platform's ASGI app for *settings* (the database must be prepared)."""
     config = load_config(settings.config)
     db = Database(settings.resolved_database_url)
     transport = Transport()
     deployments = build_deployments(config, settings, transport, source=str(settings.config or "config"))
-    return Gateway(settings, KeyCache(db), Router(deployments), transport, Meter(db))
+    meter = Meter(db)
+    gateway = Gateway(settings, KeyCache(db), Router(deployments), transport, meter)
+    return Platform(gateway, create_admin_app(db, on_money_change=meter.journal.refresh))
 
 
-def app_from_environment() -> Gateway:
+def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
     return create_app(load_settings(Settings().config))

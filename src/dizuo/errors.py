@@ -25,6 +25,7 @@ __all__ = [
     "MethodNotAllowed",
     "ModelNotFound",
     "NoDeployment",
+    "PermissionDenied",
     "RateLimited",
     "RouteNotFound",
     "UnsupportedFeature",
@@ -116,6 +117,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_deployment": (
         "模型 {model!r} 当前没有可用的部署：{detail}",
         "No deployment of the model {model!r} is available now: {detail}",
+    ),
+    "admin_token_invalid": (
+        "管理令牌缺失、无效或已吊销。请在 Authorization: Bearer 中提供 dzt- 令牌；可用 "
+        "`dizuo admin create-token --username 用户名` 创建。",
+        "The admin token is missing, invalid or revoked. Send a dzt- token in Authorization: Bearer; "
+        "create one with `dizuo admin create-token --username NAME`.",
+    ),
+    "permission_denied": (
+        "角色 {role} 无权执行此操作：{action}。",
+        "The role {role} may not do this: {action}.",
     ),
     "not_found": (
         "路径 {path} 不存在。可用接口：/v1/chat/completions、/v1/embeddings、/v1/models。",
@@ -217,6 +228,12 @@ class RouteNotFound(DizuoError):
     status = 404
     type = "invalid_request_error"
     default_code = "not_found"
+
+
+class PermissionDenied(DizuoError):
+    status = 403
+    type = "permission_error"
+    default_code = "permission_denied"
 
 
 class MethodNotAllowed(DizuoError):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
 
 import httpx
@@ -12,6 +14,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.upstream import FakeUpstream
 
 
 def key_with(gateway: RunningGateway, **limits: int) -> str:
@@ -46,22 +49,28 @@ def test_rpm_limit_answers_429_with_retry_after(gateway: RunningGateway) -> None
     assert "密钥" in error["message"]
 
 
-def test_concurrency_limit(gateway: RunningGateway) -> None:
+def test_concurrency_limit(gateway: RunningGateway, upstream: FakeUpstream) -> None:
     key = key_with(gateway, concurrency=1)
-    slow = threading.Thread(
-        target=lambda: httpx.post(
-            f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"},
-            json={"model": "slow-model", "messages": [{"role": "user", "content": "x"}]}, timeout=30,
-        )
-    )
-    slow.start()
+
+    def hanging_call() -> None:
+        with contextlib.suppress(httpx.TimeoutException):  # the client gives up; the gateway frees the slot
+            httpx.post(
+                f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                json={"model": "hang-model", "messages": [{"role": "user", "content": "x"}]}, timeout=1.5,
+            )
+
+    upstream.hang_started.clear()
+    hanging = threading.Thread(target=hanging_call)
+    hanging.start()
     try:
-        for _ in range(100):  # wait until the slow call is in flight
-            response = call(gateway, key)
-            if response.status_code == 429:
-                break
+        assert upstream.hang_started.wait(10), "the hanging call never reached the upstream"
+        response = call(gateway, key)
         assert response.status_code == 429
         assert "并发" in response.json()["error"]["message"]
     finally:
-        slow.join()
-    assert call(gateway, key).status_code == 200  # the slot came back when the slow call ended
+        hanging.join()
+    deadline = time.monotonic() + 5
+    while (response := call(gateway, key)).status_code == 429:  # the slot comes back once the call is cancelled
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert response.status_code == 200

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["ApiKey", "Organization"]
+__all__ = ["AdminToken", "ApiKey", "Member", "Organization"]
 
 
 class Organization(Base):
@@ -69,3 +69,31 @@ class ApiKey(Base):
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class Member(Base):
+    """A person who administers the platform: a role, and the organization or issuer it is bound to."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))  # argon2id
+    role: Mapped[str] = mapped_column(String(32))
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id"))
+    issuer: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AdminToken(Base):
+    """A bearer token for the admin API, acting as one member."""
+
+    __tablename__ = "admin_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import click
 
+from dizuo.accounts.members import ROLES
 from dizuo.cli.common import database, parse_date, reported, split
 from dizuo.config import DATA_CLASSES
 
@@ -115,6 +116,35 @@ def revoke_key_command(key_id_or_prefix: str) -> None:
     with reported(), database() as db:
         record = revoke_key(db, key_id_or_prefix)
     click.echo(record.id)
+
+
+@admin.command("create-user")
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--username", required=True)
+@click.option("--password", default=None, help="Asked for (hidden) when left out.")
+@click.option("--org", default=None, help="The organization, for org-admin and org-developer.")
+@click.option("--issuer", default=None, help="The issuer's name, for voucher-issuer.")
+def create_user_command(
+    role: str, username: str, password: str | None, org: str | None, issuer: str | None
+) -> None:
+    """Create a member (console sign-in and admin tokens); prints its id."""
+    from dizuo.accounts.members import create_member
+
+    if password is None:
+        password = click.prompt("密码 / password", hide_input=True, confirmation_prompt=True)
+    with reported(), database() as db:
+        member = create_member(db, username, password, role, org=org, issuer=issuer)
+    click.echo(member.id)
+
+
+@admin.command("create-token")
+@click.option("--username", required=True)
+def create_token_command(username: str) -> None:
+    """Create an admin API token acting as a member; prints only the token."""
+    from dizuo.accounts.members import create_token
+
+    with reported(), database() as db:
+        click.echo(create_token(db, username))
 
 
 from dizuo.cli import money  # noqa: E402  (registers the money commands on this group)

@@ -1,0 +1,136 @@
+"""Members (people with a role) and their admin API tokens.
+
+Roles: ``platform-admin`` (everything), ``org-admin`` (one organization: keys, wallet, usage),
+``org-developer`` (one organization: its keys and usage), ``voucher-issuer`` (one issuer: grants and
+revokes its vouchers, reads its report), ``auditor`` (reads everything, changes nothing).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import VerificationError
+from sqlalchemy import select
+
+from dizuo.accounts.keys import hash_key
+from dizuo.accounts.tables import AdminToken, Member, Organization
+from dizuo.errors import InvalidRequest
+from dizuo.store import Database, utcnow
+
+__all__ = ["ROLES", "Actor", "authenticate_token", "create_member", "create_token", "verify_password"]
+
+ROLES = ("platform-admin", "org-admin", "org-developer", "voucher-issuer", "auditor")
+ORG_ROLES = ("org-admin", "org-developer")
+TOKEN_PREFIX = "dzt-"
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is acting, as the admin API and the console see them."""
+
+    member_id: str
+    username: str
+    role: str
+    org_id: str | None
+    issuer: str | None
+
+
+def _bad(param: str, zh: str, en: str) -> InvalidRequest:
+    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
+def create_member(
+    db: Database,
+    username: str,
+    password: str,
+    role: str,
+    *,
+    org: str | None = None,
+    issuer: str | None = None,
+) -> Member:
+    """Create a member; organization roles need *org*, the issuer role needs *issuer*."""
+    if role not in ROLES:
+        raise _bad("role", f"角色只能是 {'、'.join(ROLES)}", f"the role must be one of {', '.join(ROLES)}")
+    if not username.strip() or len(username) > 64:
+        raise _bad("username", "用户名不能为空，最多 64 个字符", "the username must be 1 to 64 characters")
+    if len(password) < 8:
+        raise _bad("password", "密码至少 8 个字符", "the password must have at least 8 characters")
+    if role in ORG_ROLES and not org:
+        raise _bad("org", f"角色 {role} 需要指定组织", f"the role {role} needs an organization")
+    if role == "voucher-issuer" and not issuer:
+        raise _bad("issuer", "发券方角色需要指定发放方名称", "the voucher-issuer role needs an issuer name")
+    with db.session() as session:
+        if session.scalars(select(Member).where(Member.username == username)).first():
+            raise _bad("username", f"用户名 {username} 已存在", f"the username {username} is taken")
+        org_id = None
+        if org:
+            found = session.scalars(select(Organization).where(Organization.name == org)).first()
+            if found is None:
+                raise _bad("org", f"组织 {org} 不存在", f"no organization {org}")
+            org_id = found.id
+        member = Member(
+            id=uuid.uuid4().hex,
+            username=username,
+            password_hash=_hasher.hash(password),
+            role=role,
+            org_id=org_id if role in ORG_ROLES else None,
+            issuer=issuer if role == "voucher-issuer" else None,
+            created_at=utcnow(),
+        )
+        session.add(member)
+    return member
+
+
+def verify_password(db: Database, username: str, password: str) -> Actor | None:
+    """Return the member when the password is right, else None."""
+    with db.session() as session:
+        member = session.scalars(select(Member).where(Member.username == username)).first()
+        if member is None or member.disabled_at is not None:
+            _hasher.hash(password)  # spend the same time either way
+            return None
+        try:
+            _hasher.verify(member.password_hash, password)
+        except VerificationError:
+            return None
+        return Actor(member.id, member.username, member.role, member.org_id, member.issuer)
+
+
+def create_token(db: Database, username: str) -> str:
+    """Create an admin API token acting as *username*; returned once, stored hashed."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.session() as session:
+        member = session.scalars(select(Member).where(Member.username == username)).first()
+        if member is None:
+            raise _bad("username", f"没有用户 {username}", f"no member {username}")
+        session.add(
+            AdminToken(
+                id=uuid.uuid4().hex,
+                member_id=member.id,
+                prefix=token[:10],
+                token_hash=hash_key(token),
+                created_at=utcnow(),
+            )
+        )
+    return token
+
+
+def authenticate_token(db: Database, token: str) -> Actor | None:
+    """Return the member behind an admin token, or None (unknown, revoked, member disabled)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    with db.session() as session:
+        row = session.execute(
+            select(AdminToken, Member)
+            .join(Member, AdminToken.member_id == Member.id)
+            .where(AdminToken.token_hash == hash_key(token))
+        ).first()
+        if row is None:
+            return None
+        admin_token, member = row
+        if admin_token.revoked_at is not None or member.disabled_at is not None:
+            return None
+        return Actor(member.id, member.username, member.role, member.org_id, member.issuer)

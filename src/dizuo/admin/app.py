@@ -1,0 +1,319 @@
+"""The admin API: organizations, keys, money and reports, each route checking the caller's role.
+
+No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
+
+Authentication is an admin token (``Authorization: Bearer dzt-…``) acting as one member. Routes are
+plain ``def`` so that FastAPI runs their database work in its thread pool, off the event loop.
+Errors use the same envelope as ``/v1``. OpenAPI docs: ``/admin/v1/docs``.
+"""
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dizuo.accounts import create_key, create_org, revoke_key
+from dizuo.accounts.members import Actor, authenticate_token
+from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
+from dizuo.billing import parse_cny
+from dizuo.billing import reports as billing_reports
+from dizuo.billing.money import format_cny
+from dizuo.billing.service import VoucherTerms, issue_voucher, parse_copay, revoke_voucher, topup, wallet_view
+from dizuo.billing.tables import Voucher
+from dizuo.errors import (
+    AuthenticationFailed,
+    DizuoError,
+    InvalidRequest,
+    MethodNotAllowed,
+    PermissionDenied,
+    RouteNotFound,
+    envelope,
+    pick_language,
+)
+from dizuo.store import Database
+
+__all__ = ["create_admin_app"]
+
+PREFIX = "/admin/v1"
+Format = Literal["json", "csv", "xlsx"]
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _error_response(request: Request, error: DizuoError) -> Response:
+    lang = pick_language(request.headers.get("accept-language"))
+    return Response(
+        error.body(lang), status_code=error.status, headers=error.headers, media_type="application/json"
+    )
+
+
+def _money(text: str, param: str = "amount") -> int:
+    """Parse a CNY amount, or raise 400 naming *param*."""
+    try:
+        return parse_cny(text)
+    except ValueError as exc:
+        raise InvalidRequest("invalid_param", param=param, reason_zh=str(exc), reason_en=str(exc)) from exc
+
+
+def _validation(request: Request, exc: RequestValidationError) -> Response:
+    first = exc.errors()[0]
+    loc = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
+    param = ".".join(loc) or None
+    message = first["msg"]
+    error = InvalidRequest("invalid_param", param=param, reason_zh=message, reason_en=message)
+    return _error_response(request, error)
+
+
+def _http(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 405:
+        return _error_response(
+            request, MethodNotAllowed(path=request.url.path, method=request.method, allowed="-")
+        )
+    if exc.status_code == 404:
+        return _error_response(request, RouteNotFound(path=request.url.path))
+    return Response(
+        envelope(str(exc.detail), "api_error", None, None),
+        status_code=exc.status_code,
+        media_type="application/json",
+    )
+
+
+def _deny(actor: Actor, action: str) -> PermissionDenied:
+    return PermissionDenied(role=actor.role, action=action)
+
+
+def _export(
+    rows: list[dict[str, Any]], fmt: Format, name: str, header: dict[str, str] | None = None
+) -> Response:
+    if fmt == "json":
+        return JSONResponse({"summary": header, "lines": rows} if header is not None else rows)
+    data = billing_reports.to_csv(rows, header) if fmt == "csv" else billing_reports.to_xlsx(rows, header)
+    # RFC 6266/5987: an ASCII fallback name, and the real (Chinese) one percent-encoded in UTF-8.
+    disposition = f"attachment; filename=\"export.{fmt}\"; filename*=UTF-8''{quote(f'{name}.{fmt}')}"
+    return Response(data, media_type=MEDIA[fmt], headers={"content-disposition": disposition})
+
+
+def create_admin_app(db: Database, on_money_change: Callable[[str], None] | None = None) -> FastAPI:
+    """Return the admin API over *db*.
+
+    *on_money_change* is called with an organization's id after its money changed here, so that
+    the worker that took the change applies it at once (the others within their refresh period).
+    """
+
+    def changed(org_id: str) -> None:
+        if on_money_change is not None:
+            on_money_change(org_id)
+
+    app = FastAPI(
+        title="dizuo admin API",
+        version="1",
+        docs_url=f"{PREFIX}/docs",
+        openapi_url=f"{PREFIX}/openapi.json",
+        redoc_url=None,
+    )
+    app.add_exception_handler(DizuoError, _error_response)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+
+    def actor(authorization: Annotated[str | None, Header()] = None) -> Actor:
+        scheme, _, token = (authorization or "").partition(" ")
+        found = authenticate_token(db, token.strip()) if scheme.lower() == "bearer" else None
+        if found is None:
+            raise AuthenticationFailed("admin_token_invalid")
+        return found
+
+    Caller = Annotated[Actor, Depends(actor)]
+
+    def org_named(name: str) -> Organization:
+        with db.session() as session:
+            org = session.scalars(select(Organization).where(Organization.name == name)).first()
+        if org is None:
+            raise InvalidRequest(
+                "invalid_param",
+                param="org",
+                reason_zh=f"组织 {name} 不存在",
+                reason_en=f"no organization {name}",
+            )
+        return org
+
+    def may(
+        who: Actor,
+        action: str,
+        *,
+        org: Organization | None = None,
+        roles: tuple[str, ...] = (),
+        issuer: str | None = None,
+    ) -> None:
+        if who.role == "platform-admin":
+            return
+        if who.role in roles:
+            if org is not None and who.role in ("org-admin", "org-developer") and who.org_id != org.id:
+                raise _deny(who, action)
+            if issuer is not None and who.role == "voucher-issuer" and who.issuer != issuer:
+                raise _deny(who, action)
+            return
+        raise _deny(who, action)
+
+    read_org = ("auditor", "org-admin")
+
+    @app.get(f"{PREFIX}/me")
+    def me(who: Caller) -> dict[str, Any]:
+        """Who this token acts as."""
+        return {"username": who.username, "role": who.role, "org_id": who.org_id, "issuer": who.issuer}
+
+    @app.get(f"{PREFIX}/orgs")
+    def list_orgs(who: Caller) -> list[dict[str, Any]]:
+        """Organizations this member may see."""
+        with db.session() as session:
+            orgs = list(session.scalars(select(Organization).order_by(Organization.name)))
+        if who.role not in ("platform-admin", "auditor"):
+            orgs = [o for o in orgs if o.id == who.org_id]
+        return [
+            {
+                "id": o.id,
+                "name": o.name,
+                "uscc": o.uscc,
+                "industry": o.industry,
+                "district": o.district,
+                "size": o.size,
+                "data_class": o.data_class,
+                "rpm": o.rpm,
+                "tpm": o.tpm,
+                "concurrency": o.concurrency,
+            }
+            for o in orgs
+        ]
+
+    @app.post(f"{PREFIX}/orgs", status_code=201)
+    def new_org(body: OrgIn, who: Caller) -> dict[str, str]:
+        """Create an organization (platform admins)."""
+        may(who, "create organizations")
+        org = create_org(
+            db,
+            body.name,
+            body.data_class,
+            uscc_code=body.uscc,
+            industry=body.industry,
+            district=body.district,
+            size=body.size,
+            limits=(body.rpm, body.tpm, body.concurrency),
+        )
+        return {"id": org.id, "name": org.name}
+
+    @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
+    def new_key(org: str, body: KeyIn, who: Caller) -> dict[str, Any]:
+        """Create an API key; the key is in this answer and nowhere else, ever."""
+        may(who, "create keys", org=org_named(org), roles=("org-admin", "org-developer"))
+        created = create_key(
+            db,
+            org,
+            name=body.name,
+            models=body.models,
+            data_class=body.data_class,
+            expires_at=body.expires_at,
+            limits=(body.rpm, body.tpm, body.concurrency),
+        )
+        return {"key": created.key, **created.record.as_dict()}
+
+    @app.post(f"{PREFIX}/keys/{{key_id}}/revoke")
+    def revoke(key_id: str, who: Caller) -> dict[str, Any]:
+        """Revoke a key; every worker drops it within a second."""
+        with db.session() as session:
+            record = session.get(ApiKey, key_id)
+            org = session.get(Organization, record.org_id) if record else None
+        if record is None or org is None:
+            raise InvalidRequest(
+                "invalid_param", param="key_id", reason_zh="没有这个密钥", reason_en="no such key"
+            )
+        may(who, "revoke keys", org=org, roles=("org-admin",))
+        return revoke_key(db, key_id).as_dict()
+
+    @app.post(f"{PREFIX}/orgs/{{org}}/topups", status_code=201)
+    def new_topup(org: str, body: TopupIn, who: Caller) -> dict[str, str]:
+        """Add money to an organization's own balance (platform admins)."""
+        may(who, "top up wallets")
+        tx_id = topup(db, org, _money(body.amount), body.note)
+        changed(org_named(org).id)
+        return {"tx_id": tx_id}
+
+    @app.get(f"{PREFIX}/orgs/{{org}}/wallet")
+    def wallet(org: str, who: Caller) -> dict[str, Any]:
+        """Balance, money held by calls in flight, and vouchers."""
+        may(who, "read wallets", org=org_named(org), roles=read_org)
+        return wallet_view(db, org)
+
+    @app.post(f"{PREFIX}/orgs/{{org}}/vouchers", status_code=201)
+    def new_voucher(org: str, body: VoucherIn, who: Caller) -> dict[str, Any]:
+        """Grant a compute voucher (算力券); an issuer grants only under its own name."""
+        may(who, "issue vouchers", roles=("voucher-issuer",), issuer=body.issuer)
+        terms = VoucherTerms(
+            issuer=body.issuer,
+            program=body.program,
+            amount=_money(body.amount),
+            copay=parse_copay(body.copay),
+            valid_from=_aware(body.valid_from),
+            valid_to=_aware(body.valid_to),
+            providers=body.providers,
+            regions=body.regions,
+            models=body.models,
+        )
+        voucher = issue_voucher(db, org, terms)
+        changed(voucher.org_id)
+        return {"id": voucher.id, "remaining": format_cny(voucher.remaining)}
+
+    @app.post(f"{PREFIX}/vouchers/{{voucher_id}}/revoke")
+    def revoke_a_voucher(voucher_id: str, who: Caller) -> dict[str, str]:
+        """Take back a voucher's unspent rest."""
+        with db.session() as session:
+            voucher = session.get(Voucher, voucher_id)
+        if voucher is None:
+            raise InvalidRequest(
+                "invalid_param", param="voucher_id", reason_zh="没有这张算力券", reason_en="no such voucher"
+            )
+        may(who, "revoke vouchers", roles=("voucher-issuer",), issuer=voucher.issuer)
+        returned = revoke_voucher(db, voucher_id)
+        changed(voucher.org_id)
+        return {"returned": format_cny(returned)}
+
+    @app.get(f"{PREFIX}/orgs/{{org}}/usage")
+    def usage(
+        org: str,
+        who: Caller,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        format: Format = "json",
+    ) -> Response:
+        """Usage records, one per answered call."""
+        may(who, "read usage", org=org_named(org), roles=(*read_org, "org-developer"))
+        rows = billing_reports.usage_rows(db, org, _aware(since), _aware(until))
+        return _export(rows, format, f"usage-{org}")
+
+    @app.get(f"{PREFIX}/orgs/{{org}}/statement")
+    def statement(org: str, month: str, who: Caller, format: Format = "json") -> Response:
+        """A month's statement."""
+        may(who, "read statements", org=org_named(org), roles=read_org)
+        summary, lines = billing_reports.statement(db, org, month)
+        return _export(lines, format, f"statement-{org}-{month}", summary)
+
+    @app.get(f"{PREFIX}/issuers/{{issuer}}/voucher-report")
+    def voucher_report(issuer: str, month: str, who: Caller, format: Format = "json") -> Response:
+        """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
+        may(who, "read voucher reports", roles=("auditor", "voucher-issuer"), issuer=issuer)
+        return _export(billing_reports.voucher_report(db, issuer, month), format, f"vouchers-{month}")
+
+    return app
+
+
+def _aware(moment: dt.datetime | None) -> Any:
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.UTC)
+    return moment

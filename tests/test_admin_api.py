@@ -1,0 +1,144 @@
+"""The admin API: the same operations as the CLI over HTTP, each checking the caller's role."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from openpyxl import load_workbook
+
+from dizuo.accounts import create_org
+from dizuo.accounts.members import create_member, create_token
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+
+ADMIN = "/admin/v1"
+
+
+@pytest.fixture(scope="module")
+def tokens(gateway: RunningGateway) -> dict[str, Any]:
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    org_a, org_b = f"甲公司-{tag}", f"乙公司-{tag}"
+    create_org(db, org_a)
+    create_org(db, org_b)
+    members = {
+        "admin": ("platform-admin", {}),
+        "a-admin": ("org-admin", {"org": org_a}),
+        "a-dev": ("org-developer", {"org": org_a}),
+        "bureau": ("voucher-issuer", {"issuer": f"大数据局-{tag}"}),
+        "auditor": ("auditor", {}),
+    }
+    out: dict[str, Any] = {"org_a": org_a, "org_b": org_b, "issuer": f"大数据局-{tag}"}
+    for name, (role, extra) in members.items():
+        username = f"{name}-{tag}"
+        create_member(db, username, "correct horse battery", role, **extra)
+        out[name] = create_token(db, username)
+    db.dispose()
+    return out
+
+
+def api(gateway: RunningGateway, token: str | None, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.request(method, f"{gateway.url}{ADMIN}{path}", headers=headers, timeout=30, **kwargs)
+
+
+def test_openapi_docs_are_served(gateway: RunningGateway) -> None:
+    spec = httpx.get(f"{gateway.url}{ADMIN}/openapi.json").json()
+    assert f"{ADMIN}/orgs/{{org}}/vouchers" in spec["paths"]
+    assert httpx.get(f"{gateway.url}{ADMIN}/docs").status_code == 200
+
+
+def test_no_token_is_401_in_the_envelope(gateway: RunningGateway) -> None:
+    response = api(gateway, None, "GET", "/orgs")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "admin_token_invalid"
+    assert api(gateway, "dzt-bogus", "GET", "/orgs").status_code == 401
+
+
+def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: dict[str, Any]) -> None:
+    org, admin = tokens["org_a"], tokens["admin"]
+    assert api(gateway, admin, "POST", f"/orgs/{org}/topups", json={"amount": "20.00"}).status_code == 201
+    created = api(gateway, admin, "POST", f"/orgs/{org}/keys", json={"name": "生产", "rpm": 60})
+    assert created.status_code == 201
+    key = created.json()
+    assert key["key"].startswith("dz-") and key["rpm"] == 60 and "key_hash" not in key
+    now = dt.datetime.now(dt.UTC)
+    voucher = api(gateway, admin, "POST", f"/orgs/{org}/vouchers", json={
+        "issuer": tokens["issuer"], "program": "首批算力券", "amount": "5", "copay": "0.5",
+        "valid_from": (now - dt.timedelta(days=1)).isoformat(), "valid_to": (now + dt.timedelta(days=9)).isoformat(),
+    })
+    assert voucher.status_code == 201, voucher.text
+    with httpx.Client(base_url=gateway.v1, headers={"Authorization": f"Bearer {key['key']}"}) as client:
+        assert client.post("/chat/completions", json={
+            "model": "pricey-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3
+        }).status_code == 200
+    wallet = api(gateway, admin, "GET", f"/orgs/{org}/wallet").json()
+    assert wallet["balance"] == "19.998500" and wallet["vouchers"][0]["remaining"] == "4.998500"
+    usage = api(gateway, admin, "GET", f"/orgs/{org}/usage").json()
+    assert [(u["cost"], u["voucher_part"]) for u in usage] == [("0.003000", "0.001500")]
+    month = now.strftime("%Y-%m")
+    xlsx = api(gateway, tokens["auditor"], "GET", f"/orgs/{org}/statement", params={"month": month, "format": "xlsx"})
+    assert xlsx.status_code == 200, xlsx.text
+    assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
+    import io
+
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert sheet["B1"].value == org
+    report = api(gateway, tokens["bureau"], "GET", f"/issuers/{tokens['issuer']}/voucher-report",
+                 params={"month": month})
+    assert report.json()[0]["voucher_paid"] == "0.001500"
+    revoked = api(gateway, admin, "POST", f"/keys/{key['id']}/revoke")
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+
+
+@pytest.mark.parametrize(
+    ("who", "method", "path", "body"),
+    [
+        ("a-admin", "GET", "/orgs/{org_b}/wallet", None),  # another organization's wallet
+        ("a-dev", "GET", "/orgs/{org_a}/wallet", None),  # developers see usage, not money
+        ("a-admin", "POST", "/orgs/{org_a}/topups", {"amount": "1"}),  # only the platform tops up
+        ("auditor", "POST", "/orgs", {"name": "x"}),  # auditors change nothing
+        ("bureau", "GET", "/issuers/另一个局/voucher-report?month=2026-01", None),  # another issuer's report
+        ("a-dev", "POST", "/orgs/{org_b}/keys", {}),
+    ],
+)
+def test_roles_are_enforced(
+    gateway: RunningGateway, tokens: dict[str, Any], who: str, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = api(gateway, tokens[who], method, path.format(**tokens), json=body)
+    assert response.status_code == 403
+    error = response.json()["error"]
+    assert error["code"] == "permission_denied" and error["type"] == "permission_error"
+
+
+def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: dict[str, Any]) -> None:
+    now = dt.datetime.now(dt.UTC)
+    body = {"program": "p", "amount": "1", "copay": "0.3", "valid_from": now.isoformat(),
+            "valid_to": (now + dt.timedelta(days=1)).isoformat()}
+    own = api(gateway, tokens["bureau"], "POST", f"/orgs/{tokens['org_b']}/vouchers",
+              json={**body, "issuer": tokens["issuer"]})
+    assert own.status_code == 201
+    other = api(gateway, tokens["bureau"], "POST", f"/orgs/{tokens['org_b']}/vouchers", json={**body, "issuer": "别人"})
+    assert other.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/orgs/{org_a}/topups", {"amount": "-3"}, "amount"),
+        ("/orgs/{org_a}/topups", {"amount": "abc"}, "amount"),
+        ("/orgs/{org_a}/topups", {"amount": "1", "colour": "red"}, "colour"),
+        ("/orgs", {"name": "坏代码", "uscc": "91500000MA5U7T1E3X"}, "uscc"),
+        ("/orgs/no-such-org/topups", {"amount": "1"}, "org"),
+    ],
+)
+def test_bad_input_is_400_naming_the_param(
+    gateway: RunningGateway, tokens: dict[str, Any], path: str, body: dict[str, Any], param: str
+) -> None:
+    response = api(gateway, tokens["admin"], "POST", path.format(**tokens), json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] == param
