@@ -222,9 +222,11 @@ http {{
         wait_port(port)
         return port, process.pid
 
-    def dizuo(self, upstream: int) -> tuple[int, int, str]:
+    def dizuo(
+        self, upstream: int, name: str = "dizuo", env_extra: dict[str, str] | None = None
+    ) -> tuple[int, int, str]:
         port = free_port()
-        config = self.home / "dizuo.yaml"
+        config = self.home / f"{name}.yaml"
         config.write_text(
             f"""
 local: false
@@ -237,8 +239,9 @@ deployments:
             encoding="utf-8",
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
-        env["DIZUO_DATA_DIR"] = str(self.home / "dizuo")
+        env["DIZUO_DATA_DIR"] = str(self.home / name)
         env["DIZUO_LOG_LEVEL"] = "warning"
+        env.update(env_extra or {})
         process = self.spawn(
             [str(Path(PYTHON).parent / "dizuo"), "serve", "--config", str(config), "--port", str(port)],
             env=env,

@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> Platform:
     db = Database(settings.resolved_database_url)
     transport = Transport()
     deployments = build_deployments(config, settings, transport, source=str(settings.config or "config"))
-    meter = Meter(db)
+    meter = Meter(db, enabled=settings.metering)
     gateway = Gateway(settings, KeyCache(db), Router(deployments), transport, meter)
     return Platform(gateway, create_admin_app(db, on_money_change=meter.journal.refresh))
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     key_refresh_seconds: float = Field(
         1.0, gt=0, description="How often each worker reloads changed API keys (revocation delay)."
     )
+    metering: bool = Field(
+        True,
+        description="Hold, charge and record every call. Off only for unbilled private installs and benchmarks.",
+    )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

@@ -1,0 +1,127 @@
+"""`kill -9` under load loses no completed call's record and charges nothing twice (DESIGN §3.3)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from dizuo.accounts import create_key, create_org
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
+from dizuo.store import Database
+from tests.support.servers import free_port
+from tests.support.upstream import FakeUpstream
+
+
+def start_server(config: Path, home: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env.update({"DIZUO_DATA_DIR": str(home), "DIZUO_DATABASE_URL": database_url, "DIZUO_LOG_LEVEL": "warning"})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dizuo", "serve", "--config", str(config), "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def setup(upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator[tuple[Path, str, str, str]]:
+    db = Database(database_url)
+    db.upgrade()
+    name = f"crash-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("100"))
+    key = create_key(db, name).key
+    db.dispose()
+    config = tmp_path / "dizuo.yaml"
+    config.write_text(yaml.safe_dump({"local": False, "deployments": [{
+        "name": "echo-1", "model": "echo-model", "provider": "openai-compatible", "base_url": upstream.base_url,
+        "upstream_model": "echo", "price": {"input": "1.5", "output": "2"},
+    }]}), encoding="utf-8")
+    yield config, key, org.id, database_url
+
+
+def test_kill_9_loses_no_completed_call(setup: tuple[Path, str, str, str], tmp_path: Path) -> None:
+    config, key, org_id, database_url = setup
+    port = free_port()
+    server = start_server(config, tmp_path, database_url, port)
+    completed: list[str] = []
+    stop = threading.Event()
+
+    def load(stream: bool) -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {key}"},
+                          timeout=5) as client:
+            body = {"model": "echo-model", "messages": [{"role": "user", "content": "崩溃测试"}], "stream": stream}
+            while not stop.is_set():
+                try:
+                    with client.stream("POST", "/chat/completions", json=body) as response:
+                        text = response.read()
+                    if response.status_code == 200 and (not stream or text.rstrip().endswith(b"data: [DONE]")):
+                        completed.append(response.headers["x-request-id"])
+                except httpx.HTTPError:
+                    if server.poll() is not None:
+                        return
+
+    threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(2.0)
+    server.send_signal(signal.SIGKILL)
+    server.wait(10)
+    stop.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(completed) > 20, "the load did not get going before the kill"
+
+    restarted = start_server(config, tmp_path, database_url, port)
+    try:
+        db = Database(database_url)
+        with db.session() as session:
+            records = list(session.scalars(select(UsageRecord).where(UsageRecord.org_id == org_id)))
+            ids = {r.request_id for r in records}
+            missing = set(completed) - ids
+            assert not missing, f"{len(missing)} completed calls have no usage record"
+            assert len(ids) == len(records)
+            per_tx = session.execute(
+                select(LedgerEntry.tx_id, func.sum(LedgerEntry.amount), func.count(func.distinct(LedgerEntry.request_id)))
+                .where(LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge")
+                .group_by(LedgerEntry.tx_id)
+            ).all()
+            assert len(per_tx) == len(records)  # one charge per record, none twice
+            assert all(total == 0 and requests == 1 for _, total, requests in per_tx)
+            wallet = session.get(Wallet, org_id)
+            assert wallet is not None
+            assert wallet.balance == 100_000_000 - sum(r.own_part for r in records)
+        # Holds of the cut calls died with the process: the new one holds nothing for this organization.
+        deadline = time.monotonic() + 5
+        while True:
+            with db.session() as session:
+                held = session.get(Wallet, org_id).held  # type: ignore[union-attr]
+            if held == 0:
+                break
+            assert time.monotonic() < deadline, f"{held} µ¥ still held after the restart"
+            time.sleep(0.1)
+        db.dispose()
+    finally:
+        restarted.terminate()
+        restarted.wait(15)
