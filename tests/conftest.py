@@ -88,6 +88,15 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("fo-primary", "failover-model", "fail500", url, priority=0),
             deployment("fo-backup", "failover-model", "echo", url, priority=1, region="xj"),
             deployment("embed-1", "remote-embed", "embed", url, mode="embedding"),
+            # Data classes: one alias on public, private and local compute, cheapest and least trusted first.
+            deployment("cls-public", "classed-model", "echo", url, cloud="public", region="cq", priority=0),
+            deployment("cls-private", "classed-model", "echo", url, cloud="private", region="cq",
+                       data_class_max="important", priority=1),
+            deployment("cls-local", "classed-model", "echo", url, cloud="local", region="cq",
+                       data_class_max="core", priority=2),
+            deployment("pub-only", "public-only-model", "echo", url, cloud="public"),
+            deployment("core-xj", "cross-model", "echo", url, cloud="private", region="xj",
+                       data_class_max="core", core_cross_region=True),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
         ],

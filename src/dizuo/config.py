@@ -69,6 +69,7 @@ class DeploymentConfig(_Strict):
     cloud: Literal["public", "private", "local"] = "public"
     accelerator: str | None = None
     data_class_max: DataClass = "general"
+    core_cross_region: bool = Field(False, description="Allow core data from organizations in other regions.")
     price: Price | None = None
     limits: Limits = Limits()
     weight: int = Field(1, ge=0)

@@ -128,6 +128,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "角色 {role} 无权执行此操作：{action}。",
         "The role {role} may not do this: {action}.",
     ),
+    "no_cleared_deployment": (
+        "数据级别为「{data_class_zh}」({data_class}) 的请求不能发往模型 {model!r} 的任何部署：{detail}。"
+        "请求不会降级发往未获许可的部署；请联系平台运维为该级别配置部署。",
+        "No deployment of {model!r} is cleared for {data_class} data: {detail}. The call is not sent to a "
+        "less trusted deployment; ask the operators to add one cleared for this class.",
+    ),
     "not_found": (
         "路径 {path} 不存在。可用接口：/v1/chat/completions、/v1/embeddings、/v1/models。",
         "There is no route {path}. Available: /v1/chat/completions, /v1/embeddings, /v1/models.",

@@ -74,3 +74,15 @@ def test_concurrency_limit(gateway: RunningGateway, upstream: FakeUpstream) -> N
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert response.status_code == 200
+
+
+def test_organization_limits_apply_to_all_its_keys(gateway: RunningGateway) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"org-limited-{uuid.uuid4().hex[:8]}"
+    create_org(db, name, limits=(1, None, None))
+    first, second = create_key(db, name).key, create_key(db, name).key
+    db.dispose()
+    assert call(gateway, first).status_code == 200
+    refused = call(gateway, second)
+    assert refused.status_code == 429
+    assert "组织" in refused.json()["error"]["message"]

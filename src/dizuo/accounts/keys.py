@@ -56,13 +56,24 @@ class KeyInfo:
     org_id: str
     org_name: str
     models: frozenset[str] | None  # None: every model
-    data_class: str
+    data_class: str  # the higher of the key's and its organization's
     expires_at: float | None  # epoch seconds
     limits: tuple[Subject, ...] = ()  # the key's and the organization's rate limits, where set
+    org_region: str | None = None
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
         return self.models is None or alias in self.models
+
+
+_RANK = {"general": 0, "important": 1, "core": 2}
+
+
+def _higher(key_class: str | None, org_class: str) -> str:
+    """A key may raise its organization's data class, never lower it."""
+    if key_class is None or _RANK.get(key_class, 0) < _RANK.get(org_class, 0):
+        return org_class
+    return key_class
 
 
 def _subjects(key: ApiKey, org: Organization) -> tuple[Subject, ...]:
@@ -115,7 +126,8 @@ class KeyCache:
             org_id=org.id,
             org_name=org.name,
             models=frozenset(key.models) if key.models is not None else None,
-            data_class=key.data_class or org.data_class,
+            data_class=_higher(key.data_class, org.data_class),
+            org_region=org.region,
             expires_at=expires.timestamp() if expires else None,
             limits=_subjects(key, org),
         )

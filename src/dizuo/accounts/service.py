@@ -73,6 +73,7 @@ def create_org(
     district: str | None = None,
     size: str | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
+    region: str | None = None,
 ) -> Organization:
     """Create the organization *name*; a taken name or credit code, or a bad field, is a clear error."""
     name = name.strip()
@@ -83,6 +84,7 @@ def create_org(
     if size is not None and size not in SIZES:
         raise _bad("size", "只能是 small、medium 或 large", "must be small, medium or large")
     code = validate_uscc(uscc_code) if uscc_code else None
+    rpm, tpm, concurrency = _limits(limits)
     with db.session() as session:
         if session.scalars(select(Organization).where(Organization.name == name)).first():
             raise _bad("name", f"组织 {name} 已存在", f"the organization {name} exists")
@@ -98,6 +100,10 @@ def create_org(
             industry=industry,
             district=district,
             size=size,
+            region=region,
+            rpm=rpm,
+            tpm=tpm,
+            concurrency=concurrency,
         )
         session.add(org)
     return org

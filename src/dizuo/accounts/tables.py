@@ -22,6 +22,8 @@ class Organization(Base):
     uscc: Mapped[str | None] = mapped_column(String(18), unique=True)
     industry: Mapped[str | None] = mapped_column(String(128))
     district: Mapped[str | None] = mapped_column(String(128))
+    # The region code its core data must stay in (matches deployments' region); None keeps it local.
+    region: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[str | None] = mapped_column(String(16))  # small | medium | large
     data_class: Mapped[str] = mapped_column(String(16), default="general")
     rpm: Mapped[int | None] = mapped_column(Integer)

@@ -204,6 +204,7 @@ def create_admin_app(db: Database, on_money_change: Callable[[str], None] | None
             uscc_code=body.uscc,
             industry=body.industry,
             district=body.district,
+            region=body.region,
             size=body.size,
             limits=(body.rpm, body.tpm, body.concurrency),
         )

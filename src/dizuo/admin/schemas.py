@@ -21,6 +21,7 @@ class OrgIn(_In):
     uscc: str | None = None
     industry: str | None = None
     district: str | None = None
+    region: str | None = Field(None, max_length=64)
     size: Literal["small", "medium", "large"] | None = None
     data_class: DataClass = "general"
     rpm: int | None = Field(None, gt=0)

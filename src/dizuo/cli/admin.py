@@ -40,6 +40,7 @@ def admin() -> None:
 @click.option("--uscc", default=None, help="统一社会信用代码 (18 characters, checked).")
 @click.option("--industry", default=None)
 @click.option("--district", default=None)
+@click.option("--region", default=None, help="Region code its core data must stay in (as in deployments).")
 @click.option("--size", type=click.Choice(["small", "medium", "large"]), default=None)
 @click.option("--data-class", type=click.Choice(DATA_CLASSES), default="general", show_default=True)
 @with_limits
@@ -48,6 +49,7 @@ def create_org_command(
     uscc: str | None,
     industry: str | None,
     district: str | None,
+    region: str | None,
     size: str | None,
     data_class: str,
     rpm: int | None,
@@ -67,6 +69,7 @@ def create_org_command(
             district=district,
             size=size,
             limits=(rpm, tpm, concurrency),
+            region=region,
         )
     click.echo(org.id)
 

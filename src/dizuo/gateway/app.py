@@ -36,6 +36,7 @@ from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
+from dizuo.routing.clearance import clear, request_class
 from dizuo.settings import Settings
 
 __all__ = ["Gateway"]
@@ -223,6 +224,8 @@ class Gateway:
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias, stream = validate.chat_body(raw)
         candidates = self._candidates(key, alias, "chat", "/v1/chat/completions")
+        data_class = request_class(key.data_class, headers.data_class)
+        candidates = clear(alias, candidates, data_class, key.org_region)
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
         prompt_bound, completion_bound = worst_case_tokens(body, len(raw))
         permit = self._admit(key, body)
@@ -233,7 +236,7 @@ class Gateway:
         def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, prompt_bound, completion_bound)
 
-        call = _Call(key, request_id, "chat", stream, started, body, permit)
+        call = _Call(key, request_id, "chat", stream, started, body, data_class, permit)
         self.metrics.in_flight.inc()
         status = "200"
         try:
@@ -289,7 +292,7 @@ class Gateway:
             usage,
             request_id=call.request_id,
             key_id=call.key.key_id,
-            data_class=call.key.data_class,
+            data_class=call.data_class,
             endpoint=call.endpoint,
             stream=call.stream,
             started=call.started,
@@ -345,6 +348,8 @@ class Gateway:
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias = validate.embeddings_body(raw)
         candidates = self._candidates(key, alias, "embedding", "/v1/embeddings")
+        data_class = request_class(key.data_class, headers.data_class)
+        candidates = clear(alias, candidates, data_class, key.org_region)
         permit = self._admit(key, body)
 
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
@@ -353,7 +358,7 @@ class Gateway:
         def reserve(dep: Deployment) -> Awaitable[Hold]:
             return self.meter.reserve(key.org_id, dep, len(raw), 0)
 
-        call = _Call(key, request_id, "embeddings", False, started, body, permit)
+        call = _Call(key, request_id, "embeddings", False, started, body, data_class, permit)
         status = "200"
         try:
             async with _cancel_on_disconnect(receive):
@@ -463,6 +468,7 @@ class _Call:
     stream: bool
     started: float
     body: dict[str, Any]
+    data_class: str
     permit: Permit | None = None
     attempt: Attempt | None = None
     usage: Usage | None = None
