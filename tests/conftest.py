@@ -97,6 +97,11 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("pub-only", "public-only-model", "echo", url, cloud="public"),
             deployment("core-xj", "cross-model", "echo", url, cloud="private", region="xj",
                        data_class_max="core", core_cross_region=True),
+            # Health and capacity: behaviour switched by tests through upstream.modes.
+            deployment("cb-a", "cb-model", "ctl-a", url, priority=0),
+            deployment("cb-b", "cb-model", "ctl-b", url, priority=1),
+            deployment("cap-a", "cap-model", "echo", url, priority=0, limits={"rpm": 1}),
+            deployment("cap-b", "cap-model", "echo", url, priority=1),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
         ],
@@ -127,7 +132,10 @@ def gateway(
     home = tmp_path_factory.mktemp("gateway")
     config_path = home / "dizuo.yaml"
     config_path.write_text(yaml.safe_dump(gateway_config(upstream), allow_unicode=True), encoding="utf-8")
-    settings = load_settings(config_path, data_dir=home, database_url=database_url, key_refresh_seconds=0.2)
+    settings = load_settings(
+        config_path, data_dir=home, database_url=database_url, key_refresh_seconds=0.2,
+        circuit_failure_threshold=3, circuit_cooldown_seconds=1.0,
+    )
     first_key = prepare(settings)
     assert first_key is not None
     db = Database(settings.resolved_database_url)

@@ -16,6 +16,7 @@ from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
 from dizuo.providers import Transport
 from dizuo.routing import Router, build_deployments
+from dizuo.routing.health import Health
 from dizuo.settings import Settings
 from dizuo.store import Database
 
@@ -77,8 +78,11 @@ def create_app(settings: Settings) -> Platform:
     transport = Transport()
     deployments = build_deployments(config, settings, transport, source=str(settings.config or "config"))
     meter = Meter(db, enabled=settings.metering)
-    gateway = Gateway(settings, KeyCache(db), Router(deployments), transport, meter)
-    return Platform(gateway, create_admin_app(db, on_money_change=meter.journal.refresh))
+    health = Health(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
+    router = Router(deployments, dict(config.routing), health)
+    gateway = Gateway(settings, KeyCache(db), router, transport, meter)
+    admin = create_admin_app(db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view)
+    return Platform(gateway, admin)
 
 
 def app_from_environment() -> Platform:

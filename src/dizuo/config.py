@@ -88,6 +88,9 @@ class PlatformConfig(_Strict):
     local: bool = Field(True, description="Serve the embedded local/ models in-process.")
     server: dict[str, Any] = Field(default_factory=dict, description="Settings fields; DIZUO_* wins.")
     deployments: list[DeploymentConfig] = Field(default_factory=list)
+    routing: dict[
+        str, Literal["priority", "weighted", "least-inflight", "latency", "cost", "local-first"]
+    ] = Field(default_factory=dict, description="Strategy per model alias (default priority).")
 
     @model_validator(mode="after")
     def _unique_names(self) -> PlatformConfig:
@@ -96,6 +99,10 @@ class PlatformConfig(_Strict):
             if dep.name in seen:
                 raise ValueError(f"deployments[{index}]: the name {dep.name!r} is used twice")
             seen.add(dep.name)
+        aliases = {dep.model for dep in self.deployments}
+        for alias in self.routing:
+            if alias not in aliases:
+                raise ValueError(f"routing: {alias!r} is not the model of any deployment")
         return self
 
 

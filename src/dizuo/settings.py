@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         2, ge=1, description="Deployments tried per request on errors that happen before the first byte."
     )
+    circuit_failure_threshold: int = Field(
+        5, ge=1, description="Failures in a row before a deployment's circuit opens and it is skipped."
+    )
+    circuit_cooldown_seconds: float = Field(
+        30.0, gt=0, description="Seconds an open circuit waits before one probe call is let through."
+    )
     key_refresh_seconds: float = Field(
         1.0, gt=0, description="How often each worker reloads changed API keys (revocation delay)."
     )

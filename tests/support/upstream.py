@@ -30,6 +30,8 @@ class FakeUpstream:
     seen: list[Seen] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     hang_started: threading.Event = field(default_factory=threading.Event)
+    # Behaviour of the upstream models named ctl-…, set by tests: "ok", "fail500", "ratelimit".
+    modes: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -48,6 +50,8 @@ class FakeUpstream:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
         model = body.get("model")
+        if isinstance(model, str) and model.startswith("ctl-"):
+            model = self.modes.get(model, "ok")
         if model == "fail500":
             return web.json_response(
                 {"error": {"message": "upstream exploded", "type": "server_error"}}, status=500

@@ -102,7 +102,11 @@ def _export(
     return Response(data, media_type=MEDIA[fmt], headers={"content-disposition": disposition})
 
 
-def create_admin_app(db: Database, on_money_change: Callable[[str], None] | None = None) -> FastAPI:
+def create_admin_app(
+    db: Database,
+    on_money_change: Callable[[str], None] | None = None,
+    deployments: Callable[[], list[dict[str, Any]]] | None = None,
+) -> FastAPI:
     """Return the admin API over *db*.
 
     *on_money_change* is called with an organization's id after its money changed here, so that
@@ -169,6 +173,12 @@ def create_admin_app(db: Database, on_money_change: Callable[[str], None] | None
     def me(who: Caller) -> dict[str, Any]:
         """Who this token acts as."""
         return {"username": who.username, "role": who.role, "org_id": who.org_id, "issuer": who.issuer}
+
+    @app.get(f"{PREFIX}/deployments")
+    def list_deployments(who: Caller) -> list[dict[str, Any]]:
+        """Deployments of this worker with placement, clearance, price, health and recent latency."""
+        may(who, "read deployments", roles=("auditor",))
+        return deployments() if deployments is not None else []
 
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:

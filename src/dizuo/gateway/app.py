@@ -30,7 +30,7 @@ from dizuo.errors import (
     pick_language,
 )
 from dizuo.gateway import validate
-from dizuo.gateway.calls import Attempt, first_reply
+from dizuo.gateway.calls import Attempt, Capacity, first_reply
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
@@ -62,6 +62,7 @@ class Gateway:
         self.settings = settings
         self.meter = meter
         self.limiter: Limiter = MemoryLimiter()
+        self.capacity = Capacity()
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -183,7 +184,7 @@ class Gateway:
             raise InvalidRequest(
                 "wrong_model_mode", param="model", model=alias, actual=zh, actual_en=en, endpoint=endpoint
             )
-        return self.router.candidates(alias)
+        return self.router.candidates(alias, key.org_region)
 
     def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
@@ -193,8 +194,12 @@ class Gateway:
         return self.limiter.acquire(key.limits, estimate)
 
     def _release(self, call: _Call) -> None:
+        tokens = call.usage.total_tokens if call.usage else 0
         if call.permit is not None:
-            self.limiter.release(call.permit, call.usage.total_tokens if call.usage else 0)
+            self.limiter.release(call.permit, tokens)
+        if call.attempt is not None:
+            self.router.health.finished(call.attempt.deployment.name)
+            self.capacity.give_back(call.attempt.capacity, tokens)
 
     def _meter(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
         # Usage records and the ledger arrive with the billing issue; until then, metrics only.
@@ -246,10 +251,13 @@ class Gateway:
                     candidates,
                     body,
                     open_call,
-                    self.settings.max_attempts,
-                    self.metrics,
-                    reserve,
-                    self.meter.release,
+                    max_attempts=self.settings.max_attempts,
+                    metrics=self.metrics,
+                    reserve=reserve,
+                    release=self.meter.release,
+                    health=self.router.health,
+                    capacity=self.capacity,
+                    tokens=prompt_bound + completion_bound,
                 )
                 call.attempt = attempt
                 if stream:
@@ -328,6 +336,7 @@ class Gateway:
         except DizuoError as exc:
             # Bytes already reached the client: no retry, no status change; end with an error event.
             self.metrics.upstream_errors.labels(dep.name, exc.code).inc()
+            self.router.health.failed(dep.name)
             await self._settle(call, call.usage, status="upstream_cut")
             await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
             return
@@ -367,10 +376,13 @@ class Gateway:
                     candidates,
                     body,
                     one,
-                    self.settings.max_attempts,
-                    self.metrics,
-                    reserve,
-                    self.meter.release,
+                    max_attempts=self.settings.max_attempts,
+                    metrics=self.metrics,
+                    reserve=reserve,
+                    release=self.meter.release,
+                    health=self.router.health,
+                    capacity=self.capacity,
+                    tokens=len(raw),
                 )
                 call.attempt = attempt
                 await attempt.replies.aclose()
@@ -455,7 +467,44 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
     ) -> None:
         """Prometheus text format."""
+        health = self.router.health
+        for dep in self.router.deployments:
+            self.metrics.deployment_up.labels(dep.name).set(0 if health.state(dep.name) == "open" else 1)
+            latency = health.of(dep.name).latency
+            if latency is not None:
+                self.metrics.deployment_latency.labels(dep.name).set(latency)
         await send_bytes(send, 200, self.metrics.render(), CONTENT_TYPE)
+
+    def deployments_view(self) -> list[dict[str, Any]]:
+        """Every deployment with its placement, clearance, price and health (admin API, console)."""
+        health = self.router.health
+        rows = []
+        for dep in self.router.deployments:
+            config = dep.config
+            rows.append(
+                {
+                    "name": dep.name,
+                    "model": dep.alias,
+                    "mode": dep.mode,
+                    "provider": dep.provider.spec.name,
+                    "region": config.region,
+                    "cloud": config.cloud,
+                    "accelerator": config.accelerator,
+                    "data_class_max": config.data_class_max,
+                    "core_cross_region": config.core_cross_region,
+                    "priority": config.priority,
+                    "weight": config.weight,
+                    "limits": config.limits.model_dump(),
+                    "price_cny_per_million": None
+                    if dep.price_in is None
+                    else {"input": str(dep.price_in), "output": str(dep.price_out)},
+                    "strategy": self.router.strategies.get(dep.alias, "priority"),
+                    "available": dep.unavailable is None,
+                    "unavailable": dep.unavailable,
+                    "health": {**health.of(dep.name).as_dict(), "state": health.state(dep.name)},
+                }
+            )
+        return rows
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """Running one model call: try deployments in the router's order until one gives its first reply.
 
-A deployment that fails before its first byte (connect error, 429, 5xx, timeout) is left for the
-next one, up to ``Settings.max_attempts``; once a byte has gone to the client nothing is retried.
+A deployment is skipped when its circuit is open (unless all are) or it is at its RPM/TPM/concurrency
+capacity. One
+that fails before its first byte (connect error, 429, 5xx, timeout) is left for the next, up to
+``Settings.max_attempts`` tried; once a byte has gone to the client nothing is retried.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dizuo.billing import Hold
-from dizuo.errors import NoDeployment, UpstreamError
+from dizuo.errors import NoDeployment, RateLimited, UpstreamError
 from dizuo.gateway.metrics import Metrics
+from dizuo.limits import Limit, MemoryLimiter, Permit, Subject
 from dizuo.providers import Reply
 from dizuo.routing import Deployment
+from dizuo.routing.health import OPEN, Health
 
-__all__ = ["Attempt", "first_reply"]
+__all__ = ["Attempt", "Capacity", "first_reply"]
 
 Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
@@ -31,6 +35,29 @@ class Attempt:
     first: Reply
     first_byte_seconds: float
     hold: Hold
+    capacity: Permit | None
+    attempts: int
+
+
+class Capacity:
+    """Each deployment's own limits (``limits:`` in its config), so that a busy one is skipped."""
+
+    def __init__(self) -> None:
+        self.limiter = MemoryLimiter()
+        self._subjects: dict[str, tuple[Subject, ...]] = {}
+
+    def take(self, dep: Deployment, tokens: int) -> Permit | None:
+        """Take room on *dep*, or raise RateLimited when it is full; None when it has no limits."""
+        subjects = self._subjects.get(dep.name)
+        if subjects is None:
+            limits = dep.config.limits
+            limit = Limit(limits.rpm, limits.tpm, limits.concurrency)
+            subjects = self._subjects[dep.name] = (Subject(f"dep:{dep.name}", limit),) if limit else ()
+        return self.limiter.acquire(subjects, tokens) if subjects else None
+
+    def give_back(self, permit: Permit | None, tokens: int) -> None:
+        if permit is not None:
+            self.limiter.release(permit, tokens)
 
 
 async def first_reply(
@@ -38,49 +65,85 @@ async def first_reply(
     candidates: list[Deployment],
     body: dict[str, Any],
     open_call: Opener,
+    *,
     max_attempts: int,
     metrics: Metrics,
     reserve: Reserve,
     release: Release,
+    health: Health,
+    capacity: Capacity,
+    tokens: int,
 ) -> Attempt:
     """Return the first deployment that answers, with its first reply; raise the last error otherwise.
 
     Before each attempt the call's worst case is held for that deployment (its price and voucher
     scope may differ from the previous one's); a failed attempt's hold is released, never charged.
     """
-    usable = [dep for dep in candidates if dep.unavailable is None]
-    if not usable:
-        reasons = "; ".join(f"{dep.name}: {dep.unavailable}" for dep in candidates)
-        raise NoDeployment(model=alias, detail=reasons)
-    tries = usable[:max_attempts]
+    skipped: list[str] = []
+    busy = 0
+    tried = 0
     last: UpstreamError | None = None
-    for index, dep in enumerate(tries):
+    # When every deployment's circuit is open, skipping them all would only turn failures into 503s:
+    # try them anyway (each call a probe), as a load balancer's panic mode does.
+    panic = all(health.state(dep.name) == OPEN for dep in candidates if dep.unavailable is None)
+    for dep in candidates:
+        if tried >= max_attempts:
+            break
+        if dep.unavailable is not None:
+            skipped.append(f"{dep.name}: {dep.unavailable}")
+            continue
+        if not panic and not health.admit(dep.name):
+            skipped.append(f"{dep.name}: circuit open (failing) / 熔断中")
+            continue
+        try:
+            permit = capacity.take(dep, tokens)
+        except RateLimited:
+            busy += 1
+            skipped.append(f"{dep.name}: at capacity / 容量已满")
+            continue
+        tried += 1
+        try:
+            hold = await reserve(dep)
+        except BaseException:
+            capacity.give_back(permit, 0)
+            raise
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
-        call_body = body if len(tries) == 1 else dict(body)
-        hold = await reserve(dep)
+        call_body = body if len(candidates) == 1 else dict(body)
         started = time.perf_counter()
+        health.started(dep.name)
         replies = open_call(dep, call_body)
         try:
             first = await anext(replies)
         except StopAsyncIteration:
-            await replies.aclose()
-            release(hold)
             last = UpstreamError(
                 "upstream_disconnected", deployment=dep.name, detail="empty answer", retryable=True
             )
         except UpstreamError as exc:
-            await replies.aclose()
-            release(hold)
             last = exc
         except BaseException:  # our own 4xx, a cancelled call (client gone): nothing to charge
+            health.finished(dep.name)
+            capacity.give_back(permit, 0)
             release(hold)
             raise
         else:
             elapsed = time.perf_counter() - started
+            health.succeeded(dep.name, elapsed)
             metrics.first_byte.labels(dep.name).observe(elapsed)
-            return Attempt(dep, replies, first, elapsed, hold)
+            return Attempt(dep, replies, first, elapsed, hold, permit, tried)
+        await replies.aclose()
+        health.finished(dep.name)
+        health.failed(dep.name)
+        capacity.give_back(permit, 0)
+        release(hold)
         metrics.upstream_errors.labels(dep.name, last.code).inc()
-        if not last.retryable or index == len(tries) - 1:
+        if not last.retryable:
             break
-    assert last is not None
-    raise last
+    if last is not None:
+        raise last
+    if busy and busy == len(skipped):
+        raise RateLimited(
+            detail=f"模型 {alias} 的所有部署容量已满 / every deployment of {alias} is at capacity",
+            retry_after=1,
+            headers={"retry-after": "1"},
+        )
+    raise NoDeployment(model=alias, detail="; ".join(skipped) or "-")

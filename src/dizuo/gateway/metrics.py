@@ -61,6 +61,20 @@ class Metrics:
             ("deployment", "code"),
             registry=registry,
         )
+        self.deployment_up = Gauge(
+            "dizuo_deployment_up",
+            "1 while a deployment's circuit is closed or probing, 0 while open.",
+            ("deployment",),
+            registry=registry,
+            multiprocess_mode="min",
+        )
+        self.deployment_latency = Gauge(
+            "dizuo_deployment_latency_seconds",
+            "Moving average of a deployment's latency (TTFT for streams).",
+            ("deployment",),
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self.in_flight = Gauge(
             "dizuo_in_flight_requests",
             "Requests being answered now.",

@@ -1,0 +1,92 @@
+"""Circuit breaking and capacity through the gateway, with an upstream that fails and recovers on command."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from dizuo.accounts.members import create_member, create_token
+from dizuo.routing.health import Health
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+from tests.support.upstream import FakeUpstream
+
+
+def ask(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
+    return httpx.post(f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                      json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+
+
+def seen(upstream: FakeUpstream, model: str) -> int:
+    return sum(1 for s in upstream.seen if s.body.get("model") == model)
+
+
+def test_failing_deployment_is_skipped_then_probed_back(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
+    upstream.modes["ctl-a"] = "fail500"
+    try:
+        # Threshold 3 in the test gateway: three failovers from cb-a to cb-b open cb-a's circuit.
+        for _ in range(3):
+            response = ask(gateway, api_key, "cb-model")
+            assert response.status_code == 200 and response.headers["x-dizuo-deployment"] == "cb-b"
+        before = seen(upstream, "ctl-a")
+        for _ in range(3):
+            assert ask(gateway, api_key, "cb-model").headers["x-dizuo-deployment"] == "cb-b"
+        assert seen(upstream, "ctl-a") == before, "an open circuit was not skipped"
+        assert gateway.app.router.health.state("cb-a") == "open"
+        upstream.modes["ctl-a"] = "ok"
+        time.sleep(1.05)  # cooldown 1 s in the test gateway
+        probe = ask(gateway, api_key, "cb-model")
+        assert probe.headers["x-dizuo-deployment"] == "cb-a"
+        assert gateway.app.router.health.state("cb-a") == "closed"
+    finally:
+        upstream.modes.pop("ctl-a", None)
+
+
+def test_deployment_at_capacity_spills_over(gateway: RunningGateway, api_key: str) -> None:
+    served = [ask(gateway, api_key, "cap-model").headers["x-dizuo-deployment"] for _ in range(3)]
+    assert served == ["cap-a", "cap-b", "cap-b"]  # cap-a allows one call a minute
+
+
+def test_deployments_show_health_in_admin_and_metrics(gateway: RunningGateway, api_key: str) -> None:
+    ask(gateway, api_key, "echo-model")
+    text = httpx.get(f"{gateway.url}/metrics").text
+    assert 'dizuo_deployment_up{deployment="echo-1"} 1.0' in text
+    assert 'dizuo_deployment_latency_seconds{deployment="echo-1"}' in text
+    db = Database(gateway.settings.resolved_database_url)
+    create_member(db, "ops-viewer", "correct horse battery", "auditor")
+    token = create_token(db, "ops-viewer")
+    db.dispose()
+    rows = httpx.get(f"{gateway.url}/admin/v1/deployments", headers={"Authorization": f"Bearer {token}"}).json()
+    echo = next(row for row in rows if row["name"] == "echo-1")
+    assert echo["health"]["state"] == "closed" and echo["health"]["latency_ms"] > 0
+    assert echo["region"] == "cq" and echo["data_class_max"] == "general"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_states() -> None:
+    clock = Clock()
+    health = Health(failure_threshold=2, cooldown=10, clock=clock)
+    health.failed("d")
+    assert health.admit("d")
+    health.failed("d")
+    assert health.state("d") == "open" and not health.admit("d")
+    clock.now = 10
+    assert health.admit("d")  # the one probe
+    assert not health.admit("d")  # and no second one while it runs
+    health.failed("d")  # the probe failed: open again
+    assert health.state("d") == "open"
+    clock.now = 20
+    assert health.admit("d")
+    health.succeeded("d", 0.1)
+    assert health.state("d") == "closed" and health.of("d").latency == pytest.approx(0.1)
