@@ -173,3 +173,15 @@ async def test_500_concurrent_calls_against_a_wallet_for_100(gateway: RunningGat
             )
         )
     assert charged == sum(r.cost for r in rows) == 300_000
+
+
+def test_every_attempt_is_in_the_usage_record(gateway: RunningGateway, db: Database) -> None:
+    org_id, key = new_org(db, "1")
+    with sdk(gateway, key) as client:
+        client.chat.completions.create(model="failover-model", messages=[{"role": "user", "content": "x"}])
+    (row,) = records(db, org_id)
+    assert row.attempts == [
+        {"deployment": "fo-primary", "error": "upstream_error"},
+        {"deployment": "fo-backup", "error": None},
+    ]
+    assert row.created_at is not None

@@ -71,7 +71,17 @@ class _Compiled:
 
     @staticmethod
     def rows(statement: Compiled, params: list[dict[str, Any]]) -> tuple[str, list[Any]]:
-        """Return the SQL and the parameters in the driver's style (positional or named)."""
+        """Return the SQL and the parameters in the driver's style (positional or named), each value
+        converted by its column type's bind processor (JSON, datetimes), exactly as SQLAlchemy would."""
+        processors = getattr(statement, "_bind_processors", {})
+        if processors:
+            params = [
+                {
+                    name: (processors[name](value) if name in processors else value)
+                    for name, value in row.items()
+                }
+                for row in params
+            ]
         order = getattr(statement, "positiontup", None)
         if order is not None:
             return statement.string, [tuple(row[name] for name in order) for row in params]

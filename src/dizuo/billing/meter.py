@@ -81,6 +81,7 @@ class Meter:
         stream: bool,
         started: float,
         status: str = "ok",
+        attempts: list[dict[str, str | None]] | None = None,
     ) -> Settlement:
         """Charge the true cost, write the usage record and ledger entries, and wait until durable."""
         if not self.enabled:
@@ -105,6 +106,7 @@ class Meter:
             "data_class": data_class,
             "stream": stream,
             "status": status,
+            "attempts": attempts,
         }
         await self.journal.record(Charge(record, settlement, dep.provider.spec.name))
         return settlement

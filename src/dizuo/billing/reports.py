@@ -85,6 +85,10 @@ def usage_rows(
         for record in session.scalars(query.order_by(UsageRecord.created_at, UsageRecord.request_id)):
             row = {column: getattr(record, column) for column in USAGE_COLUMNS}
             row["created_at"] = _iso(record.created_at)
+            row["attempts"] = ",".join(
+                f"{a['deployment']}({a['error']})" if a.get("error") else str(a["deployment"])
+                for a in record.attempts or []
+            )
             for money in ("cost", "voucher_part", "own_part", "uncollected"):
                 row[money] = format_cny(row[money])
             rows.append(row)

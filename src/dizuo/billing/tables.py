@@ -89,5 +89,7 @@ class UsageRecord(Base):
     latency_ms: Mapped[int] = mapped_column(Integer)
     data_class: Mapped[str] = mapped_column(String(16))
     stream: Mapped[bool] = mapped_column(Boolean)
-    status: Mapped[str] = mapped_column(String(16))  # ok, client_gone, upstream_cut
+    status: Mapped[str] = mapped_column(String(16))  # ok, estimated, client_gone, upstream_cut
+    # Every deployment tried, in order, with the error of each failed one: [{"deployment", "error"}].
+    attempts: Mapped[list[dict[str, str | None]] | None] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

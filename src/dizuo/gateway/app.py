@@ -305,6 +305,7 @@ class Gateway:
             stream=call.stream,
             started=call.started,
             status=status,
+            attempts=attempt.attempts,
         )
 
     async def _stream(self, send: Send, call: _Call, alias: str, client_usage: bool, lang: str) -> None:

@@ -36,7 +36,7 @@ class Attempt:
     first_byte_seconds: float
     hold: Hold
     capacity: Permit | None
-    attempts: int
+    attempts: list[dict[str, str | None]]  # each deployment tried: {"deployment", "error"}
 
 
 class Capacity:
@@ -80,6 +80,7 @@ async def first_reply(
     scope may differ from the previous one's); a failed attempt's hold is released, never charged.
     """
     skipped: list[str] = []
+    tried_log: list[dict[str, str | None]] = []
     busy = 0
     tried = 0
     last: UpstreamError | None = None
@@ -129,7 +130,9 @@ async def first_reply(
             elapsed = time.perf_counter() - started
             health.succeeded(dep.name, elapsed)
             metrics.first_byte.labels(dep.name).observe(elapsed)
-            return Attempt(dep, replies, first, elapsed, hold, permit, tried)
+            tried_log.append({"deployment": dep.name, "error": None})
+            return Attempt(dep, replies, first, elapsed, hold, permit, tried_log)
+        tried_log.append({"deployment": dep.name, "error": last.code})
         await replies.aclose()
         health.finished(dep.name)
         health.failed(dep.name)
