@@ -223,12 +223,17 @@ http {{
         return port, process.pid
 
     def dizuo(
-        self, upstream: int, name: str = "dizuo", env_extra: dict[str, str] | None = None
+        self,
+        upstream: int,
+        name: str = "dizuo",
+        env_extra: dict[str, str] | None = None,
+        config_text: str | None = None,
     ) -> tuple[int, int, str]:
         port = free_port()
         config = self.home / f"{name}.yaml"
         config.write_text(
-            f"""
+            config_text
+            or f"""
 local: false
 deployments:
   - {{name: bench-json, model: bench-json, provider: openai-compatible,

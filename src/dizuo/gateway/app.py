@@ -36,7 +36,7 @@ from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
-from dizuo.routing.clearance import clear, request_class
+from dizuo.routing.clearance import request_class
 from dizuo.settings import Settings
 
 __all__ = ["Gateway"]
@@ -173,7 +173,7 @@ class Gateway:
     def _allowed(self, key: KeyInfo) -> list[str]:
         return [alias for alias in self.router.aliases() if key.may_use(alias)]
 
-    def _candidates(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> list[Deployment]:
+    def _check_model(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> None:
         actual = self.router.mode(alias)
         if actual is None or not key.may_use(alias):
             allowed = self._allowed(key)
@@ -184,7 +184,6 @@ class Gateway:
             raise InvalidRequest(
                 "wrong_model_mode", param="model", model=alias, actual=zh, actual_en=en, endpoint=endpoint
             )
-        return self.router.candidates(alias, key.org_region)
 
     def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
@@ -228,9 +227,10 @@ class Gateway:
         key = await self._authenticate(headers)
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias, stream = validate.chat_body(raw)
-        candidates = self._candidates(key, alias, "chat", "/v1/chat/completions")
+        self._check_model(key, alias, "chat", "/v1/chat/completions")
         data_class = request_class(key.data_class, headers.data_class)
-        candidates = clear(alias, candidates, data_class, key.org_region)
+        pool = self.router.eligible(alias, data_class, key.org_region)
+        candidates = self.router.order(alias, pool)
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
         prompt_bound, completion_bound = worst_case_tokens(body, len(raw))
         permit = self._admit(key, body)
@@ -258,6 +258,7 @@ class Gateway:
                     health=self.router.health,
                     capacity=self.capacity,
                     tokens=prompt_bound + completion_bound,
+                    copy_body=len(pool.deps) > 1,
                 )
                 call.attempt = attempt
                 if stream:
@@ -357,9 +358,10 @@ class Gateway:
         key = await self._authenticate(headers)
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
         body, alias = validate.embeddings_body(raw)
-        candidates = self._candidates(key, alias, "embedding", "/v1/embeddings")
+        self._check_model(key, alias, "embedding", "/v1/embeddings")
         data_class = request_class(key.data_class, headers.data_class)
-        candidates = clear(alias, candidates, data_class, key.org_region)
+        pool = self.router.eligible(alias, data_class, key.org_region)
+        candidates = self.router.order(alias, pool)
         permit = self._admit(key, body)
 
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
@@ -384,6 +386,7 @@ class Gateway:
                     health=self.router.health,
                     capacity=self.capacity,
                     tokens=len(raw),
+                    copy_body=len(pool.deps) > 1,
                 )
                 call.attempt = attempt
                 await attempt.replies.aclose()

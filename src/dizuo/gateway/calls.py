@@ -9,7 +9,7 @@ that fails before its first byte (connect error, 429, 5xx, timeout) is left for 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from dizuo.gateway.metrics import Metrics
 from dizuo.limits import Limit, MemoryLimiter, Permit, Subject
 from dizuo.providers import Reply
 from dizuo.routing import Deployment
-from dizuo.routing.health import OPEN, Health
+from dizuo.routing.health import Health
 
 __all__ = ["Attempt", "Capacity", "first_reply"]
 
@@ -62,7 +62,7 @@ class Capacity:
 
 async def first_reply(
     alias: str,
-    candidates: list[Deployment],
+    candidates: Iterable[Deployment],
     body: dict[str, Any],
     open_call: Opener,
     *,
@@ -73,28 +73,34 @@ async def first_reply(
     health: Health,
     capacity: Capacity,
     tokens: int,
+    copy_body: bool = True,
 ) -> Attempt:
     """Return the first deployment that answers, with its first reply; raise the last error otherwise.
 
     Before each attempt the call's worst case is held for that deployment (its price and voucher
     scope may differ from the previous one's); a failed attempt's hold is released, never charged.
+    When every deployment's circuit is open, they are tried anyway (each call a probe), as a load
+    balancer's panic mode does, rather than turning failures into 503s.
     """
     skipped: list[str] = []
+    circuit_open: list[Deployment] = []
     tried_log: list[dict[str, str | None]] = []
     busy = 0
-    tried = 0
     last: UpstreamError | None = None
-    # When every deployment's circuit is open, skipping them all would only turn failures into 503s:
-    # try them anyway (each call a probe), as a load balancer's panic mode does.
-    panic = all(health.state(dep.name) == OPEN for dep in candidates if dep.unavailable is None)
-    for dep in candidates:
-        if tried >= max_attempts:
-            break
+    order = iter(candidates)
+    panic = False
+    while len(tried_log) < max_attempts:
+        dep = next(order, None)
+        if dep is None:
+            if tried_log or not circuit_open or panic:
+                break
+            panic, order = True, iter(circuit_open)
+            continue
         if dep.unavailable is not None:
             skipped.append(f"{dep.name}: {dep.unavailable}")
             continue
         if not panic and not health.admit(dep.name):
-            skipped.append(f"{dep.name}: circuit open (failing) / 熔断中")
+            circuit_open.append(dep)
             continue
         try:
             permit = capacity.take(dep, tokens)
@@ -102,14 +108,13 @@ async def first_reply(
             busy += 1
             skipped.append(f"{dep.name}: at capacity / 容量已满")
             continue
-        tried += 1
         try:
             hold = await reserve(dep)
         except BaseException:
             capacity.give_back(permit, 0)
             raise
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
-        call_body = body if len(candidates) == 1 else dict(body)
+        call_body = dict(body) if copy_body else body
         started = time.perf_counter()
         health.started(dep.name)
         replies = open_call(dep, call_body)

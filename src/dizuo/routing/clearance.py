@@ -18,6 +18,7 @@ __all__ = ["RANK", "clear", "request_class"]
 RANK = {"general": 0, "important": 1, "core": 2}
 NAMES_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
 LOCAL_REGION = "local"
+MAX_REASONS = 10  # an alias may have a hundred deployments; the message names the first ten
 
 
 def request_class(key_class: str, header: bytes) -> str:
@@ -66,6 +67,11 @@ def clear(
             model=alias,
             data_class=data_class,
             data_class_zh=NAMES_ZH[data_class],
-            detail="; ".join(reasons),
+            detail="; ".join(reasons[:MAX_REASONS])
+            + (
+                f"; … {len(reasons) - MAX_REASONS} more / 另有 {len(reasons) - MAX_REASONS} 个"
+                if len(reasons) > MAX_REASONS
+                else ""
+            ),
         )
     return kept

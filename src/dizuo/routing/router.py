@@ -10,25 +10,85 @@ Strategies (``routing:`` in the config, per alias; default ``priority``):
 - ``cost``: lowest price first (input + output per million tokens; unpriced last);
 - ``local-first``: the organization's own region first (by priority), spilling over to the others.
 
-Whatever the strategy, a deployment whose circuit is open or that is at capacity is skipped when
-the call is made (see :mod:`dizuo.gateway.calls`), and data-class clearance filters first.
+Data-class clearance filters first (:meth:`Router.eligible`, cached per alias, class and region);
+then :meth:`Router.order` yields deployments lazily: the first costs a bisect or one pass, and the
+full order is worked out only when a failover asks for more. An open circuit or a full deployment is
+skipped when the call is made (see :mod:`dizuo.gateway.calls`).
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from dizuo.routing.clearance import clear
 from dizuo.routing.deployments import Deployment
 from dizuo.routing.health import Health
 
-__all__ = ["STRATEGIES", "Router", "Strategy"]
+__all__ = ["STRATEGIES", "Pool", "Router", "Strategy"]
 
 Strategy = Literal["priority", "weighted", "least-inflight", "latency", "cost", "local-first"]
 STRATEGIES: tuple[str, ...] = ("priority", "weighted", "least-inflight", "latency", "cost", "local-first")
 _UNPRICED = Decimal("Infinity")
+
+
+@dataclass(slots=True)
+class _Group:
+    """Deployments of one priority, with cumulative weights for a bisect pick."""
+
+    deps: list[Deployment]
+    cumulative: list[float]
+    total: float
+
+    @classmethod
+    def of(cls, deps: list[Deployment]) -> _Group:
+        return cls(
+            deps,
+            list(itertools.accumulate(float(d.config.weight) for d in deps)),
+            float(sum(d.config.weight for d in deps)),
+        )
+
+    def order(self) -> Iterator[Deployment]:
+        """Yield the group in weighted random order; the first pick is one bisect."""
+        if len(self.deps) == 1 or self.total <= 0:
+            yield from _weighted_order(self.deps)
+            return
+        first = self.deps[
+            min(bisect.bisect_right(self.cumulative, random.random() * self.total), len(self.deps) - 1)
+        ]
+        yield first
+        yield from _weighted_order([d for d in self.deps if d is not first])
+
+
+@dataclass(slots=True)
+class Pool:
+    """The deployments one kind of call may use, prepared for every strategy."""
+
+    deps: list[Deployment]
+    groups: list[_Group]
+    everyone: _Group
+    by_cost: list[Deployment]
+    home: list[_Group] = field(default_factory=list)  # local-first: the organization's region
+    away: list[_Group] = field(default_factory=list)
+
+
+def _groups(deps: list[Deployment]) -> list[_Group]:
+    by_priority: dict[int, list[Deployment]] = defaultdict(list)
+    for dep in deps:
+        by_priority[dep.config.priority].append(dep)
+    return [_Group.of(by_priority[p]) for p in sorted(by_priority)]
+
+
+def _price(dep: Deployment) -> Decimal:
+    if dep.price_in is None or dep.price_out is None:
+        return _UNPRICED
+    return dep.price_in + dep.price_out
 
 
 class Router:
@@ -43,69 +103,79 @@ class Router:
         self.deployments = deployments
         self.health = health or Health()
         self.strategies = dict(strategies or {})
-        groups: dict[str, dict[int, list[Deployment]]] = defaultdict(lambda: defaultdict(list))
+        self._by_alias: dict[str, list[Deployment]] = defaultdict(list)
         for dep in deployments:
-            groups[dep.alias][dep.config.priority].append(dep)
-        self._groups: dict[str, list[list[Deployment]]] = {
-            alias: [by_priority[p] for p in sorted(by_priority)] for alias, by_priority in groups.items()
-        }
-        self._all: dict[str, list[Deployment]] = {
-            alias: [d for g in gs for d in g] for alias, gs in self._groups.items()
-        }
+            self._by_alias[dep.alias].append(dep)
         self._modes = {dep.alias: dep.mode for dep in deployments}
+        self._pools: dict[tuple[str, str, str | None], Pool] = {}
 
     def aliases(self) -> list[str]:
         """Return every alias, sorted."""
-        return sorted(self._groups)
+        return sorted(self._by_alias)
 
     def mode(self, alias: str) -> str | None:
         """Return "chat" or "embedding" for *alias*, or None when unknown."""
         return self._modes.get(alias)
 
-    def candidates(self, alias: str, org_region: str | None = None) -> list[Deployment]:
-        """Return the deployments to try for *alias*, in order; empty when the alias is unknown."""
-        groups = self._groups.get(alias)
-        if not groups:
-            return []
-        if len(groups) == 1 and len(groups[0]) == 1:
-            return groups[0]
+    def eligible(self, alias: str, data_class: str = "general", org_region: str | None = None) -> Pool:
+        """Return the deployments of *alias* cleared for *data_class*; 503 when none is (cached)."""
+        key = (alias, data_class, org_region)
+        pool = self._pools.get(key)
+        if pool is None:
+            deps = clear(alias, self._by_alias.get(alias, []), data_class, org_region)
+            pool = Pool(deps, _groups(deps), _Group.of(deps), sorted(deps, key=_price))
+            if self.strategies.get(alias) == "local-first":
+                pool.home = _groups([d for d in deps if d.config.region == org_region])
+                pool.away = _groups([d for d in deps if d.config.region != org_region])
+            self._pools[key] = pool
+        return pool
+
+    def order(self, alias: str, pool: Pool) -> Iterator[Deployment]:
+        """Yield *pool*'s deployments in the order the alias's strategy tries them."""
+        if len(pool.deps) == 1:
+            yield pool.deps[0]
+            return
         strategy = self.strategies.get(alias, "priority")
-        everyone = self._all[alias]
         if strategy == "priority":
-            return [dep for group in groups for dep in _weighted_order(group)]
-        if strategy == "weighted":
-            return _weighted_order(everyone)
+            for group in pool.groups:
+                yield from group.order()
+        elif strategy == "weighted":
+            yield from pool.everyone.order()
+        elif strategy == "cost":
+            yield from pool.by_cost
+        elif strategy == "local-first":
+            for group in (*pool.home, *pool.away):
+                yield from group.order()
+        else:
+            yield from self._by_stat(pool.deps, strategy)
+
+    def _by_stat(self, deps: list[Deployment], strategy: str) -> Iterator[Deployment]:
+        stats = self.health.stats
         if strategy == "least-inflight":
-            stats = self.health
-            return sorted(
-                _weighted_order(everyone), key=lambda d: (stats.of(d.name).in_flight, d.config.priority)
-            )
-        if strategy == "latency":
-            stats = self.health
 
-            def latency(dep: Deployment) -> float:
-                value = stats.of(dep.name).latency
-                return -1.0 if value is None else value
+            def score(dep: Deployment) -> float:
+                entry = stats.get(dep.name)
+                return entry.in_flight if entry else 0
+        else:  # latency: unmeasured first, so that each gets a sample
 
-            return sorted(everyone, key=latency)
-        if strategy == "cost":
-            return sorted(_weighted_order(everyone), key=_price)
-        # local-first: the organization's region, then everything else, each by priority
-        ordered = [dep for group in groups for dep in _weighted_order(group)]
-        return [d for d in ordered if d.config.region == org_region] + [
-            d for d in ordered if d.config.region != org_region
-        ]
+            def score(dep: Deployment) -> float:
+                entry = stats.get(dep.name)
+                return -1.0 if entry is None or entry.latency is None else entry.latency
 
+        first = min(deps, key=score)
+        yield first
+        yield from sorted((d for d in deps if d is not first), key=score)
 
-def _price(dep: Deployment) -> Decimal:
-    if dep.price_in is None or dep.price_out is None:
-        return _UNPRICED
-    return dep.price_in + dep.price_out
+    def candidates(self, alias: str, org_region: str | None = None) -> list[Deployment]:
+        """Return every deployment of *alias* in the order the strategy would try them (no clearance)."""
+        if alias not in self._by_alias:
+            return []
+        return list(self.order(alias, self.eligible(alias, "general", org_region)))
 
 
 def _weighted_order(group: list[Deployment]) -> list[Deployment]:
     """Order *group* by weighted random sampling without replacement (weight 0: only as last resort)."""
-    if len(group) == 1:
+    if len(group) <= 1:
         return list(group)
     # Efraimidis-Spirakis: sort by u^(1/w); one pass, no repeated draws.
     keyed = []
