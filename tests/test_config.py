@@ -6,9 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from dizuo.app import create_app, load_settings
+from dizuo.app import Platform, create_app, load_settings, prepare
 from dizuo.config import load_config
 from dizuo.errors import ConfigError
+
+
+def build_app(path: Path, tmp_path: Path) -> Platform:
+    """Prepare a fresh database and build the app, as `dizuo serve` does."""
+    settings = load_settings(path, data_dir=tmp_path)
+    prepare(settings)
+    return create_app(settings)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -80,7 +87,7 @@ def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, expected: s
 def test_unknown_provider_lists_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "deployments:\n  - {name: x1, model: m, provider: deepsek}\n")
     with pytest.raises(ConfigError) as caught:
-        create_app(load_settings(path, data_dir=tmp_path))
+        build_app(path, tmp_path)
     message = str(caught.value)
     assert "deployments[0] (x1): provider: unknown provider 'deepsek'" in message
     assert "deepseek" in message and "qwen" in message
@@ -92,7 +99,7 @@ def test_missing_environment_secret_is_named(tmp_path: Path, monkeypatch: pytest
         tmp_path, "deployments:\n  - {name: q1, model: m, provider: qwen, api_key: env:NO_SUCH_KEY_VAR}\n"
     )
     with pytest.raises(ConfigError) as caught:
-        create_app(load_settings(path, data_dir=tmp_path))
+        build_app(path, tmp_path)
     assert "deployments[0] (q1): api_key: the environment variable NO_SUCH_KEY_VAR is not set" in str(
         caught.value
     )
@@ -101,14 +108,14 @@ def test_missing_environment_secret_is_named(tmp_path: Path, monkeypatch: pytest
 def test_generic_provider_needs_a_base_url(tmp_path: Path) -> None:
     path = write(tmp_path, "deployments:\n  - {name: g, model: m, provider: openai-compatible}\n")
     with pytest.raises(ConfigError, match="base_url"):
-        create_app(load_settings(path, data_dir=tmp_path))
+        build_app(path, tmp_path)
 
 
 def test_local_false_removes_the_embedded_models(tmp_path: Path) -> None:
     path = write(
         tmp_path, "local: false\ndeployments:\n  - {name: q1, model: qwen-plus, provider: qwen, api_key: k}\n"
     )
-    app = create_app(load_settings(path, data_dir=tmp_path))
+    app = build_app(path, tmp_path)
     assert app.router.aliases() == ["qwen-plus"]
     dep = app.router.deployments[0]
     assert dep.price_source.startswith("preset ")  # the preset's CNY table priced it

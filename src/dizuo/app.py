@@ -10,12 +10,13 @@ from pydantic import ValidationError
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
-from dizuo.config import load_config
+from dizuo.config import PlatformConfig, load_config
 from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
 from dizuo.providers import Transport
-from dizuo.routing import Router, build_deployments
+from dizuo.routing import Deployment, Router, build_deployments
+from dizuo.routing.catalog import Catalog
 from dizuo.routing.health import Health
 from dizuo.settings import Settings
 from dizuo.store import Database
@@ -76,12 +77,20 @@ def create_app(settings: Settings) -> Platform:
     config = load_config(settings.config)
     db = Database(settings.resolved_database_url)
     transport = Transport()
-    deployments = build_deployments(config, settings, transport, source=str(settings.config or "config"))
-    meter = Meter(db, enabled=settings.metering)
+    source = str(settings.config or "config")
+    catalog = Catalog(db, config)
+    effective = catalog.effective()
+
+    def build(platform_config: PlatformConfig) -> list[Deployment]:
+        return build_deployments(platform_config, settings, transport, source=source)
+
     health = Health(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
-    router = Router(deployments, dict(config.routing), health)
-    gateway = Gateway(settings, KeyCache(db), router, transport, meter)
-    admin = create_admin_app(db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view)
+    router = Router(build(effective), dict(effective.routing), health)
+    meter = Meter(db, enabled=settings.metering)
+    gateway = Gateway(settings, KeyCache(db), router, transport, meter, catalog=catalog, build=build)
+    admin = create_admin_app(
+        db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view, catalog=catalog
+    )
     return Platform(gateway, admin)
 
 

@@ -6,7 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import dizuo.accounts.tables
-import dizuo.billing.tables  # noqa: F401
+import dizuo.billing.tables
+import dizuo.routing.tables  # noqa: F401
 from dizuo.store import Base, Database
 
 

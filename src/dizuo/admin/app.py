@@ -37,6 +37,7 @@ from dizuo.errors import (
     envelope,
     pick_language,
 )
+from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
 
 __all__ = ["create_admin_app"]
@@ -106,6 +107,7 @@ def create_admin_app(
     db: Database,
     on_money_change: Callable[[str], None] | None = None,
     deployments: Callable[[], list[dict[str, Any]]] | None = None,
+    catalog: Catalog | None = None,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
@@ -179,6 +181,30 @@ def create_admin_app(
         """Deployments of this worker with placement, clearance, price, health and recent latency."""
         may(who, "read deployments", roles=("auditor",))
         return deployments() if deployments is not None else []
+
+    def the_catalog() -> Catalog:
+        if catalog is None:
+            raise RouteNotFound(path=f"{PREFIX}/deployments")
+        return catalog
+
+    @app.post(f"{PREFIX}/deployments", status_code=201)
+    def add_deployment(body: dict[str, Any], who: Caller) -> dict[str, Any]:
+        """Add a deployment at run time (the YAML entry's fields); every worker uses it within a second."""
+        may(who, "change deployments")
+        return the_catalog().add(body).model_dump(mode="json", exclude={"api_key"})
+
+    @app.patch(f"{PREFIX}/deployments/{{name}}")
+    def change_deployment(name: str, body: dict[str, Any], who: Caller) -> dict[str, Any]:
+        """Change fields of a run-time deployment (weight, priority, limits, clearance, price …)."""
+        may(who, "change deployments")
+        return the_catalog().update(name, body).model_dump(mode="json", exclude={"api_key"})
+
+    @app.delete(f"{PREFIX}/deployments/{{name}}", status_code=204)
+    def remove_deployment(name: str, who: Caller) -> Response:
+        """Remove a run-time deployment; workers stop using it within a second."""
+        may(who, "change deployments")
+        the_catalog().remove(name)
+        return Response(status_code=204)
 
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:

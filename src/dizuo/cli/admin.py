@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import click
 
 from dizuo.accounts.members import ROLES
-from dizuo.cli.common import database, parse_date, reported, split
+from dizuo.cli.common import database, fail, parse_date, reported, split
 from dizuo.config import DATA_CLASSES
 
 __all__ = ["admin"]
@@ -148,6 +148,94 @@ def create_token_command(username: str) -> None:
 
     with reported(), database() as db:
         click.echo(create_token(db, username))
+
+
+@admin.group("deployments")
+def deployments_group() -> None:
+    """Run-time deployments (the YAML file's stay in the file); workers pick changes up within a second."""
+
+
+def _catalog(db: Any) -> Any:
+    from dizuo.config import load_config
+    from dizuo.routing.catalog import Catalog
+    from dizuo.settings import Settings
+
+    return Catalog(db, load_config(Settings().config))
+
+
+@deployments_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def deployments_list(as_json: bool) -> None:
+    """List the deployments: the config file's and the run-time ones."""
+    import orjson
+
+    with reported(), database() as db:
+        entries = _catalog(db).effective().deployments
+    rows = [dep.model_dump(mode="json", exclude={"api_key"}, exclude_none=True) for dep in entries]
+    if as_json:
+        click.echo(orjson.dumps(rows).decode())
+        return
+    for row in rows:
+        click.echo(
+            f"{row['name']:<24} {row['model']:<28} {row['provider']:<18} {row['region']:<10} "
+            f"{row['cloud']:<8} ≤{row['data_class_max']}"
+        )
+
+
+@deployments_group.command("add")
+@click.option(
+    "--file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML: one deployment entry, or a list of them.",
+)
+def deployments_add(path: str) -> None:
+    """Add run-time deployments from a YAML file; prints their names."""
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        loaded = yaml.safe_load(handle)
+    entries = loaded if isinstance(loaded, list) else [loaded]
+    with reported(), database() as db:
+        catalog = _catalog(db)
+        for entry in entries:
+            if not isinstance(entry, dict):
+                fail(f"{path}: 每个部署必须是映射 / each deployment must be a mapping")
+            click.echo(catalog.add(entry).name)
+
+
+@deployments_group.command("update")
+@click.argument("name")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    required=True,
+    metavar="FIELD=YAML",
+    help="e.g. --set weight=3 --set 'limits={rpm: 100}'",
+)
+def deployments_update(name: str, pairs: tuple[str, ...]) -> None:
+    """Change fields of a run-time deployment."""
+    import yaml
+
+    patch: dict[str, Any] = {}
+    for pair in pairs:
+        field, sep, value = pair.partition("=")
+        if not sep:
+            fail(f"--set {pair!r} 应为 FIELD=VALUE / must be FIELD=VALUE")
+        patch[field.strip()] = yaml.safe_load(value)
+    with reported(), database() as db:
+        click.echo(_catalog(db).update(name, patch).name)
+
+
+@deployments_group.command("remove")
+@click.argument("name")
+def deployments_remove(name: str) -> None:
+    """Remove a run-time deployment."""
+    with reported(), database() as db:
+        _catalog(db).remove(name)
+    click.echo(name)
 
 
 from dizuo.cli import money  # noqa: E402  (registers the money commands on this group)

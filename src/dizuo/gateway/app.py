@@ -19,8 +19,10 @@ import orjson
 
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, worst_case_tokens
+from dizuo.config import PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
+    ConfigError,
     DizuoError,
     InternalError,
     InvalidRequest,
@@ -36,6 +38,7 @@ from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
+from dizuo.routing.catalog import Catalog
 from dizuo.routing.clearance import request_class
 from dizuo.settings import Settings
 
@@ -57,10 +60,20 @@ class Gateway:
     """OpenAI-compatible endpoints over the configured deployments."""
 
     def __init__(
-        self, settings: Settings, keys: KeyCache, router: Router, transport: Transport, meter: Meter
+        self,
+        settings: Settings,
+        keys: KeyCache,
+        router: Router,
+        transport: Transport,
+        meter: Meter,
+        *,
+        catalog: Catalog | None = None,
+        build: Callable[[PlatformConfig], list[Deployment]] | None = None,
     ) -> None:
         self.settings = settings
         self.meter = meter
+        self.catalog = catalog
+        self.build = build
         self.limiter: Limiter = MemoryLimiter()
         self.capacity = Capacity()
         self.keys = keys
@@ -111,8 +124,34 @@ class Gateway:
             await asyncio.sleep(self.settings.key_refresh_seconds)
             try:
                 await asyncio.to_thread(self.keys.reload)
+                await self.reload_deployments()
             except Exception:  # a background runner must survive a database hiccup
-                log.exception("reloading API keys failed; keeping the cached ones")
+                log.exception("reloading keys or deployments failed; keeping the cached ones")
+
+    async def reload_deployments(self) -> bool:
+        """Swap in a new router when run-time deployments changed; return whether one was swapped in.
+
+        Unchanged deployments keep their adapter (no model reload) and every one keeps its health.
+        """
+        if self.catalog is None or self.build is None or not await asyncio.to_thread(self.catalog.changed):
+            return False
+        config = await asyncio.to_thread(self.catalog.effective)
+        try:
+            fresh = self.build(config)
+        except ConfigError:
+            log.exception("a run-time deployment cannot be built; keeping the current ones")
+            return False
+        old = {dep.name: dep for dep in self.router.deployments}
+        kept = []
+        for dep in fresh:
+            same = old.get(dep.name)
+            if same is not None and same.config == dep.config:
+                kept.append(same)
+            else:
+                await self._start(dep)
+                kept.append(dep)
+        self.router = Router(kept, dict(config.routing), self.router.health)
+        return True
 
     # ---- ASGI ----------------------------------------------------------------------------
 
