@@ -73,6 +73,7 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
     url = upstream.base_url
     return {
         "server": {"max_body_bytes": 64 * 1024},
+        "routing": {"lat-model": "latency"},
         "deployments": [
             deployment("echo-1", "echo-model", "echo", url, region="cq", cloud="private"),
             deployment("tools-1", "tools-model", "tools", url),
@@ -101,6 +102,11 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("cb-a", "cb-model", "ctl-a", url, priority=0),
             deployment("cb-b", "cb-model", "ctl-b", url, priority=1),
             deployment("cap-a", "cap-model", "echo", url, priority=0, limits={"rpm": 1}),
+            deployment("probe-a", "probe-model", "echo", url, probe_seconds=0.1),
+            deployment("mid-a", "mid-model", "ctl-mid-a", url, priority=0),
+            deployment("mid-b", "mid-model", "ctl-mid-b", url, priority=1),
+            deployment("lat-slow", "lat-model", "ctl-lat-slow", url),
+            deployment("lat-fast", "lat-model", "ctl-lat-fast", url),
             deployment("cap-b", "cap-model", "echo", url, priority=1),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),

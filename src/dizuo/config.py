@@ -75,6 +75,9 @@ class DeploymentConfig(_Strict):
     weight: int = Field(1, ge=0)
     priority: int = Field(0, ge=0, description="0 is tried first; higher numbers are fallbacks.")
     timeout: Timeouts = Timeouts()
+    probe_seconds: float | None = Field(
+        None, gt=0, description="Actively probe the deployment this often (GET …/models); off by default."
+    )
 
     @field_validator("base_url")
     @classmethod

@@ -90,3 +90,47 @@ def test_breaker_states() -> None:
     assert health.admit("d")
     health.succeeded("d", 0.1)
     assert health.state("d") == "closed" and health.of("d").latency == pytest.approx(0.1)
+
+
+def test_active_probe_opens_and_closes_the_circuit(gateway: RunningGateway, upstream: FakeUpstream) -> None:
+    health = gateway.app.router.health
+    upstream.modes["probe"] = "fail"
+    try:
+        deadline = time.monotonic() + 5
+        while health.state("probe-a") != "open":  # threshold 3, probed every 0.1 s, with no calls at all
+            assert time.monotonic() < deadline, "failing probes did not open the circuit"
+            time.sleep(0.05)
+    finally:
+        upstream.modes.pop("probe", None)
+    deadline = time.monotonic() + 5
+    while health.state("probe-a") != "closed":
+        assert time.monotonic() < deadline, "a good probe did not close the circuit"
+        time.sleep(0.05)
+
+
+def test_no_failover_once_bytes_reached_the_client(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
+    upstream.modes["ctl-mid-a"] = "drop"
+    try:
+        with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {api_key}"},
+                          json={"model": "mid-model", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+                          timeout=30) as response:
+            text = response.read().decode()
+        assert response.headers["x-dizuo-deployment"] == "mid-a"
+        assert '"error"' in text and "[DONE]" not in text
+        assert seen(upstream, "ctl-mid-b") == 0, "the call was retried after bytes reached the client"
+    finally:
+        upstream.modes.pop("ctl-mid-a", None)
+
+
+def test_latency_strategy_learns_the_faster_deployment(
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+) -> None:
+    upstream.modes["ctl-lat-slow"] = "slow:0.15"
+    try:
+        served = [ask(gateway, api_key, "lat-model").headers["x-dizuo-deployment"] for _ in range(6)]
+    finally:
+        upstream.modes.pop("ctl-lat-slow", None)
+    assert set(served[:2]) == {"lat-slow", "lat-fast"}  # each unmeasured one is tried once
+    assert served[2:] == ["lat-fast"] * 4

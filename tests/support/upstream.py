@@ -52,6 +52,9 @@ class FakeUpstream:
         model = body.get("model")
         if isinstance(model, str) and model.startswith("ctl-"):
             model = self.modes.get(model, "ok")
+            if model.startswith("slow:"):
+                await asyncio.sleep(float(model[5:]))
+                model = "ok"
         if model == "fail500":
             return web.json_response(
                 {"error": {"message": "upstream exploded", "type": "server_error"}}, status=500
@@ -76,7 +79,7 @@ class FakeUpstream:
             request.transport.abort()
             await asyncio.sleep(1)
         if body.get("stream"):
-            return await self._stream(request, body)
+            return await self._stream(request, body, model)
         return web.json_response(self._completion(body))
 
     def _text(self, body: dict[str, Any]) -> str:
@@ -113,10 +116,9 @@ class FakeUpstream:
             "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
         }
 
-    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def _stream(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
-        model = body["model"]
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model}
 
         async def event(data: dict[str, Any]) -> None:
@@ -145,6 +147,12 @@ class FakeUpstream:
         await response.write(b"data: [DONE]\n\n")
         return response
 
+    async def models(self, request: web.Request) -> web.Response:
+        """GET /v1/models, used by active probes: fails while modes["probe"] == "fail"."""
+        if self.modes.get("probe") == "fail":
+            return web.json_response({"error": {"message": "probe target down"}}, status=503)
+        return web.json_response({"object": "list", "data": [{"id": "echo", "object": "model"}]})
+
     async def embeddings(self, request: web.Request) -> web.Response:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
@@ -167,6 +175,7 @@ class FakeUpstream:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self.chat)
             app.router.add_post("/v1/embeddings", self.embeddings)
+            app.router.add_get("/v1/models", self.models)
             self._runner = web.AppRunner(
                 app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1
             )

@@ -52,6 +52,7 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 DONE = b"data: [DONE]\n\n"
+PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an active probe
 MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
 Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
 
@@ -82,6 +83,7 @@ class Gateway:
         self.metrics = Metrics()
         self.started = False
         self._refresher: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         self.routes: dict[str, tuple[bytes, Handler]] = {
             "/v1/chat/completions": (b"POST", self.chat),
             "/v1/embeddings": (b"POST", self.embeddings),
@@ -99,6 +101,7 @@ class Gateway:
         await asyncio.to_thread(self.meter.start)
         await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
         self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
+        self._prober = asyncio.create_task(self._probe_loop(), name="dizuo-probes")
         self.started = True
 
     async def _start(self, dep: Deployment) -> None:
@@ -110,10 +113,11 @@ class Gateway:
 
     async def shutdown(self) -> None:
         """Stop the key refresher, providers and pooled connections."""
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
+        for task in (self._refresher, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for dep in self.router.deployments:
             await dep.provider.close()
         await self.transport.close()
@@ -127,6 +131,31 @@ class Gateway:
                 await self.reload_deployments()
             except Exception:  # a background runner must survive a database hiccup
                 log.exception("reloading keys or deployments failed; keeping the cached ones")
+
+    async def _probe_loop(self) -> None:
+        """Probe the deployments that ask for it (``probe_seconds``), each on its own schedule."""
+        due: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(PROBE_TICK)
+            now = time.monotonic()
+            probes = []
+            for dep in self.router.deployments:
+                interval = dep.config.probe_seconds
+                if interval is None or dep.unavailable is not None or due.get(dep.name, 0.0) > now:
+                    continue
+                due[dep.name] = now + interval
+                probes.append(self._probe(dep))
+            if probes:
+                await asyncio.gather(*probes)
+
+    async def _probe(self, dep: Deployment) -> None:
+        try:
+            await dep.provider.probe()
+        except DizuoError as exc:
+            log.warning("probe of %s failed: %s", dep.name, exc)
+            self.router.health.probed(dep.name, ok=False)
+        else:
+            self.router.health.probed(dep.name, ok=True)
 
     async def reload_deployments(self) -> bool:
         """Swap in a new router when run-time deployments changed; return whether one was swapped in.

@@ -132,6 +132,15 @@ class Provider:
         """Return whether the provider can take calls now."""
         return True
 
+    async def probe(self) -> None:
+        """Check the upstream answers; raise UpstreamError when it does not (active health checks)."""
+        if not self.ready():
+            from dizuo.errors import UpstreamError
+
+            raise UpstreamError(
+                "upstream_unreachable", deployment=self.endpoint.deployment, detail="not loaded"
+            )
+
     def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
         """Run a chat completion; *body* is the client's JSON, already validated."""
         raise NotImplementedError

@@ -172,6 +172,18 @@ class OpenAICompatible(Provider):
             else:
                 yield Reply(payload)
 
+    async def probe(self) -> None:
+        """GET ``{base_url}/models``: cheap on every OpenAI-compatible server, and it checks the key."""
+        name = self.endpoint.deployment
+        timeout = aiohttp.ClientTimeout(total=min(10.0, self.endpoint.read_timeout))
+        with map_upstream_errors(name, timeout.total or 10.0):
+            async with self.transport.session.get(
+                f"{self.endpoint.base_url}/models", headers=self._headers(), timeout=timeout
+            ) as response:
+                raw = await response.read()
+        if response.status >= 400:
+            raise error_from_status(name, response.status, raw)
+
     async def embed(self, body: dict[str, Any]) -> Reply:
         """POST the embeddings request upstream and return its body."""
         body["model"] = self.endpoint.upstream_model

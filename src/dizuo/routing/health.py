@@ -93,6 +93,16 @@ class Health:
         stats.state = CLOSED
         stats.probing = False
 
+    def probed(self, name: str, ok: bool) -> None:
+        """Record an active probe: success closes the circuit, failure counts like a failed call."""
+        if ok:
+            stats = self.of(name)
+            stats.consecutive_failures = 0
+            stats.state = CLOSED
+            stats.probing = False
+        else:
+            self.failed(name)
+
     def failed(self, name: str) -> None:
         """Record a failed attempt; opens the circuit at the threshold, or again after a failed probe."""
         stats = self.of(name)
