@@ -32,7 +32,7 @@ from dizuo.errors import (
     pick_language,
 )
 from dizuo.gateway import validate
-from dizuo.gateway.calls import Attempt, Capacity, first_reply
+from dizuo.gateway.calls import Attempt, Capacity, Opener, first_reply
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
@@ -40,6 +40,7 @@ from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.routing.catalog import Catalog
 from dizuo.routing.clearance import request_class
+from dizuo.routing.router import Pool
 from dizuo.settings import Settings
 
 __all__ = ["Gateway"]
@@ -285,61 +286,63 @@ class Gateway:
             headers += call.permit.state.headers()
         return headers
 
-    # ---- /v1/chat/completions ------------------------------------------------------------
+    # ---- one model call, whatever the endpoint -------------------------------------------
 
-    async def chat(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
-    ) -> None:
-        """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
+    async def _begin(
+        self, receive: Receive, headers: Headers, request_id: str, endpoint: str
+    ) -> tuple[_Call, Pool, int]:
+        """Authenticate, read and check the body, find the cleared deployments, apply rate limits.
+
+        Return the call, its pool of deployments and the request body's size.
+        """
         started = time.perf_counter()
         key = await self._authenticate(headers)
         raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
-        body, alias, stream = validate.chat_body(raw)
-        self._check_model(key, alias, "chat", "/v1/chat/completions")
+        if endpoint == "chat":
+            body, alias, stream = validate.chat_body(raw)
+            self._check_model(key, alias, "chat", "/v1/chat/completions")
+        else:
+            (body, alias), stream = validate.embeddings_body(raw), False
+            self._check_model(key, alias, "embedding", "/v1/embeddings")
         data_class = request_class(key.data_class, headers.data_class)
         pool = self.router.eligible(alias, data_class, key.org_region)
-        candidates = self.router.order(alias, pool)
-        client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
-        prompt_bound, completion_bound = worst_case_tokens(body, len(raw))
         permit = self._admit(key, body)
+        call = _Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
+        return call, pool, len(raw)
 
-        def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
-            return dep.provider.chat(call_body, stream)
+    async def _first_reply(
+        self, call: _Call, pool: Pool, open_call: Opener, prompt: int, completion: int
+    ) -> Attempt:
+        """Hold, route and fail over until a deployment gives its first reply."""
 
         def reserve(dep: Deployment) -> Awaitable[Hold]:
-            return self.meter.reserve(key.org_id, dep, prompt_bound, completion_bound)
+            return self.meter.reserve(call.key.org_id, dep, prompt, completion)
 
-        call = _Call(key, request_id, "chat", stream, started, body, data_class, permit)
+        call.attempt = await first_reply(
+            call.alias,
+            self.router.order(call.alias, pool),
+            call.body,
+            open_call,
+            max_attempts=self.settings.max_attempts,
+            metrics=self.metrics,
+            reserve=reserve,
+            release=self.meter.release,
+            health=self.router.health,
+            capacity=self.capacity,
+            tokens=prompt + completion,
+            copy_body=len(pool.deps) > 1,
+        )
+        return call.attempt
+
+    @contextlib.asynccontextmanager
+    async def _accounted(self, call: _Call, receive: Receive) -> AsyncIterator[None]:
+        """Run the call's work: cancelled if the client leaves (and billed for what was generated),
+        limits and capacity given back, metrics counted, whatever the outcome."""
         self.metrics.in_flight.inc()
         status = "200"
         try:
             async with _cancel_on_disconnect(receive):
-                attempt = await first_reply(
-                    alias,
-                    candidates,
-                    body,
-                    open_call,
-                    max_attempts=self.settings.max_attempts,
-                    metrics=self.metrics,
-                    reserve=reserve,
-                    release=self.meter.release,
-                    health=self.router.health,
-                    capacity=self.capacity,
-                    tokens=prompt_bound + completion_bound,
-                    copy_body=len(pool.deps) > 1,
-                )
-                call.attempt = attempt
-                if stream:
-                    await self._stream(send, call, alias, client_usage, lang)
-                else:
-                    await attempt.replies.aclose()
-                    await self._settle(call, attempt.first.usage)
-                    await send_bytes(
-                        send,
-                        200,
-                        attempt.first.data,
-                        extra=self._response_headers(call, attempt.deployment),
-                    )
+                yield
         except DizuoError as exc:
             status = str(exc.status)
             raise
@@ -347,12 +350,42 @@ class Gateway:
             status = "499"
             if call.attempt is not None and not call.settled:
                 # Billed for what was generated before the client left, no more (DESIGN §3.6).
-                await self._settle(call, call.usage, status="client_gone")
+                usage = call.usage if call.stream else call.attempt.first.usage
+                await self._settle(call, usage, status="client_gone")
         finally:
             self._release(call)
             self.metrics.in_flight.dec()
-            self.metrics.requests.labels("chat", alias, status).inc()
-            self.metrics.latency.labels("chat").observe(time.perf_counter() - started)
+            self.metrics.requests.labels(call.endpoint, call.alias, status).inc()
+            self.metrics.latency.labels(call.endpoint).observe(time.perf_counter() - call.started)
+
+    async def _send_whole(self, send: Send, call: _Call, attempt: Attempt) -> None:
+        """Settle a non-streamed answer (durably), then send it."""
+        await attempt.replies.aclose()
+        await self._settle(call, attempt.first.usage)
+        await send_bytes(
+            send, 200, attempt.first.data, extra=self._response_headers(call, attempt.deployment)
+        )
+
+    # ---- /v1/chat/completions ------------------------------------------------------------
+
+    async def chat(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
+        call, pool, size = await self._begin(receive, headers, request_id, "chat")
+        body, stream = call.body, call.stream
+        client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
+        prompt_bound, completion_bound = worst_case_tokens(body, size)
+
+        def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
+            return dep.provider.chat(call_body, stream)
+
+        async with self._accounted(call, receive):
+            attempt = await self._first_reply(call, pool, open_call, prompt_bound, completion_bound)
+            if stream:
+                await self._stream(send, call, call.alias, client_usage, lang)
+            else:
+                await self._send_whole(send, call, attempt)
 
     async def _settle(self, call: _Call, usage: Usage | None, status: str = "ok") -> None:
         attempt = call.attempt
@@ -422,60 +455,14 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
     ) -> None:
         """Answer an embeddings request."""
-        started = time.perf_counter()
-        key = await self._authenticate(headers)
-        raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
-        body, alias = validate.embeddings_body(raw)
-        self._check_model(key, alias, "embedding", "/v1/embeddings")
-        data_class = request_class(key.data_class, headers.data_class)
-        pool = self.router.eligible(alias, data_class, key.org_region)
-        candidates = self.router.order(alias, pool)
-        permit = self._admit(key, body)
+        call, pool, size = await self._begin(receive, headers, request_id, "embeddings")
 
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             yield await dep.provider.embed(call_body)
 
-        def reserve(dep: Deployment) -> Awaitable[Hold]:
-            return self.meter.reserve(key.org_id, dep, len(raw), 0)
-
-        call = _Call(key, request_id, "embeddings", False, started, body, data_class, permit)
-        status = "200"
-        try:
-            async with _cancel_on_disconnect(receive):
-                attempt = await first_reply(
-                    alias,
-                    candidates,
-                    body,
-                    one,
-                    max_attempts=self.settings.max_attempts,
-                    metrics=self.metrics,
-                    reserve=reserve,
-                    release=self.meter.release,
-                    health=self.router.health,
-                    capacity=self.capacity,
-                    tokens=len(raw),
-                    copy_body=len(pool.deps) > 1,
-                )
-                call.attempt = attempt
-                await attempt.replies.aclose()
-                await self._settle(call, attempt.first.usage)
-                await send_bytes(
-                    send,
-                    200,
-                    attempt.first.data,
-                    extra=self._response_headers(call, attempt.deployment),
-                )
-        except DizuoError as exc:
-            status = str(exc.status)
-            raise
-        except _ClientGone:
-            status = "499"
-            if call.attempt is not None and not call.settled:
-                await self._settle(call, call.attempt.first.usage, status="client_gone")
-        finally:
-            self._release(call)
-            self.metrics.requests.labels("embeddings", alias, status).inc()
-            self.metrics.latency.labels("embeddings").observe(time.perf_counter() - started)
+        async with self._accounted(call, receive):
+            attempt = await self._first_reply(call, pool, one, size, 0)
+            await self._send_whole(send, call, attempt)
 
     # ---- /v1/models, health, metrics -----------------------------------------------------
 
@@ -590,6 +577,7 @@ class _Call:
     started: float
     body: dict[str, Any]
     data_class: str
+    alias: str
     permit: Permit | None = None
     attempt: Attempt | None = None
     usage: Usage | None = None
