@@ -23,10 +23,11 @@ def seen(upstream: FakeUpstream, model: str) -> int:
     return sum(1 for s in upstream.seen if s.body.get("model") == model)
 
 
+@pytest.mark.parametrize("failure", ["fail500", "ratelimit"])
 def test_failing_deployment_is_skipped_then_probed_back(
-    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
+    gateway: RunningGateway, api_key: str, upstream: FakeUpstream, failure: str
 ) -> None:
-    upstream.modes["ctl-a"] = "fail500"
+    upstream.modes["ctl-a"] = failure
     try:
         # Threshold 3 in the test gateway: three failovers from cb-a to cb-b open cb-a's circuit.
         for _ in range(3):
