@@ -24,9 +24,25 @@ from gateway import BENCH, Stack, Target, wrk
 DIZUO = str(Path(sys.executable).parent / "dizuo")
 
 
-def admin(home: Path, *args: str) -> str:
+def database_env(server: str | None, name: str) -> dict[str, str]:
+    """A fresh PostgreSQL database for one process, or nothing (SQLite in its data dir)."""
+    if server is None:
+        return {}
+    from sqlalchemy import create_engine, text
+
+    database = f"dizuo_bench_{name}"
+    engine = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS {database}"))
+        connection.execute(text(f"CREATE DATABASE {database}"))
+    engine.dispose()
+    return {"DIZUO_DATABASE_URL": f"{server}/{database}"}
+
+
+def admin(home: Path, extra: dict[str, str], *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
     env["DIZUO_DATA_DIR"] = str(home)
+    env.update(extra)
     return subprocess.run(
         [DIZUO, "admin", *args], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
@@ -39,26 +55,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "billing.json")
+    parser.add_argument(
+        "--postgres",
+        default=None,
+        metavar="URL",
+        help="a PostgreSQL server URL without database (postgresql+psycopg://user:pw@host:port); "
+        "each process gets a fresh database on it",
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="dizuo-bench-billing-"))
     stack = Stack(home)
     try:
         up = stack.nginx()
-        off_port, off_pid, off_key = stack.dizuo(up, "metering-off", {"DIZUO_METERING": "false"})
-        on_port, on_pid, _ = stack.dizuo(up, "metering-on")
-        admin(home / "metering-on", "topup", "--org", "default", "--amount", "1000000")
-        on_key = admin(
-            home / "metering-on",
-            "create-key",
-            "--org",
-            "default",
-            "--rpm",
-            "100000000",
-            "--tpm",
-            "100000000",
-            "--concurrency",
-            "100000",
-        )
+        off_env, on_env = database_env(args.postgres, "off"), database_env(args.postgres, "on")
+        off_port, off_pid, off_key = stack.dizuo(up, "metering-off", {"DIZUO_METERING": "false", **off_env})
+        on_port, on_pid, _ = stack.dizuo(up, "metering-on", on_env)
+        admin(home / "metering-on", on_env, "topup", "--org", "default", "--amount", "1000000")
+        limits = ["--rpm", "100000000", "--tpm", "100000000", "--concurrency", "100000"]
+        on_key = admin(home / "metering-on", on_env, "create-key", "--org", "default", *limits)
         targets = [
             Target(
                 "metering off", f"http://127.0.0.1:{off_port}/v1/chat/completions", key=off_key, pid=off_pid
