@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
+
 from dizuo.billing.holds import Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
@@ -14,7 +16,7 @@ from dizuo.providers import Usage
 from dizuo.routing import Deployment
 from dizuo.store import Database
 
-__all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "worst_case_tokens"]
+__all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "estimate_usage", "worst_case_tokens"]
 
 # When a call sets no max_tokens, this many output tokens are held (and the deployment's own
 # limit, once configured, replaces it). A longer answer is charged from free balance after.
@@ -116,3 +118,18 @@ def _cost(dep: Deployment, prompt: int, completion: int) -> int:
     if dep.price_in is None or dep.price_out is None:
         return 0
     return token_cost(prompt, completion, dep.price_in, dep.price_out)
+
+
+def estimate_usage(body: dict[str, Any], chunks: int) -> Usage:
+    """Estimate usage when the upstream reported none: one token per character of input text, one per
+    forwarded stream event of output (an upper bound for Chinese, a rough one for English)."""
+    text = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        text += len(content) if isinstance(content, str) else len(orjson.dumps(content)) if content else 0
+    value = body.get("input")
+    if isinstance(value, str):
+        text += len(value)
+    elif isinstance(value, list):
+        text += sum(len(item) if isinstance(item, str) else 1 for item in value)
+    return Usage(text, chunks, text + chunks)

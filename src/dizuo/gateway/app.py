@@ -12,13 +12,11 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
-
-import orjson
 
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, worst_case_tokens
+from dizuo.billing.meter import estimate_usage
 from dizuo.config import PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
@@ -32,7 +30,16 @@ from dizuo.errors import (
     pick_language,
 )
 from dizuo.gateway import validate
-from dizuo.gateway.calls import Attempt, Capacity, Opener, first_reply
+from dizuo.gateway.calls import (
+    Attempt,
+    Call,
+    Capacity,
+    ClientGone,
+    Opener,
+    cancel_on_disconnect,
+    first_reply,
+    without_usage,
+)
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.limits import Limiter, MemoryLimiter, Permit
@@ -258,10 +265,10 @@ class Gateway:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
         if not key.limits:
             return None
-        estimate = _estimate(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
+        estimate = estimate_usage(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
         return self.limiter.acquire(key.limits, estimate)
 
-    def _release(self, call: _Call) -> None:
+    def _release(self, call: Call) -> None:
         tokens = call.usage.total_tokens if call.usage else 0
         if call.permit is not None:
             self.limiter.release(call.permit, tokens)
@@ -269,14 +276,14 @@ class Gateway:
             self.router.health.finished(call.attempt.deployment.name)
             self.capacity.give_back(call.attempt.capacity, tokens)
 
-    def _meter(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
+    def _count_tokens(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
         # Usage records and the ledger arrive with the billing issue; until then, metrics only.
         if usage is not None:
             self.metrics.tokens.labels(alias, dep.name, "prompt").inc(usage.prompt_tokens)
             self.metrics.tokens.labels(alias, dep.name, "completion").inc(usage.completion_tokens)
 
     @staticmethod
-    def _response_headers(call: _Call, dep: Deployment) -> list[tuple[bytes, bytes]]:
+    def _response_headers(call: Call, dep: Deployment) -> list[tuple[bytes, bytes]]:
         headers = [
             (b"x-request-id", call.request_id.encode()),
             (b"x-dizuo-deployment", dep.name.encode()),
@@ -290,7 +297,7 @@ class Gateway:
 
     async def _begin(
         self, receive: Receive, headers: Headers, request_id: str, endpoint: str
-    ) -> tuple[_Call, Pool, int]:
+    ) -> tuple[Call, Pool, int]:
         """Authenticate, read and check the body, find the cleared deployments, apply rate limits.
 
         Return the call, its pool of deployments and the request body's size.
@@ -307,11 +314,11 @@ class Gateway:
         data_class = request_class(key.data_class, headers.data_class)
         pool = self.router.eligible(alias, data_class, key.org_region)
         permit = self._admit(key, body)
-        call = _Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
+        call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
         return call, pool, len(raw)
 
     async def _first_reply(
-        self, call: _Call, pool: Pool, open_call: Opener, prompt: int, completion: int
+        self, call: Call, pool: Pool, open_call: Opener, prompt: int, completion: int
     ) -> Attempt:
         """Hold, route and fail over until a deployment gives its first reply."""
 
@@ -335,18 +342,18 @@ class Gateway:
         return call.attempt
 
     @contextlib.asynccontextmanager
-    async def _accounted(self, call: _Call, receive: Receive) -> AsyncIterator[None]:
+    async def _accounted(self, call: Call, receive: Receive) -> AsyncIterator[None]:
         """Run the call's work: cancelled if the client leaves (and billed for what was generated),
         limits and capacity given back, metrics counted, whatever the outcome."""
         self.metrics.in_flight.inc()
         status = "200"
         try:
-            async with _cancel_on_disconnect(receive):
+            async with cancel_on_disconnect(receive):
                 yield
         except DizuoError as exc:
             status = str(exc.status)
             raise
-        except _ClientGone:
+        except ClientGone:
             status = "499"
             if call.attempt is not None and not call.settled:
                 # Billed for what was generated before the client left, no more (DESIGN §3.6).
@@ -358,7 +365,7 @@ class Gateway:
             self.metrics.requests.labels(call.endpoint, call.alias, status).inc()
             self.metrics.latency.labels(call.endpoint).observe(time.perf_counter() - call.started)
 
-    async def _send_whole(self, send: Send, call: _Call, attempt: Attempt) -> None:
+    async def _send_whole(self, send: Send, call: Call, attempt: Attempt) -> None:
         """Settle a non-streamed answer (durably), then send it."""
         await attempt.replies.aclose()
         await self._settle(call, attempt.first.usage)
@@ -387,15 +394,15 @@ class Gateway:
             else:
                 await self._send_whole(send, call, attempt)
 
-    async def _settle(self, call: _Call, usage: Usage | None, status: str = "ok") -> None:
+    async def _settle(self, call: Call, usage: Usage | None, status: str = "ok") -> None:
         attempt = call.attempt
         assert attempt is not None
         call.settled = True
         if usage is None:
-            usage = _estimate(call.body, call.chunks)
+            usage = estimate_usage(call.body, call.chunks)
             status = status if status != "ok" else "estimated"
         call.usage = usage
-        self._meter(attempt.deployment.alias, attempt.deployment, usage)
+        self._count_tokens(attempt.deployment.alias, attempt.deployment, usage)
         await self.meter.settle(
             attempt.hold,
             attempt.deployment,
@@ -410,7 +417,7 @@ class Gateway:
             attempts=attempt.attempts,
         )
 
-    async def _stream(self, send: Send, call: _Call, alias: str, client_usage: bool, lang: str) -> None:
+    async def _stream(self, send: Send, call: Call, alias: str, client_usage: bool, lang: str) -> None:
         attempt = call.attempt
         assert attempt is not None
         dep = attempt.deployment
@@ -427,7 +434,7 @@ class Gateway:
             while reply is not None:
                 if reply.usage is not None:
                     call.usage = reply.usage
-                    data = reply.data if client_usage else _without_usage(reply)
+                    data = reply.data if client_usage else without_usage(reply)
                 else:
                     data = reply.data
                     call.chunks += 1
@@ -536,106 +543,4 @@ class Gateway:
 
     def deployments_view(self) -> list[dict[str, Any]]:
         """Every deployment with its placement, clearance, price and health (admin API, console)."""
-        health = self.router.health
-        rows = []
-        for dep in self.router.deployments:
-            config = dep.config
-            rows.append(
-                {
-                    "name": dep.name,
-                    "model": dep.alias,
-                    "mode": dep.mode,
-                    "provider": dep.provider.spec.name,
-                    "region": config.region,
-                    "cloud": config.cloud,
-                    "accelerator": config.accelerator,
-                    "data_class_max": config.data_class_max,
-                    "core_cross_region": config.core_cross_region,
-                    "priority": config.priority,
-                    "weight": config.weight,
-                    "limits": config.limits.model_dump(),
-                    "price_cny_per_million": None
-                    if dep.price_in is None
-                    else {"input": str(dep.price_in), "output": str(dep.price_out)},
-                    "strategy": self.router.strategies.get(dep.alias, "priority"),
-                    "available": dep.unavailable is None,
-                    "unavailable": dep.unavailable,
-                    "health": {**health.of(dep.name).as_dict(), "state": health.state(dep.name)},
-                }
-            )
-        return rows
-
-
-@dataclass(slots=True)
-class _Call:
-    """What one call needs for settlement, wherever it ends."""
-
-    key: KeyInfo
-    request_id: str
-    endpoint: str
-    stream: bool
-    started: float
-    body: dict[str, Any]
-    data_class: str
-    alias: str
-    permit: Permit | None = None
-    attempt: Attempt | None = None
-    usage: Usage | None = None
-    chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
-    settled: bool = False
-
-
-def _estimate(body: dict[str, Any], chunks: int) -> Usage:
-    """Estimate usage when the upstream reported none: one token per character of input text, one per
-    forwarded stream event of output (an upper bound for Chinese, a rough one for English)."""
-    text = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        text += len(content) if isinstance(content, str) else len(orjson.dumps(content)) if content else 0
-    value = body.get("input")
-    if isinstance(value, str):
-        text += len(value)
-    elif isinstance(value, list):
-        text += sum(len(item) if isinstance(item, str) else 1 for item in value)
-    return Usage(text, chunks, text + chunks)
-
-
-class _ClientGone(Exception):
-    """The client closed the connection; the call was cancelled."""
-
-
-@contextlib.asynccontextmanager
-async def _cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
-    """Cancel the enclosed work (and so the upstream request) when the client disconnects."""
-    task = asyncio.current_task()
-    assert task is not None
-    gone = False
-
-    async def watch() -> None:
-        nonlocal gone
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                gone = True
-                task.cancel()
-                return
-
-    watcher = asyncio.create_task(watch())
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not gone:
-            raise
-        task.uncancel()
-        raise _ClientGone from None
-    finally:
-        watcher.cancel()
-
-
-def _without_usage(reply: Reply) -> bytes | None:
-    """Hide usage the client did not ask for: drop usage-only chunks, strip it from others."""
-    if reply.usage_only:
-        return None
-    data = orjson.loads(reply.data)
-    data.pop("usage", None)
-    return orjson.dumps(data)
+        return self.router.describe()

@@ -8,20 +8,34 @@ that fails before its first byte (connect error, 429, 5xx, timeout) is left for 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from dizuo.accounts import KeyInfo
 from dizuo.billing import Hold
 from dizuo.errors import NoDeployment, RateLimited, UpstreamError
+from dizuo.gateway.http import Receive
 from dizuo.gateway.metrics import Metrics
 from dizuo.limits import Limit, MemoryLimiter, Permit, Subject
-from dizuo.providers import Reply
+from dizuo.providers import Reply, Usage
 from dizuo.routing import Deployment
 from dizuo.routing.health import Health
 
-__all__ = ["Attempt", "Capacity", "first_reply"]
+__all__ = [
+    "Attempt",
+    "Call",
+    "Capacity",
+    "ClientGone",
+    "cancel_on_disconnect",
+    "first_reply",
+    "without_usage",
+]
 
 Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
@@ -155,3 +169,63 @@ async def first_reply(
             headers={"retry-after": "1"},
         )
     raise NoDeployment(model=alias, detail="; ".join(skipped) or "-")
+
+
+@dataclass(slots=True)
+class Call:
+    """What one call needs for settlement, wherever it ends."""
+
+    key: KeyInfo
+    request_id: str
+    endpoint: str
+    stream: bool
+    started: float
+    body: dict[str, Any]
+    data_class: str
+    alias: str
+    permit: Permit | None = None
+    attempt: Attempt | None = None
+    usage: Usage | None = None
+    chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
+    settled: bool = False
+
+
+class ClientGone(Exception):
+    """The client closed the connection; the call was cancelled."""
+
+
+@contextlib.asynccontextmanager
+async def cancel_on_disconnect(receive: Receive) -> AsyncIterator[None]:
+    """Cancel the enclosed work (and so the upstream request) when the client disconnects."""
+    task = asyncio.current_task()
+    assert task is not None
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                task.cancel()
+                return
+
+    watcher = asyncio.create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise
+        task.uncancel()
+        raise ClientGone from None
+    finally:
+        watcher.cancel()
+
+
+def without_usage(reply: Reply) -> bytes | None:
+    """Hide usage the client did not ask for: drop usage-only chunks, strip it from others."""
+    if reply.usage_only:
+        return None
+    data = orjson.loads(reply.data)
+    data.pop("usage", None)
+    return bytes(orjson.dumps(data))

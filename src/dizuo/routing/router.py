@@ -25,7 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from dizuo.routing.clearance import clear
 from dizuo.routing.deployments import Deployment
@@ -165,6 +165,37 @@ class Router:
         first = min(deps, key=score)
         yield first
         yield from sorted((d for d in deps if d is not first), key=score)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every deployment with its placement, clearance, price, strategy and health."""
+        health = self.health
+        rows = []
+        for dep in self.deployments:
+            config = dep.config
+            rows.append(
+                {
+                    "name": dep.name,
+                    "model": dep.alias,
+                    "mode": dep.mode,
+                    "provider": dep.provider.spec.name,
+                    "region": config.region,
+                    "cloud": config.cloud,
+                    "accelerator": config.accelerator,
+                    "data_class_max": config.data_class_max,
+                    "core_cross_region": config.core_cross_region,
+                    "priority": config.priority,
+                    "weight": config.weight,
+                    "limits": config.limits.model_dump(),
+                    "price_cny_per_million": None
+                    if dep.price_in is None
+                    else {"input": str(dep.price_in), "output": str(dep.price_out)},
+                    "strategy": self.strategies.get(dep.alias, "priority"),
+                    "available": dep.unavailable is None,
+                    "unavailable": dep.unavailable,
+                    "health": {**health.of(dep.name).as_dict(), "state": health.state(dep.name)},
+                }
+            )
+        return rows
 
     def candidates(self, alias: str, org_region: str | None = None) -> list[Deployment]:
         """Return every deployment of *alias* in the order the strategy would try them (no clearance)."""
