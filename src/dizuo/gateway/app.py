@@ -277,7 +277,7 @@ class Gateway:
             self.capacity.give_back(call.attempt.capacity, tokens)
 
     def _count_tokens(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
-        # Usage records and the ledger arrive with the billing issue; until then, metrics only.
+        # Prometheus token counters; the usage record and ledger are written by the meter.
         if usage is not None:
             self.metrics.tokens.labels(alias, dep.name, "prompt").inc(usage.prompt_tokens)
             self.metrics.tokens.labels(alias, dep.name, "completion").inc(usage.completion_tokens)
