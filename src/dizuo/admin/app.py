@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -95,9 +95,9 @@ def _deny(actor: Actor, action: str) -> PermissionDenied:
 def _export(
     rows: list[dict[str, Any]], fmt: Format, name: str, header: dict[str, str] | None = None
 ) -> Response:
+    data = billing_reports.render(fmt, rows, header)
     if fmt == "json":
-        return JSONResponse({"summary": header, "lines": rows} if header is not None else rows)
-    data = billing_reports.to_csv(rows, header) if fmt == "csv" else billing_reports.to_xlsx(rows, header)
+        return Response(data, media_type="application/json")
     # RFC 6266/5987: an ASCII fallback name, and the real (Chinese) one percent-encoded in UTF-8.
     disposition = f"attachment; filename=\"export.{fmt}\"; filename*=UTF-8''{quote(f'{name}.{fmt}')}"
     return Response(data, media_type=MEDIA[fmt], headers={"content-disposition": disposition})

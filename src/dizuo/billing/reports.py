@@ -12,6 +12,7 @@ import io
 from collections import defaultdict
 from typing import Any
 
+import orjson
 from openpyxl import Workbook
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
@@ -22,7 +23,7 @@ from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database
 
-__all__ = ["month_bounds", "statement", "to_csv", "to_xlsx", "usage_rows", "voucher_report"]
+__all__ = ["month_bounds", "render", "statement", "to_csv", "to_xlsx", "usage_rows", "voucher_report"]
 
 USAGE_COLUMNS = [
     "request_id",
@@ -259,3 +260,14 @@ def to_xlsx(rows: list[dict[str, Any]], header: dict[str, str] | None = None, ti
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+def render(
+    fmt: str, rows: list[dict[str, Any]], header: dict[str, str] | None = None, title: str = "dizuo"
+) -> bytes:
+    """Render an export as ``json`` (``{"summary", "lines"}`` when there is a header), ``csv`` or ``xlsx``."""
+    if fmt == "json":
+        return orjson.dumps({"summary": header, "lines": rows} if header is not None else rows) + b"\n"
+    if fmt == "csv":
+        return to_csv(rows, header)
+    return to_xlsx(rows, header, title=title)

@@ -145,16 +145,11 @@ def usage_command(org: str, since: str | None, until: str | None, fmt: str | Non
 )
 def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
     """An organization's monthly statement: balances, top-ups, charges, voucher payments, daily lines."""
-    from dizuo.billing.reports import statement, to_csv, to_xlsx
+    from dizuo.billing.reports import render, statement
 
     with reported(), database() as db:
         summary, lines = statement(db, org, month)
-    if fmt == "json":
-        _emit(orjson.dumps({"summary": summary, "lines": lines}) + b"\n", out)
-    elif fmt == "csv":
-        _emit(to_csv(lines, summary), out)
-    else:
-        _emit(to_xlsx(lines, summary, title=f"{month}"), out)
+    _emit(render(fmt, lines, summary, title=month), out)
 
 
 @click.command("voucher-report")
@@ -166,16 +161,11 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
 )
 def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None) -> None:
     """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
-    from dizuo.billing.reports import to_csv, to_xlsx, voucher_report
+    from dizuo.billing.reports import render, voucher_report
 
     with reported(), database() as db:
         rows = voucher_report(db, issuer, month)
-    if fmt == "json":
-        _emit(orjson.dumps(rows) + b"\n", out)
-    elif fmt == "csv":
-        _emit(to_csv(rows), out)
-    else:
-        _emit(to_xlsx(rows, title=month), out)
+    _emit(render(fmt, rows, title=month), out)
 
 
 def register(group: click.Group) -> None:

@@ -21,6 +21,15 @@ from dizuo.store import Database, utcnow
 __all__ = ["Catalog"]
 
 
+def _missing(name: str) -> InvalidRequest:
+    return InvalidRequest(
+        "invalid_param",
+        param="name",
+        reason_zh=f"没有运行时部署 {name}",
+        reason_en=f"no run-time deployment {name}",
+    )
+
+
 def _validation_error(exc: ValidationError) -> InvalidRequest:
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first["loc"]) or None
@@ -92,12 +101,7 @@ class Catalog:
         with self.db.session() as session:
             row = session.get(DeploymentRow, name)
             if row is None:
-                raise InvalidRequest(
-                    "invalid_param",
-                    param="name",
-                    reason_zh=f"没有运行时部署 {name}",
-                    reason_en=f"no run-time deployment {name}",
-                )
+                raise _missing(name)
             try:
                 dep = DeploymentConfig.model_validate({**row.spec, **patch, "name": name})
             except ValidationError as exc:
@@ -111,10 +115,5 @@ class Catalog:
         with self.db.session() as session:
             row = session.get(DeploymentRow, name)
             if row is None:
-                raise InvalidRequest(
-                    "invalid_param",
-                    param="name",
-                    reason_zh=f"没有运行时部署 {name}",
-                    reason_en=f"no run-time deployment {name}",
-                )
+                raise _missing(name)
             session.delete(row)
