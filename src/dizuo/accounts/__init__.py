@@ -7,6 +7,7 @@ from dizuo.accounts.service import (
     create_org,
     ensure_default_org,
     find_org,
+    get_org,
     revoke_key,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "create_org",
     "ensure_default_org",
     "find_org",
+    "get_org",
     "hash_key",
     "new_key",
     "revoke_key",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.config import DATA_CLASSES
 from dizuo.limits import Limit, Subject
 from dizuo.store import Database
 
@@ -66,12 +67,9 @@ class KeyInfo:
         return self.models is None or alias in self.models
 
 
-_RANK = {"general": 0, "important": 1, "core": 2}
-
-
 def _higher(key_class: str | None, org_class: str) -> str:
     """A key may raise its organization's data class, never lower it."""
-    if key_class is None or _RANK.get(key_class, 0) < _RANK.get(org_class, 0):
+    if key_class is None or DATA_CLASSES.index(key_class) < DATA_CLASSES.index(org_class):
         return org_class
     return key_class
 

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from dizuo.accounts.keys import hash_key, new_key
@@ -21,6 +22,8 @@ __all__ = [
     "create_org",
     "ensure_default_org",
     "find_org",
+    "get_org",
+    "org_by_name",
     "revoke_key",
     "validate_uscc",
 ]
@@ -36,6 +39,24 @@ class CreatedKey:
 
 def _id() -> str:
     return uuid.uuid4().hex
+
+
+def org_by_name(session: Session, name: str) -> Organization:
+    """Return the organization *name* inside *session*, or raise a 400 that says how to create it."""
+    org = session.scalars(select(Organization).where(Organization.name == name)).first()
+    if org is None:
+        raise _bad(
+            "org",
+            f"组织 {name} 不存在，请先用 `dizuo admin create-org {name}` 创建",
+            f"no organization {name}; create it with `dizuo admin create-org {name}`",
+        )
+    return org
+
+
+def get_org(db: Database, name: str) -> Organization:
+    """Return the organization *name*, or raise a 400 that says how to create it."""
+    with db.session() as session:
+        return org_by_name(session, name)
 
 
 def find_org(db: Database, name: str) -> Organization | None:
@@ -139,14 +160,7 @@ def create_key(
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
 ) -> CreatedKey:
     """Create an API key for *org_name*; the plain key is returned once and never stored."""
-    org = find_org(db, org_name)
-    if org is None:
-        raise InvalidRequest(
-            "invalid_param",
-            param="org",
-            reason_zh=f"组织 {org_name} 不存在，请先用 `dizuo admin create-org {org_name}` 创建",
-            reason_en=f"no organization {org_name}; create it with `dizuo admin create-org {org_name}`",
-        )
+    org = get_org(db, org_name)
     if data_class is not None and data_class not in DATA_CLASSES:
         raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
     if expires_at is not None and expires_at <= utcnow():

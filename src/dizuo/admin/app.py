@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dizuo.accounts import create_key, create_org, revoke_key
+from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
@@ -139,18 +139,6 @@ def create_admin_app(
 
     Caller = Annotated[Actor, Depends(actor)]
 
-    def org_named(name: str) -> Organization:
-        with db.session() as session:
-            org = session.scalars(select(Organization).where(Organization.name == name)).first()
-        if org is None:
-            raise InvalidRequest(
-                "invalid_param",
-                param="org",
-                reason_zh=f"组织 {name} 不存在",
-                reason_en=f"no organization {name}",
-            )
-        return org
-
     def may(
         who: Actor,
         action: str,
@@ -249,7 +237,7 @@ def create_admin_app(
     @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
     def new_key(org: str, body: KeyIn, who: Caller) -> dict[str, Any]:
         """Create an API key; the key is in this answer and nowhere else, ever."""
-        may(who, "create keys", org=org_named(org), roles=("org-admin", "org-developer"))
+        may(who, "create keys", org=get_org(db, org), roles=("org-admin", "org-developer"))
         created = create_key(
             db,
             org,
@@ -279,13 +267,13 @@ def create_admin_app(
         """Add money to an organization's own balance (platform admins)."""
         may(who, "top up wallets")
         tx_id = topup(db, org, _money(body.amount), body.note)
-        changed(org_named(org).id)
+        changed(get_org(db, org).id)
         return {"tx_id": tx_id}
 
     @app.get(f"{PREFIX}/orgs/{{org}}/wallet")
     def wallet(org: str, who: Caller) -> dict[str, Any]:
         """Balance, money held by calls in flight, and vouchers."""
-        may(who, "read wallets", org=org_named(org), roles=read_org)
+        may(who, "read wallets", org=get_org(db, org), roles=read_org)
         return wallet_view(db, org)
 
     @app.post(f"{PREFIX}/orgs/{{org}}/vouchers", status_code=201)
@@ -330,14 +318,14 @@ def create_admin_app(
         format: Format = "json",
     ) -> Response:
         """Usage records, one per answered call."""
-        may(who, "read usage", org=org_named(org), roles=(*read_org, "org-developer"))
+        may(who, "read usage", org=get_org(db, org), roles=(*read_org, "org-developer"))
         rows = billing_reports.usage_rows(db, org, _aware(since), _aware(until))
         return _export(rows, format, f"usage-{org}")
 
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
     def statement(org: str, month: str, who: Caller, format: Format = "json") -> Response:
         """A month's statement."""
-        may(who, "read statements", org=org_named(org), roles=read_org)
+        may(who, "read statements", org=get_org(db, org), roles=read_org)
         summary, lines = billing_reports.statement(db, org, month)
         return _export(lines, format, f"statement-{org}-{month}", summary)
 

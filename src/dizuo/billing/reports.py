@@ -17,6 +17,7 @@ from openpyxl import Workbook
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
@@ -62,21 +63,12 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
-def _org(session: Session, name: str) -> Organization:
-    org = session.scalars(select(Organization).where(Organization.name == name)).first()
-    if org is None:
-        raise InvalidRequest(
-            "invalid_param", param="org", reason_zh=f"组织 {name} 不存在", reason_en=f"no organization {name}"
-        )
-    return org
-
-
 def usage_rows(
     db: Database, org_name: str, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> list[dict[str, Any]]:
     """Return the organization's usage records in time order, amounts as CNY strings."""
     with db.session() as session:
-        org = _org(session, org_name)
+        org = org_by_name(session, org_name)
         query = select(UsageRecord).where(UsageRecord.org_id == org.id)
         if since is not None:
             query = query.where(UsageRecord.created_at >= since)
@@ -117,7 +109,7 @@ def statement(db: Database, org_name: str, month: str) -> tuple[dict[str, str], 
     """Return a month's statement: a summary from the ledger, and per-day, per-model lines from usage."""
     start, end = month_bounds(month)
     with db.session() as session:
-        org = _org(session, org_name)
+        org = org_by_name(session, org_name)
         cash = f"org:{org.id}:cash"
         opening = _cash_sum(session, cash, None, None, start)
         summary = {

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from dizuo.accounts.tables import Organization
+from dizuo.accounts.service import org_by_name
 from dizuo.billing import ledger
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import Voucher, Wallet
@@ -27,13 +27,6 @@ __all__ = ["VoucherTerms", "issue_voucher", "parse_copay", "revoke_voucher", "to
 
 def _bad(param: str, zh: str, en: str) -> InvalidRequest:
     return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
-def _org(session: Session, name: str) -> Organization:
-    org = session.scalars(select(Organization).where(Organization.name == name)).first()
-    if org is None:
-        raise _bad("org", f"组织 {name} 不存在", f"no organization {name}")
-    return org
 
 
 def _wallet(session: Session, org_id: str) -> Wallet:
@@ -60,7 +53,7 @@ def topup(db: Database, org_name: str, amount: int, note: str | None = None) -> 
     if amount <= 0:
         raise _bad("amount", "金额必须大于 0", "the amount must be positive")
     with db.session() as session:
-        org = _org(session, org_name)
+        org = org_by_name(session, org_name)
         tx = ledger.post(
             session,
             "topup",
@@ -110,7 +103,7 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
     if terms.valid_to <= utcnow():
         raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
     with db.session() as session:
-        org = _org(session, org_name)
+        org = org_by_name(session, org_name)
         voucher = Voucher(
             id=uuid.uuid4().hex,
             org_id=org.id,
@@ -166,7 +159,7 @@ def revoke_voucher(db: Database, voucher_id: str) -> int:
 def wallet_view(db: Database, org_name: str) -> dict[str, Any]:
     """Return the organization's balance and vouchers as decimal strings (CLI ``wallet --json``)."""
     with db.session() as session:
-        org = _org(session, org_name)
+        org = org_by_name(session, org_name)
         wallet = session.get(Wallet, org.id)
         vouchers = session.scalars(
             select(Voucher).where(Voucher.org_id == org.id).order_by(Voucher.valid_to, Voucher.created_at)

@@ -10,12 +10,13 @@ is refused with 503 naming the class and each deployment's reason; it never fall
 
 from __future__ import annotations
 
+from dizuo.config import DATA_CLASSES
 from dizuo.errors import InvalidRequest, NoDeployment
 from dizuo.routing.deployments import Deployment
 
 __all__ = ["RANK", "clear", "request_class"]
 
-RANK = {"general": 0, "important": 1, "core": 2}
+RANK = {name: rank for rank, name in enumerate(DATA_CLASSES)}  # general < important < core
 NAMES_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
 LOCAL_REGION = "local"
 MAX_REASONS = 10  # an alias may have a hundred deployments; the message names the first ten
