@@ -13,6 +13,7 @@ from pathlib import Path
 
 import openai
 import pytest
+import redis
 import yaml
 from sqlalchemy import create_engine, text
 
@@ -44,6 +45,17 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         reset_database(url)
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'dizuo.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str | None:
+    """DIZUO_TEST_REDIS_URL (emptied first), or None: then holds and limits stay in process."""
+    url = os.environ.get("DIZUO_TEST_REDIS_URL")
+    if url:
+        client = redis.Redis.from_url(url)
+        client.flushdb()
+        client.close()
+    return url
 
 
 @pytest.fixture(scope="session")
@@ -91,13 +103,37 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("embed-1", "remote-embed", "embed", url, mode="embedding"),
             # Data classes: one alias on public, private and local compute, cheapest and least trusted first.
             deployment("cls-public", "classed-model", "echo", url, cloud="public", region="cq", priority=0),
-            deployment("cls-private", "classed-model", "echo", url, cloud="private", region="cq",
-                       data_class_max="important", priority=1),
-            deployment("cls-local", "classed-model", "echo", url, cloud="local", region="cq",
-                       data_class_max="core", priority=2),
+            deployment(
+                "cls-private",
+                "classed-model",
+                "echo",
+                url,
+                cloud="private",
+                region="cq",
+                data_class_max="important",
+                priority=1,
+            ),
+            deployment(
+                "cls-local",
+                "classed-model",
+                "echo",
+                url,
+                cloud="local",
+                region="cq",
+                data_class_max="core",
+                priority=2,
+            ),
             deployment("pub-only", "public-only-model", "echo", url, cloud="public"),
-            deployment("core-xj", "cross-model", "echo", url, cloud="private", region="xj",
-                       data_class_max="core", core_cross_region=True),
+            deployment(
+                "core-xj",
+                "cross-model",
+                "echo",
+                url,
+                cloud="private",
+                region="xj",
+                data_class_max="core",
+                core_cross_region=True,
+            ),
             # Health and capacity: behaviour switched by tests through upstream.modes.
             deployment("cb-a", "cb-model", "ctl-a", url, priority=0),
             deployment("cb-b", "cb-model", "ctl-b", url, priority=1),
@@ -132,15 +168,20 @@ class RunningGateway:
 
 @pytest.fixture(scope="session")
 def gateway(
-    upstream: FakeUpstream, database_url: str, tmp_path_factory: pytest.TempPathFactory
+    upstream: FakeUpstream, database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningGateway]:
     os.environ["FAKE_UPSTREAM_KEY"] = UPSTREAM_KEY
     home = tmp_path_factory.mktemp("gateway")
     config_path = home / "dizuo.yaml"
     config_path.write_text(yaml.safe_dump(gateway_config(upstream), allow_unicode=True), encoding="utf-8")
     settings = load_settings(
-        config_path, data_dir=home, database_url=database_url, key_refresh_seconds=0.2,
-        circuit_failure_threshold=3, circuit_cooldown_seconds=1.0,
+        config_path,
+        data_dir=home,
+        database_url=database_url,
+        redis_url=redis_url,
+        key_refresh_seconds=0.2,
+        circuit_failure_threshold=3,
+        circuit_cooldown_seconds=1.0,
     )
     first_key = prepare(settings)
     assert first_key is not None

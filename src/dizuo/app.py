@@ -14,6 +14,8 @@ from dizuo.config import PlatformConfig, load_config
 from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
+from dizuo.limits import Limiter, MemoryLimiter
+from dizuo.limits.shared import RedisLimiter
 from dizuo.providers import Transport
 from dizuo.routing import Deployment, Router, build_deployments
 from dizuo.routing.catalog import Catalog
@@ -86,8 +88,15 @@ def create_app(settings: Settings) -> Platform:
 
     health = Health(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
     router = Router(build(effective), dict(effective.routing), health)
-    meter = Meter(db, enabled=settings.metering)
-    gateway = Gateway(settings, KeyCache(db), router, transport, meter, catalog=catalog, build=build)
+    meter = Meter(
+        db, enabled=settings.metering, redis_url=settings.redis_url, hold_seconds=settings.hold_seconds
+    )
+    limiter: Limiter = (
+        RedisLimiter(settings.redis_url, settings.hold_seconds) if settings.redis_url else MemoryLimiter()
+    )
+    gateway = Gateway(
+        settings, KeyCache(db), router, transport, meter, catalog=catalog, build=build, limiter=limiter
+    )
     admin = create_admin_app(
         db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view, catalog=catalog
     )

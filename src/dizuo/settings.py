@@ -51,6 +51,21 @@ class Settings(BaseSettings):
         True,
         description="Hold, charge and record every call. Off only for unbilled private installs and benchmarks.",
     )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis URL (redis://host:6379/0). Set it when several replicas share one database: holds and "
+            "rate limits then live in Redis, so replicas share money and limits exactly."
+        ),
+    )
+    hold_seconds: float = Field(
+        900.0,
+        gt=0,
+        description=(
+            "With Redis: seconds after which a hold or concurrency slot of a replica that crashed lapses. "
+            "Longer than your longest call."
+        ),
+    )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

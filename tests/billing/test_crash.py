@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -22,26 +19,8 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
-from tests.support.servers import free_port
+from tests.support.servers import free_port, start_server
 from tests.support.upstream import FakeUpstream
-
-
-def start_server(config: Path, home: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
-    env.update({"DIZUO_DATA_DIR": str(home), "DIZUO_DATABASE_URL": database_url, "DIZUO_LOG_LEVEL": "warning"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dizuo", "serve", "--config", str(config), "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -54,10 +33,24 @@ def setup(upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator
     key = create_key(db, name).key
     db.dispose()
     config = tmp_path / "dizuo.yaml"
-    config.write_text(yaml.safe_dump({"local": False, "deployments": [{
-        "name": "echo-1", "model": "echo-model", "provider": "openai-compatible", "base_url": upstream.base_url,
-        "upstream_model": "echo", "price": {"input": "1.5", "output": "2"},
-    }]}), encoding="utf-8")
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "local": False,
+                "deployments": [
+                    {
+                        "name": "echo-1",
+                        "model": "echo-model",
+                        "provider": "openai-compatible",
+                        "base_url": upstream.base_url,
+                        "upstream_model": "echo",
+                        "price": {"input": "1.5", "output": "2"},
+                    }
+                ],
+            }
+        ),
+        encoding="utf-8",
+    )
     yield config, key, org.id, database_url
 
 
@@ -69,14 +62,21 @@ def test_kill_9_loses_no_completed_call(setup: tuple[Path, str, str, str], tmp_p
     stop = threading.Event()
 
     def load(stream: bool) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {key}"},
-                          timeout=5) as client:
-            body = {"model": "echo-model", "messages": [{"role": "user", "content": "崩溃测试"}], "stream": stream}
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}/v1", headers={"Authorization": f"Bearer {key}"}, timeout=5
+        ) as client:
+            body = {
+                "model": "echo-model",
+                "messages": [{"role": "user", "content": "崩溃测试"}],
+                "stream": stream,
+            }
             while not stop.is_set():
                 try:
                     with client.stream("POST", "/chat/completions", json=body) as response:
                         text = response.read()
-                    if response.status_code == 200 and (not stream or text.rstrip().endswith(b"data: [DONE]")):
+                    if response.status_code == 200 and (
+                        not stream or text.rstrip().endswith(b"data: [DONE]")
+                    ):
                         completed.append(response.headers["x-request-id"])
                 except httpx.HTTPError:
                     if server.poll() is not None:
@@ -103,7 +103,11 @@ def test_kill_9_loses_no_completed_call(setup: tuple[Path, str, str, str], tmp_p
             assert not missing, f"{len(missing)} completed calls have no usage record"
             assert len(ids) == len(records)
             per_tx = session.execute(
-                select(LedgerEntry.tx_id, func.sum(LedgerEntry.amount), func.count(func.distinct(LedgerEntry.request_id)))
+                select(
+                    LedgerEntry.tx_id,
+                    func.sum(LedgerEntry.amount),
+                    func.count(func.distinct(LedgerEntry.request_id)),
+                )
                 .where(LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge")
                 .group_by(LedgerEntry.tx_id)
             ).all()

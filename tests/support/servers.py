@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 
 
@@ -48,3 +53,30 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def start_server(
+    config: Path, home: Path, database_url: str, port: int, **settings: str
+) -> subprocess.Popen[bytes]:
+    """Start `dizuo serve` in its own process and wait until it is ready; *settings* are more
+    ``DIZUO_*`` variables by their lower-case names."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env.update(
+        {"DIZUO_DATA_DIR": str(home), "DIZUO_DATABASE_URL": database_url, "DIZUO_LOG_LEVEL": "warning"}
+    )
+    env.update({f"DIZUO_{name.upper()}": value for name, value in settings.items()})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dizuo", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.1)

@@ -14,12 +14,23 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from dizuo.billing.money import format_cny
 from dizuo.billing.split import Share, split_charge
 from dizuo.errors import InsufficientQuota
 
-__all__ = ["Hold", "Scope", "Settlement", "VoucherState", "WalletBook", "WalletState"]
+__all__ = [
+    "Book",
+    "Committed",
+    "Hold",
+    "Scope",
+    "Settlement",
+    "Snapshot",
+    "VoucherState",
+    "WalletBook",
+    "WalletState",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +91,69 @@ class Settlement:
     own: int
     vouchers: tuple[tuple[str, int], ...]
     uncollected: int  # cost the wallet could not pay (the hold underestimated and the balance is empty)
+    org_id: str = ""
+    id: str = ""  # names the charge while it waits for the journal (the shared book tracks it by this)
 
     @property
     def voucher_total(self) -> int:
         return sum(amount for _, amount in self.vouchers)
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An organization's committed money as one database transaction saw it."""
+
+    version: int
+    balance: int
+    vouchers: dict[str, int]  # voucher id -> remaining
+
+
+@dataclass(slots=True)
+class Committed:
+    """What one journal commit made durable, handed to the book by the writer thread."""
+
+    settlements: list[Settlement]
+    org_deltas: dict[str, int]
+    voucher_deltas: dict[str, int]
+    snapshots: dict[str, Snapshot] = field(default_factory=dict)  # filled when the book wants them
+
+
+class Book(Protocol):
+    """Where holds live: in this process (:class:`WalletBook`) or shared by replicas in Redis
+    (:class:`dizuo.billing.shared.RedisBook`). The hot-path methods run on the event loop; ``load``,
+    ``committed``, ``failed`` and ``held_by_org`` run on the journal's writer thread."""
+
+    wants_snapshots: bool
+
+    async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold: ...
+
+    async def release(self, hold: Hold) -> None: ...
+
+    async def settle(self, hold: Hold, cost: int) -> Settlement: ...
+
+    async def state(self, org_id: str) -> WalletState: ...
+
+    def load(self, org_id: str, version: int, balance: int, vouchers: Iterable[VoucherState]) -> None: ...
+
+    def committed(self, batch: Committed) -> None: ...
+
+    def failed(self, batch: Committed) -> None: ...
+
+    def held_by_org(self) -> dict[str, int]: ...
+
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class WalletBook:
-    """Every organization's money in memory, changed only under :attr:`lock`."""
+    """Every organization's money in memory, changed only under :attr:`lock`.
+
+    The hot-path methods never await, so each runs whole on the event loop; the lock guards against
+    the journal's writer thread.
+    """
+
+    wants_snapshots = False
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -102,7 +168,10 @@ class WalletBook:
             wallet = self.wallets[org_id] = WalletState(org_id)
         return wallet
 
-    def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
+    async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
+        return self.reserve_now(org_id, amount, scope, now)
+
+    def reserve_now(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* micro-yuan across eligible vouchers and the own balance, or raise 402."""
         with self.lock:
             wallet = self._wallet(org_id)
@@ -121,7 +190,7 @@ class WalletBook:
             wallet.held += split.own
             return Hold(uuid.uuid4().hex, org_id, amount, split.own, split.vouchers, scope)
 
-    def release(self, hold: Hold) -> None:
+    async def release(self, hold: Hold) -> None:
         """Give a hold back untouched (the call failed and costs nothing)."""
         with self.lock:
             if hold.settled:
@@ -138,7 +207,10 @@ class WalletBook:
                 voucher.held -= part
         return wallet
 
-    def settle(self, hold: Hold, cost: int) -> Settlement:
+    async def settle(self, hold: Hold, cost: int) -> Settlement:
+        return self.settle_now(hold, cost)
+
+    def settle_now(self, hold: Hold, cost: int) -> Settlement:
         """Charge the true *cost* against the hold and release the rest."""
         with self.lock:
             if hold.settled:
@@ -163,19 +235,57 @@ class WalletBook:
                 self.pending_vouchers[voucher_id] = self.pending_vouchers.get(voucher_id, 0) - paid
             wallet.balance -= own
             self.pending_balance[hold.org_id] = self.pending_balance.get(hold.org_id, 0) - own
-            return Settlement(cost, own, split.vouchers, uncollected)
+            return Settlement(cost, own, split.vouchers, uncollected, hold.org_id, hold.id)
+
+    async def state(self, org_id: str) -> WalletState:
+        """A copy of the organization's live money: balance net of charges, holds, vouchers."""
+        with self.lock:
+            wallet = self._wallet(org_id)
+            vouchers = {
+                vid: VoucherState(
+                    v.id,
+                    v.copay,
+                    v.remaining,
+                    v.valid_from,
+                    v.valid_to,
+                    v.providers,
+                    v.regions,
+                    v.models,
+                    v.held,
+                )
+                for vid, v in wallet.vouchers.items()
+            }
+            return WalletState(org_id, wallet.balance, wallet.held, vouchers)
 
     # ---- loading and refreshing (called from the journal's writer thread) ----------------
 
-    def committed(self, org_deltas: dict[str, int], voucher_deltas: dict[str, int]) -> None:
+    def committed(self, batch: Committed) -> None:
         """Forget pending deltas once the journal made them durable."""
         with self.lock:
-            for org_id, delta in org_deltas.items():
+            for org_id, delta in batch.org_deltas.items():
                 self.pending_balance[org_id] = self.pending_balance.get(org_id, 0) - delta
-            for voucher_id, delta in voucher_deltas.items():
+            for voucher_id, delta in batch.voucher_deltas.items():
                 self.pending_vouchers[voucher_id] = self.pending_vouchers.get(voucher_id, 0) - delta
 
-    def load(self, org_id: str, balance: int, vouchers: Iterable[VoucherState]) -> None:
+    def failed(self, batch: Committed) -> None:
+        """Give back charges the journal could not write: the calls fail and cost nothing."""
+        with self.lock:
+            for org_id, delta in batch.org_deltas.items():
+                self.pending_balance[org_id] = self.pending_balance.get(org_id, 0) - delta
+                self._wallet(org_id).balance -= delta
+            for voucher_id, delta in batch.voucher_deltas.items():
+                self.pending_vouchers[voucher_id] = self.pending_vouchers.get(voucher_id, 0) - delta
+                for wallet in self.wallets.values():
+                    if voucher_id in wallet.vouchers:
+                        wallet.vouchers[voucher_id].remaining -= delta
+
+    def close(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+    def load(self, org_id: str, version: int, balance: int, vouchers: Iterable[VoucherState]) -> None:
         """Replace an organization's committed money with the database's, keeping holds and pending deltas."""
         with self.lock:
             wallet = self._wallet(org_id)

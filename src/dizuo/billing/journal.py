@@ -28,7 +28,7 @@ from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import Compiled
 
 from dizuo.billing import ledger
-from dizuo.billing.holds import Settlement, VoucherState, WalletBook, epoch
+from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherState, epoch
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database, utcnow
 
@@ -98,7 +98,7 @@ class Charge:
 
 
 class Journal:
-    def __init__(self, db: Database, book: WalletBook, refresh_seconds: float = 0.5) -> None:
+    def __init__(self, db: Database, book: Book, refresh_seconds: float = 0.5) -> None:
         self.db = db
         self.book = book
         self.refresh_seconds = refresh_seconds
@@ -186,31 +186,34 @@ class Journal:
             org_deltas[charge.record["org_id"]] -= charge.settlement.own
             for voucher_id, paid in charge.settlement.vouchers:
                 voucher_deltas[voucher_id] -= paid
+        done = Committed(
+            [charge.settlement for charge, _, _ in batch], dict(org_deltas), dict(voucher_deltas)
+        )
         with self._db_lock:
             for attempt in range(3):
                 try:
-                    self._commit(batch, org_deltas, voucher_deltas)
+                    self._commit(batch, done)
                     error = None
                     break
                 except Exception as exc:  # retried, then handed to every waiting call
                     error = exc
                     log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
-            if error is None:
-                self.book.committed(dict(org_deltas), dict(voucher_deltas))
-                # Our own charge bumped each wallet's version by one: expect it, so the next refresh
-                # reloads only wallets that someone else changed.
-                for org_id, delta in org_deltas.items():
-                    if delta and org_id in self._versions:
-                        self._versions[org_id] += 1
+            try:
+                if error is None:
+                    self.book.committed(done)
+                    # Our own charge bumped each wallet's version by one: expect it, so the next
+                    # refresh reloads only wallets that someone else changed.
+                    for org_id in org_deltas:
+                        if org_id in self._versions:
+                            self._versions[org_id] += 1
+                else:
+                    self.book.failed(done)
+            except Exception:  # the shared book is unreachable: its pending charges lapse on their own
+                log.exception("telling the wallet book about a commit failed")
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
 
-    def _commit(
-        self,
-        batch: list[_Queued],
-        org_deltas: dict[str, int],
-        voucher_deltas: dict[str, int],
-    ) -> None:
+    def _commit(self, batch: list[_Queued], done: Committed) -> None:
         now = utcnow()
         records = []
         entries = []
@@ -240,8 +243,11 @@ class Journal:
                 for leg in legs
                 if leg.amount != 0
             ]
-        wallet_deltas = [{"org": o, "delta": d, "now": now} for o, d in org_deltas.items() if d]
-        voucher_rows = [{"vid": v, "delta": d} for v, d in voucher_deltas.items() if d]
+        # Every charged wallet's version moves (even when vouchers paid it all), so that a version names
+        # one state of the wallet and its vouchers. Rows go in id order: replicas committing at once
+        # lock them in the same order and cannot deadlock.
+        wallet_deltas = [{"org": o, "delta": d, "now": now} for o, d in sorted(done.org_deltas.items())]
+        voucher_rows = [{"vid": v, "delta": d} for v, d in sorted(done.voucher_deltas.items()) if d]
         if self._sql is None:
             self._sql = _Compiled(self.db.engine.dialect)
         sql = self._sql
@@ -260,6 +266,8 @@ class Journal:
                 cursor.executemany(*sql.rows(sql.wallet, wallet_deltas))
             if voucher_rows:
                 cursor.executemany(*sql.rows(sql.voucher, voucher_rows))
+            if self.book.wants_snapshots:
+                done.snapshots = self._snapshots(cursor, list(done.org_deltas))
             cursor.close()
             connection.commit()
         except BaseException:
@@ -269,6 +277,25 @@ class Journal:
             connection.invalidate()
             self._connection = None
             raise
+
+    def _snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
+        """Read the charged wallets as this transaction leaves them (it holds their row locks, so no
+        other journal changes them before it commits)."""
+        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * len(org_ids))
+        cursor.execute(f"SELECT org_id, version, balance FROM wallets WHERE org_id IN ({marks})", org_ids)
+        wallets = {row[0]: (int(row[1]), int(row[2])) for row in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT org_id, id, remaining FROM vouchers WHERE org_id IN ({marks}) AND revoked_at IS NULL",
+            org_ids,
+        )
+        vouchers: dict[str, dict[str, int]] = defaultdict(dict)
+        for org_id, voucher_id, remaining in cursor.fetchall():
+            vouchers[org_id][voucher_id] = int(remaining)
+        return {
+            org_id: Snapshot(version, balance, vouchers.get(org_id, {}))
+            for org_id, (version, balance) in wallets.items()
+        }
 
     # ---- keeping memory fresh ------------------------------------------------------------
 
@@ -306,7 +333,7 @@ class Journal:
                 )
             # Read balances and vouchers in one transaction, then swap them in under the book's lock.
             for row in changed:
-                self.book.load(row.org_id, row.balance, vouchers.get(row.org_id, []))
+                self.book.load(row.org_id, row.version, row.balance, vouchers.get(row.org_id, []))
                 self._versions[row.org_id] = row.version
                 updated = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=dt.UTC)
                 if self._seen_until is None or updated > self._seen_until:

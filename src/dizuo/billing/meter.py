@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from dizuo.billing.holds import Hold, Scope, Settlement, WalletBook
+from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
 from dizuo.errors import InsufficientQuota
@@ -37,9 +37,19 @@ def worst_case_tokens(body: dict[str, Any], body_bytes: int) -> tuple[int, int]:
 class Meter:
     """Holds, settlements and the journal of one worker."""
 
-    def __init__(self, db: Database, enabled: bool = True) -> None:
+    def __init__(
+        self, db: Database, enabled: bool = True, *, redis_url: str | None = None, hold_seconds: float = 900
+    ) -> None:
+        """Keep holds in this process, or in Redis at *redis_url* when several replicas share wallets
+        (holds of a crashed replica then lapse after *hold_seconds*)."""
         self.enabled = enabled
-        self.book = WalletBook()
+        self.book: Book
+        if redis_url:
+            from dizuo.billing.shared import RedisBook
+
+            self.book = RedisBook(redis_url, hold_seconds, loader=lambda org_id: self.journal.refresh(org_id))
+        else:
+            self.book = WalletBook()
         self.journal = Journal(db, self.book)
 
     def start(self) -> None:
@@ -49,6 +59,10 @@ class Meter:
     def stop(self) -> None:
         if self.enabled:
             self.journal.stop()
+        self.book.close()
+
+    async def aclose(self) -> None:
+        await self.book.aclose()
 
     async def reserve(self, org_id: str, dep: Deployment, prompt: int, completion: int) -> Hold:
         """Hold the worst-case cost of a call to *dep*, or raise 402.
@@ -61,14 +75,14 @@ class Meter:
             return Hold("", org_id, 0, 0, (), scope)
         amount = _cost(dep, prompt, completion)
         try:
-            return self.book.reserve(org_id, amount, scope, time.time())
+            return await self.book.reserve(org_id, amount, scope, time.time())
         except InsufficientQuota:
             await asyncio.to_thread(self.journal.refresh, org_id)
-            return self.book.reserve(org_id, amount, scope, time.time())
+            return await self.book.reserve(org_id, amount, scope, time.time())
 
-    def release(self, hold: Hold) -> None:
+    async def release(self, hold: Hold) -> None:
         if self.enabled:
-            self.book.release(hold)
+            await self.book.release(hold)
 
     async def settle(
         self,
@@ -88,7 +102,7 @@ class Meter:
         """Charge the true cost, write the usage record and ledger entries, and wait until durable."""
         if not self.enabled:
             return Settlement(0, 0, (), 0)
-        settlement = self.book.settle(hold, _cost(dep, usage.prompt_tokens, usage.completion_tokens))
+        settlement = await self.book.settle(hold, _cost(dep, usage.prompt_tokens, usage.completion_tokens))
         record = {
             "request_id": request_id,
             "org_id": hold.org_id,

@@ -78,13 +78,14 @@ class Gateway:
         *,
         catalog: Catalog | None = None,
         build: Callable[[PlatformConfig], list[Deployment]] | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.meter = meter
         self.catalog = catalog
         self.build = build
-        self.limiter: Limiter = MemoryLimiter()
-        self.capacity = Capacity()
+        self.limiter: Limiter = limiter or MemoryLimiter()
+        self.capacity = Capacity(self.limiter)
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -130,6 +131,8 @@ class Gateway:
             await dep.provider.close()
         await self.transport.close()
         await asyncio.to_thread(self.meter.stop)
+        await self.meter.aclose()
+        await self.limiter.aclose()
 
     async def _refresh_keys(self) -> None:
         while True:
@@ -261,20 +264,21 @@ class Gateway:
                 "wrong_model_mode", param="model", model=alias, actual=zh, actual_en=en, endpoint=endpoint
             )
 
-    def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
+    async def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
         if not key.limits:
             return None
         estimate = estimate_usage(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
-        return self.limiter.acquire(key.limits, estimate)
+        return await self.limiter.acquire(key.limits, estimate)
 
-    def _release(self, call: Call) -> None:
+    async def _release(self, call: Call) -> None:
         tokens = call.usage.total_tokens if call.usage else 0
-        if call.permit is not None:
-            self.limiter.release(call.permit, tokens)
         if call.attempt is not None:
             self.router.health.finished(call.attempt.deployment.name)
-            self.capacity.give_back(call.attempt.capacity, tokens)
+        if call.permit is not None:
+            await self.limiter.release(call.permit, tokens)
+        if call.attempt is not None:
+            await self.capacity.give_back(call.attempt.capacity, tokens)
 
     def _count_tokens(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
         # Prometheus token counters; the usage record and ledger are written by the meter.
@@ -313,7 +317,7 @@ class Gateway:
             self._check_model(key, alias, "embedding", "/v1/embeddings")
         data_class = request_class(key.data_class, headers.data_class)
         pool = self.router.eligible(alias, data_class, key.org_region)
-        permit = self._admit(key, body)
+        permit = await self._admit(key, body)
         call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
         return call, pool, len(raw)
 
@@ -360,7 +364,8 @@ class Gateway:
                 usage = call.usage if call.stream else call.attempt.first.usage
                 await self._settle(call, usage, status="client_gone")
         finally:
-            self._release(call)
+            # Shielded: a call cancelled by its client still gives back its slots.
+            await asyncio.shield(self._release(call))
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(call.endpoint, call.alias, status).inc()
             self.metrics.latency.labels(call.endpoint).observe(time.perf_counter() - call.started)

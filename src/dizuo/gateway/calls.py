@@ -22,7 +22,7 @@ from dizuo.billing import Hold
 from dizuo.errors import NoDeployment, RateLimited, UpstreamError
 from dizuo.gateway.http import Receive
 from dizuo.gateway.metrics import Metrics
-from dizuo.limits import Limit, MemoryLimiter, Permit, Subject
+from dizuo.limits import Limit, Limiter, MemoryLimiter, Permit, Subject
 from dizuo.providers import Reply, Usage
 from dizuo.routing import Deployment
 from dizuo.routing.health import Health
@@ -39,7 +39,7 @@ __all__ = [
 
 Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
-Release = Callable[[Hold], None]
+Release = Callable[[Hold], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -56,22 +56,22 @@ class Attempt:
 class Capacity:
     """Each deployment's own limits (``limits:`` in its config), so that a busy one is skipped."""
 
-    def __init__(self) -> None:
-        self.limiter = MemoryLimiter()
+    def __init__(self, limiter: Limiter | None = None) -> None:
+        self.limiter: Limiter = limiter or MemoryLimiter()
         self._subjects: dict[str, tuple[Subject, ...]] = {}
 
-    def take(self, dep: Deployment, tokens: int) -> Permit | None:
+    async def take(self, dep: Deployment, tokens: int) -> Permit | None:
         """Take room on *dep*, or raise RateLimited when it is full; None when it has no limits."""
         subjects = self._subjects.get(dep.name)
         if subjects is None:
             limits = dep.config.limits
             limit = Limit(limits.rpm, limits.tpm, limits.concurrency)
             subjects = self._subjects[dep.name] = (Subject(f"dep:{dep.name}", limit),) if limit else ()
-        return self.limiter.acquire(subjects, tokens) if subjects else None
+        return await self.limiter.acquire(subjects, tokens) if subjects else None
 
-    def give_back(self, permit: Permit | None, tokens: int) -> None:
+    async def give_back(self, permit: Permit | None, tokens: int) -> None:
         if permit is not None:
-            self.limiter.release(permit, tokens)
+            await self.limiter.release(permit, tokens)
 
 
 async def first_reply(
@@ -117,7 +117,7 @@ async def first_reply(
             circuit_open.append(dep)
             continue
         try:
-            permit = capacity.take(dep, tokens)
+            permit = await capacity.take(dep, tokens)
         except RateLimited:
             busy += 1
             skipped.append(f"{dep.name}: at capacity / 容量已满")
@@ -125,7 +125,7 @@ async def first_reply(
         try:
             hold = await reserve(dep)
         except BaseException:
-            capacity.give_back(permit, 0)
+            await asyncio.shield(capacity.give_back(permit, 0))
             raise
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
         call_body = dict(body) if copy_body else body
@@ -142,8 +142,8 @@ async def first_reply(
             last = exc
         except BaseException:  # our own 4xx, a cancelled call (client gone): nothing to charge
             health.finished(dep.name)
-            capacity.give_back(permit, 0)
-            release(hold)
+            # Shielded: a call cancelled by its client still gives back what it took.
+            await asyncio.shield(_give_back(capacity, permit, release, hold))
             raise
         else:
             elapsed = time.perf_counter() - started
@@ -155,8 +155,7 @@ async def first_reply(
         await replies.aclose()
         health.finished(dep.name)
         health.failed(dep.name)
-        capacity.give_back(permit, 0)
-        release(hold)
+        await _give_back(capacity, permit, release, hold)
         metrics.upstream_errors.labels(dep.name, last.code).inc()
         if not last.retryable:
             break
@@ -169,6 +168,11 @@ async def first_reply(
             headers={"retry-after": "1"},
         )
     raise NoDeployment(model=alias, detail="; ".join(skipped) or "-")
+
+
+async def _give_back(capacity: Capacity, permit: Permit | None, release: Release, hold: Hold) -> None:
+    await capacity.give_back(permit, 0)
+    await release(hold)
 
 
 @dataclass(slots=True)

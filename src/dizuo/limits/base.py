@@ -1,7 +1,7 @@
 """Rate limits: requests per minute, tokens per minute and calls in flight, per key and per organization.
 
-One interface, two backends: :mod:`dizuo.limits.memory` for one process; a Redis backend (atomic Lua
-scripts) for several replicas arrives with the multi-replica work.
+One interface, two backends: :mod:`dizuo.limits.memory` for one process, :mod:`dizuo.limits.shared`
+(Redis, atomic Lua scripts) for several replicas.
 """
 
 from __future__ import annotations
@@ -44,6 +44,15 @@ class RateState:
     remaining_tokens: int | None = None
     reset_tokens: float | None = None
 
+    def tighten(self, kind: str, limit: int | None, level: float, reset: float) -> None:
+        """Report this subject's *kind* ("requests" or "tokens") if it has less left than the one shown."""
+        remaining = int(level)
+        if kind == "requests":
+            if self.remaining_requests is None or remaining < self.remaining_requests:
+                self.limit_requests, self.remaining_requests, self.reset_requests = limit, remaining, reset
+        elif self.remaining_tokens is None or remaining < self.remaining_tokens:
+            self.limit_tokens, self.remaining_tokens, self.reset_tokens = limit, remaining, reset
+
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = []
         for name, value in (
@@ -69,15 +78,20 @@ class Permit:
     tokens: int  # tokens taken from the TPM buckets at acquire (the estimate)
     state: RateState = field(default_factory=RateState)
     released: bool = False
+    id: str = ""  # names the call's concurrency slots in a shared backend
 
 
 class Limiter(Protocol):
-    def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
+    async def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
         """Take one request and *tokens* from every subject's limits, or raise 429 taking nothing."""
         ...
 
-    def release(self, permit: Permit, actual_tokens: int) -> None:
+    async def release(self, permit: Permit, actual_tokens: int) -> None:
         """End the call: free its concurrency slot and correct the token estimate to *actual_tokens*."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close connections to a shared backend."""
         ...
 
 

@@ -50,7 +50,16 @@ class MemoryLimiter:
             bucket.refill(now)
         return bucket
 
-    def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
+    async def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
+        return self.acquire_now(subjects, tokens)
+
+    async def release(self, permit: Permit, actual_tokens: int) -> None:
+        self.release_now(permit, actual_tokens)
+
+    async def aclose(self) -> None:
+        pass
+
+    def acquire_now(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
         """Admit the call under every subject's limits, or raise 429 having taken nothing."""
         now = self._clock()
         state = RateState()
@@ -82,15 +91,22 @@ class MemoryLimiter:
         for subject, requests, tokens_bucket in taken:
             if requests is not None:
                 requests.level -= 1
-                _tighter(state, "requests", subject.limit.rpm, requests)
+                state.tighten(
+                    "requests", subject.limit.rpm, requests.level, requests.wait_for(requests.capacity)
+                )
             if tokens_bucket is not None:
                 tokens_bucket.level -= tokens
-                _tighter(state, "tokens", subject.limit.tpm, tokens_bucket)
+                state.tighten(
+                    "tokens",
+                    subject.limit.tpm,
+                    tokens_bucket.level,
+                    tokens_bucket.wait_for(tokens_bucket.capacity),
+                )
             if subject.limit.concurrency is not None:
                 self._in_flight[subject.id] = self._in_flight.get(subject.id, 0) + 1
         return Permit(subjects, tokens, state)
 
-    def release(self, permit: Permit, actual_tokens: int) -> None:
+    def release_now(self, permit: Permit, actual_tokens: int) -> None:
         """Free the call's concurrency slots and correct its token estimate."""
         if permit.released:
             return
@@ -102,14 +118,3 @@ class MemoryLimiter:
             bucket = self._tokens.get(subject.id)
             if subject.limit.tpm is not None and bucket is not None and correction:
                 bucket.level = min(bucket.capacity, bucket.level - correction)
-
-
-def _tighter(state: RateState, kind: str, limit: int | None, bucket: _Bucket) -> None:
-    remaining = int(bucket.level)
-    if kind == "requests":
-        if state.remaining_requests is None or remaining < state.remaining_requests:
-            state.limit_requests, state.remaining_requests = limit, remaining
-            state.reset_requests = bucket.wait_for(bucket.capacity)
-    elif state.remaining_tokens is None or remaining < state.remaining_tokens:
-        state.limit_tokens, state.remaining_tokens = limit, remaining
-        state.reset_tokens = bucket.wait_for(bucket.capacity)

@@ -1,0 +1,365 @@
+"""Holds shared by every replica: the wallet book in Redis, changed only by atomic Lua scripts.
+
+The database stays the source of truth for money; Redis holds what the database does not know yet:
+
+* ``held`` — money reserved by calls in flight, on any replica (``h:<voucher>`` per voucher);
+* ``pend`` — money charged by finished calls whose journal batch has not committed (``p:<voucher>``);
+* ``ver``/``bal``/``r:<voucher>`` — the wallet as the newest database state any replica pushed.
+
+What a call may spend is ``bal − held − pend`` (and ``r − h − p`` per voucher). A replica pushes a
+wallet's state, tagged with its version, after each commit (read inside the commit's transaction)
+and whenever its refresh sees a newer version (top-ups, vouchers granted or revoked); a push never
+replaces a newer state. A committed charge leaves ``pend`` in the same script that pushes the state
+containing it, so the same money is never counted as both spent and free — at worst, briefly, as
+spent twice (less is spendable, never more).
+
+Holds and pending charges carry an expiry: those of a replica that crashed lapse after
+``hold_seconds`` and their money becomes spendable again.
+
+The reserve script computes the voucher split itself (Python passes the eligible vouchers in order,
+with their co-pay ratios), so a hold is one round trip however many calls of one organization race.
+Settling needs no availability (the hold's slices are reserved), so Python computes the exact split
+and the script applies it.
+
+Keys of one organization share a hash tag (``{org}``), so a Redis Cluster keeps them on one node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from dizuo.billing.holds import Committed, Hold, Scope, Settlement, VoucherState, WalletState
+from dizuo.billing.money import format_cny
+from dizuo.billing.split import Share, split_charge
+from dizuo.errors import InsufficientQuota
+from dizuo.limits.shared import connect
+
+__all__ = ["RedisBook"]
+
+PREFIX = "dizuo:wallet:"
+
+_COMMON = """
+local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function num(field) return tonumber(redis.call('HGET', w, field) or '0') end
+-- Forget one hold (h/hx, 'held', 'h:') or pending charge (p/px, 'pend', 'p:') and its money.
+local function drop(hash, zset, id, total, prefix)
+  local rec = redis.call('HGET', hash, id)
+  if not rec then return false end
+  local parts = {}
+  for x in string.gmatch(rec, '[^,]+') do parts[#parts + 1] = x end
+  -- 0 - x, not -x: Lua's -0 is written "-0", which HINCRBY refuses.
+  redis.call('HINCRBY', w, total, 0 - tonumber(parts[1]))
+  for i = 2, #parts, 2 do redis.call('HINCRBY', w, prefix .. parts[i], 0 - tonumber(parts[i + 1])) end
+  redis.call('HDEL', hash, id)
+  redis.call('ZREM', zset, id)
+  return true
+end
+"""
+
+# ARGV: now, expires_at, hold_id, amount, n, then n × (voucher id, co-pay in ten-thousandths), the
+# eligible vouchers soonest-expiring first. Answers {1, own, v1 part, v2 part, …} (parts in ARGV order),
+# {0, own needed, vouchers' part, free} when the own balance cannot pay, {-1} for an unknown wallet.
+_RESERVE = (
+    _COMMON
+    + """
+if redis.call('HEXISTS', w, 'ver') == 0 then return {-1} end
+local now = ARGV[1]
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', hx, '-inf', now)) do drop(h, hx, id, 'held', 'h:') end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', px, '-inf', now)) do drop(p, px, id, 'pend', 'p:') end
+local amount = tonumber(ARGV[4])
+local n = tonumber(ARGV[5])
+-- The split of billing/split.py: each voucher pays its co-pay share of the part of the charge not yet
+-- covered, soonest expiry first, until one covers the rest. While that part is a whole number the
+-- arithmetic is exact integers (round half up, as in Python); after a voucher ran out mid-charge it
+-- may be fractional, and the hold rounds the voucher's part up and the own part up by one micro-yuan,
+-- so a hold is never smaller than the exact split settle computes.
+local rest, whole = amount, true
+local parts, paid = {}, 0
+for i = 0, n - 1 do
+  local vid, c = ARGV[6 + 2 * i], tonumber(ARGV[7 + 2 * i])
+  local avail = num('r:' .. vid) - num('h:' .. vid) - num('p:' .. vid)
+  local part = 0
+  if rest > 0 and avail > 0 then
+    local wanted
+    if whole then wanted = math.floor((rest * c + 5000) / 10000) else wanted = math.ceil(rest * c / 10000) end
+    if wanted <= avail then
+      part, rest = wanted, 0
+    else
+      part = avail
+      if whole and (avail * 10000) % c ~= 0 then whole = false end
+      rest = rest - avail * 10000 / c
+    end
+  end
+  parts[i + 1] = part
+  paid = paid + part
+end
+local own = amount - paid
+if not whole then own = own + 1 end
+local free = num('bal') - num('held') - num('pend')
+if own > free then return {0, own, paid, math.max(free, 0)} end
+redis.call('HINCRBY', w, 'held', own)
+local rec = {own}
+for i = 0, n - 1 do
+  if parts[i + 1] > 0 then
+    redis.call('HINCRBY', w, 'h:' .. ARGV[6 + 2 * i], parts[i + 1])
+    rec[#rec + 1] = ARGV[6 + 2 * i]
+    rec[#rec + 1] = parts[i + 1]
+  end
+end
+redis.call('HSET', h, ARGV[3], table.concat(rec, ','))
+redis.call('ZADD', hx, ARGV[2], ARGV[3])
+table.insert(parts, 1, own)
+table.insert(parts, 1, 1)
+return parts
+"""
+)
+
+# ARGV: hold_id
+_RELEASE = _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') return 1"
+
+# ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid)
+_SETTLE = (
+    _COMMON
+    + """
+local found = drop(h, hx, ARGV[1], 'held', 'h:')
+local n = tonumber(ARGV[6])
+local rec = {}
+local pays = {}
+local short = 0
+for i = 0, n - 1 do
+  local vid, paid = ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i])
+  local pay = math.min(paid, math.max(num('r:' .. vid) - num('h:' .. vid) - num('p:' .. vid), 0))
+  short = short + paid - pay
+  if pay > 0 then
+    redis.call('HINCRBY', w, 'p:' .. vid, pay)
+    rec[#rec + 1] = vid
+    rec[#rec + 1] = pay
+  end
+  pays[#pays + 1] = pay
+end
+local free = math.max(num('bal') - num('held') - num('pend'), 0)
+-- A hold still in place is honoured in full even if a brief double count hides its money.
+if found then free = math.max(free, tonumber(ARGV[3])) end
+local charged = math.min(tonumber(ARGV[2]) + short, free)
+redis.call('HINCRBY', w, 'pend', charged)
+table.insert(rec, 1, charged)
+redis.call('HSET', p, ARGV[4], table.concat(rec, ','))
+redis.call('ZADD', px, ARGV[5], ARGV[4])
+table.insert(pays, 1, charged)
+return pays
+"""
+)
+
+# ARGV: version, balance, n, then n × (voucher id, remaining), then the pending ids now committed.
+_SYNC = (
+    _COMMON
+    + """
+local n = tonumber(ARGV[3])
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', w, 'ver') or '-1') then
+  redis.call('HSET', w, 'ver', ARGV[1], 'bal', ARGV[2])
+  for i = 0, n - 1 do redis.call('HSET', w, 'r:' .. ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
+end
+for i = 4 + 2 * n, #ARGV do drop(p, px, ARGV[i], 'pend', 'p:') end
+return 1
+"""
+)
+
+
+def _keys(org_id: str) -> list[str]:
+    base = f"{PREFIX}{{{org_id}}}"
+    return [base, base + ":holds", base + ":hold-expiry", base + ":pending", base + ":pending-expiry"]
+
+
+def _fields(raw: Any) -> dict[str, int]:
+    """HGETALL's flat [field, value, …] (or dict) as ints."""
+    pairs = list(raw.items()) if isinstance(raw, dict) else list(zip(raw[::2], raw[1::2], strict=True))
+    return {_text(k): int(v) for k, v in pairs}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBook:
+    """Wallet holds in Redis, shared by every replica. See the module's docstring for the scheme."""
+
+    wants_snapshots = True
+
+    def __init__(self, url: str, hold_seconds: float, loader: Callable[[str], None]) -> None:
+        """*loader(org_id)* reads the organization from the database and calls :meth:`load` (it
+        runs in a thread); it fills Redis for an organization it has never seen."""
+        self.url = url
+        self.hold_seconds = hold_seconds
+        self.loader = loader
+        self._async: aioredis.Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sync = redis.Redis.from_url(url)
+        self._scripts_sync = {name: self._sync.register_script(src) for name, src in _SCRIPTS.items()}
+        self._scripts_async: dict[str, Any] = {}
+        # Voucher terms (co-pay, scope, window) per organization, from the database; Redis has the money.
+        self._terms: dict[str, list[VoucherState]] = {}
+
+    # ---- connections ---------------------------------------------------------------------
+
+    def _client(self) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        if self._async is None or self._loop is not loop:
+            self._async = connect(self.url)
+            self._loop = loop
+            self._scripts_async = {name: self._async.register_script(src) for name, src in _SCRIPTS.items()}
+        return self._scripts_async
+
+    def close(self) -> None:
+        self._sync.close()
+
+    async def aclose(self) -> None:
+        client, self._async = self._async, None
+        if client is not None:
+            await client.aclose()
+
+    # ---- the hot path ----------------------------------------------------------------------
+
+    async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
+        """Hold *amount* across eligible vouchers and the own balance in one script, or raise 402."""
+        script = self._client()["reserve"]
+        hold_id = uuid.uuid4().hex
+
+        async def run() -> tuple[list[VoucherState], Any]:
+            eligible = sorted(
+                (v for v in self._terms.get(org_id, ()) if v.covers(scope, now)),
+                key=lambda v: (v.valid_to, v.id),
+            )
+            args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(eligible)]
+            for v in eligible:
+                args += [v.id, int(v.copay * 10_000)]
+            return eligible, await script(keys=_keys(org_id), args=args)
+
+        eligible, result = await run()
+        if result[0] == -1:  # Redis has never seen this organization (or lost it): fill it, then again
+            await self._fill(org_id)
+            eligible, result = await run()
+        if result[0] != 1:
+            own, vouchers, free = (int(x) for x in result[1:4]) if result[0] == 0 else (amount, 0, 0)
+            raise InsufficientQuota(
+                needed=format_cny(amount),
+                vouchers=format_cny(vouchers),
+                available=format_cny(free),
+                missing=format_cny(own - free),
+            )
+        parts = tuple((v.id, int(part)) for v, part in zip(eligible, result[2:], strict=True) if part)
+        return Hold(hold_id, org_id, amount, int(result[1]), parts, scope)
+
+    async def _fill(self, org_id: str) -> None:
+        """Push the organization's wallet from the database into Redis (an empty one if it has none:
+        its first top-up will be version 1 and replace it)."""
+        await asyncio.to_thread(self.loader, org_id)
+        await asyncio.to_thread(self._push, org_id, 0, 0, {}, [])
+
+    async def _fetch(self, org_id: str) -> dict[str, int]:
+        self._client()
+        assert self._async is not None
+        raw = await self._async.hgetall(_keys(org_id)[0])
+        if b"ver" not in raw:
+            await self._fill(org_id)
+            raw = await self._async.hgetall(_keys(org_id)[0])
+        return _fields(raw)
+
+    async def release(self, hold: Hold) -> None:
+        if hold.settled:
+            return
+        hold.settled = True
+        await self._client()["release"](keys=_keys(hold.org_id), args=[hold.id])
+
+    async def settle(self, hold: Hold, cost: int) -> Settlement:
+        if hold.settled:
+            raise RuntimeError(f"hold {hold.id} settled twice")
+        hold.settled = True
+        # Vouchers revoked since the hold was taken pay nothing; the own balance pays their part.
+        live = {v.id for v in self._terms.get(hold.org_id, ())}
+        terms = {v.id: v for v in self._terms.get(hold.org_id, ())}
+        shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in live]
+        split = split_charge(cost, shares)
+        pending_id = uuid.uuid4().hex
+        args: list[Any] = [hold.id, split.own, hold.own, pending_id, time.time() + self.hold_seconds]
+        args.append(len(split.vouchers))
+        for vid, paid in split.vouchers:
+            args += [vid, paid]
+        result = await self._client()["settle"](keys=_keys(hold.org_id), args=args)
+        own = int(result[0])
+        vouchers = tuple(
+            (vid, int(pay)) for (vid, _), pay in zip(split.vouchers, result[1:], strict=True) if pay
+        )
+        uncollected = cost - own - sum(pay for _, pay in vouchers)
+        return Settlement(cost, own, vouchers, uncollected, hold.org_id, pending_id)
+
+    async def state(self, org_id: str) -> WalletState:
+        seen = await self._fetch(org_id)
+        vouchers = {
+            v.id: VoucherState(
+                v.id,
+                v.copay,
+                seen.get(f"r:{v.id}", 0) - seen.get(f"p:{v.id}", 0),
+                v.valid_from,
+                v.valid_to,
+                v.providers,
+                v.regions,
+                v.models,
+                seen.get(f"h:{v.id}", 0),
+            )
+            for v in self._terms.get(org_id, ())
+        }
+        return WalletState(org_id, seen.get("bal", 0) - seen.get("pend", 0), seen.get("held", 0), vouchers)
+
+    # ---- the journal's writer thread -------------------------------------------------------
+
+    def load(self, org_id: str, version: int, balance: int, vouchers: Iterable[VoucherState]) -> None:
+        terms = list(vouchers)
+        self._terms[org_id] = terms
+        self._push(org_id, version, balance, {v.id: v.remaining for v in terms}, [])
+
+    def _push(
+        self, org_id: str, version: int, balance: int, remaining: dict[str, int], pending: list[str]
+    ) -> None:
+        args: list[Any] = [version, balance, len(remaining)]
+        for vid, left in remaining.items():
+            args += [vid, left]
+        self._scripts_sync["sync"](keys=_keys(org_id), args=args + pending)
+
+    def committed(self, batch: Committed) -> None:
+        pending: dict[str, list[str]] = {}
+        for settlement in batch.settlements:
+            pending.setdefault(settlement.org_id, []).append(settlement.id)
+        for org_id, ids in pending.items():
+            snap = batch.snapshots.get(org_id)
+            if snap is None:
+                self._push(org_id, -1, 0, {}, ids)
+            else:
+                self._push(org_id, snap.version, snap.balance, snap.vouchers, ids)
+
+    def failed(self, batch: Committed) -> None:
+        """The charges were not written: drop them from ``pend`` so their money is free again."""
+        pending: dict[str, list[str]] = {}
+        for settlement in batch.settlements:
+            pending.setdefault(settlement.org_id, []).append(settlement.id)
+        for org_id, ids in pending.items():
+            self._push(org_id, -1, 0, {}, ids)
+
+    def held_by_org(self) -> dict[str, int]:
+        orgs = list(self._terms)
+        if not orgs:
+            return {}
+        with self._sync.pipeline(transaction=False) as pipe:
+            for org_id in orgs:
+                pipe.hget(_keys(org_id)[0], "held")
+            values = pipe.execute()
+        return {org_id: int(value or 0) for org_id, value in zip(orgs, values, strict=True)}
+
+
+_SCRIPTS = {"reserve": _RESERVE, "release": _RELEASE, "settle": _SETTLE, "sync": _SYNC}
