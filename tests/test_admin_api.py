@@ -67,29 +67,54 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
     key = created.json()
     assert key["key"].startswith("dz-") and key["rpm"] == 60 and "key_hash" not in key
     now = dt.datetime.now(dt.UTC)
-    voucher = api(gateway, admin, "POST", f"/orgs/{org}/vouchers", json={
-        "issuer": tokens["issuer"], "program": "首批算力券", "amount": "5", "copay": "0.5",
-        "valid_from": (now - dt.timedelta(days=1)).isoformat(), "valid_to": (now + dt.timedelta(days=9)).isoformat(),
-    })
+    voucher = api(
+        gateway,
+        admin,
+        "POST",
+        f"/orgs/{org}/vouchers",
+        json={
+            "issuer": tokens["issuer"],
+            "program": "首批算力券",
+            "amount": "5",
+            "copay": "0.5",
+            "valid_from": (now - dt.timedelta(days=1)).isoformat(),
+            "valid_to": (now + dt.timedelta(days=9)).isoformat(),
+        },
+    )
     assert voucher.status_code == 201, voucher.text
     with httpx.Client(base_url=gateway.v1, headers={"Authorization": f"Bearer {key['key']}"}) as client:
-        assert client.post("/chat/completions", json={
-            "model": "pricey-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3
-        }).status_code == 200
+        assert (
+            client.post(
+                "/chat/completions",
+                json={
+                    "model": "pricey-model",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "max_tokens": 3,
+                },
+            ).status_code
+            == 200
+        )
     wallet = api(gateway, admin, "GET", f"/orgs/{org}/wallet").json()
     assert wallet["balance"] == "19.998500" and wallet["vouchers"][0]["remaining"] == "4.998500"
     usage = api(gateway, admin, "GET", f"/orgs/{org}/usage").json()
     assert [(u["cost"], u["voucher_part"]) for u in usage] == [("0.003000", "0.001500")]
     month = now.strftime("%Y-%m")
-    xlsx = api(gateway, tokens["auditor"], "GET", f"/orgs/{org}/statement", params={"month": month, "format": "xlsx"})
+    xlsx = api(
+        gateway, tokens["auditor"], "GET", f"/orgs/{org}/statement", params={"month": month, "format": "xlsx"}
+    )
     assert xlsx.status_code == 200, xlsx.text
     assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
     import io
 
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet["B1"].value == org
-    report = api(gateway, tokens["bureau"], "GET", f"/issuers/{tokens['issuer']}/voucher-report",
-                 params={"month": month})
+    report = api(
+        gateway,
+        tokens["bureau"],
+        "GET",
+        f"/issuers/{tokens['issuer']}/voucher-report",
+        params={"month": month},
+    )
     assert report.json()[0]["voucher_paid"] == "0.001500"
     revoked = api(gateway, admin, "POST", f"/keys/{key['id']}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
@@ -107,7 +132,12 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
     ],
 )
 def test_roles_are_enforced(
-    gateway: RunningGateway, tokens: dict[str, Any], who: str, method: str, path: str, body: dict[str, Any] | None
+    gateway: RunningGateway,
+    tokens: dict[str, Any],
+    who: str,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
 ) -> None:
     response = api(gateway, tokens[who], method, path.format(**tokens), json=body)
     assert response.status_code == 403
@@ -117,12 +147,28 @@ def test_roles_are_enforced(
 
 def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: dict[str, Any]) -> None:
     now = dt.datetime.now(dt.UTC)
-    body = {"program": "p", "amount": "1", "copay": "0.3", "valid_from": now.isoformat(),
-            "valid_to": (now + dt.timedelta(days=1)).isoformat()}
-    own = api(gateway, tokens["bureau"], "POST", f"/orgs/{tokens['org_b']}/vouchers",
-              json={**body, "issuer": tokens["issuer"]})
+    body = {
+        "program": "p",
+        "amount": "1",
+        "copay": "0.3",
+        "valid_from": now.isoformat(),
+        "valid_to": (now + dt.timedelta(days=1)).isoformat(),
+    }
+    own = api(
+        gateway,
+        tokens["bureau"],
+        "POST",
+        f"/orgs/{tokens['org_b']}/vouchers",
+        json={**body, "issuer": tokens["issuer"]},
+    )
     assert own.status_code == 201
-    other = api(gateway, tokens["bureau"], "POST", f"/orgs/{tokens['org_b']}/vouchers", json={**body, "issuer": "别人"})
+    other = api(
+        gateway,
+        tokens["bureau"],
+        "POST",
+        f"/orgs/{tokens['org_b']}/vouchers",
+        json={**body, "issuer": "别人"},
+    )
     assert other.status_code == 403
 
 

@@ -53,9 +53,22 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     run(gateway, "topup", "--org", name, "--amount", "10.00", "--note", "首次充值")
     today = dt.date.today()
     voucher_id = run(
-        gateway, "issue-voucher", "--org", name, "--issuer", ISSUER, "--program", "2026 中小企业算力券",
-        "--amount", "5.00", "--copay", "0.3", "--valid-from", str(today - dt.timedelta(days=1)),
-        "--valid-to", str(today + dt.timedelta(days=60)),
+        gateway,
+        "issue-voucher",
+        "--org",
+        name,
+        "--issuer",
+        ISSUER,
+        "--program",
+        "2026 中小企业算力券",
+        "--amount",
+        "5.00",
+        "--copay",
+        "0.3",
+        "--valid-from",
+        str(today - dt.timedelta(days=1)),
+        "--valid-to",
+        str(today + dt.timedelta(days=60)),
     ).stdout.strip()
     key = run(gateway, "create-key", "--org", name).stdout.strip()
     with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
@@ -70,11 +83,16 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     assert wallet["held"] == "0.000000"
     (voucher,) = wallet["vouchers"]
     assert (voucher["id"], voucher["remaining"], voucher["copay"], voucher["state"]) == (
-        voucher_id, "4.998200", "0.3000", "active"
+        voucher_id,
+        "4.998200",
+        "0.3000",
+        "active",
     )
 
     usage = orjson.loads(run(gateway, "usage", "--org", name, "--json").stdout)
-    assert [(u["cost"], u["voucher_part"], u["own_part"]) for u in usage] == [("0.003000", "0.000900", "0.002100")] * 2
+    assert [(u["cost"], u["voucher_part"], u["own_part"]) for u in usage] == [
+        ("0.003000", "0.000900", "0.002100")
+    ] * 2
     raw_csv = run(gateway, "usage", "--org", name, "--csv").stdout.encode()
     rows = list(csv.DictReader(io.StringIO(raw_csv.decode("utf-8-sig"))))
     assert len(rows) == 2 and rows[0]["model"] == "pricey-model"
@@ -85,18 +103,33 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     sheet = load_workbook(out).active
     cells = {row[0].value: row[1].value for row in sheet.iter_rows(max_row=9) if row[0].value}
     assert cells["organization"] == name  # Chinese text intact
-    assert (cells["topups"], cells["own_charges"], cells["voucher_paid"]) == ("10.000000", "0.004200", "0.001800")
+    assert (cells["topups"], cells["own_charges"], cells["voucher_paid"]) == (
+        "10.000000",
+        "0.004200",
+        "0.001800",
+    )
     assert cells["closing_balance"] == "9.995800"
     statement_csv = tmp_path / "statement.csv"
     run(gateway, "statement", "--org", name, "--month", month, "--format", "csv", "--out", str(statement_csv))
     assert statement_csv.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8
     assert name in statement_csv.read_text(encoding="utf-8-sig")
 
-    report = orjson.loads(run(gateway, "voucher-report", "--issuer", ISSUER, "--month", month, "--format", "json").stdout)
+    report = orjson.loads(
+        run(gateway, "voucher-report", "--issuer", ISSUER, "--month", month, "--format", "json").stdout
+    )
     mine = [r for r in report if r["organization"] == name]
     assert mine == [
-        {"issuer": ISSUER, "month": month, "organization": name, "uscc": uscc or "", "program": "2026 中小企业算力券",
-         "provider": "openai-compatible", "region": "default", "calls": 2, "voucher_paid": "0.001800"}
+        {
+            "issuer": ISSUER,
+            "month": month,
+            "organization": name,
+            "uscc": uscc or "",
+            "program": "2026 中小企业算力券",
+            "provider": "openai-compatible",
+            "region": "default",
+            "calls": 2,
+            "voucher_paid": "0.001800",
+        }
     ]
 
     assert run(gateway, "revoke-voucher", voucher_id).stdout.strip() == "4.998200"
@@ -121,18 +154,77 @@ def _taken(gateway: RunningGateway) -> bool:
         (["topup", "--org", "default", "--amount", "ten"], "not a decimal amount"),
         (["topup", "--org", "default", "--amount", "0.0000001"], "at most 6 decimal places"),
         (["topup", "--org", "no-such-org", "--amount", "1"], "no organization no-such-org"),
-        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "1.5",
-          "--valid-from", "2026-01-01", "--valid-to", "2099-01-01"], "copay"),
-        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "0.3",
-          "--valid-from", "2020-01-01", "--valid-to", "2020-12-31"], "already ended"),
-        (["issue-voucher", "--org", "default", "--issuer", "x", "--program", "p", "--amount", "1", "--copay", "0.3",
-          "--valid-from", "2030-01-01", "--valid-to", "2029-01-01"], "after valid_from"),
-        (["create-org", "bad-code-org", "--uscc", "91500000MA5U7T1E3X"], "not a valid unified social credit code"),
+        (
+            [
+                "issue-voucher",
+                "--org",
+                "default",
+                "--issuer",
+                "x",
+                "--program",
+                "p",
+                "--amount",
+                "1",
+                "--copay",
+                "1.5",
+                "--valid-from",
+                "2026-01-01",
+                "--valid-to",
+                "2099-01-01",
+            ],
+            "copay",
+        ),
+        (
+            [
+                "issue-voucher",
+                "--org",
+                "default",
+                "--issuer",
+                "x",
+                "--program",
+                "p",
+                "--amount",
+                "1",
+                "--copay",
+                "0.3",
+                "--valid-from",
+                "2020-01-01",
+                "--valid-to",
+                "2020-12-31",
+            ],
+            "already ended",
+        ),
+        (
+            [
+                "issue-voucher",
+                "--org",
+                "default",
+                "--issuer",
+                "x",
+                "--program",
+                "p",
+                "--amount",
+                "1",
+                "--copay",
+                "0.3",
+                "--valid-from",
+                "2030-01-01",
+                "--valid-to",
+                "2029-01-01",
+            ],
+            "after valid_from",
+        ),
+        (
+            ["create-org", "bad-code-org", "--uscc", "91500000MA5U7T1E3X"],
+            "not a valid unified social credit code",
+        ),
         (["statement", "--org", "default", "--month", "2026-13"], "YYYY-MM"),
         (["usage", "--org", "default"], "--json or --csv"),
     ],
 )
-def test_bad_input_fails_clearly_and_writes_nothing(gateway: RunningGateway, args: list[str], message: str) -> None:
+def test_bad_input_fails_clearly_and_writes_nothing(
+    gateway: RunningGateway, args: list[str], message: str
+) -> None:
     before = ledger_size(gateway)
     result = run(gateway, *args, check=False)
     assert result.returncode == 2

@@ -47,9 +47,7 @@ def test_rounding_half_up_on_the_share() -> None:
 
 @given(
     amount=st.integers(0, 10**12),
-    shares=st.lists(
-        st.tuples(st.decimals("0.0001", "1", places=4), st.integers(0, 10**12)), max_size=5
-    ),
+    shares=st.lists(st.tuples(st.decimals("0.0001", "1", places=4), st.integers(0, 10**12)), max_size=5),
 )
 def test_parts_always_add_up_and_never_exceed_what_a_voucher_has(
     amount: int, shares: list[tuple[Decimal, int]]

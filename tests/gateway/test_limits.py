@@ -22,16 +22,18 @@ def key_with(gateway: RunningGateway, **limits: int) -> str:
     name = f"limited-{uuid.uuid4().hex[:8]}"
     create_org(db, name)
     topup(db, name, parse_cny("1"))
-    key = create_key(
-        db, name, limits=(limits.get("rpm"), limits.get("tpm"), limits.get("concurrency"))
-    ).key
+    key = create_key(db, name, limits=(limits.get("rpm"), limits.get("tpm"), limits.get("concurrency"))).key
     db.dispose()
     return key
 
 
 def call(gateway: RunningGateway, key: str, model: str = "local/use-multilingual-v3") -> httpx.Response:
-    return httpx.post(f"{gateway.v1}/embeddings", headers={"Authorization": f"Bearer {key}"},
-                      json={"model": model, "input": "限流"}, timeout=30)
+    return httpx.post(
+        f"{gateway.v1}/embeddings",
+        headers={"Authorization": f"Bearer {key}"},
+        json={"model": model, "input": "限流"},
+        timeout=30,
+    )
 
 
 def test_rpm_limit_answers_429_with_retry_after(gateway: RunningGateway) -> None:
@@ -55,8 +57,10 @@ def test_concurrency_limit(gateway: RunningGateway, upstream: FakeUpstream) -> N
     def hanging_call() -> None:
         with contextlib.suppress(httpx.TimeoutException):  # the client gives up; the gateway frees the slot
             httpx.post(
-                f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"},
-                json={"model": "hang-model", "messages": [{"role": "user", "content": "x"}]}, timeout=1.5,
+                f"{gateway.v1}/chat/completions",
+                headers={"Authorization": f"Bearer {key}"},
+                json={"model": "hang-model", "messages": [{"role": "user", "content": "x"}]},
+                timeout=1.5,
             )
 
     upstream.hang_started.clear()
@@ -70,7 +74,9 @@ def test_concurrency_limit(gateway: RunningGateway, upstream: FakeUpstream) -> N
     finally:
         hanging.join()
     deadline = time.monotonic() + 5
-    while (response := call(gateway, key)).status_code == 429:  # the slot comes back once the call is cancelled
+    while (
+        response := call(gateway, key)
+    ).status_code == 429:  # the slot comes back once the call is cancelled
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert response.status_code == 200

@@ -31,13 +31,22 @@ def admin_token(gateway: RunningGateway) -> str:
 
 
 def admin(gateway: RunningGateway, token: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(method, f"{gateway.url}/admin/v1{path}", json=body, timeout=30,
-                         headers={"Authorization": f"Bearer {token}"})
+    return httpx.request(
+        method,
+        f"{gateway.url}/admin/v1{path}",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 def chat(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                      json={"model": model, "messages": [{"role": "user", "content": "运行时部署"}]})
+    return httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+        json={"model": model, "messages": [{"role": "user", "content": "运行时部署"}]},
+    )
 
 
 def eventually(check: Any, seconds: float = 5.0) -> Any:
@@ -54,8 +63,15 @@ def test_add_change_remove_through_the_admin_api(
     gateway: RunningGateway, admin_token: str, api_key: str, upstream: FakeUpstream
 ) -> None:
     alias = f"runtime-{uuid.uuid4().hex[:6]}"
-    spec = {"name": f"{alias}-a", "model": alias, "provider": "openai-compatible", "base_url": upstream.base_url,
-            "upstream_model": "echo", "region": "gz", "price": {"input": "1", "output": "1"}}
+    spec = {
+        "name": f"{alias}-a",
+        "model": alias,
+        "provider": "openai-compatible",
+        "base_url": upstream.base_url,
+        "upstream_model": "echo",
+        "region": "gz",
+        "price": {"input": "1", "output": "1"},
+    }
     added = admin(gateway, admin_token, "POST", "/deployments", spec)
     assert added.status_code == 201, added.text
     assert added.json()["region"] == "gz"
@@ -72,14 +88,22 @@ def test_add_change_remove_through_the_admin_api(
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"name": "x1", "model": "m", "provider": "openai-compatible", "price": {"input": -1, "output": 1}},
-         "price.input"),
+        (
+            {
+                "name": "x1",
+                "model": "m",
+                "provider": "openai-compatible",
+                "price": {"input": -1, "output": 1},
+            },
+            "price.input",
+        ),
         ({"name": "x2", "model": "m", "provider": "qwen", "cloud": "moon"}, "cloud"),
         ({"name": "echo-1", "model": "m", "provider": "qwen"}, "name"),  # defined in the config file
     ],
 )
-def test_bad_deployments_are_refused(gateway: RunningGateway, admin_token: str, body: dict[str, Any],
-                                     param: str) -> None:
+def test_bad_deployments_are_refused(
+    gateway: RunningGateway, admin_token: str, body: dict[str, Any], param: str
+) -> None:
     response = admin(gateway, admin_token, "POST", "/deployments", body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
@@ -91,15 +115,23 @@ def test_cli_adds_lists_and_removes(gateway: RunningGateway, upstream: FakeUpstr
     env["DIZUO_CONFIG"] = str(gateway.settings.config)
 
     def dizuo(*args: str) -> str:
-        result = subprocess.run([sys.executable, "-m", "dizuo", "admin", "deployments", *args], env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "dizuo", "admin", "deployments", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
     name = f"cli-dep-{uuid.uuid4().hex[:6]}"
     entry = tmp_path / "dep.yaml"
-    entry.write_text(f"name: {name}\nmodel: {name}\nprovider: vllm\nbase_url: {upstream.base_url}\n"
-                     "cloud: private\ndata_class_max: important\n", encoding="utf-8")
+    entry.write_text(
+        f"name: {name}\nmodel: {name}\nprovider: vllm\nbase_url: {upstream.base_url}\n"
+        "cloud: private\ndata_class_max: important\n",
+        encoding="utf-8",
+    )
     assert dizuo("add", "--file", str(entry)).strip() == name
     listed = {row["name"]: row for row in orjson.loads(dizuo("list", "--json"))}
     assert listed[name]["data_class_max"] == "important" and "echo-1" in listed

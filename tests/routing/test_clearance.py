@@ -33,8 +33,12 @@ def ask(gateway: RunningGateway, key: str, model: str, header: str | None = None
     headers = {"Authorization": f"Bearer {key}"}
     if header is not None:
         headers["X-Dizuo-Data-Class"] = header
-    return httpx.post(f"{gateway.v1}/chat/completions", headers=headers, timeout=30,
-                      json={"model": model, "messages": [{"role": "user", "content": "合同条款"}]})
+    return httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers=headers,
+        timeout=30,
+        json={"model": model, "messages": [{"role": "user", "content": "合同条款"}]},
+    )
 
 
 @pytest.mark.parametrize(

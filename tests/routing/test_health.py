@@ -15,8 +15,12 @@ from tests.support.upstream import FakeUpstream
 
 
 def ask(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                      json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+    return httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
+    )
 
 
 def seen(upstream: FakeUpstream, model: str) -> int:
@@ -61,7 +65,9 @@ def test_deployments_show_health_in_admin_and_metrics(gateway: RunningGateway, a
     create_member(db, "ops-viewer", "correct horse battery", "auditor")
     token = create_token(db, "ops-viewer")
     db.dispose()
-    rows = httpx.get(f"{gateway.url}/admin/v1/deployments", headers={"Authorization": f"Bearer {token}"}).json()
+    rows = httpx.get(
+        f"{gateway.url}/admin/v1/deployments", headers={"Authorization": f"Bearer {token}"}
+    ).json()
     echo = next(row for row in rows if row["name"] == "echo-1")
     assert echo["health"]["state"] == "closed" and echo["health"]["latency_ms"] > 0
     assert echo["region"] == "cq" and echo["data_class_max"] == "general"
@@ -114,9 +120,13 @@ def test_no_failover_once_bytes_reached_the_client(
 ) -> None:
     upstream.modes["ctl-mid-a"] = "drop"
     try:
-        with httpx.stream("POST", f"{gateway.v1}/chat/completions", headers={"Authorization": f"Bearer {api_key}"},
-                          json={"model": "mid-model", "stream": True, "messages": [{"role": "user", "content": "x"}]},
-                          timeout=30) as response:
+        with httpx.stream(
+            "POST",
+            f"{gateway.v1}/chat/completions",
+            headers={"Authorization": f"Bearer {api_key}"},
+            json={"model": "mid-model", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+            timeout=30,
+        ) as response:
             text = response.read().decode()
         assert response.headers["x-dizuo-deployment"] == "mid-a"
         assert '"error"' in text and "[DONE]" not in text

@@ -18,7 +18,9 @@ def router(strategy: str, *entries: dict[str, Any]) -> Router:
         {"model": "m", "provider": "openai-compatible", "base_url": "http://127.0.0.1:9/v1", **entry}
         for entry in entries
     ]
-    config = parse_config({"local": False, "deployments": deployments, "routing": {"m": strategy}}, "test.yaml")
+    config = parse_config(
+        {"local": False, "deployments": deployments, "routing": {"m": strategy}}, "test.yaml"
+    )
     return Router(build_deployments(config, Settings(), Transport()), dict(config.routing))
 
 
@@ -27,7 +29,9 @@ def names(r: Router, org_region: str | None = None) -> list[str]:
 
 
 def test_priority_groups_come_in_order() -> None:
-    r = router("priority", {"name": "b", "priority": 1}, {"name": "a", "priority": 0}, {"name": "c", "priority": 2})
+    r = router(
+        "priority", {"name": "b", "priority": 1}, {"name": "a", "priority": 0}, {"name": "c", "priority": 2}
+    )
     assert names(r) == ["a", "b", "c"]
 
 
@@ -81,5 +85,7 @@ def test_unknown_strategy_or_alias_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"routing\.m"):
         router("fastest", {"name": "a"})
     with pytest.raises(ConfigError, match="'other' is not the model of any deployment"):
-        parse_config({"deployments": [{"name": "a", "model": "m", "provider": "qwen"}],
-                      "routing": {"other": "cost"}}, "test.yaml")
+        parse_config(
+            {"deployments": [{"name": "a", "model": "m", "provider": "qwen"}], "routing": {"other": "cost"}},
+            "test.yaml",
+        )
