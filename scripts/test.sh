@@ -7,7 +7,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 echo "== static checks: ruff, mypy (strict), import-linter" >&2
 ruff check src tests bench
-ruff format --check src
+ruff format --check src tests bench
 mypy
 lint-imports --no-cache >/dev/null
 
