@@ -5,7 +5,13 @@ Two dizuo processes on the same nginx upstream, alternated round by round: one w
 settle and a durable usage record plus ledger entries after, a key with RPM/TPM/concurrency limits).
 Target (issue 3): ≤ 0.3 ms added at p50, one connection.
 
+With ``--replicas 2 --postgres URL --redis URL`` each side is two processes sharing one PostgreSQL
+database (and, metering on, one Redis for holds and limits): latency is measured through the first
+replica, throughput by loading both at once (32 connections each).
+
     .venv/bin/python bench/billing.py [--seconds 6] [--rounds 4]
+    .venv/bin/python bench/billing.py --replicas 2 --postgres postgresql+psycopg://dizuo:dizuo@127.0.0.1:5432 \
+        --redis redis://127.0.0.1:6379/1
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from gateway import BENCH, Stack, Target, wrk
@@ -48,6 +55,21 @@ def admin(home: Path, extra: dict[str, str], *args: str) -> str:
     ).stdout.strip()
 
 
+def load_together(targets: list[Target], seconds: int, connections: int) -> list[dict[str, float]]:
+    """Run wrk against every target at once (each replica its own share of the connections)."""
+    results: list[dict[str, float]] = [{} for _ in targets]
+
+    def run(index: int) -> None:
+        results[index] = wrk(targets[index], seconds, connections)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -62,13 +84,23 @@ def main() -> None:
         help="a PostgreSQL server URL without database (postgresql+psycopg://user:pw@host:port); "
         "each process gets a fresh database on it",
     )
+    parser.add_argument("--redis", default=None, metavar="URL", help="Redis for the metering-on replicas")
+    parser.add_argument("--replicas", type=int, default=1, choices=(1, 2))
     args = parser.parse_args()
+    if args.replicas > 1 and not (args.postgres and args.redis):
+        parser.error("two replicas share PostgreSQL and Redis: give --postgres and --redis")
     home = Path(tempfile.mkdtemp(prefix="dizuo-bench-billing-"))
     stack = Stack(home)
     try:
         up = stack.nginx()
-        off_env, on_env = database_env(args.postgres, "off"), database_env(args.postgres, "on")
-        off_port, off_pid, off_key = stack.dizuo(up, "metering-off", {"DIZUO_METERING": "false", **off_env})
+        off_env = {"DIZUO_METERING": "false", **database_env(args.postgres, "off")}
+        on_env = database_env(args.postgres, "on")
+        if args.redis:
+            import redis
+
+            redis.Redis.from_url(args.redis).flushdb()
+            on_env["DIZUO_REDIS_URL"] = args.redis
+        off_port, off_pid, off_key = stack.dizuo(up, "metering-off", off_env)
         on_port, on_pid, _ = stack.dizuo(up, "metering-on", on_env)
         admin(home / "metering-on", on_env, "topup", "--org", "default", "--amount", "1000000")
         limits = ["--rpm", "100000000", "--tpm", "100000000", "--concurrency", "100000"]
@@ -79,6 +111,13 @@ def main() -> None:
             ),
             Target("metering on", f"http://127.0.0.1:{on_port}/v1/chat/completions", key=on_key, pid=on_pid),
         ]
+        # Further replicas of each side, on the same database (and Redis): loaded together with the first.
+        others: dict[str, list[Target]] = {target.name: [] for target in targets}
+        for index in range(1, args.replicas):
+            for target, env in zip(targets, (off_env, on_env), strict=True):
+                port, pid, _ = stack.dizuo(up, f"{target.name.replace(' ', '-')}-{index}", env, first=False)
+                url = f"http://127.0.0.1:{port}/v1/chat/completions"
+                others[target.name].append(Target(target.name, url, key=target.key, pid=pid))
         for target in targets:
             wrk(target, 2, 8)
         for round_ in range(args.rounds):
@@ -87,9 +126,10 @@ def main() -> None:
                 target.add("p50_ms", one["p50_ms"])
                 target.add("p99_ms", one["p99_ms"])
                 target.add("errors", one["non2xx"] + one["socket_errors"])
-                many = wrk(target, args.seconds, 64)
-                target.add("rps", many["rps"])
-                target.add("errors", many["non2xx"] + many["socket_errors"])
+                group = [target, *others[target.name]]
+                results = load_together(group, args.seconds, 64 // len(group))
+                target.add("rps", sum(result["rps"] for result in results))
+                target.add("errors", sum(result["non2xx"] + result["socket_errors"] for result in results))
             print(
                 f"round {round_ + 1}: "
                 + ", ".join(

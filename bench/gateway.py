@@ -228,7 +228,10 @@ http {{
         name: str = "dizuo",
         env_extra: dict[str, str] | None = None,
         config_text: str | None = None,
+        first: bool = True,
     ) -> tuple[int, int, str]:
+        """Start `dizuo serve`; *first* is False for a further replica on a database another one
+        prepared (it prints no first key)."""
         port = free_port()
         config = self.home / f"{name}.yaml"
         config.write_text(
@@ -250,11 +253,13 @@ deployments:
         process = self.spawn(
             [str(Path(PYTHON).parent / "dizuo"), "serve", "--config", str(config), "--port", str(port)],
             env=env,
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if first else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        assert process.stdout is not None
-        key = process.stdout.readline().strip()
+        key = ""
+        if first:
+            assert process.stdout is not None
+            key = process.stdout.readline().strip()
         wait_port(port)
         return port, process.pid, key
 

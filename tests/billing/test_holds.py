@@ -12,6 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from decimal import Decimal
 
 import pytest
@@ -62,6 +63,12 @@ async def make_book(request: pytest.FixtureRequest, redis_url: str | None) -> As
 
 def _no_db(org_id: str) -> None:
     """These tests load every wallet themselves; a book that asks the database finds nothing."""
+
+
+async def landed(work: Future[None] | None) -> None:
+    """Wait for what the book scheduled on the event loop (the journal does not wait)."""
+    if work is not None:
+        await asyncio.wrap_future(work)
 
 
 @pytest.fixture
@@ -236,9 +243,11 @@ async def test_commit_moves_charges_from_pending_to_the_database_state(
     settlement = await book.settle(await book.reserve(org, 400_000, SCOPE, NOW), 400_000)
     assert (settlement.own, settlement.voucher_total) == (200_000, 200_000)
     # The journal committed it: the database now says version 2 with the charge applied.
-    book.committed(
-        Committed(
-            [settlement], {org: -200_000}, {"v1": -200_000}, {org: Snapshot(2, 800_000, {"v1": 800_000})}
+    await landed(
+        book.committed(
+            Committed(
+                [settlement], {org: -200_000}, {"v1": -200_000}, {org: Snapshot(2, 800_000, {"v1": 800_000})}
+            )
         )
     )
     wallet = await book.state(org)
@@ -252,7 +261,7 @@ async def test_a_failed_commit_gives_the_money_back(make_shared: Factory, org: s
     book = book_with(make_shared, org, 1_000_000)
     settlement = await book.settle(await book.reserve(org, 1_000_000, SCOPE, NOW), 1_000_000)
     assert (await book.state(org)).balance == 0
-    book.failed(Committed([settlement], {org: -1_000_000}, {}))
+    await landed(book.failed(Committed([settlement], {org: -1_000_000}, {})))
     assert (await book.state(org)).balance == 1_000_000
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 import threading
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -135,9 +136,9 @@ class Book(Protocol):
 
     def load(self, org_id: str, version: int, balance: int, vouchers: Iterable[VoucherState]) -> None: ...
 
-    def committed(self, batch: Committed) -> None: ...
+    def committed(self, batch: Committed) -> Future[None] | None: ...
 
-    def failed(self, batch: Committed) -> None: ...
+    def failed(self, batch: Committed) -> Future[None] | None: ...
 
     def held_by_org(self) -> dict[str, int]: ...
 
@@ -260,7 +261,7 @@ class WalletBook:
     # ---- loading and refreshing (called from the journal's writer thread) ----------------
 
     def committed(self, batch: Committed) -> None:
-        """Forget pending deltas once the journal made them durable."""
+        """Forget pending deltas once the journal made them durable (at once: returns no future)."""
         with self.lock:
             for org_id, delta in batch.org_deltas.items():
                 self.pending_balance[org_id] = self.pending_balance.get(org_id, 0) - delta

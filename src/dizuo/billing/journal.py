@@ -198,20 +198,30 @@ class Journal:
                 except Exception as exc:  # retried, then handed to every waiting call
                     error = exc
                     log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
-            try:
-                if error is None:
-                    self.book.committed(done)
-                    # Our own charge bumped each wallet's version by one: expect it, so the next
-                    # refresh reloads only wallets that someone else changed.
-                    for org_id in org_deltas:
-                        if org_id in self._versions:
-                            self._versions[org_id] += 1
-                else:
-                    self.book.failed(done)
-            except Exception:  # the shared book is unreachable: its pending charges lapse on their own
-                log.exception("telling the wallet book about a commit failed")
+            if error is None:
+                # Our own charge bumped each wallet's version by one: expect it, so the next refresh
+                # reloads only wallets that someone else changed.
+                for org_id in org_deltas:
+                    if org_id in self._versions:
+                        self._versions[org_id] += 1
+            if not self.book.wants_snapshots:
+                # In-process pending deltas must change under the lock, with the commit.
+                self._tell_book(done, error)
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
+        if self.book.wants_snapshots:
+            # The shared book learns after the calls are answered: until then it counts their charges
+            # as pending, which only makes less money spendable for a moment, never more.
+            self._tell_book(done, error)
+
+    def _tell_book(self, done: Committed, error: BaseException | None) -> None:
+        try:
+            if error is None:
+                self.book.committed(done)
+            else:
+                self.book.failed(done)
+        except Exception:  # the shared book is unreachable: its pending charges lapse on their own
+            log.exception("telling the wallet book about a commit failed")
 
     def _commit(self, batch: list[_Queued], done: Committed) -> None:
         now = utcnow()
@@ -283,15 +293,19 @@ class Journal:
         other journal changes them before it commits)."""
         mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
         marks = ", ".join([mark] * len(org_ids))
-        cursor.execute(f"SELECT org_id, version, balance FROM wallets WHERE org_id IN ({marks})", org_ids)
-        wallets = {row[0]: (int(row[1]), int(row[2])) for row in cursor.fetchall()}
+        # One statement, one round trip: each wallet with its live vouchers (or one row of NULLs).
         cursor.execute(
-            f"SELECT org_id, id, remaining FROM vouchers WHERE org_id IN ({marks}) AND revoked_at IS NULL",
+            "SELECT w.org_id, w.version, w.balance, v.id, v.remaining FROM wallets w"
+            " LEFT JOIN vouchers v ON v.org_id = w.org_id AND v.revoked_at IS NULL"
+            f" WHERE w.org_id IN ({marks})",
             org_ids,
         )
+        wallets: dict[str, tuple[int, int]] = {}
         vouchers: dict[str, dict[str, int]] = defaultdict(dict)
-        for org_id, voucher_id, remaining in cursor.fetchall():
-            vouchers[org_id][voucher_id] = int(remaining)
+        for org_id, version, balance, voucher_id, remaining in cursor.fetchall():
+            wallets[org_id] = (int(version), int(balance))
+            if voucher_id is not None:
+                vouchers[org_id][voucher_id] = int(remaining)
         return {
             org_id: Snapshot(version, balance, vouchers.get(org_id, {}))
             for org_id, (version, balance) in wallets.items()

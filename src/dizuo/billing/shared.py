@@ -27,9 +27,11 @@ Keys of one organization share a hash tag (``{org}``), so a Redis Cluster keeps 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from typing import Any
 
 import redis
@@ -43,6 +45,7 @@ from dizuo.limits.shared import connect
 
 __all__ = ["RedisBook"]
 
+log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
 
 _COMMON = """
@@ -332,24 +335,44 @@ class RedisBook:
             args += [vid, left]
         self._scripts_sync["sync"](keys=_keys(org_id), args=args + pending)
 
-    def committed(self, batch: Committed) -> None:
-        pending: dict[str, list[str]] = {}
-        for settlement in batch.settlements:
-            pending.setdefault(settlement.org_id, []).append(settlement.id)
-        for org_id, ids in pending.items():
+    def committed(self, batch: Committed) -> Future[None] | None:
+        """Push each charged wallet's committed state and drop the charges from ``pend``.
+
+        Runs on the event loop with the asyncio client when there is one: a blocking call from the
+        writer thread waited for the interpreter's lock behind the loop, up to milliseconds per batch.
+        Returns the scheduled work (tests wait on it), or None when it ran here.
+        """
+        pushes: list[tuple[str, int, int, dict[str, int], list[str]]] = []
+        for org_id, ids in _by_org(batch).items():
             snap = batch.snapshots.get(org_id)
             if snap is None:
-                self._push(org_id, -1, 0, {}, ids)
+                pushes.append((org_id, -1, 0, {}, ids))
             else:
-                self._push(org_id, snap.version, snap.balance, snap.vouchers, ids)
+                pushes.append((org_id, snap.version, snap.balance, snap.vouchers, ids))
+        return self._push_all(pushes)
 
-    def failed(self, batch: Committed) -> None:
+    def failed(self, batch: Committed) -> Future[None] | None:
         """The charges were not written: drop them from ``pend`` so their money is free again."""
-        pending: dict[str, list[str]] = {}
-        for settlement in batch.settlements:
-            pending.setdefault(settlement.org_id, []).append(settlement.id)
-        for org_id, ids in pending.items():
-            self._push(org_id, -1, 0, {}, ids)
+        return self._push_all([(org_id, -1, 0, {}, ids) for org_id, ids in _by_org(batch).items()])
+
+    def _push_all(self, pushes: list[tuple[str, int, int, dict[str, int], list[str]]]) -> Future[None] | None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running():
+            for push in pushes:
+                self._push(*push)
+            return None
+
+        async def run() -> None:
+            script = self._client()["sync"]
+            for org_id, version, balance, remaining, pending in pushes:
+                args: list[Any] = [version, balance, len(remaining)]
+                for vid, left in remaining.items():
+                    args += [vid, left]
+                await script(keys=_keys(org_id), args=args + pending)
+
+        future = asyncio.run_coroutine_threadsafe(run(), loop)
+        future.add_done_callback(_log_failure)
+        return future
 
     def held_by_org(self) -> dict[str, int]:
         orgs = list(self._terms)
@@ -360,6 +383,19 @@ class RedisBook:
                 pipe.hget(_keys(org_id)[0], "held")
             values = pipe.execute()
         return {org_id: int(value or 0) for org_id, value in zip(orgs, values, strict=True)}
+
+
+def _by_org(batch: Committed) -> dict[str, list[str]]:
+    pending: dict[str, list[str]] = {}
+    for settlement in batch.settlements:
+        pending.setdefault(settlement.org_id, []).append(settlement.id)
+    return pending
+
+
+def _log_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        # Their pending charges lapse after hold_seconds; until then less money is spendable.
+        log.error("pushing committed charges to Redis failed", exc_info=future.exception())
 
 
 _SCRIPTS = {"reserve": _RESERVE, "release": _RELEASE, "settle": _SETTLE, "sync": _SYNC}

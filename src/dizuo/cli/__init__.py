@@ -56,6 +56,13 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
     if settings.workers == 1:
         uvicorn.run(app, **common)
         return
+    if settings.metering and not settings.redis_url:
+        click.echo(
+            "警告：多个工作进程未配置 DIZUO_REDIS_URL，每个进程各自预留额度，钱包可能被超额使用。\n"
+            "warning: several workers without DIZUO_REDIS_URL hold money each on their own; together they "
+            "can overspend a wallet. Set DIZUO_REDIS_URL (docs/billing.md#several-replicas).",
+            err=True,
+        )
     # Workers are fresh processes: hand them the settings through DIZUO_* variables.
     os.environ["DIZUO_DATA_DIR"] = str(settings.data_dir.resolve())
     os.environ["DIZUO_DATABASE_URL"] = settings.resolved_database_url

@@ -272,6 +272,9 @@ class Gateway:
         return await self.limiter.acquire(key.limits, estimate)
 
     async def _release(self, call: Call) -> None:
+        if call.released:
+            return
+        call.released = True
         tokens = call.usage.total_tokens if call.usage else 0
         if call.attempt is not None:
             self.router.health.finished(call.attempt.deployment.name)
@@ -408,6 +411,15 @@ class Gateway:
             status = status if status != "ok" else "estimated"
         call.usage = usage
         self._count_tokens(attempt.deployment.alias, attempt.deployment, usage)
+        # The call's work is done: give back its limits while the journal makes the record durable
+        # (with a shared limiter that is a round trip to Redis, hidden inside the commit's wait).
+        releasing = asyncio.ensure_future(self._release(call))
+        try:
+            await self._record(call, attempt, usage, status)
+        finally:
+            await asyncio.shield(releasing)
+
+    async def _record(self, call: Call, attempt: Attempt, usage: Usage, status: str) -> None:
         await self.meter.settle(
             attempt.hold,
             attempt.deployment,

@@ -192,6 +192,7 @@ class Call:
     usage: Usage | None = None
     chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
     settled: bool = False
+    released: bool = False  # rate-limit slots, capacity and the health count given back
 
 
 class ClientGone(Exception):
