@@ -1,4 +1,5 @@
-"""The ``dizuo`` command: ``serve``, ``providers``, and the ``admin`` group (see :mod:`dizuo.cli.admin`)."""
+"""The ``dizuo`` command: ``serve``, ``providers``, the ``admin`` group (:mod:`dizuo.cli.admin`)
+and the ``guard`` group (:mod:`dizuo.cli.guard`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import orjson
 
 from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
+from dizuo.cli.guard import guard
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
 
@@ -120,3 +122,4 @@ def providers(as_json: bool) -> None:
 
 
 main.add_command(admin)
+main.add_command(guard)
