@@ -87,6 +87,7 @@ class Target:
     key: str = ""
     pid: int | None = None
     results: dict[str, list[float]] = field(default_factory=dict)
+    body: str | None = None  # the request body; default: BODY for this target's model
 
     def add(self, metric: str, value: float) -> None:
         self.results.setdefault(metric, []).append(value)
@@ -117,7 +118,7 @@ def rss_mb(pid: int) -> float:
 
 
 def wrk(target: Target, seconds: int, connections: int, latency: bool = False) -> dict[str, float]:
-    body = BODY.replace("bench-json", target.model)
+    body = target.body or BODY.replace("bench-json", target.model)
     env = {**os.environ, "BENCH_BODY": body, "BENCH_KEY": target.key}
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(BENCH / "post.lua"), target.url]
     if latency:

@@ -146,6 +146,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("cap-b", "cap-model", "echo", url, priority=1),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
+            # Echoes the prompt back, streamed in 5-character pieces (guard tests).
+            deployment("chunked-1", "chunked-model", "chunked", url),
         ],
     }
 

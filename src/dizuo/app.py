@@ -14,6 +14,8 @@ from dizuo.config import PlatformConfig, load_config
 from dizuo.errors import ConfigError
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
+from dizuo.guard.events import EventLog
+from dizuo.guard.policy import Guard
 from dizuo.limits import Limiter, MemoryLimiter
 from dizuo.limits.shared import RedisLimiter
 from dizuo.providers import Transport
@@ -95,7 +97,16 @@ def create_app(settings: Settings) -> Platform:
         RedisLimiter(settings.redis_url, settings.hold_seconds) if settings.redis_url else MemoryLimiter()
     )
     gateway = Gateway(
-        settings, KeyCache(db), router, transport, meter, catalog=catalog, build=build, limiter=limiter
+        settings,
+        KeyCache(db),
+        router,
+        transport,
+        meter,
+        catalog=catalog,
+        build=build,
+        limiter=limiter,
+        guard=Guard(config.guard),
+        events=EventLog(db),
     )
     admin = create_admin_app(
         db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view, catalog=catalog

@@ -8,6 +8,7 @@ Errors name the file, the entry and the field, e.g.::
 from __future__ import annotations
 
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -87,6 +88,49 @@ class DeploymentConfig(_Strict):
         return value.rstrip("/") if value else value
 
 
+GuardAction = Literal["off", "log", "redact", "block"]
+Direction = Literal["prompt", "answer"]
+DIRECTIONS: tuple[Direction, ...] = ("prompt", "answer")
+
+
+class GuardPolicy(_Strict):
+    """What the data-risk guard does with what it finds (docs/guard.md#policies)."""
+
+    action: GuardAction = "log"
+    types: list[str] | None = Field(None, description="Entity types acted on; all when unset.")
+    redact: Literal["mask", "placeholder"] = Field(
+        "mask", description="mask: [CN_MOBILE]; placeholder: <CN_MOBILE_1>, restored in the answer."
+    )
+    directions: list[Direction] = Field(default_factory=lambda: list(DIRECTIONS))
+    raise_class: DataClass | None = Field(
+        None, description="A prompt with personal information is routed as at least this data class."
+    )
+    keywords: list[str] = Field(default_factory=list, description="Words reported as KEYWORD.")
+    patterns: list[str] = Field(default_factory=list, description="Regular expressions reported as CUSTOM.")
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"{pattern!r} is not a valid regular expression: {exc}") from None
+        return value
+
+
+class GuardConfig(_Strict):
+    default: GuardPolicy = Field(default_factory=GuardPolicy, description="The platform's policy.")
+    classes: dict[DataClass, GuardPolicy] = Field(
+        default_factory=dict, description="Policies for requests of a data class (beat the default)."
+    )
+
+
 class PlatformConfig(_Strict):
     local: bool = Field(True, description="Serve the embedded local/ models in-process.")
     server: dict[str, Any] = Field(default_factory=dict, description="Settings fields; DIZUO_* wins.")
@@ -94,6 +138,7 @@ class PlatformConfig(_Strict):
     routing: dict[
         str, Literal["priority", "weighted", "least-inflight", "latency", "cost", "local-first"]
     ] = Field(default_factory=dict, description="Strategy per model alias (default priority).")
+    guard: GuardConfig = Field(default_factory=GuardConfig)
 
     @model_validator(mode="after")
     def _unique_names(self) -> PlatformConfig:

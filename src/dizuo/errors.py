@@ -98,6 +98,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "Insufficient funds: this call may cost up to ¥{needed} (vouchers can pay ¥{vouchers}); the available "
         "balance is ¥{available}, ¥{missing} short. Top up with `dizuo admin topup --org ORG --amount AMOUNT`.",
     ),
+    "data_risk_blocked": (
+        "{where_zh}含有受保护的数据（{types}），按本组织的数据安全策略已拦截。请删除或脱敏后重试。",
+        "The {where_en} contains protected data ({types}) and was blocked by your organization's data "
+        "policy. Remove or mask it and try again.",
+    ),
     "upstream_error": (
         "上游 {deployment} 返回错误（HTTP {status}）：{upstream_message}",
         "The upstream {deployment} answered with an error (HTTP {status}): {upstream_message}",
@@ -207,6 +212,19 @@ class InvalidRequest(DizuoError):
     status = 400
     type = "invalid_request_error"
     default_code = "invalid_param"
+
+
+class DataRiskBlocked(InvalidRequest):
+    """The guard found protected data and the policy says block; the values are never echoed."""
+
+    default_code = "data_risk_blocked"
+
+    def __init__(self, types: list[str], answer: bool = False) -> None:
+        super().__init__(
+            types=", ".join(sorted(types)),
+            where_zh="回答" if answer else "请求",
+            where_en="answer" if answer else "request",
+        )
 
 
 class UnsupportedFeature(InvalidRequest):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.guard.test_detect import SAMPLE
+from tests.guard.test_detect import SAMPLE, needs_shared
 
 DIZUO = [sys.executable, "-m", "dizuo"]
 
@@ -18,6 +18,7 @@ def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
+@needs_shared
 def test_scan_file_json_matches_the_labels() -> None:
     result = run(str(SAMPLE), "--json")
     assert result.returncode == 0, result.stderr

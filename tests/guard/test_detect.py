@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -12,13 +13,31 @@ from stdnum.cn import ric
 from dizuo.guard import Scanner, scan
 from dizuo.guard.synth import labeled_lines
 
-SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pii" / "sample.jsonl"
+REPO = Path(__file__).resolve().parents[2]
+# The team's shared test data sits beside the checkout (../shared), or inside it in some checkouts.
+SHARED = next(
+    (
+        p
+        for p in (
+            Path(os.environ.get("DIZUO_SHARED_DIR", "/nonexistent")),
+            REPO / "shared",
+            REPO.parent / "shared",
+        )
+        if (p / "data").is_dir()
+    ),
+    None,
+)
+SAMPLE = (SHARED or REPO) / "data" / "pii" / "sample.jsonl"
+needs_shared = pytest.mark.skipif(
+    SHARED is None, reason="../shared (the team's test data) is not beside this checkout"
+)
 
 
 def found(text: str) -> list[tuple[str, str]]:
     return [(e.type, e.value) for e in scan(text)]
 
 
+@needs_shared
 def test_the_shared_sample_is_found_exactly() -> None:
     lines = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert len(lines) == 60
@@ -121,3 +140,12 @@ def test_keywords_and_custom_patterns() -> None:
 def test_clean_text_has_nothing() -> None:
     text = "船用柴油机配件质量检验报告显示，本批次柱塞偶件的尺寸、硬度和表面粗糙度均符合技术条件要求。" * 50
     assert scan(text) == []
+
+
+def test_a_bare_yaml_off_means_off() -> None:
+    from dizuo.config import parse_config
+
+    config = parse_config(
+        {"guard": {"default": {"action": False}, "classes": {"core": {"action": "block"}}}}, "t"
+    )
+    assert config.guard.default.action == "off" and config.guard.classes["core"].action == "block"

@@ -127,7 +127,11 @@ class FakeUpstream:
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         if model == "reasoner":
             deltas += [{"reasoning_content": "先想一想。"}, {"reasoning_content": "好了。"}]
-        deltas += [{"content": "你好"}, {"content": "，世界"}]
+        if model == "chunked":  # the echo, cut into pieces of 5 characters: values split across chunks
+            text = self._text(body)
+            deltas += [{"content": text[i : i + 5]} for i in range(0, len(text), 5)]
+        else:
+            deltas += [{"content": "你好"}, {"content": "，世界"}]
         for index, delta in enumerate(deltas):
             await event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
             if model == "drop" and index == 1:

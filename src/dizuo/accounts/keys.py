@@ -11,16 +11,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
 from dizuo.accounts.tables import ApiKey, Organization
-from dizuo.config import DATA_CLASSES
+from dizuo.config import DATA_CLASSES, GuardPolicy
 from dizuo.limits import Limit, Subject
 from dizuo.store import Database
+
+log = logging.getLogger("dizuo.accounts")
 
 __all__ = ["KeyCache", "KeyInfo", "hash_key", "new_key"]
 
@@ -61,6 +65,7 @@ class KeyInfo:
     expires_at: float | None  # epoch seconds
     limits: tuple[Subject, ...] = ()  # the key's and the organization's rate limits, where set
     org_region: str | None = None
+    guard: GuardPolicy | None = None  # the key's guard policy, else its organization's; None: the platform's
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
@@ -83,6 +88,16 @@ def _subjects(key: ApiKey, org: Organization) -> tuple[Subject, ...]:
         if limit:
             subjects.append(Subject(subject_id, limit))
     return tuple(subjects)
+
+
+def _policy(raw: dict[str, Any] | None) -> GuardPolicy | None:
+    if raw is None:
+        return None
+    try:
+        return GuardPolicy.model_validate(raw)
+    except ValueError:  # written by an older version: fall back to the platform's policy, loudly
+        log.error("ignoring an unreadable guard policy: %r", raw)
+        return None
 
 
 class KeyCache:
@@ -128,6 +143,7 @@ class KeyCache:
             org_region=org.region,
             expires_at=expires.timestamp() if expires else None,
             limits=_subjects(key, org),
+            guard=_policy(key.guard if key.guard is not None else org.guard),
         )
         self._by_hash[key.key_hash] = info
         self._misses.pop(key.key_hash, None)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from dizuo.accounts.keys import hash_key, new_key
 from dizuo.accounts.tables import ApiKey, Organization
-from dizuo.config import DATA_CLASSES
+from dizuo.config import DATA_CLASSES, GuardPolicy
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utcnow
 
@@ -25,6 +27,7 @@ __all__ = [
     "get_org",
     "org_by_name",
     "revoke_key",
+    "set_guard_policy",
     "validate_uscc",
 ]
 
@@ -191,14 +194,54 @@ def create_key(
 def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
     """Revoke a key by its id or visible prefix; every worker drops it within a refresh period."""
     with db.session() as session:
-        record = session.scalars(
-            select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))
-        ).first()
-        if record is None:
-            raise InvalidRequest(
-                "invalid_param", param="key", reason_zh="没有这个密钥", reason_en="no such key"
-            )
+        record = _find_key(session, key_id_or_prefix)
         now = utcnow()
         record.revoked_at = now
         record.updated_at = now
     return record
+
+
+def _find_key(session: Session, key_id_or_prefix: str) -> ApiKey:
+    record = session.scalars(
+        select(ApiKey).where((ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))
+    ).first()
+    if record is None:
+        raise InvalidRequest("invalid_param", param="key", reason_zh="没有这个密钥", reason_en="no such key")
+    return record
+
+
+def set_guard_policy(
+    db: Database, org_name: str, policy: dict[str, Any] | None, key: str | None = None
+) -> dict[str, Any] | None:
+    """Set (or with None clear) the guard policy of an organization, or of one of its keys (by id or
+    prefix). Validated by the config file's schema; every worker applies it within a refresh period.
+    Return the stored policy with its defaults filled in."""
+    stored = None
+    if policy is not None:
+        try:
+            stored = GuardPolicy.model_validate(policy).model_dump()
+        except ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise InvalidRequest(
+                "invalid_param", param="policy", reason_zh=reason, reason_en=reason
+            ) from None
+    with db.session() as session:
+        org = org_by_name(session, org_name)
+        now = utcnow()
+        if key is not None:
+            record = _find_key(session, key)
+            if record.org_id != org.id:
+                raise InvalidRequest(
+                    "invalid_param",
+                    param="key",
+                    reason_zh="该密钥不属于此组织",
+                    reason_en="the key is not this organization's",
+                )
+            record.guard = stored
+            record.updated_at = now
+        else:
+            org.guard = stored
+            # Keys carry their organization's policy: touch them so that every worker reloads them.
+            for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org.id)):
+                record.updated_at = now
+    return stored

@@ -29,6 +29,7 @@ class Organization(Base):
     rpm: Mapped[int | None] = mapped_column(Integer)
     tpm: Mapped[int | None] = mapped_column(Integer)
     concurrency: Mapped[int | None] = mapped_column(Integer)
+    guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the platform's
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -47,6 +48,7 @@ class ApiKey(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)
     concurrency: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the organization's
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Every change bumps updated_at so that each worker's key cache can reload only what changed.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import select
@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
+from dizuo.accounts.service import set_guard_policy
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
@@ -37,6 +38,7 @@ from dizuo.errors import (
     envelope,
     pick_language,
 )
+from dizuo.guard.events import list_events
 from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
 
@@ -308,6 +310,41 @@ def create_admin_app(
         returned = revoke_voucher(db, voucher_id)
         changed(voucher.org_id)
         return {"returned": format_cny(returned)}
+
+    @app.put(f"{PREFIX}/orgs/{{org}}/guard-policy")
+    def org_guard_policy(org: str, body: dict[str, Any] | None, who: Caller) -> dict[str, Any] | None:
+        """Set the organization's data-risk guard policy (docs/guard.md#policies); null clears it."""
+        may(who, "set guard policies", org=get_org(db, org), roles=("org-admin",))
+        return set_guard_policy(db, org, body)
+
+    @app.put(f"{PREFIX}/orgs/{{org}}/keys/{{key_id}}/guard-policy")
+    def key_guard_policy(
+        org: str, key_id: str, body: dict[str, Any] | None, who: Caller
+    ) -> dict[str, Any] | None:
+        """Set one key's guard policy (it beats the organization's); null clears it."""
+        may(who, "set guard policies", org=get_org(db, org), roles=("org-admin",))
+        return set_guard_policy(db, org, body, key=key_id)
+
+    @app.get(f"{PREFIX}/guard/events")
+    def guard_events(
+        who: Caller,
+        org: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        """The guard's audit trail, newest first: who, which direction, what was done, how many of each
+        type. Never the values. Organization admins and auditors see their own organization's."""
+        org_id = None
+        if org is not None:
+            found = get_org(db, org)
+            may(who, "read guard events", org=found, roles=read_org)
+            org_id = found.id
+        elif who.role in ("org-admin", "org-developer"):
+            org_id = who.org_id
+        else:
+            may(who, "read guard events", roles=("auditor",))
+        return list_events(db, org_id=org_id, since=_aware(since), until=_aware(until), limit=limit)
 
     @app.get(f"{PREFIX}/orgs/{{org}}/usage")
     def usage(

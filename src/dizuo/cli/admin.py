@@ -239,5 +239,8 @@ def deployments_remove(name: str) -> None:
 
 
 from dizuo.cli import money  # noqa: E402  (registers the money commands on this group)
+from dizuo.cli.guard import add_admin_commands  # noqa: E402
+
+add_admin_commands(admin)
 
 money.register(admin)

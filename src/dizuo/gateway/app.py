@@ -17,10 +17,11 @@ from typing import Any
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, worst_case_tokens
 from dizuo.billing.meter import estimate_usage
-from dizuo.config import PlatformConfig
+from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
     ConfigError,
+    DataRiskBlocked,
     DizuoError,
     InternalError,
     InvalidRequest,
@@ -40,8 +41,11 @@ from dizuo.gateway.calls import (
     first_reply,
     without_usage,
 )
+from dizuo.gateway.guarding import StreamGuard, whole_answer
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
+from dizuo.guard.events import EventLog
+from dizuo.guard.policy import Guard
 from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
@@ -79,8 +83,12 @@ class Gateway:
         catalog: Catalog | None = None,
         build: Callable[[PlatformConfig], list[Deployment]] | None = None,
         limiter: Limiter | None = None,
+        guard: Guard | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.settings = settings
+        self.guard = guard or Guard(GuardConfig())
+        self.events = events
         self.meter = meter
         self.catalog = catalog
         self.build = build
@@ -108,6 +116,8 @@ class Gateway:
         """Load keys and start every provider; a provider that cannot start is marked unavailable."""
         await asyncio.to_thread(self.keys.reload)
         await asyncio.to_thread(self.meter.start)
+        if self.events is not None:
+            self.events.start()
         await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
         self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
         self._prober = asyncio.create_task(self._probe_loop(), name="dizuo-probes")
@@ -131,6 +141,8 @@ class Gateway:
             await dep.provider.close()
         await self.transport.close()
         await asyncio.to_thread(self.meter.stop)
+        if self.events is not None:
+            await asyncio.to_thread(self.events.stop)
         await self.meter.aclose()
         await self.limiter.aclose()
 
@@ -319,10 +331,42 @@ class Gateway:
             (body, alias), stream = validate.embeddings_body(raw), False
             self._check_model(key, alias, "embedding", "/v1/embeddings")
         data_class = request_class(key.data_class, headers.data_class)
+        inspection = self.guard.inspect_prompt(key.guard, data_class, body)
+        if inspection.prompt_counts:
+            self._guard_event(
+                key, request_id, alias, "prompt", inspection.policy.action, inspection.prompt_counts
+            )
+            if inspection.blocks_prompt:
+                raise DataRiskBlocked(list(inspection.prompt_counts))
+        data_class = inspection.raised_class(data_class)
         pool = self.router.eligible(alias, data_class, key.org_region)
         permit = await self._admit(key, body)
         call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
+        call.inspection = inspection
         return call, pool, len(raw)
+
+    def _guard_event(
+        self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
+    ) -> None:
+        self.metrics.guard.labels(direction, action).inc(sum(counts.values()))
+        if self.events is not None:
+            self.events.record(
+                org_id=key.org_id,
+                key_id=key.key_id,
+                request_id=request_id,
+                direction=direction,
+                action=action,
+                counts=counts,
+                model=alias,
+            )
+
+    def _answer_event(self, call: Call) -> None:
+        inspection = call.inspection
+        if inspection is not None and inspection.answer_counts:
+            action = inspection.policy.action
+            self._guard_event(
+                call.key, call.request_id, call.alias, "answer", action, inspection.answer_counts
+            )
 
     async def _first_reply(
         self, call: Call, pool: Pool, open_call: Opener, prompt: int, completion: int
@@ -376,10 +420,19 @@ class Gateway:
     async def _send_whole(self, send: Send, call: Call, attempt: Attempt) -> None:
         """Settle a non-streamed answer (durably), then send it."""
         await attempt.replies.aclose()
+        data = attempt.first.data
+        inspection = call.inspection
+        if call.endpoint == "chat" and inspection is not None and inspection.touches_answer:
+            try:
+                data = whole_answer(self.guard, inspection, data)
+            except DataRiskBlocked:
+                # The upstream did the work: it is charged, and the client gets the refusal.
+                await self._settle(call, attempt.first.usage, status="blocked")
+                self._answer_event(call)
+                raise
         await self._settle(call, attempt.first.usage)
-        await send_bytes(
-            send, 200, attempt.first.data, extra=self._response_headers(call, attempt.deployment)
-        )
+        self._answer_event(call)
+        await send_bytes(send, 200, data, extra=self._response_headers(call, attempt.deployment))
 
     # ---- /v1/chat/completions ------------------------------------------------------------
 
@@ -447,6 +500,8 @@ class Gateway:
         )
         reply: Reply | None = attempt.first
         replies = attempt.replies
+        inspection = call.inspection
+        guard = StreamGuard(inspection) if inspection is not None and inspection.touches_answer else None
         try:
             while reply is not None:
                 if reply.usage is not None:
@@ -455,11 +510,24 @@ class Gateway:
                 else:
                     data = reply.data
                     call.chunks += 1
+                if data is not None and guard is not None:
+                    data = guard.chunk(data)
                 if data is not None:
                     await send(
                         {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
                     )
                 reply = await anext(replies, None)
+            rest = guard.rest() if guard is not None else None
+            if rest is not None:
+                await send(
+                    {"type": "http.response.body", "body": b"data: " + rest + b"\n\n", "more_body": True}
+                )
+        except DataRiskBlocked as exc:
+            # Mid-stream: the status is sent already; the answer ends with an error event, no [DONE].
+            await self._settle(call, call.usage, status="blocked")
+            self._answer_event(call)
+            await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
+            return
         except DizuoError as exc:
             # Bytes already reached the client: no retry, no status change; end with an error event.
             self.metrics.upstream_errors.labels(dep.name, exc.code).inc()
@@ -471,6 +539,7 @@ class Gateway:
             await replies.aclose()
         # The stream is not complete until its usage record is durable (DESIGN §3.3).
         await self._settle(call, call.usage)
+        self._answer_event(call)
         await send({"type": "http.response.body", "body": DONE})
 
     # ---- /v1/embeddings ------------------------------------------------------------------

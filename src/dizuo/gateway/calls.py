@@ -22,6 +22,7 @@ from dizuo.billing import Hold
 from dizuo.errors import NoDeployment, RateLimited, UpstreamError
 from dizuo.gateway.http import Receive
 from dizuo.gateway.metrics import Metrics
+from dizuo.guard.policy import Inspection
 from dizuo.limits import Limit, Limiter, MemoryLimiter, Permit, Subject
 from dizuo.providers import Reply, Usage
 from dizuo.routing import Deployment
@@ -193,6 +194,7 @@ class Call:
     chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
     settled: bool = False
     released: bool = False  # rate-limit slots, capacity and the health count given back
+    inspection: Inspection | None = None  # what the data-risk guard found and did
 
 
 class ClientGone(Exception):

@@ -55,6 +55,12 @@ class Metrics:
             ("model", "deployment", "kind"),
             registry=registry,
         )
+        self.guard = Counter(
+            "dizuo_guard_findings",
+            "Entities the data-risk guard found, by direction (prompt or answer) and action taken.",
+            ("direction", "action"),
+            registry=registry,
+        )
         self.upstream_errors = Counter(
             "dizuo_upstream_errors",
             "Failed upstream attempts, by deployment and error code.",

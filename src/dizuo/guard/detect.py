@@ -121,7 +121,9 @@ _ALTERNATIVES = [
 _CANDIDATES = re2.compile(
     "|".join(f"{lead}(?P<{name}>{body}){trail}" for name, lead, body, trail in _ALTERNATIVES)
 )
-_GROUPS = {name: _CANDIDATES.groupindex[name] for name, *_ in _ALTERNATIVES}
+# The only capturing groups are the named ones, so a match's lastindex names its alternative
+# (cheaper than the binding's lastgroup, which rebuilds the name table on every call).
+_NAME_OF = {index: name for name, index in _CANDIDATES.groupindex.items()}
 _TYPE_OF = {"JWT": "BEARER_TOKEN", "IPV4": "IP_ADDRESS", "IPV6": "IP_ADDRESS"}
 
 # Issuer prefixes of cards used in China. UnionPay (62) is reported by itself; Visa 4, Mastercard
@@ -286,9 +288,9 @@ class Scanner:
             match = _CANDIDATES.search(data, pos)
             if match is None:
                 break
-            name = match.lastgroup
-            assert name is not None
-            start, end = match.span(_GROUPS[name])
+            index = match.lastindex
+            name = _NAME_OF[index]
+            start, end = match.span(index)
             value = data[start:end].decode("utf-8")
             typed = _classify(name, value, data, start)
             if typed is not None:
