@@ -3,7 +3,6 @@ holds that make overspending impossible, and 402 when the wallet cannot pay."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import uuid
 from decimal import Decimal
@@ -17,6 +16,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import VoucherTerms, issue_voucher, topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database
+from tests.billing.race import race
 from tests.conftest import RunningGateway
 
 
@@ -154,26 +154,7 @@ async def test_500_concurrent_calls_against_a_wallet_for_100(gateway: RunningGat
     org_id, key = new_org(db, "0.3")
     client = openai.AsyncOpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=60)
 
-    async def one(index: int) -> int:
-        try:
-            if index % 2:
-                stream = await client.chat.completions.create(
-                    model="pricey-model",
-                    messages=[{"role": "user", "content": "x"}],
-                    max_tokens=3,
-                    stream=True,
-                )
-                async for _ in stream:
-                    pass
-            else:
-                await client.chat.completions.create(
-                    model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
-                )
-            return 200
-        except openai.APIStatusError as exc:
-            return exc.status_code
-
-    statuses = await asyncio.gather(*(one(i) for i in range(500)))
+    statuses = await race([client], 500)
     await client.close()
     assert statuses.count(200) == 100
     assert statuses.count(402) == 400

@@ -25,6 +25,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
+from tests.billing.race import race
 from tests.support.servers import free_port, start_server
 from tests.support.upstream import FakeUpstream
 
@@ -123,27 +124,7 @@ async def test_500_calls_on_two_replicas_spend_a_wallet_for_100_exactly(
     org = new_org(database_url, "0.3")
     clients = [client(port, org.key) for port in replicas.ports]
 
-    async def one(index: int) -> int:
-        sdk = clients[index % 2]
-        try:
-            if index % 4 < 2:
-                stream = await sdk.chat.completions.create(
-                    model="pricey-model",
-                    messages=[{"role": "user", "content": "x"}],
-                    max_tokens=3,
-                    stream=True,
-                )
-                async for _ in stream:
-                    pass
-            else:
-                await sdk.chat.completions.create(
-                    model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
-                )
-            return 200
-        except openai.APIStatusError as exc:
-            return exc.status_code
-
-    statuses = await asyncio.gather(*(one(i) for i in range(500)))
+    statuses = await race(clients, 500)
     for sdk in clients:
         await sdk.close()
     assert (statuses.count(200), statuses.count(402)) == (100, 400)
