@@ -86,6 +86,7 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
     return {
         "server": {"max_body_bytes": 64 * 1024},
         "routing": {"lat-model": "latency"},
+        "guard": {"webhook": f"http://{upstream.host}:{upstream.port}/hooks/guard"},
         "deployments": [
             deployment("echo-1", "echo-model", "echo", url, region="cq", cloud="private"),
             deployment("tools-1", "tools-model", "tools", url),

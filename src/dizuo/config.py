@@ -90,6 +90,8 @@ class DeploymentConfig(_Strict):
 
 GuardAction = Literal["off", "log", "redact", "block"]
 Direction = Literal["prompt", "answer"]
+AlertAction = Literal["log", "redact", "block"]
+ALERTED: tuple[AlertAction, ...] = ("block",)
 DIRECTIONS: tuple[Direction, ...] = ("prompt", "answer")
 
 
@@ -129,6 +131,17 @@ class GuardConfig(_Strict):
     classes: dict[DataClass, GuardPolicy] = Field(
         default_factory=dict, description="Policies for requests of a data class (beat the default)."
     )
+    webhook: str | None = Field(None, description="POST audit events here as JSON (alerts).")
+    webhook_actions: list[AlertAction] = Field(
+        default_factory=lambda: list(ALERTED), description="Which events go to the webhook."
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
 
 class PlatformConfig(_Strict):

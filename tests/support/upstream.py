@@ -32,6 +32,8 @@ class FakeUpstream:
     hang_started: threading.Event = field(default_factory=threading.Event)
     # Behaviour of the upstream models named ctl-…, set by tests: "ok", "fail500", "ratelimit".
     modes: dict[str, str] = field(default_factory=dict)
+    # JSON documents POSTed to /hooks/guard (the guard's alert webhook).
+    hooks: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -151,6 +153,10 @@ class FakeUpstream:
         await response.write(b"data: [DONE]\n\n")
         return response
 
+    async def hook(self, request: web.Request) -> web.Response:
+        self.hooks.append(await request.json())
+        return web.Response(status=204)
+
     async def models(self, request: web.Request) -> web.Response:
         """GET /v1/models, used by active probes: fails while modes["probe"] == "fail"."""
         if self.modes.get("probe") == "fail":
@@ -180,6 +186,7 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self.chat)
             app.router.add_post("/v1/embeddings", self.embeddings)
             app.router.add_get("/v1/models", self.models)
+            app.router.add_post("/hooks/guard", self.hook)
             self._runner = web.AppRunner(
                 app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1
             )

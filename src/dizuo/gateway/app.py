@@ -14,6 +14,8 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
+
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, worst_case_tokens
 from dizuo.billing.meter import estimate_usage
@@ -89,6 +91,7 @@ class Gateway:
         self.settings = settings
         self.guard = guard or Guard(GuardConfig())
         self.events = events
+        self._alerts: set[asyncio.Future[None]] = set()
         self.meter = meter
         self.catalog = catalog
         self.build = build
@@ -349,16 +352,34 @@ class Gateway:
         self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
     ) -> None:
         self.metrics.guard.labels(direction, action).inc(sum(counts.values()))
+        event = {
+            "org_id": key.org_id,
+            "key_id": key.key_id,
+            "request_id": request_id,
+            "direction": direction,
+            "action": action,
+            "counts": dict(counts),
+            "model": alias,
+        }
         if self.events is not None:
-            self.events.record(
-                org_id=key.org_id,
-                key_id=key.key_id,
-                request_id=request_id,
-                direction=direction,
-                action=action,
-                counts=counts,
-                model=alias,
-            )
+            self.events.record(**event)  # type: ignore[arg-type]
+        config = self.guard.config
+        if config.webhook and action in config.webhook_actions:
+            # An alert must not slow or fail the call: sent in the background, failures logged.
+            task = asyncio.ensure_future(self._alert(config.webhook, {**event, "org_name": key.org_name}))
+            self._alerts.add(task)
+            task.add_done_callback(self._alerts.discard)
+
+    async def _alert(self, url: str, event: dict[str, Any]) -> None:
+        event["time"] = time.time()
+        try:
+            async with self.transport.session.post(
+                url, json=event, timeout=aiohttp.ClientTimeout(total=10)
+            ) as r:
+                if r.status >= 300:
+                    log.warning("guard webhook %s answered %d", url, r.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("guard webhook %s failed: %s", url, exc)
 
     def _answer_event(self, call: Call) -> None:
         inspection = call.inspection
