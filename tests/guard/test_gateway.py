@@ -19,6 +19,7 @@ from dizuo.billing.service import topup
 from dizuo.guard.events import list_events
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.upstream import FakeUpstream
 
 MOBILE = "13800138000"
 ID = "11010519491231002X"
@@ -105,6 +106,24 @@ def test_block_refuses_with_400_naming_the_types(gateway: RunningGateway, db: Da
         "block",
         {"CN_RESIDENT_ID": 1},
     )
+
+
+def test_blocks_are_sent_to_the_webhook_without_values(
+    gateway: RunningGateway, db: Database, upstream: FakeUpstream
+) -> None:
+    org = Org(gateway, db, {"action": "block"})
+    with org.sdk() as client, pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": PROMPT}])
+    logged = Org(gateway, db, {"action": "log"})
+    chat(logged)  # logged, not alerted: the default alerts blocks only
+    deadline = time.monotonic() + 3
+    while not any(h["org_id"] == org.id for h in upstream.hooks) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (hook,) = [h for h in upstream.hooks if h["org_id"] == org.id]
+    assert hook["org_name"] == org.name and hook["action"] == "block"
+    assert hook["counts"] == {"CN_MOBILE": 1, "CN_RESIDENT_ID": 1}
+    assert MOBILE not in str(hook) and ID not in str(hook)
+    assert not [h for h in upstream.hooks if h["org_id"] == logged.id]
 
 
 def test_mask_replaces_values_before_they_leave(gateway: RunningGateway, db: Database) -> None:
