@@ -74,23 +74,21 @@ class EventLog:
             first = self._queue.get()
             if first is None:
                 break
-            # Collect for a moment: one commit per interval, not one per call, keeps this thread
-            # (and its share of the interpreter) off the calls' path.
+            # Let events gather, then take them all: one wake-up and one commit per interval. Waking
+            # on every event cost each call a thread switch (+0.2 ms at p50, docs/benchmarks.md).
+            time.sleep(FLUSH_SECONDS)
             batch = [first]
-            deadline = time.monotonic() + FLUSH_SECONDS
-            while len(batch) < MAX_BATCH:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
+            while True:
                 try:
-                    more = self._queue.get(timeout=remaining)
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
                     running = False
                     break
                 batch.append(more)
-            self._write(batch)
+            for start in range(0, len(batch), MAX_BATCH):
+                self._write(batch[start : start + MAX_BATCH])
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(3):
