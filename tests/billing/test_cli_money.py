@@ -147,6 +147,18 @@ def _taken(gateway: RunningGateway) -> bool:
     return taken
 
 
+def voucher_args(**changes: str) -> list[str]:
+    """``issue-voucher`` for the default organization, with valid terms except *changes*."""
+    terms = {"issuer": "x", "program": "p", "amount": "1", "copay": "0.3"}
+    terms |= {"valid_from": "2026-01-01", "valid_to": "2099-01-01"} | changes
+    return [
+        "issue-voucher",
+        "--org",
+        "default",
+        *(x for k, v in terms.items() for x in (f"--{k.replace('_', '-')}", v)),
+    ]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -154,66 +166,9 @@ def _taken(gateway: RunningGateway) -> bool:
         (["topup", "--org", "default", "--amount", "ten"], "not a decimal amount"),
         (["topup", "--org", "default", "--amount", "0.0000001"], "at most 6 decimal places"),
         (["topup", "--org", "no-such-org", "--amount", "1"], "no organization no-such-org"),
-        (
-            [
-                "issue-voucher",
-                "--org",
-                "default",
-                "--issuer",
-                "x",
-                "--program",
-                "p",
-                "--amount",
-                "1",
-                "--copay",
-                "1.5",
-                "--valid-from",
-                "2026-01-01",
-                "--valid-to",
-                "2099-01-01",
-            ],
-            "copay",
-        ),
-        (
-            [
-                "issue-voucher",
-                "--org",
-                "default",
-                "--issuer",
-                "x",
-                "--program",
-                "p",
-                "--amount",
-                "1",
-                "--copay",
-                "0.3",
-                "--valid-from",
-                "2020-01-01",
-                "--valid-to",
-                "2020-12-31",
-            ],
-            "already ended",
-        ),
-        (
-            [
-                "issue-voucher",
-                "--org",
-                "default",
-                "--issuer",
-                "x",
-                "--program",
-                "p",
-                "--amount",
-                "1",
-                "--copay",
-                "0.3",
-                "--valid-from",
-                "2030-01-01",
-                "--valid-to",
-                "2029-01-01",
-            ],
-            "after valid_from",
-        ),
+        (voucher_args(copay="1.5"), "copay"),
+        (voucher_args(valid_from="2020-01-01", valid_to="2020-12-31"), "already ended"),
+        (voucher_args(valid_from="2030-01-01", valid_to="2029-01-01"), "after valid_from"),
         (
             ["create-org", "bad-code-org", "--uscc", "91500000MA5U7T1E3X"],
             "not a valid unified social credit code",
