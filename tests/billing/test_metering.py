@@ -4,6 +4,7 @@ holds that make overspending impossible, and 402 when the wallet cannot pay."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from decimal import Decimal
 
@@ -137,6 +138,9 @@ def test_voucher_pays_its_copay_share(gateway: RunningGateway, db: Database) -> 
             now + dt.timedelta(days=30),
         ),
     )
+    # Granted outside the gateway (as the CLI does): every worker picks it up on its next wallet
+    # refresh (every 0.5 s). Calls made before that are paid by the own balance alone.
+    time.sleep(2 * gateway.app.meter.journal.refresh_seconds + 0.2)
     with sdk(gateway, key) as client:
         client.chat.completions.create(
             model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
