@@ -178,3 +178,29 @@ def test_a_keys_policy_beats_its_organizations(gateway: RunningGateway, db: Data
             model="echo-model", messages=[{"role": "user", "content": PROMPT}]
         )
     assert answer.choices[0].message.content == f"echo: {PROMPT}"
+
+
+def test_tool_call_arguments_are_scanned(gateway: RunningGateway, db: Database) -> None:
+    # The upstream puts the prompt after "ARGS:" into its tool call's arguments.
+    org = Org(gateway, db, {"action": "block", "directions": ["answer"]})
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    with org.sdk() as client, pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model="tools-model", messages=[{"role": "user", "content": f"ARGS:手机{MOBILE}"}], tools=tools
+        )
+    assert caught.value.body["code"] == "data_risk_blocked"  # type: ignore[index]
+
+
+def test_streamed_reasoning_is_masked_across_chunks(gateway: RunningGateway, db: Database) -> None:
+    # The upstream's reasoning repeats the prompt after "REASON:" in 5-character pieces.
+    org = Org(gateway, db, {"action": "redact", "directions": ["answer"]})
+    with org.sdk() as client:
+        stream = client.chat.completions.create(
+            model="deepseek-reasoner",
+            messages=[{"role": "user", "content": f"REASON:请回拨{MOBILE}确认"}],
+            stream=True,
+        )
+        reasoning = "".join(
+            getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices
+        )
+    assert reasoning == "请回拨[CN_MOBILE]确认"

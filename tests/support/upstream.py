@@ -88,6 +88,13 @@ class FakeUpstream:
         last = body["messages"][-1].get("content")
         return f"echo: {last}"
 
+    def _arguments(self, body: dict[str, Any]) -> str:
+        """A tool call's arguments: fixed, or the prompt's text after "ARGS:" (guard tests)."""
+        last = str(body["messages"][-1].get("content"))
+        if last.startswith("ARGS:"):
+            return orjson.dumps({"note": last[5:]}).decode()
+        return '{"city": "重庆"}'
+
     def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self._text(body)}
         finish = "stop"
@@ -100,7 +107,7 @@ class FakeUpstream:
                     {
                         "id": "call_1",
                         "type": "function",
-                        "function": {"name": name, "arguments": '{"city": "重庆"}'},
+                        "function": {"name": name, "arguments": self._arguments(body)},
                     }
                 ],
             }
@@ -128,7 +135,11 @@ class FakeUpstream:
 
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         if model == "reasoner":
-            deltas += [{"reasoning_content": "先想一想。"}, {"reasoning_content": "好了。"}]
+            last = str(body["messages"][-1].get("content"))
+            if last.startswith("REASON:"):  # the reasoning repeats the prompt in 5-character pieces
+                deltas += [{"reasoning_content": last[i : i + 5]} for i in range(7, len(last), 5)]
+            else:
+                deltas += [{"reasoning_content": "先想一想。"}, {"reasoning_content": "好了。"}]
         if model == "chunked":  # the echo, cut into pieces of 5 characters: values split across chunks
             text = self._text(body)
             deltas += [{"content": text[i : i + 5]} for i in range(0, len(text), 5)]

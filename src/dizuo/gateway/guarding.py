@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from dizuo.guard.policy import AnswerFilter, Guard, Inspection
+from dizuo.guard.policy import TEXT_FIELDS, AnswerFilter, Guard, Inspection
 
 __all__ = ["StreamGuard", "whole_answer"]
 
@@ -23,11 +23,13 @@ def whole_answer(guard: Guard, inspection: Inspection, data: bytes) -> bytes:
 
 
 class StreamGuard:
-    """One streamed answer: each chunk's content passes an :class:`AnswerFilter` per choice."""
+    """One streamed answer: each chunk's content, reasoning and tool-call arguments pass an
+    :class:`AnswerFilter` per choice and field."""
 
     def __init__(self, inspection: Inspection) -> None:
         self.inspection = inspection
-        self.filters: dict[int, AnswerFilter] = {}
+        # One filter per choice and field: content, reasoning_content, each tool call's arguments.
+        self.filters: dict[tuple[int, str], AnswerFilter] = {}
         self._template: dict[str, Any] | None = None
 
     def chunk(self, data: bytes) -> bytes:
@@ -44,28 +46,64 @@ class StreamGuard:
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta")
-            content = delta.get("content") if isinstance(delta, dict) else None
             index = choice.get("index", 0)
-            answer = self.filters.get(index)
-            if answer is None:
-                answer = self.filters[index] = AnswerFilter(self.inspection)
-            text = answer.feed(content) if isinstance(content, str) else ""
-            if choice.get("finish_reason") is not None:
-                text += answer.finish()
-            if isinstance(content, str) or text:
-                if not isinstance(delta, dict):
-                    delta = choice["delta"] = {}
-                delta["content"] = text
+            delta = choice.get("delta")
+            finishing = choice.get("finish_reason") is not None
+            if isinstance(delta, dict):
+                if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
+                    # The answer proper begins: reasoning held back goes out first.
+                    held = self._flush(index, "reasoning_content")
+                    if held:
+                        delta["reasoning_content"] = held
+                for field in TEXT_FIELDS:
+                    piece = delta.get(field)
+                    if isinstance(piece, str):
+                        delta[field] = self._pass((index, field), piece)
+                for call in delta.get("tool_calls") or ():
+                    function = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+                        where = (index, f"tool:{call.get('index', 0)}")
+                        function["arguments"] = self._pass(where, function["arguments"])
+            if finishing:
+                # Whatever this choice still holds back goes out with its last chunk.
+                for (owner, field), answer in list(self.filters.items()):
+                    held = answer.finish() if owner == index else ""
+                    if not held:
+                        continue
+                    if not isinstance(delta, dict):
+                        delta = choice["delta"] = {}
+                    if field in TEXT_FIELDS:
+                        delta[field] = (delta.get(field) or "") + held
+                    else:
+                        calls = delta.setdefault("tool_calls", [])
+                        calls.append({"index": int(field[5:]), "function": {"arguments": held}})
         return orjson.dumps(chunk)
+
+    def _pass(self, where: tuple[int, str], piece: str) -> str:
+        answer = self.filters.get(where)
+        if answer is None:
+            answer = self.filters[where] = AnswerFilter(self.inspection)
+        return answer.feed(piece)
+
+    def _flush(self, index: int, field: str) -> str:
+        answer = self.filters.get((index, field))
+        return answer.finish() if answer is not None else ""
 
     def rest(self) -> bytes | None:
         """A last chunk with text still held back when the upstream sent no finish_reason."""
-        choices = []
-        for index, answer in self.filters.items():
+        deltas: dict[int, dict[str, Any]] = {}
+        for (index, field), answer in self.filters.items():
             text = answer.finish()
-            if text:
-                choices.append({"index": index, "delta": {"content": text}, "finish_reason": None})
+            if not text:
+                continue
+            delta = deltas.setdefault(index, {})
+            if field in TEXT_FIELDS:
+                delta[field] = text
+            else:
+                delta.setdefault("tool_calls", []).append(
+                    {"index": int(field[5:]), "function": {"arguments": text}}
+                )
+        choices = [{"index": index, "delta": delta, "finish_reason": None} for index, delta in deltas.items()]
         if not choices:
             return None
         return orjson.dumps({**(self._template or {"object": "chat.completion.chunk"}), "choices": choices})

@@ -38,6 +38,7 @@ PERSONAL = frozenset(
     }
 )
 OFF = GuardPolicy(action="off")
+TEXT_FIELDS = ("content", "reasoning_content")  # answer fields that are text (DeepSeek-R1 style reasoning)
 HOLD = 96  # characters of a streamed answer held back so a value split across chunks is seen whole
 _PLACEHOLDER = re.compile(r"<([A-Z0-9_]+)_(\d+)>")
 
@@ -146,27 +147,38 @@ class Guard:
         return inspection
 
     def inspect_answer(self, inspection: Inspection, body: dict[str, Any]) -> bool:
-        """Scan a whole answer's message contents in place; return whether anything changed.
-        Raises 400 when the policy blocks."""
+        """Scan a whole answer in place — each message's content, reasoning and tool-call arguments;
+        return whether anything changed. Raises 400 when the policy blocks."""
         changed = False
         for choice in body.get("choices") or ():
             message = choice.get("message") if isinstance(choice, dict) else None
-            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            if not isinstance(message, dict):
                 continue
-            text = message["content"]
-            new = text
-            if inspection.scans_answer:
-                entities = inspection.relevant(inspection.scanner.scan(text))
-                inspection.answer_counts.update(e.type for e in entities)
-                if entities and inspection.policy.action == "block":
-                    raise DataRiskBlocked(list(inspection.answer_counts), answer=True)
-                if entities and inspection.policy.action == "redact":
-                    new = inspection.replace(text, entities)
-            new = inspection.restore(new)
-            if new != text:
-                message["content"] = new
-                changed = True
+            for holder, slot, text in _answer_texts(message):
+                new = text
+                if inspection.scans_answer:
+                    entities = inspection.relevant(inspection.scanner.scan(text))
+                    inspection.answer_counts.update(e.type for e in entities)
+                    if entities and inspection.policy.action == "block":
+                        raise DataRiskBlocked(list(inspection.answer_counts), answer=True)
+                    if entities and inspection.policy.action == "redact":
+                        new = inspection.replace(text, entities)
+                new = inspection.restore(new)
+                if new != text:
+                    holder[slot] = new
+                    changed = True
         return changed
+
+
+def _answer_texts(message: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """The texts of an answer message (or a stream delta): content, reasoning_content, and each
+    tool call's arguments, as (container, key, text)."""
+    found = [(message, key, message[key]) for key in TEXT_FIELDS if isinstance(message.get(key), str)]
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            found.append((function, "arguments", function["arguments"]))
+    return found
 
 
 class AnswerFilter:
