@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Protocol
 
@@ -31,6 +31,8 @@ __all__ = [
     "VoucherState",
     "WalletBook",
     "WalletState",
+    "eligible",
+    "insufficient",
 ]
 
 
@@ -71,8 +73,21 @@ class WalletState:
     held: int = 0
     vouchers: dict[str, VoucherState] = field(default_factory=dict)
 
-    def ordered_vouchers(self) -> list[VoucherState]:
-        return sorted(self.vouchers.values(), key=lambda v: (v.valid_to, v.id))
+
+def eligible(vouchers: Iterable[VoucherState], scope: Scope, now: float) -> list[VoucherState]:
+    """The vouchers that may pay for a charge in *scope*, in the order they pay: soonest expiry first."""
+    return sorted((v for v in vouchers if v.covers(scope, now)), key=lambda v: (v.valid_to, v.id))
+
+
+def insufficient(amount: int, vouchers: int, own: int, free: int) -> InsufficientQuota:
+    """The 402 for a hold of *amount* whose own part *own* exceeds the *free* balance."""
+    free = max(free, 0)
+    return InsufficientQuota(
+        needed=format_cny(amount),
+        vouchers=format_cny(vouchers),
+        available=format_cny(free),
+        missing=format_cny(own - free),
+    )
 
 
 @dataclass(slots=True)
@@ -170,22 +185,14 @@ class WalletBook:
         return wallet
 
     async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
-        return self.reserve_now(org_id, amount, scope, now)
-
-    def reserve_now(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* micro-yuan across eligible vouchers and the own balance, or raise 402."""
         with self.lock:
             wallet = self._wallet(org_id)
-            eligible = [v for v in wallet.ordered_vouchers() if v.covers(scope, now)]
-            split = split_charge(amount, [Share(v.id, v.copay, v.remaining - v.held) for v in eligible])
+            payers = eligible(wallet.vouchers.values(), scope, now)
+            split = split_charge(amount, [Share(v.id, v.copay, v.remaining - v.held) for v in payers])
             free = wallet.balance - wallet.held
             if split.own > free:
-                raise InsufficientQuota(
-                    needed=format_cny(amount),
-                    vouchers=format_cny(split.voucher_total),
-                    available=format_cny(max(free, 0)),
-                    missing=format_cny(split.own - max(free, 0)),
-                )
+                raise insufficient(amount, split.voucher_total, split.own, free)
             for voucher_id, part in split.vouchers:
                 wallet.vouchers[voucher_id].held += part
             wallet.held += split.own
@@ -209,9 +216,6 @@ class WalletBook:
         return wallet
 
     async def settle(self, hold: Hold, cost: int) -> Settlement:
-        return self.settle_now(hold, cost)
-
-    def settle_now(self, hold: Hold, cost: int) -> Settlement:
         """Charge the true *cost* against the hold and release the rest."""
         with self.lock:
             if hold.settled:
@@ -242,20 +246,7 @@ class WalletBook:
         """A copy of the organization's live money: balance net of charges, holds, vouchers."""
         with self.lock:
             wallet = self._wallet(org_id)
-            vouchers = {
-                vid: VoucherState(
-                    v.id,
-                    v.copay,
-                    v.remaining,
-                    v.valid_from,
-                    v.valid_to,
-                    v.providers,
-                    v.regions,
-                    v.models,
-                    v.held,
-                )
-                for vid, v in wallet.vouchers.items()
-            }
+            vouchers = {vid: replace(v) for vid, v in wallet.vouchers.items()}
             return WalletState(org_id, wallet.balance, wallet.held, vouchers)
 
     # ---- loading and refreshing (called from the journal's writer thread) ----------------

@@ -32,15 +32,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
-from dizuo.billing.holds import Committed, Hold, Scope, Settlement, VoucherState, WalletState
-from dizuo.billing.money import format_cny
+from dizuo.billing.holds import (
+    Committed,
+    Hold,
+    Scope,
+    Settlement,
+    VoucherState,
+    WalletState,
+    eligible,
+    insufficient,
+)
 from dizuo.billing.split import Share, split_charge
-from dizuo.errors import InsufficientQuota
 from dizuo.limits.shared import connect
 
 __all__ = ["RedisBook"]
@@ -235,28 +243,20 @@ class RedisBook:
         hold_id = uuid.uuid4().hex
 
         async def run() -> tuple[list[VoucherState], Any]:
-            eligible = sorted(
-                (v for v in self._terms.get(org_id, ()) if v.covers(scope, now)),
-                key=lambda v: (v.valid_to, v.id),
-            )
-            args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(eligible)]
-            for v in eligible:
+            payers = eligible(self._terms.get(org_id, ()), scope, now)
+            args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(payers)]
+            for v in payers:
                 args += [v.id, int(v.copay * 10_000)]
-            return eligible, await script(keys=_keys(org_id), args=args)
+            return payers, await script(keys=_keys(org_id), args=args)
 
-        eligible, result = await run()
+        payers, result = await run()
         if result[0] == -1:  # Redis has never seen this organization (or lost it): fill it, then again
             await self._fill(org_id)
-            eligible, result = await run()
+            payers, result = await run()
         if result[0] != 1:
             own, vouchers, free = (int(x) for x in result[1:4]) if result[0] == 0 else (amount, 0, 0)
-            raise InsufficientQuota(
-                needed=format_cny(amount),
-                vouchers=format_cny(vouchers),
-                available=format_cny(free),
-                missing=format_cny(own - free),
-            )
-        parts = tuple((v.id, int(part)) for v, part in zip(eligible, result[2:], strict=True) if part)
+            raise insufficient(amount, vouchers, own, free)
+        parts = tuple((v.id, int(part)) for v, part in zip(payers, result[2:], strict=True) if part)
         return Hold(hold_id, org_id, amount, int(result[1]), parts, scope)
 
     async def _fill(self, org_id: str) -> None:
@@ -285,9 +285,8 @@ class RedisBook:
             raise RuntimeError(f"hold {hold.id} settled twice")
         hold.settled = True
         # Vouchers revoked since the hold was taken pay nothing; the own balance pays their part.
-        live = {v.id for v in self._terms.get(hold.org_id, ())}
         terms = {v.id: v for v in self._terms.get(hold.org_id, ())}
-        shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in live]
+        shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in terms]
         split = split_charge(cost, shares)
         pending_id = uuid.uuid4().hex
         args: list[Any] = [hold.id, split.own, hold.own, pending_id, time.time() + self.hold_seconds]
@@ -305,16 +304,10 @@ class RedisBook:
     async def state(self, org_id: str) -> WalletState:
         seen = await self._fetch(org_id)
         vouchers = {
-            v.id: VoucherState(
-                v.id,
-                v.copay,
-                seen.get(f"r:{v.id}", 0) - seen.get(f"p:{v.id}", 0),
-                v.valid_from,
-                v.valid_to,
-                v.providers,
-                v.regions,
-                v.models,
-                seen.get(f"h:{v.id}", 0),
+            v.id: replace(
+                v,
+                remaining=seen.get(f"r:{v.id}", 0) - seen.get(f"p:{v.id}", 0),
+                held=seen.get(f"h:{v.id}", 0),
             )
             for v in self._terms.get(org_id, ())
         }
@@ -330,10 +323,7 @@ class RedisBook:
     def _push(
         self, org_id: str, version: int, balance: int, remaining: dict[str, int], pending: list[str]
     ) -> None:
-        args: list[Any] = [version, balance, len(remaining)]
-        for vid, left in remaining.items():
-            args += [vid, left]
-        self._scripts_sync["sync"](keys=_keys(org_id), args=args + pending)
+        self._scripts_sync["sync"](keys=_keys(org_id), args=_sync_args(version, balance, remaining, pending))
 
     def committed(self, batch: Committed) -> Future[None] | None:
         """Push each charged wallet's committed state and drop the charges from ``pend``.
@@ -365,10 +355,7 @@ class RedisBook:
         async def run() -> None:
             script = self._client()["sync"]
             for org_id, version, balance, remaining, pending in pushes:
-                args: list[Any] = [version, balance, len(remaining)]
-                for vid, left in remaining.items():
-                    args += [vid, left]
-                await script(keys=_keys(org_id), args=args + pending)
+                await script(keys=_keys(org_id), args=_sync_args(version, balance, remaining, pending))
 
         future = asyncio.run_coroutine_threadsafe(run(), loop)
         future.add_done_callback(_log_failure)
@@ -383,6 +370,15 @@ class RedisBook:
                 pipe.hget(_keys(org_id)[0], "held")
             values = pipe.execute()
         return {org_id: int(value or 0) for org_id, value in zip(orgs, values, strict=True)}
+
+
+def _sync_args(version: int, balance: int, remaining: dict[str, int], pending: list[str]) -> list[Any]:
+    """The sync script's arguments: the state (version, balance, each voucher's remaining), then the
+    pending charges to drop."""
+    args: list[Any] = [version, balance, len(remaining)]
+    for vid, left in remaining.items():
+        args += [vid, left]
+    return args + pending
 
 
 def _by_org(batch: Committed) -> dict[str, list[str]]:
