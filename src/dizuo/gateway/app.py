@@ -298,11 +298,10 @@ class Gateway:
         if call.attempt is not None:
             await self.capacity.give_back(call.attempt.capacity, tokens)
 
-    def _count_tokens(self, alias: str, dep: Deployment, usage: Usage | None) -> None:
+    def _count_tokens(self, dep: Deployment, usage: Usage) -> None:
         # Prometheus token counters; the usage record and ledger are written by the meter.
-        if usage is not None:
-            self.metrics.tokens.labels(alias, dep.name, "prompt").inc(usage.prompt_tokens)
-            self.metrics.tokens.labels(alias, dep.name, "completion").inc(usage.completion_tokens)
+        self.metrics.tokens.labels(dep.alias, dep.name, "prompt").inc(usage.prompt_tokens)
+        self.metrics.tokens.labels(dep.alias, dep.name, "completion").inc(usage.completion_tokens)
 
     @staticmethod
     def _response_headers(call: Call, dep: Deployment) -> list[tuple[bytes, bytes]]:
@@ -472,7 +471,7 @@ class Gateway:
         async with self._accounted(call, receive):
             attempt = await self._first_reply(call, pool, open_call, prompt_bound, completion_bound)
             if stream:
-                await self._stream(send, call, call.alias, client_usage, lang)
+                await self._stream(send, call, client_usage, lang)
             else:
                 await self._send_whole(send, call, attempt)
 
@@ -484,7 +483,7 @@ class Gateway:
             usage = estimate_usage(call.body, call.chunks)
             status = status if status != "ok" else "estimated"
         call.usage = usage
-        self._count_tokens(attempt.deployment.alias, attempt.deployment, usage)
+        self._count_tokens(attempt.deployment, usage)
         # The call's work is done: give back its limits while the journal makes the record durable
         # (with a shared limiter that is a round trip to Redis, hidden inside the commit's wait).
         releasing = asyncio.ensure_future(self._release(call))
@@ -508,7 +507,7 @@ class Gateway:
             attempts=attempt.attempts,
         )
 
-    async def _stream(self, send: Send, call: Call, alias: str, client_usage: bool, lang: str) -> None:
+    async def _stream(self, send: Send, call: Call, client_usage: bool, lang: str) -> None:
         attempt = call.attempt
         assert attempt is not None
         dep = attempt.deployment

@@ -1,9 +1,8 @@
 """Running one model call: try deployments in the router's order until one gives its first reply.
 
 A deployment is skipped when its circuit is open (unless all are) or it is at its RPM/TPM/concurrency
-capacity. One
-that fails before its first byte (connect error, 429, 5xx, timeout) is left for the next, up to
-``Settings.max_attempts`` tried; once a byte has gone to the client nothing is retried.
+capacity. One that fails before its first byte (connect error, 429, 5xx, timeout) is left for the
+next, up to ``Settings.max_attempts`` tried; once a byte has gone to the client nothing is retried.
 """
 
 from __future__ import annotations
