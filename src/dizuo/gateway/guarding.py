@@ -50,11 +50,7 @@ class StreamGuard:
             delta = choice.get("delta")
             finishing = choice.get("finish_reason") is not None
             if isinstance(delta, dict):
-                if isinstance(delta.get("content"), str) and "reasoning_content" not in delta:
-                    # The answer proper begins: reasoning held back goes out first.
-                    held = self._flush(index, "reasoning_content")
-                    if held:
-                        delta["reasoning_content"] = held
+                begins = isinstance(delta.get("content"), str) and "reasoning_content" not in delta
                 for field in TEXT_FIELDS:
                     piece = delta.get(field)
                     if isinstance(piece, str):
@@ -64,6 +60,12 @@ class StreamGuard:
                     if isinstance(function, dict) and isinstance(function.get("arguments"), str):
                         where = (index, f"tool:{call.get('index', 0)}")
                         function["arguments"] = self._pass(where, function["arguments"])
+                if begins:
+                    # The answer proper begins: reasoning held back goes out with it (after the pass
+                    # above, so that text already released is not fed to its filter again).
+                    held = self._flush(index, "reasoning_content")
+                    if held:
+                        delta["reasoning_content"] = held
             if finishing:
                 # Whatever this choice still holds back goes out with its last chunk.
                 for (owner, field), answer in list(self.filters.items()):
