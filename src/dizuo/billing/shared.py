@@ -36,7 +36,6 @@ from dataclasses import replace
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 
 from dizuo.billing.holds import (
     Committed,
@@ -49,7 +48,7 @@ from dizuo.billing.holds import (
     insufficient,
 )
 from dizuo.billing.split import Share, split_charge
-from dizuo.limits.shared import connect
+from dizuo.limits.shared import LoopScripts
 
 __all__ = ["RedisBook"]
 
@@ -209,37 +208,25 @@ class RedisBook:
         self.url = url
         self.hold_seconds = hold_seconds
         self.loader = loader
-        self._async: aioredis.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sync = redis.Redis.from_url(url)
+        self._scripts = LoopScripts(url, _SCRIPTS)
+        self._sync = redis.Redis.from_url(url)  # for the journal's writer thread
         self._scripts_sync = {name: self._sync.register_script(src) for name, src in _SCRIPTS.items()}
-        self._scripts_async: dict[str, Any] = {}
         # Voucher terms (co-pay, scope, window) per organization, from the database; Redis has the money.
         self._terms: dict[str, list[VoucherState]] = {}
 
     # ---- connections ---------------------------------------------------------------------
 
-    def _client(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._loop is not loop:
-            self._async = connect(self.url)
-            self._loop = loop
-            self._scripts_async = {name: self._async.register_script(src) for name, src in _SCRIPTS.items()}
-        return self._scripts_async
-
     def close(self) -> None:
         self._sync.close()
 
     async def aclose(self) -> None:
-        client, self._async = self._async, None
-        if client is not None:
-            await client.aclose()
+        await self._scripts.aclose()
 
     # ---- the hot path ----------------------------------------------------------------------
 
     async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* across eligible vouchers and the own balance in one script, or raise 402."""
-        script = self._client()["reserve"]
+        script = self._scripts["reserve"]
         hold_id = uuid.uuid4().hex
 
         async def run() -> tuple[list[VoucherState], Any]:
@@ -266,19 +253,18 @@ class RedisBook:
         await asyncio.to_thread(self._push, org_id, 0, 0, {}, [])
 
     async def _fetch(self, org_id: str) -> dict[str, int]:
-        self._client()
-        assert self._async is not None
-        raw = await self._async.hgetall(_keys(org_id)[0])
+        client = self._scripts.connected()
+        raw = await client.hgetall(_keys(org_id)[0])
         if b"ver" not in raw:
             await self._fill(org_id)
-            raw = await self._async.hgetall(_keys(org_id)[0])
+            raw = await client.hgetall(_keys(org_id)[0])
         return _fields(raw)
 
     async def release(self, hold: Hold) -> None:
         if hold.settled:
             return
         hold.settled = True
-        await self._client()["release"](keys=_keys(hold.org_id), args=[hold.id])
+        await self._scripts["release"](keys=_keys(hold.org_id), args=[hold.id])
 
     async def settle(self, hold: Hold, cost: int) -> Settlement:
         if hold.settled:
@@ -293,7 +279,7 @@ class RedisBook:
         args.append(len(split.vouchers))
         for vid, paid in split.vouchers:
             args += [vid, paid]
-        result = await self._client()["settle"](keys=_keys(hold.org_id), args=args)
+        result = await self._scripts["settle"](keys=_keys(hold.org_id), args=args)
         own = int(result[0])
         vouchers = tuple(
             (vid, int(pay)) for (vid, _), pay in zip(split.vouchers, result[1:], strict=True) if pay
@@ -346,14 +332,14 @@ class RedisBook:
         return self._push_all([(org_id, -1, 0, {}, ids) for org_id, ids in _by_org(batch).items()])
 
     def _push_all(self, pushes: list[tuple[str, int, int, dict[str, int], list[str]]]) -> Future[None] | None:
-        loop = self._loop
+        loop = self._scripts.loop
         if loop is None or loop.is_closed() or not loop.is_running():
             for push in pushes:
                 self._push(*push)
             return None
 
         async def run() -> None:
-            script = self._client()["sync"]
+            script = self._scripts["sync"]
             for org_id, version, balance, remaining, pending in pushes:
                 await script(keys=_keys(org_id), args=_sync_args(version, balance, remaining, pending))
 

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from dizuo.limits.base import Permit, RateState, Subject, too_many
 
-__all__ = ["RedisLimiter", "connect"]
+__all__ = ["LoopScripts", "RedisLimiter"]
 
 PREFIX = "dizuo:limit:"
 NONE = -1  # "no such limit" in the scripts' arguments
@@ -113,33 +113,48 @@ def connect(url: str, connections: int = 64) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+class LoopScripts:
+    """Lua scripts on an asyncio Redis client, for the event loop that runs them: a client belongs to
+    one loop, so a call from another loop (a test's, a restarted worker's) gets a client of its own."""
+
+    def __init__(self, url: str, scripts: dict[str, str]) -> None:
+        self.url = url
+        self.sources = scripts
+        self.client: aioredis.Redis | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        """The script *name*, callable as ``await script(keys=…, args=…)`` on the running loop."""
+        self.connected()
+        return self._scripts[name]
+
+    def connected(self) -> aioredis.Redis:
+        """The client for the running loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self.client is None or self.loop is not loop:
+            self.client = connect(self.url)
+            self.loop = loop
+            self._scripts = {name: self.client.register_script(src) for name, src in self.sources.items()}
+        return self.client
+
+    async def aclose(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.aclose()
+
+
 def _limit(value: int | None) -> int:
     return NONE if value is None else value
 
 
 class RedisLimiter:
     def __init__(self, url: str, slot_seconds: float = 900) -> None:
-        self.url = url
         self.slot_seconds = slot_seconds
-        self._client: aioredis.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
-
-    def _script(self, name: str) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = connect(self.url)
-            self._loop = loop
-            self._scripts = {
-                "acquire": self._client.register_script(_ACQUIRE),
-                "release": self._client.register_script(_RELEASE),
-            }
-        return self._scripts[name]
+        self._scripts = LoopScripts(url, {"acquire": _ACQUIRE, "release": _RELEASE})
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self._scripts.aclose()
 
     async def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
         """Admit the call under every subject's limits, or raise 429 having taken nothing."""
@@ -150,7 +165,7 @@ class RedisLimiter:
             keys += [base + ":requests", base + ":tokens", base + ":slots"]
             limit = subject.limit
             args += [_limit(limit.rpm), _limit(limit.tpm), _limit(limit.concurrency)]
-        result = await self._script("acquire")(keys=keys, args=args)
+        result = await self._scripts["acquire"](keys=keys, args=args)
         if int(result[0]) == 0:
             zh, en = _KINDS[int(result[2])]
             raise too_many(zh, en, subjects[int(result[1])].id, float(result[3]))
@@ -176,4 +191,4 @@ class RedisLimiter:
             base = f"{PREFIX}{subject.id}"
             keys += [base + ":tokens", base + ":slots"]
             args.append(_limit(subject.limit.tpm))
-        await self._script("release")(keys=keys, args=args)
+        await self._scripts["release"](keys=keys, args=args)
