@@ -252,15 +252,9 @@ def _in_context(kind: str, data: bytes, start: int) -> bool:
 class Scanner:
     """Scan text for the built-in types plus an organization's own keywords and expressions."""
 
-    def __init__(
-        self,
-        keywords: Iterable[str] = (),
-        patterns: Iterable[str] = (),
-        types: Iterable[str] | None = None,
-    ) -> None:
+    def __init__(self, keywords: Iterable[str] = (), patterns: Iterable[str] = ()) -> None:
         """*keywords* are matched literally (type ``KEYWORD``), *patterns* as regular expressions
-        (type ``CUSTOM``); *types* limits what is reported (all when None)."""
-        self.types = frozenset(types) if types is not None else None
+        (type ``CUSTOM``)."""
         words = sorted({w for w in keywords if w}, key=len, reverse=True)
         self._keywords = re.compile("|".join(re.escape(w) for w in words)) if words else None
         self._patterns = [re.compile(p) for p in patterns]
@@ -276,8 +270,6 @@ class Scanner:
                 for m in pattern.finditer(text)
                 if m.end() > m.start()
             ]
-        if self.types is not None:
-            found = [e for e in found if e.type in self.types]
         return _without_overlaps(found)
 
     def _builtin(self, text: str) -> Iterator[Entity]:

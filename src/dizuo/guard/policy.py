@@ -37,7 +37,6 @@ PERSONAL = frozenset(
         "CN_LICENSE_PLATE",
     }
 )
-OFF = GuardPolicy(action="off")
 TEXT_FIELDS = ("content", "reasoning_content")  # answer fields that are text (DeepSeek-R1 style reasoning)
 HOLD = 96  # characters of a streamed answer held back so a value split across chunks is seen whole
 _PLACEHOLDER = re.compile(r"<([A-Z0-9_]+)_(\d+)>")
@@ -74,9 +73,15 @@ class Inspection:
             return data_class
         return max(data_class, target, key=DATA_CLASSES.index)
 
-    def relevant(self, entities: list[Entity]) -> list[Entity]:
+    def find(self, text: str) -> list[Entity]:
+        """The entities in *text* that the policy acts on."""
+        entities = self.scanner.scan(text)
         types = self.policy.types
         return entities if types is None else [e for e in entities if e.type in types]
+
+    def refuse_answer(self) -> DataRiskBlocked:
+        """The 400 for an answer the policy blocks, naming what it held."""
+        return DataRiskBlocked(list(self.answer_counts), answer=True)
 
     def replace(self, text: str, entities: list[Entity]) -> str:
         """*text* with each entity replaced by its mask or placeholder."""
@@ -138,7 +143,7 @@ class Guard:
         if policy.action == "off" or "prompt" not in policy.directions:
             return inspection
         for holder, slot, text in _texts(body):
-            entities = inspection.relevant(inspection.scanner.scan(text))
+            entities = inspection.find(text)
             if not entities:
                 continue
             inspection.prompt_counts.update(e.type for e in entities)
@@ -157,10 +162,10 @@ class Guard:
             for holder, slot, text in _answer_texts(message):
                 new = text
                 if inspection.scans_answer:
-                    entities = inspection.relevant(inspection.scanner.scan(text))
+                    entities = inspection.find(text)
                     inspection.answer_counts.update(e.type for e in entities)
                     if entities and inspection.policy.action == "block":
-                        raise DataRiskBlocked(list(inspection.answer_counts), answer=True)
+                        raise inspection.refuse_answer()
                     if entities and inspection.policy.action == "redact":
                         new = inspection.replace(text, entities)
                 new = inspection.restore(new)
@@ -219,7 +224,7 @@ class AnswerFilter:
                 cut = bracket
         entities: list[Entity] = []
         if self.scans:
-            entities = self.inspection.relevant(self.inspection.scanner.scan(self._pending))
+            entities = self.inspection.find(self._pending)
             # A value that crosses the cut waits for the rest of itself.
             for entity in entities:
                 if entity.start < cut < entity.end and not final:
@@ -228,7 +233,7 @@ class AnswerFilter:
             for entity in entities:
                 self._note(entity.type, self._offset + entity.end)
         if entities and self.inspection.policy.action == "block":
-            raise DataRiskBlocked(list(self.inspection.answer_counts), answer=True)
+            raise self.inspection.refuse_answer()
         head = self._pending[:cut]
         out = self.inspection.replace(head, entities) if self.inspection.policy.action == "redact" else head
         self._pending = self._pending[cut:]
@@ -237,12 +242,12 @@ class AnswerFilter:
 
     def _count(self, window: str, fresh_from: int) -> None:
         base = self._offset - fresh_from
-        entities = self.inspection.relevant(self.inspection.scanner.scan(window))
+        entities = self.inspection.find(window)
         hits = [e for e in entities if e.end > fresh_from]
         for entity in hits:
             self._note(entity.type, base + entity.end)
         if hits and self.inspection.policy.action == "block":
-            raise DataRiskBlocked(list(self.inspection.answer_counts), answer=True)
+            raise self.inspection.refuse_answer()
 
     def _note(self, kind: str, end: int) -> None:
         if (kind, end) not in self._seen:
