@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY, RunningGateway
+from tests.support.calls import post_chat
 from tests.support.upstream import FakeUpstream
 
 
@@ -125,11 +125,7 @@ async def test_async_client_streams(aclient: openai.AsyncOpenAI) -> None:
 
 
 def test_response_says_which_deployment_and_region_served(gateway: RunningGateway, api_key: str) -> None:
-    response = httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers={"Authorization": f"Bearer {api_key}"},
-        json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
-    )
+    response = post_chat(gateway, api_key, "echo-model")
     assert response.status_code == 200
     assert response.headers["x-dizuo-deployment"] == "echo-1"
     assert response.headers["x-dizuo-region"] == "cq"
@@ -139,11 +135,7 @@ def test_response_says_which_deployment_and_region_served(gateway: RunningGatewa
 def test_failover_before_the_first_byte(
     gateway: RunningGateway, api_key: str, upstream: FakeUpstream
 ) -> None:
-    response = httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers={"Authorization": f"Bearer {api_key}"},
-        json={"model": "failover-model", "messages": [{"role": "user", "content": "接着来"}]},
-    )
+    response = post_chat(gateway, api_key, "failover-model", "接着来")
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "echo: 接着来"
     assert response.headers["x-dizuo-deployment"] == "fo-backup"

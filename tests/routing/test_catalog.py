@@ -17,6 +17,7 @@ import pytest
 from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.calls import post_chat
 from tests.support.upstream import FakeUpstream
 
 
@@ -41,12 +42,7 @@ def admin(gateway: RunningGateway, token: str, method: str, path: str, body: Any
 
 
 def chat(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-        json={"model": model, "messages": [{"role": "user", "content": "运行时部署"}]},
-    )
+    return post_chat(gateway, key, model, "运行时部署")
 
 
 def eventually(check: Any, seconds: float = 5.0) -> Any:

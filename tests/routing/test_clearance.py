@@ -14,6 +14,7 @@ from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.calls import post_chat
 
 CLASSES = ["general", "important", "core"]
 SERVED_BY = {"general": "cls-public", "important": "cls-private", "core": "cls-local"}
@@ -30,15 +31,7 @@ def key_for(gateway: RunningGateway, org_class: str, key_class: str | None, regi
 
 
 def ask(gateway: RunningGateway, key: str, model: str, header: str | None = None) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {key}"}
-    if header is not None:
-        headers["X-Dizuo-Data-Class"] = header
-    return httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers=headers,
-        timeout=30,
-        json={"model": model, "messages": [{"role": "user", "content": "合同条款"}]},
-    )
+    return post_chat(gateway, key, model, "合同条款", {"X-Dizuo-Data-Class": header} if header else None)
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,12 @@ from dizuo.accounts.members import create_member, create_token
 from dizuo.routing.health import Health
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.calls import post_chat
 from tests.support.upstream import FakeUpstream
 
 
 def ask(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
-    return httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=30,
-        json={"model": model, "messages": [{"role": "user", "content": "x"}]},
-    )
+    return post_chat(gateway, key, model)
 
 
 def seen(upstream: FakeUpstream, model: str) -> int:
