@@ -6,14 +6,7 @@ import pytest
 
 from dizuo.errors import RateLimited
 from dizuo.limits import Limit, MemoryLimiter, Subject
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_rpm_refills_over_the_minute() -> None:

@@ -12,6 +12,7 @@ from dizuo.routing.health import Health
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.calls import post_chat
+from tests.support.clock import Clock
 from tests.support.upstream import FakeUpstream
 
 
@@ -67,14 +68,6 @@ def test_deployments_show_health_in_admin_and_metrics(gateway: RunningGateway, a
     echo = next(row for row in rows if row["name"] == "echo-1")
     assert echo["health"]["state"] == "closed" and echo["health"]["latency_ms"] > 0
     assert echo["region"] == "cq" and echo["data_class_max"] == "general"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_breaker_states() -> None:
