@@ -23,7 +23,7 @@ from dizuo.billing.service import topup
 from dizuo.gateway import Gateway
 from dizuo.settings import Settings
 from dizuo.store import Database
-from tests.support.servers import ServerThread
+from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 
 UPSTREAM_KEY = "sk-upstream-secret"
@@ -149,6 +149,9 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
             # Echoes the prompt back, streamed in 5-character pieces (guard tests).
             deployment("chunked-1", "chunked-model", "chunked", url),
+            # The evaluation bench's personas (tests/support/personas.py), reached through the gateway.
+            deployment("eval-refuser", "eval-refuser", "persona-refuser", url),
+            deployment("eval-letter-b", "eval-letter-b", "persona-letter-B", url),
         ],
     }
 
@@ -179,6 +182,7 @@ def gateway(
     config_path.write_text(yaml.safe_dump(gateway_config(upstream), allow_unicode=True), encoding="utf-8")
     settings = load_settings(
         config_path,
+        port=free_port(),  # the platform's own URL (evaluation runs call it) must be the real one
         data_dir=home,
         database_url=database_url,
         redis_url=redis_url,
@@ -192,7 +196,7 @@ def gateway(
     topup(db, "default", parse_cny("1000"))  # the echo deployments cost ¥1.5 / ¥2 per million tokens
     db.dispose()
     app = create_app(settings)
-    server = ServerThread(app).start()
+    server = ServerThread(app, port=settings.port).start()
     yield RunningGateway(server.url, first_key, settings, app)
     server.stop()
 

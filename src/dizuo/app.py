@@ -12,6 +12,7 @@ from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.config import PlatformConfig, load_config
 from dizuo.errors import ConfigError
+from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
 from dizuo.guard.events import EventLog
@@ -53,6 +54,7 @@ def prepare(settings: Settings) -> str | None:
     try:
         db.upgrade()
         _, key = ensure_default_org(db)
+        EvalService(db, settings.data_dir).recover()
     finally:
         db.dispose()
     return key
@@ -108,8 +110,15 @@ def create_app(settings: Settings) -> Platform:
         guard=Guard(config.guard),
         events=EventLog(db),
     )
+    # Runs started through the admin API call this platform's own /v1, as users do.
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     admin = create_admin_app(
-        db, on_money_change=meter.journal.refresh, deployments=gateway.deployments_view, catalog=catalog
+        db,
+        on_money_change=meter.journal.refresh,
+        deployments=gateway.deployments_view,
+        catalog=catalog,
+        evals=EvalService(db, settings.data_dir),
+        gateway_url=f"http://{host}:{settings.port}/v1",
     )
     return Platform(gateway, admin)
 

@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 
 import dizuo.accounts.tables
 import dizuo.billing.tables
+import dizuo.evalbench.tables
 import dizuo.guard.tables
 import dizuo.routing.tables  # noqa: F401
 from dizuo.store import Base, Database

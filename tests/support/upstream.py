@@ -15,6 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tests.support.personas import Personas
+
 
 @dataclass
 class Seen:
@@ -34,6 +36,8 @@ class FakeUpstream:
     modes: dict[str, str] = field(default_factory=dict)
     # JSON documents POSTed to /hooks/guard (the guard's alert webhook).
     hooks: list[dict[str, Any]] = field(default_factory=list)
+    # Models named persona-… answer as tests/support/personas.py says (the evaluation bench's tests).
+    personas: Personas = field(default_factory=Personas)
 
     @property
     def base_url(self) -> str:
@@ -52,6 +56,8 @@ class FakeUpstream:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
         model = body.get("model")
+        if isinstance(model, str) and model.startswith("persona-"):
+            return await self.personas.reply(body)
         if isinstance(model, str) and model.startswith("ctl-"):
             model = self.modes.get(model, "ok")
             if model.startswith("slow:"):

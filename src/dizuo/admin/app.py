@@ -22,6 +22,7 @@ from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
 from dizuo.accounts.service import set_guard_policy
 from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.admin.evals import eval_routes
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
@@ -38,6 +39,7 @@ from dizuo.errors import (
     envelope,
     pick_language,
 )
+from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import list_events
 from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
@@ -110,11 +112,14 @@ def create_admin_app(
     on_money_change: Callable[[str], None] | None = None,
     deployments: Callable[[], list[dict[str, Any]]] | None = None,
     catalog: Catalog | None = None,
+    evals: EvalService | None = None,
+    gateway_url: str = "http://127.0.0.1:8000/v1",
 ) -> FastAPI:
     """Return the admin API over *db*.
 
     *on_money_change* is called with an organization's id after its money changed here, so that
     the worker that took the change applies it at once (the others within their refresh period).
+    *evals* serves ``/admin/v1/evals``; runs reach models through *gateway_url* unless told otherwise.
     """
 
     def changed(org_id: str) -> None:
@@ -372,6 +377,8 @@ def create_admin_app(
         may(who, "read voucher reports", roles=("auditor", "voucher-issuer"), issuer=issuer)
         return _export(billing_reports.voucher_report(db, issuer, month), format, f"vouchers-{month}")
 
+    if evals is not None:
+        app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     return app
 
 

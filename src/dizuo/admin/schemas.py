@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["KeyIn", "OrgIn", "TopupIn", "VoucherIn"]
+__all__ = ["BankIn", "EvalIn", "KeyIn", "OrgIn", "TopupIn", "VoucherIn"]
 
 DataClass = Literal["general", "important", "core"]
 
@@ -54,3 +54,25 @@ class VoucherIn(_In):
     models: list[str] | None = None
     valid_from: dt.datetime
     valid_to: dt.datetime
+
+
+class BankIn(_In):
+    """A suite sent inline: the text of a JSON Lines or CSV file."""
+
+    name: str = Field(min_length=1, max_length=128)
+    format: Literal["jsonl", "csv"] = "jsonl"
+    content: str = Field(min_length=1, max_length=50_000_000)
+
+
+class EvalIn(_In):
+    model: str = Field(min_length=1, max_length=256)
+    suite: str | None = Field(None, description="A built-in suite's name (GET /admin/v1/evals/suites).")
+    bank: BankIn | None = Field(None, description="Or the suite itself, inline.")
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible base URL; default: this platform's /v1."
+    )
+    api_key: str | None = Field(None, description="Key for base_url; used for this run only, never stored.")
+    concurrency: int = Field(8, ge=1, le=256)
+    judge: str | None = None
+    max_tokens: int = Field(1024, ge=1)
+    keywords: list[str] = Field(default_factory=list, description="Keyword library for content checks.")

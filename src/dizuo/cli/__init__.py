@@ -1,5 +1,6 @@
-"""The ``dizuo`` command: ``serve``, ``providers``, the ``admin`` group (:mod:`dizuo.cli.admin`)
-and the ``guard`` group (:mod:`dizuo.cli.guard`)."""
+"""The ``dizuo`` command: ``serve``, ``providers``, the ``admin`` group (:mod:`dizuo.cli.admin`),
+the ``guard`` group (:mod:`dizuo.cli.guard`)
+and the ``eval`` group (:mod:`dizuo.cli.evals`)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import orjson
 
 from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
+from dizuo.cli.evals import evals
 from dizuo.cli.guard import guard
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
@@ -123,3 +125,4 @@ def providers(as_json: bool) -> None:
 
 main.add_command(admin)
 main.add_command(guard)
+main.add_command(evals)
