@@ -86,7 +86,7 @@ def test_compare_lists_regressions_item_by_item(upstream: FakeUpstream, tmp_path
         main, ["eval", "compare", str(tmp_path / "A"), str(tmp_path / "B"), "--json", "--html", str(html)]
     )
     assert result.exit_code == 0, result.output
-    comparison = orjson.loads(result.output)
+    comparison = orjson.loads(result.stdout)
     suite = load_suite("zh-knowledge")
     assert {r["id"] for r in comparison["regressions"]} == {i.id for i in suite.items if i.answer == "A"}
     assert {r["id"] for r in comparison["improvements"]} == {i.id for i in suite.items if i.answer == "B"}
@@ -111,3 +111,19 @@ def test_an_unreachable_model_exits_1_with_the_reason(upstream: FakeUpstream, tm
     result = CliRunner().invoke(main, eval_run(upstream, "persona-nobody", "zh-qa", tmp_path / "run"))
     assert result.exit_code == 1
     assert "HTTP 404" in result.output
+
+
+def test_a_keyword_library_file_fails_content_that_contains_its_words(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    library = tmp_path / "keywords.txt"
+    library.write_text("# 关键词库\n违禁词甲乙丙\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        eval_run(
+            upstream, "persona-unsafe", "zh-content", tmp_path / "run", "--keywords", str(library), "--json"
+        ),
+    )
+    assert result.exit_code == 0, result.output
+    document = orjson.loads(result.stdout)  # progress goes to stderr
+    assert document["overall"]["passed"] == 0 and document["overall"]["n"] == 10
