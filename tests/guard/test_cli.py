@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.guard.test_detect import SAMPLE, needs_shared
+from tests.guard.test_detect import SAMPLE
+from tests.support.shared import needs_shared
 
 DIZUO = [sys.executable, "-m", "dizuo"]
 

@@ -3,34 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from stdnum.cn import ric
 
 from dizuo.guard import Scanner, scan
 from dizuo.guard.synth import labeled_lines
+from tests.support.shared import DATA, needs_shared
 
-REPO = Path(__file__).resolve().parents[2]
-# The team's shared test data sits beside the checkout (../shared), or inside it in some checkouts.
-SHARED = next(
-    (
-        p
-        for p in (
-            Path(os.environ.get("DIZUO_SHARED_DIR", "/nonexistent")),
-            REPO / "shared",
-            REPO.parent / "shared",
-        )
-        if (p / "data").is_dir()
-    ),
-    None,
-)
-SAMPLE = (SHARED or REPO) / "data" / "pii" / "sample.jsonl"
-needs_shared = pytest.mark.skipif(
-    SHARED is None, reason="../shared (the team's test data) is not beside this checkout"
-)
+SAMPLE = DATA / "pii" / "sample.jsonl"
 
 
 def found(text: str) -> list[tuple[str, str]]:
