@@ -11,18 +11,25 @@ from dizuo.evalbench.tables import EvalRun
 from dizuo.store import Database
 
 
-def test_runs_of_a_dead_process_are_marked_interrupted(tmp_path: Path) -> None:
+def test_runs_of_a_dead_process_are_marked_interrupted_but_not_other_replicas(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'x.db'}")
     db.upgrade()
+    this, other = EvalService(db, tmp_path / "this"), EvalService(db, tmp_path / "other")
+    rows = [
+        ("a", "running", this.owner),
+        ("b", "queued", this.owner),
+        ("c", "done", this.owner),
+        ("d", "running", other.owner),
+    ]
     with db.session() as session:
-        for run_id, status in [("a", "running"), ("b", "queued"), ("c", "done")]:
-            session.add(
-                EvalRun(
-                    id=run_id, created_by="x", model="m", suite="s", kind="qa", base_url="u", status=status
-                )
+        for run_id, status, owner in rows:
+            run = EvalRun(
+                id=run_id, created_by="x", model="m", suite="s", kind="qa", base_url="u", owner=owner
             )
-    EvalService(db, tmp_path).recover()
+            run.status = status
+            session.add(run)
+    this.recover()
     with db.session() as session:
         statuses = {run.id: run.status for run in session.scalars(select(EvalRun))}
     db.dispose()
-    assert statuses == {"a": "interrupted", "b": "interrupted", "c": "done"}
+    assert statuses == {"a": "interrupted", "b": "interrupted", "c": "done", "d": "running"}

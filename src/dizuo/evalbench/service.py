@@ -9,6 +9,7 @@ are listed by every replica but their files live where they ran.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import uuid
 from pathlib import Path
@@ -50,14 +51,16 @@ class EvalService:
     def __init__(self, db: Database, data_dir: Path) -> None:
         self.db = db
         self.root = data_dir / "evals"
+        self.owner = f"{socket.gethostname()}:{data_dir.resolve()}"
         self._threads: dict[str, threading.Thread] = {}
 
     def recover(self) -> None:
-        """Mark runs left queued or running by a process that died as interrupted."""
+        """Mark this replica's runs left queued or running by a process that died as interrupted
+        (other replicas' runs sharing the database go on)."""
         with self.db.session() as session:
             session.execute(
                 update(EvalRun)
-                .where(EvalRun.status.in_(("queued", "running")))
+                .where(EvalRun.status.in_(("queued", "running")), EvalRun.owner == self.owner)
                 .values(status="interrupted", error="the server stopped during the run / 评测期间服务停止")
             )
 
@@ -73,6 +76,7 @@ class EvalService:
             suite=suite.name,
             kind=suite.kind,
             base_url=config.base_url,
+            owner=self.owner,
             status="queued",
         )
         with self.db.session() as session:

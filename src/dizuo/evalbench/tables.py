@@ -24,6 +24,8 @@ class EvalRun(Base):
     suite: Mapped[str] = mapped_column(String(256))
     kind: Mapped[str] = mapped_column(String(16))
     base_url: Mapped[str] = mapped_column(String(1024))
+    # The replica that runs it (host and data directory): only it may declare the run interrupted.
+    owner: Mapped[str] = mapped_column(String(1024), default="")
     # queued → running → done | failed; a run whose process died is marked interrupted at start-up.
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)

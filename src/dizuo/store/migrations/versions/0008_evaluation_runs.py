@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("suite", sa.String(length=256), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("base_url", sa.String(length=1024), nullable=False),
+        sa.Column("owner", sa.String(length=1024), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("summary", sa.JSON(), nullable=True),
