@@ -26,7 +26,6 @@ import asyncio
 import json
 import multiprocessing
 import shutil
-import socket
 import statistics
 import tempfile
 import time
@@ -38,6 +37,7 @@ import orjson
 from aiohttp import web
 
 from dizuo.evalbench import RunConfig, load_suite, run_suite
+from gateway import Stack, free_port, wait_port
 
 BENCH = Path(__file__).resolve().parent
 ANSWER = {
@@ -65,12 +65,6 @@ def serve(port: int) -> None:
     app.router.add_post("/v1/chat/completions", chat)
     uvloop.install()
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_suite(path: Path, items: int) -> Path:
@@ -107,7 +101,6 @@ def start_gateway(work: Path, upstream: int) -> RunConfig:
     """Start ``dizuo serve`` with one deployment on the fast upstream, a funded wallet and a key
     without limits; return the run settings that reach it."""
     from billing import admin
-    from gateway import Stack
 
     stack = Stack(work)
     STACK.append(stack)
@@ -139,15 +132,7 @@ def main() -> None:
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(port,), daemon=True)
     server.start()
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    wait_port(port, timeout=30)
 
     work = Path(tempfile.mkdtemp(prefix="dizuo-bench-evals-"))
     suite = load_suite(str(write_suite(work / "suite.jsonl", args.items)))

@@ -6,15 +6,13 @@ import time
 import uuid
 from typing import Any
 
-import httpx
 import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
 from tests.conftest import RunningGateway
-
-ADMIN = "/admin/v1"
+from tests.test_admin_api import api
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +30,6 @@ def tokens(gateway: RunningGateway) -> dict[str, str]:
         out[name] = create_token(db, f"eval-{name}-{tag}")
     db.dispose()
     return out
-
-
-def api(gateway: RunningGateway, token: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return httpx.request(method, f"{gateway.url}{ADMIN}{path}", headers=headers, timeout=30, **kwargs)
 
 
 def finished(gateway: RunningGateway, token: str, run_id: str) -> dict[str, Any]:

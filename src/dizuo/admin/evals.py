@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, Response
 from dizuo.accounts.members import Actor
 from dizuo.admin.schemas import EvalIn
 from dizuo.errors import InvalidRequest, RouteNotFound
-from dizuo.evalbench import BankError, RunConfig, builtin_suites, compare_runs, load_suite
+from dizuo.evalbench import BankError, RunConfig, RunConflict, builtin_suites, compare_runs, load_suite
+from dizuo.evalbench.runner import check_judge
 from dizuo.evalbench.service import EvalService
 from dizuo.evalbench.suites import parse_suite
 
@@ -78,8 +79,10 @@ def eval_routes(
             max_tokens=body.max_tokens,
             keywords=tuple(body.keywords),
         )
-        if config.judge is None and any(i.match == "judge" for i in suite.items if i.kind == "qa"):
-            raise _bad("judge", "这个题库有需要裁判模型的题", "this suite has items scored by a judge model")
+        try:
+            check_judge(suite, config)
+        except RunConflict as exc:
+            raise _bad("judge", str(exc), str(exc)) from exc
         return evals.start(suite, config, who.username)
 
     @router.get(f"{prefix}/evals")

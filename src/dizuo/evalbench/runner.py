@@ -33,6 +33,7 @@ from dizuo.evalbench.client import (
     read_lines,
 )
 from dizuo.evalbench.grades import summarise
+from dizuo.evalbench.report import write_report
 from dizuo.evalbench.scoring import (
     forbidden_hits,
     is_refusal,
@@ -44,7 +45,7 @@ from dizuo.evalbench.scoring import (
 from dizuo.evalbench.suites import Item, Suite
 from dizuo.evalbench.taxonomy import RISKS
 
-__all__ = ["RunConfig", "RunConflict", "RunFailed", "run_suite"]
+__all__ = ["RunConfig", "RunConflict", "RunFailed", "check_judge", "run_suite"]
 
 JUDGE_PROMPTS = {
     "qa": (
@@ -87,6 +88,14 @@ class RunConfig:
     @property
     def sampling(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens}
+
+
+def check_judge(suite: Suite, config: RunConfig) -> None:
+    """Raise :class:`RunConflict` when *suite* has items only a judge model can score and there is none."""
+    if config.judge is None and any(i.match == "judge" for i in suite.items if i.kind == "qa"):
+        raise RunConflict(
+            "这个题库有需要裁判模型的题，请加 --judge MODEL / this suite has items scored by a judge: add --judge MODEL"
+        )
 
 
 def suite_hash(suite: Suite) -> str:
@@ -195,9 +204,9 @@ class Evaluator:
                 message = await self.ask([{"role": "user", "content": item.prompt}])
                 answer = message.get("content") or ""
                 passed, detail = await self._judge_text(item, answer)
+        except FatalCallFailed:
+            raise
         except CallFailed as exc:
-            if isinstance(exc, FatalCallFailed):
-                raise
             return {**result, "status": "error", "passed": None, "error": str(exc)}
         return {
             **result,
@@ -294,12 +303,7 @@ async def run_suite(
     Finished items already in *out* are not asked again. Raise :class:`RunConflict` when *out*
     holds another run, :class:`RunFailed` when the model cannot be reached at all.
     """
-    from dizuo.evalbench.report import write_report
-
-    if config.judge is None and any(i.match == "judge" for i in suite.items if i.kind == "qa"):
-        raise RunConflict(
-            "这个题库有需要裁判模型的题，请加 --judge MODEL / this suite has items scored by a judge: add --judge MODEL"
-        )
+    check_judge(suite, config)
     rundir = RunDir(out)
     manifest = rundir.begin(suite, config)
     outcomes = rundir.outcomes()

@@ -52,7 +52,6 @@ class EvalService:
         self.db = db
         self.root = data_dir / "evals"
         self.owner = f"{socket.gethostname()}:{data_dir.resolve()}"
-        self._threads: dict[str, threading.Thread] = {}
 
     def recover(self) -> None:
         """Mark this replica's runs left queued or running by a process that died as interrupted
@@ -84,15 +83,8 @@ class EvalService:
         thread = threading.Thread(
             target=self._run, args=(run.id, suite, config), name=f"eval-{run.id[:8]}", daemon=True
         )
-        self._threads[run.id] = thread
         thread.start()
         return _view(run)
-
-    def wait(self, run_id: str, timeout: float | None = None) -> None:
-        """Wait for a run started by this process to end (tests and shutdown)."""
-        thread = self._threads.get(run_id)
-        if thread is not None:
-            thread.join(timeout)
 
     def _set(self, run_id: str, **values: Any) -> None:
         with self.db.session() as session:
