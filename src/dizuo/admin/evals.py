@@ -46,10 +46,7 @@ def eval_routes(
     def suites(who: Caller) -> list[dict[str, Any]]:
         """The built-in suites."""
         may(who, "read evaluations", roles=("auditor",))
-        return [
-            {"name": s.name, "kind": s.kind, "items": len(s.items), "description": s.description}
-            for s in builtin_suites()
-        ]
+        return [suite.listing() for suite in builtin_suites()]
 
     @router.post(f"{prefix}/evals", status_code=202)
     def start(body: EvalIn, who: Caller) -> dict[str, Any]:

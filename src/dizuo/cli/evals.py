@@ -28,10 +28,7 @@ def suites(as_json: bool) -> None:
     """List the built-in suites."""
     from dizuo.evalbench import builtin_suites
 
-    rows = [
-        {"name": s.name, "kind": s.kind, "items": len(s.items), "description": s.description}
-        for s in builtin_suites()
-    ]
+    rows = [suite.listing() for suite in builtin_suites()]
     if as_json:
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return

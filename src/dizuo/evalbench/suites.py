@@ -82,6 +82,15 @@ class Suite:
     source: str = ""
     description: str = ""
 
+    def listing(self) -> dict[str, Any]:
+        """The suite as ``dizuo eval suites`` and ``GET /admin/v1/evals/suites`` list it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "items": len(self.items),
+            "description": self.description,
+        }
+
 
 # ---- reading rows ------------------------------------------------------------------------------
 
