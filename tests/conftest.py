@@ -152,6 +152,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             # The evaluation bench's personas (tests/support/personas.py), reached through the gateway.
             deployment("eval-refuser", "eval-refuser", "persona-refuser", url),
             deployment("eval-letter-b", "eval-letter-b", "persona-letter-B", url),
+            # Answers knowledge-base questions from the passages it is given, citing them.
+            deployment("kb-librarian", "kb-librarian", "persona-librarian", url),
         ],
     }
 

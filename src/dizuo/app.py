@@ -15,8 +15,11 @@ from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
+from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
+from dizuo.gateway.knowledge import create_kb_app
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
+from dizuo.kb.service import KnowledgeBases
 from dizuo.limits import Limiter, MemoryLimiter
 from dizuo.limits.shared import RedisLimiter
 from dizuo.providers import Transport
@@ -61,11 +64,13 @@ def prepare(settings: Settings) -> str | None:
 
 
 class Platform:
-    """The one ASGI app: ``/admin/…`` goes to the admin API, everything else to the gateway."""
+    """The one ASGI app: ``/admin/…`` goes to the admin API, ``/v1/knowledge-bases…`` to the
+    knowledge-base API, everything else to the gateway."""
 
-    def __init__(self, gateway: Gateway, admin: Any) -> None:
+    def __init__(self, gateway: Gateway, admin: Any, knowledge: Any = None) -> None:
         self.gateway = gateway
         self.admin = admin
+        self.knowledge = knowledge
 
     @property
     def router(self) -> Router:
@@ -74,6 +79,8 @@ class Platform:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin/"):
             await self.admin(scope, receive, send)
+        elif self.knowledge is not None and scope["type"] == "http" and scope["path"].startswith(KB_PREFIX):
+            await self.knowledge(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
 
@@ -120,7 +127,12 @@ def create_app(settings: Settings) -> Platform:
         evals=EvalService(db, settings.data_dir),
         gateway_url=f"http://{host}:{settings.port}/v1",
     )
-    return Platform(gateway, admin)
+    kbs = KnowledgeBases(
+        db, embedding_model=settings.kb_embedding_model, max_bytes=settings.kb_max_document_mb * 2**20
+    )
+    knowledge = create_kb_app(kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model)
+    gateway.on_shutdown.append(knowledge.state.close)
+    return Platform(gateway, admin, knowledge)
 
 
 def app_from_environment() -> Platform:

@@ -147,6 +147,39 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{path} 不支持 {method} 方法，请使用 {allowed}。",
         "{path} does not accept {method}; use {allowed}.",
     ),
+    "document_empty": (
+        "文件 {name} 没有可读的文字。扫描版 PDF 或图片需先做文字识别（OCR）再添加。",
+        "The file {name} has no readable text. Run OCR on a scanned PDF or an image before adding it.",
+    ),
+    "document_encrypted": (
+        "文件 {name} 已加密（或是旧版 .doc/.xls 格式），无法读取。请去掉密码，另存为 .docx/.xlsx/.pdf 后再添加。",
+        "The file {name} is encrypted (or a legacy .doc/.xls file) and cannot be read. Remove the "
+        "password and save it as .docx/.xlsx/.pdf, then add it again.",
+    ),
+    "document_too_large": (
+        "文件 {name} 有 {size_mb} MB，超过单个文件上限 {limit_mb} MB。请拆分后再添加。",
+        "The file {name} is {size_mb} MB, over the limit of {limit_mb} MB per file. Split it and add the parts.",
+    ),
+    "document_type_unsupported": (
+        "无法识别文件 {name} 的格式。可添加的格式：{formats}。",
+        "The format of {name} is not one we read. Formats accepted: {formats}.",
+    ),
+    "document_unreadable": (
+        "文件 {name} 无法读取：{reason}。知识库未作任何改动。",
+        "The file {name} cannot be read: {reason}. The knowledge base was left unchanged.",
+    ),
+    "kb_not_found": (
+        "知识库 {name!r} 不存在（或不属于此密钥的组织）。可用 `dizuo kb list` 查看。",
+        "There is no knowledge base {name!r} in this key's organization. See `dizuo kb list`.",
+    ),
+    "kb_exists": (
+        "知识库 {name!r} 已存在。请换一个名称，或直接向它添加文件。",
+        "A knowledge base named {name!r} already exists. Pick another name or add files to it.",
+    ),
+    "kb_document_not_found": (
+        "知识库 {name!r} 中没有文件 {source!r}。",
+        "The knowledge base {name!r} has no document {source!r}.",
+    ),
     "internal_error": (
         "服务器内部错误（请求 ID {request_id}）。请把该 ID 提供给平台运维人员。",
         "Internal server error (request id {request_id}). Give this id to the platform operators.",

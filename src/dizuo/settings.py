@@ -67,6 +67,15 @@ class Settings(BaseSettings):
         ),
     )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
+    kb_embedding_model: str = Field(
+        "local/use-multilingual-v3",
+        description="Embedding model alias new knowledge bases use (each one keeps the model it was made with).",
+    )
+    kb_chat_model: str = Field(
+        "local/smollm2-135m-instruct",
+        description="Chat model alias that answers `kb ask` when the request names none. Set a Chinese-capable one.",
+    )
+    kb_max_document_mb: int = Field(50, gt=0, description="Largest file a knowledge base accepts, in MB.")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

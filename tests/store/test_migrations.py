@@ -9,6 +9,7 @@ import dizuo.accounts.tables
 import dizuo.billing.tables
 import dizuo.evalbench.tables
 import dizuo.guard.tables
+import dizuo.kb.tables
 import dizuo.routing.tables  # noqa: F401
 from dizuo.store import Base, Database
 

@@ -54,7 +54,42 @@ class Personas:
             if done < len(calls):
                 return _call(body, calls[done]["name"], _json(calls[done]["arguments"]))
             return _text(body, final)
+        if persona == "librarian":
+            return _text(body, librarian(str(body["messages"][-1].get("content"))))
         return web.json_response({"error": {"message": f"no persona {persona}"}}, status=404)
+
+
+LIBRARIAN_NOT_FOUND = "知识库中没有找到这个问题的答案。"
+
+
+def _bigrams(text: str) -> set[str]:
+    return {
+        text[i : i + 2]
+        for i in range(len(text) - 1)
+        if not any(c in "，。：；？（）[]\n " for c in text[i : i + 2])
+    }
+
+
+def librarian(prompt: str) -> str:
+    """A model that answers from knowledge-base passages as instructed: it quotes the first sentence
+    of the passage sharing most character pairs with the question and cites it (plus a marker [99]
+    naming no passage, which dizuo must drop); with fewer than three shared pairs it says the
+    knowledge base does not hold the answer."""
+    import re
+
+    passages_part, _, question = prompt.rpartition("问题：")
+    passages = {
+        int(n): text
+        for n, text in re.findall(r"\[(\d+)\]（[^）]*）\n(.*?)(?=\n\n\[\d+\]|\Z)", passages_part, re.S)
+    }
+    wanted = _bigrams(question)
+    best, overlap = max(
+        ((n, len(wanted & _bigrams(t))) for n, t in passages.items()), key=lambda p: p[1], default=(0, 0)
+    )
+    if overlap < 3:
+        return LIBRARIAN_NOT_FOUND
+    first = re.split(r"(?<=[。；])", passages[best].strip(), maxsplit=1)[0]
+    return f"根据资料，{first} [{best}][99]"
 
 
 def _verdict(prompt: str) -> str:

@@ -12,11 +12,9 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import Response
 from sqlalchemy import select
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
@@ -31,16 +29,13 @@ from dizuo.billing.service import VoucherTerms, issue_voucher, parse_copay, revo
 from dizuo.billing.tables import Voucher
 from dizuo.errors import (
     AuthenticationFailed,
-    DizuoError,
     InvalidRequest,
-    MethodNotAllowed,
     PermissionDenied,
     RouteNotFound,
-    envelope,
-    pick_language,
 )
 from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import list_events
+from dizuo.http_errors import install_error_handlers
 from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
 
@@ -54,42 +49,12 @@ MEDIA = {
 }
 
 
-def _error_response(request: Request, error: DizuoError) -> Response:
-    lang = pick_language(request.headers.get("accept-language"))
-    return Response(
-        error.body(lang), status_code=error.status, headers=error.headers, media_type="application/json"
-    )
-
-
 def _money(text: str, param: str = "amount") -> int:
     """Parse a CNY amount, or raise 400 naming *param*."""
     try:
         return parse_cny(text)
     except ValueError as exc:
         raise InvalidRequest("invalid_param", param=param, reason_zh=str(exc), reason_en=str(exc)) from exc
-
-
-def _validation(request: Request, exc: RequestValidationError) -> Response:
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"] if part not in ("body", "query", "path")]
-    param = ".".join(loc) or None
-    message = first["msg"]
-    error = InvalidRequest("invalid_param", param=param, reason_zh=message, reason_en=message)
-    return _error_response(request, error)
-
-
-def _http(request: Request, exc: StarletteHTTPException) -> Response:
-    if exc.status_code == 405:
-        return _error_response(
-            request, MethodNotAllowed(path=request.url.path, method=request.method, allowed="-")
-        )
-    if exc.status_code == 404:
-        return _error_response(request, RouteNotFound(path=request.url.path))
-    return Response(
-        envelope(str(exc.detail), "api_error", None, None),
-        status_code=exc.status_code,
-        media_type="application/json",
-    )
 
 
 def _deny(actor: Actor, action: str) -> PermissionDenied:
@@ -133,9 +98,7 @@ def create_admin_app(
         openapi_url=f"{PREFIX}/openapi.json",
         redoc_url=None,
     )
-    app.add_exception_handler(DizuoError, _error_response)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http)  # type: ignore[arg-type]
+    install_error_handlers(app)
 
     def actor(authorization: Annotated[str | None, Header()] = None) -> Actor:
         scheme, _, token = (authorization or "").partition(" ")

