@@ -44,7 +44,7 @@ DIMS = 512
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def documents() -> list[Path]:
@@ -96,7 +96,9 @@ async def bench_ingest(kbs: KnowledgeBases, org: str, encoder: LocalEncoder, rou
 
 def grow(kbs: KnowledgeBases, kb_id: str, total: int) -> None:
     """Fill a knowledge base with *total* chunks of recombined corpus sentences and random vectors."""
-    sentences = [s for p in documents() for c in kbs.prepare(p.name, p.read_bytes()) for s in c.text.split("。") if s]
+    sentences = [
+        s for p in documents() for c in kbs.prepare(p.name, p.read_bytes()) for s in c.text.split("。") if s
+    ]
     rng = random.Random(7)
     vectors = np.random.default_rng(7).standard_normal((total, DIMS)).astype("<f4")
     per_document = 5000
@@ -105,12 +107,30 @@ def grow(kbs: KnowledgeBases, kb_id: str, total: int) -> None:
         chunks = []
         for _ in range(count):
             text = "。".join(rng.sample(sentences, 3)) + "。"
-            chunks.append(Chunk(text, ("合成文档", f"{rng.randint(1, 9)} 章"), f"{rng.randint(1, 9)}.{rng.randint(1, 9)}", None, "text"))
+            chunks.append(
+                Chunk(
+                    text,
+                    ("合成文档", f"{rng.randint(1, 9)} 章"),
+                    f"{rng.randint(1, 9)}.{rng.randint(1, 9)}",
+                    None,
+                    "text",
+                )
+            )
         term_lists = [" ".join(terms(c.text)) for c in chunks]
-        kbs._store(kb_id, f"合成-{start // per_document:03d}.md", uuid.uuid4().hex, 0, chunks, term_lists, vectors[start : start + count])
+        kbs._store(
+            kb_id,
+            f"合成-{start // per_document:03d}.md",
+            uuid.uuid4().hex,
+            0,
+            chunks,
+            term_lists,
+            vectors[start : start + count],
+        )
 
 
-async def bench_query(kbs: KnowledgeBases, org: str, encoder: LocalEncoder, chunks: int, queries: int) -> dict[str, float]:
+async def bench_query(
+    kbs: KnowledgeBases, org: str, encoder: LocalEncoder, chunks: int, queries: int
+) -> dict[str, float]:
     kb = kbs.create(org, "large")
     started = time.perf_counter()
     grow(kbs, kb["id"], chunks)
@@ -148,7 +168,9 @@ async def bench_query(kbs: KnowledgeBases, org: str, encoder: LocalEncoder, chun
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--ingest-rounds", type=int, default=3)
