@@ -164,3 +164,29 @@ def test_names_are_checked(db: Database, org: str) -> None:
         with pytest.raises(Exception) as caught:
             kbs.create(org, bad)
         assert getattr(caught.value, "code", None) == "invalid_param"
+
+
+async def test_a_large_index_keeps_answering_while_it_is_rebuilt(
+    db: Database, org: str, encoder: CountingEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    import dizuo.kb.service as service
+
+    monkeypatch.setattr(service, "STALE_OK_CHUNKS", 3)  # every index here counts as large
+    kbs = KnowledgeBases(db, embedding_model=MODEL)
+    kbs.create(org, "大库")
+    await kbs.add(org, "大库", "办法.md", GUIDE.encode(), encoder)
+    assert (await kbs.query(org, "大库", "谁按年度计划发放算力券", encoder, k=1))[0].source == "办法.md"
+
+    await kbs.add(org, "大库", "规范.docx", docx_bytes(), encoder)
+    kbs.delete_document(org, "大库", "办法.md")
+    # Whatever index answers meanwhile, a deleted document's chunks are never returned ...
+    for _ in range(100):
+        hits = await kbs.query(org, "大库", "柱塞硬度 HRC 算力券", encoder, k=10)
+        assert all(h.source != "办法.md" for h in hits)
+        if hits and hits[0].source == "规范.docx":
+            break
+        await asyncio.sleep(0.05)
+    # ... and the rebuilt one, landed in the background, holds the new document.
+    assert hits and hits[0].source == "规范.docx"

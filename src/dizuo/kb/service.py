@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 import threading
@@ -33,6 +34,8 @@ from dizuo.store import Database, utcnow
 
 __all__ = ["KbConflict", "KbNotFound", "KnowledgeBases", "Passage", "locator"]
 
+log = logging.getLogger(__name__)
+STALE_OK_CHUNKS = 20_000  # from this size an outdated index keeps serving while it is rebuilt
 _NAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,128}$")
 
 
@@ -238,7 +241,19 @@ class KnowledgeBases:
         row = await asyncio.to_thread(
             self._store, kb_id, source, digest, len(data), chunks, term_lists, vectors.astype("<f4")
         )
+        self._refresh_large(kb_id)
         return self._document_view(row, "replaced" if existing is not None else "added")
+
+    def _refresh_large(self, kb_id: str) -> None:
+        """After a change here, start rebuilding a large index at once rather than at the next query."""
+        cached = self._indexes.get(kb_id)
+        if cached is not None and len(cached) >= STALE_OK_CHUNKS:
+            with self.db.session() as session:
+                kb = session.get(KnowledgeBase, kb_id)
+                if kb is not None:
+                    session.expunge(kb)
+            if kb is not None:
+                self._rebuild_in_background(kb)
 
     def _lookup_document(self, org_id: str, name: str, source: str) -> tuple[str, str, KbDocument | None]:
         with self.db.session() as session:
@@ -335,12 +350,21 @@ class KnowledgeBases:
             return self._build_locks.setdefault(kb_id, threading.Lock())
 
     def index(self, org_id: str, name: str) -> tuple[KnowledgeBase, SearchIndex]:
-        """The knowledge base and an index of its current version (rebuilt here when it moved)."""
+        """The knowledge base and an index of its current version.
+
+        A small index that moved is rebuilt here and now. A large one (``STALE_OK_CHUNKS`` or more;
+        9 s at 100k chunks) keeps answering from its previous version while a background thread
+        rebuilds it: new chunks show up when the rebuild lands, and chunks deleted meanwhile are
+        never returned (their rows are gone when the passages are read).
+        """
         with self.db.session() as session:
             kb = self._get(session, org_id, name)
             session.expunge(kb)
         cached = self._indexes.get(kb.id)
         if cached is not None and cached.version == kb.version:
+            return kb, cached
+        if cached is not None and len(cached) >= STALE_OK_CHUNKS:
+            self._rebuild_in_background(kb)
             return kb, cached
         with self._lock_for(kb.id):
             cached = self._indexes.get(kb.id)
@@ -349,6 +373,21 @@ class KnowledgeBases:
             built = self._build(kb)
             self._indexes[kb.id] = built
             return kb, built
+
+    def _rebuild_in_background(self, kb: KnowledgeBase) -> None:
+        lock = self._lock_for(kb.id)
+        if not lock.acquire(blocking=False):
+            return  # a rebuild is under way
+
+        def rebuild() -> None:
+            try:
+                self._indexes[kb.id] = self._build(kb)
+            except Exception:  # the next query tries again; the old index keeps serving
+                log.exception("rebuilding the index of knowledge base %s failed", kb.id)
+            finally:
+                lock.release()
+
+        threading.Thread(target=rebuild, name=f"dizuo-kb-index-{kb.id}", daemon=True).start()
 
     def _build(self, kb: KnowledgeBase) -> SearchIndex:
         with self.db.session() as session:
