@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,16 +69,30 @@ def _print(document: Any) -> None:
     click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
 
 
-_connection = [
+def _rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
+    """Print *rows* as one JSON document, or one *line* each."""
+    if as_json:
+        _print(rows)
+    else:
+        for row in rows:
+            click.echo(line(row))
+
+
+def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """One decorator that applies *decorators* in the order they are listed."""
+
+    def apply(command: Any) -> Any:
+        for decorator in reversed(decorators):
+            command = decorator(command)
+        return command
+
+    return apply
+
+
+connected = options(
     click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="The platform's /v1 URL."),
     click.option("--api-key", envvar=["DIZUO_API_KEY", "OPENAI_API_KEY"], help="API key (or DIZUO_API_KEY)."),
-]
-
-
-def connected(command: Any) -> Any:
-    for option in reversed(_connection):
-        command = option(command)
-    return command
+)
 
 
 @click.group("kb")
@@ -147,11 +162,11 @@ def add(name: str, files: tuple[Path, ...], as_json: bool, base_url: str, api_ke
 def list_(as_json: bool, base_url: str, api_key: str | None) -> None:
     """List the organization's knowledge bases."""
     rows = Client(base_url, api_key).call("GET")["data"]
-    if as_json:
-        _print(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['name']}\t{row['documents']} 个文件\t{row['chunks']} 段\t{row['embedding_model']}")
+    _rows(
+        rows,
+        as_json,
+        lambda r: f"{r['name']}\t{r['documents']} 个文件\t{r['chunks']} 段\t{r['embedding_model']}",
+    )
 
 
 @kb.command("documents")
@@ -161,11 +176,9 @@ def list_(as_json: bool, base_url: str, api_key: str | None) -> None:
 def documents(name: str, as_json: bool, base_url: str, api_key: str | None) -> None:
     """List the documents of NAME."""
     rows = Client(base_url, api_key).call("GET", f"{_name(name)}/documents")["data"]
-    if as_json:
-        _print(rows)
-        return
-    for row in rows:
-        click.echo(f"{row['source']}\t{row['chunks']} 段\t{row['characters']} 字\t{row['updated_at']}")
+    _rows(
+        rows, as_json, lambda r: f"{r['source']}\t{r['chunks']} 段\t{r['characters']} 字\t{r['updated_at']}"
+    )
 
 
 @kb.command("remove")
@@ -191,17 +204,11 @@ def _filters(sources: tuple[str, ...], clause: str | None, kind: str | None) -> 
     return {"sources": list(sources), "clause_prefix": clause, "kind": kind}
 
 
-_filter_options = [
+filtered = options(
     click.option("--source", "sources", multiple=True, help="Only this document (repeatable)."),
     click.option("--clause", help="Only clauses under this one (4 matches 4.1, 4.2.1 …)."),
     click.option("--kind", type=click.Choice(["text", "table"]), help="Only text or only table chunks."),
-]
-
-
-def filtered(command: Any) -> Any:
-    for option in reversed(_filter_options):
-        command = option(command)
-    return command
+)
 
 
 @kb.command("query")

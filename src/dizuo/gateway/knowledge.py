@@ -165,24 +165,20 @@ def create_kb_app(
         filename: Annotated[str, Query(min_length=1, max_length=512)],
     ) -> dict[str, Any]:
         filename = unquote(filename)
+
+        def check(size: int) -> None:
+            if size > kbs.max_bytes:
+                raise DocumentTooLarge(
+                    "document_too_large", filename, size_mb=size // 2**20, limit_mb=kbs.max_bytes // 2**20
+                )
+
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > kbs.max_bytes:
-            raise DocumentTooLarge(
-                "document_too_large",
-                filename,
-                size_mb=int(declared) // 2**20,
-                limit_mb=kbs.max_bytes // 2**20,
-            )
+        if declared is not None and declared.isdigit():
+            check(int(declared))  # refused before the body is read
         data = bytearray()
         async for part in request.stream():
             data += part
-            if len(data) > kbs.max_bytes:
-                raise DocumentTooLarge(
-                    "document_too_large",
-                    filename,
-                    size_mb=len(data) // 2**20,
-                    limit_mb=kbs.max_bytes // 2**20,
-                )
+            check(len(data))
         added: dict[str, Any] = await kbs.add(who.org, name, filename, bytes(data), who.models())
         return added
 

@@ -1,5 +1,6 @@
-"""Knowledge bases (issue 6, in progress): parsing, Chinese-aware chunking; retrieval and cited
-answers are not built yet (docs/knowledge-bases.md says what is)."""
+"""Knowledge bases (issue 6): documents of every common format, Chinese-aware chunks, hybrid
+retrieval and cited answers (docs/knowledge-bases.md). The service is :mod:`dizuo.kb.service`; the
+HTTP API lives in :mod:`dizuo.gateway.knowledge`."""
 
 from dizuo.kb.chunking import Chunk, chunk_blocks
 from dizuo.kb.parsing import Block, parse_markdown

@@ -152,11 +152,19 @@ class KnowledgeBases:
             raise KbNotFound(name=name)
         return row
 
-    def _view(self, session: Any, kb: KnowledgeBase) -> dict[str, Any]:
-        documents, chunks, characters = session.execute(
-            select(func.count(KbDocument.id), func.coalesce(func.sum(KbDocument.chunks), 0),
-                   func.coalesce(func.sum(KbDocument.characters), 0)).where(KbDocument.kb_id == kb.id)
-        ).one()  # fmt: skip
+    def _views(self, session: Any, *where: Any) -> list[dict[str, Any]]:
+        """Knowledge bases matching *where* with their document, chunk and character counts, by name."""
+        rows = session.execute(
+            select(KnowledgeBase, func.count(KbDocument.id), func.coalesce(func.sum(KbDocument.chunks), 0),
+                   func.coalesce(func.sum(KbDocument.characters), 0))
+            .outerjoin(KbDocument, KbDocument.kb_id == KnowledgeBase.id)
+            .where(*where)
+            .group_by(KnowledgeBase.id)
+        ).all()  # fmt: skip
+        return sorted((self._view(*row) for row in rows), key=lambda v: v["name"])
+
+    @staticmethod
+    def _view(kb: KnowledgeBase, documents: int, chunks: int, characters: int) -> dict[str, Any]:
         return {
             "id": kb.id,
             "name": kb.name,
@@ -171,13 +179,12 @@ class KnowledgeBases:
 
     def describe(self, org_id: str, name: str) -> dict[str, Any]:
         with self.db.session() as session:
-            return self._view(session, self._get(session, org_id, name))
+            kb = self._get(session, org_id, name)
+            return self._views(session, KnowledgeBase.id == kb.id)[0]
 
     def list_bases(self, org_id: str) -> list[dict[str, Any]]:
         with self.db.session() as session:
-            rows = session.scalars(select(KnowledgeBase).where(KnowledgeBase.org_id == org_id)).all()
-            views = [self._view(session, row) for row in rows]
-        return sorted(views, key=lambda v: v["name"])
+            return self._views(session, KnowledgeBase.org_id == org_id)
 
     def delete(self, org_id: str, name: str) -> None:
         with self.db.session() as session:
@@ -229,8 +236,9 @@ class KnowledgeBases:
         if existing is not None and existing.sha256 == digest:
             return self._document_view(existing, "unchanged")
         chunks = await asyncio.to_thread(self.prepare, source, data)
-        term_lists = await asyncio.to_thread(lambda: [" ".join(terms(_index_text(c))) for c in chunks])
-        vectors = await models.embed(model, [_index_text(c) for c in chunks])
+        texts = [_index_text(c) for c in chunks]
+        term_lists = await asyncio.to_thread(lambda: [" ".join(terms(text)) for text in texts])
+        vectors = await models.embed(model, texts)
         if vectors.shape[0] != len(chunks):
             raise InvalidRequest(
                 "invalid_param",
@@ -248,12 +256,7 @@ class KnowledgeBases:
         """After a change here, start rebuilding a large index at once rather than at the next query."""
         cached = self._indexes.get(kb_id)
         if cached is not None and len(cached) >= STALE_OK_CHUNKS:
-            with self.db.session() as session:
-                kb = session.get(KnowledgeBase, kb_id)
-                if kb is not None:
-                    session.expunge(kb)
-            if kb is not None:
-                self._rebuild_in_background(kb)
+            self._rebuild_in_background(kb_id)
 
     def _lookup_document(self, org_id: str, name: str, source: str) -> tuple[str, str, KbDocument | None]:
         with self.db.session() as session:
@@ -364,34 +367,35 @@ class KnowledgeBases:
         if cached is not None and cached.version == kb.version:
             return kb, cached
         if cached is not None and len(cached) >= STALE_OK_CHUNKS:
-            self._rebuild_in_background(kb)
+            self._rebuild_in_background(kb.id)
             return kb, cached
         with self._lock_for(kb.id):
             cached = self._indexes.get(kb.id)
             if cached is not None and cached.version == kb.version:
                 return kb, cached
-            built = self._build(kb)
+            built = self._build(kb.id)
             self._indexes[kb.id] = built
             return kb, built
 
-    def _rebuild_in_background(self, kb: KnowledgeBase) -> None:
-        lock = self._lock_for(kb.id)
+    def _rebuild_in_background(self, kb_id: str) -> None:
+        lock = self._lock_for(kb_id)
         if not lock.acquire(blocking=False):
             return  # a rebuild is under way
 
         def rebuild() -> None:
             try:
-                self._indexes[kb.id] = self._build(kb)
+                self._indexes[kb_id] = self._build(kb_id)
             except Exception:  # the next query tries again; the old index keeps serving
-                log.exception("rebuilding the index of knowledge base %s failed", kb.id)
+                log.exception("rebuilding the index of knowledge base %s failed", kb_id)
             finally:
                 lock.release()
 
-        threading.Thread(target=rebuild, name=f"dizuo-kb-index-{kb.id}", daemon=True).start()
+        threading.Thread(target=rebuild, name=f"dizuo-kb-index-{kb_id}", daemon=True).start()
 
-    def _build(self, kb: KnowledgeBase) -> SearchIndex:
+    def _build(self, kb_id: str) -> SearchIndex:
+        """An index of the chunks of *kb_id*, with the version read in the same transaction."""
         with self.db.session() as session:
-            version = session.scalar(select(KnowledgeBase.version).where(KnowledgeBase.id == kb.id)) or 0
+            version = session.scalar(select(KnowledgeBase.version).where(KnowledgeBase.id == kb_id)) or 0
             rows = session.execute(
                 select(
                     KbChunk.id,
@@ -402,13 +406,12 @@ class KnowledgeBases:
                     KbChunk.kind,
                 )
                 .join(KbDocument, KbDocument.id == KbChunk.document_id)
-                .where(KbChunk.kb_id == kb.id)
+                .where(KbChunk.kb_id == kb_id)
                 .order_by(KbChunk.id)
             ).all()
-        dims = kb.dimensions or 0
-        vectors = np.zeros((len(rows), dims), dtype=np.float32)
-        for i, row in enumerate(rows):
-            vectors[i] = np.frombuffer(row[2], dtype="<f4")
+        # The rows' own vectors give the width (every chunk of a knowledge base has the same).
+        flat = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4")
+        vectors = flat.reshape(len(rows), len(flat) // max(len(rows), 1))
         return SearchIndex.build(
             version,
             [r[0] for r in rows],
@@ -437,8 +440,7 @@ class KnowledgeBases:
         vector = None
         if mode != "bm25" and len(index):
             vector = (await models.embed(kb.embedding_model, [question]))[0]
-        query_terms = await asyncio.to_thread(terms, question)
-        hits = await asyncio.to_thread(index.search, query_terms, vector, k, mode, filters)
+        hits = await asyncio.to_thread(lambda: index.search(terms(question), vector, k, mode, filters))
         return await asyncio.to_thread(self._passages, index, hits)
 
     def _passages(self, index: SearchIndex, hits: list[Any]) -> list[Passage]:
