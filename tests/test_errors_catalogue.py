@@ -19,7 +19,17 @@ def test_both_languages(code: str) -> None:
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh), f"{code}: the zh message has no Chinese"
     assert not any("\u4e00" <= ch <= "\u9fff" for ch in en), f"{code}: the en message has Chinese in it"
     # Placeholders may differ only where a field is language-specific (reason_zh / reason_en …).
-    strip = {"reason_zh", "reason_en", "actual", "actual_en", "data_class_zh", "where_zh", "where_en"}
+    strip = {
+        "reason_zh",
+        "reason_en",
+        "actual",
+        "actual_en",
+        "data_class_zh",
+        "where_zh",
+        "where_en",
+        "missing",
+        "missing_en",
+    }
     assert fields(zh) - strip == fields(en) - strip
 
 

@@ -15,6 +15,8 @@ from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
 from dizuo.gateway.http import Receive, Scope, Send
+from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
+from dizuo.gateway.inspection import install_inspection_routes
 from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
 from dizuo.gateway.knowledge import create_kb_app
 from dizuo.guard.events import EventLog
@@ -64,8 +66,9 @@ def prepare(settings: Settings) -> str | None:
 
 
 class Platform:
-    """The one ASGI app: ``/admin/…`` goes to the admin API, ``/v1/knowledge-bases…`` to the
-    knowledge-base API, everything else to the gateway."""
+    """The one ASGI app: ``/admin/…`` goes to the admin API, ``/v1/knowledge-bases…`` and
+    ``/v1/apps/inspection…`` to the knowledge-base API (which serves the auditor too), everything
+    else to the gateway."""
 
     def __init__(self, gateway: Gateway, admin: Any, knowledge: Any = None) -> None:
         self.gateway = gateway
@@ -79,7 +82,11 @@ class Platform:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin/"):
             await self.admin(scope, receive, send)
-        elif self.knowledge is not None and scope["type"] == "http" and scope["path"].startswith(KB_PREFIX):
+        elif (
+            self.knowledge is not None
+            and scope["type"] == "http"
+            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX))
+        ):
             await self.knowledge(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
@@ -131,6 +138,7 @@ def create_app(settings: Settings) -> Platform:
         db, embedding_model=settings.kb_embedding_model, max_bytes=settings.kb_max_document_mb * 2**20
     )
     knowledge = create_kb_app(kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model)
+    install_inspection_routes(knowledge, knowledge.state.auth, kbs.max_bytes)
     gateway.on_shutdown.append(knowledge.state.close)
     return Platform(gateway, admin, knowledge)
 

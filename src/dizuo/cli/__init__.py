@@ -1,6 +1,7 @@
 """The ``dizuo`` command: ``serve``, ``providers``, the ``admin`` group (:mod:`dizuo.cli.admin`),
 the ``guard`` group (:mod:`dizuo.cli.guard`)
-the ``eval`` group (:mod:`dizuo.cli.evals`) and the ``kb`` group (:mod:`dizuo.cli.kb`)."""
+the ``eval`` group (:mod:`dizuo.cli.evals`), the ``kb`` group (:mod:`dizuo.cli.kb`) and ``inspect``
+(:mod:`dizuo.cli.inspect`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
 from dizuo.cli.evals import evals
 from dizuo.cli.guard import guard
+from dizuo.cli.inspect import inspect
 from dizuo.cli.kb import kb
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
@@ -128,3 +130,4 @@ main.add_command(admin)
 main.add_command(guard)
 main.add_command(evals)
 main.add_command(kb)
+main.add_command(inspect)

@@ -124,6 +124,7 @@ def create_kb_app(
         return Caller(info, token, accept_language)
 
     Auth = Annotated[Caller, Depends(caller)]
+    app.state.auth = caller  # routes of other apps served by this one (the inspection auditor)
 
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from dizuo.kb.parsing import Block
 
-__all__ = ["Chunk", "chunk_blocks"]
+__all__ = ["Chunk", "chunk_blocks", "clause_of"]
 
 MAX_CHARS = 400
 _SENTENCE = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")

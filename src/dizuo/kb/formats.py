@@ -20,7 +20,14 @@ from dizuo.errors import InvalidRequest
 from dizuo.kb.chunking import clause_of
 from dizuo.kb.parsing import Block, parse_markdown
 
-__all__ = ["FORMATS", "DocumentError", "DocumentTooLarge", "decode_text", "parse_document"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FORMATS",
+    "DocumentError",
+    "DocumentTooLarge",
+    "decode_text",
+    "parse_document",
+]
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML, or legacy .doc/.xls

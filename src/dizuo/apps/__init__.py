@@ -1,0 +1,1 @@
+"""Scenario apps built on the platform's public pieces (knowledge bases, the gateway's models)."""
