@@ -181,7 +181,11 @@ def html(spec: Spec) -> bytes:
     parts += [f"<p>{escape(k)}：{escape(v)}</p>" for k, v in spec.fields.items()]
     parts += ["<h2>一、逐件检验记录</h2>", table(PIECE_HEADER, spec.pieces)]
     parts += [f"<h2>二、抽样检验记录（样本量 {len(spec.samples)}）</h2>", table(SAMPLE_HEADER, spec.samples)]
-    parts += ["<h2>三、检验结论</h2>", *[f"<p>{escape(line)}</p>" for line in spec.conclusion], "</body></html>"]
+    parts += [
+        "<h2>三、检验结论</h2>",
+        *[f"<p>{escape(line)}</p>" for line in spec.conclusion],
+        "</body></html>",
+    ]
     return "".join(parts).encode()
 
 
