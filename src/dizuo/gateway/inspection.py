@@ -20,31 +20,12 @@ from starlette.types import Message
 
 from dizuo.apps.inspection import audit_files, render_html
 from dizuo.errors import InvalidRequest, pick_language
-from dizuo.kb.formats import DocumentTooLarge
+from dizuo.gateway.uploads import read_limited
 
 __all__ = ["PREFIX", "install_inspection_routes"]
 
 PREFIX = "/v1/apps/inspection"
 _MAX_FILES = 50
-
-
-async def _body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes *limit* bytes."""
-
-    def check(size: int) -> None:
-        if size > limit:
-            raise DocumentTooLarge(
-                "document_too_large", "upload", size_mb=size // 2**20, limit_mb=limit // 2**20
-            )
-
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        check(int(declared))  # refused before the body is read
-    data = bytearray()
-    async for part in request.stream():
-        data += part
-        check(len(data))
-    return bytes(data)
 
 
 async def _files(form: Any, name: str) -> list[tuple[str, bytes]]:
@@ -75,7 +56,7 @@ def install_inspection_routes(app: FastAPI, auth: Any, max_bytes: int) -> None:
                 reason_zh="请以 multipart/form-data 上传 report、standard（及 defects）文件",
                 reason_en="upload the report, standard (and defects) files as multipart/form-data",
             )
-        body = await _body(request, max_bytes)
+        body = await read_limited(request, max_bytes, "report, standard, defects")
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}

@@ -21,9 +21,9 @@ from pydantic import BaseModel, Field
 from dizuo.accounts import KeyCache
 from dizuo.accounts.keys import KeyInfo
 from dizuo.errors import AuthenticationFailed
+from dizuo.gateway.uploads import read_limited
 from dizuo.http_errors import install_error_handlers
 from dizuo.kb.answers import ask
-from dizuo.kb.formats import DocumentTooLarge
 from dizuo.kb.index import Filters
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
@@ -166,21 +166,8 @@ def create_kb_app(
         filename: Annotated[str, Query(min_length=1, max_length=512)],
     ) -> dict[str, Any]:
         filename = unquote(filename)
-
-        def check(size: int) -> None:
-            if size > kbs.max_bytes:
-                raise DocumentTooLarge(
-                    "document_too_large", filename, size_mb=size // 2**20, limit_mb=kbs.max_bytes // 2**20
-                )
-
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit():
-            check(int(declared))  # refused before the body is read
-        data = bytearray()
-        async for part in request.stream():
-            data += part
-            check(len(data))
-        added: dict[str, Any] = await kbs.add(who.org, name, filename, bytes(data), who.models())
+        data = await read_limited(request, kbs.max_bytes, filename)
+        added: dict[str, Any] = await kbs.add(who.org, name, filename, data, who.models())
         return added
 
     @app.delete(PREFIX + "/{name}/documents/{source}")

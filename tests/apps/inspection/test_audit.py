@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from dizuo.apps.inspection import Audit, History, ReportLayoutUnknown, Standard, audit, parse_report
+from dizuo.errors import InvalidRequest
 from dizuo.kb.formats import parse_document
 from tests.apps.inspection.reports import WRITERS, Spec, clean, conclude, markdown, xlsx
 from tests.support.shared import DATA, needs_shared
@@ -198,3 +201,19 @@ def test_markdown_report_round_trips_every_field(standard: Standard) -> None:
     report = parse_report(parse_document("r.md", markdown(spec)), "r.md")
     assert report.field("检验员签字") == "张明" and report.field("审核人签字") == "李华"
     assert report.declared_sample_size == 20 and len(report.pieces.rows) == 120
+
+
+def test_a_column_in_a_unit_that_cannot_be_converted_is_refused(standard: Standard) -> None:
+    text = markdown(clean()).decode().replace("柱塞直径/mm", "柱塞直径/in")
+    with pytest.raises(InvalidRequest) as caught:
+        audit(parse_report(parse_document("r.md", text.encode()), "r.md"), standard)
+    assert caught.value.code == "report_unit_mismatch" and "柱塞直径/in" in caught.value.message("zh")
+    spec = clean()
+    for row in spec.pieces:  # the clearance written in μm: 0.0022 mm → 2.2
+        row[2] = str(Decimal(row[2]) * 1000)
+    spec.set_piece(5, "配合间隙/mm", "3.1")
+    micrometres = markdown(spec).decode().replace("配合间隙/mm", "配合间隙/μm")
+    converted = audit(parse_report(parse_document("r.md", micrometres.encode()), "r.md"), standard)
+    assert {(f.kind, f.measured, f.limit) for f in converted.findings if f.kind == "out_of_limit"} == {
+        ("out_of_limit", "3.1", "1.5～3 μm")
+    }
