@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: install, static checks, the suite on SQLite, then again on PostgreSQL.
+# The test command: install, static checks, Chromium for the browser tests, the suite on SQLite,
+# then again on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --dev
@@ -10,6 +11,15 @@ ruff check src tests bench
 ruff format --check src tests bench
 mypy
 lint-imports --no-cache >/dev/null
+
+if browser=$(scripts/browser.sh); then
+  eval "$browser"
+elif [ -n "${CI:-}" ]; then
+  echo "Chromium could not be installed; CI runs the browser tests" >&2
+  exit 1
+else
+  echo "Chromium not available here: the browser tests will be skipped (CI runs them)" >&2
+fi
 
 echo "== test suite on SQLite" >&2
 pytest "$@"

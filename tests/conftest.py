@@ -23,6 +23,7 @@ from dizuo.billing.service import topup
 from dizuo.gateway import Gateway
 from dizuo.settings import Settings
 from dizuo.store import Database
+from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
 from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 

@@ -490,9 +490,11 @@ class _Auditor:
             self.add("incomplete", "批判定", clause, "decision_missing", {"cite": self.cite(clause)})
         elif reported != computed:
             items = {f.column.label for fs in samples.failed.values() for f in fs}
+            names = DECISION_EN if self.lang == "en" else DECISION_ZH
             extra = short and computed != REJECT
             params = {
-                "reported_zh": DECISION_ZH[reported], "computed_zh": DECISION_ZH[computed],
+                "reported_zh": DECISION_ZH[reported],
+                "reported_en": DECISION_EN[reported], "computed_zh": DECISION_ZH[computed],
                 "computed_en": DECISION_EN[computed], "cite": self.cite(clause), "n": required, "ac": ac,
                 "re": re_, "d": d, "extra": f"，且样本量不足 {required}" if extra else "",
                 "extra_en": f", and the sample is short of {required}" if extra else "",
@@ -500,7 +502,7 @@ class _Auditor:
             self.add(
                 "batch_decision", "批判定", clause, "decision", params,
                 topics=tuple(items), words=" ".join(items) + " 不合格",
-                measured=DECISION_ZH[reported], limit=DECISION_ZH[computed],
+                measured=names[reported], limit=names[computed],
             )  # fmt: skip
         return computed
 

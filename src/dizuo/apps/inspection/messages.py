@@ -37,7 +37,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "no_samples": ("报告没有抽样检验记录（{cite} 规定{items}按抽样检验）。",
                    "The report has no sampling record ({cite}: {items} are inspected by sample)."),
     "decision": ("报告批判定“{reported_zh}”，按 {cite} 应为“{computed_zh}”：样本量 {n} 时 Ac={ac}、Re={re}，样本不合格 {d} 件{extra}。",
-                 "The report decides '{reported_zh}'; by {cite} it should be '{computed_en}': for a sample of {n}, Ac={ac} and Re={re}, with {d} nonconforming{extra_en}."),
+                 "The report decides '{reported_en}'; by {cite} it should be '{computed_en}': for a sample of {n}, Ac={ac} and Re={re}, with {d} nonconforming{extra_en}."),
     "decision_missing": ("报告没有写明批判定（接收/拒收）（{cite}）。", "The report states no lot decision (accept/reject) ({cite})."),
     "sample_unknown": ("样本序号 {sample} 的件号 {piece} 不在本批逐件检验记录中。", "Sample {sample} names piece {piece}, which is not in this lot's per-piece record."),
     "model_unknown": ("产品型号 {model} 不在 {cite} 的型号表中（{models}），{item}无法判定。",

@@ -69,6 +69,11 @@ _DECISIONS = {
     None: ("未写明", "not stated"),
 }
 
+_PUNCTUATION = {
+    "zh": {"colon": "：", "comma": "，", "semi": "；", "open": "（", "close": "）"},
+    "en": {"colon": ": ", "comma": ", ", "semi": "; ", "open": " (", "close": ")"},
+}
+
 _env = Environment(
     loader=PackageLoader("dizuo.apps.inspection", "templates"),
     autoescape=select_autoescape(default=True),
@@ -96,6 +101,7 @@ def render_html(doc: dict[str, Any], lang: str = "zh") -> str:
         doc=doc,
         lang=lang,
         sep=", " if lang == "en" else "、",
+        p=_PUNCTUATION["en" if lang == "en" else "zh"],
         summary=summary(doc, lang),
         t=lambda key: _pick(_WORDS[key], lang),
         kind=lambda k: _pick(KINDS[k][:2], lang),
