@@ -217,3 +217,15 @@ def test_a_column_in_a_unit_that_cannot_be_converted_is_refused(standard: Standa
     assert {(f.kind, f.measured, f.limit) for f in converted.findings if f.kind == "out_of_limit"} == {
         ("out_of_limit", "3.1", "1.5～3 μm")
     }
+
+
+def test_a_report_that_cites_another_standard_is_inconsistent(standard: Standard) -> None:
+    spec = clean()
+    spec.fields["检验依据"] = "Q/HJ 017-2024"  # a hyphen for the dash: the same standard
+    assert run(spec, standard).findings == []
+    spec.fields["检验依据"] = "Q/HJ 017—2019"
+    result = run(spec, standard)
+    assert [(f.kind, f.item, f.measured) for f in result.findings] == [
+        ("inconsistent", "检验依据", "Q/HJ 017—2019")
+    ]
+    assert not result.valid

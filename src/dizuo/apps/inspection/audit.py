@@ -199,6 +199,7 @@ class _Auditor:
 
     def run(self) -> Audit:
         report, standard = self.report, self.standard
+        self.cited_standard()
         self.required_fields()
         lot = _number(report.field("批量") or "")
         piece_columns, unknown = bind(report.pieces, standard, self.model)
@@ -238,6 +239,27 @@ class _Auditor:
             findings=self.findings,
             history=self.history,
         )
+
+    def cited_standard(self) -> None:
+        """The report's 检验依据, when it names a standard, must be the one audited against."""
+        cited = self.report.field("检验依据")
+        if not cited or not self.standard.name[:1].isalpha():
+            return  # no basis given, or a standard known only by its file name
+
+        def bare(text: str) -> str:
+            return re.sub(r"[\s—–\-_/]", "", text).upper()
+
+        if bare(self.standard.name) not in bare(cited):
+            params = {"cited": cited, "standard": self.standard.name}
+            self.add(
+                "inconsistent",
+                "检验依据",
+                "",
+                "wrong_standard",
+                params,
+                measured=cited,
+                limit=self.standard.name,
+            )
 
     def required_fields(self) -> None:
         clause = self.standard.required_clause

@@ -40,6 +40,8 @@ TEXT: dict[str, tuple[str, str]] = {
                  "The report decides '{reported_en}'; by {cite} it should be '{computed_en}': for a sample of {n}, Ac={ac} and Re={re}, with {d} nonconforming{extra_en}."),
     "decision_missing": ("报告没有写明批判定（接收/拒收）（{cite}）。", "The report states no lot decision (accept/reject) ({cite})."),
     "sample_unknown": ("样本序号 {sample} 的件号 {piece} 不在本批逐件检验记录中。", "Sample {sample} names piece {piece}, which is not in this lot's per-piece record."),
+    "wrong_standard": ("报告的检验依据为“{cited}”，与审核所用标准 {standard} 不一致。",
+                       "The report cites '{cited}' as its standard, not {standard}, the one it was audited against."),
     "model_unknown": ("产品型号 {model} 不在 {cite} 的型号表中（{models}），{item}无法判定。",
                       "The model {model} is not in the table of {cite} ({models}); {item} cannot be judged."),
     "escalation": ("本批“{item}”有 {count} 件不合格（件号 {pieces}），达到 {cite}“{threshold} 件及以上”的规定，应启动 {action} 质量问题分析{told}。",
