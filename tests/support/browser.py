@@ -21,9 +21,12 @@ CHROMIUM = os.environ.get("DIZUO_TEST_CHROMIUM") or shutil.which("chromium")
 ARTIFACTS = Path(os.environ.get("DIZUO_TEST_ARTIFACTS") or REPO / "test-artifacts") / "screenshots"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """A headless Chromium, one per test session."""
+    """A headless Chromium for one test (about 0.5 s to start).
+
+    Not shared across tests: Playwright's sync API runs its own event loop in this thread while it is
+    open, and pytest-asyncio's tests that follow would find it running."""
     if not CHROMIUM:
         pytest.skip("no Chromium here (scripts/browser.sh installs it)")
     from playwright.sync_api import sync_playwright
