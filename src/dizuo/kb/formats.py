@@ -18,7 +18,7 @@ from typing import Any
 
 from dizuo.errors import InvalidRequest
 from dizuo.kb.chunking import clause_of
-from dizuo.kb.parsing import Block, parse_markdown
+from dizuo.kb.parsing import Block, BlockWriter, parse_markdown
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -167,13 +167,7 @@ def parse_docx(data: bytes) -> list[Block]:
     from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
-    blocks: list[Block] = []
-    paragraph: list[str] = []
-
-    def flush() -> None:
-        if paragraph:
-            blocks.append(Block("paragraph", "\n".join(paragraph)))
-            paragraph.clear()
+    out = BlockWriter()
 
     for element in document.element.body.iterchildren():
         tag = element.tag.rsplit("}", 1)[-1]
@@ -182,20 +176,18 @@ def parse_docx(data: bytes) -> list[Block]:
             text = para.text.strip()
             level = _docx_heading_level(para.style.name if para.style is not None else "")
             if level is not None and text:
-                flush()
-                blocks.append(Block("heading", text, level=level))
+                out.add(Block("heading", text, level=level))
             elif text:
-                paragraph.append(text)
+                out.line(text)
             else:
-                flush()
+                out.end_paragraph()
         elif tag == "tbl":
-            flush()
+            out.end_paragraph()
             rows = [tuple(cell.text.strip() for cell in row.cells) for row in Table(element, document).rows]
             rows = [row for row in rows if any(row)]
             if rows:
-                blocks.append(Block("table", header=rows[0], rows=tuple(rows[1:])))
-    flush()
-    return blocks
+                out.add(Block("table", header=rows[0], rows=tuple(rows[1:])))
+    return out.done()
 
 
 def cell_text(value: Any, number_format: str = "General") -> str:
