@@ -155,6 +155,8 @@ class _Auditor:
         self.lang = lang
         self.findings: list[Finding] = []
         self.model = report.field("产品型号") or report.field("型号")
+        found = re.search(r"批?判定\s*[：:为]?\s*(接收|拒收|不接收)", report.conclusion)
+        self.reported = _DECISIONS[found.group(1)] if found else None  # the conclusion's 接收/拒收
         # item → piece (or −sample position) → failures: what the escalation rule counts.
         self.by_item: dict[str, dict[int, list[_Failure]]] = defaultdict(lambda: defaultdict(list))
 
@@ -228,7 +230,7 @@ class _Auditor:
             model=self.model,
             batch=report.field("批号"),
             lot_size=lot,
-            reported_decision=self.reported_decision(),
+            reported_decision=self.reported,
             computed_decision=computed,
             pieces_inspected=len(pieces.numbers),
             nonconforming_pieces=sorted(pieces.failed),
@@ -468,10 +470,6 @@ class _Auditor:
                 limit=limit,
             )
 
-    def reported_decision(self) -> str | None:
-        found = re.search(r"批?判定\s*[：:为]?\s*(接收|拒收|不接收)", self.report.conclusion)
-        return _DECISIONS[found.group(1)] if found else None
-
     def decide(
         self, lot: int | None, required: int | None, ac_re: tuple[int, int] | None, samples: _Judged
     ) -> str | None:
@@ -507,7 +505,7 @@ class _Auditor:
             )
         # Too few samples can still reject (failures already reach Re), never accept.
         computed = REJECT if d >= re_ else UNDETERMINED if short or d > ac else ACCEPT
-        reported = self.reported_decision()
+        reported = self.reported
         if reported is None:
             self.add("incomplete", "批判定", clause, "decision_missing", {"cite": self.cite(clause)})
         elif reported != computed:

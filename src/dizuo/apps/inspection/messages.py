@@ -48,4 +48,4 @@ TEXT: dict[str, tuple[str, str]] = {
                    "{count} pieces fail '{item}' in this lot (pieces {pieces}); {cite} requires the {action} analysis once {threshold} or more fail{told_en}."),
 }  # fmt: skip
 DECISION_ZH = {ACCEPT: "接收", REJECT: "拒收", UNDETERMINED: "不可判定", None: "未写明"}
-DECISION_EN = {ACCEPT: "accept", REJECT: "reject", UNDETERMINED: "undetermined", None: "none"}
+DECISION_EN = {ACCEPT: "accept", REJECT: "reject", UNDETERMINED: "undetermined", None: "not stated"}

@@ -11,6 +11,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from dizuo.apps.inspection.messages import DECISION_EN, DECISION_ZH
+
 __all__ = ["KINDS", "render_html", "render_text", "summary"]
 
 KINDS: dict[str, tuple[str, str, str]] = {  # kind → (zh, en, group)
@@ -62,13 +64,6 @@ _WORDS: dict[str, tuple[str, str]] = {
         "no language model decided anything.",
     ),
 }
-_DECISIONS = {
-    "accept": ("接收", "accept"),
-    "reject": ("拒收", "reject"),
-    "undetermined": ("不可判定", "undetermined"),
-    None: ("未写明", "not stated"),
-}
-
 _PUNCTUATION = {
     "zh": {"colon": "：", "comma": "，", "semi": "；", "open": "（", "close": "）"},
     "en": {"colon": ": ", "comma": ", ", "semi": "; ", "open": " (", "close": ")"},
@@ -84,6 +79,10 @@ _env = Environment(
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
     return pair[1] if lang == "en" else pair[0]
+
+
+def _decision(value: str | None, lang: str) -> str:
+    return (DECISION_EN if lang == "en" else DECISION_ZH).get(value, str(value))
 
 
 def summary(doc: dict[str, Any], lang: str = "zh") -> str:
@@ -106,7 +105,7 @@ def render_html(doc: dict[str, Any], lang: str = "zh") -> str:
         t=lambda key: _pick(_WORDS[key], lang),
         kind=lambda k: _pick(KINDS[k][:2], lang),
         group=lambda k: KINDS[k][2],
-        decision=lambda d: _pick(_DECISIONS.get(d, (str(d), str(d))), lang),
+        decision=lambda d: _decision(d, lang),
     )
 
 
@@ -117,8 +116,8 @@ def render_text(doc: dict[str, Any], lang: str = "zh") -> str:
     lines = [
         f"{doc['report_id'] or doc['report']}  {status}  ({summary(doc, lang)})",
         f"{_pick(_WORDS['decision'], lang)}: {_pick(_WORDS['reported'], lang)} "
-        f"{_pick(_DECISIONS.get(decision['reported'], ('?', '?')), lang)} / "
-        f"{_pick(_WORDS['computed'], lang)} {_pick(_DECISIONS.get(decision['computed'], ('?', '?')), lang)}",
+        f"{_decision(decision['reported'], lang)} / "
+        f"{_pick(_WORDS['computed'], lang)} {_decision(decision['computed'], lang)}",
     ]
     for f in doc["findings"]:
         refs = f"  [{', '.join(f['root_cause_refs'])}]" if f["root_cause_refs"] else ""

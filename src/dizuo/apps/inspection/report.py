@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from dizuo.apps.inspection.standard import split_unit
 from dizuo.errors import InvalidRequest
 from dizuo.kb.parsing import Block
 
@@ -41,7 +42,7 @@ class Record:
         """The first column whose label (without its unit) is one of *names*."""
         for wanted in names:
             for index, label in enumerate(self.header):
-                if re.split(r"[/（(]", label, maxsplit=1)[0].strip() == wanted:
+                if split_unit(label)[0] == wanted:
                     return index
         return None
 
@@ -65,13 +66,17 @@ class Report:
         return None
 
 
+def _labels(block: Block) -> list[str]:
+    return [split_unit(h)[0] for h in block.header]
+
+
 def _is_sample_table(block: Block, heading: str) -> bool:
-    labels = [re.split(r"[/（(]", h, maxsplit=1)[0].strip() for h in block.header]
+    labels = _labels(block)
     return "样本序号" in labels or ("抽样" in heading and "件号" in labels)
 
 
 def _is_piece_table(block: Block) -> bool:
-    labels = [re.split(r"[/（(]", h, maxsplit=1)[0].strip() for h in block.header]
+    labels = _labels(block)
     return any(key in labels for key in PIECE_KEYS) and len(labels) >= 3
 
 
