@@ -25,6 +25,8 @@ __all__ = [
     "ensure_default_org",
     "find_org",
     "get_org",
+    "key_owner",
+    "list_keys",
     "org_by_name",
     "revoke_key",
     "set_guard_policy",
@@ -199,6 +201,23 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
         record.revoked_at = now
         record.updated_at = now
     return record
+
+
+def list_keys(db: Database, org_name: str) -> list[dict[str, Any]]:
+    """Return the organization's keys, newest first, with their public fields (never a hash)."""
+    with db.session() as session:
+        org = org_by_name(session, org_name)
+        query = select(ApiKey).where(ApiKey.org_id == org.id).order_by(ApiKey.created_at.desc())
+        return [record.as_dict() for record in session.scalars(query)]
+
+
+def key_owner(db: Database, key_id: str) -> Organization:
+    """Return the organization that owns the key *key_id*, or raise 400."""
+    with db.session() as session:
+        record = _find_key(session, key_id)
+        org = session.get(Organization, record.org_id)
+        assert org is not None  # a foreign key
+        return org
 
 
 def _find_key(session: Session, key_id_or_prefix: str) -> ApiKey:

@@ -18,8 +18,9 @@ from sqlalchemy import select
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
-from dizuo.accounts.service import set_guard_policy
-from dizuo.accounts.tables import ApiKey, Organization
+from dizuo.accounts.permissions import authorize, sees_all_orgs
+from dizuo.accounts.service import key_owner, set_guard_policy
+from dizuo.accounts.tables import Organization
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
@@ -30,7 +31,6 @@ from dizuo.billing.tables import Voucher
 from dizuo.errors import (
     AuthenticationFailed,
     InvalidRequest,
-    PermissionDenied,
     RouteNotFound,
 )
 from dizuo.evalbench.service import EvalService
@@ -55,10 +55,6 @@ def _money(text: str, param: str = "amount") -> int:
         return parse_cny(text)
     except ValueError as exc:
         raise InvalidRequest("invalid_param", param=param, reason_zh=str(exc), reason_en=str(exc)) from exc
-
-
-def _deny(actor: Actor, action: str) -> PermissionDenied:
-    return PermissionDenied(role=actor.role, action=action)
 
 
 def _export(
@@ -109,25 +105,8 @@ def create_admin_app(
 
     Caller = Annotated[Actor, Depends(actor)]
 
-    def may(
-        who: Actor,
-        action: str,
-        *,
-        org: Organization | None = None,
-        roles: tuple[str, ...] = (),
-        issuer: str | None = None,
-    ) -> None:
-        if who.role == "platform-admin":
-            return
-        if who.role in roles:
-            if org is not None and who.role in ("org-admin", "org-developer") and who.org_id != org.id:
-                raise _deny(who, action)
-            if issuer is not None and who.role == "voucher-issuer" and who.issuer != issuer:
-                raise _deny(who, action)
-            return
-        raise _deny(who, action)
-
-    read_org = ("auditor", "org-admin")
+    def may(who: Actor, action: str, *, org: Organization | None = None, issuer: str | None = None) -> None:
+        authorize(who, action, org_id=org.id if org is not None else None, issuer=issuer)
 
     @app.get(f"{PREFIX}/me")
     def me(who: Caller) -> dict[str, Any]:
@@ -137,7 +116,7 @@ def create_admin_app(
     @app.get(f"{PREFIX}/deployments")
     def list_deployments(who: Caller) -> list[dict[str, Any]]:
         """Deployments of this worker with placement, clearance, price, health and recent latency."""
-        may(who, "read deployments", roles=("auditor",))
+        may(who, "read deployments")
         return deployments() if deployments is not None else []
 
     def the_catalog() -> Catalog:
@@ -169,7 +148,7 @@ def create_admin_app(
         """Organizations this member may see."""
         with db.session() as session:
             orgs = list(session.scalars(select(Organization).order_by(Organization.name)))
-        if who.role not in ("platform-admin", "auditor"):
+        if not sees_all_orgs(who):
             orgs = [o for o in orgs if o.id == who.org_id]
         return [
             {
@@ -207,7 +186,7 @@ def create_admin_app(
     @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
     def new_key(org: str, body: KeyIn, who: Caller) -> dict[str, Any]:
         """Create an API key; the key is in this answer and nowhere else, ever."""
-        may(who, "create keys", org=get_org(db, org), roles=("org-admin", "org-developer"))
+        may(who, "create keys", org=get_org(db, org))
         created = create_key(
             db,
             org,
@@ -222,14 +201,8 @@ def create_admin_app(
     @app.post(f"{PREFIX}/keys/{{key_id}}/revoke")
     def revoke(key_id: str, who: Caller) -> dict[str, Any]:
         """Revoke a key; every worker drops it within a second."""
-        with db.session() as session:
-            record = session.get(ApiKey, key_id)
-            org = session.get(Organization, record.org_id) if record else None
-        if record is None or org is None:
-            raise InvalidRequest(
-                "invalid_param", param="key_id", reason_zh="没有这个密钥", reason_en="no such key"
-            )
-        may(who, "revoke keys", org=org, roles=("org-admin",))
+        org = key_owner(db, key_id)
+        may(who, "revoke keys", org=org)
         return revoke_key(db, key_id).as_dict()
 
     @app.post(f"{PREFIX}/orgs/{{org}}/topups", status_code=201)
@@ -243,13 +216,13 @@ def create_admin_app(
     @app.get(f"{PREFIX}/orgs/{{org}}/wallet")
     def wallet(org: str, who: Caller) -> dict[str, Any]:
         """Balance, money held by calls in flight, and vouchers."""
-        may(who, "read wallets", org=get_org(db, org), roles=read_org)
+        may(who, "read wallets", org=get_org(db, org))
         return wallet_view(db, org)
 
     @app.post(f"{PREFIX}/orgs/{{org}}/vouchers", status_code=201)
     def new_voucher(org: str, body: VoucherIn, who: Caller) -> dict[str, Any]:
         """Grant a compute voucher (算力券); an issuer grants only under its own name."""
-        may(who, "issue vouchers", roles=("voucher-issuer",), issuer=body.issuer)
+        may(who, "issue vouchers", issuer=body.issuer)
         terms = VoucherTerms(
             issuer=body.issuer,
             program=body.program,
@@ -274,7 +247,7 @@ def create_admin_app(
             raise InvalidRequest(
                 "invalid_param", param="voucher_id", reason_zh="没有这张算力券", reason_en="no such voucher"
             )
-        may(who, "revoke vouchers", roles=("voucher-issuer",), issuer=voucher.issuer)
+        may(who, "revoke vouchers", issuer=voucher.issuer)
         returned = revoke_voucher(db, voucher_id)
         changed(voucher.org_id)
         return {"returned": format_cny(returned)}
@@ -282,7 +255,7 @@ def create_admin_app(
     @app.put(f"{PREFIX}/orgs/{{org}}/guard-policy")
     def org_guard_policy(org: str, body: dict[str, Any] | None, who: Caller) -> dict[str, Any] | None:
         """Set the organization's data-risk guard policy (docs/guard.md#policies); null clears it."""
-        may(who, "set guard policies", org=get_org(db, org), roles=("org-admin",))
+        may(who, "set guard policies", org=get_org(db, org))
         return set_guard_policy(db, org, body)
 
     @app.put(f"{PREFIX}/orgs/{{org}}/keys/{{key_id}}/guard-policy")
@@ -290,7 +263,7 @@ def create_admin_app(
         org: str, key_id: str, body: dict[str, Any] | None, who: Caller
     ) -> dict[str, Any] | None:
         """Set one key's guard policy (it beats the organization's); null clears it."""
-        may(who, "set guard policies", org=get_org(db, org), roles=("org-admin",))
+        may(who, "set guard policies", org=get_org(db, org))
         return set_guard_policy(db, org, body, key=key_id)
 
     @app.get(f"{PREFIX}/guard/events")
@@ -306,12 +279,12 @@ def create_admin_app(
         org_id = None
         if org is not None:
             found = get_org(db, org)
-            may(who, "read guard events", org=found, roles=read_org)
+            may(who, "read guard events", org=found)
             org_id = found.id
         elif who.role in ("org-admin", "org-developer"):
             org_id = who.org_id
         else:
-            may(who, "read guard events", roles=("auditor",))
+            may(who, "read guard events")
         return list_events(db, org_id=org_id, since=_aware(since), until=_aware(until), limit=limit)
 
     @app.get(f"{PREFIX}/orgs/{{org}}/usage")
@@ -323,21 +296,21 @@ def create_admin_app(
         format: Format = "json",
     ) -> Response:
         """Usage records, one per answered call."""
-        may(who, "read usage", org=get_org(db, org), roles=(*read_org, "org-developer"))
+        may(who, "read usage", org=get_org(db, org))
         rows = billing_reports.usage_rows(db, org, _aware(since), _aware(until))
         return _export(rows, format, f"usage-{org}")
 
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
     def statement(org: str, month: str, who: Caller, format: Format = "json") -> Response:
         """A month's statement."""
-        may(who, "read statements", org=get_org(db, org), roles=read_org)
+        may(who, "read statements", org=get_org(db, org))
         summary, lines = billing_reports.statement(db, org, month)
         return _export(lines, format, f"statement-{org}-{month}", summary)
 
     @app.get(f"{PREFIX}/issuers/{{issuer}}/voucher-report")
     def voucher_report(issuer: str, month: str, who: Caller, format: Format = "json") -> Response:
         """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
-        may(who, "read voucher reports", roles=("auditor", "voucher-issuer"), issuer=issuer)
+        may(who, "read voucher reports", issuer=issuer)
         return _export(billing_reports.voucher_report(db, issuer, month), format, f"vouchers-{month}")
 
     if evals is not None:

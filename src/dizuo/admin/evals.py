@@ -45,7 +45,7 @@ def eval_routes(
     @router.get(f"{prefix}/evals/suites")
     def suites(who: Caller) -> list[dict[str, Any]]:
         """The built-in suites."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         return [suite.listing() for suite in builtin_suites()]
 
     @router.post(f"{prefix}/evals", status_code=202)
@@ -87,19 +87,19 @@ def eval_routes(
         who: Caller, model: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 200
     ) -> list[dict[str, Any]]:
         """Runs, newest first, with score, grade and requirement verdicts."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         return evals.runs(model=model, limit=limit)
 
     @router.get(f"{prefix}/evals/catalog")
     def catalog(who: Caller) -> list[dict[str, Any]]:
         """Each model's grade for the catalog, from its latest run of each suite."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         return evals.catalog()
 
     @router.get(f"{prefix}/evals/compare")
     def compare(a: str, b: str, who: Caller) -> dict[str, Any]:
         """Compare run b with run a, item by item."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         found(a), found(b)
         try:
             return compare_runs(evals.folder(a), evals.folder(b))
@@ -111,7 +111,7 @@ def eval_routes(
     @router.get(f"{prefix}/evals/{{run_id}}")
     def one(run_id: str, who: Caller) -> Response:
         """One run: its status, and when done its whole results document."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         run = found(run_id)
         results = evals.folder(run_id) / "results.json"
         if run["status"] == "done" and results.exists():
@@ -122,7 +122,7 @@ def eval_routes(
     @router.get(f"{prefix}/evals/{{run_id}}/report", response_class=HTMLResponse)
     def report(run_id: str, who: Caller) -> HTMLResponse:
         """The run's self-contained HTML report."""
-        may(who, "read evaluations", roles=("auditor",))
+        may(who, "read evaluations")
         found(run_id)
         path = evals.folder(run_id) / "report.html"
         if not path.exists():

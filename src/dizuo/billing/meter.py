@@ -8,10 +8,12 @@ from typing import Any
 
 import orjson
 
+from dizuo.accounts.keys import KeyInfo
+from dizuo.billing.failures import FailureLog
 from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
-from dizuo.errors import InsufficientQuota
+from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.providers import Usage
 from dizuo.routing import Deployment
 from dizuo.store import Database
@@ -51,15 +53,40 @@ class Meter:
         else:
             self.book = WalletBook()
         self.journal = Journal(db, self.book)
+        self.failures = FailureLog(db)
 
     def start(self) -> None:
         if self.enabled:
             self.journal.start()
+            self.failures.start()
 
     def stop(self) -> None:
         if self.enabled:
             self.journal.stop()
+            self.failures.stop()
         self.book.close()
+
+    def failed(
+        self,
+        key: KeyInfo,
+        request_id: str,
+        model: str | None,
+        endpoint: str,
+        error: DizuoError,
+        started: float,
+    ) -> None:
+        """Note a call of *key* that got *error* (no money moved); written in the background."""
+        if self.enabled:
+            self.failures.record(
+                request_id=request_id,
+                org_id=key.org_id,
+                key_id=key.key_id,
+                model=model,
+                endpoint=endpoint,
+                status=error.status,
+                code=error.code,
+                latency_ms=int((time.perf_counter() - started) * 1000),
+            )
 
     async def aclose(self) -> None:
         await self.book.aclose()

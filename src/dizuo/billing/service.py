@@ -16,13 +16,23 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.service import org_by_name
+from dizuo.accounts.tables import Organization
 from dizuo.billing import ledger
 from dizuo.billing.money import format_cny
-from dizuo.billing.tables import Voucher, Wallet
+from dizuo.billing.tables import LedgerEntry, Voucher, Wallet
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utcnow
 
-__all__ = ["VoucherTerms", "issue_voucher", "parse_copay", "revoke_voucher", "topup", "wallet_view"]
+__all__ = [
+    "VoucherTerms",
+    "issue_voucher",
+    "issuer_vouchers",
+    "parse_copay",
+    "revoke_voucher",
+    "topup",
+    "topup_history",
+    "wallet_view",
+]
 
 
 def _bad(param: str, zh: str, en: str) -> InvalidRequest:
@@ -169,24 +179,59 @@ def wallet_view(db: Database, org_name: str) -> dict[str, Any]:
             "org": org.name,
             "balance": format_cny(wallet.balance if wallet else 0),
             "held": format_cny(wallet.held if wallet else 0),
-            "vouchers": [
-                {
-                    "id": v.id,
-                    "issuer": v.issuer,
-                    "program": v.program,
-                    "face": format_cny(v.face),
-                    "remaining": format_cny(v.remaining),
-                    "copay": str(v.copay),
-                    "providers": v.providers,
-                    "regions": v.regions,
-                    "models": v.models,
-                    "valid_from": _iso(v.valid_from),
-                    "valid_to": _iso(v.valid_to),
-                    "state": _state(v, now),
-                }
-                for v in vouchers
-            ],
+            "vouchers": [_voucher(v, now) for v in vouchers],
         }
+
+
+def _voucher(v: Voucher, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "issuer": v.issuer,
+        "program": v.program,
+        "face": format_cny(v.face),
+        "remaining": format_cny(v.remaining),
+        "copay": str(v.copay),
+        "providers": v.providers,
+        "regions": v.regions,
+        "models": v.models,
+        "valid_from": _iso(v.valid_from),
+        "valid_to": _iso(v.valid_to),
+        "state": _state(v, now),
+    }
+
+
+def topup_history(db: Database, org_name: str, limit: int = 200) -> list[dict[str, Any]]:
+    """Return the organization's top-ups, newest first: time, amount (CNY string), note."""
+    with db.session() as session:
+        org = org_by_name(session, org_name)
+        query = (
+            select(LedgerEntry)
+            .where(LedgerEntry.account == ledger.cash(org.id), LedgerEntry.kind == "topup")
+            .order_by(LedgerEntry.created_at.desc(), LedgerEntry.id.desc())
+            .limit(limit)
+        )
+        return [
+            {
+                "created_at": _iso(e.created_at),
+                "amount": format_cny(e.amount),
+                "note": e.note,
+                "tx_id": e.tx_id,
+            }
+            for e in session.scalars(query)
+        ]
+
+
+def issuer_vouchers(db: Database, issuer: str) -> list[dict[str, Any]]:
+    """Return every voucher *issuer* granted, with its organization's name, soonest expiry first."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Voucher, Organization.name)
+            .join(Organization, Organization.id == Voucher.org_id)
+            .where(Voucher.issuer == issuer)
+            .order_by(Voucher.valid_to, Voucher.created_at)
+        ).all()
+        now = utcnow()
+        return [{**_voucher(v, now), "org": name} for v, name in rows]
 
 
 def _aware(moment: dt.datetime) -> dt.datetime:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
+__all__ = ["FailedCall", "LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
 
 
 class Wallet(Base):
@@ -92,4 +92,26 @@ class UsageRecord(Base):
     status: Mapped[str] = mapped_column(String(16))  # ok, estimated, client_gone, upstream_cut
     # Every deployment tried, in order, with the error of each failed one: [{"deployment", "error"}].
     attempts: Mapped[list[dict[str, str | None]] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class FailedCall(Base):
+    """A call of a known key that got an error answer (402, 429, 5xx, a guard block …); no money moved.
+
+    Written in the background (a fraction of a second late) for the console's error charts.
+    """
+
+    __tablename__ = "failed_calls"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    request_id: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str] = mapped_column(String(32), index=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(256))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    status: Mapped[int] = mapped_column(Integer)  # the HTTP status the client got
+    code: Mapped[str | None] = mapped_column(String(64))  # our error code, e.g. insufficient_quota
+    latency_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

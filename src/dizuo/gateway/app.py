@@ -329,27 +329,33 @@ class Gateway:
         """
         started = time.perf_counter()
         key = await self._authenticate(headers)
-        raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
-        if endpoint == "chat":
-            body, alias, stream = validate.chat_body(raw)
-            self._check_model(key, alias, "chat", "/v1/chat/completions")
-        else:
-            (body, alias), stream = validate.embeddings_body(raw), False
-            self._check_model(key, alias, "embedding", "/v1/embeddings")
-        data_class = request_class(key.data_class, headers.data_class)
-        inspection = self.guard.inspect_prompt(key.guard, data_class, body)
-        if inspection.prompt_counts:
-            self._guard_event(
-                key, request_id, alias, "prompt", inspection.policy.action, inspection.prompt_counts
-            )
-            if inspection.blocks_prompt:
-                raise DataRiskBlocked(list(inspection.prompt_counts))
-        data_class = inspection.raised_class(data_class)
-        pool = self.router.eligible(alias, data_class, key.org_region)
-        permit = await self._admit(key, body)
-        call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
-        call.inspection = inspection
-        return call, pool, len(raw)
+        alias: str | None = None
+        try:
+            raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
+            if endpoint == "chat":
+                body, alias, stream = validate.chat_body(raw)
+                self._check_model(key, alias, "chat", "/v1/chat/completions")
+            else:
+                (body, alias), stream = validate.embeddings_body(raw), False
+                self._check_model(key, alias, "embedding", "/v1/embeddings")
+            data_class = request_class(key.data_class, headers.data_class)
+            inspection = self.guard.inspect_prompt(key.guard, data_class, body)
+            if inspection.prompt_counts:
+                self._guard_event(
+                    key, request_id, alias, "prompt", inspection.policy.action, inspection.prompt_counts
+                )
+                if inspection.blocks_prompt:
+                    raise DataRiskBlocked(list(inspection.prompt_counts))
+            data_class = inspection.raised_class(data_class)
+            pool = self.router.eligible(alias, data_class, key.org_region)
+            permit = await self._admit(key, body)
+            call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
+            call.inspection = inspection
+            return call, pool, len(raw)
+        except DizuoError as exc:
+            # A known caller's refused call (bad body, unknown model, guard block, 429) is charted too.
+            self.meter.failed(key, request_id, alias, endpoint, exc, started)
+            raise
 
     def _guard_event(
         self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
@@ -427,6 +433,7 @@ class Gateway:
                 yield
         except DizuoError as exc:
             status = str(exc.status)
+            self.meter.failed(call.key, call.request_id, call.alias, call.endpoint, exc, call.started)
             raise
         except ClientGone:
             status = "499"
