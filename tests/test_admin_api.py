@@ -188,3 +188,29 @@ def test_bad_input_is_400_naming_the_param(
     response = api(gateway, tokens["admin"], "POST", path.format(**tokens), json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_a_validity_window_in_beijing_time_keeps_its_instant(
+    gateway: RunningGateway, tokens: dict[str, Any]
+) -> None:
+    """SQLite keeps wall-clock digits and drops offsets: times must be stored in UTC."""
+    org = tokens["org_b"]
+    answer = api(
+        gateway,
+        tokens["admin"],
+        "POST",
+        f"/orgs/{org}/vouchers",
+        json={
+            "issuer": tokens["issuer"],
+            "program": "时区",
+            "amount": "1",
+            "copay": "0.5",
+            "valid_from": "2026-01-01T00:00:00+08:00",
+            "valid_to": "2030-06-30T23:59:59+08:00",
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    wallet = api(gateway, tokens["admin"], "GET", f"/orgs/{org}/wallet").json()
+    [voucher] = [v for v in wallet["vouchers"] if v["program"] == "时区"]
+    assert voucher["valid_from"] == "2025-12-31T16:00:00+00:00"
+    assert voucher["valid_to"] == "2030-06-30T15:59:59+00:00"

@@ -67,3 +67,25 @@ def admin_routes() -> list[str]:
 @pytest.mark.parametrize("route", admin_routes())
 def test_every_admin_route_is_documented(route: str) -> None:
     assert f"`{route}" in (DOCS / "api.md").read_text(encoding="utf-8")
+
+
+def console_routes() -> list[str]:
+    from zoneinfo import ZoneInfo
+
+    from fastapi.routing import APIRoute
+
+    from dizuo.console import create_console_app
+    from dizuo.store import Database
+
+    app = create_console_app(Database("sqlite://"), zone=ZoneInfo("Asia/Shanghai"))
+    return sorted(
+        f"{method} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    )
+
+
+@pytest.mark.parametrize("route", console_routes())
+def test_every_console_page_is_documented(route: str) -> None:
+    assert f"`{route}`" in (DOCS / "console.md").read_text(encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -11,6 +12,8 @@ from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.config import PlatformConfig, load_config
+from dizuo.console import create_console_app
+from dizuo.console.web import PREFIX as CONSOLE_PREFIX
 from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
@@ -66,14 +69,16 @@ def prepare(settings: Settings) -> str | None:
 
 
 class Platform:
-    """The one ASGI app: ``/admin/…`` goes to the admin API, ``/v1/knowledge-bases…`` and
+    """The one ASGI app: ``/admin/…`` goes to the admin API, ``/console…`` to the web console,
+    ``/v1/knowledge-bases…`` and
     ``/v1/apps/inspection…`` to the knowledge-base API (which serves the auditor too), everything
     else to the gateway."""
 
-    def __init__(self, gateway: Gateway, admin: Any, knowledge: Any = None) -> None:
+    def __init__(self, gateway: Gateway, admin: Any, knowledge: Any = None, console: Any = None) -> None:
         self.gateway = gateway
         self.admin = admin
         self.knowledge = knowledge
+        self.console = console
 
     @property
     def router(self) -> Router:
@@ -82,6 +87,10 @@ class Platform:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/admin/"):
             await self.admin(scope, receive, send)
+        elif (
+            self.console is not None and scope["type"] == "http" and scope["path"].startswith(CONSOLE_PREFIX)
+        ):
+            await self.console(scope, receive, send)
         elif (
             self.knowledge is not None
             and scope["type"] == "http"
@@ -140,7 +149,13 @@ def create_app(settings: Settings) -> Platform:
     knowledge = create_kb_app(kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model)
     install_inspection_routes(knowledge, knowledge.state.auth, kbs.max_bytes)
     gateway.on_shutdown.append(knowledge.state.close)
-    return Platform(gateway, admin, knowledge)
+    console = create_console_app(
+        db,
+        zone=ZoneInfo(settings.timezone),
+        deployments=gateway.deployments_view,
+        on_money_change=meter.journal.refresh,
+    )
+    return Platform(gateway, admin, knowledge, console)
 
 
 def app_from_environment() -> Platform:

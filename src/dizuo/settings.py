@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -30,6 +31,19 @@ class Settings(BaseSettings):
     language: Literal["zh", "en"] = Field(
         "zh", description="Language of error messages when the client sends no Accept-Language."
     )
+    timezone: str = Field(
+        "Asia/Shanghai", description="Time zone of the console's dates and of its hourly and daily charts."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from None
+        return value
+
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
     upstream_connect_timeout: float = Field(10.0, gt=0, description="Seconds to open an upstream connection.")
     upstream_read_timeout: float = Field(

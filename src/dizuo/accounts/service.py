@@ -13,10 +13,12 @@ from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from dizuo.accounts.keys import hash_key, new_key
+from dizuo.accounts.members import Actor
+from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.config import DATA_CLASSES, GuardPolicy
 from dizuo.errors import InvalidRequest
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, utc, utcnow
 
 __all__ = [
     "CreatedKey",
@@ -31,6 +33,7 @@ __all__ = [
     "revoke_key",
     "set_guard_policy",
     "validate_uscc",
+    "visible_orgs",
 ]
 
 DEFAULT_ORG = "default"
@@ -184,7 +187,7 @@ def create_key(
         rpm=rpm,
         tpm=tpm,
         concurrency=concurrency,
-        expires_at=expires_at,
+        expires_at=utc(expires_at) if expires_at is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -201,6 +204,30 @@ def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
         record.revoked_at = now
         record.updated_at = now
     return record
+
+
+def visible_orgs(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    """Return the organizations *actor* may see (all for platform admins and auditors, else its own),
+    by name."""
+    with db.session() as session:
+        query = select(Organization).order_by(Organization.name)
+        if not sees_all_orgs(actor):
+            query = query.where(Organization.id == actor.org_id)
+        return [
+            {
+                "id": o.id,
+                "name": o.name,
+                "uscc": o.uscc,
+                "industry": o.industry,
+                "district": o.district,
+                "size": o.size,
+                "data_class": o.data_class,
+                "rpm": o.rpm,
+                "tpm": o.tpm,
+                "concurrency": o.concurrency,
+            }
+            for o in session.scalars(query)
+        ]
 
 
 def list_keys(db: Database, org_name: str) -> list[dict[str, Any]]:

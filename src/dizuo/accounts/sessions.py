@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 
 from dizuo.accounts.keys import hash_key
 from dizuo.accounts.members import Actor
-from dizuo.accounts.tables import ConsoleSession, Member
+from dizuo.accounts.tables import ConsoleSession, Member, Organization
 from dizuo.store import Database, utcnow
 
 __all__ = ["SESSION_HOURS", "SignedIn", "close_session", "find_session", "open_session"]
@@ -27,6 +27,7 @@ SESSION_HOURS = 12
 class SignedIn:
     actor: Actor
     csrf: str
+    org_name: str | None  # the organization of an organization role
 
 
 def open_session(db: Database, actor: Actor) -> tuple[str, str]:
@@ -54,18 +55,19 @@ def find_session(db: Database, token: str) -> SignedIn | None:
         return None
     with db.session() as session:
         row = session.execute(
-            select(ConsoleSession, Member)
+            select(ConsoleSession, Member, Organization.name)
             .join(Member, ConsoleSession.member_id == Member.id)
+            .outerjoin(Organization, Organization.id == Member.org_id)
             .where(ConsoleSession.id == hash_key(token))
         ).first()
         if row is None:
             return None
-        found, member = row
+        found, member, org_name = row
         expires = found.expires_at if found.expires_at.tzinfo else found.expires_at.replace(tzinfo=dt.UTC)
         if expires <= utcnow() or member.disabled_at is not None:
             return None
         actor = Actor(member.id, member.username, member.role, member.org_id, member.issuer)
-        return SignedIn(actor, found.csrf)
+        return SignedIn(actor, found.csrf, org_name)
 
 
 def close_session(db: Database, token: str) -> None:

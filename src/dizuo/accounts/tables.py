@@ -72,7 +72,20 @@ class ApiKey(Base):
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
             "created_at": self.created_at.isoformat(),
+            "state": self.state(),
         }
+
+    def state(self) -> str:
+        """``revoked``, ``expired`` or ``active``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        expires = self.expires_at
+        if (
+            expires is not None
+            and (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)) <= utcnow()
+        ):
+            return "expired"
+        return "active"
 
 
 class Member(Base):

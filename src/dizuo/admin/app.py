@@ -10,24 +10,29 @@ Errors use the same envelope as ``/v1``. OpenAPI docs: ``/admin/v1/docs``.
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import Response
-from sqlalchemy import select
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import Actor, authenticate_token
-from dizuo.accounts.permissions import authorize, sees_all_orgs
-from dizuo.accounts.service import key_owner, set_guard_policy
+from dizuo.accounts.permissions import authorize
+from dizuo.accounts.service import key_owner, set_guard_policy, visible_orgs
 from dizuo.accounts.tables import Organization
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
 from dizuo.billing.money import format_cny
-from dizuo.billing.service import VoucherTerms, issue_voucher, parse_copay, revoke_voucher, topup, wallet_view
-from dizuo.billing.tables import Voucher
+from dizuo.billing.service import (
+    VoucherTerms,
+    get_voucher,
+    issue_voucher,
+    parse_copay,
+    revoke_voucher,
+    topup,
+    wallet_view,
+)
 from dizuo.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -43,10 +48,6 @@ __all__ = ["create_admin_app"]
 
 PREFIX = "/admin/v1"
 Format = Literal["json", "csv", "xlsx"]
-MEDIA = {
-    "csv": "text/csv; charset=utf-8",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
 
 
 def _money(text: str, param: str = "amount") -> int:
@@ -63,9 +64,7 @@ def _export(
     data = billing_reports.render(fmt, rows, header)
     if fmt == "json":
         return Response(data, media_type="application/json")
-    # RFC 6266/5987: an ASCII fallback name, and the real (Chinese) one percent-encoded in UTF-8.
-    disposition = f"attachment; filename=\"export.{fmt}\"; filename*=UTF-8''{quote(f'{name}.{fmt}')}"
-    return Response(data, media_type=MEDIA[fmt], headers={"content-disposition": disposition})
+    return Response(data, headers=billing_reports.attachment(name, fmt))
 
 
 def create_admin_app(
@@ -146,25 +145,7 @@ def create_admin_app(
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:
         """Organizations this member may see."""
-        with db.session() as session:
-            orgs = list(session.scalars(select(Organization).order_by(Organization.name)))
-        if not sees_all_orgs(who):
-            orgs = [o for o in orgs if o.id == who.org_id]
-        return [
-            {
-                "id": o.id,
-                "name": o.name,
-                "uscc": o.uscc,
-                "industry": o.industry,
-                "district": o.district,
-                "size": o.size,
-                "data_class": o.data_class,
-                "rpm": o.rpm,
-                "tpm": o.tpm,
-                "concurrency": o.concurrency,
-            }
-            for o in orgs
-        ]
+        return visible_orgs(db, who)
 
     @app.post(f"{PREFIX}/orgs", status_code=201)
     def new_org(body: OrgIn, who: Caller) -> dict[str, str]:
@@ -241,12 +222,7 @@ def create_admin_app(
     @app.post(f"{PREFIX}/vouchers/{{voucher_id}}/revoke")
     def revoke_a_voucher(voucher_id: str, who: Caller) -> dict[str, str]:
         """Take back a voucher's unspent rest."""
-        with db.session() as session:
-            voucher = session.get(Voucher, voucher_id)
-        if voucher is None:
-            raise InvalidRequest(
-                "invalid_param", param="voucher_id", reason_zh="没有这张算力券", reason_en="no such voucher"
-            )
+        voucher = get_voucher(db, voucher_id)
         may(who, "revoke vouchers", issuer=voucher.issuer)
         returned = revoke_voucher(db, voucher_id)
         changed(voucher.org_id)

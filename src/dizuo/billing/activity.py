@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import FailedCall, UsageRecord
-from dizuo.store import Database
+from dizuo.store import Database, utc
 
 __all__ = ["Bucket", "activity", "window"]
 
@@ -86,9 +86,9 @@ def activity(
         UsageRecord.voucher_part,
         UsageRecord.latency_ms,
         UsageRecord.status,
-    ).where(UsageRecord.created_at >= since, UsageRecord.created_at < until)
+    ).where(UsageRecord.created_at >= utc(since), UsageRecord.created_at < utc(until))
     failed = select(FailedCall.created_at).where(
-        FailedCall.created_at >= since, FailedCall.created_at < until
+        FailedCall.created_at >= utc(since), FailedCall.created_at < utc(until)
     )
     if org_id is not None:
         usage = usage.where(UsageRecord.org_id == org_id)

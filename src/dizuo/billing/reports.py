@@ -11,6 +11,7 @@ import datetime as dt
 import io
 from collections import defaultdict
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from openpyxl import Workbook
@@ -22,9 +23,19 @@ from dizuo.accounts.tables import Organization
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
 from dizuo.errors import InvalidRequest
-from dizuo.store import Database
+from dizuo.store import Database, utc
 
-__all__ = ["month_bounds", "render", "statement", "to_csv", "to_xlsx", "usage_rows", "voucher_report"]
+__all__ = [
+    "MEDIA",
+    "attachment",
+    "month_bounds",
+    "render",
+    "statement",
+    "to_csv",
+    "to_xlsx",
+    "usage_rows",
+    "voucher_report",
+]
 
 USAGE_COLUMNS = [
     "request_id",
@@ -64,16 +75,23 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
 
 
 def usage_rows(
-    db: Database, org_name: str, since: dt.datetime | None = None, until: dt.datetime | None = None
+    db: Database,
+    org_name: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the organization's usage records in time order, amounts as CNY strings."""
+    """Return the organization's usage records in time order (of one model alias, when given),
+    amounts as CNY strings."""
     with db.session() as session:
         org = org_by_name(session, org_name)
         query = select(UsageRecord).where(UsageRecord.org_id == org.id)
         if since is not None:
-            query = query.where(UsageRecord.created_at >= since)
+            query = query.where(UsageRecord.created_at >= utc(since))
         if until is not None:
-            query = query.where(UsageRecord.created_at < until)
+            query = query.where(UsageRecord.created_at < utc(until))
+        if model:
+            query = query.where(UsageRecord.model == model)
         rows = []
         for record in session.scalars(query.order_by(UsageRecord.created_at, UsageRecord.request_id)):
             row = {column: getattr(record, column) for column in USAGE_COLUMNS}
@@ -252,6 +270,22 @@ def to_xlsx(rows: list[dict[str, Any]], header: dict[str, str] | None = None, ti
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
+
+
+MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def attachment(name: str, fmt: str) -> dict[str, str]:
+    """Return the headers of a download named *name* (Chinese allowed): an ASCII fallback name and
+    the real one percent-encoded in UTF-8 (RFC 6266/5987)."""
+    return {
+        "content-type": MEDIA[fmt],
+        "content-disposition": f"attachment; filename=\"export.{fmt}\"; filename*=UTF-8''{quote(f'{name}.{fmt}')}",
+    }
 
 
 def render(

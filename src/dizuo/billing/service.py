@@ -21,12 +21,14 @@ from dizuo.billing import ledger
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, Voucher, Wallet
 from dizuo.errors import InvalidRequest
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, utc, utcnow
 
 __all__ = [
     "VoucherTerms",
+    "get_voucher",
     "issue_voucher",
     "issuer_vouchers",
+    "issuers",
     "parse_copay",
     "revoke_voucher",
     "topup",
@@ -125,8 +127,8 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
             providers=terms.providers,
             regions=terms.regions,
             models=terms.models,
-            valid_from=terms.valid_from,
-            valid_to=terms.valid_to,
+            valid_from=utc(terms.valid_from),
+            valid_to=utc(terms.valid_to),
             created_at=utcnow(),
         )
         session.add(voucher)
@@ -141,6 +143,21 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
         )
         bump(session, org.id)
     return voucher
+
+
+def get_voucher(db: Database, voucher_id: str) -> Voucher:
+    """Return the voucher *voucher_id*, or raise 400."""
+    with db.session() as session:
+        voucher = session.get(Voucher, voucher_id)
+    if voucher is None:
+        raise _bad("voucher", "没有这张算力券", "no such voucher")
+    return voucher
+
+
+def issuers(db: Database) -> list[str]:
+    """Return the names of every issuer that granted a voucher."""
+    with db.session() as session:
+        return sorted(session.scalars(select(Voucher.issuer).distinct()))
 
 
 def revoke_voucher(db: Database, voucher_id: str) -> int:

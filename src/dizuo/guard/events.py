@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dizuo.guard.tables import GuardEvent
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, utc, utcnow
 from dizuo.store.batches import BatchWriter
 
 __all__ = ["EventLog", "list_events"]
@@ -62,9 +62,9 @@ def list_events(
     if org_id is not None:
         query = query.where(GuardEvent.org_id == org_id)
     if since is not None:
-        query = query.where(GuardEvent.created_at >= since)
+        query = query.where(GuardEvent.created_at >= utc(since))
     if until is not None:
-        query = query.where(GuardEvent.created_at < until)
+        query = query.where(GuardEvent.created_at < utc(until))
     with db.session() as session:
         return [
             {

@@ -14,7 +14,7 @@ from dizuo.config import DATA_CLASSES
 from dizuo.errors import InvalidRequest, NoDeployment
 from dizuo.routing.deployments import Deployment
 
-__all__ = ["RANK", "clear", "request_class"]
+__all__ = ["RANK", "clear", "clearance_row", "request_class"]
 
 RANK = {name: rank for rank, name in enumerate(DATA_CLASSES)}  # general < important < core
 NAMES_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
@@ -46,6 +46,16 @@ def _reason(dep: Deployment, data_class: str, org_region: str | None) -> str | N
         if dep.config.region != home:
             return f"{dep.name}: region {dep.config.region} is outside {home} / 位于区域 {dep.config.region}，不在 {home}"
     return None
+
+
+def clearance_row(dep: Deployment) -> dict[str, bool | str]:
+    """Return which data classes *dep* may serve: True, False, or for core data the one region whose
+    organizations it serves ("*" when the operator let core data cross regions)."""
+    cleared = RANK[dep.config.data_class_max]
+    row: dict[str, bool | str] = {name: cleared >= rank for name, rank in RANK.items()}
+    if row["core"]:
+        row["core"] = "*" if dep.config.core_cross_region else dep.config.region
+    return row
 
 
 def clear(

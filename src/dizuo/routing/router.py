@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from dizuo.routing.clearance import clear
+from dizuo.routing.clearance import clear, clearance_row
 from dizuo.routing.deployments import Deployment
 from dizuo.routing.health import Health
 
@@ -183,6 +183,7 @@ class Router:
                     "accelerator": config.accelerator,
                     "data_class_max": config.data_class_max,
                     "core_cross_region": config.core_cross_region,
+                    "clearance": clearance_row(dep),
                     "priority": config.priority,
                     "weight": config.weight,
                     "limits": config.limits.model_dump(),

@@ -31,6 +31,14 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+def utc(moment: dt.datetime) -> dt.datetime:
+    """Return *moment* in UTC (a naive one is taken as UTC already).
+
+    Every timestamp must reach the database in UTC: SQLite keeps a value's wall-clock digits and
+    drops its offset, so 00:00 in Shanghai stored as is would read back as 00:00 UTC."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
 def utcnow() -> dt.datetime:
     """Return the current time in UTC, timezone-aware."""
     return dt.datetime.now(dt.UTC)

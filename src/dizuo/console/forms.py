@@ -1,0 +1,68 @@
+"""Reading console forms: the values people typed, and errors shown beside the field they belong to.
+
+Validation itself stays in the services (``create_org``, ``issue_voucher`` …); this module only turns
+form text into their arguments and their errors into inline messages in the page's language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from dizuo.errors import DizuoError, InvalidRequest
+
+__all__ = ["FormError", "bilingual", "field_errors", "optional_int", "optional_list", "parse_date"]
+
+
+class FormError(InvalidRequest):
+    """A form value the services never see because it cannot even be read (a date, a number)."""
+
+    def __init__(self, param: str, zh: str, en: str) -> None:
+        super().__init__("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
+def bilingual(text: str, lang: str) -> str:
+    """Pick one side of a ``中文 / English`` message (as ``parse_cny`` writes them)."""
+    zh, sep, en = text.partition(" / ")
+    return (zh if lang == "zh" else en) if sep else text
+
+
+def field_errors(error: DizuoError, lang: str) -> dict[str, str]:
+    """Return ``{field: message}`` for *error*; an error without a field goes under ``form``."""
+    if error.code == "invalid_param" and error.param:
+        reason = error.params.get("reason_zh" if lang == "zh" else "reason_en")
+        return {error.param: str(reason)}
+    return {error.param or "form": error.message(lang)}
+
+
+def optional_list(text: str) -> list[str] | None:
+    """``"a, b，c"`` → ``["a", "b", "c"]`` (Chinese commas too); empty → None (no restriction)."""
+    items = [item.strip() for item in text.replace("，", ",").split(",")]
+    kept = [item for item in items if item]
+    return kept or None
+
+
+def optional_int(text: str, param: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise FormError(param, f"{text!r} 不是整数", f"{text!r} is not a whole number") from None
+
+
+def parse_date(text: str, param: str, zone: ZoneInfo, *, end_of_day: bool = False) -> dt.datetime | None:
+    """A ``YYYY-MM-DD`` date as the start (or with *end_of_day*, the end) of that day in *zone*, in UTC.
+
+    UTC because SQLite keeps a timestamp's wall-clock digits and drops its offset: a Shanghai
+    midnight stored as is would read back eight hours late."""
+    if not text.strip():
+        return None
+    try:
+        day = dt.date.fromisoformat(text.strip())
+    except ValueError:
+        raise FormError(
+            param, f"{text!r} 不是 YYYY-MM-DD 日期", f"{text!r} is not a YYYY-MM-DD date"
+        ) from None
+    moment = dt.datetime.combine(day + dt.timedelta(days=1) if end_of_day else day, dt.time(), tzinfo=zone)
+    return moment.astimezone(dt.UTC)

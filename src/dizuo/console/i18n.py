@@ -1,0 +1,286 @@
+"""The console's words in zh-CN and English, and how dates, money and names are shown.
+
+Templates call ``t("key")``; a key missing in either language fails a test, not a page. Messages of
+errors raised by the services come from :mod:`dizuo.errors` in the same language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pypinyin import Style, lazy_pinyin
+
+__all__ = ["LANGS", "TEXT", "Lang", "Words", "pinyin_key"]
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+
+TEXT: dict[str, tuple[str, str]] = {
+    # the frame
+    "brand": ("底座 · 控制台", "dizuo console"),
+    "skip": ("跳到正文", "Skip to content"),
+    "nav": ("主导航", "Main navigation"),
+    "nav.overview": ("概览", "Overview"),
+    "nav.orgs": ("组织", "Organizations"),
+    "nav.keys": ("API 密钥", "API keys"),
+    "nav.wallet": ("钱包与算力券", "Wallet & vouchers"),
+    "nav.usage": ("用量", "Usage"),
+    "nav.deployments": ("部署", "Deployments"),
+    "nav.playground": ("体验", "Playground"),
+    "nav.guard": ("数据风险", "Data risk"),
+    "nav.issuer": ("算力券发放", "Voucher programs"),
+    "signed_in_as": ("当前用户", "Signed in as"),
+    "sign_out": ("退出", "Sign out"),
+    "language": ("语言", "Language"),
+    "role.platform-admin": ("平台管理员", "platform admin"),
+    "role.org-admin": ("组织管理员", "organization admin"),
+    "role.org-developer": ("组织开发者", "organization developer"),
+    "role.voucher-issuer": ("算力券发放方", "voucher issuer"),
+    "role.auditor": ("审计员", "auditor"),
+    "org": ("组织", "Organization"),
+    "all_orgs": ("全部组织", "All organizations"),
+    "show": ("查看", "Show"),
+    "none_yet": ("暂无记录。", "Nothing yet."),
+    "saved": ("已保存。", "Saved."),
+    "fix_below": ("请修改下面标出的内容。", "Please correct the fields marked below."),
+    "optional": ("（可选）", "(optional)"),
+    "yes": ("是", "yes"),
+    "no": ("否", "no"),
+    # sign-in
+    "login.title": ("登录", "Sign in"),
+    "login.username": ("用户名", "Username"),
+    "login.password": ("密码", "Password"),
+    "login.submit": ("登录", "Sign in"),
+    "login.failed": ("用户名或密码不正确。", "The username or password is wrong."),
+    "login.expired": ("页面已过期，请重新登录。", "The page expired; please sign in again."),
+    "login.hint": (
+        "首个管理员用 `dizuo admin create-user --role platform-admin --username 名字` 创建。",
+        "Create the first admin with `dizuo admin create-user --role platform-admin --username NAME`.",
+    ),
+    # errors
+    "error.title": ("出错了", "Something went wrong"),
+    "error.denied": ("你没有权限查看此页面或执行此操作。", "You may not see this page or take this action."),
+    "error.not_found": ("没有这个页面。", "There is no such page."),
+    "error.csrf": (
+        "表单已过期（安全校验失败），请刷新页面后重试。",
+        "The form expired (security check failed); reload the page and try again.",
+    ),
+    "error.back": ("返回概览", "Back to the overview"),
+    # overview
+    "overview.title": ("概览", "Overview"),
+    "overview.range": ("时间范围", "Time range"),
+    "overview.day": ("最近 24 小时", "Last 24 hours"),
+    "overview.week": ("最近 7 天", "Last 7 days"),
+    "overview.month": ("最近 30 天", "Last 30 days"),
+    "overview.calls": ("调用次数", "Calls"),
+    "overview.errors": ("失败", "Errors"),
+    "overview.tokens": ("Token 数", "Tokens"),
+    "overview.spend": ("费用（元）", "Spend (CNY)"),
+    "overview.voucher": ("算力券支付（元）", "Paid by vouchers (CNY)"),
+    "overview.latency": ("延迟中位数", "Median latency"),
+    "overview.chart_calls": ("调用与失败", "Calls and errors"),
+    "overview.chart_tokens": ("Token（输入 / 输出）", "Tokens (prompt / completion)"),
+    "overview.chart_spend": ("费用与算力券支付（元）", "Spend and voucher payments (CNY)"),
+    "overview.chart_latency": ("延迟（毫秒）", "Latency (ms)"),
+    "overview.prompt": ("输入", "prompt"),
+    "overview.completion": ("输出", "completion"),
+    "overview.live": ("每 5 秒自动刷新", "Refreshes every 5 seconds"),
+    # organizations
+    "orgs.title": ("组织", "Organizations"),
+    "orgs.name": ("名称", "Name"),
+    "orgs.uscc": ("统一社会信用代码", "Unified social credit code"),
+    "orgs.industry": ("行业", "Industry"),
+    "orgs.district": ("区县", "District"),
+    "orgs.size": ("规模", "Size"),
+    "orgs.data_class": ("默认数据分级", "Default data class"),
+    "orgs.create": ("新建组织", "New organization"),
+    "orgs.created": ("已创建组织 {name}。", "Created the organization {name}."),
+    "size.small": ("小型", "small"),
+    "size.medium": ("中型", "medium"),
+    "size.large": ("大型", "large"),
+    "class.general": ("一般", "general"),
+    "class.important": ("重要", "important"),
+    "class.core": ("核心", "core"),
+    # keys
+    "keys.title": ("API 密钥", "API keys"),
+    "keys.name": ("名称", "Name"),
+    "keys.prefix": ("前缀", "Prefix"),
+    "keys.models": ("允许的模型", "Allowed models"),
+    "keys.models_hint": ("用逗号分隔；留空表示全部模型", "Comma-separated; empty means every model"),
+    "keys.expires": ("到期日", "Expires"),
+    "keys.state": ("状态", "State"),
+    "keys.rpm": ("每分钟请求数（RPM）", "Requests per minute (RPM)"),
+    "keys.tpm": ("每分钟 Token 数（TPM）", "Tokens per minute (TPM)"),
+    "keys.concurrency": ("并发上限", "Concurrent calls"),
+    "keys.active": ("有效", "active"),
+    "keys.revoked": ("已吊销", "revoked"),
+    "keys.expired": ("已过期", "expired"),
+    "keys.create": ("创建密钥", "Create key"),
+    "keys.revoke": ("吊销", "Revoke"),
+    "keys.confirm_revoke": (
+        "确定吊销这个密钥？使用它的调用将在一秒内被拒绝。",
+        "Revoke this key? Calls using it are refused within a second.",
+    ),
+    "keys.new_title": ("新密钥（只显示这一次）", "New key (shown this once)"),
+    "keys.new_hint": (
+        "请立即复制保存。平台只保存它的哈希，之后无法再次查看。",
+        "Copy it now. The platform stores only its hash; it cannot be shown again.",
+    ),
+    "keys.created": ("创建时间", "Created"),
+    # wallet and vouchers
+    "wallet.title": ("钱包与算力券", "Wallet and vouchers"),
+    "wallet.balance": ("余额（元）", "Balance (CNY)"),
+    "wallet.held": ("冻结中（元）", "Held by calls in flight (CNY)"),
+    "wallet.vouchers": ("算力券", "Vouchers"),
+    "wallet.topups": ("充值记录", "Top-ups"),
+    "wallet.topup": ("充值", "Top up"),
+    "wallet.amount": ("金额（元）", "Amount (CNY)"),
+    "wallet.note": ("备注", "Note"),
+    "wallet.time": ("时间", "Time"),
+    "wallet.topped_up": ("已充值 {amount} 元。", "Added CNY {amount}."),
+    "voucher.issuer": ("发放方", "Issuer"),
+    "voucher.program": ("项目", "Program"),
+    "voucher.face": ("面额（元）", "Face value (CNY)"),
+    "voucher.remaining": ("剩余（元）", "Remaining (CNY)"),
+    "voucher.copay": ("补贴比例", "Co-pay share"),
+    "voucher.copay_hint": (
+        "每笔符合条件的费用由算力券支付的比例，如 0.3",
+        "Share of each eligible charge the voucher pays, e.g. 0.3",
+    ),
+    "voucher.scope": ("适用范围", "Scope"),
+    "voucher.providers": ("供应商", "Providers"),
+    "voucher.regions": ("区域", "Regions"),
+    "voucher.models": ("模型", "Models"),
+    "voucher.list_hint": ("用逗号分隔；留空表示不限", "Comma-separated; empty means any"),
+    "voucher.any": ("不限", "any"),
+    "voucher.valid_from": ("生效日", "Valid from"),
+    "voucher.valid_to": ("到期日", "Valid to"),
+    "voucher.state": ("状态", "State"),
+    "voucher.issue": ("发放算力券", "Issue a voucher"),
+    "voucher.issued": ("已发放算力券，面额 {amount} 元。", "Issued a voucher of CNY {amount}."),
+    "voucher.revoke": ("收回余额", "Take back the rest"),
+    "voucher.confirm_revoke": ("确定收回这张算力券的未用余额？", "Take back this voucher's unspent rest?"),
+    "voucher.org": ("受券组织", "Organization"),
+    "state.active": ("可用", "active"),
+    "state.expired": ("已过期", "expired"),
+    "state.revoked": ("已收回", "revoked"),
+    "state.not_yet_valid": ("未生效", "not yet valid"),
+    "state.exhausted": ("已用完", "used up"),
+    # usage
+    "usage.title": ("用量", "Usage"),
+    "usage.since": ("开始日期", "From"),
+    "usage.until": ("结束日期（含）", "To (inclusive)"),
+    "usage.model": ("模型", "Model"),
+    "usage.filter": ("筛选", "Filter"),
+    "usage.export_csv": ("导出 CSV", "Export CSV"),
+    "usage.export_xlsx": ("导出 Excel", "Export Excel"),
+    "usage.time": ("时间", "Time"),
+    "usage.deployment": ("部署", "Deployment"),
+    "usage.tokens": ("Token（输入/输出）", "Tokens (in/out)"),
+    "usage.cost": ("费用（元）", "Cost (CNY)"),
+    "usage.voucher_part": ("算力券（元）", "Voucher (CNY)"),
+    "usage.latency": ("延迟（毫秒）", "Latency (ms)"),
+    "usage.status": ("状态", "Status"),
+    "usage.data_class": ("数据分级", "Data class"),
+    "status.ok": ("成功", "ok"),
+    "status.estimated": ("用量为估算", "usage estimated"),
+    "status.client_gone": ("客户端提前断开", "client left early"),
+    "status.upstream_cut": ("上游中断", "upstream cut off"),
+    "status.blocked": ("数据风险拦截", "blocked by the guard"),
+    "usage.count": ("共 {count} 条，费用合计 {cost} 元。", "{count} records, CNY {cost} in all."),
+    "usage.shown": (
+        "页面显示最近 {shown} 条；导出包含全部。",
+        "The page shows the latest {shown}; exports hold them all.",
+    ),
+    # deployments
+    "deployments.title": ("部署", "Deployments"),
+    "deployments.name": ("部署", "Deployment"),
+    "deployments.model": ("模型别名", "Model alias"),
+    "deployments.provider": ("供应商", "Provider"),
+    "deployments.placement": ("区域 / 云 / 加速卡", "Region / cloud / accelerator"),
+    "deployments.price": ("价格（元/百万 Token，入/出）", "Price (CNY per million tokens, in/out)"),
+    "deployments.health": ("健康", "Health"),
+    "deployments.latency": ("近期延迟", "Recent latency"),
+    "deployments.matrix": ("数据分级许可", "Data-class clearance"),
+    "deployments.matrix_hint": (
+        "✓ 可处理该级别数据；核心数据只在所示区域内处理（* 表示运营方允许跨区域）。",
+        "✓ may serve that class; core data only for organizations of the region shown (* the operator allows any region).",
+    ),
+    "health.closed": ("正常", "healthy"),
+    "health.open": ("熔断", "circuit open"),
+    "health.half_open": ("探测中", "probing"),
+    "health.unavailable": ("不可用", "unavailable"),
+    # playground
+    "playground.title": ("体验", "Playground"),
+    "playground.key": ("API 密钥", "API key"),
+    "playground.key_hint": (
+        "调用与正式 API 完全相同：计费、限流与数据风险策略都照常生效。密钥只留在本页内存中。",
+        "Calls go through the real API: metering, limits and the data-risk policy apply. The key stays in this page's memory only.",
+    ),
+    "playground.model": ("模型", "Model"),
+    "playground.message": ("消息", "Message"),
+    "playground.send": ("发送", "Send"),
+    "playground.answer": ("回答", "Answer"),
+    "playground.waiting": ("等待回答……", "Waiting for the answer…"),
+    # guard
+    "guard.title": ("数据风险事件", "Data-risk events"),
+    "guard.time": ("时间", "Time"),
+    "guard.direction": ("方向", "Direction"),
+    "guard.action": ("处理", "Action"),
+    "guard.counts": ("发现的类型与数量", "Types found and counts"),
+    "guard.request": ("请求 ID", "Request id"),
+    "guard.prompt": ("提示词", "prompt"),
+    "guard.answer": ("回答", "answer"),
+    "guard.log": ("记录", "logged"),
+    "guard.redact": ("脱敏", "redacted"),
+    "guard.block": ("拦截", "blocked"),
+    "guard.never_values": (
+        "只记录类型与数量，从不保存原始值。",
+        "Only types and counts are kept, never the values.",
+    ),
+    # issuer
+    "issuer.title": ("算力券发放", "Voucher programs"),
+    "issuer.name": ("发放方", "Issuer"),
+    "issuer.report": ("月度报告", "Monthly report"),
+    "issuer.month": ("月份", "Month"),
+    "issuer.paid": ("已支付（元）", "Paid (CNY)"),
+    "issuer.calls": ("调用次数", "Calls"),
+}
+
+
+def pinyin_key(text: str) -> tuple[str, ...]:
+    """Sort key that orders Chinese names by pinyin, as Chinese readers expect (not by code point)."""
+    return tuple(lazy_pinyin(text.casefold(), style=Style.TONE3))
+
+
+class Words:
+    """The words of one page view: ``t`` translates, the rest format values for people."""
+
+    def __init__(self, lang: Lang, zone: ZoneInfo) -> None:
+        self.lang = lang
+        self.zone = zone
+
+    def t(self, key: str, **params: object) -> str:
+        zh, en = TEXT[key]
+        text = zh if self.lang == "zh" else en
+        return text.format(**params) if params else text
+
+    def when(self, moment: dt.datetime | str | None, *, date_only: bool = False) -> str:
+        """Show a moment in the platform's time zone: ``2026-11-23 14:05``."""
+        if moment is None or moment == "":
+            return ""
+        if isinstance(moment, str):
+            moment = dt.datetime.fromisoformat(moment)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        local = moment.astimezone(self.zone)
+        return local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+
+    @staticmethod
+    def percent(share: str) -> str:
+        """``"0.3000"`` → ``"30%"`` (a co-pay share as people say it)."""
+        value = Decimal(share) * 100
+        return f"{value.normalize():f}%"

@@ -1,0 +1,218 @@
+"""Wallets, top-ups and compute vouchers (算力券), and the issuer's own view of its programs."""
+
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from dizuo.accounts import get_org
+from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
+from dizuo.accounts.sessions import SignedIn
+from dizuo.billing import reports as billing_reports
+from dizuo.billing.money import format_cny, parse_cny
+from dizuo.billing.service import (
+    VoucherTerms,
+    get_voucher,
+    issue_voucher,
+    issuer_vouchers,
+    issuers,
+    parse_copay,
+    revoke_voucher,
+    topup,
+    topup_history,
+    wallet_view,
+)
+from dizuo.console.exports import download
+from dizuo.console.forms import FormError, bilingual, field_errors, optional_list, parse_date
+from dizuo.console.web import PREFIX, Console, org_url, redirect, safe_next
+from dizuo.errors import DizuoError
+from dizuo.store import utcnow
+
+__all__ = ["routes"]
+
+Text = Annotated[str, Form()]
+VOUCHER_FIELDS = ("org", "issuer", "program", "amount", "copay", "providers", "regions", "models")
+
+
+def _amount(text: str) -> int:
+    try:
+        return parse_cny(text)
+    except ValueError as exc:
+        message = str(exc)
+        raise FormError("amount", bilingual(message, "zh"), bilingual(message, "en")) from None
+
+
+def routes(console: Console) -> APIRouter:
+    router = APIRouter()
+    db = console.db
+    Signed = Annotated[SignedIn, Depends(console.signed_in)]
+    Posted = Annotated[SignedIn, Depends(console.posted)]
+
+    def wallet_page(
+        request: Request, signed: SignedIn, org: str, status: int = 200, **context: Any
+    ) -> Response:
+        found = get_org(db, org)
+        actor = signed.actor
+        authorize(actor, "read wallets", org_id=found.id)
+        context.setdefault("errors", {})
+        context.setdefault("form", {"org": found.name})
+        return console.render(
+            request,
+            "wallet.html",
+            signed,
+            status=status,
+            org=found.name,
+            org_id=found.id,
+            wallet=wallet_view(db, found.name),
+            topups=topup_history(db, found.name),
+            may_topup=allowed(actor, "top up wallets", org_id=found.id),
+            may_issue=allowed(actor, "issue vouchers"),
+            may_revoke_voucher=allowed(actor, "revoke vouchers"),
+            back="wallet",
+            **context,
+        )
+
+    @router.get(f"{PREFIX}/orgs/{{org}}/wallet")
+    def wallet(request: Request, signed: Signed, org: str, done: str | None = None) -> Response:
+        return wallet_page(request, signed, org, done=done)
+
+    @router.post(f"{PREFIX}/orgs/{{org}}/topups")
+    def new_topup(
+        request: Request, signed: Posted, org: str, topup_amount: Text = "", topup_note: Text = ""
+    ) -> Response:
+        found = get_org(db, org)
+        authorize(signed.actor, "top up wallets", org_id=found.id)
+        words = console.words(request)
+        try:
+            micro = _amount(topup_amount)
+            topup(db, found.name, micro, topup_note.strip() or None)
+        except DizuoError as exc:
+            errors = {f"topup_{k}": v for k, v in field_errors(exc, words.lang).items()}
+            form = {"topup_amount": topup_amount, "topup_note": topup_note}
+            return wallet_page(request, signed, org, status=400, errors=errors, form=form, failed="topup")
+        console.changed(found.id)
+        done = quote(words.t("wallet.topped_up", amount=format_cny(micro)))
+        return redirect(f"{org_url(found.name, 'wallet')}?done={done}")
+
+    def issuer_page(
+        request: Request, signed: SignedIn, issuer: str | None, status: int = 200, **context: Any
+    ) -> Response:
+        actor = signed.actor
+        if actor.role == "voucher-issuer":
+            issuer = actor.issuer
+        authorize(actor, "read voucher reports", issuer=issuer)
+        month = str(context.pop("month", None) or utcnow().astimezone(console.zone).strftime("%Y-%m"))
+        known = issuers(db) if sees_all_orgs(actor) else [issuer or ""]
+        issuer = issuer or (known[0] if known else "")
+        context.setdefault("errors", {})
+        context.setdefault("form", {"issuer": issuer})
+        return console.render(
+            request,
+            "issuer.html",
+            signed,
+            status=status,
+            issuer=issuer,
+            issuers=known,
+            month=month,
+            vouchers=issuer_vouchers(db, issuer) if issuer else [],
+            report=billing_reports.voucher_report(db, issuer, month) if issuer else [],
+            may_issue=allowed(actor, "issue vouchers", issuer=issuer),
+            may_revoke_voucher=allowed(actor, "revoke vouchers", issuer=issuer),
+            fixed_issuer=actor.issuer,
+            back="issuer",
+            **context,
+        )
+
+    @router.get(f"{PREFIX}/issuer")
+    def issuer(
+        request: Request,
+        signed: Signed,
+        issuer: str | None = None,
+        month: str | None = None,
+        done: str | None = None,
+    ) -> Response:
+        if month is not None:
+            billing_reports.month_bounds(month)  # a bad month is a clear 400, not an empty page
+        return issuer_page(request, signed, issuer, month=month, done=done)
+
+    @router.get(f"{PREFIX}/issuer/report.{{fmt}}")
+    def issuer_report(
+        signed: Signed, fmt: Literal["csv", "xlsx"], month: str, issuer: str | None = None
+    ) -> Response:
+        actor = signed.actor
+        name = actor.issuer if actor.role == "voucher-issuer" else issuer
+        authorize(actor, "read voucher reports", issuer=name)
+        rows = billing_reports.voucher_report(db, name or "", month)
+        return download(rows, fmt, f"算力券报告-{name}-{month}")
+
+    @router.post(f"{PREFIX}/vouchers")
+    def new_voucher(
+        request: Request,
+        signed: Posted,
+        org: Text = "",
+        issuer: Text = "",
+        program: Text = "",
+        amount: Text = "",
+        copay: Text = "",
+        providers: Text = "",
+        regions: Text = "",
+        models: Text = "",
+        valid_from: Text = "",
+        valid_to: Text = "",
+        back: Text = "issuer",
+    ) -> Response:
+        actor = signed.actor
+        if actor.role == "voucher-issuer":
+            issuer = actor.issuer or ""
+        authorize(actor, "issue vouchers", issuer=issuer)
+        words = console.words(request)
+        form = dict(
+            zip(
+                VOUCHER_FIELDS, (org, issuer, program, amount, copay, providers, regions, models), strict=True
+            )
+        )
+        form.update(valid_from=valid_from, valid_to=valid_to)
+        try:
+            if not org.strip():
+                raise FormError("org", "请填写受券组织", "name the organization")
+            start = parse_date(valid_from, "valid_from", console.zone) or utcnow()
+            end = parse_date(valid_to, "valid_to", console.zone, end_of_day=True)
+            if end is None:
+                raise FormError("valid_to", "请填写到期日", "give the last valid day")
+            terms = VoucherTerms(
+                issuer=issuer.strip(),
+                program=program.strip(),
+                amount=_amount(amount),
+                copay=parse_copay(copay.strip()),
+                valid_from=start,
+                valid_to=end,
+                providers=optional_list(providers),
+                regions=optional_list(regions),
+                models=optional_list(models),
+            )
+            voucher = issue_voucher(db, org.strip(), terms)
+        except DizuoError as exc:
+            errors = field_errors(exc, words.lang)
+            if back == "wallet" and org.strip():
+                return wallet_page(
+                    request, signed, org.strip(), status=400, errors=errors, form=form, failed="voucher"
+                )
+            return issuer_page(
+                request, signed, issuer or None, status=400, errors=errors, form=form, failed="voucher"
+            )
+        console.changed(voucher.org_id)
+        done = quote(words.t("voucher.issued", amount=format_cny(voucher.face)))
+        if back == "wallet" and allowed(actor, "read wallets", org_id=voucher.org_id):
+            return redirect(f"{org_url(org.strip(), 'wallet')}?done={done}")
+        return redirect(f"{PREFIX}/issuer?issuer={quote(voucher.issuer)}&done={done}")
+
+    @router.post(f"{PREFIX}/vouchers/{{voucher_id}}/revoke")
+    def revoke(signed: Posted, voucher_id: str, next: Text = "") -> Response:
+        voucher = get_voucher(db, voucher_id)
+        authorize(signed.actor, "revoke vouchers", issuer=voucher.issuer)
+        revoke_voucher(db, voucher_id)
+        console.changed(voucher.org_id)
+        return redirect(safe_next(next))
+
+    return router

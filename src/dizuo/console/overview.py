@@ -1,0 +1,55 @@
+"""The overview: calls, errors, tokens, spend, voucher use and latency over time, as charts."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from dizuo.accounts import get_org
+from dizuo.accounts.permissions import authorize, sees_all_orgs
+from dizuo.accounts.service import visible_orgs
+from dizuo.accounts.sessions import SignedIn
+from dizuo.billing.activity import activity, window
+from dizuo.console.i18n import pinyin_key
+from dizuo.console.web import PREFIX, Console, redirect
+
+__all__ = ["routes"]
+
+RANGES = {1: "overview.day", 7: "overview.week", 30: "overview.month"}
+
+
+def routes(console: Console) -> APIRouter:
+    router = APIRouter()
+    Signed = Annotated[SignedIn, Depends(console.signed_in)]
+
+    @router.get(f"{PREFIX}/")
+    def overview(request: Request, signed: Signed, days: int = 1, org: str | None = None) -> Response:
+        """Platform-wide for operators and auditors (or one organization they pick), else the member's own."""
+        actor = signed.actor
+        if actor.role == "voucher-issuer":
+            return redirect(f"{PREFIX}/issuer")
+        days = days if days in RANGES else 1
+        if not sees_all_orgs(actor):
+            org = signed.org_name
+        org_id = None
+        if org:
+            found = get_org(console.db, org)
+            authorize(actor, "read usage", org_id=found.id)
+            org_id = found.id
+        since, until, bucket = window(days, console.zone)
+        figures = activity(
+            console.db, org_id=org_id, since=since, until=until, bucket=bucket, zone=console.zone
+        )
+        orgs = sorted((o["name"] for o in visible_orgs(console.db, actor)), key=pinyin_key)
+        return console.render(
+            request,
+            "overview.html",
+            signed,
+            figures=figures,
+            days=days,
+            ranges=RANGES,
+            org=org or "",
+            orgs=orgs if sees_all_orgs(actor) else [],
+        )
+
+    return router

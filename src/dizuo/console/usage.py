@@ -1,0 +1,88 @@
+"""Usage records of an organization, filtered by date and model, exported as CSV or Excel."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from dizuo.accounts import get_org
+from dizuo.accounts.permissions import authorize
+from dizuo.accounts.sessions import SignedIn
+from dizuo.billing import reports as billing_reports
+from dizuo.billing.money import format_cny, parse_cny
+from dizuo.console.exports import download
+from dizuo.console.forms import field_errors, parse_date
+from dizuo.console.web import PREFIX, Console
+from dizuo.errors import DizuoError
+
+__all__ = ["routes"]
+
+SHOWN = 200  # rows on the page; exports hold every row
+
+
+def routes(console: Console) -> APIRouter:
+    router = APIRouter()
+    db = console.db
+    Signed = Annotated[SignedIn, Depends(console.signed_in)]
+
+    def rows(org: str, since: str, until: str, model: str) -> list[dict[str, object]]:
+        return billing_reports.usage_rows(
+            db,
+            org,
+            parse_date(since, "since", console.zone),
+            parse_date(until, "until", console.zone, end_of_day=True),
+            model.strip() or None,
+        )
+
+    @router.get(f"{PREFIX}/orgs/{{org}}/usage")
+    def usage(
+        request: Request, signed: Signed, org: str, since: str = "", until: str = "", model: str = ""
+    ) -> Response:
+        found = get_org(db, org)
+        authorize(signed.actor, "read usage", org_id=found.id)
+        form = {"since": since, "until": until, "model": model}
+        try:
+            records = rows(found.name, since, until, model)
+        except DizuoError as exc:
+            errors = field_errors(exc, console.words(request).lang)
+            return console.render(
+                request,
+                "usage.html",
+                signed,
+                status=400,
+                org=found.name,
+                org_id=found.id,
+                form=form,
+                errors=errors,
+                records=[],
+                total=None,
+            )
+        total = format_cny(sum(parse_cny(str(r["cost"]), allow_zero=True) for r in records))
+        return console.render(
+            request,
+            "usage.html",
+            signed,
+            org=found.name,
+            org_id=found.id,
+            form=form,
+            errors={},
+            records=list(reversed(records[-SHOWN:])),
+            count=len(records),
+            shown=SHOWN,
+            total=total,
+        )
+
+    @router.get(f"{PREFIX}/orgs/{{org}}/usage.{{fmt}}")
+    def export(
+        signed: Signed,
+        org: str,
+        fmt: Literal["csv", "xlsx"],
+        since: str = "",
+        until: str = "",
+        model: str = "",
+    ) -> Response:
+        found = get_org(db, org)
+        authorize(signed.actor, "read usage", org_id=found.id)
+        return download(rows(found.name, since, until, model), fmt, f"用量-{found.name}")
+
+    return router

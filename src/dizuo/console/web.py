@@ -1,0 +1,182 @@
+"""What every console page shares: templates, the signed-in member, CSRF, language and error pages.
+
+No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
+"""
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from fastapi import Form, Header, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from dizuo.accounts.permissions import allowed, sees_all_orgs
+from dizuo.accounts.sessions import SignedIn, find_session
+from dizuo.console.i18n import LANGS, Lang, Words
+from dizuo.store import Database
+
+__all__ = [
+    "LANG_COOKIE",
+    "PREFIX",
+    "SESSION_COOKIE",
+    "STATIC",
+    "Console",
+    "CsrfFailed",
+    "SignInRequired",
+    "language",
+    "navigation",
+    "org_url",
+    "redirect",
+    "safe_next",
+]
+
+PREFIX = "/console"
+SESSION_COOKIE = "dizuo_session"
+LANG_COOKIE = "dizuo_lang"
+STATIC = Path(__file__).parent / "static"
+
+
+class SignInRequired(Exception):
+    """No valid session: the page answers with a redirect to the sign-in page."""
+
+
+class CsrfFailed(Exception):
+    """A state-changing request without the session's CSRF token."""
+
+
+def org_url(org: str, page: str) -> str:
+    """Return the console URL of an organization's *page* (names may be Chinese: percent-encoded)."""
+    return f"{PREFIX}/orgs/{quote(org, safe='')}/{page}"
+
+
+def language(request: Request) -> Lang:
+    chosen = request.cookies.get(LANG_COOKIE, "zh")
+    return chosen if chosen in LANGS else "zh"
+
+
+@dataclass
+class Console:
+    """The console's services and settings, shared by its routes."""
+
+    db: Database
+    zone: ZoneInfo
+    deployments: Callable[[], list[dict[str, Any]]] = list
+    on_money_change: Callable[[str], None] | None = None
+    templates: Environment = field(
+        default_factory=lambda: Environment(
+            loader=PackageLoader("dizuo.console", "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+    )
+
+    def changed(self, org_id: str) -> None:
+        if self.on_money_change is not None:
+            self.on_money_change(org_id)
+
+    def words(self, request: Request) -> Words:
+        return Words(language(request), self.zone)
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        signed: SignedIn | None,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        """Render *template* with the frame's context: words, the member, CSRF token and navigation."""
+        words = self.words(request)
+        actor = signed.actor if signed is not None else None
+        for name, empty in (("errors", {}), ("form", {}), ("done", None), ("failed", None)):
+            context.setdefault(name, empty)
+        html = self.templates.get_template(template).render(
+            request=request,
+            words=words,
+            t=words.t,
+            lang=words.lang,
+            actor=actor,
+            csrf=signed.csrf if signed is not None else "",
+            nav=navigation(signed, request.url.path) if signed is not None else [],
+            org_name=signed.org_name if signed is not None else None,
+            org_url=org_url,
+            can=lambda action, org_id=None: actor is not None and allowed(actor, action, org_id=org_id),
+            prefix=PREFIX,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def signed_in(self, request: Request) -> SignedIn:
+        """The member of this request's session, or a redirect to the sign-in page."""
+        found = find_session(self.db, request.cookies.get(SESSION_COOKIE, ""))
+        if found is None:
+            raise SignInRequired()
+        request.state.signed = found
+        return found
+
+    def posted(
+        self,
+        request: Request,
+        csrf: Annotated[str, Form()] = "",
+        x_csrf_token: Annotated[str | None, Header()] = None,
+    ) -> SignedIn:
+        """The member of a state-changing request that carries the session's CSRF token."""
+        signed = self.signed_in(request)
+        sent = x_csrf_token or csrf
+        if not sent or not secrets.compare_digest(sent, signed.csrf):
+            raise CsrfFailed()
+        return signed
+
+    def error_page(
+        self, request: Request, status: int, message: str, signed: SignedIn | None
+    ) -> HTMLResponse:
+        return self.render(request, "error.html", signed, status=status, message=message)
+
+
+def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
+    """The menu a member sees: only pages the rule book lets them open."""
+    actor = signed.actor
+    own = actor.org_id
+    items: list[tuple[str, str, bool]] = []
+    if actor.role != "voucher-issuer":
+        items.append(("nav.overview", f"{PREFIX}/", True))
+    if sees_all_orgs(actor):
+        items.append(("nav.orgs", f"{PREFIX}/orgs", True))
+    elif own is not None:
+        org_name = signed.org_name or ""
+        items.append(("nav.keys", org_url(org_name, "keys"), allowed(actor, "read keys", org_id=own)))
+        items.append(("nav.wallet", org_url(org_name, "wallet"), allowed(actor, "read wallets", org_id=own)))
+        items.append(("nav.usage", org_url(org_name, "usage"), allowed(actor, "read usage", org_id=own)))
+    items.append(("nav.deployments", f"{PREFIX}/deployments", allowed(actor, "read deployments")))
+    items.append(("nav.playground", f"{PREFIX}/playground", actor.role != "voucher-issuer"))
+    items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
+    items.append(
+        ("nav.issuer", f"{PREFIX}/issuer", allowed(actor, "read voucher reports", issuer=actor.issuer))
+    )
+    return [
+        {
+            "key": key,
+            "href": href,
+            "current": path == href or (href != f"{PREFIX}/" and path.startswith(href)),
+        }
+        for key, href, show in items
+        if show
+    ]
+
+
+def safe_next(target: str | None) -> str:
+    """Only pages of this console: never an open redirect to another site."""
+    if target and target.startswith(f"{PREFIX}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{PREFIX}/"
+
+
+def redirect(url: str) -> Response:
+    """A 303 (GET after POST); HTMX requests get HX-Redirect so the whole page moves."""
+    return RedirectResponse(url, status_code=303)
