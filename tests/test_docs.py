@@ -72,17 +72,23 @@ def test_every_admin_route_is_documented(route: str) -> None:
 def console_routes() -> list[str]:
     from zoneinfo import ZoneInfo
 
-    from fastapi.routing import APIRoute
-
     from dizuo.console import create_console_app
+    from dizuo.evalbench.service import EvalService
+    from dizuo.kb.service import KnowledgeBases
     from dizuo.store import Database
 
-    app = create_console_app(Database("sqlite://"), zone=ZoneInfo("Asia/Shanghai"))
+    db = Database("sqlite://")
+    app = create_console_app(
+        db,
+        zone=ZoneInfo("Asia/Shanghai"),
+        evals=EvalService(db, Path(".")),
+        kbs=KnowledgeBases(db, embedding_model="local/use-multilingual-v3"),
+    )
+    # The OpenAPI document lists every route, those of included routers too.
     return sorted(
-        f"{method} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute)
-        for method in route.methods
+        f"{method.upper()} {path}"
+        for path, operations in app.openapi()["paths"].items()
+        for method in operations
     )
 
 

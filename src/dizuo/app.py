@@ -135,12 +135,13 @@ def create_app(settings: Settings) -> Platform:
     )
     # Runs started through the admin API call this platform's own /v1, as users do.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    evals = EvalService(db, settings.data_dir)
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
         deployments=gateway.deployments_view,
         catalog=catalog,
-        evals=EvalService(db, settings.data_dir),
+        evals=evals,
         gateway_url=f"http://{host}:{settings.port}/v1",
     )
     kbs = KnowledgeBases(
@@ -154,6 +155,8 @@ def create_app(settings: Settings) -> Platform:
         zone=ZoneInfo(settings.timezone),
         deployments=gateway.deployments_view,
         on_money_change=meter.journal.refresh,
+        evals=evals,
+        kbs=kbs,
     )
     return Platform(gateway, admin, knowledge, console)
 

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import httpx
 import openai
 import pytest
 from openpyxl import load_workbook
 
+from dizuo.accounts.members import create_token
 from dizuo.billing.service import wallet_view
 from dizuo.store import Database
 from tests.conftest import RunningGateway
@@ -267,3 +269,67 @@ def test_the_playground_streams_an_answer(browser: Any, gateway: RunningGateway,
     page.get_by_role("button", name="发送").click()
     page.locator(".answer.failed").wait_for()
     assert "API 密钥无效" in page.get_by_test_id("answer").inner_text()
+
+
+def test_a_knowledge_base_takes_a_document_and_answers_with_citations(
+    browser: Any, gateway: RunningGateway, people: People, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {people.key_a}"}
+    created = httpx.post(
+        f"{gateway.v1}/knowledge-bases", json={"name": "质量手册", "description": "柱塞偶件"}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    manual = tmp_path / "检验规范.md"
+    manual.write_text(
+        "# 柱塞偶件检验规范\n\n## 4.5 硬度\n\n柱塞表面硬度应为 HRC 60 ～ 64。\n\n"
+        "## 4.6 密封\n\n密封时间不得短于 10 s。\n",
+        encoding="utf-8",
+    )
+    page = sign_in(browser, gateway, people.user("a-admin"))
+    page.get_by_role("link", name="知识库").click()
+    assert page.get_by_test_id("kb-documents").inner_text() == "0"
+    page.get_by_label("API 密钥").fill(people.key_a)
+    page.get_by_label("文件（Markdown、DOCX、PDF、XLSX、CSV、HTML、TXT）").set_input_files(str(manual))
+    page.get_by_role("button", name="上传").click()
+    page.get_by_role("status").filter(has_text="已加入 检验规范.md").wait_for(timeout=30_000)
+    page.wait_for_load_state()  # the page reloads with the new document
+    page.get_by_role("cell", name="检验规范.md").wait_for(timeout=10_000)
+    assert page.get_by_test_id("kb-documents").inner_text() == "1"
+    page.get_by_label("API 密钥").fill(people.key_a)
+    page.get_by_label("模型").select_option("kb-librarian")
+    page.get_by_label("问题").fill("柱塞表面硬度的要求是多少")
+    page.get_by_role("button", name="提问").click()
+    page.get_by_test_id("kb-citations").locator("li").first.wait_for(timeout=30_000)
+    assert "HRC 60" in page.get_by_test_id("kb-answer").inner_text()
+    assert "检验规范.md" in page.get_by_test_id("kb-citations").inner_text()
+    screenshot(page, "console-kbs")
+
+
+def test_evaluation_runs_and_their_reports(browser: Any, gateway: RunningGateway, people: People) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    token = create_token(db, people.user("root"))
+    db.dispose()
+    started = httpx.post(
+        f"{gateway.url}/admin/v1/evals",
+        json={"model": "eval-refuser", "suite": "zh-refusal-starter", "api_key": people.key_a},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert started.status_code == 202, started.text
+    page = sign_in(browser, gateway, people.user("auditor"))
+    page.get_by_role("link", name="测试验证").click()
+    runs = page.locator("table").nth(1)  # the first is the model catalog
+    row = runs.get_by_role("row").filter(has_text="eval-refuser").first
+    deadline = time.monotonic() + 60
+    while "done" not in row.inner_text():
+        assert time.monotonic() < deadline, row.inner_text()
+        time.sleep(0.5)
+        page.reload()
+    screenshot(page, "console-evals")
+    with page.expect_popup() as popup:
+        row.get_by_role("link", name="查看报告").click()
+    report = popup.value
+    report.wait_for_load_state()
+    assert "eval-refuser" in report.content()
+    denied = sign_in(browser, gateway, people.user("a-admin"))
+    response = denied.goto(f"{gateway.url}/console/evals")
+    assert response is not None and response.status == 403

@@ -29,6 +29,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "read usage": ("auditor", "org-admin", "org-developer"),
     "read statements": ("auditor", "org-admin"),
     "read voucher reports": ("auditor", "voucher-issuer"),
+    "read knowledge bases": ("auditor", "org-admin", "org-developer"),
     "read evaluations": ("auditor",),
     "run evaluations": (),
 }

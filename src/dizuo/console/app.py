@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dizuo.accounts.members import verify_password
 from dizuo.accounts.sessions import SESSION_HOURS, SignedIn, close_session, open_session
-from dizuo.console import money, ops, orgs, overview, usage
+from dizuo.console import bench, knowledge, money, ops, orgs, overview, usage
 from dizuo.console.i18n import LANGS
 from dizuo.console.web import (
     LANG_COOKIE,
@@ -37,6 +37,8 @@ from dizuo.console.web import (
     safe_next,
 )
 from dizuo.errors import DizuoError
+from dizuo.evalbench.service import EvalService
+from dizuo.kb.service import KnowledgeBases
 from dizuo.store import Database
 
 __all__ = ["create_console_app"]
@@ -51,8 +53,11 @@ def create_console_app(
     zone: ZoneInfo,
     deployments: Callable[[], list[dict[str, Any]]] = list,
     on_money_change: Callable[[str], None] | None = None,
+    evals: EvalService | None = None,
+    kbs: KnowledgeBases | None = None,
 ) -> FastAPI:
-    """Return the console over *db*; dates are shown in *zone*."""
+    """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
+    are served when their services are given."""
     console = Console(db, zone, deployments, on_money_change)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="static")
@@ -113,6 +118,10 @@ def create_console_app(
 
     for module in (overview, orgs, money, usage, ops):
         app.include_router(module.routes(console))
+    if evals is not None:
+        app.include_router(bench.routes(console, evals))
+    if kbs is not None:
+        app.include_router(knowledge.routes(console, kbs))
     return app
 
 

@@ -153,9 +153,12 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
         items.append(("nav.keys", org_url(org_name, "keys"), allowed(actor, "read keys", org_id=own)))
         items.append(("nav.wallet", org_url(org_name, "wallet"), allowed(actor, "read wallets", org_id=own)))
         items.append(("nav.usage", org_url(org_name, "usage"), allowed(actor, "read usage", org_id=own)))
+        kbs = allowed(actor, "read knowledge bases", org_id=own)
+        items.append(("nav.kbs", org_url(org_name, "kbs"), kbs))
     items.append(("nav.deployments", f"{PREFIX}/deployments", allowed(actor, "read deployments")))
     items.append(("nav.playground", f"{PREFIX}/playground", actor.role != "voucher-issuer"))
     items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
+    items.append(("nav.evals", f"{PREFIX}/evals", allowed(actor, "read evaluations")))
     items.append(
         ("nav.issuer", f"{PREFIX}/issuer", allowed(actor, "read voucher reports", issuer=actor.issuer))
     )

@@ -107,9 +107,76 @@
     });
   }
 
+  // The real /v1 with a pasted key: errors come back in the OpenAI envelope, in the page's language.
+  async function callApi(path, key, options) {
+    var response = await fetch(path, Object.assign({}, options, {
+      headers: Object.assign({
+        "Authorization": "Bearer " + key,
+        "Accept-Language": document.documentElement.lang,
+      }, options.headers || {}),
+    }));
+    var data = await response.json().catch(function () { return {}; });
+    if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
+    return data;
+  }
+
+  function knowledgeTools(section) {
+    var key = function () { return document.getElementById("kb-key").value.trim(); };
+    var base = function () {
+      return "/v1/knowledge-bases/" + encodeURIComponent(document.getElementById("kb-name").value);
+    };
+    var result = document.getElementById("kb-upload-result");
+    document.getElementById("kb-upload").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      var file = document.getElementById("kb-file").files[0];
+      result.classList.remove("error");
+      result.textContent = section.dataset.waiting;
+      try {
+        var added = await callApi(base() + "/documents?filename=" + encodeURIComponent(file.name), key(), {
+          method: "POST", body: file, headers: { "Content-Type": "application/octet-stream" },
+        });
+        result.textContent = section.dataset.uploaded
+          .replace("{source}", added.source).replace("{chunks}", added.chunks);
+        setTimeout(function () { window.location.reload(); }, 1500);
+      } catch (error) {
+        result.classList.add("error");
+        result.textContent = error.message;
+      }
+    });
+    var answer = document.getElementById("kb-answer");
+    var citations = document.getElementById("kb-citations");
+    document.getElementById("kb-ask").addEventListener("submit", async function (event) {
+      event.preventDefault();
+      answer.classList.remove("failed");
+      answer.textContent = section.dataset.waiting;
+      citations.replaceChildren();
+      try {
+        var doc = await callApi(base() + "/ask", key(), {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({
+            question: document.getElementById("kb-question").value,
+            model: document.getElementById("kb-model").value || null,
+          }),
+        });
+        answer.textContent = doc.answer;
+        doc.citations.forEach(function (c) {
+          var item = document.createElement("li");
+          item.textContent = c.source + " · " + c.locator + " — " + c.text;
+          citations.appendChild(item);
+        });
+      } catch (error) {
+        answer.classList.add("failed");
+        answer.textContent = error.message;
+      }
+    });
+  }
+
   function start() {
     var form = document.getElementById("playground");
     if (form) playground(form);
+    var tools = document.getElementById("kb-tools");
+    if (tools) knowledgeTools(tools);
     if (window.htmx) {
       htmx.onLoad(drawCharts);
     } else {
