@@ -114,7 +114,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "keys.prefix": ("前缀", "Prefix"),
     "keys.models": ("允许的模型", "Allowed models"),
     "keys.models_hint": ("用逗号分隔；留空表示全部模型", "Comma-separated; empty means every model"),
-    "keys.expires": ("到期日", "Expires"),
+    "keys.expires": ("有效至（含）", "Valid through"),
     "keys.state": ("状态", "State"),
     "keys.rpm": ("每分钟请求数（RPM）", "Requests per minute (RPM)"),
     "keys.tpm": ("每分钟 Token 数（TPM）", "Tokens per minute (TPM)"),
@@ -161,7 +161,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "voucher.list_hint": ("用逗号分隔；留空表示不限", "Comma-separated; empty means any"),
     "voucher.any": ("不限", "any"),
     "voucher.valid_from": ("生效日", "Valid from"),
-    "voucher.valid_to": ("到期日", "Valid to"),
+    "voucher.valid_to": ("有效至（含）", "Valid through"),
     "voucher.state": ("状态", "State"),
     "voucher.issue": ("发放算力券", "Issue a voucher"),
     "voucher.issued": ("已发放算力券，面额 {amount} 元。", "Issued a voucher of CNY {amount}."),
@@ -328,6 +328,16 @@ class Words:
             moment = moment.replace(tzinfo=dt.UTC)
         local = moment.astimezone(self.zone)
         return local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+
+    def through(self, moment: dt.datetime | str) -> str:
+        """Show the end of a window as people write it: a window ending at local midnight is valid
+        through the day before (``2030-12-31``), any other end with its time."""
+        if isinstance(moment, str):
+            moment = dt.datetime.fromisoformat(moment)
+        local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(self.zone)
+        if local.time() == dt.time():
+            return (local - dt.timedelta(days=1)).strftime("%Y-%m-%d")
+        return local.strftime("%Y-%m-%d %H:%M")
 
     @staticmethod
     def percent(share: str) -> str:
