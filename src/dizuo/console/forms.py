@@ -9,9 +9,66 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from pydantic import BaseModel, ConfigDict
+
 from dizuo.errors import DizuoError, InvalidRequest
 
-__all__ = ["FormError", "bilingual", "field_errors", "optional_int", "optional_list", "parse_date"]
+__all__ = [
+    "FormError",
+    "KeyForm",
+    "OrgForm",
+    "TopupForm",
+    "VoucherForm",
+    "bilingual",
+    "field_errors",
+    "optional_int",
+    "optional_list",
+    "parse_date",
+]
+
+
+class _Form(BaseModel):
+    """Form fields as typed: strings, kept as they were for the page that shows an error."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class OrgForm(_Form):
+    name: str = ""
+    uscc: str = ""
+    industry: str = ""
+    district: str = ""
+    size: str = ""
+    data_class: str = "general"
+
+
+class KeyForm(_Form):
+    name: str = ""
+    models: str = ""
+    data_class: str = ""
+    expires: str = ""
+    rpm: str = ""
+    tpm: str = ""
+    concurrency: str = ""
+
+
+class TopupForm(_Form):
+    topup_amount: str = ""
+    topup_note: str = ""
+
+
+class VoucherForm(_Form):
+    org: str = ""
+    issuer: str = ""
+    program: str = ""
+    amount: str = ""
+    copay: str = ""
+    providers: str = ""
+    regions: str = ""
+    models: str = ""
+    valid_from: str = ""
+    valid_to: str = ""
+    back: str = "issuer"
 
 
 class FormError(InvalidRequest):

@@ -2,6 +2,7 @@
 
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -24,7 +25,15 @@ from dizuo.billing.service import (
     wallet_view,
 )
 from dizuo.console.exports import download
-from dizuo.console.forms import FormError, bilingual, field_errors, optional_list, parse_date
+from dizuo.console.forms import (
+    FormError,
+    TopupForm,
+    VoucherForm,
+    bilingual,
+    field_errors,
+    optional_list,
+    parse_date,
+)
 from dizuo.console.web import PREFIX, Console, org_url, redirect, safe_next
 from dizuo.errors import DizuoError
 from dizuo.store import utcnow
@@ -32,7 +41,6 @@ from dizuo.store import utcnow
 __all__ = ["routes"]
 
 Text = Annotated[str, Form()]
-VOUCHER_FIELDS = ("org", "issuer", "program", "amount", "copay", "providers", "regions", "models")
 
 
 def _amount(text: str) -> int:
@@ -41,6 +49,26 @@ def _amount(text: str) -> int:
     except ValueError as exc:
         message = str(exc)
         raise FormError("amount", bilingual(message, "zh"), bilingual(message, "en")) from None
+
+
+def _terms(form: VoucherForm, zone: ZoneInfo) -> VoucherTerms:
+    """Read the voucher form into the service's terms (the service checks what they mean)."""
+    if not form.org:
+        raise FormError("org", "请填写受券组织", "name the organization")
+    end = parse_date(form.valid_to, "valid_to", zone, end_of_day=True)
+    if end is None:
+        raise FormError("valid_to", "请填写最后有效日", "give the last valid day")
+    return VoucherTerms(
+        issuer=form.issuer,
+        program=form.program,
+        amount=_amount(form.amount),
+        copay=parse_copay(form.copay),
+        valid_from=parse_date(form.valid_from, "valid_from", zone) or utcnow(),
+        valid_to=end,
+        providers=optional_list(form.providers),
+        regions=optional_list(form.regions),
+        models=optional_list(form.models),
+    )
 
 
 def routes(console: Console) -> APIRouter:
@@ -78,19 +106,18 @@ def routes(console: Console) -> APIRouter:
         return wallet_page(request, signed, org, done=done)
 
     @router.post(f"{PREFIX}/orgs/{{org}}/topups")
-    def new_topup(
-        request: Request, signed: Posted, org: str, topup_amount: Text = "", topup_note: Text = ""
-    ) -> Response:
+    def new_topup(request: Request, signed: Posted, org: str, form: Annotated[TopupForm, Form()]) -> Response:
         found = get_org(db, org)
         authorize(signed.actor, "top up wallets", org_id=found.id)
         words = console.words(request)
         try:
-            micro = _amount(topup_amount)
-            topup(db, found.name, micro, topup_note.strip() or None)
+            micro = _amount(form.topup_amount)
+            topup(db, found.name, micro, form.topup_note or None)
         except DizuoError as exc:
             errors = {f"topup_{k}": v for k, v in field_errors(exc, words.lang).items()}
-            form = {"topup_amount": topup_amount, "topup_note": topup_note}
-            return wallet_page(request, signed, org, status=400, errors=errors, form=form, failed="topup")
+            return wallet_page(
+                request, signed, org, status=400, errors=errors, form=form.model_dump(), failed="topup"
+            )
         console.changed(found.id)
         done = quote(words.t("wallet.topped_up", amount=format_cny(micro)))
         return redirect(f"{org_url(found.name, 'wallet')}?done={done}")
@@ -147,64 +174,28 @@ def routes(console: Console) -> APIRouter:
         return download(rows, fmt, f"算力券报告-{name}-{month}")
 
     @router.post(f"{PREFIX}/vouchers")
-    def new_voucher(
-        request: Request,
-        signed: Posted,
-        org: Text = "",
-        issuer: Text = "",
-        program: Text = "",
-        amount: Text = "",
-        copay: Text = "",
-        providers: Text = "",
-        regions: Text = "",
-        models: Text = "",
-        valid_from: Text = "",
-        valid_to: Text = "",
-        back: Text = "issuer",
-    ) -> Response:
+    def new_voucher(request: Request, signed: Posted, form: Annotated[VoucherForm, Form()]) -> Response:
         actor = signed.actor
         if actor.role == "voucher-issuer":
-            issuer = actor.issuer or ""
-        authorize(actor, "issue vouchers", issuer=issuer)
+            form.issuer = actor.issuer or ""
+        authorize(actor, "issue vouchers", issuer=form.issuer)
         words = console.words(request)
-        form = dict(
-            zip(
-                VOUCHER_FIELDS, (org, issuer, program, amount, copay, providers, regions, models), strict=True
-            )
-        )
-        form.update(valid_from=valid_from, valid_to=valid_to)
         try:
-            if not org.strip():
-                raise FormError("org", "请填写受券组织", "name the organization")
-            start = parse_date(valid_from, "valid_from", console.zone) or utcnow()
-            end = parse_date(valid_to, "valid_to", console.zone, end_of_day=True)
-            if end is None:
-                raise FormError("valid_to", "请填写到期日", "give the last valid day")
-            terms = VoucherTerms(
-                issuer=issuer.strip(),
-                program=program.strip(),
-                amount=_amount(amount),
-                copay=parse_copay(copay.strip()),
-                valid_from=start,
-                valid_to=end,
-                providers=optional_list(providers),
-                regions=optional_list(regions),
-                models=optional_list(models),
-            )
-            voucher = issue_voucher(db, org.strip(), terms)
+            voucher = issue_voucher(db, form.org, _terms(form, console.zone))
         except DizuoError as exc:
             errors = field_errors(exc, words.lang)
-            if back == "wallet" and org.strip():
+            typed = form.model_dump()
+            if form.back == "wallet" and form.org:
                 return wallet_page(
-                    request, signed, org.strip(), status=400, errors=errors, form=form, failed="voucher"
+                    request, signed, form.org, status=400, errors=errors, form=typed, failed="voucher"
                 )
             return issuer_page(
-                request, signed, issuer or None, status=400, errors=errors, form=form, failed="voucher"
+                request, signed, form.issuer or None, status=400, errors=errors, form=typed, failed="voucher"
             )
         console.changed(voucher.org_id)
         done = quote(words.t("voucher.issued", amount=format_cny(voucher.face)))
-        if back == "wallet" and allowed(actor, "read wallets", org_id=voucher.org_id):
-            return redirect(f"{org_url(org.strip(), 'wallet')}?done={done}")
+        if form.back == "wallet" and allowed(actor, "read wallets", org_id=voucher.org_id):
+            return redirect(f"{org_url(form.org, 'wallet')}?done={done}")
         return redirect(f"{PREFIX}/issuer?issuer={quote(voucher.issuer)}&done={done}")
 
     @router.post(f"{PREFIX}/vouchers/{{voucher_id}}/revoke")

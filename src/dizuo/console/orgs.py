@@ -10,14 +10,12 @@ from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.permissions import allowed, authorize
 from dizuo.accounts.service import key_owner, list_keys, visible_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.console.forms import field_errors, optional_int, optional_list, parse_date
+from dizuo.console.forms import KeyForm, OrgForm, field_errors, optional_int, optional_list, parse_date
 from dizuo.console.i18n import pinyin_key
 from dizuo.console.web import PREFIX, Console, org_url, redirect
 from dizuo.errors import DizuoError
 
 __all__ = ["routes"]
-
-Text = Annotated[str, Form()]
 
 
 def routes(console: Console) -> APIRouter:
@@ -44,32 +42,21 @@ def routes(console: Console) -> APIRouter:
         return orgs_page(request, signed, created=created, errors={}, form={})
 
     @router.post(f"{PREFIX}/orgs")
-    def new_org(
-        request: Request,
-        signed: Posted,
-        name: Text = "",
-        uscc: Text = "",
-        industry: Text = "",
-        district: Text = "",
-        size: Text = "",
-        data_class: Text = "general",
-    ) -> Response:
+    def new_org(request: Request, signed: Posted, form: Annotated[OrgForm, Form()]) -> Response:
         authorize(signed.actor, "create organizations")
-        form = {"name": name, "uscc": uscc, "industry": industry, "district": district, "size": size}
-        form["data_class"] = data_class
         try:
             org = create_org(
                 db,
-                name,
-                data_class,
-                uscc_code=uscc.strip() or None,
-                industry=industry.strip() or None,
-                district=district.strip() or None,
-                size=size or None,
+                form.name,
+                form.data_class,
+                uscc_code=form.uscc or None,
+                industry=form.industry or None,
+                district=form.district or None,
+                size=form.size or None,
             )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)
-            return orgs_page(request, signed, status=400, errors=errors, form=form, created=None)
+            return orgs_page(request, signed, status=400, errors=errors, form=form.model_dump(), created=None)
         return redirect(f"{PREFIX}/orgs?created={quote(org.name)}")
 
     def keys_page(
@@ -95,39 +82,28 @@ def routes(console: Console) -> APIRouter:
         return keys_page(request, signed, org, errors={}, form={}, new_key=None)
 
     @router.post(f"{PREFIX}/orgs/{{org}}/keys")
-    def new_key(
-        request: Request,
-        signed: Posted,
-        org: str,
-        name: Text = "",
-        models: Text = "",
-        data_class: Text = "",
-        expires: Text = "",
-        rpm: Text = "",
-        tpm: Text = "",
-        concurrency: Text = "",
-    ) -> Response:
+    def new_key(request: Request, signed: Posted, org: str, form: Annotated[KeyForm, Form()]) -> Response:
         found = get_org(db, org)
         authorize(signed.actor, "create keys", org_id=found.id)
-        form = {"name": name, "models": models, "data_class": data_class, "expires": expires}
-        form.update(rpm=rpm, tpm=tpm, concurrency=concurrency)
         try:
             created = create_key(
                 db,
                 found.name,
-                name=name.strip() or None,
-                models=optional_list(models),
-                data_class=data_class or None,
-                expires_at=parse_date(expires, "expires", console.zone, end_of_day=True),
+                name=form.name or None,
+                models=optional_list(form.models),
+                data_class=form.data_class or None,
+                expires_at=parse_date(form.expires, "expires", console.zone, end_of_day=True),
                 limits=(
-                    optional_int(rpm, "rpm"),
-                    optional_int(tpm, "tpm"),
-                    optional_int(concurrency, "concurrency"),
+                    optional_int(form.rpm, "rpm"),
+                    optional_int(form.tpm, "tpm"),
+                    optional_int(form.concurrency, "concurrency"),
                 ),
             )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)
-            return keys_page(request, signed, org, status=400, errors=errors, form=form, new_key=None)
+            return keys_page(
+                request, signed, org, status=400, errors=errors, form=form.model_dump(), new_key=None
+            )
         # The key is in this answer and nowhere else, ever: no redirect, no copy kept.
         response = keys_page(request, signed, org, status=201, errors={}, form={}, new_key=created.key)
         response.headers["cache-control"] = "no-store"

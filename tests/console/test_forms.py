@@ -1,0 +1,113 @@
+"""The console's forms over plain HTTP: sessions, CSRF, redirects and inline errors that save nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from dizuo.billing.service import wallet_view
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+from tests.console.conftest import PASSWORD, People
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None
+    return found.group(1)
+
+
+def signed_in(gateway: RunningGateway, username: str) -> httpx.Client:
+    client = httpx.Client(base_url=f"{gateway.url}/console", timeout=30)
+    token = csrf_of(client.get("/login").text)
+    answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
+    assert answer.status_code == 303
+    cookie = answer.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
+    return client
+
+
+@pytest.fixture
+def root(gateway: RunningGateway, people: People) -> Iterator[httpx.Client]:
+    client = signed_in(gateway, people.user("root"))
+    yield client
+    client.close()
+
+
+def vouchers(gateway: RunningGateway, org: str) -> list[dict[str, object]]:
+    db = Database(gateway.settings.resolved_database_url)
+    try:
+        return list(wallet_view(db, org)["vouchers"])
+    finally:
+        db.dispose()
+
+
+def test_a_post_without_the_session_token_changes_nothing(
+    root: httpx.Client, gateway: RunningGateway, people: People
+) -> None:
+    before = len(vouchers(gateway, people.org_b))
+    form = {"org": people.org_b, "issuer": "局", "program": "p", "amount": "1", "copay": "0.5"}
+    answer = root.post("/vouchers", data={**form, "valid_to": "2030-01-01"})
+    assert answer.status_code == 403 and "表单已过期" in answer.text
+    answer = root.post("/vouchers", data={**form, "valid_to": "2030-01-01", "csrf": "forged"})
+    assert answer.status_code == 403
+    assert len(vouchers(gateway, people.org_b)) == before
+
+
+def test_sign_in_needs_its_own_form_token_and_never_redirects_away(
+    gateway: RunningGateway, people: People
+) -> None:
+    with httpx.Client(base_url=f"{gateway.url}/console", timeout=30) as client:
+        answer = client.post("/login", data={"username": people.user("root"), "password": PASSWORD})
+        assert answer.status_code == 403 and "页面已过期" in answer.text
+        token = csrf_of(client.get("/login").text)
+        answer = client.post(
+            "/login",
+            data={
+                "username": people.user("root"),
+                "password": PASSWORD,
+                "csrf": token,
+                "next": "//evil.example/",
+            },
+        )
+        assert answer.status_code == 303 and answer.headers["location"] == "/console/"
+
+
+def test_a_bad_voucher_from_the_wallet_page_is_answered_there(
+    root: httpx.Client, gateway: RunningGateway, people: People
+) -> None:
+    wallet = f"/orgs/{quote(people.org_b)}/wallet"
+    token = csrf_of(root.get(wallet).text)
+    before = len(vouchers(gateway, people.org_b))
+    form = {
+        "csrf": token,
+        "back": "wallet",
+        "org": people.org_b,
+        "issuer": "市大数据局",
+        "program": "试点",
+        "amount": "200",
+        "copay": "1.5",
+        "valid_to": "2030-06-30",
+    }
+    answer = root.post("/vouchers", data=form)
+    assert answer.status_code == 400
+    assert 'id="f-copay-error"' in answer.text and 'value="试点"' in answer.text  # typed values kept
+    assert len(vouchers(gateway, people.org_b)) == before
+    answer = root.post("/vouchers", data={**form, "copay": "0.4"})
+    assert answer.status_code == 303 and answer.headers["location"].startswith(f"/console{wallet}?done=")
+    [granted] = [v for v in vouchers(gateway, people.org_b) if v["program"] == "试点"]
+    assert granted["face"] == "200.000000" and granted["valid_to"] == "2030-06-30T16:00:00+00:00"
+
+
+def test_signing_out_ends_the_session(gateway: RunningGateway, people: People) -> None:
+    client = signed_in(gateway, people.user("auditor"))
+    assert client.get("/orgs").status_code == 200
+    token = csrf_of(client.get("/orgs").text)
+    assert client.post("/logout", data={"csrf": token}).status_code == 303
+    answer = client.get("/orgs")
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login")
+    client.close()
