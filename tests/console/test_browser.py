@@ -320,7 +320,7 @@ def test_evaluation_runs_and_their_reports(browser: Any, gateway: RunningGateway
     runs = page.locator("table").nth(1)  # the first is the model catalog
     row = runs.get_by_role("row").filter(has_text="eval-refuser").first
     deadline = time.monotonic() + 60
-    while "done" not in row.inner_text():
+    while "已完成" not in row.inner_text():
         assert time.monotonic() < deadline, row.inner_text()
         time.sleep(0.5)
         page.reload()

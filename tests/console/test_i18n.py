@@ -41,6 +41,7 @@ VALUES = {
     "status": ("ok", "estimated", "client_gone", "upstream_cut", "blocked"),
     "health": ("closed", "open", "half_open", "unavailable"),
     "guard": ("prompt", "answer", "log", "redact", "block"),
+    "run": ("queued", "running", "done", "failed", "interrupted"),
 }
 
 

@@ -287,9 +287,14 @@ TEXT: dict[str, tuple[str, str]] = {
     "evals.started": ("开始时间", "Started"),
     "evals.open": ("查看报告", "Open the report"),
     "evals.runs": ("运行记录", "Runs"),
+    "run.queued": ("排队中", "queued"),
+    "run.running": ("运行中", "running"),
+    "run.done": ("已完成", "done"),
+    "run.failed": ("失败", "failed"),
+    "run.interrupted": ("已中断", "interrupted"),
     "evals.hint": (
-        "运行新的测试：`dizuo eval run` 或 POST /admin/v1/evals。",
-        "Start a run with `dizuo eval run` or POST /admin/v1/evals.",
+        "运行新的测试：`dizuo eval run` 或 `POST /admin/v1/evals`。",
+        "Start a run with `dizuo eval run` or `POST /admin/v1/evals`.",
     ),
     # issuer
     "issuer.title": ("算力券发放", "Voucher programs"),
@@ -338,6 +343,11 @@ class Words:
         if local.time() == dt.time():
             return (local - dt.timedelta(days=1)).strftime("%Y-%m-%d")
         return local.strftime("%Y-%m-%d %H:%M")
+
+    def pick(self, text: str | None) -> str:
+        """One side of a service's ``中文 / English`` text, in this page's language."""
+        zh, sep, en = (text or "").partition(" / ")
+        return (zh if self.lang == "zh" else en) if sep else (text or "")
 
     @staticmethod
     def percent(share: str) -> str:

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from fastapi import Form, Header, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
 
 from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn, find_session
@@ -49,6 +50,23 @@ class CsrfFailed(Exception):
     """A state-changing request without the session's CSRF token."""
 
 
+def code_spans(text: str) -> Markup:
+    """Escape *text* and show its `backticked` commands as code."""
+    parts = str(escape(text)).split("`")
+    return Markup("".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts)))
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("dizuo.console", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["code"] = code_spans
+    return env
+
+
 def org_url(org: str, page: str) -> str:
     """Return the console URL of an organization's *page* (names may be Chinese: percent-encoded)."""
     return f"{PREFIX}/orgs/{quote(org, safe='')}/{page}"
@@ -67,14 +85,7 @@ class Console:
     zone: ZoneInfo
     deployments: Callable[[], list[dict[str, Any]]] = list
     on_money_change: Callable[[str], None] | None = None
-    templates: Environment = field(
-        default_factory=lambda: Environment(
-            loader=PackageLoader("dizuo.console", "templates"),
-            autoescape=select_autoescape(["html"]),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-    )
+    templates: Environment = field(default_factory=_environment)
 
     def changed(self, org_id: str) -> None:
         if self.on_money_change is not None:
