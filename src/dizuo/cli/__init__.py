@@ -86,6 +86,8 @@ def _banner(settings: Settings, aliases: list[str], first_key: str | None) -> No
     url = f"http://{settings.host}:{settings.port}/v1"
     click.echo(f"dizuo 底座 → {url}  (database: {settings.resolved_database_url})", err=True)
     click.echo(f"models / 模型: {', '.join(aliases) or '-'}", err=True)
+    console = f"http://{settings.host}:{settings.port}/console/"
+    click.echo(f"控制台 / console: {console}  (dizuo admin create-user --role platform-admin …)", err=True)
     if first_key:
         click.echo("", err=True)
         click.echo(
