@@ -121,9 +121,14 @@ _ALTERNATIVES = [
 _CANDIDATES = re2.compile(
     "|".join(f"{lead}(?P<{name}>{body}){trail}" for name, lead, body, trail in _ALTERNATIVES)
 )
-# The only capturing groups are the named ones, so a match's lastindex names its alternative
-# (cheaper than the binding's lastgroup, which rebuilds the name table on every call).
+# The only capturing groups are the named ones, so the one group with a span names the alternative.
 _NAME_OF = {index: name for name, index in _CANDIDATES.groupindex.items()}
+_GROUP_NUMBERS = tuple(sorted(_NAME_OF))
+# The binding's RE2 object, called directly: it returns the groups' byte spans, without the Python
+# Match object and its lastindex loop that the wrapper builds on every call (a 4 KB prompt with
+# four entities: 44 -> 30 µs, docs/benchmarks.md). Matching is the same RE2 call either way.
+_MATCH = _CANDIDATES._regexp.Match
+_UNANCHORED = re2._Anchor.UNANCHORED
 _TYPE_OF = {"JWT": "BEARER_TOKEN", "IPV4": "IP_ADDRESS", "IPV6": "IP_ADDRESS"}
 
 # Issuer prefixes of cards used in China. UnionPay (62) is reported by itself; Visa 4, Mastercard
@@ -274,15 +279,17 @@ class Scanner:
 
     def _builtin(self, text: str) -> Iterator[Entity]:
         data = text.encode("utf-8")
+        size = len(data)
         found: list[tuple[int, int, str]] = []  # byte offsets and type
         pos = 0
         while True:
-            match = _CANDIDATES.search(data, pos)
-            if match is None:
+            spans = _MATCH(_UNANCHORED, data, pos, size)
+            if spans[0][0] < 0:
                 break
-            index = match.lastindex
+            # Exactly one named group takes part: the alternative that matched.
+            index = next(i for i in _GROUP_NUMBERS if spans[i][0] >= 0)
             name = _NAME_OF[index]
-            start, end = match.span(index)
+            start, end = spans[index]
             value = data[start:end].decode("utf-8")
             typed = _classify(name, value, data, start)
             if typed is not None:
