@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 from openpyxl import load_workbook
+from playwright.sync_api import expect
 
 from dizuo.accounts.members import create_token
 from dizuo.billing.service import wallet_view
@@ -168,12 +169,10 @@ def test_the_overview_updates_after_calls(browser: Any, gateway: RunningGateway,
         with pytest.raises(openai.NotFoundError):
             client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
     # No reload: the figures poll every 5 seconds.
-    page.wait_for_function(
-        f"document.querySelector('[data-testid=total-calls]').innerText == '{before + 4}'", timeout=15_000
-    )
+    expect(calls).to_have_text(str(before + 4), timeout=15_000)
     assert int(page.get_by_test_id("total-errors").inner_text()) >= 1
     # ECharts drew all four charts again from the new figures.
-    page.wait_for_function("document.querySelectorAll('.chart svg').length == 4", timeout=5_000)
+    expect(page.locator(".chart svg")).to_have_count(4)
     assert fits_the_screen(page)
     screenshot(page, "console-overview")
 

@@ -26,6 +26,8 @@ def signed_in(gateway: RunningGateway, username: str) -> httpx.Client:
     token = csrf_of(client.get("/login").text)
     answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
     assert answer.status_code == 303
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
     return client
