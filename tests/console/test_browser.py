@@ -236,7 +236,18 @@ def test_one_organization_cannot_reach_another_by_url(
 
 
 def test_every_operator_page_renders(browser: Any, gateway: RunningGateway, people: People) -> None:
+    with sdk(gateway, people.key_a) as client:  # the platform's guard policy logs what it finds
+        client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "请回电 13800138000，谢谢"}]
+        )
     page = sign_in(browser, gateway, people.user("root"))
+    page.goto(f"{gateway.url}/console/guard?org={people.org_a}")
+    deadline = time.monotonic() + 5
+    while page.get_by_role("cell", name="手机号 × 1").count() == 0:  # events trail the call
+        assert time.monotonic() < deadline, "no guard event"
+        time.sleep(0.3)
+        page.reload()
+    assert "13800138000" not in page.content()  # types and counts, never the value
     for path, name, heading in (
         ("/console/deployments", "deployments", "部署"),
         ("/console/guard", "guard", "数据风险事件"),

@@ -11,6 +11,7 @@ import pytest
 from dizuo.accounts.members import ROLES
 from dizuo.config import DATA_CLASSES
 from dizuo.console.i18n import TEXT
+from dizuo.guard import ENTITY_TYPES
 
 CONSOLE = Path(__file__).resolve().parents[2] / "src" / "dizuo" / "console"
 HAN = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")  # CJK ideographs and punctuation
@@ -42,6 +43,7 @@ VALUES = {
     "health": ("closed", "open", "half_open", "unavailable"),
     "guard": ("prompt", "answer", "log", "redact", "block"),
     "run": ("queued", "running", "done", "failed", "interrupted"),
+    "entity": ENTITY_TYPES,
 }
 
 
