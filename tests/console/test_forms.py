@@ -9,6 +9,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from dizuo.accounts import find_org
+from dizuo.accounts.service import list_keys
 from dizuo.billing.service import wallet_view
 from dizuo.store import Database
 from tests.conftest import RunningGateway
@@ -113,3 +115,38 @@ def test_signing_out_ends_the_session(gateway: RunningGateway, people: People) -
     answer = client.get("/orgs")
     assert answer.status_code == 303 and answer.headers["location"].startswith("/console/login")
     client.close()
+
+
+@pytest.mark.parametrize(
+    ("nickname", "path", "data"),
+    [
+        ("auditor", "/orgs", {"name": "审计员不能建"}),  # reads everything, changes nothing
+        ("a-dev", "/keys/{key_b}/revoke", {}),  # developers do not revoke
+        ("a-admin", "/orgs/{org_a}/topups", {"topup_amount": "1000"}),  # only operators top up
+        ("bureau", "/orgs/{org_a}/keys", {"name": "x"}),  # issuers make no keys
+    ],
+)
+def test_a_role_without_the_right_is_refused_and_nothing_changes(
+    gateway: RunningGateway, people: People, nickname: str, path: str, data: dict[str, str]
+) -> None:
+    client = signed_in(gateway, people.user(nickname))
+    token = csrf_of(client.get("/playground" if nickname != "bureau" else "/issuer").text)
+    wallet_before = vouchers(gateway, people.org_a), _balance(gateway, people.org_a)
+    answer = client.post(
+        path.format(key_b=people.key_b_id, org_a=quote(people.org_a)), data={**data, "csrf": token}
+    )
+    client.close()
+    assert answer.status_code == 403 and "没有权限" in answer.text
+    assert (vouchers(gateway, people.org_a), _balance(gateway, people.org_a)) == wallet_before
+    db = Database(gateway.settings.resolved_database_url)
+    assert find_org(db, "审计员不能建") is None
+    assert {k["id"]: k["state"] for k in list_keys(db, people.org_b)}[people.key_b_id] == "active"
+    db.dispose()
+
+
+def _balance(gateway: RunningGateway, org: str) -> str:
+    db = Database(gateway.settings.resolved_database_url)
+    try:
+        return str(wallet_view(db, org)["balance"])
+    finally:
+        db.dispose()
