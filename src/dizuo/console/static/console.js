@@ -35,6 +35,8 @@
     },
   };
 
+  var INTEGERS = { calls: true, tokens: true };
+
   function drawCharts(root) {
     if (!window.echarts) return;
     var source = root.querySelector ? root.querySelector("script.chart-data") : null;
@@ -50,7 +52,8 @@
         legend: { top: 0 },
         grid: { left: 48, right: 16, top: 32, bottom: 28 },
         xAxis: { type: "category", data: data.labels },
-        yAxis: { type: "value" },
+        // Calls and tokens are whole numbers: no 0.2 calls on an empty day's axis.
+        yAxis: { type: "value", minInterval: INTEGERS[el.dataset.chart] ? 1 : 0 },
         series: CHARTS[el.dataset.chart](data),
       });
     });
