@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from dizuo.accounts import create_key, create_org
+from dizuo.accounts.service import set_guard_policy
 from dizuo.billing import parse_cny
 from dizuo.billing.activity import activity, window
 from dizuo.billing.reports import usage_rows
@@ -75,4 +76,25 @@ def test_answered_and_failed_calls_are_charted(gateway: RunningGateway) -> None:
         db, org_id=create_org(db, name + "-b").id, since=since, until=until, bucket=bucket, zone=SHANGHAI
     )
     assert others["totals"]["calls"] == 0
+    db.dispose()
+
+
+def test_an_answer_the_guard_refuses_counts_once(gateway: RunningGateway) -> None:
+    """It is charged (the upstream did the work) and refused: one usage record, no failed call."""
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"chart-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("5"))
+    set_guard_policy(db, name, {"action": "block", "directions": ["answer"]})
+    key = create_key(db, name).key
+    client = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=30)
+    with client, pytest.raises(openai.BadRequestError):  # the echo carries the mobile number back
+        client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "回电 13800138000"}]
+        )
+    since, until, bucket = window(1, SHANGHAI)
+    time.sleep(1)  # failed calls are written in the background: give a wrong one time to land
+    totals = activity(db, org_id=org.id, since=since, until=until, bucket=bucket, zone=SHANGHAI)["totals"]
+    assert (totals["calls"], totals["errors"]) == (1, 1)
+    assert [row["status"] for row in usage_rows(db, name)] == ["blocked"]
     db.dispose()

@@ -433,7 +433,8 @@ class Gateway:
                 yield
         except DizuoError as exc:
             status = str(exc.status)
-            self.meter.failed(call.key, call.request_id, call.alias, call.endpoint, exc, call.started)
+            if not call.settled:  # a settled call (an answer the guard refused) has its usage record
+                self.meter.failed(call.key, call.request_id, call.alias, call.endpoint, exc, call.started)
             raise
         except ClientGone:
             status = "499"
