@@ -9,7 +9,7 @@ from __future__ import annotations
 from dizuo.accounts.members import ORG_ROLES, Actor
 from dizuo.errors import PermissionDenied
 
-__all__ = ["RULES", "allowed", "authorize", "sees_all_orgs"]
+__all__ = ["RULES", "acting_issuer", "allowed", "authorize", "sees_all_orgs"]
 
 # action -> the roles besides platform-admin that may take it.
 RULES: dict[str, tuple[str, ...]] = {
@@ -30,6 +30,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "read statements": ("auditor", "org-admin"),
     "read voucher reports": ("auditor", "voucher-issuer"),
     "read knowledge bases": ("auditor", "org-admin", "org-developer"),
+    "use the playground": ("auditor", "org-admin", "org-developer"),
     "read evaluations": ("auditor",),
     "run evaluations": (),
 }
@@ -50,6 +51,11 @@ def authorize(actor: Actor, action: str, *, org_id: str | None = None, issuer: s
     """Raise 403 unless *actor* may take *action*."""
     if not allowed(actor, action, org_id=org_id, issuer=issuer):
         raise PermissionDenied(role=actor.role, action=action)
+
+
+def acting_issuer(actor: Actor, asked: str | None) -> str | None:
+    """Return the issuer *actor* acts for: a voucher issuer always its own, others the one *asked*."""
+    return actor.issuer if actor.role == "voucher-issuer" else asked
 
 
 def sees_all_orgs(actor: Actor) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from dizuo.accounts.keys import hash_key
 from dizuo.accounts.members import Actor
 from dizuo.accounts.tables import ConsoleSession, Member, Organization
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, utc, utcnow
 
 __all__ = ["SESSION_HOURS", "SignedIn", "close_session", "find_session", "open_session"]
 
@@ -63,8 +63,7 @@ def find_session(db: Database, token: str) -> SignedIn | None:
         if row is None:
             return None
         found, member, org_name = row
-        expires = found.expires_at if found.expires_at.tzinfo else found.expires_at.replace(tzinfo=dt.UTC)
-        if expires <= utcnow() or member.disabled_at is not None:
+        if utc(found.expires_at) <= utcnow() or member.disabled_at is not None:
             return None
         actor = Actor(member.id, member.username, member.role, member.org_id, member.issuer)
         return SignedIn(actor, found.csrf, org_name)

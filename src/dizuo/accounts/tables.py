@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dizuo.store import Base, utcnow
+from dizuo.store import Base, utc, utcnow
 
 __all__ = ["AdminToken", "ApiKey", "ConsoleSession", "Member", "Organization"]
 
@@ -80,10 +80,7 @@ class ApiKey(Base):
         if self.revoked_at is not None:
             return "revoked"
         expires = self.expires_at
-        if (
-            expires is not None
-            and (expires if expires.tzinfo else expires.replace(tzinfo=dt.UTC)) <= utcnow()
-        ):
+        if expires is not None and utc(expires) <= utcnow():
             return "expired"
         return "active"
 

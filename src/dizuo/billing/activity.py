@@ -53,7 +53,7 @@ def window(
 
 
 def _floor(moment: dt.datetime, bucket: Bucket, zone: ZoneInfo) -> dt.datetime:
-    local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(zone)
+    local = utc(moment).astimezone(zone)
     if bucket == "hour":
         return local.replace(minute=0, second=0, microsecond=0)
     return local.replace(hour=0, minute=0, second=0, microsecond=0)

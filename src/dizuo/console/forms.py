@@ -19,7 +19,6 @@ __all__ = [
     "OrgForm",
     "TopupForm",
     "VoucherForm",
-    "bilingual",
     "field_errors",
     "optional_int",
     "optional_list",
@@ -76,12 +75,6 @@ class FormError(InvalidRequest):
 
     def __init__(self, param: str, zh: str, en: str) -> None:
         super().__init__("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
-def bilingual(text: str, lang: str) -> str:
-    """Pick one side of a ``中文 / English`` message (as ``parse_cny`` writes them)."""
-    zh, sep, en = text.partition(" / ")
-    return (zh if lang == "zh" else en) if sep else text
 
 
 def field_errors(error: DizuoError, lang: str) -> dict[str, str]:

@@ -13,7 +13,9 @@ from zoneinfo import ZoneInfo
 
 from pypinyin import Style, lazy_pinyin
 
-__all__ = ["LANGS", "TEXT", "Lang", "Words", "pinyin_key"]
+from dizuo.store import utc
+
+__all__ = ["LANGS", "TEXT", "Lang", "Words", "bilingual", "pinyin_key"]
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -320,6 +322,12 @@ TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+def bilingual(text: str, lang: str) -> str:
+    """Pick one side of a ``中文 / English`` text (as ``parse_cny`` and the services write them)."""
+    zh, sep, en = text.partition(" / ")
+    return (zh if lang == "zh" else en) if sep else text
+
+
 def pinyin_key(text: str) -> tuple[str, ...]:
     """Sort key that orders Chinese names by pinyin, as Chinese readers expect (not by code point)."""
     return tuple(lazy_pinyin(text.casefold(), style=Style.TONE3))
@@ -341,27 +349,25 @@ class Words:
         """Show a moment in the platform's time zone: ``2026-11-23 14:05``."""
         if moment is None or moment == "":
             return ""
-        if isinstance(moment, str):
-            moment = dt.datetime.fromisoformat(moment)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=dt.UTC)
-        local = moment.astimezone(self.zone)
-        return local.strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+        return self._local(moment).strftime("%Y-%m-%d" if date_only else "%Y-%m-%d %H:%M:%S")
+
+    def _local(self, moment: dt.datetime | str) -> dt.datetime:
+        """A stored moment (an ISO string or a datetime; naive ones are UTC) in the platform's zone."""
+        return utc(dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment).astimezone(
+            self.zone
+        )
 
     def through(self, moment: dt.datetime | str) -> str:
         """Show the end of a window as people write it: a window ending at local midnight is valid
         through the day before (``2030-12-31``), any other end with its time."""
-        if isinstance(moment, str):
-            moment = dt.datetime.fromisoformat(moment)
-        local = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(self.zone)
+        local = self._local(moment)
         if local.time() == dt.time():
             return (local - dt.timedelta(days=1)).strftime("%Y-%m-%d")
         return local.strftime("%Y-%m-%d %H:%M")
 
     def pick(self, text: str | None) -> str:
         """One side of a service's ``中文 / English`` text, in this page's language."""
-        zh, sep, en = (text or "").partition(" / ")
-        return (zh if self.lang == "zh" else en) if sep else (text or "")
+        return bilingual(text or "", self.lang)
 
     @staticmethod
     def percent(share: str) -> str:

@@ -26,7 +26,6 @@ def routes(console: Console, kbs: KnowledgeBases) -> APIRouter:
         authorize(signed.actor, "read knowledge bases", org_id=found.id)
         bases = kbs.list_bases(found.id)
         documents = {kb["name"]: kbs.documents(found.id, kb["name"]) for kb in bases}
-        models = sorted({d["model"] for d in console.deployments() if d["mode"] == "chat"})
         return console.render(
             request,
             "kbs.html",
@@ -35,7 +34,7 @@ def routes(console: Console, kbs: KnowledgeBases) -> APIRouter:
             org_id=found.id,
             bases=bases,
             documents=documents,
-            models=models,
+            models=console.chat_models(),
         )
 
     return router

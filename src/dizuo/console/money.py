@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from dizuo.accounts import get_org
-from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
+from dizuo.accounts.permissions import acting_issuer, allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.billing import reports as billing_reports
 from dizuo.billing.money import format_cny, parse_cny
@@ -29,11 +29,11 @@ from dizuo.console.forms import (
     FormError,
     TopupForm,
     VoucherForm,
-    bilingual,
     field_errors,
     optional_list,
     parse_date,
 )
+from dizuo.console.i18n import bilingual
 from dizuo.console.web import PREFIX, Console, org_url, redirect, safe_next
 from dizuo.errors import DizuoError
 from dizuo.store import utcnow
@@ -126,8 +126,7 @@ def routes(console: Console) -> APIRouter:
         request: Request, signed: SignedIn, issuer: str | None, status: int = 200, **context: Any
     ) -> Response:
         actor = signed.actor
-        if actor.role == "voucher-issuer":
-            issuer = actor.issuer
+        issuer = acting_issuer(actor, issuer)
         authorize(actor, "read voucher reports", issuer=issuer)
         month = str(context.pop("month", None) or utcnow().astimezone(console.zone).strftime("%Y-%m"))
         known = issuers(db) if sees_all_orgs(actor) else [issuer or ""]
@@ -168,7 +167,7 @@ def routes(console: Console) -> APIRouter:
         signed: Signed, fmt: Literal["csv", "xlsx"], month: str, issuer: str | None = None
     ) -> Response:
         actor = signed.actor
-        name = actor.issuer if actor.role == "voucher-issuer" else issuer
+        name = acting_issuer(actor, issuer)
         authorize(actor, "read voucher reports", issuer=name)
         rows = billing_reports.voucher_report(db, name or "", month)
         return download(rows, fmt, f"算力券报告-{name}-{month}")
@@ -176,8 +175,7 @@ def routes(console: Console) -> APIRouter:
     @router.post(f"{PREFIX}/vouchers")
     def new_voucher(request: Request, signed: Posted, form: Annotated[VoucherForm, Form()]) -> Response:
         actor = signed.actor
-        if actor.role == "voucher-issuer":
-            form.issuer = actor.issuer or ""
+        form.issuer = acting_issuer(actor, form.issuer) or ""
         authorize(actor, "issue vouchers", issuer=form.issuer)
         words = console.words(request)
         try:

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from dizuo.accounts import get_org
 from dizuo.accounts.permissions import authorize, sees_all_orgs
 from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
@@ -33,23 +32,13 @@ def routes(console: Console) -> APIRouter:
     @router.get(f"{PREFIX}/playground")
     def playground(request: Request, signed: Signed) -> Response:
         """Chat through the real /v1 with a key the member pastes: the same path every client takes."""
-        if signed.actor.role == "voucher-issuer":
-            authorize(signed.actor, "read usage")
-        models = sorted({d["model"] for d in console.deployments() if d["mode"] == "chat"})
-        return console.render(request, "playground.html", signed, models=models)
+        authorize(signed.actor, "use the playground")
+        return console.render(request, "playground.html", signed, models=console.chat_models())
 
     @router.get(f"{PREFIX}/guard")
     def guard(request: Request, signed: Signed, org: str = "") -> Response:
         actor = signed.actor
-        if not sees_all_orgs(actor):
-            org = signed.org_name or ""
-        org_id = None
-        if org:
-            found = get_org(db, org)
-            authorize(actor, "read guard events", org_id=found.id)
-            org_id = found.id
-        else:
-            authorize(actor, "read guard events")
+        org, org_id = console.scoped_org(signed, org, "read guard events")
         events = list_events(db, org_id=org_id, limit=EVENTS_SHOWN)
         names = {o["id"]: o["name"] for o in visible_orgs(db, actor)}
         orgs = sorted(names.values(), key=pinyin_key) if sees_all_orgs(actor) else []

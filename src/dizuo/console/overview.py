@@ -5,8 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from dizuo.accounts import get_org
-from dizuo.accounts.permissions import authorize, sees_all_orgs
+from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.billing.activity import activity, window
@@ -26,21 +25,19 @@ def routes(console: Console) -> APIRouter:
     def overview(request: Request, signed: Signed, days: int = 1, org: str | None = None) -> Response:
         """Platform-wide for operators and auditors (or one organization they pick), else the member's own."""
         actor = signed.actor
-        if actor.role == "voucher-issuer":
-            return redirect(f"{PREFIX}/issuer")
+        if not allowed(actor, "read usage"):
+            return redirect(f"{PREFIX}/issuer")  # a voucher issuer's page is its programs
         days = days if days in RANGES else 1
-        if not sees_all_orgs(actor):
-            org = signed.org_name
-        org_id = None
-        if org:
-            found = get_org(console.db, org)
-            authorize(actor, "read usage", org_id=found.id)
-            org_id = found.id
+        org, org_id = console.scoped_org(signed, org, "read usage")
         since, until, bucket = window(days, console.zone)
         figures = activity(
             console.db, org_id=org_id, since=since, until=until, bucket=bucket, zone=console.zone
         )
-        orgs = sorted((o["name"] for o in visible_orgs(console.db, actor)), key=pinyin_key)
+        orgs = (
+            sorted((o["name"] for o in visible_orgs(console.db, actor)), key=pinyin_key)
+            if sees_all_orgs(actor)
+            else []
+        )
         return console.render(
             request,
             "overview.html",
@@ -48,8 +45,8 @@ def routes(console: Console) -> APIRouter:
             figures=figures,
             days=days,
             ranges=RANGES,
-            org=org or "",
-            orgs=orgs if sees_all_orgs(actor) else [],
+            org=org,
+            orgs=orgs,
         )
 
     return router

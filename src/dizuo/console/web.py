@@ -16,7 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from dizuo.accounts.permissions import allowed, sees_all_orgs
+from dizuo.accounts import get_org
+from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn, find_session
 from dizuo.console.i18n import LANGS, Lang, Words
 from dizuo.store import Database
@@ -144,6 +145,22 @@ class Console:
             raise CsrfFailed()
         return signed
 
+    def scoped_org(self, signed: SignedIn, asked: str | None, action: str) -> tuple[str, str | None]:
+        """Return the name and id of the organization a page shows, checked against *action*: an
+        organization role's own whatever it asks, else the one asked for, or ("", None) for all."""
+        actor = signed.actor
+        org = asked if sees_all_orgs(actor) else signed.org_name
+        if not org:
+            authorize(actor, action)
+            return "", None
+        found = get_org(self.db, org)
+        authorize(actor, action, org_id=found.id)
+        return found.name, found.id
+
+    def chat_models(self) -> list[str]:
+        """The chat model aliases of the deployments, for the pages that offer a model."""
+        return sorted({d["model"] for d in self.deployments() if d["mode"] == "chat"})
+
     def error_page(
         self, request: Request, status: int, message: str, signed: SignedIn | None
     ) -> HTMLResponse:
@@ -155,8 +172,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
     actor = signed.actor
     own = actor.org_id
     items: list[tuple[str, str, bool]] = []
-    if actor.role != "voucher-issuer":
-        items.append(("nav.overview", f"{PREFIX}/", True))
+    items.append(("nav.overview", f"{PREFIX}/", allowed(actor, "read usage")))
     if sees_all_orgs(actor):
         items.append(("nav.orgs", f"{PREFIX}/orgs", True))
     elif own is not None:
@@ -167,7 +183,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
         kbs = allowed(actor, "read knowledge bases", org_id=own)
         items.append(("nav.kbs", org_url(org_name, "kbs"), kbs))
     items.append(("nav.deployments", f"{PREFIX}/deployments", allowed(actor, "read deployments")))
-    items.append(("nav.playground", f"{PREFIX}/playground", actor.role != "voucher-issuer"))
+    items.append(("nav.playground", f"{PREFIX}/playground", allowed(actor, "use the playground")))
     items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
     items.append(("nav.evals", f"{PREFIX}/evals", allowed(actor, "read evaluations")))
     items.append(
@@ -192,5 +208,5 @@ def safe_next(target: str | None) -> str:
 
 
 def redirect(url: str) -> Response:
-    """A 303 (GET after POST); HTMX requests get HX-Redirect so the whole page moves."""
+    """A 303: the browser GETs *url* after a POST."""
     return RedirectResponse(url, status_code=303)
