@@ -209,8 +209,8 @@ def create_admin_app(
             program=body.program,
             amount=_money(body.amount),
             copay=parse_copay(body.copay),
-            valid_from=_aware(body.valid_from),
-            valid_to=_aware(body.valid_to),
+            valid_from=body.valid_from,
+            valid_to=body.valid_to,
             providers=body.providers,
             regions=body.regions,
             models=body.models,
@@ -261,7 +261,7 @@ def create_admin_app(
             org_id = who.org_id
         else:
             may(who, "read guard events")
-        return list_events(db, org_id=org_id, since=_aware(since), until=_aware(until), limit=limit)
+        return list_events(db, org_id=org_id, since=since, until=until, limit=limit)
 
     @app.get(f"{PREFIX}/orgs/{{org}}/usage")
     def usage(
@@ -273,7 +273,7 @@ def create_admin_app(
     ) -> Response:
         """Usage records, one per answered call."""
         may(who, "read usage", org=get_org(db, org))
-        rows = billing_reports.usage_rows(db, org, _aware(since), _aware(until))
+        rows = billing_reports.usage_rows(db, org, since, until)
         return _export(rows, format, f"usage-{org}")
 
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
@@ -292,9 +292,3 @@ def create_admin_app(
     if evals is not None:
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     return app
-
-
-def _aware(moment: dt.datetime | None) -> Any:
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.UTC)
-    return moment

@@ -110,9 +110,11 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
         raise _bad("amount", "面额必须大于 0", "the face value must be positive")
     if not terms.issuer.strip() or not terms.program.strip():
         raise _bad("issuer", "发放方和项目名称不能为空", "issuer and program must not be empty")
-    if terms.valid_to <= terms.valid_from:
+    # In UTC from here on: a naive time is taken as UTC, and SQLite would drop any other offset.
+    valid_from, valid_to = utc(terms.valid_from), utc(terms.valid_to)
+    if valid_to <= valid_from:
         raise _bad("valid_to", "有效期结束必须晚于开始", "valid_to must be after valid_from")
-    if terms.valid_to <= utcnow():
+    if valid_to <= utcnow():
         raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
     with db.session() as session:
         org = org_by_name(session, org_name)
@@ -127,8 +129,8 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
             providers=terms.providers,
             regions=terms.regions,
             models=terms.models,
-            valid_from=utc(terms.valid_from),
-            valid_to=utc(terms.valid_to),
+            valid_from=valid_from,
+            valid_to=valid_to,
             created_at=utcnow(),
         )
         session.add(voucher)
@@ -262,8 +264,8 @@ def _iso(moment: dt.datetime) -> str:
 def _state(voucher: Voucher, now: dt.datetime) -> str:
     if voucher.revoked_at is not None:
         return "revoked"
-    if _aware(voucher.valid_to) <= now:
+    if utc(voucher.valid_to) <= now:
         return "expired"
-    if _aware(voucher.valid_from) > now:
+    if utc(voucher.valid_from) > now:
         return "not_yet_valid"
     return "exhausted" if voucher.remaining <= 0 else "active"
