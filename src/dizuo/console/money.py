@@ -83,7 +83,6 @@ def routes(console: Console) -> APIRouter:
         found = get_org(db, org)
         actor = signed.actor
         authorize(actor, "read wallets", org_id=found.id)
-        context.setdefault("errors", {})
         context.setdefault("form", {"org": found.name})
         return console.render(
             request,
@@ -131,7 +130,6 @@ def routes(console: Console) -> APIRouter:
         month = str(context.pop("month", None) or utcnow().astimezone(console.zone).strftime("%Y-%m"))
         known = issuers(db) if sees_all_orgs(actor) else [issuer or ""]
         issuer = issuer or (known[0] if known else "")
-        context.setdefault("errors", {})
         context.setdefault("form", {"issuer": issuer})
         return console.render(
             request,

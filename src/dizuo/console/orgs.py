@@ -39,7 +39,7 @@ def routes(console: Console) -> APIRouter:
 
     @router.get(f"{PREFIX}/orgs")
     def orgs(request: Request, signed: Signed, created: str | None = None) -> Response:
-        return orgs_page(request, signed, created=created, errors={}, form={})
+        return orgs_page(request, signed, created=created)
 
     @router.post(f"{PREFIX}/orgs")
     def new_org(request: Request, signed: Posted, form: Annotated[OrgForm, Form()]) -> Response:
@@ -79,7 +79,7 @@ def routes(console: Console) -> APIRouter:
 
     @router.get(f"{PREFIX}/orgs/{{org}}/keys")
     def keys(request: Request, signed: Signed, org: str) -> Response:
-        return keys_page(request, signed, org, errors={}, form={}, new_key=None)
+        return keys_page(request, signed, org, new_key=None)
 
     @router.post(f"{PREFIX}/orgs/{{org}}/keys")
     def new_key(request: Request, signed: Posted, org: str, form: Annotated[KeyForm, Form()]) -> Response:
@@ -105,7 +105,7 @@ def routes(console: Console) -> APIRouter:
                 request, signed, org, status=400, errors=errors, form=form.model_dump(), new_key=None
             )
         # The key is in this answer and nowhere else, ever: no redirect, no copy kept.
-        response = keys_page(request, signed, org, status=201, errors={}, form={}, new_key=created.key)
+        response = keys_page(request, signed, org, status=201, new_key=created.key)
         response.headers["cache-control"] = "no-store"
         return response
 

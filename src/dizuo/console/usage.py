@@ -65,7 +65,6 @@ def routes(console: Console) -> APIRouter:
             org=found.name,
             org_id=found.id,
             form=form,
-            errors={},
             records=list(reversed(records[-SHOWN:])),
             count=len(records),
             shown=SHOWN,
