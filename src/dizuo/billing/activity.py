@@ -78,6 +78,7 @@ def activity(
     """Return per-bucket series and totals for one organization (or all, with *org_id* None)."""
     step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
     slots: dict[dt.datetime, _Slot] = defaultdict(_Slot)
+    start, end = utc(since), utc(until)
     usage = select(
         UsageRecord.created_at,
         UsageRecord.prompt_tokens,
@@ -86,10 +87,8 @@ def activity(
         UsageRecord.voucher_part,
         UsageRecord.latency_ms,
         UsageRecord.status,
-    ).where(UsageRecord.created_at >= utc(since), UsageRecord.created_at < utc(until))
-    failed = select(FailedCall.created_at).where(
-        FailedCall.created_at >= utc(since), FailedCall.created_at < utc(until)
-    )
+    ).where(UsageRecord.created_at >= start, UsageRecord.created_at < end)
+    failed = select(FailedCall.created_at).where(FailedCall.created_at >= start, FailedCall.created_at < end)
     if org_id is not None:
         usage = usage.where(UsageRecord.org_id == org_id)
         failed = failed.where(FailedCall.org_id == org_id)
