@@ -104,7 +104,7 @@ class Platform:
 def create_app(settings: Settings) -> Platform:
     """Return the platform's ASGI app for *settings* (the database must be prepared)."""
     config = load_config(settings.config)
-    db = Database(settings.resolved_database_url)
+    db = Database(settings.resolved_database_url, settings.durability)
     transport = Transport()
     source = str(settings.config or "config")
     catalog = Catalog(db, config)

@@ -80,6 +80,15 @@ class Settings(BaseSettings):
             "Longer than your longest call."
         ),
     )
+    durability: Literal["process", "disk"] = Field(
+        "process",
+        description=(
+            "When a usage record counts as durable, so that the answer may complete. process: once the "
+            "database has committed it (a killed dizuo loses nothing; a crash of the database host may "
+            "lose its last fraction of a second). disk: once the commit is flushed to disk (power-loss "
+            "safe; each call waits for the flush: about +2.5 ms on PostgreSQL, see docs/benchmarks.md)."
+        ),
+    )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
     kb_embedding_model: str = Field(
         "local/use-multilingual-v3",

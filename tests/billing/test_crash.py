@@ -54,7 +54,11 @@ def setup(upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator
     yield config, key, org.id, database_url
 
 
-def test_kill_9_loses_no_completed_call(setup: tuple[Path, str, str, str], tmp_path: Path) -> None:
+# One client: every call is alone and commits in place. Eight: calls meet and are grouped.
+@pytest.mark.parametrize("clients", [1, 8])
+def test_kill_9_loses_no_completed_call(
+    setup: tuple[Path, str, str, str], tmp_path: Path, clients: int
+) -> None:
     config, key, org_id, database_url = setup
     port = free_port()
     server = start_server(config, tmp_path, database_url, port)
@@ -82,7 +86,7 @@ def test_kill_9_loses_no_completed_call(setup: tuple[Path, str, str, str], tmp_p
                     if server.poll() is not None:
                         return
 
-    threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(8)]
+    threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     time.sleep(2.0)

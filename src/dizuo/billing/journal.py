@@ -2,7 +2,10 @@
 
 A call's answer is not completed until its record is durable (DESIGN §3.3): the gateway awaits
 :meth:`Journal.record`, which resolves once the batch holding the record has committed. Batching
-many calls into one transaction is what keeps this fast under load.
+many calls into one transaction is what keeps this fast under load. A call that is alone (no other
+call in flight in this process, nothing queued, the writer between batches) commits on its own
+thread instead: with nothing to group it with, the hand-off to the writer and back would only add
+latency. Both paths use the writer's one connection under one lock, so they never interleave.
 
 The same thread keeps the in-memory wallets fresh: after each batch (or every ``refresh_seconds``
 when idle) it reloads the organizations whose wallet version changed (top-ups, vouchers granted or
@@ -42,6 +45,35 @@ MAX_BATCH = 512
 _Queued = tuple["Charge", "asyncio.Future[None]", asyncio.AbstractEventLoop]
 
 
+class _Statement:
+    """One compiled statement, and how rows of column values become the driver's parameters."""
+
+    __slots__ = ("convert", "order", "sql")
+
+    def __init__(self, compiled: Compiled) -> None:
+        self.sql: str = compiled.string
+        # Each value converted by its column type's bind processor (JSON), exactly as SQLAlchemy
+        # would; timestamps come converted already (one per batch: _Compiled.stamp).
+        processors = getattr(compiled, "_bind_processors", {})
+        self.convert = {name: f for name, f in processors.items() if name not in STAMPED}
+        self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
+
+    def rows(self, params: list[dict[str, Any]]) -> tuple[str, list[Any]]:
+        """The SQL and *params* in the driver's style (positional or named). Converts *params* in place."""
+        if self.convert:
+            for row in params:
+                for name, convert in self.convert.items():
+                    row[name] = convert(row[name])
+        if self.order is None:
+            return self.sql, params
+        order = self.order
+        return self.sql, [tuple([row[name] for name in order]) for row in params]
+
+
+# The journal's parameters that hold the batch's timestamp.
+STAMPED = frozenset({"created_at", "now"})
+
+
 class _Compiled:
     """The journal's four statements, compiled once for the database's dialect."""
 
@@ -50,9 +82,9 @@ class _Compiled:
         ledger_columns = [c.name for c in LedgerEntry.__table__.columns if c.name != "id"]
         wallet = Wallet.__table__.c
         voucher = Voucher.__table__.c
-        self.usage = insert(UsageRecord).compile(dialect=dialect, column_keys=usage_columns)
-        self.ledger = insert(LedgerEntry).compile(dialect=dialect, column_keys=ledger_columns)
-        self.wallet = (
+        self.usage = _Statement(insert(UsageRecord).compile(dialect=dialect, column_keys=usage_columns))
+        self.ledger = _Statement(insert(LedgerEntry).compile(dialect=dialect, column_keys=ledger_columns))
+        self.wallet = _Statement(
             update(Wallet)
             .where(wallet.org_id == bindparam("org"))
             .values(
@@ -62,30 +94,17 @@ class _Compiled:
             )
             .compile(dialect=dialect)
         )
-        self.voucher = (
+        self.voucher = _Statement(
             update(Voucher)
             .where(voucher.id == bindparam("vid"))
             .values(remaining=voucher.remaining + bindparam("delta"))
             .compile(dialect=dialect)
         )
+        self._stamp = UsageRecord.__table__.c.created_at.type.bind_processor(dialect)
 
-    @staticmethod
-    def rows(statement: Compiled, params: list[dict[str, Any]]) -> tuple[str, list[Any]]:
-        """Return the SQL and the parameters in the driver's style (positional or named), each value
-        converted by its column type's bind processor (JSON, datetimes), exactly as SQLAlchemy would."""
-        processors = getattr(statement, "_bind_processors", {})
-        if processors:
-            params = [
-                {
-                    name: (processors[name](value) if name in processors else value)
-                    for name, value in row.items()
-                }
-                for row in params
-            ]
-        order = getattr(statement, "positiontup", None)
-        if order is not None:
-            return statement.string, [tuple(row[name] for name in order) for row in params]
-        return statement.string, params
+    def stamp(self, moment: dt.datetime) -> Any:
+        """*moment* as the driver takes it for every timestamp column the journal writes."""
+        return moment if self._stamp is None else self._stamp(moment)
 
 
 @dataclass(slots=True)
@@ -131,8 +150,21 @@ class Journal:
             self._connection.close()
             self._connection = None
 
-    async def record(self, charge: Charge) -> None:
-        """Queue *charge* and return once it is durable."""
+    async def record(self, charge: Charge, *, alone: bool = False) -> None:
+        """Queue *charge* and return once it is durable.
+
+        *alone* says no other call is in flight: then, if the writer is idle, the charge is committed
+        right here (blocking the event loop for one commit, which holds up no other call)."""
+        if alone and self._thread is not None and self._queue.empty() and self._db_lock.acquire(False):
+            try:
+                done, error = self._apply([charge])
+            finally:
+                self._db_lock.release()
+            if self.book.wants_snapshots:
+                self._tell_book(done, error)
+            if error is not None:
+                raise error
+            return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._queue.put((charge, future, loop))
@@ -179,40 +211,43 @@ class Journal:
         return batch, True
 
     def _write(self, batch: list[_Queued]) -> None:
-        error: BaseException | None = None
-        org_deltas: dict[str, int] = defaultdict(int)
-        voucher_deltas: dict[str, int] = defaultdict(int)
-        for charge, _, _ in batch:
-            org_deltas[charge.record["org_id"]] -= charge.settlement.own
-            for voucher_id, paid in charge.settlement.vouchers:
-                voucher_deltas[voucher_id] -= paid
-        done = Committed(
-            [charge.settlement for charge, _, _ in batch], dict(org_deltas), dict(voucher_deltas)
-        )
         with self._db_lock:
-            for attempt in range(3):
-                try:
-                    self._commit(batch, done)
-                    error = None
-                    break
-                except Exception as exc:  # retried, then handed to every waiting call
-                    error = exc
-                    log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
-            if error is None:
-                # Our own charge bumped each wallet's version by one: expect it, so the next refresh
-                # reloads only wallets that someone else changed.
-                for org_id in org_deltas:
-                    if org_id in self._versions:
-                        self._versions[org_id] += 1
-            if not self.book.wants_snapshots:
-                # In-process pending deltas must change under the lock, with the commit.
-                self._tell_book(done, error)
+            done, error = self._apply([charge for charge, _, _ in batch])
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
         if self.book.wants_snapshots:
             # The shared book learns after the calls are answered: until then it counts their charges
             # as pending, which only makes less money spendable for a moment, never more.
             self._tell_book(done, error)
+
+    def _apply(self, charges: list[Charge]) -> tuple[Committed, BaseException | None]:
+        """Commit *charges* in one transaction (retried twice); the caller holds ``_db_lock``."""
+        error: BaseException | None = None
+        org_deltas: dict[str, int] = defaultdict(int)
+        voucher_deltas: dict[str, int] = defaultdict(int)
+        for charge in charges:
+            org_deltas[charge.record["org_id"]] -= charge.settlement.own
+            for voucher_id, paid in charge.settlement.vouchers:
+                voucher_deltas[voucher_id] -= paid
+        done = Committed([charge.settlement for charge in charges], dict(org_deltas), dict(voucher_deltas))
+        for attempt in range(3):
+            try:
+                self._commit(charges, done)
+                error = None
+                break
+            except Exception as exc:  # retried, then handed to every waiting call
+                error = exc
+                log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
+        if error is None:
+            # Our own charge bumped each wallet's version by one: expect it, so the next refresh
+            # reloads only wallets that someone else changed.
+            for org_id in org_deltas:
+                if org_id in self._versions:
+                    self._versions[org_id] += 1
+        if not self.book.wants_snapshots:
+            # In-process pending deltas must change under the lock, with the commit.
+            self._tell_book(done, error)
+        return done, error
 
     def _tell_book(self, done: Committed, error: BaseException | None) -> None:
         try:
@@ -223,11 +258,14 @@ class Journal:
         except Exception:  # the shared book is unreachable: its pending charges lapse on their own
             log.exception("telling the wallet book about a commit failed")
 
-    def _commit(self, batch: list[_Queued], done: Committed) -> None:
-        now = utcnow()
+    def _commit(self, charges: list[Charge], done: Committed) -> None:
+        if self._sql is None:
+            self._sql = _Compiled(self.db.engine.dialect)
+        sql = self._sql
+        now = sql.stamp(utcnow())
         records = []
         entries = []
-        for charge, _, _ in batch:
+        for charge in charges:
             record = {**charge.record, "created_at": now}
             records.append(record)
             org_id = record["org_id"]
@@ -258,28 +296,20 @@ class Journal:
         # lock them in the same order and cannot deadlock.
         wallet_deltas = [{"org": o, "delta": d, "now": now} for o, d in sorted(done.org_deltas.items())]
         voucher_rows = [{"vid": v, "delta": d} for v, d in sorted(done.voucher_deltas.items()) if d]
-        if self._sql is None:
-            self._sql = _Compiled(self.db.engine.dialect)
-        sql = self._sql
         # The driver's own cursor with statements compiled once: at one call per commit, SQLAlchemy's
         # per-statement work cost several times the write itself (docs/benchmarks.md).
         if self._connection is None:
-            # The writer thread owns one driver connection for its whole life: no pool checkout per batch.
-            self._connection = self.db.engine.raw_connection()
+            # The journal owns one driver connection for its whole life (used under _db_lock, by the
+            # writer or by a lone call): no pool checkout per batch.
+            self._connection = self.db.writer_connection()
         connection = self._connection
+        # PostgreSQL: the statements and the commit go in one pipeline, one round trip in all.
+        pipeline = (
+            contextlib.nullcontext() if self.db.is_sqlite else connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
+        )
         try:
-            cursor = connection.cursor()
-            cursor.executemany(*sql.rows(sql.usage, records))
-            if entries:
-                cursor.executemany(*sql.rows(sql.ledger, entries))
-            if wallet_deltas:
-                cursor.executemany(*sql.rows(sql.wallet, wallet_deltas))
-            if voucher_rows:
-                cursor.executemany(*sql.rows(sql.voucher, voucher_rows))
-            if self.book.wants_snapshots:
-                done.snapshots = self._snapshots(cursor, list(done.org_deltas))
-            cursor.close()
-            connection.commit()
+            with pipeline:
+                self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
         except BaseException:
             # A broken connection is dropped; the retry opens a new one.
             with contextlib.suppress(Exception):
@@ -287,6 +317,29 @@ class Journal:
             connection.invalidate()
             self._connection = None
             raise
+
+    def _execute(
+        self,
+        connection: PoolProxiedConnection,
+        sql: _Compiled,
+        records: list[dict[str, Any]],
+        entries: list[dict[str, Any]],
+        wallet_deltas: list[dict[str, Any]],
+        voucher_rows: list[dict[str, Any]],
+        done: Committed,
+    ) -> None:
+        cursor = connection.cursor()
+        cursor.executemany(*sql.usage.rows(records))
+        if entries:
+            cursor.executemany(*sql.ledger.rows(entries))
+        if wallet_deltas:
+            cursor.executemany(*sql.wallet.rows(wallet_deltas))
+        if voucher_rows:
+            cursor.executemany(*sql.voucher.rows(voucher_rows))
+        if self.book.wants_snapshots:
+            done.snapshots = self._snapshots(cursor, list(done.org_deltas))
+        cursor.close()
+        connection.commit()
 
     def _snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
         """Read the charged wallets as this transaction leaves them (it holds their row locks, so no

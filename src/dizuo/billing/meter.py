@@ -54,6 +54,9 @@ class Meter:
             self.book = WalletBook()
         self.journal = Journal(db, self.book)
         self.failures = FailureLog(db)
+        # Holds taken and not yet settled or released: calls in flight on this event loop. A call
+        # that settles with none left beside it commits its record without the writer's hand-off.
+        self._live = 0
 
     def start(self) -> None:
         if self.enabled:
@@ -102,13 +105,16 @@ class Meter:
             return Hold("", org_id, 0, 0, (), scope)
         amount = _cost(dep, prompt, completion)
         try:
-            return await self.book.reserve(org_id, amount, scope, time.time())
+            hold = await self.book.reserve(org_id, amount, scope, time.time())
         except InsufficientQuota:
             await asyncio.to_thread(self.journal.refresh, org_id)
-            return await self.book.reserve(org_id, amount, scope, time.time())
+            hold = await self.book.reserve(org_id, amount, scope, time.time())
+        self._live += 1
+        return hold
 
     async def release(self, hold: Hold) -> None:
-        if self.enabled:
+        if self.enabled and hold.id and not hold.settled:
+            self._live -= 1
             await self.book.release(hold)
 
     async def settle(
@@ -129,6 +135,8 @@ class Meter:
         """Charge the true cost, write the usage record and ledger entries, and wait until durable."""
         if not self.enabled:
             return Settlement(0, 0, (), 0)
+        if hold.id and not hold.settled:
+            self._live -= 1
         settlement = await self.book.settle(hold, _cost(dep, usage.prompt_tokens, usage.completion_tokens))
         record = {
             "request_id": request_id,
@@ -151,7 +159,7 @@ class Meter:
             "status": status,
             "attempts": attempts,
         }
-        await self.journal.record(Charge(record, settlement, dep.provider.spec.name))
+        await self.journal.record(Charge(record, settlement, dep.provider.spec.name), alone=self._live == 0)
         return settlement
 
 

@@ -1,0 +1,147 @@
+"""The journal's two ways to durability: a lone call commits in place, calls that meet are grouped.
+
+Either way the call returns only once its record, its balanced ledger legs and the wallet's change
+are committed, and a lone call that finds the writer busy waits its turn instead of interleaving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from dizuo.accounts import create_org
+from dizuo.billing import Scope, WalletBook, parse_cny
+from dizuo.billing.journal import Charge, Journal
+from dizuo.billing.service import topup
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
+from dizuo.store import Database, Durability
+
+SCOPE = Scope("openai-compatible", "cq", "echo-model")
+
+
+@pytest.fixture
+def journal(database_url: str) -> Iterator[tuple[Journal, Database, str]]:
+    db = Database(database_url)
+    db.upgrade()
+    name = f"journal-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("10"))
+    journal = Journal(db, WalletBook())
+    journal.start()
+    yield journal, db, org.id
+    journal.stop()
+    db.dispose()
+
+
+async def charge(journal: Journal, org_id: str, cost: int) -> Charge:
+    hold = await journal.book.reserve(org_id, cost * 2, SCOPE, time.time())
+    settlement = await journal.book.settle(hold, cost)
+    record = {
+        "request_id": uuid.uuid4().hex,
+        "org_id": org_id,
+        "key_id": "k" * 32,
+        "model": "echo-model",
+        "deployment": "echo-1",
+        "provider": "openai-compatible",
+        "region": "cq",
+        "endpoint": "chat",
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "cost": cost,
+        "voucher_part": 0,
+        "own_part": cost,
+        "uncollected": 0,
+        "latency_ms": 1,
+        "data_class": "general",
+        "stream": False,
+        "status": "ok",
+        "attempts": None,
+    }
+    return Charge(record, settlement, "openai-compatible")
+
+
+def committed(db: Database, org_id: str) -> tuple[int, int, int, int]:
+    """(usage records, their cost, the charge legs' sum, the wallet's balance) as the database has them."""
+    with db.session() as session:
+        records, cost = session.execute(
+            select(func.count(), func.coalesce(func.sum(UsageRecord.cost), 0)).where(
+                UsageRecord.org_id == org_id
+            )
+        ).one()
+        legs = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge"
+            )
+        )
+        wallet = session.get(Wallet, org_id)
+        assert wallet is not None
+        return int(records), int(cost), int(legs or 0), wallet.balance
+
+
+async def test_a_lone_call_is_durable_when_record_returns(journal: tuple[Journal, Database, str]) -> None:
+    j, db, org_id = journal
+    for cost in (1_000, 2_500, 3):
+        await j.record(await charge(j, org_id, cost), alone=True)
+    assert committed(db, org_id) == (3, 3_503, 0, 10_000_000 - 3_503)
+
+
+async def test_lone_and_grouped_calls_mix_without_loss(journal: tuple[Journal, Database, str]) -> None:
+    j, db, org_id = journal
+    charges = [await charge(j, org_id, 100 + i) for i in range(40)]
+    # Half claim to be alone while the others queue: whichever path each takes, all land exactly once.
+    await asyncio.gather(*(j.record(c, alone=i % 2 == 0) for i, c in enumerate(charges)))
+    total = sum(100 + i for i in range(40))
+    assert committed(db, org_id) == (40, total, 0, 10_000_000 - total)
+
+
+async def test_a_lone_call_waits_for_a_busy_writer(journal: tuple[Journal, Database, str]) -> None:
+    j, db, org_id = journal
+    lone = await charge(j, org_id, 700)
+    released = threading.Event()
+
+    def busy_writer() -> None:
+        # What the writer thread holds while it commits a batch or reloads wallets.
+        with j._db_lock:
+            released.wait(5)
+
+    writer = threading.Thread(target=busy_writer)
+    writer.start()
+    while not j._db_lock.locked():
+        await asyncio.sleep(0.001)
+    task = asyncio.create_task(j.record(lone, alone=True))
+    await asyncio.sleep(0.2)
+    # It neither committed beside the writer nor gave up: it is queued behind it.
+    assert not task.done()
+    assert committed(db, org_id)[0] == 0
+    released.set()
+    await asyncio.wait_for(task, 5)
+    writer.join(5)
+    assert committed(db, org_id) == (1, 700, 0, 10_000_000 - 700)
+
+
+@pytest.mark.parametrize(("durability", "sqlite", "postgres"), [("process", 1, "off"), ("disk", 2, "on")])
+def test_the_journal_commits_as_durably_as_configured(
+    database_url: str, durability: Durability, sqlite: int, postgres: str
+) -> None:
+    db = Database(database_url, durability)
+    try:
+        connection = db.writer_connection()
+        cursor = connection.cursor()
+        if db.is_sqlite:  # 1 = NORMAL (the WAL written at commit, synced at checkpoints), 2 = FULL
+            cursor.execute("PRAGMA synchronous")
+            assert cursor.fetchone()[0] == sqlite
+        else:
+            cursor.execute("SHOW synchronous_commit")
+            assert cursor.fetchone()[0] == postgres
+            # Admin writes (top-ups, vouchers) keep waiting for the flush whatever the setting.
+            with db.session() as session:
+                assert session.execute(text("SHOW synchronous_commit")).scalar() == "on"
+        connection.close()
+    finally:
+        db.dispose()
