@@ -252,12 +252,12 @@ class RedisBook:
         await asyncio.to_thread(self._push, org_id, 0, 0, {}, [])
 
     async def _fetch(self, org_id: str) -> dict[str, int]:
-        client = self._scripts.connected()
-        raw = await client.hgetall(_keys(org_id)[0])
-        if b"ver" not in raw:
+        redis = self._scripts.redis
+        fields = _fields(await redis.execute("HGETALL", _keys(org_id)[0]))
+        if "ver" not in fields:
             await self._fill(org_id)
-            raw = await client.hgetall(_keys(org_id)[0])
-        return _fields(raw)
+            fields = _fields(await redis.execute("HGETALL", _keys(org_id)[0]))
+        return fields
 
     async def release(self, hold: Hold) -> None:
         if hold.settled:

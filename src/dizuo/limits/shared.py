@@ -10,12 +10,13 @@ sorted set scored by their expiry: the slots of a replica that crashed lapse aft
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from dizuo.limits.base import Permit, RateState, Subject, too_many
+from dizuo.store.resp import Multiplexed, Script
 
 __all__ = ["LoopScripts", "RedisLimiter"]
 
@@ -106,42 +107,24 @@ _KINDS = {
 }
 
 
-def connect(url: str, connections: int = 64) -> aioredis.Redis:
-    """An asyncio Redis client whose calls wait for one of *connections* pooled connections (the
-    default pool raises instead when a burst of calls outnumbers it)."""
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=connections, timeout=30)
-    return aioredis.Redis(connection_pool=pool)
-
-
 class LoopScripts:
-    """Lua scripts on an asyncio Redis client, for the event loop that runs them: a client belongs to
-    one loop, so a call from another loop (a test's, a restarted worker's) gets a client of its own."""
+    """Lua scripts on one multiplexed Redis connection per event loop (:mod:`dizuo.store.resp`)."""
 
     def __init__(self, url: str, scripts: dict[str, str]) -> None:
-        self.url = url
-        self.sources = scripts
-        self.client: aioredis.Redis | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
+        self.redis = Multiplexed(url)
+        self._scripts = {name: Script(source) for name, source in scripts.items()}
 
-    def __getitem__(self, name: str) -> Any:
+    def __getitem__(self, name: str) -> Callable[..., Awaitable[Any]]:
         """The script *name*, callable as ``await script(keys=…, args=…)`` on the running loop."""
-        self.connected()
-        return self._scripts[name]
+        return functools.partial(self.redis.run, self._scripts[name])
 
-    def connected(self) -> aioredis.Redis:
-        """The client for the running loop (made on first use)."""
-        loop = asyncio.get_running_loop()
-        if self.client is None or self.loop is not loop:
-            self.client = connect(self.url)
-            self.loop = loop
-            self._scripts = {name: self.client.register_script(src) for name, src in self.sources.items()}
-        return self.client
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop whose connection the scripts use now (None before the first call)."""
+        return self.redis.loop
 
     async def aclose(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            await client.aclose()
+        await self.redis.aclose()
 
 
 def _limit(value: int | None) -> int:

@@ -1,0 +1,100 @@
+"""The multiplexed Redis connection: overlapping calls get their own replies, errors and lost
+connections reach the right callers, scripts unknown to Redis are loaded. Needs a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from urllib.parse import urlparse
+
+import pytest
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from dizuo.store.resp import Multiplexed, Script
+
+
+@pytest.fixture
+async def conn(redis_url: str | None) -> AsyncIterator[Multiplexed]:
+    if not redis_url:
+        pytest.skip("needs DIZUO_TEST_REDIS_URL (scripts/services.sh)")
+    connection = Multiplexed(redis_url)
+    yield connection
+    await connection.aclose()
+
+
+async def test_overlapping_calls_each_get_their_own_reply(conn: Multiplexed) -> None:
+    words = [f"第{i}条-{'x' * (i % 7)}" for i in range(300)]
+    replies = await asyncio.gather(*(conn.execute("ECHO", word) for word in words))
+    assert [reply.decode() for reply in replies] == words
+
+
+async def test_an_error_reply_fails_only_its_own_call(conn: Multiplexed) -> None:
+    await conn.execute("SET", "dizuo:test:text", "不是数字")
+    results = await asyncio.gather(
+        conn.execute("ECHO", "before"),
+        conn.execute("INCR", "dizuo:test:text"),
+        conn.execute("ECHO", "after"),
+        return_exceptions=True,
+    )
+    assert results[0] == b"before"
+    assert isinstance(results[1], ResponseError) and "not an integer" in str(results[1])
+    assert results[2] == b"after"
+
+
+async def test_a_cancelled_call_does_not_shift_the_replies(conn: Multiplexed) -> None:
+    slow = asyncio.ensure_future(conn.execute("ECHO", "abandoned"))
+    slow.cancel()
+    assert await conn.execute("ECHO", "mine") == b"mine"
+
+
+async def test_a_script_redis_forgot_is_loaded_again(conn: Multiplexed) -> None:
+    script = Script("return {KEYS[1], ARGV[1] * 2}")
+    assert await conn.run(script, keys=["k"], args=[21]) == [b"k", 42]
+    await conn.execute("SCRIPT", "FLUSH")
+    assert await conn.run(script, keys=["k"], args=[4]) == [b"k", 8]
+
+
+async def test_a_lost_connection_fails_its_waiting_calls_and_the_next_call_reconnects(
+    conn: Multiplexed,
+) -> None:
+    client_id = await conn.execute("CLIENT", "ID")
+    blocked = asyncio.ensure_future(conn.execute("BLPOP", "dizuo:test:never", 5))
+    await asyncio.sleep(0.05)
+    # Another client cuts this connection while a call waits on it.
+    other = redis.Redis.from_url(conn_url(conn))
+    try:
+        killed = other.client_kill_filter(_id=str(client_id))
+    finally:
+        other.close()
+    assert killed == 1
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(blocked, 5)
+    assert await conn.execute("ECHO", "again") == b"again"
+
+
+async def test_the_url_picks_the_database(redis_url: str | None) -> None:
+    if not redis_url:
+        pytest.skip("needs DIZUO_TEST_REDIS_URL (scripts/services.sh)")
+    parsed = urlparse(redis_url)
+    url = f"redis://{parsed.hostname}:{parsed.port or 6379}/7"
+    connection = Multiplexed(url)
+    try:
+        await connection.execute("SET", "dizuo:test:db", "七号库")
+        other = redis.Redis.from_url(url)
+        assert other.get("dizuo:test:db") == "七号库".encode()
+        other.delete("dizuo:test:db")
+        other.close()
+    finally:
+        await connection.aclose()
+
+
+async def test_an_unreachable_redis_is_a_clear_connection_error() -> None:
+    connection = Multiplexed("redis://127.0.0.1:1/0")
+    with pytest.raises(RedisConnectionError, match=r"cannot reach Redis at 127\.0\.0\.1:1"):
+        await connection.execute("PING")
+
+
+def conn_url(conn: Multiplexed) -> str:
+    return f"redis://{conn.host}:{conn.port}/{conn.db}"
