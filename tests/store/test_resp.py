@@ -98,3 +98,9 @@ async def test_an_unreachable_redis_is_a_clear_connection_error() -> None:
 
 def conn_url(conn: Multiplexed) -> str:
     return f"redis://{conn.host}:{conn.port}/{conn.db}"
+
+
+@pytest.mark.parametrize("url", ["rediss://cache.example:6380/0", "unix:///run/redis.sock"])
+def test_an_unsupported_url_is_refused_when_configured(url: str) -> None:
+    with pytest.raises(ValueError, match="only redis://host:port/db is supported"):
+        Multiplexed(url)

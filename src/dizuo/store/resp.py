@@ -81,8 +81,11 @@ class Multiplexed:
 
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
-        if parsed.scheme not in ("redis", ""):
-            raise ValueError(f"unsupported Redis URL scheme {parsed.scheme!r}: use redis://")
+        if parsed.scheme != "redis":
+            raise ValueError(
+                f"DIZUO_REDIS_URL {url!r}: only redis://host:port/db is supported"
+                " (TLS rediss:// and unix:// sockets are not yet)"
+            )
         self.host = parsed.hostname or "127.0.0.1"
         self.port = parsed.port or 6379
         self.username = unquote(parsed.username) if parsed.username else None
