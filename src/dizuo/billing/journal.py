@@ -320,15 +320,14 @@ class Journal:
             # writer or by a lone call): no pool checkout per batch.
             self._connection = self.db.writer_connection()
         connection = self._connection
-        # PostgreSQL: the statements and the commit go in one pipeline, one round trip in all.
-        pipeline = (
-            contextlib.nullcontext() if self.db.is_sqlite else connection.dbapi_connection.pipeline()  # type: ignore[union-attr]
-        )
         try:
-            if not self.db.is_sqlite and len(records) == 1 and len(wallet_deltas) == 1 and not voucher_rows:
+            if self.db.is_sqlite:
+                self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
+            elif len(records) == 1 and len(wallet_deltas) == 1 and not voucher_rows:
                 self._execute_one(connection, sql, records[0], entries, wallet_deltas[0], done)
             else:
-                with pipeline:
+                # PostgreSQL: the statements and the commit go in one pipeline, one round trip in all.
+                with connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
                     self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
         except BaseException:
             # A broken connection is dropped; the retry opens a new one.

@@ -127,16 +127,22 @@ class Multiplexed:
                     await protocol.call(("AUTH", *auth))
                 if self.db:
                     await protocol.call(("SELECT", self.db))
-        except BaseException as exc:
-            error = exc if isinstance(exc, Exception) else RedisConnectionError("connecting to Redis")
-            self._connecting.set_exception(error)
-            self._connecting.exception()  # retrieved: nobody else may be waiting
-            if isinstance(exc, OSError | TimeoutError):
-                raise RedisConnectionError(f"cannot reach Redis at {self.host}:{self.port}: {exc}") from exc
+        except (OSError, TimeoutError) as exc:
+            error = RedisConnectionError(f"cannot reach Redis at {self.host}:{self.port}: {exc}")
+            self._fail_connecting(error)
+            raise error from exc
+        except BaseException as exc:  # AUTH or SELECT refused, or this call cancelled
+            self._fail_connecting(exc if isinstance(exc, Exception) else RedisConnectionError("connecting"))
             raise
         self._protocol = protocol
         self._connecting.set_result(protocol)
         return protocol
+
+    def _fail_connecting(self, error: Exception) -> None:
+        """Hand *error* to the calls waiting for this connection attempt (there may be none)."""
+        assert self._connecting is not None
+        self._connecting.set_exception(error)
+        self._connecting.exception()  # marked retrieved: no warning when nobody else waited
 
     async def aclose(self) -> None:
         protocol, self._protocol = self._protocol, None
