@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -20,6 +19,7 @@ from typing import Protocol
 from dizuo.billing.money import format_cny
 from dizuo.billing.split import Share, split_charge
 from dizuo.errors import InsufficientQuota
+from dizuo.store import ordered_id
 
 __all__ = [
     "Book",
@@ -196,7 +196,7 @@ class WalletBook:
             for voucher_id, part in split.vouchers:
                 wallet.vouchers[voucher_id].held += part
             wallet.held += split.own
-            return Hold(uuid.uuid4().hex, org_id, amount, split.own, split.vouchers, scope)
+            return Hold(ordered_id(), org_id, amount, split.own, split.vouchers, scope)
 
     async def release(self, hold: Hold) -> None:
         """Give a hold back untouched (the call failed and costs nothing)."""

@@ -7,14 +7,13 @@ from outside), ``revenue:<provider>`` (what calls to a provider earned).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from dizuo.billing.tables import LedgerEntry
-from dizuo.store import utcnow
+from dizuo.store import ordered_id, utcnow
 
 __all__ = ["FUNDING", "Leg", "cash", "issuer", "new_tx_id", "post", "revenue", "voucher"]
 
@@ -38,7 +37,7 @@ def revenue(provider: str) -> str:
 
 
 def new_tx_id() -> str:
-    return f"tx_{uuid.uuid4().hex}"
+    return f"tx_{ordered_id()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import replace
@@ -49,6 +48,7 @@ from dizuo.billing.holds import (
 )
 from dizuo.billing.split import Share, split_charge
 from dizuo.limits.shared import LoopScripts
+from dizuo.store import ordered_id
 
 __all__ = ["RedisBook"]
 
@@ -226,7 +226,7 @@ class RedisBook:
     async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* across eligible vouchers and the own balance in one script, or raise 402."""
         script = self._scripts["reserve"]
-        hold_id = uuid.uuid4().hex
+        hold_id = ordered_id()
 
         async def run() -> tuple[list[VoucherState], Any]:
             payers = eligible(self._terms.get(org_id, ()), scope, now)
@@ -273,7 +273,7 @@ class RedisBook:
         terms = {v.id: v for v in self._terms.get(hold.org_id, ())}
         shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in terms]
         split = split_charge(cost, shares)
-        pending_id = uuid.uuid4().hex
+        pending_id = ordered_id()
         args: list[Any] = [hold.id, split.own, hold.own, pending_id, time.time() + self.hold_seconds]
         args.append(len(split.vouchers))
         for vid, paid in split.vouchers:

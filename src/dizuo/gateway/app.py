@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -55,6 +54,7 @@ from dizuo.routing.catalog import Catalog
 from dizuo.routing.clearance import request_class
 from dizuo.routing.router import Pool
 from dizuo.settings import Settings
+from dizuo.store import ordered_id
 
 __all__ = ["Gateway"]
 
@@ -222,7 +222,7 @@ class Gateway:
             return
         headers = Headers.parse(scope["headers"])
         lang = pick_language(headers.accept_language, self.settings.language)
-        request_id = f"req_{uuid.uuid4().hex}"
+        request_id = f"req_{ordered_id()}"
         path = scope["path"]
         try:
             route = self.routes.get(path)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from dizuo.limits.base import Permit, RateState, Subject, too_many
+from dizuo.store import ordered_id
 from dizuo.store.resp import Multiplexed, Script
 
 __all__ = ["LoopScripts", "RedisLimiter"]
@@ -142,7 +142,7 @@ class RedisLimiter:
     async def acquire(self, subjects: tuple[Subject, ...], tokens: int) -> Permit:
         """Admit the call under every subject's limits, or raise 429 having taken nothing."""
         keys: list[str] = []
-        args: list[Any] = [tokens, uuid.uuid4().hex, self.slot_seconds]
+        args: list[Any] = [tokens, ordered_id(), self.slot_seconds]
         for subject in subjects:
             base = f"{PREFIX}{subject.id}"
             keys += [base + ":requests", base + ":tokens", base + ":slots"]
