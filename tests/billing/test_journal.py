@@ -7,6 +7,7 @@ are committed, and a lone call that finds the writer busy waits its turn instead
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 import uuid
@@ -123,6 +124,25 @@ async def test_a_lone_call_waits_for_a_busy_writer(journal: tuple[Journal, Datab
     await asyncio.wait_for(task, 5)
     writer.join(5)
     assert committed(db, org_id) == (1, 700, 0, 10_000_000 - 700)
+
+
+async def test_the_journal_writes_times_as_every_other_writer_does(
+    journal: tuple[Journal, Database, str],
+) -> None:
+    j, db, org_id = journal
+    await j.record(await charge(j, org_id, 5), alone=True)
+    await asyncio.gather(j.record(await charge(j, org_id, 6)), j.record(await charge(j, org_id, 7)))
+    with db.session() as session:
+        rows = session.execute(
+            text("SELECT kind, created_at FROM ledger_entries WHERE org_id = :org"), {"org": org_id}
+        ).all()
+    # The top-up leg was written through the ORM, the charge legs by the journal's own statements:
+    # stored alike, they compare and sort as times in statements' month ranges.
+    assert sorted({kind for kind, _ in rows}) == ["charge", "topup"]
+    if db.is_sqlite:
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", stamp) for _, stamp in rows), rows
+    else:
+        assert all(stamp.tzinfo is not None for _, stamp in rows)
 
 
 @pytest.mark.parametrize(("durability", "sqlite", "postgres"), [("process", 1, "off"), ("disk", 2, "on")])

@@ -100,7 +100,10 @@ class _Compiled:
             .values(remaining=voucher.remaining + bindparam("delta"))
             .compile(dialect=dialect)
         )
-        self._stamp = UsageRecord.__table__.c.created_at.type.bind_processor(dialect)
+        # The dialect's own processor (SQLite: the text SQLAlchemy writes everywhere else), not the
+        # generic type's, which has none: sqlite3's default adapter would add "+00:00" (and is deprecated).
+        created_at = UsageRecord.__table__.c.created_at.type
+        self._stamp = created_at.dialect_impl(dialect).bind_processor(dialect)
         self._one: str | None = None
 
     def one_charge(self) -> str:
