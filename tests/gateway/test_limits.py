@@ -92,3 +92,46 @@ def test_organization_limits_apply_to_all_its_keys(gateway: RunningGateway) -> N
     refused = call(gateway, second)
     assert refused.status_code == 429
     assert "组织" in refused.json()["error"]["message"]
+
+
+def chat(gateway: RunningGateway, key: str, max_tokens: int) -> httpx.Response:
+    return httpx.post(
+        f"{gateway.v1}/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": "echo-model",
+            "messages": [{"role": "user", "content": "限流"}],
+            "max_tokens": max_tokens,
+        },
+        timeout=30,
+    )
+
+
+def test_a_call_refused_by_its_rate_limit_keeps_no_money_held(gateway: RunningGateway) -> None:
+    # The limits and the hold are asked for together; a 429 must give its hold back at once.
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    limited = create_key(db, name, limits=(1, None, None)).key
+    free = create_key(db, name).key
+    db.dispose()
+    assert chat(gateway, limited, 10).status_code == 200
+    # Holds ¥0.6 of output (¥2 per million tokens): more than what would be left beside another.
+    refused = chat(gateway, limited, 300_000)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    # Had the refused call kept its hold, this one would find too little free money (402).
+    assert chat(gateway, free, 300_000).status_code == 200
+
+
+def test_a_call_refused_for_money_gives_back_its_concurrency_slot(gateway: RunningGateway) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    create_org(db, name)  # no money yet
+    key = create_key(db, name, limits=(None, None, 1)).key
+    assert chat(gateway, key, 10).status_code == 402
+    topup(db, name, parse_cny("1"))
+    db.dispose()
+    # The 402 was admitted by the limits first: its slot must be free again, or this is a 429.
+    assert chat(gateway, key, 10).status_code == 200

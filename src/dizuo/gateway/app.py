@@ -294,6 +294,10 @@ class Gateway:
         if call.released:
             return
         call.released = True
+        if call.admission is not None:  # the call ended before its first hold (no deployment)
+            admission, call.admission = call.admission, None
+            with contextlib.suppress(DizuoError):
+                call.permit = await admission
         tokens = call.usage.total_tokens if call.usage else 0
         if call.attempt is not None:
             self.router.health.finished(call.attempt.deployment.name)
@@ -348,8 +352,10 @@ class Gateway:
                     raise DataRiskBlocked(list(inspection.prompt_counts))
             data_class = inspection.raised_class(data_class)
             pool = self.router.eligible(alias, data_class, key.org_region)
-            permit = await self._admit(key, body)
-            call = Call(key, request_id, endpoint, stream, started, body, data_class, alias, permit)
+            call = Call(key, request_id, endpoint, stream, started, body, data_class, alias)
+            if key.limits:
+                # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
+                call.admission = asyncio.ensure_future(self._admit(key, body))
             call.inspection = inspection
             return call, pool, len(raw)
         except DizuoError as exc:
@@ -403,8 +409,17 @@ class Gateway:
     ) -> Attempt:
         """Hold, route and fail over until a deployment gives its first reply."""
 
-        def reserve(dep: Deployment) -> Awaitable[Hold]:
-            return self.meter.reserve(call.key.org_id, dep, prompt, completion)
+        async def reserve(dep: Deployment) -> Hold:
+            holding = asyncio.ensure_future(self.meter.reserve(call.key.org_id, dep, prompt, completion))
+            admission, call.admission = call.admission, None
+            if admission is not None:
+                try:
+                    call.permit = await admission
+                except BaseException:
+                    # Refused by a rate limit (429 before 402), or cancelled: the hold goes back.
+                    await asyncio.shield(self._unhold(holding))
+                    raise
+            return await holding
 
         call.attempt = await first_reply(
             call.alias,
@@ -421,6 +436,10 @@ class Gateway:
             copy_body=len(pool.deps) > 1,
         )
         return call.attempt
+
+    async def _unhold(self, holding: asyncio.Future[Hold]) -> None:
+        with contextlib.suppress(DizuoError):
+            await self.meter.release(await holding)
 
     @contextlib.asynccontextmanager
     async def _accounted(self, call: Call, receive: Receive) -> AsyncIterator[None]:
@@ -444,7 +463,7 @@ class Gateway:
                 await self._settle(call, usage, status="client_gone")
         finally:
             # Shielded: a call cancelled by its client still gives back its slots.
-            await asyncio.shield(self._release(call))
+            await asyncio.shield(call.releasing or self._release(call))
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(call.endpoint, call.alias, status).inc()
             self.metrics.latency.labels(call.endpoint).observe(time.perf_counter() - call.started)
@@ -496,13 +515,11 @@ class Gateway:
             status = status if status != "ok" else "estimated"
         call.usage = usage
         self._count_tokens(attempt.deployment, usage)
-        # The call's work is done: give back its limits while the journal makes the record durable
-        # (with a shared limiter that is a round trip to Redis, hidden inside the commit's wait).
-        releasing = asyncio.ensure_future(self._release(call))
-        try:
-            await self._record(call, attempt, usage, status)
-        finally:
-            await asyncio.shield(releasing)
+        # The call's work is done: give back its limits while the record is made durable (with a
+        # shared limiter that is a round trip to Redis, hidden in that wait). The answer does not
+        # wait for it; the call's end (_accounted) does.
+        call.releasing = asyncio.ensure_future(self._release(call))
+        await self._record(call, attempt, usage, status)
 
     async def _record(self, call: Call, attempt: Attempt, usage: Usage, status: str) -> None:
         await self.meter.settle(

@@ -188,7 +188,11 @@ class Call:
     data_class: str
     alias: str
     permit: Permit | None = None
+    # The rate limits' answer while it is on its way: awaited with the first hold (one round trip
+    # for both with Redis), or when the call's limits are given back.
+    admission: asyncio.Future[Permit | None] | None = None
     attempt: Attempt | None = None
+    releasing: asyncio.Future[None] | None = None  # the give-back started when the call settled
     usage: Usage | None = None
     chunks: int = 0  # content events forwarded (the estimate of output tokens when usage never came)
     settled: bool = False
