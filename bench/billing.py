@@ -11,7 +11,11 @@ replica, throughput by loading both at once (32 connections each).
 
     .venv/bin/python bench/billing.py [--seconds 6] [--rounds 4]
     .venv/bin/python bench/billing.py --replicas 2 --postgres postgresql+psycopg://dizuo:dizuo@127.0.0.1:5432 \
-        --redis redis://127.0.0.1:6379/1
+        --redis redis://127.0.0.1:6379/1 [--staging auto|on|off]
+
+With Redis keeping an append-only file (scripts/services.sh starts it so), ``auto`` stages each usage
+record in Redis and the answer does not wait for PostgreSQL (docs/billing.md); ``off`` measures the
+commit before the answer.
 """
 
 from __future__ import annotations
@@ -86,6 +90,12 @@ def main() -> None:
     )
     parser.add_argument("--redis", default=None, metavar="URL", help="Redis for the metering-on replicas")
     parser.add_argument("--replicas", type=int, default=1, choices=(1, 2))
+    parser.add_argument(
+        "--staging",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="DIZUO_USAGE_STAGING of the metering-on replicas (with --redis)",
+    )
     args = parser.parse_args()
     if args.replicas > 1 and not (args.postgres and args.redis):
         parser.error("two replicas share PostgreSQL and Redis: give --postgres and --redis")
@@ -98,8 +108,13 @@ def main() -> None:
         if args.redis:
             import redis
 
-            redis.Redis.from_url(args.redis).flushdb()
+            client = redis.Redis.from_url(args.redis)
+            client.flushdb()
+            appendonly = client.config_get("appendonly").get("appendonly")
+            client.close()
             on_env["DIZUO_REDIS_URL"] = args.redis
+            on_env["DIZUO_USAGE_STAGING"] = args.staging
+            print(f"Redis appendonly={appendonly}, DIZUO_USAGE_STAGING={args.staging}", flush=True)
         off_port, off_pid, off_key = stack.dizuo(up, "metering-off", off_env)
         on_port, on_pid, _ = stack.dizuo(up, "metering-on", on_env)
         admin(home / "metering-on", on_env, "topup", "--org", "default", "--amount", "1000000")

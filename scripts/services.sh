@@ -32,7 +32,11 @@ as_postgres "psql -q -p $port -tc \"SELECT 1 FROM pg_database WHERE datname='diz
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   log "starting Redis on 127.0.0.1:6379"
-  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --appendonly no >&2
+  # As in production: an append-only file, written before each reply and flushed every second
+  # (dizuo stages usage records in Redis only when Redis keeps one; docs/billing.md).
+  mkdir -p /tmp/dizuo-redis
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save "" --dir /tmp/dizuo-redis \
+    --appendonly yes --appendfsync everysec >&2
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 

@@ -189,6 +189,8 @@ def gateway(
         data_dir=home,
         database_url=database_url,
         redis_url=redis_url,
+        # The suite reads usage right after calls; staged records (a moment later) have their own tests.
+        usage_staging="off",
         key_refresh_seconds=0.2,
         circuit_failure_threshold=3,
         circuit_cooldown_seconds=1.0,

@@ -89,6 +89,16 @@ class Settings(BaseSettings):
             "safe; each call waits for the flush: about +2.5 ms on PostgreSQL, see docs/benchmarks.md)."
         ),
     )
+    usage_staging: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "With Redis: whether a call's usage record may become durable in Redis first (in the same "
+            "script that charges the wallet), and move into the database in the background within "
+            "milliseconds. auto: when durability is process and Redis keeps an append-only file "
+            "(appendonly yes); on: always (a Redis that refuses CONFIG but persists); off: never, "
+            "every answer waits for the database's commit. See docs/billing.md."
+        ),
+    )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")
     kb_embedding_model: str = Field(
         "local/use-multilingual-v3",

@@ -96,7 +96,11 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(config: Path, database_url: str, redis_url: str, tmp_path: Path) -> Iterator[Replicas]:
+def replicas(
+    config: Path, database_url: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Replicas]:
+    """Two replicas; the test's parameter, when it gives one, is their DIZUO_USAGE_STAGING."""
+    staging = getattr(request, "param", "off")
     ports = [free_port(), free_port()]
     servers: list[subprocess.Popen[bytes]] = []
     try:
@@ -104,7 +108,15 @@ def replicas(config: Path, database_url: str, redis_url: str, tmp_path: Path) ->
             home = tmp_path / f"replica-{index}"
             home.mkdir()
             servers.append(
-                start_server(config, home, database_url, port, redis_url=redis_url, hold_seconds="2")
+                start_server(
+                    config,
+                    home,
+                    database_url,
+                    port,
+                    redis_url=redis_url,
+                    hold_seconds="2",
+                    usage_staging=staging,
+                )
             )
         yield Replicas(ports, servers)
     finally:
@@ -118,6 +130,7 @@ def client(port: int, key: str) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=60)
 
 
+@pytest.mark.parametrize("replicas", ["off", "on"], ids=["commit-first", "staged-in-redis"], indirect=True)
 async def test_500_calls_on_two_replicas_spend_a_wallet_for_100_exactly(
     replicas: Replicas, database_url: str
 ) -> None:
@@ -130,6 +143,8 @@ async def test_500_calls_on_two_replicas_spend_a_wallet_for_100_exactly(
     assert (statuses.count(200), statuses.count(402)) == (100, 400)
 
     db = Database(database_url)
+    # Staged records reach the database a moment after their answers.
+    await wait_for_records(db, org.id, 100)
     with db.session() as session:
         rows = list(session.scalars(select(UsageRecord).where(UsageRecord.org_id == org.id)))
         assert len(rows) == 100 == len({r.request_id for r in rows})
@@ -143,6 +158,16 @@ async def test_500_calls_on_two_replicas_spend_a_wallet_for_100_exactly(
         )
         assert charged == sum(r.cost for r in rows) == 300_000
     db.dispose()
+
+
+async def wait_for_records(db: Database, org_id: str, count: int, seconds: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        with db.session() as session:
+            found = session.scalar(select(func.count()).where(UsageRecord.org_id == org_id))
+        if found == count or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def test_a_killed_replicas_holds_lapse_for_the_other(

@@ -190,6 +190,22 @@ class Journal:
         self._queue.put((charge, future, loop))
         await future
 
+    def commit(self, charges: list[Charge]) -> tuple[Committed, BaseException | None]:
+        """Commit *charges* now, on this thread (the drain of records staged in Redis uses it).
+        Returns what was committed and the error, if the commit failed; a shared book is not told."""
+        if not charges:
+            return Committed([], {}, {}), None
+        with self._db_lock:
+            return self._apply(charges)
+
+    def existing(self, request_ids: list[str]) -> set[str]:
+        """Which of *request_ids* have a usage record already."""
+        if not request_ids:
+            return set()
+        with self.db.session() as session:
+            query = select(UsageRecord.request_id).where(UsageRecord.request_id.in_(request_ids))
+            return set(session.scalars(query))
+
     # ---- the writer thread ---------------------------------------------------------------
 
     def _run(self) -> None:
@@ -286,7 +302,11 @@ class Journal:
         records = []
         entries = []
         for charge in charges:
-            record = {**charge.record, "created_at": now}
+            # A record staged in Redis keeps the moment its call was answered; its legs share it, so
+            # that a period's statement and its usage agree.
+            created = charge.record.get("created_at")
+            stamp = now if created is None else sql.stamp(created)
+            record = {**charge.record, "created_at": stamp}
             records.append(record)
             org_id = record["org_id"]
             tx_id = ledger.new_tx_id()
@@ -306,7 +326,7 @@ class Journal:
                     "voucher_id": leg.voucher_id,
                     "request_id": record["request_id"],
                     "note": None,
-                    "created_at": now,
+                    "created_at": stamp,
                 }
                 for leg in legs
                 if leg.amount != 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -13,12 +14,16 @@ from dizuo.billing.failures import FailureLog
 from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
+from dizuo.billing.shared import RedisBook
+from dizuo.billing.staging import Drain, Staging, stages
 from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.providers import Usage
 from dizuo.routing import Deployment
 from dizuo.store import Database
 
 __all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "estimate_usage", "worst_case_tokens"]
+
+log = logging.getLogger("dizuo.billing")
 
 # When a call sets no max_tokens, this many output tokens are held (and the deployment's own
 # limit, once configured, replaces it). A longer answer is charged from free balance after.
@@ -40,19 +45,31 @@ class Meter:
     """Holds, settlements and the journal of one worker."""
 
     def __init__(
-        self, db: Database, enabled: bool = True, *, redis_url: str | None = None, hold_seconds: float = 900
+        self,
+        db: Database,
+        enabled: bool = True,
+        *,
+        redis_url: str | None = None,
+        hold_seconds: float = 900,
+        staging: Staging = "auto",
     ) -> None:
         """Keep holds in this process, or in Redis at *redis_url* when several replicas share wallets
-        (holds of a crashed replica then lapse after *hold_seconds*)."""
+        (holds of a crashed replica then lapse after *hold_seconds*). With Redis, *staging* says whether
+        a call's usage record may become durable in Redis first (:func:`dizuo.billing.staging.stages`)."""
         self.enabled = enabled
         self.book: Book
+        self._shared: RedisBook | None = None
         if redis_url:
-            from dizuo.billing.shared import RedisBook
-
-            self.book = RedisBook(redis_url, hold_seconds, loader=lambda org_id: self.journal.refresh(org_id))
+            self.book = self._shared = RedisBook(
+                redis_url, hold_seconds, loader=lambda org_id: self.journal.refresh(org_id)
+            )
         else:
             self.book = WalletBook()
         self.journal = Journal(db, self.book)
+        self._redis_url = redis_url
+        self._staging = staging
+        # Set by start(): the drain that moves staged records into the database, when staging.
+        self.drain: Drain | None = None
         self.failures = FailureLog(db)
         # Holds taken and not yet settled or released: calls in flight on this event loop. A call
         # that settles with none left beside it commits its record without the writer's hand-off.
@@ -62,9 +79,22 @@ class Meter:
         if self.enabled:
             self.journal.start()
             self.failures.start()
+            shared = self._shared
+            if shared is not None and self._redis_url:
+                appendonly = shared.keeps_appendonly() if self._staging == "auto" else None
+                if stages(self._staging, self.journal.db.durability, appendonly):
+                    self.drain = Drain(self._redis_url, self.journal, shared)
+                    self.drain.start()
+                log.info(
+                    "usage records become durable in %s (DIZUO_USAGE_STAGING=%s)",
+                    "Redis, then the database" if self.drain else "the database",
+                    self._staging,
+                )
 
     def stop(self) -> None:
         if self.enabled:
+            if self.drain is not None:
+                self.drain.stop()
             self.journal.stop()
             self.failures.stop()
         self.book.close()
@@ -137,8 +167,8 @@ class Meter:
             return Settlement(0, 0, (), 0)
         if hold.id and not hold.settled:
             self._live -= 1
-        settlement = await self.book.settle(hold, _cost(dep, usage.prompt_tokens, usage.completion_tokens))
-        record = {
+        cost = _cost(dep, usage.prompt_tokens, usage.completion_tokens)
+        record: dict[str, Any] = {
             "request_id": request_id,
             "org_id": hold.org_id,
             "key_id": key_id,
@@ -149,15 +179,21 @@ class Meter:
             "endpoint": endpoint,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
-            "cost": settlement.own + settlement.voucher_total,
-            "voucher_part": settlement.voucher_total,
-            "own_part": settlement.own,
-            "uncollected": settlement.uncollected,
             "latency_ms": int((time.perf_counter() - started) * 1000),
             "data_class": data_class,
             "stream": stream,
             "status": status,
             "attempts": attempts,
+        }
+        if self.drain is not None and self._shared is not None:
+            # One script charges the wallet and stages the record; a drain commits it (staging.py).
+            return await self._shared.settle(hold, cost, stage={**record, "created_at": time.time()})
+        settlement = await self.book.settle(hold, cost)
+        record |= {
+            "cost": settlement.own + settlement.voucher_total,
+            "voucher_part": settlement.voucher_total,
+            "own_part": settlement.own,
+            "uncollected": settlement.uncollected,
         }
         await self.journal.record(Charge(record, settlement, dep.provider.spec.name), alone=self._live == 0)
         return settlement

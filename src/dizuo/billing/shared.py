@@ -34,6 +34,7 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import redis
 
 from dizuo.billing.holds import (
@@ -50,10 +51,14 @@ from dizuo.billing.split import Share, split_charge
 from dizuo.limits.shared import LoopScripts
 from dizuo.store import ordered_id
 
-__all__ = ["RedisBook"]
+__all__ = ["STREAM", "RedisBook"]
 
 log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
+# Usage records staged until a drain commits them (dizuo.billing.staging). One stream for all
+# organizations: the settle script writes it beside the organization's keys, so on a Redis Cluster
+# (not supported) they would have to share a slot.
+STREAM = "dizuo:journal"
 
 _COMMON = """
 local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -134,7 +139,9 @@ return parts
 # ARGV: hold_id
 _RELEASE = _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') return 1"
 
-# ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid)
+# ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then
+# (staged only, with the stream as KEYS[6]) the usage record. The stream entry is p: pending id,
+# m: what was charged (own, then voucher id, part, … as in the pending record), r: the record.
 _SETTLE = (
     _COMMON
     + """
@@ -162,6 +169,9 @@ redis.call('HINCRBY', w, 'pend', charged)
 table.insert(rec, 1, charged)
 redis.call('HSET', p, ARGV[4], table.concat(rec, ','))
 redis.call('ZADD', px, ARGV[5], ARGV[4])
+if KEYS[6] then
+  redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', table.concat(rec, ','), 'r', ARGV[7 + 2 * n])
+end
 table.insert(pays, 1, charged)
 return pays
 """
@@ -265,7 +275,11 @@ class RedisBook:
         hold.settled = True
         await self._scripts["release"](keys=_keys(hold.org_id), args=[hold.id])
 
-    async def settle(self, hold: Hold, cost: int) -> Settlement:
+    async def settle(self, hold: Hold, cost: int, stage: dict[str, Any] | None = None) -> Settlement:
+        """Charge *cost* against *hold*. With *stage* (a usage record without its money columns, with
+        ``created_at`` as epoch seconds), the same script appends the record to the stream the drains
+        move into the database (:mod:`dizuo.billing.staging`), and its pending charge never lapses:
+        the record is durable once this returns, and its money stays counted until it is committed."""
         if hold.settled:
             raise RuntimeError(f"hold {hold.id} settled twice")
         hold.settled = True
@@ -274,11 +288,15 @@ class RedisBook:
         shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in terms]
         split = split_charge(cost, shares)
         pending_id = ordered_id()
-        args: list[Any] = [hold.id, split.own, hold.own, pending_id, time.time() + self.hold_seconds]
-        args.append(len(split.vouchers))
+        expires: Any = "+inf" if stage is not None else time.time() + self.hold_seconds
+        args: list[Any] = [hold.id, split.own, hold.own, pending_id, expires, len(split.vouchers)]
         for vid, paid in split.vouchers:
             args += [vid, paid]
-        result = await self._scripts["settle"](keys=_keys(hold.org_id), args=args)
+        keys = _keys(hold.org_id)
+        if stage is not None:
+            keys.append(STREAM)
+            args.append(orjson.dumps({**stage, "charge": cost}))
+        result = await self._scripts["settle"](keys=keys, args=args)
         own = int(result[0])
         vouchers = tuple(
             (vid, int(pay)) for (vid, _), pay in zip(split.vouchers, result[1:], strict=True) if pay
@@ -317,20 +335,28 @@ class RedisBook:
         writer thread waited for the interpreter's lock behind the loop, up to milliseconds per batch.
         Returns the scheduled work (tests wait on it), or None when it ran here.
         """
-        pushes: list[tuple[str, int, int, dict[str, int], list[str]]] = []
-        for org_id, ids in _by_org(batch).items():
-            snap = batch.snapshots.get(org_id)
-            if snap is None:
-                pushes.append((org_id, -1, 0, {}, ids))
-            else:
-                pushes.append((org_id, snap.version, snap.balance, snap.vouchers, ids))
-        return self._push_all(pushes)
+        return self._push_all(_pushes(batch))
+
+    def committed_now(self, batch: Committed) -> None:
+        """:meth:`committed`, on this thread with the blocking client (the drain's, which must know
+        the charges left ``pend`` before it acknowledges their stream entries)."""
+        for push in _pushes(batch):
+            self._push(*push)
+
+    def keeps_appendonly(self) -> bool | None:
+        """Whether Redis keeps an append-only file, or None when it refuses to say (CONFIG disabled,
+        as managed services often do)."""
+        try:
+            value = self._sync.config_get("appendonly").get("appendonly")
+        except redis.ResponseError:
+            return None
+        return None if value is None else _text(value) == "yes"
 
     def failed(self, batch: Committed) -> Future[None] | None:
         """The charges were not written: drop them from ``pend`` so their money is free again."""
         return self._push_all([(org_id, -1, 0, {}, ids) for org_id, ids in _by_org(batch).items()])
 
-    def _push_all(self, pushes: list[tuple[str, int, int, dict[str, int], list[str]]]) -> Future[None] | None:
+    def _push_all(self, pushes: list[_Push]) -> Future[None] | None:
         loop = self._scripts.loop
         if loop is None or loop.is_closed() or not loop.is_running():
             for push in pushes:
@@ -364,6 +390,22 @@ def _sync_args(version: int, balance: int, remaining: dict[str, int], pending: l
     for vid, left in remaining.items():
         args += [vid, left]
     return args + pending
+
+
+_Push = tuple[str, int, int, dict[str, int], list[str]]
+
+
+def _pushes(batch: Committed) -> list[_Push]:
+    """Per charged organization: its committed state (version -1: none read) and the charges that
+    leave ``pend``."""
+    pushes: list[_Push] = []
+    for org_id, ids in _by_org(batch).items():
+        snap = batch.snapshots.get(org_id)
+        if snap is None:
+            pushes.append((org_id, -1, 0, {}, ids))
+        else:
+            pushes.append((org_id, snap.version, snap.balance, snap.vouchers, ids))
+    return pushes
 
 
 def _by_org(batch: Committed) -> dict[str, list[str]]:

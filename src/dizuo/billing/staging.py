@@ -1,0 +1,210 @@
+"""Usage records staged in Redis: the answer completes once its record is in Redis's append-only
+file, and a drain thread on every replica moves the records into the database in group commits.
+
+Why: with several replicas the gateway already settles each call in Redis (one script). Writing the
+record there too, in the same script, makes it durable without a database commit on the call's
+path (on PostgreSQL that commit was most of the +1 ms a metered call cost; docs/benchmarks.md).
+
+How it stays exact:
+
+* The settle script charges the wallet's ``pend`` and appends the record to the stream
+  ``dizuo:journal`` (:data:`dizuo.billing.shared.STREAM`) in one atomic step: the money and its record are never apart. Staged pending
+  charges never lapse (their expiry is +inf): until the record is in the database its money is
+  counted as spent.
+* Every replica reads the stream in one consumer group. A drain commits what it read (usage
+  record, ledger legs, wallet and voucher changes, in one transaction), then drops those charges
+  from ``pend`` while pushing the wallet's committed state (one script per organization), then
+  acknowledges and deletes the entries. A crash between any two steps repeats the later ones.
+* Entries a replica read and did not acknowledge (it died, or its commit failed) are claimed by a
+  drain after ``CLAIM_IDLE_SECONDS``. A claimed entry may have been committed already: its usage
+  record's key (the request id) says so, and it is not written twice.
+
+Staging is used when ``DIZUO_USAGE_STAGING`` allows it (docs/billing.md): by default when the
+durability is ``process`` and Redis says it keeps an append-only file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Literal
+
+import orjson
+import redis
+
+from dizuo.billing.holds import Settlement
+from dizuo.billing.journal import Charge, Journal
+from dizuo.billing.shared import STREAM, RedisBook
+from dizuo.store import Durability, ordered_id
+
+__all__ = ["Drain", "Staging", "decode", "stages"]
+
+log = logging.getLogger("dizuo.billing")
+
+GROUP = "journal"
+CLAIM_IDLE_SECONDS = 10.0  # an entry read this long ago and not acknowledged is taken over
+CLAIM_EVERY_SECONDS = 1.0
+BATCH = 512
+FORGET_AFTER_SECONDS = 3600.0
+GATHER_SECONDS = 0.05
+
+
+Staging = Literal["auto", "on", "off"]
+
+
+def stages(setting: Staging, durability: Durability, appendonly: bool | None) -> bool:
+    """Whether to stage usage records in Redis (``DIZUO_USAGE_STAGING``): *on* always; *off* never;
+    *auto* when the durability asked is ``process`` and Redis keeps an append-only file, the same
+    promise (a killed process loses nothing; a crashed host may lose its last second)."""
+    if setting == "auto":
+        return durability == "process" and appendonly is True
+    return setting == "on"
+
+
+def decode(fields: dict[bytes, bytes]) -> Charge:
+    """One stream entry (written by the settle script) as the journal's :class:`Charge`."""
+    record: dict[str, Any] = orjson.loads(fields[b"r"])
+    paid = fields[b"m"].decode().split(",")  # own, then voucher id, part, … (the pend record)
+    own = int(paid[0])
+    vouchers = tuple((paid[i], int(paid[i + 1])) for i in range(1, len(paid) - 1, 2))
+    cost = int(record.pop("charge"))
+    voucher_total = sum(part for _, part in vouchers)
+    settlement = Settlement(
+        cost, own, vouchers, cost - own - voucher_total, record["org_id"], fields[b"p"].decode()
+    )
+    record |= {
+        "cost": own + voucher_total,
+        "voucher_part": voucher_total,
+        "own_part": own,
+        "uncollected": settlement.uncollected,
+        "created_at": dt.datetime.fromtimestamp(record["created_at"], dt.UTC),
+    }
+    return Charge(record, settlement, record["provider"])
+
+
+class Drain:
+    """Moves staged usage records from Redis into the database: one thread per replica, one consumer
+    of the group each. See the module's docstring."""
+
+    def __init__(
+        self, url: str, journal: Journal, book: RedisBook, *, claim_idle: float = CLAIM_IDLE_SECONDS
+    ) -> None:
+        self.journal = journal
+        self.book = book
+        self.claim_idle_ms = int(claim_idle * 1000)
+        self.name = f"{socket.gethostname()}-{os.getpid()}-{ordered_id()[-6:]}"
+        self._redis = redis.Redis.from_url(url)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.join_group()
+        self._thread = threading.Thread(target=self._run, name="dizuo-drain", daemon=True)
+        self._thread.start()
+
+    def join_group(self) -> None:
+        """Create the stream's consumer group unless a replica did already."""
+        try:
+            # From the stream's start: entries staged before any drain existed are moved too.
+            self._redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def stop(self) -> None:
+        """Move what this replica has staged and read, then stop (what is left is claimed by others)."""
+        if self._thread is not None:
+            self._stopping.set()
+            self._thread.join(30)
+            self._thread = None
+        self._redis.close()
+
+    def _run(self) -> None:
+        claim_due = tidy_due = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() >= claim_due:
+                    claim_due = time.monotonic() + CLAIM_EVERY_SECONDS
+                    self.claim()
+                if time.monotonic() >= tidy_due:
+                    tidy_due = time.monotonic() + FORGET_AFTER_SECONDS / 10
+                    self.forget_gone_consumers()
+                if self.read(block_ms=250):
+                    # Let records gather: one commit (and its Redis round trips) for many of them
+                    # costs the calls sharing this process's interpreter far less than one each.
+                    self._stopping.wait(GATHER_SECONDS)
+            except Exception:  # Redis or the database is away: wait, then go on
+                log.exception("moving staged usage records into the database failed; retrying")
+                self._stopping.wait(1.0)
+        try:
+            self.read(block_ms=None)
+        except Exception:
+            log.exception("moving staged usage records at shutdown failed; another replica will")
+
+    def read(self, block_ms: int | None) -> int:
+        """Move new entries (waiting up to *block_ms* for the first); returns how many were read."""
+        reply: Any = self._redis.xreadgroup(GROUP, self.name, {STREAM: ">"}, count=BATCH, block=block_ms)
+        entries = reply[0][1] if reply else []
+        if entries:
+            self._move(entries, claimed=False)
+        return len(entries)
+
+    def claim(self) -> int:
+        """Take over and move the entries read over ``claim_idle`` ago and not acknowledged."""
+        start: Any = "0-0"
+        taken = 0
+        while True:
+            reply: Any = self._redis.xautoclaim(
+                STREAM, GROUP, self.name, self.claim_idle_ms, start_id=start, count=BATCH
+            )
+            start, entries = reply[0], [(i, f) for i, f in reply[1] if f]
+            if entries:
+                taken += len(entries)
+                self._move(entries, claimed=True)
+            if start in (b"0-0", "0-0"):
+                return taken
+
+    def forget_gone_consumers(self) -> None:
+        """Remove the group's consumers that hold nothing and were idle for an hour: every replica
+        that ever started left one (its name has the process id)."""
+        for consumer in self._redis.xinfo_consumers(STREAM, GROUP):
+            name = _text(consumer["name"])
+            if (
+                name != self.name
+                and consumer["pending"] == 0
+                and consumer["idle"] > FORGET_AFTER_SECONDS * 1000
+            ):
+                self._redis.xgroup_delconsumer(STREAM, GROUP, name)
+
+    def _move(self, entries: list[tuple[bytes, dict[bytes, bytes]]], *, claimed: bool) -> None:
+        ids: list[bytes] = []
+        charges: list[Charge] = []
+        for entry_id, fields in entries:
+            try:
+                charges.append(decode(fields))
+            except Exception:  # a bug: the entry stays in Redis, and its money stays counted as spent
+                log.exception("staged usage record %s cannot be read; it stays in Redis", entry_id)
+                continue
+            ids.append(entry_id)
+        # A claimed entry may have been committed by a drain that died before acknowledging it.
+        done_before = self.journal.existing([c.record["request_id"] for c in charges]) if claimed else set()
+        fresh = [c for c in charges if c.record["request_id"] not in done_before]
+        done, error = self.journal.commit(fresh)
+        if error is not None:
+            return  # left unacknowledged: claimed and tried again after claim_idle
+        done.settlements = [c.settlement for c in charges]  # every charge leaves pend, committed or seen
+        self.book.committed_now(done)
+        if not ids:
+            return
+        with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(STREAM, GROUP, *ids)
+            pipe.xdel(STREAM, *ids)
+            pipe.execute()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
