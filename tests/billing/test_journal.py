@@ -14,14 +14,14 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from dizuo.accounts import create_org
 from dizuo.billing import Scope, WalletBook, parse_cny
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.service import topup
-from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database, Durability
+from tests.billing.records import committed, usage_record
 
 SCOPE = Scope("openai-compatible", "cq", "echo-model")
 
@@ -43,46 +43,9 @@ def journal(database_url: str) -> Iterator[tuple[Journal, Database, str]]:
 async def charge(journal: Journal, org_id: str, cost: int) -> Charge:
     hold = await journal.book.reserve(org_id, cost * 2, SCOPE, time.time())
     settlement = await journal.book.settle(hold, cost)
-    record = {
-        "request_id": uuid.uuid4().hex,
-        "org_id": org_id,
-        "key_id": "k" * 32,
-        "model": "echo-model",
-        "deployment": "echo-1",
-        "provider": "openai-compatible",
-        "region": "cq",
-        "endpoint": "chat",
-        "prompt_tokens": 12,
-        "completion_tokens": 3,
-        "cost": cost,
-        "voucher_part": 0,
-        "own_part": cost,
-        "uncollected": 0,
-        "latency_ms": 1,
-        "data_class": "general",
-        "stream": False,
-        "status": "ok",
-        "attempts": None,
-    }
+    money = {"cost": cost, "voucher_part": 0, "own_part": cost, "uncollected": 0}
+    record = usage_record(uuid.uuid4().hex, org_id, **money)
     return Charge(record, settlement, "openai-compatible")
-
-
-def committed(db: Database, org_id: str) -> tuple[int, int, int, int]:
-    """(usage records, their cost, the charge legs' sum, the wallet's balance) as the database has them."""
-    with db.session() as session:
-        records, cost = session.execute(
-            select(func.count(), func.coalesce(func.sum(UsageRecord.cost), 0)).where(
-                UsageRecord.org_id == org_id
-            )
-        ).one()
-        legs = session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge"
-            )
-        )
-        wallet = session.get(Wallet, org_id)
-        assert wallet is not None
-        return int(records), int(cost), int(legs or 0), wallet.balance
 
 
 async def test_a_lone_call_is_durable_when_record_returns(journal: tuple[Journal, Database, str]) -> None:

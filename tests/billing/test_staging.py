@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dizuo.accounts import create_org
 from dizuo.billing import Scope, parse_cny
@@ -26,8 +26,9 @@ from dizuo.billing.journal import Journal
 from dizuo.billing.service import topup
 from dizuo.billing.shared import STREAM, RedisBook
 from dizuo.billing.staging import GROUP, Drain, decode, stages
-from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
+from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database, utc
+from tests.billing.records import committed, usage_record
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DIZUO_TEST_REDIS_URL"), reason="needs DIZUO_TEST_REDIS_URL (scripts/services.sh)"
@@ -44,10 +45,9 @@ class Staged:
     journal: Journal
     org_id: str
     redis: redis.Redis
-    url: str
 
     def drain(self, claim_idle: float = 10.0) -> Drain:
-        drain = Drain(self.url, self.journal, self.book, claim_idle=claim_idle)
+        drain = Drain(self.journal, self.book, claim_idle=claim_idle)
         drain.join_group()
         return drain
 
@@ -61,21 +61,7 @@ class Staged:
         return request_id, at
 
     def committed(self) -> tuple[int, int, int, int]:
-        """(usage records, their cost, the charge legs' sum, the wallet's balance) in the database."""
-        with self.db.session() as session:
-            records, cost = session.execute(
-                select(func.count(), func.coalesce(func.sum(UsageRecord.cost), 0)).where(
-                    UsageRecord.org_id == self.org_id
-                )
-            ).one()
-            legs = session.scalar(
-                select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-                    LedgerEntry.org_id == self.org_id, LedgerEntry.kind == "charge"
-                )
-            )
-            wallet = session.get(Wallet, self.org_id)
-            assert wallet is not None
-            return int(records), int(cost), int(legs or 0), wallet.balance
+        return committed(self.db, self.org_id)
 
     async def spendable(self) -> int:
         return (await self.book.state(self.org_id)).balance
@@ -86,24 +72,8 @@ class Staged:
 
 def record(request_id: str, org_id: str, at: float) -> dict[str, Any]:
     """A usage record as the meter stages it: no money columns (the script fills them)."""
-    return {
-        "request_id": request_id,
-        "org_id": org_id,
-        "key_id": "k" * 32,
-        "model": "echo-model",
-        "deployment": "echo-1",
-        "provider": "openai-compatible",
-        "region": "cq",
-        "endpoint": "chat",
-        "prompt_tokens": 12,
-        "completion_tokens": 3,
-        "latency_ms": 4,
-        "data_class": "general",
-        "stream": False,
-        "status": "ok",
-        "attempts": [{"deployment": "echo-1", "error": None}],
-        "created_at": at,
-    }
+    attempts = [{"deployment": "echo-1", "error": None}]
+    return usage_record(request_id, org_id, latency_ms=4, attempts=attempts, created_at=at)
 
 
 @pytest.fixture
@@ -119,7 +89,7 @@ def staged(database_url: str, redis_url: str) -> Iterator[Staged]:
     book = RedisBook(redis_url, 900, loader=lambda org_id: journal.refresh(org_id))
     journal = Journal(db, book)
     journal.start()
-    yield Staged(db, book, journal, org.id, client, redis_url)
+    yield Staged(db, book, journal, org.id, client)
     journal.stop()
     book.close()
     client.close()
@@ -206,7 +176,7 @@ async def test_a_drain_that_cannot_commit_keeps_the_records_and_their_money(
     await staged.charge(400)
     # This replica's database is away (a file in a folder that does not exist): its commit fails.
     away = Database(f"sqlite:///{tmp_path / 'missing' / 'dizuo.db'}")
-    failing = Drain(staged.url, Journal(away, staged.book), staged.book, claim_idle=0.1)
+    failing = Drain(Journal(away, staged.book), staged.book, claim_idle=0.1)
     failing.join_group()
     assert await asyncio.to_thread(failing.read, None) == 1
     failing.stop()

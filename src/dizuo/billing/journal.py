@@ -191,8 +191,9 @@ class Journal:
         await future
 
     def commit(self, charges: list[Charge]) -> tuple[Committed, BaseException | None]:
-        """Commit *charges* now, on this thread (the drain of records staged in Redis uses it).
-        Returns what was committed and the error, if the commit failed; a shared book is not told."""
+        """Commit *charges* now, on this thread (the writer's, or the drain's of records staged in
+        Redis). Returns what was committed and the error, if the commit failed; a shared book is not
+        told."""
         if not charges:
             return Committed([], {}, {}), None
         with self._db_lock:
@@ -247,8 +248,7 @@ class Journal:
         return batch, True
 
     def _write(self, batch: list[_Queued]) -> None:
-        with self._db_lock:
-            done, error = self._apply([charge for charge, _, _ in batch])
+        done, error = self.commit([charge for charge, _, _ in batch])
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
         if self.book.wants_snapshots:

@@ -66,7 +66,6 @@ class Meter:
         else:
             self.book = WalletBook()
         self.journal = Journal(db, self.book)
-        self._redis_url = redis_url
         self._staging = staging
         # Set by start(): the drain that moves staged records into the database, when staging.
         self.drain: Drain | None = None
@@ -80,10 +79,10 @@ class Meter:
             self.journal.start()
             self.failures.start()
             shared = self._shared
-            if shared is not None and self._redis_url:
+            if shared is not None:
                 appendonly = shared.keeps_appendonly() if self._staging == "auto" else None
                 if stages(self._staging, self.journal.db.durability, appendonly):
-                    self.drain = Drain(self._redis_url, self.journal, shared)
+                    self.drain = Drain(self.journal, shared)
                     self.drain.start()
                 log.info(
                     "usage records become durable in %s (DIZUO_USAGE_STAGING=%s)",
@@ -185,9 +184,9 @@ class Meter:
             "status": status,
             "attempts": attempts,
         }
-        if self.drain is not None and self._shared is not None:
+        if self.drain is not None:
             # One script charges the wallet and stages the record; a drain commits it (staging.py).
-            return await self._shared.settle(hold, cost, stage={**record, "created_at": time.time()})
+            return await self.drain.book.settle(hold, cost, stage={**record, "created_at": time.time()})
         settlement = await self.book.settle(hold, cost)
         record |= {
             "cost": settlement.own + settlement.voucher_total,

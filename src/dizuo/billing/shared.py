@@ -215,6 +215,7 @@ class RedisBook:
     def __init__(self, url: str, hold_seconds: float, loader: Callable[[str], None]) -> None:
         """*loader(org_id)* reads the organization from the database and calls :meth:`load` (it
         runs in a thread); it fills Redis for an organization it has never seen."""
+        self.url = url
         self.hold_seconds = hold_seconds
         self.loader = loader
         self._scripts = LoopScripts(url, _SCRIPTS)

@@ -90,14 +90,12 @@ class Drain:
     """Moves staged usage records from Redis into the database: one thread per replica, one consumer
     of the group each. See the module's docstring."""
 
-    def __init__(
-        self, url: str, journal: Journal, book: RedisBook, *, claim_idle: float = CLAIM_IDLE_SECONDS
-    ) -> None:
+    def __init__(self, journal: Journal, book: RedisBook, *, claim_idle: float = CLAIM_IDLE_SECONDS) -> None:
         self.journal = journal
         self.book = book
         self.claim_idle_ms = int(claim_idle * 1000)
         self.name = f"{socket.gethostname()}-{os.getpid()}-{ordered_id()[-6:]}"
-        self._redis = redis.Redis.from_url(url)
+        self._redis = redis.Redis.from_url(book.url)  # its own: XREADGROUP blocks it
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -172,9 +170,9 @@ class Drain:
         """Remove the group's consumers that hold nothing and were idle for an hour: every replica
         that ever started left one (its name has the process id)."""
         for consumer in self._redis.xinfo_consumers(STREAM, GROUP):
-            name = _text(consumer["name"])
+            name = consumer["name"]
             if (
-                name != self.name
+                name != self.name.encode()
                 and consumer["pending"] == 0
                 and consumer["idle"] > FORGET_AFTER_SECONDS * 1000
             ):
@@ -204,7 +202,3 @@ class Drain:
             pipe.xack(STREAM, GROUP, *ids)
             pipe.xdel(STREAM, *ids)
             pipe.execute()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

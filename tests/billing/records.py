@@ -1,0 +1,50 @@
+"""Usage records for the journal's tests, and what the database holds after a commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
+from dizuo.store import Database
+
+
+def usage_record(request_id: str, org_id: str, **fields: Any) -> dict[str, Any]:
+    """A chat call's usage record without its money columns (the staged form), *fields* added."""
+    return {
+        "request_id": request_id,
+        "org_id": org_id,
+        "key_id": "k" * 32,
+        "model": "echo-model",
+        "deployment": "echo-1",
+        "provider": "openai-compatible",
+        "region": "cq",
+        "endpoint": "chat",
+        "prompt_tokens": 12,
+        "completion_tokens": 3,
+        "latency_ms": 1,
+        "data_class": "general",
+        "stream": False,
+        "status": "ok",
+        "attempts": None,
+        **fields,
+    }
+
+
+def committed(db: Database, org_id: str) -> tuple[int, int, int, int]:
+    """(usage records, their cost, the charge legs' sum, the wallet's balance) as the database has them."""
+    with db.session() as session:
+        records, cost = session.execute(
+            select(func.count(), func.coalesce(func.sum(UsageRecord.cost), 0)).where(
+                UsageRecord.org_id == org_id
+            )
+        ).one()
+        legs = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                LedgerEntry.org_id == org_id, LedgerEntry.kind == "charge"
+            )
+        )
+        wallet = session.get(Wallet, org_id)
+        assert wallet is not None
+        return int(records), int(cost), int(legs or 0), wallet.balance
