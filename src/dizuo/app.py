@@ -115,15 +115,16 @@ def create_app(settings: Settings) -> Platform:
 
     health = Health(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
     router = Router(build(effective), dict(effective.routing), health)
+    limiter: Limiter = (
+        RedisLimiter(settings.redis_url, settings.hold_seconds) if settings.redis_url else MemoryLimiter()
+    )
     meter = Meter(
         db,
         enabled=settings.metering,
         redis_url=settings.redis_url,
         hold_seconds=settings.hold_seconds,
         staging=settings.usage_staging,
-    )
-    limiter: Limiter = (
-        RedisLimiter(settings.redis_url, settings.hold_seconds) if settings.redis_url else MemoryLimiter()
+        limiter=limiter,
     )
     gateway = Gateway(
         settings,

@@ -18,8 +18,10 @@ from decimal import Decimal
 import pytest
 
 from dizuo.billing.holds import Book, Committed, Scope, Snapshot, VoucherState, WalletBook
-from dizuo.billing.shared import RedisBook
-from dizuo.errors import InsufficientQuota
+from dizuo.billing.shared import RedisBook, Taking
+from dizuo.errors import InsufficientQuota, RateLimited
+from dizuo.limits import Limit, Subject
+from dizuo.limits.shared import RedisLimiter
 
 SCOPE = Scope("deepseek", "cq", "deepseek-chat")
 NOW = 1_000.0
@@ -299,3 +301,73 @@ async def test_the_shared_split_charges_exactly_what_the_in_process_one_does(mak
             expected.vouchers,
             expected.uncollected,
         )
+
+
+# ---- rate limits taken with the hold (one script) --------------------------------------------
+
+
+def limited(org: str, **limit: int) -> tuple[Subject, ...]:
+    return (Subject(f"key:{org}", Limit(**limit)),)
+
+
+def taking(subjects: tuple[Subject, ...], tokens: int = 100) -> Taking:
+    return Taking(subjects, tokens, 900)
+
+
+async def test_admit_takes_the_limits_and_the_hold_together(make_shared: Factory, org: str) -> None:
+    book = book_with(make_shared, org, 1_000_000)
+    assert isinstance(book, RedisBook)
+    key = limited(org, rpm=10, tpm=1_000, concurrency=1)
+    hold, permit = await book.admit(org, 400_000, SCOPE, NOW, taking(key))
+    assert (await book.state(org)).held == 400_000
+    assert (permit.state.remaining_requests, permit.state.remaining_tokens) == (9, 900)
+    limiter = RedisLimiter(book.url)
+    try:
+        with pytest.raises(RateLimited):  # the slot is taken, for every replica's limiter too
+            await limiter.acquire(key, 1)
+        # The limiter gives the permit back like one it took itself, correcting the tokens to the truth.
+        await book.settle(hold, 100_000)
+        await limiter.release(permit, 40)
+        again = await limiter.acquire(key, 0)
+        assert again.state.remaining_requests == 8
+        assert again.state.remaining_tokens is not None and 958 <= again.state.remaining_tokens <= 960
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_429_from_admit_holds_no_money(make_shared: Factory, org: str) -> None:
+    book = book_with(make_shared, org, 1_000_000)
+    assert isinstance(book, RedisBook)
+    key = limited(org, rpm=1)
+    await book.admit(org, 100_000, SCOPE, NOW, taking(key))
+    with pytest.raises(RateLimited) as caught:
+        await book.admit(org, 900_000, SCOPE, NOW, taking(key))
+    assert caught.value.headers["retry-after"] == "60"
+    assert (await book.state(org)).held == 100_000  # the first call's hold only
+
+
+async def test_a_402_from_admit_takes_no_limits(make_shared: Factory, org: str) -> None:
+    book = book_with(make_shared, org, 1_000_000)
+    assert isinstance(book, RedisBook)
+    key = limited(org, rpm=1, concurrency=1)
+    with pytest.raises(InsufficientQuota):
+        await book.admit(org, 2_000_000, SCOPE, NOW, taking(key))
+    hold, permit = await book.admit(org, 1_000_000, SCOPE, NOW, taking(key))
+    assert (hold.own, permit.state.remaining_requests) == (1_000_000, 0)
+    # A 429 is answered before the wallet is asked, even when the wallet would say 402.
+    with pytest.raises(RateLimited):
+        await book.admit(org, 2_000_000, SCOPE, NOW, taking(key))
+
+
+async def test_a_cancelled_admit_gives_back_what_it_took(make_shared: Factory, org: str) -> None:
+    book = book_with(make_shared, org, 1_000_000)
+    assert isinstance(book, RedisBook)
+    key = limited(org, concurrency=1)
+    await book.state(org)  # connected: the script below is written at once
+    task = asyncio.ensure_future(book.admit(org, 1_000_000, SCOPE, NOW, taking(key)))
+    await asyncio.sleep(0)  # the script is on its way to Redis
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    hold, _ = await book.admit(org, 1_000_000, SCOPE, NOW, taking(key))  # slot and money free again
+    assert hold.own == 1_000_000

@@ -135,3 +135,27 @@ def test_a_call_refused_for_money_gives_back_its_concurrency_slot(gateway: Runni
     db.dispose()
     # The 402 was admitted by the limits first: its slot must be free again, or this is a 429.
     assert chat(gateway, key, 10).status_code == 200
+
+
+def test_a_finished_call_gives_back_its_slot_and_the_tokens_it_did_not_use(gateway: RunningGateway) -> None:
+    # Each call holds more tokens than the whole bucket (admitted while it is full) and uses a few
+    # dozen: only if every call's estimate is corrected to the truth, and its slot given back before
+    # its answer arrives, do the next ones get through.
+    key = key_with(gateway, tpm=1_000, concurrency=1)
+    for _ in range(3):
+        response = chat(gateway, key, 2_000)
+        assert response.status_code == 200, response.text
+
+
+def test_a_call_refused_for_money_counts_against_the_requests_per_minute(gateway: RunningGateway) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    create_org(db, name)  # no money yet
+    key = create_key(db, name, limits=(2, None, None)).key
+    assert chat(gateway, key, 10).status_code == 402
+    topup(db, name, parse_cny("1"))
+    db.dispose()
+    answered = chat(gateway, key, 10)
+    assert answered.status_code == 200
+    assert answered.headers["x-ratelimit-remaining-requests"] == "0"
+    assert chat(gateway, key, 10).status_code == 429

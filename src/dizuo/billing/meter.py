@@ -14,9 +14,11 @@ from dizuo.billing.failures import FailureLog
 from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
-from dizuo.billing.shared import RedisBook
+from dizuo.billing.shared import RedisBook, Taking
 from dizuo.billing.staging import Drain, Staging, stages
 from dizuo.errors import DizuoError, InsufficientQuota
+from dizuo.limits import Limiter, Permit, Subject
+from dizuo.limits.shared import RedisLimiter
 from dizuo.providers import Usage
 from dizuo.routing import Deployment
 from dizuo.store import Database
@@ -52,10 +54,15 @@ class Meter:
         redis_url: str | None = None,
         hold_seconds: float = 900,
         staging: Staging = "auto",
+        limiter: Limiter | None = None,
     ) -> None:
         """Keep holds in this process, or in Redis at *redis_url* when several replicas share wallets
         (holds of a crashed replica then lapse after *hold_seconds*). With Redis, *staging* says whether
-        a call's usage record may become durable in Redis first (:func:`dizuo.billing.staging.stages`)."""
+        a call's usage record may become durable in Redis first (:func:`dizuo.billing.staging.stages`).
+
+        A *limiter* keeping its rate limits in the same Redis lets :meth:`admit` take a call's limits
+        with its hold: one round trip for both. (Giving them back stays the limiter's: a separate
+        script, which Redis runs after the settlement's, keeps it off the answer's path.)"""
         self.enabled = enabled
         self.book: Book
         self._shared: RedisBook | None = None
@@ -66,6 +73,11 @@ class Meter:
         else:
             self.book = WalletBook()
         self.journal = Journal(db, self.book)
+        self._limits = (
+            limiter
+            if isinstance(limiter, RedisLimiter) and self._shared is not None and limiter.url == redis_url
+            else None
+        )
         self._staging = staging
         # Set by start(): the drain that moves staged records into the database, when staging.
         self.drain: Drain | None = None
@@ -140,6 +152,34 @@ class Meter:
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         self._live += 1
         return hold
+
+    @property
+    def admits_limits(self) -> bool:
+        """Whether :meth:`admit` takes rate limits with the hold (metering on, limits in its Redis)."""
+        return self.enabled and self._limits is not None
+
+    async def admit(
+        self,
+        org_id: str,
+        dep: Deployment,
+        prompt: int,
+        completion: int,
+        subjects: tuple[Subject, ...],
+        tokens: int,
+    ) -> tuple[Hold, Permit]:
+        """:meth:`reserve`, taking the rate limits of *subjects* (with *tokens* estimated) in the same
+        round trip: 429 before 402, and neither takes anything. Only when :attr:`admits_limits`."""
+        assert self._limits is not None and self._shared is not None
+        scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
+        amount = _cost(dep, prompt, completion)
+        limits = Taking(subjects, tokens, self._limits.slot_seconds)
+        try:
+            hold, permit = await self._shared.admit(org_id, amount, scope, time.time(), limits)
+        except InsufficientQuota:
+            await asyncio.to_thread(self.journal.refresh, org_id)
+            hold, permit = await self._shared.admit(org_id, amount, scope, time.time(), limits)
+        self._live += 1
+        return hold, permit
 
     async def release(self, hold: Hold) -> None:
         if self.enabled and hold.id and not hold.settled:

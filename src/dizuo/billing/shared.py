@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -48,10 +48,11 @@ from dizuo.billing.holds import (
     insufficient,
 )
 from dizuo.billing.split import Share, split_charge
-from dizuo.limits.shared import LoopScripts
+from dizuo.limits import Permit, Subject
+from dizuo.limits.shared import LIMITS_LUA, LoopScripts, admitted, giving_back, refused, taking
 from dizuo.store import ordered_id
 
-__all__ = ["STREAM", "RedisBook"]
+__all__ = ["STREAM", "RedisBook", "Taking"]
 
 log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
@@ -62,7 +63,21 @@ STREAM = "dizuo:journal"
 
 _COMMON = """
 local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local function num(field) return tonumber(redis.call('HGET', w, field) or '0') end
+-- The wallet's fields 'bal', 'held', 'pend' and, per voucher id in ARGV[i], ARGV[i + 2], …, its
+-- 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name.
+local function read(first, n, extra)
+  local names = {'bal', 'held', 'pend', extra}
+  for i = 0, n - 1 do
+    local vid = ARGV[first + 2 * i]
+    names[#names + 1] = 'r:' .. vid
+    names[#names + 1] = 'h:' .. vid
+    names[#names + 1] = 'p:' .. vid
+  end
+  local got = redis.call('HMGET', w, unpack(names))
+  local v = {}
+  for i, name in ipairs(names) do v[name] = tonumber(got[i] or '0') end
+  return v, got[4]
+end
 -- Forget one hold (h/hx, 'held', 'h:') or pending charge (p/px, 'pend', 'p:') and its money.
 local function drop(hash, zset, id, total, prefix)
   local rec = redis.call('HGET', hash, id)
@@ -79,17 +94,22 @@ end
 """
 
 # ARGV: now, expires_at, hold_id, amount, n, then n × (voucher id, co-pay in ten-thousandths), the
-# eligible vouchers soonest-expiring first. Answers {1, own, v1 part, v2 part, …} (parts in ARGV order),
-# {0, own needed, vouchers' part, free} when the own balance cannot pay, {-1} for an unknown wallet.
+# eligible vouchers soonest-expiring first; then, when the call has rate limits, their keys after the
+# wallet's and their arguments (dizuo.limits.shared.LIMITS_LUA) after these. Answers {1, own, v1 part,
+# v2 part, …, then the limits' levels} (parts in ARGV order), {0, own needed, vouchers' part, free}
+# when the own balance cannot pay, {2, subject index, kind, seconds} when a rate limit refuses (before
+# the wallet is asked: a 429 comes before a 402), {-1} for an unknown wallet. Only {1} takes anything.
 _RESERVE = (
-    _COMMON
+    LIMITS_LUA
+    + _COMMON
     + """
-if redis.call('HEXISTS', w, 'ver') == 0 then return {-1} end
 local now = ARGV[1]
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', hx, '-inf', now)) do drop(h, hx, id, 'held', 'h:') end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', px, '-inf', now)) do drop(p, px, id, 'pend', 'p:') end
 local amount = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
+local v, ver = read(6, n, 'ver')
+if not ver then return {-1} end
 -- The split of billing/split.py: each voucher pays its co-pay share of the part of the charge not yet
 -- covered, soonest expiry first, until one covers the rest. While that part is a whole number the
 -- arithmetic is exact integers (round half up, as in Python); after a voucher ran out mid-charge it
@@ -99,7 +119,7 @@ local rest, whole = amount, true
 local parts, paid = {}, 0
 for i = 0, n - 1 do
   local vid, c = ARGV[6 + 2 * i], tonumber(ARGV[7 + 2 * i])
-  local avail = num('r:' .. vid) - num('h:' .. vid) - num('p:' .. vid)
+  local avail = v['r:' .. vid] - v['h:' .. vid] - v['p:' .. vid]
   local part = 0
   if rest > 0 and avail > 0 then
     local wanted
@@ -117,7 +137,10 @@ for i = 0, n - 1 do
 end
 local own = amount - paid
 if not whole then own = own + 1 end
-local free = num('bal') - num('held') - num('pend')
+local free = v.bal - v.held - v.pend
+local m, la = (#KEYS - 5) / 2, 5 + 2 * n
+local ok, seen = limits_check(5, la, m)
+if not ok then return {2, seen[1], seen[2], seen[3]} end
 if own > free then return {0, own, paid, math.max(free, 0)} end
 redis.call('HINCRBY', w, 'held', own)
 local rec = {own}
@@ -130,14 +153,19 @@ for i = 0, n - 1 do
 end
 redis.call('HSET', h, ARGV[3], table.concat(rec, ','))
 redis.call('ZADD', hx, ARGV[2], ARGV[3])
+limits_take(5, la, m, seen, parts)
 table.insert(parts, 1, own)
 table.insert(parts, 1, 1)
 return parts
 """
 )
 
-# ARGV: hold_id
-_RELEASE = _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') return 1"
+# ARGV: hold_id, then (with their keys after the wallet's) the rate limits to give back.
+_RELEASE = (
+    LIMITS_LUA
+    + _COMMON
+    + "drop(h, hx, ARGV[1], 'held', 'h:') limits_give_back(5, 1, (#KEYS - 5) / 2) return 1"
+)
 
 # ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then
 # (staged only, with the stream as KEYS[6]) the usage record. The stream entry is p: pending id,
@@ -147,12 +175,13 @@ _SETTLE = (
     + """
 local found = drop(h, hx, ARGV[1], 'held', 'h:')
 local n = tonumber(ARGV[6])
+local v = read(7, n)
 local rec = {}
 local pays = {}
 local short = 0
 for i = 0, n - 1 do
   local vid, paid = ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i])
-  local pay = math.min(paid, math.max(num('r:' .. vid) - num('h:' .. vid) - num('p:' .. vid), 0))
+  local pay = math.min(paid, math.max(v['r:' .. vid] - v['h:' .. vid] - v['p:' .. vid], 0))
   short = short + paid - pay
   if pay > 0 then
     redis.call('HINCRBY', w, 'p:' .. vid, pay)
@@ -161,14 +190,14 @@ for i = 0, n - 1 do
   end
   pays[#pays + 1] = pay
 end
-local free = math.max(num('bal') - num('held') - num('pend'), 0)
+local free = math.max(v.bal - v.held - v.pend, 0)
 -- A hold still in place is honoured in full even if a brief double count hides its money.
 if found then free = math.max(free, tonumber(ARGV[3])) end
 local charged = math.min(tonumber(ARGV[2]) + short, free)
 redis.call('HINCRBY', w, 'pend', charged)
 table.insert(rec, 1, charged)
 redis.call('HSET', p, ARGV[4], table.concat(rec, ','))
-redis.call('ZADD', px, ARGV[5], ARGV[4])
+if ARGV[5] ~= '+inf' then redis.call('ZADD', px, ARGV[5], ARGV[4]) end  -- staged: never lapses
 if KEYS[6] then
   redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', table.concat(rec, ','), 'r', ARGV[7 + 2 * n])
 end
@@ -190,6 +219,15 @@ for i = 4 + 2 * n, #ARGV do drop(p, px, ARGV[i], 'pend', 'p:') end
 return 1
 """
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Taking:
+    """A call's rate limits, taken with its hold (:meth:`RedisBook.admit`)."""
+
+    subjects: tuple[Subject, ...]
+    tokens: int  # the estimate taken from the TPM buckets
+    slot_seconds: float  # when a crashed replica's concurrency slot lapses
 
 
 def _keys(org_id: str) -> list[str]:
@@ -236,25 +274,66 @@ class RedisBook:
 
     async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* across eligible vouchers and the own balance in one script, or raise 402."""
+        hold, _ = await self._reserve(org_id, amount, scope, now, None)
+        return hold
+
+    async def admit(
+        self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking
+    ) -> tuple[Hold, Permit]:
+        """:meth:`reserve`, taking the call's rate *limits* in the same script: 429 (nothing taken)
+        when a limit refuses, 402 (nothing taken) when the wallet does, else the hold and the permit."""
+        hold, permit = await self._reserve(org_id, amount, scope, now, limits)
+        assert permit is not None
+        return hold, permit
+
+    async def _reserve(
+        self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking | None
+    ) -> tuple[Hold, Permit | None]:
         script = self._scripts["reserve"]
         hold_id = ordered_id()
+        keys = _keys(org_id)
+        limit_args: list[Any] = []
+        permit_id = ""
+        if limits is not None:
+            limit_keys, limit_args, permit_id = taking(limits.subjects, limits.tokens, limits.slot_seconds)
+            keys += limit_keys
 
         async def run() -> tuple[list[VoucherState], Any]:
             payers = eligible(self._terms.get(org_id, ()), scope, now)
             args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(payers)]
             for v in payers:
                 args += [v.id, int(v.copay * 10_000)]
-            return payers, await script(keys=_keys(org_id), args=args)
+            try:
+                return payers, await script(keys=keys, args=args + limit_args)
+            except asyncio.CancelledError:
+                # The script may have run: give back what it took (what it did not is ignored).
+                slots = Permit(limits.subjects, limits.tokens, id=permit_id) if limits else None
+                await asyncio.shield(self._give_back(org_id, hold_id, slots))
+                raise
 
         payers, result = await run()
         if result[0] == -1:  # Redis has never seen this organization (or lost it): fill it, then again
             await self._fill(org_id)
             payers, result = await run()
+        if result[0] == 2:
+            assert limits is not None
+            raise refused(limits.subjects, result[1:])
         if result[0] != 1:
             own, vouchers, free = (int(x) for x in result[1:4]) if result[0] == 0 else (amount, 0, 0)
             raise insufficient(amount, vouchers, own, free)
-        parts = tuple((v.id, int(part)) for v, part in zip(payers, result[2:], strict=True) if part)
-        return Hold(hold_id, org_id, amount, int(result[1]), parts, scope)
+        n = len(payers)
+        parts = tuple((v.id, int(part)) for v, part in zip(payers, result[2 : 2 + n], strict=True) if part)
+        hold = Hold(hold_id, org_id, amount, int(result[1]), parts, scope)
+        if limits is None:
+            return hold, None
+        return hold, admitted(limits.subjects, limits.tokens, permit_id, result[2 + n :])
+
+    async def _give_back(self, org_id: str, hold_id: str, permit: Permit | None) -> None:
+        keys, args = _keys(org_id), [hold_id]
+        if permit is not None:
+            limit_keys, limit_args = giving_back(permit, permit.tokens)  # no correction: never more back
+            keys, args = keys + limit_keys, args + limit_args
+        await self._scripts["release"](keys=keys, args=args)
 
     async def _fill(self, org_id: str) -> None:
         """Push the organization's wallet from the database into Redis (an empty one if it has none:
@@ -274,7 +353,7 @@ class RedisBook:
         if hold.settled:
             return
         hold.settled = True
-        await self._scripts["release"](keys=_keys(hold.org_id), args=[hold.id])
+        await self._give_back(hold.org_id, hold.id, None)
 
     async def settle(self, hold: Hold, cost: int, stage: dict[str, Any] | None = None) -> Settlement:
         """Charge *cost* against *hold*. With *stage* (a usage record without its money columns, with

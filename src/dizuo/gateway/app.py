@@ -24,6 +24,7 @@ from dizuo.errors import (
     ConfigError,
     DataRiskBlocked,
     DizuoError,
+    InsufficientQuota,
     InternalError,
     InvalidRequest,
     MethodNotAllowed,
@@ -283,17 +284,25 @@ class Gateway:
                 "wrong_model_mode", param="model", model=alias, actual=zh, actual_en=en, endpoint=endpoint
             )
 
+    @staticmethod
+    def _estimate(body: dict[str, Any]) -> int:
+        """The tokens a call takes from TPM limits until its usage is known."""
+        return estimate_usage(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
+
     async def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
         if not key.limits:
             return None
-        estimate = estimate_usage(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
-        return await self.limiter.acquire(key.limits, estimate)
+        return await self.limiter.acquire(key.limits, self._estimate(body))
 
     async def _release(self, call: Call) -> None:
         if call.released:
             return
         call.released = True
+        if call.limits_due is not None:  # the call ended without a hold (no deployment, or a 402)
+            (subjects, estimate), call.limits_due = call.limits_due, None
+            with contextlib.suppress(DizuoError):  # a refused call's request still counts
+                call.permit = await self.limiter.acquire(subjects, estimate)
         if call.admission is not None:  # the call ended before its first hold (no deployment)
             admission, call.admission = call.admission, None
             with contextlib.suppress(DizuoError):
@@ -353,7 +362,9 @@ class Gateway:
             data_class = inspection.raised_class(data_class)
             pool = self.router.eligible(alias, data_class, key.org_region)
             call = Call(key, request_id, endpoint, stream, started, body, data_class, alias)
-            if key.limits:
+            if key.limits and self.meter.admits_limits:
+                call.limits_due = (key.limits, self._estimate(body))  # taken in the first hold's script
+            elif key.limits:
                 # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
                 call.admission = asyncio.ensure_future(self._admit(key, body))
             call.inspection = inspection
@@ -410,6 +421,20 @@ class Gateway:
         """Hold, route and fail over until a deployment gives its first reply."""
 
         async def reserve(dep: Deployment) -> Hold:
+            if call.limits_due is not None:
+                # One script takes the rate limits and holds the money: 429 before 402, neither
+                # taking anything.
+                try:
+                    hold, call.permit = await self.meter.admit(
+                        call.key.org_id, dep, prompt, completion, *call.limits_due
+                    )
+                except InsufficientQuota:
+                    raise  # the limits stay due: the call's end counts its request, as any 402's
+                except BaseException:
+                    call.limits_due = None  # a 429, or cancelled (what the script took went back)
+                    raise
+                call.limits_due = None
+                return hold
             holding = asyncio.ensure_future(self.meter.reserve(call.key.org_id, dep, prompt, completion))
             admission, call.admission = call.admission, None
             if admission is not None:
@@ -516,8 +541,8 @@ class Gateway:
         call.usage = usage
         self._count_tokens(attempt.deployment, usage)
         # The call's work is done: give back its limits while the record is made durable (with a
-        # shared limiter that is a round trip to Redis, hidden in that wait). The answer does not
-        # wait for it; the call's end (_accounted) does.
+        # shared limiter that is a round trip to Redis, hidden in that wait: Redis runs it after
+        # the settlement, whose answer does not wait for it). The call's end (_accounted) does.
         call.releasing = asyncio.ensure_future(self._release(call))
         await self._record(call, attempt, usage, status)
 

@@ -191,6 +191,9 @@ class Call:
     # The rate limits' answer while it is on its way: awaited with the first hold (one round trip
     # for both with Redis), or when the call's limits are given back.
     admission: asyncio.Future[Permit | None] | None = None
+    # Or, when the meter takes them in the hold's own script (Meter.admits_limits), the limits and
+    # the token estimate still to take: with the first hold, or when the call ends without one.
+    limits_due: tuple[tuple[Subject, ...], int] | None = None
     attempt: Attempt | None = None
     releasing: asyncio.Future[None] | None = None  # the give-back started when the call settled
     usage: Usage | None = None
