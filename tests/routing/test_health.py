@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
 
+from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member, create_token
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
 from dizuo.routing.health import Health
 from dizuo.store import Database
 from tests.conftest import RunningGateway
@@ -51,6 +55,34 @@ def test_failing_deployment_is_skipped_then_probed_back(
 def test_deployment_at_capacity_spills_over(gateway: RunningGateway, api_key: str) -> None:
     served = [ask(gateway, api_key, "cap-model").headers["x-dizuo-deployment"] for _ in range(3)]
     assert served == ["cap-a", "cap-b", "cap-b"]  # cap-a allows one call a minute
+
+
+def test_a_deployment_passed_over_keeps_no_money_held(gateway: RunningGateway) -> None:
+    # With Redis the hold is asked for the router's first choice before the call is ready; when that
+    # choice is passed over (cap-a, one call a minute), its hold must go back before cap-b's is taken.
+    db = Database(gateway.settings.resolved_database_url)
+    name = f"spill-{uuid.uuid4().hex[:8]}"
+    create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    key = create_key(db, name).key
+    db.dispose()
+
+    def call() -> httpx.Response:
+        # Holds ¥0.6 of output (¥2 per million tokens): two such holds do not fit in ¥1.
+        return httpx.post(
+            f"{gateway.v1}/chat/completions",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "model": "cap-model",
+                "messages": [{"role": "user", "content": "x"}],
+                "max_tokens": 300_000,
+            },
+            timeout=30,
+        )
+
+    served = [call() for _ in range(3)]
+    assert [r.status_code for r in served] == [200, 200, 200]
+    assert served[-1].headers["x-dizuo-deployment"] == "cap-b"
 
 
 def test_deployments_show_health_in_admin_and_metrics(gateway: RunningGateway, api_key: str) -> None:

@@ -56,6 +56,22 @@ async def test_a_script_redis_forgot_is_loaded_again(conn: Multiplexed) -> None:
     assert await conn.run(script, keys=["k"], args=[4]) == [b"k", 8]
 
 
+async def test_a_submitted_script_runs_in_its_place_without_being_awaited(conn: Multiplexed) -> None:
+    append = Script("return redis.call('RPUSH', KEYS[1], ARGV[1])")
+    await conn.execute("DEL", "dizuo:test:order")
+    assert await conn.run(append, ["dizuo:test:order"], ["零"]) == 1  # Redis knows the script now
+    # Not awaited: the next command on the connection still finds it done.
+    conn.submit(append, ["dizuo:test:order"], ["一"])
+    assert await conn.execute("LRANGE", "dizuo:test:order", 0, -1) == ["零".encode(), "一".encode()]
+    # A script Redis forgot is sent again (later than its place) and its future says how it went.
+    await conn.execute("SCRIPT", "FLUSH")
+    assert await conn.submit(append, ["dizuo:test:order"], ["二"]) == 3
+    failing = Script("return redis.call('INCR', KEYS[1])")
+    await conn.execute("SET", "dizuo:test:text", "不是数字")
+    with pytest.raises(ResponseError):
+        await conn.submit(failing, ["dizuo:test:text"], [])
+
+
 async def test_a_lost_connection_fails_its_waiting_calls_and_the_next_call_reconnects(
     conn: Multiplexed,
 ) -> None:

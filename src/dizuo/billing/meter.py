@@ -14,7 +14,7 @@ from dizuo.billing.failures import FailureLog
 from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
-from dizuo.billing.shared import RedisBook, Taking
+from dizuo.billing.shared import Asking, RedisBook, Taking
 from dizuo.billing.staging import Drain, Staging, stages
 from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.limits import Limiter, Permit, Subject
@@ -166,18 +166,39 @@ class Meter:
         completion: int,
         subjects: tuple[Subject, ...],
         tokens: int,
-    ) -> tuple[Hold, Permit]:
-        """:meth:`reserve`, taking the rate limits of *subjects* (with *tokens* estimated) in the same
-        round trip: 429 before 402, and neither takes anything. Only when :attr:`admits_limits`."""
+    ) -> tuple[Hold, Permit | None]:
+        """:meth:`reserve`, taking the rate limits of *subjects* (with *tokens* estimated; none when
+        empty) in the same round trip: 429 before 402, and neither takes anything. The permit is None
+        without limits. Only when :attr:`admits_limits`."""
+        return await self.admitted(self.ask(org_id, dep, prompt, completion, subjects, tokens))
+
+    def ask(
+        self,
+        org_id: str,
+        dep: Deployment,
+        prompt: int,
+        completion: int,
+        subjects: tuple[Subject, ...],
+        tokens: int,
+    ) -> Asking:
+        """Send :meth:`admit`'s request to Redis at once; :meth:`admitted` (awaited, always) answers it.
+        Other work done in between is hidden in Redis's round trip."""
         assert self._limits is not None and self._shared is not None
         scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
-        amount = _cost(dep, prompt, completion)
-        limits = Taking(subjects, tokens, self._limits.slot_seconds)
+        limits = Taking(subjects, tokens, self._limits.slot_seconds) if subjects else None
+        return self._shared.ask(org_id, _cost(dep, prompt, completion), scope, time.time(), limits)
+
+    async def admitted(self, asking: Asking) -> tuple[Hold, Permit | None]:
+        """The outcome of :meth:`ask`. Before a 402 the wallet is read from the database once, as
+        :meth:`reserve` does."""
+        assert self._shared is not None
         try:
-            hold, permit = await self._shared.admit(org_id, amount, scope, time.time(), limits)
+            hold, permit = await self._shared.answer(asking)
         except InsufficientQuota:
-            await asyncio.to_thread(self.journal.refresh, org_id)
-            hold, permit = await self._shared.admit(org_id, amount, scope, time.time(), limits)
+            await asyncio.to_thread(self.journal.refresh, asking.org_id)
+            hold, permit = await self._shared.admit(
+                asking.org_id, asking.amount, asking.scope, time.time(), asking.limits
+            )
         self._live += 1
         return hold, permit
 

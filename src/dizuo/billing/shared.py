@@ -52,7 +52,7 @@ from dizuo.limits import Permit, Subject
 from dizuo.limits.shared import LIMITS_LUA, LoopScripts, admitted, giving_back, refused, taking
 from dizuo.store import ordered_id
 
-__all__ = ["STREAM", "RedisBook", "Taking"]
+__all__ = ["STREAM", "Asking", "RedisBook", "Taking"]
 
 log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
@@ -230,6 +230,21 @@ class Taking:
     slot_seconds: float  # when a crashed replica's concurrency slot lapses
 
 
+@dataclass(slots=True)
+class Asking:
+    """A hold (and rate limits) asked of Redis and not yet answered (:meth:`RedisBook.ask`)."""
+
+    org_id: str
+    amount: int
+    scope: Scope
+    now: float
+    limits: Taking | None
+    hold_id: str
+    permit_id: str  # "" without limits
+    payers: list[VoucherState]  # the vouchers asked to pay, in the script's order
+    reply: asyncio.Future[Any]
+
+
 def _keys(org_id: str) -> list[str]:
     base = f"{PREFIX}{{{org_id}}}"
     return [base, base + ":holds", base + ":hold-expiry", base + ":pending", base + ":pending-expiry"]
@@ -274,22 +289,20 @@ class RedisBook:
 
     async def reserve(self, org_id: str, amount: int, scope: Scope, now: float) -> Hold:
         """Hold *amount* across eligible vouchers and the own balance in one script, or raise 402."""
-        hold, _ = await self._reserve(org_id, amount, scope, now, None)
+        hold, _ = await self.admit(org_id, amount, scope, now, None)
         return hold
 
     async def admit(
-        self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking
-    ) -> tuple[Hold, Permit]:
-        """:meth:`reserve`, taking the call's rate *limits* in the same script: 429 (nothing taken)
-        when a limit refuses, 402 (nothing taken) when the wallet does, else the hold and the permit."""
-        hold, permit = await self._reserve(org_id, amount, scope, now, limits)
-        assert permit is not None
-        return hold, permit
-
-    async def _reserve(
         self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking | None
     ) -> tuple[Hold, Permit | None]:
-        script = self._scripts["reserve"]
+        """:meth:`reserve`, taking the call's rate *limits* (if any) in the same script: 429 (nothing
+        taken) when a limit refuses, 402 (nothing taken) when the wallet does, else the hold and the
+        permit (None without limits)."""
+        return await self.answer(self.ask(org_id, amount, scope, now, limits))
+
+    def ask(self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking | None) -> Asking:
+        """Send :meth:`admit`'s script at once, without waiting: the caller does other work while
+        Redis answers, then gets the outcome from :meth:`answer` (which must be awaited)."""
         hold_id = ordered_id()
         keys = _keys(org_id)
         limit_args: list[Any] = []
@@ -297,36 +310,40 @@ class RedisBook:
         if limits is not None:
             limit_keys, limit_args, permit_id = taking(limits.subjects, limits.tokens, limits.slot_seconds)
             keys += limit_keys
+        payers = eligible(self._terms.get(org_id, ()), scope, now)
+        args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(payers)]
+        for v in payers:
+            args += [v.id, int(v.copay * 10_000)]
+        reply = self._scripts.submit("reserve", keys, args + limit_args)
+        return Asking(org_id, amount, scope, now, limits, hold_id, permit_id, payers, reply)
 
-        async def run() -> tuple[list[VoucherState], Any]:
-            payers = eligible(self._terms.get(org_id, ()), scope, now)
-            args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(payers)]
-            for v in payers:
-                args += [v.id, int(v.copay * 10_000)]
-            try:
-                return payers, await script(keys=keys, args=args + limit_args)
-            except asyncio.CancelledError:
-                # The script may have run: give back what it took (what it did not is ignored).
-                slots = Permit(limits.subjects, limits.tokens, id=permit_id) if limits else None
-                await asyncio.shield(self._give_back(org_id, hold_id, slots))
-                raise
-
-        payers, result = await run()
+    async def answer(self, asking: Asking) -> tuple[Hold, Permit | None]:
+        """The outcome of :meth:`ask`: the hold and permit, or 429 / 402 having taken nothing."""
+        org_id, limits = asking.org_id, asking.limits
+        try:
+            result = await asking.reply
+        except asyncio.CancelledError:
+            # The script may have run: give back what it took (what it did not is ignored).
+            slots = Permit(limits.subjects, limits.tokens, id=asking.permit_id) if limits else None
+            await asyncio.shield(self._give_back(org_id, asking.hold_id, slots))
+            raise
         if result[0] == -1:  # Redis has never seen this organization (or lost it): fill it, then again
             await self._fill(org_id)
-            payers, result = await run()
+            return await self.answer(self.ask(org_id, asking.amount, asking.scope, asking.now, limits))
         if result[0] == 2:
             assert limits is not None
             raise refused(limits.subjects, result[1:])
         if result[0] != 1:
+            amount = asking.amount
             own, vouchers, free = (int(x) for x in result[1:4]) if result[0] == 0 else (amount, 0, 0)
             raise insufficient(amount, vouchers, own, free)
+        payers = asking.payers
         n = len(payers)
         parts = tuple((v.id, int(part)) for v, part in zip(payers, result[2 : 2 + n], strict=True) if part)
-        hold = Hold(hold_id, org_id, amount, int(result[1]), parts, scope)
+        hold = Hold(asking.hold_id, org_id, asking.amount, int(result[1]), parts, asking.scope)
         if limits is None:
             return hold, None
-        return hold, admitted(limits.subjects, limits.tokens, permit_id, result[2 + n :])
+        return hold, admitted(limits.subjects, limits.tokens, asking.permit_id, result[2 + n :])
 
     async def _give_back(self, org_id: str, hold_id: str, permit: Permit | None) -> None:
         keys, args = _keys(org_id), [hold_id]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -48,7 +49,7 @@ from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_by
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
-from dizuo.limits import Limiter, MemoryLimiter, Permit
+from dizuo.limits import Limiter, MemoryLimiter, Permit, Subject
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.routing.catalog import Catalog
@@ -295,10 +296,25 @@ class Gateway:
             return None
         return await self.limiter.acquire(key.limits, self._estimate(body))
 
+    def _limits_of(self, call: Call) -> tuple[tuple[Subject, ...], int] | None:
+        """The call's rate limits and its token estimate, when its key or organization has any."""
+        return (call.key.limits, self._estimate(call.body)) if call.key.limits else None
+
     async def _release(self, call: Call) -> None:
         if call.released:
             return
         call.released = True
+        if call.asking is not None:  # the call ended before it needed its hold (cancelled, no deployment)
+            _, asking = call.asking
+            call.asking = None
+            try:
+                hold, call.permit = await self.meter.admitted(asking)
+            except InsufficientQuota:
+                call.limits_due = self._limits_of(call)  # counted below, as any 402's request
+            except DizuoError:
+                pass
+            else:
+                await self.meter.release(hold)
         if call.limits_due is not None:  # the call ended without a hold (no deployment, or a 402)
             (subjects, estimate), call.limits_due = call.limits_due, None
             with contextlib.suppress(DizuoError):  # a refused call's request still counts
@@ -335,10 +351,11 @@ class Gateway:
 
     async def _begin(
         self, receive: Receive, headers: Headers, request_id: str, endpoint: str
-    ) -> tuple[Call, Pool, int]:
-        """Authenticate, read and check the body, find the cleared deployments, apply rate limits.
+    ) -> tuple[Call, Pool]:
+        """Authenticate, read and check the body, find the cleared deployments, apply rate limits (with
+        Redis: ask for the first hold and the limits together, answered in _first_reply).
 
-        Return the call, its pool of deployments and the request body's size.
+        Return the call and its pool of deployments.
         """
         started = time.perf_counter()
         key = await self._authenticate(headers)
@@ -362,17 +379,32 @@ class Gateway:
             data_class = inspection.raised_class(data_class)
             pool = self.router.eligible(alias, data_class, key.org_region)
             call = Call(key, request_id, endpoint, stream, started, body, data_class, alias)
-            if key.limits and self.meter.admits_limits:
-                call.limits_due = (key.limits, self._estimate(body))  # taken in the first hold's script
+            call.bounds = worst_case_tokens(body, len(raw)) if endpoint == "chat" else (len(raw), 0)
+            if self.meter.admits_limits:
+                self._ask_early(call, pool)
             elif key.limits:
                 # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
                 call.admission = asyncio.ensure_future(self._admit(key, body))
             call.inspection = inspection
-            return call, pool, len(raw)
+            return call, pool
         except DizuoError as exc:
             # A known caller's refused call (bad body, unknown model, guard block, 429) is charted too.
             self.meter.failed(key, request_id, alias, endpoint, exc, started)
             raise
+
+    def _ask_early(self, call: Call, pool: Pool) -> None:
+        """Ask Redis now for the hold, and the rate limits, of the deployment the router will try
+        first: its round trip passes while the call gets ready, and the first hold collects the
+        answer (_first_reply). One script takes both: 429 before 402, neither taking anything."""
+        order = self.router.order(call.alias, pool)
+        first = next(order, None)
+        call.order = order if first is None else itertools.chain((first,), order)
+        due = self._limits_of(call)
+        if first is None or first.unavailable is not None:
+            call.limits_due = due  # taken with the first hold there is
+            return
+        subjects, estimate = due or ((), 0)
+        call.asking = (first, self.meter.ask(call.key.org_id, first, *call.bounds, subjects, estimate))
 
     def _guard_event(
         self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
@@ -421,6 +453,23 @@ class Gateway:
         """Hold, route and fail over until a deployment gives its first reply."""
 
         async def reserve(dep: Deployment) -> Hold:
+            if call.asking is not None:
+                asked, asking = call.asking
+                call.asking = None
+                try:
+                    hold, call.permit = await self.meter.admitted(asking)
+                except InsufficientQuota:
+                    # Nothing was taken: the limits stay due (the call's end counts its request, as
+                    # any 402's), and another deployment than the one asked for is asked anew.
+                    call.limits_due = self._limits_of(call)
+                    if asked is dep:
+                        raise
+                    return await reserve(dep)
+                if asked is dep:
+                    return hold
+                # The router's first choice was passed over (its circuit is open, or it is at its
+                # capacity): its hold goes back; the rate limits, the same for every deployment, stay.
+                await self.meter.release(hold)
             if call.limits_due is not None:
                 # One script takes the rate limits and holds the money: 429 before 402, neither
                 # taking anything.
@@ -448,7 +497,7 @@ class Gateway:
 
         call.attempt = await first_reply(
             call.alias,
-            self.router.order(call.alias, pool),
+            call.order or self.router.order(call.alias, pool),
             call.body,
             open_call,
             max_attempts=self.settings.max_attempts,
@@ -516,16 +565,15 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
     ) -> None:
         """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
-        call, pool, size = await self._begin(receive, headers, request_id, "chat")
+        call, pool = await self._begin(receive, headers, request_id, "chat")
         body, stream = call.body, call.stream
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
-        prompt_bound, completion_bound = worst_case_tokens(body, size)
 
         def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             return dep.provider.chat(call_body, stream)
 
         async with self._accounted(call, receive):
-            attempt = await self._first_reply(call, pool, open_call, prompt_bound, completion_bound)
+            attempt = await self._first_reply(call, pool, open_call, *call.bounds)
             if stream:
                 await self._stream(send, call, client_usage, lang)
             else:
@@ -622,13 +670,13 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
     ) -> None:
         """Answer an embeddings request."""
-        call, pool, size = await self._begin(receive, headers, request_id, "embeddings")
+        call, pool = await self._begin(receive, headers, request_id, "embeddings")
 
         async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
             yield await dep.provider.embed(call_body)
 
         async with self._accounted(call, receive):
-            attempt = await self._first_reply(call, pool, one, size, 0)
+            attempt = await self._first_reply(call, pool, one, *call.bounds)
             await self._send_whole(send, call, attempt)
 
     # ---- /v1/models, health, metrics -----------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import orjson
 
 from dizuo.accounts import KeyInfo
 from dizuo.billing import Hold
+from dizuo.billing.shared import Asking
 from dizuo.errors import NoDeployment, RateLimited, UpstreamError
 from dizuo.gateway.http import Receive
 from dizuo.gateway.metrics import Metrics
@@ -194,6 +195,11 @@ class Call:
     # Or, when the meter takes them in the hold's own script (Meter.admits_limits), the limits and
     # the token estimate still to take: with the first hold, or when the call ends without one.
     limits_due: tuple[tuple[Subject, ...], int] | None = None
+    # The hold (with the limits) asked of Redis before the call was ready, for the deployment the
+    # router tries first: collected by the first hold, or given back when the call ends without one.
+    asking: tuple[Deployment, Asking] | None = None
+    order: Iterator[Deployment] | None = None  # the router's order, when its first pick was asked for
+    bounds: tuple[int, int] = (0, 0)  # worst-case (prompt, completion) tokens: what is held
     attempt: Attempt | None = None
     releasing: asyncio.Future[None] | None = None  # the give-back started when the call settled
     usage: Usage | None = None

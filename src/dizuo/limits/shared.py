@@ -141,6 +141,10 @@ class LoopScripts:
         self.redis = Multiplexed(url)
         self._scripts = {name: Script(source) for name, source in scripts.items()}
 
+    def submit(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Send the script *name* at once, not waiting for its reply (:meth:`Multiplexed.submit`)."""
+        return self.redis.submit(self._scripts[name], keys, args)
+
     def __getitem__(self, name: str) -> Callable[..., Awaitable[Any]]:
         """The script *name*, callable as ``await script(keys=…, args=…)`` on the running loop."""
         return functools.partial(self.redis.run, self._scripts[name])

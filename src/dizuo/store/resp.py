@@ -112,6 +112,29 @@ class Multiplexed:
                 raise
             return await self.execute("EVAL", script.source, len(keys), *keys, *args)
 
+    def submit(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        """Send *script*'s call at once and return the future of its reply, for a call nobody needs to
+        wait for: what matters is its place on the connection (Redis runs it before any command this
+        loop sends later). No task is made when this loop is connected already."""
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
+            return asyncio.ensure_future(self.run(script, keys, args))
+        rest = (len(keys), *keys, *args)
+        reply = protocol.call(("EVALSHA", script.sha, *rest))
+        outcome: asyncio.Future[Any] = reply.get_loop().create_future()
+
+        def done(sent: asyncio.Future[Any]) -> None:
+            error = None if sent.cancelled() else sent.exception()
+            if isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT"):
+                # Redis lost its scripts (a restart): send the source, later than the call's place.
+                again = asyncio.ensure_future(self.execute("EVAL", script.source, *rest))
+                again.add_done_callback(lambda sent_again: _settle(outcome, sent_again))
+            else:
+                _settle(outcome, sent)
+
+        reply.add_done_callback(done)
+        return outcome
+
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         if self.loop is not loop:
@@ -153,3 +176,15 @@ class Multiplexed:
             and not self.loop.is_closed()
         ):
             protocol.transport.close()
+
+
+def _settle(outcome: asyncio.Future[Any], reply: asyncio.Future[Any]) -> None:
+    """Give *outcome* what *reply* got."""
+    if outcome.done():
+        return
+    if reply.cancelled():
+        outcome.cancel()
+    elif (error := reply.exception()) is not None:
+        outcome.set_exception(error)
+    else:
+        outcome.set_result(reply.result())
