@@ -14,6 +14,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.calls import post_chat
 from tests.support.upstream import FakeUpstream
 
 
@@ -95,16 +96,7 @@ def test_organization_limits_apply_to_all_its_keys(gateway: RunningGateway) -> N
 
 
 def chat(gateway: RunningGateway, key: str, max_tokens: int) -> httpx.Response:
-    return httpx.post(
-        f"{gateway.v1}/chat/completions",
-        headers={"Authorization": f"Bearer {key}"},
-        json={
-            "model": "echo-model",
-            "messages": [{"role": "user", "content": "限流"}],
-            "max_tokens": max_tokens,
-        },
-        timeout=30,
-    )
+    return post_chat(gateway, key, "echo-model", "限流", max_tokens=max_tokens)
 
 
 def test_a_call_refused_by_its_rate_limit_keeps_no_money_held(gateway: RunningGateway) -> None:

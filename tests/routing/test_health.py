@@ -67,20 +67,8 @@ def test_a_deployment_passed_over_keeps_no_money_held(gateway: RunningGateway) -
     key = create_key(db, name).key
     db.dispose()
 
-    def call() -> httpx.Response:
-        # Holds ¥0.6 of output (¥2 per million tokens): two such holds do not fit in ¥1.
-        return httpx.post(
-            f"{gateway.v1}/chat/completions",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "model": "cap-model",
-                "messages": [{"role": "user", "content": "x"}],
-                "max_tokens": 300_000,
-            },
-            timeout=30,
-        )
-
-    served = [call() for _ in range(3)]
+    # Each holds ¥0.6 of output (¥2 per million tokens): two such holds do not fit in ¥1.
+    served = [post_chat(gateway, key, "cap-model", max_tokens=300_000) for _ in range(3)]
     assert [r.status_code for r in served] == [200, 200, 200]
     assert served[-1].headers["x-dizuo-deployment"] == "cap-b"
 

@@ -60,7 +60,7 @@ class Meter:
         (holds of a crashed replica then lapse after *hold_seconds*). With Redis, *staging* says whether
         a call's usage record may become durable in Redis first (:func:`dizuo.billing.staging.stages`).
 
-        A *limiter* keeping its rate limits in the same Redis lets :meth:`admit` take a call's limits
+        A *limiter* keeping its rate limits in the same Redis lets :meth:`ask` take a call's limits
         with its hold: one round trip for both. (Giving them back stays the limiter's: a separate
         script, which Redis runs after the settlement's, keeps it off the answer's path.)"""
         self.enabled = enabled
@@ -155,22 +155,8 @@ class Meter:
 
     @property
     def admits_limits(self) -> bool:
-        """Whether :meth:`admit` takes rate limits with the hold (metering on, limits in its Redis)."""
+        """Whether :meth:`ask` takes rate limits with the hold (metering on, limits in its Redis)."""
         return self.enabled and self._limits is not None
-
-    async def admit(
-        self,
-        org_id: str,
-        dep: Deployment,
-        prompt: int,
-        completion: int,
-        subjects: tuple[Subject, ...],
-        tokens: int,
-    ) -> tuple[Hold, Permit | None]:
-        """:meth:`reserve`, taking the rate limits of *subjects* (with *tokens* estimated; none when
-        empty) in the same round trip: 429 before 402, and neither takes anything. The permit is None
-        without limits. Only when :attr:`admits_limits`."""
-        return await self.admitted(self.ask(org_id, dep, prompt, completion, subjects, tokens))
 
     def ask(
         self,
@@ -181,8 +167,11 @@ class Meter:
         subjects: tuple[Subject, ...],
         tokens: int,
     ) -> Asking:
-        """Send :meth:`admit`'s request to Redis at once; :meth:`admitted` (awaited, always) answers it.
-        Other work done in between is hidden in Redis's round trip."""
+        """Ask Redis at once to hold the worst-case cost of a call to *dep* and to take the rate limits
+        of *subjects* (with *tokens* estimated; none when empty), in one script: 429 before 402, and
+        neither takes anything. :meth:`admitted` (awaited, always) gives the hold and the permit (None
+        without limits); other work done in between is hidden in Redis's round trip. Only when
+        :attr:`admits_limits`."""
         assert self._limits is not None and self._shared is not None
         scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
         limits = Taking(subjects, tokens, self._limits.slot_seconds) if subjects else None

@@ -474,8 +474,8 @@ class Gateway:
                 # One script takes the rate limits and holds the money: 429 before 402, neither
                 # taking anything.
                 try:
-                    hold, call.permit = await self.meter.admit(
-                        call.key.org_id, dep, prompt, completion, *call.limits_due
+                    hold, call.permit = await self.meter.admitted(
+                        self.meter.ask(call.key.org_id, dep, prompt, completion, *call.limits_due)
                     )
                 except InsufficientQuota:
                     raise  # the limits stay due: the call's end counts its request, as any 402's

@@ -189,8 +189,8 @@ class Call:
     data_class: str
     alias: str
     permit: Permit | None = None
-    # The rate limits' answer while it is on its way: awaited with the first hold (one round trip
-    # for both with Redis), or when the call's limits are given back.
+    # The rate limits' answer while it is on its way, when the meter does not take them with the hold:
+    # awaited with the first hold, or when the call's limits are given back.
     admission: asyncio.Future[Permit | None] | None = None
     # Or, when the meter takes them in the hold's own script (Meter.admits_limits), the limits and
     # the token estimate still to take: with the first hold, or when the call ends without one.

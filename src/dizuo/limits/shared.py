@@ -28,7 +28,8 @@ PREFIX = "dizuo:limit:"
 NONE = -1  # "no such limit" in the scripts' arguments
 
 # The limits of one call as Lua functions, so that the wallet's scripts (dizuo.billing.shared) can
-# take them in the same round trip as the hold and give them back with the settlement.
+# take them in the same round trip as the hold, and give them back with a hold asked for and then
+# abandoned.
 #
 # A subject's two buckets are one string, "requests tokens stamp rpm tpm": their levels at the stamp
 # and the capacities they were filled for (NONE where a limit is absent); its concurrency slots are a
