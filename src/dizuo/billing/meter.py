@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import orjson
@@ -196,7 +197,7 @@ class Meter:
             self._live -= 1
             await self.book.release(hold)
 
-    async def settle(
+    def settle(
         self,
         hold: Hold,
         dep: Deployment,
@@ -210,10 +211,13 @@ class Meter:
         started: float,
         status: str = "ok",
         attempts: list[dict[str, str | None]] | None = None,
-    ) -> Settlement:
-        """Charge the true cost, write the usage record and ledger entries, and wait until durable."""
+    ) -> Awaitable[Settlement]:
+        """Charge the true cost and write the usage record and ledger entries; the awaitable returned
+        (awaited, always) ends once they are durable. When a drain stages records in Redis, the script
+        that charges and stages is sent before this returns, so work the caller does before awaiting
+        is hidden in Redis's round trip."""
         if not self.enabled:
-            return Settlement(0, 0, (), 0)
+            return _done(Settlement(0, 0, (), 0))
         if hold.id and not hold.settled:
             self._live -= 1
         cost = _cost(dep, usage.prompt_tokens, usage.completion_tokens)
@@ -236,7 +240,12 @@ class Meter:
         }
         if self.drain is not None:
             # One script charges the wallet and stages the record; a drain commits it (staging.py).
-            return await self.drain.book.settle(hold, cost, stage={**record, "created_at": time.time()})
+            book = self.drain.book
+            return book.settled(book.settling(hold, cost, stage={**record, "created_at": time.time()}))
+        return self._journal(hold, cost, record, dep.provider.spec.name)
+
+    async def _journal(self, hold: Hold, cost: int, record: dict[str, Any], provider: str) -> Settlement:
+        """Settle in the book, then write the record through the journal (durable when it returns)."""
         settlement = await self.book.settle(hold, cost)
         record |= {
             "cost": settlement.own + settlement.voucher_total,
@@ -244,8 +253,12 @@ class Meter:
             "own_part": settlement.own,
             "uncollected": settlement.uncollected,
         }
-        await self.journal.record(Charge(record, settlement, dep.provider.spec.name), alone=self._live == 0)
+        await self.journal.record(Charge(record, settlement, provider), alone=self._live == 0)
         return settlement
+
+
+async def _done(settlement: Settlement) -> Settlement:
+    return settlement
 
 
 def _cost(dep: Deployment, prompt: int, completion: int) -> int:

@@ -52,7 +52,7 @@ from dizuo.limits import Permit, Subject
 from dizuo.limits.shared import LIMITS_LUA, LoopScripts, admitted, giving_back, refused, taking
 from dizuo.store import ordered_id
 
-__all__ = ["STREAM", "Asking", "RedisBook", "Taking"]
+__all__ = ["STREAM", "Asking", "RedisBook", "Settling", "Taking"]
 
 log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
@@ -245,6 +245,17 @@ class Asking:
     reply: asyncio.Future[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Settling:
+    """A settlement sent to Redis and not yet answered (:meth:`RedisBook.settling`)."""
+
+    org_id: str
+    cost: int
+    vouchers: tuple[tuple[str, int], ...]  # the exact split's voucher parts, in the script's order
+    pending_id: str
+    reply: asyncio.Future[Any]
+
+
 def _keys(org_id: str) -> list[str]:
     base = f"{PREFIX}{{{org_id}}}"
     return [base, base + ":holds", base + ":hold-expiry", base + ":pending", base + ":pending-expiry"]
@@ -377,6 +388,11 @@ class RedisBook:
         ``created_at`` as epoch seconds), the same script appends the record to the stream the drains
         move into the database (:mod:`dizuo.billing.staging`), and its pending charge never lapses:
         the record is durable once this returns, and its money stays counted until it is committed."""
+        return await self.settled(self.settling(hold, cost, stage))
+
+    def settling(self, hold: Hold, cost: int, stage: dict[str, Any] | None = None) -> Settling:
+        """Send :meth:`settle`'s script at once, without waiting: :meth:`settled` (awaited, always)
+        gives the settlement, and other work done in between is hidden in Redis's round trip."""
         if hold.settled:
             raise RuntimeError(f"hold {hold.id} settled twice")
         hold.settled = True
@@ -393,13 +409,19 @@ class RedisBook:
         if stage is not None:
             keys.append(STREAM)
             args.append(orjson.dumps({**stage, "charge": cost}))
-        result = await self._scripts["settle"](keys=keys, args=args)
+        reply = self._scripts.submit("settle", keys, args)
+        return Settling(hold.org_id, cost, split.vouchers, pending_id, reply)
+
+    @staticmethod
+    async def settled(settling: Settling) -> Settlement:
+        """The outcome of :meth:`settling`. Cancelled, the script runs all the same (it was sent)."""
+        result = await settling.reply
         own = int(result[0])
         vouchers = tuple(
-            (vid, int(pay)) for (vid, _), pay in zip(split.vouchers, result[1:], strict=True) if pay
+            (vid, int(pay)) for (vid, _), pay in zip(settling.vouchers, result[1:], strict=True) if pay
         )
-        uncollected = cost - own - sum(pay for _, pay in vouchers)
-        return Settlement(cost, own, vouchers, uncollected, hold.org_id, pending_id)
+        uncollected = settling.cost - own - sum(pay for _, pay in vouchers)
+        return Settlement(settling.cost, own, vouchers, uncollected, settling.org_id, settling.pending_id)
 
     async def state(self, org_id: str) -> WalletState:
         seen = await self._fetch(org_id)

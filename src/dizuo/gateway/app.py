@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from dizuo.accounts import KeyCache, KeyInfo
-from dizuo.billing import Hold, Meter, worst_case_tokens
+from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
 from dizuo.billing.meter import estimate_usage
 from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
@@ -544,10 +544,10 @@ class Gateway:
 
     async def _send_whole(self, send: Send, call: Call, attempt: Attempt) -> None:
         """Settle a non-streamed answer (durably), then send it."""
-        await attempt.replies.aclose()
         data = attempt.first.data
         inspection = call.inspection
         if call.endpoint == "chat" and inspection is not None and inspection.touches_answer:
+            await attempt.replies.aclose()
             try:
                 data = whole_answer(self.guard, inspection, data)
             except DataRiskBlocked:
@@ -555,9 +555,16 @@ class Gateway:
                 await self._settle(call, attempt.first.usage, status="blocked")
                 self._answer_event(call)
                 raise
-        await self._settle(call, attempt.first.usage)
+        # The settlement goes out first; what need not come before it (closing the upstream's reply,
+        # the answer's headers) is done while Redis answers.
+        settling = self._settling(call, attempt.first.usage)
+        try:
+            extra = self._response_headers(call, attempt.deployment)
+            await attempt.replies.aclose()  # nothing when the guard closed it already
+        finally:
+            await settling
         self._answer_event(call)
-        await send_bytes(send, 200, data, extra=self._response_headers(call, attempt.deployment))
+        await send_bytes(send, 200, data, extra=extra)
 
     # ---- /v1/chat/completions ------------------------------------------------------------
 
@@ -580,6 +587,11 @@ class Gateway:
                 await self._send_whole(send, call, attempt)
 
     async def _settle(self, call: Call, usage: Usage | None, status: str = "ok") -> None:
+        await self._settling(call, usage, status)
+
+    def _settling(self, call: Call, usage: Usage | None, status: str = "ok") -> Awaitable[Settlement]:
+        """Settle the call (the meter sends what it can at once) and start giving back its limits;
+        the awaitable returned (awaited, always) ends when the usage record is durable."""
         attempt = call.attempt
         assert attempt is not None
         call.settled = True
@@ -587,15 +599,7 @@ class Gateway:
             usage = estimate_usage(call.body, call.chunks)
             status = status if status != "ok" else "estimated"
         call.usage = usage
-        self._count_tokens(attempt.deployment, usage)
-        # The call's work is done: give back its limits while the record is made durable (with a
-        # shared limiter that is a round trip to Redis, hidden in that wait: Redis runs it after
-        # the settlement, whose answer does not wait for it). The call's end (_accounted) does.
-        call.releasing = asyncio.ensure_future(self._release(call))
-        await self._record(call, attempt, usage, status)
-
-    async def _record(self, call: Call, attempt: Attempt, usage: Usage, status: str) -> None:
-        await self.meter.settle(
+        settling = self.meter.settle(
             attempt.hold,
             attempt.deployment,
             usage,
@@ -608,6 +612,14 @@ class Gateway:
             status=status,
             attempts=attempt.attempts,
         )
+        # The call's work is done: give back its limits while the record is made durable (with a
+        # shared limiter the Python of that round trip runs in this wait, and Redis runs the script
+        # after the settlement's, whose answer does not wait for it). The call's end (_accounted)
+        # waits for it. (Giving them back after the answer measured slower: that Python then
+        # delays the next call.)
+        call.releasing = asyncio.ensure_future(self._release(call))
+        self._count_tokens(attempt.deployment, usage)
+        return settling
 
     async def _stream(self, send: Send, call: Call, client_usage: bool, lang: str) -> None:
         attempt = call.attempt
