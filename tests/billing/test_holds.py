@@ -238,6 +238,24 @@ async def test_a_crashed_replicas_holds_lapse(make_shared: Factory, org: str) ->
     assert hold.own == 1_000_000
 
 
+async def test_a_hold_that_lapses_sooner_than_those_before_it_still_lapses(
+    make_shared: Factory, org: str
+) -> None:
+    # The survivor's hold (900 s) tells Redis nothing can lapse for 15 minutes; the crashed replica's
+    # hold, taken after it, lapses in 0.3 s: its money must come back then, not in 15 minutes.
+    survivor = book_with(make_shared, org, 1_000_000)
+    await survivor.settle(await survivor.reserve(org, 100_000, SCOPE, time.time()), 100_000)
+    lasting = await survivor.reserve(org, 100_000, SCOPE, time.time())
+    crashed = book_with(make_shared, org, 1_000_000, hold_seconds=0.3)
+    await crashed.reserve(org, 800_000, SCOPE, time.time())  # never settled: the replica died
+    with pytest.raises(InsufficientQuota):
+        await survivor.reserve(org, 1, SCOPE, time.time())
+    await asyncio.sleep(0.4)
+    hold = await survivor.reserve(org, 800_000, SCOPE, time.time())
+    assert hold.own == 800_000
+    await survivor.release(lasting)
+
+
 async def test_commit_moves_charges_from_pending_to_the_database_state(
     make_shared: Factory, org: str
 ) -> None:

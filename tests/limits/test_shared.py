@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 
 from dizuo.errors import RateLimited
 from dizuo.limits import Limit, Subject
@@ -77,6 +78,38 @@ async def test_a_crashed_replicas_slots_lapse(replicas: tuple[RedisLimiter, Redi
         await b.acquire(org, 0)
     await asyncio.sleep(0.6)
     await b.acquire(org, 0)
+
+
+async def test_a_slot_that_lapses_sooner_than_those_before_it_still_lapses(
+    replicas: tuple[RedisLimiter, RedisLimiter], redis_url: str
+) -> None:
+    a, _ = replicas
+    lasting = RedisLimiter(redis_url, slot_seconds=900)
+    org = (subject("org", Limit(concurrency=2)),)
+    try:
+        await lasting.acquire(org, 0)  # a long call on a replica whose slots lapse in 15 minutes
+        await a.acquire(org, 0)  # replica a dies holding the other slot, which lapses in 0.5 s
+        with pytest.raises(RateLimited):
+            await lasting.acquire(org, 0)
+        await asyncio.sleep(0.6)
+        await lasting.acquire(org, 0)
+    finally:
+        await lasting.aclose()
+
+
+async def test_a_subjects_state_is_forgotten_after_its_last_call(
+    replicas: tuple[RedisLimiter, RedisLimiter], redis_url: str
+) -> None:
+    a, _ = replicas
+    key = subject("key", Limit(rpm=10, concurrency=1))
+    await a.release(await a.acquire((key,), 5), 5)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        ttl = client.ttl(f"dizuo:limit:{key.id}:state")
+    finally:
+        client.close()
+    # Kept a minute (a bucket left alone that long is full) plus at most two of slack, then gone.
+    assert 61 <= ttl <= 182
 
 
 async def test_a_burst_admits_exactly_the_limit(replicas: tuple[RedisLimiter, RedisLimiter]) -> None:

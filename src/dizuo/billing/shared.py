@@ -63,10 +63,15 @@ STREAM = "dizuo:journal"
 
 _COMMON = """
 local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
--- The wallet's fields 'bal', 'held', 'pend' and, per voucher id in ARGV[i], ARGV[i + 2], …, its
--- 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name.
+local NEVER = 1e15  -- 'due' when nothing can lapse
+-- A whole number as Redis's argument: Lua would write it with '%.17g', several times slower.
+local function int(x) return string.format('%d', x) end
+-- The wallet's fields 'bal', 'held', 'pend', 'due' and, per voucher id in ARGV[i], ARGV[i + 2], …,
+-- its 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name; then the raw
+-- value of the field *extra*. ('due', whole seconds, is a time no hold or pending charge lapses
+-- before; 0 or absent: none known.)
 local function read(first, n, extra)
-  local names = {'bal', 'held', 'pend', extra}
+  local names = {'bal', 'held', 'pend', 'due', extra}
   for i = 0, n - 1 do
     local vid = ARGV[first + 2 * i]
     names[#names + 1] = 'r:' .. vid
@@ -76,7 +81,11 @@ local function read(first, n, extra)
   local got = redis.call('HMGET', w, unpack(names))
   local v = {}
   for i, name in ipairs(names) do v[name] = tonumber(got[i] or '0') end
-  return v, got[4]
+  return v, got[5]
+end
+-- A hold or pending charge that lapses at *e* is added: 'due' must stay no later.
+local function lapses_at(v, e)
+  if e < v.due then redis.call('HSET', w, 'due', int(e)) end
 end
 -- Forget one hold (h/hx, 'held', 'h:') or pending charge (p/px, 'pend', 'p:') and its money.
 local function drop(hash, zset, id, total, prefix)
@@ -84,9 +93,8 @@ local function drop(hash, zset, id, total, prefix)
   if not rec then return false end
   local parts = {}
   for x in string.gmatch(rec, '[^,]+') do parts[#parts + 1] = x end
-  -- 0 - x, not -x: Lua's -0 is written "-0", which HINCRBY refuses.
-  redis.call('HINCRBY', w, total, 0 - tonumber(parts[1]))
-  for i = 2, #parts, 2 do redis.call('HINCRBY', w, prefix .. parts[i], 0 - tonumber(parts[i + 1])) end
+  redis.call('HINCRBY', w, total, int(0 - tonumber(parts[1])))
+  for i = 2, #parts, 2 do redis.call('HINCRBY', w, prefix .. parts[i], int(0 - tonumber(parts[i + 1]))) end
   redis.call('HDEL', hash, id)
   redis.call('ZREM', zset, id)
   return true
@@ -103,13 +111,23 @@ _RESERVE = (
     LIMITS_LUA
     + _COMMON
     + """
-local now = ARGV[1]
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', hx, '-inf', now)) do drop(h, hx, id, 'held', 'h:') end
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', px, '-inf', now)) do drop(p, px, id, 'pend', 'p:') end
+local now = tonumber(ARGV[1])
 local amount = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local v, ver = read(6, n, 'ver')
 if not ver then return {-1} end
+if v.due <= now then
+  -- Something may have lapsed (a crashed replica's): free it, and note when the next may lapse.
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hx, '-inf', now)) do drop(h, hx, id, 'held', 'h:') end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', px, '-inf', now)) do drop(p, px, id, 'pend', 'p:') end
+  local due = NEVER
+  for _, z in ipairs({hx, px}) do
+    local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+    if first[2] then due = math.min(due, tonumber(first[2])) end
+  end
+  redis.call('HSET', w, 'due', int(due))
+  v = read(6, n, 'ver')
+end
 -- The split of billing/split.py: each voucher pays its co-pay share of the part of the charge not yet
 -- covered, soonest expiry first, until one covers the rest. While that part is a whole number the
 -- arithmetic is exact integers (round half up, as in Python); after a voucher ran out mid-charge it
@@ -138,21 +156,23 @@ end
 local own = amount - paid
 if not whole then own = own + 1 end
 local free = v.bal - v.held - v.pend
-local m, la = (#KEYS - 5) / 2, 5 + 2 * n
+local m, la = #KEYS - 5, 5 + 2 * n
 local ok, seen = limits_check(5, la, m)
 if not ok then return {2, seen[1], seen[2], seen[3]} end
 if own > free then return {0, own, paid, math.max(free, 0)} end
-redis.call('HINCRBY', w, 'held', own)
-local rec = {own}
+local rec = {int(own)}
+redis.call('HINCRBY', w, 'held', rec[1])
 for i = 0, n - 1 do
   if parts[i + 1] > 0 then
-    redis.call('HINCRBY', w, 'h:' .. ARGV[6 + 2 * i], parts[i + 1])
+    local part = int(parts[i + 1])
+    redis.call('HINCRBY', w, 'h:' .. ARGV[6 + 2 * i], part)
     rec[#rec + 1] = ARGV[6 + 2 * i]
-    rec[#rec + 1] = parts[i + 1]
+    rec[#rec + 1] = part
   end
 end
 redis.call('HSET', h, ARGV[3], table.concat(rec, ','))
 redis.call('ZADD', hx, ARGV[2], ARGV[3])
+lapses_at(v, tonumber(ARGV[2]))
 limits_take(5, la, m, seen, parts)
 table.insert(parts, 1, own)
 table.insert(parts, 1, 1)
@@ -162,9 +182,7 @@ return parts
 
 # ARGV: hold_id, then (with their keys after the wallet's) the rate limits to give back.
 _RELEASE = (
-    LIMITS_LUA
-    + _COMMON
-    + "drop(h, hx, ARGV[1], 'held', 'h:') limits_give_back(5, 1, (#KEYS - 5) / 2) return 1"
+    LIMITS_LUA + _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') limits_give_back(5, 1, #KEYS - 5) return 1"
 )
 
 # ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then
@@ -184,9 +202,10 @@ for i = 0, n - 1 do
   local pay = math.min(paid, math.max(v['r:' .. vid] - v['h:' .. vid] - v['p:' .. vid], 0))
   short = short + paid - pay
   if pay > 0 then
-    redis.call('HINCRBY', w, 'p:' .. vid, pay)
+    local part = int(pay)
+    redis.call('HINCRBY', w, 'p:' .. vid, part)
     rec[#rec + 1] = vid
-    rec[#rec + 1] = pay
+    rec[#rec + 1] = part
   end
   pays[#pays + 1] = pay
 end
@@ -194,13 +213,15 @@ local free = math.max(v.bal - v.held - v.pend, 0)
 -- A hold still in place is honoured in full even if a brief double count hides its money.
 if found then free = math.max(free, tonumber(ARGV[3])) end
 local charged = math.min(tonumber(ARGV[2]) + short, free)
-redis.call('HINCRBY', w, 'pend', charged)
-table.insert(rec, 1, charged)
-redis.call('HSET', p, ARGV[4], table.concat(rec, ','))
-if ARGV[5] ~= '+inf' then redis.call('ZADD', px, ARGV[5], ARGV[4]) end  -- staged: never lapses
-if KEYS[6] then
-  redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', table.concat(rec, ','), 'r', ARGV[7 + 2 * n])
+table.insert(rec, 1, int(charged))
+redis.call('HINCRBY', w, 'pend', rec[1])
+local m = table.concat(rec, ',')
+redis.call('HSET', p, ARGV[4], m)
+if ARGV[5] ~= '+inf' then  -- staged: never lapses
+  redis.call('ZADD', px, ARGV[5], ARGV[4])
+  lapses_at(v, tonumber(ARGV[5]))
 end
+if KEYS[6] then redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', m, 'r', ARGV[7 + 2 * n]) end
 table.insert(pays, 1, charged)
 return pays
 """
