@@ -32,7 +32,11 @@ CONNECT_SECONDS = 10.0
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.reader = hiredis.Reader()
-        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Per command sent, first in first out: its future, and what to send instead if Redis answers
+        # NOSCRIPT (an EVALSHA's EVAL), else None.
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], tuple[Any, ...] | None]] = (
+            collections.deque()
+        )
         self.transport: asyncio.Transport | None = None
         self.lost: BaseException | None = None
 
@@ -42,29 +46,39 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
-            future = self.waiting.popleft()
+            future, instead = self.waiting.popleft()
             if future.done():  # its caller was cancelled; the reply is dropped
                 continue
-            if isinstance(reply, hiredis.ReplyError):
-                future.set_exception(ResponseError(str(reply)))
-            else:
+            if not isinstance(reply, hiredis.ReplyError):
                 future.set_result(reply)
+            elif instead is not None and str(reply).startswith("NOSCRIPT"):
+                # Redis lost its scripts (a restart): send the source, later than the call's place.
+                self._send(instead, future, None)
+            else:
+                future.set_exception(ResponseError(str(reply)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisConnectionError(f"Redis connection lost: {exc or 'closed'}")
         while self.waiting:
-            future = self.waiting.popleft()
+            future, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(self.lost)
 
-    def call(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+    def call(self, args: tuple[Any, ...], instead: tuple[Any, ...] | None = None) -> asyncio.Future[Any]:
+        """Send *args*; the future gets Redis's reply. With *instead*, a NOSCRIPT reply sends that
+        and the future gets its reply (no task, no second future: the caller wakes once)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._send(args, future, instead)
+        return future
+
+    def _send(
+        self, args: tuple[Any, ...], future: asyncio.Future[Any], instead: tuple[Any, ...] | None
+    ) -> None:
         if self.lost is not None or self.transport is None or self.transport.is_closing():
             future.set_exception(self.lost or RedisConnectionError("Redis connection closed"))
-            return future
-        self.waiting.append(future)
+            return
+        self.waiting.append((future, instead))
         self.transport.write(hiredis.pack_command(args))
-        return future
 
 
 class Script:
@@ -105,12 +119,11 @@ class Multiplexed:
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run *script* with *keys* and *args*."""
-        try:
-            return await self.execute("EVALSHA", script.sha, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-            return await self.execute("EVAL", script.source, len(keys), *keys, *args)
+        protocol = self._protocol
+        if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
+            protocol = await self._connect()
+        rest = (len(keys), *keys, *args)
+        return await protocol.call(("EVALSHA", script.sha, *rest), ("EVAL", script.source, *rest))
 
     def submit(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Send *script*'s call at once and return the future of its reply, for a call nobody needs to
@@ -120,20 +133,7 @@ class Multiplexed:
         if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
             return asyncio.ensure_future(self.run(script, keys, args))
         rest = (len(keys), *keys, *args)
-        reply = protocol.call(("EVALSHA", script.sha, *rest))
-        outcome: asyncio.Future[Any] = reply.get_loop().create_future()
-
-        def done(sent: asyncio.Future[Any]) -> None:
-            error = None if sent.cancelled() else sent.exception()
-            if isinstance(error, ResponseError) and str(error).startswith("NOSCRIPT"):
-                # Redis lost its scripts (a restart): send the source, later than the call's place.
-                again = asyncio.ensure_future(self.execute("EVAL", script.source, *rest))
-                again.add_done_callback(lambda sent_again: _settle(outcome, sent_again))
-            else:
-                _settle(outcome, sent)
-
-        reply.add_done_callback(done)
-        return outcome
+        return protocol.call(("EVALSHA", script.sha, *rest), ("EVAL", script.source, *rest))
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -176,15 +176,3 @@ class Multiplexed:
             and not self.loop.is_closed()
         ):
             protocol.transport.close()
-
-
-def _settle(outcome: asyncio.Future[Any], reply: asyncio.Future[Any]) -> None:
-    """Give *outcome* what *reply* got."""
-    if outcome.done():
-        return
-    if reply.cancelled():
-        outcome.cancel()
-    elif (error := reply.exception()) is not None:
-        outcome.set_exception(error)
-    else:
-        outcome.set_result(reply.result())
