@@ -64,14 +64,15 @@ STREAM = "dizuo:journal"
 _COMMON = """
 local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local NEVER = 1e15  -- 'due' when nothing can lapse
--- A whole number as Redis's argument: Lua would write it with '%.17g', several times slower.
+-- A whole number as Redis's argument: Lua would write it with '%.17g', several times slower (and
+-- write 0 - 0 as "-0", which HINCRBY refuses).
 local function int(x) return string.format('%d', x) end
--- The wallet's fields 'bal', 'held', 'pend', 'due' and, per voucher id in ARGV[i], ARGV[i + 2], …,
--- its 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name; then the raw
--- value of the field *extra*. ('due', whole seconds, is a time no hold or pending charge lapses
--- before; 0 or absent: none known.)
-local function read(first, n, extra)
-  local names = {'bal', 'held', 'pend', 'due', extra}
+-- The wallet's fields 'bal', 'held', 'pend', 'due' and, per voucher id in ARGV[first], ARGV[first + 2],
+-- …, its 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name; then the
+-- raw 'ver' (false: Redis does not know the wallet). ('due', whole seconds, is a time no hold or
+-- pending charge lapses before; 0 or absent: none known.)
+local function read(first, n)
+  local names = {'bal', 'held', 'pend', 'due', 'ver'}
   for i = 0, n - 1 do
     local vid = ARGV[first + 2 * i]
     names[#names + 1] = 'r:' .. vid
@@ -114,7 +115,7 @@ _RESERVE = (
 local now = tonumber(ARGV[1])
 local amount = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
-local v, ver = read(6, n, 'ver')
+local v, ver = read(6, n)
 if not ver then return {-1} end
 if v.due <= now then
   -- Something may have lapsed (a crashed replica's): free it, and note when the next may lapse.
@@ -126,7 +127,7 @@ if v.due <= now then
     if first[2] then due = math.min(due, tonumber(first[2])) end
   end
   redis.call('HSET', w, 'due', int(due))
-  v = read(6, n, 'ver')
+  v = read(6, n)
 end
 -- The split of billing/split.py: each voucher pays its co-pay share of the part of the charge not yet
 -- covered, soonest expiry first, until one covers the rest. While that part is a whole number the

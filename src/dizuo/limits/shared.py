@@ -3,8 +3,8 @@
 
 One script checks every subject of a call and takes from all of them, or from none, so the
 all-or-nothing rule of the in-process backend holds across replicas. The script reads Redis's own
-clock, so replicas whose clocks differ still share one minute. Concurrency slots are members of a
-sorted set scored by their expiry: the slots of a replica that crashed lapse after ``slot_seconds``.
+clock, so replicas whose clocks differ still share one minute. Each concurrency slot carries when it
+lapses: the slots of a replica that crashed lapse after ``slot_seconds``.
 
 The scripts are Lua functions (:data:`LIMITS_LUA`) that the wallet's hold script also runs, so a
 call's limits and its hold are taken in one round trip (:meth:`dizuo.billing.shared.RedisBook.admit`).
@@ -207,13 +207,15 @@ def _limit(value: int | None) -> int:
     return NONE if value is None else value
 
 
-def _subject_key(subject: Subject) -> str:
-    return f"{PREFIX}{subject.id}:state"
-
-
-def _subject_limits(subject: Subject) -> list[int]:
-    limit = subject.limit
-    return [_limit(limit.rpm), _limit(limit.tpm), _limit(limit.concurrency)]
+def _per_subject(subjects: tuple[Subject, ...]) -> tuple[list[str], list[int]]:
+    """Each subject's key, and its (rpm, tpm, concurrency) as the scripts take them."""
+    keys: list[str] = []
+    limits: list[int] = []
+    for subject in subjects:
+        keys.append(f"{PREFIX}{subject.id}:state")
+        limit = subject.limit
+        limits += [_limit(limit.rpm), _limit(limit.tpm), _limit(limit.concurrency)]
+    return keys, limits
 
 
 def taking(
@@ -221,13 +223,9 @@ def taking(
 ) -> tuple[list[str], list[Any], str]:
     """The keys and arguments that take *subjects*' limits for one call (``limits_check``, then
     ``limits_take``), and the new permit's id."""
-    keys: list[str] = []
     permit_id = ordered_id()
-    args: list[Any] = [tokens, permit_id, slot_seconds]
-    for subject in subjects:
-        keys.append(_subject_key(subject))
-        args += _subject_limits(subject)
-    return keys, args, permit_id
+    keys, limits = _per_subject(subjects)
+    return keys, [tokens, permit_id, slot_seconds, *limits], permit_id
 
 
 def refused(subjects: tuple[Subject, ...], answer: Sequence[Any]) -> RateLimited:
@@ -250,12 +248,8 @@ def admitted(subjects: tuple[Subject, ...], tokens: int, permit_id: str, levels:
 
 def giving_back(permit: Permit, actual_tokens: int) -> tuple[list[str], list[Any]]:
     """The keys and arguments of ``limits_give_back`` for *permit*, whose call used *actual_tokens*."""
-    keys: list[str] = []
-    args: list[Any] = [permit.id, actual_tokens - permit.tokens]
-    for subject in permit.subjects:
-        keys.append(_subject_key(subject))
-        args += _subject_limits(subject)
-    return keys, args
+    keys, limits = _per_subject(permit.subjects)
+    return keys, [permit.id, actual_tokens - permit.tokens, *limits]
 
 
 class RedisLimiter:

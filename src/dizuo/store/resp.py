@@ -112,28 +112,28 @@ class Multiplexed:
 
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its reply (bytes, ints and lists of them, as Redis sends them)."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
-            protocol = await self._connect()
+        protocol = self._connected() or await self._connect()
         return await protocol.call(args)
 
     async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         """Run *script* with *keys* and *args*."""
-        protocol = self._protocol
-        if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
-            protocol = await self._connect()
-        rest = (len(keys), *keys, *args)
-        return await protocol.call(("EVALSHA", script.sha, *rest), ("EVAL", script.source, *rest))
+        return await _evalsha(self._connected() or await self._connect(), script, keys, args)
 
     def submit(self, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Send *script*'s call at once and return the future of its reply, for a call nobody needs to
         wait for: what matters is its place on the connection (Redis runs it before any command this
         loop sends later). No task is made when this loop is connected already."""
+        protocol = self._connected()
+        if protocol is None:
+            return asyncio.ensure_future(self.run(script, keys, args))
+        return _evalsha(protocol, script, keys, args)
+
+    def _connected(self) -> _Protocol | None:
+        """This loop's connection, when it has one that is up."""
         protocol = self._protocol
         if protocol is None or protocol.lost is not None or self.loop is not asyncio.get_running_loop():
-            return asyncio.ensure_future(self.run(script, keys, args))
-        rest = (len(keys), *keys, *args)
-        return protocol.call(("EVALSHA", script.sha, *rest), ("EVAL", script.source, *rest))
+            return None
+        return protocol
 
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -176,3 +176,9 @@ class Multiplexed:
             and not self.loop.is_closed()
         ):
             protocol.transport.close()
+
+
+def _evalsha(protocol: _Protocol, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    """Call *script* by its SHA-1 on *protocol*, with its source sent instead if Redis forgot it."""
+    rest = (len(keys), *keys, *args)
+    return protocol.call(("EVALSHA", script.sha, *rest), ("EVAL", script.source, *rest))
