@@ -92,11 +92,13 @@ class Settings(BaseSettings):
     usage_staging: Literal["auto", "on", "off"] = Field(
         "auto",
         description=(
-            "With Redis: whether a call's usage record may become durable in Redis first (in the same "
-            "script that charges the wallet), and move into the database in the background within "
-            "milliseconds. auto: when durability is process and Redis keeps an append-only file "
-            "(appendonly yes); on: always (a Redis that refuses CONFIG but persists); off: never, "
-            "every answer waits for the database's commit. See docs/billing.md."
+            "Whether a call's usage record may become durable before its database commit, which then "
+            "follows in the background within milliseconds. With Redis: in Redis, in the script that "
+            "charges the wallet; auto when durability is process and Redis keeps an append-only file "
+            "(appendonly yes), on always (a Redis that refuses CONFIG but persists). Without Redis, on "
+            "a SQLite file: appended to a spool file beside the database; auto when durability is "
+            "process, on always (each append then flushed to disk). off: never, every answer waits for "
+            "the database's commit. See docs/billing.md."
         ),
     )
     local_threads: int = Field(1, ge=1, description="CPU threads for the embedded chat model.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,3 +49,14 @@ def committed(db: Database, org_id: str) -> tuple[int, int, int, int]:
         wallet = session.get(Wallet, org_id)
         assert wallet is not None
         return int(records), int(cost), int(legs or 0), wallet.balance
+
+
+async def wait_for_records(db: Database, org_id: str, count: int, seconds: float = 15) -> None:
+    """Wait until *org_id* has *count* usage records (staged ones reach the database a moment late)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        with db.session() as session:
+            found = session.scalar(select(func.count()).where(UsageRecord.org_id == org_id))
+        if found == count or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.05)

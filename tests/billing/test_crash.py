@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -10,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -24,7 +28,9 @@ from tests.support.upstream import FakeUpstream
 
 
 @pytest.fixture
-def setup(upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator[tuple[Path, str, str, str]]:
+def setup(
+    upstream: FakeUpstream, database_url: str, tmp_path: Path
+) -> Iterator[tuple[Path, str, str, str, str]]:
     db = Database(database_url)
     db.upgrade()
     name = f"crash-{uuid.uuid4().hex[:8]}"
@@ -51,17 +57,20 @@ def setup(upstream: FakeUpstream, database_url: str, tmp_path: Path) -> Iterator
         ),
         encoding="utf-8",
     )
-    yield config, key, org.id, database_url
+    yield config, key, org.id, name, database_url
 
 
-# One client: every call is alone and commits in place. Eight: calls meet and are grouped.
+# One client: every call is alone and commits in place. Eight: calls meet and are grouped. Each
+# either way: spooled beside SQLite first (auto, the default) or committed before the answer (off);
+# on PostgreSQL both commit first.
+@pytest.mark.parametrize("staging", ["auto", "off"])
 @pytest.mark.parametrize("clients", [1, 8])
 def test_kill_9_loses_no_completed_call(
-    setup: tuple[Path, str, str, str], tmp_path: Path, clients: int
+    setup: tuple[Path, str, str, str, str], tmp_path: Path, clients: int, staging: str
 ) -> None:
-    config, key, org_id, database_url = setup
+    config, key, org_id, org_name, database_url = setup
     port = free_port()
-    server = start_server(config, tmp_path, database_url, port)
+    server = start_server(config, tmp_path, database_url, port, usage_staging=staging)
     completed: list[str] = []
     stop = threading.Event()
 
@@ -97,7 +106,20 @@ def test_kill_9_loses_no_completed_call(
         thread.join(10)
     assert len(completed) > 20, "the load did not get going before the kill"
 
-    restarted = start_server(config, tmp_path, database_url, port)
+    # Before any restart, an admin command sees every completed call (it commits what was spooled).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env["DIZUO_DATABASE_URL"] = database_url
+    listed = subprocess.run(
+        [sys.executable, "-m", "dizuo", "admin", "usage", "--org", org_name, "--json"],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    seen = {row["request_id"] for row in orjson.loads(listed)}
+    assert not set(completed) - seen, f"{len(set(completed) - seen)} completed calls not in `admin usage`"
+
+    restarted = start_server(config, tmp_path, database_url, port, usage_staging=staging)
     try:
         db = Database(database_url)
         with db.session() as session:

@@ -26,6 +26,7 @@ from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
 from tests.billing.race import race
+from tests.billing.records import wait_for_records
 from tests.support.servers import free_port, start_server
 from tests.support.upstream import FakeUpstream
 
@@ -158,16 +159,6 @@ async def test_500_calls_on_two_replicas_spend_a_wallet_for_100_exactly(
         )
         assert charged == sum(r.cost for r in rows) == 300_000
     db.dispose()
-
-
-async def wait_for_records(db: Database, org_id: str, count: int, seconds: float = 15) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while True:
-        with db.session() as session:
-            found = session.scalar(select(func.count()).where(UsageRecord.org_id == org_id))
-        if found == count or asyncio.get_running_loop().time() > deadline:
-            return
-        await asyncio.sleep(0.05)
 
 
 async def test_a_killed_replicas_holds_lapse_for_the_other(

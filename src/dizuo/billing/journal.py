@@ -48,7 +48,7 @@ _Queued = tuple["Charge", "asyncio.Future[None]", asyncio.AbstractEventLoop]
 class _Statement:
     """One compiled statement, and how rows of column values become the driver's parameters."""
 
-    __slots__ = ("convert", "order", "sql")
+    __slots__ = ("_insert", "convert", "order", "sql")
 
     def __init__(self, compiled: Compiled) -> None:
         self.sql: str = compiled.string
@@ -57,6 +57,11 @@ class _Statement:
         processors = getattr(compiled, "_bind_processors", {})
         self.convert = {name: f for name, f in processors.items() if name not in STAMPED}
         self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
+        # A qmark INSERT's row of marks, to write many rows as one statement (SQLite: one step).
+        head, marks, rest = self.sql.partition(" VALUES ")
+        self._insert = (
+            (head + marks, rest) if marks and self.order is not None and rest.endswith(")") else None
+        )
 
     def rows(self, params: list[dict[str, Any]]) -> tuple[str, list[Any]]:
         """The SQL and *params* in the driver's style (positional or named). Converts *params* in place."""
@@ -69,6 +74,22 @@ class _Statement:
         order = self.order
         return self.sql, [tuple([row[name] for name in order]) for row in params]
 
+    def execute(self, cursor: Any, params: list[dict[str, Any]]) -> None:
+        """Run the statement for each of *params*. Several rows of an INSERT go as one multi-row
+        statement per :data:`ROWS_PER_INSERT`: SQLite's driver releases and takes back the
+        interpreter's lock for every step, and each take-back may wait for the event loop; one step
+        for many rows avoids that (and is faster anyway)."""
+        sql, rows = self.rows(params)
+        if self._insert is None or len(rows) < 2:
+            cursor.executemany(sql, rows)
+            return
+        head, group = self._insert
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            part = rows[start : start + ROWS_PER_INSERT]
+            cursor.execute(head + ", ".join([group] * len(part)), [value for row in part for value in row])
+
+
+ROWS_PER_INSERT = 256
 
 # The journal's parameters that hold the batch's timestamp.
 STAMPED = frozenset({"created_at", "now"})
@@ -190,14 +211,17 @@ class Journal:
         self._queue.put((charge, future, loop))
         await future
 
-    def commit(self, charges: list[Charge]) -> tuple[Committed, BaseException | None]:
-        """Commit *charges* now, on this thread (the writer's, or the drain's of records staged in
-        Redis). Returns what was committed and the error, if the commit failed; a shared book is not
-        told."""
+    def commit(
+        self, charges: list[Charge], *, keep_failed: bool = False
+    ) -> tuple[Committed, BaseException | None]:
+        """Commit *charges* now, on this thread (the writer's, or that of a drain or spool of staged
+        records). Returns what was committed and the error, if the commit failed; a shared book is not
+        told. *keep_failed*: the charges' calls were answered already, so a failed commit leaves their
+        money spent in the in-process book (to be committed again), instead of giving it back."""
         if not charges:
             return Committed([], {}, {}), None
         with self._db_lock:
-            return self._apply(charges)
+            return self._apply(charges, keep_failed)
 
     def existing(self, request_ids: list[str]) -> set[str]:
         """Which of *request_ids* have a usage record already."""
@@ -256,7 +280,9 @@ class Journal:
             # as pending, which only makes less money spendable for a moment, never more.
             self._tell_book(done, error)
 
-    def _apply(self, charges: list[Charge]) -> tuple[Committed, BaseException | None]:
+    def _apply(
+        self, charges: list[Charge], keep_failed: bool = False
+    ) -> tuple[Committed, BaseException | None]:
         """Commit *charges* in one transaction (retried twice); the caller holds ``_db_lock``."""
         error: BaseException | None = None
         org_deltas: dict[str, int] = defaultdict(int)
@@ -280,7 +306,7 @@ class Journal:
             for org_id in org_deltas:
                 if org_id in self._versions:
                     self._versions[org_id] += 1
-        if not self.book.wants_snapshots:
+        if not self.book.wants_snapshots and (error is None or not keep_failed):
             # In-process pending deltas must change under the lock, with the commit.
             self._tell_book(done, error)
         return done, error
@@ -302,10 +328,15 @@ class Journal:
         records = []
         entries = []
         for charge in charges:
-            # A record staged in Redis keeps the moment its call was answered; its legs share it, so
-            # that a period's statement and its usage agree.
+            # A staged record keeps the moment its call was answered (a datetime from Redis, epoch
+            # seconds from a spool); its legs share it, so that a period's statement and its usage agree.
             created = charge.record.get("created_at")
-            stamp = now if created is None else sql.stamp(created)
+            if created is None:
+                stamp = now
+            else:
+                if not isinstance(created, dt.datetime):
+                    created = dt.datetime.fromtimestamp(created, dt.UTC)
+                stamp = sql.stamp(created)
             record = {**charge.record, "created_at": stamp}
             records.append(record)
             org_id = record["org_id"]
@@ -371,13 +402,13 @@ class Journal:
         done: Committed,
     ) -> None:
         cursor = connection.cursor()
-        cursor.executemany(*sql.usage.rows(records))
+        sql.usage.execute(cursor, records)
         if entries:
-            cursor.executemany(*sql.ledger.rows(entries))
+            sql.ledger.execute(cursor, entries)
         if wallet_deltas:
-            cursor.executemany(*sql.wallet.rows(wallet_deltas))
+            sql.wallet.execute(cursor, wallet_deltas)
         if voucher_rows:
-            cursor.executemany(*sql.voucher.rows(voucher_rows))
+            sql.voucher.execute(cursor, voucher_rows)
         if self.book.wants_snapshots:
             done.snapshots = self._snapshots(cursor, list(done.org_deltas))
         cursor.close()

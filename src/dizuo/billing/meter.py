@@ -16,6 +16,7 @@ from dizuo.billing.holds import Book, Hold, Scope, Settlement, WalletBook
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.money import token_cost
 from dizuo.billing.shared import Asking, RedisBook, Taking
+from dizuo.billing.spool import Spool, recover, spool_dir, spools
 from dizuo.billing.staging import Drain, Staging, stages
 from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.limits import Limiter, Permit, Subject
@@ -58,8 +59,10 @@ class Meter:
         limiter: Limiter | None = None,
     ) -> None:
         """Keep holds in this process, or in Redis at *redis_url* when several replicas share wallets
-        (holds of a crashed replica then lapse after *hold_seconds*). With Redis, *staging* says whether
-        a call's usage record may become durable in Redis first (:func:`dizuo.billing.staging.stages`).
+        (holds of a crashed replica then lapse after *hold_seconds*). *staging* says whether a call's
+        usage record may become durable before its database commit: in Redis, with Redis
+        (:func:`dizuo.billing.staging.stages`); else in a spool file beside a SQLite database
+        (:func:`dizuo.billing.spool.spools`).
 
         A *limiter* keeping its rate limits in the same Redis lets :meth:`ask` take a call's limits
         with its hold: one round trip for both. (Giving them back stays the limiter's: a separate
@@ -80,8 +83,10 @@ class Meter:
             else None
         )
         self._staging = staging
-        # Set by start(): the drain that moves staged records into the database, when staging.
+        # Set by start(): the drain that moves staged records into the database, when staging in
+        # Redis; the spool that does so, when staging in a local file.
         self.drain: Drain | None = None
+        self.spool: Spool | None = None
         self.failures = FailureLog(db)
         # Holds taken and not yet settled or released: calls in flight on this event loop. A call
         # that settles with none left beside it commits its record without the writer's hand-off.
@@ -89,24 +94,33 @@ class Meter:
 
     def start(self) -> None:
         if self.enabled:
+            db = self.journal.db
+            # Records a killed process spooled are committed before the wallets are first read.
+            recover(db)
             self.journal.start()
             self.failures.start()
             shared = self._shared
+            where = "the database"
             if shared is not None:
                 appendonly = shared.keeps_appendonly() if self._staging == "auto" else None
-                if stages(self._staging, self.journal.db.durability, appendonly):
+                if stages(self._staging, db.durability, appendonly):
                     self.drain = Drain(self.journal, shared)
                     self.drain.start()
-                log.info(
-                    "usage records become durable in %s (DIZUO_USAGE_STAGING=%s)",
-                    "Redis, then the database" if self.drain else "the database",
-                    self._staging,
-                )
+                    where = "Redis, then the database"
+            elif spools(self._staging, db):
+                directory = spool_dir(db)
+                assert directory is not None
+                self.spool = Spool(self.journal, directory)
+                self.spool.start()
+                where = f"{directory}, then the database"
+            log.info("usage records become durable in %s (DIZUO_USAGE_STAGING=%s)", where, self._staging)
 
     def stop(self) -> None:
         if self.enabled:
             if self.drain is not None:
                 self.drain.stop()
+            if self.spool is not None:
+                self.spool.stop()
             self.journal.stop()
             self.failures.stop()
         self.book.close()
@@ -245,7 +259,8 @@ class Meter:
         return self._journal(hold, cost, record, dep.provider.spec.name)
 
     async def _journal(self, hold: Hold, cost: int, record: dict[str, Any], provider: str) -> Settlement:
-        """Settle in the book, then write the record through the journal (durable when it returns)."""
+        """Settle in the book, then make the record durable: appended to the spool, or committed
+        through the journal."""
         settlement = await self.book.settle(hold, cost)
         record |= {
             "cost": settlement.own + settlement.voucher_total,
@@ -253,7 +268,15 @@ class Meter:
             "own_part": settlement.own,
             "uncollected": settlement.uncollected,
         }
-        await self.journal.record(Charge(record, settlement, provider), alone=self._live == 0)
+        charge = Charge(record, settlement, provider)
+        if self.spool is not None:
+            record["created_at"] = time.time()
+            try:
+                self.spool.stage(charge)
+                return settlement
+            except OSError:  # a full disk, say: the database may still take it
+                log.exception("spooling a usage record failed; committing it to the database instead")
+        await self.journal.record(charge, alone=self._live == 0)
         return settlement
 
 

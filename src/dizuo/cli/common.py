@@ -36,13 +36,16 @@ def reported() -> Iterator[None]:
 
 @contextmanager
 def database() -> Iterator[Database]:
-    """Open the platform's database (migrated; the ``default`` organization present)."""
+    """Open the platform's database (migrated; the ``default`` organization present; the usage records
+    a killed server left in its spool committed)."""
     from dizuo.accounts.service import ensure_default_org
+    from dizuo.billing.spool import recover
 
     db = Database(Settings().resolved_database_url)
     try:
         db.upgrade()
         ensure_default_org(db, with_key=False)
+        recover(db)
         yield db
     finally:
         db.dispose()

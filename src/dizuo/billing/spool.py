@@ -1,0 +1,313 @@
+"""Usage records spooled to a local file: with one replica on SQLite (no Redis), a call's answer
+completes once its record is appended to a file beside the database, and a thread moves the records
+into the database in group commits.
+
+Why: a lone call committed its record in place, a WAL write of about ten pages and three statements
+on the call's path (~0.2 ms here, most of what metering added; docs/benchmarks.md). One append to a
+file is a few microseconds, and it is as durable as SQLite's commit with ``synchronous=NORMAL``: the
+kernel has the bytes, so a killed dizuo loses nothing, and a crash of the host may lose the last
+second (the promise of ``DIZUO_DURABILITY=process``; with ``disk`` each append is flushed).
+
+How it stays exact:
+
+* The call's charge is applied to the in-memory wallet as a pending change before the append, and
+  stays pending until its commit lands: spent money is never spendable again. A commit that fails is
+  retried; a spooled charge is never given back (its call was answered).
+* Each process appends to files of its own, each locked (``flock``) for as long as the process uses
+  it. A file grows to :data:`SEGMENT_BYTES`, then the next one starts; a file whose every record is
+  committed is deleted (the one in use is emptied).
+* A process that starts, and every ``dizuo admin`` command, first takes over the files no live
+  process holds (:func:`recover`): it commits the records whose request id has no usage record yet,
+  then deletes the file. A crash between the commit and the deletion repeats nothing.
+* A record is one ``write``; a line that a kill cut short belongs to a call that was never answered,
+  and is skipped.
+
+Spooling is chosen by ``DIZUO_USAGE_STAGING`` (:func:`spools`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from dizuo.billing.holds import Settlement, WalletBook
+from dizuo.billing.journal import MAX_BATCH, Charge, Journal
+from dizuo.billing.staging import Staging
+from dizuo.store import Database, ordered_id
+
+__all__ = ["Spool", "recover", "spool_dir", "spools"]
+
+log = logging.getLogger("dizuo.billing")
+
+GATHER_SECONDS = 0.05  # records gather this long before their commit
+RETRY_SECONDS = 1.0
+SEGMENT_BYTES = 8 << 20
+SUFFIX = ".spool"
+
+
+def spool_dir(db: Database) -> Path | None:
+    """Where the spool files of a SQLite database live: a folder beside its file (``dizuo.db-spool``),
+    so that they persist exactly as the database does. None for other databases and in-memory ones."""
+    if not db.is_sqlite:
+        return None
+    path = db.engine.url.database
+    if not path or path == ":memory:":
+        return None
+    return Path(path + "-spool")
+
+
+def spools(setting: Staging, db: Database) -> bool:
+    """Whether a process without Redis spools its usage records (``DIZUO_USAGE_STAGING``): *auto* when
+    the database is a SQLite file and the durability asked is ``process``; *on* for a SQLite file
+    whatever the durability (with ``disk`` each append is flushed to disk); *off* never."""
+    if spool_dir(db) is None or setting == "off":
+        return False
+    return setting == "on" or db.durability == "process"
+
+
+def encode(charge: Charge) -> bytes:
+    """One spool line: the usage record (its ``created_at`` in epoch seconds), how it was paid, and
+    the provider its revenue goes to."""
+    paid = charge.settlement
+    settlement = [paid.cost, paid.own, paid.vouchers, paid.uncollected, paid.id]
+    return orjson.dumps({"r": charge.record, "s": settlement, "p": charge.provider}) + b"\n"
+
+
+def decode(line: bytes) -> Charge:
+    data = orjson.loads(line)
+    record: dict[str, Any] = data["r"]
+    cost, own, vouchers, uncollected, settlement_id = data["s"]
+    paid = tuple((str(voucher_id), int(part)) for voucher_id, part in vouchers)
+    settlement = Settlement(int(cost), int(own), paid, int(uncollected), record["org_id"], settlement_id)
+    return Charge(record, settlement, data["p"])
+
+
+class _Segment:
+    """One spool file this process appends to (and holds locked)."""
+
+    __slots__ = ("fd", "outstanding", "path", "size")
+
+    def __init__(self, directory: Path) -> None:
+        self.path = directory / f"{os.getpid()}-{ordered_id()}{SUFFIX}"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.size = 0
+        self.outstanding = 0  # records appended and not committed yet
+
+    def delete(self) -> None:
+        """Unlink, then close (and so unlock): no other process takes over a file being deleted."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        os.close(self.fd)
+
+
+_Queued = tuple[Charge, _Segment]
+
+
+class Spool:
+    """Appends usage records on the event loop; one thread commits them. See the module's docstring."""
+
+    def __init__(self, journal: Journal, directory: Path, *, gather: float = GATHER_SECONDS) -> None:
+        self.journal = journal
+        self.directory = directory
+        self.gather = gather
+        self._flush = journal.db.durability == "disk"
+        self._lock = threading.Lock()  # appends and deletions of spool files
+        self._segment: _Segment | None = None
+        self._closed: list[_Segment] = []  # full ones with records still to commit
+        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # cuts the gathering short
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._segment = _Segment(self.directory)
+        self._thread = threading.Thread(target=self._run, name="dizuo-spool", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Commit what is spooled, then delete the files (those a failing database left stay, for the
+        next start to commit)."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._stopping.set()
+            self._thread.join(30)
+            self._thread = None
+        with self._lock:
+            for segment in [*self._closed, *([self._segment] if self._segment else [])]:
+                if segment.outstanding == 0:
+                    segment.delete()
+                else:
+                    os.close(segment.fd)
+            self._closed = []
+            self._segment = None
+
+    def stage(self, charge: Charge) -> None:
+        """Append *charge*'s record (durable when this returns) and queue its commit. Raises OSError
+        (the file then unchanged) when it cannot be written."""
+        line = encode(charge)
+        with self._lock:
+            segment = self._segment
+            if segment is None:
+                raise OSError("the spool is not running")
+            if segment.size >= SEGMENT_BYTES:
+                segment = self._next()
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(segment.fd, view) :]
+                if self._flush:
+                    os.fdatasync(segment.fd)
+            except OSError:
+                # A partial line would spoil the next: cut the file back to where it was.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(segment.fd, segment.size)
+                raise
+            segment.size += len(line)
+            segment.outstanding += 1
+        self._queue.put((charge, segment))
+
+    def _next(self) -> _Segment:
+        """Start a new file (under the lock); the full one is deleted once its records are committed."""
+        assert self._segment is not None
+        segment = _Segment(self.directory)
+        self._closed.append(self._segment)
+        self._segment = segment
+        return segment
+
+    # ---- the committing thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        waiting: list[_Queued] = []  # taken from the queue, not committed yet
+        stopping = False
+        while True:
+            if not waiting and not stopping:
+                first = self._queue.get()
+                if first is None:
+                    stopping = True
+                else:
+                    waiting.append(first)
+                    # Let records gather: one commit for many costs the calls sharing this process's
+                    # interpreter far less than one commit each.
+                    self._stopping.wait(self.gather)
+            stopping = self._take(waiting) or stopping
+            if waiting:
+                if self._commit(waiting):
+                    waiting = []
+                elif stopping:
+                    log.error(
+                        "%d spooled usage records stay in %s until the next start",
+                        len(waiting),
+                        self.directory,
+                    )
+                    return
+                else:
+                    self._stopping.wait(RETRY_SECONDS)
+            if stopping and not waiting:
+                return
+
+    def _take(self, waiting: list[_Queued]) -> bool:
+        """Move what is queued into *waiting*; True once the stop marker is seen."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            waiting.append(item)
+
+    def _commit(self, waiting: list[_Queued]) -> bool:
+        for start in range(0, len(waiting), MAX_BATCH):
+            part = waiting[start : start + MAX_BATCH]
+            _, error = self.journal.commit([charge for charge, _ in part], keep_failed=True)
+            if error is not None:
+                del waiting[:start]
+                log.error("committing spooled usage records failed (%s); retrying", error)
+                return False
+            self._committed(part)
+        return True
+
+    def _committed(self, part: list[_Queued]) -> None:
+        with self._lock:
+            for _, segment in part:
+                segment.outstanding -= 1
+            for segment in {id(s): s for _, s in part}.values():
+                if segment.outstanding:
+                    continue
+                if segment is self._segment:
+                    if segment.size:  # every record in it is committed: empty it
+                        os.ftruncate(segment.fd, 0)
+                        segment.size = 0
+                elif segment in self._closed:
+                    self._closed.remove(segment)
+                    segment.delete()
+
+
+def recover(db: Database) -> int:
+    """Commit the records of spool files that no live process holds (a process was killed, or stopped
+    while the database failed), then delete the files. Returns how many records were committed."""
+    directory = spool_dir(db)
+    if directory is None or not directory.is_dir():
+        return 0
+    journal: Journal | None = None
+    total = 0
+    try:
+        for path in sorted(directory.glob(f"*{SUFFIX}")):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue  # taken over and deleted meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live process's
+                if os.fstat(fd).st_nlink == 0:
+                    continue  # deleted by whoever held it before us
+                charges = _read(fd, path)
+                if charges:
+                    journal = journal or Journal(db, WalletBook())
+                    total += _commit_new(journal, charges)
+                path.unlink()
+                log.warning("took over %d spooled usage records from %s", len(charges), path.name)
+            finally:
+                os.close(fd)
+    finally:
+        if journal is not None:
+            journal.stop()
+    return total
+
+
+def _read(fd: int, path: Path) -> list[Charge]:
+    with os.fdopen(os.dup(fd), "rb") as file:
+        data = file.read()
+    charges = []
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            charges.append(decode(line))
+        except (ValueError, KeyError, TypeError):  # a line cut short by a kill: never answered
+            log.warning("skipping unreadable line %d of %s (%d bytes)", number, path.name, len(line))
+    return charges
+
+
+def _commit_new(journal: Journal, charges: list[Charge]) -> int:
+    """Commit those of *charges* that have no usage record yet (in parts); how many were committed."""
+    committed = 0
+    for start in range(0, len(charges), MAX_BATCH):
+        part = charges[start : start + MAX_BATCH]
+        done_before = journal.existing([charge.record["request_id"] for charge in part])
+        fresh = [charge for charge in part if charge.record["request_id"] not in done_before]
+        _, error = journal.commit(fresh)
+        if error is not None:
+            raise error
+        committed += len(fresh)
+    return committed
