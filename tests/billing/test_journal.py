@@ -64,6 +64,24 @@ async def test_lone_and_grouped_calls_mix_without_loss(journal: tuple[Journal, D
     assert committed(db, org_id) == (40, total, 0, 10_000_000 - total)
 
 
+async def test_a_group_larger_than_one_insert_lands_whole(journal: tuple[Journal, Database, str]) -> None:
+    j, db, org_id = journal
+    # SQLite writes a group's rows as multi-row INSERTs of ROWS_PER_INSERT rows each: 300 calls
+    # (600 ledger legs) take several statements, and every row must land with its own values.
+    charges = [await charge(j, org_id, 1 + i) for i in range(300)]
+    _, error = j.commit(charges)
+    assert error is None
+    total = sum(1 + i for i in range(300))
+    assert committed(db, org_id) == (300, total, 0, 10_000_000 - total)
+    with db.session() as session:
+        costs = dict(
+            session.execute(
+                text("SELECT request_id, cost FROM usage_records WHERE org_id = :o"), {"o": org_id}
+            ).all()
+        )
+    assert costs == {c.record["request_id"]: c.record["cost"] for c in charges}
+
+
 async def test_a_lone_call_waits_for_a_busy_writer(journal: tuple[Journal, Database, str]) -> None:
     j, db, org_id = journal
     lone = await charge(j, org_id, 700)
