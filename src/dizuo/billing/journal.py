@@ -105,6 +105,11 @@ class _Compiled:
         voucher = Voucher.__table__.c
         self.usage = _Statement(insert(UsageRecord).compile(dialect=dialect, column_keys=usage_columns))
         self.ledger = _Statement(insert(LedgerEntry).compile(dialect=dialect, column_keys=ledger_columns))
+        # PostgreSQL: a group's rows go in by COPY (docs/benchmarks.md: a quarter of the CPU per row).
+        self.usage_columns = tuple(usage_columns)
+        self.ledger_columns = tuple(ledger_columns)
+        self.copy_usage = f"COPY usage_records ({', '.join(usage_columns)}) FROM STDIN"
+        self.copy_ledger = f"COPY ledger_entries ({', '.join(ledger_columns)}) FROM STDIN"
         self.wallet = _Statement(
             update(Wallet)
             .where(wallet.org_id == bindparam("org"))
@@ -379,6 +384,8 @@ class Journal:
                 self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
             elif len(records) == 1 and len(wallet_deltas) == 1 and not voucher_rows:
                 self._execute_one(connection, sql, records[0], entries, wallet_deltas[0], done)
+            elif len(records) > 1:
+                self._copy(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
             else:
                 # PostgreSQL: the statements and the commit go in one pipeline, one round trip in all.
                 with connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
@@ -409,6 +416,39 @@ class Journal:
             sql.wallet.execute(cursor, wallet_deltas)
         if voucher_rows:
             sql.voucher.execute(cursor, voucher_rows)
+        if self.book.wants_snapshots:
+            done.snapshots = self._snapshots(cursor, list(done.org_deltas))
+        cursor.close()
+        connection.commit()
+
+    def _copy(
+        self,
+        connection: PoolProxiedConnection,
+        sql: _Compiled,
+        records: list[dict[str, Any]],
+        entries: list[dict[str, Any]],
+        wallet_deltas: list[dict[str, Any]],
+        voucher_rows: list[dict[str, Any]],
+        done: Committed,
+    ) -> None:
+        """PostgreSQL, a group of charges: the usage records and ledger legs by COPY, then the wallet and
+        voucher changes, in one transaction. In pipeline mode each row was a statement of its own, and
+        the driver's Python work for it (~90 µs a charge, on the thread that shares the interpreter
+        with the event loop) cost more than the database's; COPY formats the rows in C (~25 µs)."""
+        usage = [tuple(row[name] for name in sql.usage_columns) for row in sql.usage.rows(records)[1]]
+        legs = [tuple(row[name] for name in sql.ledger_columns) for row in sql.ledger.rows(entries)[1]]
+        cursor = connection.cursor()
+        with cursor.copy(sql.copy_usage) as copy:
+            for row in usage:
+                copy.write_row(row)
+        if legs:
+            with cursor.copy(sql.copy_ledger) as copy:
+                for row in legs:
+                    copy.write_row(row)
+        if wallet_deltas:
+            cursor.executemany(*sql.wallet.rows(wallet_deltas))
+        if voucher_rows:
+            cursor.executemany(*sql.voucher.rows(voucher_rows))
         if self.book.wants_snapshots:
             done.snapshots = self._snapshots(cursor, list(done.org_deltas))
         cursor.close()
