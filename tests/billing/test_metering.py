@@ -19,6 +19,7 @@ from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database
 from tests.billing.race import race
 from tests.conftest import RunningGateway
+from tests.support.upstream import FakeUpstream
 
 
 @pytest.fixture
@@ -85,6 +86,35 @@ def test_empty_wallet_gets_402_and_nothing_is_recorded(gateway: RunningGateway, 
     assert error["type"] == "insufficient_quota" and error["code"] == "insufficient_quota"  # type: ignore[index]
     assert "dizuo admin topup" in error["message"]  # type: ignore[index]
     assert records(db, org_id) == []
+
+
+def test_a_refused_call_never_reaches_the_upstream(
+    gateway: RunningGateway, db: Database, upstream: FakeUpstream
+) -> None:
+    # The upstream request is started while the hold is asked for, its body sent only once the hold is
+    # in place: a 402 or a 429 leaves the upstream without the request.
+    poor_id, poor = new_org(db, None)
+    name = f"org-{uuid.uuid4().hex[:8]}"
+    create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    limited = create_key(db, name, limits=(1, None, None)).key  # one request a minute
+    marks = {label: f"{label}-{uuid.uuid4().hex}" for label in ("poor", "first", "second")}
+
+    def ask(key: str, label: str) -> int:
+        with sdk(gateway, key) as client:
+            try:
+                client.chat.completions.create(
+                    model="echo-model", messages=[{"role": "user", "content": marks[label]}]
+                )
+            except openai.APIStatusError as exc:
+                return exc.status_code
+            return 200
+
+    assert [ask(poor, "poor"), ask(limited, "first"), ask(limited, "second")] == [402, 200, 429]
+    time.sleep(0.3)
+    reached = {label for label, mark in marks.items() if any(mark in str(s.body) for s in upstream.seen)}
+    assert reached == {"first"}
+    assert records(db, poor_id) == []
 
 
 def test_topup_takes_effect_at_once(gateway: RunningGateway, db: Database) -> None:

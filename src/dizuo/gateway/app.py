@@ -576,8 +576,10 @@ class Gateway:
         body, stream = call.body, call.stream
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
 
-        def open_call(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
-            return dep.provider.chat(call_body, stream)
+        def open_call(
+            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None]
+        ) -> AsyncGenerator[Reply, None]:
+            return dep.provider.chat(call_body, stream, gate)
 
         async with self._accounted(call, receive):
             attempt = await self._first_reply(call, pool, open_call, *call.bounds)
@@ -684,7 +686,10 @@ class Gateway:
         """Answer an embeddings request."""
         call, pool = await self._begin(receive, headers, request_id, "embeddings")
 
-        async def one(dep: Deployment, call_body: dict[str, Any]) -> AsyncGenerator[Reply, None]:
+        async def one(
+            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None]
+        ) -> AsyncGenerator[Reply, None]:
+            await gate
             yield await dep.provider.embed(call_body)
 
         async with self._accounted(call, receive):

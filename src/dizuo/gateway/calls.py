@@ -38,7 +38,9 @@ __all__ = [
     "without_usage",
 ]
 
-Opener = Callable[[Deployment, dict[str, Any]], AsyncGenerator[Reply, None]]
+# Opens one attempt: (deployment, its copy of the body, the gate: done once the attempt's hold is in
+# place; nothing may reach the upstream as a request before).
+Opener = Callable[[Deployment, dict[str, Any], Awaitable[None]], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
 Release = Callable[[Hold], Awaitable[None]]
 
@@ -123,18 +125,27 @@ async def first_reply(
             busy += 1
             skipped.append(f"{dep.name}: at capacity / 容量已满")
             continue
+        # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
+        call_body = dict(body) if copy_body else body
+        # The attempt starts while its hold is asked for (building the upstream request is hidden in
+        # that wait); the provider sends the request's body only once the hold is in place.
+        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        replies = open_call(dep, call_body, gate)
+        opening = asyncio.ensure_future(anext(replies))
         try:
             hold = await reserve(dep)
         except BaseException:
+            opening.cancel()  # the upstream sees its connection close, never a whole request
+            with contextlib.suppress(BaseException):
+                await opening
+            await replies.aclose()
             await asyncio.shield(capacity.give_back(permit, 0))
             raise
-        # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
-        call_body = dict(body) if copy_body else body
+        gate.set_result(None)
         started = time.perf_counter()
         health.started(dep.name)
-        replies = open_call(dep, call_body)
         try:
-            first = await anext(replies)
+            first = await opening
         except StopAsyncIteration:
             last = UpstreamError(
                 "upstream_disconnected", deployment=dep.name, detail="empty answer", retryable=True

@@ -8,7 +8,7 @@ Capabilities are class attributes. Providers make no routing or billing decision
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
@@ -141,8 +141,12 @@ class Provider:
                 "upstream_unreachable", deployment=self.endpoint.deployment, detail="not loaded"
             )
 
-    def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
-        """Run a chat completion; *body* is the client's JSON, already validated."""
+    def chat(
+        self, body: dict[str, Any], stream: bool, gate: Awaitable[None] | None = None
+    ) -> AsyncGenerator[Reply, None]:
+        """Run a chat completion; *body* is the client's JSON, already validated. With a *gate* (the
+        call's hold, being asked for), the call may be prepared at once, but nothing it sends may reach
+        the upstream as a request until the gate is done."""
         raise NotImplementedError
 
     async def embed(self, body: dict[str, Any]) -> Reply:

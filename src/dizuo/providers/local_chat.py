@@ -14,7 +14,7 @@ import importlib.metadata
 import threading
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +181,12 @@ class LocalChat(Provider):
                 cancel.set()
                 await asyncio.shield(worker)
 
-    async def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
+    async def chat(
+        self, body: dict[str, Any], stream: bool, gate: Awaitable[None] | None = None
+    ) -> AsyncGenerator[Reply, None]:
         """Generate an answer; stream chunks in OpenAI's chat.completion.chunk shape."""
+        if gate is not None:
+            await gate
         self._check(body)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "created": int(time.time()), "model": body.get("model")}
         if not stream:

@@ -8,7 +8,7 @@ on as the upstream sends them; only chunks that mention usage are parsed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -113,14 +113,25 @@ class OpenAICompatible(Provider):
             )
         return orjson.dumps(body)
 
-    async def chat(self, body: dict[str, Any], stream: bool) -> AsyncGenerator[Reply, None]:
-        """POST the chat completion upstream and yield the body, or the stream's events."""
-        data = self._prepare(body, stream)
+    async def chat(
+        self, body: dict[str, Any], stream: bool, gate: Awaitable[None] | None = None
+    ) -> AsyncGenerator[Reply, None]:
+        """POST the chat completion upstream and yield the body, or the stream's events.
+
+        With a *gate*, the request is built and started at once, but its body is sent only when the
+        gate is done: the upstream never has a complete request of a call refused meanwhile (it sees
+        the connection close), and building the request is hidden in the gate's wait."""
+        whole = self._prepare(body, stream)
+        data: bytes | AsyncIterator[bytes] = whole
         url = f"{self.endpoint.base_url}/chat/completions"
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
         session = self.transport.session
+        headers = self._headers()
+        if gate is not None:
+            headers["Content-Length"] = str(len(whole))
+            data = _after(gate, whole)
         with map_upstream_errors(name, read_timeout):
-            response = await session.post(url, data=data, headers=self._headers(), timeout=self._timeout())
+            response = await session.post(url, data=data, headers=headers, timeout=self._timeout())
         try:
             if response.status >= 400:
                 with map_upstream_errors(name, read_timeout):
@@ -215,3 +226,9 @@ def _usage_chunk(payload: bytes) -> Reply:
     usage = parse_usage(data)
     choices = data.get("choices")
     return Reply(payload, usage, usage_only=usage is not None and not choices)
+
+
+async def _after(gate: Awaitable[None], data: bytes) -> AsyncIterator[bytes]:
+    """A request body that is *data*, once *gate* is done."""
+    await gate
+    yield data
