@@ -192,6 +192,16 @@ async def test_recover_commits_what_a_dead_process_left_once(setup: Setup) -> No
     assert committed(setup.db, setup.org_id) == (4, 29, 0, TEN_YUAN - 29)
 
 
+async def test_a_file_recover_cannot_open_is_left_and_the_rest_taken_over(setup: Setup) -> None:
+    setup.directory.mkdir()
+    # As another user's file would be (root reads everything, so a link that loops stands in).
+    (setup.directory / "1-unreadable.spool").symlink_to("1-unreadable.spool")
+    (setup.directory / "2-dead.spool").write_bytes(encode(await setup.charge(11)))
+    assert recover(setup.db) == 1
+    assert committed(setup.db, setup.org_id) == (1, 11, 0, TEN_YUAN - 11)
+    assert [p.name for p in setup.directory.iterdir()] == ["1-unreadable.spool"]
+
+
 def test_spooling_is_for_sqlite_files(tmp_path: Path) -> None:
     file = Database(f"sqlite:///{tmp_path / 'x.db'}")
     memory = Database("sqlite:///:memory:")

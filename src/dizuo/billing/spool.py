@@ -266,6 +266,9 @@ def recover(db: Database) -> int:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
                 continue  # taken over and deleted meanwhile
+            except OSError as exc:  # another user's file (the server's): that user's processes commit it
+                log.warning("cannot take over spooled usage records in %s: %s", path, exc)
+                continue
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
