@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,13 +16,11 @@ import pytest
 from sqlalchemy import text
 
 from dizuo.accounts import create_org
-from dizuo.billing import Scope, WalletBook, parse_cny
+from dizuo.billing import WalletBook, parse_cny
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.service import topup
 from dizuo.store import Database, Durability
-from tests.billing.records import committed, usage_record
-
-SCOPE = Scope("openai-compatible", "cq", "echo-model")
+from tests.billing.records import committed, settled_charge
 
 
 @pytest.fixture
@@ -41,11 +38,7 @@ def journal(database_url: str) -> Iterator[tuple[Journal, Database, str]]:
 
 
 async def charge(journal: Journal, org_id: str, cost: int) -> Charge:
-    hold = await journal.book.reserve(org_id, cost * 2, SCOPE, time.time())
-    settlement = await journal.book.settle(hold, cost)
-    money = {"cost": cost, "voucher_part": 0, "own_part": cost, "uncollected": 0}
-    record = usage_record(uuid.uuid4().hex, org_id, **money)
-    return Charge(record, settlement, "openai-compatible")
+    return await settled_charge(journal.book, org_id, cost)
 
 
 async def test_a_lone_call_is_durable_when_record_returns(journal: tuple[Journal, Database, str]) -> None:

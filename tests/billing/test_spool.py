@@ -23,18 +23,17 @@ import yaml
 from sqlalchemy import func, select, text
 
 from dizuo.accounts import create_key, create_org
-from dizuo.billing import Scope, WalletBook, parse_cny, spool
+from dizuo.billing import WalletBook, parse_cny, spool
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.service import topup
 from dizuo.billing.spool import Spool, decode, encode, recover, spool_dir
 from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database
 from tests.billing.race import race
-from tests.billing.records import committed, usage_record, wait_for_records
+from tests.billing.records import committed, settled_charge, wait_for_records
 from tests.support.servers import free_port, start_server
 from tests.support.upstream import FakeUpstream
 
-SCOPE = Scope("openai-compatible", "cq", "echo-model")
 TEN_YUAN = 10_000_000
 
 
@@ -52,12 +51,8 @@ class Setup:
         return spooler
 
     async def charge(self, cost: int) -> Charge:
-        """A call's charge as the meter makes it: held, settled in memory, its record complete."""
-        hold = await self.book.reserve(self.org_id, cost * 2, SCOPE, time.time())
-        settlement = await self.book.settle(hold, cost)
-        money = {"cost": cost, "voucher_part": 0, "own_part": cost, "uncollected": 0}
-        record = usage_record(f"req_{uuid.uuid4().hex}", self.org_id, created_at=time.time(), **money)
-        return Charge(record, settlement, "openai-compatible")
+        """A call's charge as the meter spools it: settled in memory, stamped with its answer's time."""
+        return await settled_charge(self.book, self.org_id, cost, created_at=time.time())
 
     async def balance_in_memory(self) -> int:
         return (await self.book.state(self.org_id)).balance
