@@ -353,6 +353,28 @@ async def test_admit_takes_the_limits_and_the_hold_together(make_shared: Factory
         await limiter.aclose()
 
 
+async def test_settle_gives_the_limits_back_in_the_same_script(make_shared: Factory, org: str) -> None:
+    book = book_with(make_shared, org, 1_000_000)
+    assert isinstance(book, RedisBook)
+    key = limited(org, rpm=10, tpm=1_000, concurrency=1)
+    hold, permit = await book.admit(org, 400_000, SCOPE, NOW, taking(key))
+    assert permit is not None
+    settlement = await book.settle(hold, 100_000, limits=(permit, 40))
+    assert (settlement.own, permit.released) == (100_000, True)
+    limiter = RedisLimiter(book.url)
+    try:
+        await limiter.release(permit, 40)  # released already: must change nothing
+        # The slot is free, the second request is counted, and the estimate (100) became the truth (40).
+        again = await limiter.acquire(key, 0)
+        assert again.state.remaining_requests == 8
+        assert again.state.remaining_tokens is not None and 958 <= again.state.remaining_tokens <= 960
+        with pytest.raises(RateLimited):  # concurrency 1: the slot just taken is the only one
+            await limiter.acquire(key, 0)
+    finally:
+        await limiter.aclose()
+    assert (await book.state(org)).held == 0
+
+
 async def test_a_429_from_admit_holds_no_money(make_shared: Factory, org: str) -> None:
     book = book_with(make_shared, org, 1_000_000)
     assert isinstance(book, RedisBook)

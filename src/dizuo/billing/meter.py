@@ -65,8 +65,7 @@ class Meter:
         (:func:`dizuo.billing.spool.spools`).
 
         A *limiter* keeping its rate limits in the same Redis lets :meth:`ask` take a call's limits
-        with its hold: one round trip for both. (Giving them back stays the limiter's: a separate
-        script, which Redis runs after the settlement's, keeps it off the answer's path.)"""
+        with its hold, and :meth:`settle` give them back with the charge: one command each."""
         self.enabled = enabled
         self.book: Book
         self._shared: RedisBook | None = None
@@ -225,13 +224,19 @@ class Meter:
         started: float,
         status: str = "ok",
         attempts: list[dict[str, str | None]] | None = None,
+        permit: Permit | None = None,
     ) -> Awaitable[Settlement]:
         """Charge the true cost and write the usage record and ledger entries; the awaitable returned
         (awaited, always) ends once they are durable. When a drain stages records in Redis, the script
         that charges and stages is sent before this returns, so work the caller does before awaiting
-        is hidden in Redis's round trip."""
+        is hidden in Redis's round trip.
+
+        The call's rate-limit *permit*, when the limits are kept in the meter's Redis
+        (:attr:`admits_limits`), is given back by the same script (and marked released); else it is
+        left to the limiter."""
         if not self.enabled:
             return _done(Settlement(0, 0, (), 0))
+        limits = (permit, usage.total_tokens) if permit is not None and self._limits is not None else None
         if hold.id and not hold.settled:
             self._live -= 1
         cost = _cost(dep, usage.prompt_tokens, usage.completion_tokens)
@@ -255,13 +260,24 @@ class Meter:
         if self.drain is not None:
             # One script charges the wallet and stages the record; a drain commits it (staging.py).
             book = self.drain.book
-            return book.settled(book.settling(hold, cost, stage={**record, "created_at": time.time()}))
-        return self._journal(hold, cost, record, dep.provider.spec.name)
+            stage = {**record, "created_at": time.time()}
+            return book.settled(book.settling(hold, cost, stage, limits))
+        return self._journal(hold, cost, record, dep.provider.spec.name, limits)
 
-    async def _journal(self, hold: Hold, cost: int, record: dict[str, Any], provider: str) -> Settlement:
-        """Settle in the book, then make the record durable: appended to the spool, or committed
-        through the journal."""
-        settlement = await self.book.settle(hold, cost)
+    async def _journal(
+        self,
+        hold: Hold,
+        cost: int,
+        record: dict[str, Any],
+        provider: str,
+        limits: tuple[Permit, int] | None,
+    ) -> Settlement:
+        """Settle in the book (giving back the rate *limits* with it when the book is Redis's), then
+        make the record durable: appended to the spool, or committed through the journal."""
+        if limits is not None and self._shared is not None:
+            settlement = await self._shared.settle(hold, cost, limits=limits)
+        else:
+            settlement = await self.book.settle(hold, cost)
         record |= {
             "cost": settlement.own + settlement.voucher_total,
             "voucher_part": settlement.voucher_total,

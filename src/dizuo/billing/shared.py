@@ -186,11 +186,14 @@ _RELEASE = (
     LIMITS_LUA + _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') limits_give_back(5, 1, #KEYS - 5) return 1"
 )
 
-# ARGV: hold_id, own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then
-# (staged only, with the stream as KEYS[6]) the usage record. The stream entry is p: pending id,
-# m: what was charged (own, then voucher id, part, … as in the pending record), r: the record.
+# KEYS: the wallet's, the stream, then the keys of the rate limits to give back (if any). ARGV: hold_id,
+# own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then the usage record
+# to stage ('' when not staging), then the limits' arguments (limits_give_back). The stream entry is
+# p: pending id, m: what was charged (own, then voucher id, part, … as in the pending record), r: the
+# record. Answers {own charged, each voucher's part}.
 _SETTLE = (
-    _COMMON
+    LIMITS_LUA
+    + _COMMON
     + """
 local found = drop(h, hx, ARGV[1], 'held', 'h:')
 local n = tonumber(ARGV[6])
@@ -222,7 +225,9 @@ if ARGV[5] ~= '+inf' then  -- staged: never lapses
   redis.call('ZADD', px, ARGV[5], ARGV[4])
   lapses_at(v, tonumber(ARGV[5]))
 end
-if KEYS[6] then redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', m, 'r', ARGV[7 + 2 * n]) end
+local record = ARGV[7 + 2 * n]
+if record ~= '' then redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', m, 'r', record) end
+limits_give_back(6, 7 + 2 * n, #KEYS - 6)
 table.insert(pays, 1, charged)
 return pays
 """
@@ -405,14 +410,30 @@ class RedisBook:
         hold.settled = True
         await self._give_back(hold.org_id, hold.id, None)
 
-    async def settle(self, hold: Hold, cost: int, stage: dict[str, Any] | None = None) -> Settlement:
+    async def settle(
+        self,
+        hold: Hold,
+        cost: int,
+        stage: dict[str, Any] | None = None,
+        limits: tuple[Permit, int] | None = None,
+    ) -> Settlement:
         """Charge *cost* against *hold*. With *stage* (a usage record without its money columns, with
         ``created_at`` as epoch seconds), the same script appends the record to the stream the drains
         move into the database (:mod:`dizuo.billing.staging`), and its pending charge never lapses:
-        the record is durable once this returns, and its money stays counted until it is committed."""
-        return await self.settled(self.settling(hold, cost, stage))
+        the record is durable once this returns, and its money stays counted until it is committed.
 
-    def settling(self, hold: Hold, cost: int, stage: dict[str, Any] | None = None) -> Settling:
+        With *limits* (a permit of :class:`dizuo.limits.shared.RedisLimiter` on this Redis, and the
+        tokens the call used), the same script also gives the call's rate limits back, as
+        ``RedisLimiter.release`` would: one command instead of two."""
+        return await self.settled(self.settling(hold, cost, stage, limits))
+
+    def settling(
+        self,
+        hold: Hold,
+        cost: int,
+        stage: dict[str, Any] | None = None,
+        limits: tuple[Permit, int] | None = None,
+    ) -> Settling:
         """Send :meth:`settle`'s script at once, without waiting: :meth:`settled` (awaited, always)
         gives the settlement, and other work done in between is hidden in Redis's round trip."""
         if hold.settled:
@@ -427,10 +448,14 @@ class RedisBook:
         args: list[Any] = [hold.id, split.own, hold.own, pending_id, expires, len(split.vouchers)]
         for vid, paid in split.vouchers:
             args += [vid, paid]
-        keys = _keys(hold.org_id)
-        if stage is not None:
-            keys.append(STREAM)
-            args.append(orjson.dumps({**stage, "charge": cost}))
+        keys = [*_keys(hold.org_id), STREAM]
+        args.append(b"" if stage is None else orjson.dumps({**stage, "charge": cost}))
+        if limits is not None and not limits[0].released:
+            permit, used = limits
+            permit.released = True  # a lost reply leaves its slot to lapse, as a lost release would
+            limit_keys, limit_args = giving_back(permit, used)
+            keys += limit_keys
+            args += limit_args
         reply = self._scripts.submit("settle", keys, args)
         return Settling(hold.org_id, cost, split.vouchers, pending_id, reply)
 

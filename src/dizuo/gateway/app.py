@@ -613,12 +613,12 @@ class Gateway:
             started=call.started,
             status=status,
             attempts=attempt.attempts,
+            permit=call.permit,
         )
-        # The call's work is done: give back its limits while the record is made durable (with a
-        # shared limiter the Python of that round trip runs in this wait, and Redis runs the script
-        # after the settlement's, whose answer does not wait for it). The call's end (_accounted)
-        # waits for it. (Giving them back after the answer measured slower: that Python then
-        # delays the next call.)
+        # The call's work is done: give back what it took while the record is made durable (rate
+        # limits kept in the meter's Redis went back with the settlement's script). The call's end
+        # (_accounted) waits for it. (Giving them back after the answer measured slower: that Python
+        # then delays the next call.)
         call.releasing = asyncio.ensure_future(self._release(call))
         self._count_tokens(attempt.deployment, usage)
         return settling

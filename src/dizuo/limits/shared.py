@@ -48,8 +48,9 @@ NONE = -1  # "no such limit" in the scripts' arguments
 # limits_give_back() takes the same keys and, at ARGV[a + 1 …], the permit id, the token correction,
 # then the same (rpm, tpm, concurrency) per subject.
 LIMITS_LUA = """
-local clock, ms  -- Redis's clock: seconds, and whole milliseconds
-do
+local clock, ms  -- Redis's clock: seconds, and whole milliseconds; read by the first limit function
+local function tick()
+  if ms then return end
   local t = redis.call('TIME')
   ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   clock = ms / 1000
@@ -101,6 +102,8 @@ local function sweep(key, s)
   s[3], s[4] = n, due
 end
 local function limits_check(k, a, m)
+  if m == 0 then return true, {} end
+  tick()
   local seen = {}
   for i = 0, m - 1 do
     local rpm, tpm, conc = tonumber(ARGV[a + 4 + 3 * i]), tonumber(ARGV[a + 5 + 3 * i]), tonumber(ARGV[a + 6 + 3 * i])
@@ -142,6 +145,8 @@ local function limits_take(k, a, m, seen, out)
   end
 end
 local function limits_give_back(k, a, m)
+  if m == 0 then return end
+  tick()
   local correction = tonumber(ARGV[a + 2])
   for i = 0, m - 1 do
     local rpm, tpm, conc = tonumber(ARGV[a + 3 + 3 * i]), tonumber(ARGV[a + 4 + 3 * i]), tonumber(ARGV[a + 5 + 3 * i])
