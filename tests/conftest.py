@@ -146,6 +146,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("lat-slow", "lat-model", "ctl-lat-slow", url),
             deployment("lat-fast", "lat-model", "ctl-lat-fast", url),
             deployment("cap-b", "cap-model", "echo", url, priority=1),
+            # Reports whatever usage a test sets in upstream.usages["ctl-usage"].
+            deployment("usage-1", "usage-model", "ctl-usage", url),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
             # Echoes the prompt back, streamed in 5-character pieces (guard tests).

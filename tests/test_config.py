@@ -69,6 +69,10 @@ deployments:
             "deployments[0] (a): colour: Extra inputs are not permitted",
         ),
         ("deployments:\n  - {name: a, provider: qwen}\n", "deployments[0] (a): model: Field required"),
+        (  # the usage records' column: a longer region would be refused with every record
+            "deployments:\n  - {name: a, model: m, provider: qwen, region: " + "r" * 65 + "}\n",
+            "deployments[0] (a): region: String should have at most 64 characters",
+        ),
         (
             "deployments:\n  - {name: a, model: m, provider: qwen}\n  - {name: a, model: n, provider: qwen}\n",
             "the name 'a' is used twice",

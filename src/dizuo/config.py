@@ -66,7 +66,7 @@ class DeploymentConfig(_Strict):
     base_url: str | None = None
     api_key: str | None = Field(None, description="A literal key, or env:VARIABLE to read it at start.")
     upstream_model: str | None = None
-    region: str = "default"
+    region: str = Field("default", min_length=1, max_length=64)
     cloud: Literal["public", "private", "local"] = "public"
     accelerator: str | None = None
     data_class_max: DataClass = "general"

@@ -216,3 +216,50 @@ def test_every_attempt_is_in_the_usage_record(gateway: RunningGateway, db: Datab
         {"deployment": "fo-backup", "error": None},
     ]
     assert row.created_at is not None
+
+
+@pytest.mark.parametrize(
+    "reported",
+    [
+        {"prompt_tokens": -2_000_000, "completion_tokens": 3, "total_tokens": -1_999_997},
+        {"prompt_tokens": 7, "completion_tokens": -5, "total_tokens": 2},
+        {"prompt_tokens": 7, "completion_tokens": 3_000_000_000, "total_tokens": 3_000_000_007},
+        {"prompt_tokens": "many", "completion_tokens": 3},
+        None,
+    ],
+    ids=["negative-prompt", "negative-completion", "beyond-any-context", "not-a-number", "absent"],
+)
+def test_usage_an_upstream_cannot_have_meant_is_estimated(
+    gateway: RunningGateway, db: Database, upstream: FakeUpstream, reported: object
+) -> None:
+    # A private cloud or a partner's server may report anything: negative tokens would credit the
+    # wallet, and a count beyond the database's columns would stop every record behind it. Such usage
+    # counts as not reported: the call is charged by estimate and its record says so.
+    org_id, key = new_org(db, "1")
+    upstream.usages["ctl-usage"] = reported
+    try:
+        with sdk(gateway, key) as client:
+            answer = client.chat.completions.create(
+                model="usage-model", messages=[{"role": "user", "content": "请核对"}]
+            )
+            pieces = list(
+                client.chat.completions.create(
+                    model="usage-model", messages=[{"role": "user", "content": "请核对"}], stream=True
+                )
+            )
+    finally:
+        upstream.usages.pop("ctl-usage", None)
+    assert answer.choices[0].message.content == "echo: 请核对" and pieces
+    rows = sorted(records(db, org_id), key=lambda row: row.stream)
+    assert [(row.stream, row.status) for row in rows] == [(False, "estimated"), (True, "estimated")]
+    # One token per input character (3) and, whole, per answer character ("echo: 请核对", 9); streamed,
+    # per event forwarded (the role, "你好", "，世界", the stop: 4). At ¥1.5/M in and ¥2/M out.
+    assert [(row.prompt_tokens, row.completion_tokens) for row in rows] == [(3, 9), (3, 4)]
+    assert [row.cost for row in rows] == [23, 13]  # 4.5 + 18 = 22.5 -> 23; 4.5 + 8 = 12.5 -> 13
+    assert balance(db, org_id) == 1_000_000 - 36
+    with db.session() as session:
+        charged = select(func.sum(LedgerEntry.amount)).where(
+            LedgerEntry.request_id.in_([row.request_id for row in rows])
+        )
+        assert list(session.scalars(charged.group_by(LedgerEntry.tx_id))) == [0, 0]  # each charge balances
+        assert session.scalar(charged.where(LedgerEntry.amount < 0)) == -36

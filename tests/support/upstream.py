@@ -17,6 +17,8 @@ from aiohttp import web
 
 from tests.support.personas import Personas
 
+USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+
 
 @dataclass
 class Seen:
@@ -34,6 +36,8 @@ class FakeUpstream:
     hang_started: threading.Event = field(default_factory=threading.Event)
     # Behaviour of the upstream models named ctl-…, set by tests: "ok", "fail500", "ratelimit".
     modes: dict[str, str] = field(default_factory=dict)
+    # The usage object the upstream models named ctl-… report, when a test sets one (any JSON value).
+    usages: dict[str, Any] = field(default_factory=dict)
     # JSON documents POSTed to /hooks/guard (the guard's alert webhook).
     hooks: list[dict[str, Any]] = field(default_factory=list)
     # Models named persona-… answer as tests/support/personas.py says (the evaluation bench's tests).
@@ -56,6 +60,7 @@ class FakeUpstream:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
         model = body.get("model")
+        usage = self.usages.get(model, USAGE) if isinstance(model, str) else USAGE
         if isinstance(model, str) and model.startswith("persona-"):
             return await self.personas.reply(body)
         if isinstance(model, str) and model.startswith("ctl-"):
@@ -87,8 +92,8 @@ class FakeUpstream:
             request.transport.abort()
             await asyncio.sleep(1)
         if body.get("stream"):
-            return await self._stream(request, body, model)
-        return web.json_response(self._completion(body))
+            return await self._stream(request, body, model, usage)
+        return web.json_response(self._completion(body, usage))
 
     def _text(self, body: dict[str, Any]) -> str:
         last = body["messages"][-1].get("content")
@@ -101,7 +106,7 @@ class FakeUpstream:
             return orjson.dumps({"note": last[5:]}).decode()
         return '{"city": "重庆"}'
 
-    def _completion(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _completion(self, body: dict[str, Any], usage: Any = USAGE) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self._text(body)}
         finish = "stop"
         if body.get("model") == "tools" and body.get("tools"):
@@ -128,10 +133,12 @@ class FakeUpstream:
             "created": int(time.time()),
             "model": body["model"],
             "choices": choices,
-            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+            "usage": usage,
         }
 
-    async def _stream(self, request: web.Request, body: dict[str, Any], model: str) -> web.StreamResponse:
+    async def _stream(
+        self, request: web.Request, body: dict[str, Any], model: str, usage: Any = USAGE
+    ) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model}
@@ -158,7 +165,6 @@ class FakeUpstream:
                 request.transport.abort()
                 return response
             await asyncio.sleep(0.01)
-        usage = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
         if model == "moonshot":  # Kimi's quirk: usage inside the last choice, sent unasked
             await event(
                 {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]}

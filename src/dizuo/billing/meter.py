@@ -306,9 +306,10 @@ def _cost(dep: Deployment, prompt: int, completion: int) -> int:
     return token_cost(prompt, completion, dep.price_in, dep.price_out)
 
 
-def estimate_usage(body: dict[str, Any], chunks: int) -> Usage:
-    """Estimate usage when the upstream reported none: one token per character of input text, one per
-    forwarded stream event of output (an upper bound for Chinese, a rough one for English)."""
+def estimate_usage(body: dict[str, Any], chunks: int, answer: bytes | None = None) -> Usage:
+    """Estimate usage when the upstream reported none: one token per character of input text, and of
+    output one per forwarded stream event or, for a whole *answer*, one per character of its choices'
+    text (an upper bound for Chinese, a rough one for English)."""
     text = 0
     for message in body.get("messages") or ():
         content = message.get("content") if isinstance(message, dict) else None
@@ -318,4 +319,27 @@ def estimate_usage(body: dict[str, Any], chunks: int) -> Usage:
         text += len(value)
     elif isinstance(value, list):
         text += sum(len(item) if isinstance(item, str) else 1 for item in value)
-    return Usage(text, chunks, text + chunks)
+    out = chunks if answer is None else _answer_characters(answer)
+    return Usage(text, out, text + out)
+
+
+def _answer_characters(answer: bytes) -> int:
+    """Characters of a chat completion's text: each choice's content, reasoning and tool arguments."""
+    try:
+        data = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return 0
+    choices = data.get("choices") if isinstance(data, dict) else None
+    total = 0
+    for choice in choices if isinstance(choices, list) else ():
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        for name in ("content", "reasoning_content"):
+            value = message.get(name)
+            total += len(value) if isinstance(value, str) else 0
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict):
+                total += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
+    return total

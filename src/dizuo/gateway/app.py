@@ -598,7 +598,8 @@ class Gateway:
         assert attempt is not None
         call.settled = True
         if usage is None:
-            usage = estimate_usage(call.body, call.chunks)
+            whole = None if call.stream else attempt.first.data
+            usage = estimate_usage(call.body, call.chunks, whole)
             status = status if status != "ok" else "estimated"
         call.usage = usage
         settling = self.meter.settle(
@@ -643,6 +644,8 @@ class Gateway:
                 if reply.usage is not None:
                     call.usage = reply.usage
                     data = reply.data if client_usage else without_usage(reply)
+                elif reply.usage_only:  # usage the meter cannot use (it estimates): still no output
+                    data = reply.data if client_usage else None
                 else:
                     data = reply.data
                     call.chunks += 1

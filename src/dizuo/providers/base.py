@@ -17,7 +17,7 @@ import aiohttp
 
 from dizuo.errors import UnsupportedFeature
 
-__all__ = ["Endpoint", "Provider", "ProviderSpec", "Reply", "Transport", "Usage"]
+__all__ = ["MAX_TOKENS", "Endpoint", "Provider", "ProviderSpec", "Reply", "Transport", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,16 +28,40 @@ class Usage:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Usage | None:
-        """Read an OpenAI ``usage`` object; None when absent or malformed."""
+        """Read an OpenAI ``usage`` object; None when absent or malformed, or when a count is not a
+        whole number from 0 to :data:`MAX_TOKENS`: an upstream outside the platform (a private cloud,
+        a partner's server) may report anything, and negative tokens would be a credit. The call is
+        then charged by estimate, as when no usage came."""
         if not isinstance(data, Mapping):
             return None
-        try:
-            prompt = int(data.get("prompt_tokens") or 0)
-            completion = int(data.get("completion_tokens") or 0)
-            total = int(data.get("total_tokens") or prompt + completion)
-        except (TypeError, ValueError):
+        prompt = _count(data.get("prompt_tokens"))
+        completion = _count(data.get("completion_tokens"))
+        if prompt is None or completion is None:
             return None
-        return cls(prompt, completion, total)
+        total = _count(data.get("total_tokens"))
+        return cls(prompt, completion, total or prompt + completion)
+
+
+# The most tokens one count of a call may have: a thousand times today's longest context windows, and
+# what the usage records' integer columns hold.
+MAX_TOKENS = 2**31 - 1
+
+
+def _count(value: Any) -> int | None:
+    """A token count as reported: absent or null is 0; a whole number (or a float or string of one)
+    from 0 to MAX_TOKENS is itself; anything else is None."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value) if isinstance(value, str) else value
+        count = int(number)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if count != number or not 0 <= count <= MAX_TOKENS:
+        return None
+    return count
 
 
 @dataclass(slots=True)

@@ -223,9 +223,11 @@ def _usage_chunk(payload: bytes) -> Reply:
         data = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return Reply(payload)
+    if not isinstance(data, dict):
+        return Reply(payload)
     usage = parse_usage(data)
-    choices = data.get("choices")
-    return Reply(payload, usage, usage_only=usage is not None and not choices)
+    # A usage event is one even when its usage is unusable (Usage.from_mapping): it is no output.
+    return Reply(payload, usage, usage_only="usage" in data and not data.get("choices"))
 
 
 async def _after(gate: Awaitable[None], data: bytes) -> AsyncIterator[bytes]:
