@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from dizuo.accounts import create_org
 from dizuo.billing import WalletBook, parse_cny
-from dizuo.billing.journal import Charge, Journal
+from dizuo.billing.journal import Charge, Journal, refuses
 from dizuo.billing.service import topup
 from dizuo.store import Database, Durability
 from tests.billing.records import committed, settled_charge
@@ -73,6 +73,30 @@ async def test_a_group_larger_than_one_insert_lands_whole(journal: tuple[Journal
             ).all()
         )
     assert costs == {c.record["request_id"]: c.record["cost"] for c in charges}
+
+
+async def test_a_record_the_database_refuses_fails_only_its_own_call(
+    journal: tuple[Journal, Database, str],
+) -> None:
+    _, db, org_id = journal
+    book = WalletBook()
+    grouped = Journal(db, book)  # its writer starts once the calls are queued: they make one group
+    grouped.refresh()
+    charges = [await settled_charge(book, org_id, cost) for cost in (100, 200, 300)]
+    charges[1].record["prompt_tokens"] = 2**63  # beyond any integer column
+    calls = [asyncio.create_task(grouped.record(c)) for c in charges]
+    await asyncio.sleep(0.05)
+    grouped.start()
+    try:
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 10)
+    finally:
+        grouped.stop()
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], Exception) and refuses(outcomes[1])
+    assert committed(db, org_id) == (2, 400, 0, 10_000_000 - 400)
+    # The failed call costs nothing; the others' money is spent, once.
+    assert book.pending_balance[org_id] == 0
+    assert (await book.state(org_id)).balance == 10_000_000 - 400
 
 
 async def test_a_lone_call_waits_for_a_busy_writer(journal: tuple[Journal, Database, str]) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import openai
+import orjson
 import pytest
 import yaml
 from sqlalchemy import func, select, text
@@ -140,14 +141,9 @@ async def test_a_failing_commit_keeps_the_money_spent_and_is_retried(
     setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(spool, "RETRY_SECONDS", 0.05)
-    with setup.db.session() as session:  # the database refuses usage records while `broken` has a row
-        session.execute(text("CREATE TABLE broken (x INTEGER)"))
-        session.execute(text("INSERT INTO broken VALUES (1)"))
+    with setup.db.session() as session:  # no usage record can be written while the table `away` is missing
         session.execute(
-            text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON usage_records WHEN EXISTS (SELECT 1 FROM broken)"
-                " BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-            )
+            text("CREATE TRIGGER away BEFORE INSERT ON usage_records BEGIN INSERT INTO away VALUES (1); END")
         )
     spooler = setup.spool()
     for cost in (100, 200):
@@ -158,12 +154,46 @@ async def test_a_failing_commit_keeps_the_money_spent_and_is_retried(
     assert await setup.balance_in_memory() == TEN_YUAN - 300
     assert len(spooled_lines(setup.directory)) == 2
     with setup.db.session() as session:
-        session.execute(text("DELETE FROM broken"))
+        session.execute(text("CREATE TABLE away (x INTEGER)"))
     await until(lambda: committed(setup.db, setup.org_id)[0] == 2)
     spooler.stop()
     assert committed(setup.db, setup.org_id) == (2, 300, 0, TEN_YUAN - 300)
     assert setup.book.pending_balance[setup.org_id] == 0
     assert await setup.balance_in_memory() == TEN_YUAN - 300
+
+
+async def test_a_record_the_database_refuses_is_set_aside_and_the_rest_committed(setup: Setup) -> None:
+    spooler = setup.spool(gather=30)
+    charges = [await setup.charge(cost) for cost in (100, 200, 300)]
+    charges[1].record["prompt_tokens"] = 2**63  # beyond SQLite's integers: refused with any batch
+    for charge in charges:
+        spooler.stage(charge)
+    spooler.stop()
+    assert committed(setup.db, setup.org_id) == (2, 400, 0, TEN_YUAN - 400)
+    assert list(setup.directory.glob("*.spool")) == []
+    (line,) = (setup.directory / spool.REFUSED).read_bytes().splitlines()
+    assert decode(line).record["request_id"] == charges[1].record["request_id"]
+    assert "OverflowError" in orjson.loads(line)["e"]
+    # Its call costs nothing: the money is spendable again.
+    assert setup.book.pending_balance[setup.org_id] == 0
+    assert await setup.balance_in_memory() == TEN_YUAN - 400
+    # Mended and renamed to a spool file, the next start (or admin command) commits it.
+    mended = orjson.loads(line)
+    mended["r"]["prompt_tokens"] = 12
+    (setup.directory / "1-mended.spool").write_bytes(orjson.dumps(mended) + b"\n")
+    assert recover(setup.db) == 1
+    assert committed(setup.db, setup.org_id) == (3, 600, 0, TEN_YUAN - 600)
+
+
+async def test_recover_sets_aside_what_the_database_refuses_and_takes_over_the_rest(setup: Setup) -> None:
+    charges = [await setup.charge(cost) for cost in (7, 8, 9)]
+    charges[0].record["latency_ms"] = 2**63
+    setup.directory.mkdir()
+    (setup.directory / "4242-dead.spool").write_bytes(b"".join(encode(c) for c in charges))
+    assert recover(setup.db) == 2  # before, the error stopped every start of the server
+    assert committed(setup.db, setup.org_id) == (2, 17, 0, TEN_YUAN - 17)
+    assert [p.name for p in setup.directory.iterdir()] == [spool.REFUSED]
+    assert recover(setup.db) == 0
 
 
 async def test_recover_commits_what_a_dead_process_left_once(setup: Setup) -> None:

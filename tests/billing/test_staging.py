@@ -25,7 +25,7 @@ from dizuo.billing import Scope, parse_cny
 from dizuo.billing.journal import Journal
 from dizuo.billing.service import topup
 from dizuo.billing.shared import STREAM, RedisBook
-from dizuo.billing.staging import GROUP, Drain, decode, stages
+from dizuo.billing.staging import GROUP, REFUSED, Drain, decode, stages
 from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database, utc
 from tests.billing.records import committed, usage_record
@@ -192,6 +192,26 @@ async def test_a_drain_that_cannot_commit_keeps_the_records_and_their_money(
     assert staged.committed() == (1, 400, 0, TEN_YUAN - 400)
     assert staged.unacknowledged() == 0
     assert await staged.spendable() == TEN_YUAN - 400
+
+
+async def test_a_record_the_database_refuses_is_set_aside_and_the_rest_committed(staged: Staged) -> None:
+    staged.redis.delete(REFUSED)
+    hold = await staged.book.reserve(staged.org_id, 1_000, SCOPE, time.time())
+    poison = record(f"req_{uuid.uuid4().hex}", staged.org_id, time.time()) | {"prompt_tokens": 2**63}
+    await staged.charge(100)
+    await staged.book.settle(hold, 500, stage=poison)  # beyond any integer column: refused
+    await staged.charge(300)
+    assert await staged.spendable() == TEN_YUAN - 900
+    drain = staged.drain()
+    assert await asyncio.to_thread(drain.read, None) == 3
+    drain.stop()
+    # Before, every commit of the three failed, forever: none reached the database.
+    assert staged.committed() == (2, 400, 0, TEN_YUAN - 400)
+    assert staged.unacknowledged() == 0 and staged.redis.xlen(STREAM) == 0
+    ((_, kept),) = staged.redis.xrange(REFUSED)
+    assert decode(kept).record["request_id"] == poison["request_id"] and kept[b"e"]
+    assert await staged.spendable() == TEN_YUAN - 400  # its call costs nothing
+    staged.redis.delete(REFUSED)
 
 
 @pytest.mark.parametrize(

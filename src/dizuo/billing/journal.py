@@ -35,7 +35,7 @@ from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherSt
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database, utcnow
 
-__all__ = ["Charge", "Journal"]
+__all__ = ["Apart", "Charge", "Journal", "refuses"]
 
 log = logging.getLogger("dizuo.billing")
 RELOAD_OVERLAP = dt.timedelta(seconds=5)
@@ -162,6 +162,31 @@ class Charge:
     provider: str
 
 
+# The errors of a commit that say the database refuses what it was given, not that it is away: a
+# value beyond its column (DataError), a key it has already (IntegrityError), a value the driver cannot
+# send (OverflowError for an integer beyond SQLite's, ValueError for a NUL in PostgreSQL text). Named as
+# the DB-API names them, for sqlite3 and psycopg alike. Anything else (the database away or busy, a
+# statement it does not know) is tried again, whole, later.
+_REFUSALS = frozenset({"DataError", "IntegrityError"})
+
+
+def refuses(error: BaseException) -> bool:
+    """Whether *error* (from a commit) says the database will never take the rows it was given."""
+    if isinstance(error, OverflowError | ValueError | TypeError):
+        return True
+    return any(kind.__name__ in _REFUSALS for kind in type(error).__mro__)
+
+
+@dataclass(slots=True)
+class Apart:
+    """What :meth:`Journal.commit_apart` made of a batch."""
+
+    committed: list[tuple[list[Charge], Committed]]  # each commit that landed, with its charges
+    refused: list[tuple[Charge, BaseException]]  # charges the database refused, each on its own
+    rest: list[Charge]  # not committed: the database was away (error says why); try again later
+    error: BaseException | None
+
+
 class Journal:
     def __init__(self, db: Database, book: Book, refresh_seconds: float = 0.5) -> None:
         self.db = db
@@ -228,6 +253,37 @@ class Journal:
         with self._db_lock:
             return self._apply(charges, keep_failed)
 
+    def commit_apart(self, charges: list[Charge]) -> Apart:
+        """:meth:`commit` *charges* (keeping failed ones spent); when the database refuses the batch
+        for what is in it (:func:`refuses`), commit each charge on its own, so that a record it will
+        never take does not hold back the others forever. Refused charges are the caller's to set
+        aside, and then to :meth:`forget`."""
+        done, error = self.commit(charges, keep_failed=True)
+        if error is None:
+            return Apart([(charges, done)], [], [], None)
+        if not refuses(error):
+            return Apart([], [], charges, error)
+        apart = Apart([], [], [], None)
+        for index, charge in enumerate(charges):
+            with self._db_lock:
+                done, error = self._apply([charge], keep_failed=True)
+            if error is None:
+                apart.committed.append(([charge], done))
+            elif refuses(error):
+                apart.refused.append((charge, error))
+            else:
+                apart.rest, apart.error = charges[index:], error
+                break
+        return apart
+
+    def forget(self, charges: list[Charge], error: BaseException) -> None:
+        """Give back the money of *charges* the database refused, once they are set aside: their
+        calls cost nothing, as when a commit fails. Only the in-process book; a shared book is told
+        by the drain, with the charges' stream entries."""
+        if charges and not self.book.wants_snapshots:
+            with self._db_lock:  # in-process pending deltas change under the lock, as with a commit
+                self._tell_book(_batch(charges), error)
+
     def existing(self, request_ids: list[str]) -> set[str]:
         """Which of *request_ids* have a usage record already."""
         if not request_ids:
@@ -277,7 +333,15 @@ class Journal:
         return batch, True
 
     def _write(self, batch: list[_Queued]) -> None:
-        done, error = self.commit([charge for charge, _, _ in batch])
+        done, error = self.commit([charge for charge, _, _ in batch], keep_failed=True)
+        if error is not None and refuses(error) and len(batch) > 1:
+            # One record the database will not take fails only its own call: the rest, one by one.
+            for queued in batch:
+                self._write([queued])
+            return
+        if error is not None and not self.book.wants_snapshots:
+            with self._db_lock:  # the calls fail and cost nothing (as commit() without keep_failed)
+                self._tell_book(done, error)
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
         if self.book.wants_snapshots:
@@ -288,15 +352,10 @@ class Journal:
     def _apply(
         self, charges: list[Charge], keep_failed: bool = False
     ) -> tuple[Committed, BaseException | None]:
-        """Commit *charges* in one transaction (retried twice); the caller holds ``_db_lock``."""
+        """Commit *charges* in one transaction (retried twice, unless the database refuses what it
+        was given); the caller holds ``_db_lock``."""
         error: BaseException | None = None
-        org_deltas: dict[str, int] = defaultdict(int)
-        voucher_deltas: dict[str, int] = defaultdict(int)
-        for charge in charges:
-            org_deltas[charge.record["org_id"]] -= charge.settlement.own
-            for voucher_id, paid in charge.settlement.vouchers:
-                voucher_deltas[voucher_id] -= paid
-        done = Committed([charge.settlement for charge in charges], dict(org_deltas), dict(voucher_deltas))
+        done = _batch(charges)
         for attempt in range(3):
             try:
                 self._commit(charges, done)
@@ -304,11 +363,14 @@ class Journal:
                 break
             except Exception as exc:  # retried, then handed to every waiting call
                 error = exc
+                if refuses(exc):
+                    log.error("the database refuses a journal commit of %d records: %r", len(charges), exc)
+                    break
                 log.exception("journal commit failed (attempt %d of 3)", attempt + 1)
         if error is None:
             # Our own charge bumped each wallet's version by one: expect it, so the next refresh
             # reloads only wallets that someone else changed.
-            for org_id in org_deltas:
+            for org_id in done.org_deltas:
                 if org_id in self._versions:
                     self._versions[org_id] += 1
         if not self.book.wants_snapshots and (error is None or not keep_failed):
@@ -574,6 +636,17 @@ class Journal:
             for org_id, amount in changed.items():
                 session.execute(update(Wallet).where(Wallet.org_id == org_id).values(held=amount))
         self._held_reported.update(changed)
+
+
+def _batch(charges: list[Charge]) -> Committed:
+    """*charges* as one commit's changes: each organization's own balance and each voucher."""
+    org_deltas: dict[str, int] = defaultdict(int)
+    voucher_deltas: dict[str, int] = defaultdict(int)
+    for charge in charges:
+        org_deltas[charge.record["org_id"]] -= charge.settlement.own
+        for voucher_id, paid in charge.settlement.vouchers:
+            voucher_deltas[voucher_id] -= paid
+    return Committed([charge.settlement for charge in charges], dict(org_deltas), dict(voucher_deltas))
 
 
 def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:

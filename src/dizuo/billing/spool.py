@@ -21,6 +21,11 @@ How it stays exact:
   then deletes the file. A crash between the commit and the deletion repeats nothing.
 * A record is one ``write``; a line that a kill cut short belongs to a call that was never answered,
   and is skipped.
+* A record the database refuses for what is in it (a value beyond its column, say) would stop every
+  record behind it, and the start of every process: the records of a refused batch are committed
+  one by one, and those refused are set aside in :data:`REFUSED` (their money given back), with the
+  error, for an operator. Renamed to end in ``.spool`` once the cause is fixed, the file is taken
+  over and committed like any other.
 
 Spooling is chosen by ``DIZUO_USAGE_STAGING`` (:func:`spools`).
 """
@@ -43,7 +48,7 @@ from dizuo.billing.journal import MAX_BATCH, Charge, Journal
 from dizuo.billing.staging import Staging
 from dizuo.store import Database, ordered_id
 
-__all__ = ["Spool", "recover", "spool_dir", "spools"]
+__all__ = ["REFUSED", "Spool", "recover", "spool_dir", "spools"]
 
 log = logging.getLogger("dizuo.billing")
 
@@ -51,6 +56,7 @@ GATHER_SECONDS = 0.05  # records gather this long before their commit
 RETRY_SECONDS = 1.0
 SEGMENT_BYTES = 8 << 20
 SUFFIX = ".spool"
+REFUSED = "refused.jsonl"  # records the database refused, beside the spool files
 
 
 def spool_dir(db: Database) -> Path | None:
@@ -73,12 +79,36 @@ def spools(setting: Staging, db: Database) -> bool:
     return setting == "on" or db.durability == "process"
 
 
-def encode(charge: Charge) -> bytes:
+def encode(charge: Charge, error: BaseException | None = None) -> bytes:
     """One spool line: the usage record (its ``created_at`` in epoch seconds), how it was paid, and
-    the provider its revenue goes to."""
+    the provider its revenue goes to (and, set aside, why the database refused it)."""
     paid = charge.settlement
     settlement = [paid.cost, paid.own, paid.vouchers, paid.uncollected, paid.id]
-    return orjson.dumps({"r": charge.record, "s": settlement, "p": charge.provider}) + b"\n"
+    line: dict[str, Any] = {"r": charge.record, "s": settlement, "p": charge.provider}
+    if error is not None:
+        line["e"] = repr(error)
+    return orjson.dumps(line, default=None if error is None else repr) + b"\n"
+
+
+def set_aside(directory: Path, refused: list[tuple[Charge, BaseException]]) -> None:
+    """Append the charges the database refused to :data:`REFUSED` in *directory* (spool lines, each
+    with its error). Raises OSError when the file cannot be written."""
+    path = directory / REFUSED
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        view = memoryview(b"".join(encode(charge, error) for charge, error in refused))
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    for charge, error in refused:
+        log.error(
+            "the database refuses the usage record %s (%r): set aside in %s",
+            charge.record.get("request_id"),
+            error,
+            path,
+        )
 
 
 def decode(line: bytes) -> Charge:
@@ -226,14 +256,25 @@ class Spool:
             waiting.append(item)
 
     def _commit(self, waiting: list[_Queued]) -> bool:
+        """Commit *waiting* in parts; True when none is left. What is left stays in *waiting*."""
         for start in range(0, len(waiting), MAX_BATCH):
             part = waiting[start : start + MAX_BATCH]
-            _, error = self.journal.commit([charge for charge, _ in part], keep_failed=True)
+            apart = self.journal.commit_apart([charge for charge, _ in part])
+            done = {id(charge) for charges, _ in apart.committed for charge in charges}
+            error = apart.error
+            if apart.refused:
+                try:
+                    set_aside(self.directory, apart.refused)
+                except OSError as exc:  # they stay spent and spooled, and are tried again
+                    error = error or exc
+                else:
+                    self.journal.forget([charge for charge, _ in apart.refused], apart.refused[0][1])
+                    done |= {id(charge) for charge, _ in apart.refused}
+            self._committed([queued for queued in part if id(queued[0]) in done])
             if error is not None:
-                del waiting[:start]
+                waiting[:] = [queued for queued in waiting[start:] if id(queued[0]) not in done]
                 log.error("committing spooled usage records failed (%s); retrying", error)
                 return False
-            self._committed(part)
         return True
 
     def _committed(self, part: list[_Queued]) -> None:
@@ -279,7 +320,7 @@ def recover(db: Database) -> int:
                 charges = _read(fd, path)
                 if charges:
                     journal = journal or Journal(db, WalletBook())
-                    total += _commit_new(journal, charges)
+                    total += _commit_new(journal, charges, directory)
                 path.unlink()
                 log.warning("took over %d spooled usage records from %s", len(charges), path.name)
             finally:
@@ -302,15 +343,18 @@ def _read(fd: int, path: Path) -> list[Charge]:
     return charges
 
 
-def _commit_new(journal: Journal, charges: list[Charge]) -> int:
-    """Commit those of *charges* that have no usage record yet (in parts); how many were committed."""
+def _commit_new(journal: Journal, charges: list[Charge], directory: Path) -> int:
+    """Commit those of *charges* that have no usage record yet (in parts), setting aside those the
+    database refuses; how many were committed."""
     committed = 0
     for start in range(0, len(charges), MAX_BATCH):
         part = charges[start : start + MAX_BATCH]
         done_before = journal.existing([charge.record["request_id"] for charge in part])
         fresh = [charge for charge in part if charge.record["request_id"] not in done_before]
-        _, error = journal.commit(fresh)
-        if error is not None:
-            raise error
-        committed += len(fresh)
+        apart = journal.commit_apart(fresh)
+        if apart.refused:
+            set_aside(directory, apart.refused)
+        if apart.error is not None:
+            raise apart.error
+        committed += sum(len(landed) for landed, _ in apart.committed)
     return committed

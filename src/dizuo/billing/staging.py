@@ -18,6 +18,11 @@ How it stays exact:
 * Entries a replica read and did not acknowledge (it died, or its commit failed) are claimed by a
   drain after ``CLAIM_IDLE_SECONDS``. A claimed entry may have been committed already: its usage
   record's key (the request id) says so, and it is not written twice.
+* A record the database refuses for what is in it (a value beyond its column, say) would fail every
+  commit of the entries read with it, forever: the entries of a refused batch are committed one by
+  one, and those refused move to the stream :data:`REFUSED` with the error, for an operator, and
+  leave ``pend`` (their calls cost nothing). Added back to ``dizuo:journal`` (fields ``p``, ``m``,
+  ``r``) once the cause is fixed, an entry is committed like any other.
 
 Staging is used when ``DIZUO_USAGE_STAGING`` allows it (docs/billing.md): by default when the
 durability is ``process`` and Redis says it keeps an append-only file.
@@ -36,16 +41,17 @@ from typing import Any, Literal
 import orjson
 import redis
 
-from dizuo.billing.holds import Settlement
+from dizuo.billing.holds import Committed, Settlement
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.shared import STREAM, RedisBook
 from dizuo.store import Durability, ordered_id
 
-__all__ = ["Drain", "Staging", "decode", "stages"]
+__all__ = ["REFUSED", "Drain", "Staging", "decode", "stages"]
 
 log = logging.getLogger("dizuo.billing")
 
 GROUP = "journal"
+REFUSED = STREAM + ":refused"  # entries whose record the database refused, with the error ("e")
 CLAIM_IDLE_SECONDS = 10.0  # an entry read this long ago and not acknowledged is taken over
 CLAIM_EVERY_SECONDS = 1.0
 BATCH = 512
@@ -179,23 +185,41 @@ class Drain:
                 self._redis.xgroup_delconsumer(STREAM, GROUP, name)
 
     def _move(self, entries: list[tuple[bytes, dict[bytes, bytes]]], *, claimed: bool) -> None:
-        ids: list[bytes] = []
-        charges: list[Charge] = []
+        read: list[tuple[bytes, dict[bytes, bytes], Charge]] = []
         for entry_id, fields in entries:
             try:
-                charges.append(decode(fields))
+                read.append((entry_id, fields, decode(fields)))
             except Exception:  # a bug: the entry stays in Redis, and its money stays counted as spent
                 log.exception("staged usage record %s cannot be read; it stays in Redis", entry_id)
-                continue
-            ids.append(entry_id)
+        charges = [charge for _, _, charge in read]
         # A claimed entry may have been committed by a drain that died before acknowledging it.
         done_before = self.journal.existing([c.record["request_id"] for c in charges]) if claimed else set()
         fresh = [c for c in charges if c.record["request_id"] not in done_before]
-        done, error = self.journal.commit(fresh)
-        if error is not None:
-            return  # left unacknowledged: claimed and tried again after claim_idle
-        done.settlements = [c.settlement for c in charges]  # every charge leaves pend, committed or seen
-        self.book.committed_now(done)
+        apart = self.journal.commit_apart(fresh)
+        for _, done in apart.committed:
+            self.book.committed_now(done)
+        refused = {id(charge): error for charge, error in apart.refused}
+        if refused:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for _, fields, charge in read:
+                    if id(charge) in refused:
+                        kept: dict[Any, Any] = {**fields, b"e": repr(refused[id(charge)]).encode()}
+                        pipe.xadd(REFUSED, kept)
+                pipe.execute()
+        for charge, error in apart.refused:
+            log.error(
+                "the database refuses the usage record %s (%r): set aside in the Redis stream %s",
+                charge.record["request_id"],
+                error,
+                REFUSED,
+            )
+        # Seen ones (committed before) and refused ones leave pend too; the rest (the database went
+        # away meanwhile) are left unacknowledged: claimed and tried again after claim_idle.
+        waiting = {id(charge) for charge in apart.rest}
+        settled = [c for c in charges if c.record["request_id"] in done_before or id(c) in refused]
+        if settled:
+            self.book.committed_now(Committed([c.settlement for c in settled], {}, {}))
+        ids = [entry_id for entry_id, _, charge in read if id(charge) not in waiting]
         if not ids:
             return
         with self._redis.pipeline(transaction=False) as pipe:
