@@ -28,6 +28,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "RouteNotFound",
+    "SharedStateUnavailable",
     "UnsupportedFeature",
     "UpstreamError",
     "UpstreamRateLimited",
@@ -122,6 +123,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_deployment": (
         "模型 {model!r} 当前没有可用的部署：{detail}",
         "No deployment of the model {model!r} is available now: {detail}",
+    ),
+    "shared_state_unavailable": (
+        "平台暂时连不上 Redis（各副本共享的额度占用与限流状态），本次调用未能完成。请稍后重试；"
+        "持续出现请联系平台运维人员。",
+        "The platform cannot reach Redis (where its replicas share holds and rate limits) right now, so "
+        "the call could not complete. Retry shortly; if it persists, tell the platform's operators.",
     ),
     "admin_token_invalid": (
         "管理令牌缺失、无效或已吊销。请在 Authorization: Bearer 中提供 dzt- 令牌；可用 "
@@ -367,6 +374,14 @@ class NoDeployment(DizuoError):
     status = 503
     type = "service_unavailable"
     default_code = "no_deployment"
+
+
+class SharedStateUnavailable(DizuoError):
+    """Redis, where replicas share holds and rate limits, cannot be reached: nothing can be held."""
+
+    status = 503
+    type = "service_unavailable"
+    default_code = "shared_state_unavailable"
 
 
 class InternalError(DizuoError):

@@ -15,6 +15,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
@@ -31,6 +33,7 @@ from dizuo.errors import (
     MethodNotAllowed,
     ModelNotFound,
     RouteNotFound,
+    SharedStateUnavailable,
     pick_language,
 )
 from dizuo.gateway import validate
@@ -69,6 +72,7 @@ SSE_HEADERS = [
 ]
 DONE = b"data: [DONE]\n\n"
 PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an active probe
+AWAY_LOG_SECONDS = 10.0  # while Redis is away, how often the 503s it causes are logged
 MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
 Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
 
@@ -104,6 +108,8 @@ class Gateway:
         self.transport = transport
         self.metrics = Metrics()
         self.started = False
+        self._away_logged = -AWAY_LOG_SECONDS  # when Redis being away was last logged (monotonic)
+        self._away_calls = 0
         self._refresher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
         # Hooks of the apps served beside the gateway (knowledge bases): run at shutdown.
@@ -236,9 +242,29 @@ class Gateway:
             await handler(scope, receive, send, headers, lang, request_id)
         except DizuoError as exc:
             await send_error(send, exc, lang, [(b"x-request-id", request_id.encode())])
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            # Redis is away: no hold or rate limit can be taken (or given back) for any replica.
+            self._shared_state_away(exc)
+            error = SharedStateUnavailable(headers={"retry-after": "1"})
+            # A stream that had started is cut short instead (no final event: the client sees it).
+            with contextlib.suppress(RuntimeError):
+                await send_error(send, error, lang, [(b"x-request-id", request_id.encode())])
         except Exception:  # the one place that turns our own bugs into a clean 500
             log.exception("unhandled error in %s %s (%s)", scope["method"], path, request_id)
             await send_error(send, InternalError(request_id=request_id), lang)
+
+    def _shared_state_away(self, error: Exception) -> None:
+        """Log that Redis is away: once, then at most every ``AWAY_LOG_SECONDS`` while it stays away
+        (every call fails the same way)."""
+        now = time.monotonic()
+        self._away_calls += 1
+        if now >= self._away_logged + AWAY_LOG_SECONDS:
+            log.error(
+                "Redis is unreachable; %d calls answered 503 since the last report: %s",
+                self._away_calls,
+                error,
+            )
+            self._away_logged, self._away_calls = now, 0
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

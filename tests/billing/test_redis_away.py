@@ -1,0 +1,151 @@
+"""A replica whose Redis (shared holds and limits) goes away answers 503 with a clear error, charges
+nothing and records nothing, and takes calls again as soon as Redis is back.
+
+Runs its own redis-server (the binary scripts/services.sh installs), so that the test can stop it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+import yaml
+
+from dizuo.accounts import create_key, create_org
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.billing.tables import UsageRecord, Wallet
+from dizuo.store import Database
+from tests.support.servers import free_port, start_server
+from tests.support.upstream import FakeUpstream
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, on a fixed port, that can be killed and started again."""
+
+    def __init__(self, directory: Path, appendonly: str) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.appendonly = appendonly
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                self.appendonly,
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis.from_url(self.url).ping():
+                    return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+@pytest.fixture(params=["no", "yes"], ids=["commit-first", "staged-in-redis"])
+def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PrivateRedis]:
+    """With an append-only file, usage records are staged in Redis (and kept across its restart)."""
+    server = PrivateRedis(tmp_path, request.param)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.kill()
+
+
+def test_a_replica_without_its_redis_answers_503_and_recovers(
+    upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    config = tmp_path / "dizuo.yaml"
+    deployment = {
+        "name": "echo-1",
+        "model": "echo-model",
+        "provider": "openai-compatible",
+        "base_url": upstream.base_url,
+        "upstream_model": "echo",
+        "price": {"input": "1.5", "output": "2"},
+    }
+    config.write_text(yaml.safe_dump({"local": False, "deployments": [deployment]}), encoding="utf-8")
+    db = Database(database_url)
+    db.upgrade()
+    name = f"away-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    key = create_key(db, name, limits=(1000, None, 2)).key  # limits in Redis too
+    port = free_port()
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url)
+    body = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
+
+    def call() -> httpx.Response:
+        return httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}", "Accept-Language": "zh-CN"},
+            timeout=30,
+        )
+
+    def recorded(expected: tuple[int, int]) -> tuple[int, int]:
+        """(usage records, balance) once they are *expected* (staged records land a moment late)."""
+        deadline = time.monotonic() + 10
+        while True:
+            with db.session() as session:
+                count = session.query(UsageRecord).filter(UsageRecord.org_id == org.id).count()
+                wallet = session.get(Wallet, org.id)
+                assert wallet is not None
+            if (count, wallet.balance) == expected or time.monotonic() > deadline:
+                return count, wallet.balance
+            time.sleep(0.05)
+
+    try:
+        assert call().status_code == 200
+        assert recorded((1, 1_000_000 - 17)) == (1, 1_000_000 - 17)
+        private_redis.kill()
+        for _ in range(3):
+            away = call()
+            assert away.status_code == 503, away.text
+            error = away.json()["error"]
+            assert error["type"] == "service_unavailable" and error["code"] == "shared_state_unavailable"
+            assert "Redis" in error["message"] and "稍后重试" in error["message"]
+            assert away.headers["retry-after"]
+        time.sleep(0.3)
+        assert recorded((1, 1_000_000 - 17)) == (1, 1_000_000 - 17)  # nothing charged, nothing recorded
+        # It comes back (empty without an append-only file: wallets and scripts load on first use).
+        private_redis.start()
+        assert call().status_code == 200
+        assert recorded((2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+        db.dispose()
