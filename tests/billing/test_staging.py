@@ -214,6 +214,22 @@ async def test_a_record_the_database_refuses_is_set_aside_and_the_rest_committed
     staged.redis.delete(REFUSED)
 
 
+async def test_an_entry_that_cannot_be_read_is_set_aside_not_claimed_forever(staged: Staged) -> None:
+    staged.redis.delete(REFUSED)
+    staged.redis.xadd(STREAM, {"p": "pend-1", "m": "12,v", "r": "{not json"})
+    await staged.charge(100)
+    drain = staged.drain(claim_idle=0.1)
+    assert await asyncio.to_thread(drain.read, None) == 2
+    await asyncio.sleep(0.2)
+    assert await asyncio.to_thread(drain.claim) == 0  # nothing left behind to claim again and again
+    drain.stop()
+    assert staged.committed() == (1, 100, 0, TEN_YUAN - 100)
+    assert staged.unacknowledged() == 0 and staged.redis.xlen(STREAM) == 0
+    ((_, kept),) = staged.redis.xrange(REFUSED)
+    assert kept[b"r"] == b"{not json" and kept[b"e"].startswith(b"cannot be read")
+    staged.redis.delete(REFUSED)
+
+
 @pytest.mark.parametrize(
     ("setting", "durability", "appendonly", "expected"),
     [

@@ -22,7 +22,8 @@ How it stays exact:
   commit of the entries read with it, forever: the entries of a refused batch are committed one by
   one, and those refused move to the stream :data:`REFUSED` with the error, for an operator, and
   leave ``pend`` (their calls cost nothing). Added back to ``dizuo:journal`` (fields ``p``, ``m``,
-  ``r``) once the cause is fixed, an entry is committed like any other.
+  ``r``) once the cause is fixed, an entry is committed like any other. An entry that cannot be
+  read at all (a bug) is set aside there too; its money stays counted as spent.
 
 Staging is used when ``DIZUO_USAGE_STAGING`` allows it (docs/billing.md): by default when the
 durability is ``process`` and Redis says it keeps an append-only file.
@@ -186,11 +187,13 @@ class Drain:
 
     def _move(self, entries: list[tuple[bytes, dict[bytes, bytes]]], *, claimed: bool) -> None:
         read: list[tuple[bytes, dict[bytes, bytes], Charge]] = []
+        unreadable: list[tuple[bytes, dict[bytes, bytes], str]] = []  # (entry, fields, why)
         for entry_id, fields in entries:
             try:
                 read.append((entry_id, fields, decode(fields)))
-            except Exception:  # a bug: the entry stays in Redis, and its money stays counted as spent
-                log.exception("staged usage record %s cannot be read; it stays in Redis", entry_id)
+            except Exception as exc:  # a bug: set aside, its money still counted as spent (in pend)
+                log.exception("staged usage record %s cannot be read: set aside in %s", entry_id, REFUSED)
+                unreadable.append((entry_id, fields, f"cannot be read: {exc!r}"))
         charges = [charge for _, _, charge in read]
         # A claimed entry may have been committed by a drain that died before acknowledging it.
         done_before = self.journal.existing([c.record["request_id"] for c in charges]) if claimed else set()
@@ -199,12 +202,14 @@ class Drain:
         for _, done in apart.committed:
             self.book.committed_now(done)
         refused = {id(charge): error for charge, error in apart.refused}
-        if refused:
+        aside = unreadable + [
+            (entry_id, fields, repr(refused[id(c)])) for entry_id, fields, c in read if id(c) in refused
+        ]
+        if aside:
             with self._redis.pipeline(transaction=False) as pipe:
-                for _, fields, charge in read:
-                    if id(charge) in refused:
-                        kept: dict[Any, Any] = {**fields, b"e": repr(refused[id(charge)]).encode()}
-                        pipe.xadd(REFUSED, kept)
+                for _, fields, why in aside:
+                    kept: dict[Any, Any] = {**fields, b"e": why.encode()}
+                    pipe.xadd(REFUSED, kept)
                 pipe.execute()
         for charge, error in apart.refused:
             log.error(
@@ -220,6 +225,7 @@ class Drain:
         if settled:
             self.book.committed_now(Committed([c.settlement for c in settled], {}, {}))
         ids = [entry_id for entry_id, _, charge in read if id(charge) not in waiting]
+        ids += [entry_id for entry_id, _, _ in unreadable]
         if not ids:
             return
         with self._redis.pipeline(transaction=False) as pipe:
