@@ -148,6 +148,9 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("cap-b", "cap-model", "echo", url, priority=1),
             # Reports whatever usage a test sets in upstream.usages["ctl-usage"].
             deployment("usage-1", "usage-model", "ctl-usage", url),
+            # The first answers as a test sets upstream.modes["ctl-ok200-a"]; the second is a plain echo.
+            deployment("ok200-a", "ok200-model", "ctl-ok200-a", url, priority=0),
+            deployment("ok200-b", "ok200-model", "echo", url, priority=1),
             # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
             deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
             # Echoes the prompt back, streamed in 5-character pieces (guard tests).

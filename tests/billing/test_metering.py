@@ -263,3 +263,39 @@ def test_usage_an_upstream_cannot_have_meant_is_estimated(
         )
         assert list(session.scalars(charged.group_by(LedgerEntry.tx_id))) == [0, 0]  # each charge balances
         assert session.scalar(charged.where(LedgerEntry.amount < 0)) == -36
+
+
+@pytest.mark.parametrize("answer", ["error200", "html200"])
+def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
+    gateway: RunningGateway, db: Database, upstream: FakeUpstream, answer: str
+) -> None:
+    # Some vendors' gateways answer errors with HTTP 200, and a proxy may put its own page in front
+    # of a model server: neither is an answer to bill, nor one to pass on as a success.
+    org_id, key = new_org(db, "1")
+    upstream.modes["ctl-ok200-a"] = answer
+    try:
+        with sdk(gateway, key) as client:
+            # The usage-1 deployment alone: the client gets the upstream's failure.
+            upstream.modes["ctl-usage"] = answer
+            with pytest.raises(openai.APIStatusError) as failed:
+                client.chat.completions.create(
+                    model="usage-model", messages=[{"role": "user", "content": "x"}]
+                )
+            # With a second deployment, the call fails over to it, which alone is charged.
+            moved = client.chat.completions.create(
+                model="ok200-model", messages=[{"role": "user", "content": "x"}]
+            )
+    finally:
+        upstream.modes.pop("ctl-ok200-a", None)
+        upstream.modes.pop("ctl-usage", None)
+    assert failed.value.status_code == 502
+    error = failed.value.body  # the SDK's: the envelope's "error"
+    assert error["code"] == "upstream_error" and "HTTP 200" in error["message"]  # type: ignore[index]
+    assert moved.choices[0].message.content == "echo: x"
+    (row,) = records(db, org_id)
+    assert row.deployment == "ok200-b" and row.status == "ok"
+    assert row.attempts == [
+        {"deployment": "ok200-a", "error": "upstream_error"},
+        {"deployment": "ok200-b", "error": None},
+    ]
+    assert balance(db, org_id) == 1_000_000 - row.cost

@@ -68,6 +68,10 @@ class FakeUpstream:
             if model.startswith("slow:"):
                 await asyncio.sleep(float(model[5:]))
                 model = "ok"
+        if model == "error200":  # an error with HTTP 200, as some vendors' gateways send
+            return web.json_response({"error": {"message": "上游账户余额不足", "type": "insufficient_quota"}})
+        if model == "html200":  # a proxy's page in front of the model server
+            return web.Response(text="<html><body>502 Bad Gateway</body></html>", content_type="text/html")
         if model == "fail500":
             return web.json_response(
                 {"error": {"message": "upstream exploded", "type": "server_error"}}, status=500

@@ -140,7 +140,7 @@ class OpenAICompatible(Provider):
             if not stream:
                 with map_upstream_errors(name, read_timeout):
                     raw = await response.read()
-                yield Reply(raw, _usage_of_body(raw))
+                yield _answer(name, raw, "choices")
                 return
             async for reply in self._events(response):
                 yield reply
@@ -207,15 +207,21 @@ class OpenAICompatible(Provider):
                 raw = await response.read()
         if response.status >= 400:
             raise error_from_status(name, response.status, raw)
-        return Reply(raw, _usage_of_body(raw))
+        return _answer(name, raw, "data")
 
 
-def _usage_of_body(raw: bytes) -> Usage | None:
+def _answer(deployment: str, raw: bytes, field: str) -> Reply:
+    """A whole 200 body as an answer: a JSON object with its *field* list (``choices``, ``data``).
+    Anything else is the upstream failing (retryable: nothing reached the client): some vendors'
+    gateways send errors with HTTP 200, and a proxy in front of a model server may send its own
+    page. Passed on, it would be a success to the client, and billed."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None
-    return parse_usage(data) if isinstance(data, dict) else None
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get(field), list):
+        raise UpstreamError(deployment=deployment, status=200, upstream_message=_upstream_message(raw))
+    return Reply(raw, parse_usage(data))
 
 
 def _usage_chunk(payload: bytes) -> Reply:
