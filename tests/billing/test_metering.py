@@ -281,6 +281,13 @@ def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
                 client.chat.completions.create(
                     model="usage-model", messages=[{"role": "user", "content": "x"}]
                 )
+            # Asked for a stream, the same: the upstream's own words, not a hang-up.
+            with pytest.raises(openai.APIStatusError) as streamed:
+                list(
+                    client.chat.completions.create(
+                        model="usage-model", messages=[{"role": "user", "content": "x"}], stream=True
+                    )
+                )
             # With a second deployment, the call fails over to it, which alone is charged.
             moved = client.chat.completions.create(
                 model="ok200-model", messages=[{"role": "user", "content": "x"}]
@@ -288,9 +295,12 @@ def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
     finally:
         upstream.modes.pop("ctl-ok200-a", None)
         upstream.modes.pop("ctl-usage", None)
-    assert failed.value.status_code == 502
-    error = failed.value.body  # the SDK's: the envelope's "error"
-    assert error["code"] == "upstream_error" and "HTTP 200" in error["message"]  # type: ignore[index]
+    said = "上游账户余额不足" if answer == "error200" else "502 Bad Gateway"
+    for caught in (failed, streamed):
+        error = caught.value.body  # the SDK's: the envelope's "error"
+        assert caught.value.status_code == 502
+        assert error["code"] == "upstream_error" and "HTTP 200" in error["message"]  # type: ignore[index]
+        assert said in error["message"]  # type: ignore[index]
     assert moved.choices[0].message.content == "echo: x"
     (row,) = records(db, org_id)
     assert row.deployment == "ok200-b" and row.status == "ok"

@@ -153,9 +153,18 @@ class OpenAICompatible(Provider):
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
         started = False
         content = response.content
+        # A body that is no event stream (an error some vendors send with 200, a proxy's page): kept,
+        # up to a point, to say what the upstream said instead.
+        body: list[bytes] | None = [] if response.content_type != "text/event-stream" else None
         while True:
             with map_upstream_errors(name, read_timeout, started):
                 line = await content.readline()
+            if not line and not started and body:
+                raise UpstreamError(
+                    deployment=name,
+                    status=response.status,
+                    upstream_message=_upstream_message(b"".join(body)),
+                )
             if not line:
                 # EOF without [DONE]: the upstream hung up before finishing.
                 raise UpstreamError(
@@ -165,6 +174,8 @@ class OpenAICompatible(Provider):
                     retryable=not started,
                 )
             if not line.startswith(b"data:"):
+                if body is not None and not started and len(body) < 256:
+                    body.append(line)
                 continue  # blank separators, comments, event: lines
             payload = line[5:].strip()
             if payload == b"[DONE]":
