@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from dizuo.accounts import create_key, create_org
@@ -23,7 +22,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
-from tests.support.servers import free_port, start_server
+from tests.support.servers import free_port, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 
@@ -38,25 +37,7 @@ def setup(
     topup(db, name, parse_cny("100"))
     key = create_key(db, name).key
     db.dispose()
-    config = tmp_path / "dizuo.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "local": False,
-                "deployments": [
-                    {
-                        "name": "echo-1",
-                        "model": "echo-model",
-                        "provider": "openai-compatible",
-                        "base_url": upstream.base_url,
-                        "upstream_model": "echo",
-                        "price": {"input": "1.5", "output": "2"},
-                    }
-                ],
-            }
-        ),
-        encoding="utf-8",
-    )
+    config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
     yield config, key, org.id, name, database_url
 
 

@@ -17,14 +17,13 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import yaml
 
 from dizuo.accounts import create_key, create_org
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
 from dizuo.store import Database
-from tests.support.servers import free_port, start_server
+from tests.support.servers import free_port, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -88,16 +87,7 @@ def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pr
 def test_a_replica_without_its_redis_answers_503_and_recovers(
     upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
-    config = tmp_path / "dizuo.yaml"
-    deployment = {
-        "name": "echo-1",
-        "model": "echo-model",
-        "provider": "openai-compatible",
-        "base_url": upstream.base_url,
-        "upstream_model": "echo",
-        "price": {"input": "1.5", "output": "2"},
-    }
-    config.write_text(yaml.safe_dump({"local": False, "deployments": [deployment]}), encoding="utf-8")
+    config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
     db = Database(database_url)
     db.upgrade()
     name = f"away-{uuid.uuid4().hex[:8]}"

@@ -20,7 +20,6 @@ from pathlib import Path
 import openai
 import orjson
 import pytest
-import yaml
 from sqlalchemy import func, select, text
 
 from dizuo.accounts import create_key, create_org
@@ -32,7 +31,7 @@ from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database
 from tests.billing.race import race
 from tests.billing.records import committed, settled_charge, wait_for_records
-from tests.support.servers import free_port, start_server
+from tests.support.servers import free_port, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 TEN_YUAN = 10_000_000
@@ -246,18 +245,11 @@ def test_spooling_is_for_sqlite_files(tmp_path: Path) -> None:
 
 @pytest.fixture
 def server_config(upstream: FakeUpstream, tmp_path: Path) -> Path:
-    path = tmp_path / "dizuo.yaml"
     # Output-priced at ¥1000/M with max_tokens=3: every call holds and costs exactly ¥0.003.
-    deployment = {
-        "name": "pricey-1",
-        "model": "pricey-model",
-        "provider": "openai-compatible",
-        "base_url": upstream.base_url,
-        "upstream_model": "echo",
-        "price": {"input": "0", "output": "1000"},
-    }
-    path.write_text(yaml.safe_dump({"local": False, "deployments": [deployment]}), encoding="utf-8")
-    return path
+    price = {"input": "0", "output": "1000"}
+    return one_deployment_config(
+        tmp_path / "dizuo.yaml", upstream.base_url, name="pricey-1", model="pricey-model", price=price
+    )
 
 
 async def test_500_spooled_calls_spend_a_wallet_for_100_exactly(server_config: Path, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+import yaml
 
 
 def free_port() -> int:
@@ -53,6 +54,29 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(15)
+
+
+def one_deployment_config(
+    path: Path,
+    base_url: str,
+    *,
+    name: str = "echo-1",
+    model: str = "echo-model",
+    upstream_model: str = "echo",
+    price: dict[str, str] | None = None,
+) -> Path:
+    """Write a `dizuo serve` config at *path* with one OpenAI-compatible deployment at *base_url*
+    (¥1.5/M in, ¥2/M out unless *price* says), no local models."""
+    deployment = {
+        "name": name,
+        "model": model,
+        "provider": "openai-compatible",
+        "base_url": base_url,
+        "upstream_model": upstream_model,
+        "price": price or {"input": "1.5", "output": "2"},
+    }
+    path.write_text(yaml.safe_dump({"local": False, "deployments": [deployment]}), encoding="utf-8")
+    return path
 
 
 def start_server(
