@@ -12,6 +12,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -139,3 +140,52 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
         server.send_signal(signal.SIGTERM)
         server.wait(20)
         db.dispose()
+
+
+def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
+    upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    # The call holds its money and its one concurrency slot, then Redis goes away while the upstream
+    # works: its settlement fails. Kept in an append-only file, the hold and the slot would stay
+    # until they lapse (15 minutes by default), and the key could make no call meanwhile.
+    upstream.modes["ctl-away-slow"] = "slow:1.0"
+    config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url, upstream_model="ctl-away-slow")
+    db = Database(database_url)
+    db.upgrade()
+    name = f"away-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    key = create_key(db, name, limits=(None, None, 1)).key  # one call in flight at a time
+    db.dispose()
+    port = free_port()
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url)
+
+    def call() -> httpx.Response:
+        return httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+    try:
+        seen = len(upstream.seen)
+        with ThreadPoolExecutor(1) as pool:
+            cut = pool.submit(call)
+            while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
+                time.sleep(0.02)
+            private_redis.kill()
+            assert cut.result().status_code == 503
+        upstream.modes["ctl-away-slow"] = "ok"
+        private_redis.start()
+        deadline = time.monotonic() + 10
+        while (answer := call()).status_code == 429:  # the slot is still taken: not given back yet
+            assert time.monotonic() < deadline, "the cut call's slot was not given back"
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        held = redis.Redis.from_url(private_redis.url).hget(f"dizuo:wallet:{{{org.id}}}", "held")
+        assert int(held or 0) == 0
+    finally:
+        upstream.modes.pop("ctl-away-slow", None)
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)

@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dizuo.billing.holds import (
     Committed,
@@ -281,6 +283,8 @@ class Settling:
     vouchers: tuple[tuple[str, int], ...]  # the exact split's voucher parts, in the script's order
     pending_id: str
     reply: asyncio.Future[Any]
+    hold_id: str
+    permit: Permit | None  # the call's rate limits, given back by the same script
 
 
 def _keys(org_id: str) -> list[str]:
@@ -360,7 +364,7 @@ class RedisBook:
         org_id, limits = asking.org_id, asking.limits
         try:
             result = await asking.reply
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, RedisConnectionError, RedisTimeoutError):
             # The script may have run: give back what it took (what it did not is ignored).
             slots = Permit(limits.subjects, limits.tokens, id=asking.permit_id) if limits else None
             await asyncio.shield(self._give_back(org_id, asking.hold_id, slots))
@@ -384,11 +388,13 @@ class RedisBook:
         return hold, admitted(limits.subjects, limits.tokens, asking.permit_id, result[2 + n :])
 
     async def _give_back(self, org_id: str, hold_id: str, permit: Permit | None) -> None:
+        """Drop a hold and free a permit's slots, at once or, Redis away, once it is back (both give
+        back only once however often they run)."""
         keys, args = _keys(org_id), [hold_id]
         if permit is not None:
             limit_keys, limit_args = giving_back(permit, permit.tokens)  # no correction: never more back
             keys, args = keys + limit_keys, args + limit_args
-        await self._scripts["release"](keys=keys, args=args)
+        await self._scripts.give_back("release", keys, args)
 
     async def _fill(self, org_id: str) -> None:
         """Push the organization's wallet from the database into Redis (an empty one if it has none:
@@ -450,19 +456,25 @@ class RedisBook:
             args += [vid, paid]
         keys = [*_keys(hold.org_id), STREAM]
         args.append(b"" if stage is None else orjson.dumps({**stage, "charge": cost}))
+        given: Permit | None = None
         if limits is not None and not limits[0].released:
-            permit, used = limits
-            permit.released = True  # a lost reply leaves its slot to lapse, as a lost release would
-            limit_keys, limit_args = giving_back(permit, used)
+            given, used = limits
+            given.released = True  # a lost reply: given back once Redis is back (settled)
+            limit_keys, limit_args = giving_back(given, used)
             keys += limit_keys
             args += limit_args
         reply = self._scripts.submit("settle", keys, args)
-        return Settling(hold.org_id, cost, split.vouchers, pending_id, reply)
+        return Settling(hold.org_id, cost, split.vouchers, pending_id, reply, hold.id, given)
 
-    @staticmethod
-    async def settled(settling: Settling) -> Settlement:
-        """The outcome of :meth:`settling`. Cancelled, the script runs all the same (it was sent)."""
-        result = await settling.reply
+    async def settled(self, settling: Settling) -> Settlement:
+        """The outcome of :meth:`settling`. Cancelled, the script runs all the same (it was sent).
+        Redis away, the call fails: its hold and slots are given back once Redis is back (if the
+        script did run, that finds nothing left to give back)."""
+        try:
+            result = await settling.reply
+        except (RedisConnectionError, RedisTimeoutError):
+            await asyncio.shield(self._give_back(settling.org_id, settling.hold_id, settling.permit))
+            raise
         own = int(result[0])
         vouchers = tuple(
             (vid, int(pay)) for (vid, _), pay in zip(settling.vouchers, result[1:], strict=True) if pay

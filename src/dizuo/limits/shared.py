@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dizuo.errors import RateLimited
 from dizuo.limits.base import Permit, RateState, Subject, too_many
@@ -26,6 +30,9 @@ __all__ = ["LIMITS_LUA", "LoopScripts", "RedisLimiter", "admitted", "giving_back
 
 PREFIX = "dizuo:limit:"
 NONE = -1  # "no such limit" in the scripts' arguments
+REPAY_SECONDS = 1.0  # while Redis is away, how often what could not be given back is tried again
+MAX_OWED = 100_000  # give-backs kept while Redis is away; older ones are left to lapse
+log = logging.getLogger("dizuo.limits")
 
 # The limits of one call as Lua functions, so that the wallet's scripts (dizuo.billing.shared) can
 # take them in the same round trip as the hold, and give them back with a hold asked for and then
@@ -190,6 +197,41 @@ class LoopScripts:
     def __init__(self, url: str, scripts: dict[str, str]) -> None:
         self.redis = Multiplexed(url)
         self._scripts = {name: Script(source) for name, source in scripts.items()}
+        # Give-backs Redis could not be reached for, sent again once it answers (give_back).
+        self._owed: list[tuple[str, list[str], list[Any]]] = []
+        self._repaying: asyncio.Task[None] | None = None
+
+    async def give_back(
+        self, name: str, keys: list[str], args: list[Any], *, again: list[Any] | None = None
+    ) -> None:
+        """Run the script *name*, which gives back what a call took (a hold, concurrency slots).
+        When Redis cannot be reached it is kept, with the arguments *again* (default *args*; they
+        must give back only once if run twice, as the first try may have run), and sent every
+        ``REPAY_SECONDS`` until Redis answers: what it gives back is free again as soon as Redis is
+        back, where it would otherwise wait to lapse."""
+        try:
+            await self.redis.run(self._scripts[name], keys, args)
+        except (RedisConnectionError, RedisTimeoutError):
+            if len(self._owed) >= MAX_OWED:
+                del self._owed[0]
+            self._owed.append((name, keys, args if again is None else again))
+            if self._repaying is None or self._repaying.done():
+                self._repaying = asyncio.ensure_future(self._repay())
+
+    async def _repay(self) -> None:
+        while self._owed:
+            await asyncio.sleep(REPAY_SECONDS)
+            while self._owed:
+                name, keys, args = self._owed[0]
+                try:
+                    await self.redis.run(self._scripts[name], keys, args)
+                except (RedisConnectionError, RedisTimeoutError):
+                    break  # still away
+                except Exception:  # a bug: this one is left to lapse
+                    log.exception("giving back to Redis failed; left to lapse")
+                self._owed.pop(0)
+            else:
+                log.warning("Redis is back: what calls cut short had taken is given back")
 
     def submit(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         """Send the script *name* at once, not waiting for its reply (:meth:`Multiplexed.submit`)."""
@@ -205,6 +247,8 @@ class LoopScripts:
         return self.redis.loop
 
     async def aclose(self) -> None:
+        if self._repaying is not None:
+            self._repaying.cancel()  # what is still owed lapses, as a stopped replica's does
         await self.redis.aclose()
 
 
@@ -280,4 +324,6 @@ class RedisLimiter:
             return
         permit.released = True
         keys, args = giving_back(permit, actual_tokens)
-        await self._scripts["release"](keys=keys, args=args)
+        # Tried again, the token correction is left out: it is the one part that would count twice.
+        again = giving_back(permit, permit.tokens)[1]
+        await self._scripts.give_back("release", keys, args, again=again)
