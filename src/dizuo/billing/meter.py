@@ -22,6 +22,7 @@ from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.limits import Limiter, Permit, Subject
 from dizuo.limits.shared import RedisLimiter
 from dizuo.providers import Usage
+from dizuo.providers.base import answer_texts
 from dizuo.routing import Deployment
 from dizuo.store import Database
 
@@ -335,11 +336,8 @@ def _answer_characters(answer: bytes) -> int:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             continue
-        for name in ("content", "reasoning_content"):
-            value = message.get(name)
-            total += len(value) if isinstance(value, str) else 0
-        for call in message.get("tool_calls") or ():
+        total += sum(len(text) for _, _, text in answer_texts(message))
+        for call in message.get("tool_calls") or ():  # and each tool call's name
             function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                total += len(str(function.get("name") or "")) + len(str(function.get("arguments") or ""))
+            total += len(str(function.get("name") or "")) if isinstance(function, dict) else 0
     return total

@@ -6,7 +6,8 @@ from typing import Any
 
 import orjson
 
-from dizuo.guard.policy import TEXT_FIELDS, AnswerFilter, Guard, Inspection
+from dizuo.guard.policy import AnswerFilter, Guard, Inspection
+from dizuo.providers.base import TEXT_FIELDS
 
 __all__ = ["StreamGuard", "whole_answer"]
 

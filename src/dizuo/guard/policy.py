@@ -21,6 +21,7 @@ from typing import Any
 from dizuo.config import DATA_CLASSES, GuardConfig, GuardPolicy
 from dizuo.errors import DataRiskBlocked
 from dizuo.guard.detect import Entity, Scanner
+from dizuo.providers.base import answer_texts
 
 __all__ = ["PERSONAL", "AnswerFilter", "Guard", "Inspection"]
 
@@ -37,7 +38,6 @@ PERSONAL = frozenset(
         "CN_LICENSE_PLATE",
     }
 )
-TEXT_FIELDS = ("content", "reasoning_content")  # answer fields that are text (DeepSeek-R1 style reasoning)
 HOLD = 96  # characters of a streamed answer held back so a value split across chunks is seen whole
 _PLACEHOLDER = re.compile(r"<([A-Z0-9_]+)_(\d+)>")
 
@@ -159,7 +159,7 @@ class Guard:
             message = choice.get("message") if isinstance(choice, dict) else None
             if not isinstance(message, dict):
                 continue
-            for holder, slot, text in _answer_texts(message):
+            for holder, slot, text in answer_texts(message):
                 new = text
                 if inspection.scans_answer:
                     entities = inspection.find(text)
@@ -173,17 +173,6 @@ class Guard:
                     holder[slot] = new
                     changed = True
         return changed
-
-
-def _answer_texts(message: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
-    """The texts of an answer message (or a stream delta): content, reasoning_content, and each
-    tool call's arguments, as (container, key, text)."""
-    found = [(message, key, message[key]) for key in TEXT_FIELDS if isinstance(message.get(key), str)]
-    for call in message.get("tool_calls") or ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
-            found.append((function, "arguments", function["arguments"]))
-    return found
 
 
 class AnswerFilter:

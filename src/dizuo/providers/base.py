@@ -17,7 +17,17 @@ import aiohttp
 
 from dizuo.errors import UnsupportedFeature
 
-__all__ = ["MAX_TOKENS", "Endpoint", "Provider", "ProviderSpec", "Reply", "Transport", "Usage"]
+__all__ = [
+    "MAX_TOKENS",
+    "TEXT_FIELDS",
+    "Endpoint",
+    "Provider",
+    "ProviderSpec",
+    "Reply",
+    "Transport",
+    "Usage",
+    "answer_texts",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,20 @@ def _count(value: Any) -> int | None:
     if count != number or not 0 <= count <= MAX_TOKENS:
         return None
     return count
+
+
+TEXT_FIELDS = ("content", "reasoning_content")  # answer fields that are text (DeepSeek-R1 style reasoning)
+
+
+def answer_texts(message: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """The texts of an answer message (or a stream delta): content, reasoning_content, and each
+    tool call's arguments, as (container, key, text)."""
+    found = [(message, key, message[key]) for key in TEXT_FIELDS if isinstance(message.get(key), str)]
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            found.append((function, "arguments", function["arguments"]))
+    return found
 
 
 @dataclass(slots=True)
