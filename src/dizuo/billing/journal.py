@@ -263,6 +263,8 @@ class Journal:
             return Apart([(charges, done)], [], [], None)
         if not refuses(error):
             return Apart([], [], charges, error)
+        if len(charges) == 1:  # already tried on its own
+            return Apart([], [(charges[0], error)], [], None)
         apart = Apart([], [], [], None)
         for index, charge in enumerate(charges):
             with self._db_lock:
