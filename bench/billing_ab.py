@@ -36,6 +36,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--postgres", default="postgresql+psycopg://dizuo:dizuo@127.0.0.1:5432")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379", help="Redis server URL without database")
+    parser.add_argument(
+        "--redis-b",
+        help="B's Redis server URL without database (default: --redis), e.g. unix:///run/redis.sock",
+    )
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
     home = Path(tempfile.mkdtemp(prefix="dizuo-bench-ab-"))
@@ -44,7 +48,8 @@ def main() -> None:
         up = stack.nginx()
         targets: dict[str, Target] = {}
         for index, (name, tree) in enumerate(trees.items()):
-            redis_url = f"{args.redis}/{3 + index}"
+            server = args.redis_b if name == "B" and args.redis_b else args.redis
+            redis_url = f"{server}?db={3 + index}" if server.startswith("unix:") else f"{server}/{3 + index}"
             redis.Redis.from_url(redis_url).flushdb()
             env = {
                 **database_env(args.postgres, f"ab_{name.lower()}"),

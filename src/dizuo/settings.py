@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description=(
-            "Redis URL (redis://host:6379/0). Set it when several replicas share one database: holds and "
+            "Redis URL (redis://host:6379/0, or unix:///path/to/redis.sock?db=0 for a Redis on the same "
+            "host). Set it when several replicas share one database: holds and "
             "rate limits then live in Redis, so replicas share money and limits exactly."
         ),
     )

@@ -1,14 +1,13 @@
 """A replica whose Redis (shared holds and limits) goes away answers 503 with a clear error, charges
 nothing and records nothing, and takes calls again as soon as Redis is back.
 
-Runs its own redis-server (the binary scripts/services.sh installs), so that the test can stop it.
+Runs its own redis-server (tests/support/redis_server.py), so that the test can stop it.
 """
 
 from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,55 +23,11 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
 from dizuo.store import Database
+from tests.support.redis_server import PrivateRedis
 from tests.support.servers import free_port, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, on a fixed port, that can be killed and started again."""
-
-    def __init__(self, directory: Path, appendonly: str) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.appendonly = appendonly
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                self.appendonly,
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis.from_url(self.url).ping():
-                    return
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(10)
 
 
 @pytest.fixture(params=["no", "yes"], ids=["commit-first", "staged-in-redis"])
@@ -81,8 +36,7 @@ def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pr
     server = PrivateRedis(tmp_path, request.param)
     server.start()
     yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
+    server.stop()
 
 
 def test_a_replica_without_its_redis_answers_503_and_recovers(
@@ -96,7 +50,7 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
     topup(db, name, parse_cny("1"))
     key = create_key(db, name, limits=(1000, None, 2)).key  # limits in Redis too
     port = free_port()
-    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url)
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
     body = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
 
     def call() -> httpx.Response:
@@ -158,7 +112,7 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     key = create_key(db, name, limits=(None, None, 1)).key  # one call in flight at a time
     db.dispose()
     port = free_port()
-    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url)
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
 
     def call() -> httpx.Response:
         return httpx.post(
@@ -183,7 +137,7 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
             assert time.monotonic() < deadline, "the cut call's slot was not given back"
             time.sleep(0.2)
         assert answer.status_code == 200, answer.text
-        held = redis.Redis.from_url(private_redis.url).hget(f"dizuo:wallet:{{{org.id}}}", "held")
+        held = redis.Redis.from_url(private_redis.url()).hget(f"dizuo:wallet:{{{org.id}}}", "held")
         assert int(held or 0) == 0
     finally:
         upstream.modes.pop("ctl-away-slow", None)

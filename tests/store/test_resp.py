@@ -4,8 +4,11 @@ connections reach the right callers, scripts unknown to Redis are loaded. Needs 
 from __future__ import annotations
 
 import asyncio
+import re
+import shutil
 from collections.abc import AsyncIterator
-from urllib.parse import urlparse
+from pathlib import Path
+from urllib.parse import quote, urlparse
 
 import pytest
 import redis
@@ -13,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from dizuo.store.resp import Multiplexed, Script
+from tests.support.redis_server import PrivateRedis
 
 
 @pytest.fixture
@@ -116,7 +120,43 @@ def conn_url(conn: Multiplexed) -> str:
     return f"redis://{conn.host}:{conn.port}/{conn.db}"
 
 
-@pytest.mark.parametrize("url", ["rediss://cache.example:6380/0", "unix:///run/redis.sock"])
-def test_an_unsupported_url_is_refused_when_configured(url: str) -> None:
-    with pytest.raises(ValueError, match="only redis://host:port/db is supported"):
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("rediss://cache.example:6380/0", "TLS rediss:// is not yet"),
+        ("unix://", "only redis://host:port/db and unix:///path"),
+        ("redis://127.0.0.1:6379/cache", "the database must be a number"),
+        ("unix:///run/redis.sock?db=one", "the database must be a number"),
+    ],
+)
+def test_an_unsupported_url_is_refused_when_configured(url: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
         Multiplexed(url)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+async def test_a_unix_socket_url_reaches_its_database_with_its_password(tmp_path: Path) -> None:
+    server = PrivateRedis(tmp_path, socket=True, password="p@ss 口令")
+    server.start()
+    try:
+        url = server.url(db=5)
+        assert url.startswith("unix://") and url.endswith("?db=5")
+        assert quote("p@ss 口令", safe="") in url
+        connection = Multiplexed(url)
+        await connection.execute("SET", "dizuo:test:db", "五号库")
+        other = redis.Redis.from_url(url)
+        assert other.get("dizuo:test:db") == "五号库".encode()
+        assert (
+            redis.Redis(unix_socket_path=str(server.socket), password="p@ss 口令").get("dizuo:test:db")
+            is None
+        )
+        other.close()
+        await connection.aclose()
+        wrong = Multiplexed(f"unix://:nope@{server.socket}?db=5")
+        with pytest.raises(ResponseError, match=r"WRONGPASS|invalid password"):
+            await wrong.execute("PING")
+    finally:
+        server.stop()
+    gone = Multiplexed(f"unix://{server.socket}")
+    with pytest.raises(RedisConnectionError, match=re.escape(f"cannot reach Redis at {server.socket}")):
+        await gone.execute("PING")

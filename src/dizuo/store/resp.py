@@ -18,7 +18,7 @@ import asyncio
 import collections
 import hashlib
 from typing import Any, cast
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -90,22 +90,34 @@ class Script:
 
 
 class Multiplexed:
-    """The connection to the Redis at *url* (``redis://[user:password@]host[:port][/db]``) for the
-    running event loop; a call from another loop gets a connection of its own."""
+    """The connection to the Redis at *url* (``redis://[user:password@]host[:port][/db]``, or on this
+    host ``unix://[user:password@]/path/to/redis.sock[?db=N]`` as redis-py writes it) for the running
+    event loop; a call from another loop gets a connection of its own."""
 
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
-        if parsed.scheme != "redis":
+        query = parse_qs(parsed.query)
+        self.host, self.port = "", 0  # for redis://
+        self.path: str | None = None  # a Unix socket's, for unix://
+        if parsed.scheme == "redis":
+            self.host = parsed.hostname or "127.0.0.1"
+            self.port = parsed.port or 6379
+            self.where = f"{self.host}:{self.port}"
+            db = parsed.path.strip("/") or query.get("db", ["0"])[0]
+        elif parsed.scheme == "unix" and parsed.path:
+            self.path = self.where = parsed.path
+            db = query.get("db", ["0"])[0]
+        else:
             raise ValueError(
-                f"DIZUO_REDIS_URL {url!r}: only redis://host:port/db is supported"
-                " (TLS rediss:// and unix:// sockets are not yet)"
+                f"DIZUO_REDIS_URL {url!r}: only redis://host:port/db and unix:///path/to/redis.sock?db=N"
+                " are supported (TLS rediss:// is not yet)"
             )
-        self.host = parsed.hostname or "127.0.0.1"
-        self.port = parsed.port or 6379
         self.username = unquote(parsed.username) if parsed.username else None
-        self.password = unquote(parsed.password) if parsed.password else None
-        path = parsed.path.strip("/")
-        self.db = int(path) if path else 0
+        password = parsed.password or query.get("password", [None])[0]
+        self.password = unquote(password) if password else None
+        if not db.isdigit():
+            raise ValueError(f"DIZUO_REDIS_URL {url!r}: the database must be a number, not {db!r}")
+        self.db = int(db)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
@@ -144,14 +156,17 @@ class Multiplexed:
         self._connecting = loop.create_future()
         try:
             async with asyncio.timeout(CONNECT_SECONDS):
-                _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                if self.path is not None:
+                    _, protocol = await loop.create_unix_connection(_Protocol, self.path)
+                else:
+                    _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
                 if self.password is not None:
                     auth = (self.username, self.password) if self.username else (self.password,)
                     await protocol.call(("AUTH", *auth))
                 if self.db:
                     await protocol.call(("SELECT", self.db))
         except (OSError, TimeoutError) as exc:
-            error = RedisConnectionError(f"cannot reach Redis at {self.host}:{self.port}: {exc}")
+            error = RedisConnectionError(f"cannot reach Redis at {self.where}: {exc}")
             self._fail_connecting(error)
             raise error from exc
         except BaseException as exc:  # AUTH or SELECT refused, or this call cancelled
