@@ -67,6 +67,23 @@ def test_bad_config_fails_before_serving(tmp_path: Path) -> None:
     assert "bad.yaml: deployments[0] (a): provider: unknown provider 'nope'" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (["serve", "--port", "0"], "settings.redis_url"),
+        (["admin", "wallet", "--org", "default", "--json"], "DIZUO_REDIS_URL"),
+    ],
+)
+def test_a_redis_url_the_gateway_cannot_use_stops_every_command_clearly(
+    tmp_path: Path, command: list[str], shown: str
+) -> None:
+    env = env_for(tmp_path) | {"DIZUO_REDIS_URL": "rediss://cache.example:6380/0?ssl_min_version=3"}
+    result = subprocess.run([*DIZUO, *command], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert shown in result.stderr and "ssl_min_version not supported" in result.stderr
+    assert "Traceback" not in result.stderr and "pydantic.dev" not in result.stderr
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Run `dizuo serve --workers 2` as a user would; yield its URL and the first key it printed."""

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from dizuo.store.resp import Multiplexed
+
 __all__ = ["Settings"]
 
 
@@ -68,11 +70,22 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None,
         description=(
-            "Redis URL (redis://host:6379/0, or unix:///path/to/redis.sock?db=0 for a Redis on the same "
-            "host). Set it when several replicas share one database: holds and "
+            "Redis URL (redis://host:6379/0; rediss://host:6380/0?ssl_ca_certs=ca.pem over TLS; "
+            "unix:///path/to/redis.sock?db=0 on the same host). Set it when several replicas share one "
+            "database: holds and "
             "rate limits then live in Redis, so replicas share money and limits exactly."
         ),
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str | None) -> str | None:
+        # What the hot path's connection cannot use is refused at start, not at the first call (and
+        # without a traceback): an unknown scheme or ssl_* parameter, a TLS file that cannot be read.
+        if value:
+            Multiplexed(value.strip())
+        return value.strip() if value else None
+
     hold_seconds: float = Field(
         900.0,
         gt=0,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,13 +17,9 @@ import httpx
 import pytest
 import redis
 
-from dizuo.accounts import create_key, create_org
-from dizuo.billing import parse_cny
-from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
-from dizuo.store import Database
 from tests.support.redis_server import PrivateRedis
-from tests.support.servers import free_port, one_deployment_config, start_server
+from tests.support.servers import free_port, funded_org, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
@@ -33,22 +28,15 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="ne
 @pytest.fixture(params=["no", "yes"], ids=["commit-first", "staged-in-redis"])
 def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PrivateRedis]:
     """With an append-only file, usage records are staged in Redis (and kept across its restart)."""
-    server = PrivateRedis(tmp_path, request.param)
-    server.start()
-    yield server
-    server.stop()
+    with PrivateRedis(tmp_path, request.param) as server:
+        yield server
 
 
 def test_a_replica_without_its_redis_answers_503_and_recovers(
     upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
-    db = Database(database_url)
-    db.upgrade()
-    name = f"away-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("1"))
-    key = create_key(db, name, limits=(1000, None, 2)).key  # limits in Redis too
+    db, org, key = funded_org(database_url, "away", (1000, None, 2))  # limits in Redis too
     port = free_port()
     server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
     body = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
@@ -104,12 +92,7 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     # until they lapse (15 minutes by default), and the key could make no call meanwhile.
     upstream.modes["ctl-away-slow"] = "slow:1.0"
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url, upstream_model="ctl-away-slow")
-    db = Database(database_url)
-    db.upgrade()
-    name = f"away-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("1"))
-    key = create_key(db, name, limits=(None, None, 1)).key  # one call in flight at a time
+    db, org, key = funded_org(database_url, "away", (None, None, 1))  # one call in flight at a time
     db.dispose()
     port = free_port()
     server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlparse
 
@@ -123,15 +123,60 @@ def conn_url(conn: Multiplexed) -> str:
 @pytest.mark.parametrize(
     ("url", "error"),
     [
-        ("rediss://cache.example:6380/0", "TLS rediss:// is not yet"),
-        ("unix://", "only redis://host:port/db and unix:///path"),
+        ("http://cache.example:6380/0", "only redis://host:port/db, rediss://"),
+        ("unix://", "only redis://host:port/db, rediss://"),
         ("redis://127.0.0.1:6379/cache", "the database must be a number"),
         ("unix:///run/redis.sock?db=one", "the database must be a number"),
+        ("rediss://cache.example/0?ssl_min_version=3", "ssl_min_version not supported"),
+        (
+            "rediss://cache.example/0?ssl_cert_reqs=sometimes",
+            "ssl_cert_reqs must be none, optional or required",
+        ),
+        ("rediss://cache.example/0?ssl_ca_certs=/nonexistent/ca.pem", "cannot load its TLS files"),
+        ("rediss://cache.example/0?ssl_keyfile=/etc/client.key", "ssl_keyfile needs ssl_certfile"),
     ],
 )
 def test_an_unsupported_url_is_refused_when_configured(url: str, error: str) -> None:
-    with pytest.raises(ValueError, match=error):
+    with pytest.raises(ValueError, match=re.escape(error)):
         Multiplexed(url)
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None or shutil.which("openssl") is None:
+        pytest.skip("needs redis-server and openssl")
+    with PrivateRedis(tmp_path, tls=True, password="tls-口令") as server:
+        yield server
+
+
+async def test_a_tls_url_reaches_redis_with_its_certificates(tls_redis: PrivateRedis) -> None:
+    url = tls_redis.url(db=6)
+    connection = Multiplexed(url)
+    assert await connection.run(
+        Script("return redis.call('SET', KEYS[1], ARGV[1])"), ["dizuo:test:tls"], ["加密"]
+    )
+    other = redis.Redis.from_url(url)  # redis-py reads the same URL the same way
+    assert other.get("dizuo:test:tls") == "加密".encode()
+    other.close()
+    await connection.aclose()
+
+
+async def test_a_tls_redis_whose_certificate_is_not_trusted_is_a_clear_error(tls_redis: PrivateRedis) -> None:
+    untrusted = tls_redis.url().replace(f"ssl_ca_certs={tls_redis.certificates['ca']}&", "")  # type: ignore[index]
+    with pytest.raises(RedisConnectionError, match="certificate verify failed"):
+        await Multiplexed(untrusted).execute("PING")
+    # Verification turned off, as redis-py allows: encrypted, not authenticated.
+    unverified = Multiplexed(untrusted + "&ssl_cert_reqs=none")
+    assert await unverified.execute("PING") == b"PONG"
+    await unverified.aclose()
+
+
+async def test_a_tls_redis_refuses_a_client_without_its_certificate(tls_redis: PrivateRedis) -> None:
+    files = tls_redis.certificates
+    assert files is not None
+    anonymous = Multiplexed(f"rediss://:tls-口令@127.0.0.1:{tls_redis.port}/0?ssl_ca_certs={files['ca']}")
+    with pytest.raises(RedisConnectionError):
+        await anonymous.execute("PING")
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")

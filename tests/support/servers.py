@@ -8,12 +8,19 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 import yaml
+
+from dizuo.accounts import create_key, create_org
+from dizuo.accounts.tables import Organization
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.store import Database
 
 
 def free_port() -> int:
@@ -77,6 +84,20 @@ def one_deployment_config(
     }
     path.write_text(yaml.safe_dump({"local": False, "deployments": [deployment]}), encoding="utf-8")
     return path
+
+
+def funded_org(
+    database_url: str, prefix: str, limits: tuple[int | None, int | None, int | None]
+) -> tuple[Database, Organization, str]:
+    """A new organization (named *prefix*-…) with ¥1 on its wallet and a key with *limits* (RPM, TPM,
+    concurrency), in the migrated database at *database_url*: the database (to dispose of), the
+    organization and the key."""
+    db = Database(database_url)
+    db.upgrade()
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("1"))
+    return db, org, create_key(db, name, limits=limits).key
 
 
 def start_server(

@@ -6,9 +6,10 @@ import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
 from dizuo.errors import DizuoError
 from dizuo.settings import Settings
@@ -30,8 +31,17 @@ def reported() -> Iterator[None]:
         yield
     except DizuoError as exc:
         fail(f"{exc.message('zh')} / {exc.message('en')}")
+    except ValidationError as exc:  # the DIZUO_* settings, say: one line per problem, named as set
+        fail("\n".join(_problem(exc.title, error) for error in exc.errors()))
     except ValueError as exc:
         fail(str(exc))
+
+
+def _problem(model: str, error: Any) -> str:
+    where = ".".join(map(str, error["loc"]))
+    if model == "Settings":
+        where = f"DIZUO_{where.upper()}"
+    return f"{where}: {error['msg']}"
 
 
 @contextmanager

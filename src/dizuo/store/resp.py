@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import ssl
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -81,6 +82,52 @@ class _Protocol(asyncio.Protocol):
         self.transport.write(hiredis.pack_command(args))
 
 
+# redis-py's URL parameters for TLS that this connection honours too, so that one DIZUO_REDIS_URL means
+# the same to both (the drains and admin commands use redis-py). Others are refused, not ignored.
+TLS_PARAMETERS = frozenset(
+    {
+        "ssl_cert_reqs",
+        "ssl_ca_certs",
+        "ssl_ca_path",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_password",
+        "ssl_check_hostname",
+    }
+)
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def _tls_context(url: str, query: dict[str, list[str]]) -> ssl.SSLContext:
+    """The TLS context redis-py would make for *url*: the system's trusted CAs (or ``ssl_ca_certs``),
+    the certificate required and its host name checked unless the URL says otherwise."""
+    unknown = sorted(name for name in query if name.startswith("ssl_") and name not in TLS_PARAMETERS)
+    if unknown:
+        raise ValueError(
+            f"DIZUO_REDIS_URL {url!r}: {', '.join(unknown)} not supported"
+            f" (supported: {', '.join(sorted(TLS_PARAMETERS))})"
+        )
+    one = {name: values[-1] for name, values in query.items()}
+    reqs = one.get("ssl_cert_reqs", "required")  # case as redis-py: exactly these words
+    if reqs not in _CERT_REQS:
+        raise ValueError(f"DIZUO_REDIS_URL {url!r}: ssl_cert_reqs must be none, optional or required")
+    if "ssl_keyfile" in one and "ssl_certfile" not in one:
+        raise ValueError(f"DIZUO_REDIS_URL {url!r}: ssl_keyfile needs ssl_certfile")
+    context = ssl.create_default_context()
+    # redis-py checks the host name unless told not to (its to_bool: 0, f, false, n, no are false).
+    checks = one.get("ssl_check_hostname", "").upper() not in {"0", "F", "FALSE", "N", "NO"}
+    context.check_hostname = checks and reqs != "none"
+    context.verify_mode = _CERT_REQS[reqs]
+    try:
+        if "ssl_certfile" in one:
+            context.load_cert_chain(one["ssl_certfile"], one.get("ssl_keyfile"), one.get("ssl_password"))
+        if "ssl_ca_certs" in one or "ssl_ca_path" in one:
+            context.load_verify_locations(one.get("ssl_ca_certs"), one.get("ssl_ca_path"))
+    except OSError as exc:  # ssl.SSLError too
+        raise ValueError(f"DIZUO_REDIS_URL {url!r}: cannot load its TLS files: {exc}") from exc
+    return context
+
+
 class Script:
     """A Lua script called by its SHA-1, loaded into Redis the first time Redis does not know it."""
 
@@ -90,27 +137,31 @@ class Script:
 
 
 class Multiplexed:
-    """The connection to the Redis at *url* (``redis://[user:password@]host[:port][/db]``, or on this
-    host ``unix://[user:password@]/path/to/redis.sock[?db=N]`` as redis-py writes it) for the running
-    event loop; a call from another loop gets a connection of its own."""
+    """The connection to the Redis at *url* for the running event loop; a call from another loop gets a
+    connection of its own. URLs as redis-py takes them: ``redis://[user:password@]host[:port][/db]``,
+    ``rediss://…`` for TLS (with redis-py's ``ssl_*`` query parameters, :data:`TLS_PARAMETERS`), or
+    on this host ``unix://[user:password@]/path/to/redis.sock[?db=N]``."""
 
     def __init__(self, url: str) -> None:
         parsed = urlparse(url)
         query = parse_qs(parsed.query)
-        self.host, self.port = "", 0  # for redis://
+        self.host, self.port = "", 0  # for redis:// and rediss://
         self.path: str | None = None  # a Unix socket's, for unix://
-        if parsed.scheme == "redis":
+        self.tls: ssl.SSLContext | None = None  # for rediss://
+        if parsed.scheme in ("redis", "rediss"):
             self.host = parsed.hostname or "127.0.0.1"
             self.port = parsed.port or 6379
             self.where = f"{self.host}:{self.port}"
             db = parsed.path.strip("/") or query.get("db", ["0"])[0]
+            if parsed.scheme == "rediss":
+                self.tls = _tls_context(url, query)
         elif parsed.scheme == "unix" and parsed.path:
             self.path = self.where = parsed.path
             db = query.get("db", ["0"])[0]
         else:
             raise ValueError(
-                f"DIZUO_REDIS_URL {url!r}: only redis://host:port/db and unix:///path/to/redis.sock?db=N"
-                " are supported (TLS rediss:// is not yet)"
+                f"DIZUO_REDIS_URL {url!r}: only redis://host:port/db, rediss://host:port/db (TLS) and"
+                " unix:///path/to/redis.sock?db=N are supported"
             )
         self.username = unquote(parsed.username) if parsed.username else None
         password = parsed.password or query.get("password", [None])[0]
@@ -159,13 +210,13 @@ class Multiplexed:
                 if self.path is not None:
                     _, protocol = await loop.create_unix_connection(_Protocol, self.path)
                 else:
-                    _, protocol = await loop.create_connection(_Protocol, self.host, self.port)
+                    _, protocol = await loop.create_connection(_Protocol, self.host, self.port, ssl=self.tls)
                 if self.password is not None:
                     auth = (self.username, self.password) if self.username else (self.password,)
                     await protocol.call(("AUTH", *auth))
                 if self.db:
                     await protocol.call(("SELECT", self.db))
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError too: a certificate not trusted, say
             error = RedisConnectionError(f"cannot reach Redis at {self.where}: {exc}")
             self._fail_connecting(error)
             raise error from exc

@@ -1,8 +1,9 @@
-"""Replicas reach a Redis on the same host by its Unix socket (DIZUO_REDIS_URL=unix://…): holds,
-rate limits and staged usage records work as they do over TCP.
+"""Replicas reach Redis over TLS (DIZUO_REDIS_URL=rediss://…, as managed Redis services ask) or, on
+the same host, by its Unix socket (unix://…): holds, rate limits and staged usage records work as they
+do over plain TCP.
 
-Runs its own redis-server on a socket (tests/support/redis_server.py); two replicas when the database
-is PostgreSQL (SQLite is one process's file), one otherwise.
+Runs its own redis-server (tests/support/redis_server.py); two replicas when the database is
+PostgreSQL (SQLite is one process's file), one otherwise.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import shutil
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,38 +19,30 @@ import openai
 import pytest
 import redis
 
-from dizuo.accounts import create_key, create_org
-from dizuo.billing import parse_cny
-from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
-from dizuo.store import Database
 from tests.support.redis_server import PrivateRedis
-from tests.support.servers import free_port, one_deployment_config, start_server
+from tests.support.servers import free_port, funded_org, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 
 
-@pytest.fixture
-def socket_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+@pytest.fixture(params=["unix-socket", "tls"])
+def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[PrivateRedis]:
+    if request.param == "tls" and shutil.which("openssl") is None:
+        pytest.skip("needs openssl")
     # With an append-only file, so that usage records are staged in Redis (the path most work crosses).
-    server = PrivateRedis(tmp_path, "yes", socket=True, password="口令-secret")
-    server.start()
-    yield server
-    server.stop()
+    transport = {"socket": True} if request.param == "unix-socket" else {"tls": True}
+    with PrivateRedis(tmp_path, "yes", password="口令-secret", **transport) as server:
+        yield server
 
 
-def test_replicas_share_wallet_and_limits_over_a_unix_socket(
-    upstream: FakeUpstream, database_url: str, socket_redis: PrivateRedis, tmp_path: Path
+def test_replicas_share_wallet_and_limits(
+    upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
-    db = Database(database_url)
-    db.upgrade()
-    name = f"sock-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("1"))
-    key = create_key(db, name, limits=(6, None, 4)).key  # 6 a minute, kept in the same Redis
-    url = socket_redis.url(db=3)
+    db, org, key = funded_org(database_url, "sock", (6, None, 4))  # 6 a minute, kept in the same Redis
+    url = private_redis.url(db=3)
     replicas = 2 if database_url.startswith("postgresql") else 1
     servers: list[subprocess.Popen[bytes]] = []
     try:
@@ -87,11 +79,11 @@ def test_replicas_share_wallet_and_limits_over_a_unix_socket(
             time.sleep(0.05)
         assert costs == [17] * 6
         assert wallet.balance == 1_000_000 - 6 * 17
-        # Everything lives in the URL's database 3 of the socket's Redis: nothing is held any more.
+        # Everything lives in the URL's database 3: nothing is held any more.
         shared = redis.Redis.from_url(url)
         assert int(shared.hget(f"dizuo:wallet:{{{org.id}}}", "held") or 0) == 0
         assert shared.exists(f"dizuo:wallet:{{{org.id}}}")
-        assert not redis.Redis.from_url(socket_redis.url(db=0)).exists(f"dizuo:wallet:{{{org.id}}}")
+        assert not redis.Redis.from_url(private_redis.url(db=0)).exists(f"dizuo:wallet:{{{org.id}}}")
     finally:
         for server in servers:
             server.send_signal(signal.SIGTERM)
