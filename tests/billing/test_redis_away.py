@@ -84,6 +84,58 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
         db.dispose()
 
 
+def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
+    upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    # A stopped process (or a network cut) keeps the connection open and answers nothing: without a
+    # limit, calls would wait until TCP gives up, about 15 minutes. socket_timeout=1 in the URL.
+    assert private_redis.process is not None
+    config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
+    db, org, key = funded_org(database_url, "hang", (1000, None, 2))
+    port = free_port()
+    url = private_redis.url() + "?socket_timeout=1"
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=url)
+
+    def call() -> httpx.Response:
+        return httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=30,
+        )
+
+    try:
+        assert call().status_code == 200
+        private_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            hung = call()
+            assert time.monotonic() - started < 5
+        finally:
+            private_redis.process.send_signal(signal.SIGCONT)
+        assert hung.status_code == 503, hung.text
+        assert hung.json()["error"]["code"] == "shared_state_unavailable"
+        assert hung.headers["retry-after"]
+        deadline = time.monotonic() + 15
+        while (answer := call()).status_code != 200:
+            assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
+            time.sleep(0.2)
+        deadline = time.monotonic() + 10  # staged records land a moment late
+        while True:
+            with db.session() as session:
+                count = session.query(UsageRecord).filter(UsageRecord.org_id == org.id).count()
+                wallet = session.get(Wallet, org.id)
+                assert wallet is not None
+            if count == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert (count, wallet.balance) == (2, 1_000_000 - 2 * 17)  # the hung call charged nothing
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
+        db.dispose()
+
+
 def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:

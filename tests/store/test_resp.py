@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
+import signal
+import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -120,6 +123,56 @@ def conn_url(conn: Multiplexed) -> str:
     return f"redis://{conn.host}:{conn.port}/{conn.db}"
 
 
+async def test_a_redis_that_answers_nothing_fails_the_waiting_calls_after_socket_timeout() -> None:
+    # A peer that takes the connection and never answers, as a Redis host behind a network cut does:
+    # without a limit, the calls would wait until TCP gives up (about 15 minutes).
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while await reader.read(65536):
+            pass
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    connection = Multiplexed(f"redis://127.0.0.1:{port}/0?socket_timeout=0.3")
+    try:
+        async with asyncio.timeout(10):  # a hang fails the test instead of stopping the run
+            started = time.monotonic()
+            calls = [asyncio.ensure_future(connection.execute("PING")) for _ in range(3)]
+            await asyncio.sleep(0.1)
+            # TCP keepalive probes the connection while it is idle, so that no NAT drops it silently.
+            sock = connection._protocol.transport.get_extra_info("socket")  # type: ignore[union-attr]
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            for call in calls:
+                with pytest.raises(RedisConnectionError, match=r"Redis did not answer for 0\.3 s"):
+                    await call
+            assert 0.3 <= time.monotonic() - started < 2
+            # The next call connects anew (and, the peer still silent, fails the same way).
+            with pytest.raises(RedisConnectionError, match="did not answer"):
+                await connection.execute("PING")
+    finally:
+        await connection.aclose()
+        server.close()
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+async def test_a_stopped_redis_fails_calls_in_time_and_serves_them_again_once_it_runs(tmp_path: Path) -> None:
+    with PrivateRedis(tmp_path) as server:
+        assert server.process is not None
+        connection = Multiplexed(server.url() + "?socket_timeout=0.5")
+        try:
+            assert await connection.execute("PING") == b"PONG"
+            server.process.send_signal(signal.SIGSTOP)  # the process hangs; its socket stays open
+            try:
+                with pytest.raises(RedisConnectionError, match=r"did not answer for 0\.5 s"):
+                    async with asyncio.timeout(10):  # a hang fails the test instead of stopping the run
+                        await connection.execute("PING")
+            finally:
+                server.process.send_signal(signal.SIGCONT)
+            assert await connection.execute("ECHO", "又回来了") == "又回来了".encode()
+        finally:
+            await connection.aclose()
+
+
 @pytest.mark.parametrize(
     ("url", "error"),
     [
@@ -134,6 +187,8 @@ def conn_url(conn: Multiplexed) -> str:
         ),
         ("rediss://cache.example/0?ssl_ca_certs=/nonexistent/ca.pem", "cannot load its TLS files"),
         ("rediss://cache.example/0?ssl_keyfile=/etc/client.key", "ssl_keyfile needs ssl_certfile"),
+        ("redis://cache.example/0?socket_timeout=soon", "socket_timeout must be a number of seconds above 0"),
+        ("redis://cache.example/0?socket_timeout=0", "socket_timeout must be a number of seconds above 0"),
     ],
 )
 def test_an_unsupported_url_is_refused_when_configured(url: str, error: str) -> None:

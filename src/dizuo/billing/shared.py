@@ -53,6 +53,7 @@ from dizuo.billing.split import Share, split_charge
 from dizuo.limits import Permit, Subject
 from dizuo.limits.shared import LIMITS_LUA, LoopScripts, admitted, giving_back, refused, taking
 from dizuo.store import ordered_id
+from dizuo.store.resp import blocking_client
 
 __all__ = ["STREAM", "Asking", "RedisBook", "Settling", "Taking"]
 
@@ -314,7 +315,7 @@ class RedisBook:
         self.hold_seconds = hold_seconds
         self.loader = loader
         self._scripts = LoopScripts(url, _SCRIPTS)
-        self._sync = redis.Redis.from_url(url)  # for the journal's writer thread
+        self._sync = blocking_client(url)  # for the journal's writer thread
         self._scripts_sync = {name: self._sync.register_script(src) for name, src in _SCRIPTS.items()}
         # Voucher terms (co-pay, scope, window) per organization, from the database; Redis has the money.
         self._terms: dict[str, list[VoucherState]] = {}

@@ -46,6 +46,7 @@ from dizuo.billing.holds import Committed, Settlement
 from dizuo.billing.journal import Charge, Journal
 from dizuo.billing.shared import STREAM, RedisBook
 from dizuo.store import Durability, ordered_id
+from dizuo.store.resp import blocking_client
 
 __all__ = ["REFUSED", "Drain", "Staging", "decode", "stages"]
 
@@ -102,7 +103,7 @@ class Drain:
         self.book = book
         self.claim_idle_ms = int(claim_idle * 1000)
         self.name = f"{socket.gethostname()}-{os.getpid()}-{ordered_id()[-6:]}"
-        self._redis = redis.Redis.from_url(book.url)  # its own: XREADGROUP blocks it
+        self._redis = blocking_client(book.url)  # its own: XREADGROUP blocks it
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 

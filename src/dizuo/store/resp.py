@@ -9,7 +9,11 @@ Why not redis-py's asyncio client: a script call through it took 110–150 µs h
 the same EVALSHA on this connection (docs/benchmarks.md), and the gateway makes two to four per call.
 
 A lost connection fails the calls waiting on it with :class:`redis.exceptions.ConnectionError`; the
-next call connects again.
+next call connects again. So does a connection on which Redis answers nothing for ``socket_timeout``
+seconds (the URL's, as redis-py takes it; 10 by default) while calls wait: a Redis host gone
+silent (a network cut, a stopped process) would otherwise hold every call until TCP gives up, about
+15 minutes later. TCP keepalive probes idle connections, so a NAT gateway or cloud load balancer
+does not drop them silently meanwhile.
 """
 
 from __future__ import annotations
@@ -17,22 +21,30 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import socket
 import ssl
 from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlparse
 
 import hiredis
+import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-__all__ = ["Multiplexed", "Script"]
+__all__ = ["Multiplexed", "Script", "blocking_client"]
 
 CONNECT_SECONDS = 10.0
+REPLY_SECONDS = 10.0  # how long calls may wait with no reply at all before the connection is given up
+# TCP keepalive: first probe after 30 s idle, then every 10 s, given up after 3 unanswered.
+KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
 
 
 class _Protocol(asyncio.Protocol):
-    def __init__(self) -> None:
+    def __init__(self, patience: float = REPLY_SECONDS) -> None:
         self.reader = hiredis.Reader()
+        self.patience = patience
+        self.progress = 0.0  # the loop's time of the last reply, or of a call sent while none waited
+        self._watch: asyncio.TimerHandle | None = None
         # Per command sent, first in first out: its future, and what to send instead if Redis answers
         # NOSCRIPT (an EVALSHA's EVAL), else None.
         self.waiting: collections.deque[tuple[asyncio.Future[Any], tuple[Any, ...] | None]] = (
@@ -43,8 +55,22 @@ class _Protocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is one without subclassing it
+        self._loop = asyncio.get_running_loop()
+        self._watch = self._loop.call_later(self.patience / 4, self._check)
+        _keep_alive(transport.get_extra_info("socket"))
+
+    def _check(self) -> None:
+        """Every quarter of the patience: give the connection up if calls wait and nothing came."""
+        if self.lost is not None or self.transport is None:
+            return
+        if self.waiting and self._loop.time() - self.progress > self.patience:
+            self.lost = RedisConnectionError(f"Redis did not answer for {self.patience:g} s")
+            self.transport.abort()  # connection_lost fails the waiting calls
+            return
+        self._watch = self._loop.call_later(self.patience / 4, self._check)
 
     def data_received(self, data: bytes) -> None:
+        self.progress = self._loop.time()
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             future, instead = self.waiting.popleft()
@@ -59,7 +85,9 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(ResponseError(str(reply)))
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = RedisConnectionError(f"Redis connection lost: {exc or 'closed'}")
+        if self._watch is not None:
+            self._watch.cancel()
+        self.lost = self.lost or RedisConnectionError(f"Redis connection lost: {exc or 'closed'}")
         while self.waiting:
             future, _ = self.waiting.popleft()
             if not future.done():
@@ -78,6 +106,8 @@ class _Protocol(asyncio.Protocol):
         if self.lost is not None or self.transport is None or self.transport.is_closing():
             future.set_exception(self.lost or RedisConnectionError("Redis connection closed"))
             return
+        if not self.waiting:
+            self.progress = self._loop.time()
         self.waiting.append((future, instead))
         self.transport.write(hiredis.pack_command(args))
 
@@ -169,6 +199,16 @@ class Multiplexed:
         if not db.isdigit():
             raise ValueError(f"DIZUO_REDIS_URL {url!r}: the database must be a number, not {db!r}")
         self.db = int(db)
+        self.patience = REPLY_SECONDS
+        if "socket_timeout" in query:
+            try:
+                self.patience = float(query["socket_timeout"][-1])
+            except ValueError:
+                self.patience = 0
+            if not 0 < self.patience < 1e6:
+                raise ValueError(
+                    f"DIZUO_REDIS_URL {url!r}: socket_timeout must be a number of seconds above 0"
+                )
         self.loop: asyncio.AbstractEventLoop | None = None
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
@@ -208,9 +248,13 @@ class Multiplexed:
         try:
             async with asyncio.timeout(CONNECT_SECONDS):
                 if self.path is not None:
-                    _, protocol = await loop.create_unix_connection(_Protocol, self.path)
+                    _, protocol = await loop.create_unix_connection(
+                        lambda: _Protocol(self.patience), self.path
+                    )
                 else:
-                    _, protocol = await loop.create_connection(_Protocol, self.host, self.port, ssl=self.tls)
+                    _, protocol = await loop.create_connection(
+                        lambda: _Protocol(self.patience), self.host, self.port, ssl=self.tls
+                    )
                 if self.password is not None:
                     auth = (self.username, self.password) if self.username else (self.password,)
                     await protocol.call(("AUTH", *auth))
@@ -242,6 +286,33 @@ class Multiplexed:
             and not self.loop.is_closed()
         ):
             protocol.transport.close()
+
+
+def _keep_alive(sock: Any) -> None:
+    """TCP keepalive on *sock* (not for a Unix socket), with :data:`KEEPALIVE`'s timings where the
+    system has them."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in KEEPALIVE.items():
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:  # a transport that does not let us: the connection works without
+        pass
+
+
+def blocking_client(url: str) -> redis.Redis:
+    """A redis-py client for *url* (threads: the drains, the journal's writer) that, unless the URL
+    says otherwise, gives up on a Redis silent for :data:`REPLY_SECONDS` and keeps idle TCP
+    connections alive, as :class:`Multiplexed` does."""
+    options: dict[str, Any] = {"socket_timeout": REPLY_SECONDS, "socket_connect_timeout": CONNECT_SECONDS}
+    if not url.startswith("unix:"):
+        keepalive = {
+            getattr(socket, name): value for name, value in KEEPALIVE.items() if hasattr(socket, name)
+        }
+        options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive}
+    return redis.Redis.from_url(url, **options)
 
 
 def _evalsha(protocol: _Protocol, script: Script, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
