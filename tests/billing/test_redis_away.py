@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from dizuo.billing.tables import UsageRecord, Wallet
+from dizuo.store import Database
 from tests.support.redis_server import PrivateRedis
 from tests.support.servers import free_port, funded_org, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
@@ -32,6 +33,28 @@ def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pr
         yield server
 
 
+def call(port: int, key: str) -> httpx.Response:
+    return httpx.post(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {key}", "Accept-Language": "zh-CN"},
+        timeout=30,
+    )
+
+
+def recorded(db: Database, org_id: str, expected: tuple[int, int]) -> tuple[int, int]:
+    """(usage records, balance) once they are *expected* (staged records land a moment late)."""
+    deadline = time.monotonic() + 10
+    while True:
+        with db.session() as session:
+            count = session.query(UsageRecord).filter(UsageRecord.org_id == org_id).count()
+            wallet = session.get(Wallet, org_id)
+            assert wallet is not None
+        if (count, wallet.balance) == expected or time.monotonic() > deadline:
+            return count, wallet.balance
+        time.sleep(0.05)
+
+
 def test_a_replica_without_its_redis_answers_503_and_recovers(
     upstream: FakeUpstream, database_url: str, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
@@ -39,45 +62,26 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
     db, org, key = funded_org(database_url, "away", (1000, None, 2))  # limits in Redis too
     port = free_port()
     server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
-    body = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
-
-    def call() -> httpx.Response:
-        return httpx.post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
-            json=body,
-            headers={"Authorization": f"Bearer {key}", "Accept-Language": "zh-CN"},
-            timeout=30,
-        )
-
-    def recorded(expected: tuple[int, int]) -> tuple[int, int]:
-        """(usage records, balance) once they are *expected* (staged records land a moment late)."""
-        deadline = time.monotonic() + 10
-        while True:
-            with db.session() as session:
-                count = session.query(UsageRecord).filter(UsageRecord.org_id == org.id).count()
-                wallet = session.get(Wallet, org.id)
-                assert wallet is not None
-            if (count, wallet.balance) == expected or time.monotonic() > deadline:
-                return count, wallet.balance
-            time.sleep(0.05)
-
     try:
-        assert call().status_code == 200
-        assert recorded((1, 1_000_000 - 17)) == (1, 1_000_000 - 17)
+        assert call(port, key).status_code == 200
+        assert recorded(db, org.id, (1, 1_000_000 - 17)) == (1, 1_000_000 - 17)
         private_redis.kill()
         for _ in range(3):
-            away = call()
+            away = call(port, key)
             assert away.status_code == 503, away.text
             error = away.json()["error"]
             assert error["type"] == "service_unavailable" and error["code"] == "shared_state_unavailable"
             assert "Redis" in error["message"] and "稍后重试" in error["message"]
             assert away.headers["retry-after"]
         time.sleep(0.3)
-        assert recorded((1, 1_000_000 - 17)) == (1, 1_000_000 - 17)  # nothing charged, nothing recorded
+        assert recorded(db, org.id, (1, 1_000_000 - 17)) == (
+            1,
+            1_000_000 - 17,
+        )  # nothing charged, nothing recorded
         # It comes back (empty without an append-only file: wallets and scripts load on first use).
         private_redis.start()
-        assert call().status_code == 200
-        assert recorded((2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
+        assert call(port, key).status_code == 200
+        assert recorded(db, org.id, (2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
@@ -96,20 +100,12 @@ def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
     url = private_redis.url() + "?socket_timeout=1"
     server = start_server(config, tmp_path / "home", database_url, port, redis_url=url)
 
-    def call() -> httpx.Response:
-        return httpx.post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
-            json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        )
-
     try:
-        assert call().status_code == 200
+        assert call(port, key).status_code == 200
         private_redis.process.send_signal(signal.SIGSTOP)
         try:
             started = time.monotonic()
-            hung = call()
+            hung = call(port, key)
             assert time.monotonic() - started < 5
         finally:
             private_redis.process.send_signal(signal.SIGCONT)
@@ -117,19 +113,11 @@ def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
         assert hung.json()["error"]["code"] == "shared_state_unavailable"
         assert hung.headers["retry-after"]
         deadline = time.monotonic() + 15
-        while (answer := call()).status_code != 200:
+        while (answer := call(port, key)).status_code != 200:
             assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
             time.sleep(0.2)
-        deadline = time.monotonic() + 10  # staged records land a moment late
-        while True:
-            with db.session() as session:
-                count = session.query(UsageRecord).filter(UsageRecord.org_id == org.id).count()
-                wallet = session.get(Wallet, org.id)
-                assert wallet is not None
-            if count == 2 or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        assert (count, wallet.balance) == (2, 1_000_000 - 2 * 17)  # the hung call charged nothing
+        # The hung call charged nothing.
+        assert recorded(db, org.id, (2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(20)
@@ -149,18 +137,10 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     port = free_port()
     server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
 
-    def call() -> httpx.Response:
-        return httpx.post(
-            f"http://127.0.0.1:{port}/v1/chat/completions",
-            json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]},
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=30,
-        )
-
     try:
         seen = len(upstream.seen)
         with ThreadPoolExecutor(1) as pool:
-            cut = pool.submit(call)
+            cut = pool.submit(call, port, key)
             while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
                 time.sleep(0.02)
             private_redis.kill()
@@ -168,7 +148,7 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
         upstream.modes["ctl-away-slow"] = "ok"
         private_redis.start()
         deadline = time.monotonic() + 10
-        while (answer := call()).status_code == 429:  # the slot is still taken: not given back yet
+        while (answer := call(port, key)).status_code == 429:  # the slot is still taken: not given back yet
             assert time.monotonic() < deadline, "the cut call's slot was not given back"
             time.sleep(0.2)
         assert answer.status_code == 200, answer.text
