@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,18 @@ def private_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pr
     """With an append-only file, usage records are staged in Redis (and kept across its restart)."""
     with PrivateRedis(tmp_path, request.param) as server:
         yield server
+
+
+@contextmanager
+def serving(config: Path, tmp_path: Path, database_url: str, redis_url: str) -> Iterator[int]:
+    """`dizuo serve` with *config* on the shared *redis_url*: its port, until the block ends."""
+    port = free_port()
+    server = start_server(config, tmp_path / "home", database_url, port, redis_url=redis_url)
+    try:
+        yield port
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(20)
 
 
 def call(port: int, key: str) -> httpx.Response:
@@ -60,9 +73,7 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
 ) -> None:
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
     db, org, key = funded_org(database_url, "away", (1000, None, 2))  # limits in Redis too
-    port = free_port()
-    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
-    try:
+    with serving(config, tmp_path, database_url, private_redis.url()) as port:
         assert call(port, key).status_code == 200
         assert recorded(db, org.id, (1, 1_000_000 - 17)) == (1, 1_000_000 - 17)
         private_redis.kill()
@@ -74,18 +85,13 @@ def test_a_replica_without_its_redis_answers_503_and_recovers(
             assert "Redis" in error["message"] and "稍后重试" in error["message"]
             assert away.headers["retry-after"]
         time.sleep(0.3)
-        assert recorded(db, org.id, (1, 1_000_000 - 17)) == (
-            1,
-            1_000_000 - 17,
-        )  # nothing charged, nothing recorded
+        # Nothing charged, nothing recorded.
+        assert recorded(db, org.id, (1, 1_000_000 - 17)) == (1, 1_000_000 - 17)
         # It comes back (empty without an append-only file: wallets and scripts load on first use).
         private_redis.start()
         assert call(port, key).status_code == 200
         assert recorded(db, org.id, (2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
-        db.dispose()
+    db.dispose()
 
 
 def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
@@ -96,11 +102,7 @@ def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
     assert private_redis.process is not None
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
     db, org, key = funded_org(database_url, "hang", (1000, None, 2))
-    port = free_port()
-    url = private_redis.url() + "?socket_timeout=1"
-    server = start_server(config, tmp_path / "home", database_url, port, redis_url=url)
-
-    try:
+    with serving(config, tmp_path, database_url, private_redis.url() + "?socket_timeout=1") as port:
         assert call(port, key).status_code == 200
         private_redis.process.send_signal(signal.SIGSTOP)
         try:
@@ -118,10 +120,7 @@ def test_a_replica_whose_redis_hangs_answers_503_in_time_and_recovers(
             time.sleep(0.2)
         # The hung call charged nothing.
         assert recorded(db, org.id, (2, 1_000_000 - 34)) == (2, 1_000_000 - 34)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
-        db.dispose()
+    db.dispose()
 
 
 def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
@@ -134,27 +133,25 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url, upstream_model="ctl-away-slow")
     db, org, key = funded_org(database_url, "away", (None, None, 1))  # one call in flight at a time
     db.dispose()
-    port = free_port()
-    server = start_server(config, tmp_path / "home", database_url, port, redis_url=private_redis.url())
-
     try:
-        seen = len(upstream.seen)
-        with ThreadPoolExecutor(1) as pool:
-            cut = pool.submit(call, port, key)
-            while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
-                time.sleep(0.02)
-            private_redis.kill()
-            assert cut.result().status_code == 503
-        upstream.modes["ctl-away-slow"] = "ok"
-        private_redis.start()
-        deadline = time.monotonic() + 10
-        while (answer := call(port, key)).status_code == 429:  # the slot is still taken: not given back yet
-            assert time.monotonic() < deadline, "the cut call's slot was not given back"
-            time.sleep(0.2)
-        assert answer.status_code == 200, answer.text
-        held = redis.Redis.from_url(private_redis.url()).hget(f"dizuo:wallet:{{{org.id}}}", "held")
-        assert int(held or 0) == 0
+        with serving(config, tmp_path, database_url, private_redis.url()) as port:
+            seen = len(upstream.seen)
+            with ThreadPoolExecutor(1) as pool:
+                cut = pool.submit(call, port, key)
+                while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
+                    time.sleep(0.02)
+                private_redis.kill()
+                assert cut.result().status_code == 503
+            upstream.modes["ctl-away-slow"] = "ok"
+            private_redis.start()
+            deadline = time.monotonic() + 10
+            while (
+                answer := call(port, key)
+            ).status_code == 429:  # the slot is still taken: not given back yet
+                assert time.monotonic() < deadline, "the cut call's slot was not given back"
+                time.sleep(0.2)
+            assert answer.status_code == 200, answer.text
+            held = redis.Redis.from_url(private_redis.url()).hget(f"dizuo:wallet:{{{org.id}}}", "held")
+            assert int(held or 0) == 0
     finally:
         upstream.modes.pop("ctl-away-slow", None)
-        server.send_signal(signal.SIGTERM)
-        server.wait(20)
