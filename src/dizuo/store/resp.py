@@ -35,8 +35,13 @@ __all__ = ["Multiplexed", "Script", "blocking_client"]
 
 CONNECT_SECONDS = 10.0
 REPLY_SECONDS = 10.0  # how long calls may wait with no reply at all before the connection is given up
-# TCP keepalive: first probe after 30 s idle, then every 10 s, given up after 3 unanswered.
-KEEPALIVE = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 10, "TCP_KEEPCNT": 3}
+# TCP keepalive: first probe after 30 s idle, then every 10 s, given up after 3 unanswered (the
+# options this system has, by their numbers, as setsockopt and redis-py take them).
+KEEPALIVE = {
+    getattr(socket, name): value
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3))
+    if hasattr(socket, name)
+}
 
 
 class _Protocol(asyncio.Protocol):
@@ -289,15 +294,13 @@ class Multiplexed:
 
 
 def _keep_alive(sock: Any) -> None:
-    """TCP keepalive on *sock* (not for a Unix socket), with :data:`KEEPALIVE`'s timings where the
-    system has them."""
+    """TCP keepalive on *sock* (not for a Unix socket), with :data:`KEEPALIVE`'s timings."""
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in KEEPALIVE.items():
-            if hasattr(socket, name):
-                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+        for option, value in KEEPALIVE.items():
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
     except OSError:  # a transport that does not let us: the connection works without
         pass
 
@@ -308,10 +311,7 @@ def blocking_client(url: str) -> redis.Redis:
     connections alive, as :class:`Multiplexed` does."""
     options: dict[str, Any] = {"socket_timeout": REPLY_SECONDS, "socket_connect_timeout": CONNECT_SECONDS}
     if not url.startswith("unix:"):
-        keepalive = {
-            getattr(socket, name): value for name, value in KEEPALIVE.items() if hasattr(socket, name)
-        }
-        options |= {"socket_keepalive": True, "socket_keepalive_options": keepalive}
+        options |= {"socket_keepalive": True, "socket_keepalive_options": KEEPALIVE}
     return redis.Redis.from_url(url, **options)
 
 
