@@ -236,19 +236,15 @@ def test_usage_an_upstream_cannot_have_meant_is_estimated(
     # wallet, and a count beyond the database's columns would stop every record behind it. Such usage
     # counts as not reported: the call is charged by estimate and its record says so.
     org_id, key = new_org(db, "1")
-    upstream.usages["ctl-usage"] = reported
-    try:
-        with sdk(gateway, key) as client:
-            answer = client.chat.completions.create(
-                model="usage-model", messages=[{"role": "user", "content": "请核对"}]
+    with upstream.scripted(usages={"ctl-usage": reported}), sdk(gateway, key) as client:
+        answer = client.chat.completions.create(
+            model="usage-model", messages=[{"role": "user", "content": "请核对"}]
+        )
+        pieces = list(
+            client.chat.completions.create(
+                model="usage-model", messages=[{"role": "user", "content": "请核对"}], stream=True
             )
-            pieces = list(
-                client.chat.completions.create(
-                    model="usage-model", messages=[{"role": "user", "content": "请核对"}], stream=True
-                )
-            )
-    finally:
-        upstream.usages.pop("ctl-usage", None)
+        )
     assert answer.choices[0].message.content == "echo: 请核对" and pieces
     rows = sorted(records(db, org_id), key=lambda row: row.stream)
     assert [(row.stream, row.status) for row in rows] == [(False, "estimated"), (True, "estimated")]
@@ -272,29 +268,21 @@ def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
     # Some vendors' gateways answer errors with HTTP 200, and a proxy may put its own page in front
     # of a model server: neither is an answer to bill, nor one to pass on as a success.
     org_id, key = new_org(db, "1")
-    upstream.modes["ctl-ok200-a"] = answer
-    try:
-        with sdk(gateway, key) as client:
-            # The usage-1 deployment alone: the client gets the upstream's failure.
-            upstream.modes["ctl-usage"] = answer
-            with pytest.raises(openai.APIStatusError) as failed:
+    with upstream.scripted(modes={"ctl-ok200-a": answer, "ctl-usage": answer}), sdk(gateway, key) as client:
+        # The usage-1 deployment alone: the client gets the upstream's failure.
+        with pytest.raises(openai.APIStatusError) as failed:
+            client.chat.completions.create(model="usage-model", messages=[{"role": "user", "content": "x"}])
+        # Asked for a stream, the same: the upstream's own words, not a hang-up.
+        with pytest.raises(openai.APIStatusError) as streamed:
+            list(
                 client.chat.completions.create(
-                    model="usage-model", messages=[{"role": "user", "content": "x"}]
+                    model="usage-model", messages=[{"role": "user", "content": "x"}], stream=True
                 )
-            # Asked for a stream, the same: the upstream's own words, not a hang-up.
-            with pytest.raises(openai.APIStatusError) as streamed:
-                list(
-                    client.chat.completions.create(
-                        model="usage-model", messages=[{"role": "user", "content": "x"}], stream=True
-                    )
-                )
-            # With a second deployment, the call fails over to it, which alone is charged.
-            moved = client.chat.completions.create(
-                model="ok200-model", messages=[{"role": "user", "content": "x"}]
             )
-    finally:
-        upstream.modes.pop("ctl-ok200-a", None)
-        upstream.modes.pop("ctl-usage", None)
+        # With a second deployment, the call fails over to it, which alone is charged.
+        moved = client.chat.completions.create(
+            model="ok200-model", messages=[{"role": "user", "content": "x"}]
+        )
     said = "上游账户余额不足" if answer == "error200" else "502 Bad Gateway"
     for caught in (failed, streamed):
         error = caught.value.body  # the SDK's: the envelope's "error"

@@ -129,29 +129,27 @@ def test_what_a_call_cut_short_took_is_given_back_once_redis_returns(
     # The call holds its money and its one concurrency slot, then Redis goes away while the upstream
     # works: its settlement fails. Kept in an append-only file, the hold and the slot would stay
     # until they lapse (15 minutes by default), and the key could make no call meanwhile.
-    upstream.modes["ctl-away-slow"] = "slow:1.0"
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url, upstream_model="ctl-away-slow")
     db, org, key = funded_org(database_url, "away", (None, None, 1))  # one call in flight at a time
     db.dispose()
-    try:
-        with serving(config, tmp_path, database_url, private_redis.url()) as port:
-            seen = len(upstream.seen)
-            with ThreadPoolExecutor(1) as pool:
-                cut = pool.submit(call, port, key)
-                while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
-                    time.sleep(0.02)
-                private_redis.kill()
-                assert cut.result().status_code == 503
-            upstream.modes["ctl-away-slow"] = "ok"
-            private_redis.start()
-            deadline = time.monotonic() + 10
-            while (
-                answer := call(port, key)
-            ).status_code == 429:  # the slot is still taken: not given back yet
-                assert time.monotonic() < deadline, "the cut call's slot was not given back"
-                time.sleep(0.2)
-            assert answer.status_code == 200, answer.text
-            held = redis.Redis.from_url(private_redis.url()).hget(f"dizuo:wallet:{{{org.id}}}", "held")
-            assert int(held or 0) == 0
-    finally:
-        upstream.modes.pop("ctl-away-slow", None)
+    with (
+        upstream.scripted(modes={"ctl-away-slow": "slow:1.0"}),
+        serving(config, tmp_path, database_url, private_redis.url()) as port,
+    ):
+        seen = len(upstream.seen)
+        with ThreadPoolExecutor(1) as pool:
+            cut = pool.submit(call, port, key)
+            while len(upstream.seen) == seen:  # the hold and the slot are taken, the upstream works
+                time.sleep(0.02)
+            private_redis.kill()
+            assert cut.result().status_code == 503
+        upstream.modes["ctl-away-slow"] = "ok"
+        private_redis.start()
+        deadline = time.monotonic() + 10
+        # While the slot is still taken (not given back yet), 429.
+        while (answer := call(port, key)).status_code == 429:
+            assert time.monotonic() < deadline, "the cut call's slot was not given back"
+            time.sleep(0.2)
+        assert answer.status_code == 200, answer.text
+        held = redis.Redis.from_url(private_redis.url()).hget(f"dizuo:wallet:{{{org.id}}}", "held")
+        assert int(held or 0) == 0

@@ -32,8 +32,7 @@ def seen(upstream: FakeUpstream, model: str) -> int:
 def test_failing_deployment_is_skipped_then_probed_back(
     gateway: RunningGateway, api_key: str, upstream: FakeUpstream, failure: str
 ) -> None:
-    upstream.modes["ctl-a"] = failure
-    try:
+    with upstream.scripted(modes={"ctl-a": failure}):
         # Threshold 3 in the test gateway: three failovers from cb-a to cb-b open cb-a's circuit.
         for _ in range(3):
             response = ask(gateway, api_key, "cb-model")
@@ -48,8 +47,6 @@ def test_failing_deployment_is_skipped_then_probed_back(
         probe = ask(gateway, api_key, "cb-model")
         assert probe.headers["x-dizuo-deployment"] == "cb-a"
         assert gateway.app.router.health.state("cb-a") == "closed"
-    finally:
-        upstream.modes.pop("ctl-a", None)
 
 
 def test_deployment_at_capacity_spills_over(gateway: RunningGateway, api_key: str) -> None:
@@ -110,14 +107,11 @@ def test_breaker_states() -> None:
 
 def test_active_probe_opens_and_closes_the_circuit(gateway: RunningGateway, upstream: FakeUpstream) -> None:
     health = gateway.app.router.health
-    upstream.modes["probe"] = "fail"
-    try:
+    with upstream.scripted(modes={"probe": "fail"}):
         deadline = time.monotonic() + 5
         while health.state("probe-a") != "open":  # threshold 3, probed every 0.1 s, with no calls at all
             assert time.monotonic() < deadline, "failing probes did not open the circuit"
             time.sleep(0.05)
-    finally:
-        upstream.modes.pop("probe", None)
     deadline = time.monotonic() + 5
     while health.state("probe-a") != "closed":
         assert time.monotonic() < deadline, "a good probe did not close the circuit"
@@ -127,8 +121,7 @@ def test_active_probe_opens_and_closes_the_circuit(gateway: RunningGateway, upst
 def test_no_failover_once_bytes_reached_the_client(
     gateway: RunningGateway, api_key: str, upstream: FakeUpstream
 ) -> None:
-    upstream.modes["ctl-mid-a"] = "drop"
-    try:
+    with upstream.scripted(modes={"ctl-mid-a": "drop"}):
         with httpx.stream(
             "POST",
             f"{gateway.v1}/chat/completions",
@@ -140,17 +133,12 @@ def test_no_failover_once_bytes_reached_the_client(
         assert response.headers["x-dizuo-deployment"] == "mid-a"
         assert '"error"' in text and "[DONE]" not in text
         assert seen(upstream, "ctl-mid-b") == 0, "the call was retried after bytes reached the client"
-    finally:
-        upstream.modes.pop("ctl-mid-a", None)
 
 
 def test_latency_strategy_learns_the_faster_deployment(
     gateway: RunningGateway, api_key: str, upstream: FakeUpstream
 ) -> None:
-    upstream.modes["ctl-lat-slow"] = "slow:0.15"
-    try:
+    with upstream.scripted(modes={"ctl-lat-slow": "slow:0.15"}):
         served = [ask(gateway, api_key, "lat-model").headers["x-dizuo-deployment"] for _ in range(6)]
-    finally:
-        upstream.modes.pop("ctl-lat-slow", None)
     assert set(served[:2]) == {"lat-slow", "lat-fast"}  # each unmeasured one is tried once
     assert served[2:] == ["lat-fast"] * 4

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +48,24 @@ class FakeUpstream:
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}/v1"
+
+    @contextmanager
+    def scripted(
+        self, modes: dict[str, str] | None = None, usages: dict[str, Any] | None = None
+    ) -> Iterator[None]:
+        """Within the block the models named in *modes* answer as it says and those in *usages* report
+        that usage; after it, however it ends, they behave as by default again (a mode the block set
+        anew for one of them goes too)."""
+        modes, usages = modes or {}, usages or {}
+        self.modes.update(modes)
+        self.usages.update(usages)
+        try:
+            yield
+        finally:
+            for model in modes:
+                self.modes.pop(model, None)
+            for model in usages:
+                self.usages.pop(model, None)
 
     def last(self, model: str) -> Seen:
         """Return the newest request for the upstream model *model*."""
