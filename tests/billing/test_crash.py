@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +16,9 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
-from dizuo.accounts import create_key, create_org
-from dizuo.billing import parse_cny
-from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
-from tests.support.servers import free_port, one_deployment_config, start_server
+from tests.support.servers import free_port, funded_org, one_deployment_config, start_server
 from tests.support.upstream import FakeUpstream
 
 
@@ -30,15 +26,10 @@ from tests.support.upstream import FakeUpstream
 def setup(
     upstream: FakeUpstream, database_url: str, tmp_path: Path
 ) -> Iterator[tuple[Path, str, str, str, str]]:
-    db = Database(database_url)
-    db.upgrade()
-    name = f"crash-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("100"))
-    key = create_key(db, name).key
+    db, org, key = funded_org(database_url, "crash", yuan="100")
     db.dispose()
     config = one_deployment_config(tmp_path / "dizuo.yaml", upstream.base_url)
-    yield config, key, org.id, name, database_url
+    yield config, key, org.id, org.name, database_url
 
 
 # One client: every call is alone and commits in place. Eight: calls meet and are grouped. Each

@@ -87,16 +87,19 @@ def one_deployment_config(
 
 
 def funded_org(
-    database_url: str, prefix: str, limits: tuple[int | None, int | None, int | None]
+    database_url: str,
+    prefix: str,
+    limits: tuple[int | None, int | None, int | None] = (None, None, None),
+    yuan: str = "1",
 ) -> tuple[Database, Organization, str]:
-    """A new organization (named *prefix*-…) with ¥1 on its wallet and a key with *limits* (RPM, TPM,
-    concurrency), in the migrated database at *database_url*: the database (to dispose of), the
+    """A new organization (named *prefix*-…) with *yuan* on its wallet and a key with *limits* (RPM,
+    TPM, concurrency), in the migrated database at *database_url*: the database (to dispose of), the
     organization and the key."""
     db = Database(database_url)
     db.upgrade()
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     org = create_org(db, name)
-    topup(db, name, parse_cny("1"))
+    topup(db, name, parse_cny(yuan))
     return db, org, create_key(db, name, limits=limits).key
 
 
