@@ -199,6 +199,7 @@ def gateway(
         key_refresh_seconds=0.2,
         circuit_failure_threshold=3,
         circuit_cooldown_seconds=1.0,
+        kb_parse_cpu_seconds=5,  # the suite's documents take well under a second; bombs are cut at 5 s
     )
     first_key = prepare(settings)
     assert first_key is not None

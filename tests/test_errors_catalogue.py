@@ -29,6 +29,8 @@ def test_both_languages(code: str) -> None:
         "where_en",
         "missing",
         "missing_en",
+        "limit_zh",
+        "limit_en",
     }
     assert fields(zh) - strip == fields(en) - strip
 

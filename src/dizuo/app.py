@@ -24,6 +24,7 @@ from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
 from dizuo.gateway.knowledge import create_kb_app
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
+from dizuo.kb.isolation import IsolatedParser, Limits
 from dizuo.kb.service import KnowledgeBases
 from dizuo.limits import Limiter, MemoryLimiter
 from dizuo.limits.shared import RedisLimiter
@@ -149,11 +150,20 @@ def create_app(settings: Settings) -> Platform:
         evals=evals,
         gateway_url=f"http://{host}:{settings.port}/v1",
     )
+    # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
+    parser = IsolatedParser(
+        Limits(
+            max_bytes=settings.kb_max_document_mb * 2**20,
+            cpu_seconds=settings.kb_parse_cpu_seconds,
+            memory_mb=settings.kb_parse_memory_mb,
+        ),
+        concurrency=settings.kb_parse_concurrency,
+    )
     kbs = KnowledgeBases(
-        db, embedding_model=settings.kb_embedding_model, max_bytes=settings.kb_max_document_mb * 2**20
+        db, embedding_model=settings.kb_embedding_model, max_bytes=parser.max_bytes, read=parser
     )
     knowledge = create_kb_app(kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model)
-    install_inspection_routes(knowledge, knowledge.state.auth, kbs.max_bytes)
+    install_inspection_routes(knowledge, knowledge.state.auth, parser)
     gateway.on_shutdown.append(knowledge.state.close)
     console = create_console_app(
         db,

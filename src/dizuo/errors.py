@@ -164,8 +164,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "password and save it as .docx/.xlsx/.pdf, then add it again.",
     ),
     "document_too_large": (
-        "文件 {name} 有 {size_mb} MB，超过单个文件上限 {limit_mb} MB。请拆分后再添加。",
-        "The file {name} is {size_mb} MB, over the limit of {limit_mb} MB per file. Split it and add the parts.",
+        "文件 {name} 超出上限：{limit_zh}。请拆分后再添加。",
+        "The file {name} is over a limit: {limit_en}. Split it and add the parts.",
     ),
     "document_type_unsupported": (
         "无法识别文件 {name} 的格式。可添加的格式：{formats}。",

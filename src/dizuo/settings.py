@@ -125,6 +125,21 @@ class Settings(BaseSettings):
         description="Chat model alias that answers `kb ask` when the request names none. Set a Chinese-capable one.",
     )
     kb_max_document_mb: int = Field(50, gt=0, description="Largest file a knowledge base accepts, in MB.")
+    kb_parse_cpu_seconds: int = Field(
+        30,
+        gt=0,
+        le=3600,
+        description="CPU seconds one uploaded document may take to read (knowledge bases, the auditor); then 413.",
+    )
+    kb_parse_memory_mb: int = Field(
+        1024,
+        ge=256,
+        le=65536,
+        description="Memory (address space) the process reading one uploaded document may use, in MB; then 413.",
+    )
+    kb_parse_concurrency: int = Field(
+        2, ge=1, le=64, description="Uploaded documents read at once (each in its own child process)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

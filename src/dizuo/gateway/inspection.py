@@ -21,6 +21,7 @@ from starlette.types import Message
 from dizuo.apps.inspection import audit_files, render_html
 from dizuo.errors import InvalidRequest, pick_language
 from dizuo.gateway.uploads import read_limited
+from dizuo.kb.isolation import IsolatedParser
 
 __all__ = ["PREFIX", "install_inspection_routes"]
 
@@ -39,7 +40,7 @@ async def _files(form: Any, name: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def install_inspection_routes(app: FastAPI, auth: Any, max_bytes: int) -> None:
+def install_inspection_routes(app: FastAPI, auth: Any, read: IsolatedParser) -> None:
     """Add the auditor's route to *app*; *auth* is the API-key dependency of the app's other routes."""
 
     @app.post(PREFIX + "/audit", response_model=None)
@@ -56,7 +57,7 @@ def install_inspection_routes(app: FastAPI, auth: Any, max_bytes: int) -> None:
                 reason_zh="请以 multipart/form-data 上传 report、standard（及 defects）文件",
                 reason_en="upload the report, standard (and defects) files as multipart/form-data",
             )
-        body = await read_limited(request, max_bytes, "report, standard, defects")
+        body = await read_limited(request, read.max_bytes, "report, standard, defects")
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -76,7 +77,7 @@ def install_inspection_routes(app: FastAPI, auth: Any, max_bytes: int) -> None:
         if not standards:
             raise InvalidRequest("missing_param", param="standard")
         language = lang or pick_language(request.headers.get("accept-language"))
-        result = await asyncio.to_thread(audit_files, report[0], standards, defects, language, max_bytes)
+        result = await asyncio.to_thread(audit_files, report[0], standards, defects, language, read)
         doc = result.public()
         if format == "html":
             return HTMLResponse(render_html(doc, language))

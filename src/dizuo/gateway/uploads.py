@@ -13,7 +13,7 @@ async def read_limited(request: Request, limit: int, name: str) -> bytes:
 
     def check(size: int) -> None:
         if size > limit:
-            raise DocumentTooLarge("document_too_large", name, size_mb=size // 2**20, limit_mb=limit // 2**20)
+            raise DocumentTooLarge.size(name, size, limit)
 
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit():

@@ -23,6 +23,9 @@ from dizuo.kb.parsing import Block, BlockWriter, parse_markdown
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "FORMATS",
+    "MAX_CELLS",
+    "MAX_PDF_PAGES",
+    "MAX_SPAN",
     "DocumentError",
     "DocumentTooLarge",
     "decode_text",
@@ -30,6 +33,14 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+# Table cells read from one document (XLSX sheets and DOCX tables together). A sheet's work is set by
+# the cells it declares, not by the zip's size: a 1.5 KB XLSX whose rows end at column XFD declares
+# 65 million; 2 million cells is about 40 MB of text, more than any report or standard holds.
+MAX_CELLS = 2_000_000
+# Columns one DOCX cell may span (gridSpan) or skip (gridBefore/gridAfter): 63 is Word's own maximum
+# table width; a span of 1,000,000 in a 36 KB file took 31 s to read cell by cell.
+MAX_SPAN = 63
+MAX_PDF_PAGES = 5_000
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # encrypted OOXML, or legacy .doc/.xls
 _CJK_GAP = re.compile(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])")
 _DECIMALS = re.compile(r"0\.(0+)")
@@ -45,8 +56,69 @@ class DocumentError(InvalidRequest):
 
 
 class DocumentTooLarge(DocumentError):
+    """A document over one of the limits on what reading it may cost (413, naming the limit)."""
+
     status = 413
     default_code = "document_too_large"
+
+    @classmethod
+    def size(cls, name: str, size: int, limit: int, what_zh: str = "", what_en: str = "") -> DocumentTooLarge:
+        size_mb, limit_mb = -(-size // 2**20), limit // 2**20
+        return cls(
+            "document_too_large",
+            name,
+            limit_zh=f"{what_zh}{size_mb} MB，单个文件上限 {limit_mb} MB",
+            limit_en=f"{what_en}{size_mb} MB, over the limit of {limit_mb} MB per file",
+        )
+
+    @classmethod
+    def cells(cls, name: str) -> DocumentTooLarge:
+        return cls(
+            "document_too_large",
+            name,
+            limit_zh=f"表格单元格超过 {MAX_CELLS:,} 个",
+            limit_en=f"its tables have more than {MAX_CELLS:,} cells",
+        )
+
+    @classmethod
+    def pages(cls, name: str) -> DocumentTooLarge:
+        return cls(
+            "document_too_large",
+            name,
+            limit_zh=f"超过 {MAX_PDF_PAGES:,} 页",
+            limit_en=f"it has more than {MAX_PDF_PAGES:,} pages",
+        )
+
+    @classmethod
+    def parse_time(cls, name: str, seconds: int) -> DocumentTooLarge:
+        return cls(
+            "document_too_large",
+            name,
+            limit_zh=f"解析用时超过 {seconds} 秒 CPU 时间上限（kb_parse_cpu_seconds）",
+            limit_en=f"reading it took more than the limit of {seconds} s of CPU time (kb_parse_cpu_seconds)",
+        )
+
+    @classmethod
+    def parse_memory(cls, name: str, megabytes: int) -> DocumentTooLarge:
+        return cls(
+            "document_too_large",
+            name,
+            limit_zh=f"解析所需内存超过 {megabytes} MB 上限（kb_parse_memory_mb）",
+            limit_en=f"reading it needs more than the limit of {megabytes} MB of memory (kb_parse_memory_mb)",
+        )
+
+
+class _CellBudget:
+    """Counts the table cells a document makes us read; refuses it past :data:`MAX_CELLS`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.left = MAX_CELLS
+
+    def spend(self, cells: int) -> None:
+        self.left -= max(cells, 1)  # an empty row costs a step too
+        if self.left < 0:
+            raise DocumentTooLarge.cells(self.name)
 
 
 def decode_text(data: bytes) -> str:
@@ -147,9 +219,7 @@ def _check_zip(name: str, data: bytes, max_bytes: int) -> None:
             "document_unreadable", name, reason="不是有效的 Office 文件 / not a valid Office file"
         ) from None
     if unpacked > 4 * max_bytes:
-        raise DocumentTooLarge(
-            "document_too_large", name, size_mb=unpacked // 2**20, limit_mb=4 * max_bytes // 2**20
-        )
+        raise DocumentTooLarge.size(name, unpacked, 4 * max_bytes, "解压后 ", "unpacked, ")
 
 
 def _docx_heading_level(style_name: str) -> int | None:
@@ -160,14 +230,51 @@ def _docx_heading_level(style_name: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def parse_docx(data: bytes) -> list[Block]:
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+
+def _grid(properties: Any, tag: str, default: int = 0) -> int:
+    """A gridSpan/gridBefore/gridAfter count from a cell's or row's properties, capped at MAX_SPAN."""
+    found = properties.find(f"{_W}{tag}") if properties is not None else None
+    value = found.get(f"{_W}val") if found is not None else None
+    return min(int(value), MAX_SPAN) if value is not None and value.isdigit() else default
+
+
+def _docx_rows(table: Any, budget: _CellBudget) -> list[tuple[str, ...]]:
+    """A table's rows as the grid shows them: a merged cell repeats its text in every column it spans
+    and every row it continues down (vMerge), spans capped at MAX_SPAN, cells counted on *budget*."""
+    from docx.table import _Cell
+
+    rows: list[tuple[str, ...]] = []
+    above: dict[int, str] = {}  # grid column -> text of the cell a vMerge continues
+    for tr in table.iterchildren(f"{_W}tr"):
+        row_properties = tr.find(f"{_W}trPr")
+        cells = [""] * _grid(row_properties, "gridBefore")
+        for tc in tr.iterchildren(f"{_W}tc"):
+            properties = tc.find(f"{_W}tcPr")
+            span = _grid(properties, "gridSpan", default=1)
+            merge = properties.find(f"{_W}vMerge") if properties is not None else None
+            column = len(cells)
+            if merge is not None and merge.get(f"{_W}val", "continue") == "continue":
+                text = above.get(column, "")
+            else:
+                text = _Cell(tc, None).text.strip()  # type: ignore[arg-type]
+            above[column] = text
+            budget.spend(span)
+            cells.extend([text] * span)
+        cells.extend([""] * _grid(row_properties, "gridAfter"))
+        rows.append(tuple(cells))
+    return rows
+
+
+def parse_docx(data: bytes, name: str = "") -> list[Block]:
     """Paragraphs (headings by their style) and tables of a Word document, in order."""
     import docx
-    from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
     out = BlockWriter()
+    budget = _CellBudget(name)
 
     for element in document.element.body.iterchildren():
         tag = element.tag.rsplit("}", 1)[-1]
@@ -183,8 +290,7 @@ def parse_docx(data: bytes) -> list[Block]:
                 out.end_paragraph()
         elif tag == "tbl":
             out.end_paragraph()
-            rows = [tuple(cell.text.strip() for cell in row.cells) for row in Table(element, document).rows]
-            rows = [row for row in rows if any(row)]
+            rows = [row for row in _docx_rows(element, budget) if any(row)]
             if rows:
                 out.add(Block("table", header=rows[0], rows=tuple(rows[1:])))
     return out.done()
@@ -224,18 +330,24 @@ def _table_blocks(title: str | None, rows: list[tuple[str, ...]]) -> list[Block]
     return blocks
 
 
-def parse_xlsx(data: bytes) -> list[Block]:
+def parse_xlsx(data: bytes, name: str = "") -> list[Block]:
     """Each sheet as a heading (its name) and one table, the first non-empty row its header."""
     import openpyxl
 
     workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    budget = _CellBudget(name)
     try:
         blocks: list[Block] = []
         for sheet in workbook.worksheets:
-            rows = [
-                tuple(cell_text(cell.value, getattr(cell, "number_format", "General")) for cell in row)
-                for row in sheet.iter_rows()
-            ]
+            # The sheet's stated dimension (<dimension ref="A1:XFD4000"/>) is the author's claim, not
+            # its cells: forget it, so rows are read as the cells they hold.
+            sheet.reset_dimensions()
+            rows = []
+            for row in sheet.iter_rows():
+                budget.spend(len(row))
+                rows.append(
+                    tuple(cell_text(cell.value, getattr(cell, "number_format", "General")) for cell in row)
+                )
             blocks.extend(_table_blocks(sheet.title if len(workbook.worksheets) > 1 else None, rows))
         return blocks
     finally:
@@ -305,6 +417,8 @@ def parse_pdf(name: str, data: bytes) -> list[Block]:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             raise DocumentError("document_encrypted", name)
+        if len(reader.pages) > MAX_PDF_PAGES:
+            raise DocumentTooLarge.pages(name)
         blocks: list[Block] = []
         for number, page in enumerate(reader.pages, start=1):
             blocks.extend(_pdf_page_blocks(page.extract_text() or "", number))
@@ -335,12 +449,12 @@ def _text(parse: Callable[[str], list[Block]]) -> Parser:
     return parser
 
 
-def _zipped(parse: Callable[[bytes], list[Block]], max_bytes: int) -> Parser:
+def _zipped(parse: Callable[[bytes, str], list[Block]], max_bytes: int) -> Parser:
     def parser(name: str, data: bytes) -> list[Block]:
         _check_zip(name, data, max_bytes)
         try:
-            return parse(data)
-        except DocumentError:
+            return parse(data, name)
+        except (DocumentError, MemoryError):
             raise
         except Exception as exc:  # noqa: BLE001 - a broken package raises anything; it becomes a clear 400
             raise DocumentError("document_unreadable", name, reason=f"{type(exc).__name__}: {exc}") from None
@@ -380,9 +494,7 @@ def parse_document(name: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -
     a type we do not read.
     """
     if len(data) > max_bytes:
-        raise DocumentTooLarge(
-            "document_too_large", name, size_mb=len(data) // 2**20, limit_mb=max_bytes // 2**20
-        )
+        raise DocumentTooLarge.size(name, len(data), max_bytes)
     if not data.strip():
         raise DocumentError("document_empty", name)
     kind = FORMATS.get(PurePath(name).suffix.lower()) or _sniff(data)

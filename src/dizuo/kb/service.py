@@ -26,8 +26,9 @@ from sqlalchemy.exc import IntegrityError
 
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.kb.chunking import MAX_CHARS, Chunk, chunk_blocks
-from dizuo.kb.formats import DEFAULT_MAX_BYTES, DocumentError, parse_document
+from dizuo.kb.formats import DEFAULT_MAX_BYTES, DocumentError
 from dizuo.kb.index import Filters, Mode, SearchIndex, terms
+from dizuo.kb.isolation import DocumentReader, in_process
 from dizuo.kb.models import Models
 from dizuo.kb.tables import KbChunk, KbDocument, KnowledgeBase
 from dizuo.store import Database, utcnow
@@ -114,11 +115,15 @@ class KnowledgeBases:
         *,
         embedding_model: str,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        read: DocumentReader | None = None,
         chunk_chars: int = MAX_CHARS,
     ) -> None:
+        """*read* parses a file into blocks: the server gives an :class:`~dizuo.kb.isolation.IsolatedParser`;
+        by default files are parsed in this process."""
         self.db = db
         self.embedding_model = embedding_model
         self.max_bytes = max_bytes
+        self.read = read or in_process(max_bytes)
         self.chunk_chars = chunk_chars
         self._indexes: dict[str, SearchIndex] = {}
         self._build_locks: dict[str, threading.Lock] = {}
@@ -219,7 +224,7 @@ class KnowledgeBases:
 
     def prepare(self, source: str, data: bytes) -> list[Chunk]:
         """Parse and chunk a file (CPU work, no database); raises DocumentError."""
-        blocks = parse_document(source, data, self.max_bytes)
+        blocks = self.read(source, data)
         chunks = chunk_blocks(blocks, self.chunk_chars)
         if not chunks:
             raise DocumentError("document_empty", source)
