@@ -6,19 +6,17 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from urllib.parse import quote
 
 import httpx
 import pytest
 
-from dizuo.accounts import create_key, create_org
 from dizuo.kb.formats import MAX_CELLS, MAX_SPAN, DocumentTooLarge, parse_document
 from dizuo.kb.isolation import IsolatedParser, Limits
-from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.kb.documents import docx_bytes
 from tests.security import bombs
+from tests.security.conftest import Platform
 from tests.support.shared import DATA, needs_shared
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
@@ -89,16 +87,9 @@ def test_an_isolated_parse_gives_the_parsers_own_refusals() -> None:
 
 
 @pytest.fixture
-def bystander(gateway: RunningGateway) -> Iterator[str]:
+def bystander(platform: Platform) -> str:
     """An API key of another organization, which only lists models meanwhile."""
-    db = Database(gateway.settings.resolved_database_url)
-    try:
-        org = create_org(db, f"旁观者-{uuid.uuid4().hex[:6]}")
-        key = create_key(db, org.name).key
-    finally:
-        db.dispose()
-    time.sleep(3 * gateway.settings.key_refresh_seconds)
-    yield key
+    return platform.b.key
 
 
 def _while_serving(gateway: RunningGateway, key: str, upload: threading.Thread) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import IO
 
@@ -39,7 +38,7 @@ def scan(source: IO[bytes], as_json: bool, keywords: tuple[str, ...], patterns: 
 
     try:
         scanner = Scanner(keywords=keywords, patterns=patterns)
-    except re.error as exc:
+    except ValueError as exc:
         fail(f"--pattern 不是有效的正则表达式 / --pattern is not a valid regular expression: {exc}")
     out = sys.stdout.buffer
     for number, raw in enumerate(source, start=1):

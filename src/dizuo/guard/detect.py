@@ -23,6 +23,8 @@ import re2
 from stdnum import luhn
 from stdnum.cn import ric, uscc
 
+from dizuo.config import custom_pattern
+
 __all__ = ["ENTITY_TYPES", "Entity", "Scanner", "scan"]
 
 # The types the CLI contract names, then the ones added here.
@@ -262,7 +264,7 @@ class Scanner:
         (type ``CUSTOM``)."""
         words = sorted({w for w in keywords if w}, key=len, reverse=True)
         self._keywords = re.compile("|".join(re.escape(w) for w in words)) if words else None
-        self._patterns = [re.compile(p) for p in patterns]
+        self._patterns = [custom_pattern(p) for p in patterns]  # RE2: no pattern can backtrack
 
     def scan(self, text: str) -> list[Entity]:
         """Every entity in *text*, by start offset; overlapping finds keep the most specific one."""
