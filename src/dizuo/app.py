@@ -17,7 +17,7 @@ from dizuo.console.web import PREFIX as CONSOLE_PREFIX
 from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
-from dizuo.gateway.http import Receive, Scope, Send
+from dizuo.gateway.http import BodyLimit, Receive, Scope, Send
 from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
 from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
@@ -173,7 +173,9 @@ def create_app(settings: Settings) -> Platform:
         evals=evals,
         kbs=kbs,
     )
-    return Platform(gateway, admin, knowledge, console)
+    # The control plane's JSON and forms are small: bounded at the edge, before authentication.
+    limit = settings.control_max_body_bytes
+    return Platform(gateway, BodyLimit(admin, limit), knowledge, BodyLimit(console, limit))
 
 
 def app_from_environment() -> Platform:

@@ -81,9 +81,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The parameter {param!r} is invalid: {reason_en}.",
     ),
     "request_too_large": (
-        "请求体超过上限 {limit} 字节。请缩短输入，或由管理员调整 server.max_body_bytes。",
+        "请求体超过上限 {limit} 字节。请缩短输入，或由管理员调整 server.max_body_bytes（/v1）"
+        "或 server.control_max_body_bytes（/admin、/console）。",
         "The request body exceeds the limit of {limit} bytes. Shorten the input, or ask an "
-        "operator to raise server.max_body_bytes.",
+        "operator to raise server.max_body_bytes (/v1) or server.control_max_body_bytes (/admin, /console).",
     ),
     "unsupported_feature": (
         "模型 {model!r} 不支持 {feature}。请改用支持该功能的模型。",

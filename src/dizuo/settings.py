@@ -46,7 +46,15 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from None
         return value
 
-    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Larger request bodies get 413.")
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024, gt=0, le=2**31, description="Larger request bodies to /v1 get 413."
+    )
+    control_max_body_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        le=2**31,
+        description="Larger request bodies to /admin and /console get 413, before sign-in is checked.",
+    )
     upstream_connect_timeout: float = Field(10.0, gt=0, description="Seconds to open an upstream connection.")
     upstream_read_timeout: float = Field(
         300.0, gt=0, description="Seconds an upstream may stay silent (before the body, or between chunks)."

@@ -12,9 +12,19 @@ from typing import Any
 
 import orjson
 
-from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest
+from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest, pick_language
 
-__all__ = ["Headers", "Receive", "Scope", "Send", "read_body", "send_bytes", "send_error", "send_json"]
+__all__ = [
+    "BodyLimit",
+    "Headers",
+    "Receive",
+    "Scope",
+    "Send",
+    "read_body",
+    "send_bytes",
+    "send_error",
+    "send_json",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -109,3 +119,51 @@ async def send_error(
     headers = list(extra or [])
     headers.extend((name.encode(), value.encode()) for name, value in error.headers.items())
     await send_bytes(send, error.status, error.body(lang), JSON, headers)
+
+
+class BodyLimit:
+    """Wrap an ASGI app so that no request body over *limit* bytes is ever buffered, before anything
+    else (authentication included) looks at the request: a Content-Length over the limit is answered
+    413 ``request_too_large`` at once, unread; a body without one is cut off as it passes the limit
+    (the app sees :class:`BodyTooLarge` from ``receive`` and answers 413 through its error handler).
+
+    Frameworks read a JSON or form body whole before their route's dependencies run: an
+    unauthenticated 600 MB POST to the admin API took the server from 330 MB to 2.08 GB before
+    its 401.
+    """
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers.parse(scope["headers"])
+        lang = pick_language(headers.accept_language)
+        if headers.content_length > self.limit:
+            await send_error(send, BodyTooLarge(limit=self.limit), lang, [(b"connection", b"close")])
+            return
+        seen = 0
+        limit = self.limit
+        exceeded = False
+
+        async def bounded() -> Message:
+            nonlocal seen, exceeded
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                exceeded = True
+                raise BodyTooLarge(limit=limit)
+            return message
+
+        async def answer(message: Message) -> None:
+            # Frameworks may turn any error met while reading a body into their own 400 (FastAPI
+            # does): once the limit was passed, the answer is 413 whatever the app makes of it.
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start":
+                await send_error(send, BodyTooLarge(limit=limit), lang, [(b"connection", b"close")])
+
+        await self.app(scope, bounded, answer)
