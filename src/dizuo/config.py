@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dizuo.errors import ConfigError
 
+# Rate limits and concurrency are stored in 32-bit integer columns: 10^20 gave a 500 (OverflowError).
+MAX_LIMIT = 2_000_000_000
+
 __all__ = [
     "DATA_CLASSES",
     "DeploymentConfig",
@@ -46,9 +49,9 @@ class Price(_Strict):
 
 
 class Limits(_Strict):
-    rpm: int | None = Field(None, gt=0)
-    tpm: int | None = Field(None, gt=0)
-    concurrency: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    tpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    concurrency: int | None = Field(None, gt=0, le=MAX_LIMIT)
 
 
 class Timeouts(_Strict):

@@ -7,6 +7,7 @@ revokes its vouchers, reads its report), ``auditor`` (reads everything, changes 
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,12 +16,22 @@ from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import select
 
+from dizuo.accounts.events import record
 from dizuo.accounts.keys import hash_key
 from dizuo.accounts.tables import AdminToken, Member, Organization
 from dizuo.errors import InvalidRequest
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, utc, utcnow
 
-__all__ = ["ROLES", "Actor", "authenticate_token", "create_member", "create_token", "verify_password"]
+__all__ = [
+    "ROLES",
+    "Actor",
+    "authenticate_token",
+    "create_member",
+    "create_token",
+    "hash_password",
+    "valid_password",
+    "verify_password",
+]
 
 ROLES = ("platform-admin", "org-admin", "org-developer", "voucher-issuer", "auditor")
 ORG_ROLES = ("org-admin", "org-developer")
@@ -57,8 +68,7 @@ def create_member(
         raise _bad("role", f"角色只能是 {'、'.join(ROLES)}", f"the role must be one of {', '.join(ROLES)}")
     if not username.strip() or len(username) > 64:
         raise _bad("username", "用户名不能为空，最多 64 个字符", "the username must be 1 to 64 characters")
-    if len(password) < 8:
-        raise _bad("password", "密码至少 8 个字符", "the password must have at least 8 characters")
+    valid_password(password)
     if role in ORG_ROLES and not org:
         raise _bad("org", f"角色 {role} 需要指定组织", f"the role {role} needs an organization")
     if role == "voucher-issuer" and not issuer:
@@ -75,7 +85,7 @@ def create_member(
         member = Member(
             id=uuid.uuid4().hex,
             username=username,
-            password_hash=_hasher.hash(password),
+            password_hash=hash_password(password),
             role=role,
             org_id=org_id if role in ORG_ROLES else None,
             issuer=issuer if role == "voucher-issuer" else None,
@@ -83,6 +93,17 @@ def create_member(
         )
         session.add(member)
     return member
+
+
+def valid_password(password: str) -> None:
+    """Raise 400 unless *password* is one a member may have (8 to 1,024 characters)."""
+    if not 8 <= len(password) <= 1024:
+        raise _bad("password", "密码应为 8 到 1024 个字符", "the password must have 8 to 1,024 characters")
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of *password*, as stored."""
+    return _hasher.hash(password)
 
 
 def verify_password(db: Database, username: str, password: str) -> Actor | None:
@@ -99,8 +120,12 @@ def verify_password(db: Database, username: str, password: str) -> Actor | None:
         return Actor(member.id, member.username, member.role, member.org_id, member.issuer)
 
 
-def create_token(db: Database, username: str) -> str:
-    """Create an admin API token acting as *username*; returned once, stored hashed."""
+def create_token(
+    db: Database, username: str, expires_at: dt.datetime | None = None, by: Actor | None = None
+) -> str:
+    """Create an admin API token acting as *username*, valid until *expires_at* (None: until revoked);
+    returned once, stored hashed. Only the member itself, its organization's admin or a platform
+    admin (*by*; None is the operator's shell) may create one."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.session() as session:
         member = session.scalars(select(Member).where(Member.username == username)).first()
@@ -113,13 +138,16 @@ def create_token(db: Database, username: str) -> str:
                 prefix=token[:10],
                 token_hash=hash_key(token),
                 created_at=utcnow(),
+                expires_at=expires_at,
             )
         )
+        detail = {"token": token[:10], "expires_at": expires_at.isoformat() if expires_at else None}
+        record(session, by, "create-token", member, detail)
     return token
 
 
 def authenticate_token(db: Database, token: str) -> Actor | None:
-    """Return the member behind an admin token, or None (unknown, revoked, member disabled)."""
+    """Return the member behind an admin token, or None (unknown, revoked, expired, member disabled)."""
     if not token.startswith(TOKEN_PREFIX):
         return None
     with db.session() as session:
@@ -132,5 +160,7 @@ def authenticate_token(db: Database, token: str) -> Actor | None:
             return None
         admin_token, member = row
         if admin_token.revoked_at is not None or member.disabled_at is not None:
+            return None
+        if admin_token.expires_at is not None and utc(admin_token.expires_at) <= utcnow():
             return None
         return Actor(member.id, member.username, member.role, member.org_id, member.issuer)

@@ -26,6 +26,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "revoke vouchers": ("voucher-issuer",),
     "set guard policies": ("org-admin",),
     "read guard events": ("auditor", "org-admin"),
+    "read account events": ("auditor", "org-admin"),
     "read usage": ("auditor", "org-admin", "org-developer"),
     "read statements": ("auditor", "org-admin"),
     "read voucher reports": ("auditor", "voucher-issuer"),

@@ -16,7 +16,7 @@ from dizuo.accounts.keys import hash_key, new_key
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.tables import ApiKey, Organization
-from dizuo.config import DATA_CLASSES, GuardPolicy
+from dizuo.config import DATA_CLASSES, MAX_LIMIT, GuardPolicy
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utc, utcnow
 
@@ -140,8 +140,10 @@ def create_org(
 
 def _limits(limits: tuple[int | None, int | None, int | None]) -> tuple[int | None, int | None, int | None]:
     for name, value in zip(("rpm", "tpm", "concurrency"), limits, strict=True):
-        if value is not None and value < 1:
-            raise _bad(name, "必须是正整数", "must be a positive integer")
+        if value is not None and not 1 <= value <= MAX_LIMIT:
+            raise _bad(
+                name, f"必须是 1 到 {MAX_LIMIT:,} 的整数", f"must be a whole number from 1 to {MAX_LIMIT:,}"
+            )
     return limits
 
 

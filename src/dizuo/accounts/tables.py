@@ -111,6 +111,7 @@ class AdminToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))  # None: never
 
 
 class ConsoleSession(Base):
@@ -123,3 +124,28 @@ class ConsoleSession(Base):
     csrf: Mapped[str] = mapped_column(String(64))  # echoed by every form and HTMX request
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class AccountEvent(Base):
+    """One change to a member's credentials or access, and who made it (the audit of the accounts)."""
+
+    __tablename__ = "account_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # time-ordered (UUIDv7)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # a username, or "cli" for the operator's shell
+    action: Mapped[str] = mapped_column(String(32))
+    member: Mapped[str] = mapped_column(String(64), index=True)  # the member acted on
+    org_id: Mapped[str | None] = mapped_column(String(32), index=True)  # the member's organization
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins in a row for one username or one client address, and the lock they earned."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "user:…" or "addr:…"
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -15,11 +15,12 @@ from fastapi import Depends, FastAPI, Header, Query
 from fastapi.responses import Response
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
-from dizuo.accounts.members import Actor, authenticate_token
+from dizuo.accounts.members import ORG_ROLES, Actor, authenticate_token
 from dizuo.accounts.permissions import authorize
 from dizuo.accounts.service import key_owner, set_guard_policy, visible_orgs
 from dizuo.accounts.tables import Organization
 from dizuo.admin.evals import eval_routes
+from dizuo.admin.members import member_routes
 from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
@@ -252,15 +253,9 @@ def create_admin_app(
     ) -> list[dict[str, Any]]:
         """The guard's audit trail, newest first: who, which direction, what was done, how many of each
         type. Never the values. Organization admins and auditors see their own organization's."""
-        org_id = None
-        if org is not None:
-            found = get_org(db, org)
-            may(who, "read guard events", org=found)
-            org_id = found.id
-        elif who.role in ("org-admin", "org-developer"):
-            org_id = who.org_id
-        else:
-            may(who, "read guard events")
+        # Organization roles read their own organization's, asked or not: the rule is checked either way.
+        org_id = get_org(db, org).id if org is not None else (who.org_id if who.role in ORG_ROLES else None)
+        authorize(who, "read guard events", org_id=org_id)
         return list_events(db, org_id=org_id, since=since, until=until, limit=limit)
 
     @app.get(f"{PREFIX}/orgs/{{org}}/usage")
@@ -291,4 +286,5 @@ def create_admin_app(
 
     if evals is not None:
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
+    app.include_router(member_routes(PREFIX, db, actor))
     return app

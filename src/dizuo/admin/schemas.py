@@ -7,7 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["BankIn", "EvalIn", "KeyIn", "OrgIn", "TopupIn", "VoucherIn"]
+from dizuo.config import MAX_LIMIT
+
+__all__ = ["BankIn", "EvalIn", "KeyIn", "OrgIn", "PasswordIn", "TokenIn", "TopupIn", "VoucherIn"]
 
 DataClass = Literal["general", "important", "core"]
 
@@ -24,9 +26,9 @@ class OrgIn(_In):
     region: str | None = Field(None, max_length=64)
     size: Literal["small", "medium", "large"] | None = None
     data_class: DataClass = "general"
-    rpm: int | None = Field(None, gt=0)
-    tpm: int | None = Field(None, gt=0)
-    concurrency: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    tpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    concurrency: int | None = Field(None, gt=0, le=MAX_LIMIT)
 
 
 class KeyIn(_In):
@@ -34,9 +36,9 @@ class KeyIn(_In):
     models: list[str] | None = None
     data_class: DataClass | None = None
     expires_at: dt.datetime | None = None
-    rpm: int | None = Field(None, gt=0)
-    tpm: int | None = Field(None, gt=0)
-    concurrency: int | None = Field(None, gt=0)
+    rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    tpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    concurrency: int | None = Field(None, gt=0, le=MAX_LIMIT)
 
 
 class TopupIn(_In):
@@ -76,3 +78,13 @@ class EvalIn(_In):
     judge: str | None = None
     max_tokens: int = Field(1024, ge=1)
     keywords: list[str] = Field(default_factory=list, description="Keyword library for content checks.")
+
+
+class TokenIn(_In):
+    expires_days: float | None = Field(
+        None, gt=0, le=3650, description="Lifetime in days; none: until revoked."
+    )
+
+
+class PasswordIn(_In):
+    password: str = Field(min_length=8, max_length=1024)

@@ -9,14 +9,16 @@ import click
 
 from dizuo.accounts.members import ROLES
 from dizuo.cli.common import database, fail, parse_date, reported, split
-from dizuo.config import DATA_CLASSES
+from dizuo.config import DATA_CLASSES, MAX_LIMIT
 
 __all__ = ["admin"]
 
 LIMITS = [
-    click.option("--rpm", type=click.IntRange(min=1), default=None, help="Requests per minute."),
-    click.option("--tpm", type=click.IntRange(min=1), default=None, help="Tokens per minute."),
-    click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Calls in flight at once."),
+    click.option("--rpm", type=click.IntRange(1, MAX_LIMIT), default=None, help="Requests per minute."),
+    click.option("--tpm", type=click.IntRange(1, MAX_LIMIT), default=None, help="Tokens per minute."),
+    click.option(
+        "--concurrency", type=click.IntRange(1, MAX_LIMIT), default=None, help="Calls in flight at once."
+    ),
 ]
 
 
@@ -140,16 +142,6 @@ def create_user_command(
     click.echo(member.id)
 
 
-@admin.command("create-token")
-@click.option("--username", required=True)
-def create_token_command(username: str) -> None:
-    """Create an admin API token acting as a member; prints only the token."""
-    from dizuo.accounts.members import create_token
-
-    with reported(), database() as db:
-        click.echo(create_token(db, username))
-
-
 @admin.group("deployments")
 def deployments_group() -> None:
     """Run-time deployments (the YAML file's stay in the file); workers pick changes up within a second."""
@@ -238,9 +230,10 @@ def deployments_remove(name: str) -> None:
     click.echo(name)
 
 
-from dizuo.cli import money  # noqa: E402  (registers the money commands on this group)
+from dizuo.cli import members, money  # noqa: E402  (register their commands on this group)
 from dizuo.cli.guard import add_admin_commands  # noqa: E402
 
 add_admin_commands(admin)
 
 money.register(admin)
+members.register(admin)
