@@ -17,6 +17,8 @@ from dizuo.console.web import SESSION_COOKIE
 from dizuo.store import Database
 from tests.billing.test_cli_money import run
 from tests.conftest import RunningGateway
+from tests.console.test_forms import csrf_of
+from tests.console.test_forms import signed_in as console_sign_in
 from tests.security.conftest import PASSWORD, Platform, bearer
 
 
@@ -199,3 +201,35 @@ def test_limits_beyond_what_can_be_stored_are_a_clear_400(
         f"/orgs/{platform.a.org}/keys", json={field: 10**20}, headers=bearer(platform.operator)
     )
     assert answer.status_code == 400 and answer.json()["error"]["param"] == field
+
+
+def test_the_console_account_page_changes_passwords_revokes_tokens_and_disables_members(
+    gateway: RunningGateway, admin_api: httpx.Client, platform: Platform
+) -> None:
+    username = member(gateway, org=platform.a.org)
+    token = token_of(gateway, username)
+    client = console_sign_in(gateway, username)
+    page = client.get("/account")
+    assert page.status_code == 200 and token[:10] in page.text and "members" not in page.text
+    csrf = csrf_of(page.text)
+    (listed,) = admin_api.get(f"/members/{username}/tokens", headers=bearer(token)).json()
+    assert client.post(f"/account/tokens/{listed['id']}/revoke", data={"csrf": csrf}).status_code == 303
+    assert not works(admin_api, token)
+    wrong = client.post("/account/password", data={"csrf": csrf, "current": "not it at all", "new": "x" * 12})
+    assert wrong.status_code == 400 and 'id="f-current-error"' in wrong.text
+    changed = client.post("/account/password", data={"csrf": csrf, "current": PASSWORD, "new": "x" * 12})
+    assert changed.status_code == 303 and client.get("/account").status_code == 303  # signed out
+    client.close()
+    # The organization's admin disables the member from the console; a developer sees no members.
+    admin = console_sign_in(gateway, platform.a.admin_user)
+    listing = admin.get("/account")
+    assert f'data-testid="member-{username}"' in listing.text
+    assert f'data-testid="member-{platform.b.admin_user}"' not in listing.text
+    done = admin.post(f"/members/{username}/disable", data={"csrf": csrf_of(listing.text)})
+    assert done.status_code == 303
+    db = Database(gateway.settings.resolved_database_url)
+    assert verify_password(db, username, "x" * 12) is None
+    db.dispose()
+    theirs = admin.post(f"/members/{platform.b.developer_user}/disable", data={"csrf": csrf_of(listing.text)})
+    assert theirs.status_code == 403
+    admin.close()

@@ -25,6 +25,7 @@ from dizuo.store import Database, utc, utcnow
 
 __all__ = [
     "expiry",
+    "list_members",
     "list_tokens",
     "revoke_token",
     "set_disabled",
@@ -69,6 +70,26 @@ def _token_view(token: AdminToken) -> dict[str, Any]:
         "expires_at": utc(token.expires_at).isoformat() if token.expires_at else None,
         "revoked_at": utc(token.revoked_at).isoformat() if token.revoked_at else None,
     }
+
+
+def list_members(db: Database, by: Actor) -> list[dict[str, Any]]:
+    """The members *by* administers: everyone for a platform admin, its organization's for an
+    organization admin, none for other roles."""
+    query = select(Member).order_by(Member.username)
+    if by.role == "org-admin":
+        query = query.where(Member.org_id == by.org_id, Member.role.in_(ORG_ROLES))
+    elif by.role != "platform-admin":
+        return []
+    with db.session() as session:
+        return [
+            {
+                "username": m.username,
+                "role": m.role,
+                "disabled": m.disabled_at is not None,
+                "self": m.id == by.member_id,
+            }
+            for m in session.scalars(query)
+        ]
 
 
 def list_tokens(db: Database, username: str, by: Actor | None = None) -> list[dict[str, Any]]:

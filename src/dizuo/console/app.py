@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dizuo.accounts.members import verify_password
 from dizuo.accounts.sessions import SESSION_HOURS, SignedIn, close_session, open_session
-from dizuo.console import bench, knowledge, money, ops, orgs, overview, usage
+from dizuo.console import account, bench, knowledge, money, ops, orgs, overview, usage
 from dizuo.console.i18n import LANGS
 from dizuo.console.web import (
     LANG_COOKIE,
@@ -135,7 +135,7 @@ def create_console_app(
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path=PREFIX, samesite="lax")
         return response
 
-    for module in (overview, orgs, money, usage, ops):
+    for module in (overview, orgs, money, usage, ops, account):
         app.include_router(module.routes(console))
     if evals is not None:
         app.include_router(bench.routes(console, evals))

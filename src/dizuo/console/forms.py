@@ -17,6 +17,8 @@ __all__ = [
     "FormError",
     "KeyForm",
     "OrgForm",
+    "PasswordForm",
+    "TokenForm",
     "TopupForm",
     "VoucherForm",
     "field_errors",
@@ -49,6 +51,15 @@ class KeyForm(_Form):
     rpm: str = ""
     tpm: str = ""
     concurrency: str = ""
+
+
+class PasswordForm(_Form):
+    current: str = ""
+    new: str = ""
+
+
+class TokenForm(_Form):
+    expires_days: str = ""
 
 
 class TopupForm(_Form):

@@ -189,6 +189,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
     items.append(
         ("nav.issuer", f"{PREFIX}/issuer", allowed(actor, "read voucher reports", issuer=actor.issuer))
     )
+    items.append(("nav.account", f"{PREFIX}/account", True))
     return [
         {
             "key": key,
