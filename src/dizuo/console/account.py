@@ -3,7 +3,6 @@ organization admins, the members they administer (disable, enable). Every change
 :mod:`dizuo.accounts.lifecycle`, which decides who may act on whom and records the change."""
 
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
@@ -84,11 +83,16 @@ def routes(console: Console) -> APIRouter:
         accounts.revoke_token(db, token_id, signed.actor)
         return redirect(f"{PAGE}?done=revoked")
 
-    @router.post(f"{PREFIX}/members/{{username}}/{{change}}")
-    def member(signed: Posted, username: str, change: str) -> Response:
-        if change not in ("disable", "enable"):
-            raise FormError("change", "只能停用或启用", "only disable or enable")
-        accounts.set_disabled(db, username, change == "disable", signed.actor)
-        return redirect(f"{PAGE}?done={quote(change)}#members")
+    def change(signed: SignedIn, username: str, disabled: bool) -> Response:
+        accounts.set_disabled(db, username, disabled, signed.actor)
+        return redirect(f"{PAGE}?done={'disable' if disabled else 'enable'}#members")
+
+    @router.post(f"{PREFIX}/members/{{username}}/disable")
+    def disable(signed: Posted, username: str) -> Response:
+        return change(signed, username, True)
+
+    @router.post(f"{PREFIX}/members/{{username}}/enable")
+    def enable(signed: Posted, username: str) -> Response:
+        return change(signed, username, False)
 
     return router
