@@ -26,7 +26,7 @@ from dizuo.providers.base import answer_texts
 from dizuo.routing import Deployment
 from dizuo.store import Database
 
-__all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "estimate_usage", "worst_case_tokens"]
+__all__ = ["DEFAULT_MAX_OUTPUT", "Meter", "estimate_usage", "max_output", "worst_case_tokens"]
 
 log = logging.getLogger("dizuo.billing")
 
@@ -41,9 +41,20 @@ def worst_case_tokens(body: dict[str, Any], body_bytes: int) -> tuple[int, int]:
     The prompt cannot have more tokens than the request has bytes (byte-level BPE tokenizers, which
     every current vendor uses, spend at least one byte per token), so the body's size bounds it.
     """
-    out = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_OUTPUT
     choices = body.get("n") or 1
-    return body_bytes, int(out) * int(choices)
+    return body_bytes, max_output(body) * int(choices)
+
+
+def max_output(body: dict[str, Any], default: int = DEFAULT_MAX_OUTPUT) -> int:
+    """The most output tokens an upstream may produce for *body* as it is forwarded.
+
+    Both limits are forwarded as sent, and vendors differ in which one they honour: with
+    ``max_completion_tokens: 1, max_tokens: 8192`` a hold of one token let an org with ¥0.01 run up
+    ¥0.0556 of uncollected charges per call. The larger of the two is the bound; *default* when
+    neither is set.
+    """
+    limits = [int(body[name]) for name in ("max_completion_tokens", "max_tokens") if body.get(name)]
+    return max(limits, default=default)
 
 
 class Meter:

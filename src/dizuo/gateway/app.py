@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
-from dizuo.billing.meter import estimate_usage
+from dizuo.billing.meter import estimate_usage, max_output
 from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
@@ -314,7 +314,7 @@ class Gateway:
     @staticmethod
     def _estimate(body: dict[str, Any]) -> int:
         """The tokens a call takes from TPM limits until its usage is known."""
-        return estimate_usage(body, 0).prompt_tokens + int(body.get("max_tokens") or 0)
+        return estimate_usage(body, 0).prompt_tokens + max_output(body, default=0)
 
     async def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
         """Apply the key's and organization's rate limits (429 with retry-after when over)."""
