@@ -7,20 +7,25 @@ are committed, and a lone call that finds the writer busy waits its turn instead
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from dizuo.accounts import create_org
+from dizuo.accounts.tables import Organization
 from dizuo.billing import WalletBook, parse_cny
 from dizuo.billing.journal import Charge, Journal, refuses
-from dizuo.billing.service import topup
+from dizuo.billing.service import VoucherTerms, issue_voucher, revoke_voucher, topup
+from dizuo.billing.tables import LedgerEntry, Voucher
 from dizuo.store import Database, Durability
-from tests.billing.records import committed, settled_charge
+from tests.billing.records import SCOPE, committed, settled_charge, usage_record
 
 
 @pytest.fixture
@@ -163,3 +168,40 @@ def test_the_journal_commits_as_durably_as_configured(
         connection.close()
     finally:
         db.dispose()
+
+
+async def test_a_voucher_revoked_before_its_charge_is_committed_never_pays_more_than_it_had(
+    journal: tuple[Journal, Database, str],
+) -> None:
+    j, db, org_id = journal
+    with db.session() as session:
+        org = session.get(Organization, org_id)
+        assert org is not None
+        name = org.name
+    now = dt.datetime.now(dt.UTC)
+    terms = VoucherTerms("大数据局", "试点", parse_cny("1"), Decimal("1"), now, now + dt.timedelta(days=30))
+    voucher = issue_voucher(db, name, terms)
+    j.refresh()
+    # A call settled against the voucher (it pays all of ¥0.60) ...
+    hold = await j.book.reserve(org_id, parse_cny("0.6"), SCOPE, time.time())
+    settlement = await j.book.settle(hold, parse_cny("0.6"))
+    assert settlement.vouchers == ((voucher.id, parse_cny("0.6")),)
+    money = {"cost": 600_000, "voucher_part": 600_000, "own_part": 0, "uncollected": 0}
+    charge = Charge(usage_record(f"req_{uuid.uuid4().hex}", org_id, **money), settlement, "openai-compatible")
+    # ... is revoked before that charge is committed: the issuer is given the whole ¥1 back.
+    assert revoke_voucher(db, voucher.id) == parse_cny("1")
+    await j.record(charge, alone=True)
+    with db.session() as session:
+        remaining = session.get(Voucher, voucher.id).remaining  # type: ignore[union-attr]
+        by_account = dict(
+            session.execute(
+                select(LedgerEntry.account, func.sum(LedgerEntry.amount)).group_by(LedgerEntry.account)
+            ).all()
+        )
+        every_leg = session.scalar(select(func.sum(LedgerEntry.amount)))
+    # The voucher paid the ¥0.60 it had when the call was settled, and no more: it ends at zero, not
+    # at -¥0.60, and what the revocation gave the issuer is corrected to the ¥0.40 left unspent.
+    assert remaining == 0 and by_account[f"voucher:{voucher.id}"] == 0
+    assert by_account["issuer:大数据局"] == -parse_cny("0.6")
+    assert every_leg == 0
+    assert committed(db, org_id)[3] == 10_000_000  # the organization's own balance paid nothing

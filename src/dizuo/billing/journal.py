@@ -25,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, literal_column, select, update
+from sqlalchemy import ColumnElement, String, bindparam, insert, literal_column, null, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import Compiled
@@ -95,6 +95,12 @@ ROWS_PER_INSERT = 256
 STAMPED = frozenset({"created_at", "now"})
 
 
+def _text(constant: str) -> ColumnElement[str]:
+    """A constant string written into the SQL (the compiled statements take no other parameters)."""
+    assert "'" not in constant
+    return literal_column(f"'{constant}'", String)
+
+
 class _Compiled:
     """The journal's four statements, compiled once for the database's dialect."""
 
@@ -125,6 +131,62 @@ class _Compiled:
             .where(voucher.id == bindparam("vid"))
             .values(remaining=voucher.remaining + bindparam("delta"))
             .compile(dialect=dialect)
+        )
+        # A voucher revoked after a call was settled against it and before that charge was committed:
+        # the revocation gave its issuer the database's remaining, which did not yet count the charge,
+        # so the voucher would end below zero. The charge was paid while the voucher was valid; what
+        # the revocation gave back is corrected (issuer -x, voucher +x) and the voucher ends at zero.
+        # No-ops (a primary-key lookup each) for every voucher that is not revoked and overdrawn.
+        overdrawn = (
+            (voucher.id == bindparam("vid"))
+            & (voucher.remaining < literal_column("0"))
+            & voucher.revoked_at.is_not(None)
+        )
+        legs = LedgerEntry.__table__.c
+        kind = _text("voucher_revoke")
+        refunded = [
+            legs.tx_id,
+            legs.kind,
+            legs.account,
+            legs.amount,
+            legs.org_id,
+            legs.voucher_id,
+            legs.created_at,
+        ]
+        self.revoked_issuer = _Statement(
+            insert(LedgerEntry)
+            .from_select(
+                refunded,
+                select(
+                    bindparam("tx"),
+                    kind,
+                    _text(ledger.issuer("")) + voucher.issuer,
+                    voucher.remaining,
+                    voucher.org_id,
+                    null(),
+                    bindparam("now"),
+                ).where(overdrawn),
+            )
+            .compile(dialect=dialect)
+        )
+        self.revoked_voucher = _Statement(
+            insert(LedgerEntry)
+            .from_select(
+                refunded,
+                select(
+                    bindparam("tx"),
+                    kind,
+                    _text(ledger.voucher("")) + voucher.id,
+                    -voucher.remaining,
+                    voucher.org_id,
+                    voucher.id,
+                    bindparam("now"),
+                ).where(overdrawn),
+            )
+            .compile(dialect=dialect)
+        )
+        self.revoked_zero = _Statement(
+            update(Voucher).where(overdrawn).values(remaining=literal_column("0")).compile(dialect=dialect)
         )
         # The dialect's own processor (SQLite: the text SQLAlchemy writes everywhere else), not the
         # generic type's, which has none: sqlite3's default adapter would add "+00:00" (and is deprecated).
@@ -519,6 +581,11 @@ class Journal:
             sql.wallet.execute(cursor, wallet_deltas)
         if voucher_rows:
             sql.voucher.execute(cursor, voucher_rows)
+            now = wallet_deltas[0]["now"] if wallet_deltas else sql.stamp(utcnow())
+            fixes = [{"vid": row["vid"], "tx": ledger.new_tx_id(), "now": now} for row in voucher_rows]
+            sql.revoked_issuer.execute(cursor, fixes)
+            sql.revoked_voucher.execute(cursor, fixes)
+            sql.revoked_zero.execute(cursor, [{"vid": row["vid"]} for row in voucher_rows])
         if self.book.wants_snapshots:
             done.snapshots = self._snapshots(cursor, list(done.org_deltas))
         cursor.close()
