@@ -204,3 +204,49 @@ def test_streamed_reasoning_is_masked_across_chunks(gateway: RunningGateway, db:
             getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices
         )
     assert reasoning == "请回拨[CN_MOBILE]确认"
+
+
+# Every place a prompt carries text the upstream reads, besides a user message's content.
+HIDDEN = [
+    pytest.param(
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "lookup", "arguments": f'{{"id": "{ID}"}}'},
+                }
+            ],
+        },
+        id="tool-call-arguments",
+    ),
+    pytest.param({"role": "user", "name": f"客户{ID}", "content": "你好"}, id="message-name"),
+    pytest.param({"role": "assistant", "content": "好的", "reasoning_content": f"查询{ID}"}, id="reasoning"),
+    pytest.param({"role": "tool", "tool_call_id": "c1", "content": f"结果：{ID}"}, id="tool-result"),
+    pytest.param(
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "看看"}, {"type": "text", "text": f"号码{ID}"}],
+        },
+        id="content-part",
+    ),
+]
+
+
+@pytest.mark.parametrize("message", HIDDEN)
+def test_every_string_the_upstream_receives_is_scanned(
+    gateway: RunningGateway, upstream: FakeUpstream, db: Database, message: dict[str, Any]
+) -> None:
+    messages = [message, {"role": "user", "content": "继续"}]
+    blocking = Org(gateway, db, {"action": "block", "raise_class": "important"})
+    with blocking.sdk() as client, pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model="echo-model", messages=messages)  # type: ignore[arg-type]
+    assert caught.value.body["code"] == "data_risk_blocked"  # type: ignore[index]
+    masking = Org(gateway, db, {"action": "redact"})
+    with masking.sdk() as client:
+        client.chat.completions.create(model="echo-model", messages=messages)  # type: ignore[arg-type]
+    sent = upstream.last("echo").body
+    assert ID not in str(sent) and "[CN_RESIDENT_ID]" in str(sent)
+    assert sent["messages"][0]["role"] == message["role"]  # structure kept, only the value masked

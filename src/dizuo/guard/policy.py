@@ -248,19 +248,30 @@ class AnswerFilter:
         self._sent_tail = (self._sent_tail + sent)[-HOLD:]
 
 
+# Keys whose strings are structure or binary data, not text a person wrote: never scanned.
+_NOT_TEXT = frozenset({"role", "type", "id", "tool_call_id", "url", "detail", "data", "format", "mime_type"})
+
+
+def _walk(holder: Any, found: list[tuple[Any, Any, str]]) -> None:
+    """Add every string under *holder* (dicts and lists, any depth) but structural ones to *found*."""
+    slots = holder.items() if isinstance(holder, dict) else enumerate(holder)
+    for slot, value in slots:
+        if isinstance(value, str):
+            if value and slot not in _NOT_TEXT:
+                found.append((holder, slot, value))
+        elif isinstance(value, dict | list) and slot not in _NOT_TEXT:
+            _walk(value, found)
+
+
 def _texts(body: dict[str, Any]) -> list[tuple[Any, Any, str]]:
-    """Every user-supplied text of a chat or embeddings body, as (container, slot, text)."""
+    """Every string of a chat or embeddings body that the upstream receives as text, as (container,
+    slot, text): each message's content and its parts' text fields, its name, reasoning, tool calls'
+    names and arguments, tool results. A resident ID in a tool call's arguments or a message's name
+    passed a block policy when only ``content`` was read."""
     found: list[tuple[Any, Any, str]] = []
-    for message in body.get("messages") or ():
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        if isinstance(content, str):
-            found.append((message, "content", content))
-        elif isinstance(content, list):
-            for part in content:
-                if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    found.append((part, "text", part["text"]))
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        _walk(messages, found)
     value = body.get("input")
     if isinstance(value, str):
         found.append((body, "input", value))
