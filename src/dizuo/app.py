@@ -172,6 +172,7 @@ def create_app(settings: Settings) -> Platform:
         on_money_change=meter.journal.refresh,
         evals=evals,
         kbs=kbs,
+        secure_cookies=settings.cookies_secure,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
     kb_parse_concurrency: int = Field(
         2, ge=1, le=64, description="Uploaded documents read at once (each in its own child process)."
     )
+    secure_cookies: bool | None = Field(
+        None,
+        description=(
+            "Mark the console's session cookie Secure (sent over HTTPS only) whatever the request's "
+            "scheme: set it behind a proxy that ends TLS. Unset: on unless the server listens on loopback."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod
@@ -161,6 +168,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment first: an operator's DIZUO_* variable beats the config file's server: section.
         return env_settings, init_settings
+
+    @property
+    def cookies_secure(self) -> bool:
+        """Whether session cookies are marked Secure: as set, else whenever the server is reachable
+        from other hosts (a browser reaching it over plain http then gets no session, not a leak)."""
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def resolved_database_url(self) -> str:

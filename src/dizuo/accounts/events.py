@@ -27,14 +27,20 @@ ACTIONS = (
 
 
 def record(
-    session: Session, by: Actor | None, action: str, member: Member, detail: dict[str, Any] | None = None
+    session: Session,
+    by: Actor | None,
+    action: str,
+    member: Member,
+    detail: dict[str, Any] | None = None,
+    actor: str | None = None,
 ) -> None:
-    """Add an account event for *action* taken by *by* on *member* to *session*."""
+    """Add an account event for *action* taken by *by* on *member* to *session*; *actor* names one
+    that is not a member (``system``); with neither, the operator's shell (``cli``) acted."""
     session.add(
         AccountEvent(
             id=ordered_id(),
             at=utcnow(),
-            actor=by.username if by is not None else "cli",
+            actor=actor or (by.username if by is not None else "cli"),
             action=action,
             member=member.username,
             org_id=member.org_id,

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from dizuo.accounts.events import record
 from dizuo.accounts.members import ORG_ROLES, Actor, hash_password, valid_password
 from dizuo.accounts.tables import AdminToken, ConsoleSession, Member
+from dizuo.accounts.throttle import unlock
 from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.store import Database, utc, utcnow
 
@@ -157,6 +158,7 @@ def set_password(db: Database, username: str, password: str, by: Actor | None = 
         _may(by, member, "set-password")
         member.password_hash = hash_password(password)
         ended = _end_sessions(session, member)
+        unlock(session, member.username)  # a member locked out by wrong guesses signs in with the new one
         record(session, by, "set-password", member, {"sessions_ended": ended})
         return {"username": member.username, "sessions_ended": ended}
 

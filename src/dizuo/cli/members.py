@@ -133,6 +133,15 @@ def account_events_command(org: str | None, username: str | None, limit: int) ->
         click.echo(orjson.dumps(events, option=orjson.OPT_INDENT_2).decode())
 
 
+@click.command("sign-in-locks")
+def sign_in_locks_command() -> None:
+    """Usernames and client addresses locked after failed sign-ins, as JSON."""
+    from dizuo.accounts.throttle import locked
+
+    with reported(), database() as db:
+        click.echo(orjson.dumps(locked(db), option=orjson.OPT_INDENT_2).decode())
+
+
 def register(group: click.Group) -> None:
     """Add the credential commands to *group* (``dizuo admin``)."""
     for command in (
@@ -144,5 +153,6 @@ def register(group: click.Group) -> None:
         set_password_command,
         sign_out_everywhere_command,
         account_events_command,
+        sign_in_locks_command,
     ):
         group.add_command(command)

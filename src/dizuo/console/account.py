@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from dizuo.accounts import lifecycle as accounts
 from dizuo.accounts.members import create_token, verify_password
 from dizuo.accounts.sessions import SignedIn
+from dizuo.accounts.throttle import locked
 from dizuo.console.forms import FormError, PasswordForm, TokenForm, field_errors
 from dizuo.console.web import PREFIX, SESSION_COOKIE, Console, redirect
 from dizuo.errors import DizuoError
@@ -34,6 +35,7 @@ def routes(console: Console) -> APIRouter:
             status=status,
             tokens=accounts.list_tokens(db, actor.username, actor),
             members=accounts.list_members(db, actor),
+            locks=locked(db) if actor.role == "platform-admin" else [],
             **context,
         )
         response.headers["cache-control"] = "no-store"  # a new token is shown on this page once

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dizuo.accounts.members import verify_password
 from dizuo.accounts.sessions import SESSION_HOURS, SignedIn, close_session, open_session
+from dizuo.accounts.throttle import Throttle
 from dizuo.console import account, bench, knowledge, money, ops, orgs, overview, usage
 from dizuo.console.i18n import LANGS
 from dizuo.console.web import (
@@ -66,10 +67,13 @@ def create_console_app(
     on_money_change: Callable[[str], None] | None = None,
     evals: EvalService | None = None,
     kbs: KnowledgeBases | None = None,
+    secure_cookies: bool = False,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
-    are served when their services are given."""
+    are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
+    whatever the request's scheme (behind a proxy that ends TLS, the app sees plain http)."""
     console = Console(db, zone, deployments, on_money_change)
+    throttle = Throttle(db)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="static")
     _install_error_pages(app, console)
@@ -102,10 +106,26 @@ def create_console_app(
         expected = request.cookies.get(LOGIN_COOKIE, "")
         if not expected or not secrets.compare_digest(expected, csrf):
             return _login_form(console, request, target, error="login.expired", status=403)
+        address = request.client.host if request.client else ""
+        refused = throttle.check(username, address)
+        if refused is not None:
+            response = _login_form(
+                console,
+                request,
+                target,
+                error="login.locked",
+                error_params={"minutes": max(1, -(-refused.retry_after // 60))},
+                status=429,
+                username=username,
+            )
+            response.headers["retry-after"] = str(refused.retry_after)
+            return response
         actor = verify_password(db, username.strip(), password)
         if actor is None:
-            log.info("console sign-in failed for %r", username)
+            log.info("console sign-in failed for %r from %s", username, address)
+            throttle.failed(username, address)
             return _login_form(console, request, target, error="login.failed", status=401, username=username)
+        throttle.succeeded(username, address)
         token, _ = open_session(db, actor)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
@@ -115,7 +135,7 @@ def create_console_app(
             path=PREFIX,
             httponly=True,
             samesite="lax",
-            secure=request.url.scheme == "https",
+            secure=secure_cookies or request.url.scheme == "https",
         )
         response.delete_cookie(LOGIN_COOKIE, path=PREFIX)
         return response
@@ -150,6 +170,7 @@ def _login_form(
     target: str,
     *,
     error: str | None = None,
+    error_params: dict[str, object] | None = None,
     status: int = 200,
     username: str = "",
 ) -> Response:
@@ -162,6 +183,7 @@ def _login_form(
         login_csrf=token,
         next=target,
         error=error,
+        error_params=error_params,
         username=username,
     )
     response.set_cookie(LOGIN_COOKIE, token, max_age=3600, path=PREFIX, httponly=True, samesite="strict")

@@ -65,6 +65,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "account.change_state": ("停用或启用", "Disable or enable"),
     "account.disable": ("停用", "Disable"),
     "account.enable": ("启用", "Enable"),
+    "account.locks": ("登录锁定", "Locked sign-ins"),
+    "account.locked_who": ("用户名或地址", "Username or address"),
+    "account.failures": ("连续失败次数", "Failures in a row"),
+    "account.locked_until": ("锁定至", "Locked until"),
     "account.done.revoked": ("令牌已吊销。", "The token was revoked."),
     "account.done.disable": (
         "成员已停用，其登录和令牌立即失效。",
@@ -97,6 +101,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "login.submit": ("登录", "Sign in"),
     "login.failed": ("用户名或密码不正确。", "The username or password is wrong."),
     "login.expired": ("页面已过期，请重新登录。", "The page expired; please sign in again."),
+    "login.locked": (
+        "登录失败次数过多，已暂时锁定。请 {minutes} 分钟后再试，或请管理员用 `dizuo admin set-password` 重设密码。",
+        "Too many failed sign-ins: locked for now. Try again in {minutes} min, or ask an operator to reset "
+        "the password with `dizuo admin set-password`.",
+    ),
     "login.hint": (
         "首个管理员用 `dizuo admin create-user --role platform-admin --username 名字` 创建。",
         "Create the first admin with `dizuo admin create-user --role platform-admin --username NAME`.",
