@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
@@ -29,6 +30,7 @@ __all__ = [
     "MEDIA",
     "attachment",
     "month_bounds",
+    "neutralise",
     "render",
     "statement",
     "to_csv",
@@ -238,18 +240,33 @@ def voucher_report(db: Database, issuer: str, month: str) -> list[dict[str, Any]
         return rows
 
 
+# A cell a spreadsheet would read as a formula: a voucher program named =HYPERLINK("http://…?d="&A1, …)
+# came back live in the voucher report. Numbers (a negative amount) are data, not formulas.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """*value*, with text that a spreadsheet would run as a formula made inert by a leading ``'``
+    (OWASP's advice for CSV injection); numbers and other values unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def to_csv(rows: list[dict[str, Any]], header: dict[str, str] | None = None) -> bytes:
-    """Render rows as CSV in UTF-8 with a BOM (Excel reads Chinese correctly); *header* lines first."""
+    """Render rows as CSV in UTF-8 with a BOM (Excel reads Chinese correctly); *header* lines first.
+    Text that would start a formula is neutralised."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if header:
         for name, value in header.items():
-            writer.writerow([name, value])
+            writer.writerow([neutralise(name), neutralise(value)])
         writer.writerow([])
     if rows:
-        writer.writerow(list(rows[0]))
+        writer.writerow([neutralise(column) for column in rows[0]])
         for row in rows:
-            writer.writerow([row[column] for column in rows[0]])
+            writer.writerow([neutralise(row[column]) for column in rows[0]])
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -267,6 +284,13 @@ def to_xlsx(rows: list[dict[str, Any]], header: dict[str, str] | None = None, ti
         sheet.append(list(rows[0]))
         for row in rows:
             sheet.append([row[column] for column in rows[0]])
+    # openpyxl stores a string starting with "=" as a formula: every text cell is stored as text, and
+    # text that would start a formula is neutralised as in CSV (a user re-typing the cell stays safe).
+    for line in sheet.iter_rows():
+        for cell in line:
+            if isinstance(cell.value, str):
+                cell.value = neutralise(cell.value)
+                cell.data_type = "s"
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
