@@ -31,6 +31,8 @@ def test_both_languages(code: str) -> None:
         "missing_en",
         "limit_zh",
         "limit_en",
+        "said_zh",
+        "said_en",
     }
     assert fields(zh) - strip == fields(en) - strip
 

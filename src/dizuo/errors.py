@@ -106,8 +106,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "policy. Remove or mask it and try again.",
     ),
     "upstream_error": (
-        "上游 {deployment} 返回错误（HTTP {status}）：{upstream_message}",
-        "The upstream {deployment} answered with an error (HTTP {status}): {upstream_message}",
+        "上游 {deployment} 返回错误（HTTP {status}）：{said_zh}",
+        "The upstream {deployment} answered with an error (HTTP {status}): {said_en}",
     ),
     "upstream_unreachable": (
         "无法连接上游 {deployment}：{detail}",

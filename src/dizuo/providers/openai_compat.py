@@ -8,6 +8,7 @@ on as the upstream sends them; only chunks that mention usage are parsed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from dizuo.providers.base import Provider, Reply, Usage
 __all__ = ["OpenAICompatible", "map_upstream_errors", "parse_usage"]
 
 MAX_UPSTREAM_MESSAGE = 500
+log = logging.getLogger("dizuo.upstream")
 
 
 @contextmanager
@@ -39,16 +41,20 @@ def map_upstream_errors(deployment: str, read_timeout: float, started: bool = Fa
     except TimeoutError as exc:  # aiohttp's timeouts; asyncio.TimeoutError is this since 3.11
         raise UpstreamTimeout(deployment=deployment, seconds=read_timeout, retryable=not started) from exc
     except aiohttp.ClientConnectorError as exc:
+        # The reason, not the address: "Connection refused", never the upstream's internal host.
+        log.warning("upstream %s unreachable: %s", deployment, exc)
+        reason = getattr(exc.os_error, "strerror", None) or type(exc.os_error).__name__
         raise UpstreamError(
-            "upstream_unreachable", deployment=deployment, detail=str(exc.os_error), retryable=not started
+            "upstream_unreachable", deployment=deployment, detail=reason, retryable=not started
         ) from exc
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
         raise UpstreamError(
             "upstream_disconnected", deployment=deployment, detail=type(exc).__name__, retryable=not started
         ) from exc
     except aiohttp.ClientError as exc:
+        log.warning("upstream %s unreachable: %s", deployment, exc)
         raise UpstreamError(
-            "upstream_unreachable", deployment=deployment, detail=str(exc), retryable=not started
+            "upstream_unreachable", deployment=deployment, detail=type(exc).__name__, retryable=not started
         ) from exc
 
 
@@ -68,16 +74,33 @@ def _upstream_message(raw: bytes) -> str:
     return raw[:MAX_UPSTREAM_MESSAGE].decode("utf-8", "replace")
 
 
+def failed(deployment: str, status: int, message: str, *, retryable: bool = True) -> UpstreamError:
+    """An upstream failing (401/403: the platform's own credentials; 5xx; an error sent with 200):
+    its words stay in the log. They are the platform's business, not the client's, and carry what
+    no tenant should see: a provider's masked key, internal host names, a proxy's page."""
+    log.warning("upstream %s failed with HTTP %d: %s", deployment, status, message)
+    return UpstreamError(
+        deployment=deployment,
+        status=status,
+        said_zh="详情已记入平台日志。请稍后重试；持续出现请联系平台运维人员",
+        said_en="the details are in the platform's log. Retry shortly; if it persists, tell the platform's operators",
+        retryable=retryable,
+    )
+
+
 def error_from_status(deployment: str, status: int, raw: bytes) -> UpstreamError:
-    """Map an upstream HTTP error to ours: 400/422 are the client's, 429 is retryable elsewhere."""
+    """Map an upstream HTTP error to ours: 400/422 are the client's, 429 is retryable elsewhere, the
+    rest are the upstream failing (its message logged, not relayed)."""
     message = _upstream_message(raw)
+    # The client's request is at fault (a context too long, a bad tool schema, a rate limit): the
+    # upstream's own words go to the client.
     if status in (400, 422):
         return UpstreamRejected(
-            deployment=deployment, status=status, upstream_message=message, retryable=False
+            deployment=deployment, status=status, said_zh=message, said_en=message, retryable=False
         )
     if status == 429:
-        return UpstreamRateLimited(deployment=deployment, status=status, upstream_message=message)
-    return UpstreamError(deployment=deployment, status=status, upstream_message=message)
+        return UpstreamRateLimited(deployment=deployment, status=status, said_zh=message, said_en=message)
+    return failed(deployment, status, message)
 
 
 def parse_usage(data: dict[str, Any]) -> Usage | None:
@@ -160,11 +183,7 @@ class OpenAICompatible(Provider):
             with map_upstream_errors(name, read_timeout, started):
                 line = await content.readline()
             if not line and not started and body:
-                raise UpstreamError(
-                    deployment=name,
-                    status=response.status,
-                    upstream_message=_upstream_message(b"".join(body)),
-                )
+                raise failed(name, response.status, _upstream_message(b"".join(body)))
             if not line:
                 # EOF without [DONE]: the upstream hung up before finishing.
                 raise UpstreamError(
@@ -182,12 +201,8 @@ class OpenAICompatible(Provider):
                 return
             if payload.startswith(b'{"error"'):
                 error = orjson.loads(payload).get("error") or {}
-                raise UpstreamError(
-                    deployment=name,
-                    status=200,
-                    upstream_message=str(error.get("message", error))[:MAX_UPSTREAM_MESSAGE],
-                    retryable=not started,
-                )
+                message = str(error.get("message", error))[:MAX_UPSTREAM_MESSAGE]
+                raise failed(name, 200, message, retryable=not started)
             started = True
             if b'"usage"' in payload:
                 yield _usage_chunk(payload)
@@ -231,7 +246,7 @@ def _answer(deployment: str, raw: bytes, field: str) -> Reply:
     except orjson.JSONDecodeError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get(field), list):
-        raise UpstreamError(deployment=deployment, status=200, upstream_message=_upstream_message(raw))
+        raise failed(deployment, 200, _upstream_message(raw))
     return Reply(raw, parse_usage(data))
 
 
