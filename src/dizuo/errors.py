@@ -19,6 +19,7 @@ __all__ = [
     "BodyTooLarge",
     "ConfigError",
     "DizuoError",
+    "IdempotencyConflict",
     "InsufficientQuota",
     "InternalError",
     "InvalidRequest",
@@ -79,6 +80,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_param": (
         "参数 {param!r} 无效：{reason_zh}。",
         "The parameter {param!r} is invalid: {reason_en}.",
+    ),
+    "idempotency_key_reused": (
+        "幂等键 {key!r} 已用于另一笔参数不同的请求。重试时请原样重发；新的请求请换一个键。",
+        "The idempotency key {key!r} was used for a request with other parameters. Resend a retry "
+        "unchanged; give a new request a new key.",
     ),
     "request_too_large": (
         "请求体超过上限 {limit} 字节。请缩短输入，或由管理员调整 server.max_body_bytes（/v1）"
@@ -288,6 +294,11 @@ class DataRiskBlocked(InvalidRequest):
 
 class UnsupportedFeature(InvalidRequest):
     default_code = "unsupported_feature"
+
+
+class IdempotencyConflict(InvalidRequest):
+    status = 409
+    default_code = "idempotency_key_reused"
 
 
 class BodyTooLarge(InvalidRequest):

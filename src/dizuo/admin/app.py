@@ -49,6 +49,7 @@ __all__ = ["create_admin_app"]
 
 PREFIX = "/admin/v1"
 Format = Literal["json", "csv", "xlsx"]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
 
 def _money(text: str, param: str = "amount") -> int:
@@ -188,10 +189,13 @@ def create_admin_app(
         return revoke_key(db, key_id).as_dict()
 
     @app.post(f"{PREFIX}/orgs/{{org}}/topups", status_code=201)
-    def new_topup(org: str, body: TopupIn, who: Caller) -> dict[str, str]:
-        """Add money to an organization's own balance (platform admins)."""
+    def new_topup(
+        org: str, body: TopupIn, who: Caller, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, str]:
+        """Add money to an organization's own balance (platform admins). With an ``Idempotency-Key``
+        header, a retry of the same request returns the first top-up and adds nothing."""
         may(who, "top up wallets")
-        tx_id = topup(db, org, _money(body.amount), body.note)
+        tx_id = topup(db, org, _money(body.amount), body.note, idempotency_key)
         changed(get_org(db, org).id)
         return {"tx_id": tx_id}
 
@@ -202,8 +206,11 @@ def create_admin_app(
         return wallet_view(db, org)
 
     @app.post(f"{PREFIX}/orgs/{{org}}/vouchers", status_code=201)
-    def new_voucher(org: str, body: VoucherIn, who: Caller) -> dict[str, Any]:
-        """Grant a compute voucher (算力券); an issuer grants only under its own name."""
+    def new_voucher(
+        org: str, body: VoucherIn, who: Caller, idempotency_key: IdempotencyKey = None
+    ) -> dict[str, Any]:
+        """Grant a compute voucher (算力券); an issuer grants only under its own name. With an
+        ``Idempotency-Key`` header, a retry of the same request returns the first voucher."""
         may(who, "issue vouchers", issuer=body.issuer)
         terms = VoucherTerms(
             issuer=body.issuer,
@@ -216,7 +223,7 @@ def create_admin_app(
             regions=body.regions,
             models=body.models,
         )
-        voucher = issue_voucher(db, org, terms)
+        voucher = issue_voucher(db, org, terms, idempotency_key)
         changed(voucher.org_id)
         return {"id": voucher.id, "remaining": format_cny(voucher.remaining)}
 

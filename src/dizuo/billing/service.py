@@ -6,18 +6,22 @@ so every gateway worker reloads the organization's money within a second.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
 from dizuo.billing import ledger
+from dizuo.billing.idempotency import Idempotent, check_key
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, Voucher, Wallet
 from dizuo.errors import InvalidRequest
@@ -60,20 +64,44 @@ def bump(session: Session, org_id: str, balance_delta: int = 0) -> None:
     )
 
 
-def topup(db: Database, org_name: str, amount: int, note: str | None = None) -> str:
-    """Add *amount* micro-yuan to the organization's own balance; return the transaction id."""
+def topup(
+    db: Database, org_name: str, amount: int, note: str | None = None, idempotency_key: str | None = None
+) -> str:
+    """Add *amount* micro-yuan to the organization's own balance; return the transaction id. A retry
+    under the same *idempotency_key* returns the first top-up's id and adds nothing."""
     if amount <= 0:
         raise _bad("amount", "金额必须大于 0", "the amount must be positive")
-    with db.session() as session:
-        org = org_by_name(session, org_name)
-        tx = ledger.post(
-            session,
-            "topup",
-            [ledger.Leg(ledger.FUNDING, -amount), ledger.Leg(ledger.cash(org.id), amount, org_id=org.id)],
-            note=note,
-        )
-        bump(session, org.id, amount)
-    return tx
+    key = check_key(idempotency_key)
+
+    def once() -> str:
+        with db.session() as session:
+            org = org_by_name(session, org_name)
+            idempotent = Idempotent("topup", org.id, key, {"amount": amount, "note": note})
+            done = idempotent.replayed(session)
+            if done is not None:
+                return done
+            tx = ledger.post(
+                session,
+                "topup",
+                [ledger.Leg(ledger.FUNDING, -amount), ledger.Leg(ledger.cash(org.id), amount, org_id=org.id)],
+                note=note,
+            )
+            bump(session, org.id, amount)
+            idempotent.remember(session, tx)
+        return tx
+
+    return _once(once, key)
+
+
+def _once(change: Callable[[], str], key: str | None) -> str:
+    """Run *change*; when a concurrent request with the same idempotency key committed first (the key's
+    row collides), run it again: it then finds that request's result and changes nothing."""
+    try:
+        return change()
+    except IntegrityError:
+        if key is None:
+            raise
+        return change()
 
 
 def parse_copay(text: str) -> Decimal:
@@ -104,8 +132,11 @@ class VoucherTerms:
     models: list[str] | None = None
 
 
-def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
-    """Grant a voucher to an organization under an issuer's program."""
+def issue_voucher(
+    db: Database, org_name: str, terms: VoucherTerms, idempotency_key: str | None = None
+) -> Voucher:
+    """Grant a voucher to an organization under an issuer's program. A retry under the same
+    *idempotency_key* returns the first voucher and grants nothing."""
     if terms.amount <= 0:
         raise _bad("amount", "面额必须大于 0", "the face value must be positive")
     if not terms.issuer.strip() or not terms.program.strip():
@@ -116,8 +147,25 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
         raise _bad("valid_to", "有效期结束必须晚于开始", "valid_to must be after valid_from")
     if valid_to <= utcnow():
         raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
+    key = check_key(idempotency_key)
+    made = _once(lambda: _grant(db, org_name, terms, valid_from, valid_to, key), key)
+    return get_voucher(db, made)
+
+
+def _grant(
+    db: Database,
+    org_name: str,
+    terms: VoucherTerms,
+    valid_from: dt.datetime,
+    valid_to: dt.datetime,
+    key: str | None,
+) -> str:
     with db.session() as session:
         org = org_by_name(session, org_name)
+        idempotent = Idempotent("voucher", org.id, key, dataclasses.asdict(terms))
+        done = idempotent.replayed(session)
+        if done is not None:
+            return done
         voucher = Voucher(
             id=uuid.uuid4().hex,
             org_id=org.id,
@@ -144,7 +192,8 @@ def issue_voucher(db: Database, org_name: str, terms: VoucherTerms) -> Voucher:
             note=terms.program,
         )
         bump(session, org.id)
-    return voucher
+        idempotent.remember(session, voucher.id)
+        return voucher.id
 
 
 def get_voucher(db: Database, voucher_id: str) -> Voucher:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["FailedCall", "LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
+__all__ = ["FailedCall", "IdempotencyKey", "LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
 
 
 class Wallet(Base):
@@ -126,3 +126,15 @@ class FailedCall(Base):
     code: Mapped[str | None] = mapped_column(String(64))  # our error code, e.g. insufficient_quota
     latency_ms: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class IdempotencyKey(Base):
+    """A money change made under a client's Idempotency-Key: a retry of the same request gets the
+    same result instead of a second change."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<action>:<org id>:<client's key>"
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request's parameters
+    result: Mapped[str] = mapped_column(String(64))  # the ledger transaction or voucher id made
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

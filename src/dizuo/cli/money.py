@@ -29,7 +29,12 @@ def _emit(data: bytes, out: Path | None) -> None:
 @click.option("--org", required=True)
 @click.option("--amount", required=True, help="CNY, e.g. 100.00")
 @click.option("--note", default=None)
-def topup_command(org: str, amount: str, note: str | None) -> None:
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Name this request: run again with the same key, it changes nothing.",
+)
+def topup_command(org: str, amount: str, note: str | None, idempotency_key: str | None) -> None:
     """Add money to an organization's own balance; prints the ledger transaction id."""
     from dizuo.billing import parse_cny
     from dizuo.billing.service import topup
@@ -37,7 +42,7 @@ def topup_command(org: str, amount: str, note: str | None) -> None:
     with reported():
         micro = parse_cny(amount)
         with database() as db:
-            click.echo(topup(db, org, micro, note))
+            click.echo(topup(db, org, micro, note, idempotency_key))
 
 
 @click.command("issue-voucher")
@@ -51,6 +56,11 @@ def topup_command(org: str, amount: str, note: str | None) -> None:
 @click.option("--models", default=None, help="Comma-separated model aliases (default: all).")
 @click.option("--valid-from", required=True, help="YYYY-MM-DD or ISO 8601 (UTC).")
 @click.option("--valid-to", required=True, help="YYYY-MM-DD (through the end of that day) or ISO 8601.")
+@click.option(
+    "--idempotency-key",
+    default=None,
+    help="Name this request: run again with the same key, it changes nothing.",
+)
 def issue_voucher_command(
     org: str,
     issuer: str,
@@ -62,6 +72,7 @@ def issue_voucher_command(
     models: str | None,
     valid_from: str,
     valid_to: str,
+    idempotency_key: str | None,
 ) -> None:
     """Grant a compute voucher (算力券) to an organization; prints the voucher id."""
     from dizuo.billing import parse_cny
@@ -83,7 +94,7 @@ def issue_voucher_command(
             models=split(models),
         )
         with database() as db:
-            click.echo(issue_voucher(db, org, terms).id)
+            click.echo(issue_voucher(db, org, terms, idempotency_key).id)
 
 
 @click.command("revoke-voucher")
