@@ -1,7 +1,8 @@
 """Applying a guard policy to one call: the prompt before it leaves, the answer before it returns.
 
-Precedence: the key's policy, else its organization's, else the platform's policy for the request's
-data class, else the platform's default (``guard:`` in the config file). Actions:
+Precedence: the key's policy, else its organization's, held to the platform's policy for the
+request's data class (else the platform's default, ``guard:`` in the config file) as a floor: an
+organization may be stricter than the platform, never laxer. Actions:
 
 * ``off``: nothing is scanned;
 * ``log``: an audit event per direction that had findings; the text is untouched;
@@ -38,6 +39,7 @@ PERSONAL = frozenset(
         "CN_LICENSE_PLATE",
     }
 )
+_STRICTNESS = {"off": 0, "log": 1, "redact": 2, "block": 3}
 HOLD = 96  # characters of a streamed answer held back so a value split across chunks is seen whole
 _PLACEHOLDER = re.compile(r"<([A-Z0-9_]+)_(\d+)>")
 
@@ -117,14 +119,38 @@ class Guard:
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
         self._scanners: dict[tuple[tuple[str, ...], tuple[str, ...]], Scanner] = {}
+        # (id of a key's own policy, data class) -> (that policy, it held to the platform's floor)
+        self._floored: dict[tuple[int, str], tuple[GuardPolicy, GuardPolicy]] = {}
 
-    def policy(self, own: GuardPolicy | None, data_class: str) -> GuardPolicy:
-        if own is not None:
-            return own
+    def platform_policy(self, data_class: str) -> GuardPolicy:
+        """The platform's policy for *data_class*: its class policy, else its default."""
         for name, policy in self.config.classes.items():
             if name == data_class:
                 return policy
         return self.config.default
+
+    def policy(self, own: GuardPolicy | None, data_class: str) -> GuardPolicy:
+        """The policy a call follows: the key's (else its organization's) policy, held to the platform's
+        for the data class as a floor. Where the platform's action is stricter (off < log < redact <
+        block), the platform's policy applies, with the organization's own keywords and patterns
+        added; an org-admin cannot set ``off`` under a platform that logs or blocks."""
+        floor = self.platform_policy(data_class)
+        if own is None or _STRICTNESS[own.action] >= _STRICTNESS[floor.action]:
+            return own or floor
+        cached = self._floored.get((id(own), data_class))
+        if cached is not None and cached[0] is own:
+            return cached[1]
+        merged = floor.model_copy(
+            update={
+                "keywords": list(dict.fromkeys([*floor.keywords, *own.keywords])),
+                "patterns": list(dict.fromkeys([*floor.patterns, *own.patterns])),
+                "raise_class": floor.raise_class or own.raise_class,
+            }
+        )
+        if len(self._floored) > 4096:
+            self._floored.clear()
+        self._floored[(id(own), data_class)] = (own, merged)
+        return merged
 
     def _scanner(self, policy: GuardPolicy) -> Scanner:
         cache_key = (tuple(policy.keywords), tuple(policy.patterns))
