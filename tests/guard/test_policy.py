@@ -23,7 +23,9 @@ def test_an_organization_cannot_set_off_below_the_platform() -> None:
     core = platform.policy(off, "core")
     assert core.action == "block" and core.keywords == ["绝密", "蓝鲸项目"]
     assert platform.policy(off, "general").action == "log"  # the default is a floor too
-    blocked = platform.inspect_prompt(off, "core", {"messages": [{"role": "user", "content": "蓝鲸项目进度"}]})
+    blocked = platform.inspect_prompt(
+        off, "core", {"messages": [{"role": "user", "content": "蓝鲸项目进度"}]}
+    )
     assert blocked.blocks_prompt and dict(blocked.prompt_counts) == {"KEYWORD": 1}
 
 
