@@ -162,8 +162,10 @@ def create_app(settings: Settings) -> Platform:
     kbs = KnowledgeBases(
         db, embedding_model=settings.kb_embedding_model, max_bytes=parser.max_bytes, read=parser
     )
-    knowledge = create_kb_app(kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model)
-    install_inspection_routes(knowledge, knowledge.state.auth, parser)
+    knowledge = create_kb_app(
+        kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model, limiter
+    )
+    install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     gateway.on_shutdown.append(knowledge.state.close)
     console = create_console_app(
         db,

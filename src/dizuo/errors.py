@@ -86,6 +86,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The idempotency key {key!r} was used for a request with other parameters. Resend a retry "
         "unchanged; give a new request a new key.",
     ),
+    "scope_missing": (
+        "此密钥没有 {scope} 权限（它的权限：{scopes}）。请用 `dizuo admin create-key --scopes …` 创建带该权限的密钥。",
+        "This key lacks the scope {scope} (its scopes: {scopes}). Create a key with it: "
+        "`dizuo admin create-key --scopes …`.",
+    ),
     "request_too_large": (
         "请求体超过上限 {limit} 字节。请缩短输入，或由管理员调整 server.max_body_bytes（/v1）"
         "或 server.control_max_body_bytes（/admin、/console）。",

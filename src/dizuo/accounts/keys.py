@@ -21,12 +21,22 @@ from sqlalchemy import select
 
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.config import DATA_CLASSES, GuardPolicy
+from dizuo.errors import PermissionDenied
 from dizuo.limits import Limit, Subject
 from dizuo.store import Database
 
 log = logging.getLogger("dizuo.accounts")
 
-__all__ = ["KeyCache", "KeyInfo", "hash_key", "new_key"]
+__all__ = ["SCOPES", "KeyCache", "KeyInfo", "hash_key", "new_key"]
+
+# What a key may reach. A key made without scopes reaches everything (as keys made before scopes).
+SCOPES = (
+    "models",  # /v1/chat/completions, /v1/embeddings (knowledge bases call these with the key too)
+    "kb:read",  # list, read, query and ask knowledge bases
+    "kb:write",  # create and delete knowledge bases, add and remove documents
+    "apps",  # scenario apps (the inspection auditor)
+    "compute",  # compute jobs on the pools
+)
 
 KEY_PREFIX = "dz-"
 # A reload looks back this far past the newest change it saw, so that commits from other
@@ -66,10 +76,16 @@ class KeyInfo:
     limits: tuple[Subject, ...] = ()  # the key's and the organization's rate limits, where set
     org_region: str | None = None
     guard: GuardPolicy | None = None  # the key's guard policy, else its organization's; None: the platform's
+    scopes: frozenset[str] | None = None  # None: every scope
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
         return self.models is None or alias in self.models
+
+    def require(self, scope: str) -> None:
+        """Raise 403 ``scope_missing`` unless this key has *scope*."""
+        if self.scopes is not None and scope not in self.scopes:
+            raise PermissionDenied("scope_missing", scope=scope, scopes=", ".join(sorted(self.scopes)) or "-")
 
 
 def _higher(key_class: str | None, org_class: str) -> str:
@@ -144,6 +160,7 @@ class KeyCache:
             expires_at=expires.timestamp() if expires else None,
             limits=_subjects(key, org),
             guard=_policy(key.guard if key.guard is not None else org.guard),
+            scopes=frozenset(key.scopes) if key.scopes is not None else None,
         )
         self._by_hash[key.key_hash] = info
         self._misses.pop(key.key_hash, None)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
-from dizuo.accounts.keys import hash_key, new_key
+from dizuo.accounts.keys import SCOPES, hash_key, new_key
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.tables import ApiKey, Organization
@@ -168,9 +168,20 @@ def create_key(
     data_class: str | None = None,
     expires_at: dt.datetime | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
+    scopes: list[str] | None = None,
 ) -> CreatedKey:
-    """Create an API key for *org_name*; the plain key is returned once and never stored."""
+    """Create an API key for *org_name*; the plain key is returned once and never stored. *scopes*
+    (:data:`~dizuo.accounts.keys.SCOPES`) limit what it reaches; None: everything."""
     org = get_org(db, org_name)
+    if scopes is not None:
+        unknown = sorted(set(scopes) - set(SCOPES))
+        if unknown or not scopes:
+            raise _bad(
+                "scopes",
+                f"未知的权限 {', '.join(unknown) or '（空）'}；可用：{', '.join(SCOPES)}",
+                f"unknown scopes {', '.join(unknown) or '(none)'}; known: {', '.join(SCOPES)}",
+            )
+        scopes = [scope for scope in SCOPES if scope in scopes]
     if data_class is not None and data_class not in DATA_CLASSES:
         raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
     if expires_at is not None and expires_at <= utcnow():
@@ -185,6 +196,7 @@ def create_key(
         prefix=key[:10],
         key_hash=hash_key(key),
         models=models,
+        scopes=scopes,
         data_class=data_class,
         rpm=rpm,
         tpm=tpm,

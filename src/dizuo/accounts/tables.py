@@ -43,6 +43,8 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     models: Mapped[list[str] | None] = mapped_column(JSON)
+    # What the key may reach (accounts.keys.SCOPES); None: everything, as keys made before scopes.
+    scopes: Mapped[list[str] | None] = mapped_column(JSON)
     data_class: Mapped[str | None] = mapped_column(String(16))
     rpm: Mapped[int | None] = mapped_column(Integer)
     tpm: Mapped[int | None] = mapped_column(Integer)
@@ -65,6 +67,7 @@ class ApiKey(Base):
             "name": self.name,
             "prefix": self.prefix,
             "models": self.models,
+            "scopes": self.scopes,
             "data_class": self.data_class,
             "rpm": self.rpm,
             "tpm": self.tpm,

@@ -178,6 +178,7 @@ def create_admin_app(
             data_class=body.data_class,
             expires_at=body.expires_at,
             limits=(body.rpm, body.tpm, body.concurrency),
+            scopes=body.scopes,
         )
         return {"key": created.key, **created.record.as_dict()}
 

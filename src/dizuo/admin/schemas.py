@@ -34,6 +34,7 @@ class OrgIn(_In):
 class KeyIn(_In):
     name: str | None = None
     models: list[str] | None = None
+    scopes: list[str] | None = Field(None, description="models, kb:read, kb:write, apps, compute; none: all.")
     data_class: DataClass | None = None
     expires_at: dt.datetime | None = None
     rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)

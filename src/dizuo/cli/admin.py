@@ -80,6 +80,11 @@ def create_org_command(
 @click.option("--org", required=True, help="Organization name.")
 @click.option("--name", default=None, help="A label for the key.")
 @click.option("--models", default=None, help="Comma-separated model aliases this key may use (default: all).")
+@click.option(
+    "--scopes",
+    default=None,
+    help="Comma-separated: models, kb:read, kb:write, apps, compute (default: all).",
+)
 @click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
 @click.option(
     "--expires", default=None, help="Expiry date, YYYY-MM-DD (the end of that day, UTC) or ISO 8601."
@@ -89,6 +94,7 @@ def create_key_command(
     org: str,
     name: str | None,
     models: str | None,
+    scopes: str | None,
     data_class: str | None,
     expires: str | None,
     rpm: int | None,
@@ -105,6 +111,7 @@ def create_key_command(
             org,
             name=name,
             models=split(models),
+            scopes=split(scopes),
             data_class=data_class,
             expires_at=expires_at,
             limits=(rpm, tpm, concurrency),

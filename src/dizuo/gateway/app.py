@@ -300,6 +300,8 @@ class Gateway:
         return [alias for alias in self.router.aliases() if key.may_use(alias)]
 
     def _check_model(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> None:
+        if key.scopes is not None:
+            key.require("models")
         actual = self.router.mode(alias)
         if actual is None or not key.may_use(alias):
             allowed = self._allowed(key)

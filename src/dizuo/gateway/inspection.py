@@ -40,8 +40,10 @@ async def _files(form: Any, name: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def install_inspection_routes(app: FastAPI, auth: Any, read: IsolatedParser) -> None:
-    """Add the auditor's route to *app*; *auth* is the API-key dependency of the app's other routes."""
+def install_inspection_routes(app: FastAPI, scoped: Any, read: IsolatedParser) -> None:
+    """Add the auditor's route to *app*; *scoped* makes the API-key dependency of a scope (the
+    knowledge-base app's): the auditor needs ``apps`` and holds a concurrency slot while it runs."""
+    auth = scoped("apps", hold=True)
 
     @app.post(PREFIX + "/audit", response_model=None)
     async def audit(

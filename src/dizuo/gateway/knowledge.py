@@ -9,7 +9,7 @@ with ``?filename=`` (``curl --data-binary @规范.pdf``); the body is read no fu
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote
 
@@ -27,6 +27,7 @@ from dizuo.kb.answers import ask
 from dizuo.kb.index import Filters
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
+from dizuo.limits import Limit, Limiter, Subject
 
 __all__ = ["PREFIX", "create_kb_app"]
 
@@ -62,13 +63,19 @@ class AskIn(BaseModel):
     filters: FiltersIn = Field(default_factory=FiltersIn)
 
 
+def _requests_only(subjects: tuple[Subject, ...]) -> tuple[Subject, ...]:
+    return tuple(Subject(s.id, Limit(rpm=s.limit.rpm)) for s in subjects if s.limit.rpm is not None)
+
+
 def create_kb_app(
     kbs: KnowledgeBases,
     keys: KeyCache,
     gateway_url: str,
     chat_model: str,
+    limiter: Limiter,
 ) -> FastAPI:
-    """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``)."""
+    """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``).
+    Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits."""
     app = FastAPI(
         title="dizuo knowledge bases",
         version="1",
@@ -123,8 +130,31 @@ def create_kb_app(
             raise AuthenticationFailed()
         return Caller(info, token, accept_language)
 
-    Auth = Annotated[Caller, Depends(caller)]
-    app.state.auth = caller  # routes of other apps served by this one (the inspection auditor)
+    def scoped(scope: str, hold: bool = False) -> Callable[..., AsyncIterator[Caller]]:
+        """The caller with *scope*, counted against its key's and organization's requests per
+        minute; with *hold*, also holding a concurrency slot until the answer. Routes that call this
+        platform's /v1 with the key (embeddings, answers) do not hold one: those calls take their own,
+        and a key limited to one call at a time would wait on itself."""
+
+        async def dependency(
+            authorization: Annotated[str | None, Header()] = None,
+            accept_language: Annotated[str | None, Header()] = None,
+        ) -> AsyncIterator[Caller]:
+            who = await caller(authorization, accept_language)
+            who.info.require(scope)
+            subjects = who.info.limits if hold else _requests_only(who.info.limits)
+            permit = await limiter.acquire(subjects, 0) if subjects else None
+            try:
+                yield who
+            finally:
+                if permit is not None:
+                    await limiter.release(permit, 0)
+
+        return dependency
+
+    Reader = Annotated[Caller, Depends(scoped("kb:read"))]
+    Writer = Annotated[Caller, Depends(scoped("kb:write"))]
+    app.state.scoped = scoped  # routes of other apps served by this one (the inspection auditor)
 
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
@@ -132,37 +162,37 @@ def create_kb_app(
     # Both spellings of the collection answer directly (clients join paths differently); no redirects.
     @app.get(PREFIX)
     @app.get(PREFIX + "/", include_in_schema=False)
-    async def list_kbs(who: Auth) -> dict[str, Any]:
+    async def list_kbs(who: Reader) -> dict[str, Any]:
         return {"object": "list", "data": await run(kbs.list_bases, who.org)}
 
     @app.post(PREFIX, status_code=201)
     @app.post(PREFIX + "/", status_code=201, include_in_schema=False)
-    async def create_kb(body: KbIn, who: Auth) -> dict[str, Any]:
+    async def create_kb(body: KbIn, who: Writer) -> dict[str, Any]:
         created: dict[str, Any] = await run(
             kbs.create, who.org, body.name, body.description, body.embedding_model
         )
         return created
 
     @app.get(PREFIX + "/{name}")
-    async def get_kb(name: str, who: Auth) -> dict[str, Any]:
+    async def get_kb(name: str, who: Reader) -> dict[str, Any]:
         view: dict[str, Any] = await run(kbs.describe, who.org, name)
         view["documents_list"] = await run(kbs.documents, who.org, name)
         return view
 
     @app.delete(PREFIX + "/{name}")
-    async def delete_kb(name: str, who: Auth) -> dict[str, Any]:
+    async def delete_kb(name: str, who: Writer) -> dict[str, Any]:
         await run(kbs.delete, who.org, name)
         return {"name": name, "deleted": True}
 
     @app.get(PREFIX + "/{name}/documents")
-    async def list_documents(name: str, who: Auth) -> dict[str, Any]:
+    async def list_documents(name: str, who: Reader) -> dict[str, Any]:
         return {"object": "list", "data": await run(kbs.documents, who.org, name)}
 
     @app.post(PREFIX + "/{name}/documents", status_code=201)
     async def add_document(
         name: str,
         request: Request,
-        who: Auth,
+        who: Writer,
         filename: Annotated[str, Query(min_length=1, max_length=512)],
     ) -> dict[str, Any]:
         filename = unquote(filename)
@@ -171,12 +201,12 @@ def create_kb_app(
         return added
 
     @app.delete(PREFIX + "/{name}/documents/{source}")
-    async def delete_document(name: str, source: str, who: Auth) -> dict[str, Any]:
+    async def delete_document(name: str, source: str, who: Writer) -> dict[str, Any]:
         await run(kbs.delete_document, who.org, name, source)
         return {"source": source, "deleted": True}
 
     @app.post(PREFIX + "/{name}/query")
-    async def query(name: str, body: QueryIn, who: Auth) -> dict[str, Any]:
+    async def query(name: str, body: QueryIn, who: Reader) -> dict[str, Any]:
         passages = await kbs.query(
             who.org,
             name,
@@ -189,7 +219,7 @@ def create_kb_app(
         return {"object": "list", "data": [p.public() for p in passages]}
 
     @app.post(PREFIX + "/{name}/ask")
-    async def ask_kb(name: str, body: AskIn, who: Auth) -> dict[str, Any]:
+    async def ask_kb(name: str, body: AskIn, who: Reader) -> dict[str, Any]:
         model = body.model or chat_model  # the gateway checks that the key may use it
         answer = await ask(
             kbs, who.org, name, body.question, who.models(), model, k=body.k, filters=body.filters.filters()
