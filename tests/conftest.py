@@ -199,7 +199,9 @@ def gateway(
         key_refresh_seconds=0.2,
         circuit_failure_threshold=3,
         circuit_cooldown_seconds=1.0,
-        kb_parse_cpu_seconds=5,  # the suite's documents take well under a second; bombs are cut at 5 s
+        # The suite's documents take well under a second and 100 MB; bombs are cut at 5 s or 512 MB.
+        kb_parse_cpu_seconds=5,
+        kb_parse_memory_mb=512,
     )
     first_key = prepare(settings)
     assert first_key is not None

@@ -153,38 +153,17 @@ class _Compiled:
             legs.voucher_id,
             legs.created_at,
         ]
-        self.revoked_issuer = _Statement(
-            insert(LedgerEntry)
-            .from_select(
-                refunded,
-                select(
-                    bindparam("tx"),
-                    kind,
-                    _text(ledger.issuer("")) + voucher.issuer,
-                    voucher.remaining,
-                    voucher.org_id,
-                    null(),
-                    bindparam("now"),
-                ).where(overdrawn),
+
+        def leg(account: ColumnElement[str], amount: ColumnElement[int], voucher_id: Any) -> _Statement:
+            columns = select(
+                bindparam("tx"), kind, account, amount, voucher.org_id, voucher_id, bindparam("now")
             )
-            .compile(dialect=dialect)
-        )
-        self.revoked_voucher = _Statement(
-            insert(LedgerEntry)
-            .from_select(
-                refunded,
-                select(
-                    bindparam("tx"),
-                    kind,
-                    _text(ledger.voucher("")) + voucher.id,
-                    -voucher.remaining,
-                    voucher.org_id,
-                    voucher.id,
-                    bindparam("now"),
-                ).where(overdrawn),
+            return _Statement(
+                insert(LedgerEntry).from_select(refunded, columns.where(overdrawn)).compile(dialect=dialect)
             )
-            .compile(dialect=dialect)
-        )
+
+        self.revoked_issuer = leg(_text(ledger.issuer("")) + voucher.issuer, voucher.remaining, null())
+        self.revoked_voucher = leg(_text(ledger.voucher("")) + voucher.id, -voucher.remaining, voucher.id)
         self.revoked_zero = _Statement(
             update(Voucher).where(overdrawn).values(remaining=literal_column("0")).compile(dialect=dialect)
         )

@@ -10,7 +10,7 @@ import re
 import click
 import orjson
 
-from dizuo.cli.common import database, fail, reported
+from dizuo.cli.common import database, fail, parse_date, reported
 
 __all__ = ["register"]
 
@@ -28,14 +28,8 @@ def _expiry(value: str | None) -> dt.datetime | None:
         if not dt.timedelta(0) < lifetime <= dt.timedelta(days=3650):
             fail(f"--expires {value!r}: 应在 0 到 3650 天之间 / must be within 0 and 3,650 days")
         return dt.datetime.now(dt.UTC) + lifetime
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--expires {value!r} 应为 30d、12h 或日期 / must be 30d, 12h or a date (YYYY-MM-DD)")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    if len(value) == 10:
-        moment += dt.timedelta(days=1)
+    moment = parse_date(value, "--expires", end_of_day=True)
+    assert moment is not None
     if moment <= dt.datetime.now(dt.UTC):
         fail(f"--expires {value!r} 已经过去 / is in the past")
     return moment

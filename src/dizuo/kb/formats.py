@@ -62,49 +62,42 @@ class DocumentTooLarge(DocumentError):
     default_code = "document_too_large"
 
     @classmethod
+    def _over(cls, name: str, zh: str, en: str) -> DocumentTooLarge:
+        return cls("document_too_large", name, limit_zh=zh, limit_en=en)
+
+    @classmethod
     def size(cls, name: str, size: int, limit: int, what_zh: str = "", what_en: str = "") -> DocumentTooLarge:
         size_mb, limit_mb = -(-size // 2**20), limit // 2**20
-        return cls(
-            "document_too_large",
+        return cls._over(
             name,
-            limit_zh=f"{what_zh}{size_mb} MB，单个文件上限 {limit_mb} MB",
-            limit_en=f"{what_en}{size_mb} MB, over the limit of {limit_mb} MB per file",
+            f"{what_zh}{size_mb} MB，单个文件上限 {limit_mb} MB",
+            f"{what_en}{size_mb} MB, over the limit of {limit_mb} MB per file",
         )
 
     @classmethod
     def cells(cls, name: str) -> DocumentTooLarge:
-        return cls(
-            "document_too_large",
-            name,
-            limit_zh=f"表格单元格超过 {MAX_CELLS:,} 个",
-            limit_en=f"its tables have more than {MAX_CELLS:,} cells",
+        return cls._over(
+            name, f"表格单元格超过 {MAX_CELLS:,} 个", f"its tables have more than {MAX_CELLS:,} cells"
         )
 
     @classmethod
     def pages(cls, name: str) -> DocumentTooLarge:
-        return cls(
-            "document_too_large",
-            name,
-            limit_zh=f"超过 {MAX_PDF_PAGES:,} 页",
-            limit_en=f"it has more than {MAX_PDF_PAGES:,} pages",
-        )
+        return cls._over(name, f"超过 {MAX_PDF_PAGES:,} 页", f"it has more than {MAX_PDF_PAGES:,} pages")
 
     @classmethod
     def parse_time(cls, name: str, seconds: int) -> DocumentTooLarge:
-        return cls(
-            "document_too_large",
+        return cls._over(
             name,
-            limit_zh=f"解析用时超过 {seconds} 秒 CPU 时间上限（kb_parse_cpu_seconds）",
-            limit_en=f"reading it took more than the limit of {seconds} s of CPU time (kb_parse_cpu_seconds)",
+            f"解析用时超过 {seconds} 秒 CPU 时间上限（kb_parse_cpu_seconds）",
+            f"reading it took more than the limit of {seconds} s of CPU time (kb_parse_cpu_seconds)",
         )
 
     @classmethod
     def parse_memory(cls, name: str, megabytes: int) -> DocumentTooLarge:
-        return cls(
-            "document_too_large",
+        return cls._over(
             name,
-            limit_zh=f"解析所需内存超过 {megabytes} MB 上限（kb_parse_memory_mb）",
-            limit_en=f"reading it needs more than the limit of {megabytes} MB of memory (kb_parse_memory_mb)",
+            f"解析所需内存超过 {megabytes} MB 上限（kb_parse_memory_mb）",
+            f"reading it needs more than the limit of {megabytes} MB of memory (kb_parse_memory_mb)",
         )
 
 
