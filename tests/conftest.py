@@ -203,7 +203,7 @@ def gateway(
         kb_parse_cpu_seconds=5,
         kb_parse_memory_mb=512,
     )
-    first_key = prepare(settings)
+    first_key, _ = prepare(settings)
     assert first_key is not None
     db = Database(settings.resolved_database_url)
     topup(db, "default", parse_cny("1000"))  # the echo deployments cost ¥1.5 / ¥2 per million tokens

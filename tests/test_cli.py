@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,10 @@ import httpx
 import openai
 import pytest
 
+from dizuo.accounts import revoke_key
+from dizuo.app import load_settings, prepare
 from dizuo.routing import LOCAL_EMBEDDING
+from dizuo.store import Database
 from tests.support.servers import free_port
 
 DIZUO = [sys.executable, "-m", "dizuo"]
@@ -134,3 +138,66 @@ def test_providers_lists_presets_with_prices() -> None:
     result = subprocess.run([*DIZUO, "providers"], capture_output=True, text=True, check=True)
     assert "deepseek" in result.stdout and "https://api.deepseek.com/v1" in result.stdout
     assert "¥" in result.stdout
+
+
+def first_line(process: subprocess.Popen[str], stream: str, wanted: str, seconds: float = 60) -> str:
+    """Read *process*'s *stream* until a line containing *wanted* (or fail after *seconds*)."""
+    pipe = getattr(process, stream)
+    assert pipe is not None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = pipe.readline()
+        if wanted in line:
+            return str(line)
+        assert line or process.poll() is None, f"dizuo serve ended without printing {wanted!r}"
+    raise AssertionError(f"dizuo serve printed no {wanted!r}")
+
+
+def test_a_busy_port_fails_before_the_one_time_key_is_made(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run(
+            [*DIZUO, "serve", "--port", str(port)],
+            env=env_for(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert busy.returncode == 2 and busy.stdout == ""  # no key printed, and none made
+    assert f"--port {port + 1}" in busy.stderr and "Traceback" not in busy.stderr
+    # The next start, on a free port, shows the first key after all.
+    process = subprocess.Popen(
+        [*DIZUO, "serve", "--port", str(free_port())],
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert KEY.match(first_line(process, "stdout", "dz-").strip())
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+def test_serve_names_the_command_when_the_default_org_has_no_usable_key(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path)
+    first_key, usable = prepare(settings)
+    assert first_key is not None and usable == 1
+    db = Database(settings.resolved_database_url)
+    revoke_key(db, first_key[:10])
+    db.dispose()
+    process = subprocess.Popen(
+        [*DIZUO, "serve", "--port", str(free_port())],
+        env=env_for(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "dizuo admin create-key --org default" in first_line(process, "stderr", "create-key")
+    finally:
+        process.terminate()
+        process.wait(30)

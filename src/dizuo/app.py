@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from dizuo.accounts import KeyCache, ensure_default_org
+from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.config import PlatformConfig, load_config
@@ -54,19 +55,21 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         raise ConfigError(problems) from exc
 
 
-def prepare(settings: Settings) -> str | None:
+def prepare(settings: Settings) -> tuple[str | None, int]:
     """Migrate the database and create the ``default`` organization on first start.
 
-    Return the first API key when one was just created (to be shown once), else None.
+    Return the first API key when one was just created (to be shown once), else None, and how many
+    of the ``default`` organization's keys work now.
     """
     db = Database(settings.resolved_database_url)
     try:
         db.upgrade()
-        _, key = ensure_default_org(db)
+        org, key = ensure_default_org(db)
         EvalService(db, settings.data_dir).recover()
+        usable = usable_keys(db, org.name)
     finally:
         db.dispose()
-    return key
+    return key, usable
 
 
 class Platform:

@@ -159,6 +159,15 @@ def ensure_default_org(db: Database, with_key: bool = True) -> tuple[Organizatio
     return org, create_key(db, org.name, name="first key").key if with_key else None
 
 
+def usable_keys(db: Database, org_name: str) -> int:
+    """How many of the organization's keys work now (neither revoked nor expired)."""
+    now = utcnow()
+    with db.session() as session:
+        org = org_by_name(session, org_name)
+        keys = session.scalars(select(ApiKey).where(ApiKey.org_id == org.id, ApiKey.revoked_at.is_(None)))
+        return sum(1 for key in keys if key.expires_at is None or utc(key.expires_at) > now)
+
+
 def create_key(
     db: Database,
     org_name: str,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,15 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
 
     try:
         settings = load_settings(config, host=host, port=port, workers=workers)
-        first_key = prepare(settings)
+        # The port first: the first API key is shown once, so it must not be made for a server that
+        # then cannot listen (a busy port used to print the key, fail, and never show it again).
+        _check_port(settings.host, settings.port)
+        first_key, usable = prepare(settings)
         app = create_app(settings)  # validates the config before any worker starts
     except (ConfigError, DizuoError) as exc:
         fail(str(exc))
         return
-    _banner(settings, app.router.aliases(), first_key)
+    _banner(settings, app.router.aliases(), first_key, usable)
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -82,7 +86,22 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
     uvicorn.run("dizuo.app:app_from_environment", factory=True, workers=settings.workers, **common)
 
 
-def _banner(settings: Settings, aliases: list[str], first_key: str | None) -> None:
+def _check_port(host: str, port: int) -> None:
+    """Fail clearly (exit 2) unless *host*:*port* can be listened on, as uvicorn will."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(
+                f"无法监听 {host}:{port}（{exc.strerror}）：端口已被占用？换一个端口，如 `dizuo serve --port {port + 1}`"
+                f" / cannot listen on {host}:{port} ({exc.strerror}): is the port taken? Use another, e.g. "
+                f"`dizuo serve --port {port + 1}`"
+            )
+
+
+def _banner(settings: Settings, aliases: list[str], first_key: str | None, usable: int = 1) -> None:
     url = f"http://{settings.host}:{settings.port}/v1"
     click.echo(f"dizuo 底座 → {url}  (database: {settings.resolved_database_url})", err=True)
     click.echo(f"models / 模型: {', '.join(aliases) or '-'}", err=True)
@@ -95,6 +114,13 @@ def _banner(settings: Settings, aliases: list[str], first_key: str | None) -> No
         )
         click.echo(first_key)
         click.echo("", err=True)
+    elif usable == 0:
+        click.echo("", err=True)
+        click.echo(
+            "组织 default 没有可用的 API 密钥，请创建一个 / the organization default has no usable API key; "
+            "make one: dizuo admin create-key --org default",
+            err=True,
+        )
 
 
 @main.command()
