@@ -11,16 +11,19 @@ naming the limit, the server's event loop never waited on it, and the child's me
 the operating system when it exits. At most ``concurrency`` documents are parsed at once; the rest
 wait their turn (in a thread, never on the event loop).
 
-Forking a child and passing the document and its blocks costs about 20 ms a document here.
+Forking a child and passing the document and its blocks adds 5–14 ms a document here (bench/parsing.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.machinery
 import multiprocessing
 import resource
 import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -34,10 +37,11 @@ __all__ = ["DocumentReader", "IsolatedParser", "Limits", "in_process"]
 # auditor are given, so that a test or the CLI may read in process and the server reads isolated.
 DocumentReader = Callable[[str, bytes], list[Block]]
 
-# The parsers are imported once, in the forkserver, not in every child: a small DOCX then costs 30 ms
-# isolated against 11 ms in process (60 ms when each child imported python-docx itself).
+# The parsers are imported once, in the forkserver, not in every child (each child importing
+# python-docx itself cost 30 ms more a document).
 _PRELOAD = ["dizuo.kb.isolation", "docx", "openpyxl", "pypdf", "lxml.html"]
 _context_lock = threading.Lock()
+_start_lock = threading.Lock()
 _context: Any = None
 
 
@@ -50,6 +54,23 @@ def _forkserver() -> Any:
             context.set_forkserver_preload(_PRELOAD)
             _context = context
         return _context
+
+
+@contextlib.contextmanager
+def _main_not_imported() -> Iterator[None]:
+    """While a child starts, let multiprocessing believe ``__main__`` need not be imported in it.
+
+    Every child otherwise imports the parent's main script first, to find functions defined there
+    (none are: the child runs :func:`_child`): under the ``dizuo`` command that is the whole CLI, 0.5 s
+    a document. multiprocessing skips the import when ``__main__``'s spec is named ``__main__``."""
+    main = sys.modules["__main__"]
+    with _start_lock:
+        saved = getattr(main, "__spec__", None)
+        main.__spec__ = importlib.machinery.ModuleSpec("__main__", None)
+        try:
+            yield
+        finally:
+            main.__spec__ = saved
 
 
 @dataclass(frozen=True)
@@ -82,8 +103,8 @@ def _reached(limit: int) -> bool:
     return False
 
 
-def _child(conn: Connection, name: str, data: bytes, limits: Limits) -> None:
-    """Parse in the child under the limits; send ("ok", blocks) or ("error", kind, details)."""
+def _read(name: str, data: bytes, limits: Limits) -> tuple[Any, ...]:
+    """Parse under the limits; ("ok", blocks), ("memory",) or ("error", kind, code, params)."""
     memory = limits.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     used = resource.getrusage(resource.RUSAGE_SELF)
@@ -91,23 +112,24 @@ def _child(conn: Connection, name: str, data: bytes, limits: Limits) -> None:
     # The soft limit sends SIGXCPU (which kills); the hard limit a second later sends SIGKILL.
     resource.setrlimit(resource.RLIMIT_CPU, (spent + limits.cpu_seconds, spent + limits.cpu_seconds + 1))
     try:
-        blocks = parse_document(name, data, limits.max_bytes)
+        return ("ok", parse_document(name, data, limits.max_bytes))
     except DocumentTooLarge as exc:
-        conn.send(("error", "DocumentTooLarge", exc.code, dict(exc.params)))
-        return
+        return ("error", "DocumentTooLarge", exc.code, dict(exc.params))
     except Exception as exc:  # noqa: BLE001 - a parser failing on hostile input must still answer 4xx
         # Out of memory shows as MemoryError, or as whatever a library makes of a failed allocation
         # (libxml2: "XMLSyntaxError: unknown error"): the address space's peak tells which it was.
         if isinstance(exc, MemoryError) or _reached(memory):
-            conn.send(("memory",))
-        elif isinstance(exc, DocumentError):
-            conn.send(("error", "DocumentError", exc.code, dict(exc.params)))
-        else:
-            reason = f"{type(exc).__name__}: {exc}"[:300]
-            conn.send(("error", "DocumentError", "document_unreadable", {"name": name, "reason": reason}))
-        return
+            return ("memory",)
+        if isinstance(exc, DocumentError):
+            return ("error", "DocumentError", exc.code, dict(exc.params))
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+        return ("error", "DocumentError", "document_unreadable", {"name": name, "reason": reason})
+
+
+def _child(conn: Connection, name: str, data: bytes, limits: Limits) -> None:
+    """The child's whole life: read the document under the limits and send the answer."""
     try:
-        conn.send(("ok", blocks))
+        conn.send(_read(name, data, limits))
     except MemoryError:
         conn.send(("memory",))
     finally:
@@ -136,7 +158,8 @@ class IsolatedParser:
         context = _forkserver()
         receiver, sender = context.Pipe(duplex=False)
         child = context.Process(target=_child, args=(sender, name, data, self.limits), daemon=True)
-        child.start()
+        with _main_not_imported():
+            child.start()
         sender.close()
         # Wall-clock backstop for a child that sleeps or blocks instead of spending CPU.
         deadline = 2 * self.limits.cpu_seconds + 5
