@@ -175,6 +175,14 @@ def voucher_args(**changes: str) -> list[str]:
         ),
         (["statement", "--org", "default", "--month", "2026-13"], "YYYY-MM"),
         (["usage", "--org", "default"], "--json or --csv"),
+        # Typed by a person, read as a person meant it: never a silent thousand or an empty answer.
+        (["topup", "--org", "default", "--amount", "1e3"], "written as 1000.00"),
+        (
+            ["usage", "--org", "default", "--json", "--since", "2026-12-05", "--until", "2026-12-01"],
+            "not before",
+        ),
+        (["guard-events", "--since", "2026-12-05", "--until", "2026-12-01"], "not before"),
+        (["voucher-report", "--issuer", "不存在的局", "--month", "2026-11"], "no issuer '不存在的局'"),
     ],
 )
 def test_bad_input_fails_clearly_and_writes_nothing(

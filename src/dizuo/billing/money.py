@@ -8,6 +8,7 @@ minus the voucher parts, so the parts always add up to the cost exactly.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 __all__ = ["MICRO", "format_cny", "micro_from_cny", "parse_cny", "round_micro", "token_cost"]
@@ -27,6 +28,9 @@ def token_cost(prompt_tokens: int, completion_tokens: int, price_in: Decimal, pr
     return round_micro(prompt_tokens * price_in + completion_tokens * price_out)
 
 
+_PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def parse_cny(text: str, *, allow_zero: bool = False) -> int:
     """Parse a decimal CNY string such as ``"100.00"`` into micro-yuan; reject anything else.
 
@@ -34,6 +38,10 @@ def parse_cny(text: str, *, allow_zero: bool = False) -> int:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError("金额不能为空 / the amount is empty")
+    if not _PLAIN.fullmatch(text.strip()):  # "1e3" is a thousand to Decimal, a typo to an accountant
+        raise ValueError(
+            f"金额 {text!r} 应写成普通小数，如 1000.00 / {text!r} is not a decimal amount written as 1000.00"
+        )
     try:
         value = Decimal(text.strip())
     except InvalidOperation:

@@ -15,7 +15,7 @@ from dizuo.errors import DizuoError
 from dizuo.settings import Settings
 from dizuo.store import Database
 
-__all__ = ["database", "fail", "parse_date", "reported", "split"]
+__all__ = ["database", "fail", "parse_date", "parse_period", "reported", "split"]
 
 
 def fail(message: str) -> NoReturn:
@@ -64,6 +64,18 @@ def database() -> Iterator[Database]:
 def split(value: str | None) -> list[str] | None:
     """Split a comma-separated option into a list (None when absent)."""
     return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+def parse_period(since: str | None, until: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """``--since`` and ``--until`` (a date alone: through that day); a period that ends before it
+    starts is refused, not answered with nothing."""
+    start = parse_date(since, "--since")
+    end = parse_date(until, "--until", end_of_day=True)
+    if start is not None and end is not None and end <= start:
+        fail(
+            f"--since {since} 晚于 --until {until}，时间段为空 / --since {since} is not before --until {until}"
+        )
+    return start, end
 
 
 def parse_date(value: str | None, option: str, end_of_day: bool = False) -> dt.datetime | None:

@@ -115,7 +115,7 @@ def add_admin_commands(admin: click.Group) -> None:
     @admin.command("guard-events")
     @click.option("--org", default=None, help="Organization name (default: all).")
     @click.option("--since", default=None, help="YYYY-MM-DD or ISO 8601.")
-    @click.option("--until", default=None, help="YYYY-MM-DD or ISO 8601 (exclusive).")
+    @click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
     @click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="One JSON document (a list, newest first).")
     def guard_events_command(
@@ -123,18 +123,13 @@ def add_admin_commands(admin: click.Group) -> None:
     ) -> None:
         """The guard's audit events, newest first (counts per type; never the values)."""
         from dizuo.accounts import get_org
-        from dizuo.cli.common import database, parse_date, reported
+        from dizuo.cli.common import database, parse_period, reported
         from dizuo.guard.events import list_events
 
+        start, end = parse_period(since, until)
         with reported(), database() as db:
             org_id = get_org(db, org).id if org else None
-            events = list_events(
-                db,
-                org_id=org_id,
-                since=parse_date(since, "--since"),
-                until=parse_date(until, "--until"),
-                limit=limit,
-            )
+            events = list_events(db, org_id=org_id, since=start, until=end, limit=limit)
         if as_json:
             click.echo(orjson.dumps(events, option=orjson.OPT_INDENT_2).decode())
             return

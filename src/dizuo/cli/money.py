@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import orjson
 
-from dizuo.cli.common import database, fail, parse_date, reported, split
+from dizuo.cli.common import database, fail, parse_date, parse_period, reported, split
 
 __all__ = ["register"]
 
@@ -140,8 +140,7 @@ def usage_command(org: str, since: str | None, until: str | None, fmt: str | Non
 
     if fmt is None:
         fail("请选择 --json 或 --csv / choose --json or --csv")
-    start = parse_date(since, "--since")
-    end = parse_date(until, "--until", end_of_day=True)
+    start, end = parse_period(since, until)
     with reported(), database() as db:
         rows = usage_rows(db, org, start, end)
     _emit(orjson.dumps(rows) + b"\n" if fmt == "json" else to_csv(rows), None)
@@ -173,8 +172,15 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
 def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None) -> None:
     """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
     from dizuo.billing.reports import render, voucher_report
+    from dizuo.billing.service import issuers
 
     with reported(), database() as db:
+        known = issuers(db)
+        if issuer not in known:
+            fail(
+                f"没有发放方 {issuer!r}（发过券的发放方：{'、'.join(known) or '无'}） / no issuer {issuer!r} "
+                f"(issuers that granted vouchers: {', '.join(known) or 'none'})"
+            )
         rows = voucher_report(db, issuer, month)
     _emit(render(fmt, rows, title=month), out)
 
