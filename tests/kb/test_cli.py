@@ -62,3 +62,22 @@ def test_kb_needs_a_key_and_a_server(tmp_path: Path) -> None:
         main, ["kb", "list", "--base-url", "http://127.0.0.1:9/v1"], env={"DIZUO_API_KEY": "dz-x"}
     )
     assert result.exit_code == 2 and "dizuo serve" in result.output
+
+
+def test_kb_finds_the_server_through_dizuo_base_url_and_reports_refusals_like_every_command(
+    gateway: RunningGateway, api_key: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    env = {"DIZUO_API_KEY": api_key, "DIZUO_BASE_URL": gateway.v1}  # a server on another port, no --base-url
+    assert runner.invoke(main, ["kb", "list", "--json"], env=env).exit_code == 0
+    name = f"模型-{uuid.uuid4().hex[:6]}"
+    assert runner.invoke(main, ["kb", "create", name], env=env).exit_code == 0
+    rules = tmp_path / "制度.md"
+    rules.write_text("# 算力券\n\n算力券自发放之日起十二个月内有效。", encoding="utf-8")
+    try:
+        assert runner.invoke(main, ["kb", "add", name, str(rules)], env=env).exit_code == 0
+        asked = runner.invoke(main, ["kb", "ask", name, "算力券的有效期", "--model", "no-such-model"], env=env)
+        assert asked.exit_code == 2
+        assert asked.output.startswith("错误 / error: 404:") and "Error:" not in asked.output
+    finally:
+        runner.invoke(main, ["kb", "delete", name], env=env)

@@ -16,7 +16,7 @@ import orjson
 
 from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
-from dizuo.cli.evals import evals
+from dizuo.cli.evals import DEFAULT_BASE_URL, evals
 from dizuo.cli.guard import guard
 from dizuo.cli.inspect import inspect
 from dizuo.cli.kb import kb
@@ -104,6 +104,8 @@ def _check_port(host: str, port: int) -> None:
 def _banner(settings: Settings, aliases: list[str], first_key: str | None, usable: int = 1) -> None:
     url = f"http://{settings.host}:{settings.port}/v1"
     click.echo(f"dizuo 底座 → {url}  (database: {settings.resolved_database_url})", err=True)
+    if url != DEFAULT_BASE_URL:
+        click.echo(f"dizuo kb / dizuo eval: export DIZUO_BASE_URL={url}", err=True)
     click.echo(f"models / 模型: {', '.join(aliases) or '-'}", err=True)
     console = f"http://{settings.host}:{settings.port}/console/"
     click.echo(f"控制台 / console: {console}  (dizuo admin create-user --role platform-admin …)", err=True)

@@ -44,7 +44,13 @@ def suites(as_json: bool) -> None:
 @click.option(
     "--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Folder of the run."
 )
-@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="OpenAI-compatible base URL.")
+@click.option(
+    "--base-url",
+    envvar="DIZUO_BASE_URL",
+    default=DEFAULT_BASE_URL,
+    show_default=True,
+    help="OpenAI-compatible base URL (or DIZUO_BASE_URL).",
+)
 @click.option("--api-key", envvar=["DIZUO_API_KEY", "OPENAI_API_KEY"], help="API key (or DIZUO_API_KEY).")
 @click.option("--concurrency", type=click.IntRange(1, 512), default=8, show_default=True)
 @click.option("--retries", type=click.IntRange(0, 20), default=3, show_default=True)

@@ -1,6 +1,7 @@
 """``dizuo kb``: knowledge bases of the API key's organization, over the platform's HTTP API.
 
-Every command talks to a running ``dizuo serve`` (``--base-url``, default the local one) with an API
+Every command talks to a running ``dizuo serve`` (``--base-url`` or ``DIZUO_BASE_URL``, default the
+local one) with an API
 key (``--api-key`` or ``DIZUO_API_KEY``), so what it does is scoped, metered and guarded exactly
 like the SDK's calls. Errors print the server's message and exit with status 2.
 """
@@ -25,9 +26,13 @@ __all__ = ["kb"]
 
 
 class ServerError(click.ClickException):
-    """The server refused: its message, exit status 2 like every other dizuo error."""
+    """The server refused: its message, exit status 2 and the same error line as every other dizuo
+    command (click's own would print "Error: …")."""
 
     exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"错误 / error: {self.format_message()}", err=True)
 
 
 class Client:
@@ -90,7 +95,13 @@ def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
 
 connected = options(
-    click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="The platform's /v1 URL."),
+    click.option(
+        "--base-url",
+        envvar="DIZUO_BASE_URL",
+        default=DEFAULT_BASE_URL,
+        show_default=True,
+        help="The platform's /v1 URL (or DIZUO_BASE_URL; dizuo serve prints it).",
+    ),
     click.option("--api-key", envvar=["DIZUO_API_KEY", "OPENAI_API_KEY"], help="API key (or DIZUO_API_KEY)."),
 )
 
