@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
@@ -14,6 +15,7 @@ from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.browser import screenshot
 
 ADMIN = "/admin/v1"
 
@@ -49,7 +51,14 @@ def api(gateway: RunningGateway, token: str | None, method: str, path: str, **kw
 def test_openapi_docs_are_served(gateway: RunningGateway) -> None:
     spec = httpx.get(f"{gateway.url}{ADMIN}/openapi.json").json()
     assert f"{ADMIN}/orgs/{{org}}/vouchers" in spec["paths"]
-    assert httpx.get(f"{gateway.url}{ADMIN}/docs").status_code == 200
+    page = httpx.get(f"{gateway.url}{ADMIN}/docs")
+    assert page.status_code == 200
+    # A closed network reaches no CDN: every script, style and icon the page loads is the platform's.
+    assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page.text)
+    assert assets and not [url for url in assets if "//" in url]
+    for url in assets:
+        answer = httpx.get(f"{gateway.url}{url}")
+        assert answer.status_code == 200 and len(answer.content) > 100, url
 
 
 def test_no_token_is_401_in_the_envelope(gateway: RunningGateway) -> None:
@@ -214,3 +223,15 @@ def test_a_validity_window_in_beijing_time_keeps_its_instant(
     [voucher] = [v for v in wallet["vouchers"] if v["program"] == "时区"]
     assert voucher["valid_from"] == "2025-12-31T16:00:00+00:00"
     assert voucher["valid_to"] == "2030-06-30T15:59:59+00:00"
+
+
+def test_the_docs_page_renders_in_a_closed_network(browser: Any, gateway: RunningGateway) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    outside: list[str] = []
+    page.on(
+        "request", lambda request: outside.append(request.url) if gateway.url not in request.url else None
+    )
+    page.goto(f"{gateway.url}{ADMIN}/docs")
+    page.wait_for_selector(".opblock", timeout=15_000)
+    assert page.locator(".opblock").count() > 20 and outside == []
+    screenshot(page, "admin-api-docs")

@@ -76,7 +76,9 @@ def test_kb_finds_the_server_through_dizuo_base_url_and_reports_refusals_like_ev
     rules.write_text("# 算力券\n\n算力券自发放之日起十二个月内有效。", encoding="utf-8")
     try:
         assert runner.invoke(main, ["kb", "add", name, str(rules)], env=env).exit_code == 0
-        asked = runner.invoke(main, ["kb", "ask", name, "算力券的有效期", "--model", "no-such-model"], env=env)
+        asked = runner.invoke(
+            main, ["kb", "ask", name, "算力券的有效期", "--model", "no-such-model"], env=env
+        )
         assert asked.exit_code == 2
         assert asked.output.startswith("错误 / error: 404:") and "Error:" not in asked.output
     finally:

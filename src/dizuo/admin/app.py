@@ -9,10 +9,13 @@ Errors use the same envelope as ``/v1``. OpenAPI docs: ``/admin/v1/docs``.
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import ORG_ROLES, Actor, authenticate_token
@@ -48,6 +51,7 @@ from dizuo.store import Database
 __all__ = ["create_admin_app"]
 
 PREFIX = "/admin/v1"
+STATIC = Path(__file__).parent / "static"
 Format = Literal["json", "csv", "xlsx"]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
@@ -91,11 +95,25 @@ def create_admin_app(
     app = FastAPI(
         title="dizuo admin API",
         version="1",
-        docs_url=f"{PREFIX}/docs",
+        docs_url=None,
         openapi_url=f"{PREFIX}/openapi.json",
         redoc_url=None,
     )
     install_error_handlers(app)
+    # Swagger UI from the platform itself: FastAPI's default page loads it from a public CDN, blank in
+    # the closed networks a regional platform runs in.
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="admin-static")
+
+    @app.get(f"{PREFIX}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"{PREFIX}/openapi.json",
+            title="dizuo admin API",
+            swagger_js_url=f"{PREFIX}/static/swagger-ui-5.35.0-bundle.js",
+            swagger_css_url=f"{PREFIX}/static/swagger-ui-5.35.0.css",
+            swagger_favicon_url=f"{PREFIX}/static/swagger-favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from validator.swagger.io
+        )
 
     def actor(authorization: Annotated[str | None, Header()] = None) -> Actor:
         scheme, _, token = (authorization or "").partition(" ")
