@@ -37,6 +37,7 @@ def test_local_embeddings_refuse_token_arrays_and_other_dimensions(client: opena
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model=LOCAL_EMBEDDING, input=[[1, 2, 3]])
     assert caught.value.body["param"] == "input[0]"  # type: ignore[index]
+    assert "check_embedding_ctx_length=False" in caught.value.body["message"]  # type: ignore[index]
     with pytest.raises(openai.BadRequestError) as caught:
         client.embeddings.create(model=LOCAL_EMBEDDING, input="x", dimensions=256)
     assert caught.value.body["param"] == "dimensions"  # type: ignore[index]
@@ -46,6 +47,11 @@ def test_upstream_embeddings_pass_through(client: openai.OpenAI, upstream: FakeU
     result = client.embeddings.create(model="remote-embed", input=["a", "b"], encoding_format="float")
     assert result.data[1].embedding == [0.2, 0.2, 0.3]
     assert upstream.last("embed").body["input"] == ["a", "b"]
+    # Token arrays (what LangChain's OpenAIEmbeddings sends by default) reach an upstream as sent.
+    tokens = client.embeddings.create(
+        model="remote-embed", input=[[1, 2, 3], [4, 5]], encoding_format="float"
+    )
+    assert len(tokens.data) == 2 and upstream.last("embed").body["input"] == [[1, 2, 3], [4, 5]]
 
 
 def test_chat_model_on_the_embeddings_endpoint(client: openai.OpenAI) -> None:

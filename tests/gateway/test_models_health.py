@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import openai
+import pytest
 
 from dizuo.accounts import create_key
 from dizuo.routing import LOCAL_CHAT, LOCAL_EMBEDDING
@@ -44,3 +45,12 @@ def test_metrics_count_calls_and_tokens(gateway: RunningGateway, client: openai.
     assert 'dizuo_requests_total{endpoint="chat",model="echo-model",status="200"}' in text
     assert 'dizuo_tokens_total{deployment="echo-1",kind="prompt",model="echo-model"}' in text
     assert "dizuo_upstream_first_byte_seconds_bucket" in text
+
+
+def test_a_model_is_retrieved_by_its_id_slashes_and_all(client: openai.OpenAI) -> None:
+    local = client.models.retrieve("local/smollm2-135m-instruct")
+    assert local.id == "local/smollm2-135m-instruct" and local.object == "model"
+    assert client.models.retrieve("echo-model").owned_by == "openai-compatible"
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.models.retrieve("no-such/model")
+    assert caught.value.code == "model_not_found"

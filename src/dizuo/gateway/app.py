@@ -73,6 +73,7 @@ SSE_HEADERS = [
 DONE = b"data: [DONE]\n\n"
 PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an active probe
 AWAY_LOG_SECONDS = 10.0  # while Redis is away, how often the 503s it causes are logged
+MODEL_PREFIX = "/v1/models/"
 MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
 Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
 
@@ -234,6 +235,8 @@ class Gateway:
         path = scope["path"]
         try:
             route = self.routes.get(path)
+            if route is None and path.startswith(MODEL_PREFIX):
+                route = (b"GET", self.model)  # /v1/models/{id}: an id may hold "/" (local/smollm2-…)
             if route is None:
                 raise RouteNotFound(path=path)
             method, handler = route
@@ -299,14 +302,18 @@ class Gateway:
     def _allowed(self, key: KeyInfo) -> list[str]:
         return [alias for alias in self.router.aliases() if key.may_use(alias)]
 
+    def _not_found(self, key: KeyInfo, alias: str) -> ModelNotFound:
+        """The 404 for *alias*, naming the models this key may use."""
+        allowed = self._allowed(key)
+        shown = ", ".join(allowed[:50]) + (" …" if len(allowed) > 50 else "") if allowed else "-"
+        return ModelNotFound(param="model", model=alias, available=shown)
+
     def _check_model(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> None:
         if key.scopes is not None:
             key.require("models")
         actual = self.router.mode(alias)
         if actual is None or not key.may_use(alias):
-            allowed = self._allowed(key)
-            shown = ", ".join(allowed[:50]) + (" …" if len(allowed) > 50 else "") if allowed else "-"
-            raise ModelNotFound(param="model", model=alias, available=shown)
+            raise self._not_found(key, alias)
         if actual != mode:
             zh, en = MODE_WORDS[actual]
             raise InvalidRequest(
@@ -734,37 +741,47 @@ class Gateway:
     ) -> None:
         """List the model aliases this key may use."""
         key = await self._authenticate(headers)
-        data = []
-        for alias in self._allowed(key):
-            deps = self.router.candidates(alias)
-            data.append(
-                {
-                    "id": alias,
-                    "object": "model",
-                    "created": 0,
-                    "owned_by": deps[0].provider.spec.name,
-                    "dizuo": {
-                        "mode": deps[0].mode,
-                        "deployments": [
-                            {
-                                "name": dep.name,
-                                "provider": dep.provider.spec.name,
-                                "region": dep.config.region,
-                                "cloud": dep.config.cloud,
-                                "accelerator": dep.config.accelerator,
-                                "data_class_max": dep.config.data_class_max,
-                                "price_cny_per_million": None
-                                if dep.price_in is None
-                                else {"input": str(dep.price_in), "output": str(dep.price_out)},
-                                "price_source": dep.price_source,
-                                "available": dep.unavailable is None,
-                            }
-                            for dep in sorted(deps, key=lambda d: d.name)
-                        ],
-                    },
-                }
-            )
+        data = [self._model_entry(alias) for alias in self._allowed(key)]
         await send_json(send, 200, {"object": "list", "data": data})
+
+    async def model(
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+    ) -> None:
+        """One model alias, as the list shows it (``client.models.retrieve``); 404 when this key may not
+        use it."""
+        key = await self._authenticate(headers)
+        alias = scope["path"][len(MODEL_PREFIX) :]
+        if self.router.mode(alias) is None or not key.may_use(alias):
+            raise self._not_found(key, alias)
+        await send_json(send, 200, self._model_entry(alias))
+
+    def _model_entry(self, alias: str) -> dict[str, Any]:
+        deps = self.router.candidates(alias)
+        return {
+            "id": alias,
+            "object": "model",
+            "created": 0,
+            "owned_by": deps[0].provider.spec.name,
+            "dizuo": {
+                "mode": deps[0].mode,
+                "deployments": [
+                    {
+                        "name": dep.name,
+                        "provider": dep.provider.spec.name,
+                        "region": dep.config.region,
+                        "cloud": dep.config.cloud,
+                        "accelerator": dep.config.accelerator,
+                        "data_class_max": dep.config.data_class_max,
+                        "price_cny_per_million": None
+                        if dep.price_in is None
+                        else {"input": str(dep.price_in), "output": str(dep.price_out)},
+                        "price_source": dep.price_source,
+                        "available": dep.unavailable is None,
+                    }
+                    for dep in sorted(deps, key=lambda d: d.name)
+                ],
+            },
+        }
 
     async def healthz(
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str

@@ -42,8 +42,10 @@ def _inputs(body: dict[str, Any]) -> list[str]:
         if not isinstance(item, str):
             raise InvalidRequest(
                 param=f"input[{index}]",
-                reason_zh="本地嵌入模型只接受文本，不接受 token 数组",
-                reason_en="the local embedding model takes text, not token arrays",
+                reason_zh="本地嵌入模型只接受文本，不接受 token 数组"
+                "（LangChain 的 OpenAIEmbeddings 请设 check_embedding_ctx_length=False）",
+                reason_en="the local embedding model takes text, not token arrays (with LangChain's "
+                "OpenAIEmbeddings set check_embedding_ctx_length=False)",
             )
     return raw
 
