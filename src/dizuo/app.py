@@ -152,6 +152,7 @@ def create_app(settings: Settings) -> Platform:
         catalog=catalog,
         evals=evals,
         gateway_url=f"http://{host}:{settings.port}/v1",
+        zone=ZoneInfo(settings.timezone),
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(

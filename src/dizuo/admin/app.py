@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Query
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -37,6 +38,7 @@ from dizuo.billing.service import (
     topup,
     wallet_view,
 )
+from dizuo.days import parse_moment
 from dizuo.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -52,6 +54,7 @@ __all__ = ["create_admin_app"]
 
 PREFIX = "/admin/v1"
 STATIC = Path(__file__).parent / "static"
+PLATFORM_ZONE = ZoneInfo("Asia/Shanghai")  # DIZUO_TIMEZONE's default
 Format = Literal["json", "csv", "xlsx"]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 
@@ -62,6 +65,19 @@ def _money(text: str, param: str = "amount") -> int:
         return parse_cny(text)
     except ValueError as exc:
         raise InvalidRequest("invalid_param", param=param, reason_zh=str(exc), reason_en=str(exc)) from exc
+
+
+def _moment(text: str, param: str, zone: ZoneInfo, end_of_day: bool = False) -> dt.datetime:
+    """A date (a whole day in the platform's time zone) or an ISO 8601 moment, or 400 naming *param*."""
+    try:
+        return parse_moment(text, zone, end_of_day=end_of_day)
+    except ValueError:
+        raise InvalidRequest(
+            "invalid_param",
+            param=param,
+            reason_zh=f"{text!r} 不是 YYYY-MM-DD 日期或 ISO 8601 时间",
+            reason_en=f"{text!r} is not a YYYY-MM-DD date or an ISO 8601 moment",
+        ) from None
 
 
 def _export(
@@ -80,12 +96,14 @@ def create_admin_app(
     catalog: Catalog | None = None,
     evals: EvalService | None = None,
     gateway_url: str = "http://127.0.0.1:8000/v1",
+    zone: ZoneInfo = PLATFORM_ZONE,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
     *on_money_change* is called with an organization's id after its money changed here, so that
     the worker that took the change applies it at once (the others within their refresh period).
     *evals* serves ``/admin/v1/evals``; runs reach models through *gateway_url* unless told otherwise.
+    Dates people send (a voucher's validity) are whole days in *zone*, the platform's time zone.
     """
 
     def changed(org_id: str) -> None:
@@ -236,8 +254,8 @@ def create_admin_app(
             program=body.program,
             amount=_money(body.amount),
             copay=parse_copay(body.copay),
-            valid_from=body.valid_from,
-            valid_to=body.valid_to,
+            valid_from=_moment(body.valid_from, "valid_from", zone),
+            valid_to=_moment(body.valid_to, "valid_to", zone, end_of_day=True),
             providers=body.providers,
             regions=body.regions,
             models=body.models,

@@ -55,8 +55,10 @@ class VoucherIn(_In):
     providers: list[str] | None = None
     regions: list[str] | None = None
     models: list[str] | None = None
-    valid_from: dt.datetime
-    valid_to: dt.datetime
+    # A date alone is a whole day in the platform's time zone (valid_to: through that day); an ISO 8601
+    # moment is taken as written (dizuo.days).
+    valid_from: str = Field(examples=["2026-01-01", "2026-01-01T00:00:00+08:00"])
+    valid_to: str = Field(examples=["2026-12-31"])
 
 
 class BankIn(_In):

@@ -87,7 +87,9 @@ def create_org_command(
 )
 @click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
 @click.option(
-    "--expires", default=None, help="Expiry date, YYYY-MM-DD (the end of that day, UTC) or ISO 8601."
+    "--expires",
+    default=None,
+    help="Expiry date, YYYY-MM-DD (through that day in DIZUO_TIMEZONE) or ISO 8601.",
 )
 @with_limits
 def create_key_command(

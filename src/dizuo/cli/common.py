@@ -7,10 +7,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import click
 from pydantic import ValidationError
 
+from dizuo.days import parse_moment
 from dizuo.errors import DizuoError
 from dizuo.settings import Settings
 from dizuo.store import Database
@@ -79,16 +81,13 @@ def parse_period(since: str | None, until: str | None) -> tuple[dt.datetime | No
 
 
 def parse_date(value: str | None, option: str, end_of_day: bool = False) -> dt.datetime | None:
-    """Parse YYYY-MM-DD or ISO 8601 (UTC unless it says otherwise); a date alone with *end_of_day*
-    means the end of that day."""
+    """Parse YYYY-MM-DD (a whole day in the platform's time zone, DIZUO_TIMEZONE) or ISO 8601 (UTC
+    unless it says otherwise); a date alone with *end_of_day* means the end of that day."""
     if value is None:
         return None
+    with reported():
+        zone = ZoneInfo(Settings().timezone)
     try:
-        moment = dt.datetime.fromisoformat(value)
+        return parse_moment(value, zone, end_of_day=end_of_day)
     except ValueError:
         fail(f"{option} {value!r} 不是日期 / is not a date (YYYY-MM-DD)")
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    if end_of_day and len(value) == 10:
-        moment += dt.timedelta(days=1)
-    return moment

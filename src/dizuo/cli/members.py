@@ -18,7 +18,7 @@ _LIFETIME = re.compile(r"(\d+(?:\.\d+)?)\s*([dh])")
 
 
 def _expiry(value: str | None) -> dt.datetime | None:
-    """``30d``, ``12h``, or a date (valid through that whole day, UTC unless it says otherwise)."""
+    """``30d``, ``12h``, or a date (valid through that whole day in the platform's time zone)."""
     if value is None:
         return None
     found = _LIFETIME.fullmatch(value.strip())

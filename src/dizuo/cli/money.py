@@ -54,7 +54,7 @@ def topup_command(org: str, amount: str, note: str | None, idempotency_key: str 
 @click.option("--providers", default=None, help="Comma-separated providers it may pay for (default: all).")
 @click.option("--regions", default=None, help="Comma-separated regions (default: all).")
 @click.option("--models", default=None, help="Comma-separated model aliases (default: all).")
-@click.option("--valid-from", required=True, help="YYYY-MM-DD or ISO 8601 (UTC).")
+@click.option("--valid-from", required=True, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601.")
 @click.option("--valid-to", required=True, help="YYYY-MM-DD (through the end of that day) or ISO 8601.")
 @click.option(
     "--idempotency-key",
@@ -130,7 +130,7 @@ def wallet_command(org: str, as_json: bool) -> None:
 
 @click.command("usage")
 @click.option("--org", required=True)
-@click.option("--since", default=None, help="YYYY-MM-DD or ISO 8601 (UTC), inclusive.")
+@click.option("--since", default=None, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601, inclusive.")
 @click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
 @click.option("--json", "fmt", flag_value="json", help="One JSON document.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, UTF-8 with BOM (opens in Excel).")

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
+from dizuo.days import day_moment
 from dizuo.errors import DizuoError, InvalidRequest
 
 __all__ = [
@@ -113,10 +114,8 @@ def optional_int(text: str, param: str) -> int | None:
 
 
 def parse_date(text: str, param: str, zone: ZoneInfo, *, end_of_day: bool = False) -> dt.datetime | None:
-    """A ``YYYY-MM-DD`` date as the start (or with *end_of_day*, the end) of that day in *zone*, in UTC.
-
-    UTC because SQLite keeps a timestamp's wall-clock digits and drops its offset: a Shanghai
-    midnight stored as is would read back eight hours late."""
+    """A ``YYYY-MM-DD`` date as the start (or with *end_of_day*, the end) of that day in *zone*, in UTC
+    (:func:`dizuo.days.day_moment`, as the CLI and the admin API read dates)."""
     if not text.strip():
         return None
     try:
@@ -125,5 +124,4 @@ def parse_date(text: str, param: str, zone: ZoneInfo, *, end_of_day: bool = Fals
         raise FormError(
             param, f"{text!r} 不是 YYYY-MM-DD 日期", f"{text!r} is not a YYYY-MM-DD date"
         ) from None
-    moment = dt.datetime.combine(day + dt.timedelta(days=1) if end_of_day else day, dt.time(), tzinfo=zone)
-    return moment.astimezone(dt.UTC)
+    return day_moment(day, zone, end_of_day=end_of_day)
