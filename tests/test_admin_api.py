@@ -85,7 +85,7 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
             "issuer": tokens["issuer"],
             "program": "首批算力券",
             "amount": "5",
-            "copay": "0.5",
+            "voucher_share": "0.5",
             "valid_from": (now - dt.timedelta(days=1)).isoformat(),
             "valid_to": (now + dt.timedelta(days=9)).isoformat(),
         },
@@ -159,7 +159,7 @@ def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: 
     body = {
         "program": "p",
         "amount": "1",
-        "copay": "0.3",
+        "voucher_share": "0.3",
         "valid_from": now.isoformat(),
         "valid_to": (now + dt.timedelta(days=1)).isoformat(),
     }
@@ -213,7 +213,7 @@ def test_a_validity_window_in_beijing_time_keeps_its_instant(
             "issuer": tokens["issuer"],
             "program": "时区",
             "amount": "1",
-            "copay": "0.5",
+            "voucher_share": "0.5",
             "valid_from": "2026-01-01T00:00:00+08:00",
             "valid_to": "2030-06-30T23:59:59+08:00",
         },

@@ -42,7 +42,7 @@ def test_the_same_voucher_through_the_cli_the_admin_api_and_the_console(gateway:
     create_member(db, operator, "correct horse battery", "platform-admin")
     token = create_token(db, operator)
     days = {"valid_from": "2026-01-01", "valid_to": "2027-03-31"}
-    terms = {"issuer": "市大数据局", "amount": "10", "copay": "0.3"}
+    terms = {"issuer": "市大数据局", "amount": "10", "voucher_share": "0.3"}
     run(
         gateway,
         "issue-voucher",
@@ -60,11 +60,9 @@ def test_the_same_voucher_through_the_cli_the_admin_api_and_the_console(gateway:
     assert answer.status_code == 201
     console = signed_in(gateway, operator)
     wallet = f"/orgs/{quote(org)}/wallet"
-    form = (
-        terms
-        | days
-        | {"program": "控制台", "org": org, "back": "wallet", "csrf": csrf_of(console.get(wallet).text)}
-    )
+    # The console's form names the field copay (its label reads 补贴比例).
+    form = {k: v for k, v in terms.items() if k != "voucher_share"} | {"copay": terms["voucher_share"]} | days
+    form |= {"program": "控制台", "org": org, "back": "wallet", "csrf": csrf_of(console.get(wallet).text)}
     assert console.post("/vouchers", data=form).status_code == 303
     granted = {v["program"]: (v["valid_from"], v["valid_to"]) for v in wallet_view(db, org)["vouchers"]}
     db.dispose()

@@ -63,7 +63,7 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
         "2026 中小企业算力券",
         "--amount",
         "5.00",
-        "--copay",
+        "--voucher-share",
         "0.3",
         "--valid-from",
         str(today - dt.timedelta(days=1)),
@@ -82,7 +82,7 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     assert wallet["balance"] == "9.995800"
     assert wallet["held"] == "0.000000"
     (voucher,) = wallet["vouchers"]
-    assert (voucher["id"], voucher["remaining"], voucher["copay"], voucher["state"]) == (
+    assert (voucher["id"], voucher["remaining"], voucher["voucher_share"], voucher["state"]) == (
         voucher_id,
         "4.998200",
         "0.3000",
@@ -149,7 +149,7 @@ def _taken(gateway: RunningGateway) -> bool:
 
 def voucher_args(**changes: str) -> list[str]:
     """``issue-voucher`` for the default organization, with valid terms except *changes*."""
-    terms = {"issuer": "x", "program": "p", "amount": "1", "copay": "0.3"}
+    terms = {"issuer": "x", "program": "p", "amount": "1", "voucher_share": "0.3"}
     terms |= {"valid_from": "2026-01-01", "valid_to": "2099-01-01"} | changes
     return [
         "issue-voucher",
@@ -166,7 +166,7 @@ def voucher_args(**changes: str) -> list[str]:
         (["topup", "--org", "default", "--amount", "ten"], "not a decimal amount"),
         (["topup", "--org", "default", "--amount", "0.0000001"], "at most 6 decimal places"),
         (["topup", "--org", "no-such-org", "--amount", "1"], "no organization no-such-org"),
-        (voucher_args(copay="1.5"), "copay"),
+        (voucher_args(voucher_share="1.5"), "--voucher-share"),
         (voucher_args(valid_from="2020-01-01", valid_to="2020-12-31"), "already ended"),
         (voucher_args(valid_from="2030-01-01", valid_to="2029-01-01"), "after valid_from"),
         (
@@ -194,3 +194,12 @@ def test_bad_input_fails_clearly_and_writes_nothing(
     assert message in result.stderr
     assert result.stdout == ""
     assert ledger_size(gateway) == before
+
+
+def test_the_old_copay_option_still_works_and_says_its_new_name(gateway: RunningGateway) -> None:
+    args = voucher_args()
+    args[args.index("--voucher-share")] = "--copay"
+    result = run(gateway, *args)
+    assert "--voucher-share" in result.stderr and len(result.stdout.strip()) == 32  # the voucher's id
+    both = run(gateway, *voucher_args(), "--copay", "0.3", check=False)
+    assert both.returncode == 2 and "once" in both.stderr

@@ -26,7 +26,7 @@ BODIES: dict[str, Any] = {
         "amount": "1.00",
         "issuer": "探测局",
         "program": "探测",
-        "copay": "0.5",
+        "voucher_share": "0.5",
         "valid_from": "2026-01-01T00:00:00+08:00",
         "valid_to": "2026-12-31T00:00:00+08:00",
     },

@@ -73,7 +73,7 @@ def test_a_retried_voucher_is_granted_once_through_the_api_and_the_cli(
         "issuer": "重试局",
         "program": "幂等",
         "amount": "3.00",
-        "copay": "0.5",
+        "voucher_share": "0.5",
         "valid_from": "2026-01-01T00:00:00+08:00",
         "valid_to": "2030-12-31T00:00:00+08:00",
     }
@@ -82,7 +82,7 @@ def test_a_retried_voucher_is_granted_once_through_the_api_and_the_cli(
     again = admin_api.post(f"/orgs/{org}/vouchers", json=body, headers=headers)
     assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
     args = ["issue-voucher", "--org", org, "--issuer", "重试局", "--program", "命令行", "--amount", "2"]
-    args += ["--copay", "0.5", "--valid-from", "2026-01-01", "--valid-to", "2030-12-31"]
+    args += ["--voucher-share", "0.5", "--valid-from", "2026-01-01", "--valid-to", "2030-12-31"]
     ids = {run(gateway, *args, "--idempotency-key", "cli-1").stdout for _ in range(2)}
     assert len(ids) == 1
     programs = [v["program"] for v in wallet(admin_api, platform, org)["vouchers"]]

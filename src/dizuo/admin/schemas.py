@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dizuo.config import MAX_LIMIT
 
@@ -51,7 +51,25 @@ class VoucherIn(_In):
     issuer: str = Field(min_length=1, max_length=128)
     program: str = Field(min_length=1, max_length=256)
     amount: str = Field(examples=["500.00"])
-    copay: str = Field(examples=["0.3"])
+    voucher_share: str | None = Field(
+        None, examples=["0.3"], description="Share of each eligible charge the voucher pays (补贴比例)."
+    )
+    copay: str | None = Field(None, description="Deprecated: the old name of voucher_share.")
+
+    @model_validator(mode="after")
+    def _one_share(self) -> VoucherIn:
+        if (self.voucher_share is None) == (self.copay is None):
+            raise ValueError("give voucher_share (copay is its deprecated name), once")
+        return self
+
+    @property
+    def share(self) -> tuple[str, str]:
+        """The share as sent, and the field it came in."""
+        if self.voucher_share is not None:
+            return self.voucher_share, "voucher_share"
+        assert self.copay is not None
+        return self.copay, "copay"
+
     providers: list[str] | None = None
     regions: list[str] | None = None
     models: list[str] | None = None

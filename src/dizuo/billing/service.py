@@ -33,7 +33,7 @@ __all__ = [
     "issue_voucher",
     "issuer_vouchers",
     "issuers",
-    "parse_copay",
+    "parse_voucher_share",
     "revoke_voucher",
     "topup",
     "topup_history",
@@ -104,15 +104,18 @@ def _once(change: Callable[[], str], key: str | None) -> str:
         return change()
 
 
-def parse_copay(text: str) -> Decimal:
-    """Parse a co-pay ratio in (0, 1] with at most 4 decimal places."""
+def parse_voucher_share(text: str, param: str = "voucher_share") -> Decimal:
+    """Parse a voucher's share of each eligible charge (补贴比例): in (0, 1], at most 4 decimals.
+
+    0.3 means the voucher pays 30 % and the organization 70 %. (It was called ``copay``, which
+    finance staff read as the organization's own share, 企业自付比例: the opposite.)"""
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise _bad("copay", f"{text!r} 不是数字", f"{text!r} is not a number") from None
+        raise _bad(param, f"{text!r} 不是数字", f"{text!r} is not a number") from None
     if not value.is_finite() or not 0 < value <= 1 or value != value.quantize(Decimal("0.0001")):
         raise _bad(
-            "copay",
+            param,
             "必须在 0 到 1 之间（不含 0），最多 4 位小数",
             "must be in (0, 1] with at most 4 decimals",
         )
@@ -258,7 +261,8 @@ def _voucher(v: Voucher, now: dt.datetime) -> dict[str, Any]:
         "program": v.program,
         "face": format_cny(v.face),
         "remaining": format_cny(v.remaining),
-        "copay": str(v.copay),
+        "voucher_share": str(v.copay),
+        "copay": str(v.copay),  # the deprecated name of voucher_share
         "providers": v.providers,
         "regions": v.regions,
         "models": v.models,

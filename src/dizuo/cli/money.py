@@ -50,7 +50,12 @@ def topup_command(org: str, amount: str, note: str | None, idempotency_key: str 
 @click.option("--issuer", required=True, help="Who pays for the voucher, e.g. 重庆市大数据应用发展管理局.")
 @click.option("--program", required=True, help="The subsidy program's name.")
 @click.option("--amount", required=True, help="Face value in CNY.")
-@click.option("--copay", required=True, help="Share of each eligible charge the voucher pays, e.g. 0.3.")
+@click.option(
+    "--voucher-share",
+    default=None,
+    help="Share of each eligible charge the voucher pays (补贴比例), e.g. 0.3.",
+)
+@click.option("--copay", default=None, hidden=True, help="Deprecated: the old name of --voucher-share.")
 @click.option("--providers", default=None, help="Comma-separated providers it may pay for (default: all).")
 @click.option("--regions", default=None, help="Comma-separated regions (default: all).")
 @click.option("--models", default=None, help="Comma-separated model aliases (default: all).")
@@ -66,7 +71,8 @@ def issue_voucher_command(
     issuer: str,
     program: str,
     amount: str,
-    copay: str,
+    voucher_share: str | None,
+    copay: str | None,
     providers: str | None,
     regions: str | None,
     models: str | None,
@@ -76,7 +82,17 @@ def issue_voucher_command(
 ) -> None:
     """Grant a compute voucher (算力券) to an organization; prints the voucher id."""
     from dizuo.billing import parse_cny
-    from dizuo.billing.service import VoucherTerms, issue_voucher, parse_copay
+    from dizuo.billing.service import VoucherTerms, issue_voucher, parse_voucher_share
+
+    if copay is not None:
+        click.echo(
+            "注意：--copay 已改名为 --voucher-share（算力券承担的比例） / note: --copay is deprecated, use "
+            "--voucher-share (the share the voucher pays)",
+            err=True,
+        )
+    share = voucher_share if voucher_share is not None else copay
+    if share is None or (voucher_share is not None and copay is not None):
+        fail("请给出 --voucher-share（只给一次） / give --voucher-share (once)")
 
     start = parse_date(valid_from, "--valid-from")
     end = parse_date(valid_to, "--valid-to", end_of_day=True)
@@ -86,7 +102,7 @@ def issue_voucher_command(
             issuer=issuer,
             program=program,
             amount=parse_cny(amount),
-            copay=parse_copay(copay),
+            copay=parse_voucher_share(share, "--voucher-share"),
             valid_from=start,
             valid_to=end,
             providers=split(providers),
@@ -124,7 +140,7 @@ def wallet_command(org: str, as_json: bool) -> None:
     for v in view["vouchers"]:
         click.echo(
             f"  {v['id']}  {v['program']} ({v['issuer']})  ¥{v['remaining']} / ¥{v['face']}"
-            f"  copay {v['copay']}  → {v['valid_to'][:10]}  {v['state']}"
+            f"  voucher share {v['voucher_share']}  → {v['valid_to'][:10]}  {v['state']}"
         )
 
 
