@@ -167,7 +167,12 @@ def create_app(settings: Settings) -> Platform:
         db, embedding_model=settings.kb_embedding_model, max_bytes=parser.max_bytes, read=parser
     )
     knowledge = create_kb_app(
-        kbs, gateway.keys, f"http://{host}:{settings.port}/v1", settings.kb_chat_model, limiter
+        kbs,
+        gateway.keys,
+        f"http://{host}:{settings.port}/v1",
+        settings.kb_chat_model,
+        limiter,
+        writes=lambda alias, lang: gateway.router.writes(alias, lang),  # the router changes at run time
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     gateway.on_shutdown.append(knowledge.state.close)

@@ -78,6 +78,13 @@ class DeploymentConfig(_Strict):
     limits: Limits = Limits()
     weight: int = Field(1, ge=0)
     priority: int = Field(0, ge=0, description="0 is tried first; higher numbers are fallbacks.")
+    languages: list[Literal["zh", "en"]] | None = Field(
+        None,
+        description=(
+            "Languages the chat model writes well; unset: any. A knowledge base asked in another "
+            "language answers with the passages themselves instead of the model's text."
+        ),
+    )
     timeout: Timeouts = Timeouts()
     probe_seconds: float | None = Field(
         None, gt=0, description="Actively probe the deployment this often (GET …/models); off by default."

@@ -313,6 +313,14 @@ def test_a_knowledge_base_takes_a_document_and_answers_with_citations(
     assert "HRC 60" in page.get_by_test_id("kb-answer").inner_text()
     assert "检验规范.md" in page.get_by_test_id("kb-citations").inner_text()
     screenshot(page, "console-kbs")
+    # The embedded model is offered as English only, and a Chinese question to it gets the passages.
+    assert "local/smollm2-135m-instruct（仅英文）" in page.get_by_label("模型").inner_text()
+    page.get_by_label("API 密钥").fill(people.key_a)
+    page.get_by_label("模型").select_option("local/smollm2-135m-instruct")
+    page.get_by_role("button", name="提问").click()
+    page.get_by_test_id("kb-answer").filter(has_text="所选模型不能用中文作答").wait_for(timeout=30_000)
+    assert "HRC 60" in page.get_by_test_id("kb-answer").inner_text()
+    screenshot(page, "console-kbs-english-only-model")
 
 
 def test_evaluation_runs_and_their_reports(browser: Any, gateway: RunningGateway, people: People) -> None:

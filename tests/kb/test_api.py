@@ -19,6 +19,7 @@ from tests.conftest import RunningGateway
 from tests.kb.documents import docx_bytes
 from tests.support.shared import DATA, needs_shared
 from tests.support.uploads import assert_too_large_refused
+from tests.support.upstream import FakeUpstream
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
 EMBED = "local/use-multilingual-v3"
@@ -169,3 +170,35 @@ def test_bad_requests(http: httpx.Client, kb: str) -> None:
     assert http.post(f"/{quote(kb)}/query", json={"question": "x", "k": 0}).status_code == 400
     assert http.post(f"/{quote(kb)}/documents", content=b"x").status_code == 400  # no filename
     assert http.delete(f"/{quote(kb)}/documents/nope.md").json()["error"]["code"] == "kb_document_not_found"
+
+
+@needs_shared
+def test_found_comes_from_retrieval_and_a_model_that_cannot_write_chinese_is_not_asked(
+    http: httpx.Client, kb: str, upstream: FakeUpstream
+) -> None:
+    assert upload(http, kb, STANDARD.name, STANDARD.read_bytes()).status_code == 201
+
+    def asked_upstream() -> int:
+        return sum(1 for seen in upstream.seen if seen.path.endswith("/chat/completions"))
+
+    before = asked_upstream()
+    # Off the knowledge base's subject: not found, and no model asked to make something up.
+    canteen = http.post(
+        f"/{quote(kb)}/ask", json={"question": "食堂几点开饭？", "model": "kb-librarian"}
+    ).json()
+    assert canteen["found"] is False and canteen["citations"] == [] and "没有找到" in canteen["answer"]
+    assert asked_upstream() == before
+    # The embedded English-only model and a Chinese question: the passages themselves, cited.
+    local = http.post(
+        f"/{quote(kb)}/ask",
+        json={"question": "柱塞表面硬度的要求是多少", "model": "local/smollm2-135m-instruct"},
+    ).json()
+    assert local["found"] is True and local["answer"].startswith("所选模型不能用中文作答")
+    assert any("HRC 60" in c["text"] for c in local["citations"]) and "[1]" in local["answer"]
+    # A model that answers without citing any passage (this one refuses): its text is not passed off
+    # as the answer; the passages are.
+    uncited = http.post(
+        f"/{quote(kb)}/ask", json={"question": "柱塞表面硬度的要求是多少", "model": "eval-refuser"}
+    ).json()
+    assert uncited["found"] is True and uncited["answer"].startswith("模型没有给出有出处的回答")
+    assert any("HRC 60" in c["text"] for c in uncited["citations"])

@@ -329,6 +329,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "kbs.question": ("问题", "Question"),
     "kbs.ask": ("提问", "Ask"),
     "kbs.default_model": ("平台默认", "the platform's default"),
+    "kbs.english_only": ("仅英文", "English only"),
+    "kbs.english_only_hint": (
+        "标“仅英文”的模型不能用中文作答：中文问题会直接给出知识库中最相关的原文。",
+        "Models marked English only cannot answer in Chinese: Chinese questions get the passages that answer them.",
+    ),
     "kbs.answer": ("回答", "Answer"),
     "kbs.citations": ("引用", "Citations"),
     "kbs.none": (

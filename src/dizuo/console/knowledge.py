@@ -35,6 +35,11 @@ def routes(console: Console, kbs: KnowledgeBases) -> APIRouter:
             bases=bases,
             documents=documents,
             models=console.chat_models(),
+            english_only={
+                d["model"]
+                for d in console.deployments()
+                if d["mode"] == "chat" and d.get("languages") == ["en"]
+            },
         )
 
     return router

@@ -73,9 +73,12 @@ def create_kb_app(
     gateway_url: str,
     chat_model: str,
     limiter: Limiter,
+    writes: Callable[[str, str], bool] | None = None,
 ) -> FastAPI:
     """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``).
-    Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits."""
+    Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits.
+    *writes(model, lang)* says whether a chat model writes a language (answers in another are
+    extractive)."""
     app = FastAPI(
         title="dizuo knowledge bases",
         version="1",
@@ -222,7 +225,15 @@ def create_kb_app(
     async def ask_kb(name: str, body: AskIn, who: Reader) -> dict[str, Any]:
         model = body.model or chat_model  # the gateway checks that the key may use it
         answer = await ask(
-            kbs, who.org, name, body.question, who.models(), model, k=body.k, filters=body.filters.filters()
+            kbs,
+            who.org,
+            name,
+            body.question,
+            who.models(),
+            model,
+            k=body.k,
+            filters=body.filters.filters(),
+            writes=writes,
         )
         document = answer.public()
         document["model"] = model

@@ -64,6 +64,7 @@ class Passage:
     page: int | None
     heading_path: tuple[str, ...]
     kind: str
+    cosine: float = 0.0  # the question's similarity to it (0 when retrieved by BM25 alone)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -470,6 +471,7 @@ class KnowledgeBases:
                     row.page,
                     path,
                     row.kind,
+                    hit.cosine,
                 )
             )
         return passages

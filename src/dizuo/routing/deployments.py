@@ -43,7 +43,10 @@ def local_deployments() -> list[DeploymentConfig]:
     """Return the embedded models' deployments (chat and embeddings, in-process)."""
     common = {"provider": "local", "region": "local", "cloud": "local", "data_class_max": "core"}
     return [
-        DeploymentConfig(name="local-chat", model=LOCAL_CHAT, mode="chat", accelerator="cpu", **common),
+        # SmolLM2-135M's Chinese is unusable (DESIGN §6): it loops and invents clauses.
+        DeploymentConfig(
+            name="local-chat", model=LOCAL_CHAT, mode="chat", accelerator="cpu", languages=["en"], **common
+        ),
         DeploymentConfig(
             name="local-embedding", model=LOCAL_EMBEDDING, mode="embedding", accelerator="cpu", **common
         ),

@@ -113,6 +113,14 @@ class Router:
         """Return every alias, sorted."""
         return sorted(self._by_alias)
 
+    def writes(self, alias: str, lang: str) -> bool:
+        """Whether every deployment of *alias* writes *lang* well (one that names no languages writes
+        any; an unknown alias is left to the gateway to refuse)."""
+        return all(
+            dep.config.languages is None or lang in dep.config.languages
+            for dep in self._by_alias.get(alias, ())
+        )
+
     def mode(self, alias: str) -> str | None:
         """Return "chat" or "embedding" for *alias*, or None when unknown."""
         return self._modes.get(alias)
@@ -190,6 +198,7 @@ class Router:
                     "price_cny_per_million": None
                     if dep.price_in is None
                     else {"input": str(dep.price_in), "output": str(dep.price_out)},
+                    "languages": config.languages,
                     "strategy": self.strategies.get(dep.alias, "priority"),
                     "available": dep.unavailable is None,
                     "unavailable": dep.unavailable,
