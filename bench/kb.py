@@ -5,7 +5,10 @@
 2. **Ingest**: the corpus added again and again under new names (parse, chunk, jieba, embed, write)
    on the embedded store (SQLite); KB/s of indexed text. Baseline in the same run: the embedded
    encoder alone on the same chunks, the floor of any ingest that embeds.
-3. **Query at 100k chunks**: a knowledge base grown to ``--chunks`` chunks. Their text is real
+3. **Found or not**: the best passage's relevance for the 62 questions and for 20 off the corpus's
+   subject (`off_topic.jsonl`), against the threshold `ask` uses to say the knowledge base holds
+   an answer.
+4. **Query at 100k chunks**: a knowledge base grown to ``--chunks`` chunks. Their text is real
    corpus sentences recombined; their vectors are random unit vectors (the cost of an exact search
    does not depend on the values, and embedding 100k chunks takes minutes here). Then the 62
    questions asked round-robin, ``kbs.query`` in hybrid mode end to end: embedding the question,
@@ -31,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from dizuo.accounts import create_org
+from dizuo.kb.answers import MIN_RELEVANCE, relevance
 from dizuo.kb.chunking import Chunk
 from dizuo.kb.index import terms
 from dizuo.kb.models import LocalEncoder
@@ -63,6 +67,40 @@ async def bench_recall(kbs: KnowledgeBases, org: str, encoder: LocalEncoder) -> 
         out[mode] = {"recall@5": at5.value, "recall@1": at1.value, "questions": at5.total}
         print(f"recall {mode:<7} @5 {at5.value:.3f} ({at5.found}/{at5.total})  @1 {at1.value:.3f}")
     return out
+
+
+async def bench_found(kbs: KnowledgeBases, org: str, encoder: LocalEncoder) -> dict[str, float]:
+    """Whether retrieval alone tells a question the knowledge base answers from one it does not: the
+    best passage's relevance (``dizuo.kb.answers.relevance``) for the 62 questions and for 20 off the
+    corpus's subject (``off_topic.jsonl``), against the threshold ``ask`` uses."""
+    questions = {
+        "on": [q.question for q in load_questions(CORPUS / "questions.jsonl")],
+        "off": [
+            json.loads(line)["question"]
+            for line in (CORPUS / "off_topic.jsonl").read_text("utf-8").splitlines()
+        ],
+    }
+    best: dict[str, list[float]] = {}
+    for label, asked in questions.items():
+        best[label] = []
+        for question in asked:
+            passages = await kbs.query(org, "recall", question, encoder, k=5)
+            words = set(terms(question))
+            best[label].append(max(relevance(words, p) for p in passages))
+    found = sum(score >= MIN_RELEVANCE for score in best["on"]) / len(best["on"])
+    refused = sum(score < MIN_RELEVANCE for score in best["off"]) / len(best["off"])
+    result = {
+        "on_topic_min": min(best["on"]),
+        "off_topic_max": max(best["off"]),
+        "threshold": MIN_RELEVANCE,
+        "on_topic_found": found,
+        "off_topic_refused": refused,
+    }
+    print(
+        f"found   on-topic best >= {result['on_topic_min']:.3f} (found {found:.0%}), off-topic best <= "
+        f"{result['off_topic_max']:.3f} (refused {refused:.0%}); threshold {MIN_RELEVANCE}"
+    )
+    return result
 
 
 async def bench_ingest(kbs: KnowledgeBases, org: str, encoder: LocalEncoder, rounds: int) -> dict[str, float]:
@@ -184,6 +222,7 @@ async def main() -> None:
         encoder = LocalEncoder()
         results = {
             "recall": await bench_recall(kbs, org, encoder),
+            "found": await bench_found(kbs, org, encoder),
             "ingest": await bench_ingest(kbs, org, encoder, args.ingest_rounds),
             "query": await bench_query(kbs, org, encoder, args.chunks, args.queries),
         }
