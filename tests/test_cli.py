@@ -140,17 +140,25 @@ def test_providers_lists_presets_with_prices() -> None:
     assert "¥" in result.stdout
 
 
-def first_line(process: subprocess.Popen[str], stream: str, wanted: str, seconds: float = 60) -> str:
-    """Read *process*'s *stream* until a line containing *wanted* (or fail after *seconds*)."""
-    pipe = getattr(process, stream)
-    assert pipe is not None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        line = pipe.readline()
-        if wanted in line:
-            return str(line)
-        assert line or process.poll() is None, f"dizuo serve ended without printing {wanted!r}"
-    raise AssertionError(f"dizuo serve printed no {wanted!r}")
+def served_line(home: Path, stream: str, wanted: str, seconds: float = 60) -> str:
+    """Start `dizuo serve` on a free port with its data in *home*; return the first line of its
+    *stream* ("stdout" or "stderr") containing *wanted*, then stop it."""
+    pipes = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: subprocess.PIPE}
+    process = subprocess.Popen(
+        [*DIZUO, "serve", "--port", str(free_port())], env=env_for(home), text=True, **pipes
+    )
+    try:
+        pipe = getattr(process, stream)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            line = pipe.readline()
+            if wanted in line:
+                return str(line)
+            assert line or process.poll() is None, f"dizuo serve ended without printing {wanted!r}"
+        raise AssertionError(f"dizuo serve printed no {wanted!r}")
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def test_a_busy_port_fails_before_the_one_time_key_is_made(tmp_path: Path) -> None:
@@ -168,18 +176,7 @@ def test_a_busy_port_fails_before_the_one_time_key_is_made(tmp_path: Path) -> No
     assert busy.returncode == 2 and busy.stdout == ""  # no key printed, and none made
     assert f"--port {port + 1}" in busy.stderr and "Traceback" not in busy.stderr
     # The next start, on a free port, shows the first key after all.
-    process = subprocess.Popen(
-        [*DIZUO, "serve", "--port", str(free_port())],
-        env=env_for(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert KEY.match(first_line(process, "stdout", "dz-").strip())
-    finally:
-        process.terminate()
-        process.wait(30)
+    assert KEY.match(served_line(tmp_path, "stdout", "dz-").strip())
 
 
 def test_serve_names_the_command_when_the_default_org_has_no_usable_key(tmp_path: Path) -> None:
@@ -189,15 +186,4 @@ def test_serve_names_the_command_when_the_default_org_has_no_usable_key(tmp_path
     db = Database(settings.resolved_database_url)
     revoke_key(db, first_key[:10])
     db.dispose()
-    process = subprocess.Popen(
-        [*DIZUO, "serve", "--port", str(free_port())],
-        env=env_for(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert "dizuo admin create-key --org default" in first_line(process, "stderr", "create-key")
-    finally:
-        process.terminate()
-        process.wait(30)
+    assert "dizuo admin create-key --org default" in served_line(tmp_path, "stderr", "create-key")

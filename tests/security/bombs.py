@@ -14,6 +14,20 @@ _RELS = (
 _W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
 
 
+def _types(*parts: tuple[str, str]) -> str:
+    """[Content_Types].xml naming each (part, officedocument type) of a package."""
+    overrides = "".join(
+        f'<Override PartName="{name}" ContentType="application/vnd.openxmlformats-officedocument.{kind}+xml"/>'
+        for name, kind in parts
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Types '
+        'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        f'<Default Extension="xml" ContentType="application/xml"/>{overrides}</Types>'
+    )
+
+
 def _zip(files: dict[str, str | bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
@@ -38,16 +52,9 @@ def xlsx(rows: int, last_column: str = "XFD", cells_at_end: bool = True) -> byte
     )
     return _zip(
         {
-            "[Content_Types].xml": (
-                '<?xml version="1.0" encoding="UTF-8"?><Types '
-                'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                '<Default Extension="xml" ContentType="application/xml"/>'
-                '<Override PartName="/xl/workbook.xml" '
-                'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-                '<Override PartName="/xl/worksheets/sheet1.xml" '
-                'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-                "</Types>"
+            "[Content_Types].xml": _types(
+                ("/xl/workbook.xml", "spreadsheetml.sheet.main"),
+                ("/xl/worksheets/sheet1.xml", "spreadsheetml.worksheet"),
             ),
             "_rels/.rels": _RELS.format(target="xl/workbook.xml"),
             "xl/workbook.xml": (
@@ -72,15 +79,7 @@ def docx(body: str) -> bytes:
     document = f'<?xml version="1.0" encoding="UTF-8"?><w:document {_W}><w:body>{body}</w:body></w:document>'
     return _zip(
         {
-            "[Content_Types].xml": (
-                '<?xml version="1.0" encoding="UTF-8"?><Types '
-                'xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-                '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-                '<Default Extension="xml" ContentType="application/xml"/>'
-                '<Override PartName="/word/document.xml" '
-                'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>'
-                "</Types>"
-            ),
+            "[Content_Types].xml": _types(("/word/document.xml", "wordprocessingml.document.main")),
             "_rels/.rels": _RELS.format(target="word/document.xml"),
             "word/document.xml": document,
         }
