@@ -18,7 +18,7 @@ from dizuo.console.web import PREFIX as CONSOLE_PREFIX
 from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
-from dizuo.gateway.http import BodyLimit, Receive, Scope, Send
+from dizuo.gateway.http import BodyLimit, Receive, Scope, Send, send_bytes
 from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
 from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
@@ -89,6 +89,10 @@ class Platform:
         return self.gateway.router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/" and self.console is not None:
+            # A person who opens the server's address lands on the console; clients use /v1.
+            await send_bytes(send, 307, b"", b"text/plain", [(b"location", b"/console/")])
+            return
         if scope["type"] == "http" and scope["path"].startswith("/admin/"):
             await self.admin(scope, receive, send)
         elif (

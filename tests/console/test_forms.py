@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -150,3 +151,16 @@ def _balance(gateway: RunningGateway, org: str) -> str:
         return str(wallet_view(db, org)["balance"])
     finally:
         db.dispose()
+
+
+def test_a_new_organization_gets_its_region_from_the_form(
+    root: httpx.Client, gateway: RunningGateway
+) -> None:
+    name = f"区域-{uuid.uuid4().hex[:6]}"
+    token = csrf_of(root.get("/orgs").text)
+    answer = root.post("/orgs", data={"csrf": token, "name": name, "region": "cq", "data_class": "core"})
+    assert answer.status_code == 303
+    db = Database(gateway.settings.resolved_database_url)
+    found = find_org(db, name)
+    db.dispose()
+    assert found is not None and found.region == "cq"

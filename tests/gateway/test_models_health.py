@@ -54,3 +54,8 @@ def test_a_model_is_retrieved_by_its_id_slashes_and_all(client: openai.OpenAI) -
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("no-such/model")
     assert caught.value.code == "model_not_found"
+
+
+def test_the_server_s_address_leads_a_person_to_the_console(gateway: RunningGateway) -> None:
+    answer = httpx.get(f"{gateway.url}/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/console/"

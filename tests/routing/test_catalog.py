@@ -131,6 +131,11 @@ def test_cli_adds_lists_and_removes(gateway: RunningGateway, upstream: FakeUpstr
     assert dizuo("add", "--file", str(entry)).strip() == name
     listed = {row["name"]: row for row in orjson.loads(dizuo("list", "--json"))}
     assert listed[name]["data_class_max"] == "important" and "echo-1" in listed
+    # The embedded models are served too, so they are listed (English-only chat, as the KB relies on).
+    assert listed["local-chat"]["model"] == "local/smollm2-135m-instruct" and listed["local-chat"][
+        "languages"
+    ] == ["en"]
+    assert "local-embedding" in listed
     dizuo("update", name, "--set", "weight=7", "--set", "limits={rpm: 100}")
     listed = {row["name"]: row for row in orjson.loads(dizuo("list", "--json"))}
     assert listed[name]["weight"] == 7 and listed[name]["limits"]["rpm"] == 100

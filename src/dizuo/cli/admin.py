@@ -167,11 +167,13 @@ def _catalog(db: Any) -> Any:
 @deployments_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def deployments_list(as_json: bool) -> None:
-    """List the deployments: the config file's and the run-time ones."""
+    """List the deployments: the config file's, the run-time ones and the embedded local models."""
     import orjson
 
+    from dizuo.routing.deployments import served
+
     with reported(), database() as db:
-        entries = _catalog(db).effective().deployments
+        entries = served(_catalog(db).effective())
     rows = [dep.model_dump(mode="json", exclude={"api_key"}, exclude_none=True) for dep in entries]
     if as_json:
         click.echo(orjson.dumps(rows).decode())

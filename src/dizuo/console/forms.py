@@ -40,6 +40,7 @@ class OrgForm(_Form):
     uscc: str = ""
     industry: str = ""
     district: str = ""
+    region: str = ""
     size: str = ""
     data_class: str = "general"
 

@@ -144,6 +144,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "orgs.uscc": ("统一社会信用代码", "Unified social credit code"),
     "orgs.industry": ("行业", "Industry"),
     "orgs.district": ("区县", "District"),
+    "orgs.region": ("数据所在区域", "Region"),
+    "orgs.region_hint": (
+        "部署的区域代码（如 cq）：核心数据只送往该区域的部署",
+        "A deployments' region code (e.g. cq): its core data goes only to deployments there",
+    ),
     "orgs.size": ("规模", "Size"),
     "orgs.data_class": ("默认数据分级", "Default data class"),
     "orgs.create": ("新建组织", "New organization"),

@@ -53,6 +53,7 @@ def routes(console: Console) -> APIRouter:
                 industry=form.industry or None,
                 district=form.district or None,
                 size=form.size or None,
+                region=form.region.strip() or None,
             )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)

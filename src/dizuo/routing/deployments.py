@@ -11,7 +11,7 @@ from dizuo.errors import ConfigError
 from dizuo.providers import Endpoint, Provider, Transport, registry
 from dizuo.settings import Settings
 
-__all__ = ["LOCAL_CHAT", "LOCAL_EMBEDDING", "Deployment", "build_deployments", "local_deployments"]
+__all__ = ["LOCAL_CHAT", "LOCAL_EMBEDDING", "Deployment", "build_deployments", "local_deployments", "served"]
 
 LOCAL_CHAT = "local/smollm2-135m-instruct"
 LOCAL_EMBEDDING = "local/use-multilingual-v3"
@@ -86,8 +86,13 @@ def build_deployments(
     config: PlatformConfig, settings: Settings, transport: Transport, source: str = "config"
 ) -> list[Deployment]:
     """Join each configured deployment (and the embedded ones, unless ``local: false``) with its adapter."""
+    return [_build(dep, index, settings, transport, source) for index, dep in enumerate(served(config))]
+
+
+def served(config: PlatformConfig) -> list[DeploymentConfig]:
+    """The deployments *config* serves: its own, then the embedded ones unless ``local: false``."""
     entries: Iterable[DeploymentConfig] = list(config.deployments)
     if config.local:
         taken = {dep.name for dep in config.deployments}
         entries = [*entries, *(dep for dep in local_deployments() if dep.name not in taken)]
-    return [_build(dep, index, settings, transport, source) for index, dep in enumerate(entries)]
+    return list(entries)
