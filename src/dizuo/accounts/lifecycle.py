@@ -18,10 +18,17 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.events import record
-from dizuo.accounts.members import ORG_ROLES, Actor, hash_password, valid_password
+from dizuo.accounts.members import (
+    ORG_ROLES,
+    Actor,
+    hash_password,
+    may_manage,
+    member_named,
+    valid_password,
+)
 from dizuo.accounts.tables import AdminToken, ConsoleSession, Member
 from dizuo.accounts.throttle import unlock
-from dizuo.errors import InvalidRequest, PermissionDenied
+from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utc, utcnow
 
 __all__ = [
@@ -33,29 +40,6 @@ __all__ = [
     "set_password",
     "sign_out_everywhere",
 ]
-
-
-def _member(session: Session, username: str) -> Member:
-    member = session.scalars(select(Member).where(Member.username == username)).first()
-    if member is None:
-        raise InvalidRequest(
-            "invalid_param",
-            param="username",
-            reason_zh=f"没有用户 {username}",
-            reason_en=f"no member {username}",
-        )
-    return member
-
-
-def _may(by: Actor | None, member: Member, action: str) -> None:
-    """Raise 403 unless *by* may take *action* on *member*."""
-    if by is None or by.role == "platform-admin":
-        return
-    if by.member_id == member.id and action != "enable":
-        return
-    if by.role == "org-admin" and member.role in ORG_ROLES and member.org_id == by.org_id:
-        return
-    raise PermissionDenied(role=by.role, action=f"{action} {member.username}")
 
 
 def _end_sessions(session: Session, member: Member) -> int:
@@ -96,8 +80,8 @@ def list_members(db: Database, by: Actor) -> list[dict[str, Any]]:
 def list_tokens(db: Database, username: str, by: Actor | None = None) -> list[dict[str, Any]]:
     """The admin tokens of *username* (never the tokens themselves: id, prefix and dates)."""
     with db.session() as session:
-        member = _member(session, username)
-        _may(by, member, "read-tokens")
+        member = member_named(session, username)
+        may_manage(by, member, "read-tokens")
         tokens = session.scalars(
             select(AdminToken).where(AdminToken.member_id == member.id).order_by(AdminToken.created_at)
         ).all()
@@ -120,7 +104,7 @@ def revoke_token(db: Database, token_id: str, by: Actor | None = None) -> dict[s
         (token,) = found
         member = session.get(Member, token.member_id)
         assert member is not None
-        _may(by, member, "revoke-token")
+        may_manage(by, member, "revoke-token")
         if token.revoked_at is None:
             token.revoked_at = utcnow()
             record(session, by, "revoke-token", member, {"token": token.prefix})
@@ -131,8 +115,8 @@ def set_disabled(db: Database, username: str, disabled: bool, by: Actor | None =
     """Disable a member (every token and session refused at once, sessions ended) or enable it again."""
     action = "disable" if disabled else "enable"
     with db.session() as session:
-        member = _member(session, username)
-        _may(by, member, action)
+        member = member_named(session, username)
+        may_manage(by, member, action)
         if by is not None and by.member_id == member.id and disabled:
             raise InvalidRequest(
                 "invalid_param",
@@ -154,8 +138,8 @@ def set_password(db: Database, username: str, password: str, by: Actor | None = 
     """Set a member's password; every console session of that member ends (sign in again)."""
     valid_password(password)
     with db.session() as session:
-        member = _member(session, username)
-        _may(by, member, "set-password")
+        member = member_named(session, username)
+        may_manage(by, member, "set-password")
         member.password_hash = hash_password(password)
         ended = _end_sessions(session, member)
         unlock(session, member.username)  # a member locked out by wrong guesses signs in with the new one
@@ -167,8 +151,8 @@ def sign_out_everywhere(db: Database, username: str, by: Actor | None = None) ->
     """End every console session of a member and revoke every admin token it holds."""
     now = utcnow()
     with db.session() as session:
-        member = _member(session, username)
-        _may(by, member, "sign-out-everywhere")
+        member = member_named(session, username)
+        may_manage(by, member, "sign-out-everywhere")
         ended = _end_sessions(session, member)
         revoked = session.execute(
             update(AdminToken)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from dizuo.accounts.events import record
 from dizuo.accounts.keys import hash_key
 from dizuo.accounts.tables import AdminToken, Member, Organization
-from dizuo.errors import InvalidRequest
+from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.store import Database, utc, utcnow
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "create_member",
     "create_token",
     "hash_password",
+    "may_manage",
+    "member_named",
     "valid_password",
     "verify_password",
 ]
@@ -120,6 +123,27 @@ def verify_password(db: Database, username: str, password: str) -> Actor | None:
         return Actor(member.id, member.username, member.role, member.org_id, member.issuer)
 
 
+def member_named(session: Session, username: str) -> Member:
+    """The member *username*, or 400 naming it."""
+    member = session.scalars(select(Member).where(Member.username == username)).first()
+    if member is None:
+        raise _bad("username", f"没有用户 {username}", f"no member {username}")
+    return member
+
+
+def may_manage(by: Actor | None, member: Member, action: str) -> None:
+    """Raise 403 unless *by* may take *action* on *member*'s credentials: a platform admin on anyone,
+    an organization admin on its own organization's members, every member on itself (but enabling
+    itself); *by* None is the operator's shell, which holds the database and may do anything."""
+    if by is None or by.role == "platform-admin":
+        return
+    if by.member_id == member.id and action != "enable":
+        return
+    if by.role == "org-admin" and member.role in ORG_ROLES and member.org_id == by.org_id:
+        return
+    raise PermissionDenied(role=by.role, action=f"{action} {member.username}")
+
+
 def create_token(
     db: Database, username: str, expires_at: dt.datetime | None = None, by: Actor | None = None
 ) -> str:
@@ -128,9 +152,8 @@ def create_token(
     admin (*by*; None is the operator's shell) may create one."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.session() as session:
-        member = session.scalars(select(Member).where(Member.username == username)).first()
-        if member is None:
-            raise _bad("username", f"没有用户 {username}", f"no member {username}")
+        member = member_named(session, username)
+        may_manage(by, member, "create-token")
         session.add(
             AdminToken(
                 id=uuid.uuid4().hex,

@@ -35,7 +35,6 @@ def member_routes(prefix: str, db: Database, actor: Callable[..., Actor]) -> API
     @router.post(f"{members}/tokens", status_code=201)
     def new_token(username: str, body: TokenIn, who: Caller) -> dict[str, Any]:
         """Create an admin token for a member (yourself, or a member you administer); shown once."""
-        accounts.list_tokens(db, username, who)  # the same rule: yourself, your org's admin, a platform admin
         expires_at = accounts.expiry(body.expires_days)
         token = create_token(db, username, expires_at, by=who)
         return {"token": token, "expires_at": expires_at.isoformat() if expires_at else None}

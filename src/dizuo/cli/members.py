@@ -23,11 +23,11 @@ def _expiry(value: str | None) -> dt.datetime | None:
         return None
     found = _LIFETIME.fullmatch(value.strip())
     if found:
+        from dizuo.accounts.lifecycle import expiry  # the API's bound on a lifetime too (0-3650 days)
+
         amount, unit = float(found.group(1)), found.group(2)
-        lifetime = dt.timedelta(days=amount) if unit == "d" else dt.timedelta(hours=amount)
-        if not dt.timedelta(0) < lifetime <= dt.timedelta(days=3650):
-            fail(f"--expires {value!r}: 应在 0 到 3650 天之间 / must be within 0 and 3,650 days")
-        return dt.datetime.now(dt.UTC) + lifetime
+        with reported():
+            return expiry(amount if unit == "d" else amount / 24)
     moment = parse_date(value, "--expires", end_of_day=True)
     assert moment is not None
     if moment <= dt.datetime.now(dt.UTC):

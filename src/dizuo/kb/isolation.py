@@ -17,6 +17,7 @@ Forking a child and passing the document and its blocks adds 5–14 ms a documen
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.machinery
 import multiprocessing
 import resource
@@ -40,20 +41,15 @@ DocumentReader = Callable[[str, bytes], list[Block]]
 # The parsers are imported once, in the forkserver, not in every child (each child importing
 # python-docx itself cost 30 ms more a document).
 _PRELOAD = ["dizuo.kb.isolation", "docx", "openpyxl", "pypdf", "lxml.html"]
-_context_lock = threading.Lock()
 _start_lock = threading.Lock()
-_context: Any = None
 
 
+@functools.cache
 def _forkserver() -> Any:
     """The forkserver context, its server preloading only this module (and the parsers)."""
-    global _context
-    with _context_lock:
-        if _context is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(_PRELOAD)
-            _context = context
-        return _context
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(_PRELOAD)
+    return context
 
 
 @contextlib.contextmanager
