@@ -46,18 +46,23 @@ def test_one_org_s_pattern_does_not_stall_another_org(
     assert set_policy.status_code == 200
     time.sleep(3 * gateway.settings.key_refresh_seconds)
     slowest: list[float] = []
+    watching = threading.Event()
 
     def watch(stop: threading.Event) -> None:
         with httpx.Client(base_url=gateway.v1, headers=bearer(platform.b.key)) as http:
-            while not stop.is_set():
+            while True:  # at least one call, and calls the whole time the other org's requests run
                 started = time.monotonic()
                 assert http.get("/models").status_code == 200
                 slowest.append(time.monotonic() - started)
+                watching.set()
+                if stop.is_set():
+                    return
 
     stop = threading.Event()
     watcher = threading.Thread(target=watch, args=(stop,))
     watcher.start()
     try:
+        assert watching.wait(10)
         with openai.OpenAI(base_url=gateway.v1, api_key=platform.a.key, max_retries=0, timeout=30) as sdk:
             started = time.monotonic()
             with pytest.raises(openai.BadRequestError) as blocked:  # "aaaa" at the end matches: blocked
