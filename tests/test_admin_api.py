@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import uuid
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -107,7 +108,7 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
     assert wallet["balance"] == "19.998500" and wallet["vouchers"][0]["remaining"] == "4.998500"
     usage = api(gateway, admin, "GET", f"/orgs/{org}/usage").json()
     assert [(u["cost"], u["voucher_part"]) for u in usage] == [("0.003000", "0.001500")]
-    month = now.strftime("%Y-%m")
+    month = now.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")  # the platform's month
     xlsx = api(
         gateway, tokens["auditor"], "GET", f"/orgs/{org}/statement", params={"month": month, "format": "xlsx"}
     )

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openai
 import orjson
@@ -95,20 +96,23 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     ] * 2
     raw_csv = run(gateway, "usage", "--org", name, "--csv").stdout.encode()
     rows = list(csv.DictReader(io.StringIO(raw_csv.decode("utf-8-sig"))))
-    assert len(rows) == 2 and rows[0]["model"] == "pricey-model"
+    assert len(rows) == 2 and rows[0]["模型"] == "pricey-model"
+    english = run(gateway, "usage", "--org", name, "--csv", "--lang", "en").stdout.encode()
+    assert next(iter(csv.DictReader(io.StringIO(english.decode("utf-8-sig")))))["Model"] == "pricey-model"
 
-    month = dt.datetime.now(dt.UTC).strftime("%Y-%m")
+    month = dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")  # the platform's month
     out = tmp_path / "statement.xlsx"
     run(gateway, "statement", "--org", name, "--month", month, "--format", "xlsx", "--out", str(out))
     sheet = load_workbook(out).active
     cells = {row[0].value: row[1].value for row in sheet.iter_rows(max_row=9) if row[0].value}
-    assert cells["organization"] == name  # Chinese text intact
-    assert (cells["topups"], cells["own_charges"], cells["voucher_paid"]) == (
-        "10.000000",
-        "0.004200",
-        "0.001800",
+    assert cells["组织"] == name  # Chinese text intact
+    # Numbers an accountant can add up, exact to the fen's ten-thousandth.
+    assert (cells["充值（元）"], cells["企业自付费用（元）"], cells["算力券支付（元）"]) == (
+        10,
+        0.0042,
+        0.0018,
     )
-    assert cells["closing_balance"] == "9.995800"
+    assert cells["期末余额（元）"] == 9.9958
     statement_csv = tmp_path / "statement.csv"
     run(gateway, "statement", "--org", name, "--month", month, "--format", "csv", "--out", str(statement_csv))
     assert statement_csv.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM: Excel reads UTF-8

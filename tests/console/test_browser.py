@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -171,6 +171,10 @@ def test_the_overview_updates_after_calls(browser: Any, gateway: RunningGateway,
     # No reload: the figures poll every 5 seconds.
     expect(calls).to_have_text(str(before + 4), timeout=15_000)
     assert int(page.get_by_test_id("total-errors").inner_text()) >= 1
+    spend = page.get_by_test_id("total-spend")  # money to the fen, the exact amount on hover
+    exact = Decimal(spend.get_attribute("data-exact") or "")
+    assert spend.inner_text() == f"{exact.quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f}"
+    assert spend.get_attribute("title") == f"¥{exact:f}" and exact > 0
     # ECharts drew all four charts again from the new figures.
     expect(page.locator(".chart svg")).to_have_count(4)
     assert fits_the_screen(page)
@@ -194,12 +198,18 @@ def test_usage_is_filtered_and_exported(browser: Any, gateway: RunningGateway, p
     data = Path(download.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")  # Excel reads the UTF-8 as UTF-8
     rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    assert len(rows) == count and {r["model"] for r in rows} == {"echo-model"}
+    assert len(rows) == count and {r["模型"] for r in rows} == {"echo-model"}
     with page.expect_download() as caught:
         page.get_by_role("link", name="导出 Excel").click()
     assert caught.value.suggested_filename == f"用量-{people.org_a}.xlsx"
     sheet = load_workbook(io.BytesIO(Path(caught.value.path()).read_bytes())).active
     assert sheet.max_row == count + 1
+    # Chinese headers, the times the page shows (Beijing time), amounts as numbers.
+    header = [cell.value for cell in sheet[1]]
+    newest = page.locator("tbody tr").first.locator("td")
+    at, cost = header.index("时间（Asia/Shanghai）") + 1, header.index("费用（元）") + 1
+    assert f"{sheet.cell(row=count + 1, column=at).value:%Y-%m-%d %H:%M:%S}" == newest.nth(0).inner_text()
+    assert Decimal(str(sheet.cell(row=count + 1, column=cost).value)) == Decimal(newest.nth(4).inner_text())
 
 
 def test_switching_language_changes_every_page(browser: Any, gateway: RunningGateway, people: People) -> None:

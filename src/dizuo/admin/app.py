@@ -38,6 +38,7 @@ from dizuo.billing.service import (
     topup,
     wallet_view,
 )
+from dizuo.billing.sheets import Lang
 from dizuo.days import parse_moment
 from dizuo.errors import (
     AuthenticationFailed,
@@ -81,9 +82,15 @@ def _moment(text: str, param: str, zone: ZoneInfo, end_of_day: bool = False) -> 
 
 
 def _export(
-    rows: list[dict[str, Any]], fmt: Format, name: str, header: dict[str, str] | None = None
+    rows: list[dict[str, Any]],
+    fmt: Format,
+    name: str,
+    header: dict[str, str] | None = None,
+    *,
+    lang: Lang,
+    zone: ZoneInfo,
 ) -> Response:
-    data = billing_reports.render(fmt, rows, header)
+    data = billing_reports.render(fmt, rows, header, title=name, lang=lang, zone=zone)
     if fmt == "json":
         return Response(data, media_type="application/json")
     return Response(data, headers=billing_reports.attachment(name, fmt))
@@ -309,24 +316,28 @@ def create_admin_app(
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
         format: Format = "json",
+        lang: Lang = "zh",
     ) -> Response:
-        """Usage records, one per answered call."""
+        """Usage records, one per answered call (CSV and XLSX headers in *lang*)."""
         may(who, "read usage", org=get_org(db, org))
         rows = billing_reports.usage_rows(db, org, since, until)
-        return _export(rows, format, f"usage-{org}")
+        return _export(rows, format, f"usage-{org}", lang=lang, zone=zone)
 
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
-    def statement(org: str, month: str, who: Caller, format: Format = "json") -> Response:
-        """A month's statement."""
+    def statement(org: str, month: str, who: Caller, format: Format = "json", lang: Lang = "zh") -> Response:
+        """A month's statement; the month is one of the platform's time zone."""
         may(who, "read statements", org=get_org(db, org))
-        summary, lines = billing_reports.statement(db, org, month)
-        return _export(lines, format, f"statement-{org}-{month}", summary)
+        summary, lines = billing_reports.statement(db, org, month, zone)
+        return _export(lines, format, f"statement-{org}-{month}", summary, lang=lang, zone=zone)
 
     @app.get(f"{PREFIX}/issuers/{{issuer}}/voucher-report")
-    def voucher_report(issuer: str, month: str, who: Caller, format: Format = "json") -> Response:
+    def voucher_report(
+        issuer: str, month: str, who: Caller, format: Format = "json", lang: Lang = "zh"
+    ) -> Response:
         """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
         may(who, "read voucher reports", issuer=issuer)
-        return _export(billing_reports.voucher_report(db, issuer, month), format, f"vouchers-{month}")
+        rows = billing_reports.voucher_report(db, issuer, month, zone)
+        return _export(rows, format, f"vouchers-{month}", lang=lang, zone=zone)
 
     if evals is not None:
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))

@@ -1,28 +1,28 @@
 """Usage exports, monthly statements and voucher issuers' reports, as rows and as CSV/XLSX files.
 
-CSV is written as UTF-8 with a byte-order mark so that Excel opens Chinese text correctly; XLSX is
-written with openpyxl. Amounts are decimal strings in CNY (six places), never floats.
+Rows hold amounts as exact CNY decimal strings (six places), never floats, and times in ISO 8601 UTC:
+that is the JSON export. The CSV and XLSX files people open are written by ``billing.sheets``. A month
+is a month in the platform's time zone, as are a statement's days.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
-import re
 from collections import defaultdict
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import orjson
-from openpyxl import Workbook
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
 from dizuo.billing.money import format_cny
+from dizuo.billing.sheets import Lang, neutralise, to_csv, to_xlsx
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
+from dizuo.days import day_moment
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utc
 
@@ -61,10 +61,13 @@ USAGE_COLUMNS = [
 ]
 
 
-def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
-    """Return [start, end) in UTC of a ``YYYY-MM`` month, or raise 400."""
+ZONE = ZoneInfo("Asia/Shanghai")  # DIZUO_TIMEZONE's default
+
+
+def month_bounds(month: str, zone: ZoneInfo = ZONE) -> tuple[dt.datetime, dt.datetime]:
+    """Return [start, end) in UTC of a ``YYYY-MM`` month in *zone*, or raise 400."""
     try:
-        start = dt.datetime.strptime(month, "%Y-%m").replace(tzinfo=dt.UTC)
+        first = dt.datetime.strptime(month, "%Y-%m").date()
     except ValueError:
         raise InvalidRequest(
             "invalid_param",
@@ -72,8 +75,8 @@ def month_bounds(month: str) -> tuple[dt.datetime, dt.datetime]:
             reason_zh=f"{month!r} 不是 YYYY-MM 格式",
             reason_en=f"{month!r} is not YYYY-MM",
         ) from None
-    end = (start + dt.timedelta(days=32)).replace(day=1)
-    return start, end
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return day_moment(first, zone), day_moment(following, zone)
 
 
 def usage_rows(
@@ -125,9 +128,12 @@ def _cash_sum(
     )
 
 
-def statement(db: Database, org_name: str, month: str) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """Return a month's statement: a summary from the ledger, and per-day, per-model lines from usage."""
-    start, end = month_bounds(month)
+def statement(
+    db: Database, org_name: str, month: str, zone: ZoneInfo = ZONE
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Return a month's statement: a summary from the ledger, and per-day, per-model lines from usage.
+    The month and its days are those of *zone*, the platform's time zone."""
+    start, end = month_bounds(month, zone)
     with db.session() as session:
         org = org_by_name(session, org_name)
         cash = f"org:{org.id}:cash"
@@ -141,10 +147,24 @@ def statement(db: Database, org_name: str, month: str) -> tuple[dict[str, str], 
             "own_charges": format_cny(-_cash_sum(session, cash, "charge", start, end)),
             "closing_balance": format_cny(_cash_sum(session, cash, None, None, end)),
         }
-        day = func.date(UsageRecord.created_at)
+        # Days are local days, which SQL cannot cut portably (SQLite has no time zones): records are
+        # summed per UTC hour in SQL, and hours folded into the zone's days here. Zones whose offset
+        # is not whole hours are summed record by record.
+        whole_hours = all(
+            (offset := moment.astimezone(zone).utcoffset()) is not None and offset.total_seconds() % 3600 == 0
+            for moment in (start, end)
+        )
+        dialect = session.get_bind().dialect.name
+        if whole_hours and dialect == "postgresql":
+            # In UTC whatever the session's zone: a session in a half-hour zone would cut at :30.
+            when: Any = func.date_trunc("hour", func.timezone("UTC", UsageRecord.created_at))
+        elif whole_hours:
+            when = func.strftime("%Y-%m-%d %H:00:00", UsageRecord.created_at)
+        else:
+            when = UsageRecord.created_at
         query = (
             select(
-                day.label("day"),
+                when.label("moment"),
                 UsageRecord.model,
                 UsageRecord.provider,
                 UsageRecord.region,
@@ -158,34 +178,51 @@ def statement(db: Database, org_name: str, month: str) -> tuple[dict[str, str], 
             .where(
                 UsageRecord.org_id == org.id, UsageRecord.created_at >= start, UsageRecord.created_at < end
             )
-            .group_by(day, UsageRecord.model, UsageRecord.provider, UsageRecord.region)
-            .order_by(day, UsageRecord.model, UsageRecord.provider, UsageRecord.region)
+            .group_by(when, UsageRecord.model, UsageRecord.provider, UsageRecord.region)
         )
-        lines = []
-        voucher_paid = 0
+        sums: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
         for row in session.execute(query):
-            voucher_paid += int(row.voucher_part)
-            lines.append(
-                {
-                    "date": str(row.day),
-                    "model": row.model,
-                    "provider": row.provider,
-                    "region": row.region,
-                    "calls": int(row.calls),
-                    "prompt_tokens": int(row.prompt_tokens),
-                    "completion_tokens": int(row.completion_tokens),
-                    "cost": format_cny(int(row.cost)),
-                    "voucher_part": format_cny(int(row.voucher_part)),
-                    "own_part": format_cny(int(row.own_part)),
-                }
+            moment = (
+                row.moment if isinstance(row.moment, dt.datetime) else dt.datetime.fromisoformat(row.moment)
             )
-        summary["voucher_paid"] = format_cny(voucher_paid)
+            day = utc(moment).astimezone(zone).date().isoformat()
+            line = sums[(day, row.model, row.provider, row.region)]
+            for index, value in enumerate(
+                (
+                    row.calls,
+                    row.prompt_tokens,
+                    row.completion_tokens,
+                    row.cost,
+                    row.voucher_part,
+                    row.own_part,
+                )
+            ):
+                line[index] += int(value)
+        lines = [
+            {
+                "date": day,
+                "model": model,
+                "provider": provider,
+                "region": region,
+                "calls": calls,
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "cost": format_cny(cost),
+                "voucher_part": format_cny(voucher),
+                "own_part": format_cny(own),
+            }
+            for (day, model, provider, region), (calls, prompt, completion, cost, voucher, own) in sorted(
+                sums.items()
+            )
+        ]
+        summary["voucher_paid"] = format_cny(sum(int(v) for _, _, _, _, v, _ in sums.values()))
         return summary, lines
 
 
-def voucher_report(db: Database, issuer: str, month: str) -> list[dict[str, Any]]:
-    """Return what an issuer's vouchers paid in a month, per organization, program, provider and region."""
-    start, end = month_bounds(month)
+def voucher_report(db: Database, issuer: str, month: str, zone: ZoneInfo = ZONE) -> list[dict[str, Any]]:
+    """Return what an issuer's vouchers paid in a month of *zone*, per organization, program, provider
+    and region."""
+    start, end = month_bounds(month, zone)
     with db.session() as session:
         vouchers = {v.id: v for v in session.scalars(select(Voucher).where(Voucher.issuer == issuer))}
         if not vouchers:
@@ -240,62 +277,6 @@ def voucher_report(db: Database, issuer: str, month: str) -> list[dict[str, Any]
         return rows
 
 
-# A cell a spreadsheet would read as a formula: a voucher program named =HYPERLINK("http://…?d="&A1, …)
-# came back live in the voucher report. Numbers (a negative amount) are data, not formulas.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-
-
-def neutralise(value: Any) -> Any:
-    """*value*, with text that a spreadsheet would run as a formula made inert by a leading ``'``
-    (OWASP's advice for CSV injection); numbers and other values unchanged."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
-        return "'" + value
-    return value
-
-
-def to_csv(rows: list[dict[str, Any]], header: dict[str, str] | None = None) -> bytes:
-    """Render rows as CSV in UTF-8 with a BOM (Excel reads Chinese correctly); *header* lines first.
-    Text that would start a formula is neutralised."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    if header:
-        for name, value in header.items():
-            writer.writerow([neutralise(name), neutralise(value)])
-        writer.writerow([])
-    if rows:
-        writer.writerow([neutralise(column) for column in rows[0]])
-        for row in rows:
-            writer.writerow([neutralise(row[column]) for column in rows[0]])
-    return buffer.getvalue().encode("utf-8-sig")
-
-
-def to_xlsx(rows: list[dict[str, Any]], header: dict[str, str] | None = None, title: str = "dizuo") -> bytes:
-    """Render rows as an XLSX workbook; *header* lines first."""
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = title[:31]
-    if header:
-        for name, value in header.items():
-            sheet.append([name, value])
-        sheet.append([])
-    if rows:
-        sheet.append(list(rows[0]))
-        for row in rows:
-            sheet.append([row[column] for column in rows[0]])
-    # openpyxl stores a string starting with "=" as a formula: every text cell is stored as text, and
-    # text that would start a formula is neutralised as in CSV (a user re-typing the cell stays safe).
-    for line in sheet.iter_rows():
-        for cell in line:
-            if isinstance(cell.value, str):
-                cell.value = neutralise(cell.value)
-                cell.data_type = "s"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 MEDIA = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -313,11 +294,18 @@ def attachment(name: str, fmt: str) -> dict[str, str]:
 
 
 def render(
-    fmt: str, rows: list[dict[str, Any]], header: dict[str, str] | None = None, title: str = "dizuo"
+    fmt: str,
+    rows: list[dict[str, Any]],
+    header: dict[str, str] | None = None,
+    title: str = "dizuo",
+    *,
+    lang: Lang = "zh",
+    zone: ZoneInfo = ZONE,
 ) -> bytes:
-    """Render an export as ``json`` (``{"summary", "lines"}`` when there is a header), ``csv`` or ``xlsx``."""
+    """Render an export as ``json`` (``{"summary", "lines"}`` when there is a header; keys and exact
+    values for programs), or for people as ``csv`` or ``xlsx`` in *lang* with times in *zone*."""
     if fmt == "json":
         return orjson.dumps({"summary": header, "lines": rows} if header is not None else rows) + b"\n"
     if fmt == "csv":
-        return to_csv(rows, header)
-    return to_xlsx(rows, header, title=title)
+        return to_csv(rows, header, lang=lang, zone=zone)
+    return to_xlsx(rows, header, title=title, lang=lang, zone=zone)

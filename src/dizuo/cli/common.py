@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
@@ -17,7 +17,26 @@ from dizuo.errors import DizuoError
 from dizuo.settings import Settings
 from dizuo.store import Database
 
-__all__ = ["database", "fail", "parse_date", "parse_period", "reported", "split"]
+__all__ = [
+    "LANG",
+    "Lang",
+    "database",
+    "fail",
+    "parse_date",
+    "parse_period",
+    "platform_zone",
+    "reported",
+    "split",
+]
+
+Lang = Literal["zh", "en"]
+LANG = click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default="zh",
+    show_default=True,
+    help="Language of the CSV and Excel headers (JSON keeps its keys).",
+)
 
 
 def fail(message: str) -> NoReturn:
@@ -80,13 +99,18 @@ def parse_period(since: str | None, until: str | None) -> tuple[dt.datetime | No
     return start, end
 
 
+def platform_zone() -> ZoneInfo:
+    """The platform's time zone (DIZUO_TIMEZONE)."""
+    with reported():
+        return ZoneInfo(Settings().timezone)
+
+
 def parse_date(value: str | None, option: str, end_of_day: bool = False) -> dt.datetime | None:
     """Parse YYYY-MM-DD (a whole day in the platform's time zone, DIZUO_TIMEZONE) or ISO 8601 (UTC
     unless it says otherwise); a date alone with *end_of_day* means the end of that day."""
     if value is None:
         return None
-    with reported():
-        zone = ZoneInfo(Settings().timezone)
+    zone = platform_zone()
     try:
         return parse_moment(value, zone, end_of_day=end_of_day)
     except ValueError:

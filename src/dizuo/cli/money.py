@@ -11,7 +11,17 @@ from pathlib import Path
 import click
 import orjson
 
-from dizuo.cli.common import database, fail, parse_date, parse_period, reported, split
+from dizuo.cli.common import (
+    LANG,
+    Lang,
+    database,
+    fail,
+    parse_date,
+    parse_period,
+    platform_zone,
+    reported,
+    split,
+)
 
 __all__ = ["register"]
 
@@ -150,16 +160,17 @@ def wallet_command(org: str, as_json: bool) -> None:
 @click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
 @click.option("--json", "fmt", flag_value="json", help="One JSON document.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, UTF-8 with BOM (opens in Excel).")
-def usage_command(org: str, since: str | None, until: str | None, fmt: str | None) -> None:
+@LANG
+def usage_command(org: str, since: str | None, until: str | None, fmt: str | None, lang: Lang) -> None:
     """Export an organization's usage records."""
-    from dizuo.billing.reports import to_csv, usage_rows
+    from dizuo.billing.reports import render, usage_rows
 
     if fmt is None:
         fail("请选择 --json 或 --csv / choose --json or --csv")
     start, end = parse_period(since, until)
     with reported(), database() as db:
         rows = usage_rows(db, org, start, end)
-    _emit(orjson.dumps(rows) + b"\n" if fmt == "json" else to_csv(rows), None)
+    _emit(render(fmt, rows, lang=lang, zone=platform_zone()), None)
 
 
 @click.command("statement")
@@ -169,13 +180,16 @@ def usage_command(org: str, since: str | None, until: str | None, fmt: str | Non
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
 )
-def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
-    """An organization's monthly statement: balances, top-ups, charges, voucher payments, daily lines."""
+@LANG
+def statement_command(org: str, month: str, fmt: str, out: Path | None, lang: Lang) -> None:
+    """An organization's monthly statement: balances, top-ups, charges, voucher payments, daily lines.
+    The month and its days are those of DIZUO_TIMEZONE."""
     from dizuo.billing.reports import render, statement
 
+    zone = platform_zone()
     with reported(), database() as db:
-        summary, lines = statement(db, org, month)
-    _emit(render(fmt, lines, summary, title=month), out)
+        summary, lines = statement(db, org, month, zone)
+    _emit(render(fmt, lines, summary, title=month, lang=lang, zone=zone), out)
 
 
 @click.command("voucher-report")
@@ -185,11 +199,13 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None) -> None:
 @click.option(
     "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
 )
-def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None) -> None:
+@LANG
+def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, lang: Lang) -> None:
     """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
     from dizuo.billing.reports import render, voucher_report
     from dizuo.billing.service import issuers
 
+    zone = platform_zone()
     with reported(), database() as db:
         known = issuers(db)
         if issuer not in known:
@@ -197,8 +213,8 @@ def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None) 
                 f"没有发放方 {issuer!r}（发过券的发放方：{'、'.join(known) or '无'}） / no issuer {issuer!r} "
                 f"(issuers that granted vouchers: {', '.join(known) or 'none'})"
             )
-        rows = voucher_report(db, issuer, month)
-    _emit(render(fmt, rows, title=month), out)
+        rows = voucher_report(db, issuer, month, zone)
+    _emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
 
 
 def register(group: click.Group) -> None:

@@ -1,4 +1,5 @@
-"""Files the console hands out: CSV (UTF-8 with BOM, for Excel) and XLSX, named in Chinese."""
+"""Files the console hands out: CSV (UTF-8 with BOM, for Excel) and XLSX, named in Chinese, with
+headers in the reader's language and times in the platform's time zone."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from typing import Any, Literal
 from fastapi.responses import Response
 
 from dizuo.billing import reports as billing_reports
+from dizuo.console.i18n import Words
 
 __all__ = ["download"]
 
 
-def download(rows: list[dict[str, Any]], fmt: Literal["csv", "xlsx"], name: str) -> Response:
+def download(rows: list[dict[str, Any]], fmt: Literal["csv", "xlsx"], name: str, words: Words) -> Response:
     """Return *rows* as an attachment named *name*."""
-    return Response(billing_reports.render(fmt, rows), headers=billing_reports.attachment(name, fmt))
+    data = billing_reports.render(fmt, rows, title=name, lang=words.lang, zone=words.zone)
+    return Response(data, headers=billing_reports.attachment(name, fmt))

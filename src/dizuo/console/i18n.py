@@ -7,7 +7,7 @@ errors raised by the services come from :mod:`dizuo.errors` in the same language
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -422,6 +422,11 @@ class Words:
     def pick(self, text: str | None) -> str:
         """One side of a service's ``中文 / English`` text, in this page's language."""
         return bilingual(text or "", self.lang)
+
+    @staticmethod
+    def cny(amount: str) -> str:
+        """An exact CNY amount (``"33.104500"``) as people read money: ``33.10``, thousands grouped."""
+        return f"{Decimal(amount).quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f}"
 
     @staticmethod
     def percent(share: str) -> str:

@@ -140,7 +140,7 @@ def routes(console: Console) -> APIRouter:
             issuers=known,
             month=month,
             vouchers=issuer_vouchers(db, issuer) if issuer else [],
-            report=billing_reports.voucher_report(db, issuer, month) if issuer else [],
+            report=billing_reports.voucher_report(db, issuer, month, console.zone) if issuer else [],
             may_issue=allowed(actor, "issue vouchers", issuer=issuer),
             may_revoke_voucher=allowed(actor, "revoke vouchers", issuer=issuer),
             fixed_issuer=actor.issuer,
@@ -157,18 +157,18 @@ def routes(console: Console) -> APIRouter:
         done: str | None = None,
     ) -> Response:
         if month is not None:
-            billing_reports.month_bounds(month)  # a bad month is a clear 400, not an empty page
+            billing_reports.month_bounds(month, console.zone)  # a bad month is a clear 400, not an empty page
         return issuer_page(request, signed, issuer, month=month, done=done)
 
     @router.get(f"{PREFIX}/issuer/report.{{fmt}}")
     def issuer_report(
-        signed: Signed, fmt: Literal["csv", "xlsx"], month: str, issuer: str | None = None
+        request: Request, signed: Signed, fmt: Literal["csv", "xlsx"], month: str, issuer: str | None = None
     ) -> Response:
         actor = signed.actor
         name = acting_issuer(actor, issuer)
         authorize(actor, "read voucher reports", issuer=name)
-        rows = billing_reports.voucher_report(db, name or "", month)
-        return download(rows, fmt, f"算力券报告-{name}-{month}")
+        rows = billing_reports.voucher_report(db, name or "", month, console.zone)
+        return download(rows, fmt, f"算力券报告-{name}-{month}", console.words(request))
 
     @router.post(f"{PREFIX}/vouchers")
     def new_voucher(request: Request, signed: Posted, form: Annotated[VoucherForm, Form()]) -> Response:

@@ -73,6 +73,7 @@ def routes(console: Console) -> APIRouter:
 
     @router.get(f"{PREFIX}/orgs/{{org}}/usage.{{fmt}}")
     def export(
+        request: Request,
         signed: Signed,
         org: str,
         fmt: Literal["csv", "xlsx"],
@@ -82,6 +83,8 @@ def routes(console: Console) -> APIRouter:
     ) -> Response:
         found = get_org(db, org)
         authorize(signed.actor, "read usage", org_id=found.id)
-        return download(rows(found.name, since, until, model), fmt, f"用量-{found.name}")
+        return download(
+            rows(found.name, since, until, model), fmt, f"用量-{found.name}", console.words(request)
+        )
 
     return router

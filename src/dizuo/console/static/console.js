@@ -13,20 +13,23 @@
   }
 
   function series(name, data, extra) {
-    return Object.assign({ name: name, type: "line", smooth: true, showSymbol: false, data: data }, extra || {});
+    // Straight lines between the points measured: a smoothed curve invents values between buckets.
+    return Object.assign({ name: name, type: "line", showSymbol: false, data: data }, extra || {});
   }
 
   var CHARTS = {
+    // Counts and sums per bucket are bars; the part (errors, voucher payments) drawn over the whole.
     calls: function (d) {
-      return [series(d.names.calls, d.series.calls, { areaStyle: { opacity: 0.15 } }),
-              series(d.names.errors, d.series.errors, { color: "#c0262d" })];
+      return [series(d.names.calls, d.series.calls, { type: "bar" }),
+              series(d.names.errors, d.series.errors, { type: "bar", barGap: "-100%", color: "#c0262d" })];
     },
     tokens: function (d) {
       return [series(d.names.prompt, d.series.prompt_tokens, { type: "bar", stack: "t" }),
               series(d.names.completion, d.series.completion_tokens, { type: "bar", stack: "t" })];
     },
     spend: function (d) {
-      return [series(d.names.spend, d.series.spend), series(d.names.voucher, d.series.voucher)];
+      return [series(d.names.spend, d.series.spend, { type: "bar" }),
+              series(d.names.voucher, d.series.voucher, { type: "bar", barGap: "-100%" })];
     },
     latency: function (d) {
       // Sparse by nature (no calls, no latency): show the points, or a lone hour would be invisible.

@@ -1,0 +1,210 @@
+"""The CSV and XLSX files people open in Excel: usage exports, statements, voucher reports.
+
+Rows arrive as the JSON exports have them (amounts as exact CNY strings, times in ISO 8601 UTC); the
+files are written for accountants: headers in the reader's language, times in the platform's time
+zone, and in XLSX amounts as numbers with a CNY format to two decimals (the cell keeps the exact
+value, so ``SUM`` adds what was charged), columns sized to their contents and the header row frozen.
+CSV is UTF-8 with a byte-order mark, so that Excel opens Chinese text correctly.
+
+Nothing a tenant names becomes a live formula: text that a spreadsheet would run is made inert with
+a leading ``'`` (OWASP's advice on CSV injection), and XLSX text is stored as text.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+__all__ = ["COLUMNS", "Column", "Lang", "neutralise", "to_csv", "to_xlsx"]
+
+Lang = Literal["zh", "en"]
+Kind = Literal["text", "int", "money", "time"]
+CNY_FORMAT = '"¥"#,##0.00'
+TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+MAX_WIDTH = 60
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of an export: its header in each language, and what its values are."""
+
+    zh: str
+    en: str
+    kind: Kind = "text"
+
+    def label(self, lang: Lang, zone: ZoneInfo) -> str:
+        text = self.zh if lang == "zh" else self.en
+        if self.kind == "time":  # the zone is named where the times are
+            text += f"（{zone.key}）" if lang == "zh" else f" ({zone.key})"
+        return text
+
+
+COLUMNS: dict[str, Column] = {
+    # usage records
+    "request_id": Column("请求 ID", "Request ID"),
+    "created_at": Column("时间", "Time", "time"),
+    "model": Column("模型", "Model"),
+    "deployment": Column("部署", "Deployment"),
+    "provider": Column("服务商", "Provider"),
+    "region": Column("区域", "Region"),
+    "endpoint": Column("接口", "Endpoint"),
+    "prompt_tokens": Column("输入 Token", "Prompt tokens", "int"),
+    "completion_tokens": Column("输出 Token", "Completion tokens", "int"),
+    "cost": Column("费用（元）", "Cost (CNY)", "money"),
+    "voucher_part": Column("算力券支付（元）", "Paid by vouchers (CNY)", "money"),
+    "own_part": Column("企业自付（元）", "Paid by the organization (CNY)", "money"),
+    "uncollected": Column("未收回（元）", "Uncollected (CNY)", "money"),
+    "latency_ms": Column("延迟（毫秒）", "Latency (ms)", "int"),
+    "data_class": Column("数据分级", "Data class"),
+    "stream": Column("流式", "Streamed"),
+    "status": Column("状态", "Status"),
+    "key_id": Column("API 密钥 ID", "API key ID"),
+    "attempts": Column("尝试的部署", "Deployments tried"),
+    # statements and voucher reports
+    "date": Column("日期", "Date"),
+    "calls": Column("调用次数", "Calls", "int"),
+    "organization": Column("组织", "Organization"),
+    "uscc": Column("统一社会信用代码", "Unified social credit code"),
+    "month": Column("月份", "Month"),
+    "opening_balance": Column("期初余额（元）", "Opening balance (CNY)", "money"),
+    "topups": Column("充值（元）", "Top-ups (CNY)", "money"),
+    "own_charges": Column("企业自付费用（元）", "Charges paid by the organization (CNY)", "money"),
+    "closing_balance": Column("期末余额（元）", "Closing balance (CNY)", "money"),
+    "voucher_paid": Column("算力券支付（元）", "Paid by vouchers (CNY)", "money"),
+    "issuer": Column("发放方", "Issuer"),
+    "program": Column("算力券项目", "Voucher program"),
+}
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def neutralise(value: Any) -> Any:
+    """*value*, with text that a spreadsheet would run as a formula made inert by a leading ``'``;
+    numbers and other values unchanged."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _column(key: str) -> Column:
+    return COLUMNS.get(key) or Column(key, key)
+
+
+def _local(value: str, zone: ZoneInfo) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool) -> Any:
+    """A value as a spreadsheet should hold it (*sheet*) or as a CSV writes it."""
+    if value is None or value == "":
+        return ""
+    if kind == "money" and isinstance(value, str) and _NUMBER.fullmatch(value):
+        return Decimal(value) if sheet else value
+    if kind == "time" and isinstance(value, str):
+        local = _local(value, zone)
+        return local if sheet else local.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, bool):
+        return ("是" if value else "否") if not sheet else value
+    return neutralise(value)
+
+
+def to_csv(
+    rows: list[dict[str, Any]],
+    header: dict[str, Any] | None = None,
+    *,
+    lang: Lang = "zh",
+    zone: ZoneInfo,
+) -> bytes:
+    """Rows as CSV in UTF-8 with a BOM, *header* lines (a statement's summary) first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if header:
+        for key, value in header.items():
+            column = _column(key)
+            writer.writerow(
+                [neutralise(column.label(lang, zone)), _cell(value, column.kind, zone, sheet=False)]
+            )
+        writer.writerow([])
+    if rows:
+        keys = list(rows[0])
+        writer.writerow([neutralise(_column(key).label(lang, zone)) for key in keys])
+        for row in rows:
+            writer.writerow([_cell(row[key], _column(key).kind, zone, sheet=False) for key in keys])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def _width(value: Any, kind: Kind) -> int:
+    """Characters a cell needs on screen: East Asian wide characters take two."""
+    if kind == "money":
+        return len(f"¥{Decimal(value):,.2f}") if isinstance(value, Decimal) else len(str(value))
+    if kind == "time":
+        return 19
+    text = str(value)
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def to_xlsx(
+    rows: list[dict[str, Any]],
+    header: dict[str, Any] | None = None,
+    *,
+    title: str = "dizuo",
+    lang: Lang = "zh",
+    zone: ZoneInfo,
+) -> bytes:
+    """Rows as an XLSX workbook: *header* lines first, then the table under a frozen header row."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = re.sub(r"[\\/?*\[\]:]", "-", title)[:31] or "dizuo"  # characters Excel refuses
+    widths: dict[int, int] = {}
+    bold = Font(bold=True)
+    line = 0
+
+    def put(values: list[tuple[Any, Kind]], *, heading: bool = False) -> None:
+        nonlocal line
+        line += 1
+        for index, (value, kind) in enumerate(values, start=1):
+            cell = sheet.cell(row=line, column=index, value=_cell(value, kind, zone, sheet=True))
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # openpyxl would store "=…" as a formula
+            elif kind == "money":
+                cell.number_format = CNY_FORMAT
+            elif kind == "time":
+                cell.number_format = TIME_FORMAT
+            if heading:
+                cell.font = bold
+            if cell.value not in (None, ""):
+                widths[index] = max(widths.get(index, 0), _width(cell.value, kind))
+
+    if header:
+        for key, value in header.items():
+            column = _column(key)
+            put([(column.label(lang, zone), "text"), (value, column.kind)])
+        line += 1  # a blank line between the summary and the table
+    if rows:
+        keys = list(rows[0])
+        put([(_column(key).label(lang, zone), "text") for key in keys], heading=True)
+        sheet.freeze_panes = sheet.cell(row=line + 1, column=1)
+        for row in rows:
+            put([(row[key], _column(key).kind) for key in keys])
+    for index, width in widths.items():
+        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = min(
+            width + 2, MAX_WIDTH
+        )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
