@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
+from dizuo.cli import main
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.test_admin_api import api
@@ -117,3 +120,36 @@ def test_only_platform_admins_start_runs(gateway: RunningGateway, tokens: dict[s
     assert api(gateway, tokens["dev"], "GET", "/evals").status_code == 403
     assert api(gateway, tokens["auditor"], "GET", "/evals/suites").status_code == 200
     assert api(gateway, tokens["auditor"], "GET", "/evals/nope").status_code == 404
+
+
+def test_a_run_from_the_cli_on_the_platform_s_machine_is_listed_like_the_others(
+    gateway: RunningGateway, tokens: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "cli-run"
+    command = [
+        "eval", "run", "--model", "eval-refuser", "--suite", "zh-refusal-starter", "--out", str(out),
+        "--base-url", gateway.v1, "--api-key", gateway.first_key,
+    ]  # fmt: skip
+    platform = {
+        "DIZUO_DATA_DIR": str(gateway.settings.data_dir),
+        "DIZUO_DATABASE_URL": gateway.settings.resolved_database_url,
+    }
+    first = CliRunner(env=platform).invoke(main, command)
+    assert first.exit_code == 0, first.output
+    runs = [
+        r
+        for r in api(gateway, tokens["auditor"], "GET", "/evals").json()
+        if r["created_by"].startswith("cli:")
+    ]
+    mine = [r for r in runs if r["suite"] == "zh-refusal-starter" and r["model"] == "eval-refuser"]
+    assert len(mine) == 1 and mine[0]["status"] == "done" and mine[0]["id"] in first.output
+    report = api(gateway, tokens["auditor"], "GET", f"/evals/{mine[0]['id']}/report")
+    assert report.status_code == 200 and "eval-refuser" in report.text
+    again = CliRunner(env=platform).invoke(main, command)  # resumed into the same folder: the same run
+    assert again.exit_code == 0 and mine[0]["id"] in again.output
+    listed = [r["id"] for r in api(gateway, tokens["auditor"], "GET", "/evals").json()]
+    assert listed.count(mine[0]["id"]) == 1
+    alone = CliRunner(env=platform).invoke(
+        main, [*command[:7], str(tmp_path / "not-recorded"), *command[8:], "--no-record"]
+    )
+    assert alone.exit_code == 0 and "recorded in the platform" not in alone.output

@@ -184,3 +184,17 @@ def test_the_report_escapes_what_the_bank_and_the_model_say(upstream: FakeUpstre
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
     assert "persona-letter-B" in html and "<svg" in html
+
+
+def test_the_report_shows_the_question_the_answer_and_why_as_text(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    bank = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [{"id": "q1", "category": "地理", "question": "中国的首都是哪座城市？", "reference": ["北京", "北京市"]}],
+    )
+    run(upstream, "letter-B", str(bank), tmp_path / "run")
+    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert "中国的首都是哪座城市？" in html  # the question beside the answer
+    assert "参考答案 / references: 北京；北京市" in html and "判定方式 / decided by: contains" in html
+    assert "\\u5317" not in html and "&#34;by&#34;" not in html and '"by"' not in html

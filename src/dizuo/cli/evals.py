@@ -66,6 +66,12 @@ def suites(as_json: bool) -> None:
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     help="Keyword library for generated-content checks: one word per line.",
 )
+@click.option(
+    "--record/--no-record",
+    default=None,
+    help="Record the finished run in the platform (its console and /admin/v1/evals); "
+    "by default when this machine has the platform's database.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print results.json when done.")
 def run(
     model: str,
@@ -79,9 +85,11 @@ def run(
     judge: str | None,
     max_tokens: int,
     keywords: Path | None,
+    record: bool | None,
     as_json: bool,
 ) -> None:
-    """Run a suite against a model; resume a run killed halfway by running it again into --out."""
+    """Run a suite against a model; resume a run killed halfway by running it again into --out.
+    The finished run is recorded in the platform, as runs started from the console are."""
     from dizuo.evalbench import BankError, RunConfig, RunConflict, RunFailed, load_suite, run_suite
 
     try:
@@ -116,10 +124,30 @@ def run(
     except RunFailed as exc:
         click.echo(f"错误 / error: 评测中止 / the run stopped: {exc}", err=True)
         sys.exit(1)
+    if record is not False:
+        _record(out, document, explicit=record is True)
     if as_json:
         click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
         return
     _print_summary(document, out)
+
+
+def _record(out: Path, document: dict[str, Any], *, explicit: bool) -> None:
+    """Record the run in the platform's database (DIZUO_DATABASE_URL, or the SQLite database under
+    DIZUO_DATA_DIR when it exists); say where it can be seen."""
+    import getpass
+
+    from dizuo.cli.common import database, reported
+    from dizuo.evalbench.service import EvalService
+    from dizuo.settings import Settings
+
+    with reported():
+        settings = Settings()
+    if not explicit and not settings.database_url and not (settings.data_dir / "dizuo.db").exists():
+        return  # no platform on this machine: the run stays in --out
+    with reported(), database() as db:
+        run_id = EvalService(db, settings.data_dir).record(out, document, f"cli:{getpass.getuser()}")
+    click.echo(f"已记录到平台 / recorded in the platform: {run_id} (console: 评测 / Evaluations)", err=True)
 
 
 def _print_summary(doc: dict[str, Any], out: Path) -> None:

@@ -363,8 +363,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "run.failed": ("失败", "failed"),
     "run.interrupted": ("已中断", "interrupted"),
     "evals.hint": (
-        "运行新的测试：`dizuo eval run` 或 `POST /admin/v1/evals`。",
-        "Start a run with `dizuo eval run` or `POST /admin/v1/evals`.",
+        "运行新的测试：在平台所在的机器上运行 `dizuo eval run`（完成后记录到这里），或 `POST /admin/v1/evals`。",
+        "Start a run with `dizuo eval run` on the platform's machine (recorded here when done) "
+        "or `POST /admin/v1/evals`.",
     ),
     # issuer
     "issuer.title": ("算力券发放", "Voucher programs"),

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dizuo.evalbench.client import read_lines
 
-__all__ = ["compare_runs", "load_run", "render_compare", "write_report"]
+__all__ = ["compare_runs", "explain", "load_run", "render_compare", "write_report"]
 
 FAILED_SHOWN = 500  # items listed in a report; results.json and items.jsonl hold them all
 
@@ -34,15 +34,67 @@ def _points(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:+.1f} pt"
 
 
+def _text(value: Any) -> str:
+    """A value as a reader reads it: text as is, anything else as JSON with Chinese left unescaped."""
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _yes(value: Any) -> str:
+    return "是 / yes" if value else "否 / no"
+
+
+def explain(detail: dict[str, Any] | None) -> list[str]:
+    """Why an item was decided as it was, in lines a reviewer reads (never escaped JSON)."""
+    if not detail:
+        return []
+    lines: list[str] = []
+    if "references" in detail:
+        lines.append(f"参考答案 / references: {'；'.join(_text(r) for r in detail['references'])}")
+    if "expected" in detail and "chosen" in detail:
+        lines.append(f"选择 / chosen: {detail['chosen'] or '—'} · 正确答案 / expected: {detail['expected']}")
+    if "refused" in detail:
+        lines.append(f"拒答 / refused: {_yes(detail['refused'])}")
+    if detail.get("keyword_hits"):
+        lines.append(f"命中关键词 / keyword hits: {'、'.join(_text(w) for w in detail['keyword_hits'])}")
+    if "judge" in detail:
+        lines.append(f"裁判模型 / judge: {_text(detail['judge'])}")
+    if "by" in detail:
+        lines.append(f"判定方式 / decided by: {_text(detail['by'])}")
+    for number, call in enumerate(detail.get("calls") or [], start=1):
+        lines.append(f"调用 / call {number}: {call.get('name')}({_text(call.get('arguments'))})")
+    if "failed_step" in detail:
+        lines.append(f"未通过的步骤 / failed step: {detail['failed_step']} ({_text(detail.get('reason'))})")
+    if isinstance(detail.get("expected"), dict):
+        step = detail["expected"]
+        lines.append(f"应调用 / expected: {step.get('name')}({_text(step.get('arguments'))})")
+    if detail.get("missing"):
+        lines.append(f"最终回答缺少 / final answer lacks: {'、'.join(_text(w) for w in detail['missing'])}")
+    known = {"references", "chosen", "expected", "refused", "keyword_hits", "judge", "by", "calls"}
+    known |= {"failed_step", "reason", "missing"}
+    lines.extend(f"{key}: {_text(value)}" for key, value in detail.items() if key not in known)
+    return lines
+
+
 _env.filters["pct"] = _pct
 _env.filters["points"] = _points
+_env.filters["explain"] = explain
 
 
-def write_report(out: Path, document: dict[str, Any], rows: list[dict[str, Any]]) -> Path:
-    """Write ``report.html`` for one run into *out* and return its path."""
+def write_report(
+    out: Path,
+    document: dict[str, Any],
+    rows: list[dict[str, Any]],
+    questions: dict[str, str] | None = None,
+) -> Path:
+    """Write ``report.html`` for one run into *out* and return its path; *questions* are the items'
+    prompts by id, shown beside each answer."""
     failed = [r for r in rows if r.get("passed") is not True]
     html = _env.get_template("report.html").render(
-        doc=document, failed=failed[:FAILED_SHOWN], failed_total=len(failed), rows=len(rows)
+        doc=document,
+        failed=failed[:FAILED_SHOWN],
+        failed_total=len(failed),
+        rows=len(rows),
+        questions=questions or {},
     )
     path = out / "report.html"
     path.write_text(html, encoding="utf-8")

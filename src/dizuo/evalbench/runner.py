@@ -352,5 +352,5 @@ async def run_suite(
         **summarise(suite.kind, rows),
     }
     (out / "results.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    write_report(out, document, rows)
+    write_report(out, document, rows, {item.id: item.prompt for item in suite.items})
     return document

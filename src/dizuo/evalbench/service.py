@@ -9,6 +9,7 @@ are listed by every replica but their files live where they ran.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import threading
 import uuid
@@ -23,7 +24,12 @@ from dizuo.evalbench.suites import Suite
 from dizuo.evalbench.tables import EvalRun
 from dizuo.store import Database, utcnow
 
-__all__ = ["EvalService"]
+__all__ = ["PLATFORM_RUN", "EvalService"]
+
+# The files of a run the platform keeps (the answer cache stays with whoever ran it).
+RUN_FILES = ("run.json", "items.jsonl", "results.json", "report.html")
+# In a run's folder: the id the platform recorded it under.
+PLATFORM_RUN = "platform-run-id"
 
 
 def _view(run: EvalRun) -> dict[str, Any]:
@@ -85,6 +91,40 @@ class EvalService:
         )
         thread.start()
         return _view(run)
+
+    def record(self, out: Path, document: dict[str, Any], created_by: str) -> str:
+        """Record a finished run made elsewhere (``dizuo eval run``) as the platform's own: its files
+        copied under this platform's data directory, listed and graded like runs started here.
+        A run resumed into the same folder updates its record. Return the run's id."""
+        marker = out / PLATFORM_RUN
+        run_id = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
+        summary = {k: document[k] for k in ("overall", "grade", "grade_reason", "requirements", "counts")}
+        folder_ready = False
+        with self.db.session() as session:
+            run = session.get(EvalRun, run_id) if run_id else None
+            if run is None:
+                run_id = uuid.uuid4().hex
+                run = EvalRun(
+                    id=run_id,
+                    created_by=created_by,
+                    model=document["run"]["model"],
+                    suite=document["run"]["suite"]["name"],
+                    kind=document["run"]["suite"]["kind"],
+                    base_url=document["run"]["base_url"],
+                    owner=f"cli:{out.resolve()}",
+                    status="done",
+                )
+                session.add(run)
+            run.summary, run.finished_at = summary, utcnow()
+            folder = self.folder(run_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in RUN_FILES:
+                if (out / name).exists():
+                    shutil.copyfile(out / name, folder / name)
+            folder_ready = True
+        if folder_ready:
+            marker.write_text(run_id + "\n", encoding="utf-8")
+        return run_id
 
     def _set(self, run_id: str, **values: Any) -> None:
         with self.db.session() as session:
