@@ -191,7 +191,14 @@ def test_the_report_shows_the_question_the_answer_and_why_as_text(
 ) -> None:
     bank = write_jsonl(
         tmp_path / "qa.jsonl",
-        [{"id": "q1", "category": "地理", "question": "中国的首都是哪座城市？", "reference": ["北京", "北京市"]}],
+        [
+            {
+                "id": "q1",
+                "category": "地理",
+                "question": "中国的首都是哪座城市？",
+                "reference": ["北京", "北京市"],
+            }
+        ],
     )
     run(upstream, "letter-B", str(bank), tmp_path / "run")
     html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")

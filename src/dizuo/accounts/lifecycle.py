@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.events import record
+from dizuo.accounts.keys import hash_key
 from dizuo.accounts.members import (
     ORG_ROLES,
     Actor,
@@ -89,10 +90,15 @@ def list_tokens(db: Database, username: str, by: Actor | None = None) -> list[di
 
 
 def revoke_token(db: Database, token_id: str, by: Actor | None = None) -> dict[str, Any]:
-    """Revoke an admin token by its id or its prefix (``dzt-xxxxxx``); revoking twice is a no-op."""
+    """Revoke an admin token by its id, its prefix (``dzt-xxxxxx``) or the whole token as it was
+    printed; revoking twice is a no-op."""
     with db.session() as session:
         found = session.scalars(
-            select(AdminToken).where((AdminToken.id == token_id) | (AdminToken.prefix == token_id))
+            select(AdminToken).where(
+                (AdminToken.id == token_id)
+                | (AdminToken.prefix == token_id)
+                | (AdminToken.token_hash == hash_key(token_id))
+            )
         ).all()
         if len(found) != 1:
             reason = (

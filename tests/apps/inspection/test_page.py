@@ -35,6 +35,20 @@ def test_the_audit_page_reads_right_in_chinese_and_english(browser: Any, tmp_pat
         rows = page.locator("table").nth(1).locator("tr")
         assert rows.count() == len(doc["findings"]) + 1
         assert page.get_by_text("11.9935", exact=False).first.is_visible()
+        # Every column header reads on one line (条款 and 件号 once wrapped a character per line).
+        lines = (
+            page.locator("table")
+            .nth(1)
+            .locator("th")
+            .evaluate_all(
+                """cells => cells.map(cell => {
+                const range = document.createRange();
+                range.selectNodeContents(cell);
+                return new Set([...range.getClientRects()].map(box => Math.round(box.top))).size;
+            })"""
+            )
+        )
+        assert set(lines) == {1}, lines
         # The page fits the screen's width: nothing to scroll sideways.
         assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         # A case reference leads to the case with its root cause.
