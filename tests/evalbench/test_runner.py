@@ -4,6 +4,7 @@ are exactly what the behaviour implies."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,7 @@ def test_the_report_shows_the_question_the_answer_and_why_as_text(
     assert "中国的首都是哪座城市？" in html  # the question beside the answer
     assert "参考答案 / references: 北京；北京市" in html and "判定方式 / decided by: contains" in html
     assert "\\u5317" not in html and "&#34;by&#34;" not in html and '"by"' not in html
+    # 0.0% with its interval reaching right: the figure stands after the whisker, not across it.
+    whisker = re.search(r'<line x1="[\d.]+" x2="([\d.]+)" y1', html)
+    figure = re.search(r'<text class="value" x="([\d.]+)"', html)
+    assert whisker and figure and float(figure[1]) > float(whisker[1])

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from dizuo.store import Base, utc, utcnow
+from dizuo.store import Base, iso, utc, utcnow
 
 __all__ = ["AdminToken", "ApiKey", "ConsoleSession", "Member", "Organization"]
 
@@ -72,9 +72,9 @@ class ApiKey(Base):
             "rpm": self.rpm,
             "tpm": self.tpm,
             "concurrency": self.concurrency,
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
-            "created_at": self.created_at.isoformat(),
+            "expires_at": iso(self.expires_at) if self.expires_at else None,
+            "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
+            "created_at": iso(self.created_at),
             "state": self.state(),
         }
 

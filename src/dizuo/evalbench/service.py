@@ -22,7 +22,7 @@ from dizuo.evalbench.grades import catalog_grade
 from dizuo.evalbench.runner import RunConfig, RunConflict, RunFailed, run_suite
 from dizuo.evalbench.suites import Suite
 from dizuo.evalbench.tables import EvalRun
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, iso, utcnow
 
 __all__ = ["PLATFORM_RUN", "EvalService"]
 
@@ -43,8 +43,8 @@ def _view(run: EvalRun) -> dict[str, Any]:
         "status": run.status,
         "error": run.error,
         "created_by": run.created_by,
-        "created_at": run.created_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "created_at": iso(run.created_at),
+        "finished_at": iso(run.finished_at) if run.finished_at else None,
         "overall": summary.get("overall"),
         "grade": summary.get("grade"),
         "requirements": summary.get("requirements", []),
@@ -184,7 +184,7 @@ class EvalService:
                             "kind": r.kind,
                             "grade": (r.summary or {}).get("grade"),
                             "score": ((r.summary or {}).get("overall") or {}).get("rate"),
-                            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                            "finished_at": iso(r.finished_at) if r.finished_at else None,
                         }
                         for r in runs
                     ],

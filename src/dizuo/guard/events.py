@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 
 from dizuo.guard.tables import GuardEvent
-from dizuo.store import Database, utc, utcnow
+from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.batches import BatchWriter
 
 __all__ = ["EventLog", "list_events"]
@@ -69,7 +69,7 @@ def list_events(
         return [
             {
                 "id": event.id,
-                "created_at": event.created_at.isoformat(),
+                "created_at": iso(event.created_at),
                 "org_id": event.org_id,
                 "key_id": event.key_id,
                 "request_id": event.request_id,

@@ -31,7 +31,7 @@ from dizuo.kb.index import Filters, Mode, SearchIndex, terms
 from dizuo.kb.isolation import DocumentReader, in_process
 from dizuo.kb.models import Models
 from dizuo.kb.tables import KbChunk, KbDocument, KnowledgeBase
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, iso, utcnow
 
 __all__ = ["KbConflict", "KbNotFound", "KnowledgeBases", "Passage", "locator"]
 
@@ -179,8 +179,8 @@ class KnowledgeBases:
             "documents": int(documents),
             "chunks": int(chunks),
             "characters": int(characters),
-            "created_at": kb.created_at.isoformat(),
-            "updated_at": kb.updated_at.isoformat(),
+            "created_at": iso(kb.created_at),
+            "updated_at": iso(kb.updated_at),
         }
 
     def describe(self, org_id: str, name: str) -> dict[str, Any]:
@@ -217,7 +217,7 @@ class KnowledgeBases:
             "bytes": row.size,
             "characters": row.characters,
             "chunks": row.chunks,
-            "updated_at": row.updated_at.isoformat(),
+            "updated_at": iso(row.updated_at),
         }
         if status is not None:
             view["status"] = status

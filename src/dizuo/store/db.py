@@ -40,6 +40,12 @@ def utc(moment: dt.datetime) -> dt.datetime:
     return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
+def iso(moment: dt.datetime) -> str:
+    """*moment* as ISO 8601 in UTC, always with its offset (``…+00:00``): what every API and CLI
+    prints, whichever database the moment was read from (SQLite returns naive values)."""
+    return utc(moment).isoformat()
+
+
 def utcnow() -> dt.datetime:
     """Return the current time in UTC, timezone-aware."""
     return dt.datetime.now(dt.UTC)
