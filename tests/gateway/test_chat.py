@@ -20,6 +20,18 @@ def test_plain_completion_is_passed_through(client: openai.OpenAI, upstream: Fak
     # The alias was rewritten to the deployment's upstream model; the upstream's own key was sent.
     assert seen.body["model"] == "echo"
     assert seen.headers["Authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert answer.model == "echo-model"  # the answer names the alias the client sent, as OpenAI's do
+
+
+def test_every_answer_names_the_alias_sent_not_the_upstream_s_model(client: openai.OpenAI) -> None:
+    chunks = list(
+        client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "流式"}], stream=True
+        )
+    )
+    assert chunks and {chunk.model for chunk in chunks} == {"echo-model"}
+    vectors = client.embeddings.create(model="remote-embed", input="底座")
+    assert vectors.model == "remote-embed"
 
 
 def test_openai_parameters_and_vendor_fields_reach_the_upstream(

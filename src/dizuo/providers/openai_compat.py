@@ -2,8 +2,10 @@
 Ollama and llama.cpp's server all speak this protocol; presets differ only in data.
 
 The client's body is forwarded with only the needed rewrites (the model name, and
-``stream_options.include_usage`` so that streams are always metered). Stream events are passed
-on as the upstream sends them; only chunks that mention usage are parsed.
+``stream_options.include_usage`` so that streams are always metered). Answers name the model the
+client asked for (the alias), as OpenAI's do, not the upstream's own name for it. Stream events are
+passed on as the upstream sends them, the model name swapped in their bytes; only chunks that
+mention usage are parsed.
 """
 
 from __future__ import annotations
@@ -144,6 +146,7 @@ class OpenAICompatible(Provider):
         With a *gate*, the request is built and started at once, but its body is sent only when the
         gate is done: the upstream never has a complete request of a call refused meanwhile (it sees
         the connection close), and building the request is hidden in the gate's wait."""
+        renamed = _Renamed.of(body.get("model"), self.endpoint.upstream_model)
         whole = self._prepare(body, stream)
         data: bytes | AsyncIterator[bytes] = whole
         url = f"{self.endpoint.base_url}/chat/completions"
@@ -163,16 +166,18 @@ class OpenAICompatible(Provider):
             if not stream:
                 with map_upstream_errors(name, read_timeout):
                     raw = await response.read()
-                yield _answer(name, raw, "choices")
+                yield _answer(name, raw, "choices", renamed)
                 return
-            async for reply in self._events(response):
+            async for reply in self._events(response, renamed):
                 yield reply
         finally:
             # Closing (not releasing) on early exit cancels the upstream generation.
             if not response.closed:
                 response.close()
 
-    async def _events(self, response: aiohttp.ClientResponse) -> AsyncGenerator[Reply, None]:
+    async def _events(
+        self, response: aiohttp.ClientResponse, renamed: _Renamed | None
+    ) -> AsyncGenerator[Reply, None]:
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
         started = False
         content = response.content
@@ -204,6 +209,8 @@ class OpenAICompatible(Provider):
                 message = str(error.get("message", error))[:MAX_UPSTREAM_MESSAGE]
                 raise failed(name, 200, message, retryable=not started)
             started = True
+            if renamed is not None:
+                payload = renamed.swap(payload)
             if b'"usage"' in payload:
                 yield _usage_chunk(payload)
             else:
@@ -223,6 +230,7 @@ class OpenAICompatible(Provider):
 
     async def embed(self, body: dict[str, Any]) -> Reply:
         """POST the embeddings request upstream and return its body."""
+        renamed = _Renamed.of(body.get("model"), self.endpoint.upstream_model)
         body["model"] = self.endpoint.upstream_model
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
         url = f"{self.endpoint.base_url}/embeddings"
@@ -233,10 +241,36 @@ class OpenAICompatible(Provider):
                 raw = await response.read()
         if response.status >= 400:
             raise error_from_status(name, response.status, raw)
-        return _answer(name, raw, "data")
+        return _answer(name, raw, "data", renamed)
 
 
-def _answer(deployment: str, raw: bytes, field: str) -> Reply:
+class _Renamed:
+    """The model name of an answer put back to the alias the client sent."""
+
+    __slots__ = ("alias", "needles", "upstream")
+
+    def __init__(self, alias: str, upstream: str) -> None:
+        self.alias, self.upstream = alias, upstream
+        name = orjson.dumps(upstream)
+        # The two spellings upstreams use: compact (most servers) and with a space (Python's json).
+        self.needles = (
+            (b'"model":' + name, b'"model":' + orjson.dumps(alias)),
+            (b'"model": ' + name, b'"model": ' + orjson.dumps(alias)),
+        )
+
+    @classmethod
+    def of(cls, alias: Any, upstream: str) -> _Renamed | None:
+        return cls(alias, upstream) if isinstance(alias, str) and alias != upstream else None
+
+    def swap(self, payload: bytes) -> bytes:
+        """A stream event with the alias for the upstream's model name (one C-speed scan)."""
+        for needle, replacement in self.needles:
+            if needle in payload:
+                return payload.replace(needle, replacement, 1)
+        return payload
+
+
+def _answer(deployment: str, raw: bytes, field: str, renamed: _Renamed | None = None) -> Reply:
     """A whole 200 body as an answer: a JSON object with its *field* list (``choices``, ``data``).
     Anything else is the upstream failing (retryable: nothing reached the client): some vendors'
     gateways send errors with HTTP 200, and a proxy in front of a model server may send its own
@@ -247,6 +281,9 @@ def _answer(deployment: str, raw: bytes, field: str) -> Reply:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get(field), list):
         raise failed(deployment, 200, _upstream_message(raw))
+    if renamed is not None and data.get("model") != renamed.alias:
+        data["model"] = renamed.alias
+        raw = orjson.dumps(data)
     return Reply(raw, parse_usage(data))
 
 
