@@ -30,7 +30,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> tuple[KnowledgeBases, st
 
     async def add_all() -> None:
         for path in sorted(CORPUS.iterdir()):
-            if path.suffix != ".jsonl":
+            if path.is_file() and path.suffix != ".jsonl":
                 await kbs.add(org, "语料", path.name, path.read_bytes(), encoder)
 
     asyncio.run(add_all())

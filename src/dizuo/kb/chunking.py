@@ -23,8 +23,9 @@ __all__ = ["Chunk", "chunk_blocks", "clause_of"]
 MAX_CHARS = 400
 _SENTENCE = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
 _COMMA = re.compile(r"[，,、：:]")
-# "4.2.1 柱塞…", "6.3 检验报告…", "第五条 …" at the start of a heading or paragraph.
-_CLAUSE = re.compile(r"^\s*(?:(\d+(?:\.\d+)*)(?=[\s　、．.]|[^\d.])|第([一二三四五六七八九十百零〇\d]+)条)")
+# "4.2.1 柱塞…", "6.3 检验报告…", "第五条 …" (or 第五條 in traditional script) at the start of a
+# heading or paragraph.
+_CLAUSE = re.compile(r"^\s*(?:(\d+(?:\.\d+)*)(?=[\s　、．.]|[^\d.])|第([一二三四五六七八九十百零〇\d]+)([条條]))")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def clause_of(text: str, heading: bool = False) -> str | None:
     if found.group(1):
         number = found.group(1)
         return number if "." in number or (heading and len(number) <= 2) else None
-    return f"第{found.group(2)}条"
+    return f"第{found.group(2)}{found.group(3)}"  # as the document writes it, cited as such
 
 
 def sentences(text: str) -> list[str]:

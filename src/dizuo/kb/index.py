@@ -1,5 +1,6 @@
 """Hybrid retrieval over one knowledge base: BM25 on jieba terms, cosine on vectors, fused by rank.
 
+- **One script.** Text in traditional script is indexed and searched as simplified (``kb.script``).
 - **Terms.** Chinese runs are cut by jieba's search mode (words and their shorter parts, so
   "配合间隙" also matches "间隙"); Latin and number runs stay whole and lower-cased ("0.0015",
   "hj-p12") and also give the parts between dashes and slashes ("hj", "p12"). A few function words are dropped.
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+
+from dizuo.kb.script import simplified
 
 __all__ = ["Filters", "Hit", "SearchIndex", "terms"]
 
@@ -100,12 +103,12 @@ def warm() -> None:
 
 
 def terms(text: str) -> list[str]:
-    """The search terms of *text*, in order."""
+    """The search terms of *text*, in order; text in traditional script gives simplified terms."""
     warm()
     import jieba
 
     out: list[str] = []
-    for run in _RUNS.findall(text):
+    for run in _RUNS.findall(simplified(text)):
         if run[0].isascii():
             word = run.lower()
             out.append(word)

@@ -30,6 +30,7 @@ from dizuo.kb.formats import DEFAULT_MAX_BYTES, DocumentError
 from dizuo.kb.index import Filters, Mode, SearchIndex, terms
 from dizuo.kb.isolation import DocumentReader, in_process
 from dizuo.kb.models import Models
+from dizuo.kb.script import simplified
 from dizuo.kb.tables import KbChunk, KbDocument, KnowledgeBase
 from dizuo.store import Database, iso, utcnow
 
@@ -244,7 +245,7 @@ class KnowledgeBases:
         chunks = await asyncio.to_thread(self.prepare, source, data)
         texts = [_index_text(c) for c in chunks]
         term_lists = await asyncio.to_thread(lambda: [" ".join(terms(text)) for text in texts])
-        vectors = await models.embed(model, texts)
+        vectors = await models.embed(model, [simplified(text) for text in texts])
         if vectors.shape[0] != len(chunks):
             raise InvalidRequest(
                 "invalid_param",
@@ -445,7 +446,7 @@ class KnowledgeBases:
         kb, index = await asyncio.to_thread(self.index, org_id, name)
         vector = None
         if mode != "bm25" and len(index):
-            vector = (await models.embed(kb.embedding_model, [question]))[0]
+            vector = (await models.embed(kb.embedding_model, [simplified(question)]))[0]
         hits = await asyncio.to_thread(lambda: index.search(terms(question), vector, k, mode, filters))
         return await asyncio.to_thread(self._passages, index, hits)
 
