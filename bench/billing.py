@@ -3,7 +3,7 @@
 Two dizuo processes on the same nginx upstream, alternated round by round: one with metering off
 (``DIZUO_METERING=false``, a key without limits), one with everything on (hold before forwarding,
 settle and a durable usage record plus ledger entries after, a key with RPM/TPM/concurrency limits).
-Target (issue 3): ≤ 0.3 ms added at p50, one connection.
+Target: ≤ 0.3 ms added at p50, one connection.
 
 Latency is measured in ``--pairs`` pairs of short one-connection runs, one per side, the order swapped
 each pair; the figure is the median of the pairs' differences. This machine (2 shared cores) drifts

@@ -1,4 +1,4 @@
-"""A/B of two code trees on the issue-3 path: metered calls, two replicas each on PostgreSQL + Redis.
+"""A/B of two code trees on the metered path: metered calls, two replicas each on PostgreSQL + Redis.
 
 bench/billing.py compares metering on with metering off, and its figure moves by ±0.05 ms from run to
 run on this machine: too much to judge a change of 0.01–0.03 ms. This runs two checkouts side by side

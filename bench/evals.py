@@ -1,4 +1,4 @@
-"""Evaluation bench benchmark (issue 7): overhead per item, and 1,000 items at concurrency 32.
+"""Evaluation bench benchmark: overhead per item, and 1,000 items at concurrency 32.
 
 A fast upstream (an aiohttp server in its own process, answering ``答案：A`` at once) plays the model.
 Two runs are alternated round by round:

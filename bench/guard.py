@@ -1,4 +1,4 @@
-"""Guard benchmark (issue 5): accuracy per entity type, throughput on clean text, time per 4 KB prompt.
+"""Guard benchmark: accuracy per entity type, throughput on clean text, time per 4 KB prompt.
 
 Accuracy: the project's generated labeled set (``dizuo.guard.synth``, 2,400 lines, a third hard
 negatives); an entity counts when type, start and end all match. Targets: precision and recall

@@ -1,4 +1,4 @@
-"""Journal microbenchmark (issue 3): what one durable usage record costs with one call in flight.
+"""Journal microbenchmark: what one durable usage record costs with one call in flight.
 
 The metering benchmark (``bench/billing.py``) measures the whole gateway; this one takes the journal
 alone, to show where the added time goes. Each call holds, settles and awaits ``Journal.record``

@@ -6,7 +6,7 @@
 2. The whole gateway at one connection: one alias with 1 deployment against one with 100, on the
    same nginx upstream, alternated round by round (p50 difference).
 
-Target (issue 4): routing adds ≤ 50 µs p50 with 100 deployments.
+Target: routing adds ≤ 50 µs p50 with 100 deployments.
 
     .venv/bin/python bench/routing.py [--rounds 3]
 """

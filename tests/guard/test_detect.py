@@ -28,7 +28,7 @@ def test_the_shared_sample_is_found_exactly() -> None:
 
 
 def test_every_type_reaches_the_required_precision_and_recall_on_the_generated_set() -> None:
-    # The bar: precision and recall >= 0.99 per entity type on >= 2,000 labeled lines.
+    # The bar: precision and recall >= 0.99 per entity type on >= 2,000 labeled lines.
     counts: dict[str, Counter[str]] = {}
     lines = list(labeled_lines(2400))
     for line in lines:

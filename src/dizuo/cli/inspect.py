@@ -1,7 +1,7 @@
 """``dizuo inspect``: audit an inspection report against its standard, on this machine.
 
 No server and no model are needed: every judgement is made in code. Options take several files
-each (``--standard 规范.md 附录.docx``), as the issue's contract writes them, so the arguments are
+each (``--standard 规范.md 附录.docx``), as the documented command line writes them, so the arguments are
 read with argparse (click options take one value per flag).
 """
 

@@ -1,4 +1,4 @@
-"""Knowledge bases (issue 6): documents of every common format, Chinese-aware chunks, hybrid
+"""Knowledge bases: documents of every common format, Chinese-aware chunks, hybrid
 retrieval and cited answers (docs/knowledge-bases.md). The service is :mod:`dizuo.kb.service`; the
 HTTP API lives in :mod:`dizuo.gateway.knowledge`."""
 

@@ -25,7 +25,9 @@ _SENTENCE = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』
 _COMMA = re.compile(r"[，,、：:]")
 # "4.2.1 柱塞…", "6.3 检验报告…", "第五条 …" (or 第五條 in traditional script) at the start of a
 # heading or paragraph.
-_CLAUSE = re.compile(r"^\s*(?:(\d+(?:\.\d+)*)(?=[\s　、．.]|[^\d.])|第([一二三四五六七八九十百零〇\d]+)([条條]))")
+_CLAUSE = re.compile(
+    r"^\s*(?:(\d+(?:\.\d+)*)(?=[\s　、．.]|[^\d.])|第([一二三四五六七八九十百零〇\d]+)([条條]))"
+)
 
 
 @dataclass(frozen=True, slots=True)
