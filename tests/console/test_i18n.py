@@ -10,7 +10,7 @@ import pytest
 
 from dizuo.accounts.members import ROLES
 from dizuo.config import DATA_CLASSES
-from dizuo.console.i18n import TEXT
+from dizuo.console.i18n import TEXT, Words
 from dizuo.guard import ENTITY_TYPES
 
 CONSOLE = Path(__file__).resolve().parents[2] / "src" / "dizuo" / "console"
@@ -60,3 +60,17 @@ def test_both_languages_say_the_same_thing(key: str) -> None:
     assert not HAN.search(en), f"{key}: Chinese in the English text"
     fields = {name for _, name, _, _ in string.Formatter().parse(zh) if name}
     assert fields == {name for _, name, _, _ in string.Formatter().parse(en) if name}
+
+
+@pytest.mark.parametrize(
+    ("exact", "shown"),
+    [
+        ("33.104500", "33.10"),
+        ("33.105000", "33.11"),  # half up, as money is rounded
+        ("1234567.000000", "1,234,567.00"),
+        ("0.000085", "< 0.01"),  # spent, if little: never a misleading 0.00
+        ("0.000000", "0.00"),
+    ],
+)
+def test_money_reads_to_the_fen(exact: str, shown: str) -> None:
+    assert Words.cny(exact) == shown

@@ -426,8 +426,13 @@ class Words:
 
     @staticmethod
     def cny(amount: str) -> str:
-        """An exact CNY amount (``"33.104500"``) as people read money: ``33.10``, thousands grouped."""
-        return f"{Decimal(amount).quantize(Decimal('0.01'), ROUND_HALF_UP):,.2f}"
+        """An exact CNY amount (``"33.104500"``) as people read money: ``33.10``, thousands grouped;
+        an amount spent that rounds to nothing reads ``< 0.01``, not a misleading ``0.00``."""
+        exact = Decimal(amount)
+        shown = exact.quantize(Decimal("0.01"), ROUND_HALF_UP)
+        if exact > 0 and shown == 0:
+            return "< 0.01"
+        return f"{shown:,.2f}"
 
     @staticmethod
     def percent(share: str) -> str:
