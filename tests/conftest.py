@@ -24,6 +24,7 @@ from dizuo.gateway import Gateway
 from dizuo.settings import Settings
 from dizuo.store import Database
 from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
+from tests.support.platform import gateway_app  # noqa: F401  (the platform a test describes)
 from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 

@@ -1,10 +1,16 @@
 """Metering through the gateway: one usage record and one balanced ledger transaction per answered call,
-holds that make overspending impossible, and 402 when the wallet cannot pay."""
+holds that make overspending impossible, and 402 when the wallet cannot pay.
+
+Each test builds the platform it describes (``gateway_app``): its deployments and their prices,
+its organizations and their balances. Money is in micro-yuan: ¥1 = 1,000,000; a price is CNY per
+million tokens, so ¥1.5/M is 1.5 µ¥ a token. The fake upstream's echo reports 7 prompt and 3
+completion tokens.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import time
 import uuid
 from decimal import Decimal
 
@@ -12,61 +18,29 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
-from dizuo.accounts import create_key, create_org
 from dizuo.billing import parse_cny
 from dizuo.billing.service import VoucherTerms, issue_voucher, topup
-from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
-from dizuo.store import Database
+from dizuo.billing.tables import LedgerEntry, Voucher
 from tests.billing.race import race
-from tests.conftest import RunningGateway
+from tests.support.platform import GatewayApp, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
-
-@pytest.fixture
-def db(gateway: RunningGateway) -> Database:
-    database = Database(gateway.settings.resolved_database_url)
-    yield database
-    database.dispose()
+ASK = [{"role": "user", "content": "x"}]
 
 
-def new_org(db: Database, amount: str | None) -> tuple[str, str]:
-    name = f"org-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    if amount:
-        topup(db, name, parse_cny(amount))
-    return org.id, create_key(db, name).key
-
-
-def sdk(gateway: RunningGateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=30)
-
-
-def records(db: Database, org_id: str) -> list[UsageRecord]:
-    with db.session() as session:
-        return list(session.scalars(select(UsageRecord).where(UsageRecord.org_id == org_id)))
-
-
-def balance(db: Database, org_id: str) -> int:
-    with db.session() as session:
-        return session.get(Wallet, org_id).balance  # type: ignore[union-attr]
-
-
-def test_each_call_has_one_record_and_a_balanced_charge(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, "1")
-    with sdk(gateway, key) as client:
-        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
-        list(
-            client.chat.completions.create(
-                model="echo-model", messages=[{"role": "user", "content": "y"}], stream=True
-            )
-        )
-    rows = records(db, org_id)
-    assert len(rows) == 2
+async def test_each_call_has_one_record_and_a_balanced_charge(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", name="echo-1", price=("1.5", "2"))])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        await client.chat.completions.create(model="echo-model", messages=ASK)
+        async for _ in await client.chat.completions.create(model="echo-model", messages=ASK, stream=True):
+            pass
+    rows = platform.records(org)
     # 7 prompt tokens at ¥1.5/M + 3 completion tokens at ¥2/M = 10.5 + 6 = 16.5 µ¥ -> 17 µ¥ each
     assert [r.cost for r in rows] == [17, 17]
     assert {r.stream for r in rows} == {True, False}
     assert all(r.own_part == 17 and r.voucher_part == 0 and r.deployment == "echo-1" for r in rows)
-    with db.session() as session:
+    with platform.db.session() as session:
         legs = session.scalars(
             select(LedgerEntry).where(LedgerEntry.request_id.in_([r.request_id for r in rows]))
         )
@@ -74,91 +48,120 @@ def test_each_call_has_one_record_and_a_balanced_charge(gateway: RunningGateway,
         for leg in legs:
             by_tx[leg.tx_id] = by_tx.get(leg.tx_id, 0) + leg.amount
     assert len(by_tx) == 2 and set(by_tx.values()) == {0}
-    assert balance(db, org_id) == 1_000_000 - 34
+    assert platform.balance(org) == 1_000_000 - 34
 
 
-def test_empty_wallet_gets_402_and_nothing_is_recorded(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, None)
-    with sdk(gateway, key) as client, pytest.raises(openai.APIStatusError) as caught:
-        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
+async def test_empty_wallet_gets_402_and_nothing_is_recorded(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")])
+    org = platform.org(balance=None)
+    async with platform.sdk(org.key) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            await client.chat.completions.create(model="echo-model", messages=ASK)
     assert caught.value.status_code == 402
     error = caught.value.body
     assert error["type"] == "insufficient_quota" and error["code"] == "insufficient_quota"  # type: ignore[index]
     assert "dizuo admin topup" in error["message"]  # type: ignore[index]
-    assert records(db, org_id) == []
+    assert platform.records(org) == []
 
 
-def test_a_refused_call_never_reaches_the_upstream(
-    gateway: RunningGateway, db: Database, upstream: FakeUpstream
+async def test_a_refused_call_never_reaches_the_upstream(
+    gateway_app: GatewayApp, upstream: FakeUpstream
 ) -> None:
     # The upstream request is started while the hold is asked for, its body sent only once the hold is
     # in place: a 402 or a 429 leaves the upstream without the request.
-    poor_id, poor = new_org(db, None)
-    name = f"org-{uuid.uuid4().hex[:8]}"
-    create_org(db, name)
-    topup(db, name, parse_cny("1"))
-    limited = create_key(db, name, limits=(1, None, None)).key  # one request a minute
+    platform = await gateway_app([upstream_deployment("echo-model")])
+    poor = platform.org(balance=None)
+    limited = platform.org(balance="1", limits=(1, None, None))  # one request a minute
     marks = {label: f"{label}-{uuid.uuid4().hex}" for label in ("poor", "first", "second")}
 
-    def ask(key: str, label: str) -> int:
-        with sdk(gateway, key) as client:
+    async def ask(key: str, label: str) -> int:
+        async with platform.sdk(key) as client:
             try:
-                client.chat.completions.create(
+                await client.chat.completions.create(
                     model="echo-model", messages=[{"role": "user", "content": marks[label]}]
                 )
             except openai.APIStatusError as exc:
                 return exc.status_code
             return 200
 
-    assert [ask(poor, "poor"), ask(limited, "first"), ask(limited, "second")] == [402, 200, 429]
-    time.sleep(0.3)
+    assert [
+        await ask(poor.key, "poor"),
+        await ask(limited.key, "first"),
+        await ask(limited.key, "second"),
+    ] == [
+        402,
+        200,
+        429,
+    ]
+    await asyncio.sleep(0.3)
     reached = {label for label, mark in marks.items() if any(mark in str(s.body) for s in upstream.seen)}
     assert reached == {"first"}
-    assert records(db, poor_id) == []
+    assert platform.records(poor) == []
 
 
-def test_topup_takes_effect_at_once(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, None)
-    with sdk(gateway, key) as client:
+async def test_topup_takes_effect_at_once(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")])
+    org = platform.org(balance=None)
+    async with platform.sdk(org.key) as client:
         with pytest.raises(openai.APIStatusError):
-            client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
-        topup(db, _name(db, org_id), parse_cny("0.01"))
-        client.chat.completions.create(model="echo-model", messages=[{"role": "user", "content": "x"}])
-    assert len(records(db, org_id)) == 1
+            await client.chat.completions.create(model="echo-model", messages=ASK)
+        topup(platform.db, org.name, parse_cny("0.01"))
+        await client.chat.completions.create(model="echo-model", messages=ASK)
+    assert len(platform.records(org)) == 1
 
 
-def _name(db: Database, org_id: str) -> str:
-    from dizuo.accounts.tables import Organization
-
-    with db.session() as session:
-        return session.get(Organization, org_id).name  # type: ignore[union-attr]
-
-
-def test_failed_calls_are_not_charged(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, "1")
-    with sdk(gateway, key) as client:
+async def test_failed_calls_are_not_charged(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app(
+        [
+            upstream_deployment("fail-model", "fail500"),
+            upstream_deployment("slow-model", "slow", timeout={"read": 0.5}),
+            upstream_deployment("limit-model", "ratelimit"),
+        ]
+    )
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
         for model in ("fail-model", "slow-model", "limit-model"):
             with pytest.raises(openai.APIStatusError):
-                client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
-    assert records(db, org_id) == []
-    assert balance(db, org_id) == 1_000_000
-    assert gateway.app.meter.book.held_by_org().get(org_id, 0) == 0
+                await client.chat.completions.create(model=model, messages=ASK)
+    assert platform.records(org) == []
+    assert platform.balance(org) == 1_000_000
+    assert platform.platform.gateway.meter.book.held_by_org().get(org.id, 0) == 0
 
 
-def test_failover_charges_only_the_deployment_that_answered(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, "1")
-    with sdk(gateway, key) as client:
-        client.chat.completions.create(model="failover-model", messages=[{"role": "user", "content": "x"}])
-    (row,) = records(db, org_id)
+async def test_failover_charges_only_the_deployment_that_answered_and_records_every_attempt(
+    gateway_app: GatewayApp,
+) -> None:
+    platform = await gateway_app(
+        [
+            upstream_deployment(
+                "failover-model", "fail500", name="fo-primary", priority=0, price=("100", "100")
+            ),
+            upstream_deployment(
+                "failover-model", name="fo-backup", priority=1, region="xj", price=("1.5", "2")
+            ),
+        ]
+    )
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        await client.chat.completions.create(model="failover-model", messages=ASK)
+    (row,) = platform.records(org)
     assert row.deployment == "fo-backup" and row.region == "xj"
+    assert row.cost == 17  # the backup's price: 7 × 1.5 + 3 × 2 = 16.5 µ¥ -> 17
+    assert row.attempts == [
+        {"deployment": "fo-primary", "error": "upstream_error"},
+        {"deployment": "fo-backup", "error": None},
+    ]
+    assert platform.balance(org) == 1_000_000 - 17
 
 
-def test_voucher_pays_its_copay_share(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, "1")
+async def test_voucher_pays_its_share(gateway_app: GatewayApp) -> None:
+    # Output-priced so that a call's hold equals its true cost: ¥1000/M, ¥0.001 an output token.
+    platform = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
+    org = platform.org(balance="1")
     now = dt.datetime.now(dt.UTC)
     voucher = issue_voucher(
-        db,
-        _name(db, org_id),
+        platform.db,
+        org.name,
         VoucherTerms(
             "重庆市大数据局",
             "2026 算力券",
@@ -169,53 +172,38 @@ def test_voucher_pays_its_copay_share(gateway: RunningGateway, db: Database) -> 
         ),
     )
     # Granted outside the gateway (as the CLI does): every worker picks it up on its next wallet
-    # refresh (every 0.5 s). Calls made before that are paid by the own balance alone.
-    time.sleep(2 * gateway.app.meter.journal.refresh_seconds + 0.2)
-    with sdk(gateway, key) as client:
-        client.chat.completions.create(
-            model="pricey-model", messages=[{"role": "user", "content": "x"}], max_tokens=3
-        )
-    (row,) = records(db, org_id)
+    # refresh. Calls made before that are paid by the own balance alone.
+    await asyncio.sleep(2 * platform.platform.gateway.meter.journal.refresh_seconds + 0.2)
+    async with platform.sdk(org.key) as client:
+        await client.chat.completions.create(model="pricey-model", messages=ASK, max_tokens=3)
+    (row,) = platform.records(org)
     # 3 output tokens at ¥1000/M = 3000 µ¥: the voucher pays 30 % = 900, own 2100.
     assert (row.cost, row.voucher_part, row.own_part) == (3000, 900, 2100)
-    with db.session() as session:
+    with platform.db.session() as session:
         assert session.get(Voucher, voucher.id).remaining == 5_000_000 - 900  # type: ignore[union-attr]
-    assert balance(db, org_id) == 1_000_000 - 2100
+    assert platform.balance(org) == 1_000_000 - 2100
 
 
-async def test_500_concurrent_calls_against_a_wallet_for_100(gateway: RunningGateway, db: Database) -> None:
+async def test_500_concurrent_calls_against_a_wallet_for_100(gateway_app: GatewayApp) -> None:
     # Each call holds and costs exactly 3 output tokens at ¥1000/M = ¥0.003; the wallet holds ¥0.30.
-    org_id, key = new_org(db, "0.3")
-    client = openai.AsyncOpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=60)
-
-    statuses = await race([client], 500)
-    await client.close()
+    platform = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
+    org = platform.org(balance="0.3")
+    async with platform.sdk(org.key) as client:
+        statuses = await race([client], 500)
     assert statuses.count(200) == 100
     assert statuses.count(402) == 400
-    rows = records(db, org_id)
+    rows = platform.records(org)
     assert len(rows) == 100 and len({r.request_id for r in rows}) == 100
-    assert balance(db, org_id) == 0
-    with db.session() as session:
+    assert platform.balance(org) == 0
+    with platform.db.session() as session:
         charged = session.scalar(
             select(func.sum(LedgerEntry.amount)).where(
-                LedgerEntry.org_id == org_id,
+                LedgerEntry.org_id == org.id,
                 LedgerEntry.kind == "charge",
                 LedgerEntry.account.like("revenue:%"),
             )
         )
     assert charged == sum(r.cost for r in rows) == 300_000
-
-
-def test_every_attempt_is_in_the_usage_record(gateway: RunningGateway, db: Database) -> None:
-    org_id, key = new_org(db, "1")
-    with sdk(gateway, key) as client:
-        client.chat.completions.create(model="failover-model", messages=[{"role": "user", "content": "x"}])
-    (row,) = records(db, org_id)
-    assert row.attempts == [
-        {"deployment": "fo-primary", "error": "upstream_error"},
-        {"deployment": "fo-backup", "error": None},
-    ]
-    assert row.created_at is not None
 
 
 @pytest.mark.parametrize(
@@ -229,31 +217,34 @@ def test_every_attempt_is_in_the_usage_record(gateway: RunningGateway, db: Datab
     ],
     ids=["negative-prompt", "negative-completion", "beyond-any-context", "not-a-number", "absent"],
 )
-def test_usage_an_upstream_cannot_have_meant_is_estimated(
-    gateway: RunningGateway, db: Database, upstream: FakeUpstream, reported: object
+async def test_usage_an_upstream_cannot_have_meant_is_estimated(
+    gateway_app: GatewayApp, upstream: FakeUpstream, reported: object
 ) -> None:
     # A private cloud or a partner's server may report anything: negative tokens would credit the
     # wallet, and a count beyond the database's columns would stop every record behind it. Such usage
     # counts as not reported: the call is charged by estimate and its record says so.
-    org_id, key = new_org(db, "1")
-    with upstream.scripted(usages={"ctl-usage": reported}), sdk(gateway, key) as client:
-        answer = client.chat.completions.create(
-            model="usage-model", messages=[{"role": "user", "content": "请核对"}]
-        )
-        pieces = list(
-            client.chat.completions.create(
-                model="usage-model", messages=[{"role": "user", "content": "请核对"}], stream=True
-            )
-        )
+    scripted = f"ctl-{uuid.uuid4().hex[:8]}"
+    platform = await gateway_app([upstream_deployment("usage-model", scripted, price=("1.5", "2"))])
+    org = platform.org(balance="1")
+    messages = [{"role": "user", "content": "请核对"}]
+    with upstream.scripted(usages={scripted: reported}):
+        async with platform.sdk(org.key) as client:
+            answer = await client.chat.completions.create(model="usage-model", messages=messages)
+            pieces = [
+                p
+                async for p in await client.chat.completions.create(
+                    model="usage-model", messages=messages, stream=True
+                )
+            ]
     assert answer.choices[0].message.content == "echo: 请核对" and pieces
-    rows = sorted(records(db, org_id), key=lambda row: row.stream)
+    rows = sorted(platform.records(org), key=lambda row: row.stream)
     assert [(row.stream, row.status) for row in rows] == [(False, "estimated"), (True, "estimated")]
     # One token per input character (3) and, whole, per answer character ("echo: 请核对", 9); streamed,
     # per event forwarded (the role, "你好", "，世界", the stop: 4). At ¥1.5/M in and ¥2/M out.
     assert [(row.prompt_tokens, row.completion_tokens) for row in rows] == [(3, 9), (3, 4)]
     assert [row.cost for row in rows] == [23, 13]  # 4.5 + 18 = 22.5 -> 23; 4.5 + 8 = 12.5 -> 13
-    assert balance(db, org_id) == 1_000_000 - 36
-    with db.session() as session:
+    assert platform.balance(org) == 1_000_000 - 36
+    with platform.db.session() as session:
         charged = select(func.sum(LedgerEntry.amount)).where(
             LedgerEntry.request_id.in_([row.request_id for row in rows])
         )
@@ -262,27 +253,33 @@ def test_usage_an_upstream_cannot_have_meant_is_estimated(
 
 
 @pytest.mark.parametrize("answer", ["error200", "html200"])
-def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
-    gateway: RunningGateway, db: Database, upstream: FakeUpstream, answer: str
+async def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
+    gateway_app: GatewayApp, upstream: FakeUpstream, answer: str
 ) -> None:
     # Some vendors' gateways answer errors with HTTP 200, and a proxy may put its own page in front
     # of a model server: neither is an answer to bill, nor one to pass on as a success.
-    org_id, key = new_org(db, "1")
-    with upstream.scripted(modes={"ctl-ok200-a": answer, "ctl-usage": answer}), sdk(gateway, key) as client:
-        # The usage-1 deployment alone: the client gets the upstream's failure.
-        with pytest.raises(openai.APIStatusError) as failed:
-            client.chat.completions.create(model="usage-model", messages=[{"role": "user", "content": "x"}])
-        # Asked for a stream, the same: the upstream's failure, not a hang-up.
-        with pytest.raises(openai.APIStatusError) as streamed:
-            list(
-                client.chat.completions.create(
-                    model="usage-model", messages=[{"role": "user", "content": "x"}], stream=True
-                )
-            )
-        # With a second deployment, the call fails over to it, which alone is charged.
-        moved = client.chat.completions.create(
-            model="ok200-model", messages=[{"role": "user", "content": "x"}]
-        )
+    alone, first = f"ctl-{uuid.uuid4().hex[:8]}", f"ctl-{uuid.uuid4().hex[:8]}"
+    platform = await gateway_app(
+        [
+            upstream_deployment("usage-model", alone),
+            upstream_deployment("ok200-model", first, name="ok200-a", priority=0),
+            upstream_deployment("ok200-model", name="ok200-b", priority=1),
+        ]
+    )
+    org = platform.org(balance="1")
+    with upstream.scripted(modes={first: answer, alone: answer}):
+        async with platform.sdk(org.key) as client:
+            # One deployment alone: the client gets the upstream's failure.
+            with pytest.raises(openai.APIStatusError) as failed:
+                await client.chat.completions.create(model="usage-model", messages=ASK)
+            # Asked for a stream, the same: the upstream's failure, not a hang-up.
+            with pytest.raises(openai.APIStatusError) as streamed:
+                async for _ in await client.chat.completions.create(
+                    model="usage-model", messages=ASK, stream=True
+                ):
+                    pass
+            # With a second deployment, the call fails over to it, which alone is charged.
+            moved = await client.chat.completions.create(model="ok200-model", messages=ASK)
     said = "上游账户余额不足" if answer == "error200" else "502 Bad Gateway"
     for caught in (failed, streamed):
         error = caught.value.body  # the SDK's: the envelope's "error"
@@ -291,10 +288,10 @@ def test_an_error_sent_with_status_200_is_a_failed_attempt_not_an_answer(
         # What the upstream said is the platform's business (its account, its proxy): logged, not relayed.
         assert said not in error["message"] and "平台日志" in error["message"]  # type: ignore[index]
     assert moved.choices[0].message.content == "echo: x"
-    (row,) = records(db, org_id)
+    (row,) = platform.records(org)
     assert row.deployment == "ok200-b" and row.status == "ok"
     assert row.attempts == [
         {"deployment": "ok200-a", "error": "upstream_error"},
         {"deployment": "ok200-b", "error": None},
     ]
-    assert balance(db, org_id) == 1_000_000 - row.cost
+    assert platform.balance(org) == 1_000_000 - row.cost

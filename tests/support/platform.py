@@ -1,0 +1,177 @@
+"""A platform built for one test: exactly the deployments and organizations the test writes down,
+served in process through ``httpx.ASGITransport`` (no socket, no server thread).
+
+    async def test_a_call_is_charged(gateway_app: GatewayApp) -> None:
+        platform = await gateway_app(deployments=[upstream_deployment("echo-model", price=("1.5", "2"))])
+        org = platform.org(balance="1")
+        async with platform.sdk(org.key) as client:
+            await client.chat.completions.create(model="echo-model", messages=[...])
+        assert platform.balance(org) == 1_000_000 - 17
+
+The upstream is the session's :class:`~tests.support.upstream.FakeUpstream`, a real HTTP server:
+the deployment's ``upstream_model`` picks its behaviour. Keep a real socket (the session's
+``gateway`` fixture, or ``ServerThread``) where the behaviour needs one: a client that disconnects,
+SSE framing as a client reads it off the wire, several replicas, ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import yaml
+from sqlalchemy import select
+
+from dizuo.accounts import create_key, create_org
+from dizuo.app import Platform, create_app, load_settings, prepare
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.billing.tables import UsageRecord, Wallet
+from dizuo.store import Database
+from tests.support.upstream import FakeUpstream
+
+__all__ = ["GatewayApp", "PlatformUnderTest", "Tenant", "upstream_deployment"]
+
+UPSTREAM_KEY = "sk-upstream-secret"
+BASE = "http://dizuo.test"
+
+
+def upstream_deployment(
+    model: str,
+    upstream_model: str = "echo",
+    *,
+    name: str | None = None,
+    price: tuple[str, str] | None = ("1.5", "2"),
+    **extra: object,
+) -> dict[str, object]:
+    """A deployment of *model* on the session's fake upstream (its behaviour named by
+    *upstream_model*), priced *price* = (input, output) CNY per million tokens."""
+    entry: dict[str, object] = {
+        "name": name or f"{model}-{uuid.uuid4().hex[:4]}",
+        "model": model,
+        "provider": "openai-compatible",
+        "base_url": "{upstream}",
+        "api_key": "env:FAKE_UPSTREAM_KEY",
+        "upstream_model": upstream_model,
+    }
+    if price is not None:
+        entry["price"] = {"input": price[0], "output": price[1]}
+    entry.update(extra)
+    return entry
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """An organization a test made, with its one API key."""
+
+    id: str
+    name: str
+    key: str
+
+
+@dataclass
+class PlatformUnderTest:
+    """The platform a test built, and what a test reads back from it."""
+
+    platform: Platform
+    db: Database
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
+
+    def http(self, key: str | None = None) -> httpx.AsyncClient:
+        """A raw HTTP client of the platform (status lines and headers in view), signed with *key*."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.platform), base_url=BASE, headers=headers, timeout=30
+        )
+        self.clients.append(client)
+        return client
+
+    def sdk(self, key: str) -> openai.AsyncOpenAI:
+        """The real ``openai`` SDK, reaching the platform in process."""
+        return openai.AsyncOpenAI(base_url=f"{BASE}/v1", api_key=key, max_retries=0, http_client=self.http())
+
+    def org(self, balance: str | None = None, **key: Any) -> Tenant:
+        """A new organization with *balance* CNY (none: an empty wallet) and one key (*key*: its
+        limits, models or scopes, as ``create_key`` takes them)."""
+        name = f"租户-{uuid.uuid4().hex[:8]}"
+        made = create_org(self.db, name)
+        if balance is not None:
+            topup(self.db, name, parse_cny(balance))
+        return Tenant(made.id, name, create_key(self.db, name, **key).key)
+
+    def records(self, org: Tenant) -> list[UsageRecord]:
+        """The organization's usage records, oldest first."""
+        with self.db.session() as session:
+            query = select(UsageRecord).where(UsageRecord.org_id == org.id).order_by(UsageRecord.created_at)
+            return list(session.scalars(query))
+
+    def balance(self, org: Tenant) -> int:
+        """The organization's own balance in micro-yuan (¥1 = 1,000,000)."""
+        with self.db.session() as session:
+            wallet = session.get(Wallet, org.id)
+            assert wallet is not None
+            return wallet.balance
+
+
+GatewayApp = Callable[..., Awaitable[PlatformUnderTest]]
+
+
+@pytest.fixture
+async def gateway_app(
+    upstream: FakeUpstream,
+    database_url: str,
+    redis_url: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[GatewayApp]:
+    """Build the platform a test describes: ``await gateway_app(deployments=[...], **settings)``;
+    it is started, and stopped after the test. The database is the session's (SQLite, or
+    PostgreSQL with ``DIZUO_TEST_DATABASE_URL``), holds and limits shared through Redis when
+    ``DIZUO_TEST_REDIS_URL`` is set, as the session's gateway has them."""
+    monkeypatch.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
+    built: list[PlatformUnderTest] = []
+
+    async def build(
+        deployments: Sequence[dict[str, object]] = (),
+        *,
+        routing: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> PlatformUnderTest:
+        config = {
+            "local": False,
+            "routing": routing or {},
+            "deployments": [
+                {k: (upstream.base_url if v == "{upstream}" else v) for k, v in d.items()}
+                for d in deployments
+            ],
+        }
+        path = tmp_path / f"dizuo-{len(built)}.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        options: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "usage_staging": "off",  # records are read right after the call; staging has its own tests
+            "key_refresh_seconds": 0.2,
+            **settings,
+        }
+        ready = load_settings(path, **options)
+        prepare(ready)
+        platform = create_app(ready)
+        await platform.gateway.startup()
+        under_test = PlatformUnderTest(platform, Database(ready.resolved_database_url))
+        built.append(under_test)
+        return under_test
+
+    yield build
+    for under_test in built:
+        for client in under_test.clients:
+            await client.aclose()
+        await under_test.platform.gateway.shutdown()
+        under_test.db.dispose()
