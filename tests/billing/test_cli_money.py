@@ -6,9 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -22,17 +20,15 @@ from sqlalchemy import func, select
 from dizuo.billing.tables import LedgerEntry
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.support.cli import dizuo
 
 ISSUER = "重庆市大数据应用发展管理局"
 USCC = "91500000MA5U7T1E3C"  # valid check character (GB 32100)
 
 
 def run(gateway: RunningGateway, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
-    env["DIZUO_DATABASE_URL"] = gateway.settings.resolved_database_url
-    result = subprocess.run(
-        [sys.executable, "-m", "dizuo", "admin", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    """``dizuo admin ARGS`` against the gateway's database."""
+    result = dizuo("admin", *args, env={"DIZUO_DATABASE_URL": gateway.settings.resolved_database_url})
     if check:
         assert result.returncode == 0, result.stderr
     return result

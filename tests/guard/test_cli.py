@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.guard.test_detect import SAMPLE
+from tests.support.cli import dizuo
 from tests.support.shared import needs_shared
-
-DIZUO = [sys.executable, "-m", "dizuo"]
 
 
 def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*DIZUO, "guard", "scan", *args], input=stdin, capture_output=True, text=True, timeout=60
-    )
+    return dizuo("guard", "scan", *args, input=stdin)
 
 
 @needs_shared

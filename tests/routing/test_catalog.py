@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +15,7 @@ from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.calls import post_chat
+from tests.support.cli import dizuo
 from tests.support.upstream import FakeUpstream
 
 
@@ -106,18 +104,13 @@ def test_bad_deployments_are_refused(
 
 
 def test_cli_adds_lists_and_removes(gateway: RunningGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
-    env["DIZUO_DATABASE_URL"] = gateway.settings.resolved_database_url
-    env["DIZUO_CONFIG"] = str(gateway.settings.config)
+    env = {
+        "DIZUO_DATABASE_URL": gateway.settings.resolved_database_url,
+        "DIZUO_CONFIG": str(gateway.settings.config),
+    }
 
-    def dizuo(*args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "dizuo", "admin", "deployments", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    def deployments(*args: str) -> str:
+        result = dizuo("admin", "deployments", *args, env=env)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -128,16 +121,16 @@ def test_cli_adds_lists_and_removes(gateway: RunningGateway, upstream: FakeUpstr
         "cloud: private\ndata_class_max: important\n",
         encoding="utf-8",
     )
-    assert dizuo("add", "--file", str(entry)).strip() == name
-    listed = {row["name"]: row for row in orjson.loads(dizuo("list", "--json"))}
+    assert deployments("add", "--file", str(entry)).strip() == name
+    listed = {row["name"]: row for row in orjson.loads(deployments("list", "--json"))}
     assert listed[name]["data_class_max"] == "important" and "echo-1" in listed
     # The embedded models are served too, so they are listed (English-only chat, as the KB relies on).
     assert listed["local-chat"]["model"] == "local/smollm2-135m-instruct" and listed["local-chat"][
         "languages"
     ] == ["en"]
     assert "local-embedding" in listed
-    dizuo("update", name, "--set", "weight=7", "--set", "limits={rpm: 100}")
-    listed = {row["name"]: row for row in orjson.loads(dizuo("list", "--json"))}
+    deployments("update", name, "--set", "weight=7", "--set", "limits={rpm: 100}")
+    listed = {row["name"]: row for row in orjson.loads(deployments("list", "--json"))}
     assert listed[name]["weight"] == 7 and listed[name]["limits"]["rpm"] == 100
-    dizuo("remove", name)
-    assert name not in {row["name"] for row in orjson.loads(dizuo("list", "--json"))}
+    deployments("remove", name)
+    assert name not in {row["name"] for row in orjson.loads(deployments("list", "--json"))}
