@@ -40,6 +40,32 @@ def reset_database(url: str) -> None:
     engine.dispose()
 
 
+# The second pass (PostgreSQL and Redis, scripts/test.sh) runs only what they can change: tests that
+# reach the database or Redis through the session's fixtures, and test modules that read the
+# services' variables themselves. The rest ran the same code in the first pass.
+# DIZUO_TEST_EVERY_PASS=1 runs everything again.
+SERVICES = frozenset({"database_url", "redis_url"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("DIZUO_TEST_DATABASE_URL") or os.environ.get("DIZUO_TEST_EVERY_PASS"):
+        return
+    reads_services: dict[str, bool] = {}
+
+    def needed(item: pytest.Item) -> bool:
+        if SERVICES & set(getattr(item, "fixturenames", ())):
+            return True
+        path = str(item.path)
+        if path not in reads_services:
+            reads_services[path] = "DIZUO_TEST_" in item.path.read_text(encoding="utf-8")
+        return reads_services[path]
+
+    kept = [item for item in items if needed(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not needed(item)])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     url = os.environ.get("DIZUO_TEST_DATABASE_URL")

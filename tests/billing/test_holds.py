@@ -332,9 +332,17 @@ def taking(subjects: tuple[Subject, ...], tokens: int = 100) -> Taking:
     return Taking(subjects, tokens, 900)
 
 
-async def test_admit_takes_the_limits_and_the_hold_together(make_shared: Factory, org: str) -> None:
+@pytest.fixture
+def shared_book(make_shared: Factory, org: str) -> RedisBook:
+    """The shared (Redis) book with *org*'s wallet of ¥1 loaded: the one that takes limits and hold in
+    one script."""
     book = book_with(make_shared, org, 1_000_000)
     assert isinstance(book, RedisBook)
+    return book
+
+
+async def test_admit_takes_the_limits_and_the_hold_together(shared_book: RedisBook, org: str) -> None:
+    book = shared_book
     key = limited(org, rpm=10, tpm=1_000, concurrency=1)
     hold, permit = await book.admit(org, 400_000, SCOPE, NOW, taking(key))
     assert (await book.state(org)).held == 400_000
@@ -353,9 +361,8 @@ async def test_admit_takes_the_limits_and_the_hold_together(make_shared: Factory
         await limiter.aclose()
 
 
-async def test_settle_gives_the_limits_back_in_the_same_script(make_shared: Factory, org: str) -> None:
-    book = book_with(make_shared, org, 1_000_000)
-    assert isinstance(book, RedisBook)
+async def test_settle_gives_the_limits_back_in_the_same_script(shared_book: RedisBook, org: str) -> None:
+    book = shared_book
     key = limited(org, rpm=10, tpm=1_000, concurrency=1)
     hold, permit = await book.admit(org, 400_000, SCOPE, NOW, taking(key))
     assert permit is not None
@@ -375,9 +382,8 @@ async def test_settle_gives_the_limits_back_in_the_same_script(make_shared: Fact
     assert (await book.state(org)).held == 0
 
 
-async def test_a_429_from_admit_holds_no_money(make_shared: Factory, org: str) -> None:
-    book = book_with(make_shared, org, 1_000_000)
-    assert isinstance(book, RedisBook)
+async def test_a_429_from_admit_holds_no_money(shared_book: RedisBook, org: str) -> None:
+    book = shared_book
     key = limited(org, rpm=1)
     await book.admit(org, 100_000, SCOPE, NOW, taking(key))
     with pytest.raises(RateLimited) as caught:
@@ -386,9 +392,8 @@ async def test_a_429_from_admit_holds_no_money(make_shared: Factory, org: str) -
     assert (await book.state(org)).held == 100_000  # the first call's hold only
 
 
-async def test_a_402_from_admit_takes_no_limits(make_shared: Factory, org: str) -> None:
-    book = book_with(make_shared, org, 1_000_000)
-    assert isinstance(book, RedisBook)
+async def test_a_402_from_admit_takes_no_limits(shared_book: RedisBook, org: str) -> None:
+    book = shared_book
     key = limited(org, rpm=1, concurrency=1)
     with pytest.raises(InsufficientQuota):
         await book.admit(org, 2_000_000, SCOPE, NOW, taking(key))
@@ -399,9 +404,8 @@ async def test_a_402_from_admit_takes_no_limits(make_shared: Factory, org: str) 
         await book.admit(org, 2_000_000, SCOPE, NOW, taking(key))
 
 
-async def test_a_cancelled_admit_gives_back_what_it_took(make_shared: Factory, org: str) -> None:
-    book = book_with(make_shared, org, 1_000_000)
-    assert isinstance(book, RedisBook)
+async def test_a_cancelled_admit_gives_back_what_it_took(shared_book: RedisBook, org: str) -> None:
+    book = shared_book
     key = limited(org, concurrency=1)
     await book.state(org)  # connected: the script below is written at once
     task = asyncio.ensure_future(book.admit(org, 1_000_000, SCOPE, NOW, taking(key)))

@@ -16,13 +16,13 @@ def test_terms_cut_chinese_and_keep_numbers_and_model_names_whole() -> None:
 def index_of(texts: list[str], vectors: np.ndarray, sources: list[str] | None = None) -> SearchIndex:
     n = len(texts)
     return SearchIndex.build(
-        1,
-        list(range(100, 100 + n)),
-        [terms(t) for t in texts],
-        vectors,
-        sources or ["a.md"] * n,
-        ["4.1", "4.2", "4.2.1", "5.1"][:n],
-        ["text", "text", "table", "text"][:n],
+        version=1,
+        ids=list(range(100, 100 + n)),
+        term_lists=[terms(t) for t in texts],
+        vectors=vectors,
+        sources=sources or ["a.md"] * n,
+        clauses=["4.1", "4.2", "4.2.1", "5.1"][:n],
+        kinds=["text", "text", "table", "text"][:n],
     )
 
 
@@ -63,5 +63,13 @@ def test_filters_mask_before_ranking() -> None:
 
 
 def test_an_empty_index_finds_nothing() -> None:
-    index = SearchIndex.build(0, [], [], np.zeros((0, 0), np.float32), [], [], [])
+    index = SearchIndex.build(
+        version=0,
+        ids=[],
+        term_lists=[],
+        vectors=np.zeros((0, 0), np.float32),
+        sources=[],
+        clauses=[],
+        kinds=[],
+    )
     assert index.search(terms("柱塞"), np.ones(4, np.float32)) == []

@@ -1,7 +1,9 @@
 """The ASGI app of the data plane: ``/v1/*``, health, readiness and metrics.
 
-Pipeline of one call (DESIGN §1): auth (in-memory key cache) → body checks → route → provider →
-response. Later issues add guard, limits and wallet holds at the marked places.
+Pipeline of one call (DESIGN §1): auth (in-memory key cache) → body checks → data-risk guard on
+the prompt → route (data class, strategy, health) → rate limits and the wallet's hold → provider,
+failing over before the first byte → guard on the answer → response → settlement: the usage
+record and its ledger transaction, durable before the answer completes.
 """
 
 from __future__ import annotations
@@ -592,7 +594,7 @@ class Gateway:
                 raise
         # The settlement goes out first; what need not come before it (closing the upstream's reply,
         # the answer's headers) is done while Redis answers.
-        settling = self._settling(call, attempt.first.usage)
+        settling = self._settle(call, attempt.first.usage)
         try:
             extra = self._response_headers(call, attempt.deployment)
             await attempt.replies.aclose()  # nothing when the guard closed it already
@@ -623,12 +625,10 @@ class Gateway:
             else:
                 await self._send_whole(send, call, attempt)
 
-    async def _settle(self, call: Call, usage: Usage | None, status: str = "ok") -> None:
-        await self._settling(call, usage, status)
-
-    def _settling(self, call: Call, usage: Usage | None, status: str = "ok") -> Awaitable[Settlement]:
+    def _settle(self, call: Call, usage: Usage | None, status: str = "ok") -> Awaitable[Settlement]:
         """Settle the call (the meter sends what it can at once) and start giving back its limits;
-        the awaitable returned (awaited, always) ends when the usage record is durable."""
+        the awaitable returned (awaited, always) ends when the usage record is durable. Whoever
+        has work that needs no record yet does it before awaiting."""
         attempt = call.attempt
         assert attempt is not None
         call.settled = True

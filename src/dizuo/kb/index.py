@@ -156,6 +156,7 @@ class SearchIndex:
     @classmethod
     def build(
         cls,
+        *,
         version: int,
         ids: Sequence[int],
         term_lists: Iterable[Sequence[str]],

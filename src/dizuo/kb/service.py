@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.kb.chunking import MAX_CHARS, Chunk, chunk_blocks
@@ -53,7 +54,7 @@ class KbConflict(DizuoError):
     default_code = "kb_exists"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Passage:
     """A retrieved chunk, as query answers and citations show it."""
 
@@ -151,7 +152,7 @@ class KnowledgeBases:
             raise KbConflict(name=name) from None
         return self.describe(org_id, name)
 
-    def _get(self, session: Any, org_id: str, name: str) -> KnowledgeBase:
+    def _get(self, session: Session, org_id: str, name: str) -> KnowledgeBase:
         row: KnowledgeBase | None = session.scalars(
             select(KnowledgeBase).where(KnowledgeBase.org_id == org_id, KnowledgeBase.name == name)
         ).first()
@@ -159,7 +160,7 @@ class KnowledgeBases:
             raise KbNotFound(name=name)
         return row
 
-    def _views(self, session: Any, *where: Any) -> list[dict[str, Any]]:
+    def _views(self, session: Session, *where: Any) -> list[dict[str, Any]]:
         """Knowledge bases matching *where* with their document, chunk and character counts, by name."""
         rows = session.execute(
             select(KnowledgeBase, func.count(KbDocument.id), func.coalesce(func.sum(KbDocument.chunks), 0),
@@ -335,7 +336,7 @@ class KnowledgeBases:
             return document
 
     @staticmethod
-    def _touch(session: Any, kb_id: str, now: dt.datetime, dims: int | None = None) -> None:
+    def _touch(session: Session, kb_id: str, now: dt.datetime, dims: int | None = None) -> None:
         values: dict[str, Any] = {"version": KnowledgeBase.version + 1, "updated_at": now}
         if dims is not None:
             values["dimensions"] = dims
@@ -420,13 +421,13 @@ class KnowledgeBases:
         flat = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4")
         vectors = flat.reshape(len(rows), len(flat) // max(len(rows), 1))
         return SearchIndex.build(
-            version,
-            [r[0] for r in rows],
-            (r[1].split() for r in rows),
-            vectors,
-            [r[3] for r in rows],
-            [r[4] for r in rows],
-            [r[5] for r in rows],
+            version=version,
+            ids=[r[0] for r in rows],
+            term_lists=(r[1].split() for r in rows),
+            vectors=vectors,
+            sources=[r[3] for r in rows],
+            clauses=[r[4] for r in rows],
+            kinds=[r[5] for r in rows],
         )
 
     async def query(
@@ -464,15 +465,15 @@ class KnowledgeBases:
             path = tuple(row.heading_path or ())
             passages.append(
                 Passage(
-                    row.text,
-                    index.sources[hit.row],
-                    locator(row.clause, row.page, path, row.seq),
-                    hit.score,
-                    row.clause,
-                    row.page,
-                    path,
-                    row.kind,
-                    hit.cosine,
+                    text=row.text,
+                    source=index.sources[hit.row],
+                    locator=locator(row.clause, row.page, path, row.seq),
+                    score=hit.score,
+                    clause=row.clause,
+                    page=row.page,
+                    heading_path=path,
+                    kind=row.kind,
+                    cosine=hit.cosine,
                 )
             )
         return passages

@@ -151,13 +151,13 @@ class History:
         self.by_id = {case.id: case for case in cases}
         self.facts = [_facts(f"{c.title}。{c.symptom}。{c.root_cause}") for c in cases]
         self.index = SearchIndex.build(
-            0,
-            range(len(cases)),
-            (terms(f"{c.title} {c.symptom} {' '.join(c.related)} {c.root_cause}") for c in cases),
-            np.zeros((len(cases), 1), dtype=np.float32),
-            [c.source for c in cases],
-            [None] * len(cases),
-            ["text"] * len(cases),
+            version=0,
+            ids=range(len(cases)),
+            term_lists=(terms(f"{c.title} {c.symptom} {' '.join(c.related)} {c.root_cause}") for c in cases),
+            vectors=np.zeros((len(cases), 1), dtype=np.float32),
+            sources=[c.source for c in cases],
+            clauses=[None] * len(cases),
+            kinds=["text"] * len(cases),
         )
 
     def similar(
