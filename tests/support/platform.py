@@ -29,7 +29,7 @@ import yaml
 from sqlalchemy import select
 
 from dizuo.accounts import create_key, create_org
-from dizuo.app import Platform, create_app, load_settings, prepare
+from dizuo.app import Platform, create_app, load_settings
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
@@ -162,7 +162,9 @@ async def gateway_app(
             **settings,
         }
         ready = load_settings(path, **options)
-        prepare(ready)
+        migrated = Database(ready.resolved_database_url)
+        migrated.upgrade()  # not prepare(): the default organization and its one-time key are not ours
+        migrated.dispose()
         platform = create_app(ready)
         await platform.gateway.startup()
         under_test = PlatformUnderTest(platform, Database(ready.resolved_database_url))
