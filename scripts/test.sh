@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: install, static checks, Chromium for the browser tests, the suite on SQLite,
-# then again on PostgreSQL.
+# then the tests that reach the database or Redis again on PostgreSQL and Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh --dev
@@ -21,13 +21,17 @@ else
   echo "Chromium not available here: the browser tests will be skipped (CI runs them)" >&2
 fi
 
+# Two workers (pytest-xdist): the tests wait on servers, subprocesses and browsers more than they
+# compute; each worker has its own SQLite files, PostgreSQL database and Redis database number.
+WORKERS=(-n "${DIZUO_TEST_WORKERS:-2}")
+
 echo "== test suite on SQLite" >&2
-pytest "$@"
+pytest "${WORKERS[@]}" "$@"
 
 if services=$(scripts/services.sh); then
   eval "$services"
-  echo "== test suite on PostgreSQL ($DIZUO_TEST_DATABASE_URL)" >&2
-  pytest "$@"
+  echo "== tests that reach PostgreSQL ($DIZUO_TEST_DATABASE_URL) and Redis" >&2
+  pytest "${WORKERS[@]}" "$@"
 elif [ -n "${CI:-}" ]; then
   echo "PostgreSQL could not be started; CI needs both databases green" >&2
   exit 1

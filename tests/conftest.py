@@ -1,7 +1,8 @@
 """Session fixtures: a real fake upstream, the gateway on a real socket, and SDK clients.
 
-Set ``DIZUO_TEST_DATABASE_URL`` (postgresql+psycopg://…) to run the whole suite on PostgreSQL;
-the default is a fresh SQLite file.
+Set ``DIZUO_TEST_DATABASE_URL`` (postgresql+psycopg://…) and ``DIZUO_TEST_REDIS_URL`` to run the
+tests that reach them on PostgreSQL and Redis; the default is a fresh SQLite file. ``scripts/test.sh``
+runs the suite on two pytest-xdist workers.
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 import pytest
 import redis
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
+from dizuo.accounts import create_key
 from dizuo.app import Platform, create_app, load_settings, prepare
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
@@ -38,6 +41,34 @@ def reset_database(url: str) -> None:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker gets PostgreSQL and Redis of its own (a database and a Redis
+    database number per worker), so that one worker's reset never empties another's."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    number = int(worker[2:])
+    database = os.environ.get("DIZUO_TEST_DATABASE_URL")
+    if database and database.startswith("postgresql"):
+        os.environ["DIZUO_TEST_DATABASE_URL"] = _worker_database(database, number)
+    cache = os.environ.get("DIZUO_TEST_REDIS_URL")
+    if cache:
+        parsed = urlsplit(cache)
+        os.environ["DIZUO_TEST_REDIS_URL"] = urlunsplit(parsed._replace(path=f"/{10 + number}"))
+
+
+def _worker_database(url: str, number: int) -> str:
+    """The URL of the worker's own PostgreSQL database beside *url*'s, made when missing."""
+    base = make_url(url)
+    name = f"{base.database}_gw{number}"
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 # The second pass (PostgreSQL and Redis, scripts/test.sh) runs only what they can change: tests that
@@ -231,8 +262,9 @@ def gateway(
         kb_parse_memory_mb=512,
     )
     first_key, _ = prepare(settings)
-    assert first_key is not None
     db = Database(settings.resolved_database_url)
+    if first_key is None:  # a test's `dizuo admin` command made the default organization first
+        first_key = create_key(db, "default").key
     topup(db, "default", parse_cny("1000"))  # the echo deployments cost ¥1.5 / ¥2 per million tokens
     db.dispose()
     app = create_app(settings)

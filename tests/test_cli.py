@@ -19,7 +19,7 @@ from dizuo.accounts import revoke_key
 from dizuo.app import load_settings, prepare
 from dizuo.routing import LOCAL_EMBEDDING
 from dizuo.store import Database
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 
 DIZUO = [sys.executable, "-m", "dizuo"]
 KEY = re.compile(r"^dz-[A-Za-z0-9_-]{43}$")
@@ -104,15 +104,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
         key = process.stdout.readline().strip()
         assert KEY.match(key), f"serve printed {key!r} instead of the first key"
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "dizuo serve did not become ready"
-            time.sleep(0.3)
+        wait_ready(url, process, 90)
         yield url, key
     finally:
         process.terminate()

@@ -15,15 +15,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
@@ -112,15 +110,7 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
         assert server.stdout is not None
         key = server.stdout.readline().strip()
         assert KEY.fullmatch(key), f"serve printed {key!r} instead of the first key"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "dizuo serve did not start"
-            time.sleep(0.3)
+        wait_ready(f"http://127.0.0.1:{port}", server, 120)
         # The README's server listens on 8000; the commands that find it by default find this one.
         yield Reader(home, port, {**env, "DIZUO_BASE_URL": f"http://127.0.0.1:{port}/v1"}, key)
     finally:

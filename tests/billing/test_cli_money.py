@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import subprocess
+import time
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -68,6 +69,8 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
         str(today + dt.timedelta(days=60)),
     ).stdout.strip()
     key = run(gateway, "create-key", "--org", name).stdout.strip()
+    # Granted outside the gateway: the gateway picks the voucher up on its next wallet refresh.
+    time.sleep(2 * gateway.app.meter.journal.refresh_seconds + 0.2)
     with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
         for _ in range(2):
             client.chat.completions.create(

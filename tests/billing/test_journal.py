@@ -12,34 +12,18 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
 
-from dizuo.accounts import create_org
 from dizuo.accounts.tables import Organization
 from dizuo.billing import WalletBook, parse_cny
 from dizuo.billing.journal import Charge, Journal, refuses
-from dizuo.billing.service import VoucherTerms, issue_voucher, revoke_voucher, topup
+from dizuo.billing.service import VoucherTerms, issue_voucher, revoke_voucher
 from dizuo.billing.tables import LedgerEntry, Voucher
 from dizuo.store import Database, Durability
 from tests.billing.records import SCOPE, committed, settled_charge, usage_record
-
-
-@pytest.fixture
-def journal(database_url: str) -> Iterator[tuple[Journal, Database, str]]:
-    db = Database(database_url)
-    db.upgrade()
-    name = f"journal-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("10"))
-    journal = Journal(db, WalletBook())
-    journal.start()
-    yield journal, db, org.id
-    journal.stop()
-    db.dispose()
 
 
 async def charge(journal: Journal, org_id: str, cost: int) -> Charge:

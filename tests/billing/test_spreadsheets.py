@@ -7,8 +7,6 @@ import asyncio
 import csv
 import datetime as dt
 import io
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -16,11 +14,9 @@ import openpyxl
 import pytest
 from sqlalchemy import update
 
-from dizuo.accounts import create_org
-from dizuo.billing import WalletBook, parse_cny
+from dizuo.accounts.tables import Organization
 from dizuo.billing.journal import Journal
 from dizuo.billing.reports import render, statement, usage_rows
-from dizuo.billing.service import topup
 from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database
 from tests.billing.records import settled_charge
@@ -100,22 +96,10 @@ def test_a_statement_summary_is_labelled_and_numeric() -> None:
     assert sheet.freeze_panes == "A7"  # under the table's header, below the summary and a blank line
 
 
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[tuple[Journal, Database, str, str]]:
-    db = Database(database_url)
-    db.upgrade()
-    name = f"月结-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("10"))
-    journal = Journal(db, WalletBook())
-    journal.start()
-    yield journal, db, org.id, name
-    journal.stop()
-    db.dispose()
-
-
-def test_a_month_and_its_days_are_the_platform_s(ledger: tuple[Journal, Database, str, str]) -> None:
-    journal, db, org_id, name = ledger
+def test_a_month_and_its_days_are_the_platform_s(journal: tuple[Journal, Database, str]) -> None:
+    writer, db, org_id = journal  # an organization of ¥10
+    with db.session() as session:
+        name = session.get(Organization, org_id).name  # type: ignore[union-attr]
     at = {
         1_000: dt.datetime(2026, 11, 30, 15, 59),  # 23:59 on 30 November in Shanghai: November
         2_000: dt.datetime(2026, 11, 30, 16, 0),  # midnight, 1 December in Shanghai: December
@@ -125,8 +109,8 @@ def test_a_month_and_its_days_are_the_platform_s(ledger: tuple[Journal, Database
 
     async def charge_all() -> None:
         for cost in at:
-            charge = await settled_charge(journal.book, org_id, cost)
-            await journal.record(charge, alone=True)
+            charge = await settled_charge(writer.book, org_id, cost)
+            await writer.record(charge, alone=True)
             request_id = charge.record["request_id"]
             with db.session() as session:
                 for table in (UsageRecord, LedgerEntry):

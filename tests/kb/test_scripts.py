@@ -4,9 +4,6 @@ cited as written."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-
-import pytest
 
 from dizuo.accounts import create_org
 from dizuo.kb.index import terms
@@ -27,14 +24,6 @@ SIMPLIFIED = """# 算力券管理办法
 
 第二条 审批程序由市大数据局规定，智慧城市项目优先。
 """
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 def test_traditional_text_gives_the_terms_of_its_simplified_words_and_simplified_text_is_kept() -> None:

@@ -5,7 +5,6 @@ changes. Vectors come from the embedded encoder itself."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -50,14 +49,6 @@ class FailingEncoder(LocalEncoder):
 @pytest.fixture(scope="module")
 def encoder() -> CountingEncoder:
     return CountingEncoder()
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    database.upgrade()
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -103,6 +103,21 @@ def funded_org(
     return db, org, create_key(db, name, limits=limits).key
 
 
+def wait_ready(url: str, process: subprocess.Popen[Any], seconds: float = 60) -> None:
+    """Wait until the `dizuo serve` *process* answers ``GET {url}/readyz`` with 200; fail if it ends
+    or takes longer than *seconds*."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, "dizuo serve ended before it was ready"
+        assert time.monotonic() < deadline, "dizuo serve did not become ready"
+        time.sleep(0.1)
+
+
 def start_server(
     config: Path, home: Path, database_url: str, port: int, **settings: str
 ) -> subprocess.Popen[bytes]:
@@ -119,12 +134,5 @@ def start_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
+    wait_ready(f"http://127.0.0.1:{port}", process)
+    return process
