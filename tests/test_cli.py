@@ -19,7 +19,7 @@ from dizuo.accounts import revoke_key
 from dizuo.app import load_settings, prepare
 from dizuo.routing import LOCAL_EMBEDDING
 from dizuo.store import Database
-from tests.support.servers import free_port, wait_ready
+from tests.support.servers import free_port, serving_first_key
 
 DIZUO = [sys.executable, "-m", "dizuo"]
 KEY = re.compile(r"^dz-[A-Za-z0-9_-]{43}$")
@@ -92,23 +92,9 @@ def test_a_redis_url_the_gateway_cannot_use_stops_every_command_clearly(
 def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """Run `dizuo serve --workers 2` as a user would; yield its URL and the first key it printed."""
     port = free_port()
-    process = subprocess.Popen(
-        [*DIZUO, "serve", "--port", str(port), "--workers", "2"],
-        env=env_for(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        key = process.stdout.readline().strip()
-        assert KEY.match(key), f"serve printed {key!r} instead of the first key"
-        url = f"http://127.0.0.1:{port}"
-        wait_ready(url, process, 90)
-        yield url, key
-    finally:
-        process.terminate()
-        process.wait(30)
+    command = [*DIZUO, "serve", "--port", str(port), "--workers", "2"]
+    with serving_first_key(command, port, env_for(tmp_path)) as key:
+        yield f"http://127.0.0.1:{port}", key
 
 
 def test_serve_with_workers_answers_with_the_printed_key(served: tuple[str, str]) -> None:

@@ -21,11 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import free_port, wait_ready
+from tests.support.servers import free_port, serving_first_key
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
-KEY = re.compile(r"dz-[A-Za-z0-9_-]{43}")
 TOKEN = re.compile(r"dzt-[A-Za-z0-9_-]{20,}")
 PASSWORD = "correct horse battery staple\n" * 2  # create-user asks twice
 
@@ -98,24 +97,10 @@ def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reader]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
     env["DIZUO_LOG_LEVEL"] = "warning"
     env["DIZUO_KB_PARSE_CPU_SECONDS"] = "30"
-    server = subprocess.Popen(
-        [str(home / ".venv" / "bin" / "dizuo"), "serve", "--port", str(port)],
-        cwd=home,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        key = server.stdout.readline().strip()
-        assert KEY.fullmatch(key), f"serve printed {key!r} instead of the first key"
-        wait_ready(f"http://127.0.0.1:{port}", server, 120)
+    command = [str(home / ".venv" / "bin" / "dizuo"), "serve", "--port", str(port)]
+    with serving_first_key(command, port, env, cwd=home, seconds=120) as key:
         # The README's server listens on 8000; the commands that find it by default find this one.
         yield Reader(home, port, {**env, "DIZUO_BASE_URL": f"http://127.0.0.1:{port}/v1"}, key)
-    finally:
-        server.terminate()
-        server.wait(30)
 
 
 def test_the_readme_has_commands_for_every_part_it_describes() -> None:

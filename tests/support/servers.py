@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,29 @@ def wait_ready(url: str, process: subprocess.Popen[Any], seconds: float = 60) ->
         assert process.poll() is None, "dizuo serve ended before it was ready"
         assert time.monotonic() < deadline, "dizuo serve did not become ready"
         time.sleep(0.1)
+
+
+FIRST_KEY = re.compile(r"dz-[A-Za-z0-9_-]{43}")
+
+
+@contextmanager
+def serving_first_key(
+    command: list[str], port: int, env: dict[str, str], cwd: Path | None = None, seconds: float = 90
+) -> Iterator[str]:
+    """Run `dizuo serve` as *command* (listening on *port*) as a user does; yield the first API key
+    it printed once it is ready, and stop it after."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        key = process.stdout.readline().strip()
+        assert FIRST_KEY.fullmatch(key), f"serve printed {key!r} instead of the first key"
+        wait_ready(f"http://127.0.0.1:{port}", process, seconds)
+        yield key
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def start_server(
