@@ -5,11 +5,37 @@ looked up in :data:`MESSAGES` by code, in Chinese or English, and formatted with
 parameters, so every message exists in both languages (a test checks it) and names the fix.
 
 Envelope (OpenAI's): ``{"error": {"message", "type", "param", "code"}}``.
+
+The tree (HTTP status)::
+
+    DizuoError
+    ├── InvalidRequest (400)
+    │   ├── DataRiskBlocked (400)        the guard blocked the prompt or the answer
+    │   ├── UnsupportedFeature (400)     the model cannot do it (tools on the embedded model)
+    │   ├── IdempotencyConflict (409)    one Idempotency-Key, two different requests
+    │   └── BodyTooLarge (413)
+    ├── AuthenticationFailed (401)
+    ├── InsufficientQuota (402)
+    ├── PermissionDenied (403)
+    ├── ModelNotFound (404)
+    ├── RouteNotFound (404)
+    ├── MethodNotAllowed (405)
+    ├── RateLimited (429)
+    ├── UpstreamError (502)
+    │   ├── UpstreamTimeout (504)
+    │   ├── UpstreamRateLimited (429)
+    │   └── UpstreamRejected (400)
+    ├── NoDeployment (503)
+    ├── SharedStateUnavailable (503)     Redis, shared by the replicas, cannot be reached
+    └── InternalError (500)
+    ConfigError                          a bad setting or config file: the command stops, exit 2
+
+(Features add their own subclasses beside them, e.g. the knowledge bases' and the auditor's.)
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import orjson
 
@@ -23,6 +49,7 @@ __all__ = [
     "InsufficientQuota",
     "InternalError",
     "InvalidRequest",
+    "Lang",
     "MethodNotAllowed",
     "ModelNotFound",
     "NoDeployment",
@@ -39,7 +66,7 @@ __all__ = [
     "pick_language",
 ]
 
-Lang = str  # "zh" or "en"
+Lang = Literal["zh", "en"]
 
 # code -> (zh-CN, English). Placeholders are str.format fields filled from the error's params.
 MESSAGES: dict[str, tuple[str, str]] = {

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ConfigDict
 
 from dizuo.days import day_moment
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, InvalidRequest, Lang
 
 __all__ = [
     "FormError",
@@ -90,7 +90,7 @@ class FormError(InvalidRequest):
         super().__init__("invalid_param", param=param, reason_zh=zh, reason_en=en)
 
 
-def field_errors(error: DizuoError, lang: str) -> dict[str, str]:
+def field_errors(error: DizuoError, lang: Lang) -> dict[str, str]:
     """Return ``{field: message}`` for *error*; an error without a field goes under ``form``."""
     if error.code == "invalid_param" and error.param:
         reason = error.params.get("reason_zh" if lang == "zh" else "reason_en")

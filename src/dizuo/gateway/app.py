@@ -32,6 +32,7 @@ from dizuo.errors import (
     InsufficientQuota,
     InternalError,
     InvalidRequest,
+    Lang,
     MethodNotAllowed,
     ModelNotFound,
     RouteNotFound,
@@ -77,7 +78,7 @@ PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an ac
 AWAY_LOG_SECONDS = 10.0  # while Redis is away, how often the 503s it causes are logged
 MODEL_PREFIX = "/v1/models/"
 MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
-Handler = Callable[[Scope, Receive, Send, Headers, str, str], Awaitable[None]]
+Handler = Callable[[Scope, Receive, Send, Headers, Lang, str], Awaitable[None]]
 
 
 class Gateway:
@@ -606,7 +607,7 @@ class Gateway:
     # ---- /v1/chat/completions ------------------------------------------------------------
 
     async def chat(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
         call, pool = await self._begin(receive, headers, request_id, "chat")
@@ -659,7 +660,7 @@ class Gateway:
         self._count_tokens(attempt.deployment, usage)
         return settling
 
-    async def _stream(self, send: Send, call: Call, client_usage: bool, lang: str) -> None:
+    async def _stream(self, send: Send, call: Call, client_usage: bool, lang: Lang) -> None:
         attempt = call.attempt
         assert attempt is not None
         dep = attempt.deployment
@@ -719,7 +720,7 @@ class Gateway:
     # ---- /v1/embeddings ------------------------------------------------------------------
 
     async def embeddings(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Answer an embeddings request."""
         call, pool = await self._begin(receive, headers, request_id, "embeddings")
@@ -737,7 +738,7 @@ class Gateway:
     # ---- /v1/models, health, metrics -----------------------------------------------------
 
     async def models(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """List the model aliases this key may use."""
         key = await self._authenticate(headers)
@@ -745,7 +746,7 @@ class Gateway:
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def model(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """One model alias, as the list shows it (``client.models.retrieve``); 404 when this key may not
         use it."""
@@ -784,13 +785,13 @@ class Gateway:
         }
 
     async def healthz(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Liveness: the process answers."""
         await send_json(send, 200, {"status": "ok"})
 
     async def readyz(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Readiness: started, keys loaded; lists deployments that cannot take calls."""
         unavailable = {dep.name: dep.unavailable for dep in self.router.deployments if dep.unavailable}
@@ -803,7 +804,7 @@ class Gateway:
         await send_json(send, 200 if ready else 503, body)
 
     async def render_metrics(
-        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: str, request_id: str
+        self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Prometheus text format."""
         health = self.router.health

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest, pick_language
+from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest, Lang, pick_language
 
 __all__ = [
     "BodyLimit",
@@ -113,7 +113,7 @@ async def send_json(
 
 
 async def send_error(
-    send: Send, error: DizuoError, lang: str, extra: list[tuple[bytes, bytes]] | None = None
+    send: Send, error: DizuoError, lang: Lang, extra: list[tuple[bytes, bytes]] | None = None
 ) -> None:
     """Send *error* in the OpenAI envelope, with its own headers (e.g. retry-after)."""
     headers = list(extra or [])
