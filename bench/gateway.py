@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +145,31 @@ def wrk(target: Target, seconds: int, connections: int, latency: bool = False) -
     return result
 
 
+def check(target: Target, stream: bool = False) -> None:
+    """One call as the benchmark makes them; stop the run, naming the status, unless it is a 200
+    with an answer (a refusal timed as an answer is worse than no figure)."""
+    body = target.body or BODY.replace("bench-json", target.model)
+    if stream:
+        body = BODY.replace("bench-json", "bench-sse").replace(
+            '"max_tokens": 64', '"max_tokens": 64, "stream": true'
+        )
+    request = urllib.request.Request(
+        target.stream_url if stream and target.stream_url else target.url,
+        data=body.encode(),
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {target.key}"} if target.key else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, text = response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read().decode("utf-8", "replace")
+    if status != 200 or ("data:" not in text if stream else '"choices"' not in text):
+        sys.exit(f"{target.name} answered {status} instead of an answer; nothing was timed: {text[:300]}")
+
+
 async def ttfb(target: Target, count: int) -> tuple[float, float]:
     """Sequential streaming calls; return p50 and p99 of time to the first body byte, in ms."""
     assert target.stream_url
@@ -225,25 +252,35 @@ http {{
 
     def dizuo(
         self,
-        upstream: int,
+        upstream: int | str,
         name: str = "dizuo",
         env_extra: dict[str, str] | None = None,
         config_text: str | None = None,
         first: bool = True,
+        guard: str = "log",
+        production: bool = False,
+        limits: bool = True,
     ) -> tuple[int, int, str]:
-        """Start `dizuo serve`; *first* is False for a further replica on a database another one
-        prepared (it prints no first key)."""
+        """Start `dizuo serve` in front of the upstream at *upstream* (a port on this machine, or
+        ``http://host:port``, serving ``/json/v1`` and ``/sse/v1``), with the guard's *guard* policy.
+        Return its port, pid and a key: the first key it printed, or with *production* the key of an
+        organization as production has it: the ``default`` organization funded, RPM, TPM and
+        concurrency limits on its key (none with *limits* False). *first* is False for a further
+        replica on a database another one prepared (no key)."""
+        if isinstance(upstream, int):
+            upstream = f"http://127.0.0.1:{upstream}"
         port = free_port()
         config = self.home / f"{name}.yaml"
         config.write_text(
             config_text
             or f"""
 local: false
+guard: {{default: {{action: {guard}}}}}
 deployments:
   - {{name: bench-json, model: bench-json, provider: openai-compatible,
-      base_url: "http://127.0.0.1:{upstream}/json/v1", price: {{input: 2, output: 8}}}}
+      base_url: "{upstream}/json/v1", price: {{input: 2, output: 8}}}}
   - {{name: bench-sse, model: bench-sse, provider: openai-compatible,
-      base_url: "http://127.0.0.1:{upstream}/sse/v1", price: {{input: 2, output: 8}}}}
+      base_url: "{upstream}/sse/v1", price: {{input: 2, output: 8}}}}
 """,
             encoding="utf-8",
         )
@@ -251,8 +288,9 @@ deployments:
         env["DIZUO_DATA_DIR"] = str(self.home / name)
         env["DIZUO_LOG_LEVEL"] = "warning"
         env.update(env_extra or {})
+        dizuo = str(Path(PYTHON).parent / "dizuo")
         process = self.spawn(
-            [str(Path(PYTHON).parent / "dizuo"), "serve", "--config", str(config), "--port", str(port)],
+            [dizuo, "serve", "--config", str(config), "--port", str(port)],
             env=env,
             stdout=subprocess.PIPE if first else subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -261,6 +299,18 @@ deployments:
         if first:
             assert process.stdout is not None
             key = process.stdout.readline().strip()
+        if first and production:
+
+            def admin(*args: str) -> str:
+                return subprocess.run(
+                    [dizuo, "admin", *args], env=env, capture_output=True, text=True, check=True
+                ).stdout.strip()
+
+            # Money for every call the run makes (a call costs about ¥0.0001), and a key with limits
+            # far above what the run asks: taken and given back on every call, never refusing.
+            admin("topup", "--org", "default", "--amount", "1000000")
+            limited = ["--rpm", "100000000", "--tpm", "2000000000", "--concurrency", "10000"]
+            key = admin("create-key", "--org", "default", *(limited if limits else []))
         wait_port(port)
         return port, process.pid, key
 
@@ -321,6 +371,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--litellm", action="store_true")
+    parser.add_argument(
+        "--controls",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run dizuo with each control off in turn (metering, guard, key limits)",
+    )
     parser.add_argument("--rss", action="store_true", help="also drive dizuo to 100k requests and report RSS")
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "gateway.json")
     args = parser.parse_args()
@@ -333,7 +389,7 @@ def main() -> None:
     try:
         up = stack.nginx()
         pt_port, pt_pid = stack.passthrough(up)
-        dz_port, dz_pid, key = stack.dizuo(up)
+        dz_port, dz_pid, key = stack.dizuo(up, production=True)
         targets = [
             Target(
                 "upstream (nginx)",
@@ -349,6 +405,19 @@ def main() -> None:
                 stream_url=f"http://127.0.0.1:{dz_port}/v1/chat/completions",
             ),
         ]
+        if args.controls:
+            for label, options in (
+                ("metering off", {"env_extra": {"DIZUO_METERING": "false"}}),
+                ("guard off", {"guard": "off"}),
+                ("no key limits", {"limits": False}),
+            ):
+                name = f"dizuo, {label}"
+                port, pid, control_key = stack.dizuo(
+                    up, name.replace(", ", "-").replace(" ", "-"), production=True, **options
+                )  # type: ignore[arg-type]
+                targets.append(
+                    Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", key=control_key, pid=pid)
+                )
         if args.litellm:
             ll_port, ll_pid = stack.litellm(up)
             targets.append(
@@ -356,7 +425,10 @@ def main() -> None:
                     "litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", key="sk-bench", pid=ll_pid
                 )
             )
-        for target in targets:  # warm-up: connections, caches, imports
+        for target in targets:  # every target answers before anything is timed, then warms up
+            check(target)
+            if target.stream_url:
+                check(target, stream=True)
             wrk(target, 2, 8)
         for round_ in range(args.rounds):
             for target in targets:
@@ -369,6 +441,9 @@ def main() -> None:
                     )
                 target.add("rps", result["rps"])
                 target.add("errors", result["non2xx"] + result["socket_errors"])
+                if result["non2xx"] and target.name.startswith("dizuo"):
+                    check(target)  # names the status and stops
+                    sys.exit(f"{target.name}: {result['non2xx']:.0f} calls were not answered with 2xx")
                 one = wrk(target, max(3, args.seconds // 2), 1, latency=True)
                 target.add("p50_ms", one.get("p50_ms", float("nan")))
                 target.add("p99_ms", one.get("p99_ms", float("nan")))
@@ -428,6 +503,11 @@ def report(targets: list[Target], rss: dict[str, float] | None, args: argparse.N
         "passthrough_added_p50_ms": pt.median("p50_ms") - up.median("p50_ms"),
         "dizuo_added_ttfb_p50_ms": dz.median("ttfb_p50_ms") - up.median("ttfb_p50_ms"),
     }
+    for t in targets:  # what each control costs: dizuo with it on, against dizuo with it off
+        if t.name.startswith("dizuo, "):
+            label = t.name.removeprefix("dizuo, ").replace(" ", "_")
+            summary[f"{label}: added_p50_ms_by_the_control"] = dz.median("p50_ms") - t.median("p50_ms")
+            summary[f"{label}: throughput_with_it_÷_without"] = dz.median("rps") / t.median("rps")
     if ll:
         summary["dizuo_vs_litellm_throughput"] = dz.median("rps") / ll.median("rps")
         summary["litellm_added_p50_ms"] = ll.median("p50_ms") - up.median("p50_ms")
