@@ -18,6 +18,7 @@ import openai
 import pytest
 from sqlalchemy import func, select
 
+from dizuo.accounts.members import create_member, create_token
 from dizuo.billing import parse_cny
 from dizuo.billing.service import VoucherTerms, issue_voucher, topup
 from dizuo.billing.tables import LedgerEntry, Voucher
@@ -99,15 +100,28 @@ async def test_a_refused_call_never_reaches_the_upstream(
     assert platform.records(poor) == []
 
 
-async def test_topup_takes_effect_at_once(gateway_app: GatewayApp) -> None:
+async def test_a_topup_reaches_the_gateway_at_once_or_within_one_refresh(gateway_app: GatewayApp) -> None:
     platform = await gateway_app([upstream_deployment("echo-model")])
+    admin = f"财务-{uuid.uuid4().hex[:6]}"
+    create_member(platform.db, admin, "correct horse battery", "platform-admin")
+    token = create_token(platform.db, admin)
+    # Through the admin API (or the console): the gateway's wallet is refreshed at once.
     org = platform.org(balance=None)
     async with platform.sdk(org.key) as client:
         with pytest.raises(openai.APIStatusError):
             await client.chat.completions.create(model="echo-model", messages=ASK)
-        topup(platform.db, org.name, parse_cny("0.01"))
+        made = await platform.http(token).post(f"/admin/v1/orgs/{org.name}/topups", json={"amount": "0.01"})
+        assert made.status_code == 201
         await client.chat.completions.create(model="echo-model", messages=ASK)
-    assert len(platform.records(org)) == 1
+    # From outside the process (`dizuo admin topup`, another replica): within one refresh period.
+    other = platform.org(balance=None)
+    async with platform.sdk(other.key) as client:
+        with pytest.raises(openai.APIStatusError):
+            await client.chat.completions.create(model="echo-model", messages=ASK)
+        topup(platform.db, other.name, parse_cny("0.01"))
+        await asyncio.sleep(platform.platform.gateway.meter.journal.refresh_seconds + 0.3)
+        await client.chat.completions.create(model="echo-model", messages=ASK)
+    assert len(platform.records(org)) == len(platform.records(other)) == 1
 
 
 async def test_failed_calls_are_not_charged(gateway_app: GatewayApp) -> None:

@@ -33,6 +33,8 @@ log = logging.getLogger("dizuo.billing")
 # When a call sets no max_tokens, this many output tokens are held (and the deployment's own
 # limit, once configured, replaces it). A longer answer is charged from free balance after.
 DEFAULT_MAX_OUTPUT = 4096
+# Organizations whose last refusal is remembered before old ones are forgotten (bounded memory).
+REREAD_MEMORY = 10_000
 
 
 def worst_case_tokens(body: dict[str, Any], body_bytes: int) -> tuple[int, int]:
@@ -102,6 +104,7 @@ class Meter:
         # Holds taken and not yet settled or released: calls in flight on this event loop. A call
         # that settles with none left beside it commits its record without the writer's hand-off.
         self._live = 0
+        self._reread: dict[str, float] = {}  # organization -> when a refusal last read its wallet
 
     def start(self) -> None:
         if self.enabled:
@@ -164,8 +167,10 @@ class Meter:
     async def reserve(self, org_id: str, dep: Deployment, prompt: int, completion: int) -> Hold:
         """Hold the worst-case cost of a call to *dep*, or raise 402.
 
-        Before saying 402 the organization's wallet is read once from the database: a top-up made a
-        moment ago must not be refused while the background refresh has not seen it yet.
+        Before saying 402 the organization's wallet may be read once from the database: a top-up
+        made a moment ago outside this process must not be refused while the background refresh has
+        not seen it yet. At most once per refresh period an organization: repeated refusals are
+        answered from memory, so a key with no money cannot load the database.
         """
         scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
         if not self.enabled:
@@ -174,10 +179,24 @@ class Meter:
         try:
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         except InsufficientQuota:
+            if not self._may_reread(org_id):
+                raise
             await asyncio.to_thread(self.journal.refresh, org_id)
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         self._live += 1
         return hold
+
+    def _may_reread(self, org_id: str) -> bool:
+        """Whether a refused call may read *org_id*'s wallet from the database now: once per refresh
+        period (the background refresh sees every change within it anyway)."""
+        now = time.monotonic()
+        period = self.journal.refresh_seconds
+        if now - self._reread.get(org_id, -period) < period:
+            return False
+        if len(self._reread) >= REREAD_MEMORY:  # forget organizations refused long ago
+            self._reread = {org: at for org, at in self._reread.items() if now - at < period}
+        self._reread[org_id] = now
+        return True
 
     @property
     def admits_limits(self) -> bool:
@@ -210,6 +229,8 @@ class Meter:
         try:
             hold, permit = await self._shared.answer(asking)
         except InsufficientQuota:
+            if not self._may_reread(asking.org_id):
+                raise
             await asyncio.to_thread(self.journal.refresh, asking.org_id)
             hold, permit = await self._shared.admit(
                 asking.org_id, asking.amount, asking.scope, time.time(), asking.limits

@@ -1,0 +1,65 @@
+"""Refusals are answered from memory: a key with no money, a junk key, an unknown model or a key
+over its rate limit cannot make the platform read its database call after call."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from dizuo.accounts.keys import hash_key
+from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
+
+ASK = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
+JUNK = "dz-" + "x" * 43  # shaped like a key, known to nobody
+
+
+@contextmanager
+def statements() -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement any engine of this process runs within the block, with its parameters."""
+    ran: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        ran.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        yield ran
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+
+def about(ran: list[tuple[str, Any]], *words: str) -> list[str]:
+    """The statements whose text or parameters name any of *words*."""
+    return [sql for sql, params in ran if any(w in sql or w in str(params) for w in words)]
+
+
+async def refused(platform: PlatformUnderTest, key: str, times: int, **body: Any) -> set[int]:
+    client = platform.http(key)
+    return {
+        (await client.post("/v1/chat/completions", json={**ASK, **body})).status_code for _ in range(times)
+    }
+
+
+async def test_repeated_refusals_read_the_database_at_most_once(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app(
+        [upstream_deployment("echo-model", price=("1.5", "2"))],
+        key_refresh_seconds=60,  # the background key refresh stays out of the count
+    )
+    poor = platform.org(balance=None)
+    limited = platform.org(balance="1", limits=(1, None, None))  # one request a minute
+    assert await refused(platform, limited.key, 1) == {200}
+    await asyncio.sleep(2 * platform.platform.gateway.meter.journal.refresh_seconds)  # refreshes settle
+    with statements() as ran:
+        assert await refused(platform, poor.key, 30) == {402}
+        assert await refused(platform, limited.key, 30) == {429}
+        assert await refused(platform, limited.key, 30, model="no-such-model") == {404}
+        assert await refused(platform, JUNK, 30) == {401}
+    # The first 402 may read the wallet once (a top-up from outside a moment ago); the other 29 not.
+    assert len(about(ran, poor.id)) <= 2, about(ran, poor.id)  # the wallet and its vouchers, once
+    assert about(ran, limited.id) == []
+    assert len(about(ran, hash_key(JUNK))) <= 1  # the junk key is looked up once, then remembered
