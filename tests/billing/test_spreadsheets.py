@@ -78,6 +78,9 @@ def test_headers_follow_the_reader_s_language_and_csv_keeps_exact_amounts() -> N
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows[0]["时间（Asia/Shanghai）"] == "2026-12-01 01:30:00"
     assert [r["费用（元）"] for r in rows] == ["14.100000", "1234.567890"]
+    flags = [{"stream": True}, {"stream": False}]
+    assert render("csv", flags, zone=SHANGHAI).decode("utf-8-sig").split() == ["流式", "是", "否"]
+    assert sheet_of(render("xlsx", flags, lang="en", zone=SHANGHAI))["A2"].value == "yes"
     json_rows = render("json", ROWS, zone=SHANGHAI)  # programs keep keys, UTC and exact strings
     assert b'"cost":"14.100000"' in json_rows and b'"created_at":"2026-11-30T17:30:00+00:00"' in json_rows
 

@@ -108,8 +108,8 @@ def _local(value: str, zone: ZoneInfo) -> dt.datetime:
     return moment.astimezone(zone).replace(tzinfo=None)
 
 
-def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool) -> Any:
-    """A value as a spreadsheet should hold it (*sheet*) or as a CSV writes it."""
+def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool, lang: Lang = "zh") -> Any:
+    """A value as a spreadsheet should hold it (*sheet*) or as a CSV writes it, in *lang*."""
     if value is None or value == "":
         return ""
     if kind == "money" and isinstance(value, str) and _NUMBER.fullmatch(value):
@@ -117,8 +117,8 @@ def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool) -> Any:
     if kind == "time" and isinstance(value, str):
         local = _local(value, zone)
         return local if sheet else local.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, bool):
-        return ("是" if value else "否") if not sheet else value
+    if isinstance(value, bool):  # a streamed call: 是 / 否, as a reader says it
+        return ("是" if value else "否") if lang == "zh" else ("yes" if value else "no")
     return neutralise(value)
 
 
@@ -136,14 +136,19 @@ def to_csv(
         for key, value in header.items():
             column = _column(key)
             writer.writerow(
-                [neutralise(column.label(lang, zone)), _cell(value, column.kind, zone, sheet=False)]
+                [
+                    neutralise(column.label(lang, zone)),
+                    _cell(value, column.kind, zone, sheet=False, lang=lang),
+                ]
             )
         writer.writerow([])
     if rows:
         keys = list(rows[0])
         writer.writerow([neutralise(_column(key).label(lang, zone)) for key in keys])
         for row in rows:
-            writer.writerow([_cell(row[key], _column(key).kind, zone, sheet=False) for key in keys])
+            writer.writerow(
+                [_cell(row[key], _column(key).kind, zone, sheet=False, lang=lang) for key in keys]
+            )
     return buffer.getvalue().encode("utf-8-sig")
 
 
@@ -178,7 +183,7 @@ def to_xlsx(
         nonlocal line
         line += 1
         for index, (value, kind) in enumerate(values, start=1):
-            cell = sheet.cell(row=line, column=index, value=_cell(value, kind, zone, sheet=True))
+            cell = sheet.cell(row=line, column=index, value=_cell(value, kind, zone, sheet=True, lang=lang))
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # openpyxl would store "=…" as a formula
             elif kind == "money":
