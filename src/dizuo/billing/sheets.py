@@ -22,9 +22,6 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from openpyxl import Workbook
-from openpyxl.styles import Font
-
 __all__ = ["COLUMNS", "Column", "Lang", "neutralise", "to_csv", "to_xlsx"]
 
 Lang = Literal["zh", "en"]
@@ -171,6 +168,9 @@ def to_xlsx(
     zone: ZoneInfo,
 ) -> bytes:
     """Rows as an XLSX workbook: *header* lines first, then the table under a frozen header row."""
+    from openpyxl import Workbook  # 12 MB: loaded by the first XLSX export, not by every worker
+    from openpyxl.styles import Font
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None

@@ -11,8 +11,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pypinyin import Style, lazy_pinyin
-
 from dizuo.store import utc
 
 __all__ = ["LANGS", "TEXT", "Lang", "Words", "bilingual", "pinyin_key"]
@@ -384,7 +382,12 @@ def bilingual(text: str, lang: str) -> str:
 
 
 def pinyin_key(text: str) -> tuple[str, ...]:
-    """Sort key that orders Chinese names by pinyin, as Chinese readers expect (not by code point)."""
+    """Sort key that orders Chinese names by pinyin, as Chinese readers expect (not by code point).
+
+    pypinyin loads its dictionaries (about 55 MB, phrases included, so that 重庆 sorts under C) on
+    first use: a worker that never renders a console page never pays for them."""
+    from pypinyin import Style, lazy_pinyin
+
     return tuple(lazy_pinyin(text.casefold(), style=Style.TONE3))
 
 
