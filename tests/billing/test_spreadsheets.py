@@ -67,6 +67,9 @@ def test_xlsx_amounts_are_numbers_that_sum_exactly_shown_to_two_decimals() -> No
     # Shanghai time, as the console shows it; Excel holds it as a date-time.
     assert sheet.cell(row=2, column=2).value == dt.datetime(2026, 12, 1, 1, 30)
     assert sheet.freeze_panes == "A2"
+    # Whole seconds, as the console shows the time: 10:00:00.9 is not rounded up to 10:00:01.
+    late = sheet_of(render("xlsx", [{"created_at": "2026-12-01T02:00:00.900000+00:00"}], zone=SHANGHAI))
+    assert late["A2"].value == dt.datetime(2026, 12, 1, 10, 0, 0)
     assert sheet.column_dimensions["C"].width >= 15  # "深度求索-chat": wide characters count twice
     assert sheet.cell(row=1, column=1).font.bold
 

@@ -102,7 +102,8 @@ def _local(value: str, zone: ZoneInfo) -> dt.datetime:
     moment = dt.datetime.fromisoformat(value)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(zone).replace(tzinfo=None)
+    # Whole seconds, as the console shows them (Excel would round a fraction to the next second).
+    return moment.astimezone(zone).replace(tzinfo=None, microsecond=0)
 
 
 def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool, lang: Lang = "zh") -> Any:
