@@ -13,9 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-__all__ = ["DATE_ONLY", "day_moment", "parse_moment"]
+__all__ = ["DATE_ONLY", "PLATFORM_ZONE", "day_moment", "parse_moment"]
 
 DATE_ONLY = 10  # len("YYYY-MM-DD")
+PLATFORM_ZONE = ZoneInfo("Asia/Shanghai")  # DIZUO_TIMEZONE's default
 
 
 def day_moment(day: dt.date, zone: ZoneInfo, *, end_of_day: bool = False) -> dt.datetime:

@@ -38,11 +38,11 @@ from dizuo.billing.service import (
     topup,
     wallet_view,
 )
-from dizuo.billing.sheets import Lang
-from dizuo.days import parse_moment
+from dizuo.days import PLATFORM_ZONE, parse_moment
 from dizuo.errors import (
     AuthenticationFailed,
     InvalidRequest,
+    Lang,
     RouteNotFound,
 )
 from dizuo.evalbench.service import EvalService
@@ -55,7 +55,6 @@ __all__ = ["create_admin_app"]
 
 PREFIX = "/admin/v1"
 STATIC = Path(__file__).parent / "static"
-PLATFORM_ZONE = ZoneInfo("Asia/Shanghai")  # DIZUO_TIMEZONE's default
 Format = Literal["json", "csv", "xlsx"]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
 from dizuo.billing.money import format_cny
-from dizuo.billing.sheets import Lang, neutralise, to_csv, to_xlsx
+from dizuo.billing.sheets import neutralise, to_csv, to_xlsx
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
-from dizuo.days import day_moment
-from dizuo.errors import InvalidRequest
+from dizuo.days import PLATFORM_ZONE, day_moment
+from dizuo.errors import InvalidRequest, Lang
 from dizuo.store import Database, utc
 
 __all__ = [
@@ -61,10 +61,7 @@ USAGE_COLUMNS = [
 ]
 
 
-ZONE = ZoneInfo("Asia/Shanghai")  # DIZUO_TIMEZONE's default
-
-
-def month_bounds(month: str, zone: ZoneInfo = ZONE) -> tuple[dt.datetime, dt.datetime]:
+def month_bounds(month: str, zone: ZoneInfo = PLATFORM_ZONE) -> tuple[dt.datetime, dt.datetime]:
     """Return [start, end) in UTC of a ``YYYY-MM`` month in *zone*, or raise 400."""
     try:
         first = dt.datetime.strptime(month, "%Y-%m").date()
@@ -129,7 +126,7 @@ def _cash_sum(
 
 
 def statement(
-    db: Database, org_name: str, month: str, zone: ZoneInfo = ZONE
+    db: Database, org_name: str, month: str, zone: ZoneInfo = PLATFORM_ZONE
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """Return a month's statement: a summary from the ledger, and per-day, per-model lines from usage.
     The month and its days are those of *zone*, the platform's time zone."""
@@ -215,11 +212,13 @@ def statement(
                 sums.items()
             )
         ]
-        summary["voucher_paid"] = format_cny(sum(int(v) for _, _, _, _, v, _ in sums.values()))
+        summary["voucher_paid"] = format_cny(sum(v for _, _, _, _, v, _ in sums.values()))
         return summary, lines
 
 
-def voucher_report(db: Database, issuer: str, month: str, zone: ZoneInfo = ZONE) -> list[dict[str, Any]]:
+def voucher_report(
+    db: Database, issuer: str, month: str, zone: ZoneInfo = PLATFORM_ZONE
+) -> list[dict[str, Any]]:
     """Return what an issuer's vouchers paid in a month of *zone*, per organization, program, provider
     and region."""
     start, end = month_bounds(month, zone)
@@ -300,7 +299,7 @@ def render(
     title: str = "dizuo",
     *,
     lang: Lang = "zh",
-    zone: ZoneInfo = ZONE,
+    zone: ZoneInfo = PLATFORM_ZONE,
 ) -> bytes:
     """Render an export as ``json`` (``{"summary", "lines"}`` when there is a header; keys and exact
     values for programs), or for people as ``csv`` or ``xlsx`` in *lang* with times in *zone*."""

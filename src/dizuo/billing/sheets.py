@@ -22,9 +22,10 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from dizuo.errors import Lang
+
 __all__ = ["COLUMNS", "Column", "Lang", "neutralise", "to_csv", "to_xlsx"]
 
-Lang = Literal["zh", "en"]
 Kind = Literal["text", "int", "money", "time"]
 CNY_FORMAT = '"¥"#,##0.00'
 TIME_FORMAT = "yyyy-mm-dd hh:mm:ss"

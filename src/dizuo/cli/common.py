@@ -6,14 +6,14 @@ import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
 import click
 from pydantic import ValidationError
 
 from dizuo.days import parse_moment
-from dizuo.errors import DizuoError
+from dizuo.errors import DizuoError, Lang
 from dizuo.settings import Settings
 from dizuo.store import Database
 
@@ -29,7 +29,6 @@ __all__ = [
     "split",
 ]
 
-Lang = Literal["zh", "en"]
 LANG = click.option(
     "--lang",
     type=click.Choice(["zh", "en"]),

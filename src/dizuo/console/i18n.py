@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal
 from zoneinfo import ZoneInfo
 
+from dizuo.errors import Lang
 from dizuo.store import utc
 
 __all__ = ["LANGS", "TEXT", "Lang", "Words", "bilingual", "pinyin_key"]
 
-Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 
 TEXT: dict[str, tuple[str, str]] = {

@@ -99,7 +99,6 @@ class EvalService:
         marker = out / PLATFORM_RUN
         run_id = marker.read_text(encoding="utf-8").strip() if marker.exists() else ""
         summary = {k: document[k] for k in ("overall", "grade", "grade_reason", "requirements", "counts")}
-        folder_ready = False
         with self.db.session() as session:
             run = session.get(EvalRun, run_id) if run_id else None
             if run is None:
@@ -121,9 +120,7 @@ class EvalService:
             for name in RUN_FILES:
                 if (out / name).exists():
                     shutil.copyfile(out / name, folder / name)
-            folder_ready = True
-        if folder_ready:
-            marker.write_text(run_id + "\n", encoding="utf-8")
+        marker.write_text(run_id + "\n", encoding="utf-8")  # once the record and its files are in place
         return run_id
 
     def _set(self, run_id: str, **values: Any) -> None:

@@ -247,10 +247,10 @@ class OpenAICompatible(Provider):
 class _Renamed:
     """The model name of an answer put back to the alias the client sent."""
 
-    __slots__ = ("alias", "needles", "upstream")
+    __slots__ = ("alias", "needles")
 
     def __init__(self, alias: str, upstream: str) -> None:
-        self.alias, self.upstream = alias, upstream
+        self.alias = alias
         name = orjson.dumps(upstream)
         # The two spellings upstreams use: compact (most servers) and with a space (Python's json).
         self.needles = (
