@@ -16,6 +16,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from dizuo.billing import rollups
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
 from dizuo.store import Database
 from tests.support.servers import free_port, funded_org, one_deployment_config, start_server
@@ -114,6 +115,8 @@ def test_kill_9_loses_no_completed_call(
             wallet = session.get(Wallet, org_id)
             assert wallet is not None
             assert wallet.balance == 100_000_000 - sum(r.own_part for r in records)
+        # The hourly rollups were written with the records: they agree, whatever the kill cut short.
+        assert rollups.verify(db, org_id=org_id) == []
         # Holds of the cut calls died with the process: the new one holds nothing for this organization.
         deadline = time.monotonic() + 5
         while True:

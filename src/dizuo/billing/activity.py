@@ -1,39 +1,26 @@
 """What the console's overview charts: calls, errors, tokens, spend, voucher use and latency over time.
 
-Buckets are hours or days in the platform's time zone. Money stays in exact micro-yuan until it is
-written as a CNY decimal string; charts read those strings as numbers, nothing here is a float sum.
+Read from the hourly rollups (``billing.rollups``), never from the records: a month of the whole
+platform is a few thousand rows whatever the number of calls. Buckets are hours or days in the
+platform's time zone (a UTC hour goes to the local bucket it starts in). Money stays in exact
+micro-yuan until it is written as a CNY decimal string; latency percentiles are read from the
+rollups' histogram.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-
 from dizuo.billing.money import format_cny
-from dizuo.billing.tables import FailedCall, UsageRecord
+from dizuo.billing.rollups import ACTIVITY_BASE, ACTIVITY_SUMS, all_scopes, hour_of, percentile, read_activity
 from dizuo.store import Database, utc
 
 __all__ = ["Bucket", "activity", "window"]
 
 Bucket = Literal["hour", "day"]
-# Usage statuses that mean the answer did not reach the client whole.
-CUT = ("upstream_cut", "client_gone", "blocked")
-
-
-@dataclass
-class _Slot:
-    calls: int = 0
-    errors: int = 0
-    prompt: int = 0
-    completion: int = 0
-    cost: int = 0
-    voucher: int = 0
-    latencies: list[int] = field(default_factory=list)
 
 
 def window(
@@ -59,13 +46,6 @@ def _floor(moment: dt.datetime, bucket: Bucket, zone: ZoneInfo) -> dt.datetime:
     return local.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _percentile(values: list[int], share: float) -> int | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def activity(
     db: Database,
     *,
@@ -77,58 +57,40 @@ def activity(
 ) -> dict[str, Any]:
     """Return per-bucket series and totals for one organization (or all, with *org_id* None)."""
     step = dt.timedelta(hours=1) if bucket == "hour" else dt.timedelta(days=1)
-    slots: dict[dt.datetime, _Slot] = defaultdict(_Slot)
-    start, end = utc(since), utc(until)
-    usage = select(
-        UsageRecord.created_at,
-        UsageRecord.prompt_tokens,
-        UsageRecord.completion_tokens,
-        UsageRecord.cost,
-        UsageRecord.voucher_part,
-        UsageRecord.latency_ms,
-        UsageRecord.status,
-    ).where(UsageRecord.created_at >= start, UsageRecord.created_at < end)
-    failed = select(FailedCall.created_at).where(FailedCall.created_at >= start, FailedCall.created_at < end)
-    if org_id is not None:
-        usage = usage.where(UsageRecord.org_id == org_id)
-        failed = failed.where(FailedCall.org_id == org_id)
-    with db.session() as session:
-        for created, prompt, completion, cost, voucher, latency, status in session.execute(usage):
-            slot = slots[_floor(created, bucket, zone)]
-            slot.calls += 1
-            slot.errors += status in CUT
-            slot.prompt += prompt
-            slot.completion += completion
-            slot.cost += cost
-            slot.voucher += voucher
-            slot.latencies.append(latency)
-        for (created,) in session.execute(failed):
-            slot = slots[_floor(created, bucket, zone)]
-            slot.calls += 1
-            slot.errors += 1
+    width = len(ACTIVITY_SUMS)
+    hours = read_activity(db, [org_id] if org_id is not None else all_scopes(), hour_of(since), until)
+    slots: dict[dt.datetime, list[int]] = defaultdict(lambda: [0] * width)
+    first = _floor(since, bucket, zone)
+    for hour, sums in hours.items():
+        slot = slots[max(first, _floor(hour, bucket, zone))]
+        for index in range(width):
+            slot[index] += sums[index]
+    base = len(ACTIVITY_BASE)
     labels: list[str] = []
     series: dict[str, list[Any]] = defaultdict(list)
-    moment = _floor(since, bucket, zone)
+    moment = first
+    empty = [0] * width
     while moment < until:
-        slot = slots.get(moment, _Slot())
+        calls, failed, errors, prompt, completion, cost, voucher = slots.get(moment, empty)[:base]
+        histogram = slots.get(moment, empty)[base:]
         labels.append(moment.strftime("%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"))
-        series["calls"].append(slot.calls)
-        series["errors"].append(slot.errors)
-        series["prompt_tokens"].append(slot.prompt)
-        series["completion_tokens"].append(slot.completion)
-        series["spend"].append(format_cny(slot.cost))
-        series["voucher"].append(format_cny(slot.voucher))
-        series["latency_p50"].append(_percentile(slot.latencies, 0.5))
-        series["latency_p95"].append(_percentile(slot.latencies, 0.95))
+        series["calls"].append(calls + failed)
+        series["errors"].append(errors + failed)
+        series["prompt_tokens"].append(prompt)
+        series["completion_tokens"].append(completion)
+        series["spend"].append(format_cny(cost))
+        series["voucher"].append(format_cny(voucher))
+        series["latency_p50"].append(percentile(histogram, 0.5))
+        series["latency_p95"].append(percentile(histogram, 0.95))
         moment += step  # wall-clock arithmetic: days stay midnight to midnight
-    everything = list(slots.values())
-    latencies = [value for slot in everything for value in slot.latencies]
+    total = [sum(column) for column in zip(*slots.values(), strict=True)] if slots else empty
+    calls, failed, errors, prompt, completion, cost, voucher = total[:base]
     totals = {
-        "calls": sum(s.calls for s in everything),
-        "errors": sum(s.errors for s in everything),
-        "tokens": sum(s.prompt + s.completion for s in everything),
-        "spend": format_cny(sum(s.cost for s in everything)),
-        "voucher": format_cny(sum(s.voucher for s in everything)),
-        "latency_p50": _percentile(latencies, 0.5),
+        "calls": calls + failed,
+        "errors": errors + failed,
+        "tokens": prompt + completion,
+        "spend": format_cny(cost),
+        "voucher": format_cny(voucher),
+        "latency_p50": percentile(total[base:], 0.5),
     }
     return {"bucket": bucket, "labels": labels, "series": dict(series), "totals": totals}

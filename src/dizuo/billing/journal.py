@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import Compiled
 
-from dizuo.billing import ledger
+from dizuo.billing import ledger, rollups
 from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherState, epoch
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database, utcnow
@@ -174,16 +174,21 @@ class _Compiled:
         self._one: str | None = None
 
     def one_charge(self) -> str:
-        """PostgreSQL: one charge's usage record, ledger legs and wallet change as one statement."""
+        """PostgreSQL: one charge's usage record, ledger legs, wallet change and rollups as one statement."""
         if self._one is None:
             columns = [c.name for c in UsageRecord.__table__.columns]
             legs = "tx_id, kind, account, amount, org_id, voucher_id, request_id, note, created_at"
+            usage = rollups.upsert_sql(rollups.usage_hourly, 1, lambda row, column: f"%(h{row}_{column})s")
+            activity = rollups.upsert_sql(
+                rollups.activity_hourly, 2, lambda row, column: f"%(a{row}_{column})s"
+            )
             self._one = (
                 f"WITH u AS (INSERT INTO usage_records ({', '.join(columns)})"
                 f" VALUES ({', '.join(f'%(u_{c})s' for c in columns)})),"
                 f" l AS (INSERT INTO ledger_entries ({legs})"
                 " SELECT %(tx)s, 'charge', x.account, x.amount, %(org)s, NULL, %(request)s, NULL, %(now)s"
-                " FROM unnest(%(accounts)s::text[], %(amounts)s::bigint[]) AS x(account, amount))"
+                " FROM unnest(%(accounts)s::text[], %(amounts)s::bigint[]) AS x(account, amount)),"
+                f" h AS ({usage}), a AS ({activity})"
                 " UPDATE wallets SET balance = balance + %(delta)s, version = version + 1,"
                 " updated_at = %(now)s WHERE org_id = %(org)s"
             )
@@ -434,21 +439,24 @@ class Journal:
         if self._sql is None:
             self._sql = _Compiled(self.db.engine.dialect)
         sql = self._sql
-        now = sql.stamp(utcnow())
+        moment = utcnow()
+        now = sql.stamp(moment)
         records = []
         entries = []
+        sums = rollups.Sums()
         for charge in charges:
             # A staged record keeps the moment its call was answered (a datetime from Redis, epoch
             # seconds from a spool); its legs share it, so that a period's statement and its usage agree.
             created = charge.record.get("created_at")
             if created is None:
-                stamp = now
+                created, stamp = moment, now
             else:
                 if not isinstance(created, dt.datetime):
                     created = dt.datetime.fromtimestamp(created, dt.UTC)
                 stamp = sql.stamp(created)
             record = {**charge.record, "created_at": stamp}
             records.append(record)
+            sums.record(rollups.hour_of(created), record)
             org_id = record["org_id"]
             tx_id = ledger.new_tx_id()
             legs = [ledger.Leg(ledger.cash(org_id), -charge.settlement.own, org_id=org_id)]
@@ -486,15 +494,15 @@ class Journal:
         connection = self._connection
         try:
             if self.db.is_sqlite:
-                self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
+                self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, sums, done)
             elif len(records) == 1 and len(wallet_deltas) == 1 and not voucher_rows:
-                self._execute_one(connection, sql, records[0], entries, wallet_deltas[0], done)
+                self._execute_one(connection, sql, records[0], entries, wallet_deltas[0], sums, done)
             elif len(records) > 1:
-                self._copy(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
+                self._copy(connection, sql, records, entries, wallet_deltas, voucher_rows, sums, done)
             else:
                 # PostgreSQL: the statements and the commit go in one pipeline, one round trip in all.
                 with connection.dbapi_connection.pipeline():  # type: ignore[union-attr]
-                    self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, done)
+                    self._execute(connection, sql, records, entries, wallet_deltas, voucher_rows, sums, done)
         except BaseException:
             # A broken connection is dropped; the retry opens a new one.
             with contextlib.suppress(Exception):
@@ -511,13 +519,14 @@ class Journal:
         entries: list[dict[str, Any]],
         wallet_deltas: list[dict[str, Any]],
         voucher_rows: list[dict[str, Any]],
+        sums: rollups.Sums,
         done: Committed,
     ) -> None:
         cursor = connection.cursor()
         sql.usage.execute(cursor, records)
         if entries:
             sql.ledger.execute(cursor, entries)
-        self._finish(connection, cursor, sql, wallet_deltas, voucher_rows, done)
+        self._finish(connection, cursor, sql, wallet_deltas, voucher_rows, sums, done)
 
     def _copy(
         self,
@@ -527,6 +536,7 @@ class Journal:
         entries: list[dict[str, Any]],
         wallet_deltas: list[dict[str, Any]],
         voucher_rows: list[dict[str, Any]],
+        sums: rollups.Sums,
         done: Committed,
     ) -> None:
         """PostgreSQL, a group of charges: the usage records and ledger legs by COPY, then the wallet and
@@ -543,7 +553,7 @@ class Journal:
             with cursor.copy(sql.copy_ledger) as copy:
                 for row in legs:
                     copy.write_row(row)
-        self._finish(connection, cursor, sql, wallet_deltas, voucher_rows, done)
+        self._finish(connection, cursor, sql, wallet_deltas, voucher_rows, sums, done)
 
     def _finish(
         self,
@@ -552,10 +562,12 @@ class Journal:
         sql: _Compiled,
         wallet_deltas: list[dict[str, Any]],
         voucher_rows: list[dict[str, Any]],
+        sums: rollups.Sums,
         done: Committed,
     ) -> None:
-        """After a group's rows: the wallet and voucher changes, the snapshots a shared book wants,
-        and the commit."""
+        """After a group's rows: the wallet and voucher changes, the rollups' sums, the snapshots a
+        shared book wants, and the commit. The rollups come last: their rows are the ones other
+        writers share (a platform share, an hour of a busy key), so they are held the shortest."""
         if wallet_deltas:
             sql.wallet.execute(cursor, wallet_deltas)
         if voucher_rows:
@@ -565,6 +577,7 @@ class Journal:
             sql.revoked_issuer.execute(cursor, fixes)
             sql.revoked_voucher.execute(cursor, fixes)
             sql.revoked_zero.execute(cursor, [{"vid": row["vid"]} for row in voucher_rows])
+        rollups.upsert(cursor, self.db.engine.dialect.paramstyle, sums, sql.stamp)
         if self.book.wants_snapshots:
             done.snapshots = self._snapshots(cursor, list(done.org_deltas))
         cursor.close()
@@ -577,6 +590,7 @@ class Journal:
         record: dict[str, Any],
         entries: list[dict[str, Any]],
         wallet: dict[str, Any],
+        sums: rollups.Sums,
         done: Committed,
     ) -> None:
         """PostgreSQL, one charge that moves no voucher (a lone call, mostly): the usage record, its
@@ -596,6 +610,15 @@ class Journal:
             "amounts": [entry["amount"] for entry in entries],
             "delta": wallet["delta"],
         }
+        # One usage row and two activity rows (the organization's, this process's share).
+        for prefix, table, rows in (
+            ("h", rollups.USAGE_KEYS + rollups.USAGE_SUMS, sums.usage_rows(sql.stamp)),
+            ("a", rollups.ACTIVITY_KEYS + rollups.ACTIVITY_SUMS, sums.activity_rows(sql.stamp)),
+        ):
+            for index, row in enumerate(rows):
+                params |= {
+                    f"{prefix}{index}_{column}": value for column, value in zip(table, row, strict=True)
+                }
         dbapi.autocommit = True
         try:
             cursor = connection.cursor()

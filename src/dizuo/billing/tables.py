@@ -5,12 +5,35 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, Numeric, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Table,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["FailedCall", "IdempotencyKey", "LedgerEntry", "UsageRecord", "Voucher", "Wallet"]
+__all__ = [
+    "LATENCY_COLUMNS",
+    "LATENCY_EDGES",
+    "FailedCall",
+    "IdempotencyKey",
+    "LedgerEntry",
+    "UsageRecord",
+    "Voucher",
+    "Wallet",
+    "activity_hourly",
+    "usage_hourly",
+]
 
 
 class Wallet(Base):
@@ -138,3 +161,81 @@ class IdempotencyKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the request's parameters
     result: Mapped[str] = mapped_column(String(64))  # the ledger transaction or voucher id made
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---- rollups: hourly sums the write path keeps, so that views never read every record ----------
+
+# Upper bounds (milliseconds, inclusive) of the latency histogram's buckets, about a quarter apart: a
+# percentile read from it is within a bucket's width of the true one. One more bucket holds the rest.
+_STEPS = (10, 12.5, 15, 20, 25, 30, 40, 50, 60, 80)
+LATENCY_EDGES = (
+    1,
+    2,
+    3,
+    4,
+    5,
+    6,
+    8,
+    *(int(step * 10**power) for power in range(4) for step in _STEPS),
+    100_000,
+    120_000,
+)
+LATENCY_COLUMNS = (*(f"ms_le_{edge}" for edge in LATENCY_EDGES), f"ms_gt_{LATENCY_EDGES[-1]}")
+
+
+def _count(name: str) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, default=0)
+
+
+# One row per UTC hour, organization, key, model, deployment, provider and region: the sums of the usage
+# records (``calls``) and failed calls (``failed``; no deployment, provider or region) of that hour.
+# Statements and per-key views read it. Written in the transaction that writes the records.
+usage_hourly = Table(
+    "usage_hourly",
+    Base.metadata,
+    Column("org_id", String(32), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("key_id", String(32), primary_key=True),
+    Column("model", String(256), primary_key=True),
+    Column("deployment", String(128), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("region", String(64), primary_key=True),
+    *(
+        _count(name)
+        for name in (
+            "calls",
+            "failed",
+            "errors",  # answered calls whose answer did not reach the client whole
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "voucher_part",
+            "own_part",
+            "uncollected",
+            "latency_ms",  # the sum, for a mean
+        )
+    ),
+)
+
+# One row per UTC hour and scope: an organization's id, or ``*N``, a share of the whole platform (each
+# process writes its own share, so that replicas do not wait on one row). The console's charts read
+# it: a month of the whole platform is a few thousand rows, whatever the number of calls.
+activity_hourly = Table(
+    "activity_hourly",
+    Base.metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    *(
+        _count(name)
+        for name in (
+            "calls",
+            "failed",
+            "errors",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "voucher_part",
+        )
+    ),
+    *(_count(name) for name in LATENCY_COLUMNS),
+)

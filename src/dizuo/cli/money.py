@@ -217,6 +217,51 @@ def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, 
     _emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
 
 
+@click.group("rollups")
+def rollups_group() -> None:
+    """The hourly rollups the console, statements and reports read: rebuild them from the usage
+    records, or verify that they agree."""
+
+
+@rollups_group.command("rebuild")
+@click.option("--since", default=None, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601; default: all.")
+def rollups_rebuild_command(since: str | None) -> None:
+    """Recompute the rollups from the usage records and failed calls, a day at a time (calls made
+    meanwhile wait a moment, and are counted once)."""
+    from dizuo.billing.rollups import rebuild
+
+    start = parse_date(since, "--since")
+    with reported(), database() as db:
+        rows = rebuild(db, start)
+    click.echo(f"已重建 {rows} 行小时汇总 / rebuilt {rows} hourly usage rows")
+
+
+@rollups_group.command("verify")
+@click.option("--since", default=None, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601; default: all.")
+@click.option("--org", default=None, help="Only this organization's rows.")
+def rollups_verify_command(since: str | None, org: str | None) -> None:
+    """Compare the rollups with the usage records; name every difference and exit 1 if there is one."""
+    from dizuo.accounts.service import org_by_name
+    from dizuo.billing.rollups import verify
+
+    start = parse_date(since, "--since")
+    with reported(), database() as db:
+        org_id = None
+        if org is not None:
+            with db.session() as session:
+                org_id = org_by_name(session, org).id
+        differences = verify(db, start, org_id)
+    for difference in differences[:100]:
+        click.echo(str(difference))
+    if differences:
+        shown = " (the first 100 shown)" if len(differences) > 100 else ""
+        click.echo(
+            f"汇总与用量记录有 {len(differences)} 处不符 / {len(differences)} differences{shown}", err=True
+        )
+        sys.exit(1)
+    click.echo("汇总与用量记录一致 / the rollups agree with the usage records")
+
+
 def register(group: click.Group) -> None:
     """Add the money commands to *group* (``dizuo admin``)."""
     for command in (
@@ -227,5 +272,6 @@ def register(group: click.Group) -> None:
         usage_command,
         statement_command,
         voucher_report_command,
+        rollups_group,
     ):
         group.add_command(command)

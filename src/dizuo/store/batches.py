@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, insert
 
 from dizuo.store.db import Base, Database
 
@@ -48,6 +48,9 @@ class BatchWriter:
         """Queue one row (returns at once)."""
         self._queue.put(row)
 
+    def also(self, connection: Connection, batch: list[dict[str, Any]]) -> None:
+        """Write what else *batch* changes, in the transaction that inserts it (nothing here)."""
+
     def _run(self) -> None:
         running = True
         while running:
@@ -75,6 +78,7 @@ class BatchWriter:
             try:
                 with self.db.engine.begin() as connection:
                     connection.execute(insert(self.table), batch)
+                    self.also(connection, batch)
                 return
             except Exception:  # a background writer must outlive a database hiccup
                 log.exception("writing %d %s failed (attempt %d of 3)", len(batch), self.name, attempt + 1)
