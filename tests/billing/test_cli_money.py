@@ -177,7 +177,7 @@ def voucher_args(**changes: str) -> list[str]:
             "not a valid unified social credit code",
         ),
         (["statement", "--org", "default", "--month", "2026-13"], "YYYY-MM"),
-        (["usage", "--org", "default"], "--json or --csv"),
+        (["usage", "--org", "default"], "--json, --jsonl or --csv"),
         # Typed by a person, read as a person meant it: never a silent thousand or an empty answer.
         (["topup", "--org", "default", "--amount", "1e3"], "written as 1000.00"),
         (

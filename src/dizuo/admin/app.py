@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import Depends, FastAPI, Header, Query
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
@@ -314,13 +314,17 @@ def create_admin_app(
         who: Caller,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
-        format: Format = "json",
+        format: Format | Literal["jsonl"] = "json",
         lang: Lang = "zh",
     ) -> Response:
-        """Usage records, one per answered call (CSV and XLSX headers in *lang*)."""
+        """Usage records, one per answered call (CSV and XLSX headers in *lang*), streamed as they are
+        read: an export of any size takes the same memory. ``jsonl``: one JSON object a line."""
         may(who, "read usage", org=get_org(db, org))
-        rows = billing_reports.usage_rows(db, org, since, until)
-        return _export(rows, format, f"usage-{org}", lang=lang, zone=zone)
+        rows = billing_reports.iter_usage_rows(db, org, since, until)
+        pieces = billing_reports.stream(format, rows, title=f"usage-{org}", lang=lang, zone=zone)
+        if format in ("json", "jsonl"):
+            return StreamingResponse(pieces, media_type=billing_reports.MEDIA[format])
+        return StreamingResponse(pieces, headers=billing_reports.attachment(f"usage-{org}", format))
 
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
     def statement(org: str, month: str, who: Caller, format: Format = "json", lang: Lang = "zh") -> Response:

@@ -8,20 +8,23 @@ is a month in the platform's time zone, as are a statement's days.
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, literal, select, tuple_
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
+from dizuo.billing import ledger
 from dizuo.billing.money import format_cny
-from dizuo.billing.sheets import neutralise, to_csv, to_xlsx
-from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher
+from dizuo.billing.sheets import iter_csv, neutralise, to_csv, to_xlsx, write_xlsx
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, usage_hourly
 from dizuo.days import PLATFORM_ZONE, day_moment
 from dizuo.errors import InvalidRequest, Lang
 from dizuo.store import Database, utc
@@ -29,13 +32,16 @@ from dizuo.store import Database, utc
 __all__ = [
     "MEDIA",
     "attachment",
+    "iter_usage_rows",
     "month_bounds",
     "neutralise",
     "render",
     "statement",
+    "stream",
     "to_csv",
     "to_xlsx",
     "usage_rows",
+    "usage_summary",
     "voucher_report",
 ]
 
@@ -76,6 +82,73 @@ def month_bounds(month: str, zone: ZoneInfo = PLATFORM_ZONE) -> tuple[dt.datetim
     return day_moment(first, zone), day_moment(following, zone)
 
 
+def iter_usage_rows(
+    db: Database,
+    org_name: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    model: str | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The organization's usage records in time order (of one model alias, when given), amounts as
+    CNY strings, read a few thousand at a time: an export of any size holds only those in memory.
+    The organization is looked up (and refused) before the first row."""
+    with db.session() as session:
+        org_id = org_by_name(session, org_name).id
+    return _usage_rows(db, org_id, since, until, model)
+
+
+def _usage_query(
+    org_id: str, since: dt.datetime | None, until: dt.datetime | None, model: str | None
+) -> Select[Any]:
+    columns = [getattr(UsageRecord, name) for name in (*USAGE_COLUMNS, "attempts")]
+    query = select(*columns).where(UsageRecord.org_id == org_id)
+    if since is not None:
+        query = query.where(UsageRecord.created_at >= utc(since))
+    if until is not None:
+        query = query.where(UsageRecord.created_at < utc(until))
+    if model:
+        query = query.where(UsageRecord.model == model)
+    return query
+
+
+def _usage_row(values: Sequence[Any]) -> dict[str, Any]:
+    """A usage record's columns (and its attempts, last) as an export's row."""
+    row = dict(zip(USAGE_COLUMNS, values, strict=False))
+    row["created_at"] = _iso(row["created_at"])
+    row["attempts"] = ",".join(
+        f"{a['deployment']}({a['error']})" if a.get("error") else str(a["deployment"])
+        for a in values[-1] or []
+    )
+    for money in ("cost", "voucher_part", "own_part", "uncollected"):
+        row[money] = format_cny(row[money])
+    return row
+
+
+def _usage_rows(
+    db: Database, org_id: str, since: dt.datetime | None, until: dt.datetime | None, model: str | None
+) -> Iterator[dict[str, Any]]:
+    """The rows in time order, a page at a time, each page read in a short transaction of its own
+    (after the last row of the one before): a slow reader of a long export holds no transaction open,
+    so the database's log keeps being checkpointed meanwhile."""
+    query = _usage_query(org_id, since, until, model)
+    order = (UsageRecord.created_at, UsageRecord.request_id)
+    after: tuple[Any, Any] | None = None
+    while True:
+        page = query
+        if after is not None:
+            page = page.where(UsageRecord.created_at >= after[0], tuple_(*order) > after)
+        with db.session() as session:
+            found = session.execute(page.order_by(*order).limit(STREAMED)).all()
+        for values in found:
+            yield _usage_row(values)
+        if len(found) < STREAMED:
+            return
+        after = (found[-1][1], found[-1][0])  # created_at, request_id
+
+
+STREAMED = 2000  # rows read at a time by an export
+
+
 def usage_rows(
     db: Database,
     org_name: str,
@@ -83,29 +156,30 @@ def usage_rows(
     until: dt.datetime | None = None,
     model: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the organization's usage records in time order (of one model alias, when given),
-    amounts as CNY strings."""
+    """:func:`iter_usage_rows`, as a list."""
+    return list(iter_usage_rows(db, org_name, since, until, model))
+
+
+def usage_summary(
+    db: Database,
+    org_name: str,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    model: str | None = None,
+    newest: int = 200,
+) -> tuple[int, int, list[dict[str, Any]]]:
+    """How many usage records match, what they cost in all (micro-yuan), and the *newest* of them,
+    newest first: what a page shows, counted and summed by the database."""
     with db.session() as session:
-        org = org_by_name(session, org_name)
-        query = select(UsageRecord).where(UsageRecord.org_id == org.id)
-        if since is not None:
-            query = query.where(UsageRecord.created_at >= utc(since))
-        if until is not None:
-            query = query.where(UsageRecord.created_at < utc(until))
-        if model:
-            query = query.where(UsageRecord.model == model)
-        rows = []
-        for record in session.scalars(query.order_by(UsageRecord.created_at, UsageRecord.request_id)):
-            row = {column: getattr(record, column) for column in USAGE_COLUMNS}
-            row["created_at"] = _iso(record.created_at)
-            row["attempts"] = ",".join(
-                f"{a['deployment']}({a['error']})" if a.get("error") else str(a["deployment"])
-                for a in record.attempts or []
-            )
-            for money in ("cost", "voucher_part", "own_part", "uncollected"):
-                row[money] = format_cny(row[money])
-            rows.append(row)
-        return rows
+        org_id = org_by_name(session, org_name).id
+        query = _usage_query(org_id, since, until, model)
+        matching = query.subquery()
+        count, cost = session.execute(
+            select(func.count(), func.coalesce(func.sum(matching.c.cost), 0)).select_from(matching)
+        ).one()
+        latest = query.order_by(UsageRecord.created_at.desc(), UsageRecord.request_id.desc()).limit(newest)
+        rows = [_usage_row(values) for values in session.execute(latest)]
+    return int(count), int(cost), rows
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -144,39 +218,46 @@ def statement(
             "own_charges": format_cny(-_cash_sum(session, cash, "charge", start, end)),
             "closing_balance": format_cny(_cash_sum(session, cash, None, None, end)),
         }
-        # Days are local days, which SQL cannot cut portably (SQLite has no time zones): records are
-        # summed per UTC hour in SQL, and hours folded into the zone's days here. Zones whose offset
-        # is not whole hours are summed record by record.
+        # Days are local days, which SQL cannot cut portably (SQLite has no time zones): the hourly
+        # rollups are summed per UTC hour, and hours folded into the zone's days here. Zones whose
+        # offset is not whole hours cut hours in two: their statements sum the records one by one.
         whole_hours = all(
             (offset := moment.astimezone(zone).utcoffset()) is not None and offset.total_seconds() % 3600 == 0
             for moment in (start, end)
         )
-        dialect = session.get_bind().dialect.name
-        if whole_hours and dialect == "postgresql":
-            # In UTC whatever the session's zone: a session in a half-hour zone would cut at :30.
-            when: Any = func.date_trunc("hour", func.timezone("UTC", UsageRecord.created_at))
-        elif whole_hours:
-            when = func.strftime("%Y-%m-%d %H:00:00", UsageRecord.created_at)
+        hourly = usage_hourly.c
+        if whole_hours:
+            query = (
+                select(
+                    hourly.hour.label("moment"),
+                    hourly.model,
+                    hourly.provider,
+                    hourly.region,
+                    func.sum(hourly.calls).label("calls"),
+                    func.sum(hourly.prompt_tokens).label("prompt_tokens"),
+                    func.sum(hourly.completion_tokens).label("completion_tokens"),
+                    func.sum(hourly.cost).label("cost"),
+                    func.sum(hourly.voucher_part).label("voucher_part"),
+                    func.sum(hourly.own_part).label("own_part"),
+                )
+                .where(hourly.org_id == org.id, hourly.hour >= start, hourly.hour < end, hourly.calls > 0)
+                .group_by(hourly.hour, hourly.model, hourly.provider, hourly.region)
+            )
         else:
-            when = UsageRecord.created_at
-        query = (
-            select(
-                when.label("moment"),
+            query = select(
+                UsageRecord.created_at.label("moment"),
                 UsageRecord.model,
                 UsageRecord.provider,
                 UsageRecord.region,
-                func.count().label("calls"),
-                func.sum(UsageRecord.prompt_tokens).label("prompt_tokens"),
-                func.sum(UsageRecord.completion_tokens).label("completion_tokens"),
-                func.sum(UsageRecord.cost).label("cost"),
-                func.sum(UsageRecord.voucher_part).label("voucher_part"),
-                func.sum(UsageRecord.own_part).label("own_part"),
-            )
-            .where(
+                literal(1).label("calls"),
+                UsageRecord.prompt_tokens,
+                UsageRecord.completion_tokens,
+                UsageRecord.cost,
+                UsageRecord.voucher_part,
+                UsageRecord.own_part,
+            ).where(
                 UsageRecord.org_id == org.id, UsageRecord.created_at >= start, UsageRecord.created_at < end
             )
-            .group_by(when, UsageRecord.model, UsageRecord.provider, UsageRecord.region)
-        )
         sums: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0] * 6)
         for row in session.execute(query):
             moment = (
@@ -220,46 +301,52 @@ def voucher_report(
     db: Database, issuer: str, month: str, zone: ZoneInfo = PLATFORM_ZONE
 ) -> list[dict[str, Any]]:
     """Return what an issuer's vouchers paid in a month of *zone*, per organization, program, provider
-    and region."""
+    and region.
+
+    One query, grouped by the database: the month's charge legs of each of the issuer's voucher
+    accounts, read through the ledger's (account, created_at) index, each joined to its call's usage
+    record (by its key) for the provider and region. Nothing is read that is not the issuer's, and
+    no list of ids grows with the month."""
     start, end = month_bounds(month, zone)
+    legs, records = LedgerEntry, UsageRecord
     with db.session() as session:
         vouchers = {v.id: v for v in session.scalars(select(Voucher).where(Voucher.issuer == issuer))}
         if not vouchers:
             return []
-        orgs = {o.id: o for o in session.scalars(select(Organization))}
-        # Each charge's voucher legs name the voucher; the revenue leg of the same transaction names
-        # the provider, and the usage record of its request the region.
-        legs = session.execute(
+        paid = (
             select(
-                LedgerEntry.tx_id, LedgerEntry.voucher_id, LedgerEntry.amount, LedgerEntry.request_id
-            ).where(
-                LedgerEntry.kind == "charge",
-                LedgerEntry.voucher_id.in_(list(vouchers)),
-                LedgerEntry.created_at >= start,
-                LedgerEntry.created_at < end,
+                Voucher.id,
+                func.coalesce(records.provider, "?").label("provider"),
+                func.coalesce(records.region, "?").label("region"),
+                func.sum(legs.amount).label("amount"),
+                func.count().label("calls"),
             )
-        ).all()
-        request_ids = [leg.request_id for leg in legs]
-        usage = (
-            {
-                r.request_id: r
-                for r in session.scalars(select(UsageRecord).where(UsageRecord.request_id.in_(request_ids)))
-            }
-            if request_ids
-            else {}
+            .select_from(Voucher)
+            .join(legs, legs.account == literal(ledger.voucher("")) + Voucher.id)
+            .outerjoin(records, records.request_id == legs.request_id)
+            .where(
+                Voucher.issuer == issuer,
+                legs.kind == "charge",
+                legs.created_at >= start,
+                legs.created_at < end,
+            )
+            .group_by(Voucher.id, func.coalesce(records.provider, "?"), func.coalesce(records.region, "?"))
         )
         totals: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-        for leg in legs:
-            voucher = vouchers[leg.voucher_id]
-            record = usage.get(leg.request_id)
-            provider = record.provider if record else "?"
-            region = record.region if record else "?"
-            key = (voucher.org_id, voucher.program, provider, region)
-            totals[key][0] += -leg.amount
-            totals[key][1] += 1
+        for voucher_id, provider, region, amount, calls in session.execute(paid):
+            voucher = vouchers[voucher_id]
+            line = totals[(voucher.org_id, voucher.program, provider, region)]
+            line[0] += -int(amount)
+            line[1] += int(calls)
+        names = {
+            o.id: o
+            for o in session.scalars(
+                select(Organization).where(Organization.id.in_({org_id for org_id, *_ in totals}))
+            )
+        }
         rows = []
-        for (org_id, program, provider, region), (paid, calls) in sorted(totals.items()):
-            org = orgs.get(org_id)
+        for (org_id, program, provider, region), (amount, calls) in sorted(totals.items()):
+            org = names.get(org_id)
             rows.append(
                 {
                     "issuer": issuer,
@@ -270,7 +357,7 @@ def voucher_report(
                     "provider": provider,
                     "region": region,
                     "calls": calls,
-                    "voucher_paid": format_cny(paid),
+                    "voucher_paid": format_cny(amount),
                 }
             )
         return rows
@@ -278,6 +365,7 @@ def voucher_report(
 
 MEDIA = {
     "json": "application/json",
+    "jsonl": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
@@ -308,3 +396,52 @@ def render(
     if fmt == "csv":
         return to_csv(rows, header, lang=lang, zone=zone)
     return to_xlsx(rows, header, title=title, lang=lang, zone=zone)
+
+
+PIECE = 1 << 16  # bytes per piece of a streamed file
+
+
+def stream(
+    fmt: str,
+    rows: Iterable[dict[str, Any]],
+    header: dict[str, str] | None = None,
+    title: str = "dizuo",
+    *,
+    lang: Lang = "zh",
+    zone: ZoneInfo = PLATFORM_ZONE,
+) -> Iterator[bytes]:
+    """:func:`render`, a piece at a time, reading *rows* as it goes: memory stays flat whatever their
+    number. ``jsonl`` (JSON Lines, one row a line) is for rows without a header. An XLSX file is a zip
+    that is written whole before it can be read: it is written to a temporary file first."""
+    if fmt == "json" and header is not None:
+        yield render(fmt, list(rows), header)
+    elif fmt in ("json", "jsonl"):
+        lines = fmt == "jsonl"
+        yield b"" if lines else b"["
+        batch: list[bytes] = []
+        first = True
+        for row in rows:
+            batch.append(orjson.dumps(row))
+            if len(batch) == JSON_ROWS:
+                yield _joined(batch, lines, first)
+                batch, first = [], False
+        if batch:
+            yield _joined(batch, lines, first)
+        yield b"" if lines else b"]\n"
+    elif fmt == "csv":
+        yield from iter_csv(rows, header, lang=lang, zone=zone)
+    else:
+        with tempfile.TemporaryFile() as file:
+            write_xlsx(file, rows, header, title=title, lang=lang, zone=zone)
+            file.seek(0)
+            while piece := file.read(PIECE):
+                yield piece
+
+
+JSON_ROWS = 500  # rows per piece of a streamed JSON document
+
+
+def _joined(batch: list[bytes], lines: bool, first: bool) -> bytes:
+    if lines:
+        return b"\n".join(batch) + b"\n"
+    return (b"" if first else b",") + b",".join(batch)

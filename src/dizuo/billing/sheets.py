@@ -12,19 +12,22 @@ a leading ``'`` (OWASP's advice on CSV injection), and XLSX text is stored as te
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import IO, Any, Literal
 from zoneinfo import ZoneInfo
 
 from dizuo.errors import Lang
 
-__all__ = ["COLUMNS", "Column", "Lang", "neutralise", "to_csv", "to_xlsx"]
+__all__ = ["COLUMNS", "Column", "Lang", "iter_csv", "neutralise", "to_csv", "to_xlsx", "write_xlsx"]
 
 Kind = Literal["text", "int", "money", "time"]
 CNY_FORMAT = '"¥"#,##0.00'
@@ -121,14 +124,16 @@ def _cell(value: Any, kind: Kind, zone: ZoneInfo, *, sheet: bool, lang: Lang = "
     return neutralise(value)
 
 
-def to_csv(
-    rows: list[dict[str, Any]],
+def iter_csv(
+    rows: Iterable[dict[str, Any]],
     header: dict[str, Any] | None = None,
     *,
     lang: Lang = "zh",
     zone: ZoneInfo,
-) -> bytes:
-    """Rows as CSV in UTF-8 with a BOM, *header* lines (a statement's summary) first."""
+) -> Iterator[bytes]:
+    """Rows as CSV in UTF-8 with a BOM, *header* lines (a statement's summary) first, a piece at a
+    time: however many rows there are, only a few hundred are in memory at once."""
+    yield codecs.BOM_UTF8
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if header:
@@ -141,14 +146,44 @@ def to_csv(
                 ]
             )
         writer.writerow([])
-    if rows:
-        keys = list(rows[0])
-        writer.writerow([neutralise(_column(key).label(lang, zone)) for key in keys])
-        for row in rows:
-            writer.writerow(
-                [_cell(row[key], _column(key).kind, zone, sheet=False, lang=lang) for key in keys]
-            )
-    return buffer.getvalue().encode("utf-8-sig")
+    keys: list[str] | None = None
+    kinds: list[Kind] = []
+    for count, row in enumerate(rows, start=1):
+        if keys is None:
+            keys = list(row)
+            kinds = [_column(key).kind for key in keys]
+            writer.writerow([neutralise(_column(key).label(lang, zone)) for key in keys])
+        writer.writerow(
+            [
+                _cell(row[key], kind, zone, sheet=False, lang=lang)
+                for key, kind in zip(keys, kinds, strict=True)
+            ]
+        )
+        if count % CSV_PIECE == 0:
+            yield _take(buffer)
+    yield _take(buffer)
+
+
+CSV_PIECE = 500  # rows per piece of a streamed CSV
+
+
+def _take(buffer: io.StringIO) -> bytes:
+    """What *buffer* holds, in UTF-8; and empty it."""
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text.encode()
+
+
+def to_csv(
+    rows: Iterable[dict[str, Any]],
+    header: dict[str, Any] | None = None,
+    *,
+    lang: Lang = "zh",
+    zone: ZoneInfo,
+) -> bytes:
+    """Rows as CSV in UTF-8 with a BOM, *header* lines (a statement's summary) first."""
+    return b"".join(iter_csv(rows, header, lang=lang, zone=zone))
 
 
 def _width(value: Any, kind: Kind) -> int:
@@ -161,57 +196,90 @@ def _width(value: Any, kind: Kind) -> int:
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
 
 
-def to_xlsx(
-    rows: list[dict[str, Any]],
+SIZED_BY = 1000  # rows whose contents size the columns (a streamed sheet is sized before it is written)
+
+
+def write_xlsx(
+    out: IO[bytes],
+    rows: Iterable[dict[str, Any]],
     header: dict[str, Any] | None = None,
     *,
     title: str = "dizuo",
     lang: Lang = "zh",
     zone: ZoneInfo,
-) -> bytes:
-    """Rows as an XLSX workbook: *header* lines first, then the table under a frozen header row."""
+) -> None:
+    """Write rows to *out* as an XLSX workbook: *header* lines first, then the table under a frozen
+    header row. Written as it goes (openpyxl's write-only mode): memory stays flat whatever the number
+    of rows; columns are sized by the first rows."""
     from openpyxl import Workbook  # 12 MB: loaded by the first XLSX export, not by every worker
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
 
-    workbook = Workbook()
-    sheet = workbook.active
-    assert sheet is not None
-    sheet.title = re.sub(r"[\\/?*\[\]:]", "-", title)[:31] or "dizuo"  # characters Excel refuses
-    widths: dict[int, int] = {}
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet(
+        re.sub(r"[\\/?*\[\]:]", "-", title)[:31] or "dizuo"
+    )  # characters Excel refuses
     bold = Font(bold=True)
-    line = 0
+    iterator = iter(rows)
+    first = list(itertools.islice(iterator, SIZED_BY))
+    keys = list(first[0]) if first else []
+    kinds = [_column(key).kind for key in keys]
+    summary = [
+        [(_column(key).label(lang, zone), "text"), (value, _column(key).kind)]
+        for key, value in (header or {}).items()
+    ]
+    heading: list[tuple[Any, Kind]] = [(_column(key).label(lang, zone), "text") for key in keys]
 
-    def put(values: list[tuple[Any, Kind]], *, heading: bool = False) -> None:
-        nonlocal line
-        line += 1
-        for index, (value, kind) in enumerate(values, start=1):
-            cell = sheet.cell(row=line, column=index, value=_cell(value, kind, zone, sheet=True, lang=lang))
+    def values(row: dict[str, Any]) -> list[tuple[Any, Kind]]:
+        return [(row[key], kind) for key, kind in zip(keys, kinds, strict=True)]
+
+    def cells(line: list[tuple[Any, Kind]], *, strong: bool = False) -> list[Any]:
+        made = []
+        for value, kind in line:
+            cell = WriteOnlyCell(sheet, value=_cell(value, kind, zone, sheet=True, lang=lang))
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # openpyxl would store "=…" as a formula
             elif kind == "money":
                 cell.number_format = CNY_FORMAT
             elif kind == "time":
                 cell.number_format = TIME_FORMAT
-            if heading:
+            if strong:
                 cell.font = bold
-            if cell.value not in (None, ""):
-                widths[index] = max(widths.get(index, 0), _width(cell.value, kind))
+            made.append(cell)
+        return made
 
-    if header:
-        for key, value in header.items():
-            column = _column(key)
-            put([(column.label(lang, zone), "text"), (value, column.kind)])
-        line += 1  # a blank line between the summary and the table
-    if rows:
-        keys = list(rows[0])
-        put([(_column(key).label(lang, zone), "text") for key in keys], heading=True)
-        sheet.freeze_panes = sheet.cell(row=line + 1, column=1)
-        for row in rows:
-            put([(row[key], _column(key).kind) for key in keys])
+    widths: dict[int, int] = {}
+    for line in [*summary, heading, *(values(row) for row in first)]:
+        for index, (value, kind) in enumerate(line, start=1):
+            shown = _cell(value, kind, zone, sheet=True, lang=lang)
+            if shown not in (None, ""):
+                widths[index] = max(widths.get(index, 0), _width(shown, kind))
     for index, width in widths.items():
-        sheet.column_dimensions[sheet.cell(row=1, column=index).column_letter].width = min(
-            width + 2, MAX_WIDTH
-        )
+        sheet.column_dimensions[get_column_letter(index)].width = min(width + 2, MAX_WIDTH)
+    if keys:
+        # Under the table's header: below the summary and a blank line, if there is a summary.
+        sheet.freeze_panes = f"A{len(summary) + (1 if summary else 0) + 2}"
+    for line in summary:
+        sheet.append(cells(line))
+    if summary:
+        sheet.append([])  # a blank line between the summary and the table
+    if keys:
+        sheet.append(cells(heading, strong=True))
+        for row in itertools.chain(first, iterator):
+            sheet.append(cells(values(row)))
+    workbook.save(out)
+
+
+def to_xlsx(
+    rows: Iterable[dict[str, Any]],
+    header: dict[str, Any] | None = None,
+    *,
+    title: str = "dizuo",
+    lang: Lang = "zh",
+    zone: ZoneInfo,
+) -> bytes:
+    """Rows as an XLSX workbook (see :func:`write_xlsx`)."""
     buffer = io.BytesIO()
-    workbook.save(buffer)
+    write_xlsx(buffer, rows, header, title=title, lang=lang, zone=zone)
     return buffer.getvalue()

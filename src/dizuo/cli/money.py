@@ -159,18 +159,21 @@ def wallet_command(org: str, as_json: bool) -> None:
 @click.option("--since", default=None, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601, inclusive.")
 @click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
 @click.option("--json", "fmt", flag_value="json", help="One JSON document.")
+@click.option("--jsonl", "fmt", flag_value="jsonl", help="JSON Lines: one JSON object a line.")
 @click.option("--csv", "fmt", flag_value="csv", help="CSV, UTF-8 with BOM (opens in Excel).")
 @LANG
 def usage_command(org: str, since: str | None, until: str | None, fmt: str | None, lang: Lang) -> None:
-    """Export an organization's usage records."""
-    from dizuo.billing.reports import render, usage_rows
+    """Export an organization's usage records, written as they are read (any number of them)."""
+    from dizuo.billing.reports import iter_usage_rows, stream
 
     if fmt is None:
-        fail("请选择 --json 或 --csv / choose --json or --csv")
+        fail("请选择 --json、--jsonl 或 --csv / choose --json, --jsonl or --csv")
     start, end = parse_period(since, until)
+    zone = platform_zone()
     with reported(), database() as db:
-        rows = usage_rows(db, org, start, end)
-    _emit(render(fmt, rows, lang=lang, zone=platform_zone()), None)
+        for piece in stream(fmt, iter_usage_rows(db, org, start, end), lang=lang, zone=zone):
+            sys.stdout.buffer.write(piece)
+        sys.stdout.buffer.flush()
 
 
 @click.command("statement")

@@ -134,7 +134,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "overview.chart_latency": ("延迟（毫秒）", "Latency (ms)"),
     "overview.prompt": ("输入", "prompt"),
     "overview.completion": ("输出", "completion"),
-    "overview.live": ("每 5 秒自动刷新", "Refreshes every 5 seconds"),
+    "overview.live": ("每 {seconds} 秒自动刷新", "Refreshes every {seconds} seconds"),
     # organizations
     "orgs.title": ("组织", "Organizations"),
     "orgs.name": ("名称", "Name"),

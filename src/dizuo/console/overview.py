@@ -15,6 +15,9 @@ from dizuo.console.web import PREFIX, Console, redirect
 __all__ = ["routes"]
 
 RANGES = {1: "overview.day", 7: "overview.week", 30: "overview.month"}
+# Seconds between refreshes: the day's hourly buckets change by the second, a week's or a month's
+# daily ones hardly in a minute.
+REFRESH = {1: 5, 7: 60, 30: 60}
 
 
 def routes(console: Console) -> APIRouter:
@@ -45,6 +48,7 @@ def routes(console: Console) -> APIRouter:
             figures=figures,
             days=days,
             ranges=RANGES,
+            refresh=REFRESH[days],
             org=org,
             orgs=orgs,
         )

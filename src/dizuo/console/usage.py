@@ -1,5 +1,7 @@
-"""Usage records of an organization, filtered by date and model, exported as CSV or Excel."""
+"""Usage records of an organization, filtered by date and model: the newest on the page, counted and
+summed by the database; every one in the CSV or Excel export, streamed as it is read."""
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -9,7 +11,7 @@ from dizuo.accounts import get_org
 from dizuo.accounts.permissions import authorize
 from dizuo.accounts.sessions import SignedIn
 from dizuo.billing import reports as billing_reports
-from dizuo.billing.money import format_cny, parse_cny
+from dizuo.billing.money import format_cny
 from dizuo.console.exports import download
 from dizuo.console.forms import field_errors, parse_date
 from dizuo.console.web import PREFIX, Console
@@ -25,13 +27,9 @@ def routes(console: Console) -> APIRouter:
     db = console.db
     Signed = Annotated[SignedIn, Depends(console.signed_in)]
 
-    def rows(org: str, since: str, until: str, model: str) -> list[dict[str, object]]:
-        return billing_reports.usage_rows(
-            db,
-            org,
-            parse_date(since, "since", console.zone),
-            parse_date(until, "until", console.zone, end_of_day=True),
-            model.strip() or None,
+    def period(since: str, until: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+        return parse_date(since, "since", console.zone), parse_date(
+            until, "until", console.zone, end_of_day=True
         )
 
     @router.get(f"{PREFIX}/orgs/{{org}}/usage")
@@ -42,7 +40,10 @@ def routes(console: Console) -> APIRouter:
         authorize(signed.actor, "read usage", org_id=found.id)
         form = {"since": since, "until": until, "model": model}
         try:
-            records = rows(found.name, since, until, model)
+            start, end = period(since, until)
+            count, cost, records = billing_reports.usage_summary(
+                db, found.name, start, end, model.strip() or None, newest=SHOWN
+            )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)
             return console.render(
@@ -57,7 +58,6 @@ def routes(console: Console) -> APIRouter:
                 records=[],
                 total=None,
             )
-        total = format_cny(sum(parse_cny(str(r["cost"]), allow_zero=True) for r in records))
         return console.render(
             request,
             "usage.html",
@@ -65,10 +65,10 @@ def routes(console: Console) -> APIRouter:
             org=found.name,
             org_id=found.id,
             form=form,
-            records=list(reversed(records[-SHOWN:])),
-            count=len(records),
+            records=records,
+            count=count,
             shown=SHOWN,
-            total=total,
+            total=format_cny(cost),
         )
 
     @router.get(f"{PREFIX}/orgs/{{org}}/usage.{{fmt}}")
@@ -83,8 +83,8 @@ def routes(console: Console) -> APIRouter:
     ) -> Response:
         found = get_org(db, org)
         authorize(signed.actor, "read usage", org_id=found.id)
-        return download(
-            rows(found.name, since, until, model), fmt, f"用量-{found.name}", console.words(request)
-        )
+        start, end = period(since, until)
+        rows = billing_reports.iter_usage_rows(db, found.name, start, end, model.strip() or None)
+        return download(rows, fmt, f"用量-{found.name}", console.words(request))
 
     return router
