@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from dizuo.billing import Scope
+from dizuo.billing import Scope, rollups
 from dizuo.billing.holds import Book
 from dizuo.billing.journal import Charge
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Wallet
@@ -52,7 +52,9 @@ async def settled_charge(book: Book, org_id: str, cost: int, **fields: Any) -> C
 
 
 def committed(db: Database, org_id: str) -> tuple[int, int, int, int]:
-    """(usage records, their cost, the charge legs' sum, the wallet's balance) as the database has them."""
+    """(usage records, their cost, the charge legs' sum, the wallet's balance) as the database has them;
+    and the hourly rollups must say what the records say, whatever path committed them."""
+    assert rollups.verify(db, org_id=org_id) == []
     with db.session() as session:
         records, cost = session.execute(
             select(func.count(), func.coalesce(func.sum(UsageRecord.cost), 0)).where(

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import random
 import sqlite3
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,6 +30,7 @@ from dizuo.store import Database
 from dizuo.store.db import MIGRATIONS
 from tests.support.cli import dizuo
 from tests.support.platform import GatewayApp, PlatformUnderTest, Tenant, upstream_deployment
+from tests.support.upstream import FakeUpstream
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ASK = [{"role": "user", "content": "汇总"}]
@@ -44,13 +46,16 @@ async def _failed_calls_landed(platform: PlatformUnderTest, org: Tenant, count: 
     raise AssertionError("the failed calls were not written")
 
 
-async def _busy_org(gateway_app: GatewayApp) -> tuple[PlatformUnderTest, Tenant]:
-    """An organization that made answered calls (one paid partly by a voucher), and failed ones."""
+async def _busy_org(gateway_app: GatewayApp, upstream: FakeUpstream) -> tuple[PlatformUnderTest, Tenant]:
+    """An organization that made answered calls (one paid partly by a voucher, one charged by
+    estimate), and failed ones."""
+    scripted = f"ctl-{uuid.uuid4().hex[:8]}"
     platform = await gateway_app(
         [
             upstream_deployment("echo-model", name="echo-r", price=("1.5", "2")),
             upstream_deployment("pricey-model", name="pricey-r", price=("0", "1000")),
             upstream_deployment("broken-model", "fail500", name="broken-r"),
+            upstream_deployment("guess-model", scripted, name="guess-r", price=("1.5", "2")),
         ]
     )
     org = platform.org(balance="1")
@@ -76,23 +81,29 @@ async def _busy_org(gateway_app: GatewayApp) -> tuple[PlatformUnderTest, Tenant]
             await client.chat.completions.create(model="broken-model", messages=ASK)
         with pytest.raises(openai.NotFoundError):
             await client.chat.completions.create(model="no-such-model", messages=ASK)
+        with upstream.scripted(usages={scripted: {"prompt_tokens": -5, "completion_tokens": 3}}):
+            await client.chat.completions.create(model="guess-model", messages=ASK)
     await _failed_calls_landed(platform, org, 2)
     return platform, org
 
 
-async def test_the_overview_and_statement_rows_say_what_the_records_say(gateway_app: GatewayApp) -> None:
-    platform, org = await _busy_org(gateway_app)
+async def test_the_overview_and_statement_rows_say_what_the_records_say(
+    gateway_app: GatewayApp, upstream: FakeUpstream
+) -> None:
+    platform, org = await _busy_org(gateway_app, upstream)
     records = platform.records(org)
-    assert len(records) == 4
+    assert len(records) == 5
+    guessed = [r for r in records if r.model == "guess-model"]
+    assert [r.status for r in guessed] == ["estimated"]
     since, until, bucket = window(1, SHANGHAI)
     totals = activity(platform.db, org_id=org.id, since=since, until=until, bucket=bucket, zone=SHANGHAI)[
         "totals"
     ]
-    # 4 answered + 2 failed calls; the echo's three cost 17 each, the pricey one 3 output tokens at
-    # ¥1000/M = 3000, of which the voucher paid 30 % = 900.
-    assert (totals["calls"], totals["errors"]) == (6, 2)
+    # 5 answered + 2 failed calls; the echo's three cost 17 each, the pricey one 3 output tokens at
+    # ¥1000/M = 3000, of which the voucher paid 30 % = 900; the estimated one what its record says.
+    assert (totals["calls"], totals["errors"]) == (7, 2)
     assert totals["tokens"] == sum(r.prompt_tokens + r.completion_tokens for r in records)
-    assert parse_cny(totals["spend"]) == 3 * 17 + 3000 == sum(r.cost for r in records)
+    assert parse_cny(totals["spend"]) == 3 * 17 + 3000 + guessed[0].cost == sum(r.cost for r in records)
     assert parse_cny(totals["voucher"]) == 900
     assert totals["latency_p50"] is not None
     with platform.db.session() as session:
@@ -109,11 +120,14 @@ async def test_the_overview_and_statement_rows_say_what_the_records_say(gateway_
     )
     # Failed calls name no deployment.
     assert by_model[("broken-model", "")]["failed"] == 1 and by_model[("no-such-model", "")]["failed"] == 1
+    assert by_model[("guess-model", "guess-r")]["cost"] == guessed[0].cost
     assert rollups.verify(platform.db, org_id=org.id) == []
 
 
-async def test_a_rebuild_writes_what_the_write_path_wrote(gateway_app: GatewayApp) -> None:
-    platform, org = await _busy_org(gateway_app)
+async def test_a_rebuild_writes_what_the_write_path_wrote(
+    gateway_app: GatewayApp, upstream: FakeUpstream
+) -> None:
+    platform, org = await _busy_org(gateway_app, upstream)
     since = rollups.hour_of(platform.records(org)[0].created_at)
 
     def org_rows() -> list[dict[str, object]]:
@@ -126,14 +140,16 @@ async def test_a_rebuild_writes_what_the_write_path_wrote(gateway_app: GatewayAp
             return [dict(row) for row in session.execute(query).mappings()]
 
     written = org_rows()
-    assert len(written) == 4  # echo, pricey, and the two failed calls' models
+    assert len(written) == 5  # echo, pricey, guess, and the two failed calls' models
     rollups.rebuild(platform.db, since)
     assert org_rows() == written
     assert rollups.verify(platform.db, since) == []
 
 
-async def test_verify_names_a_difference_and_rebuild_mends_it(gateway_app: GatewayApp) -> None:
-    platform, org = await _busy_org(gateway_app)
+async def test_verify_names_a_difference_and_rebuild_mends_it(
+    gateway_app: GatewayApp, upstream: FakeUpstream
+) -> None:
+    platform, org = await _busy_org(gateway_app, upstream)
     with platform.db.session() as session:
         session.execute(
             update(usage_hourly)
