@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from dizuo.apps.inspection import audit_files, render_html
+from dizuo.apps.inspection.audit import REPORT_ERRORS, Kind
+from dizuo.apps.inspection.render import KINDS
 from tests.apps.inspection.reports import DEFECTS, STANDARD, clean, docx
 from tests.support.browser import screenshot
 
@@ -57,3 +59,9 @@ def test_the_audit_page_reads_right_in_chinese_and_english(browser: Any, tmp_pat
         assert page.locator("#QD-2022-047").is_visible()
         screenshot(page, f"inspection-audit-{lang}")
         page.close()
+
+
+def test_every_kind_of_finding_has_a_name_in_both_languages() -> None:
+    assert set(KINDS) == set(Kind)
+    assert all(zh and en and group in {"error", "product", "action"} for zh, en, group in KINDS.values())
+    assert {kind for kind in Kind if KINDS[kind][2] == "error"} == REPORT_ERRORS

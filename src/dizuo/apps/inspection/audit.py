@@ -1,20 +1,11 @@
 """The audit: a report judged against a standard, in code, with every number a Decimal.
 
-Findings, by kind:
-
-- ``incomplete``: a required element (6.3), a measured value or a piece is missing or unreadable;
-- ``out_of_limit``: a measured value outside its clause's limit (whether the report saw it or not);
-- ``verdict_mismatch``: a piece's 单件结论 disagrees with its values (6.1);
-- ``count_mismatch``: the conclusion's counts disagree with the records;
-- ``sample_size``: fewer samples than the plan demands for the lot size (5.1.2);
-- ``batch_decision``: the reported 接收/拒收 disagrees with Ac/Re (6.2);
-- ``inconsistent``: the report contradicts itself or the standard (a sample that is not a piece of
-  the lot, a product model the tolerance table lacks);
-- ``escalation``: what the standard demands next (7: three or more nonconforming on one item → 8D).
-
-A report is ``valid`` when it has none of the first kinds: it is complete and its verdicts, counts
-and decision are what its own numbers give. Nonconforming values a report recorded correctly, and
-escalations, do not make it invalid; they are findings a quality engineer acts on.
+Each check states facts (``messages``: which piece, what was measured, what the standard allows),
+each a finding of a :class:`~dizuo.apps.inspection.messages.Kind`; ``messages`` words them in the
+reader's language. A report is ``valid`` when it has none of the kinds that say the report itself is
+wrong (:data:`REPORT_ERRORS`): it is complete and its verdicts, counts and decision are what its own
+numbers give. Nonconforming values a report recorded correctly, and escalations, do not make it
+invalid; they are findings a quality engineer acts on.
 """
 
 from __future__ import annotations
@@ -25,27 +16,43 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dizuo.apps.inspection import messages as said
 from dizuo.apps.inspection.columns import Column, bind
 from dizuo.apps.inspection.history import History
-from dizuo.apps.inspection.messages import ACCEPT, DECISION_EN, DECISION_ZH, REJECT, TEXT, UNDETERMINED
+from dizuo.apps.inspection.messages import ACCEPT, REJECT, UNDETERMINED, Fact, Kind, Side, Where
 from dizuo.apps.inspection.report import Record, Report
 from dizuo.apps.inspection.standard import Standard, parts_of
+from dizuo.errors import Lang
 
-__all__ = ["REPORT_ERRORS", "Audit", "Finding", "audit"]
+__all__ = ["REPORT_ERRORS", "Audit", "Finding", "Kind", "audit"]
 
 REPORT_ERRORS = frozenset(
-    {"incomplete", "verdict_mismatch", "count_mismatch", "sample_size", "batch_decision", "inconsistent"}
+    {
+        Kind.INCOMPLETE,
+        Kind.VERDICT_MISMATCH,
+        Kind.COUNT_MISMATCH,
+        Kind.SAMPLE_SIZE,
+        Kind.BATCH_DECISION,
+        Kind.INCONSISTENT,
+    }
 )
 _DECISIONS = {"接收": ACCEPT, "拒收": REJECT, "不接收": REJECT}
-_CONFORMING = re.compile(r"^(合格|正常|通过|良好|OK|无|未见|未发现)")
 _MISSING = ("", "-", "—", "--", "/", "／", "N/A", "NA", "无数据")
 # Words past cases use for a value that went one way; they help BM25 rank the cases.
 _SIDE_WORDS = {"low": "低于 下限 偏低 偏短 偏小 超下偏差", "high": "高于 上限 超出 偏大 偏长 超上偏差"}
 
+# What the report's text is read with.
+CONFORMING = re.compile(r"^(合格|正常|通过|良好|OK|无|未见|未发现)")  # a pass/fail item that passed
+NUMBER = re.compile(r"\d+")
+DECISION = re.compile(r"批?判定\s*[：:为]?\s*(接收|拒收|不接收)")  # the conclusion's lot decision
+PIECE_COUNTS = re.compile(r"逐件[^。\n]*?(?<!不)合格\s*(\d+)\s*件[^。\n]*?不合格\s*(\d+)\s*件")
+SAMPLE_COUNTS = re.compile(r"样本\s*(\d+)\s*件[，,]\s*不合格\s*(\d+)\s*件")
+SEPARATORS = re.compile(r"[\s—–\-_/]")  # ignored when a cited standard's name is compared
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    kind: str
+    kind: Kind
     item: str
     clause: str
     message: str
@@ -58,7 +65,7 @@ class Finding:
 
     def public(self) -> dict[str, Any]:
         return {
-            "kind": self.kind,
+            "kind": self.kind.value,
             "item": self.item,
             "piece": self.piece,
             "sample": self.sample,
@@ -69,6 +76,27 @@ class Finding:
             "message": self.message,
             "root_cause_refs": list(self.root_cause_refs),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class At:
+    """Where a finding is and what it measured against what (each shown beside the message)."""
+
+    piece: int | None = None
+    sample: int | None = None
+    measured: str | None = None
+    limit: str | None = None
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """How a finding's past cases are found: their topics, words to rank them, and the trend
+    (quantity, side) of a value that went one way."""
+
+    topics: tuple[str, ...]
+    words: str
+    trend: tuple[str | None, Side | None] = (None, None)
 
 
 @dataclass
@@ -123,7 +151,7 @@ class Audit:
 class _Failure:
     column: Column
     measured: str
-    side: str | None  # "low" / "high" for numbers, None for pass/fail items
+    side: Side | None  # for numbers; None for pass/fail items
 
 
 @dataclass
@@ -135,7 +163,7 @@ class _Judged:
 
 
 def _number(text: str) -> int | None:
-    found = re.search(r"\d+", text or "")
+    found = NUMBER.search(text or "")
     return int(found.group(0)) if found else None
 
 
@@ -148,54 +176,44 @@ def _plain(value: Decimal) -> str:
 
 
 class _Auditor:
-    def __init__(self, report: Report, standard: Standard, history: History | None, lang: str) -> None:
+    def __init__(self, report: Report, standard: Standard, history: History | None, lang: Lang) -> None:
         self.report = report
         self.standard = standard
         self.history = history
         self.lang = lang
         self.findings: list[Finding] = []
         self.model = report.field("产品型号") or report.field("型号")
-        found = re.search(r"批?判定\s*[：:为]?\s*(接收|拒收|不接收)", report.conclusion)
+        found = DECISION.search(report.conclusion)
         self.reported = _DECISIONS[found.group(1)] if found else None  # the conclusion's 接收/拒收
         # item → piece (or −sample position) → failures: what the escalation rule counts.
         self.by_item: dict[str, dict[int, list[_Failure]]] = defaultdict(lambda: defaultdict(list))
 
-    # ---- saying ---------------------------------------------------------------------------------
-
     def cite(self, clause: str) -> str:
         return self.standard.cite(clause, self.lang) if clause else self.standard.name
 
-    def join(self, values: Any) -> str:
-        return ("、" if self.lang != "en" else ", ").join(map(str, values))
-
     def add(
-        self,
-        kind: str,
-        item: str,
-        clause: str,
-        template: str,
-        params: dict[str, Any],
-        *,
-        topics: tuple[str, ...] = (),
-        words: str = "",
-        trend: tuple[str | None, str | None] = (None, None),
-        **fields: Any,
+        self, kind: Kind, item: str, clause: str, fact: Fact, at: At = At(), lookup: Lookup | None = None
     ) -> None:
-        """Record a finding worded by *template*; *topics*, *words* and *trend* (quantity, side)
-        find its past cases."""
-        zh, en = TEXT[template]
-        message = (en if self.lang == "en" else zh).format(**params)
+        """Record a finding: *fact* worded in the audit's language, at *at*, with the past cases
+        *lookup* finds."""
         refs: tuple[str, ...] = ()
-        if self.history is not None and topics:
-            query = f"{words} {item} {self.model or ''}"
-            refs = tuple(self.history.similar(topics, query, *trend))
-        self.findings.append(Finding(kind, item, clause, message, root_cause_refs=refs, **fields))
-
-    @staticmethod
-    def where(piece: int | None, sample: int | None) -> dict[str, str]:
-        if sample is not None:
-            return {"where": f"样本 {sample}（件号 {piece}）", "where_en": f"Sample {sample} (piece {piece})"}
-        return {"where": f"件号 {piece} ", "where_en": f"Piece {piece}"}
+        if self.history is not None and lookup is not None and lookup.topics:
+            query = f"{lookup.words} {item} {self.model or ''}"
+            refs = tuple(self.history.similar(lookup.topics, query, *lookup.trend))
+        self.findings.append(
+            Finding(
+                kind,
+                item,
+                clause,
+                fact.said(self.lang),
+                piece=at.piece,
+                sample=at.sample,
+                measured=at.measured,
+                limit=at.limit,
+                unit=at.unit,
+                root_cause_refs=refs,
+            )
+        )
 
     # ---- the audit ------------------------------------------------------------------------------
 
@@ -209,14 +227,10 @@ class _Auditor:
             bind(report.samples, standard, self.model) if report.samples else ([], [])
         )
         for rule in unknown + [r for r in unknown_too if r not in unknown]:
-            models = self.join(rule.by_model)
-            params: dict[str, Any] = {
-                "model": self.model or "—",
-                "cite": self.cite(rule.clause),
-                "models": models,
-                "item": rule.title,
-            }
-            self.add("inconsistent", rule.title, rule.clause, "model_unknown", params)
+            fact = said.ModelUnknown(
+                self.model or "—", self.cite(rule.clause), tuple(rule.by_model), rule.title
+            )
+            self.add(Kind.INCONSISTENT, rule.title, rule.clause, fact)
         pieces = self.pieces(lot, piece_columns)
         samples = self.samples(set(pieces.numbers), sample_columns)
         required = standard.sampling.sample_size(lot) if lot is not None else None
@@ -249,34 +263,25 @@ class _Auditor:
             return  # no basis given, or a standard known only by its file name
 
         def bare(text: str) -> str:
-            return re.sub(r"[\s—–\-_/]", "", text).upper()
+            return SEPARATORS.sub("", text).upper()
 
         if bare(self.standard.name) not in bare(cited):
-            params = {"cited": cited, "standard": self.standard.name}
-            self.add(
-                "inconsistent",
-                "检验依据",
-                "",
-                "wrong_standard",
-                params,
-                measured=cited,
-                limit=self.standard.name,
-            )
+            fact = said.WrongStandard(cited, self.standard.name)
+            self.add(Kind.INCONSISTENT, "检验依据", "", fact, At(measured=cited, limit=self.standard.name))
 
     def required_fields(self) -> None:
         clause = self.standard.required_clause
         for item in self.standard.required:
             value = self.report.field(item)
             if value is None or not value.strip():
+                lookup = Lookup(("检验报告完整性", "报告完整性", item), f"{item} 未填写 缺失 报告要素")
                 self.add(
-                    "incomplete", item, clause, "field_missing", {"item": item, "cite": self.cite(clause)},
-                    topics=("检验报告完整性", "报告完整性", item), words=f"{item} 未填写 缺失 报告要素",
-                )  # fmt: skip
+                    Kind.INCOMPLETE, item, clause, said.FieldMissing(item, self.cite(clause)), lookup=lookup
+                )
 
     def coverage(self, columns: list[Column], items: tuple[str, ...], sampled: bool) -> None:
         """Every item the standard inspects this way has its columns (one per part of a two-part rule)."""
         clause = self.standard.sampling.clause if sampled else self.standard.piece_clause
-        record = ("抽样检验记录", "sampling record") if sampled else ("逐件检验记录", "per-piece record")
         bound = {(c.rule, part) for c in columns for part in parts_of(c.label) or c.rule.parts or {""}}
         for item in items:
             for rule in (r for r in self.standard.rules if item in r.title or r.title in item):
@@ -286,70 +291,51 @@ class _Auditor:
                     label = (
                         f"{part}{rule.feature}" if part else rule.subject if len(rule.subject) <= 16 else item
                     )
-                    params: dict[str, Any] = {
-                        "record": record[0],
-                        "record_en": record[1],
-                        "item": label,
-                        "cite": self.cite(clause),
-                    }
-                    self.add("incomplete", label, clause, "column_missing", params)
+                    fact = said.ColumnMissing(sampled, label, self.cite(clause))
+                    self.add(Kind.INCOMPLETE, label, clause, fact)
 
     def judge(self, column: Column, cell: str, piece: int | None, sample: int | None) -> _Failure | None:
         """Judge one value; a missing, unreadable or out-of-limit one becomes a finding."""
         rule, label, cell = column.rule, column.label, cell.strip()
-        where = self.where(piece, sample)
-        at: dict[str, Any] = {"piece": piece, "sample": sample}
+        where = Where(piece, sample)
         if cell in _MISSING:
-            self.add("incomplete", label, rule.clause, "value_missing", {**where, "item": label}, **at)
+            self.add(Kind.INCOMPLETE, label, rule.clause, said.ValueMissing(where, label), At(piece, sample))
             return None
         topics = (rule.title, label, rule.feature or "")
         if rule.qualitative:
-            if _CONFORMING.match(cell) and not cell.startswith("不"):
+            if CONFORMING.match(cell) and not cell.startswith("不"):
                 return None
-            params: dict[str, Any] = {
-                **where,
-                "item": label,
-                "measured": cell,
-                "cite": self.cite(rule.clause),
-            }
+            fact: Fact = said.OutOfLimitText(where, label, cell, self.cite(rule.clause))
+            at = At(piece, sample, measured=cell, limit=rule.text)
             self.add(
-                "out_of_limit", label, rule.clause, "out_of_limit_text", params,
-                topics=topics, words=f"{label} {cell} {rule.text}", measured=cell, limit=rule.text, **at,
-            )  # fmt: skip
+                Kind.OUT_OF_LIMIT, label, rule.clause, fact, at, Lookup(topics, f"{label} {cell} {rule.text}")
+            )
             return _Failure(column, cell, None)
         try:
             value = Decimal(cell.replace(",", ""))
             if not value.is_finite():
                 raise InvalidOperation
         except InvalidOperation:
-            params = {**where, "item": label, "measured": cell}
-            self.add("incomplete", label, rule.clause, "value_unreadable", params, measured=cell, **at)
+            fact = said.ValueUnreadable(where, label, cell)
+            self.add(Kind.INCOMPLETE, label, rule.clause, fact, At(piece, sample, measured=cell))
             return None
         limit = column.limit
         if limit is None or limit.accepts(value):
             return None
-        side = limit.side(value)
+        side: Side = limit.side(value)
         note = rule.notes.get(side, "")
-        params = {
-            **where,
-            "item": label,
-            "measured": _plain(value),
-            "unit": f" {column.unit}" if column.unit else "",
-            "limit": limit.text(),
-            "cite": self.cite(rule.clause),
-            "side": "，偏低" if side == "low" else "，偏高",
-            "side_en": ", too low" if side == "low" else ", too high",
-            "note": (f" ({note})" if self.lang == "en" else f"（{note}）") if note else "",
-        }
-        self.add(
-            "out_of_limit", label, rule.clause, "out_of_limit", params,
-            topics=topics, words=f"{label} {_SIDE_WORDS[side]} {note}", trend=(rule.feature, side),
-            measured=_plain(value), limit=limit.text(), unit=column.unit, **at,
-        )  # fmt: skip
-        return _Failure(column, _plain(value), side)
+        measured = _plain(value)
+        fact = said.OutOfLimit(
+            where, label, measured, column.unit, limit.text(), self.cite(rule.clause), side, note
+        )
+        at = At(piece, sample, measured=measured, limit=limit.text(), unit=column.unit)
+        lookup = Lookup(topics, f"{label} {_SIDE_WORDS[side]} {note}", (rule.feature, side))
+        self.add(Kind.OUT_OF_LIMIT, label, rule.clause, fact, at, lookup)
+        return _Failure(column, measured, side)
 
-    def judge_row(self, columns: list[Column], row: tuple[str, ...], piece: int | None, sample: int | None,
-                  key: int) -> list[_Failure]:  # fmt: skip
+    def judge_row(
+        self, columns: list[Column], row: tuple[str, ...], piece: int | None, sample: int | None, key: int
+    ) -> list[_Failure]:
         """Judge every value of a row; remember the failures per item under *key*."""
         failures = [f for c in columns if (f := self.judge(c, _cell(row, c.index), piece, sample))]
         for failure in failures:
@@ -374,10 +360,11 @@ class _Auditor:
                 self.check_verdict(piece, reported, failures)
         count = len(judged.numbers)
         if lot is not None and count < lot:
-            params: dict[str, Any] = {"lot": lot, "count": count, "cite": self.cite(clause)}
-            self.add("incomplete", "逐件检验记录", clause, "pieces_missing", params)
+            self.add(
+                Kind.INCOMPLETE, "逐件检验记录", clause, said.PiecesMissing(lot, count, self.cite(clause))
+            )
         elif lot is not None and count > lot:
-            self.add("count_mismatch", "逐件检验记录", clause, "pieces_extra", {"lot": lot, "count": count})
+            self.add(Kind.COUNT_MISMATCH, "逐件检验记录", clause, said.PiecesExtra(lot, count))
         self.check_piece_counts(count, sorted(judged.failed))
         return judged
 
@@ -388,11 +375,8 @@ class _Auditor:
         judged = _Judged()
         if record is None:
             if self.standard.sample_items:
-                params: dict[str, Any] = {
-                    "cite": self.cite(clause),
-                    "items": self.join(self.standard.sample_items),
-                }
-                self.add("incomplete", "抽样检验记录", clause, "no_samples", params)
+                fact: Fact = said.NoSamples(self.cite(clause), tuple(self.standard.sample_items))
+                self.add(Kind.INCOMPLETE, "抽样检验记录", clause, fact)
             return judged
         self.coverage(columns, self.standard.sample_items, sampled=True)
         number, of_piece = record.column("样本序号"), record.column("件号", "序号")
@@ -401,74 +385,49 @@ class _Auditor:
             piece = _number(_cell(row, of_piece))
             judged.numbers.append(sample)
             if piece is not None and pieces and piece not in pieces:
-                params = {"sample": sample, "piece": piece}
-                self.add("inconsistent", "件号", clause, "sample_unknown", params, sample=sample, piece=piece)
+                fact = said.SampleUnknown(sample, piece)
+                self.add(Kind.INCONSISTENT, "件号", clause, fact, At(piece=piece, sample=sample))
             key = piece if piece is not None else -position
             if failures := self.judge_row(columns, row, piece, sample, key):
                 judged.failed[sample] = failures
         declared = self.report.declared_sample_size
         if declared is not None and declared != len(record.rows):
-            params = {"declared": declared, "count": len(record.rows)}
-            self.add("count_mismatch", "样本量", clause, "sample_declared", params)
+            self.add(Kind.COUNT_MISMATCH, "样本量", clause, said.SampleDeclared(declared, len(record.rows)))
         return judged
 
     def check_verdict(self, piece: int, reported: str, failures: list[_Failure]) -> None:
         clause = self.standard.verdict_clause
         says_fail = "不合格" in reported
         if failures and not says_fail:
-            values = [
+            values = tuple(
                 f"{f.column.label} {f.measured}{' ' + f.column.unit if f.column.unit and f.side else ''}"
                 for f in failures
-            ]
-            reasons = self.join(values) + (" out of limit" if self.lang == "en" else " 超差")
+            )
             first = failures[0]
-            params: dict[str, Any] = {
-                "piece": piece,
-                "reported": reported,
-                "reasons": reasons,
-                "cite": self.cite(clause),
-            }
-            self.add(
-                "verdict_mismatch", "单件结论", clause, "verdict_pass", params,
-                topics=(first.column.rule.title, first.column.label),
-                words=f"{first.column.label} {_SIDE_WORDS.get(first.side or '', '')}",
-                trend=(first.column.rule.feature, first.side), piece=piece, measured=reported, limit="不合格",
-            )  # fmt: skip
+            lookup = Lookup(
+                (first.column.rule.title, first.column.label),
+                f"{first.column.label} {_SIDE_WORDS.get(first.side or '', '')}",
+                (first.column.rule.feature, first.side),
+            )
+            fact: Fact = said.VerdictPass(piece, reported, values, self.cite(clause))
+            at = At(piece, measured=reported, limit="不合格")
+            self.add(Kind.VERDICT_MISMATCH, "单件结论", clause, fact, at, lookup)
         elif says_fail and not failures:
-            params = {"piece": piece, "reported": reported}
+            fact = said.VerdictFail(piece, reported)
             self.add(
-                "verdict_mismatch",
-                "单件结论",
-                clause,
-                "verdict_fail",
-                params,
-                piece=piece,
-                measured=reported,
-                limit="合格",
+                Kind.VERDICT_MISMATCH, "单件结论", clause, fact, At(piece, measured=reported, limit="合格")
             )
 
     def check_piece_counts(self, count: int, failed: list[int]) -> None:
-        found = re.search(
-            r"逐件[^。\n]*?(?<!不)合格\s*(\d+)\s*件[^。\n]*?不合格\s*(\d+)\s*件", self.report.conclusion
-        )
+        found = PIECE_COUNTS.search(self.report.conclusion)
         if not found:
             return
         reported = (int(found.group(1)), int(found.group(2)))
         computed = (count - len(failed), len(failed))
         if reported != computed:
-            params: dict[str, Any] = {"r_pass": reported[0], "r_fail": reported[1], "c_pass": computed[0], "c_fail": computed[1],
-                      "pieces": self.join(failed) or "-"}  # fmt: skip
-            measured, limit = "/".join(map(str, reported)), "/".join(map(str, computed))
-            clause = self.standard.verdict_clause
-            self.add(
-                "count_mismatch",
-                "逐件检验结论",
-                clause,
-                "pieces_count",
-                params,
-                measured=measured,
-                limit=limit,
-            )
+            fact = said.PiecesCount(*reported, *computed, tuple(failed))
+            at = At(measured="/".join(map(str, reported)), limit="/".join(map(str, computed)))
+            self.add(Kind.COUNT_MISMATCH, "逐件检验结论", self.standard.verdict_clause, fact, at)
 
     def decide(
         self, lot: int | None, required: int | None, ac_re: tuple[int, int] | None, samples: _Judged
@@ -476,54 +435,42 @@ class _Auditor:
         """The lot decision from Ac/Re; findings where the sample or the report's decision is wrong."""
         plan, clause = self.standard.sampling.clause, self.standard.sampling.decision_clause
         failed = sorted(samples.failed)
-        found = re.search(r"样本\s*(\d+)\s*件[，,]\s*不合格\s*(\d+)\s*件", self.report.conclusion)
+        found = SAMPLE_COUNTS.search(self.report.conclusion)
         if found and int(found.group(2)) != len(failed):
-            params: dict[str, Any] = {
-                "reported": found.group(2),
-                "computed": len(failed),
-                "samples": self.join(failed) or "-",
-            }
-            self.add("count_mismatch", "抽样检验结论", clause, "sample_count", params,
-                     measured=found.group(2), limit=str(len(failed)))  # fmt: skip
+            fact: Fact = said.SampleCount(found.group(2), len(failed), tuple(failed))
+            at = At(measured=found.group(2), limit=str(len(failed)))
+            self.add(Kind.COUNT_MISMATCH, "抽样检验结论", clause, fact, at)
         if lot is None:
             return None  # the missing 批量 is already a finding
         if required is None or ac_re is None:
-            self.add("sample_size", "样本量", plan, "lot_outside", {"lot": lot, "cite": self.cite(plan)})
+            self.add(Kind.SAMPLE_SIZE, "样本量", plan, said.LotOutside(lot, self.cite(plan)))
             return UNDETERMINED
         ac, re_ = ac_re
         count, d = len(samples.numbers), len(failed)
         short = count < required
         if short:
-            params = {
-                "lot": lot,
-                "required": required,
-                "count": count,
-                "cite": self.cite(plan),
-            }
-            self.add(
-                "sample_size", "样本量", plan, "sample_size", params, measured=str(count), limit=str(required)
-            )
+            fact = said.SampleSize(lot, required, count, self.cite(plan))
+            self.add(Kind.SAMPLE_SIZE, "样本量", plan, fact, At(measured=str(count), limit=str(required)))
         # Too few samples can still reject (failures already reach Re), never accept.
         computed = REJECT if d >= re_ else UNDETERMINED if short or d > ac else ACCEPT
         reported = self.reported
         if reported is None:
-            self.add("incomplete", "批判定", clause, "decision_missing", {"cite": self.cite(clause)})
+            self.add(Kind.INCOMPLETE, "批判定", clause, said.DecisionMissing(self.cite(clause)))
         elif reported != computed:
             items = {f.column.label for fs in samples.failed.values() for f in fs}
-            names = DECISION_EN if self.lang == "en" else DECISION_ZH
-            extra = short and computed != REJECT
-            params = {
-                "reported_zh": DECISION_ZH[reported],
-                "reported_en": DECISION_EN[reported], "computed_zh": DECISION_ZH[computed],
-                "computed_en": DECISION_EN[computed], "cite": self.cite(clause), "n": required, "ac": ac,
-                "re": re_, "d": d, "extra": f"，且样本量不足 {required}" if extra else "",
-                "extra_en": f", and the sample is short of {required}" if extra else "",
-            }  # fmt: skip
+            names = said.DECISION_EN if self.lang == "en" else said.DECISION_ZH
+            fact = said.Decision(
+                reported, computed, self.cite(clause), required, ac, re_, d, short and computed != REJECT
+            )
+            at = At(measured=names[reported], limit=names[computed])
             self.add(
-                "batch_decision", "批判定", clause, "decision", params,
-                topics=tuple(items), words=" ".join(items) + " 不合格",
-                measured=names[reported], limit=names[computed],
-            )  # fmt: skip
+                Kind.BATCH_DECISION,
+                "批判定",
+                clause,
+                fact,
+                at,
+                Lookup(tuple(items), " ".join(items) + " 不合格"),
+            )
         return computed
 
     def escalations(self) -> None:
@@ -537,19 +484,17 @@ class _Auditor:
             rule = next(iter(by_piece.values()))[0].column.rule
             sides = {f.side for failures in by_piece.values() for f in failures}
             side = next(iter(sides)) if len(sides) == 1 else None
-            params: dict[str, Any] = {
-                "item": item, "count": len(by_piece), "pieces": self.join(p for p in sorted(by_piece) if p > 0),
-                "cite": self.cite(clause), "threshold": threshold, "action": action,
-                "told": "" if told else "；报告未提及",
-                "told_en": "" if told else "; the report does not mention it",
-            }  # fmt: skip
-            self.add(
-                "escalation", item, clause, "escalation", params,
-                topics=(rule.title, item, rule.feature or ""), words=f"{item} {_SIDE_WORDS.get(side or '', '')}",
-                trend=(rule.feature, side), measured=str(len(by_piece)), limit=f"< {threshold}",
-            )  # fmt: skip
+            pieces = tuple(p for p in sorted(by_piece) if p > 0)
+            fact = said.Escalation(item, len(by_piece), pieces, self.cite(clause), threshold, action, told)
+            lookup = Lookup(
+                (rule.title, item, rule.feature or ""),
+                f"{item} {_SIDE_WORDS.get(side or '', '')}",
+                (rule.feature, side),
+            )
+            at = At(measured=str(len(by_piece)), limit=f"< {threshold}")
+            self.add(Kind.ESCALATION, item, clause, fact, at, lookup)
 
 
-def audit(report: Report, standard: Standard, history: History | None = None, lang: str = "zh") -> Audit:
+def audit(report: Report, standard: Standard, history: History | None = None, lang: Lang = "zh") -> Audit:
     """Judge *report* against *standard*; link findings to cases of *history* when given."""
     return _Auditor(report, standard, history, lang).run()

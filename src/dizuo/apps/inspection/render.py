@@ -11,19 +11,19 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dizuo.apps.inspection.messages import DECISION_EN, DECISION_ZH
+from dizuo.apps.inspection.messages import DECISION_EN, DECISION_ZH, Kind
 
 __all__ = ["KINDS", "render_html", "render_text", "summary"]
 
 KINDS: dict[str, tuple[str, str, str]] = {  # kind → (zh, en, group)
-    "incomplete": ("要素缺失", "incomplete", "error"),
-    "verdict_mismatch": ("单件结论错误", "wrong piece verdict", "error"),
-    "count_mismatch": ("数量不符", "count mismatch", "error"),
-    "sample_size": ("样本量不足", "sample too small", "error"),
-    "batch_decision": ("批判定错误", "wrong lot decision", "error"),
-    "inconsistent": ("前后矛盾", "inconsistent", "error"),
-    "out_of_limit": ("超差", "out of limit", "product"),
-    "escalation": ("需升级处理", "escalation", "action"),
+    Kind.INCOMPLETE: ("要素缺失", "incomplete", "error"),
+    Kind.VERDICT_MISMATCH: ("单件结论错误", "wrong piece verdict", "error"),
+    Kind.COUNT_MISMATCH: ("数量不符", "count mismatch", "error"),
+    Kind.SAMPLE_SIZE: ("样本量不足", "sample too small", "error"),
+    Kind.BATCH_DECISION: ("批判定错误", "wrong lot decision", "error"),
+    Kind.INCONSISTENT: ("前后矛盾", "inconsistent", "error"),
+    Kind.OUT_OF_LIMIT: ("超差", "out of limit", "product"),
+    Kind.ESCALATION: ("需升级处理", "escalation", "action"),
 }
 _WORDS: dict[str, tuple[str, str]] = {
     "title": ("质检报告校核", "Inspection report audit"),

@@ -15,6 +15,7 @@ from dizuo.apps.inspection.audit import Audit, audit
 from dizuo.apps.inspection.history import History, parse_history
 from dizuo.apps.inspection.report import parse_report
 from dizuo.apps.inspection.standard import Standard, parse_standard
+from dizuo.errors import Lang
 from dizuo.kb.isolation import DocumentReader, in_process
 from dizuo.kb.parsing import Block
 
@@ -47,7 +48,7 @@ def audit_files(
     report: File,
     standards: Sequence[File],
     defects: Sequence[File] = (),
-    lang: str = "zh",
+    lang: Lang = "zh",
     read: DocumentReader = _READ,
 ) -> Audit:
     """Audit the report file against the standard files, linking findings to the defect files."""

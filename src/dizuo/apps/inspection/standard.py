@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from typing import Literal
 
 from dizuo.errors import InvalidRequest
 from dizuo.kb.chunking import clause_of
@@ -147,7 +148,7 @@ class Limit:
             self.high is not None and (value > self.high or (not self.inclusive and value == self.high))
         )
 
-    def side(self, value: Decimal) -> str:
+    def side(self, value: Decimal) -> Literal["low", "high"]:
         """``"low"`` or ``"high"``: which end *value* is beyond."""
         return "low" if self.low is not None and value <= self.low else "high"
 
