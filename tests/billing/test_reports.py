@@ -12,6 +12,7 @@ import sys
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import orjson
 from sqlalchemy import func, insert, select
@@ -145,6 +146,11 @@ async def test_the_voucher_report_adds_up_to_the_ledger(gateway_app: GatewayApp)
     assert all(row["provider"] == "openai-compatible" for row in rows)
     # 3 calls of each organization, each paid by one voucher (or two, when the first ran short).
     assert sum(row["calls"] for row in rows) >= 6
+    # A zone whose months do not start on a UTC hour reads the ledger itself: the same report.
+    kolkata = ZoneInfo("Asia/Kolkata")
+    assert voucher_report(platform.db, issuer, now.astimezone(kolkata).strftime("%Y-%m"), kolkata) == [
+        row | {"month": now.astimezone(kolkata).strftime("%Y-%m")} for row in rows
+    ]
 
 
 def test_an_unknown_issuer_and_a_month_without_charges_have_empty_reports(database_url: str) -> None:

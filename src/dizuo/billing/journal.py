@@ -456,7 +456,11 @@ class Journal:
                 stamp = sql.stamp(created)
             record = {**charge.record, "created_at": stamp}
             records.append(record)
-            sums.record(rollups.hour_of(created), record)
+            hour = rollups.hour_of(created)
+            sums.record(hour, record)
+            for voucher_id, paid in charge.settlement.vouchers:
+                if paid:  # as its leg: a voucher that paid nothing has none
+                    sums.voucher(hour, voucher_id, record["provider"], record["region"], paid)
             org_id = record["org_id"]
             tx_id = ledger.new_tx_id()
             legs = [ledger.Leg(ledger.cash(org_id), -charge.settlement.own, org_id=org_id)]

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Select, and_, func, literal, select, tuple_
+from sqlalchemy import Select, String, and_, func, literal, literal_column, select, tuple_
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.service import org_by_name
@@ -24,7 +24,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.billing import ledger
 from dizuo.billing.money import format_cny
 from dizuo.billing.sheets import iter_csv, neutralise, to_csv, to_xlsx, write_xlsx
-from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, usage_hourly
+from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, usage_hourly, voucher_hourly
 from dizuo.days import PLATFORM_ZONE, day_moment
 from dizuo.errors import InvalidRequest, Lang
 from dizuo.store import Database, utc
@@ -199,6 +199,14 @@ def _cash_sum(
     )
 
 
+def _whole_hours(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> bool:
+    """Whether [start, end) in *zone* starts and ends on UTC hours (so hourly rollups add up to it)."""
+    return all(
+        (offset := moment.astimezone(zone).utcoffset()) is not None and offset.total_seconds() % 3600 == 0
+        for moment in (start, end)
+    )
+
+
 def statement(
     db: Database, org_name: str, month: str, zone: ZoneInfo = PLATFORM_ZONE
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
@@ -221,12 +229,8 @@ def statement(
         # Days are local days, which SQL cannot cut portably (SQLite has no time zones): the hourly
         # rollups are summed per UTC hour, and hours folded into the zone's days here. Zones whose
         # offset is not whole hours cut hours in two: their statements sum the records one by one.
-        whole_hours = all(
-            (offset := moment.astimezone(zone).utcoffset()) is not None and offset.total_seconds() % 3600 == 0
-            for moment in (start, end)
-        )
         hourly = usage_hourly.c
-        if whole_hours:
+        if _whole_hours(start, end, zone):
             query = (
                 select(
                     hourly.hour.label("moment"),
@@ -303,35 +307,56 @@ def voucher_report(
     """Return what an issuer's vouchers paid in a month of *zone*, per organization, program, provider
     and region.
 
-    One query, grouped by the database: the month's charge legs of each of the issuer's voucher
-    accounts, read through the ledger's (account, created_at) index, each joined to its call's usage
-    record (by its key) for the provider and region. Nothing is read that is not the issuer's, and
-    no list of ids grows with the month."""
+    One query, grouped by the database, over the hourly voucher rollups of the issuer's vouchers: a
+    few rows per voucher and hour, whatever the number of calls. In a zone whose offset is not whole
+    hours, a month does not start on an hour: the month's charge legs of each of the issuer's voucher
+    accounts are read instead (through the ledger's account index), each joined to its call's usage
+    record for the provider and region."""
     start, end = month_bounds(month, zone)
-    legs, records = LedgerEntry, UsageRecord
+    legs, records, hourly = LedgerEntry, UsageRecord, voucher_hourly.c
     with db.session() as session:
         vouchers = {v.id: v for v in session.scalars(select(Voucher).where(Voucher.issuer == issuer))}
         if not vouchers:
             return []
-        paid = (
-            select(
-                Voucher.id,
-                func.coalesce(records.provider, "?").label("provider"),
-                func.coalesce(records.region, "?").label("region"),
-                func.sum(legs.amount).label("amount"),
-                func.count().label("calls"),
+        if _whole_hours(start, end, zone):
+            paid = (
+                select(
+                    Voucher.id,
+                    hourly.provider,
+                    hourly.region,
+                    -func.sum(hourly.paid).label("amount"),
+                    func.sum(hourly.calls).label("calls"),
+                )
+                .select_from(Voucher)
+                .join(voucher_hourly, hourly.voucher_id == Voucher.id)
+                .where(Voucher.issuer == issuer, hourly.hour >= start, hourly.hour < end)
+                .group_by(Voucher.id, hourly.provider, hourly.region)
             )
-            .select_from(Voucher)
-            .join(legs, legs.account == literal(ledger.voucher("")) + Voucher.id)
-            .outerjoin(records, records.request_id == legs.request_id)
-            .where(
-                Voucher.issuer == issuer,
-                legs.kind == "charge",
-                legs.created_at >= start,
-                legs.created_at < end,
+        else:
+            # A call whose record is missing is '?': written in the SQL, not bound, so that PostgreSQL
+            # sees the grouped expression and the selected one as the same.
+            unknown = literal_column("'?'", String)
+            by_provider = func.coalesce(records.provider, unknown)
+            by_region = func.coalesce(records.region, unknown)
+            paid = (
+                select(
+                    Voucher.id,
+                    by_provider.label("paid_provider"),
+                    by_region.label("paid_region"),
+                    func.sum(legs.amount).label("amount"),
+                    func.count().label("calls"),
+                )
+                .select_from(Voucher)
+                .join(legs, legs.account == literal(ledger.voucher("")) + Voucher.id)
+                .outerjoin(records, records.request_id == legs.request_id)
+                .where(
+                    Voucher.issuer == issuer,
+                    legs.kind == "charge",
+                    legs.created_at >= start,
+                    legs.created_at < end,
+                )
+                .group_by(Voucher.id, by_provider, by_region)
             )
-            .group_by(Voucher.id, func.coalesce(records.provider, "?"), func.coalesce(records.region, "?"))
-        )
         totals: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0])
         for voucher_id, provider, region, amount, calls in session.execute(paid):
             voucher = vouchers[voucher_id]

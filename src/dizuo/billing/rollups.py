@@ -1,9 +1,11 @@
-"""Hourly rollups: the sums of the usage records and failed calls, kept by the write path.
+"""Hourly rollups: the sums of the usage records, failed calls and voucher payments, kept by the
+write path.
 
 Views of long ranges read these instead of every record: the console's overview reads
 ``activity_hourly`` (per organization, and per share of the whole platform, with a latency
 histogram), statements read ``usage_hourly`` (per organization, key, model, deployment, provider and
-region). The raw records stay the source of truth for exports and audits.
+region), voucher reports ``voucher_hourly`` (per voucher, provider and region). The raw records and
+the ledger stay the source of truth for exports and audits.
 
 Exact by construction: the journal adds a batch's sums in the transaction that writes its records
 (and the failure log likewise), so a rollup is never behind its records and never disagrees with
@@ -30,7 +32,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
-from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly
+from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly, voucher_hourly
 from dizuo.store import Database, utc
 
 __all__ = [
@@ -71,6 +73,8 @@ USAGE_SUMS = (
 ACTIVITY_KEYS = ("scope", "hour")
 ACTIVITY_BASE = ("calls", "failed", "errors", "prompt_tokens", "completion_tokens", "cost", "voucher_part")
 ACTIVITY_SUMS = ACTIVITY_BASE + LATENCY_COLUMNS
+VOUCHER_KEYS = ("voucher_id", "hour", "provider", "region")
+VOUCHER_SUMS = ("calls", "paid")
 ROWS_PER_STATEMENT = 200
 
 
@@ -128,12 +132,13 @@ class Sums:
     """The rollup rows of some records and failed calls, summed in memory before they are added to
     the tables in one statement each."""
 
-    __slots__ = ("activity", "share", "usage")
+    __slots__ = ("activity", "share", "usage", "vouchers")
 
     def __init__(self, share: str | None = None) -> None:
         self.share = share if share is not None else process_share()
         self.usage: dict[tuple[Any, ...], list[int]] = {}
         self.activity: dict[tuple[str, dt.datetime], list[int]] = {}
+        self.vouchers: dict[tuple[str, dt.datetime, str, str], list[int]] = {}
 
     def __bool__(self) -> bool:
         return bool(self.usage)
@@ -182,6 +187,17 @@ class Sums:
             sums[6] += voucher
             sums[bucket] += 1
 
+    def voucher(
+        self, hour: dt.datetime, voucher_id: str, provider: str, region: str, paid: int, calls: int = 1
+    ) -> None:
+        """Add what a voucher paid for *calls* calls of *hour* (a charge's leg of its account)."""
+        key = (voucher_id, hour, provider, region)
+        row = self.vouchers.get(key)
+        if row is None:
+            row = self.vouchers[key] = [0, 0]
+        row[0] += calls
+        row[1] += paid
+
     def failed(self, hour: dt.datetime, org_id: str, key_id: str, model: str | None, count: int = 1) -> None:
         """Add *count* failed calls of *hour* (no deployment answered them: those columns are empty)."""
         key = (org_id, hour, key_id, model or "", "", "", "")
@@ -205,6 +221,12 @@ class Sums:
             (scope, stamp(hour), *sums) for (scope, hour), sums in sorted(self.activity.items(), key=_by_key)
         ]
 
+    def voucher_rows(self, stamp: Callable[[dt.datetime], Any]) -> list[tuple[Any, ...]]:
+        return [
+            (voucher_id, stamp(hour), provider, region, *sums)
+            for (voucher_id, hour, provider, region), sums in sorted(self.vouchers.items(), key=_by_key)
+        ]
+
 
 def _by_key(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
     return item[0]
@@ -213,7 +235,7 @@ def _by_key(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
 def upsert_sql(table: Table, rows: int, mark: Callable[[int, str], str]) -> str:
     """An INSERT of *rows* rows into a rollup table that adds to the rows that exist (SQLite and
     PostgreSQL alike); *mark* writes the placeholder of a row's column."""
-    keys, sums = (USAGE_KEYS, USAGE_SUMS) if table is usage_hourly else (ACTIVITY_KEYS, ACTIVITY_SUMS)
+    keys, sums = COLUMNS[table.name]
     columns = keys + sums
     values = ", ".join("(" + ", ".join(mark(row, column) for column in columns) + ")" for row in range(rows))
     updates = ", ".join(f"{column} = {table.name}.{column} + excluded.{column}" for column in sums)
@@ -223,15 +245,27 @@ def upsert_sql(table: Table, rows: int, mark: Callable[[int, str], str]) -> str:
     )
 
 
+COLUMNS = {
+    "usage_hourly": (USAGE_KEYS, USAGE_SUMS),
+    "activity_hourly": (ACTIVITY_KEYS, ACTIVITY_SUMS),
+    "voucher_hourly": (VOUCHER_KEYS, VOUCHER_SUMS),
+}
+
+
 def positional(paramstyle: str) -> Callable[[int, str], str]:
     mark = "?" if paramstyle == "qmark" else "%s"
     return lambda _row, _column: mark
 
 
 def upsert(cursor: Any, paramstyle: str, sums: Sums, stamp: Callable[[dt.datetime], Any]) -> None:
-    """Add *sums* to both rollup tables through a driver *cursor*, in the caller's transaction."""
+    """Add *sums* to the rollup tables through a driver *cursor*, in the caller's transaction."""
     mark = positional(paramstyle)
-    for table, rows in ((usage_hourly, sums.usage_rows(stamp)), (activity_hourly, sums.activity_rows(stamp))):
+    tables = (
+        (usage_hourly, sums.usage_rows(stamp)),
+        (activity_hourly, sums.activity_rows(stamp)),
+        (voucher_hourly, sums.voucher_rows(stamp)),
+    )
+    for table, rows in tables:
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             part = rows[start : start + ROWS_PER_STATEMENT]
             cursor.execute(upsert_sql(table, len(part), mark), [value for row in part for value in row])
@@ -311,6 +345,17 @@ def recompute(
     )
     for moment, org, key_id, model, count in cursor.fetchall():
         sums.failed(_moment(moment), org, key_id, model, int(count))
+    # What vouchers paid: their accounts' charge legs, each with its call's provider and region.
+    legs = where.replace("created_at", "l.created_at").replace("org_id", "l.org_id")
+    cursor.execute(
+        f"SELECT {hour.replace('created_at', 'l.created_at')}, l.voucher_id, coalesce(u.provider, '?'),"
+        " coalesce(u.region, '?'), count(*), -sum(l.amount) FROM ledger_entries l"
+        " LEFT JOIN usage_records u ON u.request_id = l.request_id"
+        f" WHERE {legs} AND l.kind = 'charge' AND l.voucher_id IS NOT NULL GROUP BY 1, 2, 3, 4",
+        span,
+    )
+    for moment, voucher_id, provider, region, count, paid in cursor.fetchall():
+        sums.voucher(_moment(moment), voucher_id, provider, region, int(paid), int(count))
     if org_id is not None:
         sums.activity = {key: row for key, row in sums.activity.items() if key[0] == org_id}
     return sums
@@ -332,9 +377,9 @@ def _stored(
         f" WHERE hour >= {mark} AND hour < {mark}{which}",
         span,
     )
-    for org_id, moment, *rest in cursor.fetchall():
+    for org, moment, *rest in cursor.fetchall():
         keys, values = rest[: len(USAGE_KEYS) - 2], rest[len(USAGE_KEYS) - 2 :]
-        sums.usage[(org_id, _moment(moment), *keys)] = [int(v) for v in values]
+        sums.usage[(org, _moment(moment), *keys)] = [int(v) for v in values]
     cursor.execute(
         f"SELECT {', '.join(ACTIVITY_KEYS + ACTIVITY_SUMS)} FROM activity_hourly"
         f" WHERE hour >= {mark} AND hour < {mark}{which.replace('org_id', 'scope')}",
@@ -345,6 +390,14 @@ def _stored(
         row = sums._activity("*0" if scope.startswith("*") else scope, _moment(moment))
         for index, value in enumerate(values):
             row[index] += int(value)
+    vouchers = f" AND voucher_id IN (SELECT id FROM vouchers WHERE org_id = {mark})" if org_id else ""
+    cursor.execute(
+        f"SELECT {', '.join(VOUCHER_KEYS + VOUCHER_SUMS)} FROM voucher_hourly"
+        f" WHERE hour >= {mark} AND hour < {mark}{vouchers}",
+        span,
+    )
+    for voucher_id, moment, provider, region, calls, paid in cursor.fetchall():
+        sums.voucher(_moment(moment), voucher_id, provider, region, int(paid), int(calls))
     return sums
 
 
@@ -366,6 +419,7 @@ def _compare(expected: Sums, found: Sums) -> Iterator[Difference]:
     tables = (
         ("usage_hourly", expected.usage, found.usage, USAGE_SUMS),
         ("activity_hourly", expected.activity, found.activity, ACTIVITY_SUMS),
+        ("voucher_hourly", expected.vouchers, found.vouchers, VOUCHER_SUMS),
     )
     for name, want, have, columns in tables:
         for key in sorted(set(want) | set(have), key=lambda k: tuple(str(part) for part in k)):
@@ -417,10 +471,12 @@ def rebuild(db: Database, since: dt.datetime | None = None) -> int:
             if db.is_sqlite:
                 cursor.execute("BEGIN IMMEDIATE")
             else:
-                cursor.execute("LOCK TABLE usage_hourly, activity_hourly IN SHARE ROW EXCLUSIVE MODE")
+                cursor.execute(
+                    "LOCK TABLE usage_hourly, activity_hourly, voucher_hourly IN SHARE ROW EXCLUSIVE MODE"
+                )
             sums = recompute(cursor, db.is_sqlite, start, end, stamp)
             mark = "?" if db.is_sqlite else "%s"
-            for table in ("usage_hourly", "activity_hourly"):
+            for table in ("usage_hourly", "activity_hourly", "voucher_hourly"):
                 cursor.execute(
                     f"DELETE FROM {table} WHERE hour >= {mark} AND hour < {mark}", (stamp(start), stamp(end))
                 )

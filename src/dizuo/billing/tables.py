@@ -33,6 +33,7 @@ __all__ = [
     "Wallet",
     "activity_hourly",
     "usage_hourly",
+    "voucher_hourly",
 ]
 
 
@@ -75,12 +76,15 @@ class LedgerEntry(Base):
     """One leg of a transaction; the legs of a ``tx_id`` add up to zero. Append-only.
 
     Every call writes its legs, so every index here costs each call a page write (5-10 µs measured on
-    SQLite): only the indexes that a query uses. Statements read an account over a month; the
-    voucher report reads a month.
+    SQLite): only the indexes that a query uses. Statements sum an account's legs up to a moment, and
+    its top-ups of a month: the account's index holds the kind and amount too, so those sums read the
+    index alone however long the account's history (docs/benchmarks.md).
     """
 
     __tablename__ = "ledger_entries"
-    __table_args__ = (Index("ix_ledger_entries_account_created_at", "account", "created_at"),)
+    __table_args__ = (
+        Index("ix_ledger_entries_account_created_at", "account", "created_at", "kind", "amount"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -238,4 +242,17 @@ activity_hourly = Table(
         )
     ),
     *(_count(name) for name in LATENCY_COLUMNS),
+)
+
+# One row per UTC hour, voucher, provider and region: what the voucher paid (the charge legs of its
+# account) and for how many calls. Voucher reports read it. Written in the transaction of the legs.
+voucher_hourly = Table(
+    "voucher_hourly",
+    Base.metadata,
+    Column("voucher_id", String(32), primary_key=True),
+    Column("hour", DateTime(timezone=True), primary_key=True),
+    Column("provider", String(64), primary_key=True),
+    Column("region", String(64), primary_key=True),
+    _count("calls"),
+    _count("paid"),
 )
