@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import os
 import socket
 import zlib
@@ -232,10 +233,14 @@ def _by_key(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
     return item[0]
 
 
-def upsert_sql(table: Table, rows: int, mark: Callable[[int, str], str]) -> str:
+def upsert_sql(
+    table: Table, rows: int, mark: Callable[[int, str], str], sums: tuple[str, ...] | None = None
+) -> str:
     """An INSERT of *rows* rows into a rollup table that adds to the rows that exist (SQLite and
-    PostgreSQL alike); *mark* writes the placeholder of a row's column."""
-    keys, sums = COLUMNS[table.name]
+    PostgreSQL alike); *mark* writes the placeholder of a row's column. Only the *sums* named (all,
+    by default) are written: the others stay as they are, or 0 in a new row."""
+    keys, every = COLUMNS[table.name]
+    sums = every if sums is None else sums
     columns = keys + sums
     values = ", ".join("(" + ", ".join(mark(row, column) for column in columns) + ")" for row in range(rows))
     updates = ", ".join(f"{column} = {table.name}.{column} + excluded.{column}" for column in sums)
@@ -257,18 +262,53 @@ def positional(paramstyle: str) -> Callable[[int, str], str]:
     return lambda _row, _column: mark
 
 
+def _memo(stamp: Callable[[dt.datetime], Any]) -> Callable[[dt.datetime], Any]:
+    """*stamp*, converting each hour once (a batch names a few hours many times)."""
+    done: dict[dt.datetime, Any] = {}
+
+    def once(hour: dt.datetime) -> Any:
+        value = done.get(hour)
+        if value is None:
+            value = done[hour] = stamp(hour)
+        return value
+
+    return once
+
+
 def upsert(cursor: Any, paramstyle: str, sums: Sums, stamp: Callable[[dt.datetime], Any]) -> None:
-    """Add *sums* to the rollup tables through a driver *cursor*, in the caller's transaction."""
-    mark = positional(paramstyle)
+    """Add *sums* to the rollup tables through a driver *cursor*, in the caller's transaction.
+
+    Each statement names only the sums that are not zero in any of its rows: a call adds to a few
+    of an hour's 57 activity columns (its latency is in one bucket), and each column named costs
+    its binding and its update (docs/benchmarks.md)."""
+    stamp = _memo(stamp)
     tables = (
         (usage_hourly, sums.usage_rows(stamp)),
         (activity_hourly, sums.activity_rows(stamp)),
         (voucher_hourly, sums.voucher_rows(stamp)),
     )
     for table, rows in tables:
+        width = len(COLUMNS[table.name][0])
         for start in range(0, len(rows), ROWS_PER_STATEMENT):
             part = rows[start : start + ROWS_PER_STATEMENT]
-            cursor.execute(upsert_sql(table, len(part), mark), [value for row in part for value in row])
+            columns = list(zip(*part, strict=True))
+            used = tuple(
+                index for index in range(width, len(columns)) if index == width or any(columns[index])
+            )
+            sql = _upsert_sql(table.name, len(part), paramstyle, used)
+            cursor.execute(sql, [value for row in part for value in (*row[:width], *(row[i] for i in used))])
+
+
+@functools.lru_cache(maxsize=512)
+def _upsert_sql(name: str, rows: int, paramstyle: str, used: tuple[int, ...]) -> str:
+    table = {
+        "usage_hourly": usage_hourly,
+        "activity_hourly": activity_hourly,
+        "voucher_hourly": voucher_hourly,
+    }[name]
+    keys, every = COLUMNS[name]
+    names = tuple(every[index - len(keys)] for index in used)
+    return upsert_sql(table, rows, positional(paramstyle), names)
 
 
 def stamper(dialect: Dialect) -> Callable[[dt.datetime], Any]:

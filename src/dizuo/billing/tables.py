@@ -17,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -188,7 +189,7 @@ LATENCY_COLUMNS = (*(f"ms_le_{edge}" for edge in LATENCY_EDGES), f"ms_gt_{LATENC
 
 
 def _count(name: str) -> Column[int]:
-    return Column(name, BigInteger, nullable=False, default=0)
+    return Column(name, BigInteger, nullable=False, default=0, server_default=text("0"))
 
 
 # One row per UTC hour, organization, key, model, deployment, provider and region: the sums of the usage

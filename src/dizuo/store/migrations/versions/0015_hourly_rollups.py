@@ -26,7 +26,7 @@ LATENCY_COLUMNS = [f"ms_le_{edge}" for edge in (*EDGES, *EDGES_MORE, *EDGES_LAST
 
 
 def _counts(*names: str) -> list[sa.Column[int]]:
-    return [sa.Column(name, sa.BigInteger(), nullable=False) for name in names]
+    return [sa.Column(name, sa.BigInteger(), nullable=False, server_default=sa.text("0")) for name in names]
 
 
 def upgrade() -> None:

@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("hour", sa.DateTime(timezone=True), nullable=False),
         sa.Column("provider", sa.String(length=64), nullable=False),
         sa.Column("region", sa.String(length=64), nullable=False),
-        sa.Column("calls", sa.BigInteger(), nullable=False),
-        sa.Column("paid", sa.BigInteger(), nullable=False),
+        sa.Column("calls", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+        sa.Column("paid", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
         sa.PrimaryKeyConstraint("voucher_id", "hour", "provider", "region", name=op.f("pk_voucher_hourly")),
     )
     sqlite = op.get_bind().dialect.name == "sqlite"
