@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from dizuo.billing import parse_cny, rollups
 from dizuo.billing.activity import activity, window
 from dizuo.billing.service import VoucherTerms, issue_voucher
-from dizuo.billing.tables import LATENCY_EDGES, FailedCall, usage_hourly
+from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, FailedCall, usage_hourly
 from dizuo.store import Database
 from dizuo.store.db import MIGRATIONS
 from tests.support.cli import dizuo
@@ -224,3 +224,10 @@ def test_the_upgrade_fills_the_rollups_from_the_records_there_are(tmp_path: Path
     assert figures["series"]["calls"] == [1, 3] and figures["series"]["errors"] == [0, 2]
     assert figures["totals"]["spend"] == "0.000051"
     db.dispose()
+
+
+def test_an_hour_of_usage_and_of_activity_share_their_first_sums() -> None:
+    """The write path adds a record's calls, errors, tokens and money to both tables in one pass:
+    their first sums must be the same columns, in the same order."""
+    assert rollups.USAGE_SUMS[: len(rollups.ACTIVITY_BASE)] == rollups.ACTIVITY_BASE
+    assert rollups.ACTIVITY_SUMS[len(rollups.ACTIVITY_BASE) :] == LATENCY_COLUMNS

@@ -58,24 +58,19 @@ __all__ = [
 CUT = ("upstream_cut", "client_gone", "blocked")
 SHARES = 16  # rows per hour that together hold the whole platform's activity
 
-USAGE_KEYS = ("org_id", "hour", "key_id", "model", "deployment", "provider", "region")
-USAGE_SUMS = (
-    "calls",
-    "failed",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost",
-    "voucher_part",
-    "own_part",
-    "uncollected",
-    "latency_ms",
-)
-ACTIVITY_KEYS = ("scope", "hour")
-ACTIVITY_BASE = ("calls", "failed", "errors", "prompt_tokens", "completion_tokens", "cost", "voucher_part")
-ACTIVITY_SUMS = ACTIVITY_BASE + LATENCY_COLUMNS
-VOUCHER_KEYS = ("voucher_id", "hour", "provider", "region")
-VOUCHER_SUMS = ("calls", "paid")
+
+def _split(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A rollup table's key columns and its sums, in the table's order."""
+    return (
+        tuple(c.name for c in table.columns if c.primary_key),
+        tuple(c.name for c in table.columns if not c.primary_key),
+    )
+
+
+USAGE_KEYS, USAGE_SUMS = _split(usage_hourly)  # org_id, hour, key_id, model, …; calls, failed, errors, …
+ACTIVITY_KEYS, ACTIVITY_SUMS = _split(activity_hourly)  # scope, hour; calls, …, then the latency histogram
+ACTIVITY_BASE = ACTIVITY_SUMS[: len(ACTIVITY_SUMS) - len(LATENCY_COLUMNS)]
+VOUCHER_KEYS, VOUCHER_SUMS = _split(voucher_hourly)  # voucher_id, hour, provider, region; calls, paid
 ROWS_PER_STATEMENT = 200
 
 
