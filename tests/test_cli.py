@@ -165,3 +165,46 @@ def test_serve_names_the_command_when_the_default_org_has_no_usable_key(tmp_path
     revoke_key(db, first_key[:10])
     db.dispose()
     assert "dizuo admin create-key --org default" in served_line(tmp_path, "stderr", "create-key")
+
+
+# A server process built as `dizuo serve` builds it (a worker's factory), started through the ASGI
+# lifespan as uvicorn starts it; it prints how many objects the garbage collector no longer scans.
+_STARTED = """
+import asyncio, gc
+from dizuo.app import app_from_environment, load_settings, prepare
+from dizuo.settings import Settings
+
+async def main():
+    prepare(load_settings(Settings().config))
+    app = app_from_environment()
+    messages = [{"type": "lifespan.startup"}]
+    sent = []
+    async def receive():
+        return messages.pop(0) if messages else await asyncio.Event().wait()
+    async def send(message):
+        sent.append(message["type"])
+    task = asyncio.create_task(app({"type": "lifespan"}, receive, send))
+    while not sent:
+        await asyncio.sleep(0.01)
+    print(sent[0], gc.get_freeze_count())
+    task.cancel()
+    await app.gateway.shutdown()
+
+asyncio.run(main())
+"""
+
+
+def test_a_server_process_takes_what_start_up_loaded_out_of_the_collector_s_view(tmp_path: Path) -> None:
+    """Full collections over the start-up's millions of objects stopped calls for 20-60 ms about once
+    every few thousand calls (docs/benchmarks.md); a server process freezes them once started."""
+    config = tmp_path / "dizuo.yaml"
+    config.write_text("local: false\ndeployments: []\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
+    env |= {"DIZUO_DATA_DIR": str(tmp_path), "DIZUO_CONFIG": str(config)}
+    done = subprocess.run(
+        [sys.executable, "-c", _STARTED], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    state, frozen = done.stdout.split()
+    assert state == "lifespan.startup.complete"
+    assert int(frozen) > 100_000

@@ -196,4 +196,6 @@ def create_app(settings: Settings) -> Platform:
 
 def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
-    return create_app(load_settings(Settings().config))
+    app = create_app(load_settings(Settings().config))
+    app.gateway.freeze_heap = True  # a server process of its own (see Gateway._lifespan)
+    return app

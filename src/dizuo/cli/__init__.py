@@ -50,6 +50,7 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
         _check_port(settings.host, settings.port)
         first_key, usable = prepare(settings)
         app = create_app(settings)  # validates the config before any worker starts
+        app.gateway.freeze_heap = True
     except (ConfigError, DizuoError) as exc:
         fail(str(exc))
         return
