@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from dizuo.accounts.keys import hash_key
+from dizuo.accounts.keys import MISS_LOOKUPS_PER_SECOND, hash_key
 from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
 
 ASK = {"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
@@ -68,3 +68,23 @@ async def test_repeated_refusals_read_the_database_at_most_once(gateway_app: Gat
     assert len(reads(ran, poor.id)) <= 2, reads(ran, poor.id)  # the wallet and its vouchers, once
     assert reads(ran, limited.id) == []
     assert len(reads(ran, hash_key(JUNK))) <= 1  # the junk key is looked up once, then remembered
+
+
+async def test_a_flood_of_made_up_keys_reads_the_database_a_bounded_number_of_times(
+    gateway_app: GatewayApp,
+) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")], key_refresh_seconds=60)
+    junk = [f"dz-{index:043d}" for index in range(300)]  # each shaped like a key, each different
+    with statements() as ran:
+        for key in junk:
+            assert await refused(platform, key, 1) == {401}
+    looked_up = [
+        sql for sql, params in ran if "api_keys" in sql and any(hash_key(k) in str(params) for k in junk)
+    ]
+    # At most MISS_LOOKUPS_PER_SECOND a second however many keys are made up (a second or two here),
+    # not one a key.
+    assert 0 < len(looked_up) <= 3 * MISS_LOOKUPS_PER_SECOND < len(junk) // 2, len(looked_up)
+    # A real key made meanwhile by another process is still found, by the next reload at the latest.
+    known = platform.org(balance="1")
+    platform.platform.gateway.keys.reload()
+    assert await refused(platform, known.key, 1) == {200}

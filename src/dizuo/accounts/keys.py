@@ -44,6 +44,11 @@ KEY_PREFIX = "dz-"
 RELOAD_OVERLAP = dt.timedelta(seconds=5)
 MISS_TTL = 1.0
 MISS_CACHE_MAX = 10_000
+# Keys the cache does not hold are looked up in the database (one created a moment ago by another
+# process), at most this many a second per process: a flood of distinct made-up keys cannot turn
+# into a flood of queries. Beyond it a key unknown here is refused until the next background reload
+# (every key_refresh_seconds) brings it, as it brings every new key.
+MISS_LOOKUPS_PER_SECOND = 20
 
 
 def new_key() -> str:
@@ -124,6 +129,8 @@ class KeyCache:
         self._by_hash: dict[str, KeyInfo] = {}
         self._misses: dict[str, float] = {}
         self._seen_until: dt.datetime | None = None
+        self._lookups = 0  # database lookups of missed keys in the current second
+        self._lookup_second = 0
 
     def __len__(self) -> int:
         return len(self._by_hash)
@@ -176,6 +183,14 @@ class KeyCache:
             row = session.execute(query).first()
             return self._apply(row[0], row[1]) if row else None
 
+    def _may_look_up(self, now: float) -> bool:
+        """Whether a missed key may be looked up in the database now (MISS_LOOKUPS_PER_SECOND)."""
+        second = int(now)
+        if second != self._lookup_second:
+            self._lookup_second, self._lookups = second, 0
+        self._lookups += 1
+        return self._lookups <= MISS_LOOKUPS_PER_SECOND
+
     async def lookup(self, key: str) -> KeyInfo | None:
         """Return the caller behind *key*, or None when it is unknown, revoked or expired."""
         digest = hash_key(key)
@@ -185,7 +200,7 @@ class KeyCache:
             missed = self._misses.get(digest)
             if missed is not None and now - missed < MISS_TTL:
                 return None
-            if not key.startswith(KEY_PREFIX):
+            if not key.startswith(KEY_PREFIX) or not self._may_look_up(now):
                 return None
             info = await asyncio.to_thread(self._load_one, digest)
             if info is None:
