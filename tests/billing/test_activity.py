@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import time
-import uuid
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import openai
 import pytest
 
-from dizuo.accounts import create_key, create_org
 from dizuo.accounts.service import set_guard_policy
 from dizuo.billing import parse_cny
 from dizuo.billing.activity import activity, window
-from dizuo.billing.reports import usage_rows
-from dizuo.billing.service import topup
-from dizuo.store import Database
-from tests.conftest import RunningGateway
+from tests.support.platform import GatewayApp, PlatformUnderTest, Tenant, upstream_deployment
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -36,33 +32,41 @@ def test_a_day_is_charted_by_the_hour_and_a_week_by_the_day() -> None:
     )
 
 
-def test_answered_and_failed_calls_are_charted(gateway: RunningGateway) -> None:
-    db = Database(gateway.settings.resolved_database_url)
-    name = f"chart-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("5"))
-    key = create_key(db, name).key
+async def _charted(platform: PlatformUnderTest, org: Tenant, errors: int) -> dict[str, Any]:
+    """The organization's last day, once its failed calls (written in the background, a fraction of a
+    second late) are in."""
+    since, until, bucket = window(1, SHANGHAI)
+    for _ in range(50):
+        figures = activity(platform.db, org_id=org.id, since=since, until=until, bucket=bucket, zone=SHANGHAI)
+        if figures["totals"]["errors"] >= errors:
+            break
+        await asyncio.sleep(0.1)
+    return figures
+
+
+async def test_answered_and_failed_calls_are_charted(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app(
+        [upstream_deployment("echo-model", price=("1.5", "2")), upstream_deployment("fail-model", "fail500")]
+    )
+    org = platform.org(balance="5")
     tokens = 0
-    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=30) as client:
+    async with platform.sdk(org.key) as client:
         for text in ("你好", "第二个问题"):
-            answer = client.chat.completions.create(
+            answer = await client.chat.completions.create(
                 model="echo-model", messages=[{"role": "user", "content": text}]
             )
             assert answer.usage is not None
             tokens += answer.usage.total_tokens
         with pytest.raises(openai.NotFoundError):
-            client.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "x"}])
+            await client.chat.completions.create(
+                model="no-such-model", messages=[{"role": "user", "content": "x"}]
+            )
         with pytest.raises(openai.APIStatusError):
-            client.chat.completions.create(model="fail-model", messages=[{"role": "user", "content": "x"}])
-
-    since, until, bucket = window(1, SHANGHAI)
-    deadline = time.monotonic() + 5
-    while True:  # failed calls are written in the background, a fraction of a second late
-        figures = activity(db, org_id=org.id, since=since, until=until, bucket=bucket, zone=SHANGHAI)
-        if figures["totals"]["errors"] == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    spent = sum(parse_cny(row["cost"]) for row in usage_rows(db, name))
+            await client.chat.completions.create(
+                model="fail-model", messages=[{"role": "user", "content": "x"}]
+            )
+    figures = await _charted(platform, org, 2)
+    spent = sum(record.cost for record in platform.records(org))
     assert spent > 0
     totals = figures["totals"]
     assert totals["calls"] == 4 and totals["errors"] == 2
@@ -72,29 +76,22 @@ def test_answered_and_failed_calls_are_charted(gateway: RunningGateway) -> None:
     assert len(figures["labels"]) == 24
     assert sum(figures["series"]["calls"]) == 4 and sum(figures["series"]["errors"]) == 2
     assert any(value is not None for value in figures["series"]["latency_p50"][-2:])
-    others = activity(
-        db, org_id=create_org(db, name + "-b").id, since=since, until=until, bucket=bucket, zone=SHANGHAI
-    )
-    assert others["totals"]["calls"] == 0
-    db.dispose()
+    other = platform.org()
+    assert (await _charted(platform, other, 0))["totals"]["calls"] == 0
 
 
-def test_an_answer_the_guard_refuses_counts_once(gateway: RunningGateway) -> None:
+async def test_an_answer_the_guard_refuses_counts_once(gateway_app: GatewayApp) -> None:
     """It is charged (the upstream did the work) and refused: one usage record, no failed call."""
-    db = Database(gateway.settings.resolved_database_url)
-    name = f"chart-{uuid.uuid4().hex[:8]}"
-    org = create_org(db, name)
-    topup(db, name, parse_cny("5"))
-    set_guard_policy(db, name, {"action": "block", "directions": ["answer"]})
-    key = create_key(db, name).key
-    client = openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0, timeout=30)
-    with client, pytest.raises(openai.BadRequestError):  # the echo carries the mobile number back
-        client.chat.completions.create(
-            model="echo-model", messages=[{"role": "user", "content": "回电 13800138000"}]
-        )
-    since, until, bucket = window(1, SHANGHAI)
-    time.sleep(1)  # failed calls are written in the background: give a wrong one time to land
-    totals = activity(db, org_id=org.id, since=since, until=until, bucket=bucket, zone=SHANGHAI)["totals"]
+    platform = await gateway_app([upstream_deployment("echo-model", price=("1.5", "2"))])
+    org = platform.org(balance="5")
+    set_guard_policy(platform.db, org.name, {"action": "block", "directions": ["answer"]})
+    platform.platform.gateway.keys.reload()  # the policy reaches the gateway with the next key reload
+    async with platform.sdk(org.key) as client:
+        with pytest.raises(openai.BadRequestError):  # the echo carries the mobile number back
+            await client.chat.completions.create(
+                model="echo-model", messages=[{"role": "user", "content": "回电 13800138000"}]
+            )
+    await asyncio.sleep(1)  # failed calls are written in the background: give a wrong one time to land
+    totals = (await _charted(platform, org, 0))["totals"]
     assert (totals["calls"], totals["errors"]) == (1, 1)
-    assert [row["status"] for row in usage_rows(db, name)] == ["blocked"]
-    db.dispose()
+    assert [record.status for record in platform.records(org)] == ["blocked"]
