@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -14,29 +13,30 @@ import pytest
 from tests.billing.test_cli_money import run
 from tests.conftest import RunningGateway
 from tests.security.conftest import Platform, bearer
-from tests.support.servers import funded_org
+from tests.support.platform import GatewayApp, upstream_deployment
 
 
-def test_the_hold_covers_the_larger_of_max_tokens_and_max_completion_tokens(gateway: RunningGateway) -> None:
-    # pricey-model: ¥0 per million prompt tokens, ¥1,000 per million output tokens (¥0.001 a token).
-    db, _, key = funded_org(gateway.settings.resolved_database_url, "精打细算", yuan="0.01")
-    db.dispose()
-    time.sleep(3 * gateway.settings.key_refresh_seconds)
+async def test_the_hold_covers_the_larger_of_max_tokens_and_max_completion_tokens(
+    gateway_app: GatewayApp,
+) -> None:
+    # ¥0 per million prompt tokens, ¥1,000 per million output tokens: ¥0.001 a token.
+    platform = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
+    org = platform.org(balance="0.01")
     messages = [{"role": "user", "content": "写一首很长的诗"}]
-    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as sdk:
+    async with platform.sdk(org.key) as sdk:
         # 8,192 output tokens may come back (¥8.192 at most); ¥0.01 cannot hold that.
         with pytest.raises(openai.APIStatusError) as refused:
-            sdk.chat.completions.create(
+            await sdk.chat.completions.create(
                 model="pricey-model", messages=messages, max_completion_tokens=1, max_tokens=8192
             )
         assert refused.value.status_code == 402 and refused.value.code == "insufficient_quota"
         with pytest.raises(openai.APIStatusError) as reversed_order:
-            sdk.chat.completions.create(
+            await sdk.chat.completions.create(
                 model="pricey-model", messages=messages, max_completion_tokens=8192, max_tokens=1
             )
         assert reversed_order.value.status_code == 402
         # Five tokens (¥0.005) fit: the call is served.
-        answer = sdk.chat.completions.create(
+        answer = await sdk.chat.completions.create(
             model="pricey-model", messages=messages, max_completion_tokens=5, max_tokens=5
         )
         assert answer.choices[0].message.content is not None
