@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from dizuo.billing import rollups
 from dizuo.billing.tables import FailedCall
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, stamper, utcnow
 from dizuo.store.batches import BatchWriter
 
 __all__ = ["FailureLog"]
@@ -18,7 +18,7 @@ __all__ = ["FailureLog"]
 class FailureLog(BatchWriter):
     def __init__(self, db: Database) -> None:
         super().__init__(db, FailedCall, "failed calls")
-        self._stamp = rollups.stamper(db.engine.dialect)
+        self._stamp = stamper(db.engine.dialect)
 
     def also(self, connection: Connection, batch: list[dict[str, Any]]) -> None:
         sums = rollups.Sums()

@@ -33,7 +33,7 @@ from sqlalchemy.sql.compiler import Compiled
 from dizuo.billing import ledger, rollups
 from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherState, epoch
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
-from dizuo.store import Database, utcnow
+from dizuo.store import Database, stamper, utcnow
 
 __all__ = ["Apart", "Charge", "Journal", "refuses"]
 
@@ -167,10 +167,8 @@ class _Compiled:
         self.revoked_zero = _Statement(
             update(Voucher).where(overdrawn).values(remaining=literal_column("0")).compile(dialect=dialect)
         )
-        # The dialect's own processor (SQLite: the text SQLAlchemy writes everywhere else), not the
-        # generic type's, which has none: sqlite3's default adapter would add "+00:00" (and is deprecated).
-        created_at = UsageRecord.__table__.c.created_at.type
-        self._stamp = created_at.dialect_impl(dialect).bind_processor(dialect)
+        # *moment* as the driver takes it for every timestamp column the journal writes.
+        self.stamp = stamper(dialect)
         self._one: str | None = None
 
     def one_charge(self) -> str:
@@ -193,10 +191,6 @@ class _Compiled:
                 " updated_at = %(now)s WHERE org_id = %(org)s"
             )
         return self._one
-
-    def stamp(self, moment: dt.datetime) -> Any:
-        """*moment* as the driver takes it for every timestamp column the journal writes."""
-        return moment if self._stamp is None else self._stamp(moment)
 
 
 @dataclass(slots=True)

@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.engine import Dialect
 
 from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly, voucher_hourly
-from dizuo.store import Database, utc
+from dizuo.store import Database, stamper, utc
 
 __all__ = [
     "ACTIVITY_KEYS",
@@ -304,15 +303,6 @@ def _upsert_sql(name: str, rows: int, paramstyle: str, used: tuple[int, ...]) ->
     keys, every = COLUMNS[name]
     names = tuple(every[index - len(keys)] for index in used)
     return upsert_sql(table, rows, positional(paramstyle), names)
-
-
-def stamper(dialect: Dialect) -> Callable[[dt.datetime], Any]:
-    """How the driver takes a timestamp of these tables: the dialect's own processor (SQLite: the text
-    SQLAlchemy writes everywhere else), or the datetime itself."""
-    process = usage_hourly.c.hour.type.dialect_impl(dialect).bind_processor(dialect)
-    if process is None:
-        return lambda moment: moment
-    return process
 
 
 # ---- rebuilding and verifying from the records ----------------------------------------------------

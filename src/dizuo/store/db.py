@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection
 
-__all__ = ["Base", "Database", "Durability", "utcnow"]
+__all__ = ["Base", "Database", "Durability", "stamper", "utcnow"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,6 +49,17 @@ def iso(moment: dt.datetime) -> str:
 def utcnow() -> dt.datetime:
     """Return the current time in UTC, timezone-aware."""
     return dt.datetime.now(dt.UTC)
+
+
+def stamper(dialect: Dialect) -> Callable[[dt.datetime], Any]:
+    """How *dialect*'s driver takes a timestamp, for writers that hand it parameters themselves (the
+    journal, the rollups): the dialect's own processor of ``DateTime(timezone=True)`` (SQLite: the text
+    SQLAlchemy writes everywhere else; the generic type has none, and sqlite3's default adapter would
+    add "+00:00" and is deprecated), or the datetime itself."""
+    process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
+    if process is None:
+        return lambda moment: moment
+    return process
 
 
 Durability = Literal["process", "disk"]
