@@ -88,3 +88,18 @@ async def test_a_flood_of_made_up_keys_reads_the_database_a_bounded_number_of_ti
     known = platform.org(balance="1")
     platform.platform.gateway.keys.reload()
     assert await refused(platform, known.key, 1) == {200}
+
+
+async def test_a_key_made_a_moment_ago_serves_many_calls_at_once_from_one_lookup(
+    gateway_app: GatewayApp,
+) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")], key_refresh_seconds=60)
+    fresh = platform.org(balance="100")  # made after the gateway loaded its keys: not in its cache yet
+    await asyncio.sleep(2 * platform.platform.gateway.meter.journal.refresh_seconds)  # its wallet loaded
+    client = platform.http(fresh.key)
+    with statements() as ran:
+        answers = await asyncio.gather(
+            *(client.post("/v1/chat/completions", json=ASK) for _ in range(3 * MISS_LOOKUPS_PER_SECOND))
+        )
+    assert {answer.status_code for answer in answers} == {200}
+    assert len([sql for sql, params in ran if "api_keys" in sql and hash_key(fresh.key) in str(params)]) == 1

@@ -45,7 +45,8 @@ RELOAD_OVERLAP = dt.timedelta(seconds=5)
 MISS_TTL = 1.0
 MISS_CACHE_MAX = 10_000
 # Keys the cache does not hold are looked up in the database (one created a moment ago by another
-# process), at most this many a second per process: a flood of distinct made-up keys cannot turn
+# process), once however many calls present the key at the same moment, and at most this many
+# distinct keys a second per process: a flood of distinct made-up keys cannot turn
 # into a flood of queries. Beyond it a key unknown here is refused until the next background reload
 # (every key_refresh_seconds) brings it, as it brings every new key.
 MISS_LOOKUPS_PER_SECOND = 20
@@ -129,6 +130,7 @@ class KeyCache:
         self._by_hash: dict[str, KeyInfo] = {}
         self._misses: dict[str, float] = {}
         self._seen_until: dt.datetime | None = None
+        self._loading: dict[str, asyncio.Future[KeyInfo | None]] = {}  # lookups under way, by hash
         self._lookups = 0  # database lookups of missed keys in the current second
         self._lookup_second = 0
 
@@ -200,14 +202,23 @@ class KeyCache:
             missed = self._misses.get(digest)
             if missed is not None and now - missed < MISS_TTL:
                 return None
-            if not key.startswith(KEY_PREFIX) or not self._may_look_up(now):
-                return None
-            info = await asyncio.to_thread(self._load_one, digest)
-            if info is None:
-                if len(self._misses) >= MISS_CACHE_MAX:
-                    self._misses.clear()
-                self._misses[digest] = now
-                return None
+            loading = self._loading.get(digest)
+            if loading is not None:  # the same key's lookup is under way: one query serves every call
+                info = await asyncio.shield(loading)
+                if info is None:
+                    return None
+            else:
+                if not key.startswith(KEY_PREFIX) or not self._may_look_up(now):
+                    return None
+                loading = asyncio.ensure_future(asyncio.to_thread(self._load_one, digest))
+                self._loading[digest] = loading
+                loading.add_done_callback(lambda _: self._loading.pop(digest, None))
+                info = await asyncio.shield(loading)
+                if info is None:
+                    if len(self._misses) >= MISS_CACHE_MAX:
+                        self._misses.clear()
+                    self._misses[digest] = now
+                    return None
         if info.expires_at is not None and info.expires_at <= time.time():
             return None
         return info
