@@ -71,8 +71,9 @@ def activity(
     moment = first
     empty = [0] * width
     while moment < until:
-        calls, failed, errors, prompt, completion, cost, voucher = slots.get(moment, empty)[:base]
-        histogram = slots.get(moment, empty)[base:]
+        slot = slots.get(moment, empty)
+        calls, failed, errors, prompt, completion, cost, voucher = slot[:base]
+        histogram = slot[base:]
         labels.append(moment.strftime("%m-%d %H:00" if bucket == "hour" else "%Y-%m-%d"))
         series["calls"].append(calls + failed)
         series["errors"].append(errors + failed)

@@ -324,7 +324,7 @@ def voucher_report(
                     Voucher.id,
                     hourly.provider,
                     hourly.region,
-                    -func.sum(hourly.paid).label("amount"),
+                    func.sum(hourly.paid).label("amount"),
                     func.sum(hourly.calls).label("calls"),
                 )
                 .select_from(Voucher)
@@ -343,7 +343,7 @@ def voucher_report(
                     Voucher.id,
                     by_provider.label("paid_provider"),
                     by_region.label("paid_region"),
-                    func.sum(legs.amount).label("amount"),
+                    (-func.sum(legs.amount)).label("amount"),  # the voucher accounts' legs are negative
                     func.count().label("calls"),
                 )
                 .select_from(Voucher)
@@ -361,7 +361,7 @@ def voucher_report(
         for voucher_id, provider, region, amount, calls in session.execute(paid):
             voucher = vouchers[voucher_id]
             line = totals[(voucher.org_id, voucher.program, provider, region)]
-            line[0] += -int(amount)
+            line[0] += int(amount)
             line[1] += int(calls)
         names = {
             o.id: o

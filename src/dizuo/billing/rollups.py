@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, func, select
 
 from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly, voucher_hourly
 from dizuo.store import Database, stamper, utc
@@ -66,10 +66,11 @@ def _split(table: Table) -> tuple[tuple[str, ...], tuple[str, ...]]:
     )
 
 
-USAGE_KEYS, USAGE_SUMS = _split(usage_hourly)  # org_id, hour, key_id, model, …; calls, failed, errors, …
-ACTIVITY_KEYS, ACTIVITY_SUMS = _split(activity_hourly)  # scope, hour; calls, …, then the latency histogram
+COLUMNS = {table.name: _split(table) for table in (usage_hourly, activity_hourly, voucher_hourly)}
+USAGE_KEYS, USAGE_SUMS = COLUMNS["usage_hourly"]  # org_id, hour, key_id, model, …; calls, failed, errors, …
+ACTIVITY_KEYS, ACTIVITY_SUMS = COLUMNS["activity_hourly"]  # scope, hour; calls, …, the latency histogram
 ACTIVITY_BASE = ACTIVITY_SUMS[: len(ACTIVITY_SUMS) - len(LATENCY_COLUMNS)]
-VOUCHER_KEYS, VOUCHER_SUMS = _split(voucher_hourly)  # voucher_id, hour, provider, region; calls, paid
+VOUCHER_KEYS, VOUCHER_SUMS = COLUMNS["voucher_hourly"]  # voucher_id, hour, provider, region; calls, paid
 ROWS_PER_STATEMENT = 200
 
 
@@ -135,14 +136,8 @@ class Sums:
         self.activity: dict[tuple[str, dt.datetime], list[int]] = {}
         self.vouchers: dict[tuple[str, dt.datetime, str, str], list[int]] = {}
 
-    def __bool__(self) -> bool:
-        return bool(self.usage)
-
     def _activity(self, scope: str, hour: dt.datetime) -> list[int]:
-        row = self.activity.get((scope, hour))
-        if row is None:
-            row = self.activity[(scope, hour)] = [0] * len(ACTIVITY_SUMS)
-        return row
+        return _row(self.activity, (scope, hour), len(ACTIVITY_SUMS))
 
     def record(self, hour: dt.datetime, record: Mapping[str, Any]) -> None:
         """Add one usage record (the journal's column values) of *hour*."""
@@ -156,9 +151,7 @@ class Sums:
             record["provider"],
             record["region"],
         )
-        row = self.usage.get(key)
-        if row is None:
-            row = self.usage[key] = [0] * len(USAGE_SUMS)
+        row = _row(self.usage, key, len(USAGE_SUMS))
         cut = 1 if record["status"] in CUT else 0
         prompt, completion = record["prompt_tokens"], record["completion_tokens"]
         cost, voucher, latency = record["cost"], record["voucher_part"], record["latency_ms"]
@@ -186,20 +179,13 @@ class Sums:
         self, hour: dt.datetime, voucher_id: str, provider: str, region: str, paid: int, calls: int = 1
     ) -> None:
         """Add what a voucher paid for *calls* calls of *hour* (a charge's leg of its account)."""
-        key = (voucher_id, hour, provider, region)
-        row = self.vouchers.get(key)
-        if row is None:
-            row = self.vouchers[key] = [0, 0]
+        row = _row(self.vouchers, (voucher_id, hour, provider, region), len(VOUCHER_SUMS))
         row[0] += calls
         row[1] += paid
 
     def failed(self, hour: dt.datetime, org_id: str, key_id: str, model: str | None, count: int = 1) -> None:
         """Add *count* failed calls of *hour* (no deployment answered them: those columns are empty)."""
-        key = (org_id, hour, key_id, model or "", "", "", "")
-        row = self.usage.get(key)
-        if row is None:
-            row = self.usage[key] = [0] * len(USAGE_SUMS)
-        row[1] += count
+        _row(self.usage, (org_id, hour, key_id, model or "", "", "", ""), len(USAGE_SUMS))[1] += count
         for scope in (org_id, self.share):
             self._activity(scope, hour)[1] += count
 
@@ -223,6 +209,14 @@ class Sums:
         ]
 
 
+def _row(rows: dict[Any, list[int]], key: Any, width: int) -> list[int]:
+    """The sums of *key* in *rows*, zeros when they are new."""
+    row = rows.get(key)
+    if row is None:
+        row = rows[key] = [0] * width
+    return row
+
+
 def _by_key(item: tuple[tuple[Any, ...], list[int]]) -> tuple[Any, ...]:
     return item[0]
 
@@ -242,13 +236,6 @@ def upsert_sql(
         f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES {values}"
         f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {updates}"
     )
-
-
-COLUMNS = {
-    "usage_hourly": (USAGE_KEYS, USAGE_SUMS),
-    "activity_hourly": (ACTIVITY_KEYS, ACTIVITY_SUMS),
-    "voucher_hourly": (VOUCHER_KEYS, VOUCHER_SUMS),
-}
 
 
 def positional(paramstyle: str) -> Callable[[int, str], str]:
@@ -289,18 +276,14 @@ def upsert(cursor: Any, paramstyle: str, sums: Sums, stamp: Callable[[dt.datetim
             used = tuple(
                 index for index in range(width, len(columns)) if index == width or any(columns[index])
             )
-            sql = _upsert_sql(table.name, len(part), paramstyle, used)
+            sql = _upsert_sql(table, len(part), paramstyle, used)
             cursor.execute(sql, [value for row in part for value in (*row[:width], *(row[i] for i in used))])
 
 
 @functools.lru_cache(maxsize=512)
-def _upsert_sql(name: str, rows: int, paramstyle: str, used: tuple[int, ...]) -> str:
-    table = {
-        "usage_hourly": usage_hourly,
-        "activity_hourly": activity_hourly,
-        "voucher_hourly": voucher_hourly,
-    }[name]
-    keys, every = COLUMNS[name]
+def _upsert_sql(table: Table, rows: int, paramstyle: str, used: tuple[int, ...]) -> str:
+    """:func:`upsert_sql` naming the sums at the row positions *used* (keys first)."""
+    keys, every = COLUMNS[table.name]
     names = tuple(every[index - len(keys)] for index in used)
     return upsert_sql(table, rows, positional(paramstyle), names)
 
@@ -539,8 +522,6 @@ def read_activity(
     db: Database, scopes: list[str], start: dt.datetime, end: dt.datetime
 ) -> dict[dt.datetime, list[int]]:
     """The platform's (or an organization's) sums per UTC hour in [*start*, *end*)."""
-    from sqlalchemy import func, select
-
     table = activity_hourly
     columns = [func.sum(table.c[name]) for name in ACTIVITY_SUMS]
     query = (
