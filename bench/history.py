@@ -1,7 +1,7 @@
 """History benchmark: the console, reports and exports over millions of usage records, and the
 gateway beside a console tab.
 
-The history is grown on SQLite by a generator that writes what the journal writes: for each call a
+The history is grown on SQLite (or, with `--database`, PostgreSQL) by a generator that writes what the journal writes: for each call a
 usage record and its balanced charge (cash, voucher and revenue legs), wallets and vouchers moved to
 match, some failed calls; the hourly rollups are then rebuilt by `dizuo admin rollups rebuild` and
 checked by `dizuo admin rollups verify`. Every invariant is checked before anything is timed. At each
@@ -18,6 +18,8 @@ size (default 1M and 3M records over 60 days, 200 organizations, 1,000 keys, 21 
   (sixty times what the console does), alternated round by round.
 
     .venv/bin/python bench/history.py [--sizes 1000000 3000000] [--seconds 8] [--rounds 3]
+    .venv/bin/python bench/history.py --database postgresql+psycopg://dizuo:dizuo@127.0.0.1/dizuo_bench \
+        --sizes 10000000
 
 Needs nginx and wrk (Debian packages), about 1.2 GB of disk per million records.
 """
@@ -42,6 +44,9 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -70,10 +75,18 @@ STAMP = "%Y-%m-%d %H:%M:%S.%f"
 class History:
     """The grown database: its organizations, keys and vouchers, and the records written so far."""
 
-    def __init__(self, home: Path, orgs: int, keys: int, holders: int, days: int) -> None:
+    def __init__(
+        self, home: Path, orgs: int, keys: int, holders: int, days: int, url: str | None = None
+    ) -> None:
         self.path = home / "history.db"
-        self.url = f"sqlite:///{self.path}"
+        self.url = url or f"sqlite:///{self.path}"
+        self.sqlite = self.url.startswith("sqlite")
+        self.mark = "?" if self.sqlite else "%s"
         self.days = days
+        if not self.sqlite:  # a PostgreSQL database of its own, emptied
+            with self.connect() as connection:
+                connection.execute("DROP SCHEMA IF EXISTS public CASCADE")
+                connection.execute("CREATE SCHEMA public")
         db = Database(self.url)
         db.upgrade()
         self.orgs: list[tuple[str, str]] = []  # (id, name)
@@ -105,12 +118,33 @@ class History:
         db.dispose()
         self.records = 0
 
+    def connect(self) -> Any:
+        """A DB-API connection to the history (PostgreSQL's speaking UTC, as SQLite's text does)."""
+        if self.sqlite:
+            return sqlite3.connect(self.path)
+        connection = psycopg.connect(self.url.replace("+psycopg", ""), autocommit=True)
+        connection.execute("SET TIME ZONE 'UTC'")
+        return connection
+
+    def insert(self, connection: Any, table: str, columns: str, rows: list[tuple[Any, ...]]) -> None:
+        """Add *rows* in one statement (SQLite) or one COPY (PostgreSQL); the caller's transaction."""
+        if self.sqlite:
+            marks = ", ".join(["?"] * len(rows[0])) if rows else ""
+            connection.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})", rows)
+            return
+        with connection.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def transaction(self, connection: Any) -> Any:
+        return connection if self.sqlite else connection.transaction()
+
     def grow(self, count: int, seed: int) -> None:
         """Add *count* calls spread over the last ``days`` days: the busiest organization makes one in
         thirteen (about 230k of 3M), the others the rest."""
         chance = random.Random(seed)
         span = self.days * 86400
-        connection = sqlite3.connect(self.path)
+        connection = self.connect()
         own: dict[str, int] = {}
         voucher_paid: dict[str, int] = {}
         busiest = self.keys[0]
@@ -176,27 +210,31 @@ class History:
                     voucher_paid[voucher_id] = voucher_paid.get(voucher_id, 0) + voucher
                 legs.append((tx, "charge", f"revenue:{provider}", cost, org_id, None, request, None, moment))
                 own[org_id] = own.get(org_id, 0) + paid
-            with connection:
-                connection.executemany(f"INSERT INTO usage_records ({USAGE}) VALUES ({marks(20)})", usage)
-                connection.executemany(f"INSERT INTO ledger_entries ({LEGS}) VALUES ({marks(9)})", legs)
-                connection.executemany(f"INSERT INTO failed_calls ({FAILED}) VALUES ({marks(9)})", failed)
+            with self.transaction(connection):
+                self.insert(connection, "usage_records", USAGE, usage)
+                self.insert(connection, "ledger_entries", LEGS, legs)
+                self.insert(connection, "failed_calls", FAILED, failed)
             self.records += len(usage)
-        with connection:
-            connection.executemany(
-                "UPDATE wallets SET balance = balance - ?, version = version + 1 WHERE org_id = ?",
+        mark = self.mark
+        with self.transaction(connection):
+            connection.cursor().executemany(
+                f"UPDATE wallets SET balance = balance - {mark}, version = version + 1 WHERE org_id = {mark}",
                 [(amount, org_id) for org_id, amount in own.items()],
             )
-            connection.executemany(
-                "UPDATE vouchers SET remaining = remaining - ? WHERE id = ?",
+            connection.cursor().executemany(
+                f"UPDATE vouchers SET remaining = remaining - {mark} WHERE id = {mark}",
                 [(amount, voucher_id) for voucher_id, amount in voucher_paid.items()],
             )
+        if not self.sqlite:
+            connection.execute("ANALYZE")
         connection.close()
 
     def check(self) -> None:
         """Every invariant of the books, or stop: nothing is timed over a broken history."""
-        connection = sqlite3.connect(self.path)
+        connection = self.connect()
         unbalanced = connection.execute(
             "SELECT count(*) FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id HAVING sum(amount) != 0)"
+            " AS unbalanced"
         ).fetchone()[0]
         wallets = connection.execute(
             "SELECT count(*) FROM wallets w WHERE w.balance != (SELECT coalesce(sum(amount), 0) FROM"
@@ -234,10 +272,6 @@ LEGS = "tx_id, kind, account, amount, org_id, voucher_id, request_id, note, crea
 FAILED = "request_id, org_id, key_id, model, endpoint, status, code, latency_ms, created_at"
 
 
-def marks(count: int) -> str:
-    return ", ".join(["?"] * count)
-
-
 def admin(url: str, *args: str) -> tuple[float, float, bytes]:
     """Run ``dizuo admin ARGS`` on the history; return its seconds, peak RSS in MB and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
@@ -271,14 +305,14 @@ def page(port: int, cookie: str, days: int) -> tuple[float, int]:
     return seconds, int(found.group(1).replace(",", ""))
 
 
-def from_records(path: Path, days: int) -> float:
+def from_records(history: History, days: int) -> float:
     """The cheapest read of the records the overview once made: one SQL aggregate over the range."""
     since = (START - dt.timedelta(days=days)).strftime(STAMP)
-    connection = sqlite3.connect(path)
+    connection = history.connect()
     started = time.perf_counter()
     connection.execute(
         "SELECT count(*), sum(prompt_tokens + completion_tokens), sum(cost), sum(voucher_part)"
-        " FROM usage_records WHERE created_at >= ?",
+        f" FROM usage_records WHERE created_at >= {history.mark}",
         (since,),
     ).fetchone()
     seconds = time.perf_counter() - started
@@ -335,7 +369,7 @@ def measure(
             seconds, shown = page(port, history.cookie, days)
             times.append(seconds)
         figures[f"overview_{days}"] = median(times)
-        figures[f"records_{days}"] = median([from_records(history.path, days) for _ in range(3)])
+        figures[f"records_{days}"] = median([from_records(history, days) for _ in range(3)])
         if history.records and shown == 0:
             sys.exit(f"the {days}-day overview shows no calls over {history.records} records")
     for _ in range(5):
@@ -427,6 +461,12 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, default=None, help="Where the history grows (default: a temporary folder)."
     )
+    parser.add_argument(
+        "--database",
+        default=None,
+        help="A PostgreSQL URL (postgresql+psycopg://…) to grow the history in instead of SQLite: its"
+        " public schema is emptied first.",
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -437,7 +477,7 @@ def main() -> None:
     try:
         upstream = stack.nginx()
         started = time.perf_counter()
-        history = History(home, args.orgs, args.keys, args.holders, args.days)
+        history = History(home, args.orgs, args.keys, args.holders, args.days, args.database)
         print(
             f"platform made: {args.orgs} organizations, {args.keys} keys in {time.perf_counter() - started:.0f} s"
         )

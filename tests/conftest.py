@@ -61,8 +61,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _worker_database(url: str, number: int) -> str:
     """The URL of the worker's own PostgreSQL database beside *url*'s, made when missing."""
+    return _database_beside(url, f"gw{number}")
+
+
+def _database_beside(url: str, suffix: str) -> str:
+    """The URL of a PostgreSQL database named after *url*'s with *suffix*, made when missing."""
     base = make_url(url)
-    name = f"{base.database}_gw{number}"
+    name = f"{base.database}_{suffix}"
     engine = create_engine(base, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
@@ -75,7 +80,7 @@ def _worker_database(url: str, number: int) -> str:
 # reach the database or Redis through the session's fixtures, and test modules that read the
 # services' variables themselves. The rest ran the same code in the first pass.
 # DIZUO_TEST_EVERY_PASS=1 runs everything again.
-SERVICES = frozenset({"database_url", "redis_url"})
+SERVICES = frozenset({"database_url", "empty_database_url", "redis_url"})
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -104,6 +109,18 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
         reset_database(url)
         return url
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'dizuo.db'}"
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> str:
+    """A database of the test's own, empty (not yet migrated): for tests that act on every row of
+    the database (retention, migrations), which the session's shared one would mix with others'."""
+    url = os.environ.get("DIZUO_TEST_DATABASE_URL")
+    if url:
+        own = _database_beside(url, "empty")
+        reset_database(own)
+        return own
+    return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
+from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.config import PlatformConfig, load_config
 from dizuo.console import create_console_app
 from dizuo.console.web import PREFIX as CONSOLE_PREFIX
@@ -64,6 +65,7 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
     db = Database(settings.resolved_database_url)
     try:
         db.upgrade()
+        make_months(db)  # PostgreSQL's partitions of the coming months
         org, key = ensure_default_org(db)
         EvalService(db, settings.data_dir).recover()
         usable = usable_keys(db, org.name)
@@ -78,11 +80,19 @@ class Platform:
     ``/v1/apps/inspection…`` to the knowledge-base API (which serves the auditor too), everything
     else to the gateway."""
 
-    def __init__(self, gateway: Gateway, admin: Any, knowledge: Any = None, console: Any = None) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        admin: Any,
+        knowledge: Any = None,
+        console: Any = None,
+        housekeeper: Housekeeper | None = None,
+    ) -> None:
         self.gateway = gateway
         self.admin = admin
         self.knowledge = knowledge
         self.console = console
+        self.housekeeper = housekeeper  # started by a server process of its own (app_from_environment)
 
     @property
     def router(self) -> Router:
@@ -191,11 +201,15 @@ def create_app(settings: Settings) -> Platform:
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes
-    return Platform(gateway, BodyLimit(admin, limit), knowledge, BodyLimit(console, limit))
+    keeper = Housekeeper(db, kept(settings))
+    return Platform(gateway, BodyLimit(admin, limit), knowledge, BodyLimit(console, limit), keeper)
 
 
 def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
     app = create_app(load_settings(Settings().config))
     app.gateway.freeze_heap = True  # a server process of its own (see Gateway._lifespan)
+    if app.housekeeper is not None:  # the retention job: daily, in the server (never in a test's app)
+        app.gateway.on_startup.append(app.housekeeper.start)
+        app.gateway.on_shutdown.append(app.housekeeper.stop)
     return app

@@ -155,6 +155,17 @@ class Settings(BaseSettings):
             "scheme: set it behind a proxy that ends TLS. Unset: on unless the server listens on loopback."
         ),
     )
+    retain_failed_calls_days: int = Field(
+        365,
+        ge=180,
+        description=(
+            "Days the record of each failed call is kept (at least 180: logs of a network service are "
+            "kept six months). Their hourly sums are kept; usage records and the ledger always are."
+        ),
+    )
+    retain_guard_events_days: int = Field(
+        365, ge=180, description="Days the guard's detection events are kept (at least 180)."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

@@ -34,6 +34,7 @@ from sqlalchemy import Table, func, select
 
 from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly, voucher_hourly
 from dizuo.store import Database, stamper, utc
+from dizuo.store.pruning import horizon
 
 __all__ = [
     "ACTIVITY_KEYS",
@@ -454,6 +455,11 @@ def _days(db: Database, since: dt.datetime | None) -> Iterable[tuple[dt.datetime
     start = hour_of(since if since is not None else _moment(first))
     if since is None:
         start = start.replace(hour=0)
+    # Before retention's horizon some failed calls are gone, their sums kept only here: those hours
+    # are left as they are (the hour the horizon falls in included).
+    pruned = horizon(db, "failed_calls")
+    if pruned is not None:
+        start = max(start, hour_of(pruned - dt.timedelta(microseconds=1)) + dt.timedelta(hours=1))
     stop = hour_of(_moment(last)) + dt.timedelta(hours=1)
     spans = []
     while start < stop:

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
+from dizuo.store.partitions import PARTITIONED
 
 __all__ = [
     "LATENCY_COLUMNS",
@@ -85,6 +86,7 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_entries_account_created_at", "account", "created_at", "kind", "amount"),
+        {"info": {PARTITIONED: "created_at"}},  # by month on PostgreSQL (dizuo.store.partitions)
     )
 
     id: Mapped[int] = mapped_column(
@@ -109,7 +111,10 @@ class UsageRecord(Base):
     """
 
     __tablename__ = "usage_records"
-    __table_args__ = (Index("ix_usage_records_org_id_created_at", "org_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_usage_records_org_id_created_at", "org_id", "created_at"),
+        {"info": {PARTITIONED: "created_at"}},  # key (request_id, created_at) there
+    )
 
     request_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     org_id: Mapped[str] = mapped_column(String(32))
@@ -141,6 +146,7 @@ class FailedCall(Base):
     """
 
     __tablename__ = "failed_calls"
+    __table_args__ = ({"info": {PARTITIONED: "created_at"}},)
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

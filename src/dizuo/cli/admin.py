@@ -241,10 +241,11 @@ def deployments_remove(name: str) -> None:
     click.echo(name)
 
 
-from dizuo.cli import members, money  # noqa: E402  (register their commands on this group)
+from dizuo.cli import compliance, members, money  # noqa: E402  (register their commands on this group)
 from dizuo.cli.guard import add_admin_commands  # noqa: E402
 
 add_admin_commands(admin)
 
 money.register(admin)
 members.register(admin)
+compliance.register(admin)

@@ -120,7 +120,8 @@ class Gateway:
         self._away_calls = 0
         self._refresher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
-        # Hooks of the apps served beside the gateway (knowledge bases): run at shutdown.
+        # Hooks of what runs beside the gateway (the retention job, knowledge bases): at start-up, at shutdown.
+        self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.routes: dict[str, tuple[bytes, Handler]] = {
             "/v1/chat/completions": (b"POST", self.chat),
@@ -142,6 +143,8 @@ class Gateway:
         await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
         self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
         self._prober = asyncio.create_task(self._probe_loop(), name="dizuo-probes")
+        for hook in self.on_startup:
+            await hook()
         self.started = True
 
     async def _start(self, dep: Deployment) -> None:

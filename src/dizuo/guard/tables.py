@@ -8,12 +8,14 @@ from sqlalchemy import JSON, BigInteger, DateTime, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
+from dizuo.store.partitions import PARTITIONED
 
 __all__ = ["GuardEvent"]
 
 
 class GuardEvent(Base):
     __tablename__ = "guard_events"
+    __table_args__ = ({"info": {PARTITIONED: "created_at"}},)  # by month on PostgreSQL
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -1,0 +1,126 @@
+"""Retention: how long the platform keeps what is not money, and the daily job that removes what
+has outlived it.
+
+Kept a number of days each (settings; at least 180, as the Cybersecurity Law's article 21 asks of a
+network service's logs: no less than six months):
+
+- failed calls (``failed_calls``): ``DIZUO_RETAIN_FAILED_CALLS_DAYS``, 365 by default;
+- the guard's detection events (``guard_events``): ``DIZUO_RETAIN_GUARD_EVENTS_DAYS``, 365 by default.
+
+Never removed: the ledger and the usage records (accounting records, kept as the accounting archive
+rules keep vouchers and books), and the hourly rollups, which keep the sums of removed rows. The ledger
+lives in tables of its own, so removing logs never touches money.
+
+The job also makes the coming months' partitions on PostgreSQL (``dizuo.store.partitions``). The
+server runs it a minute after it starts and then daily (``dizuo admin prune`` runs it at once); each
+removal is recorded in ``prunes`` before its first row goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+import dizuo.billing.tables
+import dizuo.guard.tables  # noqa: F401  (their tables, in the metadata the partitions are read from)
+from dizuo.settings import Settings
+from dizuo.store import Base, Database, utc, utcnow
+from dizuo.store import partitions as months
+from dizuo.store.pruning import Prune, Pruned, prune
+
+__all__ = ["Housekeeper", "Kept", "Report", "kept", "make_months", "run"]
+
+log = logging.getLogger(__name__)
+
+DAY = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One kind of record and how long it is kept."""
+
+    table: str
+    days: int
+    zh: str
+    en: str
+    column: str = "created_at"
+
+
+def kept(settings: Settings) -> list[Kept]:
+    return [
+        Kept("failed_calls", settings.retain_failed_calls_days, "失败调用", "failed calls"),
+        Kept("guard_events", settings.retain_guard_events_days, "数据风险事件", "guard events"),
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    made: list[str]  # partitions made
+    pruned: list[tuple[Kept, Pruned]]
+
+
+def make_months(db: Database, now: dt.datetime | None = None) -> list[str]:
+    """Make the partitions PostgreSQL lacks for the coming months (nothing on SQLite)."""
+    if db.is_sqlite:
+        return []
+    with db.engine.begin() as connection:
+        return months.ensure(connection, months.partitioned_tables(Base.metadata), now or utcnow())
+
+
+def run(db: Database, policy: list[Kept], now: dt.datetime | None = None, *, dry_run: bool = False) -> Report:
+    """Remove every record older than its retention (*dry_run*: count them), after making the coming
+    months' partitions."""
+    now = utc(now or utcnow())
+    made = [] if dry_run else make_months(db, now)
+    pruned = []
+    for rule in policy:
+        done = prune(db, rule.table, rule.column, now - dt.timedelta(days=rule.days), dry_run=dry_run)
+        pruned.append((rule, done))
+        if done.rows and not dry_run:
+            log.info("retention removed %d %s created before %s", done.rows, rule.en, done.before.isoformat())
+    return Report(made, pruned)
+
+
+class Housekeeper:
+    """Runs :func:`run` in the server: *first* seconds after start, then every *every* seconds. With
+    several workers or replicas, a worker whose peers ran it less than most of a period ago skips
+    its turn."""
+
+    def __init__(self, db: Database, policy: list[Kept], *, first: float = 60.0, every: float = DAY) -> None:
+        self.db = db
+        self.policy = policy
+        self.first = first
+        self.every = every
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="dizuo-retention")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _due(self) -> bool:
+        with self.db.session() as session:
+            last = session.scalar(select(func.max(Prune.started_at)))
+        return last is None or (utcnow() - utc(last)).total_seconds() >= self.every * 0.8
+
+    async def _loop(self) -> None:
+        delay = self.first
+        while True:
+            await asyncio.sleep(delay)
+            delay = self.every
+            try:
+                if await asyncio.to_thread(self._due):
+                    await asyncio.to_thread(run, self.db, self.policy)
+            except Exception:  # a background runner must survive a database hiccup
+                log.exception("the retention job failed; it runs again in an hour")
+                delay = min(self.every, 3600.0)
