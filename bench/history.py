@@ -11,7 +11,7 @@ size (default 1M and 3M records over 60 days, 200 organizations, 1,000 keys, 21 
   the same page on the empty platform and against the cheapest read of the records themselves
   (one SQL aggregate over the range), both measured in the same run;
 * the voucher report of a month, a month's statement and the usage export of the busiest organization,
-  each run as `dizuo admin …` (time, and peak RSS by wait4, against the same command on one record);
+  each run as `dizuo admin …` (time, and peak RSS, against the same command on the empty platform);
 * the server's RSS before and after the overview pages;
 * gateway throughput (wrk, 64 connections) alone, beside a console tab as the console runs one (the
   day's overview reloaded every 5 s), and beside a tab reloading the 30-day overview every second
@@ -272,20 +272,23 @@ LEGS = "tx_id, kind, account, amount, org_id, voucher_id, request_id, note, crea
 FAILED = "request_id, org_id, key_id, model, endpoint, status, code, latency_ms, created_at"
 
 
+PEAK = str(Path(__file__).resolve().parent / "peak_rss.py")  # a command's own peak RSS
+
+
 def admin(url: str, *args: str) -> tuple[float, float, bytes]:
     """Run ``dizuo admin ARGS`` on the history; return its seconds, peak RSS in MB and output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIZUO_")}
     env["DIZUO_DATABASE_URL"] = url
     with tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        process = subprocess.Popen([DIZUO, "admin", *args], env=env, stdout=out, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run(
+            [sys.executable, PEAK, DIZUO, "admin", *args], env=env, stdout=out, stderr=subprocess.PIPE
+        )
         seconds = time.perf_counter() - started
-        assert process.stderr is not None
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"dizuo admin {' '.join(args)} failed: {process.stderr.read().decode()[-500:]}")
+        if done.returncode != 0:
+            sys.exit(f"dizuo admin {' '.join(args)} failed: {done.stderr.decode()[-500:]}")
         out.seek(0)
-        return seconds, usage.ru_maxrss / 1024, out.read()
+        return seconds, int(done.stderr.decode().split()[-1]) / 1024, out.read()
 
 
 def page(port: int, cookie: str, days: int) -> tuple[float, int]:
