@@ -12,6 +12,7 @@ from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
+from dizuo.compliance.audit import signing_key
 from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.config import PlatformConfig, load_config
 from dizuo.console import create_console_app
@@ -201,7 +202,7 @@ def create_app(settings: Settings) -> Platform:
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes
-    keeper = Housekeeper(db, kept(settings))
+    keeper = Housekeeper(db, kept(settings), lambda: signing_key(settings))
     return Platform(gateway, BodyLimit(admin, limit), knowledge, BodyLimit(console, limit), keeper)
 
 

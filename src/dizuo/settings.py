@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from dizuo.store.resp import Multiplexed
@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         description=(
             "Mark the console's session cookie Secure (sent over HTTPS only) whatever the request's "
             "scheme: set it behind a proxy that ends TLS. Unset: on unless the server listens on loopback."
+        ),
+    )
+    signing_key: SecretStr | None = Field(
+        None,
+        description=(
+            "The key that signs the audit trail's checkpoints. Unset: a random one kept in "
+            "data_dir/signing.key. Set the same value on every replica."
         ),
     )
     retain_failed_calls_days: int = Field(

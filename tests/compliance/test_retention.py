@@ -165,7 +165,7 @@ async def test_the_server_runs_the_job_and_a_peer_that_just_ran_it_is_not_repeat
     db.upgrade()
     _history(db, utcnow())
     policy = kept(Settings(database_url=empty_database_url))
-    first = Housekeeper(db, policy, first=0.01, every=3600)
+    first = Housekeeper(db, policy, lambda: b"k" * 32, first=0.01, every=3600)
     await first.start()
     for _ in range(200):  # both kinds done
         with db.session() as session:
@@ -177,7 +177,7 @@ async def test_the_server_runs_the_job_and_a_peer_that_just_ran_it_is_not_repeat
     runs = _count(db, Prune)
     assert runs == 2
     # Another worker starting now finds the job done within the period and skips its turn.
-    second = Housekeeper(db, policy, first=0.01, every=3600)
+    second = Housekeeper(db, policy, lambda: b"k" * 32, first=0.01, every=3600)
     await second.start()
     await asyncio.sleep(0.3)
     await second.stop()

@@ -1,4 +1,5 @@
-"""The account events: every change to a member's credentials or access, and who made it."""
+"""The account events: every change to a member's credentials or access, and who made it (each also
+in the platform's audit trail, as ``member.<action>``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from dizuo.accounts.tables import AccountEvent, Member
 from dizuo.store import Database, ordered_id, utc, utcnow
+from dizuo.store.audit import append
 
 if TYPE_CHECKING:  # members imports this module to record the tokens it creates
     from dizuo.accounts.members import Actor
@@ -36,17 +38,20 @@ def record(
 ) -> None:
     """Add an account event for *action* taken by *by* on *member* to *session*; *actor* names one
     that is not a member (``system``); with neither, the operator's shell (``cli``) acted."""
+    name = actor or (by.username if by is not None else "cli")
     session.add(
         AccountEvent(
             id=ordered_id(),
             at=utcnow(),
-            actor=actor or (by.username if by is not None else "cli"),
+            actor=name,
             action=action,
             member=member.username,
             org_id=member.org_id,
             detail=detail,
         )
     )
+    session.flush()  # the event before the audit record that follows it
+    append(session, f"member.{action}", member.username, actor=name, org_id=member.org_id, detail=detail)
 
 
 def account_events(

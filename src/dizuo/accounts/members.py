@@ -22,6 +22,7 @@ from dizuo.accounts.keys import hash_key
 from dizuo.accounts.tables import AdminToken, Member, Organization
 from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.store import Database, utc, utcnow
+from dizuo.store.audit import append
 
 __all__ = [
     "ROLES",
@@ -34,6 +35,7 @@ __all__ = [
     "member_named",
     "valid_password",
     "verify_password",
+    "who",
 ]
 
 ROLES = ("platform-admin", "org-admin", "org-developer", "voucher-issuer", "auditor")
@@ -53,6 +55,11 @@ class Actor:
     issuer: str | None
 
 
+def who(by: Actor | None) -> str:
+    """The name the audit trail gives *by*: a member's username, or ``cli`` for the operator's shell."""
+    return by.username if by is not None else "cli"
+
+
 def _bad(param: str, zh: str, en: str) -> InvalidRequest:
     return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
 
@@ -65,6 +72,7 @@ def create_member(
     *,
     org: str | None = None,
     issuer: str | None = None,
+    by: Actor | None = None,
 ) -> Member:
     """Create a member; organization roles need *org*, the issuer role needs *issuer*."""
     if role not in ROLES:
@@ -95,6 +103,8 @@ def create_member(
             created_at=utcnow(),
         )
         session.add(member)
+        detail = {"role": role, "issuer": member.issuer}
+        append(session, "member.create", username, actor=who(by), org_id=member.org_id, detail=detail)
     return member
 
 

@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 from stdnum.cn import uscc
 
 from dizuo.accounts.keys import SCOPES, hash_key, new_key
-from dizuo.accounts.members import Actor
+from dizuo.accounts.members import Actor, who
 from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.config import DATA_CLASSES, MAX_LIMIT, GuardPolicy
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utc, utcnow
+from dizuo.store.audit import append
 
 __all__ = [
     "CreatedKey",
@@ -103,6 +104,7 @@ def create_org(
     size: str | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
     region: str | None = None,
+    by: Actor | None = None,
 ) -> Organization:
     """Create the organization *name*; a taken name or credit code, or a bad field, is a clear error."""
     name = name.strip()
@@ -135,6 +137,9 @@ def create_org(
             concurrency=concurrency,
         )
         session.add(org)
+        session.flush()
+        detail = {"data_class": data_class, "uscc": code, "region": region}
+        append(session, "org.create", name, actor=who(by), org_id=org.id, detail=detail)
     return org
 
 
@@ -178,6 +183,7 @@ def create_key(
     expires_at: dt.datetime | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
     scopes: list[str] | None = None,
+    by: Actor | None = None,
 ) -> CreatedKey:
     """Create an API key for *org_name*; the plain key is returned once and never stored. *scopes*
     (:data:`~dizuo.accounts.keys.SCOPES`) limit what it reaches; None: everything."""
@@ -216,16 +222,21 @@ def create_key(
     )
     with db.session() as session:
         session.add(record)
+        session.flush()
+        detail = {"name": name, "models": models, "scopes": scopes, "data_class": data_class}
+        append(session, "key.create", record.prefix, actor=who(by), org_id=org.id, detail=detail)
     return CreatedKey(key=key, record=record)
 
 
-def revoke_key(db: Database, key_id_or_prefix: str) -> ApiKey:
+def revoke_key(db: Database, key_id_or_prefix: str, by: Actor | None = None) -> ApiKey:
     """Revoke a key by its id or visible prefix; every worker drops it within a refresh period."""
     with db.session() as session:
         record = _find_key(session, key_id_or_prefix)
         now = utcnow()
         record.revoked_at = now
         record.updated_at = now
+        session.flush()
+        append(session, "key.revoke", record.prefix, actor=who(by), org_id=record.org_id)
     return record
 
 
@@ -280,7 +291,11 @@ def _find_key(session: Session, key_id_or_prefix: str) -> ApiKey:
 
 
 def set_guard_policy(
-    db: Database, org_name: str, policy: dict[str, Any] | None, key: str | None = None
+    db: Database,
+    org_name: str,
+    policy: dict[str, Any] | None,
+    key: str | None = None,
+    by: Actor | None = None,
 ) -> dict[str, Any] | None:
     """Set (or with None clear) the guard policy of an organization, or of one of its keys (by id or
     prefix). Validated by the config file's schema; every worker applies it within a refresh period.
@@ -313,4 +328,8 @@ def set_guard_policy(
             # Keys carry their organization's policy: touch them so that every worker reloads them.
             for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org.id)):
                 record.updated_at = now
+        session.flush()
+        target = f"{org.name} / {key}" if key is not None else org.name
+        action = "guard.policy.set" if stored is not None else "guard.policy.clear"
+        append(session, action, target, actor=who(by), org_id=org.id, detail=stored)
     return stored

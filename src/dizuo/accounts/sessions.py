@@ -16,6 +16,7 @@ from dizuo.accounts.keys import hash_key
 from dizuo.accounts.members import Actor
 from dizuo.accounts.tables import ConsoleSession, Member, Organization
 from dizuo.store import Database, utc, utcnow
+from dizuo.store.audit import append
 
 __all__ = ["SESSION_HOURS", "SignedIn", "close_session", "find_session", "open_session"]
 
@@ -30,8 +31,9 @@ class SignedIn:
     org_name: str | None  # the organization of an organization role
 
 
-def open_session(db: Database, actor: Actor) -> tuple[str, str]:
-    """Start a session for *actor*; return the cookie's token and the session's CSRF token."""
+def open_session(db: Database, actor: Actor, address: str | None = None) -> tuple[str, str]:
+    """Start a session for *actor* (signed in from *address*); return the cookie's token and the
+    session's CSRF token."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     now = utcnow()
@@ -46,6 +48,8 @@ def open_session(db: Database, actor: Actor) -> tuple[str, str]:
                 expires_at=now + dt.timedelta(hours=SESSION_HOURS),
             )
         )
+        detail = {"address": address} if address else None
+        append(session, "sign-in", actor.username, actor=actor.username, org_id=actor.org_id, detail=detail)
     return token, csrf
 
 

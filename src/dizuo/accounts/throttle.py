@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from dizuo.accounts.events import record
 from dizuo.accounts.tables import Member, SignInThrottle
 from dizuo.store import Database, utc, utcnow
+from dizuo.store.audit import append
 
 __all__ = ["ADDRESS_FAILURES", "FIRST_LOCK", "LONGEST_LOCK", "USER_FAILURES", "Throttle", "locked", "unlock"]
 
@@ -80,6 +81,9 @@ class Throttle:
                     row.locked_until = now + lock
                     if key.startswith("user:"):
                         self._locked(session, username, row.failures, lock)
+            # Whoever tried is nobody the platform knows: the name typed is the target.
+            detail = {"address": address}
+            append(session, "sign-in.failed", username.strip()[:256], actor="anonymous", detail=detail)
 
     @staticmethod
     def _locked(session: Session, username: str, failures: int, lock: dt.timedelta) -> None:

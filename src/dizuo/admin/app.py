@@ -171,19 +171,19 @@ def create_admin_app(
     def add_deployment(body: dict[str, Any], who: Caller) -> dict[str, Any]:
         """Add a deployment at run time (the YAML entry's fields); every worker uses it within a second."""
         may(who, "change deployments")
-        return the_catalog().add(body).model_dump(mode="json", exclude={"api_key"})
+        return the_catalog().add(body, who.username).model_dump(mode="json", exclude={"api_key"})
 
     @app.patch(f"{PREFIX}/deployments/{{name}}")
     def change_deployment(name: str, body: dict[str, Any], who: Caller) -> dict[str, Any]:
         """Change fields of a run-time deployment (weight, priority, limits, clearance, price …)."""
         may(who, "change deployments")
-        return the_catalog().update(name, body).model_dump(mode="json", exclude={"api_key"})
+        return the_catalog().update(name, body, who.username).model_dump(mode="json", exclude={"api_key"})
 
     @app.delete(f"{PREFIX}/deployments/{{name}}", status_code=204)
     def remove_deployment(name: str, who: Caller) -> Response:
         """Remove a run-time deployment; workers stop using it within a second."""
         may(who, "change deployments")
-        the_catalog().remove(name)
+        the_catalog().remove(name, who.username)
         return Response(status_code=204)
 
     @app.get(f"{PREFIX}/orgs")
@@ -205,6 +205,7 @@ def create_admin_app(
             region=body.region,
             size=body.size,
             limits=(body.rpm, body.tpm, body.concurrency),
+            by=who,
         )
         return {"id": org.id, "name": org.name}
 
@@ -221,6 +222,7 @@ def create_admin_app(
             expires_at=body.expires_at,
             limits=(body.rpm, body.tpm, body.concurrency),
             scopes=body.scopes,
+            by=who,
         )
         return {"key": created.key, **created.record.as_dict()}
 
@@ -229,7 +231,7 @@ def create_admin_app(
         """Revoke a key; every worker drops it within a second."""
         org = key_owner(db, key_id)
         may(who, "revoke keys", org=org)
-        return revoke_key(db, key_id).as_dict()
+        return revoke_key(db, key_id, by=who).as_dict()
 
     @app.post(f"{PREFIX}/orgs/{{org}}/topups", status_code=201)
     def new_topup(
@@ -238,7 +240,7 @@ def create_admin_app(
         """Add money to an organization's own balance (platform admins). With an ``Idempotency-Key``
         header, a retry of the same request returns the first top-up and adds nothing."""
         may(who, "top up wallets")
-        tx_id = topup(db, org, _money(body.amount), body.note, idempotency_key)
+        tx_id = topup(db, org, _money(body.amount), body.note, idempotency_key, by=who)
         changed(get_org(db, org).id)
         return {"tx_id": tx_id}
 
@@ -266,7 +268,7 @@ def create_admin_app(
             regions=body.regions,
             models=body.models,
         )
-        voucher = issue_voucher(db, org, terms, idempotency_key)
+        voucher = issue_voucher(db, org, terms, idempotency_key, by=who)
         changed(voucher.org_id)
         return {"id": voucher.id, "remaining": format_cny(voucher.remaining)}
 
@@ -275,7 +277,7 @@ def create_admin_app(
         """Take back a voucher's unspent rest."""
         voucher = get_voucher(db, voucher_id)
         may(who, "revoke vouchers", issuer=voucher.issuer)
-        returned = revoke_voucher(db, voucher_id)
+        returned = revoke_voucher(db, voucher_id, by=who)
         changed(voucher.org_id)
         return {"returned": format_cny(returned)}
 
@@ -283,7 +285,7 @@ def create_admin_app(
     def org_guard_policy(org: str, body: dict[str, Any] | None, who: Caller) -> dict[str, Any] | None:
         """Set the organization's data-risk guard policy (docs/guard.md#policies); null clears it."""
         may(who, "set guard policies", org=get_org(db, org))
-        return set_guard_policy(db, org, body)
+        return set_guard_policy(db, org, body, by=who)
 
     @app.put(f"{PREFIX}/orgs/{{org}}/keys/{{key_id}}/guard-policy")
     def key_guard_policy(
@@ -291,7 +293,7 @@ def create_admin_app(
     ) -> dict[str, Any] | None:
         """Set one key's guard policy (it beats the organization's); null clears it."""
         may(who, "set guard policies", org=get_org(db, org))
-        return set_guard_policy(db, org, body, key=key_id)
+        return set_guard_policy(db, org, body, key=key_id, by=who)
 
     @app.get(f"{PREFIX}/guard/events")
     def guard_events(

@@ -15,9 +15,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from dizuo.accounts.members import Actor, who
 from dizuo.accounts.service import org_by_name
 from dizuo.accounts.tables import Organization
 from dizuo.billing import ledger
@@ -26,6 +28,7 @@ from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, Voucher, Wallet
 from dizuo.errors import InvalidRequest
 from dizuo.store import Database, utc, utcnow
+from dizuo.store.audit import append
 
 __all__ = [
     "VoucherTerms",
@@ -48,9 +51,13 @@ def _bad(param: str, zh: str, en: str) -> InvalidRequest:
 def _wallet(session: Session, org_id: str) -> Wallet:
     wallet = session.get(Wallet, org_id, with_for_update=True)
     if wallet is None:
-        wallet = Wallet(org_id=org_id, balance=0, version=0, updated_at=utcnow())
-        session.add(wallet)
-        session.flush()
+        # The organization's first money: two first top-ups at once would both add the wallet, and one
+        # would fail. One adds it; the other waits for that commit, adds nothing and locks the row.
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        row = {"org_id": org_id, "balance": 0, "held": 0, "version": 0, "updated_at": utcnow()}
+        session.execute(insert(Wallet).values(row).on_conflict_do_nothing())
+        wallet = session.get(Wallet, org_id, with_for_update=True, populate_existing=True)
+        assert wallet is not None
     return wallet
 
 
@@ -65,7 +72,12 @@ def bump(session: Session, org_id: str, balance_delta: int = 0) -> None:
 
 
 def topup(
-    db: Database, org_name: str, amount: int, note: str | None = None, idempotency_key: str | None = None
+    db: Database,
+    org_name: str,
+    amount: int,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+    by: Actor | None = None,
 ) -> str:
     """Add *amount* micro-yuan to the organization's own balance; return the transaction id. A retry
     under the same *idempotency_key* returns the first top-up's id and adds nothing."""
@@ -88,6 +100,8 @@ def topup(
             )
             bump(session, org.id, amount)
             idempotent.remember(session, tx)
+            detail = {"amount": format_cny(amount), "tx": tx, "note": note}
+            append(session, "wallet.topup", org.name, actor=who(by), org_id=org.id, detail=detail)
         return tx
 
     return _once(once, key)
@@ -136,7 +150,11 @@ class VoucherTerms:
 
 
 def issue_voucher(
-    db: Database, org_name: str, terms: VoucherTerms, idempotency_key: str | None = None
+    db: Database,
+    org_name: str,
+    terms: VoucherTerms,
+    idempotency_key: str | None = None,
+    by: Actor | None = None,
 ) -> Voucher:
     """Grant a voucher to an organization under an issuer's program. A retry under the same
     *idempotency_key* returns the first voucher and grants nothing."""
@@ -151,7 +169,7 @@ def issue_voucher(
     if valid_to <= utcnow():
         raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
     key = check_key(idempotency_key)
-    made = _once(lambda: _grant(db, org_name, terms, valid_from, valid_to, key), key)
+    made = _once(lambda: _grant(db, org_name, terms, valid_from, valid_to, key, who(by)), key)
     return get_voucher(db, made)
 
 
@@ -162,6 +180,7 @@ def _grant(
     valid_from: dt.datetime,
     valid_to: dt.datetime,
     key: str | None,
+    actor: str,
 ) -> str:
     with db.session() as session:
         org = org_by_name(session, org_name)
@@ -196,6 +215,8 @@ def _grant(
         )
         bump(session, org.id)
         idempotent.remember(session, voucher.id)
+        detail = {"issuer": terms.issuer, "program": terms.program, "amount": format_cny(terms.amount)}
+        append(session, "voucher.issue", voucher.id, actor=actor, org_id=org.id, detail=detail)
         return voucher.id
 
 
@@ -214,7 +235,7 @@ def issuers(db: Database) -> list[str]:
         return sorted(session.scalars(select(Voucher.issuer).distinct()))
 
 
-def revoke_voucher(db: Database, voucher_id: str) -> int:
+def revoke_voucher(db: Database, voucher_id: str, by: Actor | None = None) -> int:
     """Revoke a voucher's unspent rest back to its issuer; return the amount taken back."""
     with db.session() as session:
         voucher = session.get(Voucher, voucher_id, with_for_update=True)
@@ -234,6 +255,8 @@ def revoke_voucher(db: Database, voucher_id: str) -> int:
             ],
         )
         bump(session, voucher.org_id)
+        detail = {"issuer": voucher.issuer, "returned": format_cny(rest)}
+        append(session, "voucher.revoke", voucher.id, actor=who(by), org_id=voucher.org_id, detail=detail)
     return rest
 
 

@@ -84,6 +84,16 @@ COLUMNS: dict[str, Column] = {
     "voucher_paid": Column("算力券支付（元）", "Paid by vouchers (CNY)", "money"),
     "issuer": Column("发放方", "Issuer"),
     "program": Column("算力券项目", "Voucher program"),
+    # the audit trail
+    "seq": Column("序号", "No.", "int"),
+    "at": Column("时间", "Time", "time"),
+    "actor": Column("操作人", "Actor"),
+    "action": Column("操作", "Action"),
+    "target": Column("对象", "Target"),
+    "org_id": Column("组织 ID", "Organization ID"),
+    "detail": Column("详情", "Detail"),
+    "prev": Column("前一条哈希", "Previous hash"),
+    "hash": Column("哈希", "Hash"),
 }
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

@@ -1,14 +1,20 @@
-"""``dizuo admin prune``: run the retention job now (the server runs it daily)."""
+"""Compliance commands: ``dizuo admin prune`` (the retention job, now) and ``dizuo audit …`` (the
+tamper-evident audit trail: verify, export, checkpoint)."""
 
 from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import click
 import orjson
 
-from dizuo.cli.common import database, reported
+from dizuo.cli.common import LANG, Lang, database, parse_period, platform_zone, reported
 from dizuo.settings import Settings
 
-__all__ = ["register"]
+__all__ = ["audit", "register"]
 
 
 @click.command("prune")
@@ -52,6 +58,91 @@ def prune_command(dry_run: bool, as_json: bool) -> None:
         )
     if report.made:
         click.echo(f"新建分区 / partitions made: {', '.join(report.made)}")
+
+
+@click.group("audit")
+def audit() -> None:
+    """The audit trail of administrative acts: check that nothing in it was changed, removed or
+    reordered; export it for an auditor; sign a checkpoint."""
+
+
+@audit.command("verify")
+def audit_verify_command() -> None:
+    """Walk the hash chain and its signed checkpoints; name the first record that does not hold
+    and exit 1, or say how many records hold."""
+    from dizuo.compliance.audit import signing_key, verify
+
+    with reported():
+        key = signing_key(Settings())
+        with database() as db:
+            held, problem = verify(db, key)
+    if problem is not None:
+        click.echo(f"审计记录被篡改 / the audit trail was tampered with: {problem}", err=True)
+        click.echo(f"前 {held} 条记录完整 / the first {held} records hold", err=True)
+        sys.exit(1)
+    click.echo(f"审计记录完整：{held:,} 条记录 / the audit trail holds: {held:,} records")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint_command() -> None:
+    """Sign the chain's hash at its last record with the platform's key (the server does it daily)."""
+    from dizuo.compliance.audit import checkpoint, signing_key
+
+    with reported():
+        key = signing_key(Settings())
+        with database() as db:
+            made = checkpoint(db, key)
+    if made is None:
+        click.echo("无需新的检查点 / nothing new to sign")
+    else:
+        click.echo(f"{made.seq} {made.hash}")
+
+
+@audit.command("export")
+@click.option("--since", default=None, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601, inclusive.")
+@click.option("--until", default=None, help="YYYY-MM-DD (through that day) or ISO 8601, exclusive.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "xlsx"]), default="jsonl", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
+)
+@LANG
+def audit_export_command(
+    since: str | None, until: str | None, fmt: str, out: Path | None, lang: Lang
+) -> None:
+    """The audit records of a period, in order, with each one's hash and the one before it; the
+    export is itself recorded in the trail."""
+    from dizuo.billing.sheets import write_xlsx
+    from dizuo.compliance.audit import records
+    from dizuo.store.audit import append
+
+    start, end = parse_period(since, until)
+    written = 0
+    with reported(), database() as db:
+        target = out.open("wb") if out is not None else sys.stdout.buffer
+        try:
+            if fmt == "jsonl":
+                for row in records(db, start, end):
+                    target.write(orjson.dumps(row) + b"\n")
+                    written += 1
+            else:
+
+                def flat() -> Iterator[dict[str, Any]]:
+                    nonlocal written
+                    for row in records(db, start, end):
+                        written += 1
+                        yield {**row, "detail": orjson.dumps(row["detail"]).decode() if row["detail"] else ""}
+
+                write_xlsx(target, flat(), title="audit", lang=lang, zone=platform_zone())
+        finally:
+            if out is not None:
+                target.close()
+            else:
+                target.flush()
+        with db.session() as session:
+            period = {"since": since, "until": until, "format": fmt, "records": written}
+            append(session, "audit.export", "audit_trail", actor="cli", detail=period)
+    if out is not None:
+        click.echo(str(out), err=True)
 
 
 def register(group: click.Group) -> None:

@@ -22,15 +22,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
 import dizuo.billing.tables
 import dizuo.guard.tables  # noqa: F401  (their tables, in the metadata the partitions are read from)
+from dizuo.compliance.audit import checkpoint
 from dizuo.settings import Settings
-from dizuo.store import Base, Database, utc, utcnow
+from dizuo.store import Base, Database, iso, utc, utcnow
 from dizuo.store import partitions as months
+from dizuo.store.audit import append
 from dizuo.store.pruning import Prune, Pruned, prune
 
 __all__ = ["Housekeeper", "Kept", "Report", "kept", "make_months", "run"]
@@ -81,19 +84,33 @@ def run(db: Database, policy: list[Kept], now: dt.datetime | None = None, *, dry
     for rule in policy:
         done = prune(db, rule.table, rule.column, now - dt.timedelta(days=rule.days), dry_run=dry_run)
         pruned.append((rule, done))
-        if done.rows and not dry_run:
+        if dry_run:
+            continue
+        if done.rows:
             log.info("retention removed %d %s created before %s", done.rows, rule.en, done.before.isoformat())
+        with db.session() as session:
+            detail = {"before": iso(done.before), "rows": done.rows, "partitions": done.partitions}
+            append(session, "retention.prune", rule.table, actor="system", detail=detail)
     return Report(made, pruned)
 
 
 class Housekeeper:
-    """Runs :func:`run` in the server: *first* seconds after start, then every *every* seconds. With
-    several workers or replicas, a worker whose peers ran it less than most of a period ago skips
-    its turn."""
+    """Runs :func:`run` in the server, then signs a checkpoint of the audit trail with *key* (called
+    when first needed): *first* seconds after start, then every *every* seconds. With several
+    workers or replicas, a worker whose peers ran it less than most of a period ago skips its turn."""
 
-    def __init__(self, db: Database, policy: list[Kept], *, first: float = 60.0, every: float = DAY) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: list[Kept],
+        key: Callable[[], bytes],
+        *,
+        first: float = 60.0,
+        every: float = DAY,
+    ) -> None:
         self.db = db
         self.policy = policy
+        self.key = key
         self.first = first
         self.every = every
         self._task: asyncio.Task[None] | None = None
@@ -121,6 +138,7 @@ class Housekeeper:
             try:
                 if await asyncio.to_thread(self._due):
                     await asyncio.to_thread(run, self.db, self.policy)
+                    await asyncio.to_thread(lambda: checkpoint(self.db, self.key()))
             except Exception:  # a background runner must survive a database hiccup
                 log.exception("the retention job failed; it runs again in an hour")
                 delay = min(self.every, 3600.0)

@@ -111,7 +111,7 @@ def routes(console: Console) -> APIRouter:
         words = console.words(request)
         try:
             micro = _amount(form.topup_amount)
-            topup(db, found.name, micro, form.topup_note or None)
+            topup(db, found.name, micro, form.topup_note or None, by=signed.actor)
         except DizuoError as exc:
             errors = {f"topup_{k}": v for k, v in field_errors(exc, words.lang).items()}
             return wallet_page(
@@ -177,7 +177,7 @@ def routes(console: Console) -> APIRouter:
         authorize(actor, "issue vouchers", issuer=form.issuer)
         words = console.words(request)
         try:
-            voucher = issue_voucher(db, form.org, _terms(form, console.zone))
+            voucher = issue_voucher(db, form.org, _terms(form, console.zone), by=signed.actor)
         except DizuoError as exc:
             errors = field_errors(exc, words.lang)
             typed = form.model_dump()
@@ -198,7 +198,7 @@ def routes(console: Console) -> APIRouter:
     def revoke(signed: Posted, voucher_id: str, next: Text = "") -> Response:
         voucher = get_voucher(db, voucher_id)
         authorize(signed.actor, "revoke vouchers", issuer=voucher.issuer)
-        revoke_voucher(db, voucher_id)
+        revoke_voucher(db, voucher_id, by=signed.actor)
         console.changed(voucher.org_id)
         return redirect(safe_next(next))
 

@@ -54,6 +54,7 @@ def routes(console: Console) -> APIRouter:
                 district=form.district or None,
                 size=form.size or None,
                 region=form.region.strip() or None,
+                by=signed.actor,
             )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)
@@ -99,6 +100,7 @@ def routes(console: Console) -> APIRouter:
                     optional_int(form.tpm, "tpm"),
                     optional_int(form.concurrency, "concurrency"),
                 ),
+                by=signed.actor,
             )
         except DizuoError as exc:
             errors = field_errors(exc, console.words(request).lang)
@@ -114,7 +116,7 @@ def routes(console: Console) -> APIRouter:
     def revoke(request: Request, signed: Posted, key_id: str) -> Response:
         org = key_owner(db, key_id)
         authorize(signed.actor, "revoke keys", org_id=org.id)
-        record = revoke_key(db, key_id)
+        record = revoke_key(db, key_id, by=signed.actor)
         if request.headers.get("hx-request"):
             return console.render(
                 request,

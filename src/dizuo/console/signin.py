@@ -69,7 +69,7 @@ def routes(console: Console, *, secure_cookies: bool = False) -> APIRouter:
             throttle.failed(username, address)
             return _login_form(console, request, target, error="login.failed", status=401, username=username)
         throttle.succeeded(username, address)
-        token, _ = open_session(db, actor)
+        token, _ = open_session(db, actor, address)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             SESSION_COOKIE,

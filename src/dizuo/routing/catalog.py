@@ -17,6 +17,7 @@ from dizuo.config import DeploymentConfig, PlatformConfig
 from dizuo.errors import InvalidRequest
 from dizuo.routing.tables import DeploymentRow
 from dizuo.store import Database, utcnow
+from dizuo.store.audit import append
 
 __all__ = ["Catalog"]
 
@@ -64,8 +65,8 @@ class Catalog:
                     continue
         return self.config.model_copy(update={"deployments": [*self.config.deployments, *extra]})
 
-    def add(self, spec: dict[str, Any]) -> DeploymentConfig:
-        """Validate and store a new run-time deployment."""
+    def add(self, spec: dict[str, Any], actor: str = "cli") -> DeploymentConfig:
+        """Validate and store a new run-time deployment (*actor*: who, for the audit trail)."""
         try:
             dep = DeploymentConfig.model_validate(spec)
         except ValidationError as exc:
@@ -94,9 +95,11 @@ class Catalog:
                     updated_at=now,
                 )
             )
+            session.flush()
+            append(session, "deployment.add", dep.name, actor=actor, detail=_audited(dep))
         return dep
 
-    def update(self, name: str, patch: dict[str, Any]) -> DeploymentConfig:
+    def update(self, name: str, patch: dict[str, Any], actor: str = "cli") -> DeploymentConfig:
         """Change fields of a run-time deployment (the name stays)."""
         with self.db.session() as session:
             row = session.get(DeploymentRow, name)
@@ -108,12 +111,23 @@ class Catalog:
                 raise _validation_error(exc) from exc
             row.spec = dep.model_dump(mode="json", exclude_none=True)
             row.updated_at = utcnow()
+            session.flush()
+            append(session, "deployment.update", name, actor=actor, detail=_audited(dep, sorted(patch)))
         return dep
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, actor: str = "cli") -> None:
         """Delete a run-time deployment; workers drop it within a refresh period."""
         with self.db.session() as session:
             row = session.get(DeploymentRow, name)
             if row is None:
                 raise _missing(name)
             session.delete(row)
+            session.flush()
+            append(session, "deployment.remove", name, actor=actor)
+
+
+def _audited(dep: DeploymentConfig, changed: list[str] | None = None) -> dict[str, Any]:
+    """What the audit trail keeps of a deployment: its spec without its upstream credential (and which
+    fields a change named)."""
+    spec = dep.model_dump(mode="json", exclude_none=True, exclude={"api_key"})
+    return {"spec": spec, "changed": changed} if changed is not None else {"spec": spec}

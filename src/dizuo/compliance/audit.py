@@ -1,0 +1,181 @@
+"""Checking the audit trail, signing checkpoints of it, and reading it out for an auditor.
+
+The trail (``dizuo.store.audit``) is a hash chain: a record changed in place, removed or put out of
+order no longer fits the chain, and :func:`verify` names the first record that does not. Someone
+with write access to the database could rewrite a record and recompute every hash after it; the
+checkpoints catch that: each holds the chain's hash at a record, signed (HMAC-SHA256) with the
+platform's key, which lives outside the database (``DIZUO_SIGNING_KEY``, or a file in the data
+directory). The server signs one daily; ``dizuo audit checkpoint`` signs one at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from dizuo.settings import Settings
+from dizuo.store import Database, iso, utc, utcnow
+from dizuo.store.audit import GENESIS, AuditCheckpoint, AuditHead, AuditRecord, append, digest
+
+__all__ = ["Problem", "checkpoint", "records", "signing_key", "verify"]
+
+PAGE = 5_000
+
+
+def signing_key(settings: Settings) -> bytes:
+    """The platform's signing key: ``DIZUO_SIGNING_KEY``, else the data directory's ``signing.key``,
+    made (32 random bytes, readable by the owner alone) when missing. Several replicas must share
+    one: set the variable."""
+    if settings.signing_key is not None:
+        return settings.signing_key.get_secret_value().encode()
+    path = Path(settings.data_dir) / "signing.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
+def _sign(key: bytes, seq: int, chain: str, at: dt.datetime) -> str:
+    return hmac.new(key, f"{seq}:{chain}:{iso(at)}".encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint(db: Database, key: bytes) -> AuditCheckpoint | None:
+    """Sign the chain's hash at its last record (None when there is no record, or that one is signed
+    already); the signing is itself recorded in the trail, after the record it signs."""
+    with db.session() as session:
+        head = session.get(AuditHead, 1)
+        if head is None or head.seq == 0 or session.get(AuditCheckpoint, head.seq) is not None:
+            return None
+        at = utcnow()
+        made = AuditCheckpoint(
+            seq=head.seq, hash=head.hash, at=at, signature=_sign(key, head.seq, head.hash, at)
+        )
+        session.add(made)
+        session.flush()
+        append(session, "audit.checkpoint", str(head.seq), actor="system", detail={"hash": head.hash})
+    return made
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first place the trail does not hold together."""
+
+    seq: int
+    zh: str
+    en: str
+
+    def __str__(self) -> str:
+        return f"{self.zh} / {self.en}"
+
+
+def _pages(
+    db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> Iterator[AuditRecord]:
+    """The records (of [*since*, *until*)) in order, a page per short transaction."""
+    after = 0
+    while True:
+        query = select(AuditRecord).where(AuditRecord.seq > after)
+        if since is not None:
+            query = query.where(AuditRecord.at >= utc(since))
+        if until is not None:
+            query = query.where(AuditRecord.at < utc(until))
+        with db.session() as session:
+            page = list(session.scalars(query.order_by(AuditRecord.seq).limit(PAGE)))
+        yield from page
+        if len(page) < PAGE:
+            return
+        after = page[-1].seq
+
+
+def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
+    """Walk the chain from its first record; return how many records hold together and the first
+    problem (None: the whole trail, its head and every checkpoint agree)."""
+    with db.session() as session:
+        checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpoint))}
+        head = session.get(AuditHead, 1)
+    expected, prev = 1, GENESIS
+    for record in _pages(db):
+        if record.seq != expected:
+            return expected - 1, Problem(
+                expected,
+                f"第 {expected} 至 {record.seq - 1} 条记录缺失（链从第 {expected - 1} 条跳到第 {record.seq} 条）",
+                f"records {expected} to {record.seq - 1} are missing (the chain jumps from {expected - 1}"
+                f" to {record.seq})",
+            )
+        if record.prev != prev:
+            return expected - 1, Problem(
+                record.seq,
+                f"第 {record.seq} 条记录接不上前一条（前一条被改动、删除，或记录被调换了顺序）",
+                f"record {record.seq} does not follow the one before it (that one was changed or removed,"
+                " or records were put out of order)",
+            )
+        fields = (record.actor, record.action, record.target, record.org_id, record.detail)
+        if digest(record.prev, record.seq, utc(record.at), *fields) != record.hash:
+            return expected - 1, Problem(
+                record.seq,
+                f"第 {record.seq} 条记录被改动（内容与其哈希不符）",
+                f"record {record.seq} was changed (its contents do not match its hash)",
+            )
+        signed = checkpoints.pop(record.seq, None)
+        if signed is not None:
+            good = hmac.compare_digest(signed.signature, _sign(key, signed.seq, signed.hash, utc(signed.at)))
+            if not good:
+                return expected - 1, Problem(
+                    record.seq,
+                    f"第 {record.seq} 条记录处的检查点签名无效（检查点被伪造，或签名密钥不同）",
+                    f"the checkpoint at record {record.seq} has a bad signature (forged, or signed with"
+                    " another key)",
+                )
+            if signed.hash != record.hash:
+                return expected - 1, Problem(
+                    record.seq,
+                    f"链在第 {record.seq} 条记录处与 {iso(signed.at)} 签名的检查点不符：此前的记录被改写后重新计算了哈希",
+                    f"the chain at record {record.seq} differs from the checkpoint signed at {iso(signed.at)}:"
+                    " a record up to it was rewritten and the hashes recomputed",
+                )
+        prev = record.hash
+        expected += 1
+    last = expected - 1
+    if head is not None and (head.seq != last or head.hash != prev):
+        return last, Problem(
+            last + 1,
+            f"第 {last} 条之后的记录被删除（链头记录到第 {head.seq} 条）",
+            f"records after {last} were removed (the chain's head says {head.seq})",
+        )
+    if checkpoints:
+        seq = min(checkpoints)
+        return last, Problem(
+            seq,
+            f"第 {seq} 条记录已不存在，但有它的签名检查点：记录被删除",
+            f"there is a signed checkpoint at record {seq}, which no longer exists: records were removed",
+        )
+    return last, None
+
+
+def records(
+    db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """The records of [*since*, *until*) in order, as the export writes them."""
+    for record in _pages(db, since, until):
+        yield {
+            "seq": record.seq,
+            "at": iso(record.at),
+            "actor": record.actor,
+            "action": record.action,
+            "target": record.target,
+            "org_id": record.org_id,
+            "detail": record.detail,
+            "prev": record.prev,
+            "hash": record.hash,
+        }
