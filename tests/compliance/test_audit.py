@@ -5,16 +5,19 @@ database is found and named by ``dizuo audit verify``."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import openpyxl
 import pytest
 from sqlalchemy import func, select, text
 
-from dizuo.accounts import create_org
+from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.accounts.service import ensure_default_org
 from dizuo.billing.service import topup
@@ -23,7 +26,7 @@ from dizuo.store import Database
 from dizuo.store.audit import GENESIS, AuditRecord, digest
 from tests.console.test_forms import csrf_of
 from tests.support.cli import dizuo
-from tests.support.platform import GatewayApp
+from tests.support.platform import GatewayApp, PlatformUnderTest
 
 KEY = "an operator's signing key, kept outside the database"
 PASSWORD = "correct horse battery"
@@ -254,3 +257,48 @@ def test_an_auditor_exports_a_period_and_the_export_is_recorded(
     assert empty == (0, "") or empty[1].strip() == ""
     assert verify(db, KEY.encode())[1] is None
     db.dispose()
+
+
+async def _signed_in(platform: PlatformUnderTest, username: str) -> httpx.AsyncClient:
+    console = platform.http()
+    token = csrf_of((await console.get("/console/login")).text)
+    form = {"username": username, "password": PASSWORD, "csrf": token}
+    assert (await console.post("/console/login", data=form)).status_code == 303
+    return console
+
+
+async def test_an_auditor_reads_and_filters_the_trail_in_the_console(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app()
+    db = platform.db
+    start = _last_seq(db)
+    org = create_org(db, f"船配-{start}")
+    create_key(db, org.name, name="ci")
+    topup(db, org.name, 5_000_000)
+    auditor, admin = f"auditor-{start}", f"admin-{start}"
+    create_member(db, auditor, PASSWORD, "auditor")
+    create_member(db, admin, PASSWORD, "org-admin", org=org.name)
+
+    console = await _signed_in(platform, auditor)
+    page = await console.get("/console/audit", params={"org": org.name})
+    assert page.status_code == 200
+    shown = re.findall(r'<td class="mono small">([a-z.-]+)</td>', page.text)
+    # Newest first, the organization's: its admin made a member of it last.
+    assert shown == ["member.create", "wallet.topup", "key.create", "org.create"]
+    keys = await console.get("/console/audit", params={"org": org.name, "action": "key"})
+    assert re.findall(r'<td class="mono small">([a-z.-]+)</td>', keys.text) == ["key.create"]
+    by_actor = await console.get("/console/audit", params={"actor": auditor})
+    assert re.findall(r'<td class="mono small">([a-z.-]+)</td>', by_actor.text) == ["sign-in"]
+    bad = await console.get("/console/audit", params={"since": "yesterday"})
+    assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+
+    sheet = await console.get("/console/audit.xlsx")
+    assert sheet.status_code == 200
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.content)).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    # The whole trail in order, ending with this export: recorded before its first row is written.
+    assert [row[3] for row in rows[1:]][-4:] == ["member.create", "member.create", "sign-in", "audit.export"]
+    assert [row[0] for row in rows[1:]] == list(range(1, len(rows)))
+    last = [row for row in records(db) if row["seq"] > start][-1]
+    assert (last["actor"], last["action"]) == (auditor, "audit.export")
+
+    other = await _signed_in(platform, admin)
+    assert (await other.get("/console/audit")).status_code == 403

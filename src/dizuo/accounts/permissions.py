@@ -27,6 +27,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "set guard policies": ("org-admin",),
     "read guard events": ("auditor", "org-admin"),
     "read account events": ("auditor", "org-admin"),
+    "read the audit trail": ("auditor",),
     "read usage": ("auditor", "org-admin", "org-developer"),
     "read statements": ("auditor", "org-admin"),
     "read voucher reports": ("auditor", "voucher-issuer"),

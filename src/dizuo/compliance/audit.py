@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dizuo.settings import Settings
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import GENESIS, AuditCheckpoint, AuditHead, AuditRecord, append, digest
 
-__all__ = ["Problem", "checkpoint", "records", "signing_key", "verify"]
+__all__ = ["Problem", "checkpoint", "latest", "records", "signing_key", "verify"]
 
 PAGE = 5_000
 
@@ -163,19 +163,52 @@ def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
     return last, None
 
 
+def _row(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "at": iso(record.at),
+        "actor": record.actor,
+        "action": record.action,
+        "target": record.target,
+        "org_id": record.org_id,
+        "detail": record.detail,
+        "prev": record.prev,
+        "hash": record.hash,
+    }
+
+
 def records(
     db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> Iterator[dict[str, Any]]:
     """The records of [*since*, *until*) in order, as the export writes them."""
     for record in _pages(db, since, until):
-        yield {
-            "seq": record.seq,
-            "at": iso(record.at),
-            "actor": record.actor,
-            "action": record.action,
-            "target": record.target,
-            "org_id": record.org_id,
-            "detail": record.detail,
-            "prev": record.prev,
-            "hash": record.hash,
-        }
+        yield _row(record)
+
+
+def latest(
+    db: Database,
+    *,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    org_id: str | None = None,
+    limit: int = 500,
+) -> tuple[int, list[dict[str, Any]]]:
+    """The records matching every filter given (*action*: the action or its family, ``key`` for
+    ``key.create`` and ``key.revoke``), newest first, at most *limit*; and how many match."""
+    query = select(AuditRecord)
+    if since is not None:
+        query = query.where(AuditRecord.at >= utc(since))
+    if until is not None:
+        query = query.where(AuditRecord.at < utc(until))
+    if actor:
+        query = query.where(AuditRecord.actor == actor)
+    if action:
+        query = query.where((AuditRecord.action == action) | AuditRecord.action.startswith(f"{action}."))
+    if org_id is not None:
+        query = query.where(AuditRecord.org_id == org_id)
+    with db.session() as session:
+        count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        shown = session.scalars(query.order_by(AuditRecord.seq.desc()).limit(limit))
+        return int(count), [_row(record) for record in shown]

@@ -17,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dizuo.console import account, bench, knowledge, money, ops, orgs, overview, signin, usage
+from dizuo.console import account, audit, bench, knowledge, money, ops, orgs, overview, signin, usage
 from dizuo.console.web import (
     PREFIX,
     STATIC,
@@ -77,7 +77,7 @@ def create_console_app(
         return RedirectResponse(f"{PREFIX}/", status_code=308)
 
     app.include_router(signin.routes(console, secure_cookies=secure_cookies))
-    for module in (overview, orgs, money, usage, ops, account):
+    for module in (overview, orgs, money, usage, ops, account, audit):
         app.include_router(module.routes(console))
     if evals is not None:
         app.include_router(bench.routes(console, evals))

@@ -33,6 +33,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "nav.issuer": ("算力券发放", "Voucher programs"),
     "nav.kbs": ("知识库", "Knowledge bases"),
     "nav.evals": ("测试验证", "Evaluations"),
+    "nav.audit": ("审计日志", "Audit trail"),
     "nav.account": ("账号安全", "Account"),
     "account.title": ("账号安全", "Account and security"),
     "account.password": ("修改密码", "Change password"),
@@ -307,6 +308,35 @@ TEXT: dict[str, tuple[str, str]] = {
         "只记录类型与数量，从不保存原始值。",
         "Only types and counts are kept, never the values.",
     ),
+    # the audit trail
+    "audit.title": ("审计日志", "Audit trail"),
+    "audit.about": (
+        "每一项管理操作都按顺序记录，每条记录与前一条以哈希相连，每天签名一次；"
+        "用 dizuo audit verify 校验是否有记录被改动、删除或调换顺序。",
+        "Every administrative act, in order; each record is chained by hash to the one before and the"
+        " chain is signed daily. dizuo audit verify finds any record changed, removed or reordered.",
+    ),
+    "audit.seq": ("序号", "No."),
+    "audit.actor": ("操作人", "Actor"),
+    "audit.action": ("操作", "Action"),
+    "audit.target": ("对象", "Target"),
+    "audit.detail": ("详情", "Detail"),
+    "audit.hash": ("哈希", "Hash"),
+    "audit.all_actions": ("全部操作", "All actions"),
+    "audit.count": (
+        "共 {count} 条；页面显示最近 {shown} 条。",
+        "{count} records; the page shows the latest {shown}.",
+    ),
+    "audit.family.org": ("组织", "Organizations"),
+    "audit.family.key": ("API 密钥", "API keys"),
+    "audit.family.guard": ("数据风险策略", "Guard policies"),
+    "audit.family.wallet": ("充值", "Top-ups"),
+    "audit.family.voucher": ("算力券", "Vouchers"),
+    "audit.family.deployment": ("部署与价格", "Deployments and prices"),
+    "audit.family.member": ("成员与令牌", "Members and tokens"),
+    "audit.family.sign-in": ("登录", "Sign-ins"),
+    "audit.family.audit": ("审计日志导出与签名", "Audit exports and checkpoints"),
+    "audit.family.retention": ("留存清理", "Retention"),
     # knowledge bases
     "kbs.title": ("知识库", "Knowledge bases"),
     "kbs.description": ("说明", "Description"),
