@@ -78,6 +78,9 @@ async def test_every_act_is_recorded_with_who_took_it(gateway_app: GatewayApp) -
     }
     assert (await admin.post("/admin/v1/deployments", json=deployment)).status_code == 201
     assert (await admin.delete(f"/admin/v1/deployments/{deployment['name']}")).status_code == 204
+    assert (await admin.get(f"/admin/v1/orgs/{org}/usage", params={"format": "csv"})).status_code == 200
+    month = now.strftime("%Y-%m")
+    assert (await admin.get(f"/admin/v1/orgs/{org}/statement", params={"month": month})).status_code == 200
     console = platform.http()
     for password in ("a wrong guess", PASSWORD):
         form = {
@@ -100,12 +103,18 @@ async def test_every_act_is_recorded_with_who_took_it(gateway_app: GatewayApp) -
         (operator, "guard.policy.set", org),
         (operator, "deployment.add", deployment["name"]),
         (operator, "deployment.remove", deployment["name"]),
+        (operator, "export.usage", org),
+        (operator, "export.statement", org),
         ("anonymous", "sign-in.failed", operator),
         (operator, "sign-in", operator),
     ]
     assert trail[5]["detail"]["amount"] == "12.500000"
     assert "sk-upstream" not in json.dumps(trail, ensure_ascii=False)  # an upstream's key is no record
-    assert {row["org_id"] for row in trail[2:9]} == {key["org_id"]}
+    assert {row["org_id"] for row in trail[2:9] + trail[11:13]} == {key["org_id"]}
+    assert trail[11]["detail"] == {"format": "csv"} and trail[12]["detail"] == {
+        "month": month,
+        "format": "json",
+    }
     assert verify(db, KEY.encode()) == (trail[-1]["seq"], None)
 
 

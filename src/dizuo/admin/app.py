@@ -321,8 +321,11 @@ def create_admin_app(
     ) -> Response:
         """Usage records, one per answered call (CSV and XLSX headers in *lang*), streamed as they are
         read: an export of any size takes the same memory. ``jsonl``: one JSON object a line."""
-        may(who, "read usage", org=get_org(db, org))
+        found = get_org(db, org)
+        may(who, "read usage", org=found)
         rows = billing_reports.iter_usage_rows(db, org, since, until)
+        span = {"since": since.isoformat() if since else None, "until": until.isoformat() if until else None}
+        billing_reports.recorded(db, "usage", org, who.username, org_id=found.id, format=format, **span)
         pieces = billing_reports.stream(format, rows, title=f"usage-{org}", lang=lang, zone=zone)
         if format in ("json", "jsonl"):
             return StreamingResponse(pieces, media_type=billing_reports.MEDIA[format])
@@ -331,8 +334,12 @@ def create_admin_app(
     @app.get(f"{PREFIX}/orgs/{{org}}/statement")
     def statement(org: str, month: str, who: Caller, format: Format = "json", lang: Lang = "zh") -> Response:
         """A month's statement; the month is one of the platform's time zone."""
-        may(who, "read statements", org=get_org(db, org))
+        found = get_org(db, org)
+        may(who, "read statements", org=found)
         summary, lines = billing_reports.statement(db, org, month, zone)
+        billing_reports.recorded(
+            db, "statement", org, who.username, org_id=found.id, month=month, format=format
+        )
         return _export(lines, format, f"statement-{org}-{month}", summary, lang=lang, zone=zone)
 
     @app.get(f"{PREFIX}/issuers/{{issuer}}/voucher-report")
@@ -342,6 +349,7 @@ def create_admin_app(
         """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
         may(who, "read voucher reports", issuer=issuer)
         rows = billing_reports.voucher_report(db, issuer, month, zone)
+        billing_reports.recorded(db, "voucher-report", issuer, who.username, month=month, format=format)
         return _export(rows, format, f"vouchers-{month}", lang=lang, zone=zone)
 
     if evals is not None:

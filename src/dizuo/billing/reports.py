@@ -28,6 +28,7 @@ from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, usage_hourly
 from dizuo.days import PLATFORM_ZONE, day_moment
 from dizuo.errors import InvalidRequest, Lang
 from dizuo.store import Database, utc
+from dizuo.store.audit import append
 
 __all__ = [
     "MEDIA",
@@ -35,6 +36,7 @@ __all__ = [
     "iter_usage_rows",
     "month_bounds",
     "neutralise",
+    "recorded",
     "render",
     "statement",
     "stream",
@@ -44,6 +46,17 @@ __all__ = [
     "usage_summary",
     "voucher_report",
 ]
+
+
+def recorded(
+    db: Database, what: str, target: str, actor: str, *, org_id: str | None = None, **detail: Any
+) -> None:
+    """Write an export of *what* (``usage``, ``statement``, ``voucher-report``) to the audit trail:
+    who took which records out of the platform, whichever way they asked."""
+    with db.session() as session:
+        given = {name: value for name, value in detail.items() if value is not None}
+        append(session, f"export.{what}", target, actor=actor, org_id=org_id, detail=given or None)
+
 
 USAGE_COLUMNS = [
     "request_id",

@@ -164,7 +164,8 @@ def wallet_command(org: str, as_json: bool) -> None:
 @LANG
 def usage_command(org: str, since: str | None, until: str | None, fmt: str | None, lang: Lang) -> None:
     """Export an organization's usage records, written as they are read (any number of them)."""
-    from dizuo.billing.reports import iter_usage_rows, stream
+    from dizuo.accounts.service import get_org
+    from dizuo.billing.reports import iter_usage_rows, recorded, stream
 
     if fmt is None:
         fail("请选择 --json、--jsonl 或 --csv / choose --json, --jsonl or --csv")
@@ -174,6 +175,7 @@ def usage_command(org: str, since: str | None, until: str | None, fmt: str | Non
         for piece in stream(fmt, iter_usage_rows(db, org, start, end), lang=lang, zone=zone):
             sys.stdout.buffer.write(piece)
         sys.stdout.buffer.flush()
+        recorded(db, "usage", org, "cli", org_id=get_org(db, org).id, format=fmt, since=since, until=until)
 
 
 @click.command("statement")
@@ -187,11 +189,13 @@ def usage_command(org: str, since: str | None, until: str | None, fmt: str | Non
 def statement_command(org: str, month: str, fmt: str, out: Path | None, lang: Lang) -> None:
     """An organization's monthly statement: balances, top-ups, charges, voucher payments, daily lines.
     The month and its days are those of DIZUO_TIMEZONE."""
-    from dizuo.billing.reports import render, statement
+    from dizuo.accounts.service import get_org
+    from dizuo.billing.reports import recorded, render, statement
 
     zone = platform_zone()
     with reported(), database() as db:
         summary, lines = statement(db, org, month, zone)
+        recorded(db, "statement", org, "cli", org_id=get_org(db, org).id, month=month, format=fmt)
     _emit(render(fmt, lines, summary, title=month, lang=lang, zone=zone), out)
 
 
@@ -205,7 +209,7 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None, lang: La
 @LANG
 def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, lang: Lang) -> None:
     """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
-    from dizuo.billing.reports import render, voucher_report
+    from dizuo.billing.reports import recorded, render, voucher_report
     from dizuo.billing.service import issuers
 
     zone = platform_zone()
@@ -217,6 +221,7 @@ def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, 
                 f"(issuers that granted vouchers: {', '.join(known) or 'none'})"
             )
         rows = voucher_report(db, issuer, month, zone)
+        recorded(db, "voucher-report", issuer, "cli", month=month, format=fmt)
     _emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
 
 

@@ -335,6 +335,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "audit.family.deployment": ("部署与价格", "Deployments and prices"),
     "audit.family.member": ("成员与令牌", "Members and tokens"),
     "audit.family.sign-in": ("登录", "Sign-ins"),
+    "audit.family.export": ("数据导出", "Data exports"),
     "audit.family.audit": ("审计日志导出与签名", "Audit exports and checkpoints"),
     "audit.family.retention": ("留存清理", "Retention"),
     # knowledge bases

@@ -168,6 +168,7 @@ def routes(console: Console) -> APIRouter:
         name = acting_issuer(actor, issuer)
         authorize(actor, "read voucher reports", issuer=name)
         rows = billing_reports.voucher_report(db, name or "", month, console.zone)
+        billing_reports.recorded(db, "voucher-report", name or "", actor.username, month=month, format=fmt)
         return download(rows, fmt, f"算力券报告-{name}-{month}", console.words(request))
 
     @router.post(f"{PREFIX}/vouchers")

@@ -85,6 +85,10 @@ def routes(console: Console) -> APIRouter:
         authorize(signed.actor, "read usage", org_id=found.id)
         start, end = period(since, until)
         rows = billing_reports.iter_usage_rows(db, found.name, start, end, model.strip() or None)
+        span = {"since": since or None, "until": until or None, "model": model.strip() or None}
+        billing_reports.recorded(
+            db, "usage", found.name, signed.actor.username, org_id=found.id, format=fmt, **span
+        )
         return download(rows, fmt, f"用量-{found.name}", console.words(request))
 
     return router
