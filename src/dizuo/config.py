@@ -59,6 +59,19 @@ class Timeouts(_Strict):
     read: float | None = Field(None, gt=0)
 
 
+class Filing(_Strict):
+    """A generative AI service's filing (生成式人工智能服务备案) with the authority that holds it."""
+
+    number: str = Field(
+        min_length=1, max_length=64, description="The filing number, as the authority wrote it."
+    )
+    body: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Who holds the filing, e.g. 国家互联网信息办公室 or a province's.",
+    )
+
+
 class DeploymentConfig(_Strict):
     """One place a model runs (DESIGN §5): provider + endpoint + region + price + clearance."""
 
@@ -75,6 +88,10 @@ class DeploymentConfig(_Strict):
     data_class_max: DataClass = "general"
     core_cross_region: bool = Field(False, description="Allow core data from organizations in other regions.")
     price: Price | None = None
+    filing: Filing | None = Field(
+        None,
+        description="The model's service filing; organizations serving the public use filed deployments only.",
+    )
     limits: Limits = Limits()
     weight: int = Field(1, ge=0)
     priority: int = Field(0, ge=0, description="0 is tried first; higher numbers are fallbacks.")

@@ -53,6 +53,7 @@ __all__ = [
     "MethodNotAllowed",
     "ModelNotFound",
     "NoDeployment",
+    "NotFiled",
     "PermissionDenied",
     "RateLimited",
     "RouteNotFound",
@@ -184,6 +185,13 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "请求不会降级发往未获许可的部署；请联系平台运维为该级别配置部署。",
         "No deployment of {model!r} is cleared for {data_class} data: {detail}. The call is not sent to a "
         "less trusted deployment; ask the operators to add one cleared for this class.",
+    ),
+    "model_not_filed": (
+        "本组织面向公众提供服务，只能使用已备案的生成式人工智能服务；模型 {model!r} 没有已备案的部署。"
+        "请换用已备案的模型（GET /v1/models 中 dizuo.filings 非空），或请平台运维为该部署登记备案号。",
+        "This organization serves the public and may use filed generative AI services only; no deployment "
+        "of {model!r} carries a filing. Use a filed model (non-empty dizuo.filings in GET /v1/models), or ask the "
+        "operators to record the deployment's filing number.",
     ),
     "not_found": (
         "路径 {path} 不存在。可用接口：/v1/chat/completions、/v1/embeddings、/v1/models。",
@@ -412,6 +420,14 @@ class UpstreamRejected(UpstreamError):
 
     status = 400
     type = "invalid_request_error"
+
+
+class NotFiled(DizuoError):
+    """An organization serving the public asked for a model with no filed deployment."""
+
+    status = 403
+    type = "permission_error"
+    default_code = "model_not_filed"
 
 
 class NoDeployment(DizuoError):

@@ -33,6 +33,7 @@ __all__ = [
     "org_by_name",
     "revoke_key",
     "set_guard_policy",
+    "set_serves_public",
     "validate_uscc",
     "visible_orgs",
 ]
@@ -104,6 +105,7 @@ def create_org(
     size: str | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
     region: str | None = None,
+    serves_public: bool = False,
     by: Actor | None = None,
 ) -> Organization:
     """Create the organization *name*; a taken name or credit code, or a bad field, is a clear error."""
@@ -135,11 +137,33 @@ def create_org(
             rpm=rpm,
             tpm=tpm,
             concurrency=concurrency,
+            serves_public=serves_public,
         )
         session.add(org)
         session.flush()
-        detail = {"data_class": data_class, "uscc": code, "region": region}
+        detail = {"data_class": data_class, "uscc": code, "region": region, "serves_public": serves_public}
         append(session, "org.create", name, actor=who(by), org_id=org.id, detail=detail)
+    return org
+
+
+def set_serves_public(db: Database, name: str, serves_public: bool, by: Actor | None = None) -> Organization:
+    """Say whether the organization offers generated content to the public (then its calls go to
+    filed models only); every worker applies it within a refresh period."""
+    with db.session() as session:
+        org = org_by_name(session, name)
+        org.serves_public = serves_public
+        # Keys carry their organization's flag: touch them so that every worker reloads them.
+        for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org.id)):
+            record.updated_at = utcnow()
+        session.flush()
+        append(
+            session,
+            "org.update",
+            org.name,
+            actor=who(by),
+            org_id=org.id,
+            detail={"serves_public": serves_public},
+        )
     return org
 
 
@@ -259,6 +283,7 @@ def visible_orgs(db: Database, actor: Actor) -> list[dict[str, Any]]:
                 "rpm": o.rpm,
                 "tpm": o.tpm,
                 "concurrency": o.concurrency,
+                "serves_public": o.serves_public,
             }
             for o in session.scalars(query)
         ]

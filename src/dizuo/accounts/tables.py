@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, iso, utc, utcnow
@@ -30,6 +30,8 @@ class Organization(Base):
     tpm: Mapped[int | None] = mapped_column(Integer)
     concurrency: Mapped[int | None] = mapped_column(Integer)
     guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the platform's
+    # It offers generated content to the public (面向公众提供服务): its calls go to filed models only.
+    serves_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

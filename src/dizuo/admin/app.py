@@ -21,11 +21,11 @@ from fastapi.staticfiles import StaticFiles
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import ORG_ROLES, Actor, authenticate_token
 from dizuo.accounts.permissions import authorize
-from dizuo.accounts.service import key_owner, set_guard_policy, visible_orgs
+from dizuo.accounts.service import key_owner, set_guard_policy, set_serves_public, visible_orgs
 from dizuo.accounts.tables import Organization
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
-from dizuo.admin.schemas import KeyIn, OrgIn, TopupIn, VoucherIn
+from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
 from dizuo.billing.money import format_cny
@@ -205,9 +205,18 @@ def create_admin_app(
             region=body.region,
             size=body.size,
             limits=(body.rpm, body.tpm, body.concurrency),
+            serves_public=body.serves_public,
             by=who,
         )
         return {"id": org.id, "name": org.name}
+
+    @app.patch(f"{PREFIX}/orgs/{{org}}")
+    def change_org(org: str, body: OrgChange, who: Caller) -> dict[str, Any]:
+        """Change an organization: whether it serves the public (platform admins); workers apply it
+        within a second."""
+        may(who, "create organizations")
+        changed = set_serves_public(db, org, body.serves_public, by=who)
+        return {"id": changed.id, "name": changed.name, "serves_public": changed.serves_public}
 
     @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
     def new_key(org: str, body: KeyIn, who: Caller) -> dict[str, Any]:

@@ -29,6 +29,13 @@ class OrgIn(_In):
     rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
     tpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
     concurrency: int | None = Field(None, gt=0, le=MAX_LIMIT)
+    serves_public: bool = Field(
+        False, description="It offers generated content to the public: filed models only."
+    )
+
+
+class OrgChange(_In):
+    serves_public: bool = Field(description="It offers generated content to the public: filed models only.")
 
 
 class KeyIn(_In):

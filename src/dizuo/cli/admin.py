@@ -45,6 +45,9 @@ def admin() -> None:
 @click.option("--region", default=None, help="Region code its core data must stay in (as in deployments).")
 @click.option("--size", type=click.Choice(["small", "medium", "large"]), default=None)
 @click.option("--data-class", type=click.Choice(DATA_CLASSES), default="general", show_default=True)
+@click.option(
+    "--serves-public", is_flag=True, help="It offers generated content to the public: filed models only."
+)
 @with_limits
 def create_org_command(
     name: str,
@@ -54,6 +57,7 @@ def create_org_command(
     region: str | None,
     size: str | None,
     data_class: str,
+    serves_public: bool,
     rpm: int | None,
     tpm: int | None,
     concurrency: int | None,
@@ -72,8 +76,25 @@ def create_org_command(
             size=size,
             limits=(rpm, tpm, concurrency),
             region=region,
+            serves_public=serves_public,
         )
     click.echo(org.id)
+
+
+@admin.command("set-org")
+@click.argument("name")
+@click.option(
+    "--serves-public/--private-use",
+    required=True,
+    help="Whether it offers generated content to the public (then its calls go to filed models only).",
+)
+def set_org_command(name: str, serves_public: bool) -> None:
+    """Change an organization: whether it serves the public. Workers apply it within a second."""
+    from dizuo.accounts.service import set_serves_public
+
+    with reported(), database() as db:
+        org = set_serves_public(db, name, serves_public)
+    click.echo(f"{org.name}: serves_public={str(org.serves_public).lower()}")
 
 
 @admin.command("create-key")

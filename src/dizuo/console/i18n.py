@@ -253,6 +253,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "deployments.name": ("部署", "Deployment"),
     "deployments.model": ("模型别名", "Model alias"),
     "deployments.provider": ("供应商", "Provider"),
+    "deployments.filing": ("备案", "Filing"),
+    "deployments.unfiled": ("未备案", "not filed"),
     "deployments.placement": ("区域 / 云 / 加速卡", "Region / cloud / accelerator"),
     "deployments.price": ("价格（元/百万 Token，入/出）", "Price (CNY per million tokens, in/out)"),
     "deployments.health": ("健康", "Health"),

@@ -429,7 +429,7 @@ class Gateway:
                 if inspection.blocks_prompt:
                     raise DataRiskBlocked(list(inspection.prompt_counts))
             data_class = inspection.raised_class(data_class)
-            pool = self.router.eligible(alias, data_class, key.org_region)
+            pool = self.router.eligible(alias, data_class, key.org_region, key.serves_public)
             call = Call(key, request_id, endpoint, stream, started, body, data_class, alias)
             call.bounds = worst_case_tokens(body, len(raw)) if endpoint == "chat" else (len(raw), 0)
             if self.meter.admits_limits:
@@ -772,6 +772,7 @@ class Gateway:
 
     def _model_entry(self, alias: str) -> dict[str, Any]:
         deps = self.router.candidates(alias)
+        filings = {d.config.filing.number: d.config.filing for d in deps if d.config.filing is not None}
         return {
             "id": alias,
             "object": "model",
@@ -779,6 +780,8 @@ class Gateway:
             "owned_by": deps[0].provider.spec.name,
             "dizuo": {
                 "mode": deps[0].mode,
+                # The service filings (生成式人工智能服务备案) its deployments carry; empty: unfiled.
+                "filings": [filing.model_dump() for _, filing in sorted(filings.items())],
                 "deployments": [
                     {
                         "name": dep.name,
@@ -791,6 +794,7 @@ class Gateway:
                         if dep.price_in is None
                         else {"input": str(dep.price_in), "output": str(dep.price_out)},
                         "price_source": dep.price_source,
+                        "filing": dep.config.filing.model_dump() if dep.config.filing is not None else None,
                         "available": dep.unavailable is None,
                     }
                     for dep in sorted(deps, key=lambda d: d.name)

@@ -11,10 +11,10 @@ is refused with 503 naming the class and each deployment's reason; it never fall
 from __future__ import annotations
 
 from dizuo.config import DATA_CLASSES
-from dizuo.errors import InvalidRequest, NoDeployment
+from dizuo.errors import InvalidRequest, NoDeployment, NotFiled
 from dizuo.routing.deployments import Deployment
 
-__all__ = ["RANK", "clear", "clearance_row", "request_class"]
+__all__ = ["RANK", "clear", "clearance_row", "filed", "request_class"]
 
 RANK = {name: rank for rank, name in enumerate(DATA_CLASSES)}  # general < important < core
 NAMES_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
@@ -85,4 +85,13 @@ def clear(
                 else ""
             ),
         )
+    return kept
+
+
+def filed(alias: str, candidates: list[Deployment]) -> list[Deployment]:
+    """Keep the deployments with a service filing, for an organization that serves the public; refuse
+    with 403 when none has one (it never falls back to an unfiled model)."""
+    kept = [dep for dep in candidates if dep.config.filing is not None]
+    if not kept:
+        raise NotFiled(model=alias)
     return kept

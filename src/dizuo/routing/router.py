@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from dizuo.routing.clearance import clear, clearance_row
+from dizuo.routing.clearance import clear, clearance_row, filed
 from dizuo.routing.deployments import Deployment
 from dizuo.routing.health import Health
 
@@ -107,7 +107,7 @@ class Router:
         for dep in deployments:
             self._by_alias[dep.alias].append(dep)
         self._modes = {dep.alias: dep.mode for dep in deployments}
-        self._pools: dict[tuple[str, str, str | None], Pool] = {}
+        self._pools: dict[tuple[str, str, str | None, bool], Pool] = {}
 
     def aliases(self) -> list[str]:
         """Return every alias, sorted."""
@@ -125,12 +125,17 @@ class Router:
         """Return "chat" or "embedding" for *alias*, or None when unknown."""
         return self._modes.get(alias)
 
-    def eligible(self, alias: str, data_class: str = "general", org_region: str | None = None) -> Pool:
-        """Return the deployments of *alias* cleared for *data_class*; 503 when none is (cached)."""
-        key = (alias, data_class, org_region)
+    def eligible(
+        self, alias: str, data_class: str = "general", org_region: str | None = None, public: bool = False
+    ) -> Pool:
+        """Return the deployments of *alias* cleared for *data_class* (503 when none is) and, for an
+        organization serving the public, filed (403 when none is). Cached."""
+        key = (alias, data_class, org_region, public)
         pool = self._pools.get(key)
         if pool is None:
             deps = clear(alias, self._by_alias.get(alias, []), data_class, org_region)
+            if public:
+                deps = filed(alias, deps)
             pool = Pool(deps, _groups(deps), _Group.of(deps), sorted(deps, key=_price))
             if self.strategies.get(alias) == "local-first":
                 pool.home = _groups([d for d in deps if d.config.region == org_region])
@@ -192,6 +197,7 @@ class Router:
                     "data_class_max": config.data_class_max,
                     "core_cross_region": config.core_cross_region,
                     "clearance": clearance_row(dep),
+                    "filing": config.filing.model_dump() if config.filing is not None else None,
                     "priority": config.priority,
                     "weight": config.weight,
                     "limits": config.limits.model_dump(),
