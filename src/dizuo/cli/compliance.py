@@ -14,7 +14,7 @@ import orjson
 from dizuo.cli.common import LANG, Lang, database, parse_period, platform_zone, reported
 from dizuo.settings import Settings
 
-__all__ = ["audit", "register"]
+__all__ = ["audit", "compliance", "register"]
 
 
 @click.command("prune")
@@ -142,6 +142,48 @@ def audit_export_command(
             period = {"since": since, "until": until, "format": fmt, "records": written}
             append(session, "audit.export", "audit_trail", actor="cli", detail=period)
     if out is not None:
+        click.echo(str(out), err=True)
+
+
+@click.group("compliance")
+def compliance() -> None:
+    """What the platform hands a regulator."""
+
+
+@compliance.command("report")
+@click.option("--month", required=True, help="YYYY-MM (a month of DIZUO_TIMEZONE)")
+@click.option("--format", "fmt", type=click.Choice(["xlsx", "json"]), default="xlsx", show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="File (default stdout)."
+)
+@LANG
+def compliance_report_command(month: str, fmt: str, out: Path | None, lang: Lang) -> None:
+    """The month's pack for the regulator: models in use with their filings, calls and organizations,
+    data-risk events and blocked calls, evaluation grades, the audit trail's checkpoints and whether
+    it holds. The report is itself recorded in the audit trail."""
+    from dizuo.compliance.audit import signing_key
+    from dizuo.compliance.report import monthly, to_xlsx
+    from dizuo.config import load_config
+    from dizuo.evalbench.service import EvalService
+    from dizuo.routing.catalog import Catalog
+    from dizuo.store.audit import append
+
+    with reported():
+        settings = Settings()
+        key = signing_key(settings)
+        with database() as db:
+            deployments = list(Catalog(db, load_config(settings.config)).effective().deployments)
+            grades = EvalService(db, settings.data_dir).catalog()
+            pack = monthly(db, month, platform_zone(), deployments=deployments, grades=grades, key=key)
+            with db.session() as session:
+                detail = {"month": month, "format": fmt}
+                append(session, "export.compliance-report", month, actor="cli", detail=detail)
+    data = orjson.dumps(pack, option=orjson.OPT_INDENT_2) if fmt == "json" else to_xlsx(pack, lang)
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(data)
         click.echo(str(out), err=True)
 
 
