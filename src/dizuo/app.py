@@ -66,7 +66,7 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
     db = Database(settings.resolved_database_url)
     try:
         db.upgrade()
-        make_months(db)  # PostgreSQL's partitions of the coming months
+        make_months(db, move=False)  # PostgreSQL's coming months (quick: rows in a default partition wait)
         org, key = ensure_default_org(db)
         EvalService(db, settings.data_dir).recover()
         usable = usable_keys(db, org.name)

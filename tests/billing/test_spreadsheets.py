@@ -12,12 +12,12 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from dizuo.accounts.tables import Organization
 from dizuo.billing import rollups
 from dizuo.billing.journal import Journal
-from dizuo.billing.reports import render, statement, usage_rows
+from dizuo.billing.reports import month_bounds, render, statement, usage_rows
 from dizuo.billing.tables import LedgerEntry, UsageRecord
 from dizuo.store import Database
 from tests.billing.records import settled_charge
@@ -137,6 +137,17 @@ def test_a_month_and_its_days_are_the_platform_s(journal: tuple[Journal, Databas
     november, _ = statement(db, name, "2026-11", SHANGHAI)
     assert november["own_charges"] == "0.001000"
     assert Decimal(november["closing_balance"]) == Decimal(summary["opening_balance"])
+    # Balances (the account's other legs and the calls' part from the rollups) are the ledger's own sums.
+    for month, figures in (("2026-11", november), ("2026-12", summary)):
+        start, end = month_bounds(month, SHANGHAI)
+        for moment, figure in ((start, "opening_balance"), (end, "closing_balance")):
+            with db.session() as session:
+                plain = session.scalar(
+                    select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
+                        LedgerEntry.account == f"org:{org_id}:cash", LedgerEntry.created_at < moment
+                    )
+                )
+            assert Decimal(figures[figure]) == Decimal(plain) / 1_000_000, (month, figure)
     times = [row["created_at"] for row in usage_rows(db, name)]
     sheet = sheet_of(render("xlsx", [{"created_at": t} for t in times], zone=SHANGHAI))
     assert sheet.cell(row=3, column=1).value == dt.datetime(2026, 12, 1, 0, 0)

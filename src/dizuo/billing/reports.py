@@ -207,9 +207,31 @@ def _cash_sum(
         conditions.append(LedgerEntry.created_at >= start)
     if kind is not None:
         conditions.append(LedgerEntry.kind == kind)
+    if kind != "charge":  # read from the index of the legs that are not a call's charge
+        conditions.append(LedgerEntry.kind != "charge")
     return int(
         session.scalar(select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(and_(*conditions))) or 0
     )
+
+
+def _charged(session: Session, org_id: str, start: dt.datetime | None, end: dt.datetime) -> int:
+    """What the organization's own money paid for calls in [*start*, *end*), whole UTC hours: the
+    hourly rollups' sum of the records' own part, which is what the calls' cash legs took."""
+    hourly = usage_hourly.c
+    conditions = [hourly.org_id == org_id, hourly.hour < utc(end)]
+    if start is not None:
+        conditions.append(hourly.hour >= utc(start))
+    return int(session.scalar(select(func.coalesce(func.sum(hourly.own_part), 0)).where(*conditions)) or 0)
+
+
+def _balance(session: Session, org_id: str, account: str, moment: dt.datetime, hourly: bool) -> int:
+    """The cash account's balance at *moment*: its other legs, less what calls took. *hourly*: the
+    moment is a UTC hour's start, so the rollups hold the calls' part exactly; else every leg."""
+    if not hourly:
+        return _cash_sum(session, account, None, None, moment) + _cash_sum(
+            session, account, "charge", None, moment
+        )
+    return _cash_sum(session, account, None, None, moment) - _charged(session, org_id, None, moment)
 
 
 def _whole_hours(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> bool:
@@ -229,15 +251,22 @@ def statement(
     with db.session() as session:
         org = org_by_name(session, org_name)
         cash = f"org:{org.id}:cash"
-        opening = _cash_sum(session, cash, None, None, start)
+        # Balances sum the account's few other legs and the calls' part from the rollups: a month's
+        # statement reads a month of rollups, not every call's leg since the account began.
+        whole = _whole_hours(start, end, zone)
+        charges = (
+            _charged(session, org.id, start, end)
+            if whole
+            else -_cash_sum(session, cash, "charge", start, end)
+        )
         summary = {
             "organization": org.name,
             "uscc": org.uscc or "",
             "month": month,
-            "opening_balance": format_cny(opening),
+            "opening_balance": format_cny(_balance(session, org.id, cash, start, whole)),
             "topups": format_cny(_cash_sum(session, cash, "topup", start, end)),
-            "own_charges": format_cny(-_cash_sum(session, cash, "charge", start, end)),
-            "closing_balance": format_cny(_cash_sum(session, cash, None, None, end)),
+            "own_charges": format_cny(charges),
+            "closing_balance": format_cny(_balance(session, org.id, cash, end, whole)),
         }
         # Days are local days, which SQL cannot cut portably (SQLite has no time zones): the hourly
         # rollups are summed per UTC hour, and hours folded into the zone's days here. Zones whose

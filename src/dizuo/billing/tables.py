@@ -86,6 +86,17 @@ class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
         Index("ix_ledger_entries_account_created_at", "account", "created_at", "kind", "amount"),
+        # The legs that are not a call's charge (top-ups, grants, revocations): a few per account, so
+        # that a balance at a moment sums them and the hourly rollups' charges, not every call's leg.
+        Index(
+            "ix_ledger_entries_moves",
+            "account",
+            "created_at",
+            "kind",
+            "amount",
+            postgresql_where=text("kind <> 'charge'"),
+            sqlite_where=text("kind <> 'charge'"),
+        ),
         {"info": {PARTITIONED: "created_at"}},  # by month on PostgreSQL (dizuo.store.partitions)
     )
 

@@ -67,12 +67,14 @@ class Report:
     pruned: list[tuple[Kept, Pruned]]
 
 
-def make_months(db: Database, now: dt.datetime | None = None) -> list[str]:
-    """Make the partitions PostgreSQL lacks for the coming months (nothing on SQLite)."""
+def make_months(db: Database, now: dt.datetime | None = None, *, move: bool = True) -> list[str]:
+    """Make the partitions PostgreSQL lacks for the coming months, and (*move*) for the months whose
+    rows wait in a default partition, moving them in (nothing on SQLite)."""
     if db.is_sqlite:
         return []
     with db.engine.begin() as connection:
-        return months.ensure(connection, months.partitioned_tables(Base.metadata), now or utcnow())
+        tables = months.partitioned_tables(Base.metadata)
+        return months.ensure(connection, tables, now or utcnow(), move=move)
 
 
 def run(db: Database, policy: list[Kept], now: dt.datetime | None = None, *, dry_run: bool = False) -> Report:

@@ -15,11 +15,14 @@ here runs on it.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, MetaData, text
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AHEAD",
@@ -116,38 +119,43 @@ def bounds(month: dt.datetime) -> str:
     return f"FROM ('{month.isoformat()}') TO ('{next_month(month).isoformat()}')"
 
 
+def _strays(connection: Connection, table: str, column: str, month: dt.datetime) -> bool:
+    """Whether *table*'s default partition holds rows of *month*."""
+    default = f"{table}_default"
+    if connection.execute(text("SELECT to_regclass(:d)"), {"d": default}).scalar() is None:
+        return False
+    span = {"start": month, "end": next_month(month)}
+    query = text(f"SELECT 1 FROM {default} WHERE {column} >= :start AND {column} < :end LIMIT 1")
+    return connection.execute(query, span).first() is not None
+
+
 def create_month(connection: Connection, table: str, column: str, month: dt.datetime) -> str:
     """Make *table*'s partition for *month*, moving into it the default partition's rows of that
     month (PostgreSQL refuses a new month while the default holds rows of it)."""
     name = f"{table}_{month:%Y_%m}"
-    default = f"{table}_default"
-    span = {"start": month, "end": next_month(month)}
-    has_default = connection.execute(text("SELECT to_regclass(:d)"), {"d": default}).scalar() is not None
-    stray = (
-        has_default
-        and connection.execute(
-            text(f"SELECT 1 FROM {default} WHERE {column} >= :start AND {column} < :end LIMIT 1"), span
-        ).first()
-    )
-    if not stray:
+    if not _strays(connection, table, column, month):
         connection.execute(text(f"CREATE TABLE {name} PARTITION OF {table} FOR VALUES {bounds(month)}"))
         return name
     connection.execute(text(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
     connection.execute(
         text(
-            f"WITH moved AS (DELETE FROM {default} WHERE {column} >= :start AND {column} < :end RETURNING *)"
-            f" INSERT INTO {name} SELECT * FROM moved"
+            f"WITH moved AS (DELETE FROM {table}_default WHERE {column} >= :start AND {column} < :end"
+            f" RETURNING *) INSERT INTO {name} SELECT * FROM moved"
         ),
-        span,
+        {"start": month, "end": next_month(month)},
     )
     connection.execute(text(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES {bounds(month)}"))
     return name
 
 
-def ensure(connection: Connection, tables: dict[str, str], now: dt.datetime, ahead: int = AHEAD) -> list[str]:
+def ensure(
+    connection: Connection, tables: dict[str, str], now: dt.datetime, ahead: int = AHEAD, *, move: bool = True
+) -> list[str]:
     """Make the months *tables* (name → column) lack: the last one, this one and *ahead* more, and
-    every month the default partition holds rows of. Returns the partitions made. Tables that are not
-    partitioned (SQLite, or a schema not yet upgraded) are skipped."""
+    every month the default partition holds rows of, moving those rows in. Without *move* (a server
+    starting: a history loaded into the default partition could take minutes to move), only the
+    months the default holds nothing of. Returns the partitions made. Tables that are not partitioned
+    (SQLite, or a schema not yet upgraded) are skipped."""
     if connection.dialect.name != "postgresql":
         return []
     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
@@ -159,12 +167,19 @@ def ensure(connection: Connection, tables: dict[str, str], now: dt.datetime, ahe
         held = {p.start for p in have if p.start is not None}
         this = month_of(now)
         wanted = set(_months(this - dt.timedelta(days=1), this + dt.timedelta(days=31 * ahead)))
-        if any(p.start is None for p in have):
+        if move and any(p.start is None for p in have):
             strays = connection.scalars(
                 text(f"SELECT DISTINCT date_trunc('month', {column} AT TIME ZONE 'UTC') FROM {table}_default")
             )
             wanted |= {stray.replace(tzinfo=dt.UTC) for stray in strays}
         for month in sorted(wanted - held):
+            if not move and _strays(connection, table, column, month):
+                log.warning(
+                    "%s_default holds rows of %s: `dizuo admin prune` moves them into a month of their own",
+                    table,
+                    f"{month:%Y-%m}",
+                )
+                continue
             made.append(create_month(connection, table, column, month))
     return made
 
