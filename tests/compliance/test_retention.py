@@ -14,6 +14,7 @@ from sqlalchemy import func, insert, select, text
 from dizuo.accounts import create_org
 from dizuo.billing import rollups
 from dizuo.billing.tables import FailedCall, LedgerEntry, UsageRecord, usage_hourly
+from dizuo.compliance.audit import records
 from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.guard.tables import GuardEvent
 from dizuo.settings import Settings
@@ -128,6 +129,14 @@ def test_prune_removes_exactly_what_has_expired_and_never_money(empty_database_u
         assert session.scalar(select(func.sum(LedgerEntry.amount))) == 0
         recorded = session.execute(select(Prune.table_name, Prune.rows).order_by(Prune.id)).all()
         assert [tuple(row) for row in recorded] == [("failed_calls", 4), ("guard_events", 4)]
+    # The job is in the audit trail, as the one who ran it.
+    trail = [
+        (row["actor"], row["action"], row["target"], row["detail"]["rows"]) for row in list(records(db))[-2:]
+    ]
+    assert trail == [
+        ("cli", "retention.prune", "failed_calls", 4),
+        ("cli", "retention.prune", "guard_events", 4),
+    ]
 
     if not db.is_sqlite:
         # Whole months before the cutoff went as tables, not row by row.

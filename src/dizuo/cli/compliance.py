@@ -29,7 +29,7 @@ def prune_command(dry_run: bool, as_json: bool) -> None:
     with reported():
         policy = kept(Settings())
         with database() as db:
-            report = run(db, policy, dry_run=dry_run)
+            report = run(db, policy, dry_run=dry_run, actor="cli")
     if as_json:
         document = {
             "dry_run": dry_run,

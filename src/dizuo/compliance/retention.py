@@ -77,9 +77,16 @@ def make_months(db: Database, now: dt.datetime | None = None, *, move: bool = Tr
         return months.ensure(connection, tables, now or utcnow(), move=move)
 
 
-def run(db: Database, policy: list[Kept], now: dt.datetime | None = None, *, dry_run: bool = False) -> Report:
+def run(
+    db: Database,
+    policy: list[Kept],
+    now: dt.datetime | None = None,
+    *,
+    dry_run: bool = False,
+    actor: str = "system",
+) -> Report:
     """Remove every record older than its retention (*dry_run*: count them), after making the coming
-    months' partitions."""
+    months' partitions; each removal is in the audit trail as *actor*'s."""
     now = utc(now or utcnow())
     made = [] if dry_run else make_months(db, now)
     pruned = []
@@ -92,7 +99,7 @@ def run(db: Database, policy: list[Kept], now: dt.datetime | None = None, *, dry
             log.info("retention removed %d %s created before %s", done.rows, rule.en, done.before.isoformat())
         with db.session() as session:
             detail = {"before": iso(done.before), "rows": done.rows, "partitions": done.partitions}
-            append(session, "retention.prune", rule.table, actor="system", detail=detail)
+            append(session, "retention.prune", rule.table, actor=actor, detail=detail)
     return Report(made, pruned)
 
 
