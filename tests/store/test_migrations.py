@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 import dizuo.accounts.tables
@@ -19,7 +21,7 @@ import dizuo.routing.tables
 import dizuo.store.audit
 import dizuo.store.pruning  # noqa: F401
 from dizuo.store import Base, Database, partitions
-from dizuo.store.db import MIGRATIONS
+from dizuo.store.db import HEAD, MIGRATIONS
 from dizuo.store.partitions import is_partition
 
 
@@ -120,3 +122,20 @@ def test_the_upgrade_to_monthly_partitions_keeps_every_row_and_can_be_undone(emp
 
 
 TABLES = ("usage_records", "ledger_entries", "failed_calls", "guard_events")
+
+
+def test_the_newest_migration_is_the_one_alembic_would_run_last(tmp_path: Path) -> None:
+    """A schema at HEAD is taken as up to date without loading Alembic: HEAD must be Alembic's head."""
+    script = ScriptDirectory.from_config(_config())
+    assert script.get_current_head() == HEAD
+    db = Database(f"sqlite:///{tmp_path / 'new.db'}")
+    assert db.revision() is None
+    db.upgrade()
+    assert db.revision() == HEAD
+    db.dispose()
+
+
+def _config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
