@@ -20,6 +20,7 @@ from tests.security.conftest import Platform, bearer
 
 # Bodies that pass validation, so that the answer is the permission check's, not the schema's.
 BODIES: dict[str, Any] = {
+    "/admin/v1/orgs/{org}": {"serves_public": True},
     "/admin/v1/orgs/{org}/keys": {"name": "探测"},
     "/admin/v1/orgs/{org}/topups": {"amount": "1.00"},
     "/admin/v1/orgs/{org}/vouchers": {

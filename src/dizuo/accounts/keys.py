@@ -47,8 +47,8 @@ MISS_CACHE_MAX = 10_000
 # Keys the cache does not hold are looked up in the database (one created a moment ago by another
 # process), once however many calls present the key at the same moment, and at most this many
 # distinct keys a second per process: a flood of distinct made-up keys cannot turn
-# into a flood of queries. Beyond it a key unknown here is refused until the next background reload
-# (every key_refresh_seconds) brings it, as it brings every new key.
+# into a flood of queries. Beyond it a call waits for the next second's budget (or the background
+# reload, every key_refresh_seconds, which brings every new key), then is refused if still unknown.
 MISS_LOOKUPS_PER_SECOND = 20
 
 
@@ -210,8 +210,18 @@ class KeyCache:
                 if info is None:
                     return None
             else:
-                if not key.startswith(KEY_PREFIX) or not self._may_look_up(now):
+                if not key.startswith(KEY_PREFIX):
                     return None
+                if not self._may_look_up(now):
+                    # Past this second's lookups: wait for the next second's, once (a background
+                    # reload may bring the key meanwhile). A key made a moment ago still works; a
+                    # flood of made-up keys still costs at most the budget's queries a second.
+                    await asyncio.sleep(1.0 - now % 1.0)
+                    found = self._by_hash.get(digest)
+                    if found is not None:
+                        return found if found.expires_at is None or found.expires_at > time.time() else None
+                    if digest in self._loading or not self._may_look_up(time.monotonic()):
+                        return None
                 loading = asyncio.ensure_future(asyncio.to_thread(self._load_one, digest))
                 self._loading[digest] = loading
                 loading.add_done_callback(lambda _: self._loading.pop(digest, None))
