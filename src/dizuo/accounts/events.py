@@ -50,7 +50,6 @@ def record(
             detail=detail,
         )
     )
-    session.flush()  # the event before the audit record that follows it
     append(session, f"member.{action}", member.username, actor=name, org_id=member.org_id, detail=detail)
 
 

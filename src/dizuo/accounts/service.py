@@ -140,7 +140,6 @@ def create_org(
             serves_public=serves_public,
         )
         session.add(org)
-        session.flush()
         detail = {"data_class": data_class, "uscc": code, "region": region, "serves_public": serves_public}
         append(session, "org.create", name, actor=who(by), org_id=org.id, detail=detail)
     return org
@@ -152,10 +151,7 @@ def set_serves_public(db: Database, name: str, serves_public: bool, by: Actor | 
     with db.session() as session:
         org = org_by_name(session, name)
         org.serves_public = serves_public
-        # Keys carry their organization's flag: touch them so that every worker reloads them.
-        for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org.id)):
-            record.updated_at = utcnow()
-        session.flush()
+        _touch_keys(session, org.id, utcnow())  # they carry their organization's flag
         append(
             session,
             "org.update",
@@ -165,6 +161,13 @@ def set_serves_public(db: Database, name: str, serves_public: bool, by: Actor | 
             detail={"serves_public": serves_public},
         )
     return org
+
+
+def _touch_keys(session: Session, org_id: str, now: dt.datetime) -> None:
+    """Mark the organization's keys changed, so that every worker reloads them (and what they carry
+    of their organization) within a refresh period."""
+    for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org_id)):
+        record.updated_at = now
 
 
 def _limits(limits: tuple[int | None, int | None, int | None]) -> tuple[int | None, int | None, int | None]:
@@ -246,7 +249,6 @@ def create_key(
     )
     with db.session() as session:
         session.add(record)
-        session.flush()
         detail = {"name": name, "models": models, "scopes": scopes, "data_class": data_class}
         append(session, "key.create", record.prefix, actor=who(by), org_id=org.id, detail=detail)
     return CreatedKey(key=key, record=record)
@@ -259,7 +261,6 @@ def revoke_key(db: Database, key_id_or_prefix: str, by: Actor | None = None) -> 
         now = utcnow()
         record.revoked_at = now
         record.updated_at = now
-        session.flush()
         append(session, "key.revoke", record.prefix, actor=who(by), org_id=record.org_id)
     return record
 
@@ -350,10 +351,7 @@ def set_guard_policy(
             record.updated_at = now
         else:
             org.guard = stored
-            # Keys carry their organization's policy: touch them so that every worker reloads them.
-            for record in session.scalars(select(ApiKey).where(ApiKey.org_id == org.id)):
-                record.updated_at = now
-        session.flush()
+            _touch_keys(session, org.id, now)  # they carry their organization's policy
         target = f"{org.name} / {key}" if key is not None else org.name
         action = "guard.policy.set" if stored is not None else "guard.policy.clear"
         append(session, action, target, actor=who(by), org_id=org.id, detail=stored)

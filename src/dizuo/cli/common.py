@@ -6,6 +6,7 @@ import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,7 @@ __all__ = [
     "LANG",
     "Lang",
     "database",
+    "emit",
     "fail",
     "parse_date",
     "parse_period",
@@ -36,6 +38,16 @@ LANG = click.option(
     show_default=True,
     help="Language of the CSV and Excel headers (JSON keeps its keys).",
 )
+
+
+def emit(data: bytes, out: Path | None) -> None:
+    """Write a command's file to *out* (and name it on stderr), or to standard output."""
+    if out is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(data)
+        click.echo(str(out), err=True)
 
 
 def fail(message: str) -> NoReturn:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import orjson
 
-from dizuo.cli.common import LANG, Lang, database, parse_period, platform_zone, reported
+from dizuo.cli.common import LANG, Lang, database, emit, parse_period, platform_zone, reported
 from dizuo.settings import Settings
 
 __all__ = ["audit", "compliance", "register"]
@@ -112,27 +112,32 @@ def audit_export_command(
     """The audit records of a period, in order, with each one's hash and the one before it; the
     export is itself recorded in the trail."""
     from dizuo.billing.sheets import write_xlsx
-    from dizuo.compliance.audit import records
+    from dizuo.compliance.audit import records, sheet_rows
     from dizuo.store.audit import append
 
     start, end = parse_period(since, until)
     written = 0
+
+    def counted(rows: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        nonlocal written
+        for row in rows:
+            written += 1
+            yield row
+
     with reported(), database() as db:
         target = out.open("wb") if out is not None else sys.stdout.buffer
         try:
             if fmt == "jsonl":
-                for row in records(db, start, end):
+                for row in counted(records(db, start, end)):
                     target.write(orjson.dumps(row) + b"\n")
-                    written += 1
             else:
-
-                def flat() -> Iterator[dict[str, Any]]:
-                    nonlocal written
-                    for row in records(db, start, end):
-                        written += 1
-                        yield {**row, "detail": orjson.dumps(row["detail"]).decode() if row["detail"] else ""}
-
-                write_xlsx(target, flat(), title="audit", lang=lang, zone=platform_zone())
+                write_xlsx(
+                    target,
+                    counted(sheet_rows(db, start, end)),
+                    title="audit",
+                    lang=lang,
+                    zone=platform_zone(),
+                )
         finally:
             if out is not None:
                 target.close()
@@ -178,13 +183,7 @@ def compliance_report_command(month: str, fmt: str, out: Path | None, lang: Lang
             with db.session() as session:
                 detail = {"month": month, "format": fmt}
                 append(session, "export.compliance-report", month, actor="cli", detail=detail)
-    data = orjson.dumps(pack, option=orjson.OPT_INDENT_2) if fmt == "json" else to_xlsx(pack, lang)
-    if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        out.write_bytes(data)
-        click.echo(str(out), err=True)
+    emit(orjson.dumps(pack, option=orjson.OPT_INDENT_2) if fmt == "json" else to_xlsx(pack, lang), out)
 
 
 def register(group: click.Group) -> None:

@@ -15,6 +15,7 @@ from dizuo.cli.common import (
     LANG,
     Lang,
     database,
+    emit,
     fail,
     parse_date,
     parse_period,
@@ -24,15 +25,6 @@ from dizuo.cli.common import (
 )
 
 __all__ = ["register"]
-
-
-def _emit(data: bytes, out: Path | None) -> None:
-    if out is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    else:
-        out.write_bytes(data)
-        click.echo(str(out), err=True)
 
 
 @click.command("topup")
@@ -196,7 +188,7 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None, lang: La
     with reported(), database() as db:
         summary, lines = statement(db, org, month, zone)
         recorded(db, "statement", org, "cli", org_id=get_org(db, org).id, month=month, format=fmt)
-    _emit(render(fmt, lines, summary, title=month, lang=lang, zone=zone), out)
+    emit(render(fmt, lines, summary, title=month, lang=lang, zone=zone), out)
 
 
 @click.command("voucher-report")
@@ -222,7 +214,7 @@ def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, 
             )
         rows = voucher_report(db, issuer, month, zone)
         recorded(db, "voucher-report", issuer, "cli", month=month, format=fmt)
-    _emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
+    emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
 
 
 @click.group("rollups")

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import Select, func, select
 
 from dizuo.settings import Settings
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import GENESIS, AuditCheckpoint, AuditHead, AuditRecord, append, digest
 
-__all__ = ["Problem", "checkpoint", "latest", "records", "signing_key", "verify"]
+__all__ = ["Problem", "checkpoint", "detail_text", "latest", "records", "sheet_rows", "signing_key", "verify"]
 
 PAGE = 5_000
 
@@ -62,7 +63,6 @@ def checkpoint(db: Database, key: bytes) -> AuditCheckpoint | None:
             seq=head.seq, hash=head.hash, at=at, signature=_sign(key, head.seq, head.hash, at)
         )
         session.add(made)
-        session.flush()
         append(session, "audit.checkpoint", str(head.seq), actor="system", detail={"hash": head.hash})
     return made
 
@@ -79,17 +79,22 @@ class Problem:
         return f"{self.zh} / {self.en}"
 
 
+def _within(query: Select[Any], since: dt.datetime | None, until: dt.datetime | None) -> Select[Any]:
+    """*query* kept to the records of [*since*, *until*)."""
+    if since is not None:
+        query = query.where(AuditRecord.at >= utc(since))
+    if until is not None:
+        query = query.where(AuditRecord.at < utc(until))
+    return query
+
+
 def _pages(
     db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
 ) -> Iterator[AuditRecord]:
     """The records (of [*since*, *until*)) in order, a page per short transaction."""
     after = 0
     while True:
-        query = select(AuditRecord).where(AuditRecord.seq > after)
-        if since is not None:
-            query = query.where(AuditRecord.at >= utc(since))
-        if until is not None:
-            query = query.where(AuditRecord.at < utc(until))
+        query = _within(select(AuditRecord).where(AuditRecord.seq > after), since, until)
         with db.session() as session:
             page = list(session.scalars(query.order_by(AuditRecord.seq).limit(PAGE)))
         yield from page
@@ -185,6 +190,19 @@ def records(
         yield _row(record)
 
 
+def detail_text(detail: dict[str, Any] | None) -> str:
+    """A record's detail as a spreadsheet cell or a page shows it: compact JSON, or nothing."""
+    return orjson.dumps(detail).decode() if detail else ""
+
+
+def sheet_rows(
+    db: Database, since: dt.datetime | None = None, until: dt.datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """:func:`records`, each detail as text: the rows of the spreadsheet an auditor gets."""
+    for row in records(db, since, until):
+        yield {**row, "detail": detail_text(row["detail"])}
+
+
 def latest(
     db: Database,
     *,
@@ -197,11 +215,7 @@ def latest(
 ) -> tuple[int, list[dict[str, Any]]]:
     """The records matching every filter given (*action*: the action or its family, ``key`` for
     ``key.create`` and ``key.revoke``), newest first, at most *limit*; and how many match."""
-    query = select(AuditRecord)
-    if since is not None:
-        query = query.where(AuditRecord.at >= utc(since))
-    if until is not None:
-        query = query.where(AuditRecord.at < utc(until))
+    query = _within(select(AuditRecord), since, until)
     if actor:
         query = query.where(AuditRecord.actor == actor)
     if action:

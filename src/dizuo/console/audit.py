@@ -4,14 +4,13 @@ organization, newest first; the filtered records as a spreadsheet (itself an act
 import datetime as dt
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from dizuo.accounts.permissions import authorize
 from dizuo.accounts.service import get_org, visible_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.compliance.audit import latest, records
+from dizuo.compliance.audit import detail_text, latest, sheet_rows
 from dizuo.console.exports import download
 from dizuo.console.forms import field_errors, parse_date
 from dizuo.console.i18n import pinyin_key
@@ -84,25 +83,18 @@ def routes(console: Console) -> APIRouter:
                 request, "audit.html", signed, status=400, errors=errors, rows=[], count=0, **page
             )
         for row in rows:
-            row["detail_text"] = orjson.dumps(row["detail"]).decode() if row["detail"] else ""
+            row["detail_text"] = detail_text(row["detail"])
         return console.render(request, "audit.html", signed, rows=rows, count=count, **page)
 
     @router.get(f"{PREFIX}/audit.xlsx")
     def export(request: Request, signed: Signed, since: str = "", until: str = "") -> Response:
         authorize(signed.actor, "read the audit trail")
-        start, end = (
-            parse_date(since, "since", console.zone),
-            parse_date(until, "until", console.zone, end_of_day=True),
-        )
+        period = filters(since, until, "")
         with db.session() as session:
-            period = {"since": since or None, "until": until or None, "format": "xlsx"}
-            append(session, "audit.export", "audit_trail", actor=signed.actor.username, detail=period)
-
-        def rows() -> Any:
-            for row in records(db, start, end):
-                yield {**row, "detail": orjson.dumps(row["detail"]).decode() if row["detail"] else ""}
-
+            asked = {"since": since or None, "until": until or None, "format": "xlsx"}
+            append(session, "audit.export", "audit_trail", actor=signed.actor.username, detail=asked)
+        rows = sheet_rows(db, period["since"], period["until"])
         stamp = dt.datetime.now(console.zone).strftime("%Y%m%d")
-        return download(rows(), "xlsx", f"审计日志-{stamp}", console.words(request))
+        return download(rows, "xlsx", f"审计日志-{stamp}", console.words(request))
 
     return router

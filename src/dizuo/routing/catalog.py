@@ -95,7 +95,6 @@ class Catalog:
                     updated_at=now,
                 )
             )
-            session.flush()
             append(session, "deployment.add", dep.name, actor=actor, detail=_audited(dep))
         return dep
 
@@ -111,7 +110,6 @@ class Catalog:
                 raise _validation_error(exc) from exc
             row.spec = dep.model_dump(mode="json", exclude_none=True)
             row.updated_at = utcnow()
-            session.flush()
             append(session, "deployment.update", name, actor=actor, detail=_audited(dep, sorted(patch)))
         return dep
 
@@ -122,7 +120,6 @@ class Catalog:
             if row is None:
                 raise _missing(name)
             session.delete(row)
-            session.flush()
             append(session, "deployment.remove", name, actor=actor)
 
 

@@ -94,7 +94,9 @@ def append(
     """Add a record of *action* to the trail, in *session*'s transaction; returns its sequence number.
 
     Call it last in the transaction: every append waits for the chain's head, so taking it after the
-    act's own locks keeps two acts from waiting on each other."""
+    act's own locks keeps two acts from waiting on each other. The act's pending rows are written
+    first, for that reason."""
+    session.flush()
     target = target[:256]
     if detail is not None:  # as it will read back from the database's JSON
         detail = orjson.loads(orjson.dumps(detail))

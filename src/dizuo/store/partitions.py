@@ -32,6 +32,7 @@ __all__ = [
     "create_month",
     "drop_before",
     "ensure",
+    "expired",
     "is_partition",
     "is_partitioned",
     "month_of",
@@ -184,14 +185,16 @@ def ensure(
     return made
 
 
+def expired(connection: Connection, table: str, cutoff: dt.datetime) -> list[Partition]:
+    """*table*'s months that end at or before *cutoff*: every row of them is older."""
+    return [p for p in partitions(connection, table) if p.end is not None and p.end <= cutoff]
+
+
 def drop_before(connection: Connection, table: str, cutoff: dt.datetime) -> list[tuple[str, int]]:
-    """Drop *table*'s months that end at or before *cutoff*: every row of them is older. Returns each
-    dropped partition with the rows it held."""
+    """Drop *table*'s :func:`expired` months. Returns each dropped partition with the rows it held."""
     connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
     dropped = []
-    for partition in partitions(connection, table):
-        if partition.end is None or partition.end > cutoff:
-            continue
+    for partition in expired(connection, table, cutoff):
         rows = connection.execute(text(f"SELECT count(*) FROM {partition.name}")).scalar_one()
         connection.execute(text(f"DROP TABLE {partition.name}"))
         dropped.append((partition.name, int(rows)))

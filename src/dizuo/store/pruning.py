@@ -65,11 +65,7 @@ def prune(
     if dry_run:
         with db.engine.connect() as connection:
             if not db.is_sqlite and partitions.is_partitioned(connection, table):
-                done.partitions = [
-                    p.name
-                    for p in partitions.partitions(connection, table)
-                    if p.end is not None and p.end <= before
-                ]
+                done.partitions = [p.name for p in partitions.expired(connection, table, before)]
             query = text(f"SELECT count(*) FROM {table} WHERE {column} < :before")
             done.rows = int(connection.execute(query, {"before": before}).scalar_one())
         return done
