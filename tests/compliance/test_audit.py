@@ -297,6 +297,8 @@ async def test_an_auditor_reads_and_filters_the_trail_in_the_console(gateway_app
     assert re.findall(r'<td class="mono small">([a-z.-]+)</td>', keys.text) == ["key.create"]
     by_actor = await console.get("/console/audit", params={"actor": auditor})
     assert re.findall(r'<td class="mono small">([a-z.-]+)</td>', by_actor.text) == ["sign-in"]
+    exports = await console.get("/console/audit", params={"action": "export"})
+    assert 'value="export" selected' in exports.text  # the family is offered, and kept when chosen
     bad = await console.get("/console/audit", params={"since": "yesterday"})
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
 

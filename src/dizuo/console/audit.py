@@ -31,6 +31,7 @@ ACTIONS = (
     "deployment",
     "member",
     "sign-in",
+    "export",
     "audit",
     "retention",
 )
