@@ -123,3 +123,18 @@ async def test_a_key_made_a_moment_ago_serves_many_calls_at_once_from_one_lookup
         )
     assert {answer.status_code for answer in answers} == {200}
     assert len([sql for sql, params in ran if "api_keys" in sql and hash_key(fresh.key) in str(params)]) == 1
+
+
+async def test_calls_of_one_new_key_that_waited_for_the_next_second_share_its_lookup(
+    gateway_app: GatewayApp,
+) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")], key_refresh_seconds=60)
+    fresh = platform.org(balance="1")  # not in the gateway's cache yet
+    await asyncio.sleep(2 * platform.platform.gateway.meter.journal.refresh_seconds)  # its wallet loaded
+    junk = [f"dz-{index:043d}" for index in range(MISS_LOOKUPS_PER_SECOND + 5)]  # this second's lookups
+
+    async def call(key: str) -> int:
+        return (await platform.http(key).post("/v1/chat/completions", json=ASK)).status_code
+
+    answers = await asyncio.gather(*(call(key) for key in junk), *(call(fresh.key) for _ in range(5)))
+    assert answers[len(junk) :] == [200] * 5

@@ -197,6 +197,9 @@ class KeyCache:
 
     async def lookup(self, key: str) -> KeyInfo | None:
         """Return the caller behind *key*, or None when it is unknown, revoked or expired."""
+        return await self._lookup(key, waited=False)
+
+    async def _lookup(self, key: str, *, waited: bool) -> KeyInfo | None:
         digest = hash_key(key)
         info = self._by_hash.get(digest)
         if info is None:
@@ -213,15 +216,14 @@ class KeyCache:
                 if not key.startswith(KEY_PREFIX):
                     return None
                 if not self._may_look_up(now):
-                    # Past this second's lookups: wait for the next second's, once (a background
-                    # reload may bring the key meanwhile). A key made a moment ago still works; a
-                    # flood of made-up keys still costs at most the budget's queries a second.
-                    await asyncio.sleep(1.0 - now % 1.0)
-                    found = self._by_hash.get(digest)
-                    if found is not None:
-                        return found if found.expires_at is None or found.expires_at > time.time() else None
-                    if digest in self._loading or not self._may_look_up(time.monotonic()):
+                    if waited:
                         return None
+                    # Past this second's lookups: wait for the next second's, once, and look again
+                    # (a background reload, or another call's lookup of the key, may bring it
+                    # meanwhile). A key made a moment ago still works; a flood of made-up keys still
+                    # costs at most the budget's queries a second.
+                    await asyncio.sleep(1.0 - now % 1.0)
+                    return await self._lookup(key, waited=True)
                 loading = asyncio.ensure_future(asyncio.to_thread(self._load_one, digest))
                 self._loading[digest] = loading
                 loading.add_done_callback(lambda _: self._loading.pop(digest, None))
