@@ -13,6 +13,7 @@ from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.compliance.audit import signing_key
+from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice, Position
 from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.config import PlatformConfig, load_config
 from dizuo.console import create_console_app
@@ -20,6 +21,8 @@ from dizuo.console.web import PREFIX as CONSOLE_PREFIX
 from dizuo.errors import ConfigError
 from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
+from dizuo.gateway.aigc import PREFIX as AIGC_PREFIX
+from dizuo.gateway.aigc import install_aigc_routes
 from dizuo.gateway.http import BodyLimit, Receive, Scope, Send, send_bytes
 from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
@@ -38,7 +41,7 @@ from dizuo.routing.health import Health
 from dizuo.settings import Settings
 from dizuo.store import Database
 
-__all__ = ["Platform", "app_from_environment", "create_app", "load_settings", "prepare"]
+__all__ = ["Platform", "app_from_environment", "create_app", "labeling", "load_settings", "prepare"]
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -77,9 +80,8 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
 
 class Platform:
     """The one ASGI app: ``/admin/…`` goes to the admin API, ``/console…`` to the web console,
-    ``/v1/knowledge-bases…`` and
-    ``/v1/apps/inspection…`` to the knowledge-base API (which serves the auditor too), everything
-    else to the gateway."""
+    ``/v1/knowledge-bases…``, ``/v1/apps/inspection…`` and ``/v1/aigc…`` to the knowledge-base API
+    (which serves the auditor and the AIGC label routes too), everything else to the gateway."""
 
     def __init__(
         self,
@@ -113,11 +115,20 @@ class Platform:
         elif (
             self.knowledge is not None
             and scope["type"] == "http"
-            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX))
+            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX))
         ):
             await self.knowledge(scope, receive, send)
         else:
             await self.gateway(scope, receive, send)
+
+
+def labeling(settings: Settings) -> Labeling:
+    """The platform's AIGC labels, signed with its key."""
+    return Labeling(
+        Labeler(signing_key(settings), settings.aigc_provider),
+        Mode(settings.aigc_label),
+        Notice(settings.aigc_notice, Position(settings.aigc_notice_position)),
+    )
 
 
 def create_app(settings: Settings) -> Platform:
@@ -156,6 +167,7 @@ def create_app(settings: Settings) -> Platform:
         limiter=limiter,
         guard=Guard(config.guard),
         events=EventLog(db),
+        labeling=labeling(settings),
     )
     # Runs started through the admin API call this platform's own /v1, as users do.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
@@ -188,8 +200,10 @@ def create_app(settings: Settings) -> Platform:
         settings.kb_chat_model,
         limiter,
         writes=lambda alias, lang: gateway.router.writes(alias, lang),  # the router changes at run time
+        labeling=lambda: gateway.labeling,
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
+    install_aigc_routes(knowledge, knowledge.state.scoped, db, lambda: gateway.labeling, parser)
     gateway.on_shutdown.append(knowledge.state.close)
     console = create_console_app(
         db,

@@ -101,6 +101,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "请求体必须是 JSON 对象，而不是 {kind}。",
         "The request body must be a JSON object, not {kind}.",
     ),
+    "aigc_not_exportable": (
+        "只能导出本平台生成且未经修改的回答：{reason_zh}。请原样提交接口返回的回答（含 aigc 标识）。",
+        "Only an unchanged answer generated on this platform can be exported: {reason_en}. Send the "
+        "answer as the API returned it (with its aigc label).",
+    ),
     "missing_param": (
         "缺少必填参数 {param!r}。",
         "The required parameter {param!r} is missing.",

@@ -173,6 +173,32 @@ class Settings(BaseSettings):
     retain_guard_events_days: int = Field(
         365, ge=180, description="Days the guard's detection events are kept (at least 180)."
     )
+    aigc_label: Literal["implicit", "explicit", "off"] = Field(
+        "implicit",
+        description=(
+            "How chat answers are labeled as AI-generated (GB 45438-2025): implicit (a signed label "
+            "in the answer's metadata), explicit (a visible notice in the text too), or off (for "
+            "measurement only). Organizations and keys may ask for explicit."
+        ),
+    )
+    aigc_provider: str = Field(
+        "dizuo",
+        min_length=1,
+        max_length=128,
+        description=(
+            "The service provider's name or code in labels (ContentProducer / ContentPropagator): "
+            "the operator's name or unified social credit code."
+        ),
+    )
+    aigc_notice: str = Field(
+        "本内容由人工智能生成",
+        min_length=1,
+        max_length=200,
+        description="The explicit notice put in labeled text (answers, exported files).",
+    )
+    aigc_notice_position: Literal["start", "end"] = Field(
+        "end", description="Where the explicit notice goes in an answer: at its start or its end."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

@@ -6,7 +6,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from dizuo.accounts.service import set_serves_public
+from dizuo.accounts.service import change_org
 from dizuo.compliance.audit import records
 from tests.support.platform import GatewayApp, upstream_deployment
 
@@ -24,7 +24,7 @@ async def test_a_public_organization_reaches_filed_deployments_only(gateway_app:
         ]
     )
     public = platform.org(balance="1")
-    set_serves_public(platform.db, public.name, True)
+    change_org(platform.db, public.name, serves_public=True)
     private = platform.org(balance="1")
 
     async with platform.sdk(public.key) as client:
@@ -58,7 +58,7 @@ async def test_an_operator_marks_an_organization_public_and_the_trail_says_who(
         await client.chat.completions.create(model="unfiled-model", messages=HELLO)
     changed = await platform.http().patch(f"/admin/v1/orgs/{org.name}", json={"serves_public": True})
     assert changed.status_code == 401  # no admin token: nothing changes
-    set_serves_public(platform.db, org.name, True)
+    change_org(platform.db, org.name, serves_public=True)
     # Workers reload the organization's keys within a refresh period.
     platform.platform.gateway.keys.reload()
     async with platform.sdk(org.key) as client:

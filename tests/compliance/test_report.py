@@ -1,9 +1,11 @@
 """The regulator's monthly pack: the models in use with their filings, calls and organizations; the
-guard's events and blocked calls; the audit trail's checkpoints and whether it holds."""
+guard's events and blocked calls; the audit trail's checkpoints and whether it holds; the checks of
+AIGC labels."""
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import uuid
 from pathlib import Path
@@ -13,9 +15,12 @@ import openpyxl
 from sqlalchemy import insert, text
 
 from dizuo.accounts import create_org
+from dizuo.accounts.service import change_org
 from dizuo.billing.tables import FailedCall
 from dizuo.compliance.audit import checkpoint
-from dizuo.compliance.report import monthly
+from dizuo.compliance.report import monthly, to_xlsx
+from dizuo.compliance.tables import LabelCheck
+from dizuo.compliance.verify import Result, Verdict, record_check
 from dizuo.guard.tables import GuardEvent
 from dizuo.store import Database, utcnow
 from tests.support.cli import dizuo
@@ -67,7 +72,14 @@ async def test_the_pack_names_each_model_its_filings_calls_and_organizations(
     made = dizuo("compliance", "report", "--month", month, "--out", path, "--lang", "zh", env=env)
     assert made.returncode == 0, made.stderr
     book = openpyxl.load_workbook(path)
-    assert book.sheetnames == ["概况", "模型与备案", "数据风险", "测评等级", "审计日志检查点"]
+    assert book.sheetnames == [
+        "概况",
+        "模型与备案",
+        "数据风险",
+        "测评等级",
+        "审计日志检查点",
+        "AIGC 标识核验",
+    ]
     lines = {row[0]: row for row in book["模型与备案"].iter_rows(values_only=True)}
     assert lines[filed][1:5] == (4, 2, "是", f"{FILING['number']}（{FILING['body']}）")
     assert lines[unfiled][3] == "否"
@@ -117,4 +129,32 @@ def test_the_pack_counts_the_guard_s_month_and_checks_the_trail(empty_database_u
         connection.execute(text("UPDATE audit_trail SET actor = 'someone' WHERE seq = 1"))
     tampered = monthly(db, month, ZONE, deployments=[], grades=[], key=KEY.encode())["audit"]
     assert tampered["chain_holds"] is False and tampered["problem"]["seq"] == 1
+    db.dispose()
+
+
+def test_the_pack_counts_the_month_s_label_checks(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
+    db.upgrade()
+    org = create_org(db, "船配")
+    change_org(db, org.name, label="explicit")
+    for result, source in (
+        (Result.GENUINE, "body"),
+        (Result.GENUINE, "docx"),
+        (Result.CHANGED, "body"),
+        (Result.FORGED, "stream"),
+    ):
+        record_check(db, Verdict(result, source), "cli")
+    with db.session() as session:  # last month's check: not in this pack
+        at = utcnow() - dt.timedelta(days=40)
+        session.add(LabelCheck(id=uuid.uuid4().hex, at=at, source="body", result="genuine", checked_by="cli"))
+    month = utcnow().astimezone(ZONE).strftime("%Y-%m")
+    pack = monthly(db, month, ZONE, deployments=[], grades=[], key=KEY.encode())
+    assert pack["labels"] == {
+        "checks": 4,
+        "by_result": {"changed": 1, "forged": 1, "genuine": 2},
+        "by_source": {"body": 2, "docx": 1, "stream": 1},
+        "organizations_with_explicit_labels": 1,
+    }
+    rows = list(openpyxl.load_workbook(io.BytesIO(to_xlsx(pack, "en")))["AIGC label checks"].values)
+    assert ("result", "genuine", 2) in rows and ("source", "docx", 1) in rows
     db.dispose()

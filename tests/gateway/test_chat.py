@@ -90,7 +90,9 @@ def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
     )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "你好，世界"
-    assert len(chunks) == 4  # role, two content deltas, finish: one event per upstream event
+    # Role, two content deltas, finish: one event per upstream event; then the AIGC label's own.
+    assert len(chunks) == 5
+    assert chunks[-1].choices == [] and chunks[-1].model_extra["aigc"]["Label"] == "1"
     assert all(c.usage is None for c in chunks)
     # The gateway still asked the upstream for usage, to meter the call.
     assert upstream.last("echo").body["stream_options"] == {"include_usage": True}
@@ -107,6 +109,8 @@ def test_stream_usage_chunk_when_the_client_asks(client: openai.OpenAI) -> None:
     )
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
+    assert chunks[-1].model_extra["aigc"]["Label"] == "1"  # the label rides on the usage chunk
+    assert sum(c.usage is not None for c in chunks) == 1
 
 
 def test_deepseek_reasoning_content_is_passed_through(client: openai.OpenAI) -> None:

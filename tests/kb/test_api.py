@@ -91,12 +91,16 @@ def test_create_add_query_and_ask_with_citations(
     assert citation["locator"] == "第 4.5 条" and "HRC 60" in citation["text"]
     # The model cited [n] and a made-up [99]: the answer keeps one marker, renumbered, and no other.
     assert answer["answer"].endswith("[1]") and "[99]" not in answer["answer"]
+    # The cited answer is labeled as generated (its own text sealed): the label checks out as it came.
+    checked = httpx.post(f"{gateway.v1}/aigc/verify", json=answer, headers=http.headers).json()
+    assert checked["result"] == "genuine" and checked["model"] == "kb-librarian"
 
     missing = http.post(
         f"/{quote(kb)}/ask", json={"question": "火星探测器的发射窗口在哪一年", "model": "kb-librarian"}
     )
     assert missing.json()["found"] is False and missing.json()["citations"] == []
     assert "没有找到" in missing.json()["answer"]
+    assert "aigc" not in missing.json()  # no model wrote it: nothing to label
 
 
 def test_bad_files_get_clear_errors_and_change_nothing(http: httpx.Client, kb: str) -> None:

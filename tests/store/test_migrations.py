@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 import dizuo.accounts.tables
 import dizuo.billing.tables
+import dizuo.compliance.tables
 import dizuo.evalbench.tables
 import dizuo.guard.tables
 import dizuo.kb.tables

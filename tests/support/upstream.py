@@ -20,6 +20,16 @@ from aiohttp import web
 from tests.support.personas import Personas
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+# The label a vendor puts on its own answers ("labeled" upstream model).
+UPSTREAM_LABEL = {
+    "Label": "1",
+    "ContentProducer": "示例云",
+    "ProduceID": "up-7f3a",
+    "ReservedCode1": "vendor-seal",
+    "ContentPropagator": "",
+    "PropagateID": "",
+    "ReservedCode2": "",
+}
 
 
 @dataclass
@@ -151,7 +161,7 @@ class FakeUpstream:
             {"index": i, "message": message, "finish_reason": finish, "logprobs": None}
             for i in range(body.get("n") or 1)
         ]
-        return {
+        completion = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": int(time.time()),
@@ -159,6 +169,9 @@ class FakeUpstream:
             "choices": choices,
             "usage": usage,
         }
+        if body.get("model") == "labeled":  # a vendor that labels its own answers (GB 45438-2025)
+            completion["aigc"] = UPSTREAM_LABEL
+        return completion
 
     async def _stream(
         self, request: web.Request, body: dict[str, Any], model: str, usage: Any = USAGE
@@ -193,6 +206,9 @@ class FakeUpstream:
             await event(
                 {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": usage}]}
             )
+        elif model == "labeled":  # its label rides on its last chunk
+            last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+            await event({**last, "aigc": UPSTREAM_LABEL})
         else:
             await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
             if (body.get("stream_options") or {}).get("include_usage"):

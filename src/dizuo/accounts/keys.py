@@ -84,6 +84,9 @@ class KeyInfo:
     guard: GuardPolicy | None = None  # the key's guard policy, else its organization's; None: the platform's
     scopes: frozenset[str] | None = None  # None: every scope
     serves_public: bool = False  # its organization offers generated content to the public: filed models only
+    label: str | None = (
+        None  # how its answers are labeled (the key's, else its organization's); None: the platform's
+    )
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
@@ -172,6 +175,7 @@ class KeyCache:
             guard=_policy(key.guard if key.guard is not None else org.guard),
             scopes=frozenset(key.scopes) if key.scopes is not None else None,
             serves_public=org.serves_public,
+            label=key.label or org.label,
         )
         self._by_hash[key.key_hash] = info
         self._misses.pop(key.key_hash, None)

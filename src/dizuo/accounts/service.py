@@ -23,6 +23,7 @@ from dizuo.store.audit import append
 
 __all__ = [
     "CreatedKey",
+    "change_org",
     "create_key",
     "create_org",
     "ensure_default_org",
@@ -33,7 +34,6 @@ __all__ = [
     "org_by_name",
     "revoke_key",
     "set_guard_policy",
-    "set_serves_public",
     "validate_uscc",
     "visible_orgs",
 ]
@@ -145,21 +145,33 @@ def create_org(
     return org
 
 
-def set_serves_public(db: Database, name: str, serves_public: bool, by: Actor | None = None) -> Organization:
-    """Say whether the organization offers generated content to the public (then its calls go to
-    filed models only); every worker applies it within a refresh period."""
+LABELS = ("explicit", "implicit")  # how an organization's or key's answers are labeled (compliance.labels)
+
+
+def change_org(
+    db: Database,
+    name: str,
+    *,
+    serves_public: bool | None = None,
+    label: str | None = None,
+    by: Actor | None = None,
+) -> Organization:
+    """Change an organization: whether it offers generated content to the public (then its calls go
+    to filed models only); how its answers are labeled as AI-generated (``explicit``: a visible
+    notice in the text too; ``implicit``; ``default``: the platform's way). None leaves a field as
+    it is. Every worker applies the change within a refresh period."""
+    if label is not None and label not in (*LABELS, "default"):
+        raise _bad("label", "只能是 explicit、implicit 或 default", "must be explicit, implicit or default")
     with db.session() as session:
         org = org_by_name(session, name)
-        org.serves_public = serves_public
-        _touch_keys(session, org.id, utcnow())  # they carry their organization's flag
-        append(
-            session,
-            "org.update",
-            org.name,
-            actor=who(by),
-            org_id=org.id,
-            detail={"serves_public": serves_public},
-        )
+        detail: dict[str, Any] = {}
+        if serves_public is not None:
+            org.serves_public = detail["serves_public"] = serves_public
+        if label is not None:
+            org.label = None if label == "default" else label
+            detail["label"] = label
+        _touch_keys(session, org.id, utcnow())  # they carry their organization's settings
+        append(session, "org.update", org.name, actor=who(by), org_id=org.id, detail=detail)
     return org
 
 
@@ -210,6 +222,7 @@ def create_key(
     expires_at: dt.datetime | None = None,
     limits: tuple[int | None, int | None, int | None] = (None, None, None),
     scopes: list[str] | None = None,
+    label: str | None = None,
     by: Actor | None = None,
 ) -> CreatedKey:
     """Create an API key for *org_name*; the plain key is returned once and never stored. *scopes*
@@ -226,6 +239,8 @@ def create_key(
         scopes = [scope for scope in SCOPES if scope in scopes]
     if data_class is not None and data_class not in DATA_CLASSES:
         raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
+    if label is not None and label not in LABELS:
+        raise _bad("label", "只能是 explicit 或 implicit", "must be explicit or implicit")
     if expires_at is not None and expires_at <= utcnow():
         raise _bad("expires", "过期时间必须在将来", "the expiry must be in the future")
     rpm, tpm, concurrency = _limits(limits)
@@ -240,6 +255,7 @@ def create_key(
         models=models,
         scopes=scopes,
         data_class=data_class,
+        label=label,
         rpm=rpm,
         tpm=tpm,
         concurrency=concurrency,
@@ -249,7 +265,7 @@ def create_key(
     )
     with db.session() as session:
         session.add(record)
-        detail = {"name": name, "models": models, "scopes": scopes, "data_class": data_class}
+        detail = {"name": name, "models": models, "scopes": scopes, "data_class": data_class, "label": label}
         append(session, "key.create", record.prefix, actor=who(by), org_id=org.id, detail=detail)
     return CreatedKey(key=key, record=record)
 
@@ -285,6 +301,7 @@ def visible_orgs(db: Database, actor: Actor) -> list[dict[str, Any]]:
                 "tpm": o.tpm,
                 "concurrency": o.concurrency,
                 "serves_public": o.serves_public,
+                "label": o.label,
             }
             for o in session.scalars(query)
         ]

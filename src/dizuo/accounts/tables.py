@@ -32,6 +32,8 @@ class Organization(Base):
     guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the platform's
     # It offers generated content to the public (面向公众提供服务): its calls go to filed models only.
     serves_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # How its answers are labeled as AI-generated (compliance.labels.Mode); None: the platform's way.
+    label: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -53,6 +55,7 @@ class ApiKey(Base):
     concurrency: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the organization's
+    label: Mapped[str | None] = mapped_column(String(16))  # as Organization.label; None: the organization's
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Every change bumps updated_at so that each worker's key cache can reload only what changed.
@@ -74,6 +77,7 @@ class ApiKey(Base):
             "rpm": self.rpm,
             "tpm": self.tpm,
             "concurrency": self.concurrency,
+            "label": self.label,
             "expires_at": iso(self.expires_at) if self.expires_at else None,
             "revoked_at": iso(self.revoked_at) if self.revoked_at else None,
             "created_at": iso(self.created_at),

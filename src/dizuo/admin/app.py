@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from dizuo.accounts import create_key, create_org, get_org, revoke_key
 from dizuo.accounts.members import ORG_ROLES, Actor, authenticate_token
 from dizuo.accounts.permissions import authorize
-from dizuo.accounts.service import key_owner, set_guard_policy, set_serves_public, visible_orgs
+from dizuo.accounts.service import change_org, key_owner, set_guard_policy, visible_orgs
 from dizuo.accounts.tables import Organization
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
@@ -211,12 +211,17 @@ def create_admin_app(
         return {"id": org.id, "name": org.name}
 
     @app.patch(f"{PREFIX}/orgs/{{org}}")
-    def change_org(org: str, body: OrgChange, who: Caller) -> dict[str, Any]:
-        """Change an organization: whether it serves the public (platform admins); workers apply it
-        within a second."""
+    def update_org(org: str, body: OrgChange, who: Caller) -> dict[str, Any]:
+        """Change an organization (platform admins): whether it serves the public, how its answers
+        are labeled; workers apply it within a second."""
         may(who, "create organizations")
-        changed = set_serves_public(db, org, body.serves_public, by=who)
-        return {"id": changed.id, "name": changed.name, "serves_public": changed.serves_public}
+        changed = change_org(db, org, serves_public=body.serves_public, label=body.label, by=who)
+        return {
+            "id": changed.id,
+            "name": changed.name,
+            "serves_public": changed.serves_public,
+            "label": changed.label,
+        }
 
     @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
     def new_key(org: str, body: KeyIn, who: Caller) -> dict[str, Any]:
@@ -231,6 +236,7 @@ def create_admin_app(
             expires_at=body.expires_at,
             limits=(body.rpm, body.tpm, body.concurrency),
             scopes=body.scopes,
+            label=body.label,
             by=who,
         )
         return {"key": created.key, **created.record.as_dict()}

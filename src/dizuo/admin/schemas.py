@@ -35,7 +35,16 @@ class OrgIn(_In):
 
 
 class OrgChange(_In):
-    serves_public: bool = Field(description="It offers generated content to the public: filed models only.")
+    serves_public: bool | None = Field(
+        None, description="It offers generated content to the public: filed models only."
+    )
+    label: Literal["explicit", "implicit", "default"] | None = Field(
+        None,
+        description=(
+            "How its answers are labeled as AI-generated: explicit (a visible notice in the text too), "
+            "implicit, or default (the platform's way)."
+        ),
+    )
 
 
 class KeyIn(_In):
@@ -43,6 +52,9 @@ class KeyIn(_In):
     models: list[str] | None = None
     scopes: list[str] | None = Field(None, description="models, kb:read, kb:write, apps, compute; none: all.")
     data_class: DataClass | None = None
+    label: Literal["explicit", "implicit"] | None = Field(
+        None, description="How its answers are labeled as AI-generated; none: its organization's way."
+    )
     expires_at: dt.datetime | None = None
     rpm: int | None = Field(None, gt=0, le=MAX_LIMIT)
     tpm: int | None = Field(None, gt=0, le=MAX_LIMIT)

@@ -16,7 +16,7 @@ import orjson
 
 from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
-from dizuo.cli.compliance import audit, compliance
+from dizuo.cli.compliance import aigc, audit, compliance
 from dizuo.cli.evals import DEFAULT_BASE_URL, evals
 from dizuo.cli.guard import guard
 from dizuo.cli.inspect import inspect
@@ -165,3 +165,4 @@ main.add_command(kb)
 main.add_command(inspect)
 main.add_command(audit)
 main.add_command(compliance)
+main.add_command(aigc)

@@ -85,16 +85,25 @@ def create_org_command(
 @click.argument("name")
 @click.option(
     "--serves-public/--private-use",
-    required=True,
+    default=None,
     help="Whether it offers generated content to the public (then its calls go to filed models only).",
 )
-def set_org_command(name: str, serves_public: bool) -> None:
-    """Change an organization: whether it serves the public. Workers apply it within a second."""
-    from dizuo.accounts.service import set_serves_public
+@click.option(
+    "--label",
+    type=click.Choice(["explicit", "implicit", "default"]),
+    default=None,
+    help="How its answers are labeled as AI-generated: explicit adds a visible notice to the text.",
+)
+def set_org_command(name: str, serves_public: bool | None, label: str | None) -> None:
+    """Change an organization: whether it serves the public, how its answers are labeled. Workers
+    apply it within a second."""
+    from dizuo.accounts.service import change_org
 
+    if serves_public is None and label is None:
+        raise click.UsageError("nothing to change: give --serves-public/--private-use or --label")
     with reported(), database() as db:
-        org = set_serves_public(db, name, serves_public)
-    click.echo(f"{org.name}: serves_public={str(org.serves_public).lower()}")
+        org = change_org(db, name, serves_public=serves_public, label=label)
+    click.echo(f"{org.name}: serves_public={str(org.serves_public).lower()} label={org.label or 'default'}")
 
 
 @admin.command("create-key")
@@ -108,6 +117,12 @@ def set_org_command(name: str, serves_public: bool) -> None:
 )
 @click.option("--data-class", type=click.Choice(DATA_CLASSES), default=None)
 @click.option(
+    "--label",
+    type=click.Choice(["explicit", "implicit"]),
+    default=None,
+    help="How its answers are labeled as AI-generated (default: its organization's way).",
+)
+@click.option(
     "--expires",
     default=None,
     help="Expiry date, YYYY-MM-DD (through that day in DIZUO_TIMEZONE) or ISO 8601.",
@@ -119,6 +134,7 @@ def create_key_command(
     models: str | None,
     scopes: str | None,
     data_class: str | None,
+    label: str | None,
     expires: str | None,
     rpm: int | None,
     tpm: int | None,
@@ -138,6 +154,7 @@ def create_key_command(
             data_class=data_class,
             expires_at=expires_at,
             limits=(rpm, tpm, concurrency),
+            label=label,
         )
     click.echo(created.key)
 

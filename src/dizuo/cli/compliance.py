@@ -14,7 +14,7 @@ import orjson
 from dizuo.cli.common import LANG, Lang, database, emit, parse_period, platform_zone, reported
 from dizuo.settings import Settings
 
-__all__ = ["audit", "compliance", "register"]
+__all__ = ["aigc", "audit", "compliance", "register"]
 
 
 @click.command("prune")
@@ -184,6 +184,50 @@ def compliance_report_command(month: str, fmt: str, out: Path | None, lang: Lang
                 detail = {"month": month, "format": fmt}
                 append(session, "export.compliance-report", month, actor="cli", detail=detail)
     emit(orjson.dumps(pack, option=orjson.OPT_INDENT_2) if fmt == "json" else to_xlsx(pack, lang), out)
+
+
+@click.group("aigc")
+def aigc() -> None:
+    """AIGC labels (GB 45438-2025) on generated content: check one."""
+
+
+@aigc.command("verify")
+@click.argument("source", type=click.File("rb"))
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict as one JSON document.")
+def aigc_verify_command(source: Any, as_json: bool) -> None:
+    """Check the label of SOURCE (a file, or - for standard input): a chat completion's JSON, a stream
+    as its client read it, a DOCX/XLSX/PDF/HTML file the platform exported, or a content id. Say
+    whether this platform produced it, when, for which organization, and whether it changed since;
+    exit 1 unless the label is genuine and the content unchanged (or the id is one of ours)."""
+    from dizuo.app import labeling
+    from dizuo.compliance.files import read_file
+    from dizuo.compliance.verify import Result, check, read_found, record_check
+
+    data = source.read()
+    with reported():
+        labeler = labeling(Settings()).labeler
+        with database() as db:
+            verdict = check(db, labeler, read_found(data, read_file))
+            record_check(db, verdict, "cli")
+    document = verdict.public(show_org=True)
+    if as_json:
+        click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(f"{document['message']['zh']} / {document['message']['en']}")
+        organization = document.get("organization")
+        for name, value in (
+            ("结果 / result", document["result"]),
+            ("内容编号 / content id", document["content_id"]),
+            ("标识时间 / labeled at", document["labeled_at"]),
+            ("调用时间 / call at", document.get("created_at")),
+            ("组织 / organization", organization and f"{organization['name']} ({organization['id']})"),
+            ("模型 / model", document.get("model")),
+            ("本平台角色 / platform's part", document["role"]),
+        ):
+            if value:
+                click.echo(f"{name}: {value}")
+    if verdict.result not in (Result.GENUINE, Result.RECORDED):
+        sys.exit(1)
 
 
 def register(group: click.Group) -> None:

@@ -4,7 +4,8 @@ big-data bureau about a month of the platform, in one JSON document or one workb
 - the models in use: calls, organizations, the deployments that served them and their filings;
 - the data-risk guard: events by action and entity types found, calls it blocked;
 - the evaluation grades of the models (the latest run of each suite);
-- the audit trail: the month's records, its signed checkpoints and whether the chain holds.
+- the audit trail: the month's records, its signed checkpoints and whether the chain holds;
+- AIGC labels: the month's checks of labels by result and by what was checked.
 
 Figures of calls come from the hourly rollups (exact, and constant time however busy the month);
 guard events and checkpoints from their tables.
@@ -24,6 +25,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.billing.reports import month_bounds
 from dizuo.billing.tables import FailedCall, usage_hourly
 from dizuo.compliance.audit import verify
+from dizuo.compliance.tables import LabelCheck
 from dizuo.config import DeploymentConfig
 from dizuo.errors import Lang
 from dizuo.guard.tables import GuardEvent
@@ -139,6 +141,28 @@ def _audit(db: Database, start: dt.datetime, end: dt.datetime, key: bytes) -> di
     }
 
 
+def _labels(db: Database, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    span = (LabelCheck.at >= utc(start), LabelCheck.at < utc(end))
+    with db.session() as session:
+        by_result = dict(
+            session.execute(
+                select(LabelCheck.result, func.count()).where(*span).group_by(LabelCheck.result)
+            ).all()
+        )
+        by_source = dict(
+            session.execute(
+                select(LabelCheck.source, func.count()).where(*span).group_by(LabelCheck.source)
+            ).all()
+        )
+        explicit = session.scalar(select(func.count()).where(Organization.label == "explicit"))
+    return {
+        "checks": sum(by_result.values()),
+        "by_result": dict(sorted(by_result.items())),
+        "by_source": dict(sorted(by_source.items())),
+        "organizations_with_explicit_labels": int(explicit or 0),
+    }
+
+
 def monthly(
     db: Database,
     month: str,
@@ -173,7 +197,7 @@ def monthly(
             if row["model"] in used
         ],
         "audit": _audit(db, start, end, key),
-        "labels": None,  # AIGC label verifications: not recorded yet
+        "labels": _labels(db, start, end),
     }
 
 
@@ -183,6 +207,9 @@ _WORDS: dict[str, tuple[str, str]] = {
     "guard": ("数据风险", "Data risk"),
     "evaluations": ("测评等级", "Evaluation grades"),
     "audit": ("审计日志检查点", "Audit checkpoints"),
+    "labels": ("AIGC 标识核验", "AIGC label checks"),
+    "label_checks": ("标识核验次数", "Label checks"),
+    "organizations_with_explicit_labels": ("回答带显式标识的组织", "Organizations with explicit labels"),
     "month": ("月份", "Month"),
     "calls": ("调用次数", "Calls"),
     "model": ("模型", "Model"),
@@ -253,6 +280,11 @@ def to_xlsx(pack: dict[str, Any], lang: Lang = "zh") -> bytes:
             [word("blocked_calls"), pack["guard"]["blocked_calls"]],
             [word("records"), pack["audit"]["records"]],
             [word("chain_holds"), yes(pack["audit"]["chain_holds"])],
+            [word("label_checks"), pack["labels"]["checks"]],
+            [
+                word("organizations_with_explicit_labels"),
+                pack["labels"]["organizations_with_explicit_labels"],
+            ],
         ],
         first=True,
     )
@@ -287,6 +319,13 @@ def to_xlsx(pack: dict[str, Any], lang: Lang = "zh") -> bytes:
         "audit",
         ["seq", "hash", "at", "signature"],
         [[c["seq"], c["hash"], c["at"], c["signature"]] for c in pack["audit"]["checkpoints"]],
+    )
+    labels = pack["labels"]
+    sheet(
+        "labels",
+        ["kind", "name", "count"],
+        [["result", name, count] for name, count in labels["by_result"].items()]
+        + [["source", name, count] for name, count in labels["by_source"].items()],
     )
     buffer = io.BytesIO()
     book.save(buffer)

@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
 from dizuo.billing.meter import estimate_usage, max_output
+from dizuo.compliance.labels import Labeling, Mode, Notice
 from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
@@ -53,6 +54,7 @@ from dizuo.gateway.calls import (
 )
 from dizuo.gateway.guarding import StreamGuard, whole_answer
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
+from dizuo.gateway.labeling import StreamLabel, label_whole, stream_header
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
@@ -98,8 +100,10 @@ class Gateway:
         limiter: Limiter | None = None,
         guard: Guard | None = None,
         events: EventLog | None = None,
+        labeling: Labeling | None = None,
     ) -> None:
         self.settings = settings
+        self.labeling = labeling  # AIGC labels on chat answers; None: none (tests of other things)
         self.guard = guard or Guard(GuardConfig())
         self.events = events
         self._alerts: set[asyncio.Future[None]] = set()
@@ -612,11 +616,30 @@ class Gateway:
         settling = self._settle(call, attempt.first.usage)
         try:
             extra = self._response_headers(call, attempt.deployment)
+            labeling = self._labeling(call)
+            if labeling is not None:
+                data, aigc = label_whole(
+                    labeling.labeler, data, call.request_id, attempt.deployment, self._notice(call)
+                )
+                if aigc is not None:
+                    extra.append((b"aigc", aigc))
             await attempt.replies.aclose()  # nothing when the guard closed it already
         finally:
             await settling
         self._answer_event(call)
         await send_bytes(send, 200, data, extra=extra)
+
+    def _labeling(self, call: Call) -> Labeling | None:
+        """The labeling of *call*'s answer: chat answers only, unless labels are off for it."""
+        labeling = self.labeling
+        if labeling is None or call.endpoint != "chat" or labeling.mode_for(call.key.label) is Mode.OFF:
+            return None
+        return labeling
+
+    def _notice(self, call: Call) -> Notice | None:
+        labeling = self.labeling
+        assert labeling is not None
+        return labeling.notice if labeling.mode_for(call.key.label) is Mode.EXPLICIT else None
 
     # ---- /v1/chat/completions ------------------------------------------------------------
 
@@ -678,17 +701,18 @@ class Gateway:
         attempt = call.attempt
         assert attempt is not None
         dep = attempt.deployment
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": SSE_HEADERS + self._response_headers(call, dep),
-            }
-        )
+        headers = SSE_HEADERS + self._response_headers(call, dep)
+        labeling = self._labeling(call)
+        label = None
+        if labeling is not None:
+            label = StreamLabel(labeling.labeler, call.request_id, dep, self._notice(call))
+            headers.append((b"aigc", stream_header(labeling.labeler, call.request_id, dep)))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         reply: Reply | None = attempt.first
         replies = attempt.replies
         inspection = call.inspection
         guard = StreamGuard(inspection) if inspection is not None and inspection.touches_answer else None
+        held: bytes | None = None  # the client's usage chunk, sent last with the label
         try:
             while reply is not None:
                 if reply.usage is not None:
@@ -701,16 +725,24 @@ class Gateway:
                     call.chunks += 1
                 if data is not None and guard is not None:
                     data = guard.chunk(data)
+                if data is not None and label is not None:
+                    if reply.usage_only:
+                        data, held = held, data
+                    else:
+                        data = label.chunk(data)
                 if data is not None:
                     await send(
                         {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
                     )
                 reply = await anext(replies, None)
-            rest = guard.rest() if guard is not None else None
-            if rest is not None:
-                await send(
-                    {"type": "http.response.body", "body": b"data: " + rest + b"\n\n", "more_body": True}
-                )
+            ending = [guard.rest() if guard is not None else None]
+            if label is not None:
+                ending = [label.chunk(ending[0]) if ending[0] is not None else None, label.unfinished()]
+            for rest in ending:
+                if rest is not None:
+                    await send(
+                        {"type": "http.response.body", "body": b"data: " + rest + b"\n\n", "more_body": True}
+                    )
         except DataRiskBlocked as exc:
             # Mid-stream: the status is sent already; the answer ends with an error event, no [DONE].
             await self._settle(call, call.usage, status="blocked")
@@ -727,8 +759,14 @@ class Gateway:
         finally:
             await replies.aclose()
         # The stream is not complete until its usage record is durable (DESIGN §3.3).
-        await self._settle(call, call.usage)
+        settling = self._settle(call, call.usage)
+        try:
+            last = label.final(held) if label is not None else None
+        finally:
+            await settling
         self._answer_event(call)
+        if last is not None:
+            await send({"type": "http.response.body", "body": b"data: " + last + b"\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": DONE})
 
     # ---- /v1/embeddings ------------------------------------------------------------------

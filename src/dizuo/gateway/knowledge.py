@@ -20,10 +20,11 @@ from pydantic import BaseModel, Field
 
 from dizuo.accounts import KeyCache
 from dizuo.accounts.keys import KeyInfo
+from dizuo.compliance.labels import Labeling, read_label
 from dizuo.errors import AuthenticationFailed
 from dizuo.gateway.uploads import read_limited
 from dizuo.http_errors import install_error_handlers
-from dizuo.kb.answers import ask
+from dizuo.kb.answers import Answer, ask
 from dizuo.kb.index import Filters
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
@@ -67,6 +68,19 @@ def _requests_only(subjects: tuple[Subject, ...]) -> tuple[Subject, ...]:
     return tuple(Subject(s.id, Limit(rpm=s.limit.rpm)) for s in subjects if s.limit.rpm is not None)
 
 
+def _label(
+    labeling: Labeling | None, labels: list[dict[str, Any] | None], answer: Answer
+) -> dict[str, str] | None:
+    """The label of a cited answer: the model's answer's label (checked) sealed anew over the cited
+    text; None for an extractive answer (quoted passages, no model's text) or where labels are off."""
+    if labeling is None or not answer.found or not labels or labels[-1] is None:
+        return None
+    generated = read_label(labels[-1])
+    if generated is None or labeling.labeler.open(generated) is None:
+        return None
+    return labeling.labeler.reseal(generated, answer.answer)
+
+
 def create_kb_app(
     kbs: KnowledgeBases,
     keys: KeyCache,
@@ -74,6 +88,7 @@ def create_kb_app(
     chat_model: str,
     limiter: Limiter,
     writes: Callable[[str, str], bool] | None = None,
+    labeling: Callable[[], Labeling | None] = lambda: None,
 ) -> FastAPI:
     """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``).
     Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits.
@@ -133,7 +148,7 @@ def create_kb_app(
             raise AuthenticationFailed()
         return Caller(info, token, accept_language)
 
-    def scoped(scope: str, hold: bool = False) -> Callable[..., AsyncIterator[Caller]]:
+    def scoped(scope: str | None, hold: bool = False) -> Callable[..., AsyncIterator[Caller]]:
         """The caller with *scope*, counted against its key's and organization's requests per
         minute; with *hold*, also holding a concurrency slot until the answer. Routes that call this
         platform's /v1 with the key (embeddings, answers) do not hold one: those calls take their own,
@@ -144,7 +159,8 @@ def create_kb_app(
             accept_language: Annotated[str | None, Header()] = None,
         ) -> AsyncIterator[Caller]:
             who = await caller(authorization, accept_language)
-            who.info.require(scope)
+            if scope is not None:  # None: any key of the platform
+                who.info.require(scope)
             subjects = who.info.limits if hold else _requests_only(who.info.limits)
             permit = await limiter.acquire(subjects, 0) if subjects else None
             try:
@@ -224,12 +240,13 @@ def create_kb_app(
     @app.post(PREFIX + "/{name}/ask")
     async def ask_kb(name: str, body: AskIn, who: Reader) -> dict[str, Any]:
         model = body.model or chat_model  # the gateway checks that the key may use it
+        models = who.models()
         answer = await ask(
             kbs,
             who.org,
             name,
             body.question,
-            who.models(),
+            models,
             model,
             k=body.k,
             filters=body.filters.filters(),
@@ -237,6 +254,9 @@ def create_kb_app(
         )
         document = answer.public()
         document["model"] = model
+        label = _label(labeling(), models.labels, answer)
+        if label is not None:
+            document["aigc"] = label
         return document
 
     return app

@@ -54,6 +54,9 @@ class GatewayModels:
         self.session = session
         self.headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
         self.headers.update(headers or {})
+        # The AIGC label of each chat answer, in order (None where it had none): an answer made
+        # from them is labeled anew, sealing its own text.
+        self.labels: list[dict[str, Any] | None] = []
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         async with self.session.post(
@@ -95,6 +98,8 @@ class GatewayModels:
     async def chat(self, model: str, messages: list[dict[str, str]], max_tokens: int = 1024) -> str:
         body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}
         answer = await self._post("/chat/completions", body)
+        label = answer.get("aigc")
+        self.labels.append(label if isinstance(label, dict) else None)
         content = answer["choices"][0]["message"].get("content")
         return content if isinstance(content, str) else ""
 
