@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +14,7 @@ from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
 from dizuo.billing import Meter
 from dizuo.compliance.audit import signing_key
+from dizuo.compliance.files import label_html
 from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice, Position
 from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.config import PlatformConfig, load_config
@@ -41,7 +43,15 @@ from dizuo.routing.health import Health
 from dizuo.settings import Settings
 from dizuo.store import Database
 
-__all__ = ["Platform", "app_from_environment", "create_app", "labeling", "load_settings", "prepare"]
+__all__ = [
+    "Platform",
+    "app_from_environment",
+    "create_app",
+    "labeling",
+    "load_settings",
+    "prepare",
+    "report_labels",
+]
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -131,6 +141,13 @@ def labeling(settings: Settings) -> Labeling:
     )
 
 
+def report_labels(labels: Labeling) -> Callable[[str, str], str] | None:
+    """What labels an evaluation report (it shows models' answers): (page, run id) -> the page."""
+    if labels.mode is Mode.OFF:
+        return None
+    return lambda page, run_id: label_html(page, labels.labeler, f"eval_{run_id}", labels.notice)
+
+
 def create_app(settings: Settings) -> Platform:
     """Return the platform's ASGI app for *settings* (the database must be prepared)."""
     config = load_config(settings.config)
@@ -143,6 +160,7 @@ def create_app(settings: Settings) -> Platform:
     def build(platform_config: PlatformConfig) -> list[Deployment]:
         return build_deployments(platform_config, settings, transport, source=source)
 
+    labels = labeling(settings)
     health = Health(settings.circuit_failure_threshold, settings.circuit_cooldown_seconds)
     router = Router(build(effective), dict(effective.routing), health)
     limiter: Limiter = (
@@ -167,11 +185,11 @@ def create_app(settings: Settings) -> Platform:
         limiter=limiter,
         guard=Guard(config.guard),
         events=EventLog(db),
-        labeling=labeling(settings),
+        labeling=labels,
     )
     # Runs started through the admin API call this platform's own /v1, as users do.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    evals = EvalService(db, settings.data_dir)
+    evals = EvalService(db, settings.data_dir, label=report_labels(labels))
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
@@ -213,6 +231,7 @@ def create_app(settings: Settings) -> Platform:
         evals=evals,
         kbs=kbs,
         secure_cookies=settings.cookies_secure,
+        aigc_notice=settings.aigc_notice,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

@@ -173,6 +173,14 @@ class Settings(BaseSettings):
     retain_guard_events_days: int = Field(
         365, ge=180, description="Days the guard's detection events are kept (at least 180)."
     )
+    retain_audit_days: int = Field(
+        1095,
+        ge=180,
+        description=(
+            "Days audit records are kept (at least 180); removed up to a signed checkpoint, which "
+            "the rest of the chain is checked from."
+        ),
+    )
     aigc_label: Literal["implicit", "explicit", "off"] = Field(
         "implicit",
         description=(

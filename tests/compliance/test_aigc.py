@@ -297,3 +297,48 @@ def test_an_office_files_label_sits_in_its_custom_properties(tmp_path: Path) -> 
         assert "docProps/custom.xml" in archive.namelist()
         assert b"custom-properties" in archive.read("[Content_Types].xml")
         assert b"docProps/custom.xml" in archive.read("_rels/.rels")
+
+
+def test_a_streams_text_is_read_right_whatever_its_chunks_hold() -> None:
+    from dizuo.compliance.labels import Labeler, digest
+    from dizuo.config import DeploymentConfig
+    from dizuo.gateway.labeling import StreamLabel
+
+    class Spec:
+        name = "openai-compatible"
+
+    class Provider:
+        spec = Spec()
+
+    class Deployment:
+        config = DeploymentConfig(name="d", model="m", provider="openai-compatible", cloud="private")
+        provider = Provider()
+
+    base = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+
+    def event(*choices: dict[str, Any], spaced: bool = False) -> bytes:
+        body = {**base, "choices": list(choices)}
+        if spaced:  # Python's json, as some servers write it: not the compact shape
+            return json.dumps(body, ensure_ascii=True).encode()
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def delta(content: Any, index: int = 0, **more: Any) -> dict[str, Any]:
+        return {"index": index, "delta": {"content": content, **more}, "finish_reason": None}
+
+    labeler = Labeler(b"k" * 32, "dizuo")
+    stream = StreamLabel(labeler, "req_" + "0" * 32, Deployment(), None)  # type: ignore[arg-type]
+    events = [
+        event(delta("", role="assistant")),
+        event(delta('他说："\\"引号\\"" 和 \\\\ 反斜杠')),
+        event(delta("第二个选项", index=1)),
+        event(delta("中文与\u2028换行\n")),
+        event(delta("空格写法"), spaced=True),
+        event(delta(None, tool_calls=[{"index": 0, "function": {"arguments": '{"content":"x"}'}}])),
+        event({"index": 0, "delta": {}, "finish_reason": "stop"}),
+    ]
+    for data in events:
+        assert stream.chunk(data) == data  # passed on untouched
+    label = json.loads(stream.final(None))["aigc"]
+    seal = labeler.open(label)
+    expected = '他说："\\"引号\\"" 和 \\\\ 反斜杠中文与\u2028换行\n空格写法' + "\x1e" + "第二个选项"
+    assert seal is not None and seal.digest == digest(expected)

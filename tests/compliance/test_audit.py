@@ -21,8 +21,10 @@ from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.accounts.service import ensure_default_org
 from dizuo.billing.service import topup
-from dizuo.compliance.audit import records, verify
-from dizuo.store import Database
+from dizuo.compliance.audit import checkpoint, records, verify
+from dizuo.compliance.retention import kept, run
+from dizuo.settings import Settings
+from dizuo.store import Database, utcnow
 from dizuo.store.audit import GENESIS, AuditRecord, digest
 from tests.console.test_forms import csrf_of
 from tests.support.cli import dizuo
@@ -208,6 +210,38 @@ def test_verify_names_the_first_record_that_was_tampered_with(
     tamper(db)
     status, said = _audit(empty_database_url, "verify")
     assert status == 1 and named in said, said
+    db.dispose()
+
+
+def test_retention_removes_old_records_up_to_a_checkpoint_and_the_rest_still_verifies(
+    empty_database_url: str,
+) -> None:
+    db = _acts(empty_database_url, 6)
+    key = KEY.encode()
+    checkpoint(db, key)  # signs record 6; the signing is record 7
+    for _ in range(3):
+        topup(db, "船配", 1_000_000)  # records 8 to 10
+    audit_only = [rule for rule in kept(Settings(retain_audit_days=180)) if rule.table == "audit_trail"]
+    later = utcnow() + dt.timedelta(days=181)  # every record is past 180 days then
+
+    (dry,) = run(db, audit_only, later, dry_run=True).pruned
+    assert dry[1].rows == 6  # up to the checkpoint only: records 7 to 10 have none after them yet
+    assert [row["seq"] for row in records(db)] == list(range(1, 11))
+    run(db, audit_only, later, actor="cli")  # the removal is itself record 11
+    assert [row["seq"] for row in records(db)] == list(range(7, 12))
+    assert verify(db, key) == (5, None)  # the chain starts from the signed hash at record 6
+    status, said = _audit(empty_database_url, "verify")
+    assert status == 0 and "5 records" in said, said
+
+    with db.engine.begin() as connection:  # the first kept record changed: named
+        connection.execute(text("UPDATE audit_trail SET actor = 'someone else' WHERE seq = 7"))
+    assert "record 7 was changed" in str(verify(db, key)[1])
+    with db.engine.begin() as connection:  # and removed: nothing signed to start from
+        connection.execute(text("DELETE FROM audit_trail WHERE seq = 7"))
+    problem = verify(db, key)[1]
+    assert problem is not None and "records 1 to 7 are missing with no valid signed checkpoint" in str(
+        problem
+    )
     db.dispose()
 
 

@@ -109,7 +109,8 @@ def test_prune_removes_exactly_what_has_expired_and_never_money(empty_database_u
 
     dry = dizuo("admin", "prune", "--dry-run", "--json", env=env)
     assert dry.returncode == 0, dry.stderr
-    assert [entry["rows"] for entry in json.loads(dry.stdout)["pruned"]] == [4, 4]
+    # The audit trail is kept three years: nothing of it has expired.
+    assert [entry["rows"] for entry in json.loads(dry.stdout)["pruned"]] == [4, 4, 0]
     assert _count(db, FailedCall) == _count(db, GuardEvent) == 7  # a dry run removes nothing
 
     done = dizuo("admin", "prune", "--json", env=env)
@@ -118,6 +119,7 @@ def test_prune_removes_exactly_what_has_expired_and_never_money(empty_database_u
     assert [(entry["table"], entry["rows"]) for entry in report["pruned"]] == [
         ("failed_calls", 4),
         ("guard_events", 4),
+        ("audit_trail", 0),
     ]
     with db.session() as session:
         left = sorted(utc(moment) for moment in session.scalars(select(FailedCall.created_at)))
@@ -131,11 +133,12 @@ def test_prune_removes_exactly_what_has_expired_and_never_money(empty_database_u
         assert [tuple(row) for row in recorded] == [("failed_calls", 4), ("guard_events", 4)]
     # The job is in the audit trail, as the one who ran it.
     trail = [
-        (row["actor"], row["action"], row["target"], row["detail"]["rows"]) for row in list(records(db))[-2:]
+        (row["actor"], row["action"], row["target"], row["detail"]["rows"]) for row in list(records(db))[-3:]
     ]
     assert trail == [
         ("cli", "retention.prune", "failed_calls", 4),
         ("cli", "retention.prune", "guard_events", 4),
+        ("cli", "retention.prune", "audit_trail", 0),
     ]
 
     if not db.is_sqlite:
@@ -153,7 +156,7 @@ def test_prune_removes_exactly_what_has_expired_and_never_money(empty_database_u
     assert _failed_summed(db) == 7
 
     again = dizuo("admin", "prune", "--json", env=env)
-    assert [entry["rows"] for entry in json.loads(again.stdout)["pruned"]] == [0, 0]
+    assert [entry["rows"] for entry in json.loads(again.stdout)["pruned"]] == [0, 0, 0]
     db.dispose()
 
 

@@ -285,7 +285,18 @@ def test_the_playground_streams_an_answer(browser: Any, gateway: RunningGateway,
     page.get_by_label("消息").fill("你好，底座")
     page.get_by_role("button", name="发送").click()
     page.get_by_test_id("answer").filter(has_text="你好，底座").wait_for(timeout=10_000)
+    # A generated answer is shown with its explicit label, and exports as a labeled file.
+    page.get_by_test_id("pg-notice").wait_for()
+    assert page.get_by_test_id("pg-notice").inner_text() == "本内容由人工智能生成"
     screenshot(page, "console-playground")
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="Word").click()
+    assert caught.value.suggested_filename == "answer.docx"
+    exported = Path(caught.value.path()).read_bytes()
+    checked = httpx.post(
+        f"{gateway.v1}/aigc/verify", content=exported, headers={"Authorization": f"Bearer {people.key_a}"}
+    ).json()
+    assert (checked["result"], checked["source"], checked["model"]) == ("genuine", "docx", "chunked-model")
     page.get_by_label("API 密钥").fill("dz-not-a-key")
     page.get_by_role("button", name="发送").click()
     page.locator(".answer.failed").wait_for()
@@ -323,7 +334,13 @@ def test_a_knowledge_base_takes_a_document_and_answers_with_citations(
     page.get_by_test_id("kb-citations").locator("li").first.wait_for(timeout=30_000)
     assert "HRC 60" in page.get_by_test_id("kb-answer").inner_text()
     assert "检验规范.md" in page.get_by_test_id("kb-citations").inner_text()
+    assert page.get_by_test_id("kb-notice").is_visible()  # a model wrote it: the notice shows
     screenshot(page, "console-kbs")
+    with page.expect_download() as caught:
+        page.get_by_role("button", name="PDF", exact=True).click()
+    exported = Path(caught.value.path()).read_bytes()
+    checked = httpx.post(f"{gateway.v1}/aigc/verify", content=exported, headers=headers).json()
+    assert (checked["result"], checked["source"]) == ("genuine", "pdf")
     # The embedded model is offered as English only, and a Chinese question to it gets the passages.
     assert "local/smollm2-135m-instruct（仅英文）" in page.get_by_label("模型").inner_text()
     page.get_by_label("API 密钥").fill(people.key_a)
@@ -331,6 +348,7 @@ def test_a_knowledge_base_takes_a_document_and_answers_with_citations(
     page.get_by_role("button", name="提问").click()
     page.get_by_test_id("kb-answer").filter(has_text="所选模型不能用中文作答").wait_for(timeout=30_000)
     assert "HRC 60" in page.get_by_test_id("kb-answer").inner_text()
+    assert not page.get_by_test_id("kb-notice").is_visible()  # quoted passages: no model wrote them
     screenshot(page, "console-kbs-english-only-model")
 
 
@@ -359,6 +377,14 @@ def test_evaluation_runs_and_their_reports(browser: Any, gateway: RunningGateway
     report = popup.value
     report.wait_for_load_state()
     assert "eval-refuser" in report.content()
+    # The report shows the model's answers: it carries the notice, and its label checks out.
+    assert report.get_by_text("本内容由人工智能生成").first.is_visible()
+    checked = httpx.post(
+        f"{gateway.v1}/aigc/verify",
+        content=report.request.get(report.url).body(),  # the page as served
+        headers={"Authorization": f"Bearer {people.key_a}"},
+    ).json()
+    assert (checked["result"], checked["source"]) == ("genuine", "html")
     denied = sign_in(browser, gateway, people.user("a-admin"))
     response = denied.goto(f"{gateway.url}/console/evals")
     assert response is not None and response.status == 403

@@ -90,7 +90,9 @@ def run(
 ) -> None:
     """Run a suite against a model; resume a run killed halfway by running it again into --out.
     The finished run is recorded in the platform, as runs started from the console are."""
+    from dizuo.app import labeling, report_labels
     from dizuo.evalbench import BankError, RunConfig, RunConflict, RunFailed, load_suite, run_suite
+    from dizuo.settings import Settings
 
     try:
         suite = load_suite(suite_spec)
@@ -118,7 +120,9 @@ def run(
             click.echo(f"  {done}/{total}", err=True)
 
     try:
-        document = asyncio.run(run_suite(suite, config, out, progress))
+        label = report_labels(labeling(Settings()))
+        labeled = (lambda page: label(page, out.name)) if label is not None else None
+        document = asyncio.run(run_suite(suite, config, out, progress, labeled))
     except RunConflict as exc:
         fail(str(exc))
     except RunFailed as exc:

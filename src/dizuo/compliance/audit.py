@@ -21,13 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select, update
 
 from dizuo.settings import Settings
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import GENESIS, AuditCheckpoint, AuditHead, AuditRecord, append, digest
+from dizuo.store.pruning import BATCH, Prune, Pruned
 
-__all__ = ["Problem", "checkpoint", "detail_text", "latest", "records", "sheet_rows", "signing_key", "verify"]
+__all__ = [
+    "Problem",
+    "checkpoint",
+    "detail_text",
+    "latest",
+    "prune_trail",
+    "records",
+    "sheet_rows",
+    "signing_key",
+    "verify",
+]
 
 PAGE = 5_000
 
@@ -109,17 +120,47 @@ def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
     with db.session() as session:
         checkpoints = {c.seq: c for c in session.scalars(select(AuditCheckpoint))}
         head = session.get(AuditHead, 1)
-    expected, prev = 1, GENESIS
+        first = session.scalar(select(func.min(AuditRecord.seq)))
+    start, prev = 1, GENESIS
+    if first is not None and first > 1:
+        # Records before *first* were removed by retention: the checkpoint signed at the record just
+        # before it is where the rest of the chain starts.
+        anchor = checkpoints.get(first - 1)
+        if anchor is None or not hmac.compare_digest(
+            anchor.signature, _sign(key, anchor.seq, anchor.hash, utc(anchor.at))
+        ):
+            return 0, Problem(
+                1,
+                f"第 1 至 {first - 1} 条记录缺失，且第 {first - 1} 条处没有有效的签名检查点（留存清理只删除到检查点为止）",
+                f"records 1 to {first - 1} are missing with no valid signed checkpoint at {first - 1} (retention"
+                " removes records up to a checkpoint only)",
+            )
+        start, prev = first, anchor.hash
+        checkpoints = {seq: c for seq, c in checkpoints.items() if seq >= first}
+    held, problem = _walk(db, key, start, prev, checkpoints, head)
+    return held, problem
+
+
+def _walk(
+    db: Database,
+    key: bytes,
+    start: int,
+    prev: str,
+    checkpoints: dict[int, AuditCheckpoint],
+    head: AuditHead | None,
+) -> tuple[int, Problem | None]:
+    """Walk the records from *start* (whose predecessor's hash is *prev*); return how many hold."""
+    expected = start
     for record in _pages(db):
         if record.seq != expected:
-            return expected - 1, Problem(
+            return expected - start, Problem(
                 expected,
                 f"第 {expected} 至 {record.seq - 1} 条记录缺失（链从第 {expected - 1} 条跳到第 {record.seq} 条）",
                 f"records {expected} to {record.seq - 1} are missing (the chain jumps from {expected - 1}"
                 f" to {record.seq})",
             )
         if record.prev != prev:
-            return expected - 1, Problem(
+            return expected - start, Problem(
                 record.seq,
                 f"第 {record.seq} 条记录接不上前一条（前一条被改动、删除，或记录被调换了顺序）",
                 f"record {record.seq} does not follow the one before it (that one was changed or removed,"
@@ -127,7 +168,7 @@ def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
             )
         fields = (record.actor, record.action, record.target, record.org_id, record.detail)
         if digest(record.prev, record.seq, utc(record.at), *fields) != record.hash:
-            return expected - 1, Problem(
+            return expected - start, Problem(
                 record.seq,
                 f"第 {record.seq} 条记录被改动（内容与其哈希不符）",
                 f"record {record.seq} was changed (its contents do not match its hash)",
@@ -136,14 +177,14 @@ def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
         if signed is not None:
             good = hmac.compare_digest(signed.signature, _sign(key, signed.seq, signed.hash, utc(signed.at)))
             if not good:
-                return expected - 1, Problem(
+                return expected - start, Problem(
                     record.seq,
                     f"第 {record.seq} 条记录处的检查点签名无效（检查点被伪造，或签名密钥不同）",
                     f"the checkpoint at record {record.seq} has a bad signature (forged, or signed with"
                     " another key)",
                 )
             if signed.hash != record.hash:
-                return expected - 1, Problem(
+                return expected - start, Problem(
                     record.seq,
                     f"链在第 {record.seq} 条记录处与 {iso(signed.at)} 签名的检查点不符：此前的记录被改写后重新计算了哈希",
                     f"the chain at record {record.seq} differs from the checkpoint signed at {iso(signed.at)}:"
@@ -153,19 +194,56 @@ def verify(db: Database, key: bytes) -> tuple[int, Problem | None]:
         expected += 1
     last = expected - 1
     if head is not None and (head.seq != last or head.hash != prev):
-        return last, Problem(
+        return last - start + 1, Problem(
             last + 1,
             f"第 {last} 条之后的记录被删除（链头记录到第 {head.seq} 条）",
             f"records after {last} were removed (the chain's head says {head.seq})",
         )
     if checkpoints:
         seq = min(checkpoints)
-        return last, Problem(
+        return last - start + 1, Problem(
             seq,
             f"第 {seq} 条记录已不存在，但有它的签名检查点：记录被删除",
             f"there is a signed checkpoint at record {seq}, which no longer exists: records were removed",
         )
-    return last, None
+    return last - start + 1, None
+
+
+def prune_trail(
+    db: Database, table: str, column: str, before: dt.datetime, *, dry_run: bool = False
+) -> Pruned:
+    """Remove the audit records created before *before*, up to the last signed checkpoint among them
+    (the records after it still chain to its hash, which :func:`verify` starts from); checkpoints are
+    kept. Recorded in ``prunes`` before the first record goes."""
+    before = utc(before)
+    with db.session() as session:
+        anchor = session.scalar(
+            select(func.max(AuditCheckpoint.seq))
+            .join(AuditRecord, AuditRecord.seq == AuditCheckpoint.seq)
+            .where(AuditRecord.at < before)
+        )
+        rows = 0 if anchor is None else session.scalar(select(func.count()).where(AuditRecord.seq <= anchor))
+    done = Pruned(table, before, rows=int(rows or 0))
+    if dry_run or not done.rows:
+        return done
+    with db.session() as session:
+        prune_row = Prune(table_name=table, cutoff=before)
+        session.add(prune_row)
+        session.flush()
+        prune_id = prune_row.id
+    removed = 0
+    while True:
+        with db.session() as session:
+            lowest = session.scalar(select(func.min(AuditRecord.seq)))
+            if lowest is None or lowest > anchor:
+                break
+            top = min(lowest + BATCH - 1, anchor)
+            result = session.execute(delete(AuditRecord).where(AuditRecord.seq <= top))
+            removed += int(getattr(result, "rowcount", 0) or 0)
+    with db.session() as session:
+        session.execute(update(Prune).where(Prune.id == prune_id).values(rows=removed, finished_at=utcnow()))
+    done.rows = removed
+    return done
 
 
 def _row(record: AuditRecord) -> dict[str, Any]:

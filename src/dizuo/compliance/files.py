@@ -37,6 +37,7 @@ _CUSTOM_NS = "http://schemas.openxmlformats.org/officeDocument/2006/custom-prope
 _VT_NS = "http://schemas.openxmlformats.org/officeDocument/2006/docPropsVTypes"
 _CUSTOM_TYPE = "application/vnd.openxmlformats-officedocument.custom-properties+xml"
 _CUSTOM_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/custom-properties"
+_BODY = re.compile(r"<body[^>]*>", re.IGNORECASE)
 _META = re.compile(rb"""<meta\s+name=["']AIGC["']\s+content=["']([^"']*)["']""", re.IGNORECASE)
 MEDIA_TYPES = {
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -256,9 +257,13 @@ def export(answer: Answer, kind: Kind, labeler: Labeler, notice: Notice) -> byte
     return _with_custom_property(built, "AIGC", _label_json(label))
 
 
-def label_html(page: str, labeler: Labeler, content_id: str) -> str:
-    """An HTML report the platform wrote (with generated text in it) labeled: its ``<meta name="AIGC">``
-    sealing the page's text, the platform as producer."""
+def label_html(page: str, labeler: Labeler, content_id: str, notice: Notice | None = None) -> str:
+    """An HTML page the platform wrote with generated text in it (an evaluation report), labeled:
+    the notice first in its body, and its ``<meta name="AIGC">`` sealing the page's text, the
+    platform as producer, *content_id* naming the page (a run's id)."""
+    if notice is not None:
+        shown = f'<p class="aigc-notice"><strong>{html.escape(notice.text)}</strong></p>'
+        page = _BODY.sub(lambda opened: opened.group(0) + shown, page, count=1)
     label = labeler.label(content_id, text_of(parse_html(page)), at=int(time.time()))
     return page.replace("<head>", "<head>" + _meta(label), 1)
 

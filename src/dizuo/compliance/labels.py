@@ -8,7 +8,7 @@ deployment) it is the producer; when it passes on a public cloud's answer, that 
 producer (its own label kept when it sends one) and the platform the propagator.
 
 The platform's reserved code is its seal: ``dz1.<unix time>.<digest>.<mac>``, where the digest is
-SHA-256 over the answer's text and the mac an HMAC-SHA256, with a key derived from the platform's
+SHA-256 over the answer's text and the mac an HMAC-SHA256 (both in hex), with a key derived from the platform's
 signing key, over every other field of the label, the time and the digest. Without the key a label
 cannot be made or altered; with the text, anyone holding the key can tell whether it changed since.
 Sealing one answer takes a few microseconds (docs/benchmarks.md).
@@ -16,7 +16,6 @@ Sealing one answer takes a few microseconds (docs/benchmarks.md).
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -26,6 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 __all__ = [
     "FIELDS",
@@ -92,12 +93,8 @@ class Notice:
 
 
 def digest(text: str) -> str:
-    """SHA-256 of *text* (UTF-8), base64url without padding: 43 characters."""
-    return _b64(hashlib.sha256(text.encode()).digest())
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    """SHA-256 of *text* (UTF-8), in hex."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def answer_text(body: Mapping[str, Any]) -> str:
@@ -131,6 +128,9 @@ def read_label(value: Any) -> dict[str, str] | None:
 
 def header_value(label: Mapping[str, str]) -> bytes:
     """The label as an HTTP header value: its JSON, non-ASCII escaped (a header is Latin-1)."""
+    value = orjson.dumps({"AIGC": label})
+    if value.isascii():  # the usual case (a provider's code, ids, seals): orjson is 10x json here
+        return value
     return json.dumps({"AIGC": dict(label)}, ensure_ascii=True, separators=(",", ":")).encode()
 
 
@@ -148,7 +148,8 @@ class Labeler:
     """Makes and checks the platform's labels with its signing key."""
 
     def __init__(self, key: bytes, provider: str) -> None:
-        self._key = hmac.new(key, _DERIVE, hashlib.sha256).digest()
+        # Keyed once; each seal copies it (1.1 µs, against 1.7 for hmac.digest's one-shot here).
+        self._hmac = hmac.new(hmac.digest(key, _DERIVE, "sha256"), digestmod=hashlib.sha256)
         self.provider = provider
 
     def label(
@@ -205,7 +206,9 @@ class Labeler:
 
     def _mac(self, fields: Mapping[str, str], sealed: str, at: int, text_digest: str) -> str:
         parts = [SCHEME, *(fields[name] for name in FIELDS if name != sealed), str(at), text_digest]
-        return _b64(hmac.new(self._key, "\x1f".join(parts).encode(), hashlib.sha256).digest())
+        mac = self._hmac.copy()
+        mac.update("\x1f".join(parts).encode())
+        return mac.hexdigest()
 
     def _seal(self, fields: Mapping[str, str], sealed: str, at: int, text_digest: str) -> str:
         return f"{SCHEME}.{at}.{text_digest}.{self._mac(fields, sealed, at, text_digest)}"

@@ -5,7 +5,10 @@ Kept a number of days each (settings; at least 180, as the Cybersecurity Law's a
 network service's logs: no less than six months):
 
 - failed calls (``failed_calls``): ``DIZUO_RETAIN_FAILED_CALLS_DAYS``, 365 by default;
-- the guard's detection events (``guard_events``): ``DIZUO_RETAIN_GUARD_EVENTS_DAYS``, 365 by default.
+- the guard's detection events (``guard_events``): ``DIZUO_RETAIN_GUARD_EVENTS_DAYS``, 365 by default;
+- the audit trail (``audit_trail``): ``DIZUO_RETAIN_AUDIT_DAYS``, 1,095 by default, removed up to the
+  last signed checkpoint before the cutoff, so that the rest of the chain still starts from a
+  signed hash (its checkpoints are kept).
 
 Never removed: the ledger and the usage records (accounting records, kept as the accounting archive
 rules keep vouchers and books), and the hourly rollups, which keep the sums of removed rows. The ledger
@@ -24,12 +27,13 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import func, select
 
 import dizuo.billing.tables
 import dizuo.guard.tables  # noqa: F401  (their tables, in the metadata the partitions are read from)
-from dizuo.compliance.audit import checkpoint
+from dizuo.compliance.audit import checkpoint, prune_trail
 from dizuo.settings import Settings
 from dizuo.store import Base, Database, iso, utc, utcnow
 from dizuo.store import partitions as months
@@ -43,6 +47,12 @@ log = logging.getLogger(__name__)
 DAY = 86_400.0
 
 
+class Remover(Protocol):
+    def __call__(
+        self, db: Database, table: str, column: str, before: dt.datetime, *, dry_run: bool = False
+    ) -> Pruned: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Kept:
     """One kind of record and how long it is kept."""
@@ -52,12 +62,14 @@ class Kept:
     zh: str
     en: str
     column: str = "created_at"
+    remove: Remover = prune  # how expired rows go: by date, or (the audit trail) up to a checkpoint
 
 
 def kept(settings: Settings) -> list[Kept]:
     return [
         Kept("failed_calls", settings.retain_failed_calls_days, "失败调用", "failed calls"),
         Kept("guard_events", settings.retain_guard_events_days, "数据风险事件", "guard events"),
+        Kept("audit_trail", settings.retain_audit_days, "审计记录", "audit records", "at", prune_trail),
     ]
 
 
@@ -91,7 +103,7 @@ def run(
     made = [] if dry_run else make_months(db, now)
     pruned = []
     for rule in policy:
-        done = prune(db, rule.table, rule.column, now - dt.timedelta(days=rule.days), dry_run=dry_run)
+        done = rule.remove(db, rule.table, rule.column, now - dt.timedelta(days=rule.days), dry_run=dry_run)
         pruned.append((rule, done))
         if dry_run:
             continue

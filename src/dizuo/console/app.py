@@ -55,11 +55,13 @@ def create_console_app(
     evals: EvalService | None = None,
     kbs: KnowledgeBases | None = None,
     secure_cookies: bool = False,
+    aigc_notice: str = "本内容由人工智能生成",
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
-    whatever the request's scheme (behind a proxy that ends TLS, the app sees plain http)."""
-    console = Console(db, zone, deployments, on_money_change)
+    whatever the request's scheme (behind a proxy that ends TLS, the app sees plain http).
+    *aigc_notice* is the explicit label shown with the answers pages display."""
+    console = Console(db, zone, deployments, on_money_change, aigc_notice)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="static")
     _install_error_pages(app, console)

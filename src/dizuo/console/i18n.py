@@ -280,6 +280,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "playground.send": ("发送", "Send"),
     "playground.answer": ("回答", "Answer"),
     "playground.waiting": ("等待回答……", "Waiting for the answer…"),
+    "aigc.export": ("导出回答（含 AIGC 标识）", "Export the answer (with its AIGC label)"),
+    "aigc.meaning": ("人工智能生成内容", "AI-generated content"),
     # guard
     "guard.title": ("数据风险事件", "Data-risk events"),
     "guard.time": ("时间", "Time"),

@@ -86,6 +86,7 @@ class Console:
     zone: ZoneInfo
     deployments: Callable[[], list[dict[str, Any]]] = list
     on_money_change: Callable[[str], None] | None = None
+    aigc_notice: str = "本内容由人工智能生成"  # shown with generated answers (DIZUO_AIGC_NOTICE)
     templates: Environment = field(default_factory=_environment)
 
     def changed(self, org_id: str) -> None:
@@ -115,6 +116,7 @@ class Console:
             lang=words.lang,
             actor=actor,
             csrf=signed.csrf if signed is not None else "",
+            aigc_notice=self.aigc_notice,
             nav=navigation(signed, request.url.path) if signed is not None else [],
             org_name=signed.org_name if signed is not None else None,
             org_url=org_url,

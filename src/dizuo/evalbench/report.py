@@ -6,6 +6,7 @@ attachment on a machine with no internet.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,9 +86,11 @@ def write_report(
     document: dict[str, Any],
     rows: list[dict[str, Any]],
     questions: dict[str, str] | None = None,
+    label: Callable[[str], str] | None = None,
 ) -> Path:
     """Write ``report.html`` for one run into *out* and return its path; *questions* are the items'
-    prompts by id, shown beside each answer."""
+    prompts by id, shown beside each answer; *label* puts the AIGC label on the page (it shows
+    models' answers)."""
     failed = [r for r in rows if r.get("passed") is not True]
     html = _env.get_template("report.html").render(
         doc=document,
@@ -96,6 +99,8 @@ def write_report(
         rows=len(rows),
         questions=questions or {},
     )
+    if label is not None:
+        html = label(html)
     path = out / "report.html"
     path.write_text(html, encoding="utf-8")
     return path

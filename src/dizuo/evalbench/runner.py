@@ -297,8 +297,10 @@ async def run_suite(
     config: RunConfig,
     out: Path,
     progress: Callable[[int, int], None] | None = None,
+    label: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Run *suite* against ``config.model`` into the folder *out*; return the results document.
+    *label* puts the AIGC label on the report (it shows the model's answers).
 
     Finished items already in *out* are not asked again. Raise :class:`RunConflict` when *out*
     holds another run, :class:`RunFailed` when the model cannot be reached at all.
@@ -352,5 +354,5 @@ async def run_suite(
         **summarise(suite.kind, rows),
     }
     (out / "results.json").write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-    write_report(out, document, rows, {item.id: item.prompt for item in suite.items})
+    write_report(out, document, rows, {item.id: item.prompt for item in suite.items}, label)
     return document

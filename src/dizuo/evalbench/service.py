@@ -13,6 +13,7 @@ import shutil
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,9 @@ def _view(run: EvalRun) -> dict[str, Any]:
 class EvalService:
     """Start, list and read evaluation runs."""
 
-    def __init__(self, db: Database, data_dir: Path) -> None:
+    def __init__(self, db: Database, data_dir: Path, label: Callable[[str, str], str] | None = None) -> None:
         self.db = db
+        self.label = label  # (page, run id) -> the report labeled as AI-generated content
         self.root = data_dir / "evals"
         self.owner = f"{socket.gethostname()}:{data_dir.resolve()}"
 
@@ -130,7 +132,9 @@ class EvalService:
     def _run(self, run_id: str, suite: Suite, config: RunConfig) -> None:
         self._set(run_id, status="running")
         try:
-            document = asyncio.run(run_suite(suite, config, self.folder(run_id)))
+            label = self.label
+            labeled = (lambda page: label(page, run_id)) if label is not None else None
+            document = asyncio.run(run_suite(suite, config, self.folder(run_id), label=labeled))
         except (RunFailed, RunConflict, OSError) as exc:
             self._set(run_id, status="failed", error=str(exc), finished_at=utcnow())
             return

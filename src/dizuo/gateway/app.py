@@ -765,9 +765,9 @@ class Gateway:
         finally:
             await settling
         self._answer_event(call)
-        if last is not None:
-            await send({"type": "http.response.body", "body": b"data: " + last + b"\n\n", "more_body": True})
-        await send({"type": "http.response.body", "body": DONE})
+        # The label's chunk and [DONE] in one write (a write per event costs about 20 µs).
+        tail = DONE if last is None else b"data: " + last + b"\n\n" + DONE
+        await send({"type": "http.response.body", "body": tail})
 
     # ---- /v1/embeddings ------------------------------------------------------------------
 

@@ -62,12 +62,56 @@
     });
   }
 
+  // A generated answer shown with its explicit AIGC notice (unless its text carries it already) and
+  // buttons that export it, with its label, as a file (/v1/aigc/export checks the label first).
+  function labeled(prefix, notice, text, label, body, key) {
+    var shown = document.getElementById(prefix + "-notice");
+    var bar = document.getElementById(prefix + "-export");
+    shown.hidden = !label || text.indexOf(notice) !== -1;
+    bar.hidden = !label;
+    bar.querySelectorAll("button").forEach(function (button) {
+      button.onclick = async function () {
+        var format = button.dataset.format;
+        try {
+          var response = await fetch("/v1/aigc/export?format=" + format, {
+            method: "POST",
+            headers: {
+              "Content-Type": "application/json",
+              "Authorization": "Bearer " + key,
+              "Accept-Language": document.documentElement.lang,
+            },
+            body: JSON.stringify(Object.assign({ aigc: label }, body)),
+          });
+          if (!response.ok) {
+            var problem = await response.json().catch(function () { return {}; });
+            throw new Error((problem.error && problem.error.message) || response.statusText);
+          }
+          var link = document.createElement("a");
+          link.href = URL.createObjectURL(await response.blob());
+          link.download = "answer." + format;
+          document.body.appendChild(link);
+          link.click();
+          link.remove();
+        } catch (error) {
+          bar.querySelector("span").textContent = error.message;
+        }
+      };
+    });
+  }
+
+  function unlabeled(prefix) {
+    document.getElementById(prefix + "-notice").hidden = true;
+    document.getElementById(prefix + "-export").hidden = true;
+  }
+
   function playground(form) {
     var out = document.getElementById("pg-answer");
     form.addEventListener("submit", async function (event) {
       event.preventDefault();
       out.classList.remove("failed");
       out.textContent = form.dataset.waiting;
+      unlabeled("pg");
+      var label = null;
       var body = {
         model: document.getElementById("pg-model").value,
         messages: [{ role: "user", content: document.getElementById("pg-message").value }],
@@ -102,10 +146,14 @@
             if (!line || line === "data: [DONE]") return;
             var chunk = JSON.parse(line.slice(6));
             if (chunk.error) throw new Error(chunk.error.message);
+            if (chunk.aigc) label = chunk.aigc;
             var delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
             if (delta && delta.content) out.textContent += delta.content;
           });
         }
+        var question = document.getElementById("pg-message").value;
+        labeled("pg", form.dataset.notice, out.textContent, label,
+          { content: out.textContent, question: question }, document.getElementById("pg-key").value.trim());
       } catch (error) {
         out.classList.add("failed");
         out.textContent = error.message;
@@ -156,6 +204,7 @@
       answer.classList.remove("failed");
       answer.textContent = section.dataset.waiting;
       citations.replaceChildren();
+      unlabeled("kb");
       try {
         var doc = await callApi(base() + "/ask", key(), {
           method: "POST",
@@ -166,6 +215,9 @@
           }),
         });
         answer.textContent = doc.answer;
+        var question = document.getElementById("kb-question").value;
+        labeled("kb", section.dataset.notice, doc.answer, doc.aigc || null,
+          { answer: doc.answer, question: question }, key());
         doc.citations.forEach(function (c) {
           var item = document.createElement("li");
           item.textContent = c.source + " · " + c.locator + " — " + c.text;
