@@ -223,6 +223,13 @@ def create_app(settings: Settings) -> Platform:
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     install_aigc_routes(knowledge, knowledge.state.scoped, db, lambda: gateway.labeling, parser)
     gateway.on_shutdown.append(knowledge.state.close)
+
+    async def release_connections() -> None:
+        # The pool's connections go with the app (a process that builds several apps, as tests do,
+        # kept two per app open until it exited: PostgreSQL ran out of clients).
+        db.dispose()
+
+    gateway.on_shutdown.append(release_connections)
     console = create_console_app(
         db,
         zone=ZoneInfo(settings.timezone),
