@@ -24,7 +24,7 @@ from typing import Any
 
 from dizuo.compliance.labels import Labeler, Notice, Position, read_label
 from dizuo.compliance.verify import Found
-from dizuo.kb.formats import DocumentError, parse_document, parse_html
+from dizuo.kb.formats import DocumentError, parse_document, parse_html, sniff
 from dizuo.kb.parsing import Block
 
 __all__ = ["TITLE", "Answer", "Kind", "export", "label_html", "read_file", "text_of"]
@@ -280,7 +280,8 @@ def _parsed(value: str | bytes | None) -> dict[str, str] | None:
 def read_file(data: bytes, read: Reader = parse_document) -> Found | None:
     """The label and text of a file the platform exported; None when *data* is no such file type.
     *read* reads the file's text (a reader in a child process with limits, for a file sent in)."""
-    if data.startswith(b"%PDF"):
+    kind = sniff(data)
+    if kind == "pdf":
         import pypdf
         from pypdf.errors import PdfReadError
 
@@ -290,13 +291,7 @@ def read_file(data: bytes, read: Reader = parse_document) -> Found | None:
         except (PdfReadError, ValueError, KeyError, TypeError):
             label = None
         return Found("pdf", label, _text_or_none(read, "answer.pdf", data) if label else None)
-    if data.startswith(b"PK\x03\x04"):
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                names = archive.namelist()
-        except zipfile.BadZipFile:
-            return None
-        kind = "docx" if any(n.startswith("word/") for n in names) else "xlsx"
+    if kind in ("docx", "xlsx"):
         label = _parsed(_custom_property(data, "AIGC"))
         return Found(kind, label, _text_or_none(read, f"answer.{kind}", data) if label else None)
     head = data[:2048].lower()

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
@@ -24,6 +23,7 @@ from dizuo.compliance.labels import Labeling, read_label
 from dizuo.compliance.verify import Result, check, read_found, record_check
 from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.gateway.uploads import read_limited
+from dizuo.gateway.validate import parse_json
 from dizuo.kb.isolation import IsolatedParser
 from dizuo.store import Database
 
@@ -89,12 +89,7 @@ def install_aigc_routes(
         format: Annotated[Literal["docx", "xlsx", "pdf", "html"], Query()] = "docx",
     ) -> Response:
         data = await read_limited(request, read.max_bytes, "body")
-        try:
-            body = orjson.loads(data)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidRequest("invalid_json", detail=str(exc)) from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("invalid_body", kind=type(body).__name__)
+        body = parse_json(data)
         current = labels()
 
         def run() -> bytes:

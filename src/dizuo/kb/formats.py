@@ -30,6 +30,7 @@ __all__ = [
     "DocumentTooLarge",
     "decode_text",
     "parse_document",
+    "sniff",
 ]
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -462,7 +463,8 @@ FORMATS = {
 }  # fmt: skip
 
 
-def _sniff(data: bytes) -> str | None:
+def sniff(data: bytes) -> str | None:
+    """A file's type by its first bytes: ``pdf``, ``docx``, ``xlsx``, ``ole`` (old Office); None."""
     if data.startswith(b"%PDF"):
         return "pdf"
     if data.startswith(_OLE_MAGIC):
@@ -490,7 +492,7 @@ def parse_document(name: str, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -
         raise DocumentTooLarge.size(name, len(data), max_bytes)
     if not data.strip():
         raise DocumentError("document_empty", name)
-    kind = FORMATS.get(PurePath(name).suffix.lower()) or _sniff(data)
+    kind = FORMATS.get(PurePath(name).suffix.lower()) or sniff(data)
     if kind is None:
         try:
             decode_text(data[:65536])
