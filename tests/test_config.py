@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,19 @@ deployments:
             "deployments:\n  - {name: a, model: m, provider: qwen}\n  - {name: a, model: n, provider: qwen}\n",
             "the name 'a' is used twice",
         ),
+        (
+            "pools:\n  - {name: cq-ascend, price: {accelerator_hour: -9.8}}\n",
+            "dizuo.yaml: pools[0] (cq-ascend): price.accelerator_hour: Input should be greater than or equal to 0",
+        ),
+        (
+            "pools:\n  - {name: cq, ray: head.cq:8265}\n",
+            "pools[0] (cq): ray: Value error, must be embedded or an http(s):// address of a Ray Jobs API",
+        ),
+        (
+            "pools:\n  - {name: cq, max_job_hours: 0}\n",
+            "pools[0] (cq): max_job_hours: Input should be greater than 0",
+        ),
+        ("pools:\n  - {name: cq}\n  - {name: cq, region: xj}\n", "pools[1]: the name 'cq' is used twice"),
         ("deployments: [\n", "not valid YAML"),
         ("- just a list\n", "the top level must be a mapping"),
     ],
@@ -86,6 +100,39 @@ def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, expected: s
         load_config(write(tmp_path, text))
     assert expected in str(caught.value)
     assert "dizuo.yaml" in str(caught.value)
+
+
+def test_the_issues_pool_example_is_valid(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+pools:
+  - name: cq-ascend            # unique
+    region: cq
+    ray: embedded              # or http://head.cq.example:8265 (the Ray Jobs API of a cluster)
+    accelerator: ascend-910b
+    resources: {accelerator_resource: NPU}
+    price: {accelerator_hour: 9.80, cpu_hour: 0.12, memory_gb_hour: 0.02}   # CNY
+    data_class_max: important
+    max_job_hours: 72
+  - {name: xj-a100, region: xj, ray: "http://head.xj.example:8265/", accelerator: a100}
+""",
+        )
+    )
+    cq, xj = config.pools
+    # YAML reads 9.80 and 0.12 as floats: the prices are still the exact decimals written.
+    assert (cq.resources.accelerator_resource, cq.price.accelerator_hour, cq.price.cpu_hour) == (
+        "NPU",
+        Decimal("9.80"),
+        Decimal("0.12"),
+    )
+    assert cq.max_job_hours == 72
+    assert (xj.ray, xj.resources.accelerator_resource, xj.data_class_max) == (
+        "http://head.xj.example:8265",
+        "GPU",
+        "general",
+    )
 
 
 def test_unknown_provider_lists_known_ones(tmp_path: Path) -> None:

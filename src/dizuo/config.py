@@ -1,4 +1,5 @@
-"""The YAML configuration contract: deployments, the embedded local models, server settings.
+"""The YAML configuration contract: deployments, compute pools, the embedded local models, server
+settings.
 
 Errors name the file, the entry and the field, e.g.::
 
@@ -26,6 +27,8 @@ __all__ = [
     "DeploymentConfig",
     "Limits",
     "PlatformConfig",
+    "PoolConfig",
+    "PoolPrice",
     "Price",
     "Timeouts",
     "load_config",
@@ -115,6 +118,50 @@ class DeploymentConfig(_Strict):
         return value.rstrip("/") if value else value
 
 
+class PoolPrice(_Strict):
+    """CNY per hour of each resource a compute job holds. Decimal, never float: money is exact."""
+
+    accelerator_hour: Decimal = Field(Decimal(0), ge=0, le=100_000)
+    cpu_hour: Decimal = Field(Decimal(0), ge=0, le=100_000)
+    memory_gb_hour: Decimal = Field(Decimal(0), ge=0, le=100_000)
+
+
+class PoolResources(_Strict):
+    accelerator_resource: str = Field(
+        "GPU",
+        min_length=1,
+        max_length=64,
+        description="The Ray resource that counts the pool's accelerators.",
+    )
+
+
+class PoolConfig(_Strict):
+    """A pool of compute (DESIGN §5): a Ray cluster in a region, its accelerators, prices and clearance."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$", max_length=64)
+    region: str = Field("default", min_length=1, max_length=64)
+    ray: str = Field(
+        "embedded", description="embedded, or the Ray Jobs API of a cluster: http(s)://head:8265"
+    )
+    accelerator: str | None = Field(
+        None, min_length=1, max_length=64, description="The accelerators' type name (ascend-910b, a100 …)."
+    )
+    resources: PoolResources = PoolResources()
+    price: PoolPrice = PoolPrice()
+    data_class_max: DataClass = "general"
+    max_job_hours: float = Field(24, gt=0, le=24 * 31)
+    start_timeout_seconds: float = Field(
+        600, gt=0, le=86_400, description="A job not started by then is placed again on another pool."
+    )
+
+    @field_validator("ray")
+    @classmethod
+    def _ray(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("http://", "https://")):
+            raise ValueError("must be embedded or an http(s):// address of a Ray Jobs API")
+        return value.rstrip("/")
+
+
 GuardAction = Literal["off", "log", "redact", "block"]
 Direction = Literal["prompt", "answer"]
 AlertAction = Literal["log", "redact", "block"]
@@ -195,14 +242,22 @@ class PlatformConfig(_Strict):
         str, Literal["priority", "weighted", "least-inflight", "latency", "cost", "local-first"]
     ] = Field(default_factory=dict, description="Strategy per model alias (default priority).")
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    pools: list[PoolConfig] = Field(
+        default_factory=list, description="Compute pools for jobs (Ray clusters)."
+    )
 
     @model_validator(mode="after")
     def _unique_names(self) -> PlatformConfig:
-        seen: set[str] = set()
-        for index, dep in enumerate(self.deployments):
-            if dep.name in seen:
-                raise ValueError(f"deployments[{index}]: the name {dep.name!r} is used twice")
-            seen.add(dep.name)
+        named: tuple[tuple[str, list[str]], ...] = (
+            ("deployments", [dep.name for dep in self.deployments]),
+            ("pools", [pool.name for pool in self.pools]),
+        )
+        for kind, names in named:
+            seen: set[str] = set()
+            for index, name in enumerate(names):
+                if name in seen:
+                    raise ValueError(f"{kind}[{index}]: the name {name!r} is used twice")
+                seen.add(name)
         aliases = {dep.model for dep in self.deployments}
         for alias in self.routing:
             if alias not in aliases:
@@ -215,14 +270,14 @@ def _describe(errors: list[Any], raw: Any, source: str) -> str:
     for err in errors:
         loc = list(err["loc"])
         where = ""
-        if len(loc) >= 2 and loc[0] == "deployments" and isinstance(loc[1], int):
-            index = loc[1]
+        if len(loc) >= 2 and loc[0] in ("deployments", "pools") and isinstance(loc[1], int):
+            kind, index = loc[0], loc[1]
             name = None
-            deployments = raw.get("deployments") if isinstance(raw, dict) else None
-            if isinstance(deployments, list) and index < len(deployments):
-                entry = deployments[index]
+            entries = raw.get(kind) if isinstance(raw, dict) else None
+            if isinstance(entries, list) and index < len(entries):
+                entry = entries[index]
                 name = entry.get("name") if isinstance(entry, dict) else None
-            where = f"deployments[{index}]" + (f" ({name})" if name else "") + ": "
+            where = f"{kind}[{index}]" + (f" ({name})" if name else "") + ": "
             loc = loc[2:]
         field = ".".join(str(part) for part in loc) or "(entry)"
         lines.append(f"{source}: {where}{field}: {err['msg']}")

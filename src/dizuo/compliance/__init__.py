@@ -1,2 +1,2 @@
-"""Compliance: how long records are kept and the job that removes what has outlived it (more to come:
-AIGC labels, the audit trail, the regulator's reports)."""
+"""Compliance: AIGC labels on generated content and their verification, the tamper-evident audit
+trail, how long records are kept, and the regulator's monthly pack."""
