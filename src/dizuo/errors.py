@@ -26,6 +26,7 @@ The tree (HTTP status)::
     │   ├── UpstreamRateLimited (429)
     │   └── UpstreamRejected (400)
     ├── NoDeployment (503)
+    ├── ComputeUnavailable (503)     a compute pool's Ray cluster cannot be reached
     ├── SharedStateUnavailable (503)     Redis, shared by the replicas, cannot be reached
     └── InternalError (500)
     ConfigError                          a bad setting or config file: the command stops, exit 2
@@ -43,6 +44,7 @@ __all__ = [
     "MESSAGES",
     "AuthenticationFailed",
     "BodyTooLarge",
+    "ComputeUnavailable",
     "ConfigError",
     "DizuoError",
     "IdempotencyConflict",
@@ -168,6 +170,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "no_deployment": (
         "模型 {model!r} 当前没有可用的部署：{detail}",
         "No deployment of the model {model!r} is available now: {detail}",
+    ),
+    "compute_unavailable": (
+        "资源池 {pool} 的 Ray 集群暂时无法访问：{detail}。请稍后重试，或换用其他资源池。",
+        "The Ray cluster of pool {pool} cannot be reached now: {detail}. Try again later, or use "
+        "another pool.",
     ),
     "shared_state_unavailable": (
         "平台暂时连不上 Redis（各副本共享的额度占用与限流状态），本次调用未能完成。请稍后重试；"
@@ -439,6 +446,14 @@ class NoDeployment(DizuoError):
     status = 503
     type = "service_unavailable"
     default_code = "no_deployment"
+
+
+class ComputeUnavailable(DizuoError):
+    """A pool's Ray cluster did not answer, or answered an error, when a job was sent to it."""
+
+    status = 503
+    type = "service_unavailable"
+    default_code = "compute_unavailable"
 
 
 class SharedStateUnavailable(DizuoError):
