@@ -23,7 +23,7 @@ fi
 
 # Two workers (pytest-xdist): the tests wait on servers, subprocesses and browsers more than they
 # compute; each worker has its own SQLite files, PostgreSQL database and Redis database number.
-WORKERS=(-n "${DIZUO_TEST_WORKERS:-2}")
+WORKERS=(-n "${DIZUO_TEST_WORKERS:-2}" --dist loadgroup)
 
 echo "== test suite on SQLite" >&2
 pytest "${WORKERS[@]}" "$@"

@@ -17,6 +17,7 @@ from dizuo.compliance.audit import signing_key
 from dizuo.compliance.files import label_html
 from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice, Position
 from dizuo.compliance.retention import Housekeeper, kept, make_months
+from dizuo.compute.inventory import Inventories
 from dizuo.config import PlatformConfig, load_config
 from dizuo.console import create_console_app
 from dizuo.console.web import PREFIX as CONSOLE_PREFIX
@@ -25,6 +26,8 @@ from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
 from dizuo.gateway.aigc import PREFIX as AIGC_PREFIX
 from dizuo.gateway.aigc import install_aigc_routes
+from dizuo.gateway.compute import PREFIX as COMPUTE_PREFIX
+from dizuo.gateway.compute import install_compute_routes
 from dizuo.gateway.http import BodyLimit, Receive, Scope, Send, send_bytes
 from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
@@ -90,8 +93,9 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
 
 class Platform:
     """The one ASGI app: ``/admin/…`` goes to the admin API, ``/console…`` to the web console,
-    ``/v1/knowledge-bases…``, ``/v1/apps/inspection…`` and ``/v1/aigc…`` to the knowledge-base API
-    (which serves the auditor and the AIGC label routes too), everything else to the gateway."""
+    ``/v1/knowledge-bases…``, ``/v1/apps/inspection…``, ``/v1/aigc…`` and ``/v1/compute…`` to the
+    knowledge-base API (which serves the auditor, the AIGC label and the compute routes too), everything
+    else to the gateway."""
 
     def __init__(
         self,
@@ -125,7 +129,7 @@ class Platform:
         elif (
             self.knowledge is not None
             and scope["type"] == "http"
-            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX))
+            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX, COMPUTE_PREFIX))
         ):
             await self.knowledge(scope, receive, send)
         else:
@@ -222,6 +226,11 @@ def create_app(settings: Settings) -> Platform:
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     install_aigc_routes(knowledge, knowledge.state.scoped, db, lambda: gateway.labeling, parser)
+    embedded = {pool.name: settings.embedded_ray for pool in config.pools if pool.ray == "embedded"}
+    inventories = Inventories(config.pools, {k: v for k, v in embedded.items() if v})
+    gateway.on_shutdown.append(
+        install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories)
+    )
     gateway.on_shutdown.append(knowledge.state.close)
 
     async def release_connections() -> None:

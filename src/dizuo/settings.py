@@ -207,6 +207,14 @@ class Settings(BaseSettings):
     aigc_notice_position: Literal["start", "end"] = Field(
         "end", description="Where the explicit notice goes in an answer: at its start or its end."
     )
+    embedded_ray: str | None = Field(
+        None,
+        description=(
+            "The Ray Jobs API address (http://127.0.0.1:PORT) of the head that pools with ray: embedded "
+            "use. dizuo serve starts a head and sets it when a pool asks for one; set it to use a head "
+            "started another way."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

@@ -17,6 +17,9 @@ from tests.support.servers import free_port
 
 NPU = {"accelerator": "ascend-910b", "resources": {"accelerator_resource": "NPU"}}
 
+# One Ray head per test worker: the tests that use it run on one worker (pytest --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:

@@ -18,6 +18,9 @@ from dizuo.errors import ComputeUnavailable
 from tests.support.ray import RayHead, ray_head  # noqa: F401  (the fixture)
 from tests.support.servers import free_port
 
+# One Ray head per test worker: the tests that use it run on one worker (pytest --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("ray")
+
 
 @pytest.fixture
 async def jobs(ray_head: RayHead) -> AsyncIterator[RayJobs]:  # noqa: F811

@@ -141,11 +141,13 @@ async def gateway_app(
         deployments: Sequence[dict[str, object]] = (),
         *,
         routing: dict[str, str] | None = None,
+        pools: Sequence[dict[str, object]] = (),
         **settings: Any,
     ) -> PlatformUnderTest:
         config = {
             "local": False,
             "routing": routing or {},
+            "pools": list(pools),
             "deployments": [
                 {k: (upstream.base_url if v == "{upstream}" else v) for k, v in d.items()}
                 for d in deployments

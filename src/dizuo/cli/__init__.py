@@ -9,7 +9,7 @@ import os
 import shutil
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
@@ -17,12 +17,17 @@ import orjson
 from dizuo.cli.admin import admin
 from dizuo.cli.common import fail
 from dizuo.cli.compliance import aigc, audit, compliance
+from dizuo.cli.compute import compute
 from dizuo.cli.evals import DEFAULT_BASE_URL, evals
 from dizuo.cli.guard import guard
 from dizuo.cli.inspect import inspect
 from dizuo.cli.kb import kb
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
+
+if TYPE_CHECKING:
+    from dizuo.app import Platform
+    from dizuo.compute.head import EmbeddedHead
 
 __all__ = ["main"]
 
@@ -40,21 +45,50 @@ def main() -> None:
 @click.option("--workers", type=int, default=None, help="Worker processes (default 1).")
 def serve(config: Path | None, host: str | None, port: int | None, workers: int | None) -> None:
     """Start the platform; with no config: SQLite under ./.dizuo and the embedded local models."""
-    import uvicorn
-
     from dizuo.app import create_app, load_settings, prepare
 
+    head = None
     try:
         settings = load_settings(config, host=host, port=port, workers=workers)
         # The port first: the first API key is shown once, so it must not be made for a server that
         # then cannot listen (a busy port used to print the key, fail, and never show it again).
         _check_port(settings.host, settings.port)
         first_key, usable = prepare(settings)
+        head = _embedded_head(settings)
+        if head is not None:
+            settings = settings.model_copy(update={"embedded_ray": head.address})
+            os.environ["DIZUO_EMBEDDED_RAY"] = str(head.address)  # for workers, fresh processes
         app = create_app(settings)  # validates the config before any worker starts
         app.gateway.freeze_heap = True
     except (ConfigError, DizuoError) as exc:
+        if head is not None:
+            head.stop()
         fail(str(exc))
         return
+    try:
+        _serve(settings, app, first_key, usable)
+    finally:
+        if head is not None:
+            head.stop()
+
+
+def _embedded_head(settings: Settings) -> EmbeddedHead | None:
+    """Start the Ray head of the pools with ``ray: embedded``, unless none asks or one is given."""
+    from dizuo.compute.head import EmbeddedHead
+    from dizuo.config import load_config
+
+    pools = load_config(settings.config).pools
+    if settings.embedded_ray is not None or not any(pool.ray == "embedded" for pool in pools):
+        return None
+    click.echo("dizuo: 正在启动内置 Ray 头节点 / starting the embedded Ray head…", err=True)
+    head = EmbeddedHead()
+    head.start(watch=os.getpid())  # a signal or kill -9 ends serve without its finally: the watchdog stops it
+    return head
+
+
+def _serve(settings: Settings, app: Platform, first_key: str | None, usable: int) -> None:
+    import uvicorn
+
     _banner(settings, app.router.aliases(), first_key, usable)
     common: dict[str, Any] = {
         "host": settings.host,
@@ -109,6 +143,8 @@ def _banner(settings: Settings, aliases: list[str], first_key: str | None, usabl
     if url != DEFAULT_BASE_URL:
         click.echo(f"dizuo kb / dizuo eval: export DIZUO_BASE_URL={url}", err=True)
     click.echo(f"models / 模型: {', '.join(aliases) or '-'}", err=True)
+    if settings.embedded_ray:
+        click.echo(f"Ray（内置资源池 / embedded pools）: {settings.embedded_ray}", err=True)
     console = f"http://{settings.host}:{settings.port}/console/"
     click.echo(f"控制台 / console: {console}  (dizuo admin create-user --role platform-admin …)", err=True)
     if first_key:
@@ -166,3 +202,4 @@ main.add_command(inspect)
 main.add_command(audit)
 main.add_command(compliance)
 main.add_command(aigc)
+main.add_command(compute)

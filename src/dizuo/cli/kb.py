@@ -9,101 +9,19 @@ like the SDK's calls. Errors print the server's message and exit with status 2.
 from __future__ import annotations
 
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import click
-import orjson
 
-from dizuo.cli.common import fail
-from dizuo.cli.evals import DEFAULT_BASE_URL
+from dizuo.cli.remote import Client, ServerError, connected, options, print_json, print_rows
 
 __all__ = ["kb"]
 
 
-class ServerError(click.ClickException):
-    """The server refused: its message, exit status 2 and the same error line as every other dizuo
-    command (click's own would print "Error: …")."""
-
-    exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"错误 / error: {self.format_message()}", err=True)
-
-
-class Client:
-    def __init__(self, base_url: str, api_key: str | None) -> None:
-        if not api_key:
-            fail(
-                "需要 API 密钥：--api-key 或环境变量 DIZUO_API_KEY / an API key is needed: --api-key or DIZUO_API_KEY"
-            )
-        self.base = base_url.rstrip("/") + "/knowledge-bases"
-        self.headers = {"authorization": f"Bearer {api_key}", "accept-language": "zh-CN"}
-
-    def call(self, method: str, path: str = "", body: Any = None, data: bytes | None = None) -> Any:
-        headers = dict(self.headers)
-        if body is not None:
-            data = orjson.dumps(body)
-            headers["content-type"] = "application/json"
-        elif data is not None:
-            headers["content-type"] = "application/octet-stream"
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=600) as response:
-                return orjson.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                message = orjson.loads(raw)["error"]["message"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                message = raw.decode("utf-8", "replace")[:500]
-            raise ServerError(f"{exc.code}: {message}") from None
-        except urllib.error.URLError as exc:
-            fail(f"无法连接 {self.base}（dizuo serve 是否在运行？）/ cannot reach {self.base}: {exc.reason}")
-
-
 def _name(name: str) -> str:
     return "/" + quote(name, safe="")
-
-
-def _print(document: Any) -> None:
-    click.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())
-
-
-def _rows(rows: list[dict[str, Any]], as_json: bool, line: Callable[[dict[str, Any]], str]) -> None:
-    """Print *rows* as one JSON document, or one *line* each."""
-    if as_json:
-        _print(rows)
-    else:
-        for row in rows:
-            click.echo(line(row))
-
-
-def options(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """One decorator that applies *decorators* in the order they are listed."""
-
-    def apply(command: Any) -> Any:
-        for decorator in reversed(decorators):
-            command = decorator(command)
-        return command
-
-    return apply
-
-
-connected = options(
-    click.option(
-        "--base-url",
-        envvar="DIZUO_BASE_URL",
-        default=DEFAULT_BASE_URL,
-        show_default=True,
-        help="The platform's /v1 URL (or DIZUO_BASE_URL; dizuo serve prints it).",
-    ),
-    click.option("--api-key", envvar=["DIZUO_API_KEY", "OPENAI_API_KEY"], help="API key (or DIZUO_API_KEY)."),
-)
 
 
 @click.group("kb")
@@ -129,7 +47,7 @@ def create(
     body = {"name": name, "description": description, "embedding_model": embedding_model}
     created = Client(base_url, api_key).call("POST", body=body)
     if as_json:
-        _print(created)
+        print_json(created)
     else:
         click.echo(f"已创建知识库 {created['name']}（向量模型 {created['embedding_model']}）")
 
@@ -162,7 +80,7 @@ def add(name: str, files: tuple[Path, ...], as_json: bool, base_url: str, api_ke
             if not as_json:
                 click.echo(f"失败 {path.name}：{exc.message}", err=True)
     if as_json:
-        _print(results)
+        print_json(results)
     if any(r["status"] == "failed" for r in results):
         sys.exit(1)
 
@@ -173,7 +91,7 @@ def add(name: str, files: tuple[Path, ...], as_json: bool, base_url: str, api_ke
 def list_(as_json: bool, base_url: str, api_key: str | None) -> None:
     """List the organization's knowledge bases."""
     rows = Client(base_url, api_key).call("GET")["data"]
-    _rows(
+    print_rows(
         rows,
         as_json,
         lambda r: f"{r['name']}\t{r['documents']} 个文件\t{r['chunks']} 段\t{r['embedding_model']}",
@@ -187,7 +105,7 @@ def list_(as_json: bool, base_url: str, api_key: str | None) -> None:
 def documents(name: str, as_json: bool, base_url: str, api_key: str | None) -> None:
     """List the documents of NAME."""
     rows = Client(base_url, api_key).call("GET", f"{_name(name)}/documents")["data"]
-    _rows(
+    print_rows(
         rows, as_json, lambda r: f"{r['source']}\t{r['chunks']} 段\t{r['characters']} 字\t{r['updated_at']}"
     )
 
@@ -246,7 +164,7 @@ def query(
     body = {"question": question, "k": k, "mode": mode, "filters": _filters(sources, clause, kind)}
     rows = Client(base_url, api_key).call("POST", f"{_name(name)}/query", body=body)["data"]
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
     for number, row in enumerate(rows, start=1):
         click.echo(f"[{number}] {row['source']}，{row['locator']}（{row['score']:.4f}）\n{row['text']}\n")
@@ -280,7 +198,7 @@ def ask(
     body = {"question": question, "model": model, "k": k, "filters": _filters(sources, clause, kind)}
     answer = Client(base_url, api_key).call("POST", f"{_name(name)}/ask", body=body)
     if as_json:
-        _print(answer)
+        print_json(answer)
         return
     click.echo(answer["answer"])
     for citation in answer["citations"]:

@@ -1,0 +1,153 @@
+"""The embedded pool's Ray: a single-node head on loopback that ``dizuo serve`` starts and stops.
+
+Started as one process group (``ray start --head --block``) with every port chosen free and its
+files in a short temporary folder of its own (Ray's socket paths must fit 107 bytes), and stopped by
+that group: never ``ray stop``, which would stop every Ray process on the host, another tenant's
+head included. Its dashboard (the Ray Jobs API) is the pool's address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from dizuo.errors import ConfigError
+
+__all__ = ["EmbeddedHead"]
+
+PORTS = (
+    "port", "dashboard-port", "ray-client-server-port", "node-manager-port", "object-manager-port",
+    "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port",
+)  # fmt: skip
+WORKER_PORTS = 50  # Ray's workers listen on a range of their own
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedHead:
+    """A Ray head of this process's own. *resources*: custom resources it announces (a CPU machine's
+    pretend accelerators, ``{"NPU": 2}``); *cpus*: the CPUs it offers (default: Ray counts them)."""
+
+    def __init__(self, resources: Mapping[str, float] | None = None, cpus: float | None = None) -> None:
+        self.resources = dict(resources or {})
+        self.cpus = cpus
+        self.address: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        self._folder: Path | None = None
+
+    @staticmethod
+    def executable() -> Path:
+        """The ``ray`` command beside this Python; ConfigError naming the fix when it is missing."""
+        ray = Path(sys.executable).parent / "ray"
+        if not ray.exists():
+            raise ConfigError(
+                "资源池 ray: embedded 需要安装 Ray：pip install 'dizuo[compute]'（scripts/install.sh 会安装）/ "
+                "a pool with ray: embedded needs Ray: pip install 'dizuo[compute]' (scripts/install.sh installs it)"
+            )
+        return ray
+
+    def start(self, seconds: float = 120, *, watch: int | None = None) -> str:
+        """Start the head and wait until its Jobs API answers with its node; return its address.
+        With *watch* (a pid, the server's), a watchdog stops the head once that process is gone,
+        however it ends (:mod:`dizuo.compute.watchdog`)."""
+        ray = self.executable()
+        self._folder = Path(tempfile.mkdtemp(prefix="dizuo-ray-", dir="/tmp"))
+        ports = {name: _free_port() for name in PORTS}
+        low = _free_port()
+        command = [
+            str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
+            *(f"--{name}={port}" for name, port in ports.items()),
+            f"--min-worker-port={low}", f"--max-worker-port={low + WORKER_PORTS}",
+            "--disable-usage-stats", f"--temp-dir={self._folder}",
+        ]  # fmt: skip
+        if self.cpus is not None:
+            command.append(f"--num-cpus={self.cpus:g}")
+        if self.resources:
+            command.append(f"--resources={json.dumps(self.resources)}")
+        env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+        self._process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: what stop() stops
+        )
+        if watch is not None:
+            self._watchdog = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dizuo.compute.watchdog",
+                    str(watch),
+                    str(self._process.pid),
+                    str(self._folder),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # outside the head's group and the server's
+            )
+        address = f"http://127.0.0.1:{ports['dashboard-port']}"
+        try:
+            self._wait(f"{address}/api/v0/nodes", seconds)
+        except BaseException:
+            self.stop()
+            raise
+        self.address = address
+        return address
+
+    def _wait(self, url: str, seconds: float) -> None:
+        assert self._process is not None
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ConfigError(
+                    f"ray start exited with status {self._process.returncode} / Ray 头节点未能启动"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=1) as answer:
+                    if json.loads(answer.read())["data"]["result"]["result"]:
+                        return
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+            time.sleep(0.3)
+        raise ConfigError(
+            f"the Ray head did not answer at {url} within {seconds:.0f} s / Ray 头节点未在时限内就绪"
+        )
+
+    def stop(self) -> None:
+        """Stop the head's process group: SIGTERM stops its processes within a second; the launcher
+        outlives them under --block and goes with the SIGKILL after."""
+        process, self._process, self.address = self._process, None, None
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
+        if process is not None:
+            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    process.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
