@@ -3,7 +3,7 @@ the key's limits like model calls do."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
 import uuid
 from urllib.parse import quote
@@ -18,6 +18,7 @@ from tests.conftest import RunningGateway
 from tests.security import bombs
 from tests.security.conftest import Platform, bearer
 from tests.security.test_parser_bombs import STANDARD
+from tests.support.platform import GatewayApp
 from tests.support.shared import needs_shared
 
 
@@ -91,24 +92,24 @@ def test_knowledge_base_routes_count_against_the_key_s_requests_per_minute(
 
 
 @needs_shared
-def test_the_auditor_holds_a_concurrency_slot(gateway: RunningGateway, platform: Platform) -> None:
+async def test_the_auditor_holds_a_concurrency_slot(gateway_app: GatewayApp) -> None:
     # A key allowed one call at a time: while an audit of a slow document runs, a second is refused.
-    single = key(gateway, platform.a.org, limits=(None, None, 1))
+    # The document is read under a CPU limit of 2 s here (the platform's own setting), so the first
+    # audit is cut there.
+    platform = await gateway_app(kb_parse_cpu_seconds=2)
+    single = platform.org(limits=(None, None, 1)).key
     files = {
         "report": ("报告.docx", bombs.docx_huge_xml(400_000)),
         "standard": (STANDARD.name, STANDARD.read_bytes()),
     }
-    results: list[int] = []
 
-    def audit() -> None:
-        answer = httpx.post(
-            f"{gateway.v1}/apps/inspection/audit", files=files, headers=bearer(single), timeout=60
-        )
-        results.append(answer.status_code)
+    async def audit() -> int:
+        answer = await platform.http(single).post("/v1/apps/inspection/audit", files=files, timeout=60)
+        return answer.status_code
 
-    first = threading.Thread(target=audit)
-    first.start()
-    time.sleep(0.5)
-    audit()
-    first.join()
+    async def second() -> int:
+        await asyncio.sleep(0.5)  # the first one is being read by then
+        return await audit()
+
+    results = await asyncio.gather(audit(), second())
     assert sorted(results) == [413, 429]  # the slow one is cut at its CPU limit
