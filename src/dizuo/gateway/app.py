@@ -84,6 +84,13 @@ MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embeddi
 Handler = Callable[[Scope, Receive, Send, Headers, Lang, str], Awaitable[None]]
 
 
+def _cut_short(held: bytes | None, error: bytes) -> bytes:
+    """A stream's end after an error: the client's usage chunk when it was held back for the label
+    (the label is not given to an answer cut short), then the error event."""
+    usage = b"data: " + held + b"\n\n" if held is not None else b""
+    return usage + b"data: " + error + b"\n\n"
+
+
 class Gateway:
     """OpenAI-compatible endpoints over the configured deployments."""
 
@@ -747,14 +754,14 @@ class Gateway:
             # Mid-stream: the status is sent already; the answer ends with an error event, no [DONE].
             await self._settle(call, call.usage, status="blocked")
             self._answer_event(call)
-            await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
+            await send({"type": "http.response.body", "body": _cut_short(held, exc.body(lang))})
             return
         except DizuoError as exc:
             # Bytes already reached the client: no retry, no status change; end with an error event.
             self.metrics.upstream_errors.labels(dep.name, exc.code).inc()
             self.router.health.failed(dep.name)
             await self._settle(call, call.usage, status="upstream_cut")
-            await send({"type": "http.response.body", "body": b"data: " + exc.body(lang) + b"\n\n"})
+            await send({"type": "http.response.body", "body": _cut_short(held, exc.body(lang))})
             return
         finally:
             await replies.aclose()
