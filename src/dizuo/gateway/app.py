@@ -24,7 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
 from dizuo.billing.meter import estimate_usage, max_output
-from dizuo.compliance.labels import Labeling, Mode, Notice
+from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice
 from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
@@ -623,11 +623,9 @@ class Gateway:
         settling = self._settle(call, attempt.first.usage)
         try:
             extra = self._response_headers(call, attempt.deployment)
-            labeling = self._labeling(call)
-            if labeling is not None:
-                data, aigc = label_whole(
-                    labeling.labeler, data, call.request_id, attempt.deployment, self._notice(call)
-                )
+            labels = self._labels(call)
+            if labels is not None:
+                data, aigc = label_whole(labels[0], data, call.request_id, attempt.deployment, labels[1])
                 if aigc is not None:
                     extra.append((b"aigc", aigc))
             await attempt.replies.aclose()  # nothing when the guard closed it already
@@ -636,17 +634,16 @@ class Gateway:
         self._answer_event(call)
         await send_bytes(send, 200, data, extra=extra)
 
-    def _labeling(self, call: Call) -> Labeling | None:
-        """The labeling of *call*'s answer: chat answers only, unless labels are off for it."""
+    def _labels(self, call: Call) -> tuple[Labeler, Notice | None] | None:
+        """How *call*'s answer is labeled: the labeler and, for an explicit label, the notice; None
+        for answers that are not chat or when labels are off for the call's key."""
         labeling = self.labeling
-        if labeling is None or call.endpoint != "chat" or labeling.mode_for(call.key.label) is Mode.OFF:
+        if labeling is None or call.endpoint != "chat":
             return None
-        return labeling
-
-    def _notice(self, call: Call) -> Notice | None:
-        labeling = self.labeling
-        assert labeling is not None
-        return labeling.notice if labeling.mode_for(call.key.label) is Mode.EXPLICIT else None
+        mode = labeling.mode_for(call.key.label)
+        if mode is Mode.OFF:
+            return None
+        return labeling.labeler, labeling.notice if mode is Mode.EXPLICIT else None
 
     # ---- /v1/chat/completions ------------------------------------------------------------
 
@@ -709,11 +706,11 @@ class Gateway:
         assert attempt is not None
         dep = attempt.deployment
         headers = SSE_HEADERS + self._response_headers(call, dep)
-        labeling = self._labeling(call)
+        labels = self._labels(call)
         label = None
-        if labeling is not None:
-            label = StreamLabel(labeling.labeler, call.request_id, dep, self._notice(call))
-            headers.append((b"aigc", stream_header(labeling.labeler, call.request_id, dep)))
+        if labels is not None:
+            label = StreamLabel(labels[0], call.request_id, dep, labels[1])
+            headers.append((b"aigc", stream_header(labels[0], call.request_id, dep)))
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         reply: Reply | None = attempt.first
         replies = attempt.replies
@@ -742,13 +739,15 @@ class Gateway:
                         {"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True}
                     )
                 reply = await anext(replies, None)
-            ending = [guard.rest() if guard is not None else None]
-            if label is not None:
-                ending = [label.chunk(ending[0]) if ending[0] is not None else None, label.unfinished()]
-            for rest in ending:
-                if rest is not None:
+            # Text the guard still held back, then (explicit labels) the notice of unfinished choices.
+            rest = guard.rest() if guard is not None else None
+            if rest is not None and label is not None:
+                rest = label.chunk(rest)
+            notice = label.unfinished() if label is not None else None
+            for event in (rest, notice):
+                if event is not None:
                     await send(
-                        {"type": "http.response.body", "body": b"data: " + rest + b"\n\n", "more_body": True}
+                        {"type": "http.response.body", "body": b"data: " + event + b"\n\n", "more_body": True}
                     )
         except DataRiskBlocked as exc:
             # Mid-stream: the status is sent already; the answer ends with an error event, no [DONE].
