@@ -222,10 +222,10 @@ def create_app(settings: Settings) -> Platform:
         settings.kb_chat_model,
         limiter,
         writes=lambda alias, lang: gateway.router.writes(alias, lang),  # the router changes at run time
-        labeling=lambda: gateway.labeling,
+        labeling=labels,
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
-    install_aigc_routes(knowledge, knowledge.state.scoped, db, lambda: gateway.labeling, parser)
+    install_aigc_routes(knowledge, knowledge.state.scoped, db, labels, parser)
     embedded = {pool.name: settings.embedded_ray for pool in config.pools if pool.ray == "embedded"}
     inventories = Inventories(config.pools, {k: v for k, v in embedded.items() if v})
     gateway.on_shutdown.append(

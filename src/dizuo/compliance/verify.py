@@ -26,7 +26,7 @@ from dizuo.compliance.labels import Labeler, answer_text, digest, read_label, te
 from dizuo.compliance.tables import LabelCheck
 from dizuo.store import Database, iso, ordered_id, utc
 
-__all__ = ["Found", "Result", "Verdict", "check", "read_found", "record_check"]
+__all__ = ["Found", "Result", "Verdict", "check", "found_in", "read_found", "record_check"]
 
 CONTENT_ID = re.compile(r"req_[0-9a-f]{32}")
 
@@ -144,7 +144,8 @@ def _stream(text: str) -> Found | None:
     return Found("stream", label, texts_of(pieces)) if seen else None
 
 
-def _json(value: Any) -> Found:
+def found_in(value: Any) -> Found:
+    """What a JSON document carries: a completion, a label beside its content, or a content id."""
     if not isinstance(value, dict):
         return Found("body")
     label = read_label(value)
@@ -164,7 +165,7 @@ def read_found(data: bytes, read_file: Callable[[bytes], Found | None] | None = 
     head = data.lstrip()[:16]
     if head.startswith((b"{", b"[")):
         try:
-            return _json(orjson.loads(data))
+            return found_in(orjson.loads(data))
         except orjson.JSONDecodeError:
             pass
     if read_file is not None:

@@ -11,7 +11,6 @@ implicitly. Files sent in are read in a child process with limits, as knowledge-
 """
 
 import asyncio
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
@@ -19,8 +18,8 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response
 
 from dizuo.compliance.files import MEDIA_TYPES, TITLE, Answer, Kind, export, read_file
-from dizuo.compliance.labels import Labeling, read_label
-from dizuo.compliance.verify import Result, check, read_found, record_check
+from dizuo.compliance.labels import Labeling
+from dizuo.compliance.verify import Result, check, found_in, read_found, record_check
 from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.gateway.uploads import read_limited
 from dizuo.gateway.validate import parse_json
@@ -49,29 +48,18 @@ def _text(value: Any) -> str | None:
 
 
 def install_aigc_routes(
-    app: FastAPI, scoped: Any, db: Database, labeling: Callable[[], Labeling | None], read: IsolatedParser
+    app: FastAPI, scoped: Any, db: Database, labeling: Labeling, read: IsolatedParser
 ) -> None:
     """Add the label routes to *app* (the knowledge-base app, whose *scoped* makes the API-key
-    dependency); *labeling* gives the gateway's labeling (None: labels are off, nothing verifies)."""
+    dependency); *labeling* is the platform's (its key checks labels even where it labels no answer)."""
     auth = scoped(None)
-
-    def labels() -> Labeling:
-        current = labeling()
-        if current is None:
-            raise InvalidRequest(
-                "invalid_param",
-                param="aigc",
-                reason_zh="本平台未启用 AIGC 标识",
-                reason_en="this platform does not label answers",
-            )
-        return current
 
     @app.post(PREFIX + "/verify")
     async def verify(request: Request, who: Annotated[Any, Depends(auth)]) -> dict[str, Any]:
         data = await read_limited(request, read.max_bytes, "body")
         if not data.strip():
             raise InvalidRequest("missing_param", param="body")
-        labeler = labels().labeler
+        labeler = labeling.labeler
 
         def run() -> dict[str, Any]:
             found = read_found(data, lambda raw: read_file(raw, read))
@@ -88,13 +76,11 @@ def install_aigc_routes(
         who: Annotated[Any, Depends(auth)],
         format: Annotated[Literal["docx", "xlsx", "pdf", "html"], Query()] = "docx",
     ) -> Response:
-        data = await read_limited(request, read.max_bytes, "body")
-        body = parse_json(data)
-        current = labels()
+        body = parse_json(await read_limited(request, read.max_bytes, "body"))
 
         def run() -> bytes:
-            found = read_found(data)
-            verdict = check(db, current.labeler, found)
+            found = found_in(body)
+            verdict = check(db, labeling.labeler, found)
             if verdict.result is not Result.GENUINE or found.text is None:
                 raise _not_exportable(verdict.result)
             owner = verdict.record.get("organization")
@@ -105,16 +91,15 @@ def install_aigc_routes(
                     reason_zh="该回答属于其他组织",
                     reason_en="the answer belongs to another organization",
                 )
-            label = read_label(body)
-            assert label is not None  # a genuine verdict had one
+            assert found.label is not None  # a genuine verdict had one
             answer = Answer(
                 found.text,
-                label,
+                found.label,
                 title=_text(body.get("title")) or TITLE,
                 question=_text(body.get("question")),
                 model=verdict.record.get("model") or _text(body.get("model")),
             )
-            return export(answer, Kind(format), current.labeler, current.notice)
+            return export(answer, Kind(format), labeling.labeler, labeling.notice)
 
         content = await asyncio.to_thread(run)
         name = quote(f"{body.get('title') or 'aigc-answer'}.{format}")

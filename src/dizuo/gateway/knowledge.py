@@ -88,7 +88,7 @@ def create_kb_app(
     chat_model: str,
     limiter: Limiter,
     writes: Callable[[str, str], bool] | None = None,
-    labeling: Callable[[], Labeling | None] = lambda: None,
+    labeling: Labeling | None = None,
 ) -> FastAPI:
     """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``).
     Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits.
@@ -254,7 +254,7 @@ def create_kb_app(
         )
         document = answer.public()
         document["model"] = model
-        label = _label(labeling(), models.labels, answer)
+        label = _label(labeling, models.labels, answer)
         if label is not None:
             document["aigc"] = label
         return document
