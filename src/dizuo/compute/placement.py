@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dizuo.config import DataClass, PoolConfig
 from dizuo.routing.clearance import RANK
 
-__all__ = ["Considered", "Inventory", "JobRequest", "Node", "Placement", "estimate", "place"]
+__all__ = ["Considered", "Inventory", "JobRequest", "Node", "Placement", "clearance", "estimate", "place"]
 
 MICRO = Decimal(1_000_000)  # money is kept in micro-yuan (¥1 = 1,000,000), as the ledger keeps it
 MAX_HOURS = 24 * 31
@@ -136,6 +136,22 @@ def estimate(pool: PoolConfig, request: JobRequest, hours: float | None = None) 
     return math.ceil(hourly * Decimal(str(request.hours if hours is None else hours)) * MICRO)
 
 
+def clearance(pool: PoolConfig, data_class: str, org_region: str | None) -> tuple[str, str] | None:
+    """Why *pool* may not take *data_class* data of an organization in *org_region* (Chinese,
+    English): above its clearance, or core data away from home; None when it may."""
+    if RANK[data_class] > RANK[pool.data_class_max]:
+        return (
+            f"资源池只可处理“{pool.data_class_max}”及以下的数据，作业为“{data_class}”",
+            f"cleared for {pool.data_class_max} data at most; the job's is {data_class}",
+        )
+    if data_class == "core" and pool.region != (org_region or pool.region):
+        return (
+            f"核心数据不出本组织区域 {org_region}（资源池在 {pool.region}）",
+            f"core data stays in the organization's region {org_region} (the pool is in {pool.region})",
+        )
+    return None
+
+
 def _refusal(
     pool: PoolConfig,
     request: JobRequest,
@@ -156,16 +172,9 @@ def _refusal(
         )
     if regions is not None and pool.region not in regions:
         return f"本组织不能使用区域 {pool.region}", f"the organization may not use region {pool.region}"
-    if RANK[request.data_class] > RANK[pool.data_class_max]:
-        return (
-            f"资源池只可处理“{pool.data_class_max}”及以下的数据，作业为“{request.data_class}”",
-            f"cleared for {pool.data_class_max} data at most; the job's is {request.data_class}",
-        )
-    if request.data_class == "core" and pool.region != (org_region or pool.region):
-        return (
-            f"核心数据不出本组织区域 {org_region}（资源池在 {pool.region}）",
-            f"core data stays in the organization's region {org_region} (the pool is in {pool.region})",
-        )
+    cleared = clearance(pool, request.data_class, org_region)
+    if cleared is not None:
+        return cleared
     if request.accelerators and pool.accelerator is None:
         return "资源池没有加速卡", "the pool has no accelerators"
     if request.accelerators and request.accelerator_type not in (None, pool.accelerator):

@@ -16,9 +16,8 @@ from fastapi import Depends, FastAPI
 
 from dizuo.accounts.keys import KeyInfo
 from dizuo.compute.inventory import Inventories
-from dizuo.compute.placement import Inventory
+from dizuo.compute.placement import Inventory, clearance
 from dizuo.config import PoolConfig
-from dizuo.routing.clearance import RANK
 
 __all__ = ["PREFIX", "install_compute_routes", "pool_view"]
 
@@ -26,11 +25,8 @@ PREFIX = "/v1/compute"
 
 
 def usable(key: KeyInfo, pool: PoolConfig) -> bool:
-    """Whether *key*'s calls may run on *pool*: its data class within the pool's clearance, core data
-    at home."""
-    if RANK[key.data_class] > RANK[pool.data_class_max]:
-        return False
-    return key.data_class != "core" or pool.region == (key.org_region or pool.region)
+    """Whether *key*'s jobs may run on *pool*, by the rule placement applies."""
+    return clearance(pool, key.data_class, key.org_region) is None
 
 
 def _sum(inventory: Inventory, field: str) -> dict[str, float]:
