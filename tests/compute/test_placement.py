@@ -99,6 +99,18 @@ def test_core_data_stays_in_its_organizations_region() -> None:
     )
     # Important data goes to the cheaper region.
     assert place(JobRequest(data_class="important"), pools, inventories, org_region="cq").chosen == "xj"
+    # An organization without a region keeps core data on local compute, as its model calls.
+    homeless = place(JobRequest(data_class="core"), pools, inventories, org_region=None)
+    assert homeless.chosen is None
+    assert {c.reason_en for c in homeless.considered} == {
+        "core data stays in the organization's region local (the pool is in xj)",
+        "core data stays in the organization's region local (the pool is in cq)",
+    }
+    local = pool("here", region="local", data_class_max="core")
+    assert (
+        place(JobRequest(data_class="core"), [*pools, local], {**inventories, "here": EIGHT_CARDS}).chosen
+        == "here"
+    )
 
 
 def test_a_pool_the_job_failed_to_start_on_is_passed_over() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dizuo.config import DataClass, PoolConfig
-from dizuo.routing.clearance import RANK
+from dizuo.routing.clearance import LOCAL_REGION, RANK
 
 __all__ = ["Considered", "Inventory", "JobRequest", "Node", "Placement", "clearance", "estimate", "place"]
 
@@ -138,16 +138,18 @@ def estimate(pool: PoolConfig, request: JobRequest, hours: float | None = None) 
 
 def clearance(pool: PoolConfig, data_class: str, org_region: str | None) -> tuple[str, str] | None:
     """Why *pool* may not take *data_class* data of an organization in *org_region* (Chinese,
-    English): above its clearance, or core data away from home; None when it may."""
+    English): above its clearance, or core data away from home (its region, or ``local`` for an
+    organization without one, as routing keeps model calls); None when it may."""
     if RANK[data_class] > RANK[pool.data_class_max]:
         return (
             f"资源池只可处理“{pool.data_class_max}”及以下的数据，作业为“{data_class}”",
             f"cleared for {pool.data_class_max} data at most; the job's is {data_class}",
         )
-    if data_class == "core" and pool.region != (org_region or pool.region):
+    home = org_region or LOCAL_REGION  # as for model calls: no region, core data stays local
+    if data_class == "core" and pool.region != home:
         return (
-            f"核心数据不出本组织区域 {org_region}（资源池在 {pool.region}）",
-            f"core data stays in the organization's region {org_region} (the pool is in {pool.region})",
+            f"核心数据不出本组织区域 {home}（资源池在 {pool.region}）",
+            f"core data stays in the organization's region {home} (the pool is in {pool.region})",
         )
     return None
 

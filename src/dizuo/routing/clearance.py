@@ -14,7 +14,7 @@ from dizuo.config import DATA_CLASSES
 from dizuo.errors import InvalidRequest, NoDeployment, NotFiled
 from dizuo.routing.deployments import Deployment
 
-__all__ = ["RANK", "clear", "clearance_row", "filed", "request_class"]
+__all__ = ["LOCAL_REGION", "RANK", "clear", "clearance_row", "filed", "request_class"]
 
 RANK = {name: rank for rank, name in enumerate(DATA_CLASSES)}  # general < important < core
 NAMES_ZH = {"general": "一般数据", "important": "重要数据", "core": "核心数据"}
