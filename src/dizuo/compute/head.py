@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from dizuo.compute.watchdog import stop_group
 from dizuo.errors import ConfigError
 
 __all__ = ["EmbeddedHead"]
@@ -130,24 +130,23 @@ class EmbeddedHead:
         )
 
     def stop(self) -> None:
-        """Stop the head's process group: SIGTERM stops its processes within a second; the launcher
-        outlives them under --block and goes with the SIGKILL after."""
+        """Stop the head's process group and remove its folder (:func:`~dizuo.compute.watchdog.stop_group`)."""
         process, self._process, self.address = self._process, None, None
         if self._watchdog is not None:
             self._watchdog.kill()
             self._watchdog.wait()
             self._watchdog = None
-        if process is not None:
-            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    process.wait(grace)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            self._folder = None
+        folder, self._folder = self._folder, None
+        if process is not None and folder is not None:
+            stop_group(process.pid, folder, lambda grace: _exited(process, grace))
+        elif folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Whether the launcher exited (and was reaped) within *seconds*."""
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True

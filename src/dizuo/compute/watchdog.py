@@ -13,8 +13,10 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
+from pathlib import Path
 
-__all__ = ["main", "watch"]
+__all__ = ["main", "stop_group", "watch"]
 
 POLL = 0.5  # seconds between looks at the server
 
@@ -29,17 +31,38 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def watch(server: int, group: int, folder: str) -> None:
-    """Wait for *server* to end, then stop process group *group* (TERM, then KILL) and remove *folder*."""
-    while _alive(server):
-        time.sleep(POLL)
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):
+def _gone_within(group: int, seconds: float) -> bool:
+    """Whether process group *group* has no process left within *seconds* (not our children: polled)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop_group(group: int, folder: str | Path, gone: Callable[[float], bool]) -> None:
+    """Stop a Ray head's process group *group* and remove its *folder*: SIGTERM stops its processes
+    within a second; the launcher, which outlives them under ``--block``, goes with the SIGKILL sent
+    when *gone* (waiting up to its grace) says something is left."""
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(group, sig)
         except ProcessLookupError:
             break
-        time.sleep(grace)
+        if gone(grace):
+            break
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def watch(server: int, group: int, folder: str) -> None:
+    """Wait for *server* to end, then stop process group *group* and remove *folder*."""
+    while _alive(server):
+        time.sleep(POLL)
+    stop_group(group, folder, lambda grace: _gone_within(group, grace))
 
 
 def main() -> None:
