@@ -226,11 +226,10 @@ def create_app(settings: Settings) -> Platform:
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     install_aigc_routes(knowledge, knowledge.state.scoped, db, labels, parser)
-    embedded = {pool.name: settings.embedded_ray for pool in config.pools if pool.ray == "embedded"}
-    inventories = Inventories(config.pools, {k: v for k, v in embedded.items() if v})
-    gateway.on_shutdown.append(
-        install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories)
-    )
+    head = settings.embedded_ray  # the embedded pools' Ray head, when dizuo serve started one
+    embedded = {pool.name: head for pool in config.pools if pool.ray == "embedded" and head}
+    inventories = Inventories(config.pools, embedded)
+    install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories)
     gateway.on_shutdown.append(knowledge.state.close)
 
     async def release_connections() -> None:

@@ -8,7 +8,7 @@ memory: total and free), read live and kept a few seconds; a pool whose cluster 
 listed as down. Needs the ``compute`` scope.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import aiohttp
@@ -65,26 +65,14 @@ def pool_view(pool: PoolConfig, inventory: Inventory | None) -> dict[str, Any]:
 
 def install_compute_routes(
     app: FastAPI, scoped: Any, pools: list[PoolConfig], inventories: Inventories
-) -> Callable[[], Awaitable[None]]:
-    """Add the compute routes to *app* (the knowledge-base app, whose *scoped* makes the API-key
-    dependency); return what closes their HTTP client at shutdown."""
+) -> None:
+    """Add the compute routes to *app* (the knowledge-base app: its *scoped* makes the API-key
+    dependency, its HTTP client reads the clusters)."""
     auth = scoped("compute")
-    sessions: list[aiohttp.ClientSession] = []
-
-    def session() -> aiohttp.ClientSession:
-        if not sessions:
-            sessions.append(aiohttp.ClientSession())
-        return sessions[0]
+    session: Callable[[], aiohttp.ClientSession] = app.state.session
 
     @app.get(PREFIX + "/pools")
     async def list_pools(who: Annotated[Any, Depends(auth)]) -> dict[str, Any]:
         shown = [pool for pool in pools if usable(who.info, pool)]
         current = await inventories.current(session()) if shown else {}
         return {"object": "list", "data": [pool_view(pool, current.get(pool.name)) for pool in shown]}
-
-    async def close() -> None:
-        for opened in sessions:
-            await opened.close()
-        sessions.clear()
-
-    return close

@@ -121,6 +121,8 @@ def create_kb_app(
             sessions.append(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=600)))
         return sessions[0]
 
+    app.state.session = session  # the one HTTP client of the routes this app serves (the compute pools')
+
     class Caller:
         def __init__(self, info: KeyInfo, token: str, language: str | None) -> None:
             self.info = info
