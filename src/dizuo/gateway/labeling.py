@@ -96,7 +96,7 @@ class StreamLabel:
         # most chunks are read without being parsed (_literal), and all are decoded once, at the end.
         self.pieces: dict[int, list[bytes]] = {}
         self.finished: set[int] = set()
-        self.upstream: dict[str, Any] = {}  # the first chunk's id, model, created, and any label sent
+        self.upstream: dict[str, Any] = {}  # the label the upstream sent, if any: {"aigc": …}
         self._template: dict[str, Any] | None = None
 
     def chunk(self, data: bytes) -> bytes:
