@@ -83,6 +83,20 @@ def _database_beside(url: str, suffix: str) -> str:
 SERVICES = frozenset({"database_url", "empty_database_url", "redis_url"})
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Tests marked to share a worker (the Ray tests: one head) must get one: pytest-xdist's loadgroup
+    groups them through their node ids, which some pytest versions ignore (pytest-xdist issue 1386),
+    and then they silently spread over every worker, each starting heads of its own."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    for item in session.items:
+        if any(item.iter_markers("xdist_group")) and "@" not in item.nodeid:
+            raise pytest.UsageError(
+                "pytest-xdist's --dist loadgroup does not group tests under this pytest (pytest-xdist "
+                "issue 1386): install the pytest pyproject.toml pins (scripts/install.sh --dev)"
+            )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not os.environ.get("DIZUO_TEST_DATABASE_URL") or os.environ.get("DIZUO_TEST_EVERY_PASS"):
         return

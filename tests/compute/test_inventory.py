@@ -3,6 +3,7 @@ something else, marks its pool down, and placement passes it over saying so."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,7 +13,7 @@ from aiohttp import web
 from dizuo.compute.inventory import DOWN, Inventories, parse_inventory
 from dizuo.compute.placement import JobRequest, place
 from dizuo.config import PoolConfig
-from tests.support.ray import RayHead, ray_head  # noqa: F401  (the fixture)
+from tests.support.ray import RayHead, idle
 from tests.support.servers import free_port
 
 NPU = {"accelerator": "ascend-910b", "resources": {"accelerator_resource": "NPU"}}
@@ -28,9 +29,10 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_a_pools_nodes_and_free_accelerators_come_from_its_ray_cluster(
-    ray_head: RayHead,  # noqa: F811
+    ray_head: RayHead,
     session: aiohttp.ClientSession,
 ) -> None:
+    await asyncio.to_thread(idle, ray_head)  # earlier tests' jobs on the shared head have ended
     live = PoolConfig.model_validate({"name": "cq-npu", "region": "cq", "ray": ray_head.dashboard, **NPU})
     gone = PoolConfig.model_validate(
         {"name": "xj-npu", "region": "xj", "ray": f"http://127.0.0.1:{free_port()}", **NPU}

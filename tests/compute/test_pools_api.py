@@ -4,6 +4,7 @@ it when it stops."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ import pytest
 from dizuo.accounts import create_key
 from tests.support.cli import dizuo
 from tests.support.platform import GatewayApp
-from tests.support.ray import RayHead, ray_head  # noqa: F401  (the fixture)
+from tests.support.ray import RayHead, idle
 from tests.support.servers import free_port, serving_first_key
 
 NPU = {"accelerator": "ascend-910b", "resources": {"accelerator_resource": "NPU"}}
@@ -26,8 +27,9 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 async def test_a_key_sees_the_pools_cleared_for_its_data_with_prices_and_free_capacity(
     gateway_app: GatewayApp,
-    ray_head: RayHead,  # noqa: F811
+    ray_head: RayHead,
 ) -> None:
+    await asyncio.to_thread(idle, ray_head)  # earlier tests' jobs on the shared head have ended
     platform = await gateway_app(
         pools=[
             {
@@ -88,7 +90,8 @@ def test_serve_starts_the_embedded_pools_ray_head_and_stops_it(tmp_path: Path) -
         assert pool["name"] == "local" and pool["up"] is True and pool["capacity"]["cpus"]["total"] >= 1
         text = dizuo("compute", "pools", "--base-url", base, "--api-key", key).stdout
         assert text.startswith("local\tdefault\tCPU\t¥0/卡·时 ¥0.05/核·时"), text
-        (folder,) = set(Path("/tmp").glob("dizuo-ray-*")) - before  # the head's own folder
+        new = set(Path("/tmp").glob("dizuo-ray-*")) - before
+        (folder,) = new  # the head's own folder
         assert _running(folder)  # its raylet, GCS, dashboard
     # The server stopped (SIGTERM, which uvicorn re-raises after its shutdown): its head went with it.
     deadline = time.monotonic() + 20

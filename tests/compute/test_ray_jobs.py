@@ -15,7 +15,7 @@ import pytest
 from dizuo.compute.placement import JobRequest
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
 from dizuo.errors import ComputeUnavailable
-from tests.support.ray import RayHead, ray_head  # noqa: F401  (the fixture)
+from tests.support.ray import RayHead
 from tests.support.servers import free_port
 
 # One Ray head per test worker: the tests that use it run on one worker (pytest --dist loadgroup).
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.xdist_group("ray")
 
 
 @pytest.fixture
-async def jobs(ray_head: RayHead) -> AsyncIterator[RayJobs]:  # noqa: F811
+async def jobs(ray_head: RayHead) -> AsyncIterator[RayJobs]:
     async with aiohttp.ClientSession() as session:
         yield RayJobs(session, "cq-npu", ray_head.dashboard)
 

@@ -5,7 +5,10 @@ group."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,13 +17,26 @@ import pytest
 from dizuo.compute.head import EmbeddedHead
 from dizuo.errors import ConfigError
 
-__all__ = ["RayHead", "ray_head"]
+__all__ = ["RayHead", "idle", "ray_head"]
 
 
 @dataclass(frozen=True)
 class RayHead:
     dashboard: str  # the address of its Ray Jobs API and dashboard: http://127.0.0.1:PORT
     resources: dict[str, float]
+
+
+def idle(head: RayHead, seconds: float = 60) -> None:
+    """Wait until the head's cluster reports none of its resources in use: jobs of earlier tests on
+    the shared head give theirs back a few seconds after they end (Ray reports usage every few)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with urllib.request.urlopen(f"{head.dashboard}/api/cluster_status", timeout=5) as answer:
+            usage = json.loads(answer.read())["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
+        if all(float(used) == 0 for name, (used, _total) in usage.items() if name in head.resources):
+            return
+        assert time.monotonic() < deadline, f"the Ray head is still busy: {usage}"
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ its folder. Run as ``python -m dizuo.compute.watchdog SERVER_PID HEAD_PGID FOLDE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["main", "stop_group", "watch"]
+__all__ = ["main", "stop_group", "using", "watch"]
 
 POLL = 0.5  # seconds between looks at the server
 
@@ -47,7 +48,9 @@ def _gone_within(group: int, seconds: float) -> bool:
 def stop_group(group: int, folder: str | Path, gone: Callable[[float], bool]) -> None:
     """Stop a Ray head's process group *group* and remove its *folder*: SIGTERM stops its processes
     within a second; the launcher, which outlives them under ``--block``, goes with the SIGKILL sent
-    when *gone* (waiting up to its grace) says something is left."""
+    when *gone* (waiting up to its grace) says something is left. Ray's workers run in process groups
+    of their own: those still alive after the group (found by the folder in their command line) are
+    killed too, so that none writes to the folder once it is removed."""
     for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(group, sig)
@@ -55,7 +58,27 @@ def stop_group(group: int, folder: str | Path, gone: Callable[[float], bool]) ->
             break
         if gone(grace):
             break
+    deadline = time.monotonic() + 5
+    while (left := using(folder)) and time.monotonic() < deadline:
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def using(folder: str | Path) -> list[int]:
+    """The processes whose command line names *folder* (a head's workers, agents and servers)."""
+    needle = str(folder).encode()
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def watch(server: int, group: int, folder: str) -> None:
