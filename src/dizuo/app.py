@@ -18,6 +18,8 @@ from dizuo.compliance.files import label_html
 from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice, Position
 from dizuo.compliance.retention import Housekeeper, kept, make_months
 from dizuo.compute.inventory import Inventories
+from dizuo.compute.jobs import Jobs
+from dizuo.compute.reconciler import Reconciler
 from dizuo.config import PlatformConfig, load_config
 from dizuo.console import create_console_app
 from dizuo.console.web import PREFIX as CONSOLE_PREFIX
@@ -229,7 +231,21 @@ def create_app(settings: Settings) -> Platform:
     head = settings.embedded_ray  # the embedded pools' Ray head, when dizuo serve started one
     embedded = {pool.name: head for pool in config.pools if pool.ray == "embedded" and head}
     inventories = Inventories(config.pools, embedded)
-    install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories)
+    jobs = Jobs(
+        db,
+        meter,
+        config.pools,
+        inventories,
+        knowledge.state.session,
+        guard=gateway.guard,
+        events=gateway.events,
+        max_working_dir_bytes=settings.compute_max_working_dir_mb * 2**20,
+    )
+    install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories, jobs)
+    knowledge.state.jobs = jobs
+    reconciler = Reconciler(jobs)
+    gateway.on_startup.append(reconciler.start)
+    gateway.on_shutdown.append(reconciler.stop)
     gateway.on_shutdown.append(knowledge.state.close)
 
     async def release_connections() -> None:

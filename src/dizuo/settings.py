@@ -215,6 +215,9 @@ class Settings(BaseSettings):
             "started another way."
         ),
     )
+    compute_max_working_dir_mb: int = Field(
+        20, gt=0, le=500, description="Largest zipped working directory a script job may send, in MiB."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

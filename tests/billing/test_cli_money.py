@@ -132,6 +132,10 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
             "region": "default",
             "calls": 2,
             "voucher_paid": "0.001800",
+            "kind": "model",  # model calls; compute jobs' lines name their pool and accelerator-hours
+            "pool": None,
+            "accelerator": None,
+            "accelerator_hours": None,
         }
     ]
 

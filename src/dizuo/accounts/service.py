@@ -154,12 +154,14 @@ def change_org(
     *,
     serves_public: bool | None = None,
     label: str | None = None,
+    allow_scripts: bool | None = None,
     by: Actor | None = None,
 ) -> Organization:
     """Change an organization: whether it offers generated content to the public (then its calls go
     to filed models only); how its answers are labeled as AI-generated (``explicit``: a visible
     notice in the text too; ``implicit``; ``default``: the platform's way). None leaves a field as
-    it is. Every worker applies the change within a refresh period."""
+    it is; whether it may run its own code on the compute pools (script jobs). Every worker applies
+    the change within a refresh period."""
     if label is not None and label not in (*LABELS, "default"):
         raise _bad("label", "只能是 explicit、implicit 或 default", "must be explicit, implicit or default")
     with db.session() as session:
@@ -170,6 +172,8 @@ def change_org(
         if label is not None:
             org.label = None if label == "default" else label
             detail["label"] = label
+        if allow_scripts is not None:
+            org.allow_scripts = detail["allow_scripts"] = allow_scripts
         _touch_keys(session, org.id, utcnow())  # they carry their organization's settings
         append(session, "org.update", org.name, actor=who(by), org_id=org.id, detail=detail)
     return org

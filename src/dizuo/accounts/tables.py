@@ -34,6 +34,8 @@ class Organization(Base):
     serves_public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # How its answers are labeled as AI-generated (compliance.labels.Mode); None: the platform's way.
     label: Mapped[str | None] = mapped_column(String(16))
+    # An operator allowed it to run its own code on the compute pools (script jobs); off by default.
+    allow_scripts: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

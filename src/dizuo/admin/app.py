@@ -38,6 +38,7 @@ from dizuo.billing.service import (
     topup,
     wallet_view,
 )
+from dizuo.compute import reports as compute_reports
 from dizuo.days import PLATFORM_ZONE, parse_moment
 from dizuo.errors import (
     AuthenticationFailed,
@@ -215,12 +216,20 @@ def create_admin_app(
         """Change an organization (platform admins): whether it serves the public, how its answers
         are labeled; workers apply it within a second."""
         may(who, "create organizations")
-        changed = change_org(db, org, serves_public=body.serves_public, label=body.label, by=who)
+        changed = change_org(
+            db,
+            org,
+            serves_public=body.serves_public,
+            label=body.label,
+            allow_scripts=body.allow_scripts,
+            by=who,
+        )
         return {
             "id": changed.id,
             "name": changed.name,
             "serves_public": changed.serves_public,
             "label": changed.label,
+            "allow_scripts": changed.allow_scripts,
         }
 
     @app.post(f"{PREFIX}/orgs/{{org}}/keys", status_code=201)
@@ -282,6 +291,8 @@ def create_admin_app(
             providers=body.providers,
             regions=body.regions,
             models=body.models,
+            pools=body.pools,
+            accelerators=body.accelerators,
         )
         voucher = issue_voucher(db, org, terms, idempotency_key, by=who)
         changed(voucher.org_id)
@@ -363,7 +374,7 @@ def create_admin_app(
     ) -> Response:
         """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
         may(who, "read voucher reports", issuer=issuer)
-        rows = billing_reports.voucher_report(db, issuer, month, zone)
+        rows = compute_reports.issuer_report(db, issuer, month, zone)
         billing_reports.recorded(db, "voucher-report", issuer, who.username, month=month, format=format)
         return _export(rows, format, f"vouchers-{month}", lang=lang, zone=zone)
 

@@ -45,6 +45,9 @@ class OrgChange(_In):
             "implicit, or default (the platform's way)."
         ),
     )
+    allow_scripts: bool | None = Field(
+        None, description="It may run its own code on the compute pools (script jobs)."
+    )
 
 
 class KeyIn(_In):
@@ -92,6 +95,10 @@ class VoucherIn(_In):
     providers: list[str] | None = None
     regions: list[str] | None = None
     models: list[str] | None = None
+    pools: list[str] | None = Field(None, description="Compute pools it pays jobs on (compute only).")
+    accelerators: list[str] | None = Field(
+        None, description="Accelerator types it pays jobs on (compute only)."
+    )
     # A date alone is a whole day in the platform's time zone (valid_to: through that day); an ISO 8601
     # moment is taken as written (dizuo.days).
     valid_from: str = Field(examples=["2026-01-01", "2026-01-01T00:00:00+08:00"])

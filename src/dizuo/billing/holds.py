@@ -38,11 +38,14 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What a charge is for: vouchers may be limited to some providers, regions and models."""
+    """What a charge is for: vouchers may be limited to some providers, regions and models, or (for a
+    compute job, whose provider is ``compute``) to some pools and accelerator types."""
 
     provider: str
     region: str
     model: str
+    pool: str | None = None  # set for a compute job: the pool it runs on
+    accelerator: str | None = None  # a compute job's accelerator type (None: CPUs only)
 
 
 @dataclass(slots=True)
@@ -56,13 +59,24 @@ class VoucherState:
     regions: frozenset[str] | None
     models: frozenset[str] | None
     held: int = 0
+    pools: frozenset[str] | None = None
+    accelerators: frozenset[str] | None = None
 
     def covers(self, scope: Scope, now: float) -> bool:
-        return (
+        if not (
             self.valid_from <= now < self.valid_to
             and (self.providers is None or scope.provider in self.providers)
             and (self.regions is None or scope.region in self.regions)
-            and (self.models is None or scope.model in self.models)
+        ):
+            return False
+        if scope.pool is None:  # a model call: not a voucher for compute only
+            return (self.models is None or scope.model in self.models) and (
+                self.pools is None and self.accelerators is None
+            )
+        return (  # a compute job: not a voucher for models only
+            self.models is None
+            and (self.pools is None or scope.pool in self.pools)
+            and (self.accelerators is None or scope.accelerator in self.accelerators)
         )
 
 

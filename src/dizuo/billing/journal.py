@@ -636,7 +636,7 @@ class Journal:
         marks = ", ".join([mark] * len(org_ids))
         # One statement, one round trip: each wallet with its live vouchers (or one row of NULLs).
         cursor.execute(
-            "SELECT w.org_id, w.version, w.balance, v.id, v.remaining FROM wallets w"
+            "SELECT w.org_id, w.version, w.balance - w.standing, v.id, v.remaining - v.standing FROM wallets w"
             " LEFT JOIN vouchers v ON v.org_id = w.org_id AND v.revoked_at IS NULL"
             f" WHERE w.org_id IN ({marks})",
             org_ids,
@@ -656,7 +656,9 @@ class Journal:
 
     def refresh(self, org_id: str | None = None) -> None:
         """Reload the wallets (and vouchers) whose version changed since the last look, or *org_id*'s."""
-        query = select(Wallet.org_id, Wallet.balance, Wallet.version, Wallet.updated_at)
+        # What calls may spend: the balance less what compute jobs hold durably (and so for vouchers).
+        spendable = (Wallet.balance - Wallet.standing).label("balance")
+        query = select(Wallet.org_id, spendable, Wallet.version, Wallet.updated_at)
         if org_id is not None:
             query = query.where(Wallet.org_id == org_id)
         elif self._seen_until is not None:
@@ -678,12 +680,14 @@ class Journal:
                     VoucherState(
                         id=v.id,
                         copay=v.copay,
-                        remaining=v.remaining,
+                        remaining=v.remaining - v.standing,
                         valid_from=epoch(v.valid_from),
                         valid_to=epoch(v.valid_to),
                         providers=frozenset(v.providers) if v.providers is not None else None,
                         regions=frozenset(v.regions) if v.regions is not None else None,
                         models=frozenset(v.models) if v.models is not None else None,
+                        pools=frozenset(v.pools) if v.pools is not None else None,
+                        accelerators=frozenset(v.accelerators) if v.accelerators is not None else None,
                     )
                 )
             # Read balances and vouchers in one transaction, then swap them in under the book's lock.

@@ -7,6 +7,7 @@ from outside), ``revenue:<provider>`` (what calls to a provider earned).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,12 +57,13 @@ def post(
     tx_id: str | None = None,
     request_id: str | None = None,
     note: str | None = None,
+    at: dt.datetime | None = None,
 ) -> str:
-    """Append one balanced transaction; return its id. Zero legs are left out."""
+    """Append one balanced transaction (at *at*, default now); return its id. Zero legs are left out."""
     if sum(leg.amount for leg in legs) != 0:
         raise ValueError(f"unbalanced {kind} transaction: {legs}")
     tx_id = tx_id or new_tx_id()
-    now = utcnow()
+    now = at or utcnow()
     session.add_all(
         LedgerEntry(
             tx_id=tx_id,

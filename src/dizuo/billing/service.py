@@ -147,6 +147,8 @@ class VoucherTerms:
     providers: list[str] | None = None
     regions: list[str] | None = None
     models: list[str] | None = None
+    pools: list[str] | None = None  # compute pools it pays jobs on: then it pays for compute only
+    accelerators: list[str] | None = None  # accelerator types it pays jobs on (compute only)
 
 
 def issue_voucher(
@@ -199,6 +201,8 @@ def _grant(
             providers=terms.providers,
             regions=terms.regions,
             models=terms.models,
+            pools=terms.pools,
+            accelerators=terms.accelerators,
             valid_from=valid_from,
             valid_to=valid_to,
             created_at=utcnow(),
@@ -289,6 +293,8 @@ def _voucher(v: Voucher, now: dt.datetime) -> dict[str, Any]:
         "providers": v.providers,
         "regions": v.regions,
         "models": v.models,
+        "pools": v.pools,
+        "accelerators": v.accelerators,
         "valid_from": _iso(v.valid_from),
         "valid_to": _iso(v.valid_to),
         "state": _state(v, now),

@@ -84,6 +84,10 @@ COLUMNS: dict[str, Column] = {
     "voucher_paid": Column("算力券支付（元）", "Paid by vouchers (CNY)", "money"),
     "issuer": Column("发放方", "Issuer"),
     "program": Column("算力券项目", "Voucher program"),
+    "kind": Column("类别", "Kind"),  # model (calls) | compute (jobs)
+    "pool": Column("资源池", "Pool"),
+    "accelerator": Column("加速卡型号", "Accelerator"),
+    "accelerator_hours": Column("卡时", "Accelerator-hours"),
     # the audit trail
     "seq": Column("序号", "No.", "int"),
     "at": Column("时间", "Time", "time"),

@@ -48,6 +48,8 @@ class Wallet(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)  # micro-yuan
     # Held by calls in flight, as last reported by the gateway workers (for views, not for checks).
     held: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Held by work that outlives a process (compute jobs), durably: calls may spend balance − standing.
+    standing: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # Bumped on every change so that each worker reloads only the wallets that changed.
     version: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -68,6 +70,12 @@ class Voucher(Base):
     providers: Mapped[list[str] | None] = mapped_column(JSON)
     regions: Mapped[list[str] | None] = mapped_column(JSON)
     models: Mapped[list[str] | None] = mapped_column(JSON)
+    # A voucher naming pools or accelerator types pays for compute jobs on them only (and one naming
+    # models, for model calls only); the provider ``compute`` stands for every compute job.
+    pools: Mapped[list[str] | None] = mapped_column(JSON)
+    accelerators: Mapped[list[str] | None] = mapped_column(JSON)
+    # Held by compute jobs from what is left, durably (see Wallet.standing).
+    standing: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     valid_from: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     valid_to: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

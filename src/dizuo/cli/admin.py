@@ -106,6 +106,19 @@ def set_org_command(name: str, serves_public: bool | None, label: str | None) ->
     click.echo(f"{org.name}: serves_public={str(org.serves_public).lower()} label={org.label or 'default'}")
 
 
+@admin.command("allow-scripts")
+@click.option("--org", required=True, help="Organization name.")
+@click.option("--off", is_flag=True, help="Take the permission back.")
+def allow_scripts_command(org: str, off: bool) -> None:
+    """Allow an organization to run its own code on the compute pools (script jobs), or (--off) stop
+    allowing it. Off by default. Jobs already submitted run on."""
+    from dizuo.accounts.service import change_org
+
+    with reported(), database() as db:
+        changed = change_org(db, org, allow_scripts=not off)
+    click.echo(f"{changed.name}: allow_scripts={str(changed.allow_scripts).lower()}")
+
+
 @admin.command("create-key")
 @click.option("--org", required=True, help="Organization name.")
 @click.option("--name", default=None, help="A label for the key.")

@@ -61,6 +61,10 @@ def topup_command(org: str, amount: str, note: str | None, idempotency_key: str 
 @click.option("--providers", default=None, help="Comma-separated providers it may pay for (default: all).")
 @click.option("--regions", default=None, help="Comma-separated regions (default: all).")
 @click.option("--models", default=None, help="Comma-separated model aliases (default: all).")
+@click.option(
+    "--pools", default=None, help="Comma-separated compute pools (then it pays for compute jobs only)."
+)
+@click.option("--accelerators", default=None, help="Comma-separated accelerator types (compute jobs only).")
 @click.option("--valid-from", required=True, help="YYYY-MM-DD (a day in DIZUO_TIMEZONE) or ISO 8601.")
 @click.option("--valid-to", required=True, help="YYYY-MM-DD (through the end of that day) or ISO 8601.")
 @click.option(
@@ -78,6 +82,8 @@ def issue_voucher_command(
     providers: str | None,
     regions: str | None,
     models: str | None,
+    pools: str | None,
+    accelerators: str | None,
     valid_from: str,
     valid_to: str,
     idempotency_key: str | None,
@@ -110,6 +116,8 @@ def issue_voucher_command(
             providers=split(providers),
             regions=split(regions),
             models=split(models),
+            pools=split(pools),
+            accelerators=split(accelerators),
         )
         with database() as db:
             click.echo(issue_voucher(db, org, terms, idempotency_key).id)
@@ -201,8 +209,9 @@ def statement_command(org: str, month: str, fmt: str, out: Path | None, lang: La
 @LANG
 def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, lang: Lang) -> None:
     """What an issuer's vouchers paid in a month, per organization, program, provider and region."""
-    from dizuo.billing.reports import recorded, render, voucher_report
+    from dizuo.billing.reports import recorded, render
     from dizuo.billing.service import issuers
+    from dizuo.compute.reports import issuer_report
 
     zone = platform_zone()
     with reported(), database() as db:
@@ -212,7 +221,7 @@ def voucher_report_command(issuer: str, month: str, fmt: str, out: Path | None, 
                 f"没有发放方 {issuer!r}（发过券的发放方：{'、'.join(known) or '无'}） / no issuer {issuer!r} "
                 f"(issuers that granted vouchers: {', '.join(known) or 'none'})"
             )
-        rows = voucher_report(db, issuer, month, zone)
+        rows = issuer_report(db, issuer, month, zone)
         recorded(db, "voucher-report", issuer, "cli", month=month, format=fmt)
     emit(render(fmt, rows, title=month, lang=lang, zone=zone), out)
 

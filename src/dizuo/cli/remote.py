@@ -39,6 +39,16 @@ class Client:
         self.headers = {"authorization": f"Bearer {api_key}", "accept-language": "zh-CN"}
 
     def call(self, method: str, path: str = "", body: Any = None, data: bytes | None = None) -> Any:
+        with self._open(method, path, body, data) as response:
+            return orjson.loads(response.read())
+
+    def stream(self, path: str, write: Callable[[bytes], Any]) -> None:
+        """GET *path* and hand each piece of its body to *write* as it arrives (logs that follow)."""
+        with self._open("GET", path, None, None) as response:
+            while piece := response.read1(65536):
+                write(piece)
+
+    def _open(self, method: str, path: str, body: Any, data: bytes | None) -> Any:
         headers = dict(self.headers)
         if body is not None:
             data = orjson.dumps(body)
@@ -47,8 +57,7 @@ class Client:
             headers["content-type"] = "application/octet-stream"
         request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=600) as response:
-                return orjson.loads(response.read())
+            return urllib.request.urlopen(request, timeout=600)
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:

@@ -101,8 +101,13 @@ class Inventories:
                 self._at = time.monotonic()
             return dict(self._read)
 
+    def address(self, pool: PoolConfig) -> str | None:
+        """The address of *pool*'s Ray Jobs API and dashboard; None for an embedded pool whose head
+        is not running."""
+        return self.addresses.get(pool.name) or (pool.ray if pool.ray != "embedded" else None)
+
     async def _one(self, session: aiohttp.ClientSession, pool: PoolConfig) -> Inventory:
-        address = self.addresses.get(pool.name) or (pool.ray if pool.ray != "embedded" else None)
+        address = self.address(pool)
         if address is None:
             return DOWN  # an embedded pool whose head is not running
         return await read_inventory(session, pool, address)

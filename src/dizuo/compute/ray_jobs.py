@@ -48,6 +48,12 @@ class RayJob:
     start_ms: int | None
     end_ms: int | None
     message: str
+    driver_node: str | None = None  # where its entrypoint ran; None while (and if only ever) pending
+
+    @property
+    def ran(self) -> bool:
+        """Whether its entrypoint ever ran (a job stopped while pending never did)."""
+        return self.driver_node is not None
 
     @property
     def seconds(self) -> float | None:
@@ -129,7 +135,24 @@ class RayJobs:
             details.get("start_time"),
             details.get("end_time"),
             str(details.get("message") or ""),
+            details.get("driver_node_id") or None,
         )
+
+    async def upload(self, uri: str, data: bytes) -> None:
+        """Upload a working directory's zip archive under *uri* (``gcs://_ray_pkg_….zip``), unless the
+        cluster has it already: what Ray's own client does before submitting with a ``working_dir``."""
+        protocol, _, name = uri.partition("://")
+        path = f"/api/packages/{protocol}/{name}"
+        status, _ = await self._request("GET", path)
+        if status == 200:
+            return
+        try:
+            async with self.session.put(self.address + path, data=data, timeout=self.timeout) as response:
+                if response.status != 200:
+                    detail = (await response.read())[:300].decode("utf-8", "replace")
+                    raise ComputeUnavailable(pool=self.pool, detail=f"HTTP {response.status} {detail}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ComputeUnavailable(pool=self.pool, detail=f"{type(exc).__name__}: {exc}") from exc
 
     async def stop(self, submission_id: str) -> bool:
         """Ask the cluster to stop the job; whether it was still running to be stopped."""

@@ -406,6 +406,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "issuer.month": ("月份", "Month"),
     "issuer.paid": ("已支付（元）", "Paid (CNY)"),
     "issuer.calls": ("调用次数", "Calls"),
+    "issuer.jobs": ("调用 / 作业次数", "Calls / jobs"),
+    "issuer.kind_model": ("模型调用", "Model calls"),
+    "issuer.kind_compute": ("算力作业", "Compute jobs"),
+    "issuer.accelerator_hours": ("卡时", "Accelerator-hours"),
 }
 
 

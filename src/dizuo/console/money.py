@@ -24,6 +24,7 @@ from dizuo.billing.service import (
     topup_history,
     wallet_view,
 )
+from dizuo.compute import reports as compute_reports
 from dizuo.console.exports import download
 from dizuo.console.forms import (
     FormError,
@@ -140,7 +141,7 @@ def routes(console: Console) -> APIRouter:
             issuers=known,
             month=month,
             vouchers=issuer_vouchers(db, issuer) if issuer else [],
-            report=billing_reports.voucher_report(db, issuer, month, console.zone) if issuer else [],
+            report=compute_reports.issuer_report(db, issuer, month, console.zone) if issuer else [],
             may_issue=allowed(actor, "issue vouchers", issuer=issuer),
             may_revoke_voucher=allowed(actor, "revoke vouchers", issuer=issuer),
             fixed_issuer=actor.issuer,
@@ -167,7 +168,7 @@ def routes(console: Console) -> APIRouter:
         actor = signed.actor
         name = acting_issuer(actor, issuer)
         authorize(actor, "read voucher reports", issuer=name)
-        rows = billing_reports.voucher_report(db, name or "", month, console.zone)
+        rows = compute_reports.issuer_report(db, name or "", month, console.zone)
         billing_reports.recorded(db, "voucher-report", name or "", actor.username, month=month, format=fmt)
         return download(rows, fmt, f"算力券报告-{name}-{month}", console.words(request))
 

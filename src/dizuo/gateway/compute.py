@@ -1,4 +1,8 @@
-"""``GET /v1/compute/pools``: the compute pools an API key may use, with prices and free capacity.
+"""The compute API: ``GET /v1/compute/pools`` (the pools an API key may use, with prices and free
+capacity) and the jobs: ``POST /v1/compute/jobs``, ``GET /v1/compute/jobs[/{id}]``,
+``GET /v1/compute/jobs/{id}/logs`` (``?follow=true`` streams until the job ends),
+``POST /v1/compute/jobs/{id}/cancel``. A key sees and acts on its own organization's jobs only
+(another's answer 404, as a job that does not exist).
 
 No ``from __future__ import annotations`` here: FastAPI reads the route annotations at run time.
 
@@ -8,14 +12,17 @@ memory: total and free), read live and kept a few seconds; a pool whose cluster 
 listed as down. Needs the ``compute`` scope.
 """
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import aiohttp
 from fastapi import Depends, FastAPI
+from fastapi.responses import StreamingResponse
 
 from dizuo.accounts.keys import KeyInfo
 from dizuo.compute.inventory import Inventories
+from dizuo.compute.jobs import ENDED, JobBody, Jobs
 from dizuo.compute.placement import Inventory, clearance
 from dizuo.config import PoolConfig
 
@@ -64,15 +71,56 @@ def pool_view(pool: PoolConfig, inventory: Inventory | None) -> dict[str, Any]:
 
 
 def install_compute_routes(
-    app: FastAPI, scoped: Any, pools: list[PoolConfig], inventories: Inventories
+    app: FastAPI, scoped: Any, pools: list[PoolConfig], inventories: Inventories, jobs: Jobs | None = None
 ) -> None:
     """Add the compute routes to *app* (the knowledge-base app: its *scoped* makes the API-key
     dependency, its HTTP client reads the clusters)."""
     auth = scoped("compute")
     session: Callable[[], aiohttp.ClientSession] = app.state.session
+    Who = Annotated[Any, Depends(auth)]
 
     @app.get(PREFIX + "/pools")
     async def list_pools(who: Annotated[Any, Depends(auth)]) -> dict[str, Any]:
         shown = [pool for pool in pools if usable(who.info, pool)]
         current = await inventories.current(session()) if shown else {}
         return {"object": "list", "data": [pool_view(pool, current.get(pool.name)) for pool in shown]}
+
+    if jobs is None:
+        return
+
+    @app.post(PREFIX + "/jobs")
+    async def submit(body: JobBody, who: Who) -> dict[str, Any]:
+        return await jobs.submit(who.info, body)
+
+    @app.get(PREFIX + "/jobs")
+    async def list_jobs(who: Who, limit: int = 100) -> dict[str, Any]:
+        listed = await asyncio.to_thread(jobs.listed, who.info, max(1, min(limit, 1000)))
+        return {"object": "list", "data": listed}
+
+    @app.get(PREFIX + "/jobs/{job_id}")
+    async def show(job_id: str, who: Who) -> dict[str, Any]:
+        return await asyncio.to_thread(jobs.get, who.info, job_id)
+
+    @app.post(PREFIX + "/jobs/{job_id}/cancel")
+    async def cancel(job_id: str, who: Who) -> dict[str, Any]:
+        return await jobs.cancel(who.info, job_id)
+
+    @app.get(PREFIX + "/jobs/{job_id}/logs")
+    async def logs(job_id: str, who: Who, follow: bool = False) -> StreamingResponse:
+        key = who.info
+        first = await jobs.logs(key, job_id)  # 404 before the stream starts, for another's job
+
+        async def stream() -> AsyncIterator[bytes]:
+            sent = first
+            yield first.encode()
+            while follow:
+                state = (await asyncio.to_thread(jobs.get, key, job_id))["state"]
+                await asyncio.sleep(0.5)
+                text = await jobs.logs(key, job_id)
+                if len(text) > len(sent):
+                    yield text[len(sent) :].encode()
+                    sent = text
+                if state in ENDED:
+                    break
+
+        return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")

@@ -177,6 +177,31 @@ class Guard:
                 holder[slot] = inspection.replace(text, entities)
         return inspection
 
+    def inspect_texts(self, own: GuardPolicy | None, data_class: str, texts: list[str]) -> Inspection:
+        """Scan *texts* as a prompt is scanned (a compute job's name and entrypoint), changing nothing:
+        its ``prompt_counts`` say what was found, ``blocks_prompt`` whether the policy refuses it."""
+        policy = self.policy(own, data_class)
+        inspection = Inspection(policy, self._scanner(policy))
+        if policy.action != "off" and "prompt" in policy.directions:
+            for text in texts:
+                inspection.prompt_counts.update(e.type for e in inspection.find(text))
+        return inspection
+
+    def inspect_output(self, own: GuardPolicy | None, data_class: str, text: str) -> tuple[str, Inspection]:
+        """Scan *text* as an answer is scanned (a compute job's logs): redacted when the policy says
+        so, and 400 when it blocks; its ``answer_counts`` say what was found."""
+        policy = self.policy(own, data_class)
+        inspection = Inspection(policy, self._scanner(policy))
+        if not inspection.scans_answer:
+            return text, inspection
+        entities = inspection.find(text)
+        inspection.answer_counts.update(e.type for e in entities)
+        if entities and policy.action == "block":
+            raise inspection.refuse_answer()
+        if entities and policy.action == "redact":
+            text = inspection.replace(text, entities)
+        return text, inspection
+
     def inspect_answer(self, inspection: Inspection, body: dict[str, Any]) -> bool:
         """Scan a whole answer in place — each message's content, reasoning and tool-call arguments;
         return whether anything changed. Raises 400 when the policy blocks."""

@@ -1,0 +1,883 @@
+"""Compute jobs: submitted by an organization's key, placed on a pool, run by that pool's Ray, followed
+to their end and charged for the time they ran.
+
+A job's life: ``queued → placing → pending → running → succeeded | failed | cancelled``. The record
+in the database is the platform's truth; Ray's own record (under the same id) is what the job did.
+Submission places the job (a request no pool can ever run is refused with each pool's reason, 400,
+nothing written), holds its worst case durably (402 when the wallet cannot cover it, nothing written),
+writes the record and sends it to the chosen pool. :mod:`dizuo.compute.reconciler` follows it from
+there (:meth:`Jobs.sync`): a job not started within its pool's start timeout, or whose pool's cluster
+forgot it or stopped answering before it started, is placed again on another pool (that one blocked
+for it), up to :data:`MAX_ATTEMPTS`; an ended job is charged, once, for the seconds it ran.
+
+Charged time: from the later of Ray's start time (when the job was submitted to its cluster) and the
+last moment the platform saw it still waiting for resources, to Ray's end time; at most its maximum
+duration (the reconciler stops a job that reaches it). A job that never ran costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import math
+import re
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import aiohttp
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dizuo.accounts.keys import KeyInfo
+from dizuo.accounts.tables import Organization
+from dizuo.billing.holds import Scope
+from dizuo.billing.meter import Meter
+from dizuo.billing.money import format_cny
+from dizuo.billing.standing import Held, close, open_hold, parts
+from dizuo.compute import packages
+from dizuo.compute.inventory import Inventories
+from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, place
+from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
+from dizuo.compute.tables import ComputeJob
+from dizuo.config import DATA_CLASSES, PoolConfig
+from dizuo.errors import (
+    ComputeUnavailable,
+    DataRiskBlocked,
+    DizuoError,
+    InsufficientQuota,
+    InvalidRequest,
+    Lang,
+    PermissionDenied,
+)
+from dizuo.guard.events import EventLog
+from dizuo.guard.policy import Guard
+from dizuo.store import Database, ordered_id, utc, utcnow
+
+__all__ = [
+    "ENDED",
+    "MAX_ATTEMPTS",
+    "PROVIDER",
+    "JobBody",
+    "JobNotFound",
+    "Jobs",
+    "NoPool",
+    "parse_memory",
+]
+
+PROVIDER = "compute"  # the provider of every compute charge: a voucher naming it pays for compute
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
+LIVE = ("queued", "placing", "pending", "running")
+MAX_ATTEMPTS = 3  # placements of one job, the first included
+KINDS = ("script", "eval", "kb-index")
+BUILT_KINDS = ("script",)
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1 / 2**30, "b": 1 / 2**30, "k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
+
+
+class JobNotFound(DizuoError):
+    """No job of that id in this key's organization (another organization's is not found either)."""
+
+    status = 404
+    type = "invalid_request_error"
+    default_code = "compute_job_not_found"
+
+
+class NoPool(InvalidRequest):
+    """No pool can ever run the job: each pool's reason is in the message and in ``considered``."""
+
+    default_code = "compute_no_pool"
+
+    def __init__(self, placement: Placement) -> None:
+        self.reasons = {"zh": _reasons(placement, "zh"), "en": _reasons(placement, "en")}
+        super().__init__(reasons=self.reasons["en"])
+        self.considered = [c.public() for c in placement.considered]
+
+    def message(self, lang: Lang = "zh") -> str:
+        self.params["reasons"] = self.reasons[lang]
+        return super().message(lang)
+
+    def body(self, lang: Lang = "zh") -> bytes:
+        """The error envelope with every pool's verdict beside the message (``error.considered``)."""
+        answer = orjson.loads(super().body(lang))
+        answer["error"]["considered"] = self.considered
+        return orjson.dumps(answer)
+
+
+def _reasons(placement: Placement, lang: str) -> str:
+    if not placement.considered:
+        return "没有配置资源池" if lang == "zh" else "no pools are configured"
+    return "; ".join(
+        f"{c.pool}: {c.reason_zh if lang == 'zh' else c.reason_en}"
+        for c in placement.considered
+        if not c.feasible
+    )
+
+
+def _bad(param: str, zh: str, en: str) -> InvalidRequest:
+    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
+def parse_memory(value: str | float | int | None) -> float | None:
+    """Memory as GiB: a number is GiB; a text may say its unit (``8G``, ``512Mi``, ``2T``, bytes bare)."""
+    if value is None or isinstance(value, int | float):
+        return None if value is None else float(value)
+    found = _MEMORY.match(value)
+    if found is None:
+        raise _bad(
+            "memory", f"{value!r} 不是内存大小（如 8G、512M）", f"{value!r} is not a size (8G, 512M …)"
+        )
+    number, unit = found.groups()
+    if unit is None:  # a bare number in a text: GiB, as a bare JSON number is
+        return float(number)
+    return float(number) * _UNITS[unit[0].lower()]
+
+
+class JobBody(BaseModel):
+    """``POST /v1/compute/jobs``: what to run, with what, where, for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["script", "eval", "kb-index"] = "script"
+    name: str | None = Field(None, max_length=200)
+    entrypoint: str | None = Field(None, min_length=1, max_length=10_000)
+    working_dir: str | None = Field(None, description="A zip archive of the working directory, base64.")
+    suite: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, max_length=256)
+    kb: str | None = Field(None, max_length=200)
+    accelerators: int = 0
+    accelerator_type: str | None = None
+    cpus: float = 1
+    memory: str | float | None = None
+    max_hours: float = 1
+    expected_hours: float | None = None
+    regions: list[str] | None = None
+    pools: list[str] | None = None
+    data_class: str | None = None
+
+
+def _request(body: JobBody, data_class: str) -> JobRequest:
+    memory = parse_memory(body.memory)
+    fields: dict[str, Any] = {
+        "accelerators": body.accelerators,
+        "accelerator_type": body.accelerator_type,
+        "cpus": body.cpus,
+        "max_hours": body.max_hours,
+        "expected_hours": body.expected_hours,
+        "regions": tuple(body.regions) if body.regions is not None else None,
+        "pools": tuple(body.pools) if body.pools is not None else None,
+        "data_class": data_class,
+    }
+    if memory is not None:
+        fields["memory_gb"] = memory
+    try:
+        return JobRequest(**fields)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        param = ".".join(str(p) for p in error["loc"]) or "body"
+        message = str(error["msg"])
+        raise _bad(param, message, message) from None
+
+
+def _package(text: str, limit: int) -> bytes:
+    """The working directory's zip archive from its base64, checked: within *limit* bytes, a zip, no
+    path leaving the directory."""
+    if len(text) > limit * 4 // 3 + 4:
+        raise _working_dir_too_large(limit)
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _bad("working_dir", "不是 base64 编码的 zip 文件", "is not a zip archive in base64") from None
+    if len(data) > limit:
+        raise _working_dir_too_large(limit)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        raise _bad("working_dir", "不是 zip 文件", "is not a zip archive") from None
+    for name in names:
+        if name.startswith(("/", "\\")) or ".." in Path(name).parts:
+            raise _bad(
+                "working_dir", f"路径 {name!r} 越出了工作目录", f"the path {name!r} leaves the directory"
+            )
+    return data
+
+
+def _working_dir_too_large(limit: int) -> InvalidRequest:
+    mib = f"{limit / 2**20:g}"
+    return _bad(
+        "working_dir",
+        f"工作目录压缩后超过 {mib} MiB 的上限（DIZUO_COMPUTE_MAX_WORKING_DIR_MB）",
+        f"the zipped working directory is over the {mib} MiB limit (DIZUO_COMPUTE_MAX_WORKING_DIR_MB)",
+    )
+
+
+def package_uri(data: bytes) -> str:
+    """The Ray runtime-environment URI a working directory's archive is uploaded under (its digest)."""
+    return f"gcs://_ray_pkg_{hashlib.sha256(data).hexdigest()[:32]}.zip"
+
+
+def hourly(pool: PoolConfig, request: JobRequest) -> Decimal:
+    """CNY an hour for *request*'s resources at *pool*'s prices (exact)."""
+    price = pool.price
+    return (
+        price.accelerator_hour * request.accelerators
+        + price.cpu_hour * Decimal(str(request.cpus))
+        + price.memory_gb_hour * Decimal(str(request.memory_gb))
+    )
+
+
+def charge_for(hourly_cny: Decimal, seconds: float) -> int:
+    """Micro-yuan for *seconds* at *hourly_cny*, per second (whole seconds, rounded up), rounded up."""
+    whole = math.ceil(max(seconds, 0))
+    return math.ceil(hourly_cny * whole * MICRO / 3600)
+
+
+def _ms(moment: dt.datetime | None) -> int | None:
+    return None if moment is None else int(utc(moment).timestamp() * 1000)
+
+
+def _at(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC)
+
+
+def view(job: ComputeJob) -> dict[str, Any]:
+    """A job as the API, the CLI and the console show it."""
+    spec = job.spec or {}
+    request = spec.get("request") or {}
+    return {
+        "id": job.id,
+        "object": "compute.job",
+        "kind": job.kind,
+        "name": job.name,
+        "state": job.state,
+        "pool": job.pool,
+        "region": job.region,
+        "accelerator": job.accelerator,
+        "entrypoint": job.entrypoint,
+        "request": request,
+        "data_class": job.data_class,
+        "considered": job.considered,
+        "attempts": job.attempts,
+        "held": format_cny(job.held),
+        "price_cny_per_hour": job.hourly,
+        "created": _iso(job.created_at),
+        "submitted": _iso(job.submitted_at),
+        "started": _iso(job.started_at),
+        "ended": _iso(job.ended_at),
+        "seconds": _seconds(job),
+        "cost": None if job.cost is None else format_cny(job.cost),
+        "voucher_paid": None if job.voucher_paid is None else format_cny(job.voucher_paid),
+        "own_paid": None if job.own_paid is None else format_cny(job.own_paid),
+        "settled": job.settled_at is not None,
+        "cancel_requested": job.cancel_requested,
+        "message": job.message,
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else utc(moment).isoformat()
+
+
+def _seconds(job: ComputeJob) -> int | None:
+    if job.started_at is None:
+        return None
+    end = job.ended_at or utcnow()
+    return max(0, math.ceil((utc(end) - utc(job.started_at)).total_seconds()))
+
+
+class Jobs:
+    """Submits, follows, cancels and charges the compute jobs of every organization."""
+
+    def __init__(
+        self,
+        db: Database,
+        meter: Meter,
+        pools: Sequence[PoolConfig],
+        inventories: Inventories,
+        session: Callable[[], aiohttp.ClientSession],
+        *,
+        guard: Guard | None = None,
+        events: EventLog | None = None,
+        max_working_dir_bytes: int = 20 * 2**20,
+    ) -> None:
+        self.db = db
+        self.meter = meter
+        self.pools = {pool.name: pool for pool in pools}
+        self.inventories = inventories
+        self.session = session
+        self.guard = guard
+        self.events = events
+        self.max_working_dir_bytes = max_working_dir_bytes
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def _own(self, session: Session, key: KeyInfo, job_id: str) -> ComputeJob:
+        job = session.get(ComputeJob, job_id)
+        if job is None or job.org_id != key.org_id:
+            raise JobNotFound(id=job_id)
+        return job
+
+    def get(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return view(self._own(session, key, job_id))
+
+    def listed(self, key: KeyInfo, limit: int = 100) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            query = (
+                select(ComputeJob)
+                .where(ComputeJob.org_id == key.org_id)
+                .order_by(ComputeJob.created_at.desc(), ComputeJob.id.desc())
+                .limit(limit)
+            )
+            return [view(job) for job in session.scalars(query)]
+
+    def client(self, pool: PoolConfig) -> RayJobs:
+        address = self.inventories.address(pool)
+        if address is None:
+            raise ComputeUnavailable(pool=pool.name, detail="its embedded Ray head is not running")
+        return RayJobs(self.session(), pool.name, address)
+
+    # ---- submitting ------------------------------------------------------------------------
+
+    async def submit(self, key: KeyInfo, body: JobBody) -> dict[str, Any]:
+        """Place, hold, record and send a job; its view (``considered`` has every pool's verdict)."""
+        if body.kind not in BUILT_KINDS:
+            raise _bad(
+                "kind",
+                f"作业类型 {body.kind} 尚未开放（目前只有 script）",
+                f"jobs of kind {body.kind} are not available yet (script is)",
+            )
+        if body.entrypoint is None:
+            raise InvalidRequest("missing_param", param="entrypoint")
+        data_class = max(body.data_class or key.data_class, key.data_class, key=_rank)
+        if data_class not in DATA_CLASSES:
+            raise _bad(
+                "data_class", "只能是 general、important 或 core", "must be general, important or core"
+            )
+        request = _request(body, data_class)
+        self._known(request)
+        package = _package(body.working_dir, self.max_working_dir_bytes) if body.working_dir else None
+        await asyncio.to_thread(self._may_run_scripts, key)
+        self._audit(key, body)
+        placement = await self._place(request, key, ())
+        if placement.chosen is None:
+            raise NoPool(placement)
+        pool = self.pools[placement.chosen]
+        job_id = ordered_id()
+        spec: dict[str, Any] = {"request": request.model_dump(mode="json")}
+        if package is not None:
+            spec["package"] = package_uri(package)
+
+        def record(session: Session, held: Held) -> None:
+            now = utcnow()
+            if package is not None:  # kept until the job ends: sent again if it is placed again
+                packages.keep(session, spec["package"], package)
+            session.add(
+                ComputeJob(
+                    id=job_id,
+                    org_id=key.org_id,
+                    key_id=key.key_id,
+                    kind=body.kind,
+                    name=body.name,
+                    entrypoint=body.entrypoint or "",
+                    spec=spec,
+                    data_class=data_class,
+                    state="placing",
+                    pool=pool.name,
+                    region=pool.region,
+                    accelerator=pool.accelerator,
+                    considered=[c.public() for c in placement.considered],
+                    blocked=[],
+                    attempts=1,
+                    hourly=str(hourly(pool, request)),
+                    held=held.amount,
+                    held_own=held.own,
+                    held_vouchers=[list(part) for part in held.vouchers],
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+
+        worst = _worst(pool, request)
+        await open_hold(self.meter, self.db, key.org_id, worst, _scope(pool, body.kind), record)
+        await self.sync(job_id)
+        return await asyncio.to_thread(self._view, job_id)
+
+    def _view(self, job_id: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            job = session.get(ComputeJob, job_id)
+            assert job is not None
+            return view(job)
+
+    def _known(self, request: JobRequest) -> None:
+        if request.pools is not None:
+            unknown = [name for name in request.pools if name not in self.pools]
+            if unknown:
+                raise _bad(
+                    "pools",
+                    f"没有资源池 {', '.join(unknown)}（有：{', '.join(self.pools) or '无'}）",
+                    f"no pool {', '.join(unknown)} (there are: {', '.join(self.pools) or 'none'})",
+                )
+        if request.accelerators and request.accelerator_type is not None:
+            types = sorted({p.accelerator for p in self.pools.values() if p.accelerator})
+            if request.accelerator_type not in types:
+                raise _bad(
+                    "accelerator_type",
+                    f"没有资源池提供加速卡 {request.accelerator_type}（有：{', '.join(types) or '无'}）",
+                    f"no pool has {request.accelerator_type} accelerators (there are: {', '.join(types) or 'none'})",
+                )
+
+    def _may_run_scripts(self, key: KeyInfo) -> None:
+        with self.db.session() as session:
+            allowed = session.scalar(select(Organization.allow_scripts).where(Organization.id == key.org_id))
+        if not allowed:
+            raise PermissionDenied("scripts_not_allowed", org=key.org_name)
+
+    def _audit(self, key: KeyInfo, body: JobBody) -> None:
+        """The guard reads the job's name and entrypoint as it reads a prompt: logged, or refused."""
+        if self.guard is None:
+            return
+        inspection = self.guard.inspect_texts(
+            key.guard, key.data_class, [body.name or "", body.entrypoint or ""]
+        )
+        if not inspection.prompt_counts:
+            return
+        self._event(key, body.kind, "prompt", inspection.policy.action, inspection.prompt_counts)
+        if inspection.blocks_prompt:
+            raise DataRiskBlocked(sorted(inspection.prompt_counts))
+
+    async def _place(
+        self,
+        request: JobRequest,
+        key: KeyInfo | None,
+        blocked: Iterable[str],
+        *,
+        org_region: str | None = None,
+    ) -> Placement:
+        inventories = await self.inventories.current(self.session())
+        queued = await asyncio.to_thread(self._queued)
+        inventories = {
+            name: Inventory(inv.total, inv.free, inv.up, queued.get(name, 0))
+            for name, inv in inventories.items()
+        }
+        pools = list(self.pools.values())
+        return place(
+            request,
+            pools,
+            inventories,
+            org_region=key.org_region if key is not None else org_region,
+            blocked=blocked,
+        )
+
+    def _queued(self) -> dict[str, int]:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ComputeJob.pool, func.count())
+                .where(ComputeJob.state.in_(("placing", "pending")))
+                .group_by(ComputeJob.pool)
+            )
+            return {pool: count for pool, count in rows if pool is not None}
+
+    # ---- following a job -------------------------------------------------------------------
+
+    async def sync(self, job_id: str, job: ComputeJob | None = None) -> None:
+        """Bring one job's record up to date with its pool's Ray: send it, adopt its state, place it
+        again, stop it, charge it. One at a time for a job in this process; safe beside another
+        replica's (charging is guarded in the database, a second submission refused by Ray)."""
+        entry = self._locks.setdefault(job_id, (asyncio.Lock(), [0]))
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                await self._sync(job_id, job if entry[1][0] == 1 else None)
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                self._locks.pop(job_id, None)
+
+    async def _sync(self, job_id: str, job: ComputeJob | None = None) -> None:
+        if job is None:  # read now (the reconciler hands in the round's reading of every live job)
+            job = await asyncio.to_thread(self._load, job_id)
+        if job is None or job.settled_at is not None:
+            return
+        pool = self.pools.get(job.pool or "")
+        if pool is None and job.state == "running":  # its cluster is no longer known: cannot follow it
+            await asyncio.to_thread(
+                self._settle,
+                job_id,
+                "failed",
+                None,
+                None,
+                f"资源池 {job.pool} 已从配置中移除，无法跟踪，不计费 / the pool {job.pool} was removed from the "
+                "configuration while the job ran: it cannot be followed; nothing charged",
+            )
+            return
+        if pool is None:
+            await self._again(job, f"资源池 {job.pool} 已不存在", f"the pool {job.pool} no longer exists")
+            return
+        try:
+            client = self.client(pool)
+            found = await client.get(job_id)
+            if found is None and job.state == "placing" and job.cancel_requested:
+                await asyncio.to_thread(
+                    self._settle, job_id, "cancelled", None, None, "cancelled before it started"
+                )
+                return
+            if found is None and job.state == "placing":
+                found = await self._send(client, job, pool)
+        except ComputeUnavailable as exc:
+            await self._unreachable(job, pool, exc)
+            return
+        if found is None:
+            if job.state == "running":
+                await asyncio.to_thread(
+                    self._settle,
+                    job_id,
+                    "failed",
+                    None,
+                    None,
+                    "资源池的集群已没有该作业的记录（重启过？），不计费 / the pool's cluster no longer knows "
+                    "the job (restarted?); nothing charged",
+                )
+            else:
+                await self._again(job, "资源池的集群丢失了该作业", "the pool's cluster lost the job")
+            return
+        await self._follow(job, pool, client, found)
+
+    def _load(self, job_id: str) -> ComputeJob | None:
+        with self.db.session() as session:
+            job = session.get(ComputeJob, job_id)
+            if job is not None:
+                session.expunge(job)
+            return job
+
+    async def _send(self, client: RayJobs, job: ComputeJob, pool: PoolConfig) -> RayJob | None:
+        request = JobRequest(**job.spec["request"])
+        runtime_env: dict[str, Any] = {}
+        package = job.spec.get("package")
+        if package:
+            data = await asyncio.to_thread(packages.load, self.db, package)
+            await client.upload(package, data)
+            runtime_env["working_dir"] = package
+        try:
+            await client.submit(
+                job.id,
+                job.entrypoint,
+                request,
+                pool.resources.accelerator_resource,
+                runtime_env=runtime_env,
+                metadata={"dizuo_org": job.org_id, "dizuo_kind": job.kind},
+            )
+        except ComputeUnavailable:
+            # Sent already (by another replica, or an answer lost on the way): Ray keeps one per id.
+            if await client.get(job.id) is None:
+                raise
+        now = utcnow()
+        await asyncio.to_thread(self._update, job.id, state="pending", submitted_at=now, waiting_seen_at=now)
+        return await client.get(job.id)
+
+    def _update(self, job_id: str, **values: Any) -> None:
+        values.setdefault("updated_at", utcnow())
+        with self.db.session() as session:
+            session.execute(
+                update(ComputeJob)
+                .where(ComputeJob.id == job_id, ComputeJob.settled_at.is_(None))
+                .values(**values)
+            )
+
+    async def _follow(self, job: ComputeJob, pool: PoolConfig, client: RayJobs, found: RayJob) -> None:
+        now = utcnow()
+        if found.state is RayState.PENDING:
+            if job.cancel_requested:
+                await client.stop(job.id)
+                await asyncio.to_thread(
+                    self._settle, job.id, "cancelled", None, None, "cancelled before it started"
+                )
+                return
+            submitted = job.submitted_at or job.created_at
+            if (now - utc(submitted)).total_seconds() > pool.start_timeout_seconds:
+                await client.stop(job.id)
+                await self._again(
+                    job,
+                    f"在 {pool.start_timeout_seconds:g} 秒内未能启动",
+                    f"did not start within {pool.start_timeout_seconds:g} s",
+                )
+                return
+            await asyncio.to_thread(self._update, job.id, state="pending", waiting_seen_at=now)
+            return
+        start_ms = self._start_ms(job, found)
+        if found.state is RayState.RUNNING:
+            changes: dict[str, Any] = {}
+            if job.state != "running":
+                changes = {"state": "running", "started_at": _at(start_ms) if start_ms else now}
+            if changes:
+                await asyncio.to_thread(self._update, job.id, **changes)
+            limit = JobRequest(**job.spec["request"]).max_hours * 3600
+            ran = (now.timestamp() * 1000 - (start_ms or now.timestamp() * 1000)) / 1000
+            if job.cancel_requested or ran >= limit:
+                await client.stop(job.id)
+                if not job.cancel_requested:
+                    await asyncio.to_thread(
+                        self._update, job.id, message="stopped at its maximum duration / 已达最长时长，已停止"
+                    )
+            return
+        # Ended on Ray: charge it.
+        state = {
+            RayState.SUCCEEDED: "succeeded",
+            RayState.FAILED: "failed",
+            RayState.STOPPED: "cancelled" if job.cancel_requested else "failed",
+        }[found.state]
+        ran = found.ran and start_ms is not None and found.end_ms is not None
+        await asyncio.to_thread(
+            self._settle,
+            job.id,
+            state,
+            start_ms if ran else None,
+            found.end_ms if ran else None,
+            job.message or found.message[:900] or None,
+        )
+
+    @staticmethod
+    def _start_ms(job: ComputeJob, found: RayJob) -> int | None:
+        """When the job's charged time starts: the later of Ray's start time and the last moment the
+        platform saw it waiting (Ray's start time is when it was submitted, not when it got its
+        resources)."""
+        if found.start_ms is None:
+            return None
+        waiting = _ms(job.waiting_seen_at)
+        return max(found.start_ms, waiting) if waiting is not None else found.start_ms
+
+    async def _unreachable(self, job: ComputeJob, pool: PoolConfig, error: ComputeUnavailable) -> None:
+        """The pool's cluster does not answer: a job not started is placed again once its start
+        timeout passed (or at once, if it was never sent); a running job waits for the cluster."""
+        submitted = job.submitted_at
+        late = submitted is None or (utcnow() - utc(submitted)).total_seconds() > pool.start_timeout_seconds
+        if job.state in ("placing", "pending") and late:
+            await self._again(job, "资源池的集群无响应", "the pool's cluster does not answer")
+            return
+        await asyncio.to_thread(self._update, job.id, message=f"{error.params.get('detail', '')}"[:900])
+
+    async def _again(self, job: ComputeJob, why_zh: str, why_en: str) -> None:
+        """Place *job* again with its pool blocked; when no pool is left (or it was tried too often),
+        it fails and costs nothing."""
+        blocked = [*job.blocked, *([job.pool] if job.pool else [])]
+        request = JobRequest(**job.spec["request"])
+        org_region = await asyncio.to_thread(self._org_region, job.org_id)
+        placement = None
+        if job.attempts < MAX_ATTEMPTS:
+            placement = await self._place(request, None, blocked, org_region=org_region)
+        if placement is None or placement.chosen is None:
+            why = f"{job.pool}: {why_zh} / {why_en}"
+            tail = (
+                "没有其他资源池可用 / no other pool can run it"
+                if placement is not None
+                else f"已尝试 {job.attempts} 次 / tried {job.attempts} times"
+            )
+            await asyncio.to_thread(self._settle, job.id, "failed", None, None, f"{why}; {tail}")
+            return
+        pool = self.pools[placement.chosen]
+        extra = _worst(pool, request) - job.held if self.meter.enabled else 0
+        if extra > 0:  # a dearer pool: its worst case is held too, or the job cannot go there
+            try:
+                await open_hold(self.meter, self.db, job.org_id, extra, _scope(pool, job.kind), _more(job.id))
+            except InsufficientQuota as exc:
+                await asyncio.to_thread(
+                    self._settle,
+                    job.id,
+                    "failed",
+                    None,
+                    None,
+                    f"{job.pool}: {why_zh} / {why_en}; {pool.name}: {exc.message('zh')} / {exc.message('en')}",
+                )
+                return
+        await asyncio.to_thread(
+            self._update,
+            job.id,
+            state="placing",
+            pool=pool.name,
+            region=pool.region,
+            accelerator=pool.accelerator,
+            considered=[c.public() for c in placement.considered],
+            blocked=blocked,
+            attempts=job.attempts + 1,
+            hourly=str(hourly(pool, request)),
+            submitted_at=None,
+            waiting_seen_at=None,
+            message=f"{job.pool}: {why_zh} / {why_en}; placed again",
+        )
+        await self._sync(job.id)
+
+    def _org_region(self, org_id: str) -> str | None:
+        with self.db.session() as session:
+            return session.scalar(select(Organization.region).where(Organization.id == org_id))
+
+    def _settle(
+        self, job_id: str, state: str, start_ms: int | None, end_ms: int | None, message: str | None
+    ) -> None:
+        """End *job_id* in *state* and charge it for the time from *start_ms* to *end_ms* (nothing
+        when it never ran), exactly once: the first transaction to mark it settled charges it."""
+        now = utcnow()
+        with self.db.session() as session:
+            result = session.execute(
+                update(ComputeJob)
+                .where(ComputeJob.id == job_id, ComputeJob.settled_at.is_(None))
+                .values(settled_at=now, state=state, updated_at=now)
+            )
+            if not getattr(result, "rowcount", 0):
+                return
+            job = session.get(ComputeJob, job_id, populate_existing=True)
+            assert job is not None
+            request = JobRequest(**job.spec["request"])
+            seconds = 0.0
+            if start_ms is not None and end_ms is not None:
+                seconds = min(max(end_ms - start_ms, 0) / 1000, request.max_hours * 3600)
+                job.started_at = _at(start_ms)
+                job.ended_at = _at(start_ms + int(seconds * 1000))
+            elif job.started_at is None:
+                job.ended_at = None
+            cost = charge_for(Decimal(job.hourly or "0"), seconds) if seconds else 0
+            held = Held(job.held, job.held_own, parts(job.held_vouchers))
+            usage = {
+                "request_id": job.id,
+                "key_id": job.key_id,
+                "model": f"compute:{job.kind}",
+                "deployment": job.pool or "",
+                "region": job.region or "",
+                "endpoint": "compute.jobs",
+                "prompt_tokens": 0,
+                "completion_tokens": 0,
+                "latency_ms": 0,
+                "data_class": job.data_class,
+                "stream": False,
+                "status": {"succeeded": "ok"}.get(state, state),
+                "attempts": [{"deployment": name, "error": "did not start"} for name in job.blocked] or None,
+            }
+            outcome = close(
+                session, org_id=job.org_id, held=held, cost=cost, usage=usage, provider=PROVIDER, at=now
+            )
+            job.cost = outcome.cost
+            job.voucher_paid = outcome.voucher_total
+            job.own_paid = outcome.own
+            job.uncollected = outcome.uncollected
+            if message is not None:
+                job.message = message[:1000]
+            package = job.spec.get("package")
+        if self.meter.enabled:
+            self.meter.journal.refresh(job.org_id)
+        if package:
+            packages.forget(self.db, package)
+
+    # ---- acting on a job -------------------------------------------------------------------
+
+    async def cancel(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
+        """Stop a job; it is charged for what ran. Cancelling an ended job changes nothing."""
+        job = await asyncio.to_thread(self._owned, key, job_id)
+        if job.state not in ENDED:
+            await asyncio.to_thread(self._update, job_id, cancel_requested=True)
+            pool = self.pools.get(job.pool or "")
+            if pool is not None:
+                with contextlib.suppress(ComputeUnavailable):  # else the reconciler stops it later
+                    await self.client(pool).stop(job_id)
+                for _ in range(20):  # Ray reports a stopped job within a moment
+                    await self.sync(job_id)
+                    current = await asyncio.to_thread(self._owned, key, job_id)
+                    if current.state in ENDED:
+                        break
+                    await asyncio.sleep(0.25)
+        return await asyncio.to_thread(self.get, key, job_id)
+
+    def _owned(self, key: KeyInfo, job_id: str) -> ComputeJob:
+        with self.db.session() as session:
+            job = self._own(session, key, job_id)
+            session.expunge(job)
+            return job
+
+    async def logs(self, key: KeyInfo, job_id: str) -> str:
+        """What the job printed so far (empty before it was sent to a pool)."""
+        job = await asyncio.to_thread(self._owned, key, job_id)
+        pool = self.pools.get(job.pool or "")
+        if pool is None or (job.submitted_at is None and job.state not in ENDED):
+            return ""
+        try:
+            text = await self.client(pool).logs(job_id)
+        except ComputeUnavailable:
+            if job.state in ENDED:
+                return ""
+            raise
+        return self.guarded(key, job.kind, text)
+
+    def guarded(self, key: KeyInfo, kind: str, text: str) -> str:
+        """*text* of a job's logs as the guard passes it: audited like an answer, redacted or refused
+        as the key's policy says."""
+        if self.guard is None or not text:
+            return text
+        text, inspection = self.guard.inspect_output(key.guard, key.data_class, text)
+        if inspection.answer_counts:
+            self._event(key, kind, "answer", inspection.policy.action, inspection.answer_counts)
+        return text
+
+    def _event(self, key: KeyInfo, kind: str, direction: str, action: str, counts: Mapping[str, int]) -> None:
+        """One guard audit event about a job (its command: ``prompt``; its logs: ``answer``)."""
+        if self.events is not None:
+            self.events.record(
+                org_id=key.org_id,
+                key_id=key.key_id,
+                request_id=None,
+                direction=direction,
+                action=action,
+                counts=dict(counts),
+                model=f"compute:{kind}",
+            )
+
+    async def live(self) -> list[ComputeJob]:
+        """The jobs not yet charged, as one query reads them (what the reconciler follows)."""
+        return await asyncio.to_thread(self._live)
+
+    def _live(self) -> list[ComputeJob]:
+        with self.db.session() as session:
+            jobs = list(
+                session.scalars(
+                    select(ComputeJob).where(ComputeJob.settled_at.is_(None)).order_by(ComputeJob.id)
+                )
+            )
+            session.expunge_all()
+            return jobs
+
+
+def _rank(data_class: str) -> int:
+    return DATA_CLASSES.index(data_class) if data_class in DATA_CLASSES else len(DATA_CLASSES)
+
+
+def _worst(pool: PoolConfig, request: JobRequest) -> int:
+    """The most *request* can cost on *pool*: its resources for its maximum duration."""
+    return charge_for(hourly(pool, request), request.max_hours * 3600)
+
+
+def _more(job_id: str) -> Callable[[Session, Held], None]:
+    """Add a further standing hold to the job's record (placed again on a dearer pool)."""
+
+    def record(session: Session, held: Held) -> None:
+        job = session.get(ComputeJob, job_id, with_for_update=True)
+        assert job is not None
+        merged: dict[str, int] = dict(parts(job.held_vouchers))
+        for voucher_id, part in held.vouchers:
+            merged[voucher_id] = merged.get(voucher_id, 0) + part
+        job.held += held.amount
+        job.held_own += held.own
+        job.held_vouchers = [[voucher_id, part] for voucher_id, part in merged.items()]
+
+    return record
+
+
+def _scope(pool: PoolConfig, kind: str) -> Scope:
+    return Scope(PROVIDER, pool.region, f"compute:{kind}", pool.name, pool.accelerator)
