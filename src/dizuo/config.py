@@ -153,6 +153,13 @@ class PoolConfig(_Strict):
     start_timeout_seconds: float = Field(
         600, gt=0, le=86_400, description="A job not started by then is placed again on another pool."
     )
+    token: str | None = Field(
+        None,
+        description=(
+            "The cluster's Ray authentication token (RAY_AUTH_MODE=token), literal or env:VARIABLE; "
+            "sent as Authorization: Bearer. The embedded head makes its own."
+        ),
+    )
 
     @field_validator("ray")
     @classmethod
@@ -311,12 +318,13 @@ def load_config(path: Path | None) -> PlatformConfig:
     return parse_config(raw, str(path))
 
 
-def resolve_secret(value: str | None, where: str) -> str | None:
-    """Return the secret *value*, reading ``env:NAME`` from the environment; *where* names the entry."""
+def resolve_secret(value: str | None, where: str, field: str = "api_key") -> str | None:
+    """Return the secret *value*, reading ``env:NAME`` from the environment; *where* names the entry
+    and *field* its field."""
     if value is None or not value.startswith("env:"):
         return value
     name = value[4:]
     secret = os.environ.get(name)
     if not secret:
-        raise ConfigError(f"{where}: api_key: the environment variable {name} is not set")
+        raise ConfigError(f"{where}: {field}: the environment variable {name} is not set")
     return secret

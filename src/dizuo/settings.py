@@ -215,6 +215,13 @@ class Settings(BaseSettings):
             "started another way."
         ),
     )
+    embedded_ray_token: str | None = Field(
+        None,
+        description=(
+            "The authentication token of the embedded Ray head (Ray's RAY_AUTH_MODE=token). dizuo serve "
+            "makes a fresh one for the head it starts and sets it for its workers."
+        ),
+    )
     compute_max_working_dir_mb: int = Field(
         20, gt=0, le=500, description="Largest zipped working directory a script job may send, in MiB."
     )

@@ -33,7 +33,9 @@ async def test_a_pools_nodes_and_free_accelerators_come_from_its_ray_cluster(
     session: aiohttp.ClientSession,
 ) -> None:
     await asyncio.to_thread(idle, ray_head)  # earlier tests' jobs on the shared head have ended
-    live = PoolConfig.model_validate({"name": "cq-npu", "region": "cq", "ray": ray_head.dashboard, **NPU})
+    live = PoolConfig.model_validate(
+        {"name": "cq-npu", "region": "cq", "ray": ray_head.dashboard, "token": ray_head.token, **NPU}
+    )
     gone = PoolConfig.model_validate(
         {"name": "xj-npu", "region": "xj", "ray": f"http://127.0.0.1:{free_port()}", **NPU}
     )

@@ -36,6 +36,7 @@ async def test_a_key_sees_the_pools_cleared_for_its_data_with_prices_and_free_ca
                 "name": "cq-npu",
                 "region": "cq",
                 "ray": ray_head.dashboard,
+                "token": ray_head.token,
                 "data_class_max": "important",
                 "price": {"accelerator_hour": "9.80", "cpu_hour": "0.12"},
                 **NPU,

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.xdist_group("ray")
 @pytest.fixture
 async def jobs(ray_head: RayHead) -> AsyncIterator[RayJobs]:
     async with aiohttp.ClientSession() as session:
-        yield RayJobs(session, "cq-npu", ray_head.dashboard)
+        yield RayJobs(session, "cq-npu", ray_head.dashboard, token=ray_head.token)
 
 
 async def until(jobs: RayJobs, job_id: str, *states: RayState, seconds: float = 60) -> RayJob:
@@ -81,3 +81,16 @@ async def test_a_cluster_that_does_not_answer_is_a_clear_503() -> None:
             await gone.submit(job_id(), "echo hi", JobRequest(), "NPU")
     assert caught.value.status == 503
     assert "xj-npu" in caught.value.message("zh") and "Ray" in caught.value.message("en")
+
+
+async def test_a_cluster_with_token_authentication_refuses_clients_without_its_token(
+    ray_head: RayHead,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        for token, status in ((None, "401"), ("not-the-token", "403")):
+            with pytest.raises(ComputeUnavailable) as refused:
+                await RayJobs(session, "cq-npu", ray_head.dashboard, token=token).get(job_id())
+            assert f"HTTP {status}" in refused.value.params["detail"]
+        assert (
+            await RayJobs(session, "cq-npu", ray_head.dashboard, token=ray_head.token).get(job_id()) is None
+        )

@@ -1,12 +1,13 @@
 """A real single-node Ray head on loopback, with pretend accelerators (``{"NPU": 2}``) on a CPU
 machine: what a pool's cluster is in the compute tests. It is the platform's own embedded head
-(:class:`dizuo.compute.head.EmbeddedHead`): free ports, a folder of its own, stopped by its process
-group."""
+(:class:`dizuo.compute.head.EmbeddedHead`): free ports, a folder of its own, Ray's token
+authentication, stopped by its process group."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,6 +25,11 @@ __all__ = ["RayHead", "idle", "ray_head"]
 class RayHead:
     dashboard: str  # the address of its Ray Jobs API and dashboard: http://127.0.0.1:PORT
     resources: dict[str, float]
+    token: str  # Ray's token authentication is on: every request carries it
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 def idle(head: RayHead, seconds: float = 60) -> None:
@@ -31,7 +37,8 @@ def idle(head: RayHead, seconds: float = 60) -> None:
     the shared head give theirs back a few seconds after they end (Ray reports usage every few)."""
     deadline = time.monotonic() + seconds
     while True:
-        with urllib.request.urlopen(f"{head.dashboard}/api/cluster_status", timeout=5) as answer:
+        request = urllib.request.Request(f"{head.dashboard}/api/cluster_status", headers=head.headers)
+        with urllib.request.urlopen(request, timeout=5) as answer:
             usage = json.loads(answer.read())["data"]["clusterStatus"]["loadMetricsReport"]["usage"]
         if all(float(used) == 0 for name, (used, _total) in usage.items() if name in head.resources):
             return
@@ -48,9 +55,9 @@ def ray_head() -> Iterator[RayHead]:
         if os.environ.get("CI"):
             pytest.fail("Ray is not installed: scripts/install.sh installs the compute extra")
         pytest.skip("Ray is not installed here (scripts/install.sh installs the compute extra)")
-    head = EmbeddedHead(resources={"NPU": 2}, cpus=2)
+    head = EmbeddedHead(resources={"NPU": 2}, cpus=2, token=secrets.token_urlsafe(24))
     address = head.start(90)
     try:
-        yield RayHead(address, {"CPU": 2.0, "NPU": 2.0})
+        yield RayHead(address, {"CPU": 2.0, "NPU": 2.0}, str(head.token))
     finally:
         head.stop()

@@ -6,6 +6,7 @@ the ``eval`` group (:mod:`dizuo.cli.evals`), the ``kb`` group (:mod:`dizuo.cli.k
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 from pathlib import Path
@@ -56,8 +57,11 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
         first_key, usable = prepare(settings)
         head = _embedded_head(settings)
         if head is not None:
-            settings = settings.model_copy(update={"embedded_ray": head.address})
+            settings = settings.model_copy(
+                update={"embedded_ray": head.address, "embedded_ray_token": head.token}
+            )
             os.environ["DIZUO_EMBEDDED_RAY"] = str(head.address)  # for workers, fresh processes
+            os.environ["DIZUO_EMBEDDED_RAY_TOKEN"] = str(head.token)
         app = create_app(settings)  # validates the config before any worker starts
         app.gateway.freeze_heap = True
     except (ConfigError, DizuoError) as exc:
@@ -81,7 +85,8 @@ def _embedded_head(settings: Settings) -> EmbeddedHead | None:
     if settings.embedded_ray is not None or not any(pool.ray == "embedded" for pool in pools):
         return None
     click.echo("dizuo: 正在启动内置 Ray 头节点 / starting the embedded Ray head…", err=True)
-    head = EmbeddedHead()
+    # Ray's token authentication: no one else on the host can submit code to it.
+    head = EmbeddedHead(token=secrets.token_urlsafe(32))
     head.start(watch=os.getpid())  # a signal or kill -9 ends serve without its finally: the watchdog stops it
     return head
 

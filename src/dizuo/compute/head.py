@@ -3,7 +3,9 @@
 Started as one process group (``ray start --head --block``) with every port chosen free and its
 files in a short temporary folder of its own (Ray's socket paths must fit 107 bytes), and stopped by
 that group: never ``ray stop``, which would stop every Ray process on the host, another tenant's
-head included. Its dashboard (the Ray Jobs API) is the pool's address.
+head included. Its dashboard (the Ray Jobs API) is the pool's address. With a *token*, the head runs Ray's token
+authentication (``RAY_AUTH_MODE=token``, Ray 2.5x and later): every request to its dashboard and Jobs
+API must carry ``Authorization: Bearer <token>``, so another local user cannot submit code to it.
 """
 
 from __future__ import annotations
@@ -42,9 +44,15 @@ class EmbeddedHead:
     """A Ray head of this process's own. *resources*: custom resources it announces (a CPU machine's
     pretend accelerators, ``{"NPU": 2}``); *cpus*: the CPUs it offers (default: Ray counts them)."""
 
-    def __init__(self, resources: Mapping[str, float] | None = None, cpus: float | None = None) -> None:
+    def __init__(
+        self,
+        resources: Mapping[str, float] | None = None,
+        cpus: float | None = None,
+        token: str | None = None,
+    ) -> None:
         self.resources = dict(resources or {})
         self.cpus = cpus
+        self.token = token
         self.address: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
@@ -80,6 +88,10 @@ class EmbeddedHead:
         if self.resources:
             command.append(f"--resources={json.dumps(self.resources)}")
         env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+        env.pop("RAY_AUTH_TOKEN", None)
+        env["RAY_AUTH_MODE"] = "disabled"
+        if self.token is not None:
+            env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
         self._process = subprocess.Popen(
             command,
             env=env,
@@ -118,8 +130,11 @@ class EmbeddedHead:
                 raise ConfigError(
                     f"ray start exited with status {self._process.returncode} / Ray 头节点未能启动"
                 )
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
             try:
-                with urllib.request.urlopen(url, timeout=1) as answer:
+                with urllib.request.urlopen(
+                    urllib.request.Request(url, headers=headers), timeout=1
+                ) as answer:
                     if json.loads(answer.read())["data"]["result"]["result"]:
                         return
             except (OSError, ValueError, KeyError, TypeError):

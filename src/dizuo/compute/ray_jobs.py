@@ -67,16 +67,23 @@ class RayJobs:
     """The Jobs API of the cluster at *address* (``http://head:8265``), for the pool *pool*."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, pool: str, address: str, *, timeout: float = 10.0
+        self,
+        session: aiohttp.ClientSession,
+        pool: str,
+        address: str,
+        *,
+        timeout: float = 10.0,
+        token: str | None = None,
     ) -> None:
         self.session = session
         self.pool = pool
         self.address = address.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = orjson.dumps(body) if body is not None else None
-        headers = {"content-type": "application/json"} if data is not None else None
+        headers = {**self.auth, **({"content-type": "application/json"} if data is not None else {})}
         try:
             async with self.session.request(
                 method, self.address + path, data=data, headers=headers, timeout=self.timeout
@@ -147,7 +154,9 @@ class RayJobs:
         if status == 200:
             return
         try:
-            async with self.session.put(self.address + path, data=data, timeout=self.timeout) as response:
+            async with self.session.put(
+                self.address + path, data=data, timeout=self.timeout, headers=self.auth
+            ) as response:
                 if response.status != 200:
                     detail = (await response.read())[:300].decode("utf-8", "replace")
                     raise ComputeUnavailable(pool=self.pool, detail=f"HTTP {response.status} {detail}")
