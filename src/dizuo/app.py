@@ -17,6 +17,7 @@ from dizuo.compliance.audit import signing_key
 from dizuo.compliance.files import label_html
 from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice, Position
 from dizuo.compliance.retention import Housekeeper, kept, make_months
+from dizuo.compute.catalog import PoolCatalog
 from dizuo.compute.inventory import Inventories
 from dizuo.compute.jobs import Jobs
 from dizuo.compute.reconciler import Reconciler
@@ -196,6 +197,7 @@ def create_app(settings: Settings) -> Platform:
     # Runs started through the admin API call this platform's own /v1, as users do.
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     evals = EvalService(db, settings.data_dir, label=report_labels(labels))
+    pool_catalog = PoolCatalog(db, config.pools)  # the file's pools and those added at run time
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
@@ -204,6 +206,7 @@ def create_app(settings: Settings) -> Platform:
         evals=evals,
         gateway_url=f"http://{host}:{settings.port}/v1",
         zone=ZoneInfo(settings.timezone),
+        pools=pool_catalog,
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(
@@ -228,20 +231,25 @@ def create_app(settings: Settings) -> Platform:
     )
     install_inspection_routes(knowledge, knowledge.state.scoped, parser)
     install_aigc_routes(knowledge, knowledge.state.scoped, db, labels, parser)
-    head = settings.embedded_ray  # the embedded pools' Ray head, when dizuo serve started one
-    embedded = {pool.name: head for pool in config.pools if pool.ray == "embedded" and head}
-    inventories = Inventories(config.pools, embedded)
+    # The embedded pools' Ray head, when dizuo serve started one (or one was given), and its token.
+    inventories = Inventories(
+        pool_catalog.effective(),
+        {},
+        embedded=settings.embedded_ray,
+        embedded_token=settings.embedded_ray_token,
+    )
     jobs = Jobs(
         db,
         meter,
-        config.pools,
+        inventories.pools,
         inventories,
         knowledge.state.session,
         guard=gateway.guard,
         events=gateway.events,
         max_working_dir_bytes=settings.compute_max_working_dir_mb * 2**20,
+        catalog=pool_catalog,
     )
-    install_compute_routes(knowledge, knowledge.state.scoped, config.pools, inventories, jobs)
+    install_compute_routes(knowledge, knowledge.state.scoped, jobs)
     knowledge.state.jobs = jobs
     reconciler = Reconciler(jobs)
     gateway.on_startup.append(reconciler.start)
@@ -263,6 +271,7 @@ def create_app(settings: Settings) -> Platform:
         kbs=kbs,
         secure_cookies=settings.cookies_secure,
         aigc_notice=settings.aigc_notice,
+        jobs=jobs,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

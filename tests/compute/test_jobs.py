@@ -25,11 +25,12 @@ import yaml
 from sqlalchemy import func, select
 
 from dizuo.accounts import create_key, create_org
+from dizuo.accounts.members import create_member, create_token
 from dizuo.accounts.service import change_org, set_guard_policy
 from dizuo.app import create_app, load_settings
 from dizuo.billing import ledger
 from dizuo.billing.money import round_micro
-from dizuo.billing.service import VoucherTerms, issue_voucher, topup
+from dizuo.billing.service import VoucherTerms, issue_voucher, topup, wallet_view
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.compute.head import EmbeddedHead
 from dizuo.compute.jobs import charge_for
@@ -59,6 +60,7 @@ def pools(head: RayHead, **cq: Any) -> list[dict[str, object]]:
             "name": "cq-npu",
             "region": "cq",
             "ray": head.dashboard,
+            "token": head.token,
             "data_class_max": "important",
             "price": {"accelerator_hour": "36", "cpu_hour": "0"},
             **NPU,
@@ -145,6 +147,9 @@ async def test_a_script_job_runs_on_its_pool_and_is_charged_for_the_seconds_it_r
     # While it runs, the held money is out of what calls may spend, durably: the compute voucher's
     # ¥10 first (it pays half of what it covers), the balance the rest.
     assert standing(platform, org) == 62_000_000
+    assert (
+        wallet_view(platform.db, org.name)["held_by_jobs"] == "62.000000"
+    )  # the console and the CLI show it
 
     done = await until_ended(platform, org.key, job["id"])
     assert done["state"] == "succeeded", done
@@ -375,7 +380,7 @@ async def test_a_job_that_ends_while_the_server_is_down_is_charged_once_after_it
     job_id = answer.json()["id"]
     await first.platform.gateway.shutdown()  # the server stops while its job runs on
     async with aiohttp.ClientSession() as session:
-        ray = RayJobs(session, "cq-npu", ray_head.dashboard)
+        ray = RayJobs(session, "cq-npu", ray_head.dashboard, token=ray_head.token)
         deadline = asyncio.get_running_loop().time() + 60
         while not (found := await ray.get(job_id)) or not found.state.ended:
             assert asyncio.get_running_loop().time() < deadline
@@ -415,12 +420,14 @@ async def test_a_job_that_ends_while_the_server_is_down_is_charged_once_after_it
 async def test_a_job_whose_pool_goes_away_before_it_starts_is_placed_again_on_another(
     gateway_app: GatewayApp,
     ray_head: RayHead,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    other = EmbeddedHead(resources={"NPU": 2}, cpus=2)  # a second region's cluster
+    monkeypatch.setenv("GZ_RAY_TOKEN", "gz-secret-token")
+    other = EmbeddedHead(resources={"NPU": 2}, cpus=2, token="gz-secret-token")  # a second region's cluster
     address = other.start(90)
     try:
         async with aiohttp.ClientSession() as session:  # its accelerators are all taken
-            blocker = RayJobs(session, "gz-npu", address)
+            blocker = RayJobs(session, "gz-npu", address, token="gz-secret-token")
             sleep = f'{PY} -c "import time; time.sleep(600)"'
             await blocker.submit(
                 "blocker-" + uuid.uuid4().hex[:8], sleep, JobRequest(accelerators=2, cpus=0.5), "NPU"
@@ -429,6 +436,7 @@ async def test_a_job_whose_pool_goes_away_before_it_starts_is_placed_again_on_an
             "name": "gz-npu",
             "region": "gz",
             "ray": address,
+            "token": "env:GZ_RAY_TOKEN",  # read from the environment, as an operator would keep it
             "price": {"accelerator_hour": "10", "cpu_hour": "0"},
             "start_timeout_seconds": 3,
             **NPU,
@@ -525,3 +533,57 @@ def test_the_cli_submits_follows_shows_lists_and_cancels_jobs(
         assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
     finally:
         server.stop()
+
+
+async def test_platform_admins_add_reprice_and_remove_pools_at_run_time(
+    gateway_app: GatewayApp,
+    ray_head: RayHead,
+) -> None:
+    platform = await gateway_app(pools=pools(ray_head)[1:])  # the file has only the unreachable xj pool
+    tag = uuid.uuid4().hex[:6]
+    create_member(platform.db, f"admin-{tag}", "correct horse battery", "platform-admin")
+    create_member(platform.db, f"auditor-{tag}", "correct horse battery", "auditor")
+    admin = platform.http(create_token(platform.db, f"admin-{tag}"))
+    auditor = platform.http(create_token(platform.db, f"auditor-{tag}"))
+    org = scripting(platform)
+    client = platform.http(org.key)
+    cq = {**pools(ray_head)[0], "name": f"cq-{tag}"}
+
+    bad = await admin.post("/admin/v1/compute/pools", json={**cq, "max_job_hours": -1})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_job_hours"
+    clash = await admin.post("/admin/v1/compute/pools", json={**cq, "name": "xj-npu"})
+    assert clash.status_code == 400 and "由配置文件定义" in clash.json()["error"]["message"]
+    assert (await auditor.post("/admin/v1/compute/pools", json=cq)).status_code == 403
+    added = await admin.post("/admin/v1/compute/pools", json=cq)
+    assert added.status_code == 201, added.text
+    assert (
+        added.json()["token_set"] is True and "token" not in added.json() and ray_head.token not in added.text
+    )
+    listed = (await auditor.get("/admin/v1/compute/pools")).json()
+    assert [(p["name"], p["run_time"]) for p in listed] == [("xj-npu", False), (cq["name"], True)]
+
+    # Keys see it and jobs run on it at once, at its price; a new price applies to the next job.
+    seen = (await client.get("/v1/compute/pools")).json()["data"]
+    assert {p["name"]: p["up"] for p in seen} == {"xj-npu": False, cq["name"]: True}
+    entry = f'{PY} -c "print(1)"'
+    first = (
+        await client.post("/v1/compute/jobs", json={"entrypoint": entry, "accelerators": 1, "cpus": 0.5})
+    ).json()
+    assert (first["pool"], first["price_cny_per_hour"]) == (cq["name"], "36.0")
+    repriced = await admin.patch(
+        f"/admin/v1/compute/pools/{cq['name']}", json={"price": {"accelerator_hour": "18"}}
+    )
+    assert repriced.status_code == 200 and repriced.json()["price"]["accelerator_hour"] == "18"
+    second = (
+        await client.post("/v1/compute/jobs", json={"entrypoint": entry, "accelerators": 1, "cpus": 0.5})
+    ).json()
+    assert second["price_cny_per_hour"] == "18.0" and second["held"] == "18.000000"
+    for job in (first, second):
+        assert (await until_ended(platform, org.key, job["id"]))["state"] == "succeeded"
+
+    assert (await admin.delete(f"/admin/v1/compute/pools/{cq['name']}")).status_code == 204
+    assert (await admin.delete("/admin/v1/compute/pools/xj-npu")).status_code == 400  # the file's
+    gone = await client.post("/v1/compute/jobs", json={"entrypoint": entry, "accelerators": 1})
+    assert gone.status_code == 400 and gone.json()["error"]["code"] == "compute_no_pool"
+    trail = (await auditor.get("/admin/v1/audit?action=pool.update")).json()
+    assert ray_head.token not in str(trail)

@@ -15,6 +15,9 @@ __all__ = ["RULES", "acting_issuer", "allowed", "authorize", "sees_all_orgs"]
 RULES: dict[str, tuple[str, ...]] = {
     "read deployments": ("auditor",),
     "change deployments": (),
+    "read pools": ("auditor",),
+    "read compute jobs": ("auditor", "org-admin", "org-developer"),
+    "change pools": (),
     "read organizations": ("auditor", "org-admin", "org-developer"),
     "create organizations": (),
     "read keys": ("auditor", "org-admin", "org-developer"),

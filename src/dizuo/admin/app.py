@@ -39,6 +39,8 @@ from dizuo.billing.service import (
     wallet_view,
 )
 from dizuo.compute import reports as compute_reports
+from dizuo.compute.catalog import PoolCatalog
+from dizuo.config import PoolConfig
 from dizuo.days import PLATFORM_ZONE, parse_moment
 from dizuo.errors import (
     AuthenticationFailed,
@@ -104,6 +106,7 @@ def create_admin_app(
     evals: EvalService | None = None,
     gateway_url: str = "http://127.0.0.1:8000/v1",
     zone: ZoneInfo = PLATFORM_ZONE,
+    pools: PoolCatalog | None = None,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
@@ -185,6 +188,40 @@ def create_admin_app(
         """Remove a run-time deployment; workers stop using it within a second."""
         may(who, "change deployments")
         the_catalog().remove(name, who.username)
+        return Response(status_code=204)
+
+    def the_pools() -> PoolCatalog:
+        if pools is None:
+            raise RouteNotFound(path=f"{PREFIX}/compute/pools")
+        return pools
+
+    def pool_entry(pool: PoolConfig) -> dict[str, Any]:
+        shown = pool.model_dump(mode="json", exclude={"token"})
+        return {**shown, "token_set": pool.token is not None, "run_time": the_pools().run_time(pool.name)}
+
+    @app.get(f"{PREFIX}/compute/pools")
+    def list_pools(who: Caller) -> list[dict[str, Any]]:
+        """Every compute pool: the file's and those added at run time (tokens never shown)."""
+        may(who, "read pools")
+        return [pool_entry(pool) for pool in the_pools().effective()]
+
+    @app.post(f"{PREFIX}/compute/pools", status_code=201)
+    def add_pool(body: dict[str, Any], who: Caller) -> dict[str, Any]:
+        """Add a compute pool at run time (the YAML entry's fields); every worker uses it within a moment."""
+        may(who, "change pools")
+        return pool_entry(the_pools().add(body, who.username))
+
+    @app.patch(f"{PREFIX}/compute/pools/{{name}}")
+    def change_pool(name: str, body: dict[str, Any], who: Caller) -> dict[str, Any]:
+        """Change fields of a run-time pool: prices, clearance, longest job, start timeout, address, token."""
+        may(who, "change pools")
+        return pool_entry(the_pools().update(name, body, who.username))
+
+    @app.delete(f"{PREFIX}/compute/pools/{{name}}", status_code=204)
+    def remove_pool(name: str, who: Caller) -> Response:
+        """Remove a run-time pool: no job is placed on it any more."""
+        may(who, "change pools")
+        the_pools().remove(name, who.username)
         return Response(status_code=204)
 
     @app.get(f"{PREFIX}/orgs")

@@ -277,6 +277,8 @@ def wallet_view(db: Database, org_name: str) -> dict[str, Any]:
             "org": org.name,
             "balance": format_cny(wallet.balance if wallet else 0),
             "held": format_cny(wallet.held if wallet else 0),
+            # Held for compute jobs until they end (durable: calls may spend balance less this).
+            "held_by_jobs": format_cny(wallet.standing if wallet else 0),
             "vouchers": [_voucher(v, now) for v in vouchers],
         }
 
@@ -288,6 +290,7 @@ def _voucher(v: Voucher, now: dt.datetime) -> dict[str, Any]:
         "program": v.program,
         "face": format_cny(v.face),
         "remaining": format_cny(v.remaining),
+        "held_by_jobs": format_cny(v.standing),
         "voucher_share": str(v.copay),
         "copay": str(v.copay),  # the deprecated name of voucher_share
         "providers": v.providers,

@@ -146,7 +146,10 @@ def wallet_command(org: str, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(view).decode())
         return
-    click.echo(f"{view['org']}: 余额 balance ¥{view['balance']}  冻结 held ¥{view['held']}")
+    click.echo(
+        f"{view['org']}: 余额 balance ¥{view['balance']}  冻结 held ¥{view['held']}"
+        f"  作业预占 held by jobs ¥{view['held_by_jobs']}"
+    )
     for v in view["vouchers"]:
         click.echo(
             f"  {v['id']}  {v['program']} ({v['issuer']})  ¥{v['remaining']} / ¥{v['face']}"

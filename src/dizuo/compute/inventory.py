@@ -20,9 +20,9 @@ import aiohttp
 import orjson
 
 from dizuo.compute.placement import Inventory, Node
-from dizuo.config import PoolConfig
+from dizuo.config import PoolConfig, resolve_secret
 
-__all__ = ["Inventories", "read_inventory"]
+__all__ = ["Inventories", "bearer", "read_inventory"]
 
 GIB = 2**30
 DOWN = Inventory(up=False)
@@ -63,16 +63,21 @@ def parse_inventory(nodes: Any, status: Any, accelerator: str, queued: int = 0) 
 
 
 async def read_inventory(
-    session: aiohttp.ClientSession, pool: PoolConfig, address: str, timeout: float = 3.0
+    session: aiohttp.ClientSession,
+    pool: PoolConfig,
+    address: str,
+    timeout: float = 3.0,
+    token: str | None = None,
 ) -> Inventory:
-    """Read *pool*'s cluster at *address* (its dashboard, ``http://host:8265``); DOWN when it does
-    not answer in *timeout* seconds or answers something else."""
+    """Read *pool*'s cluster at *address* (its dashboard, ``http://host:8265``, with its *token*);
+    DOWN when it does not answer in *timeout* seconds or answers something else."""
     limit = aiohttp.ClientTimeout(total=timeout)
+    headers = bearer(token)
     try:
         async with asyncio.timeout(timeout):
             answers = []
             for path in ("/api/v0/nodes?detail=1&limit=10000", "/api/cluster_status"):
-                async with session.get(address + path, timeout=limit) as response:
+                async with session.get(address + path, timeout=limit, headers=headers) as response:
                     if response.status != 200:
                         return DOWN
                     answers.append(orjson.loads(await response.read()))
@@ -81,16 +86,42 @@ async def read_inventory(
     return parse_inventory(answers[0], answers[1], pool.resources.accelerator_resource)
 
 
-class Inventories:
-    """Each pool's inventory, read at most every *ttl* seconds (all pools at once, concurrently)."""
+def bearer(token: str | None) -> dict[str, str]:
+    """The header that authenticates to a Ray cluster with token authentication (none without)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
-    def __init__(self, pools: Sequence[PoolConfig], addresses: Mapping[str, str], ttl: float = 5.0) -> None:
-        self.pools = list(pools)
-        self.addresses = dict(addresses)  # pool name → dashboard address (an embedded pool's own head)
+
+class Inventories:
+    """Each pool's inventory, read at most every *ttl* seconds (all pools at once, concurrently).
+    Also where each pool's cluster is and its token: an embedded pool's are its own head's."""
+
+    def __init__(
+        self,
+        pools: Sequence[PoolConfig],
+        addresses: Mapping[str, str],
+        ttl: float = 5.0,
+        *,
+        embedded: str | None = None,
+        embedded_token: str | None = None,
+    ) -> None:
+        self.addresses = dict(addresses)  # pool name → dashboard address, where not the pool's own
+        self.embedded = embedded  # the head dizuo serve started: every ray: embedded pool's cluster
+        self.embedded_token = embedded_token
         self.ttl = ttl
         self._read: dict[str, Inventory] = {}
-        self._at = float("-inf")
         self._lock = asyncio.Lock()
+        self.set_pools(pools)
+
+    def set_pools(self, pools: Sequence[PoolConfig]) -> None:
+        """Follow these pools from now on (the catalog changed): read them afresh on the next look."""
+        self.pools = list(pools)
+        self.tokens = {
+            pool.name: self.embedded_token
+            if pool.ray == "embedded"
+            else resolve_secret(pool.token, f"pools ({pool.name})", "token")
+            for pool in pools
+        }
+        self._at = float("-inf")
 
     async def current(self, session: aiohttp.ClientSession) -> dict[str, Inventory]:
         """Every pool's inventory, read again when the last reading is older than the ttl."""
@@ -104,10 +135,14 @@ class Inventories:
     def address(self, pool: PoolConfig) -> str | None:
         """The address of *pool*'s Ray Jobs API and dashboard; None for an embedded pool whose head
         is not running."""
-        return self.addresses.get(pool.name) or (pool.ray if pool.ray != "embedded" else None)
+        return self.addresses.get(pool.name) or (pool.ray if pool.ray != "embedded" else self.embedded)
 
     async def _one(self, session: aiohttp.ClientSession, pool: PoolConfig) -> Inventory:
         address = self.address(pool)
         if address is None:
             return DOWN  # an embedded pool whose head is not running
-        return await read_inventory(session, pool, address)
+        return await read_inventory(session, pool, address, token=self.token(pool))
+
+    def token(self, pool: PoolConfig) -> str | None:
+        """The token of *pool*'s cluster (None: it runs without token authentication)."""
+        return self.tokens.get(pool.name)

@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import io
+import logging
 import math
 import re
 import zipfile
@@ -45,6 +46,7 @@ from dizuo.billing.meter import Meter
 from dizuo.billing.money import format_cny
 from dizuo.billing.standing import Held, close, open_hold, parts
 from dizuo.compute import packages
+from dizuo.compute.catalog import PoolCatalog
 from dizuo.compute.inventory import Inventories
 from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, place
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
@@ -52,6 +54,7 @@ from dizuo.compute.tables import ComputeJob
 from dizuo.config import DATA_CLASSES, PoolConfig
 from dizuo.errors import (
     ComputeUnavailable,
+    ConfigError,
     DataRiskBlocked,
     DizuoError,
     InsufficientQuota,
@@ -72,7 +75,10 @@ __all__ = [
     "Jobs",
     "NoPool",
     "parse_memory",
+    "pool_view",
 ]
+
+log = logging.getLogger("dizuo.compute")
 
 PROVIDER = "compute"  # the provider of every compute charge: a voucher naming it pays for compute
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
@@ -284,6 +290,40 @@ def view(job: ComputeJob) -> dict[str, Any]:
     }
 
 
+def _sum(inventory: Inventory, field: str) -> dict[str, float]:
+    return {
+        "total": sum(getattr(node, field) for node in inventory.total),
+        "free": sum(getattr(node, field) for node in inventory.free),
+    }
+
+
+def pool_view(pool: PoolConfig, inventory: Inventory | None) -> dict[str, Any]:
+    """A pool as the API and the CLI show it."""
+    up = inventory is not None and inventory.up
+    return {
+        "name": pool.name,
+        "region": pool.region,
+        "accelerator": pool.accelerator,
+        "accelerator_resource": pool.resources.accelerator_resource,
+        "data_class_max": pool.data_class_max,
+        "max_job_hours": pool.max_job_hours,
+        "price_cny_per_hour": {
+            "accelerator": str(pool.price.accelerator_hour),
+            "cpu": str(pool.price.cpu_hour),
+            "memory_gb": str(pool.price.memory_gb_hour),
+        },
+        "up": up,
+        "capacity": None
+        if not up or inventory is None
+        else {
+            "nodes": len(inventory.total),
+            "accelerators": _sum(inventory, "accelerators"),
+            "cpus": _sum(inventory, "cpus"),
+            "memory_gb": {k: round(v, 2) for k, v in _sum(inventory, "memory_gb").items()},
+        },
+    }
+
+
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else utc(moment).isoformat()
 
@@ -309,8 +349,11 @@ class Jobs:
         guard: Guard | None = None,
         events: EventLog | None = None,
         max_working_dir_bytes: int = 20 * 2**20,
+        catalog: PoolCatalog | None = None,
     ) -> None:
         self.db = db
+        self.catalog = catalog
+        self._pools_seen: Any = None  # the catalog's stamp when the pools were last taken up
         self.meter = meter
         self.pools = {pool.name: pool for pool in pools}
         self.inventories = inventories
@@ -319,6 +362,23 @@ class Jobs:
         self.events = events
         self.max_working_dir_bytes = max_working_dir_bytes
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    async def refresh_pools(self) -> None:
+        """Take up pools platform admins added, changed or removed since the last look."""
+        catalog = self.catalog
+        if catalog is None:
+            return
+        stamp = await asyncio.to_thread(catalog.stamp)
+        if stamp == self._pools_seen:
+            return
+        try:
+            pools = await asyncio.to_thread(catalog.effective)
+            self.inventories.set_pools(pools)
+        except ConfigError:  # a run-time pool's token names a variable this worker lacks: keep the last
+            log.exception("the compute pools changed, but cannot be taken up")
+            return
+        self.pools = {pool.name: pool for pool in pools}
+        self._pools_seen = stamp
 
     # ---- reading ---------------------------------------------------------------------------
 
@@ -342,16 +402,65 @@ class Jobs:
             )
             return [view(job) for job in session.scalars(query)]
 
+    def of(self, org_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
+        """Jobs of an organization (None: every organization's, each with ``org_id``), newest first:
+        what the console shows."""
+        with self.db.session() as session:
+            query = (
+                select(ComputeJob).order_by(ComputeJob.created_at.desc(), ComputeJob.id.desc()).limit(limit)
+            )
+            if org_id is not None:
+                query = query.where(ComputeJob.org_id == org_id)
+            return [{**view(job), "org_id": job.org_id} for job in session.scalars(query)]
+
+    def one(self, job_id: str, org_id: str | None) -> dict[str, Any]:
+        """One job as the console shows it; 404 when it is not *org_id*'s (None: any organization's)."""
+        with self.db.session() as session:
+            job = session.get(ComputeJob, job_id)
+            if job is None or (org_id is not None and job.org_id != org_id):
+                raise JobNotFound(id=job_id)
+            return {**view(job), "org_id": job.org_id}
+
+    def in_use(self) -> dict[str, dict[str, int]]:
+        """Per pool, how many jobs run and how many wait (placing or pending)."""
+        with self.db.session() as session:
+            rows = session.execute(
+                select(ComputeJob.pool, ComputeJob.state, func.count())
+                .where(ComputeJob.settled_at.is_(None))
+                .group_by(ComputeJob.pool, ComputeJob.state)
+            )
+            counts: dict[str, dict[str, int]] = {}
+            for pool, state, count in rows:
+                line = counts.setdefault(pool or "", {"running": 0, "waiting": 0})
+                line["running" if state == "running" else "waiting"] += int(count)
+            return counts
+
+    async def logs_of(self, job: dict[str, Any]) -> str | None:
+        """What a job printed, for the console (the platform's guard policy for its data class);
+        None when its pool's cluster cannot be reached now."""
+        pool = self.pools.get(job["pool"] or "")
+        if pool is None or (job["submitted"] is None and not job["settled"]):
+            return ""
+        try:
+            text = await self.client(pool).logs(job["id"])
+        except ComputeUnavailable:
+            return None
+        if self.guard is None or not text:
+            return text
+        text, _ = self.guard.inspect_output(None, job["data_class"], text)
+        return text
+
     def client(self, pool: PoolConfig) -> RayJobs:
         address = self.inventories.address(pool)
         if address is None:
             raise ComputeUnavailable(pool=pool.name, detail="its embedded Ray head is not running")
-        return RayJobs(self.session(), pool.name, address)
+        return RayJobs(self.session(), pool.name, address, token=self.inventories.token(pool))
 
     # ---- submitting ------------------------------------------------------------------------
 
     async def submit(self, key: KeyInfo, body: JobBody) -> dict[str, Any]:
         """Place, hold, record and send a job; its view (``considered`` has every pool's verdict)."""
+        await self.refresh_pools()
         if body.kind not in BUILT_KINDS:
             raise _bad(
                 "kind",
@@ -842,6 +951,14 @@ class Jobs:
     async def live(self) -> list[ComputeJob]:
         """The jobs not yet charged, as one query reads them (what the reconciler follows)."""
         return await asyncio.to_thread(self._live)
+
+    def any_live(self) -> bool:
+        """Whether any job is not yet charged."""
+        with self.db.session() as session:
+            return (
+                session.scalar(select(ComputeJob.id).where(ComputeJob.settled_at.is_(None)).limit(1))
+                is not None
+            )
 
     def _live(self) -> list[ComputeJob]:
         with self.db.session() as session:

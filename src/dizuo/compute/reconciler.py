@@ -40,7 +40,7 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        if self.jobs.pools and self._task is None:
+        if self._task is None:
             self._task = asyncio.create_task(self._run(), name="dizuo-compute-reconciler")
 
     async def stop(self) -> None:
@@ -64,6 +64,9 @@ class Reconciler:
 
     async def round(self) -> int:
         """One round, if this worker holds the lease: sync every live job; how many were synced."""
+        await self.jobs.refresh_pools()
+        if not self.jobs.pools and not await asyncio.to_thread(self.jobs.any_live):
+            return 0  # no compute here: not even the lease is taken
         if not await asyncio.to_thread(take, self.jobs.db, LEASE, self.holder, self.lease_seconds):
             return 0
         live = await self.jobs.live()  # one query for the round, not one a job

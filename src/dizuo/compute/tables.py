@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["ComputeJob"]
+__all__ = ["ComputeJob", "PoolRow"]
 
 
 class ComputeJob(Base):
@@ -63,3 +63,15 @@ class ComputeJob(Base):
     settled_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PoolRow(Base):
+    """A pool platform admins added at run time (the YAML file holds the static ones)."""
+
+    __tablename__ = "compute_pools"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The same fields as a YAML entry, validated by the same schema (dizuo.config.PoolConfig).
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -17,7 +17,8 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dizuo.console import account, audit, bench, knowledge, money, ops, orgs, overview, signin, usage
+from dizuo.compute.jobs import Jobs
+from dizuo.console import account, audit, bench, compute, knowledge, money, ops, orgs, overview, signin, usage
 from dizuo.console.web import (
     PREFIX,
     STATIC,
@@ -56,6 +57,7 @@ def create_console_app(
     kbs: KnowledgeBases | None = None,
     secure_cookies: bool = False,
     aigc_notice: str = "本内容由人工智能生成",
+    jobs: Jobs | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -85,6 +87,8 @@ def create_console_app(
         app.include_router(bench.routes(console, evals))
     if kbs is not None:
         app.include_router(knowledge.routes(console, kbs))
+    if jobs is not None:
+        app.include_router(compute.routes(console, jobs))
     return app
 
 

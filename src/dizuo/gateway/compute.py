@@ -21,12 +21,11 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
 
 from dizuo.accounts.keys import KeyInfo
-from dizuo.compute.inventory import Inventories
-from dizuo.compute.jobs import ENDED, JobBody, Jobs
-from dizuo.compute.placement import Inventory, clearance
+from dizuo.compute.jobs import ENDED, JobBody, Jobs, pool_view
+from dizuo.compute.placement import clearance
 from dizuo.config import PoolConfig
 
-__all__ = ["PREFIX", "install_compute_routes", "pool_view"]
+__all__ = ["PREFIX", "install_compute_routes"]
 
 PREFIX = "/v1/compute"
 
@@ -36,57 +35,20 @@ def usable(key: KeyInfo, pool: PoolConfig) -> bool:
     return clearance(pool, key.data_class, key.org_region) is None
 
 
-def _sum(inventory: Inventory, field: str) -> dict[str, float]:
-    return {
-        "total": sum(getattr(node, field) for node in inventory.total),
-        "free": sum(getattr(node, field) for node in inventory.free),
-    }
-
-
-def pool_view(pool: PoolConfig, inventory: Inventory | None) -> dict[str, Any]:
-    """A pool as the API and the CLI show it."""
-    up = inventory is not None and inventory.up
-    return {
-        "name": pool.name,
-        "region": pool.region,
-        "accelerator": pool.accelerator,
-        "accelerator_resource": pool.resources.accelerator_resource,
-        "data_class_max": pool.data_class_max,
-        "max_job_hours": pool.max_job_hours,
-        "price_cny_per_hour": {
-            "accelerator": str(pool.price.accelerator_hour),
-            "cpu": str(pool.price.cpu_hour),
-            "memory_gb": str(pool.price.memory_gb_hour),
-        },
-        "up": up,
-        "capacity": None
-        if not up or inventory is None
-        else {
-            "nodes": len(inventory.total),
-            "accelerators": _sum(inventory, "accelerators"),
-            "cpus": _sum(inventory, "cpus"),
-            "memory_gb": {k: round(v, 2) for k, v in _sum(inventory, "memory_gb").items()},
-        },
-    }
-
-
-def install_compute_routes(
-    app: FastAPI, scoped: Any, pools: list[PoolConfig], inventories: Inventories, jobs: Jobs | None = None
-) -> None:
+def install_compute_routes(app: FastAPI, scoped: Any, jobs: Jobs) -> None:
     """Add the compute routes to *app* (the knowledge-base app: its *scoped* makes the API-key
     dependency, its HTTP client reads the clusters)."""
     auth = scoped("compute")
     session: Callable[[], aiohttp.ClientSession] = app.state.session
+    inventories = jobs.inventories
     Who = Annotated[Any, Depends(auth)]
 
     @app.get(PREFIX + "/pools")
-    async def list_pools(who: Annotated[Any, Depends(auth)]) -> dict[str, Any]:
-        shown = [pool for pool in pools if usable(who.info, pool)]
+    async def list_pools(who: Who) -> dict[str, Any]:
+        await jobs.refresh_pools()
+        shown = [pool for pool in jobs.pools.values() if usable(who.info, pool)]
         current = await inventories.current(session()) if shown else {}
         return {"object": "list", "data": [pool_view(pool, current.get(pool.name)) for pool in shown]}
-
-    if jobs is None:
-        return
 
     @app.post(PREFIX + "/jobs")
     async def submit(body: JobBody, who: Who) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Compute jobs, money they hold durably, vouchers scoped to compute, scripts allowed per organization
+"""Compute jobs and run-time pools, money jobs hold durably, compute vouchers, scripts per organization
 
 Revision ID: 0022
 Revises: 0021
@@ -67,6 +67,14 @@ def upgrade() -> None:
     op.create_index("ix_compute_jobs_org_id_created_at", "compute_jobs", ["org_id", "created_at"])
     op.create_index("ix_compute_jobs_state", "compute_jobs", ["state"])
     op.create_table(
+        "compute_pools",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index("ix_compute_pools_updated_at", "compute_pools", ["updated_at"])
+    op.create_table(
         "compute_packages",
         sa.Column("uri", sa.String(128), primary_key=True),
         sa.Column("data", sa.LargeBinary(), nullable=False),
@@ -75,6 +83,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("compute_packages")
+    op.drop_index("ix_compute_pools_updated_at", table_name="compute_pools")
+    op.drop_table("compute_pools")
     op.drop_index("ix_compute_jobs_state", table_name="compute_jobs")
     op.drop_index("ix_compute_jobs_org_id_created_at", table_name="compute_jobs")
     op.drop_table("compute_jobs")
