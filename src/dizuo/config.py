@@ -153,6 +153,15 @@ class PoolConfig(_Strict):
     start_timeout_seconds: float = Field(
         600, gt=0, le=86_400, description="A job not started by then is placed again on another pool."
     )
+    python: str = Field(
+        "python",
+        min_length=1,
+        max_length=256,
+        description=(
+            "The Python on the cluster's nodes that has dizuo installed: evaluation jobs run the bench "
+            "with it (the embedded pool uses the server's own)."
+        ),
+    )
     token: str | None = Field(
         None,
         description=(

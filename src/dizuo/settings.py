@@ -222,6 +222,13 @@ class Settings(BaseSettings):
             "makes a fresh one for the head it starts and sets it for its workers."
         ),
     )
+    public_url: str | None = Field(
+        None,
+        description=(
+            "This platform's /v1 URL as compute pools reach it (evaluation jobs call models through "
+            "it); default: the server's own address, enough for the embedded pool."
+        ),
+    )
     compute_max_working_dir_mb: int = Field(
         20, gt=0, le=500, description="Largest zipped working directory a script job may send, in MiB."
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import pytest
 import yaml
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from sqlalchemy import func, select
 from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.accounts.service import change_org, set_guard_policy
+from dizuo.accounts.tables import ApiKey
 from dizuo.app import create_app, load_settings
 from dizuo.billing import ledger
 from dizuo.billing.money import round_micro
@@ -39,12 +41,14 @@ from dizuo.compute.ray_jobs import RayJobs, RayState
 from dizuo.compute.reports import issuer_report
 from dizuo.compute.tables import ComputeJob
 from dizuo.days import PLATFORM_ZONE
+from dizuo.evalbench.tables import EvalRun
 from dizuo.guard.events import list_events
 from dizuo.store import Database
 from tests.support.cli import dizuo
-from tests.support.platform import GatewayApp, PlatformUnderTest, Tenant
+from tests.support.platform import UPSTREAM_KEY, GatewayApp, PlatformUnderTest, Tenant, upstream_deployment
 from tests.support.ray import RayHead
 from tests.support.servers import ServerThread, free_port
+from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.xdist_group("ray")
 
@@ -587,3 +591,88 @@ async def test_platform_admins_add_reprice_and_remove_pools_at_run_time(
     assert gone.status_code == 400 and gone.json()["error"]["code"] == "compute_no_pool"
     trail = (await auditor.get("/admin/v1/audit?action=pool.update")).json()
     assert ray_head.token not in str(trail)
+
+
+def test_an_eval_job_runs_the_bench_on_the_pool_through_the_gateway_and_is_recorded(
+    tmp_path: Path,
+    database_url: str,
+    redis_url: str | None,
+    ray_head: RayHead,
+    upstream: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
+    echo = {
+        k: (upstream.base_url if v == "{upstream}" else v)
+        for k, v in upstream_deployment("echo-model").items()
+    }
+    config = tmp_path / "dizuo.yaml"
+    config.write_text(
+        # The pool's nodes run the bench with this Python (a remote cluster's image has dizuo installed).
+        yaml.safe_dump(
+            {"local": False, "pools": [{**pools(ray_head)[0], "python": PY}], "deployments": [echo]}
+        ),
+        encoding="utf-8",
+    )
+    port = free_port()
+    settings = load_settings(
+        config,
+        data_dir=tmp_path,
+        database_url=database_url,
+        redis_url=redis_url,
+        port=port,
+        key_refresh_seconds=0.2,
+    )
+    db = Database(settings.resolved_database_url)
+    db.upgrade()
+    name = f"船厂-{uuid.uuid4().hex[:6]}"
+    create_org(db, name)
+    topup(db, name, 100_000_000)
+    key = create_key(db, name, scopes=["compute"], models=["echo-model"]).key  # no script permission needed
+    server = ServerThread(create_app(settings), port=port).start()
+    try:
+        client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        for body, param in [
+            ({"kind": "eval", "model": "echo-model"}, "suite"),
+            ({"kind": "eval", "suite": "zh-knowledge", "model": "other-model"}, "model"),
+            ({"kind": "eval", "suite": "no-such-suite", "model": "echo-model"}, "suite"),
+            (
+                {"kind": "eval", "suite": "zh-knowledge", "model": "echo-model", "entrypoint": "rm -rf /"},
+                "entrypoint",
+            ),
+        ]:
+            refused = client.post("/v1/compute/jobs", json=body)
+            assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+        job = client.post(
+            "/v1/compute/jobs",
+            json={"kind": "eval", "suite": "zh-knowledge", "model": "echo-model", "cpus": 0.5},
+        ).json()
+        assert job["entrypoint"] == "dizuo eval run --suite zh-knowledge --model echo-model"
+        deadline = time.monotonic() + 120
+        while not (done := client.get(f"/v1/compute/jobs/{job['id']}").json())["settled"]:
+            assert time.monotonic() < deadline, done
+            time.sleep(0.5)
+        assert done["state"] == "succeeded", (
+            done,
+            client.get(f"/v1/compute/jobs/{job['id']}/logs").text[-2000:],
+        )
+        run_id = done["message"].rsplit(" ", 1)[-1]
+        with db.session() as session:
+            run = session.get(EvalRun, run_id)
+            assert run is not None and (run.status, run.model, run.suite) == (
+                "done",
+                "echo-model",
+                "zh-knowledge",
+            )
+            assert run.created_by == f"job:{job['id']}" and run.summary["overall"]["n"] == 32
+            # The bench asked the model through the gateway with the job's own key: 32 metered calls.
+            job_key = session.scalars(select(ApiKey).where(ApiKey.name == f"compute job {job['id']}")).one()
+            calls = session.scalar(
+                select(func.count()).select_from(UsageRecord).where(UsageRecord.key_id == job_key.id)
+            )
+            assert calls == 32 and job_key.revoked_at is not None  # and the key ended with the job
+        report = tmp_path / "evals" / run_id / "report.html"
+        assert report.exists() and "zh-knowledge" in report.read_text(encoding="utf-8")
+    finally:
+        server.stop()
+        db.dispose()

@@ -27,6 +27,8 @@ import io
 import logging
 import math
 import re
+import shlex
+import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -40,6 +42,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.keys import KeyInfo
+from dizuo.accounts.service import create_key, revoke_key
 from dizuo.accounts.tables import Organization
 from dizuo.billing.holds import Scope
 from dizuo.billing.meter import Meter
@@ -47,6 +50,7 @@ from dizuo.billing.money import format_cny
 from dizuo.billing.standing import Held, close, open_hold, parts
 from dizuo.compute import packages
 from dizuo.compute.catalog import PoolCatalog
+from dizuo.compute.evaljob import unpack
 from dizuo.compute.inventory import Inventories
 from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, place
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
@@ -62,6 +66,8 @@ from dizuo.errors import (
     Lang,
     PermissionDenied,
 )
+from dizuo.evalbench import builtin_suites
+from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
 from dizuo.store import Database, ordered_id, utc, utcnow
@@ -85,7 +91,7 @@ ENDED = frozenset({"succeeded", "failed", "cancelled"})
 LIVE = ("queued", "placing", "pending", "running")
 MAX_ATTEMPTS = 3  # placements of one job, the first included
 KINDS = ("script", "eval", "kb-index")
-BUILT_KINDS = ("script",)
+BUILT_KINDS = ("script", "eval")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1 / 2**30, "b": 1 / 2**30, "k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
 
@@ -350,8 +356,12 @@ class Jobs:
         events: EventLog | None = None,
         max_working_dir_bytes: int = 20 * 2**20,
         catalog: PoolCatalog | None = None,
+        evals: EvalService | None = None,
+        gateway_url: str = "http://127.0.0.1:8000/v1",
     ) -> None:
         self.db = db
+        self.evals = evals  # records the evaluation runs of eval jobs
+        self.gateway_url = gateway_url  # this platform's /v1 as the pools reach it (eval jobs call it)
         self.catalog = catalog
         self._pools_seen: Any = None  # the catalog's stamp when the pools were last taken up
         self.meter = meter
@@ -464,11 +474,10 @@ class Jobs:
         if body.kind not in BUILT_KINDS:
             raise _bad(
                 "kind",
-                f"作业类型 {body.kind} 尚未开放（目前只有 script）",
-                f"jobs of kind {body.kind} are not available yet (script is)",
+                f"作业类型 {body.kind} 尚未开放（目前有 script、eval）",
+                f"jobs of kind {body.kind} are not available yet (script and eval are)",
             )
-        if body.entrypoint is None:
-            raise InvalidRequest("missing_param", param="entrypoint")
+        entrypoint = self._entrypoint(key, body)
         data_class = max(body.data_class or key.data_class, key.data_class, key=_rank)
         if data_class not in DATA_CLASSES:
             raise _bad(
@@ -477,7 +486,8 @@ class Jobs:
         request = _request(body, data_class)
         self._known(request)
         package = _package(body.working_dir, self.max_working_dir_bytes) if body.working_dir else None
-        await asyncio.to_thread(self._may_run_scripts, key)
+        if body.kind == "script":
+            await asyncio.to_thread(self._may_run_scripts, key)
         self._audit(key, body)
         placement = await self._place(request, key, ())
         if placement.chosen is None:
@@ -485,6 +495,8 @@ class Jobs:
         pool = self.pools[placement.chosen]
         job_id = ordered_id()
         spec: dict[str, Any] = {"request": request.model_dump(mode="json")}
+        if body.kind == "eval":
+            spec["eval"] = {"suite": body.suite, "model": body.model}
         if package is not None:
             spec["package"] = package_uri(package)
 
@@ -499,7 +511,7 @@ class Jobs:
                     key_id=key.key_id,
                     kind=body.kind,
                     name=body.name,
-                    entrypoint=body.entrypoint or "",
+                    entrypoint=entrypoint,
                     spec=spec,
                     data_class=data_class,
                     state="placing",
@@ -522,6 +534,36 @@ class Jobs:
         await open_hold(self.meter, self.db, key.org_id, worst, _scope(pool, body.kind), record)
         await self.sync(job_id)
         return await asyncio.to_thread(self._view, job_id)
+
+    def _entrypoint(self, key: KeyInfo, body: JobBody) -> str:
+        """What the job runs, as its record shows it; refuses what a kind does not take."""
+        if body.kind == "script":
+            if body.entrypoint is None:
+                raise InvalidRequest("missing_param", param="entrypoint")
+            return body.entrypoint
+        for name in ("entrypoint", "working_dir"):
+            if getattr(body, name) is not None:
+                raise _bad(
+                    name,
+                    "评测作业运行测试验证平台，不接受此参数",
+                    "an eval job runs the bench; it takes no " + name,
+                )
+        if not body.suite:
+            raise InvalidRequest("missing_param", param="suite")
+        if not body.model:
+            raise InvalidRequest("missing_param", param="model")
+        suites = {suite.name for suite in builtin_suites()}
+        if body.suite not in suites:
+            raise _bad(
+                "suite",
+                f"没有内置题库 {body.suite}（有：{', '.join(sorted(suites))}）",
+                f"no built-in suite {body.suite} (there are: {', '.join(sorted(suites))})",
+            )
+        if not key.may_use(body.model):
+            raise _bad(
+                "model", f"此密钥不能使用模型 {body.model}", f"this key may not use the model {body.model}"
+            )
+        return f"dizuo eval run --suite {body.suite} --model {body.model}"
 
     def _view(self, job_id: str) -> dict[str, Any]:
         with self.db.session() as session:
@@ -673,6 +715,23 @@ class Jobs:
     async def _send(self, client: RayJobs, job: ComputeJob, pool: PoolConfig) -> RayJob | None:
         request = JobRequest(**job.spec["request"])
         runtime_env: dict[str, Any] = {}
+        entrypoint = job.entrypoint
+        if job.kind == "eval":
+            plain = await asyncio.to_thread(self._job_key, job)
+            runtime_env["env_vars"] = {"DIZUO_BASE_URL": self.gateway_url, "DIZUO_API_KEY": plain}
+            python = sys.executable if pool.ray == "embedded" else pool.python
+            entrypoint = " ".join(
+                shlex.quote(part)
+                for part in (
+                    python,
+                    "-m",
+                    "dizuo.compute.evaljob",
+                    "--suite",
+                    job.spec["eval"]["suite"],
+                    "--model",
+                    job.spec["eval"]["model"],
+                )
+            )
         package = job.spec.get("package")
         if package:
             data = await asyncio.to_thread(packages.load, self.db, package)
@@ -681,7 +740,7 @@ class Jobs:
         try:
             await client.submit(
                 job.id,
-                job.entrypoint,
+                entrypoint,
                 request,
                 pool.resources.accelerator_resource,
                 runtime_env=runtime_env,
@@ -694,6 +753,29 @@ class Jobs:
         now = utcnow()
         await asyncio.to_thread(self._update, job.id, state="pending", submitted_at=now, waiting_seen_at=now)
         return await client.get(job.id)
+
+    def _job_key(self, job: ComputeJob) -> str:
+        """A key for this job alone: its model, calls only, its data class, expiring an hour after the
+        job's longest run; one made for an earlier placement is revoked. Returns the plain key."""
+        hours = JobRequest(**job.spec["request"]).max_hours + 1
+        with self.db.session() as session:
+            org_name = session.scalar(select(Organization.name).where(Organization.id == job.org_id))
+        assert org_name is not None
+        previous = job.spec.get("key_id")
+        if previous:
+            revoke_key(self.db, previous)
+        made = create_key(
+            self.db,
+            org_name,
+            name=f"compute job {job.id}",
+            models=[job.spec["eval"]["model"]],
+            data_class=job.data_class,
+            expires_at=utcnow() + dt.timedelta(hours=hours),
+            scopes=["models"],
+        )
+        job.spec = {**job.spec, "key_id": made.record.id}
+        self._update(job.id, spec=job.spec)
+        return made.key
 
     def _update(self, job_id: str, **values: Any) -> None:
         values.setdefault("updated_at", utcnow())
@@ -747,6 +829,10 @@ class Jobs:
             RayState.STOPPED: "cancelled" if job.cancel_requested else "failed",
         }[found.state]
         ran = found.ran and start_ms is not None and found.end_ms is not None
+        if job.kind == "eval" and found.state is RayState.SUCCEEDED:
+            recorded = await self._record_eval(client, job)
+            if recorded is not None:
+                job.message = recorded
         await asyncio.to_thread(
             self._settle,
             job.id,
@@ -755,6 +841,17 @@ class Jobs:
             found.end_ms if ran else None,
             job.message or found.message[:900] or None,
         )
+
+    async def _record_eval(self, client: RayJobs, job: ComputeJob) -> str | None:
+        """Record the evaluation run an eval job printed; the message that names it (None: nothing
+        came back to record)."""
+        if self.evals is None:
+            return None
+        files = unpack(await client.logs(job.id))
+        if files is None:
+            return "评测结果未能取回 / the evaluation's results did not come back"
+        run_id = await asyncio.to_thread(self.evals.record_files, files, f"job:{job.id}")
+        return f"评测记录 / evaluation run {run_id}"
 
     @staticmethod
     def _start_ms(job: ComputeJob, found: RayJob) -> int | None:
@@ -881,6 +978,10 @@ class Jobs:
             if message is not None:
                 job.message = message[:1000]
             package = job.spec.get("package")
+            job_key = job.spec.get("key_id")
+        if job_key:  # an eval job's own key ends with it
+            with contextlib.suppress(DizuoError):
+                revoke_key(self.db, job_key)
         if self.meter.enabled:
             self.meter.journal.refresh(job.org_id)
         if package:

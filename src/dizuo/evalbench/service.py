@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 
 from dizuo.evalbench.grades import catalog_grade
@@ -123,6 +125,22 @@ class EvalService:
                 if (out / name).exists():
                     shutil.copyfile(out / name, folder / name)
         marker.write_text(run_id + "\n", encoding="utf-8")  # once the record and its files are in place
+        return run_id
+
+    def record_files(self, files: dict[str, str], created_by: str) -> str:
+        """Record a finished run made on a compute pool from its files' text (``results.json`` and
+        the others of :data:`RUN_FILES` that came back), its report labeled here as runs started
+        here are. Return the run's id."""
+        document = orjson.loads(files["results.json"])
+        with tempfile.TemporaryDirectory(prefix="dizuo-eval-") as folder:
+            out = Path(folder)
+            for name, text in files.items():
+                if name in RUN_FILES:
+                    (out / name).write_text(text, encoding="utf-8")
+            run_id = self.record(out, document, created_by)
+        report = self.folder(run_id) / "report.html"
+        if self.label is not None and report.exists():
+            report.write_text(self.label(report.read_text(encoding="utf-8"), run_id), encoding="utf-8")
         return run_id
 
     def _set(self, run_id: str, **values: Any) -> None:
