@@ -663,12 +663,9 @@ class Jobs:
             return
         pool = self.pools.get(job.pool or "")
         if pool is None and job.state == "running":  # its cluster is no longer known: cannot follow it
-            await asyncio.to_thread(
-                self._settle,
+            await self._unpaid(
                 job_id,
                 "failed",
-                None,
-                None,
                 f"资源池 {job.pool} 已从配置中移除，无法跟踪，不计费 / the pool {job.pool} was removed from the "
                 "configuration while the job ran: it cannot be followed; nothing charged",
             )
@@ -680,9 +677,7 @@ class Jobs:
             client = self.client(pool)
             found = await client.get(job_id)
             if found is None and job.state == "placing" and job.cancel_requested:
-                await asyncio.to_thread(
-                    self._settle, job_id, "cancelled", None, None, "cancelled before it started"
-                )
+                await self._unpaid(job_id, "cancelled", "cancelled before it started")
                 return
             if found is None and job.state == "placing":
                 found = await self._send(client, job, pool)
@@ -691,12 +686,9 @@ class Jobs:
             return
         if found is None:
             if job.state == "running":
-                await asyncio.to_thread(
-                    self._settle,
+                await self._unpaid(
                     job_id,
                     "failed",
-                    None,
-                    None,
                     "资源池的集群已没有该作业的记录（重启过？），不计费 / the pool's cluster no longer knows "
                     "the job (restarted?); nothing charged",
                 )
@@ -791,9 +783,7 @@ class Jobs:
         if found.state is RayState.PENDING:
             if job.cancel_requested:
                 await client.stop(job.id)
-                await asyncio.to_thread(
-                    self._settle, job.id, "cancelled", None, None, "cancelled before it started"
-                )
+                await self._unpaid(job.id, "cancelled", "cancelled before it started")
                 return
             submitted = job.submitted_at or job.created_at
             if (now - utc(submitted)).total_seconds() > pool.start_timeout_seconds:
@@ -889,7 +879,7 @@ class Jobs:
                 if placement is not None
                 else f"已尝试 {job.attempts} 次 / tried {job.attempts} times"
             )
-            await asyncio.to_thread(self._settle, job.id, "failed", None, None, f"{why}; {tail}")
+            await self._unpaid(job.id, "failed", f"{why}; {tail}")
             return
         pool = self.pools[placement.chosen]
         extra = _worst(pool, request) - job.held if self.meter.enabled else 0
@@ -897,12 +887,9 @@ class Jobs:
             try:
                 await open_hold(self.meter, self.db, job.org_id, extra, _scope(pool, job.kind), _more(job.id))
             except InsufficientQuota as exc:
-                await asyncio.to_thread(
-                    self._settle,
+                await self._unpaid(
                     job.id,
                     "failed",
-                    None,
-                    None,
                     f"{job.pool}: {why_zh} / {why_en}; {pool.name}: {exc.message('zh')} / {exc.message('en')}",
                 )
                 return
@@ -922,6 +909,10 @@ class Jobs:
             message=f"{job.pool}: {why_zh} / {why_en}; placed again",
         )
         await self._sync(job.id)
+
+    async def _unpaid(self, job_id: str, state: str, message: str) -> None:
+        """End a job that never ran (or cannot be followed) in *state*: nothing is charged."""
+        await asyncio.to_thread(self._settle, job_id, state, None, None, message)
 
     def _org_region(self, org_id: str) -> str | None:
         with self.db.session() as session:
