@@ -4,6 +4,7 @@ not found."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import uuid
@@ -95,6 +96,10 @@ def test_members_see_pools_their_jobs_placement_cost_and_logs(
         assert "可用" in pools.inner_text() and "36" in pools.inner_text()
         row = page.get_by_test_id("jobs").get_by_role("row").filter(has_text="缸体探伤")
         assert "成功" in row.inner_text() and shown["cost"] in row.inner_text()
+        # The reconciler reads every pool once a minute: the utilization chart has the pool's line.
+        chart = json.loads(page.get_by_test_id("utilization").text_content() or "{}")
+        assert len(chart["labels"]) == 96 and any(v is not None for v in chart["series"]["pools"]["cq-npu"])
+        assert page.locator("[data-chart=pools] svg").count() == 1  # drawn
         screenshot(page, "console-compute")
         row.get_by_role("link").click()
         assert page.get_by_test_id("state").inner_text() == "成功"

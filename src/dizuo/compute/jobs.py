@@ -38,7 +38,7 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from dizuo.accounts.keys import KeyInfo
@@ -54,7 +54,7 @@ from dizuo.compute.evaljob import unpack
 from dizuo.compute.inventory import Inventories
 from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, place
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
-from dizuo.compute.tables import ComputeJob
+from dizuo.compute.tables import ComputeJob, PoolSample
 from dizuo.config import DATA_CLASSES, PoolConfig
 from dizuo.errors import (
     ComputeUnavailable,
@@ -90,6 +90,7 @@ PROVIDER = "compute"  # the provider of every compute charge: a voucher naming i
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 LIVE = ("queued", "placing", "pending", "running")
 MAX_ATTEMPTS = 3  # placements of one job, the first included
+SAMPLES_KEPT_DAYS = 30  # the pools' utilization over time
 KINDS = ("script", "eval", "kb-index")
 BUILT_KINDS = ("script", "eval")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -444,6 +445,80 @@ class Jobs:
                 line = counts.setdefault(pool or "", {"running": 0, "waiting": 0})
                 line["running" if state == "running" else "waiting"] += int(count)
             return counts
+
+    async def sample(self, keep_days: int = SAMPLES_KEPT_DAYS) -> int:
+        """Record each pool as its cluster answers now (and forget samples older than *keep_days*);
+        how many were recorded. The reconciler does it once a minute."""
+        current = await self.inventories.current(self.session())
+        in_use = await asyncio.to_thread(self.in_use)
+        now = utcnow()
+        rows = []
+        for pool in self.pools.values():
+            seen = current.get(pool.name)
+            up = seen is not None and seen.up
+            total = seen.total if up and seen is not None else ()
+            free = seen.free if up and seen is not None else ()
+            use = in_use.get(pool.name, {"running": 0, "waiting": 0})
+            rows.append(
+                PoolSample(
+                    pool=pool.name,
+                    at=now,
+                    up=up,
+                    accelerators_total=sum(n.accelerators for n in total),
+                    accelerators_free=sum(n.accelerators for n in free),
+                    cpus_total=sum(n.cpus for n in total),
+                    cpus_free=sum(n.cpus for n in free),
+                    running=use["running"],
+                    waiting=use["waiting"],
+                )
+            )
+
+        def write() -> None:
+            with self.db.session() as session:
+                session.add_all(rows)
+                session.execute(delete(PoolSample).where(PoolSample.at < now - dt.timedelta(days=keep_days)))
+
+        await asyncio.to_thread(write)
+        return len(rows)
+
+    def utilization(
+        self, since: dt.datetime, until: dt.datetime, bucket: dt.timedelta
+    ) -> tuple[list[dt.datetime], dict[str, list[float | None]]]:
+        """Each pool's utilization (per cent of its accelerators in use; of its CPUs for a pool without
+        accelerators) per *bucket* from *since* to *until*, the mean of its samples in the bucket;
+        None where the pool was not sampled or its cluster did not answer."""
+        starts = []
+        moment = since
+        while moment < until:
+            starts.append(moment)
+            moment += bucket
+        sums: dict[str, list[list[float]]] = {}
+        with self.db.session() as session:
+            query = (
+                select(PoolSample)
+                .where(PoolSample.at >= since, PoolSample.at < until)
+                .order_by(PoolSample.at)
+            )
+            for s in session.scalars(query):
+                if not s.up:
+                    continue
+                total, free = (
+                    (s.accelerators_total, s.accelerators_free)
+                    if s.accelerators_total
+                    else (s.cpus_total, s.cpus_free)
+                )
+                if total <= 0:
+                    continue
+                index = int((utc(s.at) - since) / bucket)
+                line = sums.setdefault(s.pool, [[0.0, 0.0] for _ in starts])
+                if 0 <= index < len(starts):
+                    line[index][0] += 100 * (total - free) / total
+                    line[index][1] += 1
+        series = {
+            pool: [round(total / count, 1) if count else None for total, count in line]
+            for pool, line in sorted(sums.items())
+        }
+        return starts, series
 
     async def logs_of(self, job: dict[str, Any]) -> str | None:
         """What a job printed, for the console (the platform's guard policy for its data class);

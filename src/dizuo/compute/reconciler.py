@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 from dizuo.compute.jobs import Jobs
 from dizuo.compute.tables import ComputeJob
@@ -36,6 +37,8 @@ class Reconciler:
         self.interval = interval
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
+        self.sample_seconds = 60.0  # the pools' utilization over time: one reading a minute
+        self._sampled = float("-inf")
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{ordered_id()[-8:]}"
         self._task: asyncio.Task[None] | None = None
 
@@ -69,6 +72,12 @@ class Reconciler:
             return 0  # no compute here: not even the lease is taken
         if not await asyncio.to_thread(take, self.jobs.db, LEASE, self.holder, self.lease_seconds):
             return 0
+        if time.monotonic() - self._sampled >= self.sample_seconds and self.jobs.pools:
+            self._sampled = time.monotonic()
+            try:
+                await self.jobs.sample()
+            except Exception:  # a sample missed is a gap in a chart, not a reason to stop following jobs
+                log.exception("sampling the compute pools failed")
         live = await self.jobs.live()  # one query for the round, not one a job
         gate = asyncio.Semaphore(self.concurrency)
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["ComputeJob", "PoolRow"]
+__all__ = ["ComputeJob", "PoolRow", "PoolSample"]
 
 
 class ComputeJob(Base):
@@ -75,3 +87,24 @@ class PoolRow(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class PoolSample(Base):
+    """A pool as the reconciler read it, once a minute: what its cluster has and what of it is free,
+    and how many jobs run and wait on it (the console's utilization over time). Kept 30 days."""
+
+    __tablename__ = "pool_samples"
+    __table_args__ = (Index("ix_pool_samples_at", "at"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    pool: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    up: Mapped[bool] = mapped_column(Boolean)
+    accelerators_total: Mapped[float] = mapped_column(Float)
+    accelerators_free: Mapped[float] = mapped_column(Float)
+    cpus_total: Mapped[float] = mapped_column(Float)
+    cpus_free: Mapped[float] = mapped_column(Float)
+    running: Mapped[int] = mapped_column(Integer)
+    waiting: Mapped[int] = mapped_column(Integer)

@@ -3,6 +3,7 @@ and cost, and one job's placement table, charge and logs. An organization's memb
 platform admins and auditors see every organization's."""
 
 import asyncio
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,8 +14,12 @@ from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.compute.jobs import Jobs, pool_view
 from dizuo.console.web import PREFIX, Console
+from dizuo.store import utcnow
 
 __all__ = ["routes"]
+
+DAY = dt.timedelta(hours=24)  # the utilization chart's span, in buckets of a quarter hour
+BUCKET = dt.timedelta(minutes=15)
 
 
 def routes(console: Console, jobs: Jobs) -> APIRouter:
@@ -36,6 +41,12 @@ def routes(console: Console, jobs: Jobs) -> APIRouter:
         ]
         listed = await asyncio.to_thread(jobs.of, org_id)
         orgs = await asyncio.to_thread(names, signed)
+        until = utcnow()
+        starts, series = await asyncio.to_thread(jobs.utilization, until - DAY, until, BUCKET)
+        chart = {
+            "labels": [moment.astimezone(console.zone).strftime("%H:%M") for moment in starts],
+            "series": {"pools": series},
+        }
         return console.render(
             request,
             "compute.html",
@@ -45,6 +56,7 @@ def routes(console: Console, jobs: Jobs) -> APIRouter:
             org=org,
             names=orgs,
             orgs=sorted(orgs.values()) if sees_all_orgs(signed.actor) else [],
+            chart=chart,
         )
 
     @router.get(f"{PREFIX}/compute/jobs/{{job_id}}")

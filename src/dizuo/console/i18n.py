@@ -78,9 +78,9 @@ TEXT: dict[str, tuple[str, str]] = {
     "compute.state.succeeded": ("成功", "Succeeded"),
     "compute.state.failed": ("失败", "Failed"),
     "compute.state.cancelled": ("已取消", "Cancelled"),
-    "compute.history_note": (
-        "资源池的利用率历史尚未记录；这里是当前读数。",
-        "Utilization history is not recorded yet; these are current readings.",
+    "compute.utilization": (
+        "过去 24 小时加速卡利用率（%，无加速卡的资源池为 CPU）",
+        "Accelerator utilization over the last 24 hours (%; CPUs for pools without accelerators)",
     ),
     "nav.playground": ("体验", "Playground"),
     "nav.guard": ("数据风险", "Data risk"),

@@ -38,7 +38,15 @@
     },
   };
 
+  CHARTS.pools = function (d) {
+    // One line a pool; a gap where the pool was not read or its cluster did not answer.
+    return Object.keys(d.series.pools).map(function (name) {
+      return series(name, d.series.pools[name], { connectNulls: false, showSymbol: true, symbolSize: 3 });
+    });
+  };
+
   var INTEGERS = { calls: true, tokens: true };
+  var PERCENT = { pools: true };  // a share of a pool in use: the axis runs to 100 whatever was seen
 
   function drawCharts(root) {
     if (!window.echarts) return;
@@ -56,7 +64,7 @@
         grid: { left: 48, right: 16, top: 32, bottom: 28 },
         xAxis: { type: "category", data: data.labels },
         // Calls and tokens are whole numbers: no 0.2 calls on an empty day's axis.
-        yAxis: { type: "value", minInterval: INTEGERS[el.dataset.chart] ? 1 : 0 },
+        yAxis: { type: "value", minInterval: INTEGERS[el.dataset.chart] ? 1 : 0, max: PERCENT[el.dataset.chart] ? 100 : null },
         series: CHARTS[el.dataset.chart](data),
       });
     });

@@ -75,6 +75,22 @@ def upgrade() -> None:
     )
     op.create_index("ix_compute_pools_updated_at", "compute_pools", ["updated_at"])
     op.create_table(
+        "pool_samples",
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column("pool", sa.String(64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("up", sa.Boolean(), nullable=False),
+        sa.Column("accelerators_total", sa.Float(), nullable=False),
+        sa.Column("accelerators_free", sa.Float(), nullable=False),
+        sa.Column("cpus_total", sa.Float(), nullable=False),
+        sa.Column("cpus_free", sa.Float(), nullable=False),
+        sa.Column("running", sa.Integer(), nullable=False),
+        sa.Column("waiting", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_pool_samples_at", "pool_samples", ["at"])
+    op.create_table(
         "compute_packages",
         sa.Column("uri", sa.String(128), primary_key=True),
         sa.Column("data", sa.LargeBinary(), nullable=False),
@@ -83,6 +99,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("compute_packages")
+    op.drop_index("ix_pool_samples_at", table_name="pool_samples")
+    op.drop_table("pool_samples")
     op.drop_index("ix_compute_pools_updated_at", table_name="compute_pools")
     op.drop_table("compute_pools")
     op.drop_index("ix_compute_jobs_state", table_name="compute_jobs")
