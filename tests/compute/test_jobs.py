@@ -676,3 +676,31 @@ def test_an_eval_job_runs_the_bench_on_the_pool_through_the_gateway_and_is_recor
     finally:
         server.stop()
         db.dispose()
+
+
+async def test_a_job_that_reaches_its_maximum_duration_is_stopped_and_charged_no_more(
+    gateway_app: GatewayApp,
+    ray_head: RayHead,
+) -> None:
+    platform = await gateway_app(pools=pools(ray_head))
+    org = scripting(platform)
+    client = platform.http(org.key)
+    longest = 3 / 3600  # three seconds
+    answer = await client.post(
+        "/v1/compute/jobs",
+        json={
+            "entrypoint": f'{PY} -c "import time; time.sleep(600)"',
+            "accelerators": 1,
+            "cpus": 0.5,
+            "max_hours": longest,
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["held"] == "0.030000"  # three seconds at a cent a second
+    done = await until_ended(platform, org.key, answer.json()["id"], seconds=60)
+    assert done["state"] == "failed" and "maximum duration" in done["message"]
+    assert (
+        done["seconds"] <= 3
+        and done["cost"] == f"{Decimal(charge_for(Decimal(36), done['seconds'])) / 1_000_000:.6f}"
+    )
+    assert platform.balance(org) == 100_000_000 - charge_for(Decimal(36), done["seconds"])
