@@ -336,7 +336,9 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def _seconds(job: ComputeJob) -> int | None:
-    if job.started_at is None:
+    """The seconds a job has run (charged, once it ended); None before it ran, or when it ended
+    with its time unknown (its cluster lost it: nothing charged)."""
+    if job.started_at is None or (job.settled_at is not None and job.ended_at is None):
         return None
     end = job.ended_at or utcnow()
     return max(0, math.ceil((utc(end) - utc(job.started_at)).total_seconds()))
