@@ -450,19 +450,13 @@ class Journal:
                 stamp = sql.stamp(created)
             record = {**charge.record, "created_at": stamp}
             records.append(record)
-            hour = rollups.hour_of(created)
-            sums.record(hour, record)
-            for voucher_id, paid in charge.settlement.vouchers:
-                if paid:  # as its leg: a voucher that paid nothing has none
-                    sums.voucher(hour, voucher_id, record["provider"], record["region"], paid)
+            settlement = charge.settlement
+            sums.charge(rollups.hour_of(created), record, settlement.vouchers)
             org_id = record["org_id"]
             tx_id = ledger.new_tx_id()
-            legs = [ledger.Leg(ledger.cash(org_id), -charge.settlement.own, org_id=org_id)]
-            legs += [
-                ledger.Leg(ledger.voucher(voucher_id), -paid, org_id=org_id, voucher_id=voucher_id)
-                for voucher_id, paid in charge.settlement.vouchers
-            ]
-            legs.append(ledger.Leg(ledger.revenue(charge.provider), record["cost"], org_id=org_id))
+            legs = ledger.charge_legs(
+                org_id, settlement.own, settlement.vouchers, charge.provider, record["cost"]
+            )
             entries += [
                 {
                     "tx_id": tx_id,

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from dizuo.billing.tables import LedgerEntry
 from dizuo.store import ordered_id, utcnow
 
-__all__ = ["FUNDING", "Leg", "cash", "issuer", "new_tx_id", "post", "revenue", "voucher"]
+__all__ = ["FUNDING", "Leg", "cash", "charge_legs", "issuer", "new_tx_id", "post", "revenue", "voucher"]
 
 FUNDING = "funding"
 
@@ -47,6 +47,19 @@ class Leg:
     amount: int
     org_id: str | None = None
     voucher_id: str | None = None
+
+
+def charge_legs(
+    org_id: str, own: int, vouchers: Sequence[tuple[str, int]], provider: str, earned: int
+) -> list[Leg]:
+    """A charge's legs: the organization's own money and each voucher's part out, what the provider
+    *earned* in."""
+    legs = [Leg(cash(org_id), -own, org_id=org_id)]
+    legs += [
+        Leg(voucher(voucher_id), -paid, org_id=org_id, voucher_id=voucher_id) for voucher_id, paid in vouchers
+    ]
+    legs.append(Leg(revenue(provider), earned, org_id=org_id))
+    return legs
 
 
 def post(

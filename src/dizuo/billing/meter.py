@@ -175,7 +175,11 @@ class Meter:
         scope = Scope(dep.provider.spec.name, dep.config.region, dep.alias)
         if not self.enabled:
             return Hold("", org_id, 0, 0, (), scope)
-        amount = _cost(dep, prompt, completion)
+        return await self.hold(org_id, _cost(dep, prompt, completion), scope)
+
+    async def hold(self, org_id: str, amount: int, scope: Scope) -> Hold:
+        """Hold *amount* micro-yuan for a charge in *scope* (metering on), or raise 402 — after reading
+        the wallet once more, as :meth:`reserve` says. Given back by :meth:`release`."""
         try:
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         except InsufficientQuota:

@@ -33,6 +33,7 @@ from dizuo.store.audit import append
 __all__ = [
     "MEDIA",
     "attachment",
+    "issuer_line",
     "iter_usage_rows",
     "month_bounds",
     "neutralise",
@@ -411,23 +412,36 @@ def voucher_report(
                 select(Organization).where(Organization.id.in_({org_id for org_id, *_ in totals}))
             )
         }
-        rows = []
-        for (org_id, program, provider, region), (amount, calls) in sorted(totals.items()):
-            org = names.get(org_id)
-            rows.append(
-                {
-                    "issuer": issuer,
-                    "month": month,
-                    "organization": org.name if org else org_id,
-                    "uscc": (org.uscc or "") if org else "",
-                    "program": program,
-                    "provider": provider,
-                    "region": region,
-                    "calls": calls,
-                    "voucher_paid": format_cny(amount),
-                }
-            )
-        return rows
+        return [
+            issuer_line(issuer, month, names.get(org_id), org_id, program, provider, region, calls, amount)
+            for (org_id, program, provider, region), (amount, calls) in sorted(totals.items())
+        ]
+
+
+def issuer_line(
+    issuer: str,
+    month: str,
+    org: Organization | None,
+    org_id: str,
+    program: str,
+    provider: str,
+    region: str,
+    calls: int,
+    paid: int,
+) -> dict[str, Any]:
+    """One line of an issuer's report: what its vouchers of *program* paid for *org* (*org_id* when it
+    is gone) with *provider* in *region*."""
+    return {
+        "issuer": issuer,
+        "month": month,
+        "organization": org.name if org else org_id,
+        "uscc": (org.uscc or "") if org else "",
+        "program": program,
+        "provider": provider,
+        "region": region,
+        "calls": calls,
+        "voucher_paid": format_cny(paid),
+    }
 
 
 MEDIA = {

@@ -184,6 +184,16 @@ class Sums:
         row[0] += calls
         row[1] += paid
 
+    def charge(
+        self, hour: dt.datetime, record: Mapping[str, Any], vouchers: Iterable[tuple[str, int]]
+    ) -> None:
+        """Add one charged usage *record* of *hour* and what each of its *vouchers* paid (a voucher
+        that paid nothing has no leg, so no row)."""
+        self.record(hour, record)
+        for voucher_id, paid in vouchers:
+            if paid:
+                self.voucher(hour, voucher_id, record["provider"], record["region"], paid)
+
     def failed(self, hour: dt.datetime, org_id: str, key_id: str, model: str | None, count: int = 1) -> None:
         """Add *count* failed calls of *hour* (no deployment answered them: those columns are empty)."""
         _row(self.usage, (org_id, hour, key_id, model or "", "", "", ""), len(USAGE_SUMS))[1] += count

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,6 @@ from dizuo.billing.meter import Meter
 from dizuo.billing.service import bump
 from dizuo.billing.split import Share, split_charge
 from dizuo.billing.tables import UsageRecord, Voucher, Wallet
-from dizuo.errors import InsufficientQuota
 from dizuo.store import Database, stamper, utcnow
 
 __all__ = ["Held", "Outcome", "close", "open_hold"]
@@ -78,18 +76,14 @@ async def open_hold(
         with db.session() as session:
             record(session, held)
         return held
-    try:
-        hold = await meter.book.reserve(org_id, amount, scope, time.time())
-    except InsufficientQuota:  # a top-up a moment ago, another replica's: read the wallet once
-        await asyncio.to_thread(meter.journal.refresh, org_id)
-        hold = await meter.book.reserve(org_id, amount, scope, time.time())
+    hold = await meter.hold(org_id, amount, scope)
     try:
         held = Held(hold.amount, hold.own, tuple(hold.vouchers))
         await asyncio.to_thread(_write_hold, db, org_id, held, record)
         # Every worker now loads the money as held; this one at once, before its own hold goes.
         await asyncio.to_thread(meter.journal.refresh, org_id)
     finally:
-        await meter.book.release(hold)
+        await meter.release(hold)
     return held
 
 
@@ -157,14 +151,9 @@ def _record(
     session: Session, org_id: str, outcome: Outcome, usage: dict[str, Any], provider: str, at: dt.datetime
 ) -> None:
     """The charge's ledger transaction, usage record and rollup sums, as the journal writes a call's."""
-    request_id = usage["request_id"]
-    legs = [ledger.Leg(ledger.cash(org_id), -outcome.own, org_id=org_id)]
-    legs += [
-        ledger.Leg(ledger.voucher(voucher_id), -paid, org_id=org_id, voucher_id=voucher_id)
-        for voucher_id, paid in outcome.vouchers
-    ]
-    legs.append(ledger.Leg(ledger.revenue(provider), outcome.cost - outcome.uncollected, org_id=org_id))
-    ledger.post(session, "charge", legs, request_id=request_id, at=at)
+    earned = outcome.cost - outcome.uncollected
+    legs = ledger.charge_legs(org_id, outcome.own, outcome.vouchers, provider, earned)
+    ledger.post(session, "charge", legs, request_id=usage["request_id"], at=at)
     row = {
         **usage,
         "org_id": org_id,
@@ -177,11 +166,7 @@ def _record(
     }
     session.add(UsageRecord(**row))
     sums = rollups.Sums()
-    hour = rollups.hour_of(at)
-    sums.record(hour, row)
-    for voucher_id, paid in outcome.vouchers:
-        if paid:
-            sums.voucher(hour, voucher_id, provider, row["region"], paid)
+    sums.charge(rollups.hour_of(at), row, outcome.vouchers)
     session.flush()
     connection = session.connection()
     cursor = connection.connection.cursor()

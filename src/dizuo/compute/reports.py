@@ -16,8 +16,7 @@ from sqlalchemy import select
 
 from dizuo.accounts.tables import Organization
 from dizuo.billing import ledger
-from dizuo.billing.money import format_cny
-from dizuo.billing.reports import month_bounds, voucher_report
+from dizuo.billing.reports import issuer_line, month_bounds, voucher_report
 from dizuo.billing.tables import LedgerEntry, Voucher
 from dizuo.compute.jobs import PROVIDER
 from dizuo.compute.tables import ComputeJob
@@ -70,27 +69,16 @@ def _compute_lines(db: Database, issuer: str, month: str, zone: ZoneInfo) -> lis
             o.id: o
             for o in session.scalars(select(Organization).where(Organization.id.in_({k[0] for k in totals})))
         }
-    rows = []
-    for (org_id, program, pool, region, accelerator), (amount, jobs, hours) in sorted(totals.items()):
-        org = names.get(org_id)
-        rows.append(
-            {
-                "issuer": issuer,
-                "month": month,
-                "organization": org.name if org else org_id,
-                "uscc": (org.uscc or "") if org else "",
-                "program": program,
-                "provider": PROVIDER,
-                "region": region,
-                "calls": jobs,
-                "voucher_paid": format_cny(amount),
-                "kind": "compute",
-                "pool": pool,
-                "accelerator": accelerator or None,
-                "accelerator_hours": str(hours.quantize(Decimal("0.0001"))),
-            }
-        )
-    return rows
+    return [
+        {
+            **issuer_line(issuer, month, names.get(org_id), org_id, program, PROVIDER, region, jobs, amount),
+            "kind": "compute",
+            "pool": pool,
+            "accelerator": accelerator or None,
+            "accelerator_hours": str(hours.quantize(Decimal("0.0001"))),
+        }
+        for (org_id, program, pool, region, accelerator), (amount, jobs, hours) in sorted(totals.items())
+    ]
 
 
 def _accelerator_hours(job: ComputeJob) -> Decimal:
