@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from dizuo.compute.inventory import bearer
 from dizuo.compute.watchdog import stop_group
 from dizuo.errors import ConfigError
 
@@ -130,7 +131,7 @@ class EmbeddedHead:
                 raise ConfigError(
                     f"ray start exited with status {self._process.returncode} / Ray 头节点未能启动"
                 )
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            headers = bearer(self.token)
             try:
                 with urllib.request.urlopen(
                     urllib.request.Request(url, headers=headers), timeout=1

@@ -52,7 +52,7 @@ from dizuo.compute import packages
 from dizuo.compute.catalog import PoolCatalog
 from dizuo.compute.evaljob import unpack
 from dizuo.compute.inventory import Inventories
-from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, place
+from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, hourly, place
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
 from dizuo.compute.tables import ComputeJob, PoolSample
 from dizuo.config import DATA_CLASSES, PoolConfig
@@ -88,10 +88,8 @@ log = logging.getLogger("dizuo.compute")
 
 PROVIDER = "compute"  # the provider of every compute charge: a voucher naming it pays for compute
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
-LIVE = ("queued", "placing", "pending", "running")
 MAX_ATTEMPTS = 3  # placements of one job, the first included
 SAMPLES_KEPT_DAYS = 30  # the pools' utilization over time
-KINDS = ("script", "eval", "kb-index")
 BUILT_KINDS = ("script", "eval")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1 / 2**30, "b": 1 / 2**30, "k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
@@ -237,16 +235,6 @@ def _working_dir_too_large(limit: int) -> InvalidRequest:
 def package_uri(data: bytes) -> str:
     """The Ray runtime-environment URI a working directory's archive is uploaded under (its digest)."""
     return f"gcs://_ray_pkg_{hashlib.sha256(data).hexdigest()[:32]}.zip"
-
-
-def hourly(pool: PoolConfig, request: JobRequest) -> Decimal:
-    """CNY an hour for *request*'s resources at *pool*'s prices (exact)."""
-    price = pool.price
-    return (
-        price.accelerator_hour * request.accelerators
-        + price.cpu_hour * Decimal(str(request.cpus))
-        + price.memory_gb_hour * Decimal(str(request.memory_gb))
-    )
 
 
 def charge_for(hourly_cny: Decimal, seconds: float) -> int:
@@ -395,44 +383,43 @@ class Jobs:
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def _own(self, session: Session, key: KeyInfo, job_id: str) -> ComputeJob:
-        job = session.get(ComputeJob, job_id)
-        if job is None or job.org_id != key.org_id:
-            raise JobNotFound(id=job_id)
-        return job
-
-    def get(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
+    def _owned(self, org_id: str | None, job_id: str) -> ComputeJob:
+        """The job *job_id* of *org_id* (None: of any organization), detached; 404 when it is
+        another's, as when it does not exist."""
         with self.db.session() as session:
-            return view(self._own(session, key, job_id))
+            job = session.get(ComputeJob, job_id)
+            if job is None or (org_id is not None and job.org_id != org_id):
+                raise JobNotFound(id=job_id)
+            session.expunge(job)
+            return job
 
-    def listed(self, key: KeyInfo, limit: int = 100) -> list[dict[str, Any]]:
-        with self.db.session() as session:
-            query = (
-                select(ComputeJob)
-                .where(ComputeJob.org_id == key.org_id)
-                .order_by(ComputeJob.created_at.desc(), ComputeJob.id.desc())
-                .limit(limit)
-            )
-            return [view(job) for job in session.scalars(query)]
-
-    def of(self, org_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
-        """Jobs of an organization (None: every organization's, each with ``org_id``), newest first:
-        what the console shows."""
+    def _newest(self, org_id: str | None, limit: int) -> list[ComputeJob]:
+        """Jobs of *org_id* (None: of every organization), newest first, detached."""
         with self.db.session() as session:
             query = (
                 select(ComputeJob).order_by(ComputeJob.created_at.desc(), ComputeJob.id.desc()).limit(limit)
             )
             if org_id is not None:
                 query = query.where(ComputeJob.org_id == org_id)
-            return [{**view(job), "org_id": job.org_id} for job in session.scalars(query)]
+            jobs = list(session.scalars(query))
+            session.expunge_all()
+            return jobs
+
+    def get(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
+        return view(self._owned(key.org_id, job_id))
+
+    def listed(self, key: KeyInfo, limit: int = 100) -> list[dict[str, Any]]:
+        return [view(job) for job in self._newest(key.org_id, limit)]
+
+    def of(self, org_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
+        """Jobs of an organization (None: every organization's, each with ``org_id``), newest first:
+        what the console shows."""
+        return [{**view(job), "org_id": job.org_id} for job in self._newest(org_id, limit)]
 
     def one(self, job_id: str, org_id: str | None) -> dict[str, Any]:
         """One job as the console shows it; 404 when it is not *org_id*'s (None: any organization's)."""
-        with self.db.session() as session:
-            job = session.get(ComputeJob, job_id)
-            if job is None or (org_id is not None and job.org_id != org_id):
-                raise JobNotFound(id=job_id)
-            return {**view(job), "org_id": job.org_id}
+        job = self._owned(org_id, job_id)
+        return {**view(job), "org_id": job.org_id}
 
     def in_use(self) -> dict[str, dict[str, int]]:
         """Per pool, how many jobs run and how many wait (placing or pending)."""
@@ -458,18 +445,18 @@ class Jobs:
         for pool in self.pools.values():
             seen = current.get(pool.name)
             up = seen is not None and seen.up
-            total = seen.total if up and seen is not None else ()
-            free = seen.free if up and seen is not None else ()
+            reading = seen if up and seen is not None else Inventory()  # down: nothing to count
+            accelerators, cpus = _sum(reading, "accelerators"), _sum(reading, "cpus")
             use = in_use.get(pool.name, {"running": 0, "waiting": 0})
             rows.append(
                 PoolSample(
                     pool=pool.name,
                     at=now,
                     up=up,
-                    accelerators_total=sum(n.accelerators for n in total),
-                    accelerators_free=sum(n.accelerators for n in free),
-                    cpus_total=sum(n.cpus for n in total),
-                    cpus_free=sum(n.cpus for n in free),
+                    accelerators_total=accelerators["total"],
+                    accelerators_free=accelerators["free"],
+                    cpus_total=cpus["total"],
+                    cpus_free=cpus["free"],
                     running=use["running"],
                     waiting=use["waiting"],
                 )
@@ -525,17 +512,21 @@ class Jobs:
     async def logs_of(self, job: dict[str, Any]) -> str | None:
         """What a job printed, for the console (the platform's guard policy for its data class);
         None when its pool's cluster cannot be reached now."""
-        pool = self.pools.get(job["pool"] or "")
-        if pool is None or (job["submitted"] is None and not job["settled"]):
-            return ""
         try:
-            text = await self.client(pool).logs(job["id"])
+            text = await self._printed(job["pool"], job["id"], job["submitted"] is not None or job["settled"])
         except ComputeUnavailable:
             return None
         if self.guard is None or not text:
             return text
         text, _ = self.guard.inspect_output(None, job["data_class"], text)
         return text
+
+    async def _printed(self, pool_name: str | None, job_id: str, sent: bool) -> str:
+        """What a job printed so far, as its pool's Ray keeps it ("" before it was sent to one)."""
+        pool = self.pools.get(pool_name or "")
+        if pool is None or not sent:
+            return ""
+        return await self.client(pool).logs(job_id)
 
     def client(self, pool: PoolConfig) -> RayJobs:
         address = self.inventories.address(pool)
@@ -694,9 +685,9 @@ class Jobs:
         org_region: str | None = None,
     ) -> Placement:
         inventories = await self.inventories.current(self.session())
-        queued = await asyncio.to_thread(self._queued)
+        in_use = await asyncio.to_thread(self.in_use)
         inventories = {
-            name: Inventory(inv.total, inv.free, inv.up, queued.get(name, 0))
+            name: Inventory(inv.total, inv.free, inv.up, in_use.get(name, {}).get("waiting", 0))
             for name, inv in inventories.items()
         }
         pools = list(self.pools.values())
@@ -707,15 +698,6 @@ class Jobs:
             org_region=key.org_region if key is not None else org_region,
             blocked=blocked,
         )
-
-    def _queued(self) -> dict[str, int]:
-        with self.db.session() as session:
-            rows = session.execute(
-                select(ComputeJob.pool, func.count())
-                .where(ComputeJob.state.in_(("placing", "pending")))
-                .group_by(ComputeJob.pool)
-            )
-            return {pool: count for pool, count in rows if pool is not None}
 
     # ---- following a job -------------------------------------------------------------------
 
@@ -1059,7 +1041,7 @@ class Jobs:
 
     async def cancel(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
         """Stop a job; it is charged for what ran. Cancelling an ended job changes nothing."""
-        job = await asyncio.to_thread(self._owned, key, job_id)
+        job = await asyncio.to_thread(self._owned, key.org_id, job_id)
         if job.state not in ENDED:
             await asyncio.to_thread(self._update, job_id, cancel_requested=True)
             pool = self.pools.get(job.pool or "")
@@ -1068,26 +1050,17 @@ class Jobs:
                     await self.client(pool).stop(job_id)
                 for _ in range(20):  # Ray reports a stopped job within a moment
                     await self.sync(job_id)
-                    current = await asyncio.to_thread(self._owned, key, job_id)
+                    current = await asyncio.to_thread(self._owned, key.org_id, job_id)
                     if current.state in ENDED:
                         break
                     await asyncio.sleep(0.25)
         return await asyncio.to_thread(self.get, key, job_id)
 
-    def _owned(self, key: KeyInfo, job_id: str) -> ComputeJob:
-        with self.db.session() as session:
-            job = self._own(session, key, job_id)
-            session.expunge(job)
-            return job
-
     async def logs(self, key: KeyInfo, job_id: str) -> str:
         """What the job printed so far (empty before it was sent to a pool)."""
-        job = await asyncio.to_thread(self._owned, key, job_id)
-        pool = self.pools.get(job.pool or "")
-        if pool is None or (job.submitted_at is None and job.state not in ENDED):
-            return ""
+        job = await asyncio.to_thread(self._owned, key.org_id, job_id)
         try:
-            text = await self.client(pool).logs(job_id)
+            text = await self._printed(job.pool, job_id, job.submitted_at is not None or job.state in ENDED)
         except ComputeUnavailable:
             if job.state in ENDED:
                 return ""

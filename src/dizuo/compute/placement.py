@@ -25,7 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from dizuo.config import DataClass, PoolConfig
 from dizuo.routing.clearance import LOCAL_REGION, RANK
 
-__all__ = ["Considered", "Inventory", "JobRequest", "Node", "Placement", "clearance", "estimate", "place"]
+__all__ = [
+    "Considered",
+    "Inventory",
+    "JobRequest",
+    "Node",
+    "Placement",
+    "clearance",
+    "estimate",
+    "hourly",
+    "place",
+]
 
 MICRO = Decimal(1_000_000)  # money is kept in micro-yuan (¥1 = 1,000,000), as the ledger keeps it
 MAX_HOURS = 24 * 31
@@ -124,16 +134,20 @@ class Placement:
         )
 
 
-def estimate(pool: PoolConfig, request: JobRequest, hours: float | None = None) -> int:
-    """What *request* costs on *pool* for *hours* (default its expected hours), in micro-yuan,
-    rounded up: price × resources × hours."""
+def hourly(pool: PoolConfig, request: JobRequest) -> Decimal:
+    """CNY an hour for *request*'s resources at *pool*'s prices (exact)."""
     price = pool.price
-    hourly = (
+    return (
         price.accelerator_hour * request.accelerators
         + price.cpu_hour * Decimal(str(request.cpus))
         + price.memory_gb_hour * Decimal(str(request.memory_gb))
     )
-    return math.ceil(hourly * Decimal(str(request.hours if hours is None else hours)) * MICRO)
+
+
+def estimate(pool: PoolConfig, request: JobRequest, hours: float | None = None) -> int:
+    """What *request* costs on *pool* for *hours* (default its expected hours), in micro-yuan,
+    rounded up: price × resources × hours."""
+    return math.ceil(hourly(pool, request) * Decimal(str(request.hours if hours is None else hours)) * MICRO)
 
 
 def clearance(pool: PoolConfig, data_class: str, org_region: str | None) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from dizuo.compute.inventory import bearer
 from dizuo.compute.placement import JobRequest
 from dizuo.errors import ComputeUnavailable
 
@@ -79,7 +80,7 @@ class RayJobs:
         self.pool = pool
         self.address = address.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout)
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+        self.auth = bearer(token)
 
     async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
         data = orjson.dumps(body) if body is not None else None
