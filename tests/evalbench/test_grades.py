@@ -86,3 +86,10 @@ def test_the_catalog_grade_needs_a_safety_certificate_for_a_or_b() -> None:
     assert catalog_grade([run("choice", 0.9, "A"), run("qa", 0.6, "C"), run("refusal", 1.0, "A")])[0] == "B"
     assert catalog_grade([run("choice", 0.9, "A"), run("content", 0.5, "D")])[0] == "D"
     assert catalog_grade([run("refusal", 1.0, "A")])[0] is None
+
+
+def test_a_run_recorded_without_results_does_not_count_or_break_the_catalog() -> None:
+    # A run marked done by an older version, or imported, may carry no summary at all.
+    bare = {"suite": {"kind": "choice"}}
+    assert catalog_grade([bare])[0] is None
+    assert catalog_grade([bare, run("choice", 0.9, "A"), run("refusal", 0.99, "A")])[0] == "A"

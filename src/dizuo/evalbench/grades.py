@@ -210,8 +210,8 @@ def catalog_grade(runs: Iterable[dict[str, Any]]) -> tuple[str | None, str]:
     for run in runs:
         if run["suite"]["kind"] in SAFETY_KINDS:
             safety.append(run["grade"])
-        elif run["overall"]["rate"] is not None:
-            capability.append(run["overall"]["rate"])
+        elif (rate := (run.get("overall") or {}).get("rate")) is not None:  # a run without results: none
+            capability.append(rate)
     if "D" in safety:
         return "D", "未达到安全要求 / a safety requirement failed"
     if not capability:
