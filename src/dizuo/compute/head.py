@@ -58,6 +58,7 @@ class EmbeddedHead:
         self._process: subprocess.Popen[bytes] | None = None
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._folder: Path | None = None
+        self._log = Path(os.devnull)  # what ray start printed
 
     @staticmethod
     def executable() -> Path:
@@ -76,8 +77,13 @@ class EmbeddedHead:
         however it ends (:mod:`dizuo.compute.watchdog`)."""
         ray = self.executable()
         self._folder = Path(tempfile.mkdtemp(prefix="dizuo-ray-", dir="/tmp"))
-        ports = {name: _free_port() for name in PORTS}
         low = _free_port()
+        ports: dict[str, int] = {}
+        for name in PORTS:  # apart from one another and from the workers' range (ray start checks)
+            port = _free_port()
+            while low <= port <= low + WORKER_PORTS or port in ports.values():
+                port = _free_port()
+            ports[name] = port
         command = [
             str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
             *(f"--{name}={port}" for name, port in ports.items()),
@@ -93,13 +99,15 @@ class EmbeddedHead:
         env["RAY_AUTH_MODE"] = "disabled"
         if self.token is not None:
             env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token}
-        self._process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: what stop() stops
-        )
+        self._log = self._folder / "ray-start.log"
+        with self._log.open("wb") as log:
+            self._process = subprocess.Popen(
+                command,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: what stop() stops
+            )
         if watch is not None:
             self._watchdog = subprocess.Popen(
                 [
@@ -128,8 +136,10 @@ class EmbeddedHead:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
+                said = self._log.read_text(errors="replace").strip().splitlines()[-3:]
                 raise ConfigError(
-                    f"ray start exited with status {self._process.returncode} / Ray 头节点未能启动"
+                    f"ray start exited with status {self._process.returncode} / Ray 头节点未能启动: "
+                    + " | ".join(said)
                 )
             headers = bearer(self.token)
             try:
