@@ -249,6 +249,7 @@ def create_app(settings: Settings) -> Platform:
         max_working_dir_bytes=settings.compute_max_working_dir_mb * 2**20,
         catalog=pool_catalog,
         evals=evals,
+        kbs=kbs,
         gateway_url=settings.public_url or f"http://{host}:{settings.port}/v1",
     )
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)

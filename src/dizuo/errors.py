@@ -276,6 +276,16 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "知识库 {name!r} 已存在。请换一个名称，或直接向它添加文件。",
         "A knowledge base named {name!r} already exists. Pick another name or add files to it.",
     ),
+    "kb_model_changed": (
+        "添加文件期间，知识库 {name!r} 已改用嵌入模型 {model}（重新嵌入作业已提交）。请重新添加该文件。",
+        "The knowledge base {name!r} moved to the embedding model {model} while the file was being "
+        "added (a re-embedding job committed). Add the file again.",
+    ),
+    "kb_reindex_incomplete": (
+        "知识库 {name!r} 还有 {missing} 段尚未由此作业重新嵌入（可能是期间新增的文件），暂不能切换。请先嵌入这些段。",
+        "{missing} chunks of the knowledge base {name!r} have no vector from this job yet (files added "
+        "meanwhile, perhaps); it cannot switch until they do. Embed them first.",
+    ),
     "kb_document_not_found": (
         "知识库 {name!r} 中没有文件 {source!r}。",
         "The knowledge base {name!r} has no document {source!r}.",

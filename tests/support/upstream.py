@@ -7,6 +7,7 @@ serves every deployment of a test session. Every request is recorded for asserti
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,12 @@ UPSTREAM_LABEL = {
     "PropagateID": "",
     "ReservedCode2": "",
 }
+
+
+def _vector(text: str, width: int) -> list[float]:
+    """*width* numbers that depend on *text* alone (its SHA-256, repeated)."""
+    digest = hashlib.sha256(str(text).encode()).digest()
+    return [(digest[j % len(digest)] - 127.5) / 127.5 for j in range(width)]
 
 
 @dataclass
@@ -230,10 +237,18 @@ class FakeUpstream:
         body = await request.json()
         self.seen.append(Seen(request.path, dict(request.headers), body))
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [
-            {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
-            for i in range(len(inputs))
-        ]
+        model = str(body["model"])
+        if model.startswith("dims-"):  # "dims-N": N numbers drawn from the text, the same for the same text
+            width = int(model.removeprefix("dims-"))
+            data = [
+                {"object": "embedding", "index": i, "embedding": _vector(text, width)}
+                for i, text in enumerate(inputs)
+            ]
+        else:
+            data = [
+                {"object": "embedding", "index": i, "embedding": [0.1 * (i + 1), 0.2, 0.3]}
+                for i in range(len(inputs))
+            ]
         usage = {"prompt_tokens": 4 * len(inputs), "total_tokens": 4 * len(inputs)}
         return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": usage})
 

@@ -79,7 +79,9 @@ def _considered(job: dict[str, Any]) -> None:
 @click.option("--working-dir", type=click.Path(exists=True, file_okay=False), help="Sent with the job.")
 @click.option("--name", help="A name to tell the job by.")
 @click.option("--suite", help="eval: the evaluation suite.")
-@click.option("--model", help="eval: the model evaluated.")
+@click.option(
+    "--model", help="eval: the model evaluated; kb-index: the embedding model (default: the one it has)."
+)
 @click.option("--kb", help="kb-index: the knowledge base.")
 @click.option("--accelerators", type=int, default=0, show_default=True)
 @click.option("--accelerator-type", help="ascend-910b, a100 … (any, by default).")

@@ -27,7 +27,6 @@ import io
 import logging
 import math
 import re
-import shlex
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -50,8 +49,8 @@ from dizuo.billing.money import format_cny
 from dizuo.billing.standing import Held, close, open_hold, parts
 from dizuo.compute import packages
 from dizuo.compute.catalog import PoolCatalog
-from dizuo.compute.evaljob import unpack
 from dizuo.compute.inventory import Inventories
+from dizuo.compute.kinds import EvalKind, KbIndexKind, Kind
 from dizuo.compute.placement import MICRO, Inventory, JobRequest, Placement, hourly, place
 from dizuo.compute.ray_jobs import RayJob, RayJobs, RayState
 from dizuo.compute.tables import ComputeJob, PoolSample
@@ -66,10 +65,11 @@ from dizuo.errors import (
     Lang,
     PermissionDenied,
 )
-from dizuo.evalbench import builtin_suites
 from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
+from dizuo.kb.reindex import Reindex
+from dizuo.kb.service import KnowledgeBases
 from dizuo.store import Database, ordered_id, utc, utcnow
 
 __all__ = [
@@ -90,7 +90,6 @@ PROVIDER = "compute"  # the provider of every compute charge: a voucher naming i
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 MAX_ATTEMPTS = 3  # placements of one job, the first included
 SAMPLES_KEPT_DAYS = 30  # the pools' utilization over time
-BUILT_KINDS = ("script", "eval")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1 / 2**30, "b": 1 / 2**30, "k": 1 / 2**20, "m": 1 / 2**10, "g": 1, "t": 2**10}
 
@@ -348,11 +347,18 @@ class Jobs:
         max_working_dir_bytes: int = 20 * 2**20,
         catalog: PoolCatalog | None = None,
         evals: EvalService | None = None,
+        kbs: KnowledgeBases | None = None,
         gateway_url: str = "http://127.0.0.1:8000/v1",
     ) -> None:
         self.db = db
-        self.evals = evals  # records the evaluation runs of eval jobs
-        self.gateway_url = gateway_url  # this platform's /v1 as the pools reach it (eval jobs call it)
+        self.reindex = Reindex(db)
+        # The platform's own kinds of job (a script is the organization's code and has none).
+        self.kinds: dict[str, Kind] = {
+            kind.name: kind for kind in (EvalKind(evals), KbIndexKind(kbs, self.reindex if kbs else None))
+        }
+        self.gateway_url = (
+            gateway_url  # this platform's /v1 as the pools reach it (the kinds' workers call it)
+        )
         self.catalog = catalog
         self._pools_seen: Any = None  # the catalog's stamp when the pools were last taken up
         self.meter = meter
@@ -392,6 +398,32 @@ class Jobs:
                 raise JobNotFound(id=job_id)
             session.expunge(job)
             return job
+
+    def reindexing(self, key: KeyInfo, job_id: str) -> str:
+        """The knowledge base a running ``kb-index`` job re-embeds, for that job's own worker (its
+        key); 404 for any other key, as for a job that does not exist or has ended."""
+        job = self._owned(key.org_id, job_id)
+        if (
+            job.kind != "kb-index"
+            or job.spec.get("key_id") != key.key_id
+            or job.settled_at is not None
+            or job.cancel_requested
+        ):
+            raise JobNotFound(id=job_id)
+        return str(job.spec["kb"]["id"])
+
+    def commit_reindex(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
+        """Move the job's knowledge base to the vectors its worker staged, and note it on the job."""
+        job = self._owned(key.org_id, job_id)
+        kb_id = self.reindexing(key, job_id)
+        model = job.spec["kb"]["model"]
+
+        def note(session: Session, result: dict[str, Any]) -> None:
+            job = session.get(ComputeJob, job_id)
+            assert job is not None
+            job.spec = {**job.spec, "kb": {**job.spec["kb"], "committed": result}}
+
+        return self.reindex.commit(kb_id, job_id, model, note)
 
     def _newest(self, org_id: str | None, limit: int) -> list[ComputeJob]:
         """Jobs of *org_id* (None: of every organization), newest first, detached."""
@@ -539,13 +571,7 @@ class Jobs:
     async def submit(self, key: KeyInfo, body: JobBody) -> dict[str, Any]:
         """Place, hold, record and send a job; its view (``considered`` has every pool's verdict)."""
         await self.refresh_pools()
-        if body.kind not in BUILT_KINDS:
-            raise _bad(
-                "kind",
-                f"作业类型 {body.kind} 尚未开放（目前有 script、eval）",
-                f"jobs of kind {body.kind} are not available yet (script and eval are)",
-            )
-        entrypoint = self._entrypoint(key, body)
+        entrypoint, extra = await asyncio.to_thread(self._entrypoint, key, body)
         data_class = max(body.data_class or key.data_class, key.data_class, key=_rank)
         if data_class not in DATA_CLASSES:
             raise _bad(
@@ -562,9 +588,7 @@ class Jobs:
             raise NoPool(placement)
         pool = self.pools[placement.chosen]
         job_id = ordered_id()
-        spec: dict[str, Any] = {"request": request.model_dump(mode="json")}
-        if body.kind == "eval":
-            spec["eval"] = {"suite": body.suite, "model": body.model}
+        spec: dict[str, Any] = {"request": request.model_dump(mode="json"), **extra}
         if package is not None:
             spec["package"] = package_uri(package)
 
@@ -603,35 +627,18 @@ class Jobs:
         await self.sync(job_id)
         return await asyncio.to_thread(self._view, job_id)
 
-    def _entrypoint(self, key: KeyInfo, body: JobBody) -> str:
-        """What the job runs, as its record shows it; refuses what a kind does not take."""
-        if body.kind == "script":
-            if body.entrypoint is None:
-                raise InvalidRequest("missing_param", param="entrypoint")
-            return body.entrypoint
-        for name in ("entrypoint", "working_dir"):
+    def _entrypoint(self, key: KeyInfo, body: JobBody) -> tuple[str, dict[str, Any]]:
+        """What the job runs, as its record shows it, and what its spec keeps for its kind; refuses
+        what a kind does not take."""
+        kind = self.kinds.get(body.kind)
+        if kind is not None:
+            return kind.check(key, body)
+        for name in ("suite", "model", "kb"):
             if getattr(body, name) is not None:
-                raise _bad(
-                    name,
-                    "评测作业运行测试验证平台，不接受此参数",
-                    "an eval job runs the bench; it takes no " + name,
-                )
-        if not body.suite:
-            raise InvalidRequest("missing_param", param="suite")
-        if not body.model:
-            raise InvalidRequest("missing_param", param="model")
-        suites = {suite.name for suite in builtin_suites()}
-        if body.suite not in suites:
-            raise _bad(
-                "suite",
-                f"没有内置题库 {body.suite}（有：{', '.join(sorted(suites))}）",
-                f"no built-in suite {body.suite} (there are: {', '.join(sorted(suites))})",
-            )
-        if not key.may_use(body.model):
-            raise _bad(
-                "model", f"此密钥不能使用模型 {body.model}", f"this key may not use the model {body.model}"
-            )
-        return f"dizuo eval run --suite {body.suite} --model {body.model}"
+                raise _bad(name, "脚本作业不接受此参数", "a script job takes no " + name)
+        if body.entrypoint is None:
+            raise InvalidRequest("missing_param", param="entrypoint")
+        return body.entrypoint, {}
 
     def _view(self, job_id: str) -> dict[str, Any]:
         with self.db.session() as session:
@@ -767,22 +774,11 @@ class Jobs:
         request = JobRequest(**job.spec["request"])
         runtime_env: dict[str, Any] = {}
         entrypoint = job.entrypoint
-        if job.kind == "eval":
-            plain = await asyncio.to_thread(self._job_key, job)
+        kind = self.kinds.get(job.kind)
+        if kind is not None:
+            plain = await asyncio.to_thread(self._job_key, job, kind.model(job))
             runtime_env["env_vars"] = {"DIZUO_BASE_URL": self.gateway_url, "DIZUO_API_KEY": plain}
-            python = sys.executable if pool.ray == "embedded" else pool.python
-            entrypoint = " ".join(
-                shlex.quote(part)
-                for part in (
-                    python,
-                    "-m",
-                    "dizuo.compute.evaljob",
-                    "--suite",
-                    job.spec["eval"]["suite"],
-                    "--model",
-                    job.spec["eval"]["model"],
-                )
-            )
+            entrypoint = kind.command(job, sys.executable if pool.ray == "embedded" else pool.python)
         package = job.spec.get("package")
         if package:
             data = await asyncio.to_thread(packages.load, self.db, package)
@@ -805,8 +801,8 @@ class Jobs:
         await asyncio.to_thread(self._update, job.id, state="pending", submitted_at=now, waiting_seen_at=now)
         return await client.get(job.id)
 
-    def _job_key(self, job: ComputeJob) -> str:
-        """A key for this job alone: its model, calls only, its data class, expiring an hour after the
+    def _job_key(self, job: ComputeJob, model: str) -> str:
+        """A key for this job alone: *model*, calls only, its data class, expiring an hour after the
         job's longest run; one made for an earlier placement is revoked. Returns the plain key."""
         hours = JobRequest(**job.spec["request"]).max_hours + 1
         with self.db.session() as session:
@@ -819,7 +815,7 @@ class Jobs:
             self.db,
             org_name,
             name=f"compute job {job.id}",
-            models=[job.spec["eval"]["model"]],
+            models=[model],
             data_class=job.data_class,
             expires_at=utcnow() + dt.timedelta(hours=hours),
             scopes=["models"],
@@ -878,10 +874,12 @@ class Jobs:
             RayState.STOPPED: "cancelled" if job.cancel_requested else "failed",
         }[found.state]
         ran = found.ran and start_ms is not None and found.end_ms is not None
-        if job.kind == "eval" and found.state is RayState.SUCCEEDED:
-            recorded = await self._record_eval(client, job)
-            if recorded is not None:
-                job.message = recorded
+        kind = self.kinds.get(job.kind)
+        if kind is not None and found.state is RayState.SUCCEEDED:
+            current = await asyncio.to_thread(self._load, job.id)  # with what its worker wrote meanwhile
+            said = await kind.succeeded(client, current or job)
+            if said is not None:
+                job.message = said
         await asyncio.to_thread(
             self._settle,
             job.id,
@@ -890,17 +888,6 @@ class Jobs:
             found.end_ms if ran else None,
             job.message or found.message[:900] or None,
         )
-
-    async def _record_eval(self, client: RayJobs, job: ComputeJob) -> str | None:
-        """Record the evaluation run an eval job printed; the message that names it (None: nothing
-        came back to record)."""
-        if self.evals is None:
-            return None
-        files = unpack(await client.logs(job.id))
-        if files is None:
-            return "评测结果未能取回 / the evaluation's results did not come back"
-        run_id = await asyncio.to_thread(self.evals.record_files, files, f"job:{job.id}")
-        return f"评测记录 / evaluation run {run_id}"
 
     @staticmethod
     def _start_ms(job: ComputeJob, found: RayJob) -> int | None:
@@ -1029,9 +1016,12 @@ class Jobs:
                 job.message = message[:1000]
             package = job.spec.get("package")
             job_key = job.spec.get("key_id")
-        if job_key:  # an eval job's own key ends with it
+        if job_key:  # the key of a platform job's worker ends with it
             with contextlib.suppress(DizuoError):
                 revoke_key(self.db, job_key)
+        kind = self.kinds.get(job.kind)
+        if kind is not None:
+            kind.ended(job_id)
         if self.meter.enabled:
             self.meter.journal.refresh(job.org_id)
         if package:

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import aiohttp
 from fastapi import Depends, FastAPI
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
 
 from dizuo.accounts.keys import KeyInfo
 from dizuo.compute.jobs import ENDED, JobBody, Jobs, pool_view
@@ -26,6 +27,16 @@ from dizuo.compute.placement import clearance
 from dizuo.config import PoolConfig
 
 __all__ = ["PREFIX", "install_compute_routes"]
+
+
+class VectorsIn(BaseModel):
+    """``POST /v1/compute/jobs/{id}/kb/vectors``: ``{"data": [{"id": chunk id, "embedding": base64
+    float32}]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: list[dict[str, Any]]
+
 
 PREFIX = "/v1/compute"
 
@@ -86,3 +97,21 @@ def install_compute_routes(app: FastAPI, scoped: Any, jobs: Jobs) -> None:
                     break
 
         return StreamingResponse(stream(), media_type="text/plain; charset=utf-8")
+
+    # ---- a re-embedding job's worker: its own key only ---------------------------------------
+
+    Worker = Annotated[Any, Depends(scoped(None))]
+
+    @app.get(PREFIX + "/jobs/{job_id}/kb/chunks")
+    async def kb_pending(job_id: str, who: Worker, limit: int = 512) -> dict[str, Any]:
+        kb_id = await asyncio.to_thread(jobs.reindexing, who.info, job_id)
+        return await asyncio.to_thread(jobs.reindex.pending, kb_id, job_id, limit)
+
+    @app.post(PREFIX + "/jobs/{job_id}/kb/vectors")
+    async def kb_stage(job_id: str, body: VectorsIn, who: Worker) -> dict[str, Any]:
+        kb_id = await asyncio.to_thread(jobs.reindexing, who.info, job_id)
+        return await asyncio.to_thread(jobs.reindex.stage, kb_id, job_id, body.data)
+
+    @app.post(PREFIX + "/jobs/{job_id}/kb/commit")
+    async def kb_commit(job_id: str, who: Worker) -> dict[str, Any]:
+        return await asyncio.to_thread(jobs.commit_reindex, who.info, job_id)

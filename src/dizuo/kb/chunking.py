@@ -13,12 +13,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from dizuo.kb.parsing import Block
 
-__all__ = ["Chunk", "chunk_blocks", "clause_of"]
+__all__ = ["Chunk", "chunk_blocks", "clause_of", "index_text"]
 
 MAX_CHARS = 400
 _SENTENCE = re.compile(r"[^。！？；!?;\n]*(?:[。！？；!?;]+[”’」』）)]*|\n|$)")
@@ -126,3 +126,11 @@ def chunk_blocks(blocks: list[Block], max_chars: int = MAX_CHARS) -> list[Chunk]
             for text in _pack(sentences("\n".join(lines)), max_chars):
                 chunks.append(Chunk(text.strip(), heading_path, clause, block.page, "text"))
     return chunks
+
+
+def index_text(heading_path: Sequence[str], text: str) -> str:
+    """What is indexed for a chunk: its text under its nearest heading, so that "4.6 密封性" helps
+    find a paragraph that never repeats the word."""
+    if heading_path and heading_path[-1] not in text:
+        return f"{heading_path[-1]}\n{text}"
+    return text

@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dizuo.errors import DizuoError, InvalidRequest
-from dizuo.kb.chunking import MAX_CHARS, Chunk, chunk_blocks
+from dizuo.kb.chunking import MAX_CHARS, Chunk, chunk_blocks, index_text
 from dizuo.kb.formats import DEFAULT_MAX_BYTES, DocumentError
 from dizuo.kb.index import Filters, Mode, SearchIndex, terms
 from dizuo.kb.isolation import DocumentReader, in_process
@@ -178,6 +178,7 @@ class KnowledgeBases:
             "name": kb.name,
             "description": kb.description,
             "embedding_model": kb.embedding_model,
+            "dimensions": kb.dimensions,
             "documents": int(documents),
             "chunks": int(chunks),
             "characters": int(characters),
@@ -244,7 +245,7 @@ class KnowledgeBases:
         if existing is not None and existing.sha256 == digest:
             return self._document_view(existing, "unchanged")
         chunks = await asyncio.to_thread(self.prepare, source, data)
-        texts = [_index_text(c) for c in chunks]
+        texts = [index_text(c.heading_path, c.text) for c in chunks]
         term_lists = await asyncio.to_thread(lambda: [" ".join(terms(text)) for text in texts])
         vectors = await models.embed(model, [simplified(text) for text in texts])
         if vectors.shape[0] != len(chunks):
@@ -255,7 +256,7 @@ class KnowledgeBases:
                 reason_en=f"the embedding model {model} returned a different number of vectors than texts",
             )
         row = await asyncio.to_thread(
-            self._store, kb_id, source, digest, len(data), chunks, term_lists, vectors.astype("<f4")
+            self._store, kb_id, model, source, digest, len(data), chunks, term_lists, vectors.astype("<f4")
         )
         self._refresh_large(kb_id)
         return self._document_view(row, "replaced" if existing is not None else "added")
@@ -279,6 +280,7 @@ class KnowledgeBases:
     def _store(
         self,
         kb_id: str,
+        model: str,
         source: str,
         digest: str,
         size: int,
@@ -287,11 +289,16 @@ class KnowledgeBases:
         vectors: np.ndarray,
     ) -> KbDocument:
         now = utcnow()
+        dims = int(vectors.shape[1])
         with self.db.session() as session:
-            kb = session.get(KnowledgeBase, kb_id)
+            # The write comes first: it locks the knowledge base's row, so that a re-embedding that
+            # commits meanwhile is seen below, not mixed into the index with this file's vectors.
+            self._touch(session, kb_id, now)
+            kb = session.get(KnowledgeBase, kb_id, populate_existing=True)
             if kb is None:  # deleted meanwhile
                 raise KbNotFound(name=kb_id)
-            dims = int(vectors.shape[1])
+            if kb.embedding_model != model:
+                raise KbConflict("kb_model_changed", name=kb.name, model=kb.embedding_model)
             if kb.dimensions is not None and kb.dimensions != dims:
                 raise InvalidRequest(
                     "invalid_param",
@@ -330,17 +337,18 @@ class KnowledgeBases:
                     zip(chunks, term_lists, vectors, strict=True)
                 )
             )
-            self._touch(session, kb_id, now, dims)
+            kb.dimensions = dims
             session.flush()
             session.expunge(document)
             return document
 
     @staticmethod
-    def _touch(session: Session, kb_id: str, now: dt.datetime, dims: int | None = None) -> None:
-        values: dict[str, Any] = {"version": KnowledgeBase.version + 1, "updated_at": now}
-        if dims is not None:
-            values["dimensions"] = dims
-        session.execute(update(KnowledgeBase).where(KnowledgeBase.id == kb_id).values(**values))
+    def _touch(session: Session, kb_id: str, now: dt.datetime) -> None:
+        session.execute(
+            update(KnowledgeBase)
+            .where(KnowledgeBase.id == kb_id)
+            .values(version=KnowledgeBase.version + 1, updated_at=now)
+        )
 
     def delete_document(self, org_id: str, name: str, source: str) -> None:
         with self.db.session() as session:
@@ -477,11 +485,3 @@ class KnowledgeBases:
                 )
             )
         return passages
-
-
-def _index_text(chunk: Chunk) -> str:
-    """What is indexed for a chunk: its text under its nearest heading, so that "4.6 密封性" helps
-    find a paragraph that never repeats the word."""
-    if chunk.heading_path and chunk.heading_path[-1] not in chunk.text:
-        return f"{chunk.heading_path[-1]}\n{chunk.text}"
-    return chunk.text

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dizuo.accounts.tables import Organization
 from dizuo.store import Base, utcnow
 
-__all__ = ["KbChunk", "KbDocument", "KnowledgeBase"]
+__all__ = ["KbChunk", "KbDocument", "KbStagedVector", "KnowledgeBase"]
 
 
 class KnowledgeBase(Base):
@@ -75,4 +75,19 @@ class KbChunk(Base):
     page: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(8))  # text | table
     terms: Mapped[str] = mapped_column(Text)  # jieba terms joined by spaces
+    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian
+
+
+class KbStagedVector(Base):
+    """A chunk's vector from a re-embedding job, kept aside until the job commits them all at once
+    (then the knowledge base answers with the new vectors and model) or ends without (then dropped)."""
+
+    __tablename__ = "kb_staged_vectors"
+
+    job_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey(KbChunk.id, ondelete="CASCADE"),
+        primary_key=True,
+    )
     embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32 little-endian
