@@ -12,6 +12,9 @@ from pydantic import ValidationError
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
+from dizuo.batches.files import Files, LocalDiskStore
+from dizuo.batches.kind import BatchKind
+from dizuo.batches.service import Batches
 from dizuo.billing import Meter
 from dizuo.compliance.audit import signing_key
 from dizuo.compliance.files import label_html
@@ -29,6 +32,9 @@ from dizuo.evalbench.service import EvalService
 from dizuo.gateway import Gateway
 from dizuo.gateway.aigc import PREFIX as AIGC_PREFIX
 from dizuo.gateway.aigc import install_aigc_routes
+from dizuo.gateway.batches import BATCHES as BATCHES_PREFIX
+from dizuo.gateway.batches import FILES as FILES_PREFIX
+from dizuo.gateway.batches import install_batch_routes
 from dizuo.gateway.compute import PREFIX as COMPUTE_PREFIX
 from dizuo.gateway.compute import install_compute_routes
 from dizuo.gateway.http import BodyLimit, Receive, Scope, Send, send_bytes
@@ -132,7 +138,9 @@ class Platform:
         elif (
             self.knowledge is not None
             and scope["type"] == "http"
-            and scope["path"].startswith((KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX, COMPUTE_PREFIX))
+            and scope["path"].startswith(
+                (KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX, COMPUTE_PREFIX, FILES_PREFIX, BATCHES_PREFIX)
+            )
         ):
             await self.knowledge(scope, receive, send)
         else:
@@ -238,6 +246,11 @@ def create_app(settings: Settings) -> Platform:
         embedded=settings.embedded_ray,
         embedded_token=settings.embedded_ray_token,
     )
+    files = Files(db, LocalDiskStore(settings.data_dir / "files"), settings.files_max_mb * 10**6)
+    batches = Batches(
+        db, files, meter, lambda: gateway.router, max_line_bytes=settings.batch_max_line_mb * 10**6
+    )
+    gateway.lines = batches
     jobs = Jobs(
         db,
         meter,
@@ -250,11 +263,14 @@ def create_app(settings: Settings) -> Platform:
         catalog=pool_catalog,
         evals=evals,
         kbs=kbs,
+        kinds=[BatchKind(batches)],
         gateway_url=settings.public_url or f"http://{host}:{settings.port}/v1",
     )
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
+    batches.jobs = jobs
+    install_batch_routes(knowledge, knowledge.state.scoped, batches, jobs)
     knowledge.state.jobs = jobs
-    reconciler = Reconciler(jobs)
+    reconciler = Reconciler(jobs, also=[batches.round])
     gateway.on_startup.append(reconciler.start)
     gateway.on_shutdown.append(reconciler.stop)
     gateway.on_shutdown.append(knowledge.state.close)

@@ -91,6 +91,10 @@ class DeploymentConfig(_Strict):
     data_class_max: DataClass = "general"
     core_cross_region: bool = Field(False, description="Allow core data from organizations in other regions.")
     price: Price | None = None
+    batch_price: Price | None = Field(
+        None,
+        description="Its price for the lines of a batch (CNY per million tokens); default half of price.",
+    )
     filing: Filing | None = Field(
         None,
         description="The model's service filing; organizations serving the public use filed deployments only.",

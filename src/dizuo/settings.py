@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     compute_max_working_dir_mb: int = Field(
         20, gt=0, le=500, description="Largest zipped working directory a script job may send, in MiB."
     )
+    files_max_mb: int = Field(200, gt=0, description="Largest file the Files API accepts, in MB.")
+    batch_max_line_mb: int = Field(
+        100, gt=0, description="Largest request (one JSON line) a batch's input file may hold, in MB."
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @classmethod

@@ -13,8 +13,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 import dizuo.accounts.tables
+import dizuo.batches.tables
 import dizuo.billing.tables
 import dizuo.compliance.tables
+import dizuo.compute.tables
 import dizuo.evalbench.tables
 import dizuo.guard.tables
 import dizuo.kb.tables

@@ -134,6 +134,11 @@ class FakeUpstream:
             await asyncio.sleep(1)
         if body.get("stream"):
             return await self._stream(request, body, model, usage)
+        last = str((body.get("messages") or [{}])[-1].get("content"))
+        if last.startswith("UPSTREAM-REJECT"):  # a request this upstream refuses, whatever its model
+            return web.json_response(
+                {"error": {"message": "content not accepted", "code": "rejected"}}, status=400
+            )
         return web.json_response(self._completion(body, usage))
 
     def _text(self, body: dict[str, Any]) -> str:

@@ -87,6 +87,7 @@ class KeyInfo:
     label: str | None = (
         None  # how its answers are labeled (the key's, else its organization's); None: the platform's
     )
+    batch_id: str | None = None  # the key of a batch's worker: its calls are that batch's lines
 
     def may_use(self, alias: str) -> bool:
         """Return whether this key may call the model *alias*."""
@@ -176,6 +177,7 @@ class KeyCache:
             scopes=frozenset(key.scopes) if key.scopes is not None else None,
             serves_public=org.serves_public,
             label=key.label or org.label,
+            batch_id=key.batch_id,
         )
         self._by_hash[key.key_hash] = info
         self._misses.pop(key.key_hash, None)

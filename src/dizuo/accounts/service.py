@@ -228,6 +228,7 @@ def create_key(
     scopes: list[str] | None = None,
     label: str | None = None,
     by: Actor | None = None,
+    batch_id: str | None = None,
 ) -> CreatedKey:
     """Create an API key for *org_name*; the plain key is returned once and never stored. *scopes*
     (:data:`~dizuo.accounts.keys.SCOPES`) limit what it reaches; None: everything."""
@@ -260,6 +261,7 @@ def create_key(
         scopes=scopes,
         data_class=data_class,
         label=label,
+        batch_id=batch_id,
         rpm=rpm,
         tpm=tpm,
         concurrency=concurrency,

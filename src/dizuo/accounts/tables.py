@@ -58,6 +58,8 @@ class ApiKey(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a GuardPolicy; None: the organization's
     label: Mapped[str | None] = mapped_column(String(16))  # as Organization.label; None: the organization's
+    # Made for a batch's worker (dizuo.batches): its calls are the batch's lines, at batch prices.
+    batch_id: Mapped[str | None] = mapped_column(String(40))
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Every change bumps updated_at so that each worker's key cache can reload only what changed.

@@ -35,7 +35,7 @@ from dizuo.billing.split import Share, split_charge
 from dizuo.billing.tables import UsageRecord, Voucher, Wallet
 from dizuo.store import Database, stamper, utcnow
 
-__all__ = ["Held", "Outcome", "close", "open_hold"]
+__all__ = ["Held", "Outcome", "close", "open_hold", "shrink"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,3 +179,28 @@ def _record(
 def parts(vouchers: Sequence[Sequence[Any]]) -> tuple[tuple[str, int], ...]:
     """A record's ``[[voucher id, amount], …]`` as a hold's parts."""
     return tuple((str(voucher_id), int(amount)) for voucher_id, amount in vouchers)
+
+
+def shrink(session: Session, org_id: str, held: Held, amount: int) -> Held:
+    """Give back *amount* of a standing hold (at most all of it) without charging anything, in
+    *session*'s transaction: vouchers' parts first, the last held first, then the balance's. Returns
+    what stays held. The caller refreshes the wallet's workers (``journal.refresh``) after the commit."""
+    amount = max(0, min(amount, held.amount))
+    if not amount:
+        return held
+    bump(session, org_id)
+    left = amount
+    vouchers = list(held.vouchers)
+    for index in range(len(vouchers) - 1, -1, -1):
+        voucher_id, part = vouchers[index]
+        take = min(part, left)
+        if take:
+            session.execute(
+                update(Voucher).where(Voucher.id == voucher_id).values(standing=Voucher.standing - take)
+            )
+            vouchers[index] = (voucher_id, part - take)
+            left -= take
+    own = min(held.own, left)
+    if own:
+        session.execute(update(Wallet).where(Wallet.org_id == org_id).values(standing=Wallet.standing - own))
+    return Held(held.amount - amount, held.own - own, tuple((v, p) for v, p in vouchers if p))

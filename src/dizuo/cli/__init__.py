@@ -16,6 +16,7 @@ import click
 import orjson
 
 from dizuo.cli.admin import admin
+from dizuo.cli.batch import batch
 from dizuo.cli.common import fail
 from dizuo.cli.compliance import aigc, audit, compliance
 from dizuo.cli.compute import compute
@@ -208,3 +209,4 @@ main.add_command(audit)
 main.add_command(compliance)
 main.add_command(aigc)
 main.add_command(compute)
+main.add_command(batch)

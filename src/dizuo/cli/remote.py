@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -42,6 +42,13 @@ class Client:
         with self._open(method, path, body, data) as response:
             return orjson.loads(response.read())
 
+    def upload(self, content_type: str, length: int, pieces: Iterable[bytes]) -> Any:
+        """POST a body of *length* bytes made of *pieces* (a file streamed, never read whole)."""
+        headers = {**self.headers, "content-type": content_type, "content-length": str(length)}
+        request = urllib.request.Request(self.base, data=pieces, method="POST", headers=headers)
+        with self._send(request) as response:
+            return orjson.loads(response.read())
+
     def stream(self, path: str, write: Callable[[bytes], Any]) -> None:
         """GET *path* and hand each piece of its body to *write* as it arrives (logs that follow)."""
         with self._open("GET", path, None, None) as response:
@@ -55,7 +62,9 @@ class Client:
             headers["content-type"] = "application/json"
         elif data is not None:
             headers["content-type"] = "application/octet-stream"
-        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        return self._send(urllib.request.Request(self.base + path, data=data, method=method, headers=headers))
+
+    def _send(self, request: urllib.request.Request) -> Any:
         try:
             return urllib.request.urlopen(request, timeout=600)
         except urllib.error.HTTPError as exc:

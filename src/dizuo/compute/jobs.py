@@ -157,13 +157,14 @@ class JobBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["script", "eval", "kb-index"] = "script"
+    kind: Literal["script", "eval", "kb-index", "batch"] = "script"
     name: str | None = Field(None, max_length=200)
     entrypoint: str | None = Field(None, min_length=1, max_length=10_000)
     working_dir: str | None = Field(None, description="A zip archive of the working directory, base64.")
     suite: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=256)
     kb: str | None = Field(None, max_length=200)
+    batch: str | None = Field(None, max_length=64)
     accelerators: int = 0
     accelerator_type: str | None = None
     cpus: float = 1
@@ -348,14 +349,15 @@ class Jobs:
         catalog: PoolCatalog | None = None,
         evals: EvalService | None = None,
         kbs: KnowledgeBases | None = None,
+        kinds: Sequence[Kind] = (),
         gateway_url: str = "http://127.0.0.1:8000/v1",
     ) -> None:
         self.db = db
         self.reindex = Reindex(db)
-        # The platform's own kinds of job (a script is the organization's code and has none).
-        self.kinds: dict[str, Kind] = {
-            kind.name: kind for kind in (EvalKind(evals), KbIndexKind(kbs, self.reindex if kbs else None))
-        }
+        # The platform's own kinds of job (a script is the organization's code and has none); *kinds*
+        # adds those of features built on compute (a batch's).
+        own: list[Kind] = [EvalKind(evals), KbIndexKind(kbs, self.reindex if kbs else None), *kinds]
+        self.kinds: dict[str, Kind] = {kind.name: kind for kind in own}
         self.gateway_url = (
             gateway_url  # this platform's /v1 as the pools reach it (the kinds' workers call it)
         )
@@ -399,18 +401,32 @@ class Jobs:
             session.expunge(job)
             return job
 
-    def reindexing(self, key: KeyInfo, job_id: str) -> str:
-        """The knowledge base a running ``kb-index`` job re-embeds, for that job's own worker (its
-        key); 404 for any other key, as for a job that does not exist or has ended."""
+    def worker_of(self, key: KeyInfo, job_id: str, kind: str) -> ComputeJob:
+        """A running job of *kind*, for that job's own worker (its key); 404 for any other key, as
+        for a job that does not exist or has ended."""
         job = self._owned(key.org_id, job_id)
         if (
-            job.kind != "kb-index"
+            job.kind != kind
             or job.spec.get("key_id") != key.key_id
             or job.settled_at is not None
             or job.cancel_requested
         ):
             raise JobNotFound(id=job_id)
-        return str(job.spec["kb"]["id"])
+        return job
+
+    def reindexing(self, key: KeyInfo, job_id: str) -> str:
+        """The knowledge base a running ``kb-index`` job re-embeds, for its worker."""
+        return str(self.worker_of(key, job_id, "kb-index").spec["kb"]["id"])
+
+    def batch_of(self, key: KeyInfo, job_id: str) -> str:
+        """The batch a running ``batch`` job runs, for its worker."""
+        return str(self.worker_of(key, job_id, "batch").spec["batch"]["id"])
+
+    def settled(self, job_id: str) -> bool:
+        """Whether *job_id* ended and was settled (a job that does not exist: True)."""
+        with self.db.session() as session:
+            job = session.get(ComputeJob, job_id)
+            return job is None or job.settled_at is not None
 
     def commit_reindex(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
         """Move the job's knowledge base to the vectors its worker staged, and note it on the job."""
@@ -568,9 +584,12 @@ class Jobs:
 
     # ---- submitting ------------------------------------------------------------------------
 
-    async def submit(self, key: KeyInfo, body: JobBody) -> dict[str, Any]:
-        """Place, hold, record and send a job; its view (``considered`` has every pool's verdict)."""
+    async def submit(self, key: KeyInfo, body: JobBody, *, internal: bool = False) -> dict[str, Any]:
+        """Place, hold, record and send a job; its view (``considered`` has every pool's verdict).
+        *internal*: the platform submits it for its own work (a batch)."""
         await self.refresh_pools()
+        if body.kind == "batch" and not internal:
+            raise _bad("kind", "批处理请用 /v1/batches 提交", "submit batches through /v1/batches")
         entrypoint, extra = await asyncio.to_thread(self._entrypoint, key, body)
         data_class = max(body.data_class or key.data_class, key.data_class, key=_rank)
         if data_class not in DATA_CLASSES:
@@ -613,7 +632,7 @@ class Jobs:
                     considered=[c.public() for c in placement.considered],
                     blocked=[],
                     attempts=1,
-                    hourly=str(hourly(pool, request)),
+                    hourly=str(self._hourly(body.kind, pool, request)),
                     held=held.amount,
                     held_own=held.own,
                     held_vouchers=[list(part) for part in held.vouchers],
@@ -622,7 +641,7 @@ class Jobs:
                 )
             )
 
-        worst = _worst(pool, request)
+        worst = self._worst(body.kind, pool, request)
         await open_hold(self.meter, self.db, key.org_id, worst, _scope(pool, body.kind), record)
         await self.sync(job_id)
         return await asyncio.to_thread(self._view, job_id)
@@ -639,6 +658,15 @@ class Jobs:
         if body.entrypoint is None:
             raise InvalidRequest("missing_param", param="entrypoint")
         return body.entrypoint, {}
+
+    def _worst(self, kind_name: str, pool: PoolConfig, request: JobRequest) -> int:
+        """What a job holds for its pool time: nothing for a kind charged as it goes."""
+        kind = self.kinds.get(kind_name)
+        return 0 if kind is not None and not kind.charges_time else _worst(pool, request)
+
+    def _hourly(self, kind_name: str, pool: PoolConfig, request: JobRequest) -> Decimal:
+        kind = self.kinds.get(kind_name)
+        return Decimal(0) if kind is not None and not kind.charges_time else hourly(pool, request)
 
     def _view(self, job_id: str) -> dict[str, Any]:
         with self.db.session() as session:
@@ -819,6 +847,7 @@ class Jobs:
             data_class=job.data_class,
             expires_at=utcnow() + dt.timedelta(hours=hours),
             scopes=["models"],
+            batch_id=job.spec.get("batch", {}).get("id"),
         )
         job.spec = {**job.spec, "key_id": made.record.id}
         self._update(job.id, spec=job.spec)
@@ -928,7 +957,7 @@ class Jobs:
             await self._unpaid(job.id, "failed", f"{why}; {tail}")
             return
         pool = self.pools[placement.chosen]
-        extra = _worst(pool, request) - job.held if self.meter.enabled else 0
+        extra = self._worst(job.kind, pool, request) - job.held if self.meter.enabled else 0
         if extra > 0:  # a dearer pool: its worst case is held too, or the job cannot go there
             try:
                 await open_hold(self.meter, self.db, job.org_id, extra, _scope(pool, job.kind), _more(job.id))
@@ -949,7 +978,7 @@ class Jobs:
             considered=[c.public() for c in placement.considered],
             blocked=blocked,
             attempts=job.attempts + 1,
-            hourly=str(hourly(pool, request)),
+            hourly=str(self._hourly(job.kind, pool, request)),
             submitted_at=None,
             waiting_seen_at=None,
             message=f"{job.pool}: {why_zh} / {why_en}; placed again",
@@ -1005,13 +1034,17 @@ class Jobs:
                 "status": {"succeeded": "ok"}.get(state, state),
                 "attempts": [{"deployment": name, "error": "did not start"} for name in job.blocked] or None,
             }
-            outcome = close(
-                session, org_id=job.org_id, held=held, cost=cost, usage=usage, provider=PROVIDER, at=now
-            )
-            job.cost = outcome.cost
-            job.voucher_paid = outcome.voucher_total
-            job.own_paid = outcome.own
-            job.uncollected = outcome.uncollected
+            kind = self.kinds.get(job.kind)
+            if kind is None or kind.charges_time or held.amount:
+                outcome = close(
+                    session, org_id=job.org_id, held=held, cost=cost, usage=usage, provider=PROVIDER, at=now
+                )
+                job.cost = outcome.cost
+                job.voucher_paid = outcome.voucher_total
+                job.own_paid = outcome.own
+                job.uncollected = outcome.uncollected
+            else:  # its work is charged as it goes (a batch's lines): no charge of its own
+                job.cost, job.voucher_paid, job.own_paid, job.uncollected = 0, 0, 0, 0
             if message is not None:
                 job.message = message[:1000]
             package = job.spec.get("package")
@@ -1031,7 +1064,12 @@ class Jobs:
 
     async def cancel(self, key: KeyInfo, job_id: str) -> dict[str, Any]:
         """Stop a job; it is charged for what ran. Cancelling an ended job changes nothing."""
-        job = await asyncio.to_thread(self._owned, key.org_id, job_id)
+        await self.stop(job_id, key.org_id)
+        return await asyncio.to_thread(self.get, key, job_id)
+
+    async def stop(self, job_id: str, org_id: str | None = None) -> None:
+        """Stop *job_id* (of *org_id*; None: the platform's own doing) and follow it to its end."""
+        job = await asyncio.to_thread(self._owned, org_id, job_id)
         if job.state not in ENDED:
             await asyncio.to_thread(self._update, job_id, cancel_requested=True)
             pool = self.pools.get(job.pool or "")
@@ -1040,11 +1078,10 @@ class Jobs:
                     await self.client(pool).stop(job_id)
                 for _ in range(20):  # Ray reports a stopped job within a moment
                     await self.sync(job_id)
-                    current = await asyncio.to_thread(self._owned, key.org_id, job_id)
+                    current = await asyncio.to_thread(self._owned, org_id, job_id)
                     if current.state in ENDED:
                         break
                     await asyncio.sleep(0.25)
-        return await asyncio.to_thread(self.get, key, job_id)
 
     async def logs(self, key: KeyInfo, job_id: str) -> str:
         """What the job printed so far (empty before it was sent to a pool)."""

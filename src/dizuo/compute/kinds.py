@@ -7,7 +7,8 @@ dizuo that calls this platform's ``/v1`` with a key made for the job alone.
   (:mod:`dizuo.compute.kbjob`); the vectors go back through the job's own routes and the knowledge
   base moves to them in one transaction (:mod:`dizuo.kb.reindex`).
 
-A ``script`` job is the organization's own code and has no kind here. Each kind checks a submission
+A ``script`` job is the organization's own code and has no kind here; features above compute add
+theirs (a batch: :mod:`dizuo.batches.kind`). Each kind checks a submission
 (:meth:`Kind.check`: what the record shows as the entrypoint, and what the job's spec keeps), names
 the command its worker runs and the one model its key may call, and finishes the job when it
 succeeds (the message the record keeps) or ends.
@@ -52,6 +53,7 @@ def _may_use(key: KeyInfo, model: str) -> None:
 
 class Kind(Protocol):
     name: str
+    charges_time: bool  # its pool time is charged (False: its work is charged as it goes)
 
     def check(self, key: KeyInfo, body: JobBody) -> tuple[str, dict[str, Any]]:
         """Refuse what this kind does not take; the entrypoint to show and what the spec keeps."""
@@ -73,6 +75,7 @@ class EvalKind:
     """``{"kind": "eval", "suite", "model"}``: the bench runs a built-in suite on the pool."""
 
     name = "eval"
+    charges_time = True
 
     def __init__(self, evals: EvalService | None) -> None:
         self.evals = evals  # records the runs; None: nothing is recorded
@@ -126,6 +129,7 @@ class KbIndexKind:
     with *model* (default: the one it has). Needs the ``kb:write`` scope."""
 
     name = "kb-index"
+    charges_time = True
 
     def __init__(self, kbs: KnowledgeBases | None, reindex: Reindex | None) -> None:
         self.kbs = kbs

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from dizuo.compute.jobs import Jobs
 from dizuo.compute.tables import ComputeJob
@@ -31,9 +32,16 @@ LEASE = "compute.reconciler"
 
 class Reconciler:
     def __init__(
-        self, jobs: Jobs, *, interval: float = 2.0, lease_seconds: float = 15.0, concurrency: int = 16
+        self,
+        jobs: Jobs,
+        *,
+        interval: float = 2.0,
+        lease_seconds: float = 15.0,
+        concurrency: int = 16,
+        also: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.jobs = jobs
+        self.also = tuple(also)  # what else the lease's holder follows each round (the batches)
         self.interval = interval
         self.lease_seconds = lease_seconds
         self.concurrency = concurrency
@@ -89,4 +97,11 @@ class Reconciler:
                     log.exception("syncing compute job %s failed", job.id)
 
         await asyncio.gather(*(one(job) for job in live))
+        for follow in self.also:
+            try:
+                await follow()
+            except Exception:
+                log.exception(
+                    "a compute reconciler's round of %s failed", getattr(follow, "__qualname__", follow)
+                )
         return len(live)

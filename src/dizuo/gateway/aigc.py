@@ -22,9 +22,9 @@ from dizuo.compliance.labels import Labeling
 from dizuo.compliance.verify import Result, check, found_in, read_found, record_check
 from dizuo.errors import InvalidRequest, PermissionDenied
 from dizuo.gateway.uploads import read_limited
-from dizuo.gateway.validate import parse_json
 from dizuo.kb.isolation import IsolatedParser
 from dizuo.store import Database
+from dizuo.validate import parse_json
 
 __all__ = ["PREFIX", "install_aigc_routes"]
 

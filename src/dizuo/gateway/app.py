@@ -21,6 +21,7 @@ import aiohttp
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from dizuo import validate
 from dizuo.accounts import KeyCache, KeyInfo
 from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
 from dizuo.billing.meter import estimate_usage, max_output
@@ -41,7 +42,7 @@ from dizuo.errors import (
     SharedStateUnavailable,
     pick_language,
 )
-from dizuo.gateway import validate
+from dizuo.gateway.batchlines import Answered, LineBook, line_of
 from dizuo.gateway.calls import (
     Attempt,
     Call,
@@ -63,6 +64,7 @@ from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.routing.catalog import Catalog
 from dizuo.routing.clearance import request_class
+from dizuo.routing.deployments import batch_priced
 from dizuo.routing.router import Pool
 from dizuo.settings import Settings
 from dizuo.store import ordered_id
@@ -111,6 +113,7 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.labeling = labeling  # AIGC labels on chat answers; None: none (tests of other things)
+        self.lines: LineBook | None = None  # batches' lines (dizuo.batches), set when batches are served
         self.guard = guard or Guard(GuardConfig())
         self.events = events
         self._alerts: set[asyncio.Future[None]] = set()
@@ -264,6 +267,8 @@ class Gateway:
             if scope["method"].encode() != method:
                 raise MethodNotAllowed(path=path, method=scope["method"], allowed=method.decode())
             await handler(scope, receive, send, headers, lang, request_id)
+        except Answered as stored:  # a batch's line answered before: its answer, not a second call
+            await send_bytes(send, stored.status, stored.body, extra=[(b"x-request-id", request_id.encode())])
         except DizuoError as exc:
             await send_error(send, exc, lang, [(b"x-request-id", request_id.encode())])
         except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -424,6 +429,13 @@ class Gateway:
         key = await self._authenticate(headers)
         alias: str | None = None
         try:
+            batch = line_of(key, headers) if key.batch_id is not None else None
+            if batch is not None:
+                if self.lines is None:
+                    raise RouteNotFound(path="/v1/batches")
+                stored = await asyncio.to_thread(self.lines.answered, *batch)
+                if stored is not None:
+                    raise Answered(*stored)
             raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
             if endpoint == "chat":
                 body, alias, stream = validate.chat_body(raw)
@@ -443,7 +455,18 @@ class Gateway:
             pool = self.router.eligible(alias, data_class, key.org_region, key.serves_public)
             call = Call(key, request_id, endpoint, stream, started, body, data_class, alias)
             call.bounds = worst_case_tokens(body, len(raw)) if endpoint == "chat" else (len(raw), 0)
-            if self.meter.admits_limits:
+            if batch is not None:
+                if stream:
+                    raise InvalidRequest(
+                        "invalid_param",
+                        param="stream",
+                        reason_zh="批处理的请求不能流式返回",
+                        reason_en="a batch's requests cannot stream",
+                    )
+                call.batch = batch
+            if self.meter.admits_limits and batch is not None:
+                call.limits_due = self._limits_of(call)  # taken with the hold, at the batch price
+            elif self.meter.admits_limits:
                 self._ask_early(call, pool)
             elif key.limits:
                 # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
@@ -514,6 +537,7 @@ class Gateway:
         self, call: Call, pool: Pool, open_call: Opener, prompt: int, completion: int
     ) -> Attempt:
         """Hold, route and fail over until a deployment gives its first reply."""
+        priced = batch_priced if call.batch is not None else _as_is
 
         async def reserve(dep: Deployment) -> Hold:
             if call.asking is not None:
@@ -538,7 +562,7 @@ class Gateway:
                 # taking anything.
                 try:
                     hold, call.permit = await self.meter.admitted(
-                        self.meter.ask(call.key.org_id, dep, prompt, completion, *call.limits_due)
+                        self.meter.ask(call.key.org_id, priced(dep), prompt, completion, *call.limits_due)
                     )
                 except InsufficientQuota:
                     raise  # the limits stay due: the call's end counts its request, as any 402's
@@ -547,7 +571,9 @@ class Gateway:
                     raise
                 call.limits_due = None
                 return hold
-            holding = asyncio.ensure_future(self.meter.reserve(call.key.org_id, dep, prompt, completion))
+            holding = asyncio.ensure_future(
+                self.meter.reserve(call.key.org_id, priced(dep), prompt, completion)
+            )
             admission, call.admission = call.admission, None
             if admission is not None:
                 try:
@@ -585,7 +611,9 @@ class Gateway:
         self.metrics.in_flight.inc()
         status = "200"
         try:
-            async with cancel_on_disconnect(receive):
+            # A batch's line is seen through to its stored answer even when its worker is gone: the
+            # next worker gets that answer rather than paying for the line twice.
+            async with cancel_on_disconnect(receive) if call.batch is None else contextlib.nullcontext():
                 yield
         except DizuoError as exc:
             status = str(exc.status)
@@ -613,11 +641,15 @@ class Gateway:
             await attempt.replies.aclose()
             try:
                 data = whole_answer(self.guard, inspection, data)
-            except DataRiskBlocked:
+            except DataRiskBlocked as refused:
                 # The upstream did the work: it is charged, and the client gets the refusal.
+                await self._keep_line(call, refused.status, refused.body())
                 await self._settle(call, attempt.first.usage, status="blocked")
                 self._answer_event(call)
                 raise
+        if call.batch is not None:
+            await self._send_line(send, call, attempt, data)
+            return
         # The settlement goes out first; what need not come before it (closing the upstream's reply,
         # the answer's headers) is done while Redis answers.
         settling = self._settle(call, attempt.first.usage)
@@ -633,6 +665,24 @@ class Gateway:
             await settling
         self._answer_event(call)
         await send_bytes(send, 200, data, extra=extra)
+
+    async def _send_line(self, send: Send, call: Call, attempt: Attempt, data: bytes) -> None:
+        """A batch's line: labeled, written onto the line, then settled and sent (see batchlines)."""
+        extra = self._response_headers(call, attempt.deployment)
+        labels = self._labels(call)
+        if labels is not None:
+            data, aigc = label_whole(labels[0], data, call.request_id, attempt.deployment, labels[1])
+            if aigc is not None:
+                extra.append((b"aigc", aigc))
+        await attempt.replies.aclose()
+        await self._keep_line(call, 200, data)
+        await self._settle(call, attempt.first.usage)
+        self._answer_event(call)
+        await send_bytes(send, 200, data, extra=extra)
+
+    async def _keep_line(self, call: Call, status: int, body: bytes) -> None:
+        if call.batch is not None and self.lines is not None:
+            await asyncio.to_thread(self.lines.answer, *call.batch, status, body, call.request_id)
 
     def _labels(self, call: Call) -> tuple[Labeler, Notice | None] | None:
         """How *call*'s answer is labeled: the labeler and, for an explicit label, the notice; None
@@ -681,7 +731,7 @@ class Gateway:
         call.usage = usage
         settling = self.meter.settle(
             attempt.hold,
-            attempt.deployment,
+            batch_priced(attempt.deployment) if call.batch is not None else attempt.deployment,
             usage,
             request_id=call.request_id,
             key_id=call.key.key_id,
@@ -880,3 +930,7 @@ class Gateway:
     def deployments_view(self) -> list[dict[str, Any]]:
         """Every deployment with its placement, clearance, price and health (admin API, console)."""
         return self.router.describe()
+
+
+def _as_is(dep: Deployment) -> Deployment:
+    return dep

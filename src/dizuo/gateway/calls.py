@@ -218,6 +218,7 @@ class Call:
     settled: bool = False
     released: bool = False  # rate-limit slots, capacity and the health count given back
     inspection: Inspection | None = None  # what the data-risk guard found and did
+    batch: tuple[str, int] | None = None  # the batch and line it answers (a batch worker's call)
 
 
 class ClientGone(Exception):

@@ -43,6 +43,7 @@ class Headers:
     accept_language: bytes = b""
     data_class: bytes = b""
     request_id: bytes = b""
+    batch_line: bytes = b""  # X-Dizuo-Batch-Line: the line of a batch a worker's call answers
     other: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @classmethod
@@ -63,6 +64,8 @@ class Headers:
                 headers.data_class = value
             elif name == b"x-request-id":
                 headers.request_id = value
+            elif name == b"x-dizuo-batch-line":
+                headers.batch_line = value
         return headers
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -11,7 +12,15 @@ from dizuo.errors import ConfigError
 from dizuo.providers import Endpoint, Provider, Transport, registry
 from dizuo.settings import Settings
 
-__all__ = ["LOCAL_CHAT", "LOCAL_EMBEDDING", "Deployment", "build_deployments", "local_deployments", "served"]
+__all__ = [
+    "LOCAL_CHAT",
+    "LOCAL_EMBEDDING",
+    "Deployment",
+    "batch_priced",
+    "build_deployments",
+    "local_deployments",
+    "served",
+]
 
 LOCAL_CHAT = "local/smollm2-135m-instruct"
 LOCAL_EMBEDDING = "local/use-multilingual-v3"
@@ -96,3 +105,18 @@ def served(config: PlatformConfig) -> list[DeploymentConfig]:
         taken = {dep.name for dep in config.deployments}
         entries = [*entries, *(dep for dep in local_deployments() if dep.name not in taken)]
     return list(entries)
+
+
+BATCH_SHARE = Decimal("0.5")  # a batch line's price, of the interactive one, where none is configured
+
+
+def batch_priced(dep: Deployment) -> Deployment:
+    """*dep* as the meter prices a batch's line: its ``batch_price``, else half its price."""
+    price = dep.config.batch_price
+    if price is not None:
+        return dataclasses.replace(dep, price_in=price.input, price_out=price.output, price_source="batch")
+    if dep.price_in is None or dep.price_out is None:
+        return dep
+    return dataclasses.replace(
+        dep, price_in=dep.price_in * BATCH_SHARE, price_out=dep.price_out * BATCH_SHARE
+    )

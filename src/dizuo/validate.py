@@ -1,4 +1,5 @@
-"""Checks on client bodies before anything leaves: each mistake gets a 400 naming its ``param``.
+"""Checks on client bodies of OpenAI's wire format before anything leaves: each mistake gets a 400
+naming its ``param``. The gateway checks each call with them, the Batch API each line of a batch.
 
 Only what the gateway relies on, or what every upstream would refuse anyway, is checked; unknown
 fields (vendor extensions such as ``enable_search`` or ``thinking``) pass through untouched.

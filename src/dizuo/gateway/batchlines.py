@@ -1,0 +1,48 @@
+"""A batch's lines through the gateway: calls made with a batch worker's key (``KeyInfo.batch_id``).
+
+Each carries ``X-Dizuo-Batch-Line: N``, the line of the batch it answers. The gateway answers it as
+any call, priced at the deployment's batch price, and writes the answer it charged for onto the line
+before the call's usage record is written (:meth:`dizuo.batches.service.Batches.answer`): a line
+asked again, after a worker or a server restarted, gets that stored answer and is not sent upstream.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from dizuo.accounts import KeyInfo
+from dizuo.errors import InvalidRequest
+from dizuo.gateway.http import Headers
+
+__all__ = ["Answered", "LineBook", "line_of"]
+
+
+class LineBook(Protocol):
+    def answered(self, batch_id: str, line: int) -> tuple[int, bytes] | None: ...
+
+    def answer(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool: ...
+
+
+class Answered(Exception):
+    """The line has its answer already: send it as it was stored."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def line_of(key: KeyInfo, headers: Headers) -> tuple[str, int] | None:
+    """The batch and line a call answers: None for a key that is not a batch worker's; 400 when a
+    worker's call names no line."""
+    if key.batch_id is None:
+        return None
+    raw = headers.batch_line
+    if not raw.isdigit():
+        raise InvalidRequest(
+            "invalid_param",
+            param="x-dizuo-batch-line",
+            reason_zh="批处理的调用须在 X-Dizuo-Batch-Line 中写明行号",
+            reason_en="a batch's call names its line in X-Dizuo-Batch-Line",
+        )
+    return key.batch_id, int(raw)
