@@ -291,6 +291,7 @@ def create_app(settings: Settings) -> Platform:
         secure_cookies=settings.cookies_secure,
         aigc_notice=settings.aigc_notice,
         jobs=jobs,
+        batches=batches,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

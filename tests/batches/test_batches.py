@@ -25,7 +25,9 @@ import yaml
 from sqlalchemy import func, select, update
 
 from dizuo.accounts import create_key, create_org
+from dizuo.accounts.members import create_member
 from dizuo.accounts.service import set_guard_policy
+from dizuo.accounts.tables import Organization
 from dizuo.app import create_app, load_settings
 from dizuo.batches.tables import Batch, BatchLine, StoredFile
 from dizuo.billing.service import topup
@@ -33,6 +35,7 @@ from dizuo.billing.tables import UsageRecord, Wallet
 from dizuo.compute.ray_jobs import RayJobs
 from dizuo.store import Database
 from tests.compute.test_jobs import pools
+from tests.support.browser import screenshot
 from tests.support.cli import dizuo
 from tests.support.platform import UPSTREAM_KEY, upstream_deployment
 from tests.support.ray import RayHead
@@ -42,6 +45,7 @@ from tests.support.upstream import FakeUpstream
 pytestmark = pytest.mark.xdist_group("ray")
 
 ID = "11010519491231002X"  # a resident ID number: the guard finds it
+PASSWORD = "correct horse battery"
 LINE_COST = 13  # micro-yuan: 7 prompt tokens at ¥1 a million and 3 completion at ¥2 (half of ¥2 / ¥4)
 
 
@@ -392,3 +396,60 @@ def test_the_cli_submits_lists_shows_and_downloads_a_batch(server: Server, tmp_p
     bad.write_bytes(jsonl(line("a", "x")) + b"{oops\n")
     failed = dizuo("batch", "submit", str(bad), "--endpoint", "/v1/chat/completions", *connect)
     assert failed.returncode == 2 and "line 2" in failed.stdout and "invalid_json" in failed.stdout
+
+
+def test_members_see_their_batches_progress_cost_and_results_in_the_console(
+    server: Server, browser: Any
+) -> None:
+    org_id, key = server.org()
+    tag = uuid.uuid4().hex[:6]
+    with server.db.session() as session:
+        mine = session.get(Organization, org_id)
+        assert mine is not None
+        mine_name = mine.name
+    create_member(server.db, f"admin-{tag}", PASSWORD, "org-admin", org=mine_name)
+    stranger_org = f"电子厂-{tag}"
+    create_org(server.db, stranger_org)
+    create_member(server.db, f"other-{tag}", PASSWORD, "org-admin", org=stranger_org)
+    client = server.client(key)
+    items = [line(f"件-{n}", f"第 {n} 件") for n in range(20)] + [line("件-坏", "UPSTREAM-REJECT 不收")]
+    upload = client.files.create(file=("检验.jsonl", jsonl(*items)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    done = until(client, batch.id, ("completed",))
+    cost = done.model_extra["dizuo"]["cost"]  # type: ignore[index]
+    assert cost == f"0.{20 * LINE_COST:06d}"
+
+    page = sign_in(browser, server.url, f"admin-{tag}")
+    page.get_by_role("link", name="批处理", exact=True).click()
+    row = page.get_by_test_id("batches").locator(f"tr[data-batch='{batch.id}']")
+    text = row.inner_text()
+    assert "已完成" in text and "21 / 21" in text and cost in text and "echo-model" in text
+    assert row.locator("progress").get_attribute("value") == "21"
+    output = page.request.get(
+        server.url + (row.get_by_role("link", name="输出文件").get_attribute("href") or "")
+    )
+    assert output.status == 200 and [orjson.loads(r)["custom_id"] for r in output.text().splitlines()] == [
+        f"件-{n}" for n in range(20)
+    ]
+    errors = page.request.get(
+        server.url + (row.get_by_role("link", name="错误文件").get_attribute("href") or "")
+    )
+    assert errors.status == 200 and "件-坏" in errors.text()
+    screenshot(page, "console-batches")
+
+    stranger = sign_in(browser, server.url, f"other-{tag}")
+    stranger.goto(f"{server.url}/console/batches")
+    assert batch.id not in stranger.content()
+    assert stranger.request.get(f"{server.url}/console/batches/{batch.id}/output").status == 404
+
+
+def sign_in(browser: Any, url: str, username: str) -> Any:
+    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
+    page.goto(f"{url}/console/")
+    page.fill("#username", username)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page

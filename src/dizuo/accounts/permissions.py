@@ -17,6 +17,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "change deployments": (),
     "read pools": ("auditor",),
     "read compute jobs": ("auditor", "org-admin", "org-developer"),
+    "read batches": ("auditor", "org-admin", "org-developer"),
     "change pools": (),
     "read organizations": ("auditor", "org-admin", "org-developer"),
     "create organizations": (),

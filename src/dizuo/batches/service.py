@@ -44,10 +44,12 @@ from dizuo.batches.files import Files
 from dizuo.batches.tables import Batch, BatchLine, StoredFile
 from dizuo.billing.holds import Scope
 from dizuo.billing.meter import Meter, _cost, worst_case_tokens
+from dizuo.billing.money import format_cny
 from dizuo.billing.standing import Held, open_hold, parts, shrink
+from dizuo.billing.tables import UsageRecord
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.routing.deployments import batch_priced
-from dizuo.store import Database, utc, utcnow
+from dizuo.store import Database, iso, utc, utcnow
 
 __all__ = ["ENDPOINTS", "MAX_JOBS", "MAX_LINES", "BatchIn", "BatchNotFound", "Batches"]
 
@@ -111,9 +113,10 @@ class Batches:
 
     # ---- views ---------------------------------------------------------------------------
 
-    def view(self, batch: Batch, counts: tuple[int, int] | None = None) -> dict[str, Any]:
-        """A batch as OpenAI's Batch API shows one, with the platform's own figures under ``dizuo``."""
-        completed, failed = counts if counts is not None else self._counts(batch.id)
+    def view(self, batch: Batch, counts: tuple[int, int, int] | None = None) -> dict[str, Any]:
+        """A batch as OpenAI's Batch API shows one, with the platform's own figures under ``dizuo``
+        (its compute job, the jobs it took, what it still holds and what its lines cost so far)."""
+        completed, failed, cost = counts if counts is not None else self._counts(batch.id)
         return {
             "id": batch.id,
             "object": "batch",
@@ -136,11 +139,16 @@ class Batches:
             "cancelled_at": _unix(batch.cancelled_at),
             "request_counts": {"total": batch.total, "completed": completed, "failed": failed},
             "metadata": batch.batch_metadata,
-            "dizuo": {"job_id": batch.job_id, "jobs": batch.jobs, "held": f"{batch.held / 1e6:.6f}"},
+            "dizuo": {
+                "job_id": batch.job_id,
+                "jobs": batch.jobs,
+                "held": format_cny(batch.held),
+                "cost": format_cny(cost),
+            },
         }
 
-    def _counts(self, batch_id: str) -> tuple[int, int]:
-        """Lines answered with success, and with a refusal."""
+    def _counts(self, batch_id: str) -> tuple[int, int, int]:
+        """Lines answered with success, lines refused, and what the lines were charged (micro-yuan)."""
         ok = BatchLine.status_code < 300
         with self.db.session() as session:
             done, failed = session.execute(
@@ -149,7 +157,16 @@ class Batches:
                     func.coalesce(func.sum(case((ok, 0), else_=1)), 0),
                 ).where(BatchLine.batch_id == batch_id, BatchLine.status_code.is_not(None))
             ).one()
-        return int(done), int(failed)
+            charged = session.scalar(
+                select(func.coalesce(func.sum(UsageRecord.cost), 0)).where(
+                    UsageRecord.request_id.in_(
+                        select(BatchLine.request_id).where(
+                            BatchLine.batch_id == batch_id, BatchLine.request_id.is_not(None)
+                        )
+                    )
+                )
+            )
+        return int(done), int(failed), int(charged or 0)
 
     def _owned(self, org_id: str, batch_id: str) -> Batch:
         with self.db.session() as session:
@@ -186,6 +203,18 @@ class Batches:
             "last_id": data[-1]["id"] if data else None,
             "has_more": len(rows) > limit,
         }
+
+    def of(self, org_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
+        """The batches of *org_id* (None: of every organization), newest first, for the console: each
+        view with its ``org_id`` and ``created`` (ISO 8601) besides."""
+        query = select(Batch).order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)
+        if org_id is not None:
+            query = query.where(Batch.org_id == org_id)
+        with self.db.session() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                session.expunge(row)
+        return [{**self.view(row), "org_id": row.org_id, "created": iso(row.created_at)} for row in rows]
 
     # ---- creating ------------------------------------------------------------------------
 
@@ -241,7 +270,7 @@ class Batches:
         )
         if errors:
             await asyncio.to_thread(self._add, batch, [])
-            return self.view(batch, (0, 0))
+            return self.view(batch, (0, 0, 0))
         assert model is not None
         scope, worst = self._scope(key, model), sum(line[4] for line in lines)
 
@@ -623,7 +652,7 @@ class Batches:
                         + b"\n"
                     )
 
-        completed, failed = self._counts(batch.id)
+        completed, failed, _ = self._counts(batch.id)
         output = error = None
         if completed:
             output = self.files.write(

@@ -17,8 +17,10 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dizuo.batches.service import Batches
 from dizuo.compute.jobs import Jobs
 from dizuo.console import account, audit, bench, compute, knowledge, money, ops, orgs, overview, signin, usage
+from dizuo.console import batches as console_batches
 from dizuo.console.web import (
     PREFIX,
     STATIC,
@@ -58,6 +60,7 @@ def create_console_app(
     secure_cookies: bool = False,
     aigc_notice: str = "本内容由人工智能生成",
     jobs: Jobs | None = None,
+    batches: Batches | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -89,6 +92,8 @@ def create_console_app(
         app.include_router(knowledge.routes(console, kbs))
     if jobs is not None:
         app.include_router(compute.routes(console, jobs))
+    if batches is not None:
+        app.include_router(console_batches.routes(console, batches))
     return app
 
 
