@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -251,6 +252,7 @@ def create_app(settings: Settings) -> Platform:
         db, files, meter, lambda: gateway.router, max_line_bytes=settings.batch_max_line_mb * 10**6
     )
     gateway.lines = batches
+    gateway.on_shutdown.append(lambda: asyncio.to_thread(batches.writer.close))
     jobs = Jobs(
         db,
         meter,

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from dizuo import validate
 from dizuo.accounts.keys import KeyInfo
 from dizuo.accounts.tables import Organization
+from dizuo.batches.answers import AnswerWriter
 from dizuo.batches.files import Files
 from dizuo.batches.tables import Batch, BatchLine, StoredFile
 from dizuo.billing.holds import Scope
@@ -110,13 +111,20 @@ class Batches:
         self.router = router  # the gateway's router now (deployments change at run time)
         self.max_line_bytes = max_line_bytes
         self.jobs = jobs  # dizuo.compute.jobs.Jobs: runs the batches; None: they wait
+        self.writer = AnswerWriter(db, meter.journal._db_lock if meter.enabled else None)
 
     # ---- views ---------------------------------------------------------------------------
 
-    def view(self, batch: Batch, counts: tuple[int, int, int] | None = None) -> dict[str, Any]:
+    def view(
+        self, batch: Batch, counts: tuple[int, int] | None = None, live_cost: bool = False
+    ) -> dict[str, Any]:
         """A batch as OpenAI's Batch API shows one, with the platform's own figures under ``dizuo``
-        (its compute job, the jobs it took, what it still holds and what its lines cost so far)."""
-        completed, failed, cost = counts if counts is not None else self._counts(batch.id)
+        (its compute job, the jobs it took, what it still holds, and what its lines were charged: summed
+        from their usage records once it ended, or while it runs with *live_cost*; null otherwise, as
+        that sum grows with the batch while clients poll it)."""
+        completed, failed = counts if counts is not None else self._counts(batch.id)
+        ended = batch.status not in LIVE
+        cost = self._cost(batch.id) if live_cost or ended else None
         return {
             "id": batch.id,
             "object": "batch",
@@ -143,12 +151,12 @@ class Batches:
                 "job_id": batch.job_id,
                 "jobs": batch.jobs,
                 "held": format_cny(batch.held),
-                "cost": format_cny(cost),
+                "cost": format_cny(cost) if cost is not None else None,
             },
         }
 
-    def _counts(self, batch_id: str) -> tuple[int, int, int]:
-        """Lines answered with success, lines refused, and what the lines were charged (micro-yuan)."""
+    def _counts(self, batch_id: str) -> tuple[int, int]:
+        """Lines answered with success, and lines refused."""
         ok = BatchLine.status_code < 300
         with self.db.session() as session:
             done, failed = session.execute(
@@ -157,6 +165,11 @@ class Batches:
                     func.coalesce(func.sum(case((ok, 0), else_=1)), 0),
                 ).where(BatchLine.batch_id == batch_id, BatchLine.status_code.is_not(None))
             ).one()
+        return int(done), int(failed)
+
+    def _cost(self, batch_id: str) -> int:
+        """What the batch's lines were charged so far (micro-yuan), from their usage records."""
+        with self.db.session() as session:
             charged = session.scalar(
                 select(func.coalesce(func.sum(UsageRecord.cost), 0)).where(
                     UsageRecord.request_id.in_(
@@ -166,7 +179,7 @@ class Batches:
                     )
                 )
             )
-        return int(done), int(failed), int(charged or 0)
+        return int(charged or 0)
 
     def _owned(self, org_id: str, batch_id: str) -> Batch:
         with self.db.session() as session:
@@ -214,7 +227,10 @@ class Batches:
             rows = list(session.scalars(query))
             for row in rows:
                 session.expunge(row)
-        return [{**self.view(row), "org_id": row.org_id, "created": iso(row.created_at)} for row in rows]
+        return [
+            {**self.view(row, live_cost=True), "org_id": row.org_id, "created": iso(row.created_at)}
+            for row in rows
+        ]
 
     # ---- creating ------------------------------------------------------------------------
 
@@ -270,7 +286,7 @@ class Batches:
         )
         if errors:
             await asyncio.to_thread(self._add, batch, [])
-            return self.view(batch, (0, 0, 0))
+            return self.view(batch, (0, 0))
         assert model is not None
         scope, worst = self._scope(key, model), sum(line[4] for line in lines)
 
@@ -453,9 +469,10 @@ class Batches:
             session.expunge(batch)
             return batch
 
-    def pending(self, batch_id: str, limit: int = 256) -> dict[str, Any]:
-        """Up to *limit* lines not answered yet, with their requests; the worst case of those handed
-        out for the first time leaves the batch's hold (the gateway holds each call's own)."""
+    def pending(self, batch_id: str, limit: int = 256, after: int = -1) -> dict[str, Any]:
+        """Up to *limit* lines not answered yet (past line *after*), with their requests; the worst
+        case of those handed out for the first time leaves the batch's hold (the gateway holds each
+        call's own)."""
         limit = max(1, min(limit, 2048))
         with self.db.session() as session:
             batch = session.get(Batch, batch_id, with_for_update=True)
@@ -470,11 +487,14 @@ class Batches:
                     BatchLine.worst,
                     BatchLine.handed,
                 )
-                .where(BatchLine.batch_id == batch_id, BatchLine.status_code.is_(None))
+                .where(
+                    BatchLine.batch_id == batch_id, BatchLine.status_code.is_(None), BatchLine.line > after
+                )
                 .order_by(BatchLine.line)
                 .limit(limit)
             ).all()
             fresh = [row.line for row in rows if not row.handed]
+            first_time = set(fresh)
             if fresh:
                 give = sum(row.worst for row in rows if not row.handed)
                 left = shrink(session, batch.org_id, _held(batch), give)
@@ -498,18 +518,32 @@ class Batches:
             for row in rows:
                 handle.seek(row.offset)
                 item = orjson.loads(handle.read(row.length))
-                data.append({"line": row.line, "custom_id": row.custom_id, "body": item["body"]})
+                # fresh: handed out for the first time, so no worker sent it before and it has no answer
+                first = row.line in first_time
+                data.append(
+                    {"line": row.line, "custom_id": row.custom_id, "body": item["body"], "fresh": first}
+                )
         return {"object": "list", "endpoint": endpoint, "data": data, "pending": int(pending or 0)}
 
     def answered(self, batch_id: str, line: int) -> tuple[int, bytes] | None:
-        """The stored answer of *line*, or None when it waits; 400 when the batch has no such line."""
-        with self.db.session() as session:
-            row = session.get(BatchLine, (batch_id, line))
-            if row is None:
-                raise _bad("x-dizuo-batch-line", f"批处理没有第 {line} 行", f"the batch has no line {line}")
-            if row.status_code is None:
-                return None
-            return row.status_code, row.body or b""
+        """The stored answer of *line*, or None when it waits; 400 when the batch has no such line.
+        On every batch call: one indexed read, no ORM."""
+        with self.db.engine.connect() as connection:
+            row = connection.execute(
+                select(BatchLine.status_code, BatchLine.body).where(
+                    BatchLine.batch_id == batch_id, BatchLine.line == line
+                )
+            ).first()
+        if row is None:
+            raise _bad("x-dizuo-batch-line", f"批处理没有第 {line} 行", f"the batch has no line {line}")
+        if row.status_code is None:
+            return None
+        return int(row.status_code), bytes(row.body or b"")
+
+    async def keep(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> None:
+        """The gateway's write of an answer it charged for: grouped with others arriving meanwhile,
+        returned once committed (before the call's usage record is written)."""
+        await self.writer.write(batch_id, line, status, body, request_id)
 
     def answer(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool:
         """Write *line*'s answer, unless it has one; whether this one was written."""
@@ -652,7 +686,7 @@ class Batches:
                         + b"\n"
                     )
 
-        completed, failed, _ = self._counts(batch.id)
+        completed, failed = self._counts(batch.id)
         output = error = None
         if completed:
             output = self.files.write(

@@ -59,9 +59,12 @@ async def _request(
 
 async def _send(session: aiohttp.ClientSession, url: str, item: dict[str, Any]) -> tuple[int, bytes]:
     headers = {"x-dizuo-batch-line": str(item["line"])}
+    if item.get("fresh"):  # never sent before: the gateway need not look for a stored answer
+        headers["x-dizuo-batch-fresh"] = "1"
     delay = 1.0
     for attempt in range(TRIES):
         status, body, answer_headers = await _request(session, "POST", url, item["body"], headers)
+        headers.pop("x-dizuo-batch-fresh", None)  # sent once: it may have an answer now
         if status < 300 or status not in RETRY or attempt == TRIES - 1:
             return status, body
         wait = answer_headers.get("Retry-After") or answer_headers.get("retry-after")
@@ -71,47 +74,92 @@ async def _send(session: aiohttp.ClientSession, url: str, item: dict[str, Any]) 
     raise AssertionError("unreachable")
 
 
-async def run(
-    base_url: str, api_key: str, job_id: str, concurrency: int = CONCURRENCY, page: int = PAGE
-) -> int:
-    """Send every line left; how many were sent."""
-    base = base_url.rstrip("/")
-    routes = f"{base}/compute/jobs/{job_id}/batch"
-    headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
-    sent = 0
-    gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=900)) as session:
-        while True:
-            status, raw, _ = await _request(session, "GET", f"{routes}/lines?limit={page}")
+class _Worker:
+    """One worker's session with the platform: pages of lines, sending, refusals written back."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, job_id: str, concurrency: int, page: int
+    ) -> None:
+        self.session = session
+        self.base = base
+        self.routes = f"{base}/compute/jobs/{job_id}/batch"
+        self.concurrency = concurrency
+        self.page = page
+        self.sent = 0
+        self.refused: list[dict[str, Any]] = []
+
+    async def fetch(self, after: int) -> dict[str, Any]:
+        url = f"{self.routes}/lines?limit={self.page}&after={after}"
+        status, raw, _ = await _request(self.session, "GET", url)
+        if status != 200:
+            raise RuntimeError(f"{status}: {raw[:500]!r}")
+        return dict(orjson.loads(raw))
+
+    async def flush(self) -> None:
+        if self.refused:
+            body = {"data": self.refused[:]}
+            del self.refused[:]
+            status, raw, _ = await _request(self.session, "POST", f"{self.routes}/refusals", body)
             if status != 200:
                 raise RuntimeError(f"{status}: {raw[:500]!r}")
-            answer = orjson.loads(raw)
-            items = answer["data"]
-            if not items:
-                return sent
-            url = base + str(answer["endpoint"]).removeprefix("/v1")
-            refused: list[dict[str, Any]] = []
 
-            async def one(
-                item: dict[str, Any], url: str = url, refused: list[dict[str, Any]] = refused
-            ) -> None:
-                async with gate:
-                    status, body = await _send(session, url, item)
+    async def sweep(self) -> int:
+        """Send the lines left, pages fetched ahead while lines are in flight; how many were taken."""
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=self.page * 2)
+        taken = 0
+
+        async def produce() -> None:
+            nonlocal taken
+            after = -1
+            try:
+                while True:
+                    answer = await self.fetch(after)
+                    items = answer["data"]
+                    if not items:
+                        return
+                    url = self.base + str(answer["endpoint"]).removeprefix("/v1")
+                    for item in items:
+                        await queue.put({**item, "url": url})
+                    taken += len(items)
+                    after = int(items[-1]["line"])
+                    waiting = answer["pending"]
+                    print(
+                        f"已取 {taken} 行，待答 {waiting} 行 / {taken} lines taken, {waiting} waiting",
+                        flush=True,
+                    )
+            finally:
+                for _ in range(self.concurrency):
+                    await queue.put(None)
+
+        async def consume() -> None:
+            while (item := await queue.get()) is not None:
+                status, body = await _send(self.session, item["url"], item)
+                self.sent += 1
                 if status >= 300:
                     try:
                         parsed = orjson.loads(body)
                     except orjson.JSONDecodeError:
                         parsed = {"error": {"message": body[:500].decode(errors="replace"), "code": None}}
-                    refused.append({"line": item["line"], "status_code": status, "body": parsed})
+                    self.refused.append({"line": item["line"], "status_code": status, "body": parsed})
+                    if len(self.refused) >= 64:
+                        await self.flush()
 
-            await asyncio.gather(*(one(item) for item in items))
-            if refused:
-                status, raw, _ = await _request(session, "POST", f"{routes}/refusals", {"data": refused})
-                if status != 200:
-                    raise RuntimeError(f"{status}: {raw[:500]!r}")
-            sent += len(items)
-            left = max(int(answer["pending"]) - len(items), 0)
-            print(f"已发送 {sent} 行，余 {left} 行 / {sent} lines sent, {left} left", flush=True)
+        await asyncio.gather(produce(), *(consume() for _ in range(self.concurrency)))
+        await self.flush()
+        return taken
+
+
+async def run(
+    base_url: str, api_key: str, job_id: str, concurrency: int = CONCURRENCY, page: int = PAGE
+) -> int:
+    """Send every line left; how many were sent. A sweep that took lines is followed by another, for
+    any line it could not finish."""
+    headers = {"authorization": f"Bearer {api_key}", "content-type": "application/json"}
+    async with aiohttp.ClientSession(headers=headers, timeout=aiohttp.ClientTimeout(total=900)) as session:
+        worker = _Worker(session, base_url.rstrip("/"), job_id, concurrency, page)
+        while await worker.sweep():
+            pass
+        return worker.sent
 
 
 def main(argv: list[str] | None = None) -> int:

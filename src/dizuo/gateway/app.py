@@ -433,7 +433,9 @@ class Gateway:
             if batch is not None:
                 if self.lines is None:
                     raise RouteNotFound(path="/v1/batches")
-                stored = await asyncio.to_thread(self.lines.answered, *batch)
+                # A line handed out for the first time was never sent: it has no stored answer to
+                # look for. (The worker's word is enough: its key could make any call of the batch.)
+                stored = None if headers.batch_fresh else await asyncio.to_thread(self.lines.answered, *batch)
                 if stored is not None:
                     raise Answered(*stored)
             raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
@@ -682,7 +684,7 @@ class Gateway:
 
     async def _keep_line(self, call: Call, status: int, body: bytes) -> None:
         if call.batch is not None and self.lines is not None:
-            await asyncio.to_thread(self.lines.answer, *call.batch, status, body, call.request_id)
+            await self.lines.keep(*call.batch, status, body, call.request_id)
 
     def _labels(self, call: Call) -> tuple[Labeler, Notice | None] | None:
         """How *call*'s answer is labeled: the labeler and, for an explicit label, the notice; None

@@ -102,9 +102,9 @@ def install_batch_routes(app: FastAPI, scoped: Any, batches: Batches, jobs: Jobs
         return
 
     @app.get("/v1/compute/jobs/{job_id}/batch/lines")
-    async def lines(job_id: str, who: Worker, limit: int = 256) -> dict[str, Any]:
+    async def lines(job_id: str, who: Worker, limit: int = 256, after: int = -1) -> dict[str, Any]:
         batch_id = await asyncio.to_thread(jobs.batch_of, who.info, job_id)
-        return await asyncio.to_thread(batches.pending, batch_id, limit)
+        return await asyncio.to_thread(batches.pending, batch_id, limit, after)
 
     @app.post("/v1/compute/jobs/{job_id}/batch/refusals")
     async def refusals(job_id: str, body: RefusalsIn, who: Worker) -> dict[str, Any]:

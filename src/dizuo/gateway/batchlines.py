@@ -1,8 +1,9 @@
 """A batch's lines through the gateway: calls made with a batch worker's key (``KeyInfo.batch_id``).
 
-Each carries ``X-Dizuo-Batch-Line: N``, the line of the batch it answers. The gateway answers it as
+Each carries ``X-Dizuo-Batch-Line: N``, the line of the batch it answers, and ``X-Dizuo-Batch-Fresh: 1``
+when the line was handed out for the first time (never sent, so no stored answer to look for). The gateway answers it as
 any call, priced at the deployment's batch price, and writes the answer it charged for onto the line
-before the call's usage record is written (:meth:`dizuo.batches.service.Batches.answer`): a line
+before the call's usage record is written (:meth:`dizuo.batches.service.Batches.keep`): a line
 asked again, after a worker or a server restarted, gets that stored answer and is not sent upstream.
 """
 
@@ -20,7 +21,9 @@ __all__ = ["Answered", "LineBook", "line_of"]
 class LineBook(Protocol):
     def answered(self, batch_id: str, line: int) -> tuple[int, bytes] | None: ...
 
-    def answer(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool: ...
+    async def keep(
+        self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None
+    ) -> None: ...
 
 
 class Answered(Exception):

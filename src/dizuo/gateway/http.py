@@ -44,6 +44,7 @@ class Headers:
     data_class: bytes = b""
     request_id: bytes = b""
     batch_line: bytes = b""  # X-Dizuo-Batch-Line: the line of a batch a worker's call answers
+    batch_fresh: bool = False  # X-Dizuo-Batch-Fresh: 1: the line was never sent before
     other: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     @classmethod
@@ -66,6 +67,8 @@ class Headers:
                 headers.request_id = value
             elif name == b"x-dizuo-batch-line":
                 headers.batch_line = value
+            elif name == b"x-dizuo-batch-fresh":
+                headers.batch_fresh = value == b"1"
         return headers
 
 

@@ -95,7 +95,12 @@ class Database:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False})
+            # Enough connections kept for every thread that reads or writes at once (the journal's,
+            # the spool's, the batch answers', the event loop's pool): one made past the pool is opened,
+            # set up (WAL, pragmas) and closed for each use.
+            in_memory = url == "sqlite://" or ":memory:" in url  # one connection, shared
+            pooled = {} if in_memory else {"pool_size": 16, "max_overflow": 16}
+            self.engine: Engine = create_engine(url, connect_args={"check_same_thread": False}, **pooled)
             event.listen(self.engine, "connect", _sqlite_pragmas(durability))
         else:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
