@@ -453,3 +453,60 @@ def sign_in(browser: Any, url: str, username: str) -> Any:
     page.click("button[type=submit]")
     page.wait_for_load_state()
     return page
+
+
+def test_a_batch_carries_on_through_a_restart_of_the_server_and_asks_no_line_twice(
+    server: Server, tmp_path: Path, database_url: str, redis_url: str | None
+) -> None:
+    """The worker keeps trying while the platform is away; the server that comes back on the same
+    address (a new process, the same database) follows the batch to its end."""
+    config = tmp_path / "dizuo.yaml"
+    slow = {k: (server.upstream.base_url if v == "{upstream}" else v) for k, v in upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")).items()}  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "local": False,
+                "pools": [{**pools(server.ray)[0], "python": sys.executable}],
+                "deployments": [slow],
+            }
+        ),
+        encoding="utf-8",
+    )
+    port = free_port()
+    settings = load_settings(
+        config,
+        data_dir=tmp_path,
+        database_url=database_url,
+        redis_url=redis_url,
+        port=port,
+        key_refresh_seconds=0.2,
+    )
+    org_id, key = server.org()
+    seen_before = len(server.upstream.seen)
+    first = ServerThread(create_app(settings), port=port).start()
+    client = openai.OpenAI(base_url=f"{first.url}/v1", api_key=key, max_retries=0, timeout=60)
+    with server.upstream.scripted({"ctl-batch-slow": "slow:0.2"}):
+        upload = client.files.create(file=("重启.jsonl", jsonl(*(line(f"l{n}", f"重启 {n}", "slow-model") for n in range(100)))), purpose="batch")  # fmt: skip
+        batch = client.batches.create(
+            input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 60
+        while client.batches.retrieve(batch.id).request_counts.completed < 15:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        first.stop()  # the platform goes away while lines are in flight
+        time.sleep(2)
+        second = ServerThread(create_app(settings), port=port).start()
+        try:
+            done = until(client, batch.id, ("completed", "failed"), seconds=120)
+        finally:
+            second.stop()
+    assert done.status == "completed" and done.request_counts.completed == 100, done
+    asked = Counter(
+        str(seen.body["messages"][-1]["content"])
+        for seen in server.upstream.seen[seen_before:]
+        if str(seen.body.get("messages", [{}])[-1].get("content", "")).startswith("重启")
+    )
+    assert len(asked) == 100 and set(asked.values()) == {1}  # no line asked twice
+    assert len(server.records(batch.id)) == 100
+    assert server.wallet(org_id) == (100_000_000 - 100 * LINE_COST, 0)

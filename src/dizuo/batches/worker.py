@@ -53,6 +53,8 @@ async def _request(
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             if loop.time() > deadline:
                 raise Away(f"{url}: {exc}") from exc
+            if headers is not None:  # it may have reached the gateway: look for its answer from now on
+                headers.pop("x-dizuo-batch-fresh", None)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
