@@ -105,6 +105,7 @@ def batch(url: str, key: str, pid: int, lines: int) -> dict[str, float]:
         "rss_1000_mb": rss_1000,
         "rss_end_mb": rss_end,
         "total_s": last - created_at,
+        "jobs": float((found.model_extra or {}).get("dizuo", {}).get("jobs", 0)),
     }
 
 
@@ -133,7 +134,9 @@ def main() -> None:
             stack.stop()
     baseline = max(before, after)
     growth = measured["rss_end_mb"] / measured["rss_1000_mb"]
-    print(f"lines {args.lines}, concurrency {args.concurrency}")
+    print(
+        f"lines {args.lines}, concurrency {args.concurrency}, compute jobs the batch took: {measured['jobs']:g}"
+    )
     print(f"direct to the gateway: {before:,.0f} and {after:,.0f} req/s (baseline {baseline:,.0f})")
     print(
         f"batch: {measured['throughput']:,.0f} lines/s = {measured['throughput'] / baseline:.2f}× the direct client (goal ≥ 0.80)"

@@ -108,16 +108,20 @@ class AnswerWriter:
             except Exception as exc:  # each waiting call gets the error: its usage is not written
                 log.exception("writing %d batch answers failed", len(group))
                 error = exc
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
             for _, future, loop in group:
-                loop.call_soon_threadsafe(_resolve, future, error)
+                by_loop.setdefault(loop, []).append(future)
+            for loop, futures in by_loop.items():  # one wake-up of each loop for the whole group
+                loop.call_soon_threadsafe(_resolve, futures, error)
             if stop:
                 return
 
 
-def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
