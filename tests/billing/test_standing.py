@@ -12,7 +12,7 @@ from sqlalchemy import select
 from dizuo.billing import ledger
 from dizuo.billing.holds import Scope, VoucherState
 from dizuo.billing.service import VoucherTerms, issue_voucher
-from dizuo.billing.standing import Held, close, open_hold
+from dizuo.billing.standing import Held, close, open_hold, shrink
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet, voucher_hourly
 from dizuo.errors import InsufficientQuota
 from dizuo.store import utcnow
@@ -146,3 +146,34 @@ def test_vouchers_scoped_to_models_or_to_compute_pay_only_their_own() -> None:
     assert not cards.covers(COMPUTE, now) and not cards.covers(call, now)
     every_job = VoucherState("v", Decimal(1), 1, now - 1, now + 100, frozenset({"compute"}), None, None)
     assert every_job.covers(COMPUTE, now) and not every_job.covers(call, now)
+
+
+async def test_part_of_a_standing_hold_goes_back_vouchers_first_and_calls_may_spend_it_again(
+    gateway_app: GatewayApp,
+) -> None:
+    """A batch gives back its lines' worst case as it hands them out: the last voucher held first,
+    then the balance; nothing is charged, and every worker may spend what came back."""
+    platform = await gateway_app()
+    meter = platform.platform.gateway.meter
+    db = platform.db
+    org = platform.org(balance="100")
+    compute = voucher(db, org.name, 10_000_000, "0.5", 30, pools=["cq-npu"])
+    meter.journal.refresh(org.id)
+    held = await open_hold(meter, db, org.id, 20_000_000, COMPUTE, lambda _s, _h: None)
+    assert held == Held(20_000_000, 10_000_000, ((compute, 10_000_000),))
+
+    with db.session() as session:
+        left = shrink(session, org.id, held, 12_000_000)  # ¥12 back: all the voucher's ¥10, then ¥2
+    assert left == Held(8_000_000, 8_000_000, ())
+    with db.session() as session:
+        assert session.get(Wallet, org.id).standing == 8_000_000  # type: ignore[union-attr]
+        assert session.get(Voucher, compute).standing == 0  # type: ignore[union-attr]
+        rest = shrink(session, org.id, left, 50_000_000)  # at most what is held
+    assert rest == Held(0, 0, ())
+    meter.journal.refresh(org.id)
+    state = await meter.book.state(org.id)
+    assert state.balance == 100_000_000 and state.vouchers[compute].remaining == 10_000_000
+    with db.session() as session:
+        wallet = session.get(Wallet, org.id)
+        assert wallet is not None and (wallet.balance, wallet.standing) == (100_000_000, 0)
+        assert not session.scalars(select(UsageRecord).where(UsageRecord.org_id == org.id)).all()
