@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import sys
 import time
 import uuid
 from collections import Counter
@@ -21,31 +20,29 @@ import aiohttp
 import openai
 import orjson
 import pytest
-import yaml
 from sqlalchemy import func, select, update
 
 from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member
 from dizuo.accounts.service import set_guard_policy
 from dizuo.accounts.tables import Organization
-from dizuo.app import create_app, load_settings
+from dizuo.app import create_app
 from dizuo.batches.tables import Batch, BatchLine, StoredFile
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
 from dizuo.compute.ray_jobs import RayJobs
 from dizuo.store import Database
 from tests.compute.test_jobs import pools
-from tests.support.browser import screenshot
+from tests.support.browser import PASSWORD, screenshot, sign_in
 from tests.support.cli import dizuo
-from tests.support.platform import UPSTREAM_KEY, upstream_deployment
-from tests.support.ray import RayHead
-from tests.support.servers import ServerThread, free_port
+from tests.support.platform import UPSTREAM_KEY, on, pool_settings, upstream_deployment
+from tests.support.ray import RayHead, idle
+from tests.support.servers import ServerThread
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.xdist_group("ray")
 
 ID = "11010519491231002X"  # a resident ID number: the guard finds it
-PASSWORD = "correct horse battery"
 LINE_COST = 13  # micro-yuan: 7 prompt tokens at ¥1 a million and 3 completion at ¥2 (half of ¥2 / ¥4)
 
 
@@ -94,31 +91,14 @@ def server(
     upstream: FakeUpstream,
 ) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("batches")
-    echo = {k: (upstream.base_url if v == "{upstream}" else v) for k, v in upstream_deployment("echo-model", price=("2", "4")).items()}  # fmt: skip
-    slow = {k: (upstream.base_url if v == "{upstream}" else v) for k, v in upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")).items()}  # fmt: skip
-    config = tmp / "dizuo.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "local": False,
-                "pools": [{**pools(ray_head)[0], "python": sys.executable}],
-                "deployments": [echo, slow],
-            }
-        ),
-        encoding="utf-8",
-    )
+    echo = on(upstream, upstream_deployment("echo-model", price=("2", "4")))
+    slow = on(upstream, upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")))
     env = pytest.MonkeyPatch()
     env.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
-    port = free_port()
-    settings = load_settings(
-        config,
-        data_dir=tmp,
-        database_url=database_url,
-        redis_url=redis_url,
-        port=port,
-        key_refresh_seconds=0.2,
-        files_max_mb=1,
+    settings = pool_settings(
+        tmp, pools(ray_head)[0], [echo, slow], database_url=database_url, redis_url=redis_url, files_max_mb=1
     )
+    port = settings.port
     db = Database(settings.resolved_database_url)
     db.upgrade()
     running = ServerThread(create_app(settings), port=port).start()
@@ -128,6 +108,13 @@ def server(
         running.stop()
         db.dispose()
         env.undo()
+
+
+@pytest.fixture(autouse=True)
+def free_head(server: Server) -> None:
+    """Each test starts with the shared Ray head free: an earlier test's jobs give their CPUs back a
+    few seconds after they end, and a batch's job waits for one."""
+    idle(server.ray)
 
 
 def jsonl(*items: dict[str, Any]) -> bytes:
@@ -445,42 +432,16 @@ def test_members_see_their_batches_progress_cost_and_results_in_the_console(
     assert stranger.request.get(f"{server.url}/console/batches/{batch.id}/output").status == 404
 
 
-def sign_in(browser: Any, url: str, username: str) -> Any:
-    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
-    page.goto(f"{url}/console/")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page
-
-
 def test_a_batch_carries_on_through_a_restart_of_the_server_and_asks_no_line_twice(
     server: Server, tmp_path: Path, database_url: str, redis_url: str | None
 ) -> None:
     """The worker keeps trying while the platform is away; the server that comes back on the same
     address (a new process, the same database) follows the batch to its end."""
-    config = tmp_path / "dizuo.yaml"
-    slow = {k: (server.upstream.base_url if v == "{upstream}" else v) for k, v in upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")).items()}  # fmt: skip
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "local": False,
-                "pools": [{**pools(server.ray)[0], "python": sys.executable}],
-                "deployments": [slow],
-            }
-        ),
-        encoding="utf-8",
+    slow = on(server.upstream, upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")))
+    settings = pool_settings(
+        tmp_path, pools(server.ray)[0], [slow], database_url=database_url, redis_url=redis_url
     )
-    port = free_port()
-    settings = load_settings(
-        config,
-        data_dir=tmp_path,
-        database_url=database_url,
-        redis_url=redis_url,
-        port=port,
-        key_refresh_seconds=0.2,
-    )
+    port = settings.port
     org_id, key = server.org()
     seen_before = len(server.upstream.seen)
     first = ServerThread(create_app(settings), port=port).start()

@@ -21,23 +21,11 @@ from dizuo.accounts.service import change_org
 from dizuo.app import create_app, load_settings
 from dizuo.billing.service import topup
 from dizuo.store import Database
-from tests.support.browser import screenshot
+from tests.support.browser import PASSWORD, screenshot, sign_in
 from tests.support.ray import RayHead
 from tests.support.servers import ServerThread
 
 pytestmark = pytest.mark.xdist_group("ray")
-
-PASSWORD = "correct horse battery"
-
-
-def sign_in(browser: Any, url: str, username: str) -> Any:
-    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
-    page.goto(f"{url}/console/")
-    page.fill("#username", username)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    return page
 
 
 def test_members_see_pools_their_jobs_placement_cost_and_logs(

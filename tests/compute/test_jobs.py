@@ -45,7 +45,15 @@ from dizuo.evalbench.tables import EvalRun
 from dizuo.guard.events import list_events
 from dizuo.store import Database
 from tests.support.cli import dizuo
-from tests.support.platform import UPSTREAM_KEY, GatewayApp, PlatformUnderTest, Tenant, upstream_deployment
+from tests.support.platform import (
+    UPSTREAM_KEY,
+    GatewayApp,
+    PlatformUnderTest,
+    Tenant,
+    on,
+    pool_settings,
+    upstream_deployment,
+)
 from tests.support.ray import RayHead
 from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
@@ -602,27 +610,11 @@ def test_an_eval_job_runs_the_bench_on_the_pool_through_the_gateway_and_is_recor
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
-    echo = {
-        k: (upstream.base_url if v == "{upstream}" else v)
-        for k, v in upstream_deployment("echo-model").items()
-    }
-    config = tmp_path / "dizuo.yaml"
-    config.write_text(
-        # The pool's nodes run the bench with this Python (a remote cluster's image has dizuo installed).
-        yaml.safe_dump(
-            {"local": False, "pools": [{**pools(ray_head)[0], "python": PY}], "deployments": [echo]}
-        ),
-        encoding="utf-8",
+    echo = on(upstream, upstream_deployment("echo-model"))
+    settings = pool_settings(
+        tmp_path, pools(ray_head)[0], [echo], database_url=database_url, redis_url=redis_url
     )
-    port = free_port()
-    settings = load_settings(
-        config,
-        data_dir=tmp_path,
-        database_url=database_url,
-        redis_url=redis_url,
-        port=port,
-        key_refresh_seconds=0.2,
-    )
+    port = settings.port
     db = Database(settings.resolved_database_url)
     db.upgrade()
     name = f"船厂-{uuid.uuid4().hex[:6]}"

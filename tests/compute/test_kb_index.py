@@ -6,7 +6,6 @@ the submissions such a job refuses."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -15,12 +14,11 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import yaml
 from sqlalchemy import func, select
 
 from dizuo.accounts import create_key, create_org
 from dizuo.accounts.tables import ApiKey
-from dizuo.app import create_app, load_settings
+from dizuo.app import create_app
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
 from dizuo.compute.tables import ComputeJob
@@ -28,9 +26,9 @@ from dizuo.kb.tables import KbChunk, KbStagedVector
 from dizuo.store import Database
 from tests.compute.test_jobs import pools
 from tests.support.cli import dizuo
-from tests.support.platform import UPSTREAM_KEY, upstream_deployment
+from tests.support.platform import UPSTREAM_KEY, on, pool_settings, upstream_deployment
 from tests.support.ray import RayHead
-from tests.support.servers import ServerThread, free_port
+from tests.support.servers import ServerThread
 from tests.support.upstream import FakeUpstream
 
 pytestmark = pytest.mark.xdist_group("ray")
@@ -54,37 +52,14 @@ def test_a_kb_index_job_re_embeds_a_knowledge_base_on_the_pool_and_moves_it_at_o
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
-    deployments = [
-        # The upstream answers "dims-N" with N numbers drawn from each text.
-        {
-            **{
-                k: (upstream.base_url if v == "{upstream}" else v)
-                for k, v in upstream_deployment(m, u).items()
-            },
-            "mode": "embedding",
-        }
+    deployments = [  # the upstream answers "dims-N" with N numbers drawn from each text
+        on(upstream, upstream_deployment(m, u, mode="embedding"))
         for m, u in [("embed-a", "dims-8"), ("embed-b", "dims-16")]
     ]
-    config = tmp_path / "dizuo.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "local": False,
-                "pools": [{**pools(ray_head)[0], "python": sys.executable}],
-                "deployments": deployments,
-            }
-        ),
-        encoding="utf-8",
+    settings = pool_settings(
+        tmp_path, pools(ray_head)[0], deployments, database_url=database_url, redis_url=redis_url
     )
-    port = free_port()
-    settings = load_settings(
-        config,
-        data_dir=tmp_path,
-        database_url=database_url,
-        redis_url=redis_url,
-        port=port,
-        key_refresh_seconds=0.2,
-    )
+    port = settings.port
     db = Database(settings.resolved_database_url)
     db.upgrade()
     name = f"船厂-{uuid.uuid4().hex[:6]}"

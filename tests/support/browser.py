@@ -43,3 +43,17 @@ def screenshot(page: Any, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+PASSWORD = "correct horse battery"  # of the members the console tests make
+
+
+def sign_in(browser: Any, url: str, username: str, password: str = PASSWORD) -> Any:
+    """A new zh-CN page of *browser*, signed in to the console at *url* as *username*."""
+    page = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN").new_page()
+    page.goto(f"{url}/console/")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    return page

@@ -16,6 +16,7 @@ SSE framing as a client reads it off the wire, several replicas, ``kill -9``.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ from dizuo.app import Platform, create_app, load_settings
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
+from dizuo.settings import Settings
 from dizuo.store import Database
+from tests.support.servers import free_port
 from tests.support.upstream import FakeUpstream
 
 __all__ = ["GatewayApp", "PlatformUnderTest", "Tenant", "upstream_deployment"]
@@ -64,6 +67,23 @@ def upstream_deployment(
         entry["price"] = {"input": price[0], "output": price[1]}
     entry.update(extra)
     return entry
+
+
+def on(upstream: FakeUpstream, deployment: dict[str, object]) -> dict[str, object]:
+    """*deployment* (from :func:`upstream_deployment`) pointed at *upstream*'s address."""
+    return {k: (upstream.base_url if v == "{upstream}" else v) for k, v in deployment.items()}
+
+
+def pool_settings(
+    folder: Path, pool: dict[str, object], deployments: Sequence[dict[str, object]], **settings: Any
+) -> Settings:
+    """Settings of a platform served over a real socket (a pool's jobs call it back) in *folder*: the
+    one *pool*, whose nodes run dizuo with this Python (a remote cluster's image has dizuo installed),
+    and *deployments*; a free port, keys seen within 0.2 s, and *settings* (database_url, redis_url …)."""
+    config = folder / "dizuo.yaml"
+    body = {"local": False, "pools": [{**pool, "python": sys.executable}], "deployments": list(deployments)}
+    config.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
+    return load_settings(config, data_dir=folder, port=free_port(), key_refresh_seconds=0.2, **settings)
 
 
 @dataclass(frozen=True)
@@ -148,10 +168,7 @@ async def gateway_app(
             "local": False,
             "routing": routing or {},
             "pools": list(pools),
-            "deployments": [
-                {k: (upstream.base_url if v == "{upstream}" else v) for k, v in d.items()}
-                for d in deployments
-            ],
+            "deployments": [on(upstream, d) for d in deployments],
         }
         path = tmp_path / f"dizuo-{len(built)}.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")

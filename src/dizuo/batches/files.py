@@ -29,10 +29,18 @@ from dizuo.batches.tables import StoredFile
 from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest
 from dizuo.store import Database, utc, utcnow
 
-__all__ = ["UPLOAD_PURPOSES", "FileNotFound", "FileStore", "Files", "LocalDiskStore", "Partial", "file_view"]
+__all__ = [
+    "UPLOAD_PURPOSES",
+    "FileNotFound",
+    "FileStore",
+    "Files",
+    "LocalDiskStore",
+    "Partial",
+    "file_view",
+    "page",
+]
 
 UPLOAD_PURPOSES = ("batch",)
-CHUNK = 1 << 20
 
 
 class FileNotFound(DizuoError):
@@ -121,6 +129,17 @@ def file_view(row: StoredFile) -> dict[str, Any]:
         "purpose": row.purpose,
         "status": "processed",
         "status_details": None,
+    }
+
+
+def page(data: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """A page of a list as OpenAI's APIs answer one (``after`` the last id gives the next)."""
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": more,
     }
 
 
@@ -349,14 +368,7 @@ class Files:
                 else (StoredFile.created_at, StoredFile.id)
             )
             rows = list(session.scalars(query.order_by(*ordering).limit(limit + 1)))
-        data = [file_view(row) for row in rows[:limit]]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(rows) > limit,
-        }
+        return page([file_view(row) for row in rows[:limit]], len(rows) > limit)
 
     def content(self, org_id: str, file_id: str) -> tuple[StoredFile, IO[bytes]]:
         row = self.get(org_id, file_id)

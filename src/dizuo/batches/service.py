@@ -41,7 +41,7 @@ from dizuo import validate
 from dizuo.accounts.keys import KeyInfo
 from dizuo.accounts.tables import Organization
 from dizuo.batches.answers import AnswerWriter
-from dizuo.batches.files import Files
+from dizuo.batches.files import Files, page
 from dizuo.batches.tables import Batch, BatchLine, StoredFile
 from dizuo.billing.holds import Scope
 from dizuo.billing.meter import Meter, _cost, worst_case_tokens
@@ -208,14 +208,7 @@ class Batches:
             )
             for row in rows:
                 session.expunge(row)
-        data = [self.view(row) for row in rows[:limit]]
-        return {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(rows) > limit,
-        }
+        return page([self.view(row) for row in rows[:limit]], len(rows) > limit)
 
     def of(self, org_id: str | None, limit: int = 200) -> list[dict[str, Any]]:
         """The batches of *org_id* (None: of every organization), newest first, for the console: each

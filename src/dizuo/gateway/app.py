@@ -656,26 +656,26 @@ class Gateway:
         # the answer's headers) is done while Redis answers.
         settling = self._settle(call, attempt.first.usage)
         try:
-            extra = self._response_headers(call, attempt.deployment)
-            labels = self._labels(call)
-            if labels is not None:
-                data, aigc = label_whole(labels[0], data, call.request_id, attempt.deployment, labels[1])
-                if aigc is not None:
-                    extra.append((b"aigc", aigc))
+            data, extra = self._labeled(call, attempt, data)
             await attempt.replies.aclose()  # nothing when the guard closed it already
         finally:
             await settling
         self._answer_event(call)
         await send_bytes(send, 200, data, extra=extra)
 
-    async def _send_line(self, send: Send, call: Call, attempt: Attempt, data: bytes) -> None:
-        """A batch's line: labeled, written onto the line, then settled and sent (see batchlines)."""
+    def _labeled(self, call: Call, attempt: Attempt, data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """A whole answer with its AIGC label, and the headers it goes with."""
         extra = self._response_headers(call, attempt.deployment)
         labels = self._labels(call)
         if labels is not None:
             data, aigc = label_whole(labels[0], data, call.request_id, attempt.deployment, labels[1])
             if aigc is not None:
                 extra.append((b"aigc", aigc))
+        return data, extra
+
+    async def _send_line(self, send: Send, call: Call, attempt: Attempt, data: bytes) -> None:
+        """A batch's line: labeled, written onto the line, then settled and sent (see batchlines)."""
+        data, extra = self._labeled(call, attempt, data)
         await attempt.replies.aclose()
         await self._keep_line(call, 200, data)
         await self._settle(call, attempt.first.usage)
