@@ -468,9 +468,7 @@ class Batches:
         call's own)."""
         limit = max(1, min(limit, 2048))
         with self.db.session() as session:
-            batch = session.get(Batch, batch_id, with_for_update=True)
-            if batch is None:
-                raise BatchNotFound(id=batch_id)
+            batch = _locked(session, batch_id)
             rows = session.execute(
                 select(
                     BatchLine.line,
@@ -628,8 +626,7 @@ class Batches:
         output, error = self._results(batch)
         now = utcnow()
         with self.db.session() as session:
-            row = session.get(Batch, batch_id, with_for_update=True)
-            assert row is not None
+            row = _locked(session, batch_id)
             shrink(session, row.org_id, _held(row), row.held)
             row.held, row.held_own, row.held_vouchers = 0, 0, []
             row.status = status
@@ -688,6 +685,17 @@ class Batches:
         if failed:
             error = self.files.write(batch.org_id, f"{batch.id}_error.jsonl", "batch_output", lines(False)).id
         return output, error
+
+
+def _locked(session: Session, batch_id: str) -> Batch:
+    """The batch, its row locked for the transaction: written first, so that SQLite takes its write
+    lock before the transaction reads (a read first, then a write, fails when another connection
+    committed in between), and PostgreSQL its row lock."""
+    moved = session.execute(update(Batch).where(Batch.id == batch_id).values(status=Batch.status))
+    batch = session.get(Batch, batch_id, populate_existing=True)
+    if not getattr(moved, "rowcount", 0) or batch is None:
+        raise BatchNotFound(id=batch_id)
+    return batch
 
 
 def _held(batch: Batch) -> Held:

@@ -117,6 +117,13 @@ class Reindex:
             raise _bad("embedding", "向量的维数不一致", "the vectors differ in width")
         (width,) = widths
         with self.db.session() as session:
+            # A write first: SQLite takes its write lock before the reads below (a read, then a write,
+            # fails when another connection committed in between); all of it rolls back on a refusal.
+            session.execute(
+                delete(KbStagedVector).where(
+                    KbStagedVector.job_id == job_id, KbStagedVector.chunk_id.in_(list(vectors))
+                )
+            )
             earlier = session.scalar(
                 select(func.length(KbStagedVector.embedding)).where(KbStagedVector.job_id == job_id).limit(1)
             )
@@ -129,11 +136,6 @@ class Reindex:
             known = set(
                 session.scalars(
                     select(KbChunk.id).where(KbChunk.kb_id == kb_id, KbChunk.id.in_(list(vectors)))
-                )
-            )
-            session.execute(
-                delete(KbStagedVector).where(
-                    KbStagedVector.job_id == job_id, KbStagedVector.chunk_id.in_(list(known))
                 )
             )
             if known:
