@@ -52,6 +52,7 @@ class Server:
     db: Database
     upstream: FakeUpstream
     ray: RayHead
+    home: Path  # its data directory: the file store under it
 
     def org(self, balance: int = 100_000_000, policy: dict[str, Any] | None = None) -> tuple[str, str]:
         """A new organization with *balance* micro-yuan and a key; (its id, the key)."""
@@ -103,7 +104,7 @@ def server(
     db.upgrade()
     running = ServerThread(create_app(settings), port=port).start()
     try:
-        yield Server(running.url, db, upstream, ray_head)
+        yield Server(running.url, db, upstream, ray_head, tmp)
     finally:
         running.stop()
         db.dispose()
@@ -438,8 +439,14 @@ def test_a_batch_carries_on_through_a_restart_of_the_server_and_asks_no_line_twi
     """The worker keeps trying while the platform is away; the server that comes back on the same
     address (a new process, the same database) follows the batch to its end."""
     slow = on(server.upstream, upstream_deployment("slow-model", "ctl-batch-slow", price=("2", "4")))
+    # Another server on the same database, as a replica is: it shares the file store (one volume).
     settings = pool_settings(
-        tmp_path, pools(server.ray)[0], [slow], database_url=database_url, redis_url=redis_url
+        tmp_path,
+        pools(server.ray)[0],
+        [slow],
+        database_url=database_url,
+        redis_url=redis_url,
+        data_dir=server.home,
     )
     port = settings.port
     org_id, key = server.org()

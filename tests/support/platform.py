@@ -79,11 +79,13 @@ def pool_settings(
 ) -> Settings:
     """Settings of a platform served over a real socket (a pool's jobs call it back) in *folder*: the
     one *pool*, whose nodes run dizuo with this Python (a remote cluster's image has dizuo installed),
-    and *deployments*; a free port, keys seen within 0.2 s, and *settings* (database_url, redis_url …)."""
+    and *deployments*; a free port, keys seen within 0.2 s, and *settings* (database_url, redis_url, a
+    data_dir other than *folder* …)."""
     config = folder / "dizuo.yaml"
     body = {"local": False, "pools": [{**pool, "python": sys.executable}], "deployments": list(deployments)}
     config.write_text(yaml.safe_dump(body, allow_unicode=True), encoding="utf-8")
-    return load_settings(config, data_dir=folder, port=free_port(), key_refresh_seconds=0.2, **settings)
+    settings.setdefault("data_dir", folder)
+    return load_settings(config, port=free_port(), key_refresh_seconds=0.2, **settings)
 
 
 @dataclass(frozen=True)
