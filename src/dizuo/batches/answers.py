@@ -4,7 +4,8 @@ answer that arrived while the previous one committed.
 The gateway writes a line's answer before the line's usage record, and waits until it is durable.
 Each in a transaction of its own, the answers of a batch's concurrent lines queued for SQLite's one
 writer one after another (measured: a batch at 0.15× the throughput of the same calls sent directly);
-grouped, a burst of lines costs one commit.
+grouped, a burst of lines costs one commit. Each call learns whether its answer was the one written:
+a line answered meanwhile by a call at another replica keeps that first answer.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.exc import OperationalError
 
 from dizuo.batches.tables import BatchLine
 from dizuo.store import Database, utcnow
@@ -25,8 +28,9 @@ __all__ = ["AnswerWriter"]
 
 log = logging.getLogger("dizuo.batches")
 MAX_GROUP = 512
+TRIES = 3  # writes of a group when the database is busy past its timeout (another writer held it)
 
-_Item = tuple[dict[str, Any], "asyncio.Future[None]", asyncio.AbstractEventLoop]
+_Item = tuple[dict[str, Any], "asyncio.Future[bool]", asyncio.AbstractEventLoop]
 
 _UPDATE = (
     update(BatchLine)
@@ -54,10 +58,10 @@ class AnswerWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    async def write(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> None:
-        """Return once the answer is committed (or the line had one)."""
+    async def write(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool:
+        """Return once the answer is committed: True, or False when the line had one already."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[bool] = loop.create_future()
         row = {
             "b_batch": batch_id,
             "b_line": line,
@@ -68,7 +72,7 @@ class AnswerWriter:
         }
         self._start()
         self._queue.put((row, done, loop))
-        await done
+        return await done
 
     def _start(self) -> None:
         if self._thread is not None:
@@ -101,27 +105,54 @@ class AnswerWriter:
                     stop = True
                     break
                 group.append(item)
+            rows = [row for row, _, _ in group]
+            written: list[bool] = []
             error: BaseException | None = None
             try:
-                with self.lock, self.db.engine.begin() as connection:
-                    connection.execute(_UPDATE, [row for row, _, _ in group])
+                written = self._write(rows)
             except Exception as exc:  # each waiting call gets the error: its usage is not written
                 log.exception("writing %d batch answers failed", len(group))
                 error = exc
-            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
-            for _, future, loop in group:
-                by_loop.setdefault(loop, []).append(future)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bool], bool]]] = {}
+            for n, (_, future, loop) in enumerate(group):
+                by_loop.setdefault(loop, []).append((future, bool(written) and written[n]))
             for loop, futures in by_loop.items():  # one wake-up of each loop for the whole group
                 loop.call_soon_threadsafe(_resolve, futures, error)
             if stop:
                 return
 
+    def _write(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """One transaction for *rows*; which of them were written (a line with an answer keeps it)."""
+        for attempt in range(TRIES):
+            try:
+                with self.lock, self.db.engine.begin() as connection:
+                    changed = connection.execute(_UPDATE, rows).rowcount
+                    if changed == len(rows):
+                        return [True] * len(rows)
+                    # Some lines had answers: those whose stored request is this row's were written.
+                    keys = [(row["b_batch"], row["b_line"]) for row in rows]
+                    stored = dict(
+                        ((batch, line), request)
+                        for batch, line, request in connection.execute(
+                            select(BatchLine.batch_id, BatchLine.line, BatchLine.request_id).where(
+                                tuple_(BatchLine.batch_id, BatchLine.line).in_(keys)
+                            )
+                        )
+                    )
+                    return [stored.get(key) == row["b_request"] for key, row in zip(keys, rows, strict=True)]
+            except OperationalError:
+                if attempt == TRIES - 1:
+                    raise
+                log.warning("the database was busy writing batch answers; trying again")
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
-def _resolve(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
+
+def _resolve(futures: list[tuple[asyncio.Future[bool], bool]], error: BaseException | None) -> None:
+    for future, written in futures:
         if future.done():
             continue
         if error is None:
-            future.set_result(None)
+            future.set_result(written)
         else:
             future.set_exception(error)

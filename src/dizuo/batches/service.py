@@ -531,10 +531,11 @@ class Batches:
             return None
         return int(row.status_code), bytes(row.body or b"")
 
-    async def keep(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> None:
+    async def keep(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool:
         """The gateway's write of an answer it charged for: grouped with others arriving meanwhile,
-        returned once committed (before the call's usage record is written)."""
-        await self.writer.write(batch_id, line, status, body, request_id)
+        returned once committed (before the call's usage record is written); False when the line
+        had an answer already."""
+        return await self.writer.write(batch_id, line, status, body, request_id)
 
     def answer(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool:
         """Write *line*'s answer, unless it has one; whether this one was written."""

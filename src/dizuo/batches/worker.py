@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sys
@@ -32,6 +33,10 @@ RETRY = frozenset({408, 429, 500, 502, 503, 504})
 
 class Away(Exception):
     """The platform did not answer for too long."""
+
+
+# What stops a worker: the platform away, a route's refusal, a broken answer.
+FATAL = (Away, RuntimeError, aiohttp.ClientError, ValueError, KeyError)
 
 
 async def _request(
@@ -59,6 +64,33 @@ async def _request(
             delay = min(delay * 2, 10.0)
 
 
+def _pause(headers: dict[str, str], delay: float) -> float:
+    """How long to wait before trying again: the answer's ``Retry-After``, else *delay*; jittered."""
+    wait = headers.get("Retry-After") or headers.get("retry-after")
+    pause = float(wait) if wait and wait.replace(".", "", 1).isdigit() else delay
+    return min(pause, 60.0) * (1 + random.random() / 4)
+
+
+async def _route(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> bytes:
+    """A call of the platform's batch routes: a refusal worth retrying (the platform busy or
+    restarting) is tried again for up to :data:`AWAY_SECONDS`; any other is fatal."""
+    deadline = asyncio.get_running_loop().time() + AWAY_SECONDS
+    delay = 0.5
+    while True:
+        status, raw, headers = await _request(session, method, url, body)
+        if status == 200:
+            return raw
+        if status not in RETRY or asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError(f"{method} {url}: {status}: {raw[:500]!r}")
+        pause = _pause(headers, delay)
+        print(
+            f"{method} {url}：{status}，{pause:.1f} 秒后重试 / {status}, trying again in {pause:.1f} s",
+            flush=True,
+        )
+        await asyncio.sleep(pause)
+        delay = min(delay * 2, 10.0)
+
+
 async def _send(session: aiohttp.ClientSession, url: str, item: dict[str, Any]) -> tuple[int, bytes]:
     headers = {"x-dizuo-batch-line": str(item["line"])}
     if item.get("fresh"):  # never sent before: the gateway need not look for a stored answer
@@ -69,9 +101,10 @@ async def _send(session: aiohttp.ClientSession, url: str, item: dict[str, Any]) 
         headers.pop("x-dizuo-batch-fresh", None)  # sent once: it may have an answer now
         if status < 300 or status not in RETRY or attempt == TRIES - 1:
             return status, body
-        wait = answer_headers.get("Retry-After") or answer_headers.get("retry-after")
-        pause = float(wait) if wait and wait.replace(".", "", 1).isdigit() else delay
-        await asyncio.sleep(min(pause, 60.0) * (1 + random.random() / 4))
+        pause = _pause(answer_headers, delay)
+        if status != 429:  # a rate limit is the expected pace of a batch; anything else is news
+            print(f"第 {item['line']} 行：{status}，{pause:.1f} 秒后重试 / line {item['line']}: {status}, trying again in {pause:.1f} s", flush=True)  # fmt: skip
+        await asyncio.sleep(pause)
         delay = min(delay * 2, 30.0)
     raise AssertionError("unreachable")
 
@@ -92,35 +125,38 @@ class _Worker:
 
     async def fetch(self, after: int) -> dict[str, Any]:
         url = f"{self.routes}/lines?limit={self.page}&after={after}"
-        status, raw, _ = await _request(self.session, "GET", url)
-        if status != 200:
-            raise RuntimeError(f"{status}: {raw[:500]!r}")
-        return dict(orjson.loads(raw))
+        return dict(orjson.loads(await _route(self.session, "GET", url)))
 
     async def flush(self) -> None:
         if self.refused:
             body = {"data": self.refused[:]}
             del self.refused[:]
-            status, raw, _ = await _request(self.session, "POST", f"{self.routes}/refusals", body)
-            if status != 200:
-                raise RuntimeError(f"{status}: {raw[:500]!r}")
+            await _route(self.session, "POST", f"{self.routes}/refusals", body)
 
     async def sweep(self) -> int:
-        """Send the lines left, pages fetched ahead while lines are in flight; how many were taken."""
+        """Send the lines left, pages fetched ahead while lines are in flight; how many were taken.
+
+        When one part fails (the platform away too long, a refusal of its routes), no further line
+        is sent, and the calls under way are seen to their end before the error is raised: a worker
+        that stops leaves no call of its own under way (the next job would send those lines again).
+        """
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=self.page * 2)
         taken = 0
+        errors: list[BaseException] = []
 
         async def produce() -> None:
             nonlocal taken
             after = -1
             try:
-                while True:
+                while not errors:
                     answer = await self.fetch(after)
                     items = answer["data"]
                     if not items:
                         return
                     url = self.base + str(answer["endpoint"]).removeprefix("/v1")
                     for item in items:
+                        if errors:
+                            return
                         await queue.put({**item, "url": url})
                     taken += len(items)
                     after = int(items[-1]["line"])
@@ -129,26 +165,41 @@ class _Worker:
                         f"已取 {taken} 行，待答 {waiting} 行 / {taken} lines taken, {waiting} waiting",
                         flush=True,
                     )
+            except FATAL as exc:
+                errors.append(exc)
             finally:
                 for _ in range(self.concurrency):
                     await queue.put(None)
 
         async def consume() -> None:
             while (item := await queue.get()) is not None:
-                status, body = await _send(self.session, item["url"], item)
-                self.sent += 1
-                if status >= 300:
-                    try:
-                        parsed = orjson.loads(body)
-                    except orjson.JSONDecodeError:
-                        parsed = {"error": {"message": body[:500].decode(errors="replace"), "code": None}}
-                    self.refused.append({"line": item["line"], "status_code": status, "body": parsed})
-                    if len(self.refused) >= 64:
-                        await self.flush()
+                if errors:
+                    continue  # drained, not sent
+                try:
+                    await self.answer(item)
+                except FATAL as exc:
+                    errors.append(exc)
 
         await asyncio.gather(produce(), *(consume() for _ in range(self.concurrency)))
+        if errors:
+            with contextlib.suppress(*FATAL):
+                await self.flush()  # what it has, if the platform takes it
+            raise errors[0]
         await self.flush()
         return taken
+
+    async def answer(self, item: dict[str, Any]) -> None:
+        """Send one line; a refusal is kept to be written back with others."""
+        status, body = await _send(self.session, item["url"], item)
+        self.sent += 1
+        if status >= 300:
+            try:
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                parsed = {"error": {"message": body[:500].decode(errors="replace"), "code": None}}
+            self.refused.append({"line": item["line"], "status_code": status, "body": parsed})
+            if len(self.refused) >= 64:
+                await self.flush()
 
 
 async def run(
@@ -173,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         sent = asyncio.run(
             run(os.environ["DIZUO_BASE_URL"], os.environ["DIZUO_API_KEY"], args.job, args.concurrency)
         )
-    except (Away, RuntimeError, KeyError) as exc:
+    except FATAL as exc:
         print(f"批处理中断 / the batch stopped: {exc}", file=sys.stderr, flush=True)
         return 1
     print(f"批处理发送完毕（{sent} 行）/ the batch's lines are sent ({sent})", flush=True)

@@ -42,7 +42,7 @@ from dizuo.errors import (
     SharedStateUnavailable,
     pick_language,
 )
-from dizuo.gateway.batchlines import Answered, LineBook, line_of
+from dizuo.gateway.batchlines import Answered, InFlight, LineBook, line_of
 from dizuo.gateway.calls import (
     Attempt,
     Call,
@@ -64,7 +64,7 @@ from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.routing.catalog import Catalog
 from dizuo.routing.clearance import request_class
-from dizuo.routing.deployments import batch_priced
+from dizuo.routing.deployments import batch_priced, free
 from dizuo.routing.router import Pool
 from dizuo.settings import Settings
 from dizuo.store import ordered_id
@@ -114,6 +114,7 @@ class Gateway:
         self.settings = settings
         self.labeling = labeling  # AIGC labels on chat answers; None: none (tests of other things)
         self.lines: LineBook | None = None  # batches' lines (dizuo.batches), set when batches are served
+        self.in_flight = InFlight()  # the batch lines being answered here now
         self.guard = guard or Guard(GuardConfig())
         self.events = events
         self._alerts: set[asyncio.Future[None]] = set()
@@ -428,11 +429,15 @@ class Gateway:
         started = time.perf_counter()
         key = await self._authenticate(headers)
         alias: str | None = None
+        taken: tuple[str, int] | None = None
         try:
             batch = line_of(key, headers) if key.batch_id is not None else None
             if batch is not None:
                 if self.lines is None:
                     raise RouteNotFound(path="/v1/batches")
+                # Under way here already (asked again meanwhile): wait for that call's stored answer.
+                await self.in_flight.take(batch)
+                taken = batch
                 # A line handed out for the first time was never sent: it has no stored answer to
                 # look for. (The worker's word is enough: its key could make any call of the batch.)
                 stored = None if headers.batch_fresh else await asyncio.to_thread(self.lines.answered, *batch)
@@ -474,10 +479,13 @@ class Gateway:
                 # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
                 call.admission = asyncio.ensure_future(self._admit(key, body))
             call.inspection = inspection
-            return call, pool
-        except DizuoError as exc:
-            # A known caller's refused call (bad body, unknown model, guard block, 429) is charted too.
-            self.meter.failed(key, request_id, alias, endpoint, exc, started)
+            return call, pool  # a batch's line stays under way until the call ends (_accounted)
+        except BaseException as exc:
+            if taken is not None:
+                self.in_flight.end(taken)
+            if isinstance(exc, DizuoError):
+                # A known caller's refused call (bad body, unknown model, guard block, 429) is charted too.
+                self.meter.failed(key, request_id, alias, endpoint, exc, started)
             raise
 
     def _ask_early(self, call: Call, pool: Pool) -> None:
@@ -629,6 +637,8 @@ class Gateway:
                 usage = call.usage if call.stream else call.attempt.first.usage
                 await self._settle(call, usage, status="client_gone")
         finally:
+            if call.batch is not None:
+                self.in_flight.end(call.batch)  # its answer is stored, or it has none to wait for
             # Shielded: a call cancelled by its client still gives back its slots.
             await asyncio.shield(call.releasing or self._release(call))
             self.metrics.in_flight.dec()
@@ -645,8 +655,8 @@ class Gateway:
                 data = whole_answer(self.guard, inspection, data)
             except DataRiskBlocked as refused:
                 # The upstream did the work: it is charged, and the client gets the refusal.
-                await self._keep_line(call, refused.status, refused.body())
-                await self._settle(call, attempt.first.usage, status="blocked")
+                kept = await self._keep_line(call, refused.status, refused.body())
+                await self._settle(call, attempt.first.usage, status="blocked" if kept else "repeated")
                 self._answer_event(call)
                 raise
         if call.batch is not None:
@@ -677,14 +687,17 @@ class Gateway:
         """A batch's line: labeled, written onto the line, then settled and sent (see batchlines)."""
         data, extra = self._labeled(call, attempt, data)
         await attempt.replies.aclose()
-        await self._keep_line(call, 200, data)
-        await self._settle(call, attempt.first.usage)
+        kept = await self._keep_line(call, 200, data)
+        await self._settle(call, attempt.first.usage, status="ok" if kept else "repeated")
         self._answer_event(call)
         await send_bytes(send, 200, data, extra=extra)
 
-    async def _keep_line(self, call: Call, status: int, body: bytes) -> None:
+    async def _keep_line(self, call: Call, status: int, body: bytes) -> bool:
+        """Write a batch line's answer onto the line; False when it had one already (the line was
+        answered by a call at another replica meanwhile): this call is then recorded at no cost."""
         if call.batch is not None and self.lines is not None:
-            await self.lines.keep(*call.batch, status, body, call.request_id)
+            return await self.lines.keep(*call.batch, status, body, call.request_id)
+        return True
 
     def _labels(self, call: Call) -> tuple[Labeler, Notice | None] | None:
         """How *call*'s answer is labeled: the labeler and, for an explicit label, the notice; None
@@ -731,9 +744,12 @@ class Gateway:
             usage = estimate_usage(call.body, call.chunks, whole)
             status = status if status != "ok" else "estimated"
         call.usage = usage
+        dep = attempt.deployment
+        if call.batch is not None:
+            dep = free(dep) if status == "repeated" else batch_priced(dep)
         settling = self.meter.settle(
             attempt.hold,
-            batch_priced(attempt.deployment) if call.batch is not None else attempt.deployment,
+            dep,
             usage,
             request_id=call.request_id,
             key_id=call.key.key_id,

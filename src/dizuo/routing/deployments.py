@@ -18,6 +18,7 @@ __all__ = [
     "Deployment",
     "batch_priced",
     "build_deployments",
+    "free",
     "local_deployments",
     "served",
 ]
@@ -108,6 +109,11 @@ def served(config: PlatformConfig) -> list[DeploymentConfig]:
 
 
 BATCH_SHARE = Decimal("0.5")  # a batch line's price, of the interactive one, where none is configured
+
+
+def free(dep: Deployment) -> Deployment:
+    """*dep* at no cost: a batch line's call whose answer another call stored first."""
+    return dataclasses.replace(dep, price_in=Decimal(0), price_out=Decimal(0), price_source="repeated")
 
 
 def batch_priced(dep: Deployment) -> Deployment:
