@@ -1012,9 +1012,12 @@ class Jobs:
             request = JobRequest(**job.spec["request"])
             seconds = 0.0
             if start_ms is not None and end_ms is not None:
-                seconds = min(max(end_ms - start_ms, 0) / 1000, request.max_hours * 3600)
+                # In whole milliseconds: the time shown (ended_at - started_at) is the time charged
+                # (1.001 s as a float, times 1000, truncates to 1,000 ms: shown 1 s, charged 2).
+                ran_ms = min(max(end_ms - start_ms, 0), int(request.max_hours * 3600 * 1000))
+                seconds = ran_ms / 1000
                 job.started_at = _at(start_ms)
-                job.ended_at = _at(start_ms + int(seconds * 1000))
+                job.ended_at = _at(start_ms + ran_ms)
             elif job.started_at is None:
                 job.ended_at = None
             cost = charge_for(Decimal(job.hourly or "0"), seconds) if seconds else 0
