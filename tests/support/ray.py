@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +59,36 @@ def ray_head() -> Iterator[RayHead]:
         pytest.skip("Ray is not installed here (scripts/install.sh installs the compute extra)")
     head = EmbeddedHead(resources={"NPU": 2}, cpus=2, token=secrets.token_urlsafe(24))
     address = head.start(90)
+    shared = RayHead(address, {"CPU": 2.0, "NPU": 2.0}, str(head.token))
     try:
-        yield RayHead(address, {"CPU": 2.0, "NPU": 2.0}, str(head.token))
+        yield shared
     finally:
+        kept = None if _answers(shared) else _keep_logs(head)
         head.stop()
+    if kept is not None:
+        pytest.fail(f"the shared Ray head stopped answering during the session; its logs: {kept}")
+
+
+def _answers(head: RayHead) -> bool:
+    try:
+        request = urllib.request.Request(f"{head.dashboard}/api/version", headers=head.headers)
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def _keep_logs(head: EmbeddedHead) -> Path | None:
+    """Copy a dead head's logs under test-artifacts/ before its folder is removed."""
+    if head.folder is None:
+        return None
+    target = Path("test-artifacts") / f"ray-head-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    for log in head.folder.glob("**/logs/*"):
+        if log.is_file():
+            (target / log.name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(log, target / log.name)
+    start = head.folder / "ray-start.log"
+    if start.is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(start, target / start.name)
+    return target.resolve()

@@ -60,6 +60,11 @@ class EmbeddedHead:
         self._folder: Path | None = None
         self._log = Path(os.devnull)  # what ray start printed
 
+    @property
+    def folder(self) -> Path | None:
+        """The head's folder (its logs under ``session_latest/logs``) while it runs."""
+        return self._folder
+
     @staticmethod
     def executable() -> Path:
         """The ``ray`` command beside this Python; ConfigError naming the fix when it is missing."""
