@@ -249,6 +249,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("eval-letter-b", "eval-letter-b", "persona-letter-B", url),
             # Answers knowledge-base questions from the passages it is given, citing them.
             deployment("kb-librarian", "kb-librarian", "persona-librarian", url),
+            # Calls each tool it is offered in turn, then answers with their results (agents).
+            deployment("agentic-1", "agentic-model", "agentic", url),
         ],
     }
 

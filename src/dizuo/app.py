@@ -13,6 +13,8 @@ from pydantic import ValidationError
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
+from dizuo.agents.loop import Runner
+from dizuo.agents.service import Agents
 from dizuo.batches.files import Files, LocalDiskStore
 from dizuo.batches.kind import BatchKind
 from dizuo.batches.service import Batches
@@ -267,6 +269,11 @@ def create_app(settings: Settings) -> Platform:
         kbs=kbs,
         kinds=[BatchKind(batches)],
         gateway_url=settings.public_url or f"http://{host}:{settings.port}/v1",
+    )
+    # Agents answer as models: their loop calls this platform's /v1 with the caller's key.
+    agents = Agents(db, lambda: [a for a in gateway.router.aliases() if gateway.router.mode(a) == "chat"])
+    gateway.agents = Runner(
+        agents, kbs, f"http://{host}:{settings.port}/v1", knowledge.state.session, lambda: gateway.router
     )
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
     batches.jobs = jobs

@@ -306,6 +306,30 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "知识库 {name!r} 中没有文件 {source!r}。",
         "The knowledge base {name!r} has no document {source!r}.",
     ),
+    "agent_not_found": (
+        "智能体 {name!r} 不存在、尚未发布，或不属于此密钥的组织。可用 `dizuo agent list` 查看。",
+        "There is no agent {name!r} this key's organization may call (or it has no published version). "
+        "See `dizuo agent list`.",
+    ),
+    "agent_exists": (
+        "智能体 {name!r} 已存在。请用 `dizuo agent update` 修改它，或换一个名称。",
+        "An agent named {name!r} already exists. Change it with `dizuo agent update`, or pick another name.",
+    ),
+    "agent_untested": (
+        "智能体 {name!r} 要向全平台发布，须先通过评测（本平台尚不能评测智能体）。请以 visibility: org 在本组织内发布。",
+        "Publishing the agent {name!r} to every organization needs a passing evaluation run first, which "
+        "this platform cannot run for agents yet. Publish it within the organization (visibility: org).",
+    ),
+    "agent_step_limit": (
+        "智能体 {name!r} 在 {steps} 次模型调用（max_steps）后仍未给出答案，已停止。请提高 max_steps 或简化问题。",
+        "The agent {name!r} had no answer after {steps} model calls (max_steps) and was stopped. Raise "
+        "max_steps or ask a simpler question.",
+    ),
+    "agent_cost_limit": (
+        "智能体 {name!r} 本次调用已花费 ¥{spent}，达到上限 ¥{limit}（max_cost），已停止。请提高 max_cost。",
+        "The agent {name!r} spent ¥{spent} on this call, its limit of ¥{limit} (max_cost), and was "
+        "stopped. Raise max_cost.",
+    ),
     "internal_error": (
         "服务器内部错误（请求 ID {request_id}）。请把该 ID 提供给平台运维人员。",
         "Internal server error (request id {request_id}). Give this id to the platform operators.",

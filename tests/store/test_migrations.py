@@ -13,6 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 import dizuo.accounts.tables
+import dizuo.agents.tables
 import dizuo.batches.tables
 import dizuo.billing.tables
 import dizuo.compliance.tables

@@ -1,6 +1,7 @@
 """A real HTTP server that plays an OpenAI-compatible upstream with known behaviour.
 
-The body's ``model`` (the deployment's ``upstream_model``) picks the behaviour, so one server
+The body's ``model`` (the deployment's ``upstream_model``) picks the behaviour (``agentic``: calls
+each tool it is offered in turn, then answers with their results), so one server
 serves every deployment of a test session. Every request is recorded for assertions.
 """
 
@@ -152,10 +153,30 @@ class FakeUpstream:
             return orjson.dumps({"note": last[5:]}).decode()
         return '{"city": "重庆"}'
 
+    def _agentic(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A model that calls each tool it is offered once, in the order offered, then answers with what
+        the tools returned. Arguments come from the user's question: ``query`` is the whole question,
+        every other property its last word ("……零件 A-1" → ``{"part": "A-1"}``)."""
+        messages = body["messages"]
+        results = [str(m.get("content")) for m in messages if m.get("role") == "tool"]
+        tools = body.get("tools") or []
+        if len(results) < len(tools):
+            function = tools[len(results)]["function"]
+            question = next(str(m["content"]) for m in reversed(messages) if m.get("role") == "user")
+            properties = (function.get("parameters") or {}).get("properties") or {}
+            word = question.split()[-1] if question.split() else ""
+            arguments = {name: question if name == "query" else word for name in properties}
+            call = {"id": f"call_{len(results)}", "type": "function", "function": {"name": function["name"], "arguments": orjson.dumps(arguments).decode()}}  # fmt: skip
+            return {"role": "assistant", "content": None, "tool_calls": [call]}
+        return {"role": "assistant", "content": "根据工具结果：" + " | ".join(r[:300] for r in results)}
+
     def _completion(self, body: dict[str, Any], usage: Any = USAGE) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self._text(body)}
         finish = "stop"
-        if body.get("model") == "tools" and body.get("tools"):
+        if body.get("model") == "agentic":
+            message = self._agentic(body)
+            finish = "tool_calls" if message.get("tool_calls") else "stop"
+        elif body.get("model") == "tools" and body.get("tools"):
             name = body["tools"][0]["function"]["name"]
             message = {
                 "role": "assistant",
@@ -232,6 +253,20 @@ class FakeUpstream:
         self.hooks.append(await request.json())
         return web.Response(status=204)
 
+    async def erp(self, request: web.Request) -> web.Response:
+        """An ERP's parts lookup: ``?part=`` → its stock; part ``owner`` answers with a person's ID
+        number (personal data in a tool's result); ``moved`` redirects elsewhere; ``slow`` waits 5 s."""
+        self.seen.append(Seen(request.path_qs, dict(request.headers), dict(request.query)))
+        part = request.query.get("part", "")
+        if part == "moved":
+            raise web.HTTPFound("http://example.invalid/parts")
+        if part == "slow":
+            await asyncio.sleep(5)
+        found = {"part": part, "stock": 12, "warehouse": "重庆二号库"}
+        if part == "owner":
+            found = {"part": part, "owner": "张三 身份证 11010519491231002X"}
+        return web.Response(body=orjson.dumps(found), content_type="application/json")
+
     async def models(self, request: web.Request) -> web.Response:
         """GET /v1/models, used by active probes: fails while modes["probe"] == "fail"."""
         if self.modes.get("probe") == "fail":
@@ -270,6 +305,9 @@ class FakeUpstream:
             app.router.add_post("/v1/embeddings", self.embeddings)
             app.router.add_get("/v1/models", self.models)
             app.router.add_post("/hooks/guard", self.hook)
+            app.router.add_get(
+                "/erp/parts", self.erp
+            )  # an enterprise's own API, as agents' http tools call it
             self._runner = web.AppRunner(
                 app, handle_signals=False, handler_cancellation=True, shutdown_timeout=1
             )

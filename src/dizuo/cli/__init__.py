@@ -16,6 +16,7 @@ import click
 import orjson
 
 from dizuo.cli.admin import admin
+from dizuo.cli.agent import agent
 from dizuo.cli.batch import batch
 from dizuo.cli.common import fail
 from dizuo.cli.compliance import aigc, audit, compliance
@@ -210,3 +211,4 @@ main.add_command(compliance)
 main.add_command(aigc)
 main.add_command(compute)
 main.add_command(batch)
+main.add_command(agent)

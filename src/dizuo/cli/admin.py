@@ -293,9 +293,11 @@ def deployments_remove(name: str) -> None:
 
 
 from dizuo.cli import compliance, members, money  # noqa: E402  (register their commands on this group)
+from dizuo.cli.agent import add_admin_commands as add_tool_host_commands  # noqa: E402
 from dizuo.cli.guard import add_admin_commands  # noqa: E402
 
 add_admin_commands(admin)
+add_tool_host_commands(admin)
 
 money.register(admin)
 members.register(admin)

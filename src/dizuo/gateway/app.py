@@ -42,6 +42,7 @@ from dizuo.errors import (
     SharedStateUnavailable,
     pick_language,
 )
+from dizuo.gateway.agentcalls import AGENT_PREFIX, AgentCall, AgentRunner
 from dizuo.gateway.batchlines import Answered, InFlight, LineBook, line_of
 from dizuo.gateway.calls import (
     Attempt,
@@ -86,6 +87,10 @@ MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embeddi
 Handler = Callable[[Scope, Receive, Send, Headers, Lang, str], Awaitable[None]]
 
 
+def _agent_entry(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "dizuo", "dizuo": {"mode": "agent"}}
+
+
 def _cut_short(held: bytes | None, error: bytes) -> bytes:
     """A stream's end after an error: the client's usage chunk when it was held back for the label
     (the label is not given to an answer cut short), then the error event."""
@@ -115,6 +120,7 @@ class Gateway:
         self.labeling = labeling  # AIGC labels on chat answers; None: none (tests of other things)
         self.lines: LineBook | None = None  # batches' lines (dizuo.batches), set when batches are served
         self.in_flight = InFlight()  # the batch lines being answered here now
+        self.agents: AgentRunner | None = None  # the agents' loop (dizuo.agents), set when agents are served
         self.guard = guard or Guard(GuardConfig())
         self.events = events
         self._alerts: set[asyncio.Future[None]] = set()
@@ -342,6 +348,32 @@ class Gateway:
         shown = ", ".join(allowed[:50]) + (" …" if len(allowed) > 50 else "") if allowed else "-"
         return ModelNotFound(param="model", model=alias, available=shown)
 
+    def _check_agent(self, key: KeyInfo, alias: str) -> None:
+        """A key calls ``agent/NAME[@V]`` with the ``models`` scope, when it may use ``agent/NAME``."""
+        if key.scopes is not None:
+            key.require("models")
+        name = alias.rpartition("@")[0] if alias.rpartition("@")[2].isdigit() else alias
+        if not key.may_use(name):
+            raise self._not_found(key, alias)
+
+    async def _agent(
+        self, send: Send, call: AgentCall, headers: Headers, lang: Lang, request_id: str
+    ) -> None:
+        """Answer a call of an agent with what its loop answers."""
+        assert self.agents is not None
+        token = headers.authorization.partition(b" ")[2].strip().decode("latin-1")
+        reply = await self.agents.answer(
+            call.key, token, call.alias, call.body, request_id, lang, call.data_class
+        )
+        extra = [(b"x-request-id", request_id.encode())]
+        if reply.events is None:
+            await send_bytes(send, reply.status, reply.body, extra=extra)
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + extra})
+        async for event in reply.events:
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
     def _check_model(self, key: KeyInfo, alias: str, mode: str, endpoint: str) -> None:
         if key.scopes is not None:
             key.require("models")
@@ -446,6 +478,9 @@ class Gateway:
             raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)
             if endpoint == "chat":
                 body, alias, stream = validate.chat_body(raw)
+                if alias.startswith(AGENT_PREFIX) and self.agents is not None and batch is None:
+                    self._check_agent(key, alias)
+                    raise AgentCall(key, alias, body, request_class(key.data_class, headers.data_class))
                 self._check_model(key, alias, "chat", "/v1/chat/completions")
             else:
                 (body, alias), stream = validate.embeddings_body(raw), False
@@ -716,7 +751,11 @@ class Gateway:
         self, scope: Scope, receive: Receive, send: Send, headers: Headers, lang: Lang, request_id: str
     ) -> None:
         """Answer a chat completion, streamed or whole; hold before forwarding, settle after."""
-        call, pool = await self._begin(receive, headers, request_id, "chat")
+        try:
+            call, pool = await self._begin(receive, headers, request_id, "chat")
+        except AgentCall as agent:
+            await self._agent(send, agent, headers, lang, request_id)
+            return
         body, stream = call.body, call.stream
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
 
@@ -869,6 +908,8 @@ class Gateway:
         """List the model aliases this key may use."""
         key = await self._authenticate(headers)
         data = [self._model_entry(alias) for alias in self._allowed(key)]
+        if self.agents is not None:
+            data += [_agent_entry(name) for name in await self.agents.names(key)]
         await send_json(send, 200, {"object": "list", "data": data})
 
     async def model(

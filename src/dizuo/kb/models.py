@@ -59,6 +59,11 @@ class GatewayModels:
         self.labels: list[dict[str, Any] | None] = []
 
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
+        return (await self._posted(path, body))[0]
+
+    async def _posted(self, path: str, body: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+        """The answer's JSON and its headers (the gateway's request id, deployment …); GatewayRefused
+        otherwise."""
         async with self.session.post(
             f"{self.base_url}{path}", data=orjson.dumps(body), headers=self.headers
         ) as response:
@@ -68,7 +73,13 @@ class GatewayModels:
                     k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")
                 }
                 raise GatewayRefused(response.status, raw, keep)
-            return orjson.loads(raw)
+            return orjson.loads(raw), {k.lower(): v for k, v in response.headers.items()}
+
+    async def complete(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """A whole chat completion for *body* (as sent), and the answer's headers (lower-cased): the
+        gateway's ``x-request-id`` and ``x-dizuo-deployment`` among them."""
+        answer, headers = await self._posted("/chat/completions", body)
+        return dict(answer), headers
 
     async def _embed_batch(self, model: str, texts: list[str]) -> np.ndarray:
         answer = await self._post(

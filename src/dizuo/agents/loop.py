@@ -1,0 +1,301 @@
+"""The loop that answers a call of an agent, server-side: model call → the tools it asked for, run by
+the platform → their results back to the model → … → the final answer.
+
+Every model call goes to this platform's own ``/v1/chat/completions`` with the caller's key, so each
+is held, guarded (tool results are part of its prompt: personal data in one is found there, and a
+``block`` policy stops the call with ``data_risk_blocked``), routed by its data class, settled and
+recorded like any call; its request id is written beside the agent's steps. A refusal of one of them
+(402, 429, a guard block …) ends the agent's call with that refusal, status and body.
+
+The loop stops with 400 ``agent_step_limit`` when the model still asks for tools after ``max_steps``
+model calls, and ``agent_cost_limit`` when the calls so far cost ``max_cost`` or more before the next
+one. The answer is a chat completion of ``agent/NAME@VERSION`` with the steps' tokens summed, the
+knowledge bases' citations under ``citations`` and the final model call's AIGC label under ``aigc``
+(the answer is that call's text); streamed, it is sent once the loop ends (steps as
+they happen, with ``stream_options.include_steps``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import orjson
+
+from dizuo.accounts import KeyInfo
+from dizuo.agents.service import Agents, Resolved, Step
+from dizuo.agents.tools import Outcome, Toolbox, functions
+from dizuo.billing.money import token_cost
+from dizuo.errors import DizuoError, InvalidRequest, Lang
+from dizuo.kb.models import GatewayModels, GatewayRefused
+from dizuo.kb.service import KnowledgeBases
+from dizuo.routing import Router
+from dizuo.routing.clearance import request_class
+
+__all__ = ["Loop", "Reply", "Runner"]
+
+MICRO = Decimal(1_000_000)
+# What a client may set on an agent's call that reaches each model step.
+PASSED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop")
+
+
+@dataclass
+class Reply:
+    """What a call of an agent answers: *status* with a JSON *body*, or a stream of SSE *events*."""
+
+    status: int = 200
+    body: bytes = b""
+    events: AsyncIterator[bytes] | None = None
+
+
+class Loop:
+    """One call of one agent."""
+
+    def __init__(
+        self,
+        resolved: Resolved,
+        key: KeyInfo,
+        models: GatewayModels,
+        tools: Toolbox,
+        cost: Callable[[str, str, dict[str, Any]], int],
+        body: dict[str, Any],
+    ) -> None:
+        self.resolved = resolved
+        self.spec = resolved.spec
+        self.key = key
+        self.models = models
+        self.tools = tools
+        self.cost = cost
+        self.spent = 0  # micro-yuan, the model calls' so far
+        self.body = body
+        self.steps: list[Step] = []
+        self.citations: list[dict[str, Any]] = []
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        self.aigc: dict[str, Any] | None = None  # the final model call's AIGC label
+
+    async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The final message; each step appended to *events* as it happens, when given."""
+        messages: list[dict[str, Any]] = []
+        if self.spec.instructions:
+            messages.append({"role": "system", "content": self.spec.instructions})
+        messages += [
+            m
+            for m in self.body.get("messages", [])
+            if not (isinstance(m, dict) and m.get("role") == "system")
+        ]
+        offered = functions(self.spec)
+        by_name = {tool.name: tool for tool in self.spec.tools}
+        for n in range(self.spec.max_steps):
+            if self.spent >= self.spec.max_cost * MICRO:
+                raise InvalidRequest("agent_cost_limit", name=self.resolved.name, spent=f"{Decimal(self.spent) / MICRO:.6f}", limit=str(self.spec.max_cost))  # fmt: skip
+            request: dict[str, Any] = {"model": self.spec.model, "messages": messages}
+            if offered:
+                request["tools"] = offered
+            request.update({k: self.body[k] for k in PASSED if k in self.body})
+            started = time.perf_counter()
+            try:
+                answer, headers = await self.models.complete(request)
+            except GatewayRefused:
+                self._step("model", self.spec.model, started, False, events)
+                raise
+            usage = answer.get("usage") or {}
+            self.spent += self.cost(self.spec.model, headers.get("x-dizuo-deployment", ""), usage)
+            self._step("model", self.spec.model, started, True, events, headers.get("x-request-id"))
+            for name in self.usage:
+                self.usage[name] += int(usage.get(name) or 0)
+            message = answer["choices"][0]["message"]
+            calls = message.get("tool_calls") or []
+            if not calls:
+                # The answer is that call's text, as it was labeled: its label is the answer's.
+                label = answer.get("aigc")
+                self.aigc = label if isinstance(label, dict) else None
+                return message  # type: ignore[no-any-return]
+            if n == self.spec.max_steps - 1:
+                break
+            messages.append({"role": "assistant", "content": message.get("content"), "tool_calls": calls})
+            for call in calls:
+                function = call.get("function") or {}
+                name = str(function.get("name") or "")
+                started = time.perf_counter()
+                tool = by_name.get(name)
+                if tool is None:
+                    outcome = Outcome(orjson.dumps({"error": f"没有名为 {name} 的工具 / there is no tool named {name}"}).decode(), False)  # fmt: skip
+                else:
+                    outcome = await self.tools.run(tool, str(function.get("arguments") or "{}"))
+                self.citations += outcome.citations
+                self._step("tool", name, started, outcome.ok, events, arguments=function.get("arguments"))
+                messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": outcome.content})
+        raise InvalidRequest("agent_step_limit", name=self.resolved.name, steps=self.spec.max_steps)
+
+    def _step(
+        self,
+        kind: str,
+        name: str,
+        started: float,
+        ok: bool,
+        events: list[dict[str, Any]] | None,
+        request_id: str | None = None,
+        arguments: Any = None,
+    ) -> None:
+        ms = int((time.perf_counter() - started) * 1000)
+        self.steps.append(Step(kind, name, ms, ok, request_id))
+        if events is not None:
+            event: dict[str, Any] = {"step": len(self.steps), "kind": kind, "name": name, "ms": ms, "ok": ok}
+            if kind == "tool":
+                event["arguments"] = arguments
+            events.append(event)
+
+    def completion(self, message: dict[str, Any], request_id: str) -> dict[str, Any]:
+        answer = {
+            "id": f"chatcmpl-{request_id}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.resolved.alias,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": message.get("content") or ""},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": self.usage,
+            "citations": self.citations,
+            "dizuo": {
+                "agent": self.resolved.name,
+                "version": self.resolved.version,
+                "steps": len(self.steps),
+            },
+        }
+        if self.aigc is not None:
+            answer["aigc"] = self.aigc
+        return answer
+
+
+class Runner:
+    """Answers calls of agents for the gateway (:class:`dizuo.gateway.agentcalls.AgentRunner`)."""
+
+    def __init__(
+        self,
+        agents: Agents,
+        kbs: KnowledgeBases | None,
+        gateway_url: str,
+        session: Callable[[], aiohttp.ClientSession],
+        router: Callable[[], Router],
+    ) -> None:
+        self.agents = agents
+        self.kbs = kbs
+        self.gateway_url = gateway_url
+        self.session = session
+        self.router = router
+
+    async def names(self, key: KeyInfo) -> list[str]:
+        names = await asyncio.to_thread(self.agents.callable_names, key.org_id)
+        return [name for name in names if key.may_use(name)]
+
+    async def answer(
+        self,
+        key: KeyInfo,
+        token: str,
+        alias: str,
+        body: dict[str, Any],
+        request_id: str,
+        lang: Lang,
+        data_class: str,
+    ) -> Reply:
+        resolved = await asyncio.to_thread(self.agents.resolve, key.org_id, alias)
+        session = self.session()
+        # Each model call is routed as the higher of the call's data class (the key's, its
+        # organization's, the caller's header) and the agent's own.
+        data_class = request_class(data_class, resolved.spec.data_class.encode())
+        headers = {"accept-language": lang, "x-dizuo-data-class": data_class}
+        models = GatewayModels(self.gateway_url, token, session, headers)
+        hosts = await asyncio.to_thread(lambda: {row["host"] for row in self.agents.hosts()})
+        toolbox = Toolbox(self.kbs, resolved.org_id, models, session, hosts.__contains__)
+        loop = Loop(resolved, key, models, toolbox, self.cost, body)
+        stream = bool(body.get("stream"))
+        options = body.get("stream_options") or {}
+        if not stream:
+            try:
+                message = await loop.run()
+            except GatewayRefused as refused:
+                return Reply(refused.status, refused.body)
+            except DizuoError as exc:
+                return Reply(exc.status, exc.body(lang))
+            finally:
+                await asyncio.to_thread(
+                    self.agents.record, request_id, resolved, key.org_id, key.key_id, loop.steps
+                )
+            return Reply(200, orjson.dumps(loop.completion(message, request_id)))
+        return Reply(events=self._stream(loop, resolved, key, request_id, lang, options))
+
+    async def _stream(
+        self,
+        loop: Loop,
+        resolved: Resolved,
+        key: KeyInfo,
+        request_id: str,
+        lang: Lang,
+        options: dict[str, Any],
+    ) -> AsyncIterator[bytes]:
+        base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time()), "model": resolved.alias}  # fmt: skip
+        steps: list[dict[str, Any]] | None = [] if options.get("include_steps") else None
+        task = asyncio.ensure_future(loop.run(steps))
+        sent = 0
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+                if steps is not None:
+                    for step in steps[sent:]:
+                        yield _event({**base, "choices": [], "dizuo": {"step": step}})
+                    sent = len(steps)
+            try:
+                message = task.result()
+            except GatewayRefused as refused:
+                yield b"data: " + refused.body + b"\n\n" + b"data: [DONE]\n\n"
+                return
+            except DizuoError as exc:
+                yield b"data: " + exc.body(lang) + b"\n\n" + b"data: [DONE]\n\n"
+                return
+            content = message.get("content") or ""
+            yield _event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})  # fmt: skip
+            for piece in _pieces(content):
+                yield _event(
+                    {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                )
+            last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "citations": loop.citations}  # fmt: skip
+            if loop.aigc is not None:
+                last["aigc"] = loop.aigc
+            yield _event(last)
+            if options.get("include_usage"):
+                yield _event({**base, "choices": [], "usage": loop.usage})
+            yield b"data: [DONE]\n\n"
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.to_thread(
+                self.agents.record, request_id, resolved, key.org_id, key.key_id, loop.steps
+            )
+
+    def cost(self, alias: str, deployment: str, usage: dict[str, Any]) -> int:
+        """Micro-yuan a model step cost: its tokens at the price of the deployment that answered."""
+        for dep in self.router().candidates(alias):
+            if dep.name == deployment and dep.price_in is not None and dep.price_out is not None:
+                prompt, completion = (
+                    int(usage.get("prompt_tokens") or 0),
+                    int(usage.get("completion_tokens") or 0),
+                )
+                return token_cost(prompt, completion, dep.price_in, dep.price_out)
+        return 0
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _pieces(text: str, size: int = 32) -> Iterable[str]:
+    return (text[i : i + size] for i in range(0, len(text), size)) if text else ()

@@ -1,0 +1,317 @@
+"""Agents: an organization's definitions, checked against the platform before anything is stored;
+published versions; what ``agent/NAME[@VERSION]`` names for a caller; the hosts ``http`` tools may
+reach; the steps of each call.
+
+A definition is checked twice: its shape (:func:`dizuo.agents.spec.parse`), then what depends on the
+platform: its model is a chat model here (and not an agent), its knowledge bases are the
+organization's, each ``http`` tool's host was allowed by a platform admin. Every refusal names the
+field; nothing is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+
+from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, bad, parse
+from dizuo.agents.tables import Agent, AgentStep, AgentVersion, ToolHost
+from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.kb.tables import KnowledgeBase
+from dizuo.store import Database, utcnow
+
+__all__ = ["PREFIX", "AgentConflict", "AgentNotFound", "Agents", "Resolved", "Step", "split_alias"]
+
+PREFIX = "agent/"  # agents are called as models named agent/NAME or agent/NAME@VERSION
+
+
+class AgentNotFound(DizuoError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "agent_not_found"
+
+
+class AgentConflict(DizuoError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "agent_exists"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The published version a call of an agent runs."""
+
+    agent_id: str
+    org_id: str  # the owner's
+    name: str
+    version: int
+    spec: AgentSpec
+
+    @property
+    def alias(self) -> str:
+        return f"{PREFIX}{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a call, as recorded."""
+
+    kind: str  # model | tool
+    name: str
+    ms: int
+    ok: bool
+    call_request_id: str | None = None
+
+
+def split_alias(alias: str) -> tuple[str, int | None]:
+    """``agent/NAME@3`` → (NAME, 3); ``agent/NAME`` → (NAME, None)."""
+    rest = alias[len(PREFIX) :]
+    name, at, version = rest.rpartition("@")
+    if at and version.isdigit():
+        return name, int(version)
+    return rest, None
+
+
+class Agents:
+    """The agents of every organization.
+
+    *chat_models* says which aliases are chat models on the platform now (the router changes at run
+    time).
+    """
+
+    def __init__(self, db: Database, chat_models: Callable[[], Iterable[str]]) -> None:
+        self.db = db
+        self.chat_models = chat_models
+
+    # ---- definitions -----------------------------------------------------------------------
+
+    def create(self, org_id: str, source: str | bytes | dict[str, Any]) -> dict[str, Any]:
+        spec = self.check(org_id, parse(source))
+        now = utcnow()
+        with self.db.session() as session:
+            taken = session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == spec.name))
+            if taken is not None:
+                raise AgentConflict(name=spec.name)
+            agent = Agent(
+                id=f"agt_{secrets.token_hex(12)}",
+                org_id=org_id,
+                name=spec.name,
+                spec=spec.public(),
+                version=0,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(agent)
+            session.flush()
+            return self._view(session, agent)
+
+    def update(self, org_id: str, name: str, source: str | bytes | dict[str, Any]) -> dict[str, Any]:
+        """Replace the draft of *name* (its published versions stay as they are)."""
+        spec = self.check(org_id, parse(source))
+        if spec.name != name:
+            raise bad("name", f"智能体不能改名（{name} → {spec.name}）", f"an agent cannot be renamed ({name} → {spec.name})")  # fmt: skip
+        with self.db.session() as session:
+            agent = self._own(session, org_id, name)
+            agent.spec = spec.public()
+            agent.updated_at = utcnow()
+            return self._view(session, agent)
+
+    def publish(self, org_id: str, name: str) -> dict[str, Any]:
+        """Make the draft the next version, immutable; calls of ``agent/NAME`` run it from now on.
+
+        A version listed for every organization (``visibility: platform``) needs a passing evaluation
+        run of the bench against it first, which this platform cannot run for agents yet: refused."""
+        with self.db.session() as session:
+            agent = self._own(session, org_id, name, lock=True)
+            spec = parse(dict(agent.spec))
+            if spec.visibility == "platform":
+                raise InvalidRequest("agent_untested", name=name)
+            self.check(org_id, spec)  # what it names may have gone since it was saved
+            agent.version += 1
+            session.add(
+                AgentVersion(
+                    agent_id=agent.id,
+                    version=agent.version,
+                    spec=agent.spec,
+                    visibility=spec.visibility,
+                    created_at=utcnow(),
+                )
+            )
+            agent.updated_at = utcnow()
+            return self._view(session, agent)
+
+    def delete(self, org_id: str, name: str) -> dict[str, Any]:
+        """Remove the agent and its versions; the records of its calls stay."""
+        with self.db.session() as session:
+            agent = self._own(session, org_id, name)
+            session.execute(delete(AgentVersion).where(AgentVersion.agent_id == agent.id))
+            session.delete(agent)
+            return {"id": agent.id, "name": name, "deleted": True}
+
+    def of_org(self, org_id: str) -> list[dict[str, Any]]:
+        """The organization's agents, by name (Chinese names in pinyin order where the database sorts so)."""
+        with self.db.session() as session:
+            agents = session.scalars(select(Agent).where(Agent.org_id == org_id).order_by(Agent.name))
+            return [self._view(session, agent) for agent in agents]
+
+    def show(self, org_id: str, name: str) -> dict[str, Any]:
+        with self.db.session() as session:
+            return self._view(session, self._own(session, org_id, name), versions=True)
+
+    def _own(self, session: Any, org_id: str, name: str, lock: bool = False) -> Agent:
+        query = select(Agent).where(Agent.org_id == org_id, Agent.name == name)
+        agent = session.scalar(query.with_for_update() if lock else query)
+        if agent is None:
+            raise AgentNotFound(name=name)
+        return agent  # type: ignore[no-any-return]
+
+    def _view(self, session: Any, agent: Agent, versions: bool = False) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            "id": agent.id,
+            "object": "agent",
+            "name": agent.name,
+            "model": f"{PREFIX}{agent.name}",
+            "version": agent.version or None,
+            "definition": agent.spec,
+            "created_at": int(agent.created_at.timestamp()),
+            "updated_at": int(agent.updated_at.timestamp()),
+        }
+        if versions:
+            rows = session.scalars(
+                select(AgentVersion).where(AgentVersion.agent_id == agent.id).order_by(AgentVersion.version)
+            )
+            view["versions"] = [
+                {
+                    "version": row.version,
+                    "model": f"{PREFIX}{agent.name}@{row.version}",
+                    "visibility": row.visibility,
+                    "grade": row.grade,
+                    "tested": row.grade is not None,
+                    "created_at": int(row.created_at.timestamp()),
+                }
+                for row in rows
+            ]
+        return view
+
+    # ---- what a definition names -----------------------------------------------------------
+
+    def check(self, org_id: str, spec: AgentSpec) -> AgentSpec:
+        """Check what *spec* names against the platform; 400 naming the field otherwise."""
+        if spec.model.startswith(PREFIX):
+            raise bad("model", "智能体不能以另一个智能体为模型", "an agent's model cannot be another agent")
+        if spec.model not in set(self.chat_models()):
+            raise bad("model", f"本平台没有对话模型 {spec.model}", f"there is no chat model {spec.model} on this platform")  # fmt: skip
+        with self.db.session() as session:
+            kbs = set(session.scalars(select(KnowledgeBase.name).where(KnowledgeBase.org_id == org_id)))
+            hosts = set(session.scalars(select(ToolHost.host)))
+        for n, tool in enumerate(spec.tools):
+            if isinstance(tool, KbSearchTool):
+                for m, kb in enumerate(tool.knowledge_bases):
+                    if kb not in kbs:
+                        raise bad(f"tools[{n}].kb_search.knowledge_bases[{m}]", f"本组织没有知识库 {kb}", f"this organization has no knowledge base {kb}")  # fmt: skip
+            elif isinstance(tool, HttpTool) and tool.host not in hosts:
+                raise bad(f"tools[{n}].http.url", f"主机 {tool.host} 不在平台允许的工具主机之列（平台管理员可用 dizuo admin tool-host add 添加）", f"the host {tool.host} is not one the platform allows tools to reach (a platform admin adds it with dizuo admin tool-host add)")  # fmt: skip
+        return spec
+
+    # ---- calls -----------------------------------------------------------------------------
+
+    def resolve(self, org_id: str, alias: str) -> Resolved:
+        """The version ``agent/NAME[@V]`` runs for a caller of *org_id*: its own agent, or one published
+        for every organization; 404 otherwise (another organization's private agent included)."""
+        name, version = split_alias(alias)
+        with self.db.session() as session:
+            query = (
+                select(Agent, AgentVersion)
+                .join(AgentVersion, AgentVersion.agent_id == Agent.id)
+                .where(
+                    Agent.name == name,
+                    or_(Agent.org_id == org_id, AgentVersion.visibility == "platform"),
+                    AgentVersion.version == (version if version is not None else Agent.version),
+                )
+                .order_by((Agent.org_id == org_id).desc())
+                .limit(1)
+            )
+            found = session.execute(query).first()
+        if found is None:
+            raise AgentNotFound(name=alias[len(PREFIX) :])
+        agent, row = found
+        return Resolved(agent.id, agent.org_id, agent.name, row.version, parse(dict(row.spec)))
+
+    def callable_names(self, org_id: str) -> list[str]:
+        """The ``agent/NAME`` models a key of *org_id* may call (published ones)."""
+        with self.db.session() as session:
+            names = session.scalars(
+                select(Agent.name)
+                .join(AgentVersion, AgentVersion.agent_id == Agent.id)
+                .where(
+                    AgentVersion.version == Agent.version,
+                    or_(Agent.org_id == org_id, AgentVersion.visibility == "platform"),
+                )
+                .distinct()
+            )
+            return sorted(f"{PREFIX}{name}" for name in names)
+
+    def record(
+        self, request_id: str, resolved: Resolved, org_id: str, key_id: str, steps: list[Step]
+    ) -> None:
+        """Write the steps of one call."""
+        if not steps:
+            return
+        now = utcnow()
+        with self.db.session() as session:
+            session.add_all(
+                AgentStep(
+                    request_id=request_id,
+                    step=n,
+                    agent_id=resolved.agent_id,
+                    version=resolved.version,
+                    org_id=org_id,
+                    key_id=key_id,
+                    kind=step.kind,
+                    name=step.name[:256],
+                    call_request_id=step.call_request_id,
+                    ms=step.ms,
+                    ok=step.ok,
+                    created_at=now,
+                )
+                for n, step in enumerate(steps)
+            )
+
+    def usage(self, agent_id: str, days: int = 30) -> dict[str, int]:
+        """Calls of the agent and the organizations that made them in the last *days*."""
+        since = utcnow() - dt.timedelta(days=days)
+        with self.db.session() as session:
+            calls, orgs = session.execute(
+                select(
+                    func.count(func.distinct(AgentStep.request_id)),
+                    func.count(func.distinct(AgentStep.org_id)),
+                ).where(AgentStep.agent_id == agent_id, AgentStep.created_at >= since)
+            ).one()
+        return {"calls": int(calls or 0), "organizations": int(orgs or 0)}
+
+    # ---- the hosts http tools may reach ------------------------------------------------------
+
+    def allow_host(self, host: str, note: str = "") -> dict[str, Any]:
+        host = host.strip().lower().rstrip(".")
+        if not host or "/" in host or ":" in host or " " in host:
+            raise bad("host", "只写主机名（如 erp.internal），不带协议、端口或路径", "a host name alone (erp.internal): no scheme, port or path")  # fmt: skip
+        with self.db.session() as session:
+            row = session.get(ToolHost, host)
+            if row is None:
+                session.add(ToolHost(host=host, note=note[:500], created_at=utcnow()))
+            else:
+                row.note = note[:500]
+        return {"host": host, "note": note[:500]}
+
+    def remove_host(self, host: str) -> bool:
+        with self.db.session() as session:
+            result = session.execute(delete(ToolHost).where(ToolHost.host == host.strip().lower()))
+            return bool(getattr(result, "rowcount", 0))
+
+    def hosts(self) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [{"host": row.host, "note": row.note} for row in session.scalars(select(ToolHost).order_by(ToolHost.host))]  # fmt: skip

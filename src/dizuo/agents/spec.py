@@ -1,0 +1,178 @@
+"""An agent's definition: what an organization writes (YAML or JSON) and the platform checks.
+
+```yaml
+name: 质检助手
+model: deepseek-chat            # any model the organization's keys may use
+instructions: 你是……             # the system prompt
+tools:
+  - kb_search: {knowledge_bases: [质检规范], k: 5}
+  - http: {name: erp_lookup, url: https://erp.internal/api/parts, method: GET, schema: {...}}
+max_steps: 8                    # model calls in one call of the agent
+max_cost: 0.50                  # CNY one call of the agent may cost at most
+data_class: important
+visibility: org                 # org | platform
+```
+
+:func:`parse` checks the shape alone (every mistake names its field, ``tools[1].http.url``); what
+depends on the platform (the model exists, the knowledge bases are the organization's, the host is
+allowed) is checked by :class:`dizuo.agents.service.Agents` before anything is stored.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dizuo.errors import InvalidRequest
+
+__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "Tool", "bad", "parse"]
+
+NAME = re.compile(r"^[^\s/@][^/@]{0,63}$")  # an agent's name: no "/" or "@" (its alias is agent/NAME@V)
+TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # a function name as models accept it
+KINDS = ("kb_search", "http", "inspection_audit", "mcp")
+BUILT = ("kb_search", "http")  # the kinds this platform runs today
+
+
+def bad(field: str, zh: str, en: str) -> InvalidRequest:
+    """400 naming *field* of the definition and what is wrong with it."""
+    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KbSearchTool(_Strict):
+    """Search the owner's knowledge bases; the passages come back with their citations."""
+
+    name: str = Field("kb_search", pattern=TOOL_NAME.pattern)
+    knowledge_bases: list[str] = Field(min_length=1, max_length=8)
+    k: int = Field(5, ge=1, le=20)
+    description: str = Field("", max_length=1000)
+
+
+class HttpTool(_Strict):
+    """Call one HTTP endpoint of a host a platform admin allowed."""
+
+    name: str = Field(pattern=TOOL_NAME.pattern)
+    url: str = Field(max_length=2000)
+    method: Literal["GET", "POST"] = "GET"
+    description: str = Field("", max_length=1000)
+    # The arguments' JSON Schema (an object): GET sends them as the query, POST as a JSON body.
+    schema_: dict[str, Any] = Field(
+        default_factory=lambda: {"type": "object", "properties": {}}, alias="schema"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, le=30)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials")
+        return value
+
+    @property
+    def host(self) -> str:
+        return (urlsplit(self.url).hostname or "").lower()
+
+
+Tool = KbSearchTool | HttpTool
+
+
+class AgentSpec(_Strict):
+    name: str = Field(pattern=NAME.pattern)
+    description: str = Field("", max_length=2000)
+    model: str = Field(min_length=1, max_length=256)
+    instructions: str = Field("", max_length=20000)
+    tools: list[Tool] = Field(default_factory=list, max_length=16)
+    max_steps: int = Field(8, ge=1, le=32)
+    max_cost: Decimal = Field(Decimal("1"), gt=0, le=1000)
+    data_class: Literal["general", "important", "core"] = "general"
+    visibility: Literal["org", "platform"] = "org"
+
+    def public(self) -> dict[str, Any]:
+        """The definition as stored and shown: one-key tool entries, as it was written."""
+        tools = [
+            {"kb_search" if isinstance(tool, KbSearchTool) else "http": tool.model_dump(by_alias=True)}
+            for tool in self.tools
+        ]
+        return {
+            **self.model_dump(exclude={"tools", "max_cost"}),
+            "tools": tools,
+            "max_cost": str(self.max_cost),
+        }
+
+
+def parse(source: str | bytes | dict[str, Any]) -> AgentSpec:
+    """The definition in *source* (YAML, JSON, or already a mapping), its shape checked; 400 naming
+    the first field that is wrong."""
+    if isinstance(source, dict):
+        raw: Any = source
+    else:
+        try:
+            raw = yaml.safe_load(source)
+        except yaml.YAMLError as exc:
+            raise bad("definition", f"不是有效的 YAML：{exc}", f"not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise bad(
+            "definition", "须是一个映射（name、model、tools …）", "must be a mapping (name, model, tools …)"
+        )
+    document = dict(raw)
+    if isinstance(document.get("max_cost"), float):  # YAML reads 0.50 as a float: keep its digits
+        document["max_cost"] = str(document["max_cost"])
+    tools = document.get("tools") or []
+    if not isinstance(tools, list):
+        raise bad("tools", "须是列表", "must be a list")
+    document["tools"] = [_tool(n, entry) for n, entry in enumerate(tools)]
+    try:
+        spec = AgentSpec.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "definition"
+        raise bad(where, first["msg"], first["msg"]) from exc
+    names = [tool.name for tool in spec.tools]
+    for n, name in enumerate(names):
+        if name in names[:n]:
+            raise bad(f"tools[{n}].name", f"工具名 {name} 重复", f"the tool name {name} is used twice")
+    return spec
+
+
+def _tool(n: int, entry: Any) -> Tool:
+    where = f"tools[{n}]"
+    if not isinstance(entry, dict) or len(entry) != 1:
+        raise bad(
+            where, f"每个工具写成一个键：{', '.join(KINDS)}", f"each tool is one key: {', '.join(KINDS)}"
+        )
+    ((kind, options),) = entry.items()
+    if kind not in KINDS:
+        raise bad(where, f"未知的工具类型 {kind}（可用：{', '.join(KINDS)}）", f"unknown tool kind {kind} (one of {', '.join(KINDS)})")  # fmt: skip
+    if kind not in BUILT:
+        raise bad(f"{where}.{kind}", f"本平台尚未提供 {kind} 工具（可用：{', '.join(BUILT)}）", f"this platform does not run {kind} tools yet (it runs {', '.join(BUILT)})")  # fmt: skip
+    options = options or {}
+    if not isinstance(options, dict):
+        raise bad(f"{where}.{kind}", "须是映射", "must be a mapping")
+    model = KbSearchTool if kind == "kb_search" else HttpTool
+    try:
+        tool = model.model_validate(options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise bad(f"{where}.{kind}.{field}".rstrip("."), first["msg"], first["msg"]) from exc
+    if isinstance(tool, HttpTool):
+        try:
+            Draft202012Validator.check_schema(tool.schema_)
+        except SchemaError as exc:
+            raise bad(f"{where}.http.schema", f"不是有效的 JSON Schema：{exc.message}", f"not a valid JSON Schema: {exc.message}") from exc  # fmt: skip
+        if tool.schema_.get("type", "object") != "object":
+            raise bad(f"{where}.http.schema", "参数须是对象（type: object）", "the arguments must be an object (type: object)")  # fmt: skip
+    return tool

@@ -1,0 +1,476 @@
+"""Agents called as models on the running platform: the real ``openai`` SDK as the client, a real
+upstream that calls each tool it is offered in turn (``agentic``), a real knowledge base of the
+inspection standard, and an enterprise's parts API (the fake upstream's ``/erp/parts``) behind an
+``http`` tool.
+
+The upstream's arguments come from the question: ``query`` is the whole question, ``part`` its last
+word, so "…零件 owner" makes the parts API answer with a person's ID number."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import quote
+
+import httpx
+import openai
+import pytest
+import yaml
+from sqlalchemy import func, select
+
+from dizuo.accounts import create_key, create_org
+from dizuo.accounts.service import set_guard_policy
+from dizuo.agents.loop import Runner
+from dizuo.agents.service import Agents
+from dizuo.agents.tables import Agent, AgentStep
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.billing.tables import UsageRecord
+from dizuo.errors import DizuoError
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+from tests.support.cli import dizuo
+from tests.support.shared import DATA, needs_shared
+from tests.support.upstream import FakeUpstream
+
+STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
+QUESTION = "柱塞表面硬度的要求是多少？零件 A-1"
+MODEL = "agentic-model"
+
+
+@pytest.fixture(scope="module")
+def db(gateway: RunningGateway) -> Iterator[Database]:
+    database = Database(gateway.settings.resolved_database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="module")
+def agents(gateway: RunningGateway) -> Agents:
+    return cast(Runner, gateway.app.agents).agents
+
+
+@dataclass
+class Team:
+    """An organization with money, a key, and what its agents may use."""
+
+    name: str
+    id: str
+    key: str
+    gateway: RunningGateway
+
+    def sdk(self) -> openai.OpenAI:
+        return openai.OpenAI(base_url=self.gateway.v1, api_key=self.key, max_retries=0, timeout=30)
+
+    def raw(self, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{self.gateway.v1}/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {self.key}"},
+            timeout=30,
+        )
+
+
+def new_team(gateway: RunningGateway, db: Database, prefix: str = "agents") -> Team:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    org = create_org(db, name)
+    topup(db, name, parse_cny("10"))
+    return Team(name, org.id, create_key(db, name).key, gateway)
+
+
+@pytest.fixture(scope="module")
+def team(gateway: RunningGateway, db: Database) -> Team:
+    return new_team(gateway, db)
+
+
+@pytest.fixture(scope="module")
+def standards(team: Team) -> str:
+    """The team's knowledge base 质检规范 with the plunger-pair inspection standard in it."""
+    if not STANDARD.exists():
+        pytest.skip("../shared (the team's test data) is not beside this checkout")
+    headers = {"authorization": f"Bearer {team.key}"}
+    with httpx.Client(base_url=f"{team.gateway.v1}/knowledge-bases", headers=headers, timeout=120) as kb:
+        assert kb.post("", json={"name": "质检规范"}).status_code == 201
+        added = kb.post(
+            f"/{quote('质检规范')}/documents",
+            params={"filename": STANDARD.name},
+            content=STANDARD.read_bytes(),
+        )
+        assert added.status_code == 201, added.text
+    return "质检规范"
+
+
+@pytest.fixture(scope="module")
+def parts_api(upstream: FakeUpstream, agents: Agents) -> str:
+    """The parts API's URL, its host allowed for http tools."""
+    agents.allow_host(upstream.host, "测试用的零件库存接口")
+    return f"http://{upstream.host}:{upstream.port}/erp/parts"
+
+
+def definition(name: str, tools: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "model": MODEL,
+        "instructions": "你是质检助手：先查规范，再查零件库存，回答时给出出处。",
+        "tools": tools,
+        **extra,
+    }
+
+
+def erp_tool(url: str) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"part": {"type": "string"}}, "required": ["part"]}
+    return {"http": {"name": "erp_lookup", "url": url, "method": "GET", "schema": schema}}
+
+
+def published(agents: Agents, team: Team, spec: dict[str, Any]) -> str:
+    agents.create(team.id, spec)
+    return f"agent/{agents.publish(team.id, spec['name'])['name']}"
+
+
+def steps_of(db: Database, request_id: str) -> list[AgentStep]:
+    with db.session() as session:
+        return list(
+            session.scalars(
+                select(AgentStep).where(AgentStep.request_id == request_id).order_by(AgentStep.step)
+            )
+        )
+
+
+def usage_of(db: Database, request_ids: list[str]) -> list[UsageRecord]:
+    with db.session() as session:
+        return list(session.scalars(select(UsageRecord).where(UsageRecord.request_id.in_(request_ids))))
+
+
+def events(response: httpx.Response) -> list[dict[str, Any]]:
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]", lines[-3:]
+    return [json.loads(line) for line in lines[:-1]]
+
+
+@needs_shared
+def test_an_agent_searches_the_standard_calls_the_parts_api_and_answers_with_citations(
+    team: Team, standards: str, parts_api: str, agents: Agents, db: Database, upstream: FakeUpstream
+) -> None:
+    model = published(
+        agents,
+        team,
+        definition(
+            "质检助手", [{"kb_search": {"knowledge_bases": [standards], "k": 3}}, erp_tool(parts_api)]
+        ),
+    )
+    with team.sdk() as client:
+        listed = [m.id for m in client.models.list()]
+        assert model in listed and "agent/质检助手" in listed
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": QUESTION}]
+        )
+    answer = raw.parse()
+    text = answer.choices[0].message.content or ""
+    # The loop ran the tools in the order the model asked: the standard's clause, then the ERP's stock.
+    assert answer.model == "agent/质检助手@1"
+    assert "HRC" in text and "重庆二号库" in text, text
+    citations = cast(dict[str, Any], answer.model_extra)["citations"]
+    assert citations and citations[0]["knowledge_base"] == "质检规范"
+    assert {"text", "source", "locator"} <= set(citations[0])
+    assert {"part": "A-1"} in [seen.body for seen in upstream.seen if seen.path.startswith("/erp/parts")]
+
+    # Every model call was a metered call of the caller's organization, recorded beside the agent's steps.
+    steps = steps_of(db, raw.headers["x-request-id"])
+    assert [(s.kind, s.name, s.ok) for s in steps] == [
+        ("model", MODEL, True),
+        ("tool", "kb_search", True),
+        ("model", MODEL, True),
+        ("tool", "erp_lookup", True),
+        ("model", MODEL, True),
+    ]
+    calls = [s.call_request_id for s in steps if s.kind == "model"]
+    records = usage_of(db, [c for c in calls if c])
+    assert len(records) == 3 and {r.org_id for r in records} == {team.id}
+    assert {r.model for r in records} == {MODEL} and all(r.cost > 0 for r in records)
+    assert answer.usage is not None and answer.usage.prompt_tokens == sum(r.prompt_tokens for r in records)
+    assert agents.usage(steps[0].agent_id) == {"calls": 1, "organizations": 1}
+    # The answer is the last model call's text, and carries that call's AIGC label.
+    assert cast(dict[str, Any], answer.model_extra)["aigc"]["PropagateID"] == calls[-1]
+
+
+@needs_shared
+def test_streamed_answers_with_and_without_the_steps(
+    team: Team, standards: str, parts_api: str, agents: Agents
+) -> None:
+    model = published(
+        agents,
+        team,
+        definition("流式助手", [{"kb_search": {"knowledge_bases": [standards]}}, erp_tool(parts_api)]),
+    )
+    with team.sdk() as client:
+        chunks = list(
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": QUESTION}], stream=True
+            )
+        )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "HRC" in text and "重庆二号库" in text
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "stream": True,
+        "stream_options": {"include_steps": True, "include_usage": True},
+    }
+    seen = events(team.raw(body))
+    steps = [e["dizuo"]["step"] for e in seen if "dizuo" in e]
+    assert [(s["kind"], s["name"]) for s in steps] == [
+        ("model", MODEL),
+        ("tool", "kb_search"),
+        ("model", MODEL),
+        ("tool", "erp_lookup"),
+        ("model", MODEL),
+    ]
+    assert json.loads(steps[3]["arguments"]) == {"part": "A-1"} and all(s["ms"] >= 0 for s in steps)
+    assert all(e["choices"] == [] for e in seen if "dizuo" in e)  # the SDK skips them
+    assert seen[-1]["usage"]["total_tokens"] > 0
+    # The same stream through the SDK: the steps' chunks do not disturb it.
+    with team.sdk() as client:
+        stream = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": QUESTION}],
+            stream=True,
+            extra_body={"stream_options": {"include_steps": True}},
+        )
+        assert "重庆二号库" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_personal_data_in_a_tool_result_is_blocked_before_it_reaches_the_model(
+    gateway: RunningGateway, db: Database, agents: Agents, parts_api: str, upstream: FakeUpstream
+) -> None:
+    team = new_team(gateway, db, "agents-guard")
+    set_guard_policy(db, team.name, {"action": "block", "types": ["CN_RESIDENT_ID"]})
+    model = published(agents, team, definition("库存助手", [erp_tool(parts_api)]))
+    before = len(upstream.seen)
+    with team.sdk() as client, pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "查零件 owner"}])
+    error = refused.value.body
+    assert isinstance(error, dict) and error["code"] == "data_risk_blocked"
+    # The model was asked once (before the tool); the tool's result with the ID never reached it.
+    sent = [seen.body for seen in upstream.seen[before:] if seen.path == "/v1/chat/completions"]
+    assert len(sent) == 1 and "11010519491231002X" not in json.dumps(sent, ensure_ascii=False)
+    assert any(seen.path == "/erp/parts?part=owner" for seen in upstream.seen[before:])
+
+
+def test_the_loop_stops_at_max_steps_and_at_max_cost(
+    team: Team, agents: Agents, parts_api: str, db: Database
+) -> None:
+    steps = published(agents, team, definition("一步助手", [erp_tool(parts_api)], max_steps=1))
+    cost = published(agents, team, definition("省钱助手", [erp_tool(parts_api)], max_cost="0.000001"))
+    with team.sdk() as client:
+        with pytest.raises(openai.BadRequestError) as stopped:
+            client.chat.completions.create(model=steps, messages=[{"role": "user", "content": "零件 A-1"}])
+        assert cast(dict[str, Any], stopped.value.body)["code"] == "agent_step_limit"
+        assert "1" in stopped.value.message
+        with pytest.raises(openai.BadRequestError) as poor:
+            client.chat.completions.create(model=cost, messages=[{"role": "user", "content": "零件 A-1"}])
+        assert cast(dict[str, Any], poor.value.body)["code"] == "agent_cost_limit"
+    # Streamed, the stop is the stream's error event.
+    body = {"model": steps, "messages": [{"role": "user", "content": "零件 A-1"}], "stream": True}
+    assert events(team.raw(body))[-1]["error"]["code"] == "agent_step_limit"
+
+
+def test_another_organizations_private_agent_is_not_found(
+    gateway: RunningGateway, db: Database, agents: Agents, team: Team, parts_api: str
+) -> None:
+    model = published(agents, team, definition("私有助手", [erp_tool(parts_api)]))
+    other = new_team(gateway, db, "agents-other")
+    with other.sdk() as client:
+        assert model not in [m.id for m in client.models.list()]
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "你好"}])
+        assert cast(dict[str, Any], missing.value.body)["code"] == "agent_not_found"
+        with pytest.raises(openai.NotFoundError):  # a pinned version of it is not found either
+            client.chat.completions.create(model=f"{model}@1", messages=[{"role": "user", "content": "你好"}])
+    # An unpublished agent is not callable by its own organization yet.
+    agents.create(team.id, definition("草稿助手", []))
+    with team.sdk() as client, pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="agent/草稿助手", messages=[{"role": "user", "content": "你好"}])
+
+
+def test_a_pinned_version_keeps_answering_as_it_was_published(
+    team: Team, agents: Agents, parts_api: str
+) -> None:
+    model = published(agents, team, definition("版本助手", [erp_tool(parts_api)]))
+    agents.update(team.id, "版本助手", definition("版本助手", []))
+    agents.publish(team.id, "版本助手")
+    with team.sdk() as client:
+        first = client.chat.completions.create(
+            model=f"{model}@1", messages=[{"role": "user", "content": "零件 A-1"}]
+        )
+        latest = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "零件 A-1"}]
+        )
+    assert first.model == f"{model}@1" and "重庆二号库" in (first.choices[0].message.content or "")
+    assert latest.model == f"{model}@2" and "重庆二号库" not in (latest.choices[0].message.content or "")
+
+
+def count(db: Database, table: type[Any], **where: str) -> int:
+    with db.session() as session:
+        query = select(func.count()).select_from(table)
+        for column, value in where.items():
+            query = query.where(getattr(table, column) == value)
+        return int(session.scalar(query) or 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"model": "no-such-model"}, "model"),
+        ({"model": "agent/质检助手"}, "model"),
+        (
+            {"tools": [{"kb_search": {"knowledge_bases": ["别人的知识库"]}}]},
+            "tools[0].kb_search.knowledge_bases[0]",
+        ),
+        ({"tools": [{"http": {"name": "erp", "url": "http://erp.internal/parts"}}]}, "tools[0].http.url"),
+        ({"tools": [{"http": {"name": "erp", "url": "ftp://erp.internal/parts"}}]}, "tools[0].http.url"),
+        ({"tools": [{"mcp": {"server": "parts-db"}}]}, "tools[0].mcp"),
+        ({"tools": [{"inspection_audit": {"standard": "Q-HJ-017"}}]}, "tools[0].inspection_audit"),
+        ({"tools": [{"shell": {"command": "ls"}}]}, "tools[0]"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"max_cost": "-1"}, "max_cost"),
+        ({"visibility": "world"}, "visibility"),
+        ({"name": "a/b"}, "name"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_a_bad_definition_is_refused_naming_the_field_and_nothing_is_stored(
+    team: Team, agents: Agents, parts_api: str, db: Database, change: dict[str, Any], param: str
+) -> None:
+    spec = {**definition("坏助手", [erp_tool(parts_api)]), **change}
+    before = count(db, Agent, org_id=team.id)
+    with pytest.raises(DizuoError) as refused:
+        agents.create(team.id, spec)
+    assert refused.value.status == 400 and refused.value.param == param, refused.value.message("en")
+    assert count(db, Agent, org_id=team.id) == before
+
+
+def test_a_tool_schema_that_is_not_json_schema_is_refused(team: Team, agents: Agents, parts_api: str) -> None:
+    tool = erp_tool(parts_api)
+    tool["http"]["schema"] = {"type": "objekt"}
+    with pytest.raises(DizuoError) as refused:
+        agents.create(team.id, definition("坏模式", [tool]))
+    assert refused.value.param == "tools[0].http.schema" and "JSON Schema" in refused.value.message("en")
+
+
+def test_a_platform_wide_version_needs_an_evaluation_first(team: Team, agents: Agents) -> None:
+    agents.create(team.id, definition("公开助手", [], visibility="platform"))
+    with pytest.raises(DizuoError) as refused:
+        agents.publish(team.id, "公开助手")
+    assert refused.value.code == "agent_untested"
+    assert agents.show(team.id, "公开助手")["versions"] == []
+
+
+def test_the_cli_creates_publishes_lists_runs_and_deletes(
+    gateway: RunningGateway, team: Team, parts_api: str, tmp_path: Path, upstream: FakeUpstream
+) -> None:
+    env = {
+        "DIZUO_DATABASE_URL": gateway.settings.resolved_database_url,
+        "DIZUO_CONFIG": str(gateway.settings.config),
+    }
+    added = dizuo("admin", "tool-host", "add", "erp.example.cn", "--note", "某企业的 ERP", env=env)
+    assert added.returncode == 0 and added.stdout.strip() == "erp.example.cn"
+    hosts = json.loads(dizuo("admin", "tool-host", "list", "--json", env=env).stdout)["data"]
+    assert {"host": "erp.example.cn", "note": "某企业的 ERP"} in hosts and upstream.host in str(hosts)
+    assert dizuo("admin", "tool-host", "remove", "erp.example.cn", env=env).returncode == 0
+    assert "erp.example.cn" not in dizuo("admin", "tool-host", "list", env=env).stdout
+    bad = dizuo("admin", "tool-host", "add", "https://erp.example.cn/api", env=env)
+    assert bad.returncode != 0 and "host" in bad.stderr
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        yaml.safe_dump(definition("命令行助手", [erp_tool(parts_api)]), allow_unicode=True), encoding="utf-8"
+    )
+    made = dizuo("agent", "create", "--org", team.name, "--file", str(path), env=env)
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip().startswith("agt_")
+    again = dizuo("agent", "create", "--org", team.name, "--file", str(path), env=env)
+    assert again.returncode != 0 and "命令行助手" in again.stderr
+    assert (
+        dizuo("agent", "publish", "--org", team.name, "命令行助手", env=env).stdout.strip()
+        == "agent/命令行助手@1"
+    )
+    listed = dizuo("agent", "list", "--org", team.name, env=env).stdout
+    assert "命令行助手\tv1\tagentic-model\thttp" in listed
+    shown = json.loads(dizuo("agent", "show", "--org", team.name, "命令行助手", env=env).stdout)
+    assert [v["model"] for v in shown["versions"]] == ["agent/命令行助手@1"] and shown["versions"][0][
+        "tested"
+    ] is False
+
+    remote = {"DIZUO_BASE_URL": gateway.v1, "DIZUO_API_KEY": team.key}
+    ran = dizuo("agent", "run", "命令行助手", "查零件 A-1", "--steps", env=remote)
+    assert ran.returncode == 0, ran.stderr
+    assert "重庆二号库" in ran.stdout
+    assert "[2] tool erp_lookup" in ran.stderr and "[3] model agentic-model" in ran.stderr
+
+    assert dizuo("agent", "delete", "--org", team.name, "命令行助手", env=env).returncode == 0
+    assert dizuo("agent", "show", "--org", team.name, "命令行助手", env=env).returncode != 0
+    gone = dizuo("agent", "run", "命令行助手", "查零件 A-1", env=remote)
+    assert gone.returncode != 0 and "404" in gone.stderr
+
+
+def test_a_host_removed_from_the_allowlist_is_refused_at_the_next_call(
+    gateway: RunningGateway, db: Database, agents: Agents, upstream: FakeUpstream
+) -> None:
+    team = new_team(gateway, db, "agents-hosts")
+    agents.allow_host("localhost", "只为这个测试")
+    url = f"http://localhost:{upstream.port}/erp/parts"
+    model = published(agents, team, definition("主机助手", [erp_tool(url)]))
+    agents.remove_host("localhost")
+    with team.sdk() as client:
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "零件 A-1"}]
+        )
+    text = answer.choices[0].message.content or ""
+    assert "no longer allows the host localhost" in text and "重庆二号库" not in text
+
+
+def test_tool_failures_are_results_for_the_model_not_failures_of_the_call(
+    team: Team, agents: Agents, parts_api: str
+) -> None:
+    tool = erp_tool(parts_api)
+    tool["http"]["timeout_seconds"] = 0.5
+    model = published(agents, team, definition("容错助手", [tool]))
+    with team.sdk() as client:
+        moved = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "零件 moved"}]
+        )
+        slow = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "零件 slow"}]
+        )
+    assert "redirects are not followed" in (moved.choices[0].message.content or "")
+    assert "no answer within 0.5 s" in (slow.choices[0].message.content or "")
+
+
+def test_the_agents_data_class_routes_each_model_call(
+    team: Team, agents: Agents, upstream: FakeUpstream
+) -> None:
+    # public-only-model has one deployment, on a public cloud: cleared for general data only.
+    general = published(agents, team, {**definition("公开云助手", []), "model": "public-only-model"})
+    important = published(
+        agents,
+        team,
+        {**definition("重要数据助手", []), "model": "public-only-model", "data_class": "important"},
+    )
+    question = [{"role": "user", "content": "你好"}]
+    with team.sdk() as client:
+        assert client.chat.completions.create(model=general, messages=question).choices[0].message.content
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.chat.completions.create(model=important, messages=question)
+        assert refused.value.status_code == 503
+        assert cast(dict[str, Any], refused.value.body)["code"] == "no_cleared_deployment"
+        # The caller's header raises the class of an agent that is general by itself.
+        with pytest.raises(openai.APIStatusError) as raised:
+            client.chat.completions.create(
+                model=general, messages=question, extra_headers={"X-Dizuo-Data-Class": "important"}
+            )
+        assert raised.value.status_code == 503
