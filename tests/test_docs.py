@@ -50,11 +50,12 @@ def test_every_error_code_is_documented(code: str) -> None:
 
 def admin_routes() -> list[str]:
     from dizuo.admin import create_admin_app
+    from dizuo.agents.service import Agents
     from dizuo.evalbench.service import EvalService
     from dizuo.store import Database
 
     db = Database("sqlite://")
-    app = create_admin_app(db, evals=EvalService(db, Path(".")))
+    app = create_admin_app(db, evals=EvalService(db, Path(".")), agents=Agents(db, lambda: []))
     # The OpenAPI document lists every route, those of included routers too.
     return sorted(
         f"{method.upper()} {path}"

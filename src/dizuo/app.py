@@ -209,6 +209,7 @@ def create_app(settings: Settings) -> Platform:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     evals = EvalService(db, settings.data_dir, label=report_labels(labels))
     pool_catalog = PoolCatalog(db, config.pools)  # the file's pools and those added at run time
+    agents = Agents(db, lambda: [a for a in gateway.router.aliases() if gateway.router.mode(a) == "chat"])
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
@@ -218,6 +219,7 @@ def create_app(settings: Settings) -> Platform:
         gateway_url=f"http://{host}:{settings.port}/v1",
         zone=ZoneInfo(settings.timezone),
         pools=pool_catalog,
+        agents=agents,
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(
@@ -271,7 +273,6 @@ def create_app(settings: Settings) -> Platform:
         gateway_url=settings.public_url or f"http://{host}:{settings.port}/v1",
     )
     # Agents answer as models: their loop calls this platform's /v1 with the caller's key.
-    agents = Agents(db, lambda: [a for a in gateway.router.aliases() if gateway.router.mode(a) == "chat"])
     gateway.agents = Runner(
         agents, kbs, f"http://{host}:{settings.port}/v1", knowledge.state.session, lambda: gateway.router
     )

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the tokens fixture is imported by name)
 """Agents called as models on the running platform: the real ``openai`` SDK as the client, a real
 upstream that calls each tool it is offered in turn (``agentic``), a real knowledge base of the
 inspection standard, and an enterprise's parts API (the fake upstream's ``/erp/parts``) behind an
@@ -9,6 +10,10 @@ word, so "…零件 owner" makes the parts API answer with a person's ID number.
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,8 +39,10 @@ from dizuo.errors import DizuoError
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
+from tests.support.servers import free_port
 from tests.support.shared import DATA, needs_shared
 from tests.support.upstream import FakeUpstream
+from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
 QUESTION = "柱塞表面硬度的要求是多少？零件 A-1"
@@ -334,7 +341,8 @@ def count(db: Database, table: type[Any], **where: str) -> int:
         ),
         ({"tools": [{"http": {"name": "erp", "url": "http://erp.internal/parts"}}]}, "tools[0].http.url"),
         ({"tools": [{"http": {"name": "erp", "url": "ftp://erp.internal/parts"}}]}, "tools[0].http.url"),
-        ({"tools": [{"mcp": {"server": "parts-db"}}]}, "tools[0].mcp"),
+        ({"tools": [{"mcp": {"server": "no-such-server"}}]}, "tools[0].mcp.server"),
+        ({"tools": [{"mcp": {"server": "a server"}}]}, "tools[0].mcp.server"),
         ({"tools": [{"inspection_audit": {"standard": "Q-HJ-017"}}]}, "tools[0].inspection_audit"),
         ({"tools": [{"shell": {"command": "ls"}}]}, "tools[0]"),
         ({"max_steps": 0}, "max_steps"),
@@ -474,3 +482,208 @@ def test_the_agents_data_class_routes_each_model_call(
                 model=general, messages=question, extra_headers={"X-Dizuo-Data-Class": "important"}
             )
         assert raised.value.status_code == 503
+
+
+MCP_SERVER = Path(__file__).with_name("mcp_parts.py")
+
+
+def test_an_agent_uses_an_mcp_server_the_platform_registered_and_the_organization_enabled(
+    gateway: RunningGateway, db: Database, agents: Agents
+) -> None:
+    team = new_team(gateway, db, "agents-mcp")
+    agents.add_mcp("parts-db", [sys.executable, str(MCP_SERVER)], note="零件质量库")
+    spec = definition("质量史助手", [{"mcp": {"server": "parts-db"}}])
+    with pytest.raises(DizuoError) as disabled:  # registered, not yet enabled by the organization
+        agents.create(team.id, spec)
+    assert disabled.value.param == "tools[0].mcp.server" and "not enabled" in disabled.value.message("en")
+    agents.enable_mcp(team.id, "parts-db")
+    model = published(agents, team, spec)
+    with team.sdk() as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "查零件 A-1"}]
+        )
+    text = raw.parse().choices[0].message.content or ""
+    # Both of the server's tools were offered and called in turn; the failing one's error was its result.
+    assert "A-1：2025 年 3 月批次柱塞副卡滞 2 起" in text and "Error executing tool broken" in text, text
+    steps = steps_of(db, raw.headers["x-request-id"])
+    assert [(s.kind, s.name, s.ok) for s in steps] == [
+        ("model", MODEL, True),
+        ("tool", "parts-db__part_history", True),
+        ("model", MODEL, True),
+        ("tool", "parts-db__broken", False),
+        ("model", MODEL, True),
+    ]
+
+    # Only the tools the definition names are offered.
+    only = published(
+        agents, team, definition("单工具助手", [{"mcp": {"server": "parts-db", "tools": ["part_history"]}}])
+    )
+    with team.sdk() as client:
+        answer = client.chat.completions.create(
+            model=only, messages=[{"role": "user", "content": "查零件 B-2"}]
+        )
+    assert "B-2：" in (answer.choices[0].message.content or "")
+    assert "broken" not in (answer.choices[0].message.content or "")
+
+    # Disabled by the organization: the agent is answered without the server's tools.
+    agents.enable_mcp(team.id, "parts-db", on=False)
+    with team.sdk() as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "查零件 A-1"}]
+        )
+    assert "柱塞副卡滞" not in (raw.parse().choices[0].message.content or "")
+    assert [(s.kind, s.name, s.ok) for s in steps_of(db, raw.headers["x-request-id"])] == [
+        ("tool", "parts-db (MCP)", False),
+        ("model", MODEL, True),
+    ]
+
+
+def test_an_mcp_server_over_streamable_http(gateway: RunningGateway, db: Database, agents: Agents) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(MCP_SERVER), "--http", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, "the MCP server did not start"
+                time.sleep(0.1)
+        team = new_team(gateway, db, "agents-mcp-http")
+        agents.add_mcp("parts-http", url=f"http://127.0.0.1:{port}/mcp")
+        agents.enable_mcp(team.id, "parts-http")
+        spec = definition("远程质量史助手", [{"mcp": {"server": "parts-http", "tools": ["part_history"]}}])
+        model = published(agents, team, spec)
+        with team.sdk() as client:
+            answer = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "查零件 C-3"}]
+            )
+        assert "C-3：2025 年 3 月批次柱塞副卡滞 2 起" in (answer.choices[0].message.content or "")
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_an_mcp_server_that_cannot_start_leaves_the_agent_answering_without_it(
+    gateway: RunningGateway, db: Database, agents: Agents, tmp_path: Path
+) -> None:
+    team = new_team(gateway, db, "agents-mcp-down")
+    agents.add_mcp("gone-db", [sys.executable, str(tmp_path / "missing.py")])
+    agents.enable_mcp(team.id, "gone-db")
+    model = published(agents, team, definition("断线助手", [{"mcp": {"server": "gone-db"}}]))
+    with team.sdk() as client:
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "查零件 A-1"}]
+        )
+    assert answer.choices[0].message.content == "根据工具结果："
+    assert cast(dict[str, Any], answer.model_extra)["dizuo"]["steps"] == 2
+
+
+def test_the_cli_registers_and_enables_mcp_servers(gateway: RunningGateway, team: Team) -> None:
+    env = {
+        "DIZUO_DATABASE_URL": gateway.settings.resolved_database_url,
+        "DIZUO_CONFIG": str(gateway.settings.config),
+    }
+    command = f"{sys.executable} {MCP_SERVER}"
+    added = dizuo("admin", "mcp-server", "add", "cli-db", "--command", command, "--note", "质量库", env=env)
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(dizuo("admin", "mcp-server", "list", "--json", env=env).stdout)["data"]
+    assert {
+        "name": "cli-db",
+        "command": [sys.executable, str(MCP_SERVER)],
+        "url": None,
+        "note": "质量库",
+    } in listed
+    both = dizuo(
+        "admin",
+        "mcp-server",
+        "add",
+        "bad-db",
+        "--command",
+        "x",
+        "--url",
+        "https://mcp.example.cn/mcp",
+        env=env,
+    )
+    assert both.returncode != 0 and "command" in both.stderr
+    assert dizuo("agent", "mcp", "enable", "--org", team.name, "cli-db", env=env).returncode == 0
+    assert "cli-db\tenabled" in dizuo("agent", "mcp", "list", "--org", team.name, env=env).stdout
+    assert dizuo("agent", "mcp", "disable", "--org", team.name, "cli-db", env=env).returncode == 0
+    assert "cli-db\t-" in dizuo("agent", "mcp", "list", "--org", team.name, env=env).stdout
+    unknown = dizuo("agent", "mcp", "enable", "--org", team.name, "no-such-db", env=env)
+    assert unknown.returncode != 0 and "no-such-db" in unknown.stderr
+    assert dizuo("admin", "mcp-server", "remove", "cli-db", env=env).returncode == 0
+    assert "cli-db" not in dizuo("admin", "mcp-server", "list", env=env).stdout
+
+
+def test_the_admin_api_manages_agents_hosts_and_mcp_servers_by_role(
+    gateway: RunningGateway, tokens: dict[str, Any]
+) -> None:
+    org_a, org_b = tokens["org_a"], tokens["org_b"]
+    spec = {**definition("接口助手", []), "description": "经管理 API 创建"}
+    # An organization's developer manages its own agents, not another organization's.
+    made = api(gateway, tokens["a-dev"], "POST", "/agents", json={"org": org_a, "definition": spec})
+    assert made.status_code == 201, made.text
+    assert made.json()["model"] == "agent/接口助手" and made.json()["last_30_days"] == {
+        "calls": 0,
+        "organizations": 0,
+    }
+    other = api(gateway, tokens["a-dev"], "POST", "/agents", json={"org": org_b, "definition": spec})
+    assert other.status_code == 403
+    bad = api(
+        gateway,
+        tokens["a-dev"],
+        "POST",
+        "/agents",
+        json={"org": org_a, "definition": {**spec, "max_steps": 0}},
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "max_steps"
+    again = api(gateway, tokens["a-dev"], "POST", "/agents", json={"org": org_a, "definition": spec})
+    assert again.status_code == 409 and again.json()["error"]["code"] == "agent_exists"
+    published_ = api(gateway, tokens["a-dev"], "POST", f"/agents/{quote(org_a)}/{quote('接口助手')}/publish")
+    assert published_.status_code == 200 and published_.json()["version"] == 1
+    shown = api(gateway, tokens["auditor"], "GET", f"/agents/{quote(org_a)}/{quote('接口助手')}").json()
+    assert shown["versions"][0]["tested"] is False and shown["organization"] == org_a
+    listed = api(gateway, tokens["a-admin"], "GET", "/agents").json()
+    assert [a["name"] for a in listed] == ["接口助手"]
+    assert api(gateway, tokens["bureau"], "GET", "/agents").status_code == 403
+
+    # Hosts and MCP servers are the platform admin's; enabling one is the organization admin's.
+    assert (
+        api(gateway, tokens["a-admin"], "POST", "/tool-hosts", json={"host": "erp.a.cn"}).status_code == 403
+    )
+    assert api(gateway, tokens["admin"], "POST", "/tool-hosts", json={"host": "erp.a.cn"}).status_code == 201
+    assert {"host": "erp.a.cn", "note": ""} in api(gateway, tokens["a-dev"], "GET", "/tool-hosts").json()
+    server = {"name": "api-db", "command": [sys.executable, str(MCP_SERVER)], "note": "质量库"}
+    assert api(gateway, tokens["a-admin"], "POST", "/mcp-servers", json=server).status_code == 403
+    assert api(gateway, tokens["admin"], "POST", "/mcp-servers", json=server).status_code == 201
+    assert api(gateway, tokens["a-dev"], "PUT", f"/orgs/{quote(org_a)}/mcp-servers/api-db").status_code == 403
+    assert (
+        api(gateway, tokens["a-admin"], "PUT", f"/orgs/{quote(org_b)}/mcp-servers/api-db").status_code == 403
+    )
+    assert (
+        api(gateway, tokens["a-admin"], "PUT", f"/orgs/{quote(org_a)}/mcp-servers/api-db").status_code == 204
+    )
+    seen = {row["name"]: row for row in api(gateway, tokens["a-dev"], "GET", "/mcp-servers").json()}
+    assert seen["api-db"]["enabled"] is True
+    updated = api(
+        gateway,
+        tokens["a-dev"],
+        "PUT",
+        f"/agents/{quote(org_a)}/{quote('接口助手')}",
+        json={"org": org_a, "definition": {**spec, "tools": [{"mcp": {"server": "api-db"}}]}},
+    )
+    assert updated.status_code == 200, updated.text
+    assert api(gateway, tokens["admin"], "DELETE", "/mcp-servers/api-db").status_code == 204
+    assert api(gateway, tokens["admin"], "DELETE", "/tool-hosts/erp.a.cn").status_code == 204
+    assert api(gateway, tokens["admin"], "DELETE", "/tool-hosts/erp.a.cn").status_code == 404
+    gone = api(gateway, tokens["a-dev"], "DELETE", f"/agents/{quote(org_a)}/{quote('接口助手')}")
+    assert gone.status_code == 204
+    assert (
+        api(gateway, tokens["a-dev"], "GET", f"/agents/{quote(org_a)}/{quote('接口助手')}").status_code == 404
+    )

@@ -39,6 +39,10 @@ RULES: dict[str, tuple[str, ...]] = {
     "use the playground": ("auditor", "org-admin", "org-developer"),
     "read evaluations": ("auditor",),
     "run evaluations": (),
+    "read agents": ("auditor", "org-admin", "org-developer"),
+    "change agents": ("org-admin", "org-developer"),
+    "enable mcp servers": ("org-admin",),
+    "change tool access": (),
 }
 
 

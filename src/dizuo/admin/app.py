@@ -23,9 +23,11 @@ from dizuo.accounts.members import ORG_ROLES, Actor, authenticate_token
 from dizuo.accounts.permissions import authorize
 from dizuo.accounts.service import change_org, key_owner, set_guard_policy, visible_orgs
 from dizuo.accounts.tables import Organization
+from dizuo.admin.agents import agent_routes
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
 from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
+from dizuo.agents.service import Agents
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
 from dizuo.billing.money import format_cny
@@ -107,6 +109,7 @@ def create_admin_app(
     gateway_url: str = "http://127.0.0.1:8000/v1",
     zone: ZoneInfo = PLATFORM_ZONE,
     pools: PoolCatalog | None = None,
+    agents: Agents | None = None,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
@@ -417,5 +420,7 @@ def create_admin_app(
 
     if evals is not None:
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
+    if agents is not None:
+        app.include_router(agent_routes(PREFIX, db, agents, actor, may))
     app.include_router(member_routes(PREFIX, db, actor))
     return app

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dizuo.config import MAX_LIMIT
 
-__all__ = ["BankIn", "EvalIn", "KeyIn", "OrgIn", "PasswordIn", "TokenIn", "TopupIn", "VoucherIn"]
+__all__ = [
+    "AgentIn",
+    "BankIn",
+    "EvalIn",
+    "KeyIn",
+    "McpServerIn",
+    "OrgIn",
+    "PasswordIn",
+    "TokenIn",
+    "ToolHostIn",
+    "TopupIn",
+    "VoucherIn",
+]
 
 DataClass = Literal["general", "important", "core"]
 
@@ -135,3 +147,20 @@ class TokenIn(_In):
 
 class PasswordIn(_In):
     password: str = Field(min_length=8, max_length=1024)
+
+
+class AgentIn(_In):
+    org: str = Field(min_length=1, max_length=128, description="The organization that owns the agent.")
+    definition: dict[str, Any] = Field(description="The agent's definition (docs/agents.md), as JSON.")
+
+
+class McpServerIn(_In):
+    name: str = Field(min_length=1, max_length=64)
+    command: list[str] | None = Field(None, description="argv of a server the platform starts (stdio).")
+    url: str | None = Field(None, max_length=2000, description="A streamable HTTP endpoint.")
+    note: str = Field("", max_length=500)
+
+
+class ToolHostIn(_In):
+    host: str = Field(min_length=1, max_length=253)
+    note: str = Field("", max_length=500)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ import orjson
 
 from dizuo.accounts import KeyInfo
 from dizuo.agents.service import Agents, Resolved, Step
+from dizuo.agents.spec import McpTool
 from dizuo.agents.tools import Outcome, Toolbox, functions
 from dizuo.billing.money import token_cost
 from dizuo.errors import DizuoError, InvalidRequest, Lang
@@ -79,7 +81,16 @@ class Loop:
         self.aigc: dict[str, Any] | None = None  # the final model call's AIGC label
 
     async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The final message; each step appended to *events* as it happens, when given."""
+        """The final message; each step appended to *events* as it happens, when given. The agent's
+        MCP servers are connected for the call and closed after it."""
+        async with AsyncExitStack() as stack:
+            started = time.perf_counter()
+            mcp = await self.tools.open_mcp(self.spec, stack)
+            for server in self.tools.mcp_failures:
+                self._step("tool", f"{server} (MCP)", started, False, events)
+            return await self._run(events, mcp)
+
+    async def _run(self, events: list[dict[str, Any]] | None, mcp: list[dict[str, Any]]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         if self.spec.instructions:
             messages.append({"role": "system", "content": self.spec.instructions})
@@ -88,7 +99,7 @@ class Loop:
             for m in self.body.get("messages", [])
             if not (isinstance(m, dict) and m.get("role") == "system")
         ]
-        offered = functions(self.spec)
+        offered = functions(self.spec) + mcp
         by_name = {tool.name: tool for tool in self.spec.tools}
         for n in range(self.spec.max_steps):
             if self.spent >= self.spec.max_cost * MICRO:
@@ -123,10 +134,13 @@ class Loop:
                 name = str(function.get("name") or "")
                 started = time.perf_counter()
                 tool = by_name.get(name)
-                if tool is None:
-                    outcome = Outcome(orjson.dumps({"error": f"没有名为 {name} 的工具 / there is no tool named {name}"}).decode(), False)  # fmt: skip
+                arguments = str(function.get("arguments") or "{}")
+                if name in self.tools.mcp_routes:
+                    outcome = await self.tools.call_mcp(name, arguments)
+                elif tool is not None and not isinstance(tool, McpTool):
+                    outcome = await self.tools.run(tool, arguments)
                 else:
-                    outcome = await self.tools.run(tool, str(function.get("arguments") or "{}"))
+                    outcome = Outcome(orjson.dumps({"error": f"没有名为 {name} 的工具 / there is no tool named {name}"}).decode(), False)  # fmt: skip
                 self.citations += outcome.citations
                 self._step("tool", name, started, outcome.ok, events, arguments=function.get("arguments"))
                 messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": outcome.content})
@@ -215,7 +229,9 @@ class Runner:
         headers = {"accept-language": lang, "x-dizuo-data-class": data_class}
         models = GatewayModels(self.gateway_url, token, session, headers)
         hosts = await asyncio.to_thread(lambda: {row["host"] for row in self.agents.hosts()})
-        toolbox = Toolbox(self.kbs, resolved.org_id, models, session, hosts.__contains__)
+        servers = [tool.server for tool in resolved.spec.tools if isinstance(tool, McpTool)]
+        mcp = await asyncio.to_thread(self.agents.mcp_endpoints, resolved.org_id, servers)
+        toolbox = Toolbox(self.kbs, resolved.org_id, models, session, hosts.__contains__, mcp)
         loop = Loop(resolved, key, models, toolbox, self.cost, body)
         stream = bool(body.get("stream"))
         options = body.get("stream_options") or {}

@@ -18,13 +18,22 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 
-from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, bad, parse
-from dizuo.agents.tables import Agent, AgentStep, AgentVersion, ToolHost
+from dizuo.agents.spec import SERVER_NAME, AgentSpec, HttpTool, KbSearchTool, McpTool, bad, parse
+from dizuo.agents.tables import Agent, AgentStep, AgentVersion, McpEnabled, McpServer, ToolHost
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.kb.tables import KnowledgeBase
 from dizuo.store import Database, utcnow
 
-__all__ = ["PREFIX", "AgentConflict", "AgentNotFound", "Agents", "Resolved", "Step", "split_alias"]
+__all__ = [
+    "PREFIX",
+    "AgentConflict",
+    "AgentNotFound",
+    "Agents",
+    "McpEndpoint",
+    "Resolved",
+    "Step",
+    "split_alias",
+]
 
 PREFIX = "agent/"  # agents are called as models named agent/NAME or agent/NAME@VERSION
 
@@ -65,6 +74,15 @@ class Step:
     ms: int
     ok: bool
     call_request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class McpEndpoint:
+    """How to reach a registered MCP server: a command to start (stdio) or a streamable HTTP URL."""
+
+    name: str
+    command: tuple[str, ...] | None
+    url: str | None
 
 
 def split_alias(alias: str) -> tuple[str, int | None]:
@@ -208,11 +226,17 @@ class Agents:
         with self.db.session() as session:
             kbs = set(session.scalars(select(KnowledgeBase.name).where(KnowledgeBase.org_id == org_id)))
             hosts = set(session.scalars(select(ToolHost.host)))
+            servers = set(session.scalars(select(McpServer.name)))
+            enabled = set(session.scalars(select(McpEnabled.server).where(McpEnabled.org_id == org_id)))
         for n, tool in enumerate(spec.tools):
             if isinstance(tool, KbSearchTool):
                 for m, kb in enumerate(tool.knowledge_bases):
                     if kb not in kbs:
                         raise bad(f"tools[{n}].kb_search.knowledge_bases[{m}]", f"本组织没有知识库 {kb}", f"this organization has no knowledge base {kb}")  # fmt: skip
+            elif isinstance(tool, McpTool) and tool.server not in servers:
+                raise bad(f"tools[{n}].mcp.server", f"平台没有登记 MCP 服务 {tool.server}（平台管理员可用 dizuo admin mcp-server add 登记）", f"the platform has no MCP server {tool.server} (a platform admin registers one with dizuo admin mcp-server add)")  # fmt: skip
+            elif isinstance(tool, McpTool) and tool.server not in enabled:
+                raise bad(f"tools[{n}].mcp.server", f"本组织没有启用 MCP 服务 {tool.server}（dizuo agent mcp enable --org 组织 {tool.server}）", f"this organization has not enabled the MCP server {tool.server} (dizuo agent mcp enable --org ORG {tool.server})")  # fmt: skip
             elif isinstance(tool, HttpTool) and tool.host not in hosts:
                 raise bad(f"tools[{n}].http.url", f"主机 {tool.host} 不在平台允许的工具主机之列（平台管理员可用 dizuo admin tool-host add 添加）", f"the host {tool.host} is not one the platform allows tools to reach (a platform admin adds it with dizuo admin tool-host add)")  # fmt: skip
         return spec
@@ -315,3 +339,81 @@ class Agents:
     def hosts(self) -> list[dict[str, Any]]:
         with self.db.session() as session:
             return [{"host": row.host, "note": row.note} for row in session.scalars(select(ToolHost).order_by(ToolHost.host))]  # fmt: skip
+
+    # ---- MCP servers ---------------------------------------------------------------------------
+
+    def add_mcp(
+        self, name: str, command: list[str] | None = None, url: str | None = None, note: str = ""
+    ) -> dict[str, Any]:
+        """Register (or change) the MCP server *name*: a command the platform starts and speaks to
+        over stdio, or a streamable HTTP *url*."""
+        if not SERVER_NAME.match(name):
+            raise bad(
+                "name", "只用字母、数字、- 和 _（至多 64 个）", "letters, digits, - and _ only (at most 64)"
+            )
+        if (command is None) == (url is None):
+            raise bad("command", "给出 command（stdio）或 url（streamable HTTP）之一", "give a command (stdio) or a url (streamable HTTP), one of them")  # fmt: skip
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise bad("url", "须是 http:// 或 https:// 地址", "must be an http:// or https:// URL")
+        if command is not None and not command:
+            raise bad("command", "不能为空", "must not be empty")
+        with self.db.session() as session:
+            row = session.get(McpServer, name) or McpServer(name=name, created_at=utcnow())
+            row.command, row.url, row.note = command, url, note[:500]
+            session.add(row)
+        return {"name": name, "command": command, "url": url, "note": note[:500]}
+
+    def remove_mcp(self, name: str) -> bool:
+        with self.db.session() as session:
+            session.execute(delete(McpEnabled).where(McpEnabled.server == name))
+            result = session.execute(delete(McpServer).where(McpServer.name == name))
+            return bool(getattr(result, "rowcount", 0))
+
+    def mcp_servers(self, org_id: str | None = None) -> list[dict[str, Any]]:
+        """The registered MCP servers; with *org_id*, whether that organization enabled each."""
+        with self.db.session() as session:
+            rows = list(session.scalars(select(McpServer).order_by(McpServer.name)))
+            enabled = (
+                set(session.scalars(select(McpEnabled.server).where(McpEnabled.org_id == org_id)))
+                if org_id
+                else set()
+            )
+        listed = []
+        for row in rows:
+            view: dict[str, Any] = {
+                "name": row.name,
+                "command": row.command,
+                "url": row.url,
+                "note": row.note,
+            }
+            if org_id:
+                view["enabled"] = row.name in enabled
+            listed.append(view)
+        return listed
+
+    def enable_mcp(self, org_id: str, name: str, on: bool = True) -> None:
+        """Let the organization's agents use the MCP server *name* (or stop them: *on* False)."""
+        with self.db.session() as session:
+            if session.get(McpServer, name) is None:
+                raise bad("server", f"平台没有登记 MCP 服务 {name}", f"the platform has no MCP server {name}")
+            row = session.get(McpEnabled, (org_id, name))
+            if on and row is None:
+                session.add(McpEnabled(org_id=org_id, server=name, created_at=utcnow()))
+            elif not on and row is not None:
+                session.delete(row)
+
+    def mcp_endpoints(self, org_id: str, names: Iterable[str]) -> dict[str, McpEndpoint]:
+        """The registered servers among *names* that *org_id* has enabled now."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        with self.db.session() as session:
+            rows = session.scalars(
+                select(McpServer)
+                .join(McpEnabled, McpEnabled.server == McpServer.name)
+                .where(McpEnabled.org_id == org_id, McpServer.name.in_(wanted))
+            )
+            return {
+                row.name: McpEndpoint(row.name, tuple(row.command) if row.command else None, row.url)
+                for row in rows
+            }

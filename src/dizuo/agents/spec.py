@@ -7,6 +7,7 @@ instructions: 你是……             # the system prompt
 tools:
   - kb_search: {knowledge_bases: [质检规范], k: 5}
   - http: {name: erp_lookup, url: https://erp.internal/api/parts, method: GET, schema: {...}}
+  - mcp: {server: parts-db}     # an MCP server a platform admin registered and the organization enabled
 max_steps: 8                    # model calls in one call of the agent
 max_cost: 0.50                  # CNY one call of the agent may cost at most
 data_class: important
@@ -15,7 +16,7 @@ visibility: org                 # org | platform
 
 :func:`parse` checks the shape alone (every mistake names its field, ``tools[1].http.url``); what
 depends on the platform (the model exists, the knowledge bases are the organization's, the host is
-allowed) is checked by :class:`dizuo.agents.service.Agents` before anything is stored.
+allowed, the MCP server is registered and enabled) is checked by :class:`dizuo.agents.service.Agents` before anything is stored.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dizuo.errors import InvalidRequest
 
-__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "Tool", "bad", "parse"]
+__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "McpTool", "Tool", "bad", "parse"]
 
 NAME = re.compile(r"^[^\s/@][^/@]{0,63}$")  # an agent's name: no "/" or "@" (its alias is agent/NAME@V)
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # a function name as models accept it
 KINDS = ("kb_search", "http", "inspection_audit", "mcp")
-BUILT = ("kb_search", "http")  # the kinds this platform runs today
+BUILT = ("kb_search", "http", "mcp")  # the kinds this platform runs today
+SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # an MCP server's registered name
 
 
 def bad(field: str, zh: str, en: str) -> InvalidRequest:
@@ -86,7 +88,21 @@ class HttpTool(_Strict):
         return (urlsplit(self.url).hostname or "").lower()
 
 
-Tool = KbSearchTool | HttpTool
+class McpTool(_Strict):
+    """The tools of one MCP server (all, or those named in *tools*), offered to the model as
+    ``SERVER__TOOL``."""
+
+    server: str = Field(pattern=SERVER_NAME.pattern)
+    tools: list[str] | None = Field(None, min_length=1, max_length=64)
+    timeout_seconds: float = Field(30.0, gt=0, le=300)
+
+    @property
+    def name(self) -> str:
+        return self.server
+
+
+Tool = KbSearchTool | HttpTool | McpTool
+KIND_OF: dict[type[Any], str] = {KbSearchTool: "kb_search", HttpTool: "http", McpTool: "mcp"}
 
 
 class AgentSpec(_Strict):
@@ -103,8 +119,7 @@ class AgentSpec(_Strict):
     def public(self) -> dict[str, Any]:
         """The definition as stored and shown: one-key tool entries, as it was written."""
         tools = [
-            {"kb_search" if isinstance(tool, KbSearchTool) else "http": tool.model_dump(by_alias=True)}
-            for tool in self.tools
+            {KIND_OF[type(tool)]: tool.model_dump(by_alias=True, exclude_none=True)} for tool in self.tools
         ]
         return {
             **self.model_dump(exclude={"tools", "max_cost"}),
@@ -161,7 +176,7 @@ def _tool(n: int, entry: Any) -> Tool:
     options = options or {}
     if not isinstance(options, dict):
         raise bad(f"{where}.{kind}", "须是映射", "must be a mapping")
-    model = KbSearchTool if kind == "kb_search" else HttpTool
+    model: type[Tool] = {"kb_search": KbSearchTool, "http": HttpTool, "mcp": McpTool}[kind]  # type: ignore[assignment]
     try:
         tool = model.model_validate(options)
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """Tables of the agents: each organization's agents (the draft being edited), the versions it
 published (immutable), the steps of every call of an agent (which model call or tool, how long), and
-the hosts a platform admin allows ``http`` tools to reach."""
+the hosts a platform admin allows ``http`` tools to reach, the MCP servers a platform admin registered
+and the organizations that enabled each."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["Agent", "AgentStep", "AgentVersion", "ToolHost"]
+__all__ = ["Agent", "AgentStep", "AgentVersion", "McpEnabled", "McpServer", "ToolHost"]
 
 
 class Agent(Base):
@@ -73,4 +74,27 @@ class ToolHost(Base):
 
     host: Mapped[str] = mapped_column(String(253), primary_key=True)
     note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpServer(Base):
+    """An MCP server agents' ``mcp`` tools may use: a command the platform starts (stdio) or a
+    streamable HTTP URL."""
+
+    __tablename__ = "agent_mcp_servers"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    command: Mapped[list[str] | None] = mapped_column(JSON)  # argv, for stdio
+    url: Mapped[str | None] = mapped_column(String(2000))  # for streamable HTTP
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class McpEnabled(Base):
+    """An organization that enabled an MCP server for its agents."""
+
+    __tablename__ = "agent_mcp_enabled"
+
+    org_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    server: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -4,6 +4,9 @@
   is a metered call); the passages come back with their citations.
 - ``http``: one endpoint of a host a platform admin allowed, checked again at each call; no
   redirects, a timeout, at most :data:`MAX_BYTES` of the answer read.
+- ``mcp``: the tools of an MCP server a platform admin registered and the owner enabled, through the
+  official ``mcp`` SDK: the server is started (stdio) or reached (streamable HTTP) when the call
+  begins, its tools listed and offered as ``SERVER__TOOL``, and it is closed when the call ends.
 
 A tool's failure (bad arguments, a timeout, the host refused, an error status) is the tool's
 result, written for the model to read: it never fails the call of the agent.
@@ -11,7 +14,11 @@ result, written for the model to read: it never fails the call of the agent.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,20 +26,24 @@ import aiohttp
 import orjson
 from jsonschema import Draft202012Validator
 
-from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, Tool
+from dizuo.agents.service import McpEndpoint
+from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, McpTool, Tool
 from dizuo.errors import DizuoError
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
 
 __all__ = ["MAX_BYTES", "Outcome", "Toolbox", "functions"]
 
-MAX_BYTES = 64 * 1024  # of an http tool's answer, what the model is given at most
+MAX_BYTES = 64 * 1024  # of an http or MCP tool's answer, what the model is given at most
+log = logging.getLogger("dizuo.agents")
 
 
 def functions(spec: AgentSpec) -> list[dict[str, Any]]:
     """The tools of *spec* as OpenAI function tools."""
     offered = []
     for tool in spec.tools:
+        if isinstance(tool, McpTool):
+            continue  # listed by the server when the call begins (Toolbox.open_mcp)
         if isinstance(tool, KbSearchTool):
             bases = "、".join(tool.knowledge_bases)
             description = (
@@ -75,12 +86,77 @@ class Toolbox:
         models: GatewayModels,
         session: aiohttp.ClientSession,
         allowed: Callable[[str], bool],
+        mcp: dict[str, McpEndpoint] | None = None,
     ) -> None:
         self.kbs = kbs
         self.owner = owner
         self.models = models
         self.session = session
         self.allowed = allowed
+        self.mcp = mcp or {}  # the MCP servers the owner has enabled, by name
+        self.mcp_routes: dict[str, tuple[Any, str, McpTool]] = {}  # function → (client, tool, its entry)
+        self.mcp_failures: list[str] = []  # servers that could not be reached when the call began
+
+    async def open_mcp(self, spec: AgentSpec, stack: AsyncExitStack) -> list[dict[str, Any]]:
+        """Connect to the MCP servers of *spec* (closed with *stack*) and list their tools, as
+        functions. A server that is gone or cannot be reached offers nothing this call (named in
+        :attr:`mcp_failures`)."""
+        offered: list[dict[str, Any]] = []
+        for tool in spec.tools:
+            if not isinstance(tool, McpTool):
+                continue
+            endpoint = self.mcp.get(tool.server)
+            if endpoint is None:
+                self.mcp_failures.append(tool.server)
+                continue
+            try:
+                from mcp import Client
+
+                client = await stack.enter_async_context(
+                    Client(_transport(endpoint), read_timeout_seconds=tool.timeout_seconds)
+                )
+                async with asyncio.timeout(tool.timeout_seconds):
+                    listed = (await client.list_tools()).tools
+            except Exception as exc:  # noqa: BLE001  (whatever stops a server, its tools are not offered)
+                log.warning("MCP server %s could not be reached: %r", tool.server, exc)
+                self.mcp_failures.append(tool.server)
+                continue
+            for item in listed:
+                if tool.tools is not None and item.name not in tool.tools:
+                    continue
+                name = _function_name(tool.server, item.name)
+                self.mcp_routes[name] = (client, item.name, tool)
+                function = {"name": name, "description": item.description or item.name, "parameters": item.input_schema}  # fmt: skip
+                offered.append({"type": "function", "function": function})
+        return offered
+
+    async def call_mcp(self, name: str, arguments: str) -> Outcome:
+        """Run the MCP tool offered as *name*; its error, a timeout or a broken connection is the
+        result."""
+        client, remote, tool = self.mcp_routes[name]
+        try:
+            args = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            return _failed("参数不是有效的 JSON / the arguments are not valid JSON")
+        if not isinstance(args, dict):
+            return _failed("参数须是对象 / the arguments must be an object")
+        try:
+            async with asyncio.timeout(tool.timeout_seconds):
+                result = await client.call_tool(remote, args)
+        except TimeoutError:
+            return _failed(
+                f"{tool.timeout_seconds:g} 秒内没有应答 / no answer within {tool.timeout_seconds:g} s"
+            )
+        except Exception as exc:  # noqa: BLE001  (a server that broke off: the model is told, the call goes on)
+            return _failed(f"MCP 服务出错 / the MCP server failed: {exc!r}"[:2000])
+        texts = [str(block.text) for block in result.content if getattr(block, "type", "") == "text"]
+        text = "\n".join(texts)
+        if not text and result.structured_content is not None:
+            text = orjson.dumps(result.structured_content).decode()
+        text = text[:MAX_BYTES]
+        if result.is_error:
+            return Outcome(orjson.dumps({"error": text or "MCP tool error"}).decode(), False)
+        return Outcome(text, True)
 
     async def run(self, tool: Tool, arguments: str) -> Outcome:
         try:
@@ -91,7 +167,9 @@ class Toolbox:
             return _failed("参数须是对象 / the arguments must be an object")
         if isinstance(tool, KbSearchTool):
             return await self._search(tool, args)
-        return await self._http(tool, args)
+        if isinstance(tool, HttpTool):
+            return await self._http(tool, args)
+        return _failed("MCP 工具须按名称调用 / MCP tools are called by their listed names")
 
     async def _search(self, tool: KbSearchTool, args: dict[str, Any]) -> Outcome:
         query = args.get("query")
@@ -152,6 +230,21 @@ class Toolbox:
         if status >= 400:
             return Outcome(orjson.dumps({"error": f"HTTP {status}", "body": text}).decode(), False)
         return Outcome(text, True)
+
+
+def _transport(endpoint: McpEndpoint) -> Any:
+    """What :class:`mcp.Client` connects to: the server's URL, or its command to start."""
+    if endpoint.url is not None:
+        return endpoint.url
+    from mcp import StdioServerParameters
+
+    assert endpoint.command
+    return StdioServerParameters(command=endpoint.command[0], args=list(endpoint.command[1:]))
+
+
+def _function_name(server: str, tool: str) -> str:
+    """``SERVER__TOOL`` as models accept a function's name (letters, digits, _ and -; 64 at most)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", f"{server}__{tool}")[:64]
 
 
 def _failed(message: str) -> Outcome:

@@ -183,6 +183,46 @@ def run_command(base_url: str, api_key: str | None, name: str, question: str, st
     sys.stdout.flush()
 
 
+@agent.group("mcp")
+def mcp_group() -> None:
+    """The MCP servers an organization's agents may use (registered by platform admins)."""
+
+
+@mcp_group.command("list")
+@org_option
+@json_option
+def mcp_list(org: str, as_json: bool) -> None:
+    """The registered MCP servers and whether ORG enabled each."""
+    with reported(), database() as db:
+        servers = _agents(db).mcp_servers(_org(db, org))
+    if as_json:
+        print_json({"object": "list", "data": servers})
+        return
+    for row in servers:
+        where = row["url"] or " ".join(row["command"] or [])
+        click.echo(f"{row['name']}\t{'enabled' if row['enabled'] else '-'}\t{where}\t{row['note']}")
+
+
+@mcp_group.command("enable")
+@org_option
+@click.argument("server")
+def mcp_enable(org: str, server: str) -> None:
+    """Let ORG's agents use SERVER's tools (mcp: {server: SERVER})."""
+    with reported(), database() as db:
+        _agents(db).enable_mcp(_org(db, org), server)
+    click.echo(server)
+
+
+@mcp_group.command("disable")
+@org_option
+@click.argument("server")
+def mcp_disable(org: str, server: str) -> None:
+    """Stop ORG's agents using SERVER (their next calls are not offered its tools)."""
+    with reported(), database() as db:
+        _agents(db).enable_mcp(_org(db, org), server, on=False)
+    click.echo(server)
+
+
 def _message(raw: bytes) -> str:
     try:
         return str(orjson.loads(raw)["error"]["message"])
@@ -191,7 +231,7 @@ def _message(raw: bytes) -> str:
 
 
 def add_admin_commands(admin: click.Group) -> None:
-    """``dizuo admin tool-host add|remove|list``."""
+    """``dizuo admin tool-host add|remove|list`` and ``dizuo admin mcp-server add|remove|list``."""
 
     @admin.group("tool-host")
     def tool_host() -> None:
@@ -212,6 +252,43 @@ def add_admin_commands(admin: click.Group) -> None:
         with reported(), database() as db:
             _agents(db).remove_host(host)
         click.echo(host)
+
+    @admin.group("mcp-server")
+    def mcp_server() -> None:
+        """The MCP servers agents may use: a command the platform starts (stdio) or a URL."""
+
+    @mcp_server.command("add")
+    @click.argument("name")
+    @click.option("--command", "command", help="The command that starts it, speaking MCP on stdio.")
+    @click.option("--url", help="Its streamable HTTP endpoint (https://…/mcp).")
+    @click.option("--note", default="", help="What it is, whose it is.")
+    def mcp_add(name: str, command: str | None, url: str | None, note: str) -> None:
+        """Register (or change) the MCP server NAME; organizations enable it with dizuo agent mcp enable."""
+        import shlex
+
+        with reported(), database() as db:
+            _agents(db).add_mcp(name, shlex.split(command) if command is not None else None, url, note)
+        click.echo(name)
+
+    @mcp_server.command("remove")
+    @click.argument("name")
+    def mcp_remove(name: str) -> None:
+        """Unregister NAME (agents that name it are not offered its tools from their next call)."""
+        with reported(), database() as db:
+            _agents(db).remove_mcp(name)
+        click.echo(name)
+
+    @mcp_server.command("list")
+    @json_option
+    def mcp_listed(as_json: bool) -> None:
+        """The registered MCP servers."""
+        with reported(), database() as db:
+            servers = _agents(db).mcp_servers()
+        if as_json:
+            print_json({"object": "list", "data": servers})
+            return
+        for row in servers:
+            click.echo(f"{row['name']}\t{row['url'] or ' '.join(row['command'] or [])}\t{row['note']}")
 
     @tool_host.command("list")
     @json_option

@@ -1,4 +1,5 @@
-"""Agents: definitions, published versions, the steps of their calls, the hosts http tools may reach
+"""Agents: definitions, published versions, the steps of their calls, the hosts http tools may reach,
+the MCP servers agents may use and the organizations that enabled each
 
 Revision ID: 0025
 Revises: 0024
@@ -58,9 +59,25 @@ def upgrade() -> None:
         sa.Column("note", sa.String(500), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "agent_mcp_servers",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("command", sa.JSON(), nullable=True),
+        sa.Column("url", sa.String(2000), nullable=True),
+        sa.Column("note", sa.String(500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
+        "agent_mcp_enabled",
+        sa.Column("org_id", sa.String(32), primary_key=True),
+        sa.Column("server", sa.String(64), primary_key=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("agent_mcp_enabled")
+    op.drop_table("agent_mcp_servers")
     op.drop_table("agent_tool_hosts")
     op.drop_index("ix_agent_steps_agent_id_created_at", table_name="agent_steps")
     op.drop_table("agent_steps")
