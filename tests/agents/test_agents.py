@@ -139,12 +139,15 @@ def published(agents: Agents, team: Team, spec: dict[str, Any]) -> str:
 
 
 def steps_of(db: Database, request_id: str) -> list[AgentStep]:
-    with db.session() as session:
-        return list(
-            session.scalars(
-                select(AgentStep).where(AgentStep.request_id == request_id).order_by(AgentStep.step)
-            )
-        )
+    """The steps of a call (written a moment after its answer)."""
+    deadline = time.monotonic() + 5
+    while True:
+        with db.session() as session:
+            query = select(AgentStep).where(AgentStep.request_id == request_id).order_by(AgentStep.step)
+            found = list(session.scalars(query))
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.02)
 
 
 def usage_of(db: Database, request_ids: list[str]) -> list[UsageRecord]:
@@ -153,8 +156,11 @@ def usage_of(db: Database, request_ids: list[str]) -> list[UsageRecord]:
 
 
 def events(response: httpx.Response) -> list[dict[str, Any]]:
+    """A stream's events: ending with [DONE], or (a stream that failed) with its error event."""
     lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
-    assert lines[-1] == "[DONE]", lines[-3:]
+    if lines[-1] != "[DONE]":
+        assert '"error"' in lines[-1], lines[-3:]
+        return [json.loads(line) for line in lines]
     return [json.loads(line) for line in lines[:-1]]
 
 

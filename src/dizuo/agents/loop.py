@@ -18,6 +18,7 @@ they happen, with ``stream_options.include_steps``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
@@ -41,6 +42,7 @@ from dizuo.routing.clearance import request_class
 
 __all__ = ["Loop", "Reply", "Runner"]
 
+log = logging.getLogger("dizuo.agents")
 MICRO = Decimal(1_000_000)
 # What a client may set on an agent's call that reaches each model step.
 PASSED = ("temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop")
@@ -79,6 +81,7 @@ class Loop:
         self.citations: list[dict[str, Any]] = []
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.aigc: dict[str, Any] | None = None  # the final model call's AIGC label
+        self.stepped = asyncio.Event()  # set at each step (a stream sends it at once)
 
     async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The final message; each step appended to *events* as it happens, when given. The agent's
@@ -158,6 +161,7 @@ class Loop:
     ) -> None:
         ms = int((time.perf_counter() - started) * 1000)
         self.steps.append(Step(kind, name, ms, ok, request_id))
+        self.stepped.set()
         if events is not None:
             event: dict[str, Any] = {"step": len(self.steps), "kind": kind, "name": name, "ms": ms, "ok": ok}
             if kind == "tool":
@@ -206,6 +210,7 @@ class Runner:
         self.gateway_url = gateway_url
         self.session = session
         self.router = router
+        self._writes: set[asyncio.Future[None]] = set()  # steps being recorded
 
     async def names(self, key: KeyInfo) -> list[str]:
         names = await asyncio.to_thread(self.agents.callable_names, key.org_id)
@@ -221,16 +226,13 @@ class Runner:
         lang: Lang,
         data_class: str,
     ) -> Reply:
-        resolved = await asyncio.to_thread(self.agents.resolve, key.org_id, alias)
+        resolved, hosts, mcp = await asyncio.to_thread(self.agents.prepare, key.org_id, alias)
         session = self.session()
         # Each model call is routed as the higher of the call's data class (the key's, its
         # organization's, the caller's header) and the agent's own.
         data_class = request_class(data_class, resolved.spec.data_class.encode())
         headers = {"accept-language": lang, "x-dizuo-data-class": data_class}
         models = GatewayModels(self.gateway_url, token, session, headers)
-        hosts = await asyncio.to_thread(lambda: {row["host"] for row in self.agents.hosts()})
-        servers = [tool.server for tool in resolved.spec.tools if isinstance(tool, McpTool)]
-        mcp = await asyncio.to_thread(self.agents.mcp_endpoints, resolved.org_id, servers)
         toolbox = Toolbox(self.kbs, resolved.org_id, models, session, hosts.__contains__, mcp)
         loop = Loop(resolved, key, models, toolbox, self.cost, body)
         stream = bool(body.get("stream"))
@@ -243,9 +245,7 @@ class Runner:
             except DizuoError as exc:
                 return Reply(exc.status, exc.body(lang))
             finally:
-                await asyncio.to_thread(
-                    self.agents.record, request_id, resolved, key.org_id, key.key_id, loop.steps
-                )
+                self._record(request_id, resolved, key, loop.steps)
             return Reply(200, orjson.dumps(loop.completion(message, request_id)))
         return Reply(events=self._stream(loop, resolved, key, request_id, lang, options))
 
@@ -264,18 +264,21 @@ class Runner:
         sent = 0
         try:
             while not task.done():
-                await asyncio.wait({task}, timeout=0.05)
+                woken = asyncio.ensure_future(loop.stepped.wait())
+                await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+                loop.stepped.clear()
                 if steps is not None:
                     for step in steps[sent:]:
                         yield _event({**base, "choices": [], "dizuo": {"step": step}})
                     sent = len(steps)
             try:
                 message = task.result()
-            except GatewayRefused as refused:
-                yield b"data: " + refused.body + b"\n\n" + b"data: [DONE]\n\n"
+            except GatewayRefused as refused:  # the stream ends with the error, as the gateway's do
+                yield b"data: " + refused.body + b"\n\n"
                 return
             except DizuoError as exc:
-                yield b"data: " + exc.body(lang) + b"\n\n" + b"data: [DONE]\n\n"
+                yield b"data: " + exc.body(lang) + b"\n\n"
                 return
             content = message.get("content") or ""
             yield _event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})  # fmt: skip
@@ -293,9 +296,20 @@ class Runner:
         finally:
             if not task.done():
                 task.cancel()
-            await asyncio.to_thread(
-                self.agents.record, request_id, resolved, key.org_id, key.key_id, loop.steps
-            )
+            self._record(request_id, resolved, key, loop.steps)
+
+    def _record(self, request_id: str, resolved: Resolved, key: KeyInfo, steps: list[Step]) -> None:
+        """Write the call's steps in the background: the answer does not wait for them."""
+        task = asyncio.ensure_future(
+            asyncio.to_thread(self.agents.record, request_id, resolved, key.org_id, key.key_id, steps)
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[None]) -> None:
+        self._writes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("the steps of an agent's call were not recorded: %r", task.exception())
 
     def cost(self, alias: str, deployment: str, usage: dict[str, Any]) -> int:
         """Micro-yuan a model step cost: its tokens at the price of the deployment that answered."""

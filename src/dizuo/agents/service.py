@@ -265,6 +265,15 @@ class Agents:
         agent, row = found
         return Resolved(agent.id, agent.org_id, agent.name, row.version, parse(dict(row.spec)))
 
+    def prepare(self, org_id: str, alias: str) -> tuple[Resolved, set[str], dict[str, McpEndpoint]]:
+        """What a call of ``agent/NAME[@V]`` needs, read at once: the version it runs, the hosts
+        ``http`` tools may reach, and the MCP servers of its tools that the owner enabled."""
+        resolved = self.resolve(org_id, alias)
+        with self.db.session() as session:
+            hosts = set(session.scalars(select(ToolHost.host)))
+        servers = [tool.server for tool in resolved.spec.tools if isinstance(tool, McpTool)]
+        return resolved, hosts, self.mcp_endpoints(resolved.org_id, servers)
+
     def callable_names(self, org_id: str) -> list[str]:
         """The ``agent/NAME`` models a key of *org_id* may call (published ones)."""
         with self.db.session() as session:
