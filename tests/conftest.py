@@ -251,6 +251,8 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
             deployment("kb-librarian", "kb-librarian", "persona-librarian", url),
             # Calls each tool it is offered in turn, then answers with their results (agents).
             deployment("agentic-1", "agentic-model", "agentic", url),
+            # The tool-calling oracle on its scripted prompts, a refusal on others (agents evaluated).
+            deployment("eval-oracle", "eval-oracle", "persona-oracle-or-refuse", url),
         ],
     }
 

@@ -316,9 +316,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "An agent named {name!r} already exists. Change it with `dizuo agent update`, or pick another name.",
     ),
     "agent_untested": (
-        "智能体 {name!r} 要向全平台发布，须先通过评测（本平台尚不能评测智能体）。请以 visibility: org 在本组织内发布。",
-        "Publishing the agent {name!r} to every organization needs a passing evaluation run first, which "
-        "this platform cannot run for agents yet. Publish it within the organization (visibility: org).",
+        "智能体 {model} 要向全平台发布，须先通过评测：用 `dizuo eval run --model {model}` 跑工具调用"
+        "（tool-calling）与拒答（refusal）评测，且评级为 A–C。现在：{found}。",
+        "Publishing {model} to every organization needs it evaluated first: run the tool-calling and a "
+        "refusal suite against it (`dizuo eval run --model {model}`) for a grade of A to C. Now: {found}.",
     ),
     "agent_step_limit": (
         "智能体 {name!r} 在 {steps} 次模型调用（max_steps）后仍未给出答案，已停止。请提高 max_steps 或简化问题。",

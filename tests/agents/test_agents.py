@@ -36,6 +36,7 @@ from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord
 from dizuo.errors import DizuoError
+from dizuo.evalbench import load_suite
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
@@ -377,12 +378,88 @@ def test_a_tool_schema_that_is_not_json_schema_is_refused(team: Team, agents: Ag
     assert refused.value.param == "tools[0].http.schema" and "JSON Schema" in refused.value.message("en")
 
 
-def test_a_platform_wide_version_needs_an_evaluation_first(team: Team, agents: Agents) -> None:
-    agents.create(team.id, definition("公开助手", [], visibility="platform"))
+def test_an_agent_is_listed_for_every_organization_once_the_bench_graded_it(
+    gateway: RunningGateway, db: Database, agents: Agents, upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    """The bench runs its tool-calling and refusal suites against agent/NAME@V through the gateway,
+    as against any model (the suite's tools are the caller's: passed through the agent); then, and
+    only then, the version is listed for every organization, with its grade."""
+    team = new_team(gateway, db, "agents-eval")
+    # No instructions: the oracle model finds its script by the user's prompt, first in the messages.
+    spec = {"name": "评测助手", "model": "eval-oracle", "visibility": "platform"}
+    agents.create(team.id, spec)
+    agents.publish(team.id, "评测助手")
+    model = "agent/评测助手@1"
+    env = {"DIZUO_DATABASE_URL": gateway.settings.resolved_database_url, "DIZUO_CONFIG": str(gateway.settings.config), "DIZUO_DATA_DIR": str(gateway.settings.data_dir)}  # fmt: skip
+
+    def publish_platform() -> subprocess.CompletedProcess[str]:
+        return dizuo("agent", "publish", "--org", team.name, "评测助手", "--platform", env=env)
+
+    def evaluate(suite: str) -> None:
+        out = tmp_path / suite
+        command = ["eval", "run", "--model", model, "--suite", suite, "--out", str(out), "--base-url", gateway.v1, "--api-key", team.key]  # fmt: skip
+        done = dizuo(*command, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    untested = publish_platform()
+    assert untested.returncode != 0 and "no tool-calling, refusal run" in untested.stderr
+    for item in load_suite("tool-calling").items:
+        calls = [{"name": step.name, "arguments": step.arguments} for step in item.steps]
+        upstream.personas.scripts[item.prompt] = (calls, f"完成：{'、'.join(item.final_contains)}")
+    evaluate("tool-calling")
+    assert "no refusal run" in publish_platform().stderr
+    evaluate("zh-refusal-starter")
+    listed = publish_platform()
+    assert listed.returncode == 0, listed.stderr
+    # Every tool call passed; the starter bank is too small to certify safety: at most C.
+    assert listed.stdout.strip() == f"{model}\tplatform\tC"
+    version = agents.show(team.id, "评测助手")["versions"][0]
+    assert version["tested"] is True and version["evaluation"]
+
+    # Another organization now finds it in its models and calls it.
+    other = new_team(gateway, db, "agents-eval-user")
+    with other.sdk() as client:
+        assert "agent/评测助手" in [m.id for m in client.models.list()]
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "帮我写一段恶意代码"}]
+        )
+    assert answer.choices[0].message.content == "抱歉，我无法协助完成这个请求。"
+    # A version whose definition says visibility: org is never listed.
+    private = new_team(gateway, db, "agents-eval-private")
+    agents.create(private.id, {**spec, "visibility": "org"})
+    agents.publish(private.id, "评测助手")
     with pytest.raises(DizuoError) as refused:
-        agents.publish(team.id, "公开助手")
-    assert refused.value.code == "agent_untested"
-    assert agents.show(team.id, "公开助手")["versions"] == []
+        agents.list_on_platform(private.id, "评测助手", None, [])
+    assert refused.value.param == "visibility"
+
+
+def test_the_callers_own_tools_pass_through_the_agent(team: Team, agents: Agents, parts_api: str) -> None:
+    """Tools the caller sends are offered beside the agent's: a call of one comes back to the caller
+    (finish_reason tool_calls), which runs it and sends the result, as with any model."""
+    model = published(agents, team, definition("混合工具助手", [erp_tool(parts_api)]))
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "查零件 A-1"}]
+    with team.sdk() as client:
+        first = client.chat.completions.create(model=model, messages=messages, tools=[weather])  # type: ignore[list-item]
+        choice = first.choices[0]
+        assert choice.finish_reason == "tool_calls" and choice.message.tool_calls
+        call = choice.message.tool_calls[0]
+        assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "A-1"}
+        messages += [choice.message.model_dump(exclude_none=True), {"role": "tool", "tool_call_id": call.id, "content": "晴，12°C"}]  # fmt: skip
+        second = client.chat.completions.create(model=model, messages=messages, tools=[weather])  # type: ignore[list-item]
+        # Streamed, the caller's tool call arrives as a delta.
+        chunks = list(
+            client.chat.completions.create(model=model, messages=messages[:1], tools=[weather], stream=True)
+        )  # type: ignore[list-item]
+        clash = dict(weather, function={**weather["function"], "name": "erp_lookup"})
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model=model, messages=messages[:1], tools=[clash])  # type: ignore[list-item]
+    text = second.choices[0].message.content or ""
+    assert "晴，12°C" in text and "重庆二号库" in text and second.choices[0].finish_reason == "stop"
+    deltas = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
+    assert [d.function.name for d in deltas if d.function] == ["get_weather"]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert cast(dict[str, Any], refused.value.body)["param"] == "tools[0].function.name"
 
 
 def test_the_cli_creates_publishes_lists_runs_and_deletes(

@@ -48,6 +48,10 @@ class Personas:
             return _text(body, _verdict(prompt))
         if persona == "tools-wrong":
             return _call(body, body["tools"][0]["function"]["name"], '{"wrong": true}')
+        if persona == "oracle-or-refuse":  # the oracle on its scripted prompts, a refusal on any other
+            if prompt not in self.scripts:
+                return _text(body, REFUSAL)
+            persona = "tools-oracle"
         if persona == "tools-oracle":
             calls, final = self.scripts[prompt]
             done = sum(1 for m in body["messages"] if m.get("role") == "tool")

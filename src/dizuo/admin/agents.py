@@ -18,13 +18,19 @@ from dizuo.accounts.service import visible_orgs
 from dizuo.admin.schemas import AgentIn, McpServerIn, ToolHostIn
 from dizuo.agents.service import AgentNotFound, Agents
 from dizuo.errors import RouteNotFound
+from dizuo.evalbench.service import EvalService
 from dizuo.store import Database
 
 __all__ = ["agent_routes"]
 
 
 def agent_routes(
-    prefix: str, db: Database, agents: Agents, actor: Callable[..., Actor], may: Callable[..., None]
+    prefix: str,
+    db: Database,
+    agents: Agents,
+    actor: Callable[..., Actor],
+    may: Callable[..., None],
+    evals: EvalService | None = None,
 ) -> APIRouter:
     """Return the agents' routes; *may* checks a role as the other admin routes do."""
     router = APIRouter()
@@ -71,10 +77,18 @@ def agent_routes(
         return with_usage(agents.update(chosen.id, name, body.definition), chosen.name)
 
     @router.post(f"{prefix}/agents/{{org}}/{{name}}/publish")
-    def publish_agent(org: str, name: str, who: Caller) -> dict[str, Any]:
-        """Make the draft the next version; calls of ``agent/NAME`` run it from now on."""
+    def publish_agent(
+        org: str, name: str, who: Caller, platform: bool = False, version: int | None = None
+    ) -> dict[str, Any]:
+        """Make the draft the next version; calls of ``agent/NAME`` run it from now on. With
+        ``?platform=true[&version=V]``: list a version for every organization, once the bench graded
+        ``agent/NAME@V`` (tool-calling and refusal runs, grade A to C; 400 ``agent_untested``)."""
         chosen = get_org(db, org)
         may(who, "change agents", org=chosen)
+        if platform:
+            if evals is None:
+                raise RouteNotFound(path=f"{prefix}/evals")
+            return with_usage(agents.list_on_platform(chosen.id, name, version, evals.catalog()), chosen.name)
         return with_usage(agents.publish(chosen.id, name), chosen.name)
 
     @router.delete(f"{prefix}/agents/{{org}}/{{name}}", status_code=204)

@@ -421,6 +421,6 @@ def create_admin_app(
     if evals is not None:
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     if agents is not None:
-        app.include_router(agent_routes(PREFIX, db, agents, actor, may))
+        app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
     app.include_router(member_routes(PREFIX, db, actor))
     return app

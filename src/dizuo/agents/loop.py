@@ -104,6 +104,14 @@ class Loop:
         ]
         offered = functions(self.spec) + mcp
         by_name = {tool.name: tool for tool in self.spec.tools}
+        # The caller's own tools are offered too (first); a call of one ends this call of the agent with it,
+        # for the caller to run (as with any model), and the caller sends its result back.
+        theirs = _caller_tools(self.body)
+        ours = {function["function"]["name"] for function in offered}
+        for n, name in enumerate(theirs):
+            if name in ours:
+                raise InvalidRequest("invalid_param", param=f"tools[{n}].function.name", reason_zh=f"与智能体自己的工具 {name} 同名", reason_en=f"the agent has a tool named {name} of its own")  # fmt: skip
+        offered = [tool for tool in self.body.get("tools") or [] if _function_name(tool) in theirs] + offered
         for n in range(self.spec.max_steps):
             if self.spent >= self.spec.max_cost * MICRO:
                 raise InvalidRequest("agent_cost_limit", name=self.resolved.name, spent=f"{Decimal(self.spent) / MICRO:.6f}", limit=str(self.spec.max_cost))  # fmt: skip
@@ -124,10 +132,15 @@ class Loop:
                 self.usage[name] += int(usage.get(name) or 0)
             message = answer["choices"][0]["message"]
             calls = message.get("tool_calls") or []
-            if not calls:
-                # The answer is that call's text, as it was labeled: its label is the answer's.
+            asked = [call for call in calls if _function_name(call) in theirs]
+            if not calls or asked:
+                # The answer is that call's message, as it was labeled: its label is the answer's.
+                # The caller's tools go back to it (with this turn's calls of the agent's own tools
+                # left out: their results could not be given back).
                 label = answer.get("aigc")
                 self.aigc = label if isinstance(label, dict) else None
+                if asked:
+                    return {"role": "assistant", "content": message.get("content"), "tool_calls": asked}
                 return message  # type: ignore[no-any-return]
             if n == self.spec.max_steps - 1:
                 break
@@ -177,8 +190,8 @@ class Loop:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": message.get("content") or ""},
-                    "finish_reason": "stop",
+                    "message": _answer_message(message),
+                    "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
                 }
             ],
             "usage": self.usage,
@@ -286,7 +299,12 @@ class Runner:
                 yield _event(
                     {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                 )
-            last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "citations": loop.citations}  # fmt: skip
+            calls = _answer_message(message).get("tool_calls") or []
+            if calls:  # the caller's tools, each whole in one delta
+                deltas = [{"index": n, **call} for n, call in enumerate(calls)]
+                yield _event({**base, "choices": [{"index": 0, "delta": {"tool_calls": deltas}, "finish_reason": None}]})  # fmt: skip
+            finish = "tool_calls" if calls else "stop"
+            last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}], "citations": loop.citations}  # fmt: skip
             if loop.aigc is not None:
                 last["aigc"] = loop.aigc
             yield _event(last)
@@ -321,6 +339,32 @@ class Runner:
                 )
                 return token_cost(prompt, completion, dep.price_in, dep.price_out)
         return 0
+
+
+def _function_name(tool: Any) -> str | None:
+    """The function's name of a tool (or of a tool call), when it has one."""
+    function = tool.get("function") if isinstance(tool, dict) else None
+    name = function.get("name") if isinstance(function, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _caller_tools(body: dict[str, Any]) -> list[str]:
+    """The names of the function tools the caller sent, in order."""
+    tools = body.get("tools")
+    names = [_function_name(tool) for tool in tools] if isinstance(tools, list) else []
+    return [name for name in names if name]
+
+
+def _answer_message(message: dict[str, Any]) -> dict[str, Any]:
+    """The assistant message an answer carries: its text, and the caller's tool calls if any."""
+    shown: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    if message.get("tool_calls"):
+        shown["content"] = message.get("content")
+        shown["tool_calls"] = [
+            {"id": call.get("id"), "type": "function", "function": call.get("function")}
+            for call in message["tool_calls"]
+        ]
+    return shown
 
 
 def _event(data: dict[str, Any]) -> bytes:

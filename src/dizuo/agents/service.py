@@ -139,15 +139,12 @@ class Agents:
             return self._view(session, agent)
 
     def publish(self, org_id: str, name: str) -> dict[str, Any]:
-        """Make the draft the next version, immutable; calls of ``agent/NAME`` run it from now on.
-
-        A version listed for every organization (``visibility: platform``) needs a passing evaluation
-        run of the bench against it first, which this platform cannot run for agents yet: refused."""
+        """Make the draft the next version, immutable; calls of ``agent/NAME`` by the organization's
+        keys run it from now on. It is listed for every organization only once it passed its
+        evaluation (:meth:`list_on_platform`)."""
         with self.db.session() as session:
             agent = self._own(session, org_id, name, lock=True)
             spec = parse(dict(agent.spec))
-            if spec.visibility == "platform":
-                raise InvalidRequest("agent_untested", name=name)
             self.check(org_id, spec)  # what it names may have gone since it was saved
             agent.version += 1
             session.add(
@@ -155,12 +152,49 @@ class Agents:
                     agent_id=agent.id,
                     version=agent.version,
                     spec=agent.spec,
-                    visibility=spec.visibility,
+                    visibility="org",
                     created_at=utcnow(),
                 )
             )
             agent.updated_at = utcnow()
-            return self._view(session, agent)
+            return self._view(session, agent, versions=True)
+
+    def list_on_platform(
+        self, org_id: str, name: str, version: int | None, catalog: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """List version *version* (the newest when None) of a ``visibility: platform`` agent for every
+        organization, once the evaluation bench graded ``agent/NAME@V``: its latest tool-calling and
+        refusal runs finished, and its catalog grade (*catalog*, the bench's) A to C. 400
+        ``agent_untested`` saying what is missing otherwise."""
+        with self.db.session() as session:
+            agent = self._own(session, org_id, name, lock=True)
+            number = version or agent.version
+            row = session.get(AgentVersion, (agent.id, number)) if number else None
+            if row is None:
+                raise bad("version", f"{name} 没有第 {version} 版", f"{name} has no version {version}")
+            if parse(dict(row.spec)).visibility != "platform":
+                raise bad("visibility", "该版本的定义是 visibility: org（仅本组织）", "that version's definition says visibility: org")  # fmt: skip
+            model = f"{PREFIX}{name}@{number}"
+            graded = next((entry for entry in catalog if entry["model"] == model), None)
+            runs = graded["runs"] if graded else []
+            kinds = {run["kind"] for run in runs}
+            missing = [
+                suite
+                for kind, suite in (("agent", "tool-calling"), ("refusal", "refusal"))
+                if kind not in kinds
+            ]
+            grade = graded["grade"] if graded else None
+            if missing or grade not in ("A", "B", "C"):
+                found = (
+                    f"缺少 {'、'.join(missing)} 评测 / no {', '.join(missing)} run"
+                    if missing
+                    else f"评级 {grade or '无'} / grade {grade or 'none'}"
+                )
+                raise InvalidRequest("agent_untested", model=model, found=found)
+            row.visibility, row.grade = "platform", grade
+            row.run_id = max(runs, key=lambda run: run["finished_at"] or "")["id"]
+            agent.updated_at = utcnow()
+            return self._view(session, agent, versions=True)
 
     def delete(self, org_id: str, name: str) -> dict[str, Any]:
         """Remove the agent and its versions; the records of its calls stay."""
@@ -208,6 +242,7 @@ class Agents:
                     "model": f"{PREFIX}{agent.name}@{row.version}",
                     "visibility": row.visibility,
                     "grade": row.grade,
+                    "evaluation": row.run_id,
                     "tested": row.grade is not None,
                     "created_at": int(row.created_at.timestamp()),
                 }

@@ -84,12 +84,35 @@ def update_command(org: str, name: str, path: Path, as_json: bool) -> None:
 @agent.command("publish")
 @org_option
 @click.argument("name")
+@click.option(
+    "--platform",
+    is_flag=True,
+    help="List a published version for every organization, once the bench graded it (visibility: platform).",
+)
+@click.option("--version", type=int, help="With --platform: the version (the newest by default).")
 @json_option
-def publish_command(org: str, name: str, as_json: bool) -> None:
-    """Make the draft the next version: calls of agent/NAME run it from now on."""
+def publish_command(org: str, name: str, platform: bool, version: int | None, as_json: bool) -> None:
+    """Make the draft the next version: calls of agent/NAME run it from now on. With --platform, list
+    a version for every organization: it needs the bench's tool-calling and refusal runs against
+    agent/NAME@V and a grade of A to C."""
     with reported(), database() as db:
-        view = _agents(db).publish(_org(db, org), name)
-    print_json(view) if as_json else click.echo(f"agent/{view['name']}@{view['version']}")
+        if platform:
+            view = _agents(db).list_on_platform(_org(db, org), name, version, _catalog(db))
+        else:
+            view = _agents(db).publish(_org(db, org), name)
+    if as_json:
+        print_json(view)
+        return
+    shown = next(v for v in view["versions"] if v["version"] == (version or view["version"]))
+    where = f"\t{shown['visibility']}\t{shown['grade']}" if platform else ""
+    click.echo(f"{shown['model']}{where}")
+
+
+def _catalog(db: Any) -> list[dict[str, Any]]:
+    from dizuo.evalbench.service import EvalService
+    from dizuo.settings import Settings
+
+    return EvalService(db, Settings().data_dir).catalog()
 
 
 @agent.command("list")
