@@ -73,6 +73,7 @@ def test_every_admin_route_is_documented(route: str) -> None:
 def console_routes() -> list[str]:
     from zoneinfo import ZoneInfo
 
+    from dizuo.agents.service import Agents
     from dizuo.console import create_console_app
     from dizuo.evalbench.service import EvalService
     from dizuo.kb.service import KnowledgeBases
@@ -84,6 +85,7 @@ def console_routes() -> list[str]:
         zone=ZoneInfo("Asia/Shanghai"),
         evals=EvalService(db, Path(".")),
         kbs=KnowledgeBases(db, embedding_model="local/use-multilingual-v3"),
+        agents=Agents(db, lambda: []),
     )
     # The OpenAPI document lists every route, those of included routers too.
     return sorted(

@@ -302,6 +302,7 @@ def create_app(settings: Settings) -> Platform:
         aigc_notice=settings.aigc_notice,
         jobs=jobs,
         batches=batches,
+        agents=agents,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

@@ -33,6 +33,7 @@ BODIES: dict[str, Any] = {
     },
     "/admin/v1/orgs/{org}/guard-policy": {"action": "off"},
     "/admin/v1/orgs/{org}/keys/{key_id}/guard-policy": {"action": "off"},
+    "/admin/v1/agents/{org}/{name}": {"org": "探测", "definition": {"name": "探测", "model": "echo-model"}},
 }
 QUERIES: dict[str, dict[str, str]] = {"/admin/v1/orgs/{org}/statement": {"month": "2026-12"}}
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 
+from dizuo.accounts.tables import Organization
 from dizuo.agents.spec import SERVER_NAME, AgentSpec, HttpTool, KbSearchTool, McpTool, bad, parse
 from dizuo.agents.tables import Agent, AgentStep, AgentVersion, McpEnabled, McpServer, ToolHost
 from dizuo.errors import DizuoError, InvalidRequest
@@ -360,6 +361,102 @@ class Agents:
                 ).where(AgentStep.agent_id == agent_id, AgentStep.created_at >= since)
             ).one()
         return {"calls": int(calls or 0), "organizations": int(orgs or 0)}
+
+    # ---- the catalog and the adoption indicator ------------------------------------------------
+
+    def catalog(self, org_id: str | None, days: int = 30) -> list[dict[str, Any]]:
+        """The agents *org_id* sees: its own and those listed for every organization (all of them
+        when None), each with its owner, description, tools, newest version, whether (and with what
+        grade) a version is listed for every organization, and its calls and calling organizations
+        in the last *days*; by name."""
+        since = utcnow() - dt.timedelta(days=days)
+        with self.db.session() as session:
+            listed = select(AgentVersion.agent_id).where(AgentVersion.visibility == "platform")
+            query = select(Agent, Organization.name).join(Organization, Organization.id == Agent.org_id)
+            if org_id is not None:
+                query = query.where(or_(Agent.org_id == org_id, Agent.id.in_(listed)))
+            rows = session.execute(query.order_by(Agent.name)).all()
+            grades = {
+                agent_id: grade
+                for agent_id, grade in session.execute(
+                    select(AgentVersion.agent_id, AgentVersion.grade)
+                    .where(AgentVersion.visibility == "platform")
+                    .order_by(AgentVersion.version)
+                )
+            }
+            used = {
+                agent_id: (int(calls), int(orgs))
+                for agent_id, calls, orgs in session.execute(
+                    select(
+                        AgentStep.agent_id,
+                        func.count(func.distinct(AgentStep.request_id)),
+                        func.count(func.distinct(AgentStep.org_id)),
+                    )
+                    .where(AgentStep.created_at >= since)
+                    .group_by(AgentStep.agent_id)
+                )
+            }
+        found = []
+        for agent, owner in rows:
+            spec = agent.spec
+            calls, orgs = used.get(agent.id, (0, 0))
+            found.append(
+                {
+                    "id": agent.id,
+                    "name": agent.name,
+                    "model": f"{PREFIX}{agent.name}",
+                    "owner": owner,
+                    "own": agent.org_id == org_id,
+                    "description": spec.get("description", ""),
+                    "tools": [next(iter(tool)) for tool in spec.get("tools", [])],
+                    "version": agent.version or None,
+                    "platform": agent.id in grades,
+                    "grade": grades.get(agent.id),
+                    "calls": calls,
+                    "organizations": orgs,
+                }
+            )
+        return found
+
+    def adoption(self, days: int = 30) -> dict[str, Any]:
+        """The agents indicator: agents called in the last *days*, and the organizations that called
+        at least one, of all, overall and by industry and by district."""
+        since = utcnow() - dt.timedelta(days=days)
+        with self.db.session() as session:
+            active = int(
+                session.scalar(
+                    select(func.count(func.distinct(AgentStep.agent_id))).where(AgentStep.created_at >= since)
+                )
+                or 0
+            )
+            users = set(
+                session.scalars(select(AgentStep.org_id).where(AgentStep.created_at >= since).distinct())
+            )
+            orgs = session.execute(
+                select(Organization.id, Organization.industry, Organization.district)
+            ).all()
+
+        def split(by: int) -> list[dict[str, Any]]:
+            groups: dict[str, list[int]] = {}
+            for row in orgs:
+                counts = groups.setdefault(row[by] or "", [0, 0])
+                counts[0] += row[0] in users
+                counts[1] += 1
+            return [
+                {"name": name, "using": using, "organizations": total, "share": using / total}
+                for name, (using, total) in sorted(groups.items())
+            ]
+
+        using = sum(1 for row in orgs if row[0] in users)
+        return {
+            "days": days,
+            "active_agents": active,
+            "using": using,
+            "organizations": len(orgs),
+            "share": using / len(orgs) if orgs else 0.0,
+            "by_industry": split(1),
+            "by_district": split(2),
+        }
 
     # ---- the hosts http tools may reach ------------------------------------------------------
 

@@ -17,9 +17,11 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dizuo.agents.service import Agents
 from dizuo.batches.service import Batches
 from dizuo.compute.jobs import Jobs
 from dizuo.console import account, audit, bench, compute, knowledge, money, ops, orgs, overview, signin, usage
+from dizuo.console import agents as console_agents
 from dizuo.console import batches as console_batches
 from dizuo.console.web import (
     PREFIX,
@@ -61,6 +63,7 @@ def create_console_app(
     aigc_notice: str = "本内容由人工智能生成",
     jobs: Jobs | None = None,
     batches: Batches | None = None,
+    agents: Agents | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -94,6 +97,8 @@ def create_console_app(
         app.include_router(compute.routes(console, jobs))
     if batches is not None:
         app.include_router(console_batches.routes(console, batches))
+    if agents is not None:
+        app.include_router(console_agents.routes(console, agents))
     return app
 
 

@@ -187,6 +187,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
     items.append(("nav.deployments", f"{PREFIX}/deployments", allowed(actor, "read deployments")))
     items.append(("nav.compute", f"{PREFIX}/compute", allowed(actor, "read compute jobs", org_id=own)))
     items.append(("nav.batches", f"{PREFIX}/batches", allowed(actor, "read batches", org_id=own)))
+    items.append(("nav.agents", f"{PREFIX}/agents", allowed(actor, "read agents", org_id=own)))
     items.append(("nav.playground", f"{PREFIX}/playground", allowed(actor, "use the playground")))
     items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
     items.append(("nav.evals", f"{PREFIX}/evals", allowed(actor, "read evaluations")))

@@ -1,0 +1,85 @@
+"""The console's agents page in a real browser: an organization's members see their own agents and
+those listed for every organization, never another organization's private ones; platform admins
+see every agent and the adoption indicator (active agents, organizations using one, by industry
+and district)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+import openai
+
+from dizuo.accounts import create_key, create_org
+from dizuo.accounts.members import create_member
+from dizuo.agents.loop import Runner
+from dizuo.agents.service import Agents
+from dizuo.agents.tables import AgentVersion
+from dizuo.billing import parse_cny
+from dizuo.billing.service import topup
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+from tests.support.browser import PASSWORD, screenshot, sign_in
+
+
+def test_the_agents_page_shows_each_member_what_it_may_call_and_the_adoption_indicator(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    agents: Agents = cast(Runner, gateway.app.agents).agents
+    tag = uuid.uuid4().hex[:6]
+    maker, user, bystander = f"船机-{tag}", f"电子-{tag}", f"纺织-{tag}"
+    ids = {}
+    for name, industry, district in (
+        (maker, "制造业", "两江新区"),
+        (user, "信息技术", "渝北区"),
+        (bystander, "制造业", "渝北区"),
+    ):
+        ids[name] = create_org(db, name, industry=industry, district=district).id
+        topup(db, name, parse_cny("10"))
+    spec = {
+        "name": f"质检助手-{tag}",
+        "model": "agentic-model",
+        "description": "回答检验规范",
+        "visibility": "platform",
+    }
+    agents.create(ids[maker], spec)
+    agents.publish(ids[maker], spec["name"])
+    agents.create(ids[maker], {**spec, "name": f"内部助手-{tag}", "visibility": "org"})
+    # Listed for every organization as the bench's grade allows (its own test covers the grading).
+    with db.session() as session:
+        version = session.get(AgentVersion, (agents.show(ids[maker], spec["name"])["id"], 1))
+        assert version is not None
+        version.visibility, version.grade = "platform", "C"
+    key = create_key(db, user).key
+    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
+        client.chat.completions.create(
+            model=f"agent/{spec['name']}", messages=[{"role": "user", "content": "你好"}]
+        )
+    for nickname, role, extra in (
+        ("root", "platform-admin", {}),
+        ("dev", "org-developer", {"org": bystander}),
+    ):
+        create_member(db, f"{nickname}-{tag}", PASSWORD, role, **extra)
+    db.dispose()
+
+    page = sign_in(browser, gateway.url, f"root-{tag}")
+    page.get_by_role("link", name="智能体", exact=True).click()
+    page.wait_for_selector("[data-testid=agents]")
+    listed = page.get_by_test_id("agents").locator(f"tr[data-agent='{spec['name']}']").inner_text()
+    assert maker in listed and "回答检验规范" in listed and "已评测上架 · 评级 C" in listed and "v1" in listed
+    assert (
+        "草稿（未发布）"
+        in page.get_by_test_id("agents").locator(f"tr[data-agent='内部助手-{tag}']").inner_text()
+    )
+    indicator = page.get_by_test_id("agent-adoption").inner_text()
+    assert "活跃智能体" in indicator and "两江新区" in indicator and "信息技术" in indicator
+    by = page.get_by_test_id("agent-adoption-by").inner_text()
+    assert any("信息技术" in line and "1 / 1" in line for line in by.splitlines()), by
+    screenshot(page, "console-agents")
+
+    member = sign_in(browser, gateway.url, f"dev-{tag}")
+    member.goto(f"{gateway.url}/console/agents")
+    seen = member.get_by_test_id("agents").inner_text()
+    assert spec["name"] in seen and f"内部助手-{tag}" not in seen
+    assert member.get_by_test_id("agent-adoption").count() == 0
