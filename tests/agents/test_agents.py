@@ -770,3 +770,26 @@ def test_the_admin_api_manages_agents_hosts_and_mcp_servers_by_role(
     assert (
         api(gateway, tokens["a-dev"], "GET", f"/agents/{quote(org_a)}/{quote('接口助手')}").status_code == 404
     )
+
+
+def test_personal_data_in_a_tool_result_raises_the_next_model_call_s_data_class(
+    gateway: RunningGateway, db: Database, agents: Agents, parts_api: str
+) -> None:
+    """Under a policy that raises the class of prompts with personal data, the model call after a
+    tool that returned a resident ID is routed as important: the agent's model (on a public cloud)
+    is not cleared for it, and the call fails closed."""
+    team = new_team(gateway, db, "agents-raise")
+    set_guard_policy(db, team.name, {"action": "log", "raise_class": "important"})
+    # agentic-model has one deployment, on a public cloud cleared for general data only.
+    model = published(agents, team, definition("公开云库存助手", [erp_tool(parts_api)]))
+    with team.sdk() as client:
+        fine = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "查零件 A-1"}]
+        )
+        assert "重庆二号库" in (fine.choices[0].message.content or "")
+        with pytest.raises(openai.APIStatusError) as closed:
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "查零件 owner"}]
+            )
+    assert closed.value.status_code == 503
+    assert cast(dict[str, Any], closed.value.body)["code"] == "no_cleared_deployment"
