@@ -1,6 +1,6 @@
 """The console's agents page in a real browser: an organization's members see their own agents and
 those listed for every organization, never another organization's private ones; platform admins
-see every agent and the adoption indicator (active agents, organizations using one, by industry
+see every agent and the adoption indicator (on the overview too) (active agents, organizations using one, by industry
 and district)."""
 
 from __future__ import annotations
@@ -64,6 +64,10 @@ def test_the_agents_page_shows_each_member_what_it_may_call_and_the_adoption_ind
     db.dispose()
 
     page = sign_in(browser, gateway.url, f"root-{tag}")
+    # The overview counts the agents indicator among its figures, linked to the agents page.
+    active = int(page.get_by_test_id("agents-active").inner_text())
+    share = page.get_by_test_id("agents-share")
+    assert active >= 1 and share.inner_text().endswith("%") and " / " in (share.get_attribute("title") or "")
     page.get_by_role("link", name="智能体", exact=True).click()
     page.wait_for_selector("[data-testid=agents]")
     listed = page.get_by_test_id("agents").locator(f"tr[data-agent='{spec['name']}']").inner_text()

@@ -33,6 +33,7 @@ __all__ = [
     "McpEndpoint",
     "Resolved",
     "Step",
+    "adoption",
     "split_alias",
 ]
 
@@ -419,44 +420,8 @@ class Agents:
         return found
 
     def adoption(self, days: int = 30) -> dict[str, Any]:
-        """The agents indicator: agents called in the last *days*, and the organizations that called
-        at least one, of all, overall and by industry and by district."""
-        since = utcnow() - dt.timedelta(days=days)
-        with self.db.session() as session:
-            active = int(
-                session.scalar(
-                    select(func.count(func.distinct(AgentStep.agent_id))).where(AgentStep.created_at >= since)
-                )
-                or 0
-            )
-            users = set(
-                session.scalars(select(AgentStep.org_id).where(AgentStep.created_at >= since).distinct())
-            )
-            orgs = session.execute(
-                select(Organization.id, Organization.industry, Organization.district)
-            ).all()
-
-        def split(by: int) -> list[dict[str, Any]]:
-            groups: dict[str, list[int]] = {}
-            for row in orgs:
-                counts = groups.setdefault(row[by] or "", [0, 0])
-                counts[0] += row[0] in users
-                counts[1] += 1
-            return [
-                {"name": name, "using": using, "organizations": total, "share": using / total}
-                for name, (using, total) in sorted(groups.items())
-            ]
-
-        using = sum(1 for row in orgs if row[0] in users)
-        return {
-            "days": days,
-            "active_agents": active,
-            "using": using,
-            "organizations": len(orgs),
-            "share": using / len(orgs) if orgs else 0.0,
-            "by_industry": split(1),
-            "by_district": split(2),
-        }
+        """The agents indicator (:func:`adoption`)."""
+        return adoption(self.db, days)
 
     # ---- the hosts http tools may reach ------------------------------------------------------
 
@@ -558,3 +523,40 @@ class Agents:
                 row.name: McpEndpoint(row.name, tuple(row.command) if row.command else None, row.url)
                 for row in rows
             }
+
+
+def adoption(db: Database, days: int = 30) -> dict[str, Any]:
+    """The agents indicator: agents called in the last *days*, and the organizations that called
+    at least one, of all, overall and by industry and by district."""
+    since = utcnow() - dt.timedelta(days=days)
+    with db.session() as session:
+        active = int(
+            session.scalar(
+                select(func.count(func.distinct(AgentStep.agent_id))).where(AgentStep.created_at >= since)
+            )
+            or 0
+        )
+        users = set(session.scalars(select(AgentStep.org_id).where(AgentStep.created_at >= since).distinct()))
+        orgs = session.execute(select(Organization.id, Organization.industry, Organization.district)).all()
+
+    def split(by: int) -> list[dict[str, Any]]:
+        groups: dict[str, list[int]] = {}
+        for row in orgs:
+            counts = groups.setdefault(row[by] or "", [0, 0])
+            counts[0] += row[0] in users
+            counts[1] += 1
+        return [
+            {"name": name, "using": using, "organizations": total, "share": using / total}
+            for name, (using, total) in sorted(groups.items())
+        ]
+
+    using = sum(1 for row in orgs if row[0] in users)
+    return {
+        "days": days,
+        "active_agents": active,
+        "using": using,
+        "organizations": len(orgs),
+        "share": using / len(orgs) if orgs else 0.0,
+        "by_industry": split(1),
+        "by_district": split(2),
+    }

@@ -129,6 +129,8 @@ TEXT: dict[str, tuple[str, str]] = {
         "活跃智能体 {active} 个；使用至少一个智能体的组织 {using} / {total}（{share}%）。",
         "{active} active agents; {using} of {total} organizations used at least one ({share}%).",
     ),
+    "overview.agents_active": ("活跃智能体（近 30 天）", "Active agents (30 days)"),
+    "overview.agents_share": ("使用智能体的组织占比", "Organizations using agents"),
     "agents.catalog": ("智能体目录", "Agents"),
     "agents.adoption.by": ("维度", "By"),
     "agents.adoption.group": ("分组", "Group"),

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
+from dizuo.agents.service import adoption
 from dizuo.billing.activity import activity, window
 from dizuo.console.i18n import pinyin_key
 from dizuo.console.web import PREFIX, Console, redirect
@@ -41,10 +42,13 @@ def routes(console: Console) -> APIRouter:
             if sees_all_orgs(actor)
             else []
         )
+        # The region's agents indicator, platform-wide: for operators and auditors looking at all.
+        agents = adoption(console.db) if sees_all_orgs(actor) and not org else None
         return console.render(
             request,
             "overview.html",
             signed,
+            agents=agents,
             figures=figures,
             days=days,
             ranges=RANGES,
