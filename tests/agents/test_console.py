@@ -20,6 +20,7 @@ from dizuo.billing.service import topup
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
+from tests.support.upstream import FakeUpstream
 
 
 def test_the_agents_page_shows_each_member_what_it_may_call_and_the_adoption_indicator(
@@ -87,3 +88,39 @@ def test_the_agents_page_shows_each_member_what_it_may_call_and_the_adoption_ind
     seen = member.get_by_test_id("agents").inner_text()
     assert spec["name"] in seen and f"内部助手-{tag}" not in seen
     assert member.get_by_test_id("agent-adoption").count() == 0
+
+
+def test_the_playground_calls_an_agent_and_shows_its_steps(
+    gateway: RunningGateway, browser: Any, upstream: FakeUpstream
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    agents: Agents = cast(Runner, gateway.app.agents).agents
+    tag = uuid.uuid4().hex[:6]
+    org = f"试用-{tag}"
+    org_id = create_org(db, org).id
+    topup(db, org, parse_cny("10"))
+    key = create_key(db, org).key
+    agents.allow_host(upstream.host)
+    schema = {"type": "object", "properties": {"part": {"type": "string"}}, "required": ["part"]}
+    url = f"http://{upstream.host}:{upstream.port}/erp/parts"
+    spec = {"name": f"库存助手-{tag}", "model": "agentic-model", "tools": [{"http": {"name": "erp_lookup", "url": url, "schema": schema}}]}  # fmt: skip
+    agents.create(org_id, spec)
+    agents.publish(org_id, spec["name"])
+    create_member(db, f"dev-{tag}", PASSWORD, "org-developer", org=org)
+    db.dispose()
+
+    page = sign_in(browser, gateway.url, f"dev-{tag}")
+    page.get_by_role("link", name="体验").click()
+    page.get_by_label("API 密钥").fill(key)
+    page.get_by_label("模型").select_option(f"agent/{spec['name']}")
+    page.get_by_label("消息").fill("查零件 A-1")
+    page.get_by_role("button", name="发送").click()
+    page.get_by_test_id("answer").filter(has_text="重庆二号库").wait_for(timeout=15_000)
+    steps = page.get_by_test_id("steps").locator("li").all_inner_texts()
+    assert [s.split(" ")[:2] for s in steps] == [
+        ["model", "agentic-model"],
+        ["tool", "erp_lookup"],
+        ["model", "agentic-model"],
+    ], steps
+    assert '{"part":"A-1"}' in steps[1].replace(" ", "")
+    screenshot(page, "console-playground-agent")

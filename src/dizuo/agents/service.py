@@ -560,3 +560,18 @@ def adoption(db: Database, days: int = 30) -> dict[str, Any]:
         "by_industry": split(1),
         "by_district": split(2),
     }
+
+
+def published_names(db: Database, org_id: str | None) -> list[str]:
+    """The ``agent/NAME`` models with a published version that *org_id* may call (its own and those
+    listed for every organization; every one when None), by name."""
+    with db.session() as session:
+        query = (
+            select(Agent.name)
+            .join(AgentVersion, AgentVersion.agent_id == Agent.id)
+            .where(AgentVersion.version == Agent.version)
+        )
+        if org_id is not None:
+            listed = select(AgentVersion.agent_id).where(AgentVersion.visibility == "platform")
+            query = query.where(or_(Agent.org_id == org_id, Agent.id.in_(listed)))
+        return sorted({f"{PREFIX}{name}" for name in session.scalars(query)})

@@ -382,6 +382,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "health.unavailable": ("不可用", "unavailable"),
     # playground
     "playground.title": ("体验", "Playground"),
+    "playground.steps": ("智能体的步骤", "The agent's steps"),
     "playground.key": ("API 密钥", "API key"),
     "playground.key_hint": (
         "调用与正式 API 完全相同：计费、限流与数据风险策略都照常生效。密钥只留在本页内存中。",

@@ -1,4 +1,5 @@
-"""Deployments with health and data-class clearance, the playground, and the data-risk guard's events."""
+"""Deployments with health and data-class clearance, the playground (models and agents, an agent's
+steps shown as they happen), and the data-risk guard's events."""
 
 from typing import Annotated
 
@@ -8,6 +9,7 @@ from fastapi.responses import Response
 from dizuo.accounts.permissions import authorize, sees_all_orgs
 from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
+from dizuo.agents.service import published_names
 from dizuo.console.i18n import pinyin_key
 from dizuo.console.web import PREFIX, Console
 from dizuo.guard.events import list_events
@@ -33,7 +35,10 @@ def routes(console: Console) -> APIRouter:
     def playground(request: Request, signed: Signed) -> Response:
         """Chat through the real /v1 with a key the member pastes: the same path every client takes."""
         authorize(signed.actor, "use the playground")
-        return console.render(request, "playground.html", signed, models=console.chat_models())
+        # Agents too: the member's organization's and those listed for every organization (all of
+        # them for operators: the pasted key decides what answers).
+        agents = published_names(db, None if sees_all_orgs(signed.actor) else signed.actor.org_id)
+        return console.render(request, "playground.html", signed, models=console.chat_models() + agents)
 
     @router.get(f"{PREFIX}/guard")
     def guard(request: Request, signed: Signed, org: str = "") -> Response:

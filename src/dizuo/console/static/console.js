@@ -120,11 +120,17 @@
       out.textContent = form.dataset.waiting;
       unlabeled("pg");
       var label = null;
+      var model = document.getElementById("pg-model").value;
+      var steps = document.getElementById("pg-steps");
+      steps.textContent = "";
+      steps.hidden = true;
       var body = {
-        model: document.getElementById("pg-model").value,
+        model: model,
         messages: [{ role: "user", content: document.getElementById("pg-message").value }],
         stream: true,
       };
+      // An agent's stream carries its steps (model calls, tools) as they happen: shown above the answer.
+      if (model.startsWith("agent/")) body.stream_options = { include_steps: true };
       try {
         var response = await fetch(form.dataset.endpoint, {
           method: "POST",
@@ -155,6 +161,14 @@
             var chunk = JSON.parse(line.slice(6));
             if (chunk.error) throw new Error(chunk.error.message);
             if (chunk.aigc) label = chunk.aigc;
+            var step = chunk.dizuo && chunk.dizuo.step;
+            if (step) {
+              var item = document.createElement("li");
+              item.textContent = step.kind + " " + step.name + (step.arguments ? " " + step.arguments : "") +
+                " · " + step.ms + " ms" + (step.ok ? "" : " ✗");
+              steps.appendChild(item);
+              steps.hidden = false;
+            }
             var delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
             if (delta && delta.content) out.textContent += delta.content;
           });
