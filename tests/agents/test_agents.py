@@ -179,6 +179,7 @@ def test_an_agent_searches_the_standard_calls_the_parts_api_and_answers_with_cit
     with team.sdk() as client:
         listed = [m.id for m in client.models.list()]
         assert model in listed and "agent/质检助手" in listed
+        assert client.models.retrieve("agent/质检助手").model_extra["dizuo"] == {"mode": "agent"}  # type: ignore[index]
         raw = client.chat.completions.with_raw_response.create(
             model=model, messages=[{"role": "user", "content": QUESTION}]
         )
@@ -301,6 +302,8 @@ def test_another_organizations_private_agent_is_not_found(
     other = new_team(gateway, db, "agents-other")
     with other.sdk() as client:
         assert model not in [m.id for m in client.models.list()]
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve(model)
         with pytest.raises(openai.NotFoundError) as missing:
             client.chat.completions.create(model=model, messages=[{"role": "user", "content": "你好"}])
         assert cast(dict[str, Any], missing.value.body)["code"] == "agent_not_found"

@@ -919,6 +919,14 @@ class Gateway:
         use it."""
         key = await self._authenticate(headers)
         alias = scope["path"][len(MODEL_PREFIX) :]
+        if alias.startswith(AGENT_PREFIX) and self.agents is not None:
+            name, at, version = alias.rpartition("@")
+            if not (at and version.isdigit()):
+                name = alias
+            if name in await self.agents.names(key):
+                await send_json(send, 200, _agent_entry(alias))
+                return
+            raise self._not_found(key, alias)
         if self.router.mode(alias) is None or not key.may_use(alias):
             raise self._not_found(key, alias)
         await send_json(send, 200, self._model_entry(alias))
