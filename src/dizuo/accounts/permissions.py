@@ -39,6 +39,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "use the playground": ("auditor", "org-admin", "org-developer"),
     "read evaluations": ("auditor",),
     "run evaluations": (),
+    "read indicators": ("auditor",),
     "read agents": ("auditor", "org-admin", "org-developer"),
     "change agents": ("org-admin", "org-developer"),
     "enable mcp servers": ("org-admin",),

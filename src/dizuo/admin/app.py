@@ -53,6 +53,7 @@ from dizuo.errors import (
 from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import list_events
 from dizuo.http_errors import install_error_handlers
+from dizuo.indicators import monthly as monthly_indicators
 from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
 
@@ -226,6 +227,12 @@ def create_admin_app(
         may(who, "change pools")
         the_pools().remove(name, who.username)
         return Response(status_code=204)
+
+    @app.get(f"{PREFIX}/indicators")
+    def indicators(who: Caller, month: str) -> dict[str, Any]:
+        """The month's monitoring indicators (docs/indicators.md), as ``dizuo indicators --json``."""
+        may(who, "read indicators")
+        return monthly_indicators(db, month, zone)
 
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from dizuo.cli.compliance import aigc, audit, compliance
 from dizuo.cli.compute import compute
 from dizuo.cli.evals import DEFAULT_BASE_URL, evals
 from dizuo.cli.guard import guard
+from dizuo.cli.indicators import indicators
 from dizuo.cli.inspect import inspect
 from dizuo.cli.kb import kb
 from dizuo.errors import ConfigError, DizuoError
@@ -212,3 +213,4 @@ main.add_command(aigc)
 main.add_command(compute)
 main.add_command(batch)
 main.add_command(agent)
+main.add_command(indicators)

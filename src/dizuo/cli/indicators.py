@@ -1,0 +1,49 @@
+"""``dizuo indicators``: the program office's monitoring indicators of a month, read from the
+platform's database (as ``dizuo admin``)."""
+
+from __future__ import annotations
+
+import click
+
+from dizuo.cli.common import database, platform_zone, reported
+from dizuo.cli.remote import print_json
+
+__all__ = ["indicators"]
+
+
+@click.command("indicators")
+@click.option("--month", required=True, help="YYYY-MM (a month of DIZUO_TIMEZONE)")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def indicators(month: str, as_json: bool) -> None:
+    """The month's indicators: organizations registered and active, the share using agents against
+    the region's target, calls, tokens, spend, voucher money and compute hours by industry, district
+    and size (docs/indicators.md)."""
+    from dizuo.indicators import monthly
+
+    with reported(), database() as db:
+        document = monthly(db, month, platform_zone())
+    if as_json:
+        print_json(document)
+        return
+    orgs, agents, usage = document["organizations"], document["agent_adoption"], document["usage"]
+    target = f"（目标 {agents['target']:.0%} / target）" if agents["target"] is not None else ""
+    click.echo(f"{month}  注册组织 registered {orgs['registered']}  活跃 active {orgs['active']}")
+    click.echo(
+        f"使用智能体的组织 using agents {agents['using']} / {agents['organizations']} "
+        f"({agents['share']:.1%}){target}  活跃智能体 active agents {agents['active_agents']}"
+    )
+    click.echo(
+        f"调用 calls {usage['calls']}  tokens {usage['tokens']}  花费 spend ¥{usage['spend']}  "
+        f"算力券 vouchers ¥{usage['voucher_paid']}  算力 compute {usage['compute_hours']} h"
+    )
+    for key, title in (
+        ("by_industry", "行业 industry"),
+        ("by_district", "区县 district"),
+        ("by_size", "规模 size"),
+    ):
+        click.echo(f"\n{title}")
+        for row in document[key]:
+            click.echo(
+                f"  {row['name'] or '（未填 / not given）'}\t{row['active']}/{row['registered']}\t"
+                f"agents {row['agent_using']}\tcalls {row['calls']}\t¥{row['spend']}"
+            )

@@ -1,0 +1,156 @@
+"""The monitoring indicators (监测指标) of a month, for the program office: organizations registered
+and active, the share of organizations using agents against the region's targets, and calls,
+tokens, spend, voucher money and compute hours by industry, district and size.
+
+Definitions (docs/indicators.md quotes them):
+
+- **registered**: organizations created before the month's end.
+- **active**: organizations with at least one charged call of a model, an agent's model call, a batch
+  line or a compute job in the month (a usage record), or a call of an agent.
+- **agent_adoption**: organizations that called at least one agent in the month, of the registered;
+  ``active_agents``, the agents called in the month.
+- **calls**, **tokens**: the month's charged model calls (compute jobs apart) and their prompt and
+  completion tokens; **spend**: everything charged (calls and compute), CNY; **voucher_paid**: the
+  part vouchers paid.
+- **compute_hours**, **accelerator_hours**: of the compute jobs that ended in the month, the hours
+  each ran (from its charged start to its end), and those hours times the accelerators it asked for.
+
+Sums come from the hourly rollups written with every usage record (a month is a few thousand rows
+whatever the number of calls); a month is whole days of the platform's time zone.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from dizuo.accounts.tables import Organization
+from dizuo.agents.tables import AgentStep
+from dizuo.billing.money import format_cny
+from dizuo.billing.reports import month_bounds
+from dizuo.billing.tables import usage_hourly
+from dizuo.compute.jobs import PROVIDER as COMPUTE
+from dizuo.compute.tables import ComputeJob
+from dizuo.days import PLATFORM_ZONE
+from dizuo.store import Database, utc
+
+__all__ = ["AGENT_TARGETS", "monthly"]
+
+# The region's targets for the share of organizations using agents (智能体普及率), by year.
+AGENT_TARGETS = {"2026": 0.7, "2027": 0.8}
+GROUPS = (("by_industry", "industry"), ("by_district", "district"), ("by_size", "size"))
+FIGURES = ("registered", "active", "agent_using", "calls", "tokens", "spend", "voucher_paid", "compute_hours", "accelerator_hours")  # fmt: skip
+
+
+def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE) -> dict[str, Any]:
+    """The indicators of *month* (``YYYY-MM`` in *zone*) as one JSON document."""
+    start, end = month_bounds(month, zone)
+    per_org: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0.0))
+    table = usage_hourly.c
+    with db.session() as session:
+        orgs = session.execute(
+            select(Organization.id, Organization.industry, Organization.district, Organization.size).where(
+                Organization.created_at < end
+            )
+        ).all()
+        sums = session.execute(
+            select(
+                table.org_id,
+                table.provider,
+                func.sum(table.calls),
+                func.sum(table.prompt_tokens + table.completion_tokens),
+                func.sum(table.cost),
+                func.sum(table.voucher_part),
+            )
+            .where(table.hour >= start, table.hour < end)
+            .group_by(table.org_id, table.provider)
+        ).all()
+        agent_users = set(
+            session.scalars(
+                select(AgentStep.org_id)
+                .where(AgentStep.created_at >= start, AgentStep.created_at < end)
+                .distinct()
+            )
+        )
+        active_agents = int(
+            session.scalar(
+                select(func.count(func.distinct(AgentStep.agent_id))).where(
+                    AgentStep.created_at >= start, AgentStep.created_at < end
+                )
+            )
+            or 0
+        )
+        jobs = session.execute(
+            select(ComputeJob.org_id, ComputeJob.started_at, ComputeJob.ended_at, ComputeJob.spec).where(
+                ComputeJob.ended_at >= start,
+                ComputeJob.ended_at < end,
+                ComputeJob.started_at.is_not(None),
+            )
+        ).all()
+    for org_id, provider, calls, tokens, cost, voucher in sums:
+        figures = per_org[org_id]
+        if provider != COMPUTE:
+            figures["calls"] += int(calls or 0)
+            figures["tokens"] += int(tokens or 0)
+        figures["spend"] += int(cost or 0)
+        figures["voucher_paid"] += int(voucher or 0)
+        figures["active"] = 1
+    for org_id in agent_users:
+        per_org[org_id]["agent_using"] = 1
+        per_org[org_id]["active"] = 1
+    for org_id, started, ended, spec in jobs:
+        hours = (utc(ended) - utc(started)).total_seconds() / 3600
+        per_org[org_id]["compute_hours"] += hours
+        per_org[org_id]["accelerator_hours"] += hours * float((spec or {}).get("accelerators") or 0)
+    registered = {row[0] for row in orgs}
+    for row in orgs:
+        per_org[row[0]]["registered"] = 1
+
+    def total(ids: set[str]) -> dict[str, Any]:
+        summed = dict.fromkeys(FIGURES, 0.0)
+        for org_id in ids:
+            for name in FIGURES:
+                summed[name] += per_org[org_id][name]
+        return _shown(summed)
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for column, (key, _) in enumerate(GROUPS, start=1):  # the columns after the id: industry, district, size
+        members: dict[str, set[str]] = defaultdict(set)
+        for row in orgs:
+            members[row[column] or ""].add(row[0])
+        groups[key] = [{"name": name, **total(ids)} for name, ids in sorted(members.items())]
+    everything = total(registered)
+    using = int(everything["agent_using"])
+    return {
+        "month": month,
+        "from": start.isoformat(),
+        "until": end.isoformat(),
+        "organizations": {"registered": len(registered), "active": int(everything["active"])},
+        "agent_adoption": {
+            "using": using,
+            "organizations": len(registered),
+            "share": round(using / len(registered), 6) if registered else 0.0,
+            "active_agents": active_agents,
+            "target": AGENT_TARGETS.get(month[:4]),
+        },
+        "usage": {name: everything[name] for name in FIGURES[3:]},
+        **groups,
+        # The scenario lists (场景清单) are not built yet: no stage has any scenario.
+        "scenarios": {},
+    }
+
+
+def _shown(summed: dict[str, float]) -> dict[str, Any]:
+    """Counts as integers, money as CNY strings, hours to the second."""
+    shown: dict[str, Any] = {}
+    for name, value in summed.items():
+        if name in ("spend", "voucher_paid"):
+            shown[name] = format_cny(int(value))
+        elif name.endswith("hours"):
+            shown[name] = round(value, 4)
+        else:
+            shown[name] = int(value)
+    return shown

@@ -1,0 +1,190 @@
+# ruff: noqa: F811  (the tokens fixture is imported by name)
+"""The monitoring indicators of a month, from a seeded month of usage: the figures the command, the
+admin API and the module give match the same figures computed by plain SQL over the usage records,
+agent steps and compute jobs (the indicators read the hourly rollups, rebuilt here by the platform's
+own code from the records)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import text
+
+from dizuo.accounts import create_org
+from dizuo.agents.tables import AgentStep
+from dizuo.billing import rollups
+from dizuo.billing.money import format_cny
+from dizuo.billing.tables import UsageRecord
+from dizuo.compute.tables import ComputeJob
+from dizuo.indicators import monthly
+from dizuo.store import Database
+from tests.conftest import RunningGateway
+from tests.support.cli import dizuo
+from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
+
+ZONE = ZoneInfo("Asia/Shanghai")
+MONTH = "2026-11"
+START = dt.datetime(2026, 11, 1, tzinfo=ZONE)  # the month in the platform's zone
+END = dt.datetime(2026, 12, 1, tzinfo=ZONE)
+
+
+@pytest.fixture
+def db(empty_database_url: str) -> Iterator[Database]:
+    database = Database(empty_database_url)
+    database.upgrade()
+    yield database
+    database.dispose()
+
+
+def seed(db: Database) -> dict[str, str]:
+    """Four organizations of the month (and one registered after it), a month of calls with some
+    just outside it, agent calls, compute jobs."""
+    chance = random.Random(11)
+    orgs = {
+        "船机": create_org(db, "船机", industry="制造业", district="两江新区", size="small").id,
+        "电子": create_org(db, "电子", industry="信息技术", district="渝北区", size="medium").id,
+        "纺织": create_org(db, "纺织", industry="制造业", district="渝北区").id,
+        "静默": create_org(db, "静默", industry="农业", district="涪陵区").id,
+    }
+    late = create_org(db, "后来者", industry="制造业").id
+    with db.session() as session:  # registered before the month, and one after it
+        moved = "UPDATE organizations SET created_at = :at WHERE id = :id"
+        for org_id in orgs.values():
+            session.execute(
+                text(moved), {"at": (START - dt.timedelta(days=10)).astimezone(dt.UTC), "id": org_id}
+            )
+        session.execute(text(moved), {"at": (END + dt.timedelta(days=2)).astimezone(dt.UTC), "id": late})
+    with db.session() as session:
+        for n in range(600):
+            org = chance.choice(["船机", "电子", "电子", "纺织"])
+            # Mostly inside the month; some in the hours on either side of its edges.
+            at = START + dt.timedelta(seconds=chance.randrange(-6 * 3600, 30 * 86400 + 6 * 3600))
+            compute = n % 50 == 0
+            cost = chance.randrange(1, 5000)
+            voucher = cost // 3 if org == "电子" else 0
+            session.add(
+                UsageRecord(
+                    request_id=f"req-{n}", org_id=orgs[org], key_id="k", model="compute:script" if compute else "m",
+                    deployment="d", provider="compute" if compute else "openai-compatible", region="cq",
+                    endpoint="compute.jobs" if compute else "chat", prompt_tokens=0 if compute else chance.randrange(1, 900),
+                    completion_tokens=0 if compute else chance.randrange(1, 300), cost=cost, voucher_part=voucher,
+                    own_part=cost - voucher, uncollected=0, latency_ms=10, data_class="general", stream=False,
+                    status="ok", created_at=at.astimezone(dt.UTC),
+                )
+            )  # fmt: skip
+        for n, (org, day) in enumerate(
+            (("船机", 3), ("船机", 4), ("纺织", 31))
+        ):  # 纺织's call is in December
+            session.add(
+                AgentStep(
+                    request_id=f"agent-{n}", step=0, agent_id=f"agt_{n % 2}", version=1, org_id=orgs[org], key_id="k",
+                    kind="model", name="m", ms=5, ok=True, created_at=(START + dt.timedelta(days=day - 1)).astimezone(dt.UTC),
+                )
+            )  # fmt: skip
+        jobs = [
+            ("船机", 2.5, 2, START + dt.timedelta(days=10)),
+            ("电子", 1.0, 0, START + dt.timedelta(days=20)),
+            ("电子", 3.0, 8, END + dt.timedelta(hours=1)),
+        ]
+        for n, (org, hours, accelerators, ended) in enumerate(jobs):
+            session.add(
+                ComputeJob(
+                    id=f"job-{n}", org_id=orgs[org], key_id="k", kind="script", entrypoint="python x.py",
+                    spec={"accelerators": accelerators}, data_class="general", state="succeeded", considered=[],
+                    blocked=[], held_vouchers=[], started_at=(ended - dt.timedelta(hours=hours)).astimezone(dt.UTC),
+                    ended_at=ended.astimezone(dt.UTC),
+                )
+            )  # fmt: skip
+    rollups.rebuild(db)
+    return orgs
+
+
+def plain(db: Database, sql: str, **params: object) -> list[tuple[object, ...]]:
+    with db.session() as session:
+        return [tuple(row) for row in session.execute(text(sql), {"start": START.astimezone(dt.UTC), "end": END.astimezone(dt.UTC), **params})]  # fmt: skip
+
+
+def test_the_months_indicators_are_what_plain_sql_over_the_records_says(db: Database) -> None:
+    orgs = seed(db)
+    document = monthly(db, MONTH, ZONE)
+    in_month = "created_at >= :start AND created_at < :end"
+
+    calls, tokens = plain(db, f"SELECT COUNT(*), SUM(prompt_tokens + completion_tokens) FROM usage_records WHERE {in_month} AND endpoint != 'compute.jobs'")[0]  # fmt: skip
+    spend, vouchers = plain(db, f"SELECT SUM(cost), SUM(voucher_part) FROM usage_records WHERE {in_month}")[0]
+    active = {row[0] for row in plain(db, f"SELECT DISTINCT org_id FROM usage_records WHERE {in_month} UNION SELECT DISTINCT org_id FROM agent_steps WHERE {in_month}")}  # fmt: skip
+    using = {row[0] for row in plain(db, f"SELECT DISTINCT org_id FROM agent_steps WHERE {in_month}")}
+    assert (
+        document["organizations"]
+        == {"registered": 4, "active": len(active)}
+        == {"registered": 4, "active": 3}
+    )
+    assert document["usage"]["calls"] == calls and document["usage"]["tokens"] == tokens
+    assert document["usage"]["spend"] == format_cny(int(str(spend)))
+    assert document["usage"]["voucher_paid"] == format_cny(int(str(vouchers)))
+    # 2.5 h on 2 accelerators and 1 h on none ended in the month; the 3 h job ended in December.
+    assert document["usage"]["compute_hours"] == 3.5 and document["usage"]["accelerator_hours"] == 5.0
+    assert document["agent_adoption"] == {
+        "using": len(using), "organizations": 4, "share": 0.25, "active_agents": 2, "target": 0.7,
+    }  # fmt: skip
+
+    by_industry = {row["name"]: row for row in document["by_industry"]}
+    assert set(by_industry) == {"制造业", "信息技术", "农业"}
+    for industry, row in by_industry.items():
+        members = tuple(orgs[name] for name, org_industry in (("船机", "制造业"), ("电子", "信息技术"), ("纺织", "制造业"), ("静默", "农业")) if org_industry == industry)  # fmt: skip
+        marks = ", ".join(f":o{n}" for n in range(len(members)))
+        named = {f"o{n}": org for n, org in enumerate(members)}
+        count, cost = plain(db, f"SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM usage_records WHERE {in_month} AND endpoint != 'compute.jobs' AND org_id IN ({marks})", **named)[0]  # fmt: skip
+        all_cost = plain(db, f"SELECT COALESCE(SUM(cost), 0) FROM usage_records WHERE {in_month} AND org_id IN ({marks})", **named)[0][0]  # fmt: skip
+        assert row["registered"] == len(members) and row["calls"] == count, industry
+        assert row["spend"] == format_cny(int(str(all_cost))), industry
+        del cost
+    assert by_industry["农业"]["active"] == 0 and by_industry["制造业"]["agent_using"] == 1
+    by_district = {row["name"]: row for row in document["by_district"]}
+    assert by_district["渝北区"]["registered"] == 2 and by_district["两江新区"]["agent_using"] == 1
+    assert {row["name"] for row in document["by_size"]} == {"", "small", "medium"}
+    assert document["scenarios"] == {}
+    # Money adds up: the groups' spend is the month's.
+    assert sum(Decimal(row["spend"]) for row in document["by_industry"]) == Decimal(
+        document["usage"]["spend"]
+    )
+
+
+def test_the_command_prints_the_same_document_and_refuses_a_bad_month(
+    db: Database, empty_database_url: str
+) -> None:
+    seed(db)
+    env = {"DIZUO_DATABASE_URL": empty_database_url, "DIZUO_TIMEZONE": "Asia/Shanghai"}
+    printed = dizuo("indicators", "--month", MONTH, "--json", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert json.loads(printed.stdout) == json.loads(json.dumps(monthly(db, MONTH, ZONE)))
+    readable = dizuo("indicators", "--month", MONTH, env=env).stdout
+    assert (
+        "使用智能体的组织 using agents 1 / 4 (25.0%)（目标 70% / target）" in readable
+        and "两江新区" in readable
+    )
+    bad = dizuo("indicators", "--month", "2026-13", env=env)
+    assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
+
+
+def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
+    gateway: RunningGateway, tokens: dict[str, Any]
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    try:
+        expected = json.loads(json.dumps(monthly(db, MONTH, ZONE)))  # a past month: nothing changes it now
+    finally:
+        db.dispose()
+    for who in ("admin", "auditor"):
+        answer = api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH})
+        assert answer.status_code == 200 and answer.json() == expected
+    for who in ("a-admin", "a-dev", "bureau"):
+        assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403
+    bad = api(gateway, tokens["admin"], "GET", "/indicators", params={"month": "十一月"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "month"
