@@ -7,13 +7,16 @@ own code from the records)."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import random
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import openpyxl
 import pytest
 from sqlalchemy import text
 
@@ -156,8 +159,8 @@ def test_the_months_indicators_are_what_plain_sql_over_the_records_says(db: Data
     )
 
 
-def test_the_command_prints_the_same_document_and_refuses_a_bad_month(
-    db: Database, empty_database_url: str
+def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_month(
+    db: Database, empty_database_url: str, tmp_path: Path
 ) -> None:
     seed(db)
     env = {"DIZUO_DATABASE_URL": empty_database_url, "DIZUO_TIMEZONE": "Asia/Shanghai"}
@@ -169,6 +172,25 @@ def test_the_command_prints_the_same_document_and_refuses_a_bad_month(
         "使用智能体的组织 using agents 1 / 4 (25.0%)（目标 70% / target）" in readable
         and "两江新区" in readable
     )
+    # The workbook: a summary and a sheet per grouping, Chinese intact, money as numbers of yuan.
+    book_path = tmp_path / "指标.xlsx"
+    written = dizuo("indicators", "--month", MONTH, "--xlsx", str(book_path), env=env)
+    assert written.returncode == 0, written.stderr
+    document = monthly(db, MONTH, ZONE)
+    book = openpyxl.load_workbook(book_path)
+    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模"]
+    summary = {row[0]: row[1] for row in book["总览"].iter_rows(min_row=2, values_only=True)}
+    assert summary["注册组织"] == 4 and summary["智能体普及率"] == 0.25 and summary["年度目标"] == 0.7
+    assert Decimal(str(summary["花费（元）"])) == Decimal(document["usage"]["spend"])
+    industries = {row[0]: row for row in book["按行业"].iter_rows(min_row=2, values_only=True)}
+    assert set(industries) == {"制造业", "信息技术", "农业"}
+    assert Decimal(str(industries["制造业"][6])) == Decimal(
+        next(r for r in document["by_industry"] if r["name"] == "制造业")["spend"]
+    )
+    english = dizuo(
+        "indicators", "--month", MONTH, "--xlsx", str(tmp_path / "en.xlsx"), "--lang", "en", env=env
+    )
+    assert english.returncode == 0 and openpyxl.load_workbook(tmp_path / "en.xlsx").sheetnames[0] == "Summary"
     bad = dizuo("indicators", "--month", "2026-13", env=env)
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
 
@@ -184,6 +206,16 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
     for who in ("admin", "auditor"):
         answer = api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH})
         assert answer.status_code == 200 and answer.json() == expected
+    workbook = api(
+        gateway, tokens["auditor"], "GET", "/indicators", params={"month": MONTH, "format": "xlsx"}
+    )
+    assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
+    assert openpyxl.load_workbook(io.BytesIO(workbook.content)).sheetnames == [
+        "总览",
+        "按行业",
+        "按区县",
+        "按规模",
+    ]
     for who in ("a-admin", "a-dev", "bureau"):
         assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403
     bad = api(gateway, tokens["admin"], "GET", "/indicators", params={"month": "十一月"})

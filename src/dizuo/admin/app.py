@@ -54,6 +54,7 @@ from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import list_events
 from dizuo.http_errors import install_error_handlers
 from dizuo.indicators import monthly as monthly_indicators
+from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
 from dizuo.store import Database
 
@@ -228,11 +229,22 @@ def create_admin_app(
         the_pools().remove(name, who.username)
         return Response(status_code=204)
 
-    @app.get(f"{PREFIX}/indicators")
-    def indicators(who: Caller, month: str) -> dict[str, Any]:
-        """The month's monitoring indicators (docs/indicators.md), as ``dizuo indicators --json``."""
+    @app.get(f"{PREFIX}/indicators", response_model=None)
+    def indicators(
+        who: Caller, month: str, format: Literal["json", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"
+    ) -> dict[str, Any] | Response:
+        """The month's monitoring indicators (docs/indicators.md), as ``dizuo indicators --json``;
+        ``format=xlsx``: the workbook, a summary and a sheet per grouping, headers in ``lang``."""
         may(who, "read indicators")
-        return monthly_indicators(db, month, zone)
+        document = monthly_indicators(db, month, zone)
+        if format == "json":
+            return document
+        name = f"indicators-{month}.xlsx"
+        return Response(
+            indicators_xlsx(document, lang),
+            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
 
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:

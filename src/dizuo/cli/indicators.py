@@ -3,9 +3,11 @@ platform's database (as ``dizuo admin``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from dizuo.cli.common import database, platform_zone, reported
+from dizuo.cli.common import LANG, Lang, database, platform_zone, reported
 from dizuo.cli.remote import print_json
 
 __all__ = ["indicators"]
@@ -14,14 +16,20 @@ __all__ = ["indicators"]
 @click.command("indicators")
 @click.option("--month", required=True, help="YYYY-MM (a month of DIZUO_TIMEZONE)")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def indicators(month: str, as_json: bool) -> None:
+@click.option("--xlsx", "xlsx", type=click.Path(path_type=Path, dir_okay=False), help="Write a workbook: a summary and a sheet per grouping.")  # fmt: skip
+@LANG
+def indicators(month: str, as_json: bool, xlsx: Path | None, lang: Lang) -> None:
     """The month's indicators: organizations registered and active, the share using agents against
     the region's target, calls, tokens, spend, voucher money and compute hours by industry, district
     and size (docs/indicators.md)."""
-    from dizuo.indicators import monthly
+    from dizuo.indicators import monthly, to_xlsx
 
     with reported(), database() as db:
         document = monthly(db, month, platform_zone())
+    if xlsx is not None:
+        xlsx.write_bytes(to_xlsx(document, lang))
+        click.echo(str(xlsx))
+        return
     if as_json:
         print_json(document)
         return

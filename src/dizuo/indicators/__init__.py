@@ -35,9 +35,10 @@ from dizuo.billing.tables import usage_hourly
 from dizuo.compute.jobs import PROVIDER as COMPUTE
 from dizuo.compute.tables import ComputeJob
 from dizuo.days import PLATFORM_ZONE
+from dizuo.errors import Lang
 from dizuo.store import Database, utc
 
-__all__ = ["AGENT_TARGETS", "monthly"]
+__all__ = ["AGENT_TARGETS", "monthly", "to_xlsx"]
 
 # The region's targets for the share of organizations using agents (智能体普及率), by year.
 AGENT_TARGETS = {"2026": 0.7, "2027": 0.8}
@@ -154,3 +155,94 @@ def _shown(summed: dict[str, float]) -> dict[str, Any]:
         else:
             shown[name] = int(value)
     return shown
+
+
+WORDS: dict[str, tuple[str, str]] = {
+    "summary": ("总览", "Summary"),
+    "by_industry": ("按行业", "By industry"),
+    "by_district": ("按区县", "By district"),
+    "by_size": ("按规模", "By size"),
+    "indicator": ("指标", "Indicator"),
+    "value": ("数值", "Value"),
+    "month": ("月份", "Month"),
+    "name": ("分组", "Group"),
+    "unset": ("（未填）", "(not given)"),
+    "registered": ("注册组织", "Organizations registered"),
+    "active": ("活跃组织", "Active organizations"),
+    "agent_using": ("使用智能体的组织", "Organizations using agents"),
+    "agent_share": ("智能体普及率", "Share using agents"),
+    "agent_target": ("年度目标", "The year's target"),
+    "active_agents": ("活跃智能体", "Active agents"),
+    "calls": ("调用次数", "Calls"),
+    "tokens": ("tokens", "Tokens"),
+    "spend": ("花费（元）", "Spend (CNY)"),
+    "voucher_paid": ("算力券支付（元）", "Paid by vouchers (CNY)"),
+    "compute_hours": ("算力作业时长（小时）", "Compute job hours"),
+    "accelerator_hours": ("加速卡时", "Accelerator hours"),
+}
+
+
+def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
+    """The indicators as one workbook: a summary sheet and a sheet per grouping, headers in *lang*;
+    money as numbers of yuan, shares as percentages."""
+    import io
+    from decimal import Decimal
+
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    def word(key: str) -> str:
+        return WORDS[key][0 if lang == "zh" else 1]
+
+    book = Workbook()
+    bold = Font(bold=True)
+
+    def sheet(title: str, header: list[str], rows: list[list[Any]], first: bool = False) -> Any:
+        page = book.active if first else book.create_sheet()
+        assert page is not None
+        page.title = word(title)
+        page.append([word(name) for name in header])
+        for cell in page[1]:
+            cell.font = bold
+        for row in rows:
+            page.append(row)
+        page.freeze_panes = "A2"
+        for column in page.columns:  # East Asian characters take two columns on screen
+            width = max(sum(2 if ord(c) > 0x2E7F else 1 for c in str(cell.value or "")) for cell in column)
+            page.column_dimensions[column[0].column_letter].width = min(width + 2, 60)
+        return page
+
+    orgs, agents, usage = document["organizations"], document["agent_adoption"], document["usage"]
+    money = ("spend", "voucher_paid")
+    summary = sheet(
+        "summary",
+        ["indicator", "value"],
+        [
+            [word("month"), document["month"]],
+            [word("registered"), orgs["registered"]],
+            [word("active"), orgs["active"]],
+            [word("agent_using"), agents["using"]],
+            [word("agent_share"), agents["share"]],
+            [word("agent_target"), agents["target"] if agents["target"] is not None else "—"],
+            [word("active_agents"), agents["active_agents"]],
+            *([word(name), Decimal(usage[name]) if name in money else usage[name]] for name in FIGURES[3:]),
+        ],
+        first=True,
+    )
+    summary.cell(row=6, column=2).number_format = "0.0%"
+    summary.cell(row=7, column=2).number_format = "0%"
+    for name in money:
+        summary.cell(row=9 + FIGURES[3:].index(name), column=2).number_format = "#,##0.00####"
+    for key, _ in GROUPS:
+        rows = [
+            [row["name"] or word("unset"), *(Decimal(row[n]) if n in money else row[n] for n in FIGURES)]
+            for row in document[key]
+        ]
+        page = sheet(key, ["name", *FIGURES], rows)
+        for index, name in enumerate(FIGURES, start=2):
+            if name in money:
+                for (cell,) in page.iter_rows(min_row=2, min_col=index, max_col=index):
+                    cell.number_format = "#,##0.00####"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
