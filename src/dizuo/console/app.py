@@ -20,7 +20,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dizuo.agents.service import Agents
 from dizuo.batches.service import Batches
 from dizuo.compute.jobs import Jobs
-from dizuo.console import account, audit, bench, compute, knowledge, money, ops, orgs, overview, signin, usage
+from dizuo.console import (
+    account,
+    audit,
+    bench,
+    compute,
+    indicators,
+    knowledge,
+    money,
+    ops,
+    orgs,
+    overview,
+    signin,
+    usage,
+)
 from dizuo.console import agents as console_agents
 from dizuo.console import batches as console_batches
 from dizuo.console.web import (
@@ -87,7 +100,7 @@ def create_console_app(
         return RedirectResponse(f"{PREFIX}/", status_code=308)
 
     app.include_router(signin.routes(console, secure_cookies=secure_cookies))
-    for module in (overview, orgs, money, usage, ops, account, audit):
+    for module in (overview, orgs, money, usage, ops, account, audit, indicators):
         app.include_router(module.routes(console))
     if evals is not None:
         app.include_router(bench.routes(console, evals))
