@@ -134,12 +134,9 @@ class Toolbox:
         """Run the MCP tool offered as *name*; its error, a timeout or a broken connection is the
         result."""
         client, remote, tool = self.mcp_routes[name]
-        try:
-            args = orjson.loads(arguments or "{}")
-        except orjson.JSONDecodeError:
-            return _failed("参数不是有效的 JSON / the arguments are not valid JSON")
-        if not isinstance(args, dict):
-            return _failed("参数须是对象 / the arguments must be an object")
+        args = _arguments(arguments)
+        if isinstance(args, Outcome):
+            return args
         try:
             async with asyncio.timeout(tool.timeout_seconds):
                 result = await client.call_tool(remote, args)
@@ -159,12 +156,9 @@ class Toolbox:
         return Outcome(text, True)
 
     async def run(self, tool: Tool, arguments: str) -> Outcome:
-        try:
-            args = orjson.loads(arguments or "{}")
-        except orjson.JSONDecodeError:
-            return _failed("参数不是有效的 JSON / the arguments are not valid JSON")
-        if not isinstance(args, dict):
-            return _failed("参数须是对象 / the arguments must be an object")
+        args = _arguments(arguments)
+        if isinstance(args, Outcome):
+            return args
         if isinstance(tool, KbSearchTool):
             return await self._search(tool, args)
         if isinstance(tool, HttpTool):
@@ -245,6 +239,17 @@ def _transport(endpoint: McpEndpoint) -> Any:
 def _function_name(server: str, tool: str) -> str:
     """``SERVER__TOOL`` as models accept a function's name (letters, digits, _ and -; 64 at most)."""
     return re.sub(r"[^A-Za-z0-9_-]", "_", f"{server}__{tool}")[:64]
+
+
+def _arguments(arguments: str) -> dict[str, Any] | Outcome:
+    """The model's arguments as an object, or the failure to tell it."""
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return _failed("参数不是有效的 JSON / the arguments are not valid JSON")
+    if not isinstance(args, dict):
+        return _failed("参数须是对象 / the arguments must be an object")
+    return args
 
 
 def _failed(message: str) -> Outcome:

@@ -27,7 +27,17 @@ from zoneinfo import ZoneInfo
 
 from dizuo.errors import Lang
 
-__all__ = ["COLUMNS", "Column", "Lang", "iter_csv", "neutralise", "to_csv", "to_xlsx", "write_xlsx"]
+__all__ = [
+    "COLUMNS",
+    "Column",
+    "Lang",
+    "add_sheet",
+    "iter_csv",
+    "neutralise",
+    "to_csv",
+    "to_xlsx",
+    "write_xlsx",
+]
 
 Kind = Literal["text", "int", "money", "time"]
 CNY_FORMAT = '"¥"#,##0.00'
@@ -208,6 +218,29 @@ def _width(value: Any, kind: Kind) -> int:
         return 19
     text = str(value)
     return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def add_sheet(
+    book: Any, title: str, header: list[str], rows: Iterable[list[Any]], first: bool = False
+) -> Any:
+    """A sheet of a report's workbook (*book*, an openpyxl ``Workbook``): *header* in bold, frozen
+    above *rows*, columns as wide as their text on screen (at most 80). *first*: the book's first,
+    empty sheet, retitled. Return the sheet."""
+    from openpyxl.styles import Font
+
+    page = book.active if first else book.create_sheet()
+    page.title = title
+    page.append(header)
+    bold = Font(bold=True)
+    for cell in page[1]:
+        cell.font = bold
+    for row in rows:
+        page.append(row)
+    page.freeze_panes = "A2"
+    for column in page.columns:
+        width = max(_width(cell.value if cell.value is not None else "", "text") for cell in column)
+        page.column_dimensions[column[0].column_letter].width = min(width * 1.1 + 2, 80)
+    return page
 
 
 SIZED_BY = 1000  # rows whose contents size the columns (a streamed sheet is sized before it is written)

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from dizuo.accounts.tables import Organization
 from dizuo.billing.reports import month_bounds
+from dizuo.billing.sheets import add_sheet
 from dizuo.billing.tables import FailedCall, usage_hourly
 from dizuo.compliance.audit import verify
 from dizuo.compliance.tables import LabelCheck
@@ -240,7 +241,6 @@ _WORDS: dict[str, tuple[str, str]] = {
 def to_xlsx(pack: dict[str, Any], lang: Lang = "zh") -> bytes:
     """The pack as one workbook, a sheet per part, headers in *lang*."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     def word(key: str) -> str:
         return _WORDS[key][0 if lang == "zh" else 1]
@@ -249,23 +249,9 @@ def to_xlsx(pack: dict[str, Any], lang: Lang = "zh") -> bytes:
         return word("yes") if value else word("no")
 
     book = Workbook()
-    bold = Font(bold=True)
 
     def sheet(key: str, header: list[str], rows: list[list[Any]], first: bool = False) -> None:
-        page = book.active if first else book.create_sheet()
-        assert page is not None
-        page.title = word(key)
-        page.append([word(name) for name in header])
-        for cell in page[1]:
-            cell.font = bold
-        for row in rows:
-            page.append(row)
-        page.freeze_panes = "A2"
-        for column, name in zip(page.columns, header, strict=False):
-            width = max(len(str(cell.value or "")) for cell in column)
-            page.column_dimensions[column[0].column_letter].width = min(
-                max(width, len(word(name))) * 1.6 + 2, 80
-            )
+        add_sheet(book, word(key), [word(name) for name in header], rows, first)
 
     summary = pack["summary"]
     sheet(

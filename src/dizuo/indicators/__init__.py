@@ -31,6 +31,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.agents.tables import AgentStep
 from dizuo.billing.money import format_cny
 from dizuo.billing.reports import month_bounds
+from dizuo.billing.sheets import add_sheet
 from dizuo.billing.tables import usage_hourly
 from dizuo.compute.jobs import PROVIDER as COMPUTE
 from dizuo.compute.tables import ComputeJob
@@ -189,28 +190,14 @@ def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
     from decimal import Decimal
 
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     def word(key: str) -> str:
         return WORDS[key][0 if lang == "zh" else 1]
 
     book = Workbook()
-    bold = Font(bold=True)
 
     def sheet(title: str, header: list[str], rows: list[list[Any]], first: bool = False) -> Any:
-        page = book.active if first else book.create_sheet()
-        assert page is not None
-        page.title = word(title)
-        page.append([word(name) for name in header])
-        for cell in page[1]:
-            cell.font = bold
-        for row in rows:
-            page.append(row)
-        page.freeze_panes = "A2"
-        for column in page.columns:  # East Asian characters take two columns on screen
-            width = max(sum(2 if ord(c) > 0x2E7F else 1 for c in str(cell.value or "")) for cell in column)
-            page.column_dimensions[column[0].column_letter].width = min(width + 2, 60)
-        return page
+        return add_sheet(book, word(title), [word(name) for name in header], rows, first)
 
     orgs, agents, usage = document["organizations"], document["agent_adoption"], document["usage"]
     money = ("spend", "voucher_paid")
