@@ -59,6 +59,9 @@ ENDPOINTS = {"/v1/chat/completions": "chat", "/v1/embeddings": "embedding"}
 MAX_LINES = 50_000
 MAX_ERRORS = 100  # line errors a failed batch lists
 MAX_JOBS = 3  # compute jobs run for one batch, the first included
+# How long the server that created a batch has to submit its first job: until then the reconciler
+# leaves a batch with no job alone (it is not a batch whose job ended: that would start a second).
+STARTING = dt.timedelta(minutes=2)
 LIVE = ("validating", "in_progress", "finalizing", "cancelling")
 WINDOW = dt.timedelta(hours=24)
 
@@ -588,6 +591,8 @@ class Batches:
             return rows
 
     async def _follow(self, batch: Batch) -> None:
+        if batch.job_id is None and batch.jobs == 0 and utc(batch.created_at) > utcnow() - STARTING:
+            return  # its first job is being submitted by the server that created it
         ended = batch.job_id is None or await asyncio.to_thread(self.jobs.settled, batch.job_id)
         late = utc(batch.expires_at) <= utcnow()
         if not ended:

@@ -468,11 +468,14 @@ class Gateway:
                 if self.lines is None:
                     raise RouteNotFound(path="/v1/batches")
                 # Under way here already (asked again meanwhile): wait for that call's stored answer.
-                await self.in_flight.take(batch)
+                waited = await self.in_flight.take(batch)
                 taken = batch
                 # A line handed out for the first time was never sent: it has no stored answer to
-                # look for. (The worker's word is enough: its key could make any call of the batch.)
-                stored = None if headers.batch_fresh else await asyncio.to_thread(self.lines.answered, *batch)
+                # look for (the worker's word is enough: its key could make any call of the batch),
+                # unless another call of it was under way here (a second worker of the batch sent it
+                # meanwhile): then that call's answer may be stored.
+                fresh = headers.batch_fresh and not waited
+                stored = None if fresh else await asyncio.to_thread(self.lines.answered, *batch)
                 if stored is not None:
                     raise Answered(*stored)
             raw = await read_body(receive, headers.content_length, self.settings.max_body_bytes)

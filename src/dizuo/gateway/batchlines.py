@@ -65,11 +65,16 @@ class InFlight:
     def __init__(self) -> None:
         self._lines: dict[tuple[str, int], asyncio.Event] = {}
 
-    async def take(self, line: tuple[str, int]) -> None:
-        """Wait while *line* is under way here, then mark it under way for this call (until :meth:`end`)."""
+    async def take(self, line: tuple[str, int]) -> bool:
+        """Wait while *line* is under way here, then mark it under way for this call (until :meth:`end`).
+        Whether it waited: another call of the line was under way, so the line may have an answer now
+        whatever its worker believes."""
+        waited = False
         while (event := self._lines.get(line)) is not None:
+            waited = True
             await event.wait()
         self._lines[line] = asyncio.Event()
+        return waited
 
     def end(self, line: tuple[str, int]) -> None:
         event = self._lines.pop(line, None)
