@@ -331,6 +331,14 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The agent {name!r} spent ¥{spent} on this call, its limit of ¥{limit} (max_cost), and was "
         "stopped. Raise max_cost.",
     ),
+    "scenario_not_found": (
+        "没有场景 {id}，或本组织无权查看。",
+        "There is no scenario {id} this organization may see.",
+    ),
+    "scenario_move_not_allowed": (
+        "场景现在处于 {status}，不能改为 {to}。此时可做的变更：{allowed}。",
+        "The scenario is {status}: it cannot move to {to}. The moves there are: {allowed}.",
+    ),
     "internal_error": (
         "服务器内部错误（请求 ID {request_id}）。请把该 ID 提供给平台运维人员。",
         "Internal server error (request id {request_id}). Give this id to the platform operators.",

@@ -43,6 +43,7 @@ def test_operators_read_the_months_indicators_and_download_them(
         assert f"目标 {target:.0%}" in page.get_by_test_id("agent-target").inner_text()
     else:
         assert "该年份没有设定目标" in page.content()
+    assert "标杆" in page.get_by_test_id("scenarios").inner_text()
     industries = page.get_by_test_id("by_industry").inner_text()
     assert f"水上运输业-{tag}" in industries
     screenshot(page, "console-indicators")

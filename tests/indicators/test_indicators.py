@@ -27,6 +27,7 @@ from dizuo.billing.money import format_cny
 from dizuo.billing.tables import UsageRecord
 from dizuo.compute.tables import ComputeJob
 from dizuo.indicators import monthly
+from dizuo.scenarios.service import STAGES
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
@@ -152,7 +153,7 @@ def test_the_months_indicators_are_what_plain_sql_over_the_records_says(db: Data
     by_district = {row["name"]: row for row in document["by_district"]}
     assert by_district["渝北区"]["registered"] == 2 and by_district["两江新区"]["agent_using"] == 1
     assert {row["name"] for row in document["by_size"]} == {"", "small", "medium"}
-    assert document["scenarios"] == {}
+    assert document["scenarios"] == dict.fromkeys(STAGES, 0)
     # Money adds up: the groups' spend is the month's.
     assert sum(Decimal(row["spend"]) for row in document["by_industry"]) == Decimal(
         document["usage"]["spend"]

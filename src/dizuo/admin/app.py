@@ -26,6 +26,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.admin.agents import agent_routes
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
+from dizuo.admin.scenarios import scenario_routes
 from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
 from dizuo.agents.service import Agents
 from dizuo.billing import parse_cny
@@ -56,6 +57,7 @@ from dizuo.http_errors import install_error_handlers
 from dizuo.indicators import monthly as monthly_indicators
 from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
+from dizuo.scenarios.service import Scenarios
 from dizuo.store import Database
 
 __all__ = ["create_admin_app"]
@@ -441,5 +443,6 @@ def create_admin_app(
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     if agents is not None:
         app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
+    app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db))
     app.include_router(member_routes(PREFIX, db, actor))
     return app

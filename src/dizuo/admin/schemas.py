@@ -15,8 +15,10 @@ __all__ = [
     "EvalIn",
     "KeyIn",
     "McpServerIn",
+    "MoveIn",
     "OrgIn",
     "PasswordIn",
+    "ScenarioIn",
     "TokenIn",
     "ToolHostIn",
     "TopupIn",
@@ -164,3 +166,15 @@ class McpServerIn(_In):
 class ToolHostIn(_In):
     host: str = Field(min_length=1, max_length=253)
     note: str = Field("", max_length=500)
+
+
+class ScenarioIn(_In):
+    org: str = Field(min_length=1, max_length=128, description="The demand side's organization.")
+    scenario: dict[str, Any] = Field(description="The scenario need (docs/scenarios.md), as JSON.")
+
+
+class MoveIn(_In):
+    to: str = Field(min_length=1, max_length=24, description="The stage to move to.")
+    reason: str = Field("", max_length=5000)
+    list: str | None = Field(None, max_length=64, description="Publishing: the list, such as 2026年第一批.")
+    taker: str | None = Field(None, max_length=128, description="Taking: the organization that took it.")

@@ -1,0 +1,144 @@
+"""``dizuo scenario``: the scenario lists, on the platform's machine (as ``dizuo admin``), acting as the
+program office: create, list, show and move scenarios, and import last year's spreadsheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from dizuo.cli.common import database, fail, reported
+from dizuo.cli.remote import print_json
+
+__all__ = ["scenario"]
+
+# The spreadsheet's columns (the first row), in Chinese or English, and the fields they fill.
+HEADERS = {
+    "需求方": "org", "org": "org",
+    "场景名称": "title", "title": "title",
+    "行业": "industry", "industry": "industry",
+    "区县": "district", "district": "district",
+    "场景描述": "description", "description": "description",
+    "可用数据": "data_available", "data_available": "data_available",
+    "预算下限": "budget_min", "budget_min": "budget_min",
+    "预算上限": "budget_max", "budget_max": "budget_max",
+    "预期成效": "expected", "expected": "expected",
+    "联系人": "contact", "contact": "contact",
+}  # fmt: skip
+REQUIRED = ("org", "title", "industry", "district", "description")
+
+
+def _service(db: Any) -> Any:
+    from dizuo.scenarios.service import Scenarios
+
+    return Scenarios(db)
+
+
+def _line(view: dict[str, Any]) -> str:
+    return f"{view['id']}\t{view['status']}\t{view['list'] or '-'}\t{view['organization']}\t{view['industry_name']}\t{view['title']}"  # fmt: skip
+
+
+@click.group("scenario")
+def scenario() -> None:
+    """Scenario lists (场景清单): needs, their review, the published lists, who took them."""
+
+
+@scenario.command("create")
+@click.option("--org", required=True, help="The demand side's organization.")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def create_command(org: str, path: Path, as_json: bool) -> None:
+    """A new scenario need of ORG from FILE (YAML: title, industry, district, description, …), a draft;
+    prints its id."""
+    from dizuo.accounts.service import get_org
+
+    with reported(), database() as db:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            fail("文件须是一个映射 / the file must be a mapping")
+        made = _service(db).create(get_org(db, org).id, document, "cli")
+    print_json(made) if as_json else click.echo(made["id"])
+
+
+@scenario.command("list")
+@click.option("--status", help="One stage (draft, submitted, under_review, selected, published …).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def list_command(status: str | None, as_json: bool) -> None:
+    """Every scenario, newest first: id, stage, list, demand side, industry, title."""
+    with reported(), database() as db:
+        views = _service(db).listed(None, status)
+    if as_json:
+        print_json({"object": "list", "data": views})
+        return
+    for view in views:
+        click.echo(_line(view))
+
+
+@scenario.command("show")
+@click.argument("scenario_id")
+def show_command(scenario_id: str) -> None:
+    """One scenario with its moves (JSON)."""
+    with reported(), database() as db:
+        print_json(_service(db).show(scenario_id, None))
+
+
+@scenario.command("move")
+@click.argument("scenario_id")
+@click.argument("to")
+@click.option("--reason", default="", help="Why (needed to reject or close).")
+@click.option("--list", "list_name", help="Publishing: the list, such as 2026年第一批.")
+@click.option("--taker", help="Taking: the organization that took it (揭榜).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def move_command(
+    scenario_id: str, to: str, reason: str, list_name: str | None, taker: str | None, as_json: bool
+) -> None:
+    """Move a scenario to the stage TO, as the program office; refused (exit 2) with the moves there
+    are when it cannot."""
+    from dizuo.accounts.service import get_org
+
+    with reported(), database() as db:
+        taker_id = get_org(db, taker).id if taker else None
+        view = _service(db).move(scenario_id, to, "cli", office=True, reason=reason, list_name=list_name, taker_org_id=taker_id)  # fmt: skip
+    print_json(view) if as_json else click.echo(_line(view))
+
+
+@scenario.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(path: Path) -> None:
+    """Import scenario needs from a spreadsheet (.xlsx; first row: 需求方, 场景名称, 行业, 区县,
+    场景描述, 可用数据, 预算下限, 预算上限, 预期成效, 联系人) as drafts. Every bad line is printed with
+    its number and nothing is imported (exit 2)."""
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        sheet = load_workbook(path, read_only=True, data_only=True).worksheets[0]
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        fail(f"无法读取 {path.name}：{exc} / cannot read {path.name}: {exc}")
+    rows = sheet.iter_rows(values_only=True)
+    header = [str(cell or "").strip() for cell in next(rows, ())]
+    fields = [HEADERS.get(name) for name in header]
+    missing = [name for name in REQUIRED if name not in fields]
+    if missing:
+        fail(f"第 1 行缺少列 / line 1 lacks the columns: {', '.join(missing)}")
+    found = []
+    for line, cells in enumerate(rows, start=2):
+        if all(cell is None or str(cell).strip() == "" for cell in cells):
+            continue
+        found.append(
+            (line, {f: "" if c is None else str(c).strip() for f, c in zip(fields, cells, strict=False) if f})
+        )
+    from dizuo.scenarios.service import ImportRefused
+
+    with reported(), database() as db:
+        try:
+            made = _service(db).import_rows(found, "cli")
+        except ImportRefused as refused:
+            for problem in refused.problems:
+                click.echo(problem, err=True)
+            fail(
+                f"{len(refused.problems)} 行有误，未导入任何场景 / {len(refused.problems)} bad lines: nothing imported"
+            )
+    click.echo(f"imported {len(made)} scenarios")

@@ -1,0 +1,358 @@
+"""Scenario lists (场景清单): a demand side submits a scenario need; the program office reviews,
+selects or rejects it, publishes it in a numbered list; a supplier takes it (揭榜); it is built,
+accepted, and becomes a benchmark (标杆) or is closed.
+
+Every move is one of :data:`MOVES` from the scenario's stage; any other is refused with 409
+``scenario_move_not_allowed`` naming the moves there are. Each move is recorded (who, why, when) in
+``scenario_moves`` and in the platform's audit trail, in the transaction that makes it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+
+from dizuo.accounts.tables import Organization
+from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.scenarios.industries import SECTIONS, section
+from dizuo.scenarios.tables import Scenario, ScenarioMove
+from dizuo.store import Database, iso, utcnow
+from dizuo.store.audit import append
+
+__all__ = [
+    "MOVES",
+    "OFFICE_MOVES",
+    "STAGES",
+    "ImportRefused",
+    "MoveNotAllowed",
+    "ScenarioNotFound",
+    "Scenarios",
+]
+
+STAGES = (
+    "draft",
+    "submitted",
+    "under_review",
+    "selected",
+    "rejected",
+    "published",
+    "taken",
+    "in_construction",
+    "accepted",
+    "benchmark",
+    "closed",
+)
+# stage → the stages it may move to.
+MOVES: dict[str, tuple[str, ...]] = {
+    "draft": ("submitted",),
+    "submitted": ("under_review", "draft"),
+    "under_review": ("selected", "rejected"),
+    "selected": ("published",),
+    "rejected": (),
+    "published": ("taken", "closed"),
+    "taken": ("in_construction", "closed"),
+    "in_construction": ("accepted", "closed"),
+    "accepted": ("benchmark", "closed"),
+    "benchmark": (),
+    "closed": (),
+}
+# Moves only the program office makes; the demand side submits its drafts (and takes them back).
+OFFICE_MOVES = frozenset(STAGES) - {"submitted", "draft"}
+LIST_NAME = re.compile(r"^\d{4}年第[一二三四五六七八九十\d]+批$")
+
+
+class ScenarioNotFound(DizuoError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "scenario_not_found"
+
+
+class MoveNotAllowed(DizuoError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "scenario_move_not_allowed"
+
+
+class ImportRefused(InvalidRequest):
+    """A spreadsheet with bad lines: each is in :attr:`problems`, ``line N: field: what``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(
+            "invalid_param", param="rows", reason_zh="；".join(problems), reason_en="; ".join(problems)
+        )
+        self.problems = problems
+
+
+class ScenarioIn(BaseModel):
+    """A scenario need as the demand side writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=2, max_length=200)
+    industry: str = Field(min_length=1, max_length=40)
+    district: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=10, max_length=20000)
+    data_available: str = Field("", max_length=20000)
+    budget_min: str | None = None
+    budget_max: str | None = None
+    expected: str = Field("", max_length=20000)
+    contact: str = Field("", max_length=200)
+
+
+def _bad(field: str, zh: str, en: str) -> InvalidRequest:
+    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
+
+
+def _yuan(field: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        amount = Decimal(str(value).replace(",", ""))
+    except InvalidOperation:
+        raise _bad(field, "须是金额（元），如 500000", "must be an amount in CNY, such as 500000") from None
+    if amount < 0 or amount >= Decimal("1e12") or amount != amount.quantize(Decimal("0.01")):
+        raise _bad(
+            field, "须是非负金额，至多两位小数", "must be a non-negative amount with at most 2 decimals"
+        )
+    return f"{amount:.2f}"
+
+
+def checked(document: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's fields from *document*, checked; 400 naming the first field that is wrong."""
+    try:
+        need = ScenarioIn.model_validate(document)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "scenario"
+        raise _bad(where, first["msg"], first["msg"]) from exc
+    industry = section(need.industry)
+    if industry is None:
+        raise _bad("industry", f"不是 GB/T 4754 的门类：{need.industry}（如 C 或 制造业）", f"not a GB/T 4754 section: {need.industry} (such as C or 制造业)")  # fmt: skip
+    low, high = _yuan("budget_min", need.budget_min), _yuan("budget_max", need.budget_max)
+    if low is not None and high is not None and Decimal(low) > Decimal(high):
+        raise _bad("budget_max", "不能低于 budget_min", "must not be below budget_min")
+    return {**need.model_dump(), "industry": industry, "budget_min": low, "budget_max": high}
+
+
+class Scenarios:
+    """Every organization's scenarios and the program office's lists."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(self, org_id: str, document: dict[str, Any], actor: str) -> dict[str, Any]:
+        """A new scenario of *org_id* (the demand side), as a draft."""
+        fields = checked(document)
+        now = utcnow()
+        with self.db.session() as session:
+            scenario = Scenario(
+                id=f"scn_{secrets.token_hex(12)}", org_id=org_id, status="draft", created_at=now, updated_at=now, **fields
+            )  # fmt: skip
+            session.add(scenario)
+            session.flush()
+            append(
+                session,
+                "scenario.create",
+                scenario.id,
+                actor=actor,
+                org_id=org_id,
+                detail={"title": fields["title"]},
+            )
+            return _view(session, scenario)
+
+    def import_rows(self, rows: list[tuple[int, dict[str, Any]]], actor: str) -> list[str]:
+        """Create a draft for each ``(line, row)``, the demand side named by its ``org`` field; all
+        or nothing: every bad line is reported at once (:class:`ImportRefused`) and nothing is
+        stored. Return the new scenarios' ids, in order."""
+        problems: list[str] = []
+        ready: list[tuple[str, dict[str, Any]]] = []
+        with self.db.session() as session:
+            orgs = {
+                name: org_id for org_id, name in session.execute(select(Organization.id, Organization.name))
+            }
+        for line, row in rows:
+            fields = dict(row)
+            org = str(fields.pop("org", "") or "").strip()
+            if org not in orgs:
+                problems.append(f"line {line}: org: {'no organization ' + org if org else 'missing'}")
+                continue
+            try:
+                ready.append((orgs[org], checked(fields)))
+            except InvalidRequest as exc:
+                problems.append(f"line {line}: {exc.param}: {exc.message('en')}")
+        if problems:
+            raise ImportRefused(problems)
+        made = []
+        with self.db.session() as session:
+            for org_id, fields in ready:
+                now = utcnow()
+                scenario = Scenario(
+                    id=f"scn_{secrets.token_hex(12)}", org_id=org_id, status="draft", created_at=now, updated_at=now, **fields
+                )  # fmt: skip
+                session.add(scenario)
+                made.append(scenario.id)
+            session.flush()
+            append(
+                session, "scenario.import", f"{len(made)} scenarios", actor=actor, detail={"ids": made[:1000]}
+            )
+        return made
+
+    def update(
+        self, scenario_id: str, org_id: str | None, document: dict[str, Any], actor: str
+    ) -> dict[str, Any]:
+        """Change a draft (the demand side's); a scenario past its draft is changed by its moves only."""
+        fields = checked(document)
+        with self.db.session() as session:
+            scenario = self._one(session, scenario_id, org_id)
+            if scenario.status != "draft":
+                raise MoveNotAllowed(
+                    status=scenario.status, to="draft", allowed=", ".join(MOVES[scenario.status]) or "—"
+                )
+            for name, value in fields.items():
+                setattr(scenario, name, value)
+            scenario.updated_at = utcnow()
+            append(session, "scenario.update", scenario.id, actor=actor, org_id=scenario.org_id)
+            return _view(session, scenario)
+
+    def move(
+        self,
+        scenario_id: str,
+        to: str,
+        actor: str,
+        *,
+        org_id: str | None = None,
+        office: bool = False,
+        reason: str = "",
+        list_name: str | None = None,
+        taker_org_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Move the scenario to the stage *to*. *office*: the program office moves it (else only the
+        demand side's own moves, on its own scenario, *org_id*). Publishing names the list; taking
+        names the organization that took it."""
+        if to not in STAGES:
+            raise _bad("to", f"未知的阶段 {to}（可用：{', '.join(STAGES)}）", f"unknown stage {to} (one of {', '.join(STAGES)})")  # fmt: skip
+        with self.db.session() as session:
+            scenario = self._one(session, scenario_id, None if office else org_id, lock=True)
+            allowed = MOVES[scenario.status]
+            if to not in allowed or (to in OFFICE_MOVES and not office):
+                mine = [stage for stage in allowed if office or stage not in OFFICE_MOVES]
+                raise MoveNotAllowed(status=scenario.status, to=to, allowed=", ".join(mine) or "—")
+            if to in ("rejected", "closed") and not reason.strip():
+                raise _bad("reason", "驳回或关闭须写明理由", "a rejection or a closing needs a reason")
+            if to == "published":
+                if not list_name or not LIST_NAME.match(list_name):
+                    raise _bad("list", "发布须写明清单批次，如 2026年第一批", "publishing needs the list, such as 2026年第一批")  # fmt: skip
+                scenario.list_name = list_name
+            if to == "taken":
+                if not taker_org_id or session.get(Organization, taker_org_id) is None:
+                    raise _bad("taker", "揭榜须写明揭榜的组织", "taking needs the organization that takes it")
+                if taker_org_id == scenario.org_id:
+                    raise _bad(
+                        "taker", "揭榜方不能是需求方自己", "the demand side cannot take its own scenario"
+                    )
+                scenario.taker_org_id = taker_org_id
+            seq = int(
+                session.scalar(select(func.count()).where(ScenarioMove.scenario_id == scenario.id)) or 0
+            )
+            session.add(
+                ScenarioMove(
+                    scenario_id=scenario.id, seq=seq + 1, from_status=scenario.status, to_status=to, actor=actor,
+                    reason=reason.strip()[:5000], created_at=utcnow(),
+                )
+            )  # fmt: skip
+            detail = {"from": scenario.status, "to": to, "reason": reason.strip()[:500]}
+            scenario.status, scenario.updated_at = to, utcnow()
+            append(session, f"scenario.{to}", scenario.id, actor=actor, org_id=scenario.org_id, detail=detail)
+            return _view(session, scenario, moves=True)
+
+    def show(self, scenario_id: str, org_id: str | None) -> dict[str, Any]:
+        """One scenario with its moves: the demand side's own (*org_id*), any published one, or any
+        for the program office (*org_id* None)."""
+        with self.db.session() as session:
+            scenario = session.get(Scenario, scenario_id)
+            visible = scenario is not None and (
+                org_id is None or scenario.org_id == org_id or scenario.status in PUBLIC or scenario.taker_org_id == org_id
+            )  # fmt: skip
+            if not visible or scenario is None:
+                raise ScenarioNotFound(id=scenario_id)
+            view = _view(session, scenario, moves=True)
+            if org_id is not None and scenario.org_id != org_id:
+                view["contact"] = None  # another organization's contact stays with the office
+            return view
+
+    def listed(self, org_id: str | None, status: str | None = None) -> list[dict[str, Any]]:
+        """The scenarios *org_id* sees (its own, and every published one; all for the office), newest
+        first, of one stage when *status* is given."""
+        with self.db.session() as session:
+            query = select(Scenario).order_by(Scenario.created_at.desc())
+            if org_id is not None:
+                query = query.where((Scenario.org_id == org_id) | Scenario.status.in_(PUBLIC))
+            if status is not None:
+                if status not in STAGES:
+                    raise _bad("status", f"未知的阶段 {status}", f"unknown stage {status}")
+                query = query.where(Scenario.status == status)
+            views = [_view(session, scenario) for scenario in session.scalars(query)]
+        for view in views:
+            if org_id is not None and view["org_id"] != org_id:
+                view["contact"] = None
+        return views
+
+    def counts(self) -> dict[str, int]:
+        """Scenarios by stage (every stage named, zero included)."""
+        with self.db.session() as session:
+            found = dict(
+                session.execute(select(Scenario.status, func.count()).group_by(Scenario.status)).all()
+            )
+        return {stage: int(found.get(stage, 0)) for stage in STAGES}
+
+    def _one(self, session: Any, scenario_id: str, org_id: str | None, lock: bool = False) -> Scenario:
+        query = select(Scenario).where(Scenario.id == scenario_id)
+        scenario = session.scalar(query.with_for_update() if lock else query)
+        if scenario is None or (org_id is not None and scenario.org_id != org_id):
+            raise ScenarioNotFound(id=scenario_id)
+        return scenario  # type: ignore[no-any-return]
+
+
+# The stages every organization sees (a published list and what became of its scenarios).
+PUBLIC = ("published", "taken", "in_construction", "accepted", "benchmark")
+
+
+def _view(session: Any, scenario: Scenario, moves: bool = False) -> dict[str, Any]:
+    org = session.get(Organization, scenario.org_id)
+    taker = session.get(Organization, scenario.taker_org_id) if scenario.taker_org_id else None
+    view: dict[str, Any] = {
+        "id": scenario.id,
+        "object": "scenario",
+        "title": scenario.title,
+        "org_id": scenario.org_id,
+        "organization": org.name if org is not None else None,
+        "industry": scenario.industry,
+        "industry_name": SECTIONS[scenario.industry],
+        "district": scenario.district,
+        "description": scenario.description,
+        "data_available": scenario.data_available,
+        "budget_min": scenario.budget_min,
+        "budget_max": scenario.budget_max,
+        "expected": scenario.expected,
+        "contact": scenario.contact,
+        "status": scenario.status,
+        "list": scenario.list_name,
+        "taker": taker.name if taker is not None else None,
+        "moves_allowed": list(MOVES[scenario.status]),
+        "created_at": iso(scenario.created_at),
+        "updated_at": iso(scenario.updated_at),
+    }
+    if moves:
+        rows = session.scalars(
+            select(ScenarioMove).where(ScenarioMove.scenario_id == scenario.id).order_by(ScenarioMove.seq)
+        )
+        view["moves"] = [
+            {"from": row.from_status, "to": row.to_status, "actor": row.actor, "reason": row.reason, "at": iso(row.created_at)}
+            for row in rows
+        ]  # fmt: skip
+    return view

@@ -1,0 +1,51 @@
+"""Tables of the scenario lists: each scenario (its demand side, what it needs, where it is in its
+life) and every move it made, who made it and why."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from dizuo.store import Base, utcnow
+
+__all__ = ["Scenario", "ScenarioMove"]
+
+
+class Scenario(Base):
+    """An application scenario (应用场景) a demand side submitted, and where it is in its life."""
+
+    __tablename__ = "scenarios"
+    __table_args__ = (Index("ix_scenarios_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # scn_<hex>
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)  # the demand side
+    title: Mapped[str] = mapped_column(String(200))
+    industry: Mapped[str] = mapped_column(String(8))  # a GB/T 4754 section letter
+    district: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    data_available: Mapped[str] = mapped_column(Text, default="")
+    budget_min: Mapped[str | None] = mapped_column(String(32))  # CNY, exact decimal strings
+    budget_max: Mapped[str | None] = mapped_column(String(32))
+    expected: Mapped[str] = mapped_column(Text, default="")
+    contact: Mapped[str] = mapped_column(String(200), default="")  # hidden outside the platform
+    status: Mapped[str] = mapped_column(String(24))
+    list_name: Mapped[str | None] = mapped_column(String(64))  # the published list (2026年第一批)
+    taker_org_id: Mapped[str | None] = mapped_column(String(32))  # who took it (揭榜)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScenarioMove(Base):
+    """One move of a scenario from one stage to the next."""
+
+    __tablename__ = "scenario_moves"
+
+    scenario_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    from_status: Mapped[str] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
