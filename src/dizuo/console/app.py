@@ -31,6 +31,7 @@ from dizuo.console import (
     ops,
     orgs,
     overview,
+    scenarios,
     signin,
     usage,
 )
@@ -100,7 +101,7 @@ def create_console_app(
         return RedirectResponse(f"{PREFIX}/", status_code=308)
 
     app.include_router(signin.routes(console, secure_cookies=secure_cookies))
-    for module in (overview, orgs, money, usage, ops, account, audit, indicators):
+    for module in (overview, orgs, money, usage, ops, account, audit, indicators, scenarios):
         app.include_router(module.routes(console))
     if evals is not None:
         app.include_router(bench.routes(console, evals))

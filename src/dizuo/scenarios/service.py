@@ -302,6 +302,19 @@ class Scenarios:
                 view["contact"] = None
         return views
 
+    def public(self) -> list[dict[str, Any]]:
+        """The published scenarios and what became of them, for anyone (no contact), by list then
+        newest first."""
+        with self.db.session() as session:
+            query = select(Scenario).where(Scenario.status.in_(PUBLIC))
+            views = [
+                _view(session, scenario)
+                for scenario in session.scalars(query.order_by(Scenario.created_at.desc()))
+            ]
+        for view in views:
+            view["contact"] = None
+        return sorted(views, key=lambda view: view["list"] or "", reverse=True)
+
     def counts(self) -> dict[str, int]:
         """Scenarios by stage (every stage named, zero included)."""
         with self.db.session() as session:
