@@ -35,6 +35,7 @@ __all__ = [
     "Step",
     "adoption",
     "split_alias",
+    "unpinned",
 ]
 
 PREFIX = "agent/"  # agents are called as models named agent/NAME or agent/NAME@VERSION
@@ -85,6 +86,11 @@ class McpEndpoint:
     name: str
     command: tuple[str, ...] | None
     url: str | None
+
+
+def unpinned(alias: str) -> str:
+    """``agent/NAME@3`` → ``agent/NAME``: what a key's model list names."""
+    return PREFIX + split_alias(alias)[0]
 
 
 def split_alias(alias: str) -> tuple[str, int | None]:
@@ -312,18 +318,8 @@ class Agents:
         return resolved, hosts, self.mcp_endpoints(resolved.org_id, servers)
 
     def callable_names(self, org_id: str) -> list[str]:
-        """The ``agent/NAME`` models a key of *org_id* may call (published ones)."""
-        with self.db.session() as session:
-            names = session.scalars(
-                select(Agent.name)
-                .join(AgentVersion, AgentVersion.agent_id == Agent.id)
-                .where(
-                    AgentVersion.version == Agent.version,
-                    or_(Agent.org_id == org_id, AgentVersion.visibility == "platform"),
-                )
-                .distinct()
-            )
-            return sorted(f"{PREFIX}{name}" for name in names)
+        """The ``agent/NAME`` models a key of *org_id* may call (:func:`published_names`)."""
+        return published_names(self.db, org_id)
 
     def record(
         self, request_id: str, resolved: Resolved, org_id: str, key_id: str, steps: list[Step]
@@ -418,10 +414,6 @@ class Agents:
                 }
             )
         return found
-
-    def adoption(self, days: int = 30) -> dict[str, Any]:
-        """The agents indicator (:func:`adoption`)."""
-        return adoption(self.db, days)
 
     # ---- the hosts http tools may reach ------------------------------------------------------
 
@@ -563,8 +555,9 @@ def adoption(db: Database, days: int = 30) -> dict[str, Any]:
 
 
 def published_names(db: Database, org_id: str | None) -> list[str]:
-    """The ``agent/NAME`` models with a published version that *org_id* may call (its own and those
-    listed for every organization; every one when None), by name."""
+    """The ``agent/NAME`` models *org_id* may call, by name: its own agents with a published version
+    and those whose newest version is listed for every organization (what ``agent/NAME`` resolves to);
+    every published one when None."""
     with db.session() as session:
         query = (
             select(Agent.name)
@@ -572,6 +565,5 @@ def published_names(db: Database, org_id: str | None) -> list[str]:
             .where(AgentVersion.version == Agent.version)
         )
         if org_id is not None:
-            listed = select(AgentVersion.agent_id).where(AgentVersion.visibility == "platform")
-            query = query.where(or_(Agent.org_id == org_id, Agent.id.in_(listed)))
+            query = query.where(or_(Agent.org_id == org_id, AgentVersion.visibility == "platform"))
         return sorted({f"{PREFIX}{name}" for name in session.scalars(query)})

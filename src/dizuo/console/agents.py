@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.service import visible_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.agents.service import Agents
+from dizuo.agents.service import Agents, adoption
 from dizuo.console.web import PREFIX, Console
 
 __all__ = ["routes"]
@@ -27,7 +27,7 @@ def routes(console: Console, agents: Agents) -> APIRouter:
         org, org_id = await asyncio.to_thread(console.scoped_org, signed, org, "read agents")
         everyone = sees_all_orgs(signed.actor)
         found = await asyncio.to_thread(agents.catalog, org_id)
-        adoption = await asyncio.to_thread(agents.adoption) if everyone and not org else None
+        indicator = await asyncio.to_thread(adoption, agents.db) if everyone and not org else None
         names = [o["name"] for o in await asyncio.to_thread(visible_orgs, console.db, signed.actor)]
         return console.render(
             request,
@@ -36,7 +36,7 @@ def routes(console: Console, agents: Agents) -> APIRouter:
             agents=found,
             org=org,
             orgs=sorted(names) if everyone else [],
-            adoption=adoption,
+            adoption=indicator,
         )
 
     return router

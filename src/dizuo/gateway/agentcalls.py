@@ -9,34 +9,14 @@ call over; the loop answers with a whole JSON body or a stream of server-sent ev
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from dizuo.accounts import KeyInfo
-from dizuo.agents.loop import Reply
+from dizuo.agents.loop import Runner as AgentRunner
 from dizuo.agents.service import PREFIX as AGENT_PREFIX
-from dizuo.errors import Lang
+from dizuo.agents.service import unpinned
 
-__all__ = ["AGENT_PREFIX", "AgentCall", "AgentRunner"]
-
-
-class AgentRunner(Protocol):
-    async def answer(
-        self,
-        key: KeyInfo,
-        token: str,
-        alias: str,
-        body: dict[str, Any],
-        request_id: str,
-        lang: Lang,
-        data_class: str,
-    ) -> Reply:
-        """The answer of the agent *alias* to *body*; *data_class* is the call's (the key's, or higher
-        by the caller's header)."""
-        ...
-
-    async def names(self, key: KeyInfo) -> list[str]:
-        """The ``agent/NAME`` models *key* may call."""
-        ...
+__all__ = ["AGENT_PREFIX", "AgentCall", "AgentRunner", "unpinned"]
 
 
 class AgentCall(Exception):

@@ -42,7 +42,7 @@ from dizuo.errors import (
     SharedStateUnavailable,
     pick_language,
 )
-from dizuo.gateway.agentcalls import AGENT_PREFIX, AgentCall, AgentRunner
+from dizuo.gateway.agentcalls import AGENT_PREFIX, AgentCall, AgentRunner, unpinned
 from dizuo.gateway.batchlines import Answered, InFlight, LineBook, line_of
 from dizuo.gateway.calls import (
     Attempt,
@@ -352,8 +352,7 @@ class Gateway:
         """A key calls ``agent/NAME[@V]`` with the ``models`` scope, when it may use ``agent/NAME``."""
         if key.scopes is not None:
             key.require("models")
-        name = alias.rpartition("@")[0] if alias.rpartition("@")[2].isdigit() else alias
-        if not key.may_use(name):
+        if not key.may_use(unpinned(alias)):
             raise self._not_found(key, alias)
 
     async def _agent(
@@ -923,10 +922,7 @@ class Gateway:
         key = await self._authenticate(headers)
         alias = scope["path"][len(MODEL_PREFIX) :]
         if alias.startswith(AGENT_PREFIX) and self.agents is not None:
-            name, at, version = alias.rpartition("@")
-            if not (at and version.isdigit()):
-                name = alias
-            if name in await self.agents.names(key):
+            if unpinned(alias) in await self.agents.names(key):
                 await send_json(send, 200, _agent_entry(alias))
                 return
             raise self._not_found(key, alias)

@@ -148,12 +148,8 @@ class Scenarios:
     def create(self, org_id: str, document: dict[str, Any], actor: str) -> dict[str, Any]:
         """A new scenario of *org_id* (the demand side), as a draft."""
         fields = checked(document)
-        now = utcnow()
         with self.db.session() as session:
-            scenario = Scenario(
-                id=f"scn_{secrets.token_hex(12)}", org_id=org_id, status="draft", created_at=now, updated_at=now, **fields
-            )  # fmt: skip
-            session.add(scenario)
+            scenario = _draft(session, org_id, fields)
             session.flush()
             append(
                 session,
@@ -190,12 +186,7 @@ class Scenarios:
         made = []
         with self.db.session() as session:
             for org_id, fields in ready:
-                now = utcnow()
-                scenario = Scenario(
-                    id=f"scn_{secrets.token_hex(12)}", org_id=org_id, status="draft", created_at=now, updated_at=now, **fields
-                )  # fmt: skip
-                session.add(scenario)
-                made.append(scenario.id)
+                made.append(_draft(session, org_id, fields).id)
             session.flush()
             append(
                 session, "scenario.import", f"{len(made)} scenarios", actor=actor, detail={"ids": made[:1000]}
@@ -333,6 +324,21 @@ class Scenarios:
 
 # The stages every organization sees (a published list and what became of its scenarios).
 PUBLIC = ("published", "taken", "in_construction", "accepted", "benchmark")
+
+
+def _draft(session: Any, org_id: str, fields: dict[str, Any]) -> Scenario:
+    """A new draft of *org_id* with the checked *fields*, added to *session*."""
+    now = utcnow()
+    scenario = Scenario(
+        id=f"scn_{secrets.token_hex(12)}",
+        org_id=org_id,
+        status="draft",
+        created_at=now,
+        updated_at=now,
+        **fields,
+    )
+    session.add(scenario)
+    return scenario
 
 
 def _view(session: Any, scenario: Scenario, moves: bool = False) -> dict[str, Any]:
