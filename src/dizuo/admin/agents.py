@@ -50,7 +50,9 @@ def agent_routes(
             names = [(chosen.id, chosen.name)]
         else:
             names = [(row["id"], row["name"]) for row in visible_orgs(db, who)]
-        return [with_usage(view, name) for org_id, name in names for view in agents.of_org(org_id)]
+        views = [(view, name) for org_id, name in names for view in agents.of_org(org_id)]
+        used = agents.usages(view["id"] for view, _ in views)  # one query, not one an agent
+        return [{**view, "organization": name, "last_30_days": used[view["id"]]} for view, name in views]
 
     @router.post(f"{prefix}/agents", status_code=201)
     def create_agent(body: AgentIn, who: Caller) -> dict[str, Any]:

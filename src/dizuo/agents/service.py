@@ -349,15 +349,29 @@ class Agents:
 
     def usage(self, agent_id: str, days: int = 30) -> dict[str, int]:
         """Calls of the agent and the organizations that made them in the last *days*."""
+        return self.usages([agent_id], days)[agent_id]
+
+    def usages(self, agent_ids: Iterable[str], days: int = 30) -> dict[str, dict[str, int]]:
+        """:meth:`usage` of each of *agent_ids* (zeros included), in one query."""
         since = utcnow() - dt.timedelta(days=days)
-        with self.db.session() as session:
-            calls, orgs = session.execute(
-                select(
-                    func.count(func.distinct(AgentStep.request_id)),
-                    func.count(func.distinct(AgentStep.org_id)),
-                ).where(AgentStep.agent_id == agent_id, AgentStep.created_at >= since)
-            ).one()
-        return {"calls": int(calls or 0), "organizations": int(orgs or 0)}
+        query = (
+            select(
+                AgentStep.agent_id,
+                func.count(func.distinct(AgentStep.request_id)),
+                func.count(func.distinct(AgentStep.org_id)),
+            )
+            .where(AgentStep.created_at >= since)
+            .group_by(AgentStep.agent_id)
+        )
+        wanted = list(agent_ids)
+        found = dict.fromkeys(wanted, (0, 0))
+        if wanted:
+            with self.db.session() as session:
+                for agent_id, calls, orgs in session.execute(query.where(AgentStep.agent_id.in_(wanted))):
+                    found[agent_id] = (int(calls), int(orgs))
+        return {
+            agent_id: {"calls": calls, "organizations": orgs} for agent_id, (calls, orgs) in found.items()
+        }
 
     # ---- the catalog and the adoption indicator ------------------------------------------------
 
@@ -366,7 +380,6 @@ class Agents:
         when None), each with its owner, description, tools, newest version, whether (and with what
         grade) a version is listed for every organization, and its calls and calling organizations
         in the last *days*; by name."""
-        since = utcnow() - dt.timedelta(days=days)
         with self.db.session() as session:
             listed = select(AgentVersion.agent_id).where(AgentVersion.visibility == "platform")
             query = select(Agent, Organization.name).join(Organization, Organization.id == Agent.org_id)
@@ -381,22 +394,10 @@ class Agents:
                     .order_by(AgentVersion.version)
                 )
             }
-            used = {
-                agent_id: (int(calls), int(orgs))
-                for agent_id, calls, orgs in session.execute(
-                    select(
-                        AgentStep.agent_id,
-                        func.count(func.distinct(AgentStep.request_id)),
-                        func.count(func.distinct(AgentStep.org_id)),
-                    )
-                    .where(AgentStep.created_at >= since)
-                    .group_by(AgentStep.agent_id)
-                )
-            }
+        used = self.usages([agent.id for agent, _ in rows], days)
         found = []
         for agent, owner in rows:
             spec = agent.spec
-            calls, orgs = used.get(agent.id, (0, 0))
             found.append(
                 {
                     "id": agent.id,
@@ -409,8 +410,7 @@ class Agents:
                     "version": agent.version or None,
                     "platform": agent.id in grades,
                     "grade": grades.get(agent.id),
-                    "calls": calls,
-                    "organizations": orgs,
+                    **used[agent.id],  # calls, organizations
                 }
             )
         return found
