@@ -202,35 +202,33 @@ def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
 
     orgs, agents, usage = document["organizations"], document["agent_adoption"], document["usage"]
     money = ("spend", "voucher_paid")
+    formats = {"agent_share": "0.0%", "agent_target": "0%", **dict.fromkeys(money, "#,##0.00####")}
+    entries = [
+        ("month", document["month"]),
+        ("registered", orgs["registered"]),
+        ("active", orgs["active"]),
+        ("agent_using", agents["using"]),
+        ("agent_share", agents["share"]),
+        ("agent_target", agents["target"] if agents["target"] is not None else "—"),
+        ("active_agents", agents["active_agents"]),
+        *((name, Decimal(usage[name]) if name in money else usage[name]) for name in FIGURES[3:]),
+    ]
     summary = sheet(
-        "summary",
-        ["indicator", "value"],
-        [
-            [word("month"), document["month"]],
-            [word("registered"), orgs["registered"]],
-            [word("active"), orgs["active"]],
-            [word("agent_using"), agents["using"]],
-            [word("agent_share"), agents["share"]],
-            [word("agent_target"), agents["target"] if agents["target"] is not None else "—"],
-            [word("active_agents"), agents["active_agents"]],
-            *([word(name), Decimal(usage[name]) if name in money else usage[name]] for name in FIGURES[3:]),
-        ],
-        first=True,
+        "summary", ["indicator", "value"], [[word(key), value] for key, value in entries], first=True
     )
-    summary.cell(row=6, column=2).number_format = "0.0%"
-    summary.cell(row=7, column=2).number_format = "0%"
-    for name in money:
-        summary.cell(row=9 + FIGURES[3:].index(name), column=2).number_format = "#,##0.00####"
+    for row, (key, _) in enumerate(entries, start=2):
+        if key in formats:
+            summary.cell(row=row, column=2).number_format = formats[key]
     for key, _ in GROUPS:
         rows = [
             [row["name"] or word("unset"), *(Decimal(row[n]) if n in money else row[n] for n in FIGURES)]
             for row in document[key]
         ]
         page = sheet(key, ["name", *FIGURES], rows)
-        for index, name in enumerate(FIGURES, start=2):
-            if name in money:
-                for (cell,) in page.iter_rows(min_row=2, min_col=index, max_col=index):
-                    cell.number_format = "#,##0.00####"
+        for column, name in enumerate(FIGURES, start=2):
+            if name in formats:
+                for (cell,) in page.iter_rows(min_row=2, min_col=column, max_col=column):
+                    cell.number_format = formats[name]
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
