@@ -83,10 +83,16 @@ class Team:
         )
 
 
-def new_team(gateway: RunningGateway, db: Database, prefix: str = "agents") -> Team:
+def new_team(
+    gateway: RunningGateway, db: Database, prefix: str = "agents", policy: dict[str, Any] | None = None
+) -> Team:
+    """A new team; its guard *policy* is set before its key exists, so the gateway's first look at
+    the key already carries it (a policy set later arrives with the next key reload)."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     org = create_org(db, name)
     topup(db, name, parse_cny("10"))
+    if policy is not None:
+        set_guard_policy(db, name, policy)
     return Team(name, org.id, create_key(db, name).key, gateway)
 
 
@@ -263,8 +269,7 @@ def test_streamed_answers_with_and_without_the_steps(
 def test_personal_data_in_a_tool_result_is_blocked_before_it_reaches_the_model(
     gateway: RunningGateway, db: Database, agents: Agents, parts_api: str, upstream: FakeUpstream
 ) -> None:
-    team = new_team(gateway, db, "agents-guard")
-    set_guard_policy(db, team.name, {"action": "block", "types": ["CN_RESIDENT_ID"]})
+    team = new_team(gateway, db, "agents-guard", {"action": "block", "types": ["CN_RESIDENT_ID"]})
     model = published(agents, team, definition("库存助手", [erp_tool(parts_api)]))
     before = len(upstream.seen)
     with team.sdk() as client, pytest.raises(openai.BadRequestError) as refused:
@@ -781,8 +786,7 @@ def test_personal_data_in_a_tool_result_raises_the_next_model_call_s_data_class(
     """Under a policy that raises the class of prompts with personal data, the model call after a
     tool that returned a resident ID is routed as important: the agent's model (on a public cloud)
     is not cleared for it, and the call fails closed."""
-    team = new_team(gateway, db, "agents-raise")
-    set_guard_policy(db, team.name, {"action": "log", "raise_class": "important"})
+    team = new_team(gateway, db, "agents-raise", {"action": "log", "raise_class": "important"})
     # agentic-model has one deployment, on a public cloud cleared for general data only.
     model = published(agents, team, definition("公开云库存助手", [erp_tool(parts_api)]))
     with team.sdk() as client:
