@@ -52,10 +52,14 @@ def admin_routes() -> list[str]:
     from dizuo.admin import create_admin_app
     from dizuo.agents.service import Agents
     from dizuo.evalbench.service import EvalService
+    from dizuo.sandbox.service import Sandbox
     from dizuo.store import Database
 
     db = Database("sqlite://")
-    app = create_admin_app(db, evals=EvalService(db, Path(".")), agents=Agents(db, lambda: []))
+    sandbox = Sandbox.at(db, Path(".dizuo"))
+    app = create_admin_app(
+        db, evals=EvalService(db, Path(".")), agents=Agents(db, lambda: []), sandbox=sandbox
+    )
     # The OpenAPI document lists every route, those of included routers too.
     return sorted(
         f"{method.upper()} {path}"

@@ -33,6 +33,10 @@ def test_both_languages(code: str) -> None:
         "limit_en",
         "said_zh",
         "said_en",
+        "state_zh",
+        "state_en",
+        "kind_zh",
+        "kind_en",
     }
     assert fields(zh) - strip == fields(en) - strip
 

@@ -45,6 +45,8 @@ from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
 from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
 from dizuo.gateway.knowledge import create_kb_app
+from dizuo.gateway.sandbox import PREFIX as SANDBOX_PREFIX
+from dizuo.gateway.sandbox import install_sandbox_routes
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
 from dizuo.kb.isolation import IsolatedParser, Limits
@@ -55,6 +57,8 @@ from dizuo.providers import Transport
 from dizuo.routing import Deployment, Router, build_deployments
 from dizuo.routing.catalog import Catalog
 from dizuo.routing.health import Health
+from dizuo.sandbox.service import Sandbox
+from dizuo.sandbox.store import QueryLimits
 from dizuo.settings import Settings
 from dizuo.store import Database
 
@@ -105,7 +109,7 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
 
 class Platform:
     """The one ASGI app: ``/admin/…`` goes to the admin API, ``/console…`` to the web console,
-    ``/v1/knowledge-bases…``, ``/v1/apps/inspection…``, ``/v1/aigc…`` and ``/v1/compute…`` to the
+    ``/v1/knowledge-bases…``, ``/v1/apps/inspection…``, ``/v1/aigc…``, ``/v1/compute…`` and ``/v1/sandbox…`` to the
     knowledge-base API (which serves the auditor, the AIGC label and the compute routes too), everything
     else to the gateway."""
 
@@ -142,7 +146,15 @@ class Platform:
             self.knowledge is not None
             and scope["type"] == "http"
             and scope["path"].startswith(
-                (KB_PREFIX, INSPECTION_PREFIX, AIGC_PREFIX, COMPUTE_PREFIX, FILES_PREFIX, BATCHES_PREFIX)
+                (
+                    KB_PREFIX,
+                    INSPECTION_PREFIX,
+                    AIGC_PREFIX,
+                    COMPUTE_PREFIX,
+                    FILES_PREFIX,
+                    BATCHES_PREFIX,
+                    SANDBOX_PREFIX,
+                )
             )
         ):
             await self.knowledge(scope, receive, send)
@@ -210,6 +222,14 @@ def create_app(settings: Settings) -> Platform:
     evals = EvalService(db, settings.data_dir, label=report_labels(labels))
     pool_catalog = PoolCatalog(db, config.pools)  # the file's pools and those added at run time
     agents = Agents(db, lambda: [a for a in gateway.router.aliases() if gateway.router.mode(a) == "chat"])
+    # The data sandbox: each dataset a DuckDB file under the data directory.
+    sandbox = Sandbox.at(
+        db,
+        settings.data_dir,
+        QueryLimits(
+            settings.sandbox_query_seconds, settings.sandbox_memory_mb, max_rows=settings.sandbox_max_rows
+        ),
+    )
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
@@ -220,6 +240,7 @@ def create_app(settings: Settings) -> Platform:
         zone=ZoneInfo(settings.timezone),
         pools=pool_catalog,
         agents=agents,
+        sandbox=sandbox,
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(
@@ -277,6 +298,9 @@ def create_app(settings: Settings) -> Platform:
         agents, kbs, f"http://{host}:{settings.port}/v1", knowledge.state.session, lambda: gateway.router
     )
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
+    install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox)
+    knowledge.state.sandbox = sandbox
+    gateway.on_shutdown.append(lambda: asyncio.to_thread(sandbox.close))
     batches.jobs = jobs
     install_batch_routes(knowledge, knowledge.state.scoped, batches, jobs)
     knowledge.state.jobs = jobs
@@ -307,7 +331,9 @@ def create_app(settings: Settings) -> Platform:
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes
     keeper = Housekeeper(db, kept(settings), lambda: signing_key(settings))
-    return Platform(gateway, BodyLimit(admin, limit), knowledge, BodyLimit(console, limit), keeper)
+    # A dataset for the sandbox is a file: streamed to disk once its uploader is authorized.
+    datasets = {"/admin/v1/sandbox/datasets": settings.files_max_mb * 10**6}
+    return Platform(gateway, BodyLimit(admin, limit, datasets), knowledge, BodyLimit(console, limit), keeper)
 
 
 def app_from_environment() -> Platform:

@@ -145,6 +145,18 @@ class Settings(BaseSettings):
         le=65536,
         description="Memory (address space) the process reading one uploaded document may use, in MB; then 413.",
     )
+    sandbox_query_seconds: float = Field(
+        10.0, gt=0, le=3600, description="Seconds one data-sandbox query may run; then it is stopped (400)."
+    )
+    sandbox_memory_mb: int = Field(
+        1024, ge=64, le=262144, description="Memory one data-sandbox dataset's queries may use, in MB."
+    )
+    sandbox_max_rows: int = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="Rows a data-sandbox row-level result may carry out (the rest: truncated).",
+    )
     kb_parse_concurrency: int = Field(
         2, ge=1, le=64, description="Uploaded documents read at once (each in its own child process)."
     )

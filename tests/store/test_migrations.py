@@ -22,6 +22,7 @@ import dizuo.evalbench.tables
 import dizuo.guard.tables
 import dizuo.kb.tables
 import dizuo.routing.tables
+import dizuo.sandbox.tables
 import dizuo.scenarios.tables
 import dizuo.store.audit
 import dizuo.store.pruning  # noqa: F401

@@ -36,6 +36,7 @@ SCOPES = (
     "kb:write",  # create and delete knowledge bases, add and remove documents
     "apps",  # scenario apps (the inspection auditor)
     "compute",  # compute jobs on the pools
+    "sandbox",  # the data sandbox: its catalog, requests, grants and queries
 )
 
 KEY_PREFIX = "dz-"

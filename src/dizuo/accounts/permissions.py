@@ -47,6 +47,12 @@ RULES: dict[str, tuple[str, ...]] = {
     "change agents": ("org-admin", "org-developer"),
     "enable mcp servers": ("org-admin",),
     "change tool access": (),
+    "read the sandbox catalog": ("auditor", "org-admin", "org-developer", "voucher-issuer"),
+    "register sandbox datasets": ("org-admin",),
+    "request sandbox data": ("org-admin", "org-developer"),
+    "grant sandbox data": ("org-admin",),
+    "query sandbox data": ("org-admin", "org-developer"),
+    "read sandbox records": ("auditor", "org-admin", "org-developer"),
 }
 
 

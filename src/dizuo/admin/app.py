@@ -26,6 +26,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.admin.agents import agent_routes
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
+from dizuo.admin.sandbox import sandbox_routes
 from dizuo.admin.scenarios import scenario_routes
 from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
 from dizuo.agents.service import Agents
@@ -57,6 +58,7 @@ from dizuo.http_errors import install_error_handlers
 from dizuo.indicators import monthly as monthly_indicators
 from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
+from dizuo.sandbox.service import Sandbox
 from dizuo.scenarios.service import Scenarios
 from dizuo.store import Database
 
@@ -114,6 +116,7 @@ def create_admin_app(
     zone: ZoneInfo = PLATFORM_ZONE,
     pools: PoolCatalog | None = None,
     agents: Agents | None = None,
+    sandbox: Sandbox | None = None,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
@@ -444,5 +447,7 @@ def create_admin_app(
     if agents is not None:
         app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
     app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db))
+    if sandbox is not None:
+        app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db))
     app.include_router(member_routes(PREFIX, db, actor))
     return app

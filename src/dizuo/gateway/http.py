@@ -138,9 +138,10 @@ class BodyLimit:
     its 401.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = larger or {}  # path -> its own limit (uploads streamed to disk after authentication)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -148,11 +149,11 @@ class BodyLimit:
             return
         headers = Headers.parse(scope["headers"])
         lang = pick_language(headers.accept_language)
-        if headers.content_length > self.limit:
-            await send_error(send, BodyTooLarge(limit=self.limit), lang, [(b"connection", b"close")])
+        limit = self.larger.get(scope["path"], self.limit)
+        if headers.content_length > limit:
+            await send_error(send, BodyTooLarge(limit=limit), lang, [(b"connection", b"close")])
             return
         seen = 0
-        limit = self.limit
         exceeded = False
 
         async def bounded() -> Message:

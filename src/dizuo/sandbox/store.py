@@ -1,0 +1,223 @@
+"""The sandbox store: each dataset's rows in a DuckDB file of its own under the data directory
+(``sandbox/<dataset id>-v<version>.duckdb``, one table named as the dataset), written once per load
+and read-only afterwards.
+
+Queries run on a read-only connection that cannot touch any other file (``enable_external_access``
+off, the setting locked), with a memory limit, a thread count and a time limit (the query is
+interrupted). A new load writes a new file; readers of the old one finish on it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+__all__ = ["FORMATS", "Loaded", "QueryLimits", "SandboxStore", "StoreError", "TooSlow"]
+
+FORMATS = ("csv", "xlsx", "parquet")
+SNIFF_BYTES = 1 << 20
+
+
+class StoreError(ValueError):
+    """A file the store cannot read as a table: what is wrong, in Chinese and English."""
+
+    def __init__(self, zh: str, en: str) -> None:
+        super().__init__(en)
+        self.zh, self.en = zh, en
+
+
+class TooSlow(Exception):
+    """The query ran past its time limit and was interrupted."""
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    seconds: float = 10.0
+    memory_mb: int = 1024
+    threads: int = 2
+    max_rows: int = 10_000  # rows a result may carry out
+
+
+@dataclass(frozen=True)
+class Loaded:
+    file: str  # relative to the store's root
+    columns: list[tuple[str, str]]  # (name, DuckDB type), in the file's order
+    rows: int
+
+
+def file_format(name: str) -> str:
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise StoreError(
+            f"不支持的文件类型 .{suffix}：须是 CSV、XLSX 或 Parquet",
+            f"unsupported file type .{suffix}: use CSV, XLSX or Parquet",
+        )
+    return suffix
+
+
+def _utf8_csv(source: Path, scratch: Path) -> Path:
+    """*source* as UTF-8: a UTF-8 file (with or without BOM) as it is, a GB18030 one (Excel's
+    Chinese CSV) transcoded into *scratch*."""
+    with source.open("rb") as file:
+        head = file.read(SNIFF_BYTES)
+    try:
+        head.decode("utf-8")
+        return source
+    except UnicodeDecodeError as exc:
+        if len(head) == SNIFF_BYTES and exc.start >= len(head) - 3:  # a character cut at the sniff's end
+            return source
+    target = scratch / "utf8.csv"
+    try:
+        with source.open(encoding="gb18030", newline="") as src, target.open("w", encoding="utf-8") as out:
+            while chunk := src.read(SNIFF_BYTES):
+                out.write(chunk)
+    except UnicodeDecodeError:
+        raise StoreError(
+            "CSV 既不是 UTF-8 也不是 GB18030 编码", "the CSV is neither UTF-8 nor GB18030"
+        ) from None
+    return target
+
+
+def _xlsx_csv(source: Path, scratch: Path) -> Path:
+    """The first sheet of an XLSX workbook as a UTF-8 CSV in *scratch* (its first row: the header)."""
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(source, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001  (a corrupt or non-XLSX file: openpyxl raises many kinds)
+        raise StoreError(f"无法读取 XLSX 文件：{exc}", f"cannot read the XLSX file: {exc}") from None
+    target = scratch / "sheet.csv"
+    try:
+        sheet = book.worksheets[0]
+        with target.open("w", encoding="utf-8", newline="") as out:
+            writer = csv.writer(out)
+            for row in sheet.iter_rows(values_only=True):
+                if any(value is not None for value in row):
+                    writer.writerow(["" if value is None else value for value in row])
+    finally:
+        book.close()
+    return target
+
+
+class SandboxStore:
+    """The DuckDB files of the sandbox's datasets under *root*."""
+
+    def __init__(self, root: Path, limits: QueryLimits | None = None) -> None:
+        self.root = root
+        self.limits = limits or QueryLimits()
+        self._readers: dict[str, duckdb.DuckDBPyConnection] = {}
+        self._lock = threading.Lock()
+
+    def load(self, table: str, source: Path, file_name: str, stem: str) -> Loaded:
+        """Write *source* (named *file_name*: its suffix gives the format) into a new file
+        ``<stem>.duckdb`` as the table *table*; its columns and row count."""
+        fmt = file_format(file_name)
+        self.root.mkdir(parents=True, exist_ok=True)
+        target = self.root / f"{stem}.duckdb"
+        partial = target.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.root) as scratch:
+            if fmt == "parquet":
+                reader = "read_parquet(?)"
+                path = source
+            else:
+                path = _xlsx_csv(source, Path(scratch)) if fmt == "xlsx" else _utf8_csv(source, Path(scratch))
+                reader = "read_csv(?, header = true, sample_size = -1)"
+            writer = duckdb.connect(str(partial), config={"threads": self.limits.threads})
+            try:
+                writer.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}', [str(path)])
+                described = writer.execute(f'DESCRIBE "{table}"').fetchall()
+                rows = writer.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+                writer.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                raise StoreError(
+                    f"无法把文件读成表：{exc}", f"cannot read the file as a table: {exc}"
+                ) from None
+            finally:
+                writer.close()
+        os.replace(partial, target)
+        return Loaded(target.name, [(str(c[0]), str(c[1])) for c in described], int(rows[0]) if rows else 0)
+
+    def reader(self, file: str) -> duckdb.DuckDBPyConnection:
+        """A cursor on *file*'s read-only database (one database a file, shared by threads)."""
+        with self._lock:
+            connection = self._readers.get(file)
+            if connection is None:
+                connection = duckdb.connect(
+                    str(self.root / file),
+                    read_only=True,
+                    config={
+                        "enable_external_access": False,
+                        "memory_limit": f"{self.limits.memory_mb}MB",
+                        "threads": self.limits.threads,
+                    },
+                )
+                connection.execute("SET enable_progress_bar = false")
+                connection.execute("SET lock_configuration = true")
+                self._readers[file] = connection
+            return connection.cursor()  # with its settings, locked
+
+    def run(self, file: str, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run *sql* on *file* within the time limit; its column names and at most *limit* rows."""
+        with self.cursor(file) as cursor:
+            result = cursor.execute(sql)
+            names = [d[0] for d in result.description or []]
+            rows = result.fetchmany(limit) if limit is not None else result.fetchall()
+            return names, rows
+
+    @contextmanager
+    def cursor(self, file: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor whose statements are interrupted past the time limit (:class:`TooSlow`)."""
+        cursor = self.reader(file)
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(self.limits.seconds, stop)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield cursor
+        except duckdb.InterruptException:
+            raise TooSlow from None
+        except duckdb.Error:
+            if fired.is_set():
+                raise TooSlow from None
+            raise
+        finally:
+            timer.cancel()
+            cursor.close()
+
+    def forget(self, file: str) -> None:
+        """Close the reader of a file no longer current (a dataset loaded anew)."""
+        with self._lock:
+            connection = self._readers.pop(file, None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        with self._lock:
+            readers, self._readers = list(self._readers.values()), {}
+        for connection in readers:
+            connection.close()
+
+
+def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
+    """A UTF-8 CSV (with BOM, so Excel reads the Chinese) of *rows* under *header*."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
