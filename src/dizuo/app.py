@@ -295,7 +295,12 @@ def create_app(settings: Settings) -> Platform:
     )
     # Agents answer as models: their loop calls this platform's /v1 with the caller's key.
     gateway.agents = Runner(
-        agents, kbs, f"http://{host}:{settings.port}/v1", knowledge.state.session, lambda: gateway.router
+        agents,
+        kbs,
+        f"http://{host}:{settings.port}/v1",
+        knowledge.state.session,
+        lambda: gateway.router,
+        sandbox,
     )
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
     install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox)
@@ -327,6 +332,7 @@ def create_app(settings: Settings) -> Platform:
         jobs=jobs,
         batches=batches,
         agents=agents,
+        sandbox=sandbox,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

@@ -156,7 +156,8 @@ class FakeUpstream:
     def _agentic(self, body: dict[str, Any]) -> dict[str, Any]:
         """A model that calls each tool it is offered once, in the order offered, then answers with what
         the tools returned. Arguments come from the user's question: ``query`` is the whole question,
-        every other property its last word ("……零件 A-1" → ``{"part": "A-1"}``)."""
+        ``sql`` what follows "SQL:" in it, a property with an ``enum`` its first value, every other
+        property the question's last word ("……零件 A-1" → ``{"part": "A-1"}``)."""
         messages = body["messages"]
         results = [str(m.get("content")) for m in messages if m.get("role") == "tool"]
         tools = body.get("tools") or []
@@ -165,7 +166,16 @@ class FakeUpstream:
             question = next(str(m["content"]) for m in reversed(messages) if m.get("role") == "user")
             properties = (function.get("parameters") or {}).get("properties") or {}
             word = question.split()[-1] if question.split() else ""
-            arguments = {name: question if name == "query" else word for name in properties}
+            arguments = {
+                name: question
+                if name == "query"
+                else question.partition("SQL:")[2].strip()
+                if name == "sql"
+                else spec["enum"][0]
+                if "enum" in spec
+                else word
+                for name, spec in properties.items()
+            }
             call = {"id": f"call_{len(results)}", "type": "function", "function": {"name": function["name"], "arguments": orjson.dumps(arguments).decode()}}  # fmt: skip
             return {"role": "assistant", "content": None, "tool_calls": [call]}
         return {"role": "assistant", "content": "根据工具结果：" + " | ".join(r[:300] for r in results)}

@@ -39,6 +39,7 @@ from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
 from dizuo.routing import Router
 from dizuo.routing.clearance import request_class
+from dizuo.sandbox.service import Grantee, Sandbox
 
 __all__ = ["Loop", "Reply", "Runner"]
 
@@ -217,8 +218,10 @@ class Runner:
         gateway_url: str,
         session: Callable[[], aiohttp.ClientSession],
         router: Callable[[], Router],
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.agents = agents
+        self.sandbox = sandbox
         self.kbs = kbs
         self.gateway_url = gateway_url
         self.session = session
@@ -246,7 +249,10 @@ class Runner:
         data_class = request_class(data_class, resolved.spec.data_class.encode())
         headers = {"accept-language": lang, "x-dizuo-data-class": data_class}
         models = GatewayModels(self.gateway_url, token, session, headers)
-        toolbox = Toolbox(self.kbs, resolved.org_id, models, session, hosts.__contains__, mcp)
+        caller = Grantee(key.org_id, f"agent:{resolved.spec.name}")
+        toolbox = Toolbox(
+            self.kbs, resolved.org_id, models, session, hosts.__contains__, mcp, self.sandbox, caller
+        )
         loop = Loop(resolved, key, models, toolbox, self.cost, body)
         stream = bool(body.get("stream"))
         options = body.get("stream_options") or {}

@@ -19,10 +19,20 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 
 from dizuo.accounts.tables import Organization
-from dizuo.agents.spec import SERVER_NAME, AgentSpec, HttpTool, KbSearchTool, McpTool, bad, parse
+from dizuo.agents.spec import (
+    SERVER_NAME,
+    AgentSpec,
+    HttpTool,
+    KbSearchTool,
+    McpTool,
+    SandboxQueryTool,
+    bad,
+    parse,
+)
 from dizuo.agents.tables import Agent, AgentStep, AgentVersion, McpEnabled, McpServer, ToolHost
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.kb.tables import KnowledgeBase
+from dizuo.sandbox.tables import SandboxDataset
 from dizuo.store import Database, utcnow
 
 __all__ = [
@@ -271,11 +281,16 @@ class Agents:
             hosts = set(session.scalars(select(ToolHost.host)))
             servers = set(session.scalars(select(McpServer.name)))
             enabled = set(session.scalars(select(McpEnabled.server).where(McpEnabled.org_id == org_id)))
+            datasets = set(session.scalars(select(SandboxDataset.name)))
         for n, tool in enumerate(spec.tools):
             if isinstance(tool, KbSearchTool):
                 for m, kb in enumerate(tool.knowledge_bases):
                     if kb not in kbs:
                         raise bad(f"tools[{n}].kb_search.knowledge_bases[{m}]", f"本组织没有知识库 {kb}", f"this organization has no knowledge base {kb}")  # fmt: skip
+            elif isinstance(tool, SandboxQueryTool):
+                for m, dataset in enumerate(tool.datasets):
+                    if dataset not in datasets:
+                        raise bad(f"tools[{n}].sandbox_query.datasets[{m}]", f"数据沙盒中没有数据集 {dataset}", f"the data sandbox has no dataset {dataset}")  # fmt: skip
             elif isinstance(tool, McpTool) and tool.server not in servers:
                 raise bad(f"tools[{n}].mcp.server", f"平台没有登记 MCP 服务 {tool.server}（平台管理员可用 dizuo admin mcp-server add 登记）", f"the platform has no MCP server {tool.server} (a platform admin registers one with dizuo admin mcp-server add)")  # fmt: skip
             elif isinstance(tool, McpTool) and tool.server not in enabled:

@@ -8,6 +8,7 @@ tools:
   - kb_search: {knowledge_bases: [质检规范], k: 5}
   - http: {name: erp_lookup, url: https://erp.internal/api/parts, method: GET, schema: {...}}
   - mcp: {server: parts-db}     # an MCP server a platform admin registered and the organization enabled
+  - sandbox_query: {datasets: [居民]}  # aggregate questions of the data sandbox, under the caller's grant
 max_steps: 8                    # model calls in one call of the agent
 max_cost: 0.50                  # CNY one call of the agent may cost at most
 data_class: important
@@ -33,12 +34,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dizuo.errors import InvalidRequest
 
-__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "McpTool", "Tool", "bad", "parse"]
+__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "McpTool", "SandboxQueryTool", "Tool", "bad", "parse"]
 
 NAME = re.compile(r"^[^\s/@][^/@]{0,63}$")  # an agent's name: no "/" or "@" (its alias is agent/NAME@V)
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # a function name as models accept it
-KINDS = ("kb_search", "http", "inspection_audit", "mcp")
-BUILT = ("kb_search", "http", "mcp")  # the kinds this platform runs today
+KINDS = ("kb_search", "http", "inspection_audit", "mcp", "sandbox_query")
+BUILT = ("kb_search", "http", "mcp", "sandbox_query")  # the kinds this platform runs today
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # an MCP server's registered name
 
 
@@ -101,8 +102,22 @@ class McpTool(_Strict):
         return self.server
 
 
-Tool = KbSearchTool | HttpTool | McpTool
-KIND_OF: dict[type[Any], str] = {KbSearchTool: "kb_search", HttpTool: "http", McpTool: "mcp"}
+class SandboxQueryTool(_Strict):
+    """SQL on datasets of the data sandbox, run under the *caller's* organization's grant and its
+    disclosure control: what the model reads is what a person of that organization could read."""
+
+    name: str = Field("sandbox_query", pattern=TOOL_NAME.pattern)
+    datasets: list[str] = Field(min_length=1, max_length=8)
+    description: str = Field("", max_length=1000)
+
+
+Tool = KbSearchTool | HttpTool | McpTool | SandboxQueryTool
+KIND_OF: dict[type[Any], str] = {
+    KbSearchTool: "kb_search",
+    HttpTool: "http",
+    McpTool: "mcp",
+    SandboxQueryTool: "sandbox_query",
+}
 
 
 class AgentSpec(_Strict):
@@ -176,7 +191,12 @@ def _tool(n: int, entry: Any) -> Tool:
     options = options or {}
     if not isinstance(options, dict):
         raise bad(f"{where}.{kind}", "须是映射", "must be a mapping")
-    model: type[Tool] = {"kb_search": KbSearchTool, "http": HttpTool, "mcp": McpTool}[kind]  # type: ignore[assignment]
+    model: type[Tool] = {
+        "kb_search": KbSearchTool,
+        "http": HttpTool,
+        "mcp": McpTool,
+        "sandbox_query": SandboxQueryTool,
+    }[kind]  # type: ignore[assignment]
     try:
         tool = model.model_validate(options)
     except ValidationError as exc:

@@ -4,6 +4,8 @@
   is a metered call); the passages come back with their citations.
 - ``http``: one endpoint of a host a platform admin allowed, checked again at each call; no
   redirects, a timeout, at most :data:`MAX_BYTES` of the answer read.
+- ``sandbox_query``: SQL on datasets of the data sandbox, under the caller's organization's grant
+  and its disclosure control (a refusal, with its reason and position, is the tool's result).
 - ``mcp``: the tools of an MCP server a platform admin registered and the owner enabled, through the
   official ``mcp`` SDK: the server is started (stdio) or reached (streamable HTTP) when the call
   begins, its tools listed and offered as ``SERVER__TOOL``, and it is closed when the call ends.
@@ -27,10 +29,11 @@ import orjson
 from jsonschema import Draft202012Validator
 
 from dizuo.agents.service import McpEndpoint
-from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, McpTool, Tool
+from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, McpTool, SandboxQueryTool, Tool
 from dizuo.errors import DizuoError
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
+from dizuo.sandbox.service import Grantee, Sandbox
 
 __all__ = ["MAX_BYTES", "Outcome", "Toolbox", "functions"]
 
@@ -54,6 +57,20 @@ def functions(spec: AgentSpec) -> list[dict[str, Any]]:
                 "type": "object",
                 "properties": {"query": {"type": "string", "description": "检索的问题 / what to look for"}},
                 "required": ["query"],
+            }
+        elif isinstance(tool, SandboxQueryTool):
+            sets = "、".join(tool.datasets)
+            description = tool.description or (
+                f"对政务数据沙盒的数据集（{sets}）执行一条只读 SQL 聚合查询（以数据集名为表名；少于 k 人的分组会被隐去） / "
+                f"run one read-only aggregate SQL query on the data sandbox's datasets {sets} (the dataset is the table)"
+            )
+            parameters = {
+                "type": "object",
+                "properties": {
+                    "dataset": {"type": "string", "enum": list(tool.datasets)},
+                    "sql": {"type": "string", "description": "SELECT … FROM 数据集名 GROUP BY …"},
+                },
+                "required": ["dataset", "sql"],
             }
         else:
             description = tool.description or f"{tool.method} {tool.url}"
@@ -87,8 +104,12 @@ class Toolbox:
         session: aiohttp.ClientSession,
         allowed: Callable[[str], bool],
         mcp: dict[str, McpEndpoint] | None = None,
+        sandbox: Sandbox | None = None,
+        caller: Grantee | None = None,
     ) -> None:
         self.kbs = kbs
+        self.sandbox = sandbox
+        self.caller = caller  # whose grant a sandbox query runs under: the calling organization's
         self.owner = owner
         self.models = models
         self.session = session
@@ -163,6 +184,8 @@ class Toolbox:
             return await self._search(tool, args)
         if isinstance(tool, HttpTool):
             return await self._http(tool, args)
+        if isinstance(tool, SandboxQueryTool):
+            return await self._sandbox(tool, args)
         return _failed("MCP 工具须按名称调用 / MCP tools are called by their listed names")
 
     async def _search(self, tool: KbSearchTool, args: dict[str, Any]) -> Outcome:
@@ -185,6 +208,19 @@ class Toolbox:
         for passage, name in found[: tool.k]:
             cited.append({**passage.public(), "knowledge_base": name})
         return Outcome(orjson.dumps({"passages": cited}).decode(), True, cited)
+
+    async def _sandbox(self, tool: SandboxQueryTool, args: dict[str, Any]) -> Outcome:
+        dataset, sql = args.get("dataset"), args.get("sql")
+        if dataset not in tool.datasets or not isinstance(sql, str) or not sql.strip():
+            return _failed(f"须给出 dataset（{'、'.join(tool.datasets)} 之一）和 sql / dataset (one of {', '.join(tool.datasets)}) and sql are required")  # fmt: skip
+        if self.sandbox is None or self.caller is None:
+            return _failed("本平台未启用数据沙盒 / this platform has no data sandbox")
+        try:
+            answer = await asyncio.to_thread(self.sandbox.query, dataset, sql, self.caller)
+        except DizuoError as exc:
+            return _failed(exc.message("zh") + " / " + exc.message("en"))
+        shown = {key: answer[key] for key in ("columns", "rows", "suppressed", "notes")}
+        return Outcome(orjson.dumps(shown).decode()[:MAX_BYTES], True)
 
     async def _http(self, tool: HttpTool, args: dict[str, Any]) -> Outcome:
         errors = sorted(Draft202012Validator(tool.schema_).iter_errors(args), key=lambda e: list(e.path))

@@ -37,6 +37,7 @@ from dizuo.console import (
 )
 from dizuo.console import agents as console_agents
 from dizuo.console import batches as console_batches
+from dizuo.console import sandbox as console_sandbox
 from dizuo.console.web import (
     PREFIX,
     STATIC,
@@ -48,6 +49,7 @@ from dizuo.console.web import (
 from dizuo.errors import DizuoError
 from dizuo.evalbench.service import EvalService
 from dizuo.kb.service import KnowledgeBases
+from dizuo.sandbox.service import Sandbox
 from dizuo.store import Database
 
 __all__ = ["create_console_app"]
@@ -78,6 +80,7 @@ def create_console_app(
     jobs: Jobs | None = None,
     batches: Batches | None = None,
     agents: Agents | None = None,
+    sandbox: Sandbox | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -113,6 +116,8 @@ def create_console_app(
         app.include_router(console_batches.routes(console, batches))
     if agents is not None:
         app.include_router(console_agents.routes(console, agents))
+    if sandbox is not None:
+        app.include_router(console_sandbox.routes(console, sandbox))
     return app
 
 

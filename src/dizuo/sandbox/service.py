@@ -475,7 +475,7 @@ class Sandbox:
                     )
                 if known[column]["sensitivity"] == "identifier":
                     raise _bad("columns", f"列 {column} 是标识符，不能授权", f"column {column} is an identifier and cannot be granted")  # fmt: skip
-            if conditions.rows and dataset.personal and conditions.epsilon is not None:
+            if conditions.rows and conditions.epsilon is not None:
                 raise _bad(
                     "rows",
                     "有隐私预算的授权不能放行逐行结果",
