@@ -354,8 +354,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "core data is not provided for outside use.",
     ),
     "sandbox_schema_mismatch": (
-        "文件与数据集的登记不符（第 {position} 列）：{reason_zh}。未做任何改动。",
-        "The file does not match the dataset's registration (column {position}): {reason_en}. Nothing was changed.",
+        "文件与数据集的登记不符{where_zh}：{reason_zh}。未做任何改动。",
+        "The file does not match the dataset's registration{where_en}: {reason_en}. Nothing was changed.",
     ),
     "sandbox_undeclared_identifier": (
         "列 {column} 看来是{kind_zh}（抽查 {share}），却未登记为标识符：请用 --identifiers 标明。未做任何改动。",

@@ -2,7 +2,8 @@
 sensitivity, owner; never a row), the grants and requests a member may see (an organization's own
 and those on the datasets it owns; the platform and auditors: all), the query editor for the
 datasets granted to the member's organization, with its results and the groups withheld, and the
-query log for owners and auditors. Owners revoke grants here."""
+query log for owners and auditors. Enterprises request datasets here; owners grant or refuse the
+requests and revoke grants."""
 
 import asyncio
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
+from dizuo.console.forms import parse_date
 from dizuo.console.web import PREFIX, Console, redirect
 from dizuo.errors import DizuoError
 from dizuo.sandbox.service import Grantee, Sandbox
@@ -33,18 +35,25 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
         records = allowed(actor, "read sandbox records")
         grants = sandbox.grants(**scope) if records else []
         mine = [g for g in grants if g["organization"] == signed.org_name and g["state"] == "active"]
+        datasets = sandbox.datasets()
         return console.render(
             request,
             "sandbox.html",
             signed,
             status,
-            datasets=sandbox.datasets(),
+            datasets=datasets,
             grants=grants,
             requests=sandbox.requests(**scope) if records else [],
             queries=sandbox.queries(**scope, limit=50) if records else [],
             usable=sorted({g["dataset"] for g in mine}),
             may_query=actor.org_id is not None and allowed(actor, "query sandbox data", org_id=actor.org_id),
             may_grant=allowed(actor, "grant sandbox data"),
+            may_request=actor.org_id is not None
+            and allowed(actor, "request sandbox data", org_id=actor.org_id),
+            owned={d["name"] for d in datasets if d["owner"] == signed.org_name}
+            if actor.role != "platform-admin"
+            else {d["name"] for d in datasets},
+            by_name={d["name"]: d for d in datasets},
             own_org=signed.org_name,
             **context,
         )
@@ -74,12 +83,62 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
             )
         return await asyncio.to_thread(page, request, signed, form=typed, answer=answer)
 
-    @router.post(f"{PAGE}/grants/{{grant_id}}/revoke")
-    async def revoke(signed: Posted, grant_id: str) -> Response:
+    def owner(signed: SignedIn) -> Grantee:
+        """The owner's act: a platform admin acts for any owner."""
         actor = signed.actor
         authorize(actor, "grant sandbox data")
-        owner = "" if actor.role == "platform-admin" else actor.org_id or ""
-        await asyncio.to_thread(sandbox.revoke, grant_id, Grantee(owner, actor.username))
+        return Grantee("" if actor.role == "platform-admin" else actor.org_id or "", actor.username)
+
+    async def acted(request: Request, signed: SignedIn, act: Any, *args: Any) -> Response:
+        """Do *act*; back to the page, or the page with the error by its form."""
+        try:
+            await asyncio.to_thread(act, *args)
+        except DizuoError as exc:
+            message = exc.message(console.words(request).lang)
+            return await asyncio.to_thread(page, request, signed, exc.status, problem=message)
         return redirect(PAGE)
+
+    @router.post(f"{PAGE}/requests")
+    async def request_dataset(
+        request: Request,
+        signed: Posted,
+        dataset: Annotated[str, Form()] = "",
+        purpose: Annotated[str, Form()] = "",
+    ) -> Response:
+        actor = signed.actor
+        authorize(actor, "request sandbox data", org_id=actor.org_id)
+        who = Grantee(actor.org_id or "", actor.username)
+        return await acted(request, signed, sandbox.request, dataset, who, purpose)
+
+    @router.post(f"{PAGE}/requests/{{request_id}}/grant")
+    async def grant_request(
+        request: Request,
+        signed: Posted,
+        request_id: str,
+        columns: Annotated[list[str], Form()] = [],  # noqa: B006  (FastAPI copies form defaults)
+        k: Annotated[int, Form()] = 10,
+        rows: Annotated[bool, Form()] = False,
+        epsilon: Annotated[str, Form()] = "",
+        expires: Annotated[str, Form()] = "",
+    ) -> Response:
+        words = console.words(request)
+        try:
+            end = parse_date(expires, "expires", console.zone, end_of_day=True)
+            budget = float(epsilon) if epsilon.strip() else None
+        except (DizuoError, ValueError) as exc:
+            problem = exc.message(words.lang) if isinstance(exc, DizuoError) else str(exc)
+            return await asyncio.to_thread(page, request, signed, 400, problem=problem)
+        conditions = {"columns": columns, "k": k, "rows": rows, "epsilon": budget, "expires": end}
+        return await acted(request, signed, sandbox.grant_request, request_id, conditions, owner(signed))
+
+    @router.post(f"{PAGE}/requests/{{request_id}}/refuse")
+    async def refuse_request(
+        request: Request, signed: Posted, request_id: str, reason: Annotated[str, Form()] = ""
+    ) -> Response:
+        return await acted(request, signed, sandbox.refuse, request_id, owner(signed), reason)
+
+    @router.post(f"{PAGE}/grants/{{grant_id}}/revoke")
+    async def revoke(request: Request, signed: Posted, grant_id: str) -> Response:
+        return await acted(request, signed, sandbox.revoke, grant_id, owner(signed))
 
     return router

@@ -217,11 +217,12 @@ class Sandbox:
         try:
             loaded = self.store.load(spec.name, source, file_name, f"{dataset_id}-v{version}")
         except StoreError as exc:
-            raise InvalidRequest("sandbox_schema_mismatch", param="file", position=1, reason_zh=exc.zh, reason_en=exc.en) from None  # fmt: skip
+            raise _bad("file", exc.zh, exc.en) from None
         try:
             columns = self._described(spec, loaded.columns, existing)
             self._no_hidden_identifiers(loaded.file, spec.name, columns)
         except Exception:
+            self.store.forget(loaded.file)
             (self.store.root / loaded.file).unlink(missing_ok=True)
             raise
         now = utcnow()
@@ -278,7 +279,8 @@ class Sandbox:
                     raise InvalidRequest(
                         "sandbox_schema_mismatch",
                         param=option,
-                        position="-",
+                        where_zh="",
+                        where_en="",
                         reason_zh=f"--{option} 里的列 {name} 不在文件中（文件的列：{'、'.join(names)}）",
                         reason_en=f"--{option} names {name}, which the file does not have (its columns: {', '.join(names)})",
                     )
@@ -296,7 +298,8 @@ class Sandbox:
                     raise InvalidRequest(
                         "sandbox_schema_mismatch",
                         param="file",
-                        position=position + 1,
+                        where_zh=f"（第 {position + 1} 列）",
+                        where_en=f" (column {position + 1})",
                         reason_zh=f"登记的是 {want}，文件里是 {got}",
                         reason_en=f"registered {want}, the file has {got}",
                     )
@@ -516,13 +519,29 @@ class Sandbox:
             append(session, "sandbox.grant", row.id, actor=by.actor, org_id=org_id, detail=detail)
             return self._grant_view(session, row)
 
+    def _pending(self, session: Any, request_id: str, by: Grantee) -> tuple[SandboxRequest, SandboxDataset]:
+        """A request on one of *by*'s datasets (any, for a platform admin), still pending."""
+        row = session.get(SandboxRequest, request_id)
+        dataset = session.get(SandboxDataset, row.dataset_id) if row else None
+        if row is None or dataset is None or (by.org_id and dataset.owner_org_id != by.org_id):
+            raise SandboxNotFound("sandbox_request_not_found", id=request_id)
+        if row.status != "pending":
+            raise _bad("request", f"申请已{'批准' if row.status == 'granted' else '拒绝'}", f"the request was {row.status} already")  # fmt: skip
+        return row, dataset
+
+    def grant_request(
+        self, request_id: str, conditions: GrantIn | dict[str, Any], by: Grantee
+    ) -> dict[str, Any]:
+        """The owner grants a pending request: its dataset to its organization, for its purpose."""
+        with self.db.session() as session:
+            row, dataset = self._pending(session, request_id, by)
+            name, org_id = dataset.name, row.org_id
+        return self.grant(name, org_id, conditions, by)
+
     def refuse(self, request_id: str, by: Grantee, reason: str) -> dict[str, Any]:
         """The owner refuses a pending request."""
         with self.db.session() as session:
-            row = session.get(SandboxRequest, request_id)
-            dataset = session.get(SandboxDataset, row.dataset_id) if row else None
-            if row is None or dataset is None or (by.org_id and dataset.owner_org_id != by.org_id):
-                raise SandboxNotFound("sandbox_request_not_found", id=request_id)
+            row, _ = self._pending(session, request_id, by)
             row.status = "refused"
             append(
                 session,
