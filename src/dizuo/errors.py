@@ -339,6 +339,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "场景现在处于 {status}，不能改为 {to}。此时可做的变更：{allowed}。",
         "The scenario is {status}: it cannot move to {to}. The moves there are: {allowed}.",
     ),
+    "supplier_not_found": (
+        "供给能力目录中没有组织 {id} 的条目。",
+        "The supply catalog has no entry of the organization {id}.",
+    ),
     "sandbox_dataset_not_found": (
         "沙盒中没有数据集 {name}。可用 `dizuo sandbox dataset list` 或 GET /v1/sandbox/datasets 查看目录。",
         "The sandbox has no dataset {name}. See the catalog with `dizuo sandbox dataset list` or "

@@ -43,6 +43,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "read scenarios": ("auditor", "org-admin", "org-developer"),
     "submit scenarios": ("org-admin", "org-developer"),
     "run scenario lists": (),
+    "manage the supply catalog": ("org-admin", "org-developer"),
     "read agents": ("auditor", "org-admin", "org-developer"),
     "change agents": ("org-admin", "org-developer"),
     "enable mcp servers": ("org-admin",),

@@ -27,7 +27,7 @@ from dizuo.admin.agents import agent_routes
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
 from dizuo.admin.sandbox import sandbox_routes
-from dizuo.admin.scenarios import scenario_routes
+from dizuo.admin.scenarios import platform_grades, scenario_routes
 from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
 from dizuo.agents.service import Agents
 from dizuo.billing import parse_cny
@@ -60,6 +60,7 @@ from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
 from dizuo.sandbox.service import Sandbox
 from dizuo.scenarios.service import Scenarios
+from dizuo.scenarios.suppliers import Suppliers
 from dizuo.store import Database
 
 __all__ = ["create_admin_app"]
@@ -446,7 +447,8 @@ def create_admin_app(
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     if agents is not None:
         app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
-    app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db))
+    suppliers = Suppliers(db, platform_grades(db, evals))
+    app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db, suppliers))
     if sandbox is not None:
         app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db))
     app.include_router(member_routes(PREFIX, db, actor))

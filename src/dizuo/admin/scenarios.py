@@ -7,23 +7,54 @@ No ``from __future__ import annotations``: FastAPI reads the route annotations a
 """
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Body, Depends
+from sqlalchemy import select
 
 from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.admin.schemas import MoveIn, ScenarioIn
+from dizuo.agents.tables import Agent, AgentVersion
+from dizuo.evalbench.service import EvalService
 from dizuo.scenarios.service import OFFICE_MOVES, Scenarios
+from dizuo.scenarios.suppliers import Suppliers
 
-__all__ = ["scenario_routes"]
+__all__ = ["platform_grades", "scenario_routes"]
+
+
+def platform_grades(db: Any, evals: EvalService | None) -> Callable[[], dict[str, str | None]]:
+    """The grades the evaluation bench gave: each evaluated model's, and each agent listed for every
+    organization (``agent/NAME``, its newest version's)."""
+
+    def read() -> dict[str, str | None]:
+        found: dict[str, str | None] = (
+            {row["model"]: row["grade"] for row in evals.catalog()} if evals else {}
+        )
+        with db.session() as session:
+            listed = session.execute(
+                select(Agent.name, AgentVersion.grade)
+                .join(AgentVersion, AgentVersion.agent_id == Agent.id)
+                .where(AgentVersion.version == Agent.version, AgentVersion.visibility == "platform")
+            )
+            for name, grade in listed:
+                found[f"agent/{name}"] = grade
+        return found
+
+    return read
 
 
 def scenario_routes(
-    prefix: str, scenarios: Scenarios, actor: Callable[..., Actor], may: Callable[..., None], db: Any
+    prefix: str,
+    scenarios: Scenarios,
+    actor: Callable[..., Actor],
+    may: Callable[..., None],
+    db: Any,
+    suppliers: Suppliers | None = None,
 ) -> APIRouter:
     router = APIRouter()
+    catalog = suppliers or Suppliers(db)
     Caller = Annotated[Actor, Depends(actor)]
 
     def seen_by(who: Actor) -> str | None:
@@ -79,5 +110,44 @@ def scenario_routes(
             list_name=body.list,
             taker_org_id=taker,
         )
+
+    @router.get(f"{prefix}/scenarios/{{scenario_id}}/matches")
+    def scenario_matches(
+        scenario_id: str, who: Caller, k: int = 10, min_grade: Literal["A", "B", "C", "D"] | None = None
+    ) -> list[dict[str, Any]]:
+        """The suppliers for a scenario the member may see, best first, each with its score and why
+        (``matched_on``, cases in the industry, grade); ``min_grade`` keeps suppliers offering a
+        platform model or agent graded at least that."""
+        may(who, "read scenarios")
+        scenarios.show(scenario_id, seen_by(who))  # 404 for one the member may not see
+        return catalog.for_scenario(scenario_id, max(1, min(k, 100)), min_grade)
+
+    @router.get(f"{prefix}/suppliers")
+    def list_suppliers(who: Caller) -> list[dict[str, Any]]:
+        """The supply catalog, by name: each supplier's capability, industries, regions, cases,
+        certifications, and the platform models and agents it offers with their bench grades."""
+        may(who, "read scenarios")
+        return catalog.listed()
+
+    @router.get(f"{prefix}/suppliers/{{org}}")
+    def show_supplier(org: str, who: Caller) -> dict[str, Any]:
+        """One supplier's entry."""
+        may(who, "read scenarios")
+        return catalog.show(get_org(db, org).id)
+
+    @router.put(f"{prefix}/suppliers/{{org}}")
+    def put_supplier(org: str, who: Caller, entry: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Create or replace ``org``'s entry (its own members, or a platform admin): ``name``,
+        ``summary``, ``industries``, ``regions``, ``cases``, ``certifications``, ``models``."""
+        found = get_org(db, org)
+        may(who, "manage the supply catalog", org=found)
+        return catalog.put(found.id, entry, who.username)
+
+    @router.get(f"{prefix}/suppliers/{{org}}/matches")
+    def supplier_matches(org: str, who: Caller, k: int = 10) -> list[dict[str, Any]]:
+        """The published scenarios for a supplier, best first, each with why."""
+        found = get_org(db, org)
+        may(who, "read scenarios")
+        return catalog.for_supplier(found.id, max(1, min(k, 100)))
 
     return router

@@ -27,7 +27,7 @@ from dizuo.cli.indicators import indicators
 from dizuo.cli.inspect import inspect
 from dizuo.cli.kb import kb
 from dizuo.cli.sandbox import sandbox
-from dizuo.cli.scenario import scenario
+from dizuo.cli.scenario import scenario, supplier
 from dizuo.errors import ConfigError, DizuoError
 from dizuo.settings import Settings
 
@@ -218,3 +218,4 @@ main.add_command(agent)
 main.add_command(indicators)
 main.add_command(scenario)
 main.add_command(sandbox)
+main.add_command(supplier)

@@ -12,7 +12,7 @@ import yaml
 from dizuo.cli.common import database, fail, reported
 from dizuo.cli.remote import print_json
 
-__all__ = ["scenario"]
+__all__ = ["scenario", "supplier"]
 
 # The spreadsheet's columns (the first row), in Chinese or English, and the fields they fill.
 HEADERS = {
@@ -142,3 +142,95 @@ def import_command(path: Path) -> None:
                 f"{len(refused.problems)} 行有误，未导入任何场景 / {len(refused.problems)} bad lines: nothing imported"
             )
     click.echo(f"imported {len(made)} scenarios")
+
+
+def _suppliers(db: Any) -> Any:
+    from dizuo.admin.scenarios import platform_grades
+    from dizuo.evalbench.service import EvalService
+    from dizuo.scenarios.suppliers import Suppliers
+    from dizuo.settings import Settings
+
+    return Suppliers(db, platform_grades(db, EvalService(db, Settings().data_dir)))
+
+
+def _match_line(found: dict[str, Any]) -> str:
+    return f"{found['score']:.4f}\t{found.get('organization') or found.get('id')}\t{found['why']['zh']}"
+
+
+@scenario.command("match")
+@click.argument("scenario_id")
+@click.option("--k", default=10, show_default=True, help="How many suppliers.")
+@click.option("--min-grade", type=click.Choice(["A", "B", "C", "D"]), help="Only suppliers offering a model or agent graded at least this.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def match_command(scenario_id: str, k: int, min_grade: str | None, as_json: bool) -> None:
+    """The suppliers for a scenario, best first: score, organization and why."""
+    with reported(), database() as db:
+        found = _suppliers(db).for_scenario(scenario_id, k, min_grade)
+    if as_json:
+        print_json({"object": "list", "data": found})
+        return
+    for each in found:
+        click.echo(_match_line(each))
+
+
+@click.group("supplier")
+def supplier() -> None:
+    """The supply catalog (供给能力目录): suppliers' capabilities, and matching them to scenarios."""
+
+
+@supplier.command("put")
+@click.option("--org", required=True, help="The supplier's organization.")
+@click.option("--file", "path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def supplier_put(org: str, path: Path, as_json: bool) -> None:
+    """Create or replace ORG's catalog entry from FILE (YAML: name, summary, industries, regions,
+    cases, certifications, models)."""
+    from dizuo.accounts.service import get_org
+
+    with reported(), database() as db:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            fail("文件须是一个映射 / the file must be a mapping")
+        view = _suppliers(db).put(get_org(db, org).id, document, "cli")
+    print_json(view) if as_json else click.echo(f"{view['organization']}\t{view['name']}")
+
+
+@supplier.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def supplier_list(as_json: bool) -> None:
+    """The supply catalog: organization, capability, industries, regions."""
+    with reported(), database() as db:
+        views = _suppliers(db).listed()
+    if as_json:
+        print_json({"object": "list", "data": views})
+        return
+    for v in views:
+        industries = ",".join(i["code"] for i in v["industries"]) or "*"
+        click.echo(f"{v['organization']}\t{v['name']}\t{industries}\t{','.join(v['regions']) or '全市'}")
+
+
+@supplier.command("show")
+@click.argument("org")
+def supplier_show(org: str) -> None:
+    """One supplier's entry, its models and agents with their bench grades (JSON)."""
+    from dizuo.accounts.service import get_org
+
+    with reported(), database() as db:
+        print_json(_suppliers(db).show(get_org(db, org).id))
+
+
+@supplier.command("match")
+@click.argument("org")
+@click.option("--k", default=10, show_default=True, help="How many scenarios.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def supplier_match(org: str, k: int, as_json: bool) -> None:
+    """The published scenarios for ORG, best first: score, scenario id and why."""
+    from dizuo.accounts.service import get_org
+
+    with reported(), database() as db:
+        found = _suppliers(db).for_supplier(get_org(db, org).id, k)
+    if as_json:
+        print_json({"object": "list", "data": found})
+        return
+    for each in found:
+        click.echo(f"{each['score']:.4f}\t{each['id']}\t{each['title']}\t{each['why']['zh']}")

@@ -1,16 +1,17 @@
 """Tables of the scenario lists: each scenario (its demand side, what it needs, where it is in its
-life) and every move it made, who made it and why."""
+life) and every move it made, who made it and why; and the supply catalog's entries."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["Scenario", "ScenarioMove"]
+__all__ = ["Scenario", "ScenarioMove", "Supplier"]
 
 
 class Scenario(Base):
@@ -49,3 +50,22 @@ class ScenarioMove(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Supplier(Base):
+    """An organization's entry in the supply catalog (本地人工智能供给能力目录): what it offers, to
+    which industries and regions, the cases it delivered, and the platform's models and agents it
+    names (shown with their real grades, not a claim)."""
+
+    __tablename__ = "suppliers"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))  # the capability's name (机器视觉工业检测)
+    summary: Mapped[str] = mapped_column(Text)
+    industries: Mapped[list[str]] = mapped_column(JSON)  # GB/T 4754 section letters; [] serves all
+    regions: Mapped[list[str]] = mapped_column(JSON)  # districts; [] or 全市 serves every district
+    cases: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"title", "industry", "year"}]
+    certifications: Mapped[list[str]] = mapped_column(JSON)
+    models: Mapped[list[str]] = mapped_column(JSON)  # model aliases or agent/NAME on this platform
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # the text's embedding (float32)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
