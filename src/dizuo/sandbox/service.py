@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from dizuo.accounts.tables import Organization
@@ -32,6 +32,7 @@ from dizuo.sandbox.store import QueryLimits, SandboxStore, StoreError, TooSlow
 from dizuo.sandbox.tables import SandboxDataset, SandboxGrant, SandboxQuery, SandboxRequest
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import append
+from dizuo.validate import validated
 
 __all__ = [
     "DatasetIn",
@@ -195,14 +196,7 @@ class Sandbox:
     def add_dataset(self, owner_org_id: str, spec: DatasetIn | dict[str, Any], source: Path, file_name: str, actor: str) -> dict[str, Any]:  # fmt: skip
         """Register a dataset (or load new rows into one the owner registered before: the file must
         have the registered columns) from *source*; its catalog entry."""
-        if not isinstance(spec, DatasetIn):
-            try:
-                spec = DatasetIn.model_validate(spec)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise _bad(
-                    ".".join(map(str, first["loc"])) or "dataset", first["msg"], first["msg"]
-                ) from None
+        spec = validated(DatasetIn, spec, "dataset")
         if spec.classification == "core":
             raise InvalidRequest("sandbox_core_data", param="classification")
         if not NAME.match(spec.name):
@@ -431,21 +425,12 @@ class Sandbox:
         (*owner_org_id*), or all (neither)."""
         with self.db.session() as session:
             query = select(SandboxRequest).order_by(SandboxRequest.created_at.desc())
-            if org_id is not None and owner_org_id is not None:
-                owned = select(SandboxDataset.id).where(SandboxDataset.owner_org_id == owner_org_id)
-                query = query.where((SandboxRequest.org_id == org_id) | SandboxRequest.dataset_id.in_(owned))
-            elif org_id is not None:
-                query = query.where(SandboxRequest.org_id == org_id)
+            query = _seen(query, SandboxRequest, org_id, owner_org_id)
             return [self._request_view(session, row) for row in session.scalars(query)]
 
     def _request_view(self, session: Any, row: SandboxRequest) -> dict[str, Any]:
-        dataset = session.get(SandboxDataset, row.dataset_id)
-        org = session.get(Organization, row.org_id)
         return {
-            "id": row.id,
-            "dataset": dataset.name if dataset else row.dataset_id,
-            "organization": org.name if org else row.org_id,
-            "purpose": row.purpose,
+            **_named(session, row),
             "until": iso(row.until) if row.until else None,
             "status": row.status,
             "actor": row.actor,
@@ -458,12 +443,7 @@ class Sandbox:
         """The owner (*by*; a platform admin acts for any owner: ``by.org_id`` empty) grants the
         dataset *name* to *org_id* under *conditions*; a pending request of that organization for it
         is marked granted."""
-        if not isinstance(conditions, GrantIn):
-            try:
-                conditions = GrantIn.model_validate(conditions)
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                raise _bad(".".join(map(str, first["loc"])) or "grant", first["msg"], first["msg"]) from None
+        conditions = validated(GrantIn, conditions, "grant")
         with self.db.session() as session:
             dataset = self._dataset(session, name)
             if by.org_id and dataset.owner_org_id != by.org_id:
@@ -569,11 +549,7 @@ class Sandbox:
         """Grants, newest first: to *org_id* and of *owner_org_id*'s datasets, or all."""
         with self.db.session() as session:
             query = select(SandboxGrant).order_by(SandboxGrant.created_at.desc())
-            if org_id is not None and owner_org_id is not None:
-                owned = select(SandboxDataset.id).where(SandboxDataset.owner_org_id == owner_org_id)
-                query = query.where((SandboxGrant.org_id == org_id) | SandboxGrant.dataset_id.in_(owned))
-            elif org_id is not None:
-                query = query.where(SandboxGrant.org_id == org_id)
+            query = _seen(query, SandboxGrant, org_id, owner_org_id)
             return [self._grant_view(session, row) for row in session.scalars(query)]
 
     def show_grant(self, grant_id: str, org_id: str | None = None) -> dict[str, Any]:
@@ -586,13 +562,8 @@ class Sandbox:
             return self._grant_view(session, row)
 
     def _grant_view(self, session: Any, row: SandboxGrant) -> dict[str, Any]:
-        dataset = session.get(SandboxDataset, row.dataset_id)
-        org = session.get(Organization, row.org_id)
         return {
-            "id": row.id,
-            "dataset": dataset.name if dataset else row.dataset_id,
-            "organization": org.name if org else row.org_id,
-            "purpose": row.purpose,
+            **_named(session, row),
             "columns": row.allowed_columns,
             "k": row.min_group,
             "rows": row.rows_allowed,
@@ -765,11 +736,7 @@ class Sandbox:
         """The query log, newest first: an organization's own, and those on an owner's datasets."""
         with self.db.session() as session:
             query = select(SandboxQuery).order_by(SandboxQuery.created_at.desc()).limit(limit)
-            if org_id is not None and owner_org_id is not None:
-                owned = select(SandboxDataset.id).where(SandboxDataset.owner_org_id == owner_org_id)
-                query = query.where((SandboxQuery.org_id == org_id) | SandboxQuery.dataset_id.in_(owned))
-            elif org_id is not None:
-                query = query.where(SandboxQuery.org_id == org_id)
+            query = _seen(query, SandboxQuery, org_id, owner_org_id)
             names = dict(session.execute(select(SandboxDataset.id, SandboxDataset.name)).all())
             orgs = dict(session.execute(select(Organization.id, Organization.name)).all())
             return [
@@ -795,6 +762,29 @@ class Sandbox:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _named(session: Any, row: SandboxRequest | SandboxGrant) -> dict[str, Any]:
+    """What a request and a grant show first: its id, dataset, organization and purpose."""
+    dataset = session.get(SandboxDataset, row.dataset_id)
+    org = session.get(Organization, row.org_id)
+    return {
+        "id": row.id,
+        "dataset": dataset.name if dataset else row.dataset_id,
+        "organization": org.name if org else row.org_id,
+        "purpose": row.purpose,
+    }
+
+
+def _seen(query: Any, model: Any, org_id: str | None, owner_org_id: str | None) -> Any:
+    """*query* of requests, grants or queries narrowed to an organization's own (*org_id*) and those
+    on the datasets it owns (*owner_org_id*); neither: all."""
+    if org_id is not None and owner_org_id is not None:
+        owned = select(SandboxDataset.id).where(SandboxDataset.owner_org_id == owner_org_id)
+        return query.where((model.org_id == org_id) | model.dataset_id.in_(owned))
+    if org_id is not None:
+        return query.where(model.org_id == org_id)
+    return query
 
 
 def _affordable(grant: SandboxGrant, epsilon: float | None) -> float:

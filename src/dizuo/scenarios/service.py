@@ -14,7 +14,7 @@ import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from dizuo.accounts.tables import Organization
@@ -23,6 +23,7 @@ from dizuo.scenarios.industries import SECTIONS, section
 from dizuo.scenarios.tables import Scenario, ScenarioMove
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
+from dizuo.validate import validated
 
 __all__ = [
     "MOVES",
@@ -124,12 +125,7 @@ def _yuan(field: str, value: str | None) -> str | None:
 
 def checked(document: dict[str, Any]) -> dict[str, Any]:
     """The scenario's fields from *document*, checked; 400 naming the first field that is wrong."""
-    try:
-        need = ScenarioIn.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "scenario"
-        raise _bad(where, first["msg"], first["msg"]) from exc
+    need = validated(ScenarioIn, document, "scenario")
     industry = section(need.industry)
     if industry is None:
         raise _bad("industry", f"不是 GB/T 4754 的门类：{need.industry}（如 C 或 制造业）", f"not a GB/T 4754 section: {need.industry} (such as C or 制造业)")  # fmt: skip

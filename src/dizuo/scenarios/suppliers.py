@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from dizuo.accounts.tables import Organization
@@ -36,6 +36,7 @@ from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, Supplier
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
+from dizuo.validate import validated
 
 __all__ = ["CITY", "SupplierIn", "SupplierNotFound", "Suppliers", "embed"]
 
@@ -123,12 +124,7 @@ class Suppliers:
 
     def put(self, org_id: str, document: dict[str, Any], actor: str) -> dict[str, Any]:
         """Create or replace *org_id*'s catalog entry; 400 naming the field that is wrong."""
-        try:
-            entry = SupplierIn.model_validate(document)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "supplier"
-            raise _bad(where, first["msg"], first["msg"]) from exc
+        entry = validated(SupplierIn, document, "supplier")
         industries = [_section_of(v, f"industries[{n}]") for n, v in enumerate(entry.industries)]
         cases = [
             {**case.model_dump(), "industry": _section_of(case.industry, f"cases[{n}].industry") if case.industry else ""}
