@@ -136,12 +136,15 @@ def scenario_routes(
         return catalog.show(get_org(db, org).id)
 
     @router.put(f"{prefix}/suppliers/{{org}}")
-    def put_supplier(org: str, who: Caller, entry: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    def put_supplier(
+        org: str, who: Caller, entry: Annotated[dict[str, Any] | None, Body()] = None
+    ) -> dict[str, Any]:
         """Create or replace ``org``'s entry (its own members, or a platform admin): ``name``,
-        ``summary``, ``industries``, ``regions``, ``cases``, ``certifications``, ``models``."""
+        ``summary``, ``industries``, ``regions``, ``cases``, ``certifications``, ``models``. The
+        caller is checked before the body (another organization's member: 403, whatever it sent)."""
         found = get_org(db, org)
         may(who, "manage the supply catalog", org=found)
-        return catalog.put(found.id, entry, who.username)
+        return catalog.put(found.id, entry or {}, who.username)
 
     @router.get(f"{prefix}/suppliers/{{org}}/matches")
     def supplier_matches(org: str, who: Caller, k: int = 10) -> list[dict[str, Any]]:
