@@ -70,8 +70,9 @@ def test_the_right_supplier_is_among_the_first_three_for_nine_in_ten(market: dic
 
 def test_each_match_says_why(market: dict[str, Any]) -> None:
     scenario = market["scenarios"]["s01"]  # 船用柴油机零件质检报告自动审核
-    best = market["suppliers"].for_scenario(scenario, k=1)[0]
-    assert best["organization"].startswith("工业文档智能审核")
+    # Other tests of the session may add suppliers of their own: find the set's among the first three.
+    found = market["suppliers"].for_scenario(scenario, k=3)
+    best = next(f for f in found if f["organization"] == f"工业文档智能审核-{market['tag']}")
     assert "质检" in best["matched_on"]
     assert best["cases_in_industry"] == 1
     assert "同行业案例 1 个" in best["why"]["zh"] and "1 case in the industry" in best["why"]["en"]
