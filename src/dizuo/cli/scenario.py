@@ -36,6 +36,14 @@ def _service(db: Any) -> Any:
     return Scenarios(db)
 
 
+def _mapping(path: Path) -> dict[str, Any]:
+    """The YAML mapping in *path*; exit 2 when the file holds anything else."""
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(document, dict):
+        fail("文件须是一个映射 / the file must be a mapping")
+    return document
+
+
 def _line(view: dict[str, Any]) -> str:
     return f"{view['id']}\t{view['status']}\t{view['list'] or '-'}\t{view['organization']}\t{view['industry_name']}\t{view['title']}"  # fmt: skip
 
@@ -55,9 +63,7 @@ def create_command(org: str, path: Path, as_json: bool) -> None:
     from dizuo.accounts.service import get_org
 
     with reported(), database() as db:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict):
-            fail("文件须是一个映射 / the file must be a mapping")
+        document = _mapping(path)
         made = _service(db).create(get_org(db, org).id, document, "cli")
     print_json(made) if as_json else click.echo(made["id"])
 
@@ -153,10 +159,6 @@ def _suppliers(db: Any) -> Any:
     return Suppliers(db, platform_grades(db, EvalService(db, Settings().data_dir)))
 
 
-def _match_line(found: dict[str, Any]) -> str:
-    return f"{found['score']:.4f}\t{found.get('organization') or found.get('id')}\t{found['why']['zh']}"
-
-
 @scenario.command("match")
 @click.argument("scenario_id")
 @click.option("--k", default=10, show_default=True, help="How many suppliers.")
@@ -170,7 +172,7 @@ def match_command(scenario_id: str, k: int, min_grade: str | None, as_json: bool
         print_json({"object": "list", "data": found})
         return
     for each in found:
-        click.echo(_match_line(each))
+        click.echo(f"{each['score']:.4f}\t{each['organization']}\t{each['why']['zh']}")
 
 
 @click.group("supplier")
@@ -188,9 +190,7 @@ def supplier_put(org: str, path: Path, as_json: bool) -> None:
     from dizuo.accounts.service import get_org
 
     with reported(), database() as db:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        if not isinstance(document, dict):
-            fail("文件须是一个映射 / the file must be a mapping")
+        document = _mapping(path)
         view = _suppliers(db).put(get_org(db, org).id, document, "cli")
     print_json(view) if as_json else click.echo(f"{view['organization']}\t{view['name']}")
 

@@ -239,9 +239,12 @@ def plan(
     allowed: Iterable[str],
     rows_allowed: bool,
     max_rows: int,
+    clamp: bool = False,
 ) -> Plan:
     """Check *sql* against the dataset *table* and a grant (*allowed* columns, *rows_allowed*);
-    the plan that runs it, or :class:`Refused`."""
+    the plan that runs it, or :class:`Refused`. With *clamp* (a grant with a privacy budget), each
+    summed column that has bounds is clamped to them in what runs: they bound a noisy sum's
+    sensitivity."""
     tree = parse(sql)
     known = {c.name: c for c in columns}
     check = _Checker(table, known, set(allowed), rows_allowed)
@@ -314,11 +317,16 @@ def plan(
             )
         limited = tree.copy().limit(max_rows + 1) if tree.args.get("limit") is None else tree.copy()
         return Plan("rows", limited.sql(dialect="duckdb"), len(tree.expressions), where=condition)
-    return _aggregate_plan(tree, check, aggregated, condition)
+    bounds = {c.name: c.bounds for c in columns if c.bounds} if clamp else {}
+    return _aggregate_plan(tree, check, aggregated, condition, bounds)
 
 
 def _aggregate_plan(
-    tree: exp.Select, check: _Checker, aggregated: list[exp.AggFunc], condition: exp.Expr | None
+    tree: exp.Select,
+    check: _Checker,
+    aggregated: list[exp.AggFunc],
+    condition: exp.Expr | None,
+    bounds: dict[str, tuple[float, float]],
 ) -> Plan:
     counted: set[str] = set()
     for node in aggregated:
@@ -368,7 +376,7 @@ def _aggregate_plan(
         if isinstance(inner, exp.AggFunc):
             function, name, distinct = check.aggregate(inner)
             outputs.append(Aggregate(position, function, name, distinct))
-    run = tree.copy()
+    run = _clamped(tree.copy(), bounds) if bounds else tree.copy()
     hidden: list[Any] = [exp.column(key, quoted=True).as_(f"__g{i}") for i, key in enumerate(keys)]
     hidden.append(exp.Count(this=exp.Star()).as_("__n"))
     hidden += [
@@ -438,9 +446,8 @@ def condition_sql(condition: exp.Expr | None) -> str:
     return "TRUE" if condition is None else condition.sql(dialect="duckdb")
 
 
-def rewrite_sums(plan_: Plan, bounds: dict[str, tuple[float, float]]) -> str:
-    """The plan's SQL with each summed column clamped to its bounds (a noisy sum's sensitivity)."""
-    tree = sqlglot.parse_one(plan_.sql, dialect="duckdb")
+def _clamped(tree: exp.Expr, bounds: dict[str, tuple[float, float]]) -> Any:
+    """*tree* with each ``sum`` of a column in *bounds* clamped to them."""
 
     def clamp(node: exp.Expr) -> Any:
         if isinstance(node, exp.Sum) and isinstance(node.this, exp.Column) and node.this.name in bounds:
@@ -449,4 +456,4 @@ def rewrite_sums(plan_: Plan, bounds: dict[str, tuple[float, float]]) -> str:
             return exp.Sum(this=exp.func("greatest", inner, exp.Literal.number(low)))
         return node
 
-    return str(tree.transform(clamp).sql(dialect="duckdb"))
+    return tree.transform(clamp)

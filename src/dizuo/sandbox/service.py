@@ -27,7 +27,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.guard.detect import scan
 from dizuo.sandbox import disclosure
-from dizuo.sandbox.policy import Column, Plan, Refused, plan, rewrite_sums
+from dizuo.sandbox.policy import Column, Plan, Refused, condition_sql, plan
 from dizuo.sandbox.store import QueryLimits, SandboxStore, StoreError, TooSlow
 from dizuo.sandbox.tables import SandboxDataset, SandboxGrant, SandboxQuery, SandboxRequest
 from dizuo.store import Database, iso, utc, utcnow
@@ -593,16 +593,18 @@ class Sandbox:
             spend = _affordable(grant, epsilon if budgeted else None)
             earlier = self._earlier(session, who.org_id, dataset_id)
         record = _Record(grant_id, dataset_id, who, sql)
+        by_name = {c.name: c for c in columns}
         try:
-            planned = plan(sql, table, columns, allowed, rows_allowed, self.store.limits.max_rows)
+            planned = plan(
+                sql, table, columns, allowed, rows_allowed, self.store.limits.max_rows, clamp=budgeted
+            )
             if budgeted:
-                disclosure.private_outputs(planned, {c.name: c for c in columns})
-                planned.sql = rewrite_sums(planned, {c.name: c.bounds for c in columns if c.bounds})
+                disclosure.private_outputs(planned, by_name)
         except Refused as refused:
             self._finish(record.refused(refused.code, refused.en), started)
             raise SandboxRefused(refused) from None
         try:
-            answer = self._run(planned, table, file, k, earlier, spend, {c.name: c for c in columns})
+            answer = self._run(planned, table, file, k, earlier, spend, by_name)
         except TooSlow:
             self._finish(
                 record.refused("sandbox_query_timeout", f"past {self.store.limits.seconds} s"), started
@@ -839,8 +841,6 @@ class _Record:
         return self
 
     def released(self, planned: Plan, answer: dict[str, Any], spend: float) -> None:
-        from dizuo.sandbox.policy import condition_sql
-
         self.row.decision = "released"
         self.row.kind = planned.kind
         self.row.rows_out = len(answer["rows"])

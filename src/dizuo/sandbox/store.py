@@ -10,7 +10,6 @@ interrupted). A new load writes a new file; readers of the old one finish on it.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import tempfile
 import threading
@@ -212,12 +211,3 @@ class SandboxStore:
             readers, self._readers = list(self._readers.values()), {}
         for connection in readers:
             connection.close()
-
-
-def csv_bytes(header: list[str], rows: list[list[Any]]) -> bytes:
-    """A UTF-8 CSV (with BOM, so Excel reads the Chinese) of *rows* under *header*."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
