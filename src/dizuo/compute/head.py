@@ -1,6 +1,7 @@
 """The embedded pool's Ray: a single-node head on loopback that ``dizuo serve`` starts and stops.
 
-Started as one process group (``ray start --head --block``) with every port chosen free and its
+Started as one process group (``ray start --head --block``) on a block of free ports of its own
+(below the kernel's ephemeral range, apart from other heads' blocks on the machine) with its
 files in a short temporary folder of its own (Ray's socket paths must fit 107 bytes), and stopped by
 that group: never ``ray stop``, which would stop every Ray process on the host, another tenant's
 head included. Its dashboard (the Ray Jobs API) is the pool's address. With a *token*, the head runs Ray's token
@@ -10,8 +11,10 @@ API must carry ``Authorization: Bearer <token>``, so another local user cannot s
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -35,10 +38,80 @@ PORTS = (
 WORKER_PORTS = 50  # Ray's workers listen on a range of their own
 
 
-def _free_port() -> int:
+BLOCK = len(PORTS) + WORKER_PORTS + 1  # one head's ports: its own, then its workers'
+RESERVED = Path(tempfile.gettempdir()) / "dizuo-ray-ports.json"  # the blocks this machine's heads hold
+
+
+def _ephemeral() -> tuple[int, int]:
+    """The kernel's range for ports chosen by bind(0) and outgoing connections (Linux's default)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reserve(token: str) -> int:
+    """The first port of a block of :data:`BLOCK` free ports for one head, held under *token* in
+    :data:`RESERVED` until :func:`_release`. Blocks lie outside the kernel's ephemeral range, where
+    no bind(0) or outgoing connection takes a port between its choice and Ray's bind, and apart from
+    the blocks of this machine's other heads (entries of processes that are gone are dropped)."""
+    low, high = _ephemeral()
+    first, last = (10000, low) if low - 10000 >= 10 * BLOCK else (high + 1, 65535)
+    with RESERVED.open("a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        try:
+            held = {k: v for k, v in json.loads(file.read() or "{}").items() if _alive(v[1])}
+        except (ValueError, TypeError, IndexError):
+            held = {}
+        taken = [v[0] for v in held.values()]
+        for _ in range(500):
+            start = random.randrange(first, last - BLOCK)
+            if any(abs(start - other) < BLOCK for other in taken):
+                continue
+            if all(_bindable(port) for port in range(start, start + BLOCK)):
+                held[token] = [start, os.getpid()]
+                file.seek(0)
+                file.truncate()
+                file.write(json.dumps(held))
+                return start
+        raise ConfigError(
+            f"no {BLOCK} free ports in a row for the Ray head / 找不到 Ray 头节点所需的空闲端口"
+        )
+
+
+def _release(token: str) -> None:
+    with RESERVED.open("a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        try:
+            held = json.loads(file.read() or "{}")
+        except ValueError:
+            held = {}
+        if held.pop(token, None) is not None:
+            file.seek(0)
+            file.truncate()
+            file.write(json.dumps(held))
 
 
 class EmbeddedHead:
@@ -59,6 +132,7 @@ class EmbeddedHead:
         self._watchdog: subprocess.Popen[bytes] | None = None
         self._folder: Path | None = None
         self._log = Path(os.devnull)  # what ray start printed
+        self._block: str | None = None  # its ports' entry in RESERVED
 
     @property
     def folder(self) -> Path | None:
@@ -82,13 +156,10 @@ class EmbeddedHead:
         however it ends (:mod:`dizuo.compute.watchdog`)."""
         ray = self.executable()
         self._folder = Path(tempfile.mkdtemp(prefix="dizuo-ray-", dir="/tmp"))
-        low = _free_port()
-        ports: dict[str, int] = {}
-        for name in PORTS:  # apart from one another and from the workers' range (ray start checks)
-            port = _free_port()
-            while low <= port <= low + WORKER_PORTS or port in ports.values():
-                port = _free_port()
-            ports[name] = port
+        self._block = self._folder.name
+        start = _reserve(self._block)
+        ports = dict(zip(PORTS, range(start, start + len(PORTS)), strict=True))
+        low = start + len(PORTS)  # the workers' range, apart from the head's own ports (ray start checks)
         command = [
             str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", "--dashboard-host=127.0.0.1",
             *(f"--{name}={port}" for name, port in ports.items()),
@@ -172,6 +243,9 @@ class EmbeddedHead:
             stop_group(process.pid, folder, lambda grace: _exited(process, grace))
         elif folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+        block, self._block = self._block, None
+        if block is not None:
+            _release(block)
 
 
 def _exited(process: subprocess.Popen[bytes], seconds: float) -> bool:
