@@ -8,9 +8,9 @@ import click
 import pytest
 
 from dizuo.cli import main
-from dizuo.errors import MESSAGES
 from dizuo.providers import registry
 from dizuo.settings import Settings
+from tests.support.catalogue import every_message
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -43,7 +43,7 @@ def test_every_provider_and_its_prices_are_documented(name: str) -> None:
         assert f"| `{model}` | {price_in} | {price_out} |" in text
 
 
-@pytest.mark.parametrize("code", sorted(set(MESSAGES) - {"internal_error"}))
+@pytest.mark.parametrize("code", sorted(set(every_message()) - {"internal_error"}))
 def test_every_error_code_is_documented(code: str) -> None:
     assert f"`{code}`" in (DOCS / "api.md").read_text(encoding="utf-8")
 

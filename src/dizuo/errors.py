@@ -2,7 +2,11 @@
 
 Each error carries its HTTP status, its OpenAI error ``type`` and a ``code``. The message is
 looked up in :data:`MESSAGES` by code, in Chinese or English, and formatted with the error's
-parameters, so every message exists in both languages (a test checks it) and names the fix.
+parameters, so every message exists in both languages (a test checks it) and names the fix. This
+module holds the messages of the core (keys, requests, money, limits, upstreams, routing); each
+feature keeps its own beside it, in its package's ``__init__`` (``dizuo.kb``, ``dizuo.batches``,
+``dizuo.agents``, ``dizuo.sandbox`` …), added with :func:`catalogue` when the package is imported,
+which is before any of its modules can raise.
 
 Envelope (OpenAI's): ``{"error": {"message", "type", "param", "code"}}``.
 
@@ -65,6 +69,7 @@ __all__ = [
     "UpstreamRateLimited",
     "UpstreamRejected",
     "UpstreamTimeout",
+    "catalogue",
     "envelope",
     "pick_language",
 ]
@@ -72,6 +77,7 @@ __all__ = [
 Lang = Literal["zh", "en"]
 
 # code -> (zh-CN, English). Placeholders are str.format fields filled from the error's params.
+# The core's messages; features add theirs with catalogue().
 MESSAGES: dict[str, tuple[str, str]] = {
     "invalid_api_key": (
         "API 密钥无效、已过期或已吊销。请在请求头 Authorization: Bearer 中提供有效的 dz- 密钥；"
@@ -176,22 +182,6 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "The Ray cluster of pool {pool} cannot be reached now: {detail}. Try again later, or use "
         "another pool.",
     ),
-    "compute_no_pool": (
-        "没有资源池能运行该作业，未扣费也未保存：{reasons}。请调整资源、时长、区域或数据级别；"
-        "可用 `dizuo compute pools` 查看资源池。",
-        "No pool can run this job; nothing was held or saved: {reasons}. Change its resources, "
-        "duration, regions or data class; see the pools with `dizuo compute pools`.",
-    ),
-    "compute_job_not_found": (
-        "没有作业 {id!r}（或它不属于此密钥的组织）。可用 `dizuo compute jobs` 查看。",
-        "There is no job {id!r} in this key's organization. See `dizuo compute jobs`.",
-    ),
-    "scripts_not_allowed": (
-        "组织 {org} 未获准在资源池上运行自己的代码（script 作业）。请平台管理员执行 "
-        "`dizuo admin allow-scripts --org {org}`。",
-        "The organization {org} may not run its own code on the compute pools (script jobs). A "
-        "platform admin allows it with `dizuo admin allow-scripts --org {org}`.",
-    ),
     "shared_state_unavailable": (
         "平台暂时连不上 Redis（各副本共享的额度占用与限流状态），本次调用未能完成。请稍后重试；"
         "持续出现请联系平台运维人员。",
@@ -229,186 +219,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "{path} 不支持 {method} 方法，请使用 {allowed}。",
         "{path} does not accept {method}; use {allowed}.",
     ),
-    "document_empty": (
-        "文件 {name} 没有可读的文字。扫描版 PDF 或图片需先做文字识别（OCR）再添加。",
-        "The file {name} has no readable text. Run OCR on a scanned PDF or an image before adding it.",
-    ),
-    "document_encrypted": (
-        "文件 {name} 已加密（或是旧版 .doc/.xls 格式），无法读取。请去掉密码，另存为 .docx/.xlsx/.pdf 后再添加。",
-        "The file {name} is encrypted (or a legacy .doc/.xls file) and cannot be read. Remove the "
-        "password and save it as .docx/.xlsx/.pdf, then add it again.",
-    ),
-    "document_too_large": (
-        "文件 {name} 超出上限：{limit_zh}。请拆分后再添加。",
-        "The file {name} is over a limit: {limit_en}. Split it and add the parts.",
-    ),
-    "document_type_unsupported": (
-        "无法识别文件 {name} 的格式。可添加的格式：{formats}。",
-        "The format of {name} is not one we read. Formats accepted: {formats}.",
-    ),
-    "document_unreadable": (
-        "文件 {name} 无法读取：{reason}。知识库未作任何改动。",
-        "The file {name} cannot be read: {reason}. The knowledge base was left unchanged.",
-    ),
-    "standard_unrecognized": (
-        "无法从标准文件 {name} 中读出审核规则：缺少{missing}。请提供含技术要求、抽样方案和判定规则的检验标准全文。",
-        "No audit rules could be read from the standard {name}: it lacks {missing_en}. Give the full "
-        "inspection standard with its requirements, sampling plan and acceptance rules.",
-    ),
-    "report_layout_unknown": (
-        "无法识别检验报告 {name} 的版式：找不到逐件检验记录表（需有“序号”或“件号”列及各检验项目列，"
-        "如“柱塞直径/mm”）。支持的版式见 docs/inspection.md。",
-        "The layout of the inspection report {name} is not one we read: there is no per-piece record "
-        "(a table with a piece-number column and one column per inspected item, such as the plunger "
-        "diameter in mm). "
-        "See docs/inspection.md for the layouts read.",
-    ),
-    "report_unit_mismatch": (
-        "报告列“{column}”的单位 {unit} 无法与标准第 {clause} 条的单位 {expected} 换算。请在表头注明可换算的单位（如 /mm、/μm）。",
-        "The unit {unit} of the report's column '{column}' cannot be converted to {expected}, the unit "
-        "of clause {clause}. Name a convertible unit in the header (such as /mm or /μm).",
-    ),
-    "kb_not_found": (
-        "知识库 {name!r} 不存在（或不属于此密钥的组织）。可用 `dizuo kb list` 查看。",
-        "There is no knowledge base {name!r} in this key's organization. See `dizuo kb list`.",
-    ),
-    "kb_exists": (
-        "知识库 {name!r} 已存在。请换一个名称，或直接向它添加文件。",
-        "A knowledge base named {name!r} already exists. Pick another name or add files to it.",
-    ),
-    "file_too_large": (
-        "文件超过 {mb} MB 的上限（DIZUO_FILES_MAX_MB）。请拆成几个文件。",
-        "The file is over the {mb} MB limit (DIZUO_FILES_MAX_MB). Split it into several files.",
-    ),
-    "file_not_found": (
-        "文件 {id} 不存在（或不属于此密钥的组织）。可用 GET /v1/files 查看。",
-        "There is no file {id} in this key's organization. See GET /v1/files.",
-    ),
-    "file_expired": (
-        "文件 {id} 已过期（上传时设定了 expires_after）。请重新上传。",
-        "The file {id} has expired (it was uploaded with expires_after). Upload it again.",
-    ),
-    "batch_not_found": (
-        "批处理 {id} 不存在（或不属于此密钥的组织）。可用 GET /v1/batches 查看。",
-        "There is no batch {id} in this key's organization. See GET /v1/batches.",
-    ),
-    "kb_model_changed": (
-        "添加文件期间，知识库 {name!r} 已改用嵌入模型 {model}（重新嵌入作业已提交）。请重新添加该文件。",
-        "The knowledge base {name!r} moved to the embedding model {model} while the file was being "
-        "added (a re-embedding job committed). Add the file again.",
-    ),
-    "kb_reindex_incomplete": (
-        "知识库 {name!r} 还有 {missing} 段尚未由此作业重新嵌入（可能是期间新增的文件），暂不能切换。请先嵌入这些段。",
-        "{missing} chunks of the knowledge base {name!r} have no vector from this job yet (files added "
-        "meanwhile, perhaps); it cannot switch until they do. Embed them first.",
-    ),
-    "kb_document_not_found": (
-        "知识库 {name!r} 中没有文件 {source!r}。",
-        "The knowledge base {name!r} has no document {source!r}.",
-    ),
-    "agent_not_found": (
-        "智能体 {name!r} 不存在、尚未发布，或不属于此密钥的组织。可用 `dizuo agent list` 查看。",
-        "There is no agent {name!r} this key's organization may call (or it has no published version). "
-        "See `dizuo agent list`.",
-    ),
-    "agent_exists": (
-        "智能体 {name!r} 已存在。请用 `dizuo agent update` 修改它，或换一个名称。",
-        "An agent named {name!r} already exists. Change it with `dizuo agent update`, or pick another name.",
-    ),
-    "agent_untested": (
-        "智能体 {model} 要向全平台发布，须先通过评测：用 `dizuo eval run --model {model}` 跑工具调用"
-        "（tool-calling）与拒答（refusal）评测，且评级为 A–C。现在：{found}。",
-        "Publishing {model} to every organization needs it evaluated first: run the tool-calling and a "
-        "refusal suite against it (`dizuo eval run --model {model}`) for a grade of A to C. Now: {found}.",
-    ),
-    "agent_step_limit": (
-        "智能体 {name!r} 在 {steps} 次模型调用（max_steps）后仍未给出答案，已停止。请提高 max_steps 或简化问题。",
-        "The agent {name!r} had no answer after {steps} model calls (max_steps) and was stopped. Raise "
-        "max_steps or ask a simpler question.",
-    ),
-    "agent_cost_limit": (
-        "智能体 {name!r} 本次调用已花费 ¥{spent}，达到上限 ¥{limit}（max_cost），已停止。请提高 max_cost。",
-        "The agent {name!r} spent ¥{spent} on this call, its limit of ¥{limit} (max_cost), and was "
-        "stopped. Raise max_cost.",
-    ),
-    "scenario_not_found": (
-        "没有场景 {id}，或本组织无权查看。",
-        "There is no scenario {id} this organization may see.",
-    ),
-    "scenario_move_not_allowed": (
-        "场景现在处于 {status}，不能改为 {to}。此时可做的变更：{allowed}。",
-        "The scenario is {status}: it cannot move to {to}. The moves there are: {allowed}.",
-    ),
-    "supplier_not_found": (
-        "供给能力目录中没有组织 {id} 的条目。",
-        "The supply catalog has no entry of the organization {id}.",
-    ),
-    "sandbox_dataset_not_found": (
-        "沙盒中没有数据集 {name}。可用 `dizuo sandbox dataset list` 或 GET /v1/sandbox/datasets 查看目录。",
-        "The sandbox has no dataset {name}. See the catalog with `dizuo sandbox dataset list` or "
-        "GET /v1/sandbox/datasets.",
-    ),
-    "sandbox_dataset_taken": (
-        "数据集名 {name} 已被另一数据所有方使用，请换一个名字。",
-        "The dataset name {name} belongs to another data owner; choose another name.",
-    ),
-    "sandbox_core_data": (
-        "核心数据不能登记进数据沙盒：按数据分类分级规定，核心数据不对外提供使用。",
-        "Core-class data cannot be registered in the data sandbox: under the data classification rules, "
-        "core data is not provided for outside use.",
-    ),
-    "sandbox_schema_mismatch": (
-        "文件与数据集的登记不符{where_zh}：{reason_zh}。未做任何改动。",
-        "The file does not match the dataset's registration{where_en}: {reason_en}. Nothing was changed.",
-    ),
-    "sandbox_undeclared_identifier": (
-        "列 {column} 看来是{kind_zh}（抽查 {share}），却未登记为标识符：请用 --identifiers 标明。未做任何改动。",
-        "Column {column} looks like {kind_en} ({share} of a sample) but is not registered as an identifier: "
-        "name it with --identifiers. Nothing was changed.",
-    ),
-    "sandbox_request_not_found": (
-        "没有本组织可见的数据使用申请 {id}。",
-        "There is no sandbox access request {id} this organization may see.",
-    ),
-    "sandbox_grant_not_found": (
-        "没有本组织可见的数据使用授权 {id}。",
-        "There is no sandbox grant {id} this organization may see.",
-    ),
-    "sandbox_not_granted": (
-        "本组织没有使用数据集 {name} 的授权。请先申请：`dizuo sandbox request {name} --org 组织名 --purpose 用途`。",
-        "This organization has no grant to use the dataset {name}. Request one first: "
-        "`dizuo sandbox request {name} --org ORG --purpose TEXT`.",
-    ),
-    "sandbox_grant_inactive": (
-        "使用数据集 {name} 的授权 {id} 已{state_zh}（{at}），请重新申请。",
-        "The grant {id} to use the dataset {name} was {state_en} ({at}); request a new one.",
-    ),
-    "sandbox_query_budget_spent": (
-        "授权 {id} 的查询次数已用完（{used}/{budget}），请联系数据所有方。",
-        "The grant {id} has used its query budget ({used}/{budget}); ask the data owner.",
-    ),
-    "sandbox_privacy_budget_spent": (
-        "授权 {id} 的隐私预算不足：本次需要 ε={asked}，剩余 ε={left}。",
-        "The grant {id} lacks privacy budget: this query needs ε={asked}, ε={left} is left.",
-    ),
-    "sandbox_sql_invalid": (
-        "SQL 有误{where_zh}：{reason_zh}。未执行。",
-        "The SQL is invalid{where_en}: {reason_en}. Nothing ran.",
-    ),
-    "sandbox_query_refused": (
-        "查询被拒绝{where_zh}：{reason_zh}。未执行。",
-        "The query is refused{where_en}: {reason_en}. Nothing ran.",
-    ),
-    "sandbox_query_timeout": (
-        "查询超过 {seconds} 秒被中止，没有结果离开沙盒。请缩小范围（加 WHERE 或减少分组）。",
-        "The query ran past {seconds} s and was stopped; no result left the sandbox. Narrow it (a WHERE, "
-        "fewer groups).",
-    ),
     "internal_error": (
         "服务器内部错误（请求 ID {request_id}）。请把该 ID 提供给平台运维人员。",
         "Internal server error (request id {request_id}). Give this id to the platform operators.",
     ),
 }
+
+
+def catalogue(messages: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    """Add a feature's *messages* (code -> (zh-CN, English)) to :data:`MESSAGES`; return them.
+    A code is one message: naming one twice with other words is a mistake made at import."""
+    for code, words in messages.items():
+        if MESSAGES.setdefault(code, words) != words:
+            raise ValueError(f"the error code {code!r} has two messages")
+    return messages
 
 
 def pick_language(accept_language: bytes | str | None, default: Lang = "zh") -> Lang:
