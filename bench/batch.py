@@ -10,8 +10,9 @@ completion at once. In the same run:
    *concurrency*, each checked to be a 200 completion (run before and after the batch; the better
    of the two is the baseline).
 2. **Batch**: the same requests as a JSONL file, `files.create` and `batches.create` with the `openai`
-   SDK, polled every 0.25 s until `completed`; its worker sends *concurrency* lines at a time. Every
-   line must be in the output file with status 200, none in an error file, else the run stops.
+   SDK, polled every 0.05 s until its first line is answered, then every 0.25 s until `completed`;
+   its worker sends *concurrency* lines at a time. Every line must be in the output file with
+   status 200, none in an error file, else the run stops.
    Throughput is counted from the first line answered to the last (the pool's start apart); the time
    to the first line answered from the moment `batches.create` was called; the server's resident
    memory when 1,000 lines were answered and when all were.
@@ -72,6 +73,7 @@ def batch(url: str, key: str, pid: int, lines: int) -> dict[str, float]:
     made = client.batches.create(
         input_file_id=source.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
+    created_in = time.perf_counter() - created_at
     if made.status != "in_progress":
         sys.exit(f"the batch did not start: {made}")
     first = at_1000 = at_all = None
@@ -88,7 +90,7 @@ def batch(url: str, key: str, pid: int, lines: int) -> dict[str, float]:
             at_all = now
         if found.status in ("completed", "failed", "cancelled", "expired"):
             break
-        time.sleep(0.25)
+        time.sleep(0.25 if first is not None else 0.05)  # finely until the first line: its time is a figure
     ended = found.completed_at
     rss_end = rss_mb(pid)
     if found.status != "completed" or found.request_counts.completed != lines or found.error_file_id:
@@ -102,6 +104,7 @@ def batch(url: str, key: str, pid: int, lines: int) -> dict[str, float]:
     return {
         "throughput": lines / max(last - first, 1e-9),
         "first_line_s": first - created_at,
+        "create_s": created_in,
         "rss_1000_mb": rss_1000,
         "rss_end_mb": rss_end,
         "total_s": last - created_at,
@@ -142,7 +145,8 @@ def main() -> None:
         f"batch: {measured['throughput']:,.0f} lines/s = {measured['throughput'] / baseline:.2f}× the direct client (goal ≥ 0.80)"
     )
     print(
-        f"first line answered {measured['first_line_s']:.2f} s after batches.create (goal ≤ 2 s); all in {measured['total_s']:.1f} s"
+        f"first line answered {measured['first_line_s']:.2f} s after batches.create (goal ≤ 2 s; "
+        f"batches.create itself answered in {measured['create_s']:.2f} s); all in {measured['total_s']:.1f} s"
     )
     print(
         f"server CPU: {cpu_direct / args.lines * 1000:.2f} ms a direct call, "

@@ -28,6 +28,7 @@ __all__ = ["AnswerWriter"]
 
 log = logging.getLogger("dizuo.batches")
 MAX_GROUP = 512
+GATHER = 0.001  # seconds the writer waits after the first answer of a group for others to join it
 TRIES = 3  # writes of a group when the database is busy past its timeout (another writer held it)
 
 _Item = tuple[dict[str, Any], "asyncio.Future[bool]", asyncio.AbstractEventLoop]
@@ -68,7 +69,6 @@ class AnswerWriter:
             "b_status": status,
             "b_body": body,
             "b_request": request_id,
-            "b_at": utcnow(),
         }
         self._start()
         self._queue.put((row, done, loop))
@@ -94,6 +94,11 @@ class AnswerWriter:
             first = self._queue.get()
             if first is None:
                 return
+            # Let the lines in flight join this group. Woken at each first answer, the writer took the
+            # interpreter from the event loop for groups of one or two and woke the loop for each:
+            # 1 ms here took a batch of 10,000 lines from 0.78x to 0.84x the direct calls'
+            # throughput (4 ms: 0.69x, the lines then wait on the writer).
+            time.sleep(GATHER)
             group = [first]
             stop = False
             while len(group) < MAX_GROUP:
@@ -125,27 +130,33 @@ class AnswerWriter:
         """One transaction for *rows*; which of them were written (a line with an answer keeps it)."""
         for attempt in range(TRIES):
             try:
-                with self.lock, self.db.engine.begin() as connection:
-                    changed = connection.execute(_UPDATE, rows).rowcount
-                    if changed == len(rows):
-                        return [True] * len(rows)
-                    # Some lines had answers: those whose stored request is this row's were written.
-                    keys = [(row["b_batch"], row["b_line"]) for row in rows]
-                    stored = dict(
-                        ((batch, line), request)
-                        for batch, line, request in connection.execute(
-                            select(BatchLine.batch_id, BatchLine.line, BatchLine.request_id).where(
-                                tuple_(BatchLine.batch_id, BatchLine.line).in_(keys)
-                            )
-                        )
-                    )
-                    return [stored.get(key) == row["b_request"] for key, row in zip(keys, rows, strict=True)]
+                with self.lock:
+                    return self._transaction(rows)
             except OperationalError:
                 if attempt == TRIES - 1:
                     raise
                 log.warning("the database was busy writing batch answers; trying again")
                 time.sleep(0.2 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _transaction(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """Write *rows* in one transaction (the caller holds the lock), answered at one moment."""
+        at = utcnow()
+        with self.db.engine.begin() as connection:
+            changed = connection.execute(_UPDATE, [{**row, "b_at": at} for row in rows]).rowcount
+            if changed == len(rows):
+                return [True] * len(rows)
+            # Some lines had answers: those whose stored request is this row's were written.
+            keys = [(row["b_batch"], row["b_line"]) for row in rows]
+            stored = dict(
+                ((batch, line), request)
+                for batch, line, request in connection.execute(
+                    select(BatchLine.batch_id, BatchLine.line, BatchLine.request_id).where(
+                        tuple_(BatchLine.batch_id, BatchLine.line).in_(keys)
+                    )
+                )
+            )
+            return [stored.get(key) == row["b_request"] for key, row in zip(keys, rows, strict=True)]
 
 
 def _resolve(futures: list[tuple[asyncio.Future[bool], bool]], error: BaseException | None) -> None:

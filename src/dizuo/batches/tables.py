@@ -85,6 +85,9 @@ class BatchLine(Base):
     """
 
     __tablename__ = "batch_lines"
+    # Lines by state (answered or not, with what status) without reading the rows, whose answers
+    # make them large: the worker's pages of lines waiting, and the counts every poll shows.
+    __table_args__ = (Index("ix_batch_lines_batch_id_status_code_line", "batch_id", "status_code", "line"),)
 
     batch_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0-based, in the input file

@@ -24,7 +24,8 @@ import orjson
 
 __all__ = ["main", "run"]
 
-PAGE = 256
+PAGE = 1024  # lines a page; the first is FIRST_PAGE, so that the first line goes out at once
+FIRST_PAGE = 64
 CONCURRENCY = 16
 TRIES = 6  # sends of one line that got a refusal worth retrying
 AWAY_SECONDS = 600.0  # how long the platform may be unreachable before the worker gives up
@@ -124,7 +125,8 @@ class _Worker:
         self.refused: list[dict[str, Any]] = []
 
     async def fetch(self, after: int) -> dict[str, Any]:
-        url = f"{self.routes}/lines?limit={self.page}&after={after}"
+        limit = FIRST_PAGE if after < 0 else self.page
+        url = f"{self.routes}/lines?limit={min(limit, self.page)}&after={after}"
         return dict(orjson.loads(await _route(self.session, "GET", url)))
 
     async def flush(self) -> None:

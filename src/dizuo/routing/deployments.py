@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from dizuo.config import DeploymentConfig, PlatformConfig, resolve_secret
@@ -35,6 +35,8 @@ class Deployment:
     price_out: Decimal | None
     price_source: str  # "config", "preset <date>", or "none"
     unavailable: str | None = None  # why it cannot take calls (e.g. the local model is not installed)
+    # Its twin at batch prices, made at the first batch line (batch_priced): a line prices it twice.
+    batch_twin: Deployment | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -118,6 +120,12 @@ def free(dep: Deployment) -> Deployment:
 
 def batch_priced(dep: Deployment) -> Deployment:
     """*dep* as the meter prices a batch's line: its ``batch_price``, else half its price."""
+    if dep.batch_twin is None:
+        dep.batch_twin = _batch_priced(dep)
+    return dep.batch_twin
+
+
+def _batch_priced(dep: Deployment) -> Deployment:
     price = dep.config.batch_price
     if price is not None:
         return dataclasses.replace(dep, price_in=price.input, price_out=price.output, price_source="batch")
