@@ -11,7 +11,6 @@ a line answered meanwhile by a call at another replica keeps that first answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -52,9 +51,9 @@ _UPDATE = (
 class AnswerWriter:
     """Writes ``(batch, line) → answer`` unless the line has one, in group commits."""
 
-    def __init__(self, db: Database, lock: Any = None) -> None:
+    def __init__(self, db: Database, lock: threading.Lock | None = None) -> None:
         self.db = db
-        self.lock = lock or contextlib.nullcontext()  # the journal's: one writer at a time, in process
+        self.lock = lock or threading.Lock()  # the journal's: one writer at a time, in process
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -63,16 +62,26 @@ class AnswerWriter:
         """Return once the answer is committed: True, or False when the line had one already."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[bool] = loop.create_future()
-        row = {
+        row = self.row(batch_id, line, status, body, request_id)
+        self._start()
+        self._queue.put((row, done, loop))
+        return await done
+
+    @staticmethod
+    def row(batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> dict[str, Any]:
+        """A line's answer as the writer takes it."""
+        return {
             "b_batch": batch_id,
             "b_line": line,
             "b_status": status,
             "b_body": body,
             "b_request": request_id,
         }
-        self._start()
-        self._queue.put((row, done, loop))
-        return await done
+
+    def write_now(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """Write *rows* (made by :meth:`row`) in one transaction on this thread, beside the writer's:
+        which of them were written."""
+        return self._write(rows)
 
     def _start(self) -> None:
         if self._thread is not None:

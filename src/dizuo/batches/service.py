@@ -114,7 +114,7 @@ class Batches:
         self.router = router  # the gateway's router now (deployments change at run time)
         self.max_line_bytes = max_line_bytes
         self.jobs = jobs  # dizuo.compute.jobs.Jobs: runs the batches; None: they wait
-        self.writer = AnswerWriter(db, meter.journal._db_lock if meter.enabled else None)
+        self.writer = AnswerWriter(db, meter.journal.writer_lock if meter.enabled else None)
 
     # ---- views ---------------------------------------------------------------------------
 
@@ -540,29 +540,16 @@ class Batches:
         had an answer already."""
         return await self.writer.write(batch_id, line, status, body, request_id)
 
-    def answer(self, batch_id: str, line: int, status: int, body: bytes, request_id: str | None) -> bool:
-        """Write *line*'s answer, unless it has one; whether this one was written."""
-        with self.db.session() as session:
-            result = session.execute(
-                update(BatchLine)
-                .where(
-                    BatchLine.batch_id == batch_id, BatchLine.line == line, BatchLine.status_code.is_(None)
-                )
-                .values(status_code=status, body=body, request_id=request_id, answered_at=utcnow())
-            )
-            return bool(getattr(result, "rowcount", 0))
-
     def refusals(self, batch_id: str, answers: list[dict[str, Any]]) -> dict[str, int]:
         """A worker's refusals that cost nothing (status 400 and over): ``{"line", "status_code", "body"}``."""
-        written = 0
+        rows = []
         for item in answers:
             status = item.get("status_code")
             line = item.get("line")
             if not isinstance(status, int) or not 400 <= status <= 599 or not isinstance(line, int):
                 raise _bad("data", "每项须有 line 与 400–599 的 status_code", "each needs a line and a status_code of 400-599")  # fmt: skip
-            body = orjson.dumps(item.get("body"))
-            written += self.answer(batch_id, line, status, body, None)
-        return {"written": written}
+            rows.append(AnswerWriter.row(batch_id, line, status, orjson.dumps(item.get("body")), None))
+        return {"written": sum(self.writer.write_now(rows)) if rows else 0}
 
     # ---- cancelling and ending -----------------------------------------------------------
 

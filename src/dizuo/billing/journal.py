@@ -243,6 +243,12 @@ class Journal:
         self._sql: _Compiled | None = None
         self._connection: PoolProxiedConnection | None = None
 
+    @property
+    def writer_lock(self) -> threading.Lock:
+        """The lock this process's writers of the database take (SQLite has one writer: taking
+        turns in process is faster than its busy handler's sleeps), held through each commit."""
+        return self._db_lock
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
