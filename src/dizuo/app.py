@@ -301,7 +301,9 @@ def create_app(settings: Settings) -> Platform:
         knowledge.state.session,
         lambda: gateway.router,
         sandbox,
+        settings.agent_mcp_idle_seconds,
     )
+    gateway.on_shutdown.append(gateway.agents.connections.close)
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
     install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox)
     knowledge.state.sandbox = sandbox

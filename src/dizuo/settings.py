@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         le=65536,
         description="Memory (address space) the process reading one uploaded document may use, in MB; then 413.",
     )
+    agent_mcp_idle_seconds: float = Field(
+        300.0,
+        gt=0,
+        le=86400,
+        description="Seconds an agent's MCP connection (a stdio server's process) is kept unused before it is closed.",
+    )
     sandbox_query_seconds: float = Field(
         10.0, gt=0, le=3600, description="Seconds one data-sandbox query may run; then it is stopped (400)."
     )

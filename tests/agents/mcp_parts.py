@@ -1,9 +1,11 @@
 """An MCP server for the agents' tests, with the official ``mcp`` SDK: a parts database's quality
 history, and a tool that always fails. Over stdio; ``--http PORT``: streamable HTTP on
-``http://127.0.0.1:PORT/mcp``."""
+``http://127.0.0.1:PORT/mcp``; ``--starts FILE``: appends its process id to FILE when it starts
+(the tests count the processes a platform started)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from mcp.server.mcpserver import MCPServer
@@ -24,6 +26,10 @@ def broken(part: str) -> str:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--starts"]:
+        with open(sys.argv[2], "a", encoding="utf-8") as starts:
+            starts.write(f"{os.getpid()}\n")
+        del sys.argv[1:3]
     if sys.argv[1:2] == ["--http"]:
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))
     else:

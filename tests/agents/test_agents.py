@@ -629,6 +629,24 @@ def test_an_agent_uses_an_mcp_server_the_platform_registered_and_the_organizatio
     ]
 
 
+def test_an_agent_s_calls_share_its_mcp_server_s_process(
+    gateway: RunningGateway, db: Database, agents: Agents, tmp_path: Path
+) -> None:
+    starts = tmp_path / "starts"
+    team = new_team(gateway, db, "agents-mcp-warm")
+    agents.add_mcp("parts-warm", [sys.executable, str(MCP_SERVER), "--starts", str(starts)])
+    agents.enable_mcp(team.id, "parts-warm")
+    spec = definition("常驻质量史助手", [{"mcp": {"server": "parts-warm", "tools": ["part_history"]}}])
+    model = published(agents, team, spec)
+    with team.sdk() as client:
+        for part in ("D-4", "E-5", "F-6"):
+            answer = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": f"查零件 {part}"}]
+            )
+            assert f"{part}：2025 年 3 月批次柱塞副卡滞 2 起" in (answer.choices[0].message.content or "")
+    assert len(starts.read_text().split()) == 1  # started by the first call, kept for the next two
+
+
 def test_an_mcp_server_over_streamable_http(gateway: RunningGateway, db: Database, agents: Agents) -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,6 +29,7 @@ import aiohttp
 import orjson
 
 from dizuo.accounts import KeyInfo
+from dizuo.agents.mcp import McpConnections
 from dizuo.agents.service import Agents, Resolved, Step
 from dizuo.agents.spec import McpTool
 from dizuo.agents.tools import Outcome, Toolbox, functions
@@ -85,14 +85,12 @@ class Loop:
         self.stepped = asyncio.Event()  # set at each step (a stream sends it at once)
 
     async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The final message; each step appended to *events* as it happens, when given. The agent's
-        MCP servers are connected for the call and closed after it."""
-        async with AsyncExitStack() as stack:
-            started = time.perf_counter()
-            mcp = await self.tools.open_mcp(self.spec, stack)
-            for server in self.tools.mcp_failures:
-                self._step("tool", f"{server} (MCP)", started, False, events)
-            return await self._run(events, mcp)
+        """The final message; each step appended to *events* as it happens, when given."""
+        started = time.perf_counter()
+        mcp = await self.tools.open_mcp(self.spec)
+        for server in self.tools.mcp_failures:
+            self._step("tool", f"{server} (MCP)", started, False, events)
+        return await self._run(events, mcp)
 
     async def _run(self, events: list[dict[str, Any]] | None, mcp: list[dict[str, Any]]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -219,9 +217,11 @@ class Runner:
         session: Callable[[], aiohttp.ClientSession],
         router: Callable[[], Router],
         sandbox: Sandbox | None = None,
+        mcp_idle_seconds: float = 300.0,
     ) -> None:
         self.agents = agents
         self.sandbox = sandbox
+        self.connections = McpConnections(mcp_idle_seconds)  # MCP servers kept between calls
         self.kbs = kbs
         self.gateway_url = gateway_url
         self.session = session
@@ -251,7 +251,15 @@ class Runner:
         models = GatewayModels(self.gateway_url, token, session, headers)
         caller = Grantee(key.org_id, f"agent:{resolved.spec.name}")
         toolbox = Toolbox(
-            self.kbs, resolved.org_id, models, session, hosts.__contains__, mcp, self.sandbox, caller
+            self.kbs,
+            resolved.org_id,
+            models,
+            session,
+            hosts.__contains__,
+            mcp,
+            self.sandbox,
+            caller,
+            self.connections,
         )
         loop = Loop(resolved, key, models, toolbox, self.cost, body)
         stream = bool(body.get("stream"))

@@ -7,8 +7,9 @@
 - ``sandbox_query``: SQL on datasets of the data sandbox, under the caller's organization's grant
   and its disclosure control (a refusal, with its reason and position, is the tool's result).
 - ``mcp``: the tools of an MCP server a platform admin registered and the owner enabled, through the
-  official ``mcp`` SDK: the server is started (stdio) or reached (streamable HTTP) when the call
-  begins, its tools listed and offered as ``SERVER__TOOL``, and it is closed when the call ends.
+  official ``mcp`` SDK: the owner's connection to the server (kept between calls,
+  :mod:`dizuo.agents.mcp`; started over stdio or reached over streamable HTTP when there is none),
+  its tools listed and offered as ``SERVER__TOOL``.
 
 A tool's failure (bad arguments, a timeout, the host refused, an error status) is the tool's
 result, written for the model to read: it never fails the call of the agent.
@@ -20,7 +21,6 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ import aiohttp
 import orjson
 from jsonschema import Draft202012Validator
 
+from dizuo.agents.mcp import McpConnections
 from dizuo.agents.service import McpEndpoint
 from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, McpTool, SandboxQueryTool, Tool
 from dizuo.errors import DizuoError
@@ -106,6 +107,7 @@ class Toolbox:
         mcp: dict[str, McpEndpoint] | None = None,
         sandbox: Sandbox | None = None,
         caller: Grantee | None = None,
+        connections: McpConnections | None = None,
     ) -> None:
         self.kbs = kbs
         self.sandbox = sandbox
@@ -115,13 +117,14 @@ class Toolbox:
         self.session = session
         self.allowed = allowed
         self.mcp = mcp or {}  # the MCP servers the owner has enabled, by name
+        self.connections = connections or McpConnections()  # kept between calls (dizuo.agents.mcp)
         self.mcp_routes: dict[str, tuple[Any, str, McpTool]] = {}  # function → (client, tool, its entry)
         self.mcp_failures: list[str] = []  # servers that could not be reached when the call began
 
-    async def open_mcp(self, spec: AgentSpec, stack: AsyncExitStack) -> list[dict[str, Any]]:
-        """Connect to the MCP servers of *spec* (closed with *stack*) and list their tools, as
-        functions. A server that is gone or cannot be reached offers nothing this call (named in
-        :attr:`mcp_failures`)."""
+    async def open_mcp(self, spec: AgentSpec) -> list[dict[str, Any]]:
+        """The tools of *spec*'s MCP servers, as functions, from the owner's connections to them
+        (kept between calls, opened when there is none). A server that is gone or cannot be reached
+        offers nothing this call (named in :attr:`mcp_failures`)."""
         offered: list[dict[str, Any]] = []
         for tool in spec.tools:
             if not isinstance(tool, McpTool):
@@ -131,13 +134,7 @@ class Toolbox:
                 self.mcp_failures.append(tool.server)
                 continue
             try:
-                from mcp import Client
-
-                client = await stack.enter_async_context(
-                    Client(_transport(endpoint), read_timeout_seconds=tool.timeout_seconds)
-                )
-                async with asyncio.timeout(tool.timeout_seconds):
-                    listed = (await client.list_tools()).tools
+                client, listed = await self.connections.tools(self._scope(), endpoint, tool.timeout_seconds)
             except Exception as exc:  # noqa: BLE001  (whatever stops a server, its tools are not offered)
                 log.warning("MCP server %s could not be reached: %r", tool.server, exc)
                 self.mcp_failures.append(tool.server)
@@ -151,6 +148,12 @@ class Toolbox:
                 offered.append({"type": "function", "function": function})
         return offered
 
+    def _scope(self) -> str:
+        """Whose connections this call uses: the agent's owner's for the calling organization (a
+        platform agent's server keeps no state from one caller's calls for another's)."""
+        caller = self.caller.org_id if self.caller is not None else self.owner
+        return f"{self.owner}/{caller}"
+
     async def call_mcp(self, name: str, arguments: str) -> Outcome:
         """Run the MCP tool offered as *name*; its error, a timeout or a broken connection is the
         result."""
@@ -159,13 +162,15 @@ class Toolbox:
         if isinstance(args, Outcome):
             return args
         try:
-            async with asyncio.timeout(tool.timeout_seconds):
-                result = await client.call_tool(remote, args)
+            with self.connections.using(client):
+                async with asyncio.timeout(tool.timeout_seconds):
+                    result = await client.call_tool(remote, args)
         except TimeoutError:
             return _failed(
                 f"{tool.timeout_seconds:g} 秒内没有应答 / no answer within {tool.timeout_seconds:g} s"
             )
         except Exception as exc:  # noqa: BLE001  (a server that broke off: the model is told, the call goes on)
+            self.connections.drop(client)  # the next call connects again
             return _failed(f"MCP 服务出错 / the MCP server failed: {exc!r}"[:2000])
         texts = [str(block.text) for block in result.content if getattr(block, "type", "") == "text"]
         text = "\n".join(texts)
@@ -260,16 +265,6 @@ class Toolbox:
         if status >= 400:
             return Outcome(orjson.dumps({"error": f"HTTP {status}", "body": text}).decode(), False)
         return Outcome(text, True)
-
-
-def _transport(endpoint: McpEndpoint) -> Any:
-    """What :class:`mcp.Client` connects to: the server's URL, or its command to start."""
-    if endpoint.url is not None:
-        return endpoint.url
-    from mcp import StdioServerParameters
-
-    assert endpoint.command
-    return StdioServerParameters(command=endpoint.command[0], args=list(endpoint.command[1:]))
 
 
 def _function_name(server: str, tool: str) -> str:
