@@ -124,3 +124,66 @@ def test_the_playground_calls_an_agent_and_shows_its_steps(
     ], steps
     assert '{"part":"A-1"}' in steps[1].replace(" ", "")
     screenshot(page, "console-playground-agent")
+
+
+def test_a_member_writes_saves_and_publishes_an_agent_in_the_builder(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    agents: Agents = cast(Runner, gateway.app.agents).agents
+    tag = uuid.uuid4().hex[:6]
+    org, other = f"船机-{tag}", f"邻厂-{tag}"
+    org_id = create_org(db, org).id
+    create_org(db, other)
+    topup(db, org, parse_cny("10"))
+    key = create_key(db, org).key
+    create_member(db, f"dev-{tag}", PASSWORD, "org-developer", org=org)
+    create_member(db, f"aud-{tag}", PASSWORD, "auditor")
+    create_member(db, f"nb-{tag}", PASSWORD, "org-developer", org=other)
+    db.dispose()
+    name = f"规范助手-{tag}"
+
+    page = sign_in(browser, gateway.url, f"dev-{tag}")
+    page.goto(f"{gateway.url}/console/agents")
+    page.get_by_test_id("agent-new").click()
+    builder = page.get_by_label("定义（YAML）")
+    assert "name: 质检助手" in builder.input_value()  # the template to start from
+    # A knowledge base the organization does not have: refused, the field named, the text kept, nothing stored.
+    wrong = f"name: {name}\nmodel: agentic-model\ndescription: 回答规范\ntools:\n  - kb_search: {{knowledge_bases: [没有这个库]}}\n"
+    builder.fill(wrong)
+    page.get_by_role("button", name="保存并发布").click()
+    problem = page.get_by_test_id("agent-problem").inner_text()
+    assert "tools[0].kb_search.knowledge_bases" in problem and "没有这个库" in problem, problem  # the field named
+    assert page.get_by_label("定义（YAML）").input_value() == wrong
+    assert agents.of_org(org_id) == []
+    screenshot(page, "console-agent-builder")
+
+    page.get_by_label("定义（YAML）").fill(f"name: {name}\nmodel: agentic-model\ndescription: 回答规范\n")
+    page.get_by_role("button", name="保存并发布").click()
+    assert page.get_by_test_id("agent-saved").inner_text() == "已发布为第 1 版。"
+    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
+        answer = client.chat.completions.create(
+            model=f"agent/{name}", messages=[{"role": "user", "content": "你好"}]
+        )
+    assert answer.choices[0].message.content
+
+    # A draft changed and saved: the list shows it; the published version stays v1.
+    page.get_by_label("定义（YAML）").fill(
+        f"name: {name}\nmodel: agentic-model\ndescription: 回答规范与案例\n"
+    )
+    page.get_by_role("button", name="保存草稿").click()
+    assert page.get_by_test_id("agent-saved").inner_text() == "草稿已保存。"
+    assert "v1" in page.get_by_test_id("agent-versions").inner_text()
+    page.get_by_role("link", name="← 返回智能体列表").click()
+    row = page.get_by_test_id("agents").locator(f"tr[data-agent='{name}']").inner_text()
+    assert "回答规范与案例" in row and "v1" in row
+    assert agents.show(org_id, name)["version"] == 1
+
+    # An auditor reads agents but is offered no builder and may not post one; another organization's
+    # member cannot open this agent.
+    auditor = sign_in(browser, gateway.url, f"aud-{tag}")
+    auditor.goto(f"{gateway.url}/console/agents?org={org}")
+    assert auditor.get_by_test_id("agent-new").count() == 0
+    assert auditor.goto(f"{gateway.url}/console/agents/edit?org={org}").status == 403
+    neighbour = sign_in(browser, gateway.url, f"nb-{tag}")
+    assert neighbour.goto(f"{gateway.url}/console/agents/edit?name={name}").status == 404
