@@ -13,6 +13,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -264,6 +265,33 @@ def test_streamed_answers_with_and_without_the_steps(
             extra_body={"stream_options": {"include_steps": True}},
         )
         assert "重庆二号库" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+
+
+def test_a_streamed_answer_reaches_the_client_as_the_model_writes_it(
+    team: Team, agents: Agents, parts_api: str, upstream: FakeUpstream
+) -> None:
+    model = published(agents, team, definition("边写边答助手", [erp_tool(parts_api)]))
+    writing = upstream.holds.setdefault("慢慢答", threading.Event())
+    try:
+        with team.sdk() as client:
+            stream = client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "慢慢答 查零件 A-1"}], stream=True
+            )
+            pieces = []
+            for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+                    if len(pieces) == 1:
+                        # The model has written its first piece and waits: the client has it already.
+                        assert pieces == ["根据工具结"] and not writing.is_set()
+                        writing.set()
+            assert chunk.choices[0].finish_reason == "stop"
+    finally:
+        writing.set()
+        upstream.holds.pop("慢慢答", None)
+    text = "".join(pieces)
+    assert text.startswith("根据工具结果：") and "重庆二号库" in text
+    assert len(pieces) > 3  # the model's own pieces, not the whole answer cut up at the end
 
 
 def test_personal_data_in_a_tool_result_is_blocked_before_it_reaches_the_model(

@@ -153,7 +153,8 @@ def test_a_member_writes_saves_and_publishes_an_agent_in_the_builder(
     builder.fill(wrong)
     page.get_by_role("button", name="保存并发布").click()
     problem = page.get_by_test_id("agent-problem").inner_text()
-    assert "tools[0].kb_search.knowledge_bases" in problem and "没有这个库" in problem, problem  # the field named
+    # The field is named in the error.
+    assert "tools[0].kb_search.knowledge_bases" in problem and "没有这个库" in problem, problem
     assert page.get_by_label("定义（YAML）").input_value() == wrong
     assert agents.of_org(org_id) == []
     screenshot(page, "console-agent-builder")

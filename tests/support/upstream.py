@@ -62,6 +62,9 @@ class FakeUpstream:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     # Models named persona-… answer as tests/support/personas.py says (the evaluation bench's tests).
     personas: Personas = field(default_factory=Personas)
+    # The agentic model's streamed answer to a question holding one of these words stops after its
+    # first piece until the test sets the event (a model still writing).
+    holds: dict[str, threading.Event] = field(default_factory=dict)
 
     @property
     def base_url(self) -> str:
@@ -233,13 +236,30 @@ class FakeUpstream:
                 deltas += [{"reasoning_content": last[i : i + 5]} for i in range(7, len(last), 5)]
             else:
                 deltas += [{"reasoning_content": "先想一想。"}, {"reasoning_content": "好了。"}]
+        finish = "stop"
         if model == "chunked":  # the echo, cut into pieces of 5 characters: values split across chunks
             text = self._text(body)
             deltas += [{"content": text[i : i + 5]} for i in range(0, len(text), 5)]
+        elif model == "agentic":  # its tool calls cut as OpenAI streams them, or its answer in pieces
+            message = self._agentic(body)
+            for n, call in enumerate(message.get("tool_calls") or []):
+                function = call["function"]
+                deltas.append({"tool_calls": [{"index": n, "id": call["id"], "type": "function", "function": {"name": function["name"], "arguments": ""}}]})  # fmt: skip
+                arguments = function["arguments"]
+                deltas += [{"tool_calls": [{"index": n, "function": {"arguments": arguments[i : i + 8]}}]} for i in range(0, len(arguments), 8)]  # fmt: skip
+                finish = "tool_calls"
+            text = str(message.get("content") or "")
+            deltas += [{"content": text[i : i + 5]} for i in range(0, len(text), 5)]
         else:
             deltas += [{"content": "你好"}, {"content": "，世界"}]
+        question = next(
+            (str(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), ""
+        )
+        hold = next((gate for word, gate in self.holds.items() if word in question), None)
         for index, delta in enumerate(deltas):
             await event({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+            if hold is not None and model == "agentic" and index == 1 and "content" in delta:
+                await asyncio.to_thread(hold.wait, 20)
             if model == "drop" and index == 1:
                 assert request.transport is not None
                 request.transport.abort()
@@ -253,7 +273,7 @@ class FakeUpstream:
             last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             await event({**last, "aigc": UPSTREAM_LABEL})
         else:
-            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            await event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if (body.get("stream_options") or {}).get("include_usage"):
                 await event({**base, "choices": [], "usage": usage})
         await response.write(b"data: [DONE]\n\n")

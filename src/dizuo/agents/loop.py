@@ -82,7 +82,12 @@ class Loop:
         self.citations: list[dict[str, Any]] = []
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.aigc: dict[str, Any] | None = None  # the final model call's AIGC label
-        self.stepped = asyncio.Event()  # set at each step (a stream sends it at once)
+        self.stepped = asyncio.Event()  # set at each step and piece of text (a stream sends it at once)
+        # A streamed call's model calls stream too: the text they write (until they call a tool) is
+        # handed on as it comes, for the stream to send; the final answer's is then already out.
+        self.streaming = False
+        self.outbox: list[tuple[str, Any]] = []  # ("step", event) and ("text", piece), in order
+        self.turn_text = 0  # characters of the current model call's text handed on
 
     async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The final message; each step appended to *events* as it happens, when given."""
@@ -119,8 +124,12 @@ class Loop:
                 request["tools"] = offered
             request.update({k: self.body[k] for k in PASSED if k in self.body})
             started = time.perf_counter()
+            self.turn_text = 0
             try:
-                answer, headers = await self.models.complete(request)
+                if self.streaming:
+                    answer, headers = await self.models.stream(request, self._text)
+                else:
+                    answer, headers = await self.models.complete(request)
             except GatewayRefused:
                 self._step("model", self.spec.model, started, False, events)
                 raise
@@ -161,6 +170,11 @@ class Loop:
                 messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": outcome.content})
         raise InvalidRequest("agent_step_limit", name=self.resolved.name, steps=self.spec.max_steps)
 
+    def _text(self, piece: str) -> None:
+        self.outbox.append(("text", piece))
+        self.turn_text += len(piece)
+        self.stepped.set()
+
     def _step(
         self,
         kind: str,
@@ -179,6 +193,7 @@ class Loop:
             if kind == "tool":
                 event["arguments"] = arguments
             events.append(event)
+            self.outbox.append(("step", event))
 
     def completion(self, message: dict[str, Any], request_id: str) -> dict[str, Any]:
         answer = {
@@ -287,18 +302,29 @@ class Runner:
     ) -> AsyncIterator[bytes]:
         base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time()), "model": resolved.alias}  # fmt: skip
         steps: list[dict[str, Any]] | None = [] if options.get("include_steps") else None
+        loop.streaming = True
         task = asyncio.ensure_future(loop.run(steps))
         sent = 0
+        opened = False  # the first delta (the role) was sent
+        opening = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}  # fmt: skip
         try:
-            while not task.done():
+            while True:
+                done = task.done()
+                for kind, item in loop.outbox[sent:]:
+                    if kind == "step":
+                        yield _event({**base, "choices": [], "dizuo": {"step": item}})
+                        continue
+                    if not opened:
+                        opened = True
+                        yield _event(opening)
+                    yield _event({**base, "choices": [{"index": 0, "delta": {"content": item}, "finish_reason": None}]})  # fmt: skip
+                sent = len(loop.outbox)
+                if done:
+                    break
                 woken = asyncio.ensure_future(loop.stepped.wait())
                 await asyncio.wait({task, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
                 loop.stepped.clear()
-                if steps is not None:
-                    for step in steps[sent:]:
-                        yield _event({**base, "choices": [], "dizuo": {"step": step}})
-                    sent = len(steps)
             try:
                 message = task.result()
             except GatewayRefused as refused:  # the stream ends with the error, as the gateway's do
@@ -307,8 +333,10 @@ class Runner:
             except DizuoError as exc:
                 yield b"data: " + exc.body(lang) + b"\n\n"
                 return
-            content = message.get("content") or ""
-            yield _event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})  # fmt: skip
+            if not opened:
+                yield _event(opening)
+            # What of the answer's text was not handed on as it came (written after a tool call began).
+            content = (message.get("content") or "")[loop.turn_text :]
             for piece in _pieces(content):
                 yield _event(
                     {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}

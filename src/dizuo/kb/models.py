@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import aiohttp
@@ -20,6 +21,12 @@ __all__ = ["BATCH", "GatewayModels", "GatewayRefused", "LocalEncoder", "Models"]
 
 BATCH = 64  # texts per embeddings call
 PARALLEL = 4  # embeddings calls in flight while adding a document
+
+
+def _status(error: Any) -> int:
+    """The HTTP status an error sent inside a stream stands for (the stream itself was a 200)."""
+    code = error.get("code") if isinstance(error, dict) else None
+    return 400 if code == "data_risk_blocked" else 502
 
 
 class GatewayRefused(Exception):
@@ -80,6 +87,64 @@ class GatewayModels:
         gateway's ``x-request-id`` and ``x-dizuo-deployment`` among them."""
         answer, headers = await self._posted("/chat/completions", body)
         return dict(answer), headers
+
+    async def stream(
+        self, body: dict[str, Any], on_text: Callable[[str], None]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """:meth:`complete`, streamed: the answer's text is handed to *on_text* as it arrives, until
+        the answer starts calling tools (what it writes after that is kept in the answer, not
+        handed on); the whole answer is returned as :meth:`complete` returns it (its tool calls
+        joined from their pieces, its usage and its AIGC label). An error the gateway sends in the
+        stream (a guard block, the upstream cut off) raises :class:`GatewayRefused` with its body."""
+        sent = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        async with self.session.post(
+            f"{self.base_url}/chat/completions", data=orjson.dumps(sent), headers=self.headers
+        ) as response:
+            if response.status != 200:
+                raw = await response.read()
+                keep = {
+                    k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")
+                }
+                raise GatewayRefused(response.status, raw, keep)
+            headers = {k.lower(): v for k, v in response.headers.items()}
+            text: list[str] = []
+            calls: dict[int, dict[str, Any]] = {}
+            answer: dict[str, Any] = {"usage": {}}
+            finish = None
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    break
+                chunk = orjson.loads(data)
+                if "error" in chunk:
+                    raise GatewayRefused(_status(chunk["error"]), data)
+                if isinstance(chunk.get("aigc"), dict):
+                    answer["aigc"] = chunk["aigc"]
+                if chunk.get("usage"):
+                    answer["usage"] = chunk["usage"]
+                for choice in chunk.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    for piece in delta.get("tool_calls") or []:
+                        call = calls.setdefault(
+                            int(piece.get("index") or 0),
+                            {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                        )
+                        call["id"] = piece.get("id") or call["id"]
+                        function = piece.get("function") or {}
+                        call["function"]["name"] += function.get("name") or ""
+                        call["function"]["arguments"] += function.get("arguments") or ""
+                    if delta.get("content"):
+                        text.append(delta["content"])
+                        if not calls:
+                            on_text(delta["content"])
+                    finish = choice.get("finish_reason") or finish
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(text) or None}
+        if calls:
+            message["tool_calls"] = [calls[n] for n in sorted(calls)]
+        answer["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
+        return answer, headers
 
     async def _embed_batch(self, model: str, texts: list[str]) -> np.ndarray:
         answer = await self._post(
