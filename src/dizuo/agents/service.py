@@ -182,7 +182,8 @@ class Agents:
     ) -> dict[str, Any]:
         """List version *version* (the newest when None) of a ``visibility: platform`` agent for every
         organization, once the evaluation bench graded ``agent/NAME@V``: its latest tool-calling and
-        refusal runs finished, and its catalog grade (*catalog*, the bench's) A to C. 400
+        refusal runs finished, a run of each of the owner's own suites the definition names
+        (``suites``), and its catalog grade (*catalog*, the bench's, over all of them) A to C. 400
         ``agent_untested`` saying what is missing otherwise."""
         with self.db.session() as session:
             agent = self._own(session, org_id, name, lock=True)
@@ -190,7 +191,8 @@ class Agents:
             row = session.get(AgentVersion, (agent.id, number)) if number else None
             if row is None:
                 raise bad("version", f"{name} 没有第 {version} 版", f"{name} has no version {version}")
-            if parse(dict(row.spec)).visibility != "platform":
+            spec = parse(dict(row.spec))
+            if spec.visibility != "platform":
                 raise bad("visibility", "该版本的定义是 visibility: org（仅本组织）", "that version's definition says visibility: org")  # fmt: skip
             model = f"{PREFIX}{name}@{number}"
             graded = next((entry for entry in catalog if entry["model"] == model), None)
@@ -201,6 +203,8 @@ class Agents:
                 for kind, suite in (("agent", "tool-calling"), ("refusal", "refusal"))
                 if kind not in kinds
             ]
+            ran = {run["suite"] for run in runs}
+            missing += [suite for suite in spec.suites if suite not in ran]
             grade = graded["grade"] if graded else None
             if missing or grade not in ("A", "B", "C"):
                 found = (

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -130,6 +130,12 @@ class AgentSpec(_Strict):
     max_cost: Decimal = Field(Decimal("1"), gt=0, le=1000)
     data_class: Literal["general", "important", "core"] = "general"
     visibility: Literal["org", "platform"] = "org"
+    # The owner's own evaluation suites (their names as `dizuo eval run` records them: a suite file's
+    # name without its extension) that must have run against a version before it is listed for
+    # every organization, beside the bench's tool-calling and refusal suites.
+    suites: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=8
+    )
 
     def public(self) -> dict[str, Any]:
         """The definition as stored and shown: one-key tool entries, as it was written."""
