@@ -38,6 +38,7 @@ max_steps: 8
 max_cost: 0.50
 data_class: general
 visibility: org
+# suites: [质检红线]   # visibility: platform 时，列入全平台目录前须跑过的本组织评测题库
 """
 
 
