@@ -252,7 +252,11 @@ def create_app(settings: Settings) -> Platform:
         concurrency=settings.kb_parse_concurrency,
     )
     kbs = KnowledgeBases(
-        db, embedding_model=settings.kb_embedding_model, max_bytes=parser.max_bytes, read=parser
+        db,
+        embedding_model=settings.kb_embedding_model,
+        max_bytes=parser.max_bytes,
+        read=parser,
+        originals=settings.data_dir / "kb" / "files",
     )
     knowledge = create_kb_app(
         kbs,

@@ -9,6 +9,7 @@ word, so "…零件 owner" makes the parts API answer with a person's ID number.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import subprocess
@@ -48,6 +49,7 @@ from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
 QUESTION = "柱塞表面硬度的要求是多少？零件 A-1"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "inspection"
 MODEL = "agentic-model"
 
 
@@ -294,6 +296,53 @@ def test_a_streamed_answer_reaches_the_client_as_the_model_writes_it(
     assert len(pieces) > 3  # the model's own pieces, not the whole answer cut up at the end
 
 
+def test_an_agent_audits_a_report_against_the_standard_its_owner_keeps_in_a_knowledge_base(
+    gateway: RunningGateway, db: Database, agents: Agents
+) -> None:
+    team = new_team(gateway, db, "agents-audit")
+    tag = uuid.uuid4().hex  # the standard's file made unique to this test: its kept copy is its own
+    standard = (
+        EXAMPLES / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
+    ).read_bytes() + f"\n<!-- {tag} -->\n".encode()
+    headers = {"authorization": f"Bearer {team.key}"}
+    with httpx.Client(base_url=f"{gateway.v1}/knowledge-bases", headers=headers, timeout=120) as kb:
+        for name, path, data in (
+            ("企业标准", "Q-HJ-017-柱塞偶件检验规范.md", standard),
+            (
+                "历史质量问题案例库",
+                "历史质量问题案例库.md",
+                (EXAMPLES / "defects" / "历史质量问题案例库.md").read_bytes(),
+            ),
+        ):
+            assert kb.post("", json={"name": name}).status_code == 201
+            added = kb.post(f"/{quote(name)}/documents", params={"filename": path}, content=data)
+            assert added.status_code == 201, added.text
+    tool = {"inspection_audit": {"standard": "Q-HJ-017", "defects": "历史质量问题案例库"}}
+    model = published(agents, team, definition("报告校核助手", [tool]))
+    report = (EXAMPLES / "检验报告.md").read_text(encoding="utf-8")
+    with team.sdk() as client:
+        answer = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": f"请校核这份报告 REPORT:{report}"}]
+        )
+    text = answer.choices[0].message.content or ""
+    # The auditor's verdict on the example: two faults, six findings (examples/inspection/README.md).
+    assert "JY-2025-0903-01  报告无效  (超差 2，单件结论错误 1，数量不符 2，批判定错误 1)" in text, text
+
+    # The standard's file is kept whole while a document refers to it, and goes with the document.
+    kept = gateway.settings.data_dir / "kb" / "files"
+    digest = hashlib.sha256(standard).hexdigest()
+    assert (kept / digest[:2] / digest).read_bytes() == standard
+    with httpx.Client(base_url=f"{gateway.v1}/knowledge-bases", headers=headers, timeout=30) as kb:
+        gone = kb.delete(f"/{quote('企业标准')}/documents/{quote('Q-HJ-017-柱塞偶件检验规范.md')}")
+        assert gone.status_code in (200, 204), gone.text
+    assert not (kept / digest[:2] / digest).exists()
+    with team.sdk() as client:
+        again = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": f"请校核这份报告 REPORT:{report}"}]
+        )
+    assert "报告无效" not in (again.choices[0].message.content or "")  # no standard: the tool says so
+
+
 def test_personal_data_in_a_tool_result_is_blocked_before_it_reaches_the_model(
     gateway: RunningGateway, db: Database, agents: Agents, parts_api: str, upstream: FakeUpstream
 ) -> None:
@@ -386,7 +435,7 @@ def count(db: Database, table: type[Any], **where: str) -> int:
         ({"tools": [{"http": {"name": "erp", "url": "ftp://erp.internal/parts"}}]}, "tools[0].http.url"),
         ({"tools": [{"mcp": {"server": "no-such-server"}}]}, "tools[0].mcp.server"),
         ({"tools": [{"mcp": {"server": "a server"}}]}, "tools[0].mcp.server"),
-        ({"tools": [{"inspection_audit": {"standard": "Q-HJ-017"}}]}, "tools[0].inspection_audit"),
+        ({"tools": [{"inspection_audit": {"standard": "Q-HJ-999"}}]}, "tools[0].inspection_audit.standard"),
         ({"tools": [{"shell": {"command": "ls"}}]}, "tools[0]"),
         ({"max_steps": 0}, "max_steps"),
         ({"max_cost": "-1"}, "max_cost"),

@@ -159,7 +159,7 @@ class FakeUpstream:
     def _agentic(self, body: dict[str, Any]) -> dict[str, Any]:
         """A model that calls each tool it is offered once, in the order offered, then answers with what
         the tools returned. Arguments come from the user's question: ``query`` is the whole question,
-        ``sql`` what follows "SQL:" in it, a property with an ``enum`` its first value, every other
+        ``sql`` what follows "SQL:" in it, ``report`` what follows "REPORT:", a property with an ``enum`` its first value, every other
         property the question's last word ("……零件 A-1" → ``{"part": "A-1"}``)."""
         messages = body["messages"]
         results = [str(m.get("content")) for m in messages if m.get("role") == "tool"]
@@ -174,6 +174,8 @@ class FakeUpstream:
                 if name == "query"
                 else question.partition("SQL:")[2].strip()
                 if name == "sql"
+                else question.partition("REPORT:")[2].strip()
+                if name == "report"
                 else spec["enum"][0]
                 if "enum" in spec
                 else word

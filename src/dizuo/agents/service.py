@@ -23,15 +23,17 @@ from dizuo.agents.spec import (
     SERVER_NAME,
     AgentSpec,
     HttpTool,
+    InspectionAuditTool,
     KbSearchTool,
     McpTool,
     SandboxQueryTool,
     bad,
+    names_standard,
     parse,
 )
 from dizuo.agents.tables import Agent, AgentStep, AgentVersion, McpEnabled, McpServer, ToolHost
 from dizuo.errors import DizuoError, InvalidRequest
-from dizuo.kb.tables import KnowledgeBase
+from dizuo.kb.tables import KbDocument, KnowledgeBase
 from dizuo.sandbox.tables import SandboxDataset
 from dizuo.store import Database, utcnow
 
@@ -286,6 +288,13 @@ class Agents:
             servers = set(session.scalars(select(McpServer.name)))
             enabled = set(session.scalars(select(McpEnabled.server).where(McpEnabled.org_id == org_id)))
             datasets = set(session.scalars(select(SandboxDataset.name)))
+            sources = set(
+                session.scalars(
+                    select(KbDocument.source)
+                    .join(KnowledgeBase, KnowledgeBase.id == KbDocument.kb_id)
+                    .where(KnowledgeBase.org_id == org_id)
+                )
+            )
         for n, tool in enumerate(spec.tools):
             if isinstance(tool, KbSearchTool):
                 for m, kb in enumerate(tool.knowledge_bases):
@@ -295,6 +304,11 @@ class Agents:
                 for m, dataset in enumerate(tool.datasets):
                     if dataset not in datasets:
                         raise bad(f"tools[{n}].sandbox_query.datasets[{m}]", f"数据沙盒中没有数据集 {dataset}", f"the data sandbox has no dataset {dataset}")  # fmt: skip
+            elif isinstance(tool, InspectionAuditTool):
+                if not any(names_standard(source, tool.standard) for source in sources):
+                    raise bad(f"tools[{n}].inspection_audit.standard", f"本组织的知识库里没有文件名含 {tool.standard} 的标准（先把标准文件加入知识库）", f"no document of this organization's knowledge bases has {tool.standard} in its file name (add the standard's file to a knowledge base)")  # fmt: skip
+                if tool.defects is not None and tool.defects not in kbs:
+                    raise bad(f"tools[{n}].inspection_audit.defects", f"本组织没有知识库 {tool.defects}", f"this organization has no knowledge base {tool.defects}")  # fmt: skip
             elif isinstance(tool, McpTool) and tool.server not in servers:
                 raise bad(f"tools[{n}].mcp.server", f"平台没有登记 MCP 服务 {tool.server}（平台管理员可用 dizuo admin mcp-server add 登记）", f"the platform has no MCP server {tool.server} (a platform admin registers one with dizuo admin mcp-server add)")  # fmt: skip
             elif isinstance(tool, McpTool) and tool.server not in enabled:

@@ -34,12 +34,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dizuo.errors import InvalidRequest
 
-__all__ = ["AgentSpec", "HttpTool", "KbSearchTool", "McpTool", "SandboxQueryTool", "Tool", "bad", "parse"]
+__all__ = [
+    "AgentSpec",
+    "HttpTool",
+    "InspectionAuditTool",
+    "KbSearchTool",
+    "McpTool",
+    "SandboxQueryTool",
+    "Tool",
+    "bad",
+    "names_standard",
+    "parse",
+]
 
 NAME = re.compile(r"^[^\s/@][^/@]{0,63}$")  # an agent's name: no "/" or "@" (its alias is agent/NAME@V)
 TOOL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")  # a function name as models accept it
 KINDS = ("kb_search", "http", "inspection_audit", "mcp", "sandbox_query")
-BUILT = ("kb_search", "http", "mcp", "sandbox_query")  # the kinds this platform runs today
 SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # an MCP server's registered name
 
 
@@ -111,12 +121,35 @@ class SandboxQueryTool(_Strict):
     description: str = Field("", max_length=1000)
 
 
-Tool = KbSearchTool | HttpTool | McpTool | SandboxQueryTool
+class InspectionAuditTool(_Strict):
+    """The inspection-report auditor (:mod:`dizuo.apps.inspection`) on a report the model passes:
+    checked against the standard *standard* (a document of the owner's knowledge bases whose file
+    name carries it, e.g. ``Q-HJ-017``), its findings linked to the past cases of the knowledge base
+    *defects*."""
+
+    name: str = Field("inspection_audit", pattern=TOOL_NAME.pattern)
+    standard: str = Field(min_length=1, max_length=128)
+    defects: str | None = Field(None, min_length=1, max_length=128)
+    description: str = Field("", max_length=1000)
+
+
+def names_standard(source: str, standard: str) -> bool:
+    """Whether the file name *source* carries the standard *standard* (``Q-HJ-017`` in
+    ``Q-HJ-017-柱塞偶件检验规范.md``; letters and digits compared, case and separators aside)."""
+
+    def bare(text: str) -> str:
+        return "".join(ch for ch in text.casefold() if ch.isalnum())
+
+    return bool(bare(standard)) and bare(standard) in bare(source)
+
+
+Tool = KbSearchTool | HttpTool | McpTool | SandboxQueryTool | InspectionAuditTool
 KIND_OF: dict[type[Any], str] = {
     KbSearchTool: "kb_search",
     HttpTool: "http",
     McpTool: "mcp",
     SandboxQueryTool: "sandbox_query",
+    InspectionAuditTool: "inspection_audit",
 }
 
 
@@ -192,8 +225,6 @@ def _tool(n: int, entry: Any) -> Tool:
     ((kind, options),) = entry.items()
     if kind not in KINDS:
         raise bad(where, f"未知的工具类型 {kind}（可用：{', '.join(KINDS)}）", f"unknown tool kind {kind} (one of {', '.join(KINDS)})")  # fmt: skip
-    if kind not in BUILT:
-        raise bad(f"{where}.{kind}", f"本平台尚未提供 {kind} 工具（可用：{', '.join(BUILT)}）", f"this platform does not run {kind} tools yet (it runs {', '.join(BUILT)})")  # fmt: skip
     options = options or {}
     if not isinstance(options, dict):
         raise bad(f"{where}.{kind}", "须是映射", "must be a mapping")
@@ -202,6 +233,7 @@ def _tool(n: int, entry: Any) -> Tool:
         "http": HttpTool,
         "mcp": McpTool,
         "sandbox_query": SandboxQueryTool,
+        "inspection_audit": InspectionAuditTool,
     }[kind]  # type: ignore[assignment]
     try:
         tool = model.model_validate(options)

@@ -4,6 +4,10 @@
   is a metered call); the passages come back with their citations.
 - ``http``: one endpoint of a host a platform admin allowed, checked again at each call; no
   redirects, a timeout, at most :data:`MAX_BYTES` of the answer read.
+- ``inspection_audit``: the inspection-report auditor on the report the model passes (Markdown),
+  against the standard whose file the owner added to a knowledge base (kept whole there), its
+  findings linked to the past cases of the defects knowledge base; the files are read in the
+  isolated parser, as uploads are.
 - ``sandbox_query``: SQL on datasets of the data sandbox, under the caller's organization's grant
   and its disclosure control (a refusal, with its reason and position, is the tool's result).
 - ``mcp``: the tools of an MCP server a platform admin registered and the owner enabled, through the
@@ -30,7 +34,17 @@ from jsonschema import Draft202012Validator
 
 from dizuo.agents.mcp import McpConnections
 from dizuo.agents.service import McpEndpoint
-from dizuo.agents.spec import AgentSpec, HttpTool, KbSearchTool, McpTool, SandboxQueryTool, Tool
+from dizuo.agents.spec import (
+    AgentSpec,
+    HttpTool,
+    InspectionAuditTool,
+    KbSearchTool,
+    McpTool,
+    SandboxQueryTool,
+    Tool,
+    names_standard,
+)
+from dizuo.apps.inspection import audit_files, render_text
 from dizuo.errors import DizuoError
 from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
@@ -58,6 +72,21 @@ def functions(spec: AgentSpec) -> list[dict[str, Any]]:
                 "type": "object",
                 "properties": {"query": {"type": "string", "description": "检索的问题 / what to look for"}},
                 "required": ["query"],
+            }
+        elif isinstance(tool, InspectionAuditTool):
+            description = tool.description or (
+                f"按标准 {tool.standard} 校核一份柱塞偶件检验报告：逐件尺寸与间隙、抽样方案、批判定，并给出历史相似问题 / "
+                f"audit an inspection report of plunger pairs against the standard {tool.standard}"
+            )
+            parameters = {
+                "type": "object",
+                "properties": {
+                    "report": {
+                        "type": "string",
+                        "description": "检验报告全文，Markdown（表格照原样）/ the whole report, as Markdown with its tables",
+                    }
+                },
+                "required": ["report"],
             }
         elif isinstance(tool, SandboxQueryTool):
             sets = "、".join(tool.datasets)
@@ -191,6 +220,8 @@ class Toolbox:
             return await self._http(tool, args)
         if isinstance(tool, SandboxQueryTool):
             return await self._sandbox(tool, args)
+        if isinstance(tool, InspectionAuditTool):
+            return await self._inspect(tool, args)
         return _failed("MCP 工具须按名称调用 / MCP tools are called by their listed names")
 
     async def _search(self, tool: KbSearchTool, args: dict[str, Any]) -> Outcome:
@@ -213,6 +244,41 @@ class Toolbox:
         for passage, name in found[: tool.k]:
             cited.append({**passage.public(), "knowledge_base": name})
         return Outcome(orjson.dumps({"passages": cited}).decode(), True, cited)
+
+    async def _inspect(self, tool: InspectionAuditTool, args: dict[str, Any]) -> Outcome:
+        report = args.get("report")
+        if not isinstance(report, str) or not report.strip():
+            return _failed("须给出 report（检验报告全文）/ report (the whole report) is required")
+        if self.kbs is None:
+            return _failed("本平台未启用知识库 / this platform has no knowledge bases")
+        kbs = self.kbs
+        everything = await asyncio.to_thread(kbs.originals_of, self.owner, [])
+        standards = [
+            (source, data) for _, source, data in everything if names_standard(source, tool.standard)
+        ]
+        defects = [(source, data) for kb, source, data in everything if kb == tool.defects]
+        missing = [source for source, data in standards + defects if data is None]
+        if not standards or missing:
+            return _failed(
+                f"标准或案例库的原文件不在平台上，请重新加入知识库：{'、'.join(missing) or tool.standard} / "
+                f"the files are not kept on the platform; add them to the knowledge base again: {', '.join(missing) or tool.standard}"
+            )
+        files = [(source, data) for source, data in standards if data is not None]
+        cases = [(source, data) for source, data in defects if data is not None]
+
+        def run() -> dict[str, Any]:
+            return audit_files(("检验报告.md", report.encode()), files, cases, "zh", kbs.read).public()
+
+        try:
+            doc = await asyncio.to_thread(run)
+        except DizuoError as exc:
+            return _failed(exc.message("zh") + " / " + exc.message("en"))
+        shown = {
+            "valid": doc["valid"],
+            "batch_decision": doc["batch_decision"],
+            "audit": render_text(doc, "zh"),
+        }
+        return Outcome(orjson.dumps(shown).decode()[:MAX_BYTES], True)
 
     async def _sandbox(self, tool: SandboxQueryTool, args: dict[str, Any]) -> Outcome:
         dataset, sql = args.get("dataset"), args.get("sql")

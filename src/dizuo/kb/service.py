@@ -18,6 +18,7 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -120,10 +121,14 @@ class KnowledgeBases:
         max_bytes: int = DEFAULT_MAX_BYTES,
         read: DocumentReader | None = None,
         chunk_chars: int = MAX_CHARS,
+        originals: Path | None = None,
     ) -> None:
         """*read* parses a file into blocks: the server gives an :class:`~dizuo.kb.isolation.IsolatedParser`;
-        by default files are parsed in this process."""
+        by default files are parsed in this process. *originals*: a folder where each document's file
+        is kept as it was added (by its SHA-256), for the tools that read a document whole (the
+        inspection auditor); None keeps only the chunks."""
         self.db = db
+        self.originals = originals
         self.embedding_model = embedding_model
         self.max_bytes = max_bytes
         self.read = read or in_process(max_bytes)
@@ -198,10 +203,59 @@ class KnowledgeBases:
     def delete(self, org_id: str, name: str) -> None:
         with self.db.session() as session:
             kb = self._get(session, org_id, name)
+            digests = set(session.scalars(select(KbDocument.sha256).where(KbDocument.kb_id == kb.id)))
             session.execute(delete(KbChunk).where(KbChunk.kb_id == kb.id))
             session.execute(delete(KbDocument).where(KbDocument.kb_id == kb.id))
             session.delete(kb)
             self._indexes.pop(kb.id, None)
+        self._forget(digests)
+
+    # ---- the documents' files, kept whole ------------------------------------------------------
+
+    def _original(self, digest: str) -> Path | None:
+        return None if self.originals is None else self.originals / digest[:2] / digest
+
+    def _keep(self, digest: str, data: bytes) -> None:
+        """Keep *data* (whose SHA-256 is *digest*) whole, written under a temporary name and renamed."""
+        path = self._original(digest)
+        if path is None or path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{digest}.{secrets.token_hex(4)}")
+        part.write_bytes(data)
+        part.replace(path)
+
+    def _forget(self, digests: set[str]) -> None:
+        """Remove the kept files of *digests* that no document refers to any more."""
+        if self.originals is None or not digests:
+            return
+        with self.db.session() as session:
+            used = set(session.scalars(select(KbDocument.sha256).where(KbDocument.sha256.in_(digests))))
+        for digest in digests - used:
+            path = self._original(digest)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    def originals_of(self, org_id: str, names: list[str]) -> list[tuple[str, str, bytes | None]]:
+        """``(knowledge base, source, file)`` of every document in *org_id*'s knowledge bases
+        *names* (all of them when empty), the file None where it was not kept (added before files
+        were kept, or kept nowhere)."""
+        with self.db.session() as session:
+            query = (
+                select(KnowledgeBase.name, KbDocument.source, KbDocument.sha256)
+                .join(KbDocument, KbDocument.kb_id == KnowledgeBase.id)
+                .where(KnowledgeBase.org_id == org_id)
+                .order_by(KnowledgeBase.name, KbDocument.source)
+            )
+            if names:
+                query = query.where(KnowledgeBase.name.in_(names))
+            rows = session.execute(query).all()
+        found = []
+        for kb, source, digest in rows:
+            path = self._original(digest)
+            data = path.read_bytes() if path is not None and path.is_file() else None
+            found.append((kb, source, data))
+        return found
 
     # ---- documents ---------------------------------------------------------------------------
 
@@ -255,9 +309,12 @@ class KnowledgeBases:
                 reason_zh=f"嵌入模型 {model} 返回的向量数与文本数不一致",
                 reason_en=f"the embedding model {model} returned a different number of vectors than texts",
             )
+        await asyncio.to_thread(self._keep, digest, data)
         row = await asyncio.to_thread(
             self._store, kb_id, model, source, digest, len(data), chunks, term_lists, vectors.astype("<f4")
         )
+        if existing is not None:
+            await asyncio.to_thread(self._forget, {existing.sha256})
         self._refresh_large(kb_id)
         return self._document_view(row, "replaced" if existing is not None else "added")
 
@@ -361,6 +418,8 @@ class KnowledgeBases:
             session.execute(delete(KbChunk).where(KbChunk.document_id == document.id))
             session.delete(document)
             self._touch(session, kb.id, utcnow())
+            digest = document.sha256
+        self._forget({digest})
 
     # ---- retrieval ---------------------------------------------------------------------------
 
