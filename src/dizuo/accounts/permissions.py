@@ -43,6 +43,8 @@ RULES: dict[str, tuple[str, ...]] = {
     "read scenarios": ("auditor", "org-admin", "org-developer"),
     "submit scenarios": ("org-admin", "org-developer"),
     "run scenario lists": (),
+    "apply for scenarios": ("org-admin", "org-developer"),
+    "award scenarios": ("org-admin", "org-developer"),
     "manage the supply catalog": ("org-admin", "org-developer"),
     "read agents": ("auditor", "org-admin", "org-developer"),
     "change agents": ("org-admin", "org-developer"),

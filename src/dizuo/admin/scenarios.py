@@ -15,9 +15,10 @@ from sqlalchemy import select
 from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, sees_all_orgs
-from dizuo.admin.schemas import MoveIn, ScenarioIn
+from dizuo.admin.schemas import ApplicationIn, DecisionIn, MoveIn, ScenarioIn
 from dizuo.agents.tables import Agent, AgentVersion
 from dizuo.evalbench.service import EvalService
+from dizuo.scenarios.applications import Applications
 from dizuo.scenarios.service import OFFICE_MOVES, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 
@@ -55,6 +56,7 @@ def scenario_routes(
 ) -> APIRouter:
     router = APIRouter()
     catalog = suppliers or Suppliers(db)
+    applications = Applications(db, scenarios)
     Caller = Annotated[Actor, Depends(actor)]
 
     def seen_by(who: Actor) -> str | None:
@@ -110,6 +112,43 @@ def scenario_routes(
             list_name=body.list,
             taker_org_id=taker,
         )
+
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/applications", status_code=201)
+    def apply_for_scenario(scenario_id: str, body: ApplicationIn, who: Caller) -> dict[str, Any]:
+        """``org`` applies to take a published scenario (揭榜) with its ``proposal``; once per
+        organization (409 ``scenario_applied``), never its own scenario; 409 ``scenario_not_open``
+        before publication or once taken."""
+        org = get_org(db, body.org)
+        may(who, "apply for scenarios", org=org)
+        return applications.apply(scenario_id, org.id, body.proposal, who.username)
+
+    @router.get(f"{prefix}/scenarios/{{scenario_id}}/applications")
+    def list_applications(scenario_id: str, who: Caller) -> list[dict[str, Any]]:
+        """The applications the member may see: every one for the scenario's demand side, the
+        office and auditors; an applicant's own only."""
+        may(who, "read scenarios")
+        return applications.listed(scenario_id, seen_by(who))
+
+    def deciding(who: Actor) -> str | None:
+        """Whose decision: the demand side's (its members), or the office's (None)."""
+        if allowed(who, "run scenario lists"):
+            return None
+        may(who, "award scenarios")
+        return who.org_id or ""
+
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/applications/{{application_id}}/shortlist")
+    def shortlist_application(scenario_id: str, application_id: str, who: Caller) -> dict[str, Any]:
+        """The demand side puts an application on its shortlist."""
+        return applications.shortlist(scenario_id, application_id, deciding(who), who.username)
+
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/applications/{{application_id}}/award")
+    def award_application(
+        scenario_id: str, application_id: str, who: Caller, body: DecisionIn | None = None
+    ) -> dict[str, Any]:
+        """The demand side awards the scenario to an application: the scenario is ``taken`` by its
+        organization, the other applications are declined. Answers the scenario."""
+        reason = body.reason if body else ""
+        return applications.award(scenario_id, application_id, deciding(who), who.username, reason)
 
     @router.get(f"{prefix}/scenarios/{{scenario_id}}/matches")
     def scenario_matches(

@@ -173,6 +173,19 @@ class ScenarioIn(_In):
     scenario: dict[str, Any] = Field(description="The scenario need (docs/scenarios.md), as JSON.")
 
 
+class ApplicationIn(_In):
+    org: str = Field(
+        min_length=1, max_length=128, description="The organization that applies (the supplier)."
+    )
+    proposal: str = Field(
+        min_length=1, max_length=20000, description="Its proposal: how it would build the scenario."
+    )
+
+
+class DecisionIn(_In):
+    reason: str = Field("", max_length=5000, description="Why (recorded with the decision).")
+
+
 class MoveIn(_In):
     to: str = Field(min_length=1, max_length=24, description="The stage to move to.")
     reason: str = Field("", max_length=5000)

@@ -110,6 +110,67 @@ def move_command(
     print_json(view) if as_json else click.echo(_line(view))
 
 
+def _applications(db: Any) -> Any:
+    from dizuo.scenarios.applications import Applications
+
+    return Applications(db, _service(db))
+
+
+def _application_line(view: dict[str, Any]) -> str:
+    return f"{view['id']}\t{view['status']}\t{view['organization']}"
+
+
+@scenario.command("apply")
+@click.argument("scenario_id")
+@click.option("--org", required=True, help="The organization that applies (the supplier).")
+@click.option("--proposal", required=True, help="Its proposal, or @FILE to read it from a file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def apply_command(scenario_id: str, org: str, proposal: str, as_json: bool) -> None:
+    """ORG applies to take a published scenario (揭榜) with its proposal; prints the application's id."""
+    from dizuo.accounts.service import get_org
+
+    if proposal.startswith("@"):
+        proposal = Path(proposal[1:]).read_text(encoding="utf-8")
+    with reported(), database() as db:
+        made = _applications(db).apply(scenario_id, get_org(db, org).id, proposal, "cli")
+    print_json(made) if as_json else click.echo(made["id"])
+
+
+@scenario.command("applications")
+@click.argument("scenario_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def applications_command(scenario_id: str, as_json: bool) -> None:
+    """The applications to take a scenario: id, status, organization."""
+    with reported(), database() as db:
+        views = _applications(db).listed(scenario_id, None)
+    if as_json:
+        print_json({"object": "list", "data": views})
+        return
+    for view in views:
+        click.echo(_application_line(view))
+
+
+@scenario.command("shortlist")
+@click.argument("scenario_id")
+@click.argument("application_id")
+def shortlist_command(scenario_id: str, application_id: str) -> None:
+    """Put an application on the scenario's shortlist."""
+    with reported(), database() as db:
+        click.echo(_application_line(_applications(db).shortlist(scenario_id, application_id, None, "cli")))
+
+
+@scenario.command("award")
+@click.argument("scenario_id")
+@click.argument("application_id")
+@click.option("--reason", default="", help="Why (recorded with the decision).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def award_command(scenario_id: str, application_id: str, reason: str, as_json: bool) -> None:
+    """Award the scenario to an application: taken by its organization, the others declined."""
+    with reported(), database() as db:
+        view = _applications(db).award(scenario_id, application_id, None, "cli", reason)
+    print_json(view) if as_json else click.echo(_line(view))
+
+
 @scenario.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_command(path: Path) -> None:

@@ -17,5 +17,19 @@ MESSAGES = catalogue(
             "供给能力目录中没有组织 {id} 的条目。",
             "The supply catalog has no entry of the organization {id}.",
         ),
+        "scenario_application_not_found": (
+            "该场景没有揭榜申请 {id}。",
+            "The scenario has no application {id}.",
+        ),
+        "scenario_not_open": (
+            "场景 {id} 现在不能揭榜或评定（当前：{status}）：只有已发布的场景可申请，且只能对未定的申请入围或定标。",
+            "The scenario {id} cannot take this now ({status}): only a published scenario takes "
+            "applications, and only undecided applications are shortlisted or awarded.",
+        ),
+        "scenario_applied": (
+            "本组织已申请揭榜场景 {id}（申请 {application}），每个组织只能申请一次。",
+            "This organization applied for the scenario {id} already (application {application}); one "
+            "application per organization.",
+        ),
     }
 )

@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["Scenario", "ScenarioMove", "Supplier"]
+__all__ = ["Scenario", "ScenarioApplication", "ScenarioMove", "Supplier"]
 
 
 class Scenario(Base):
@@ -50,6 +50,26 @@ class ScenarioMove(Base):
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScenarioApplication(Base):
+    """An organization's application to take a published scenario (揭榜), with its proposal, and
+    what the demand side decided: applied → shortlisted → awarded | declined."""
+
+    __tablename__ = "scenario_applications"
+    __table_args__ = (
+        UniqueConstraint("scenario_id", "org_id", name="uq_scenario_applications_scenario_org"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # app_<hex>
+    scenario_id: Mapped[str] = mapped_column(ForeignKey("scenarios.id"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))  # the supplier
+    proposal: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Supplier(Base):
