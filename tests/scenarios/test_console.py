@@ -48,3 +48,61 @@ def test_the_public_list_and_each_member_s_view(gateway: RunningGateway, browser
     own = owner.get_by_test_id("scenarios").inner_text()
     assert f"仓储调度-{tag}" in own and "李工" in own and f"质检报告审核-{tag}" not in own
     assert draft["status"] == "draft"
+
+
+def test_a_supplier_applies_in_the_console_and_the_demand_side_awards(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    demand, first, second = (f"{n}-{tag}" for n in ("船机厂", "软件公司", "视觉公司"))
+    demand_id = create_org(db, demand).id
+    create_org(db, first)
+    create_org(db, second)
+    scenarios = Scenarios(db)
+    made = scenarios.create(demand_id, {"title": f"质检报告审核-{tag}", "industry": "C", "district": "江津区", "description": LONG}, "t")  # fmt: skip
+    scenarios.move(made["id"], "submitted", "t", org_id=demand_id)
+    for to, extra in (("under_review", {}), ("selected", {}), ("published", {"list_name": "2026年第一批"})):  # fmt: skip
+        scenarios.move(made["id"], to, "office", office=True, **extra)
+    for nickname, org in (("owner", demand), ("first", first), ("second", second)):
+        create_member(db, f"{nickname}-{tag}", PASSWORD, "org-admin", org=org)
+    db.dispose()
+    url = f"{gateway.url}/console/scenarios/{made['id']}"
+
+    supplier = sign_in(browser, gateway.url, f"first-{tag}")
+    supplier.goto(f"{gateway.url}/console/scenarios")
+    supplier.get_by_role("link", name=f"质检报告审核-{tag}").click()
+    supplier.get_by_label("揭榜方案").fill("短")  # too short: the error, the text kept
+    supplier.get_by_role("button", name="申请揭榜").click()
+    assert "10 至 20000" in supplier.get_by_test_id("scenario-problem").inner_text()
+    assert supplier.get_by_label("揭榜方案").input_value() == "短"
+    supplier.get_by_label("揭榜方案").fill("三个月交付试点：知识库加报告自动校核，校核时间缩短 80%。")
+    supplier.get_by_role("button", name="申请揭榜").click()
+    assert "已申请" in supplier.get_by_test_id("applications").inner_text()
+    rival = sign_in(browser, gateway.url, f"second-{tag}")
+    rival.goto(url)
+    assert "三个月交付试点" not in rival.content()  # another supplier's proposal is never shown
+    rival.get_by_label("揭榜方案").fill("边缘部署视觉检测，同时校核报告，两个月上线。")
+    rival.get_by_role("button", name="申请揭榜").click()
+
+    owner = sign_in(browser, gateway.url, f"owner-{tag}")
+    owner.goto(url)
+    rows = owner.get_by_test_id("applications")
+    assert first in rows.inner_text() and second in rows.inner_text()
+    row = rows.locator(f"tr[data-application='{first}']")
+    row.get_by_role("button", name="入围").click()
+    assert (
+        "已入围"
+        in owner.get_by_test_id("applications").locator(f"tr[data-application='{first}']").inner_text()
+    )
+    owner.get_by_label(f"理由 {first}").fill("方案最完整")
+    owner.get_by_test_id("applications").locator(f"tr[data-application='{first}']").get_by_role(
+        "button", name="定标"
+    ).click()
+    facts = owner.get_by_test_id("scenario").inner_text()
+    assert "已揭榜" in facts and first in facts
+    decided = owner.get_by_test_id("applications").inner_text()
+    assert "已中标" in decided and "未中标" in decided and "方案最完整" in decided
+    screenshot(owner, "console-scenario-applications")
+    rival.goto(url)
+    assert "未中标" in rival.get_by_test_id("applications").inner_text()

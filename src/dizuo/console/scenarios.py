@@ -1,16 +1,22 @@
 """Scenario lists in the console: the scenarios a member may see (the office and auditors: all; an
 organization's members: their own and every published one), and the public list of published
-scenarios, served without sign-in, contacts hidden."""
+scenarios, served without sign-in, contacts hidden.
+
+A scenario's page (``/console/scenarios/{id}``) shows it with its moves and its applications to
+take it (揭榜): a supplier's members apply with a proposal and see their own application; the demand
+side's members see every application, shortlist and award one."""
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from dizuo.accounts.permissions import authorize, sees_all_orgs
+from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.console.web import PREFIX, Console
+from dizuo.console.web import PREFIX, Console, redirect
+from dizuo.errors import DizuoError
+from dizuo.scenarios.applications import Applications
 from dizuo.scenarios.service import STAGES, Scenarios
 
 __all__ = ["routes"]
@@ -19,7 +25,9 @@ __all__ = ["routes"]
 def routes(console: Console) -> APIRouter:
     router = APIRouter()
     Signed = Annotated[SignedIn, Depends(console.signed_in)]
+    Posted = Annotated[SignedIn, Depends(console.posted)]
     scenarios = Scenarios(console.db)
+    applications = Applications(console.db, scenarios)
 
     @router.get(f"{PREFIX}/scenarios")
     async def listed(request: Request, signed: Signed, status: str = "") -> Response:
@@ -37,5 +45,74 @@ def routes(console: Console) -> APIRouter:
         return console.render(
             request, "scenarios.html", None, scenarios=found, stage="", stages=STAGES, public=True
         )
+
+    def page(
+        request: Request, signed: SignedIn, scenario_id: str, status: int = 200, **context: Any
+    ) -> Response:
+        actor = signed.actor
+        authorize(actor, "read scenarios")
+        org_id = None if sees_all_orgs(actor) else actor.org_id
+        shown = scenarios.show(scenario_id, org_id)
+        own = actor.org_id is not None and shown["organization"] == signed.org_name
+        return console.render(
+            request,
+            "scenario.html",
+            signed,
+            status,
+            s=shown,
+            applications=applications.listed(scenario_id, org_id),
+            may_apply=not own
+            and shown["status"] == "published"
+            and actor.org_id is not None
+            and allowed(actor, "apply for scenarios", org_id=actor.org_id),
+            may_decide=shown["status"] == "published"
+            and (allowed(actor, "run scenario lists") or (own and allowed(actor, "award scenarios"))),
+            **context,
+        )
+
+    @router.get(f"{PREFIX}/scenarios/{{scenario_id}}")
+    async def show(request: Request, signed: Signed, scenario_id: str) -> Response:
+        return await asyncio.to_thread(page, request, signed, scenario_id)
+
+    def deciding(signed: SignedIn) -> str | None:
+        actor = signed.actor
+        if allowed(actor, "run scenario lists"):
+            return None
+        authorize(actor, "award scenarios")
+        return actor.org_id or ""
+
+    async def acted(request: Request, signed: SignedIn, scenario_id: str, act: Any, *args: Any, **typed: Any) -> Response:  # fmt: skip
+        """Do *act*; back to the scenario's page, or the page with the error."""
+        try:
+            await asyncio.to_thread(act, *args)
+        except DizuoError as exc:
+            problem = exc.message(console.words(request).lang)
+            return await asyncio.to_thread(page, request, signed, scenario_id, exc.status, problem=problem, **typed)  # fmt: skip
+        return redirect(f"{PREFIX}/scenarios/{scenario_id}")
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/applications")
+    async def apply(
+        request: Request, signed: Posted, scenario_id: str, proposal: Annotated[str, Form()] = ""
+    ) -> Response:
+        actor = signed.actor
+        authorize(actor, "apply for scenarios", org_id=actor.org_id)
+        act = applications.apply
+        return await acted(request, signed, scenario_id, act, scenario_id, actor.org_id or "", proposal, actor.username, proposal=proposal)  # fmt: skip
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/applications/{{application_id}}/{{decision}}")
+    async def decide(
+        request: Request,
+        signed: Posted,
+        scenario_id: str,
+        application_id: str,
+        decision: str,
+        reason: Annotated[str, Form()] = "",
+    ) -> Response:
+        who = deciding(signed)
+        if decision == "award":
+            return await acted(request, signed, scenario_id, applications.award, scenario_id, application_id, who, signed.actor.username, reason)  # fmt: skip
+        if decision == "shortlist":
+            return await acted(request, signed, scenario_id, applications.shortlist, scenario_id, application_id, who, signed.actor.username)  # fmt: skip
+        return console.error_page(request, 404, console.words(request).t("scenario.apps.unknown"), signed)
 
     return router
