@@ -5,6 +5,7 @@ changes. Vectors come from the embedded encoder itself."""
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,3 +182,29 @@ async def test_a_large_index_keeps_answering_while_it_is_rebuilt(
         await asyncio.sleep(0.05)
     # ... and the rebuilt one, landed in the background, holds the new document.
     assert hits and hits[0].source == "规范.docx"
+
+
+async def test_a_document_s_file_is_kept_whole_until_no_document_refers_to_it(
+    db: Database, org: str, encoder: CountingEncoder, tmp_path: Path
+) -> None:
+    kept = tmp_path / "files"
+    before = KnowledgeBases(db, embedding_model=MODEL)  # a platform that kept no files
+    before.create(org, "办法")
+    data = GUIDE.encode() + uuid.uuid4().hex.encode()  # contents of this test's own
+    await before.add(org, "办法", "算力券管理办法.md", data, encoder)
+    kbs = KnowledgeBases(db, embedding_model=MODEL, originals=kept)
+    assert kbs.originals_of(org, ["办法"]) == [("办法", "算力券管理办法.md", None)]
+    # Adding the same file again keeps it (nothing re-embedded: it is unchanged).
+    assert (await kbs.add(org, "办法", "算力券管理办法.md", data, encoder))["status"] == "unchanged"
+    assert kbs.originals_of(org, ["办法"]) == [("办法", "算力券管理办法.md", data)]
+    # The same contents in a second knowledge base: one copy, kept while either document is there.
+    kbs.create(org, "副本")
+    await kbs.add(org, "副本", "另存.md", data, encoder)
+    assert len(list(kept.rglob("*"))) == 2  # one folder, one file
+    kbs.delete_document(org, "办法", "算力券管理办法.md")
+    assert kbs.originals_of(org, ["副本"])[0][2] == data
+    replaced = data + "第四条 新增。".encode()
+    await kbs.add(org, "副本", "另存.md", replaced, encoder)  # replaced: the old contents go
+    assert [p.read_bytes() for p in kept.rglob("*") if p.is_file()] == [replaced]
+    kbs.delete(org, "副本")
+    assert not [p for p in kept.rglob("*") if p.is_file()]

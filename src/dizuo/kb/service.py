@@ -297,6 +297,8 @@ class KnowledgeBases:
         digest = hashlib.sha256(data).hexdigest()
         kb_id, model, existing = await asyncio.to_thread(self._lookup_document, org_id, name, source)
         if existing is not None and existing.sha256 == digest:
+            # Kept now if it was added before files were kept (adding it again is the remedy).
+            await asyncio.to_thread(self._keep, digest, data)
             return self._document_view(existing, "unchanged")
         chunks = await asyncio.to_thread(self.prepare, source, data)
         texts = [index_text(c.heading_path, c.text) for c in chunks]
