@@ -116,6 +116,8 @@ def test_the_playground_calls_an_agent_and_shows_its_steps(
     page.get_by_label("消息").fill("查零件 A-1")
     page.get_by_role("button", name="发送").click()
     page.get_by_test_id("answer").filter(has_text="重庆二号库").wait_for(timeout=15_000)
+    # The answer streams as the model writes it; its model step is listed once that call ends.
+    page.get_by_test_id("steps").locator("li").nth(2).wait_for(timeout=15_000)
     steps = page.get_by_test_id("steps").locator("li").all_inner_texts()
     assert [s.split(" ")[:2] for s in steps] == [
         ["model", "agentic-model"],
