@@ -11,6 +11,7 @@ API must carry ``Authorization: Bearer <token>``, so another local user cannot s
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -22,11 +23,11 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from dizuo.compute.inventory import bearer
-from dizuo.compute.watchdog import stop_group
+from dizuo.compute.watchdog import alive, stop_group
 from dizuo.errors import ConfigError
 
 __all__ = ["EmbeddedHead"]
@@ -60,14 +61,22 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+@contextlib.contextmanager
+def _held() -> Iterator[dict[str, list[int]]]:
+    """The blocks this machine's heads hold (``{token: [first port, holder's pid]}``), under the
+    registry's lock, without those of processes that are gone; written back when the block ends
+    (not when it raises)."""
+    with RESERVED.open("a+", encoding="utf-8") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        file.seek(0)
+        try:
+            held = {k: v for k, v in json.loads(file.read() or "{}").items() if alive(v[1])}
+        except (ValueError, TypeError, IndexError):
+            held = {}
+        yield held
+        file.seek(0)
+        file.truncate()
+        file.write(json.dumps(held))
 
 
 def _reserve(token: str) -> int:
@@ -77,13 +86,7 @@ def _reserve(token: str) -> int:
     the blocks of this machine's other heads (entries of processes that are gone are dropped)."""
     low, high = _ephemeral()
     first, last = (10000, low) if low - 10000 >= 10 * BLOCK else (high + 1, 65535)
-    with RESERVED.open("a+", encoding="utf-8") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        file.seek(0)
-        try:
-            held = {k: v for k, v in json.loads(file.read() or "{}").items() if _alive(v[1])}
-        except (ValueError, TypeError, IndexError):
-            held = {}
+    with _held() as held:
         taken = [v[0] for v in held.values()]
         for _ in range(500):
             start = random.randrange(first, last - BLOCK)
@@ -91,9 +94,6 @@ def _reserve(token: str) -> int:
                 continue
             if all(_bindable(port) for port in range(start, start + BLOCK)):
                 held[token] = [start, os.getpid()]
-                file.seek(0)
-                file.truncate()
-                file.write(json.dumps(held))
                 return start
         raise ConfigError(
             f"no {BLOCK} free ports in a row for the Ray head / 找不到 Ray 头节点所需的空闲端口"
@@ -101,17 +101,8 @@ def _reserve(token: str) -> int:
 
 
 def _release(token: str) -> None:
-    with RESERVED.open("a+", encoding="utf-8") as file:
-        fcntl.flock(file, fcntl.LOCK_EX)
-        file.seek(0)
-        try:
-            held = json.loads(file.read() or "{}")
-        except ValueError:
-            held = {}
-        if held.pop(token, None) is not None:
-            file.seek(0)
-            file.truncate()
-            file.write(json.dumps(held))
+    with _held() as held:
+        held.pop(token, None)
 
 
 class EmbeddedHead:

@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["main", "stop_group", "using", "watch"]
+__all__ = ["alive", "main", "stop_group", "using", "watch"]
 
 POLL = 0.5  # seconds between looks at the server
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether the process *pid* exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -83,7 +84,7 @@ def using(folder: str | Path) -> list[int]:
 
 def watch(server: int, group: int, folder: str) -> None:
     """Wait for *server* to end, then stop process group *group* and remove *folder*."""
-    while _alive(server):
+    while alive(server):
         time.sleep(POLL)
     stop_group(group, folder, lambda grace: _gone_within(group, grace))
 
