@@ -6,6 +6,7 @@ query log for owners and auditors. Enterprises request datasets here; owners gra
 requests and revoke grants."""
 
 import asyncio
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.console.forms import parse_date
-from dizuo.console.web import PREFIX, Console, redirect
+from dizuo.console.web import PREFIX, Console
 from dizuo.errors import DizuoError
 from dizuo.sandbox.service import Grantee, Sandbox
 
@@ -91,12 +92,11 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
 
     async def acted(request: Request, signed: SignedIn, act: Any, *args: Any) -> Response:
         """Do *act*; back to the page, or the page with the error by its form."""
-        try:
-            await asyncio.to_thread(act, *args)
-        except DizuoError as exc:
-            message = exc.message(console.words(request).lang)
-            return await asyncio.to_thread(page, request, signed, exc.status, problem=message)
-        return redirect(PAGE)
+
+        def refused(status: int, problem: str) -> Response:
+            return page(request, signed, status, problem=problem)
+
+        return await console.acted(request, functools.partial(act, *args), refused, PAGE)
 
     @router.post(f"{PAGE}/requests")
     async def request_dataset(

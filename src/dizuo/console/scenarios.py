@@ -7,6 +7,7 @@ take it (揭榜): a supplier's members apply with a proposal and see their own a
 side's members see every application, shortlist and award one."""
 
 import asyncio
+import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -14,8 +15,7 @@ from fastapi.responses import Response
 
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.console.web import PREFIX, Console, redirect
-from dizuo.errors import DizuoError
+from dizuo.console.web import PREFIX, Console
 from dizuo.scenarios.applications import Applications
 from dizuo.scenarios.service import STAGES, Scenarios
 
@@ -82,13 +82,14 @@ def routes(console: Console) -> APIRouter:
         return actor.org_id or ""
 
     async def acted(request: Request, signed: SignedIn, scenario_id: str, act: Any, *args: Any, **typed: Any) -> Response:  # fmt: skip
-        """Do *act*; back to the scenario's page, or the page with the error."""
-        try:
-            await asyncio.to_thread(act, *args)
-        except DizuoError as exc:
-            problem = exc.message(console.words(request).lang)
-            return await asyncio.to_thread(page, request, signed, scenario_id, exc.status, problem=problem, **typed)  # fmt: skip
-        return redirect(f"{PREFIX}/scenarios/{scenario_id}")
+        """Do *act*; back to the scenario's page, or the page with the error (and what was typed)."""
+
+        def refused(status: int, problem: str) -> Response:
+            return page(request, signed, scenario_id, status, problem=problem, **typed)
+
+        return await console.acted(
+            request, functools.partial(act, *args), refused, f"{PREFIX}/scenarios/{scenario_id}"
+        )
 
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/applications")
     async def apply(

@@ -3,6 +3,7 @@
 No ``from __future__ import annotations`` here: FastAPI reads the dependency annotations at run time.
 """
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from dizuo.accounts import get_org
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn, find_session
 from dizuo.console.i18n import LANGS, Lang, Words
+from dizuo.errors import DizuoError
 from dizuo.store import Database
 
 __all__ = [
@@ -162,6 +164,18 @@ class Console:
     def chat_models(self) -> list[str]:
         """The chat model aliases of the deployments, for the pages that offer a model."""
         return sorted({d["model"] for d in self.deployments() if d["mode"] == "chat"})
+
+    async def acted(
+        self, request: Request, work: Callable[[], object], refused: Callable[[int, str], Response], done: str
+    ) -> Response:
+        """Do *work* (a service's act, in a worker thread), then send the browser to *done*; when the
+        service refuses, the page *refused* renders (in a worker thread) for the error's status and
+        its message in the page's language."""
+        try:
+            await asyncio.to_thread(work)
+        except DizuoError as exc:
+            return await asyncio.to_thread(refused, exc.status, exc.message(self.words(request).lang))
+        return redirect(done)
 
     def error_page(
         self, request: Request, status: int, message: str, signed: SignedIn | None
