@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -117,23 +118,19 @@ class McpConnections:
             if self._live.get(connection.key) is connection:
                 del self._live[connection.key]
 
-    def using(self, client: Any) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def using(self, client: Any) -> Iterator[None]:
         """Mark *client*'s connection in use for a tool's call (it is not closed for being idle
         meanwhile)."""
         connection = self._of(client)
-
-        @contextlib.contextmanager
-        def use() -> Any:
+        if connection is not None:
+            connection.in_use += 1
+        try:
+            yield
+        finally:
             if connection is not None:
-                connection.in_use += 1
-            try:
-                yield
-            finally:
-                if connection is not None:
-                    connection.in_use -= 1
-                    connection.last_used = time.monotonic()
-
-        return use()
+                connection.in_use -= 1
+                connection.last_used = time.monotonic()
 
     def drop(self, client: Any) -> None:
         """Close *client*'s connection (a call found it broken): the next call opens another."""

@@ -288,12 +288,18 @@ class Agents:
             servers = set(session.scalars(select(McpServer.name)))
             enabled = set(session.scalars(select(McpEnabled.server).where(McpEnabled.org_id == org_id)))
             datasets = set(session.scalars(select(SandboxDataset.name)))
-            sources = set(
-                session.scalars(
-                    select(KbDocument.source)
-                    .join(KnowledgeBase, KnowledgeBase.id == KbDocument.kb_id)
-                    .where(KnowledgeBase.org_id == org_id)
+            # The documents' names, read only for a definition with the auditor's tool.
+            auditing = any(isinstance(tool, InspectionAuditTool) for tool in spec.tools)
+            sources = (
+                set(
+                    session.scalars(
+                        select(KbDocument.source)
+                        .join(KnowledgeBase, KnowledgeBase.id == KbDocument.kb_id)
+                        .where(KnowledgeBase.org_id == org_id)
+                    )
                 )
+                if auditing
+                else set()
             )
         for n, tool in enumerate(spec.tools):
             if isinstance(tool, KbSearchTool):

@@ -252,11 +252,13 @@ class Toolbox:
         if self.kbs is None:
             return _failed("本平台未启用知识库 / this platform has no knowledge bases")
         kbs = self.kbs
-        everything = await asyncio.to_thread(kbs.originals_of, self.owner, [])
-        standards = [
-            (source, data) for _, source, data in everything if names_standard(source, tool.standard)
-        ]
-        defects = [(source, data) for kb, source, data in everything if kb == tool.defects]
+
+        def wanted(kb: str, source: str) -> bool:
+            return names_standard(source, tool.standard) or kb == tool.defects
+
+        found = await asyncio.to_thread(kbs.originals_of, self.owner, [], wanted)  # only these are read
+        standards = [(source, data) for _, source, data in found if names_standard(source, tool.standard)]
+        defects = [(source, data) for kb, source, data in found if kb == tool.defects]
         missing = [source for source, data in standards + defects if data is None]
         if not standards or missing:
             return _failed(

@@ -23,6 +23,12 @@ BATCH = 64  # texts per embeddings call
 PARALLEL = 4  # embeddings calls in flight while adding a document
 
 
+def _refused(response: aiohttp.ClientResponse, raw: bytes) -> GatewayRefused:
+    """The gateway's refusal to relay: its status and body, with the headers a client acts on."""
+    keep = {k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")}
+    return GatewayRefused(response.status, raw, keep)
+
+
 def _status(error: Any) -> int:
     """The HTTP status an error sent inside a stream stands for (the stream itself was a 200)."""
     code = error.get("code") if isinstance(error, dict) else None
@@ -76,10 +82,7 @@ class GatewayModels:
         ) as response:
             raw = await response.read()
             if response.status != 200:
-                keep = {
-                    k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")
-                }
-                raise GatewayRefused(response.status, raw, keep)
+                raise _refused(response, raw)
             return orjson.loads(raw), {k.lower(): v for k, v in response.headers.items()}
 
     async def complete(self, body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -101,11 +104,7 @@ class GatewayModels:
             f"{self.base_url}/chat/completions", data=orjson.dumps(sent), headers=self.headers
         ) as response:
             if response.status != 200:
-                raw = await response.read()
-                keep = {
-                    k: v for k, v in response.headers.items() if k.lower() in ("retry-after", "x-request-id")
-                }
-                raise GatewayRefused(response.status, raw, keep)
+                raise _refused(response, await response.read())
             headers = {k.lower(): v for k, v in response.headers.items()}
             text: list[str] = []
             calls: dict[int, dict[str, Any]] = {}

@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,10 +237,13 @@ class KnowledgeBases:
             if path is not None:
                 path.unlink(missing_ok=True)
 
-    def originals_of(self, org_id: str, names: list[str]) -> list[tuple[str, str, bytes | None]]:
-        """``(knowledge base, source, file)`` of every document in *org_id*'s knowledge bases
-        *names* (all of them when empty), the file None where it was not kept (added before files
-        were kept, or kept nowhere)."""
+    def originals_of(
+        self, org_id: str, names: list[str], wanted: Callable[[str, str], bool] | None = None
+    ) -> list[tuple[str, str, bytes | None]]:
+        """``(knowledge base, source, file)`` of the documents in *org_id*'s knowledge bases *names*
+        (all of them when empty) that *wanted* (knowledge base, source) picks (every one when None),
+        the file None where it was not kept (added before files were kept, or kept nowhere). Only
+        the picked documents' files are read."""
         with self.db.session() as session:
             query = (
                 select(KnowledgeBase.name, KbDocument.source, KbDocument.sha256)
@@ -252,6 +256,8 @@ class KnowledgeBases:
             rows = session.execute(query).all()
         found = []
         for kb, source, digest in rows:
+            if wanted is not None and not wanted(kb, source):
+                continue
             path = self._original(digest)
             data = path.read_bytes() if path is not None and path.is_file() else None
             found.append((kb, source, data))
