@@ -86,18 +86,20 @@ class Loop:
         # A streamed call's model calls stream too: the text they write (until they call a tool) is
         # handed on as it comes, for the stream to send; the final answer's is then already out.
         self.streaming = False
+        self.show_steps = False  # a stream that asked for its steps (include_steps) gets them too
         self.outbox: list[tuple[str, Any]] = []  # ("step", event) and ("text", piece), in order
         self.turn_text = 0  # characters of the current model call's text handed on
 
-    async def run(self, events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """The final message; each step appended to *events* as it happens, when given."""
+    async def run(self) -> dict[str, Any]:
+        """The final message; each step (with :attr:`show_steps`) and piece of text (with
+        :attr:`streaming`) put in :attr:`outbox` as it happens."""
         started = time.perf_counter()
         mcp = await self.tools.open_mcp(self.spec)
         for server in self.tools.mcp_failures:
-            self._step("tool", f"{server} (MCP)", started, False, events)
-        return await self._run(events, mcp)
+            self._step("tool", f"{server} (MCP)", started, False)
+        return await self._run(mcp)
 
-    async def _run(self, events: list[dict[str, Any]] | None, mcp: list[dict[str, Any]]) -> dict[str, Any]:
+    async def _run(self, mcp: list[dict[str, Any]]) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
         if self.spec.instructions:
             messages.append({"role": "system", "content": self.spec.instructions})
@@ -131,11 +133,11 @@ class Loop:
                 else:
                     answer, headers = await self.models.complete(request)
             except GatewayRefused:
-                self._step("model", self.spec.model, started, False, events)
+                self._step("model", self.spec.model, started, False)
                 raise
             usage = answer.get("usage") or {}
             self.spent += self.cost(self.spec.model, headers.get("x-dizuo-deployment", ""), usage)
-            self._step("model", self.spec.model, started, True, events, headers.get("x-request-id"))
+            self._step("model", self.spec.model, started, True, headers.get("x-request-id"))
             for name in self.usage:
                 self.usage[name] += int(usage.get(name) or 0)
             message = answer["choices"][0]["message"]
@@ -166,7 +168,7 @@ class Loop:
                 else:
                     outcome = Outcome(orjson.dumps({"error": f"没有名为 {name} 的工具 / there is no tool named {name}"}).decode(), False)  # fmt: skip
                 self.citations += outcome.citations
-                self._step("tool", name, started, outcome.ok, events, arguments=function.get("arguments"))
+                self._step("tool", name, started, outcome.ok, arguments=function.get("arguments"))
                 messages.append({"role": "tool", "tool_call_id": call.get("id"), "content": outcome.content})
         raise InvalidRequest("agent_step_limit", name=self.resolved.name, steps=self.spec.max_steps)
 
@@ -181,18 +183,16 @@ class Loop:
         name: str,
         started: float,
         ok: bool,
-        events: list[dict[str, Any]] | None,
         request_id: str | None = None,
         arguments: Any = None,
     ) -> None:
         ms = int((time.perf_counter() - started) * 1000)
         self.steps.append(Step(kind, name, ms, ok, request_id))
         self.stepped.set()
-        if events is not None:
+        if self.show_steps:
             event: dict[str, Any] = {"step": len(self.steps), "kind": kind, "name": name, "ms": ms, "ok": ok}
             if kind == "tool":
                 event["arguments"] = arguments
-            events.append(event)
             self.outbox.append(("step", event))
 
     def completion(self, message: dict[str, Any], request_id: str) -> dict[str, Any]:
@@ -301,9 +301,8 @@ class Runner:
         options: dict[str, Any],
     ) -> AsyncIterator[bytes]:
         base = {"id": f"chatcmpl-{request_id}", "object": "chat.completion.chunk", "created": int(time.time()), "model": resolved.alias}  # fmt: skip
-        steps: list[dict[str, Any]] | None = [] if options.get("include_steps") else None
-        loop.streaming = True
-        task = asyncio.ensure_future(loop.run(steps))
+        loop.streaming, loop.show_steps = True, bool(options.get("include_steps"))
+        task = asyncio.ensure_future(loop.run())
         sent = 0
         opened = False  # the first delta (the role) was sent
         opening = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}  # fmt: skip
