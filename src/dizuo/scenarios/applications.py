@@ -24,6 +24,8 @@ from dizuo.store.audit import append
 __all__ = ["ApplicationNotFound", "Applications", "NotOpen"]
 
 OPEN = ("applied", "shortlisted")  # what the demand side may still decide on
+# Stages where a scenario is public: suppliers see it, and what they applied for stays theirs to see.
+PAST_PUBLISHING = ("published", "taken", "in_construction", "accepted", "benchmark", "closed")
 
 
 class ApplicationNotFound(DizuoError):
@@ -159,10 +161,6 @@ class Applications:
         if scenario.status != "published" or row.status not in OPEN:
             raise NotOpen(id=scenario_id, status=f"{scenario.status} / {row.status}")
         return row  # type: ignore[no-any-return]
-
-
-# Stages where a scenario is public: suppliers see it, and what they applied for stays theirs to see.
-PAST_PUBLISHING = ("published", "taken", "in_construction", "accepted", "benchmark", "closed")
 
 
 def _view(session: Any, row: ScenarioApplication) -> dict[str, Any]:
