@@ -28,8 +28,6 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dizuo.errors import InvalidRequest
@@ -242,6 +240,9 @@ def _tool(n: int, entry: Any) -> Tool:
         field = ".".join(str(part) for part in first["loc"])
         raise bad(f"{where}.{kind}.{field}".rstrip("."), first["msg"], first["msg"]) from exc
     if isinstance(tool, HttpTool):
+        from jsonschema import Draft202012Validator  # 10 MB, loaded by the first agent with an HTTP tool
+        from jsonschema.exceptions import SchemaError
+
         try:
             Draft202012Validator.check_schema(tool.schema_)
         except SchemaError as exc:

@@ -30,7 +30,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from jsonschema import Draft202012Validator
 
 from dizuo.agents.mcp import McpConnections
 from dizuo.agents.service import McpEndpoint
@@ -296,6 +295,8 @@ class Toolbox:
         return Outcome(orjson.dumps(shown).decode()[:MAX_BYTES], True)
 
     async def _http(self, tool: HttpTool, args: dict[str, Any]) -> Outcome:
+        from jsonschema import Draft202012Validator  # loaded by the first HTTP tool call (10 MB)
+
         errors = sorted(Draft202012Validator(tool.schema_).iter_errors(args), key=lambda e: list(e.path))
         if errors:
             return _failed(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import queue
 import threading
@@ -34,6 +35,7 @@ from dizuo.billing import ledger, rollups
 from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherState, epoch
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database, stamper, utcnow
+from dizuo.store.batches import row_groups
 
 __all__ = ["Apart", "Charge", "Journal", "refuses"]
 
@@ -75,18 +77,24 @@ class _Statement:
         return self.sql, [tuple([row[name] for name in order]) for row in params]
 
     def execute(self, cursor: Any, params: list[dict[str, Any]]) -> None:
-        """Run the statement for each of *params*. Several rows of an INSERT go as one multi-row
-        statement per :data:`ROWS_PER_INSERT`: SQLite's driver releases and takes back the
-        interpreter's lock for every step, and each take-back may wait for the event loop; one step
-        for many rows avoids that (and is faster anyway)."""
+        """Run the statement for each of *params*. Several rows of an INSERT go as multi-row
+        statements (:func:`row_groups`: of at most :data:`ROWS_PER_INSERT` rows, a few sizes, each
+        prepared once): SQLite's driver releases and takes back the interpreter's lock for every
+        step, and each take-back may wait for the event loop; one step for many rows avoids that (and
+        is faster anyway)."""
         sql, rows = self.rows(params)
         if self._insert is None or len(rows) < 2:
             cursor.executemany(sql, rows)
             return
         head, group = self._insert
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            part = rows[start : start + ROWS_PER_INSERT]
-            cursor.execute(head + ", ".join([group] * len(part)), [value for row in part for value in row])
+        for start, size in row_groups(len(rows), ROWS_PER_INSERT):
+            part = rows[start : start + size]
+            cursor.execute(self._many(head, group, size), [value for row in part for value in row])
+
+    @staticmethod
+    @functools.cache
+    def _many(head: str, group: str, size: int) -> str:
+        return head + ", ".join([group] * size)
 
 
 ROWS_PER_INSERT = 256

@@ -34,6 +34,7 @@ from sqlalchemy import Table, func, select
 
 from dizuo.billing.tables import LATENCY_COLUMNS, LATENCY_EDGES, activity_hourly, usage_hourly, voucher_hourly
 from dizuo.store import Database, stamper, utc
+from dizuo.store.batches import row_groups
 from dizuo.store.pruning import horizon
 
 __all__ = [
@@ -72,7 +73,7 @@ USAGE_KEYS, USAGE_SUMS = COLUMNS["usage_hourly"]  # org_id, hour, key_id, model,
 ACTIVITY_KEYS, ACTIVITY_SUMS = COLUMNS["activity_hourly"]  # scope, hour; calls, …, the latency histogram
 ACTIVITY_BASE = ACTIVITY_SUMS[: len(ACTIVITY_SUMS) - len(LATENCY_COLUMNS)]
 VOUCHER_KEYS, VOUCHER_SUMS = COLUMNS["voucher_hourly"]  # voucher_id, hour, provider, region; calls, paid
-ROWS_PER_STATEMENT = 200
+ROWS_PER_STATEMENT = 128
 
 
 def hour_of(moment: dt.datetime) -> dt.datetime:
@@ -281,8 +282,8 @@ def upsert(cursor: Any, paramstyle: str, sums: Sums, stamp: Callable[[dt.datetim
     )
     for table, rows in tables:
         width = len(COLUMNS[table.name][0])
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            part = rows[start : start + ROWS_PER_STATEMENT]
+        for start, size in row_groups(len(rows), ROWS_PER_STATEMENT):  # a few statement texts, reused
+            part = rows[start : start + size]
             columns = list(zip(*part, strict=True))
             used = tuple(
                 index for index in range(width, len(columns)) if index == width or any(columns[index])

@@ -15,13 +15,18 @@ import asyncio
 import base64
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
-import numpy as np
 import orjson
 
 from dizuo.kb.models import GatewayModels, GatewayRefused
+from dizuo.lazy import module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["main", "reembed"]
 

@@ -6,25 +6,21 @@ attachment on a machine with no internet.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dizuo.evalbench.client import read_lines
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["compare_runs", "explain", "load_run", "render_compare", "write_report"]
 
 FAILED_SHOWN = 500  # items listed in a report; results.json and items.jsonl hold them all
-
-_env = Environment(
-    loader=PackageLoader("dizuo.evalbench", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 def _pct(value: float | None) -> str:
@@ -76,9 +72,22 @@ def explain(detail: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-_env.filters["pct"] = _pct
-_env.filters["points"] = _points
-_env.filters["explain"] = explain
+@functools.cache
+def _templates() -> Environment:
+    """The reports' templates, loaded with the first report (jinja2 stays out of a gateway process
+    that writes none)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(
+        loader=PackageLoader("dizuo.evalbench", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = _pct
+    env.filters["points"] = _points
+    env.filters["explain"] = explain
+    return env
 
 
 def write_report(
@@ -92,12 +101,16 @@ def write_report(
     prompts by id, shown beside each answer; *label* puts the AIGC label on the page (it shows
     models' answers)."""
     failed = [r for r in rows if r.get("passed") is not True]
-    html = _env.get_template("report.html").render(
-        doc=document,
-        failed=failed[:FAILED_SHOWN],
-        failed_total=len(failed),
-        rows=len(rows),
-        questions=questions or {},
+    html = (
+        _templates()
+        .get_template("report.html")
+        .render(
+            doc=document,
+            failed=failed[:FAILED_SHOWN],
+            failed_total=len(failed),
+            rows=len(rows),
+            questions=questions or {},
+        )
     )
     if label is not None:
         html = label(html)
@@ -167,4 +180,4 @@ def compare_runs(a: Path, b: Path) -> dict[str, Any]:
 
 def render_compare(comparison: dict[str, Any]) -> str:
     """Return the comparison as a self-contained HTML page."""
-    return _env.get_template("compare.html").render(cmp=comparison)
+    return _templates().get_template("compare.html").render(cmp=comparison)

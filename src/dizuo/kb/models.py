@@ -11,11 +11,17 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
-import numpy as np
 import orjson
+
+from dizuo.lazy import module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["BATCH", "GatewayModels", "GatewayRefused", "LocalEncoder", "Models"]
 

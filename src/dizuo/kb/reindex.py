@@ -17,9 +17,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,13 @@ from dizuo.kb.chunking import index_text
 from dizuo.kb.script import simplified
 from dizuo.kb.service import KbNotFound
 from dizuo.kb.tables import KbChunk, KbStagedVector, KnowledgeBase
+from dizuo.lazy import module
 from dizuo.store import Database, utcnow
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["MAX_PAGE", "KbReindexIncomplete", "Reindex"]
 

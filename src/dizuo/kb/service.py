@@ -20,9 +20,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,7 +34,13 @@ from dizuo.kb.isolation import DocumentReader, in_process
 from dizuo.kb.models import Models
 from dizuo.kb.script import simplified
 from dizuo.kb.tables import KbChunk, KbDocument, KnowledgeBase
+from dizuo.lazy import module
 from dizuo.store import Database, iso, utcnow
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["KbConflict", "KbNotFound", "KnowledgeBases", "Passage", "locator"]
 

@@ -10,13 +10,18 @@ import asyncio
 import base64
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import orjson
 
 from dizuo.errors import InvalidRequest
+from dizuo.lazy import module
 from dizuo.providers.base import Provider, Reply, Usage
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["LocalEmbedding"]
 

@@ -24,9 +24,9 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
-__all__ = ["SCALARS", "Column", "Plan", "Refused", "plan"]
+from dizuo.sandbox.columns import Column, Refused
 
-Sensitivity = Literal["identifier", "quasi", "sensitive", "public"]
+__all__ = ["SCALARS", "Column", "Plan", "Refused", "plan"]
 
 # Scalar functions a query may call (sqlglot's expression classes, and DuckDB names it leaves
 # anonymous): arithmetic, text, dates, conditionals. Anything else (file readers, settings,
@@ -44,22 +44,6 @@ SCALARS: frozenset[type[Any]] = frozenset(
 ANONYMOUS = frozenset({"date_part", "datepart", "strftime", "strptime", "age", "left", "right", "floor"})
 COUNTING = (exp.Count, exp.Sum, exp.Avg)
 ORDERING = (exp.Min, exp.Max, exp.Median)
-
-
-class Refused(Exception):
-    """A query that may not run: the error *code*, why (Chinese, English) and where (1-based)."""
-
-    def __init__(self, code: str, zh: str, en: str, line: int | None = None, col: int | None = None) -> None:
-        super().__init__(en)
-        self.code, self.zh, self.en, self.line, self.col = code, zh, en, line, col
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    sensitivity: Sensitivity
-    bounds: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
@@ -26,13 +26,18 @@ from sqlalchemy import select, update
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.guard.detect import scan
-from dizuo.sandbox import disclosure
-from dizuo.sandbox.policy import Column, Plan, Refused, condition_sql, plan
+from dizuo.sandbox.columns import Column, Refused
 from dizuo.sandbox.store import QueryLimits, SandboxStore, StoreError, TooSlow
 from dizuo.sandbox.tables import SandboxDataset, SandboxGrant, SandboxQuery, SandboxRequest
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import append
 from dizuo.validate import validated
+
+if TYPE_CHECKING:
+    from dizuo.sandbox.policy import Plan
+
+# The query policy (sqlglot, 17 MB) and disclosure control are imported by the queries that use them:
+# a gateway process whose callers never query the sandbox does without them.
 
 __all__ = [
     "DatasetIn",
@@ -592,6 +597,9 @@ class Sandbox:
             grant_id, dataset_id, budgeted = grant.id, dataset.id, grant.epsilon is not None
             spend = _affordable(grant, epsilon if budgeted else None)
             earlier = self._earlier(session, who.org_id, dataset_id)
+        from dizuo.sandbox import disclosure
+        from dizuo.sandbox.policy import plan
+
         record = _Record(grant_id, dataset_id, who, sql)
         by_name = {c.name: c for c in columns}
         try:
@@ -644,6 +652,8 @@ class Sandbox:
     def _earlier(session: Any, org_id: str, dataset_id: str) -> list[tuple[str, list[str]]]:
         """The filters and groups of the organization's earlier released aggregates on the dataset,
         on any grant (a new grant starts no new history), newest first."""
+        from dizuo.sandbox.disclosure import HISTORY
+
         found = session.execute(
             select(SandboxQuery.filter_sql, SandboxQuery.group_by)
             .where(
@@ -652,7 +662,7 @@ class Sandbox:
                 SandboxQuery.filter_sql.is_not(None),
             )
             .order_by(SandboxQuery.created_at.desc())
-            .limit(disclosure.HISTORY)
+            .limit(HISTORY)
         ).all()
         return [(f or "TRUE", g or []) for f, g in found]
 
@@ -668,6 +678,8 @@ class Sandbox:
     ) -> dict[str, Any]:
         """Run a checked plan; its answer after disclosure control (*earlier*: the filters and
         groups of the answers this one is compared with)."""
+        from dizuo.sandbox import disclosure
+
         names, rows = self.store.run(file, planned.sql, None if planned.kind == "aggregate" else self.store.limits.max_rows + 1)  # fmt: skip
         visible = names[: planned.visible]
         if planned.kind == "rows":
@@ -847,5 +859,7 @@ class _Record:
         self.row.suppressed = answer["suppressed"]
         self.row.epsilon = spend
         if planned.kind == "aggregate" and answer["rows"]:  # an answer wholly withheld tells nothing
+            from dizuo.sandbox.policy import condition_sql
+
             self.row.filter_sql = condition_sql(planned.where)
             self.row.group_by = planned.group_by

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = ["FORMATS", "Loaded", "QueryLimits", "SandboxStore", "StoreError", "TooSlow"]
 
@@ -132,6 +133,8 @@ class SandboxStore:
             else:
                 path = _xlsx_csv(source, Path(scratch)) if fmt == "xlsx" else _utf8_csv(source, Path(scratch))
                 reader = "read_csv(?, header = true, sample_size = -1)"
+            import duckdb  # on first use: 27 MB a gateway process that never uses the sandbox does without
+
             writer = duckdb.connect(str(partial), config={"threads": self.limits.threads})
             try:
                 writer.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}', [str(path)])
@@ -149,6 +152,8 @@ class SandboxStore:
 
     def reader(self, file: str) -> duckdb.DuckDBPyConnection:
         """A cursor on *file*'s read-only database (one database a file, shared by threads)."""
+        import duckdb
+
         with self._lock:
             connection = self._readers.get(file)
             if connection is None:
@@ -177,6 +182,8 @@ class SandboxStore:
     @contextmanager
     def cursor(self, file: str) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor whose statements are interrupted past the time limit (:class:`TooSlow`)."""
+        import duckdb
+
         cursor = self.reader(file)
         fired = threading.Event()
 

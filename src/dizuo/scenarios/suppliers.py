@@ -23,20 +23,25 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.lazy import module
 from dizuo.scenarios.industries import SECTIONS, section
 from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, Supplier
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 from dizuo.validate import validated
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["CITY", "SupplierIn", "SupplierNotFound", "Suppliers", "embed"]
 

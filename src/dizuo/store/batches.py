@@ -10,17 +10,35 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, insert
 
 from dizuo.store.db import Base, Database
 
-__all__ = ["BatchWriter"]
+__all__ = ["BatchWriter", "row_groups"]
 
 log = logging.getLogger("dizuo.store")
 FLUSH_SECONDS = 0.2
 MAX_BATCH = 1000
+
+
+def row_groups(count: int, most: int) -> Iterator[tuple[int, int]]:
+    """The rows ``0..count`` as groups for multi-row statements: ``(start, size)`` with sizes that are
+    powers of two, none above *most* (itself a power of two), largest first.
+
+    A database driver keeps each statement text it has prepared (SQLite's: the last 128), and a
+    statement of many rows is large (one of 256 usage records, about half a megabyte prepared). Groups
+    of any size made a new statement for nearly every commit, and a server's memory grew by the
+    40 MB of those it kept; sizes that are powers of two make at most log2(*most*) + 1 texts, each
+    reused, and as few statements per commit as the count has bits set."""
+    assert most > 0 and most & (most - 1) == 0, "most must be a power of two"
+    start = 0
+    while start < count:
+        size = min(most, 1 << ((count - start).bit_length() - 1))
+        yield start, size
+        start += size
 
 
 class BatchWriter:

@@ -14,12 +14,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from dizuo.apps.inspection.standard import FEATURES, feature_of
 from dizuo.kb.index import SearchIndex, terms
 from dizuo.kb.parsing import Block
+from dizuo.lazy import module
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = module("numpy")  # loaded on first use (dizuo.lazy)
 
 __all__ = ["Case", "History", "parse_history"]
 

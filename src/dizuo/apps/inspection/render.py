@@ -6,12 +6,14 @@ workshop PC with no internet. Text from the report is autoescaped.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from typing import Any
-
-from jinja2 import Environment, PackageLoader, select_autoescape
+from typing import TYPE_CHECKING, Any
 
 from dizuo.apps.inspection.messages import DECISION_EN, DECISION_ZH, Kind
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 __all__ = ["KINDS", "render_html", "render_text", "summary"]
 
@@ -69,12 +71,19 @@ _PUNCTUATION = {
     "en": {"colon": ": ", "comma": ", ", "semi": "; ", "open": " (", "close": ")"},
 }
 
-_env = Environment(
-    loader=PackageLoader("dizuo.apps.inspection", "templates"),
-    autoescape=select_autoescape(default=True),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@functools.cache
+def _templates() -> Environment:
+    """The page's template, loaded with the first page (jinja2 stays out of a gateway process that
+    renders none)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(
+        loader=PackageLoader("dizuo.apps.inspection", "templates"),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _pick(pair: tuple[str, str], lang: str) -> str:
@@ -96,16 +105,20 @@ def summary(doc: dict[str, Any], lang: str = "zh") -> str:
 
 def render_html(doc: dict[str, Any], lang: str = "zh") -> str:
     """Return the audit *doc* (``Audit.public()``) as an HTML page in *lang*."""
-    return _env.get_template("audit.html").render(
-        doc=doc,
-        lang=lang,
-        sep=", " if lang == "en" else "、",
-        p=_PUNCTUATION["en" if lang == "en" else "zh"],
-        summary=summary(doc, lang),
-        t=lambda key: _pick(_WORDS[key], lang),
-        kind=lambda k: _pick(KINDS[k][:2], lang),
-        group=lambda k: KINDS[k][2],
-        decision=lambda d: _decision(d, lang),
+    return (
+        _templates()
+        .get_template("audit.html")
+        .render(
+            doc=doc,
+            lang=lang,
+            sep=", " if lang == "en" else "、",
+            p=_PUNCTUATION["en" if lang == "en" else "zh"],
+            summary=summary(doc, lang),
+            t=lambda key: _pick(_WORDS[key], lang),
+            kind=lambda k: _pick(KINDS[k][:2], lang),
+            group=lambda k: KINDS[k][2],
+            decision=lambda d: _decision(d, lang),
+        )
     )
 
 
