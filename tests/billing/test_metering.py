@@ -200,6 +200,8 @@ async def test_voucher_pays_its_share(gateway_app: GatewayApp) -> None:
 
 async def test_500_concurrent_calls_against_a_wallet_for_100(gateway_app: GatewayApp) -> None:
     # Each call holds and costs exactly 3 output tokens at ¥1000/M = ¥0.003; the wallet holds ¥0.30.
+    # The organization is new to the gateway: the first refused call reads its wallet, and the calls
+    # refused meanwhile wait for that read instead of being answered 402.
     platform = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
     org = platform.org(balance="0.3")
     async with platform.sdk(org.key) as client:

@@ -105,6 +105,7 @@ class Meter:
         # that settles with none left beside it commits its record without the writer's hand-off.
         self._live = 0
         self._reread: dict[str, float] = {}  # organization -> when a refusal last read its wallet
+        self._rereading: dict[str, asyncio.Future[None]] = {}  # organization -> its read under way
 
     def start(self) -> None:
         if self.enabled:
@@ -183,12 +184,27 @@ class Meter:
         try:
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         except InsufficientQuota:
-            if not self._may_reread(org_id):
+            if not await self._reread_wallet(org_id):
                 raise
-            await asyncio.to_thread(self.journal.refresh, org_id)
             hold = await self.book.reserve(org_id, amount, scope, time.time())
         self._live += 1
         return hold
+
+    async def _reread_wallet(self, org_id: str) -> bool:
+        """Read *org_id*'s wallet from the database before a refusal, if it may be (:meth:`_may_reread`)
+        or is being read already for another call: calls refused meanwhile wait for that one read
+        (a new organization's first burst is not refused while its wallet is on its way). False when
+        the refusal stands as it is."""
+        reading = self._rereading.get(org_id)
+        if reading is None:
+            if not self._may_reread(org_id):
+                return False
+            reading = self._rereading[org_id] = asyncio.ensure_future(
+                asyncio.to_thread(self.journal.refresh, org_id)
+            )
+            reading.add_done_callback(lambda _: self._rereading.pop(org_id, None))
+        await asyncio.shield(reading)
+        return True
 
     def _may_reread(self, org_id: str) -> bool:
         """Whether a refused call may read *org_id*'s wallet from the database now: once per refresh
@@ -201,6 +217,11 @@ class Meter:
             self._reread = {org: at for org, at in self._reread.items() if now - at < period}
         self._reread[org_id] = now
         return True
+
+    @property
+    def holds_in_process(self) -> bool:
+        """Whether a hold is taken in this process's memory (no Redis): nothing to wait for."""
+        return self._shared is None
 
     @property
     def admits_limits(self) -> bool:
@@ -233,9 +254,8 @@ class Meter:
         try:
             hold, permit = await self._shared.answer(asking)
         except InsufficientQuota:
-            if not self._may_reread(asking.org_id):
+            if not await self._reread_wallet(asking.org_id):
                 raise
-            await asyncio.to_thread(self.journal.refresh, asking.org_id)
             hold, permit = await self._shared.admit(
                 asking.org_id, asking.amount, asking.scope, time.time(), asking.limits
             )

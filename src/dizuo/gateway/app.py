@@ -129,6 +129,7 @@ class Gateway:
         self.build = build
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.capacity = Capacity(self.limiter)
+        self._local_limits = isinstance(self.limiter, MemoryLimiter)
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -513,8 +514,10 @@ class Gateway:
             elif self.meter.admits_limits:
                 self._ask_early(call, pool)
             elif key.limits:
-                # Sent now, answered with the first hold (_first_reply): a 429 still comes first.
-                call.admission = asyncio.ensure_future(self._admit(key, body))
+                # Sent now, answered with the first hold (_first_reply): a 429 still comes first. A
+                # limiter in this process has no round trip to hide: it is asked then.
+                admission = self._admit(key, body)
+                call.admission = admission if self._local_limits else asyncio.ensure_future(admission)
             call.inspection = inspection
             return call, pool  # a batch's line stays under way until the call ends (_accounted)
         except BaseException as exc:
@@ -618,10 +621,15 @@ class Gateway:
                     raise
                 call.limits_due = None
                 return hold
+            admission, call.admission = call.admission, None
+            if self.meter.holds_in_process and self._local_limits:
+                # Both in this process's memory: in turn, 429 before 402 (a 402's request is counted).
+                if admission is not None:
+                    call.permit = await admission
+                return await self.meter.reserve(call.key.org_id, priced(dep), prompt, completion)
             holding = asyncio.ensure_future(
                 self.meter.reserve(call.key.org_id, priced(dep), prompt, completion)
             )
-            admission, call.admission = call.admission, None
             if admission is not None:
                 try:
                     call.permit = await admission
@@ -644,6 +652,7 @@ class Gateway:
             capacity=self.capacity,
             tokens=prompt + completion,
             copy_body=len(pool.deps) > 1,
+            overlap=not self.meter.holds_in_process,
         )
         return call.attempt
 
@@ -762,7 +771,7 @@ class Gateway:
         client_usage = stream and (body.get("stream_options") or {}).get("include_usage") is True
 
         def open_call(
-            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None]
+            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None] | None
         ) -> AsyncGenerator[Reply, None]:
             return dep.provider.chat(call_body, stream, gate)
 
@@ -893,9 +902,10 @@ class Gateway:
         call, pool = await self._begin(receive, headers, request_id, "embeddings")
 
         async def one(
-            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None]
+            dep: Deployment, call_body: dict[str, Any], gate: Awaitable[None] | None
         ) -> AsyncGenerator[Reply, None]:
-            await gate
+            if gate is not None:
+                await gate
             yield await dep.provider.embed(call_body)
 
         async with self._accounted(call, receive):

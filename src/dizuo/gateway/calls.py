@@ -40,7 +40,7 @@ __all__ = [
 
 # Opens one attempt: (deployment, its copy of the body, the gate: done once the attempt's hold is in
 # place; nothing may reach the upstream as a request before).
-Opener = Callable[[Deployment, dict[str, Any], Awaitable[None]], AsyncGenerator[Reply, None]]
+Opener = Callable[[Deployment, dict[str, Any], Awaitable[None] | None], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
 Release = Callable[[Hold], Awaitable[None]]
 
@@ -91,6 +91,7 @@ async def first_reply(
     capacity: Capacity,
     tokens: int,
     copy_body: bool = True,
+    overlap: bool = True,
 ) -> Attempt:
     """Return the first deployment that answers, with its first reply; raise the last error otherwise.
 
@@ -127,21 +128,29 @@ async def first_reply(
             continue
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
         call_body = dict(body) if copy_body else body
-        # The attempt starts while its hold is asked for (building the upstream request is hidden in
-        # that wait); the provider sends the request's body only once the hold is in place.
-        gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        replies = open_call(dep, call_body, gate)
-        opening = asyncio.ensure_future(anext(replies))
+        opening: Awaitable[Reply]
+        if overlap:
+            # The attempt starts while its hold is asked for (building the upstream request is hidden
+            # in that wait); the provider sends the request's body only once the hold is in place.
+            gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            replies = open_call(dep, call_body, gate)
+            opening = asyncio.ensure_future(anext(replies))
         try:
             hold = await reserve(dep)
         except BaseException:
-            opening.cancel()  # the upstream sees its connection close, never a whole request
-            with contextlib.suppress(BaseException):
-                await opening
-            await replies.aclose()
+            if overlap:
+                opening.cancel()  # type: ignore[attr-defined]  # the upstream sees its connection close
+                with contextlib.suppress(BaseException):
+                    await opening
+                await replies.aclose()
             await asyncio.shield(capacity.give_back(permit, 0))
             raise
-        gate.set_result(None)
+        if overlap:
+            gate.set_result(None)
+        else:
+            # A hold taken in this process has no round trip to hide: the request goes once it is held.
+            replies = open_call(dep, call_body, None)
+            opening = anext(replies)
         started = time.perf_counter()
         health.started(dep.name)
         try:
@@ -202,7 +211,7 @@ class Call:
     permit: Permit | None = None
     # The rate limits' answer while it is on its way, when the meter does not take them with the hold:
     # awaited with the first hold, or when the call's limits are given back.
-    admission: asyncio.Future[Permit | None] | None = None
+    admission: Awaitable[Permit | None] | None = None
     # Or, when the meter takes them in the hold's own script (Meter.admits_limits), the limits and
     # the token estimate still to take: with the first hold, or when the call ends without one.
     limits_due: tuple[tuple[Subject, ...], int] | None = None
