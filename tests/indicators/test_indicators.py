@@ -179,7 +179,7 @@ def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_m
     assert written.returncode == 0, written.stderr
     document = monthly(db, MONTH, ZONE)
     book = openpyxl.load_workbook(book_path)
-    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模"]
+    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单"]
     summary = {row[0]: row[1] for row in book["总览"].iter_rows(min_row=2, values_only=True)}
     assert summary["注册组织"] == 4 and summary["智能体普及率"] == 0.25 and summary["年度目标"] == 0.7
     assert Decimal(str(summary["花费（元）"])) == Decimal(document["usage"]["spend"])
@@ -188,6 +188,11 @@ def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_m
     assert Decimal(str(industries["制造业"][6])) == Decimal(
         next(r for r in document["by_industry"] if r["name"] == "制造业")["spend"]
     )
+    scenarios = {row[0]: row[1] for row in book["场景清单"].iter_rows(min_row=2, values_only=True)}
+    progress = document["scenario_progress"]
+    assert scenarios["逾期里程碑"] == progress["milestones_late"]
+    assert scenarios["本月揭榜的场景"] == progress["publication_to_award_days"]["awarded"]
+    assert all(scenarios[stage] == count for stage, count in document["scenarios"].items())
     english = dizuo(
         "indicators", "--month", MONTH, "--xlsx", str(tmp_path / "en.xlsx"), "--lang", "en", env=env
     )
@@ -216,6 +221,7 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         "按行业",
         "按区县",
         "按规模",
+        "场景清单",
     ]
     for who in ("a-admin", "a-dev", "bureau"):
         assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403

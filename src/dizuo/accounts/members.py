@@ -38,8 +38,18 @@ __all__ = [
     "who",
 ]
 
-ROLES = ("platform-admin", "org-admin", "org-developer", "voucher-issuer", "auditor")
-ORG_ROLES = ("org-admin", "org-developer")
+ROLES = (
+    "platform-admin",
+    "org-admin",
+    "org-developer",
+    "supplier",
+    "voucher-issuer",
+    "auditor",
+    "program-office",
+    "reviewer",
+)
+# Roles bound to one organization: a supplier manages its organization's catalog entry and applications.
+ORG_ROLES = ("org-admin", "org-developer", "supplier")
 TOKEN_PREFIX = "dzt-"
 _hasher = PasswordHasher()
 

@@ -1,7 +1,8 @@
 """Admin routes of the scenario lists: ``/admin/v1/scenarios``. The demand side's members create,
-change and submit their own; the program office (platform admins, for now) reviews, selects,
-publishes and follows them; auditors read all; every organization reads the published ones
-(another organization's contact hidden).
+change and submit their own; reviewers score those under review, each alone; the program office
+(and platform admins) sets the rubric, reads every review with its spread, selects, publishes and
+follows them; auditors read all; every organization reads the published ones (another
+organization's contact hidden).
 
 No ``from __future__ import annotations``: FastAPI reads the route annotations at run time.
 """
@@ -15,10 +16,12 @@ from sqlalchemy import select
 from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, sees_all_orgs
-from dizuo.admin.schemas import ApplicationIn, DecisionIn, MoveIn, ScenarioIn
+from dizuo.admin.schemas import ApplicationIn, DecisionIn, MilestoneDoneIn, MilestoneIn, MoveIn, ScenarioIn
 from dizuo.agents.tables import Agent, AgentVersion
 from dizuo.evalbench.service import EvalService
 from dizuo.scenarios.applications import Applications
+from dizuo.scenarios.milestones import Milestones
+from dizuo.scenarios.reviews import ReviewIn, Reviews, RubricIn
 from dizuo.scenarios.service import OFFICE_MOVES, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 
@@ -57,6 +60,8 @@ def scenario_routes(
     router = APIRouter()
     catalog = suppliers or Suppliers(db)
     applications = Applications(db, scenarios)
+    reviews = Reviews(db)
+    milestones = Milestones(db)
     Caller = Annotated[Actor, Depends(actor)]
 
     def seen_by(who: Actor) -> str | None:
@@ -77,6 +82,19 @@ def scenario_routes(
         org = get_org(db, body.org)
         may(who, "submit scenarios", org=org)
         return scenarios.create(org.id, body.scenario, who.username)
+
+    @router.get(f"{prefix}/scenarios/rubric")
+    def read_rubric(who: Caller) -> dict[str, Any]:
+        """The criteria reviewers score (0 to 10 each), with their weights out of 100."""
+        may(who, "read scenarios")
+        return {"criteria": reviews.rubric()}
+
+    @router.put(f"{prefix}/scenarios/rubric")
+    def set_rubric(body: RubricIn, who: Caller) -> dict[str, Any]:
+        """Replace the rubric (the program office): ``criteria`` of ``key``, ``name_zh``, ``name_en``
+        and an integer ``weight``, the weights summing to 100. Reviews made before keep theirs."""
+        may(who, "set the review rubric")
+        return {"criteria": reviews.set_rubric(body.model_dump(), who.username)}
 
     @router.get(f"{prefix}/scenarios/{{scenario_id}}")
     def show_scenario(scenario_id: str, who: Caller) -> dict[str, Any]:
@@ -113,6 +131,52 @@ def scenario_routes(
             taker_org_id=taker,
         )
 
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/reviews")
+    def review_scenario(scenario_id: str, body: ReviewIn, who: Caller) -> dict[str, Any]:
+        """The reviewer's own review of a scenario under review: ``scores`` (every criterion of the
+        rubric, 0 to 10) and a ``comment``; made again, it replaces theirs. 409
+        ``scenario_not_in_review`` at any other stage."""
+        may(who, "review scenarios")
+        return reviews.score(scenario_id, who.username, body.model_dump())
+
+    @router.get(f"{prefix}/scenarios/{{scenario_id}}/reviews")
+    def list_reviews(scenario_id: str, who: Caller) -> dict[str, Any]:
+        """The reviews: every one and their ``spread`` (each criterion's and the total's count, mean,
+        min, max and standard deviation) for the office and auditors; a reviewer's own only."""
+        if allowed(who, "read scenario reviews"):
+            return reviews.listed(scenario_id, None)
+        may(who, "review scenarios")
+        return reviews.listed(scenario_id, who.username)
+
+    def building(who: Actor) -> str | None:
+        """Who keeps milestones: the office (None), or the member's organization (the taker's)."""
+        if allowed(who, "run scenario lists"):
+            return None
+        may(who, "apply for scenarios")
+        return who.org_id
+
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/milestones", status_code=201)
+    def add_milestone(scenario_id: str, body: MilestoneIn, who: Caller) -> dict[str, Any]:
+        """A milestone of a taken scenario: ``title`` due on ``due`` (YYYY-MM-DD), by the office or
+        the taker's members; 409 ``scenario_not_in_construction`` before taking or after acceptance."""
+        return milestones.add(scenario_id, body.title, body.due, who.username, building(who))
+
+    @router.post(f"{prefix}/scenarios/{{scenario_id}}/milestones/{{milestone_id}}/done")
+    def milestone_done(
+        scenario_id: str, milestone_id: str, body: MilestoneDoneIn, who: Caller
+    ) -> dict[str, Any]:
+        """Record a milestone done with its ``evidence`` (and ``done_on``, today by default)."""
+        return milestones.done(
+            scenario_id, milestone_id, body.evidence, who.username, building(who), body.done_on
+        )
+
+    @router.get(f"{prefix}/scenarios/{{scenario_id}}/milestones")
+    def list_milestones(scenario_id: str, who: Caller) -> list[dict[str, Any]]:
+        """A scenario's milestones by day, each with its ``state`` (open, late, done, done_late): for
+        the office and auditors, the demand side and the taker."""
+        may(who, "read scenarios")
+        return milestones.listed(scenario_id, seen_by(who))
+
     @router.post(f"{prefix}/scenarios/{{scenario_id}}/applications", status_code=201)
     def apply_for_scenario(scenario_id: str, body: ApplicationIn, who: Caller) -> dict[str, Any]:
         """``org`` applies to take a published scenario (揭榜) with its ``proposal``; once per
@@ -126,7 +190,7 @@ def scenario_routes(
     def list_applications(scenario_id: str, who: Caller) -> list[dict[str, Any]]:
         """The applications the member may see: every one for the scenario's demand side, the
         office and auditors; an applicant's own only."""
-        may(who, "read scenarios")
+        may(who, "read scenario applications")
         return applications.listed(scenario_id, seen_by(who))
 
     def deciding(who: Actor) -> str | None:

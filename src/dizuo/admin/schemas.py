@@ -15,6 +15,8 @@ __all__ = [
     "EvalIn",
     "KeyIn",
     "McpServerIn",
+    "MilestoneDoneIn",
+    "MilestoneIn",
     "MoveIn",
     "OrgIn",
     "PasswordIn",
@@ -184,6 +186,16 @@ class ApplicationIn(_In):
 
 class DecisionIn(_In):
     reason: str = Field("", max_length=5000, description="Why (recorded with the decision).")
+
+
+class MilestoneIn(_In):
+    title: str = Field(min_length=1, max_length=200, description="What is to be done.")
+    due: dt.date = Field(description="The day it is due (YYYY-MM-DD).")
+
+
+class MilestoneDoneIn(_In):
+    evidence: str = Field(min_length=1, max_length=5000, description="What shows it done.")
+    done_on: dt.date | None = Field(None, description="The day it was done; today by default.")
 
 
 class MoveIn(_In):

@@ -110,6 +110,147 @@ def move_command(
     print_json(view) if as_json else click.echo(_line(view))
 
 
+def _reviews(db: Any) -> Any:
+    from dizuo.scenarios.reviews import Reviews
+
+    return Reviews(db)
+
+
+def _criterion_line(c: dict[str, Any]) -> str:
+    return f"{c['key']}\t{c['weight']}\t{c['name_zh']}\t{c['name_en']}"
+
+
+@scenario.command("rubric")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Set the rubric: a YAML or JSON file with criteria: [{key, name_zh, name_en, weight}], the weights summing to 100.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def rubric_command(path: Path | None, as_json: bool) -> None:
+    """The review rubric (评分表): each criterion's key, weight (out of 100) and names; with --file,
+    set it first (reviews already made keep the rubric they were scored against)."""
+    with reported(), database() as db:
+        reviews = _reviews(db)
+        criteria = reviews.set_rubric(_mapping(path), "cli") if path else reviews.rubric()
+    if as_json:
+        print_json({"criteria": criteria})
+        return
+    for c in criteria:
+        click.echo(_criterion_line(c))
+
+
+@scenario.command("review")
+@click.argument("scenario_id")
+@click.option("--reviewer", required=True, help="The reviewer's username (a member with the reviewer role).")
+@click.option("--score", "scores", multiple=True, required=True, metavar="KEY=N", help="A criterion's score, 0 to 10; once per criterion of the rubric.")  # fmt: skip
+@click.option("--comment", default="", help="The reviewer's comment.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def review_command(
+    scenario_id: str, reviewer: str, scores: tuple[str, ...], comment: str, as_json: bool
+) -> None:
+    """Record a reviewer's scores of a scenario under review (from a paper form, say); replaces that
+    reviewer's earlier review. Prints the weighted total out of 100."""
+    from sqlalchemy import select
+
+    from dizuo.accounts.tables import Member
+
+    parsed: dict[str, float] = {}
+    for item in scores:
+        key, sep, value = item.partition("=")
+        try:
+            parsed[key.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            fail(f"--score 须写成 KEY=分数，如 value=8 / --score takes KEY=N, such as value=8: {item}")
+    with reported(), database() as db:
+        with db.session() as session:
+            role = session.scalar(select(Member.role).where(Member.username == reviewer))
+        if role != "reviewer":
+            fail(f"没有评审专家 {reviewer} / no member {reviewer} with the reviewer role")
+        view = _reviews(db).score(scenario_id, reviewer, {"scores": parsed, "comment": comment})
+    print_json(view) if as_json else click.echo(f"{view['id']}\t{view['reviewer']}\t{view['total']}")
+
+
+@scenario.command("reviews")
+@click.argument("scenario_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def reviews_command(scenario_id: str, as_json: bool) -> None:
+    """Every review of a scenario and their spread, as the program office's chair sees them: each
+    reviewer's total and scores, then each criterion's mean, lowest, highest and standard deviation."""
+    with reported(), database() as db:
+        document = _reviews(db).listed(scenario_id, None)
+    if as_json:
+        print_json(document)
+        return
+    keys = [c["key"] for c in document["rubric"]]
+    click.echo("reviewer\ttotal\t" + "\t".join(keys))
+    for review in document["reviews"]:
+        marks = "\t".join(str(review["scores"].get(key, "-")) for key in keys)
+        click.echo(f"{review['reviewer']}\t{review['total']}\t{marks}")
+    spread = document["spread"]
+    if spread is None:
+        click.echo("（尚无评分 / no reviews yet）")
+        return
+    for name, figures in (("total", spread["total"]), *spread["criteria"].items()):
+        click.echo(f"{name}\tmean {figures['mean']}\tmin {figures['min']}\tmax {figures['max']}\tstdev {figures['stdev']}")  # fmt: skip
+
+
+def _milestones(db: Any) -> Any:
+    from dizuo.scenarios.milestones import Milestones
+
+    return Milestones(db)
+
+
+def _milestone_line(view: dict[str, Any]) -> str:
+    return f"{view['id']}\t{view['due']}\t{view['state']}\t{view['done_on'] or '-'}\t{view['title']}"
+
+
+@scenario.group("milestone")
+def milestone() -> None:
+    """Milestones of a taken scenario's construction (里程碑), kept as the program office."""
+
+
+@milestone.command("add")
+@click.argument("scenario_id")
+@click.option("--title", required=True, help="What is to be done.")
+@click.option("--due", required=True, help="The day it is due, YYYY-MM-DD.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def milestone_add(scenario_id: str, title: str, due: str, as_json: bool) -> None:
+    """Plan a milestone of a scenario that is taken or in construction; prints its id."""
+    with reported(), database() as db:
+        view = _milestones(db).add(scenario_id, title, due, "cli", None)
+    print_json(view) if as_json else click.echo(view["id"])
+
+
+@milestone.command("done")
+@click.argument("scenario_id")
+@click.argument("milestone_id")
+@click.option("--evidence", required=True, help="What shows it done (a report, a link), or @FILE.")
+@click.option("--on", "done_on", help="The day it was done, YYYY-MM-DD (default: today).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def milestone_done(
+    scenario_id: str, milestone_id: str, evidence: str, done_on: str | None, as_json: bool
+) -> None:
+    """Record a milestone done, with its evidence; says whether it was late."""
+    if evidence.startswith("@"):
+        evidence = Path(evidence[1:]).read_text(encoding="utf-8")
+    with reported(), database() as db:
+        view = _milestones(db).done(scenario_id, milestone_id, evidence, "cli", None, done_on)
+    print_json(view) if as_json else click.echo(_milestone_line(view))
+
+
+@scenario.command("milestones")
+@click.argument("scenario_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def milestones_command(scenario_id: str, as_json: bool) -> None:
+    """A scenario's milestones by day: id, due, state (open, late, done, done_late), done on, title."""
+    with reported(), database() as db:
+        views = _milestones(db).listed(scenario_id, None)
+    if as_json:
+        print_json({"object": "list", "data": views})
+        return
+    for view in views:
+        click.echo(_milestone_line(view))
+
+
 def _applications(db: Any) -> Any:
     from dizuo.scenarios.applications import Applications
 

@@ -11,7 +11,7 @@ from dizuo.accounts.sessions import SignedIn
 from dizuo.agents.service import adoption
 from dizuo.billing.activity import activity, window
 from dizuo.console.i18n import pinyin_key
-from dizuo.console.web import PREFIX, Console, redirect
+from dizuo.console.web import PREFIX, Console, navigation, redirect
 
 __all__ = ["routes"]
 
@@ -30,7 +30,11 @@ def routes(console: Console) -> APIRouter:
         """Platform-wide for operators and auditors (or one organization they pick), else the member's own."""
         actor = signed.actor
         if not allowed(actor, "read usage"):
-            return redirect(f"{PREFIX}/issuer")  # a voucher issuer's page is its programs
+            # No usage to show: a voucher issuer's page is its programs; the program office's, a
+            # reviewer's and a supplier's, the first of their menu (the scenarios).
+            if actor.role == "voucher-issuer":
+                return redirect(f"{PREFIX}/issuer")
+            return redirect(navigation(signed, "")[0]["href"])
         days = days if days in RANGES else 1
         org, org_id = console.scoped_org(signed, org, "read usage")
         since, until, bucket = window(days, console.zone)

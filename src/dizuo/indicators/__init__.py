@@ -21,6 +21,8 @@ whatever the number of calls); a month is whole days of the platform's time zone
 
 from __future__ import annotations
 
+import datetime as dt
+import statistics
 from collections import defaultdict
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,7 +39,9 @@ from dizuo.compute.jobs import PROVIDER as COMPUTE
 from dizuo.compute.tables import ComputeJob
 from dizuo.days import PLATFORM_ZONE
 from dizuo.errors import Lang
+from dizuo.scenarios.milestones import late_open
 from dizuo.scenarios.service import Scenarios
+from dizuo.scenarios.tables import ScenarioMove
 from dizuo.store import Database, utc
 
 __all__ = ["AGENT_TARGETS", "monthly", "to_xlsx"]
@@ -143,6 +147,43 @@ def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE) -> dict[st
         **groups,
         # Scenarios by stage, now (the lists keep no monthly snapshot yet).
         "scenarios": Scenarios(db).counts(),
+        "scenario_progress": _progress(db, start, end, zone),
+    }
+
+
+def _progress(db: Database, start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> dict[str, Any]:
+    """Milestones late at the month's end (today, for the month under way), and the days from
+    publication to award of the scenarios taken in the month."""
+    on = min(end.astimezone(zone).date(), dt.datetime.now(zone).date())
+    with db.session() as session:
+        late = late_open(session, on)
+        taken = session.execute(
+            select(ScenarioMove.scenario_id, ScenarioMove.created_at).where(
+                ScenarioMove.to_status == "taken",
+                ScenarioMove.created_at >= start,
+                ScenarioMove.created_at < end,
+            )
+        ).all()
+        published: dict[str, list[dt.datetime]] = defaultdict(list)
+        for scenario_id, at in session.execute(
+            select(ScenarioMove.scenario_id, ScenarioMove.created_at).where(
+                ScenarioMove.to_status == "published",
+                ScenarioMove.scenario_id.in_([row[0] for row in taken]),
+            )
+        ):
+            published[scenario_id].append(utc(at))
+    days = []
+    for scenario_id, at in taken:
+        before = [moment for moment in published[scenario_id] if moment <= utc(at)]
+        if before:
+            days.append((utc(at) - max(before)).total_seconds() / 86400)
+    return {
+        "milestones_late": late,
+        "publication_to_award_days": {
+            "awarded": len(days),
+            "median": round(statistics.median(days), 2) if days else None,
+            "mean": round(statistics.fmean(days), 2) if days else None,
+        },
     }
 
 
@@ -181,6 +222,13 @@ WORDS: dict[str, tuple[str, str]] = {
     "voucher_paid": ("算力券支付（元）", "Paid by vouchers (CNY)"),
     "compute_hours": ("算力作业时长（小时）", "Compute job hours"),
     "accelerator_hours": ("加速卡时", "Accelerator hours"),
+    "scenarios": ("场景清单", "Scenarios"),
+    "stage": ("阶段或指标", "Stage or figure"),
+    "count": ("数量", "Count"),
+    "milestones_late": ("逾期里程碑", "Milestones late"),
+    "awarded": ("本月揭榜的场景", "Scenarios awarded in the month"),
+    "award_days_median": ("发布到揭榜天数（中位数）", "Days from publication to award (median)"),
+    "award_days_mean": ("发布到揭榜天数（平均）", "Days from publication to award (mean)"),
 }
 
 
@@ -229,6 +277,16 @@ def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
             if name in formats:
                 for (cell,) in page.iter_rows(min_row=2, min_col=column, max_col=column):
                     cell.number_format = formats[name]
+    progress = document["scenario_progress"]
+    awards = progress["publication_to_award_days"]
+    stages = [[stage, count] for stage, count in document["scenarios"].items()]
+    sheet("scenarios", ["stage", "count"], [
+        *stages,
+        [word("milestones_late"), progress["milestones_late"]],
+        [word("awarded"), awards["awarded"]],
+        [word("award_days_median"), awards["median"] if awards["median"] is not None else "—"],
+        [word("award_days_mean"), awards["mean"] if awards["mean"] is not None else "—"],
+    ])  # fmt: skip
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

@@ -26,6 +26,19 @@ MESSAGES = catalogue(
             "The scenario {id} cannot take this now ({status}): only a published scenario takes "
             "applications, and only undecided applications are shortlisted or awarded.",
         ),
+        "scenario_not_in_review": (
+            "场景 {id} 现在不在评审中（当前：{status}），不能评分。",
+            "The scenario {id} is not under review ({status}): it cannot be scored now.",
+        ),
+        "scenario_not_in_construction": (
+            "场景 {id} 现在不在建设中（当前：{status}）：里程碑只能在揭榜后、验收前记录。",
+            "The scenario {id} is not being built ({status}): milestones are kept between its taking "
+            "and its acceptance.",
+        ),
+        "scenario_milestone_not_found": (
+            "该场景没有里程碑 {id}。",
+            "The scenario has no milestone {id}.",
+        ),
         "scenario_applied": (
             "本组织已申请揭榜场景 {id}（申请 {application}），每个组织只能申请一次。",
             "This organization applied for the scenario {id} already (application {application}); one "

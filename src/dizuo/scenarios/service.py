@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.scenarios.industries import SECTIONS, section
-from dizuo.scenarios.tables import Scenario, ScenarioMove
+from dizuo.scenarios.tables import Scenario, ScenarioMove, ScenarioReview
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 from dizuo.validate import validated
@@ -33,6 +33,7 @@ __all__ = [
     "MoveNotAllowed",
     "ScenarioNotFound",
     "Scenarios",
+    "review_summary",
 ]
 
 STAGES = (
@@ -133,6 +134,14 @@ def checked(document: dict[str, Any]) -> dict[str, Any]:
     if low is not None and high is not None and Decimal(low) > Decimal(high):
         raise _bad("budget_max", "不能低于 budget_min", "must not be below budget_min")
     return {**need.model_dump(), "industry": industry, "budget_min": low, "budget_max": high}
+
+
+def review_summary(session: Any, scenario_id: str) -> dict[str, Any]:
+    """The count and mean total of a scenario's reviews (:mod:`dizuo.scenarios.reviews`)."""
+    totals = list(
+        session.scalars(select(ScenarioReview.total).where(ScenarioReview.scenario_id == scenario_id))
+    )
+    return {"count": len(totals), "mean": round(sum(totals) / len(totals), 2) if totals else None}
 
 
 class Scenarios:
@@ -252,7 +261,9 @@ class Scenarios:
                     reason=reason.strip()[:5000], created_at=utcnow(),
                 )
             )  # fmt: skip
-            detail = {"from": scenario.status, "to": to, "reason": reason.strip()[:500]}
+            detail: dict[str, Any] = {"from": scenario.status, "to": to, "reason": reason.strip()[:500]}
+            if to in ("selected", "rejected"):  # who decided and why, with what the reviewers said
+                detail["reviews"] = review_summary(session, scenario.id)
             scenario.status, scenario.updated_at = to, utcnow()
             append(session, f"scenario.{to}", scenario.id, actor=actor, org_id=scenario.org_id, detail=detail)
             return _view(session, scenario, moves=True)

@@ -6,12 +6,32 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["Scenario", "ScenarioApplication", "ScenarioMove", "Supplier"]
+__all__ = [
+    "Scenario",
+    "ScenarioApplication",
+    "ScenarioMilestone",
+    "ScenarioMove",
+    "ScenarioReview",
+    "ScenarioRubric",
+    "Supplier",
+]
 
 
 class Scenario(Base):
@@ -68,6 +88,55 @@ class ScenarioApplication(Base):
     status: Mapped[str] = mapped_column(String(16))
     decided_by: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScenarioRubric(Base):
+    """One criterion of the program office's review rubric (评分表), with its weight out of 100."""
+
+    __tablename__ = "scenario_rubric"
+
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(64))
+    name_en: Mapped[str] = mapped_column(String(64))
+    weight: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ScenarioReview(Base):
+    """One reviewer's scores of a scenario under review, against the rubric of the day (kept)."""
+
+    __tablename__ = "scenario_reviews"
+    __table_args__ = (
+        UniqueConstraint("scenario_id", "reviewer", name="uq_scenario_reviews_scenario_reviewer"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # rev_<hex>
+    scenario_id: Mapped[str] = mapped_column(ForeignKey("scenarios.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(128))  # the member's username
+    scores: Mapped[dict[str, float]] = mapped_column(JSON)  # criterion key -> 0..10
+    total: Mapped[float] = mapped_column(Float)  # weighted, out of 100
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rubric: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"key", "weight"}] scored against
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScenarioMilestone(Base):
+    """A milestone of a taken scenario's construction: what is due when, and when it was done, with
+    the evidence."""
+
+    __tablename__ = "scenario_milestones"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # ms_<hex>
+    scenario_id: Mapped[str] = mapped_column(ForeignKey("scenarios.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    due: Mapped[dt.date] = mapped_column(Date)
+    done_on: Mapped[dt.date | None] = mapped_column(Date)
+    evidence: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    done_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
