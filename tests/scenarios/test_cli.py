@@ -12,6 +12,7 @@ import yaml
 
 from dizuo.accounts import create_org
 from dizuo.store import Database
+from tests.scenarios.conftest import Shell
 from tests.support.cli import dizuo
 
 NEED = {
@@ -34,14 +35,8 @@ def workbook(path: Path, rows: list[list[object]]) -> Path:
     return path
 
 
-def test_the_cli_creates_moves_and_lists_scenarios(empty_database_url: str, tmp_path: Path) -> None:
-    db = Database(empty_database_url)
-    db.upgrade()
-    demand, supplier = f"大数据局-{uuid.uuid4().hex[:6]}", f"软件公司-{uuid.uuid4().hex[:6]}"
-    create_org(db, demand)
-    create_org(db, supplier)
-    db.dispose()
-    env = {"DIZUO_DATABASE_URL": empty_database_url}
+def test_the_cli_creates_moves_and_lists_scenarios(shell: Shell, tmp_path: Path) -> None:
+    env, demand, supplier = shell.env, shell.demand, shell.supplier
     path = tmp_path / "场景.yaml"
     path.write_text(yaml.safe_dump(NEED, allow_unicode=True), encoding="utf-8")
     made = dizuo("scenario", "create", "--org", demand, "--file", str(path), env=env)

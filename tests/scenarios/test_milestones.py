@@ -18,6 +18,7 @@ from dizuo.days import PLATFORM_ZONE
 from dizuo.indicators import monthly
 from dizuo.store import Database
 from tests.conftest import RunningGateway
+from tests.scenarios.conftest import Shell
 from tests.scenarios.test_lifecycle import NEED, move
 from tests.scenarios.test_reviews import member, under_review
 from tests.support.cli import dizuo
@@ -120,14 +121,8 @@ def test_the_month_counts_late_milestones_and_days_from_publication_to_award(
     assert awards["median"] is not None and 0 <= awards["median"] < 0.01  # published and taken within seconds
 
 
-def test_the_cli_keeps_milestones(empty_database_url: str, tmp_path: Path) -> None:
-    db = Database(empty_database_url)
-    db.upgrade()
-    demand, supplier = f"大数据局-{uuid.uuid4().hex[:6]}", f"软件公司-{uuid.uuid4().hex[:6]}"
-    create_org(db, demand)
-    create_org(db, supplier)
-    db.dispose()
-    env = {"DIZUO_DATABASE_URL": empty_database_url}
+def test_the_cli_keeps_milestones(shell: Shell, tmp_path: Path) -> None:
+    env, demand, supplier = shell.env, shell.demand, shell.supplier
     need = tmp_path / "need.yaml"
     need.write_text(yaml.safe_dump(NEED, allow_unicode=True), encoding="utf-8")
     sid = dizuo("scenario", "create", "--org", demand, "--file", str(need), env=env).stdout.strip()

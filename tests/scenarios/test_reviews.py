@@ -14,13 +14,13 @@ from typing import Any
 import yaml
 from sqlalchemy import select
 
-from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.scenarios.reviews import DEFAULT_RUBRIC
 from dizuo.scenarios.tables import ScenarioReview
 from dizuo.store import Database
 from dizuo.store.audit import AuditRecord
 from tests.conftest import RunningGateway
+from tests.scenarios.conftest import Shell
 from tests.scenarios.test_lifecycle import NEED, move
 from tests.support.cli import dizuo
 from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
@@ -51,6 +51,14 @@ def under_review(gateway: RunningGateway, tokens: dict[str, Any], office: str) -
     return sid
 
 
+def committee(gateway: RunningGateway, reviewers: int = 1) -> tuple[str, list[tuple[str, str]]]:
+    """A program-office member's token, the default rubric set by it, and *reviewers* reviewers
+    (username, token)."""
+    _, office = member(gateway, "program-office")
+    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
+    return office, [member(gateway, "reviewer") for _ in range(reviewers)]
+
+
 def review(gateway: RunningGateway, token: str, sid: str, scores: dict[str, float], comment: str = "") -> Any:
     return api(
         gateway, token, "POST", f"/scenarios/{sid}/reviews", json={"scores": scores, "comment": comment}
@@ -60,10 +68,7 @@ def review(gateway: RunningGateway, token: str, sid: str, scores: dict[str, floa
 def test_reviewers_score_alone_and_the_office_sees_the_spread_then_selects(
     gateway: RunningGateway, tokens: dict[str, Any]
 ) -> None:
-    _, office = member(gateway, "program-office")
-    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
-    first, one = member(gateway, "reviewer")
-    second, two = member(gateway, "reviewer")
+    office, [(first, one), (second, two)] = committee(gateway, reviewers=2)
     made = api(
         gateway, tokens["a-dev"], "POST", "/scenarios", json={"org": tokens["org_a"], "scenario": NEED}
     )
@@ -132,9 +137,7 @@ def test_reviewers_score_alone_and_the_office_sees_the_spread_then_selects(
 def test_the_office_sets_the_rubric_and_reviews_keep_the_one_they_were_scored_against(
     gateway: RunningGateway, tokens: dict[str, Any]
 ) -> None:
-    _, office = member(gateway, "program-office")
-    _, reviewer = member(gateway, "reviewer")
-    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
+    office, [(_, reviewer)] = committee(gateway)
     sid = under_review(gateway, tokens, office)
     old = review(gateway, reviewer, sid, {"need": 5, "data": 5, "value": 5, "feasibility": 5, "budget": 5})
     assert old.json()["total"] == 50.0
@@ -172,9 +175,7 @@ def test_the_office_sets_the_rubric_and_reviews_keep_the_one_they_were_scored_ag
 def test_bad_scores_are_refused_naming_the_criterion_and_nothing_is_stored(
     gateway: RunningGateway, tokens: dict[str, Any]
 ) -> None:
-    _, office = member(gateway, "program-office")
-    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
-    _, reviewer = member(gateway, "reviewer")
+    office, [(_, reviewer)] = committee(gateway)
     sid = under_review(gateway, tokens, office)
     good = {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5}
     for scores, param in (
@@ -218,18 +219,13 @@ def test_a_supplier_member_applies_and_keeps_the_catalog_but_decides_nothing(
     assert api(gateway, reviewer, "GET", f"/scenarios/{sid}/applications").status_code == 403
 
 
-def test_the_cli_sets_the_rubric_records_reviews_and_shows_the_spread(
-    empty_database_url: str, tmp_path: Path
-) -> None:
-    db = Database(empty_database_url)
-    db.upgrade()
-    demand = f"大数据局-{uuid.uuid4().hex[:6]}"
-    create_org(db, demand)
+def test_the_cli_sets_the_rubric_records_reviews_and_shows_the_spread(shell: Shell, tmp_path: Path) -> None:
+    env, demand = shell.env, shell.demand
+    db = Database(shell.database_url)
     create_member(db, "专家甲", "correct horse battery", "reviewer")
     create_member(db, "专家乙", "correct horse battery", "reviewer")
     create_member(db, "开发者", "correct horse battery", "org-developer", org=demand)
     db.dispose()
-    env = {"DIZUO_DATABASE_URL": empty_database_url}
     need = tmp_path / "need.yaml"
     need.write_text(yaml.safe_dump(NEED, allow_unicode=True), encoding="utf-8")
     sid = dizuo("scenario", "create", "--org", demand, "--file", str(need), env=env).stdout.strip()
