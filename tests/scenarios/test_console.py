@@ -106,3 +106,65 @@ def test_a_supplier_applies_in_the_console_and_the_demand_side_awards(
     screenshot(owner, "console-scenario-applications")
     rival.goto(url)
     assert "未中标" in rival.get_by_test_id("applications").inner_text()
+
+
+def test_reviewers_score_in_the_console_the_office_sees_the_spread_and_the_taker_keeps_milestones(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    from dizuo.scenarios.reviews import DEFAULT_RUBRIC, Reviews
+
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    demand, taker = f"船机厂-{tag}", f"软件公司-{tag}"
+    demand_id = create_org(db, demand).id
+    taker_id = create_org(db, taker).id
+    scenarios = Scenarios(db)
+    made = scenarios.create(demand_id, {"title": f"质检报告审核-{tag}", "industry": "C", "district": "江津区", "description": LONG}, "t")  # fmt: skip
+    scenarios.move(made["id"], "submitted", "t", org_id=demand_id)
+    scenarios.move(made["id"], "under_review", "office", office=True)
+    Reviews(db).set_rubric({"criteria": [{"key": k, "name_zh": zh, "name_en": en, "weight": w} for k, zh, en, w in DEFAULT_RUBRIC]}, "t")  # fmt: skip
+    for nickname, role, org in (("expert", "reviewer", None), ("other", "reviewer", None), ("office", "program-office", None), ("builder", "supplier", taker)):  # fmt: skip
+        create_member(db, f"{nickname}-{tag}", PASSWORD, role, **({"org": org} if org else {}))
+    Reviews(db).score(made["id"], f"other-{tag}", {"scores": {"need": 6, "data": 4, "value": 7, "feasibility": 5, "budget": 9}})  # fmt: skip
+    db.dispose()
+    url = f"{gateway.url}/console/scenarios/{made['id']}"
+
+    expert = sign_in(browser, gateway.url, f"expert-{tag}")
+    expert.goto(url)
+    assert expert.get_by_test_id("applications").count() == 0  # a reviewer sees no proposal
+    for label, value in (("需求清晰度 (0–10)", "8"), ("数据与系统基础 (0–10)", "6"), ("示范与推广价值 (0–10)", "9"), ("技术可行性 (0–10)", "7"), ("投入合理性 (0–10)", "5")):  # fmt: skip
+        expert.get_by_label(label).fill(value)
+    expert.get_by_label("评语").fill("示范性强")
+    expert.get_by_role("button", name="提交评分").click()
+    mine = expert.get_by_test_id("reviews").inner_text()
+    assert "74.0" in mine and f"other-{tag}" not in mine and "60.0" not in mine  # alone
+
+    office = sign_in(browser, gateway.url, f"office-{tag}")
+    office.goto(url)
+    table = office.get_by_test_id("reviews")
+    assert table.locator(f'tr[data-reviewer="expert-{tag}"]').inner_text().split("\t")[1] == "74.0"
+    assert "67.0" in table.locator('tr[data-spread="mean"]').inner_text()
+    assert "7.0" in table.locator('tr[data-spread="stdev"]').inner_text()
+    screenshot(office, "console-scenario-reviews")
+
+    db = Database(gateway.settings.resolved_database_url)
+    for to, extra in (("selected", {}), ("published", {"list_name": "2026年第一批"}), ("taken", {"taker_org_id": taker_id})):  # fmt: skip
+        scenarios = Scenarios(db)
+        scenarios.move(made["id"], to, "office", office=True, **extra)
+    db.dispose()
+    builder = sign_in(browser, gateway.url, f"builder-{tag}")
+    builder.goto(url)
+    builder.get_by_label("里程碑", exact=True).fill("试点上线")
+    builder.get_by_label("计划日期").fill("2020-01-31")
+    builder.get_by_role("button", name="添加里程碑").click()
+    row = builder.get_by_test_id("milestones").locator('tr[data-milestone="试点上线"]')
+    assert "已逾期" in row.inner_text()
+    row.get_by_label("完成依据 试点上线").fill("试点运行报告 v1.0")
+    row.get_by_role("button", name="记录完成").click()
+    assert "逾期完成" in builder.get_by_test_id("milestones").inner_text()
+    assert "试点运行报告 v1.0" in builder.get_by_test_id("milestones").inner_text()
+    # A bad day is answered on the page, nothing added.
+    builder.get_by_label("里程碑", exact=True).fill("全面推广")
+    builder.get_by_role("button", name="添加里程碑").click()
+    assert "日期" in builder.get_by_test_id("scenario-problem").inner_text()
+    assert "全面推广" not in builder.get_by_test_id("milestones").inner_text()

@@ -4,7 +4,10 @@ scenarios, served without sign-in, contacts hidden.
 
 A scenario's page (``/console/scenarios/{id}``) shows it with its moves and its applications to
 take it (揭榜): a supplier's members apply with a proposal and see their own application; the demand
-side's members see every application, shortlist and award one."""
+side's members see every application, shortlist and award one. Under review, a reviewer scores it
+on the rubric (and sees their own review only); the program office and auditors see every review and
+the spread. Once taken, its milestones: the office and the taker's members plan them and record
+each done with its evidence; the demand side reads them."""
 
 import asyncio
 import functools
@@ -16,7 +19,10 @@ from fastapi.responses import Response
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.console.web import PREFIX, Console
+from dizuo.errors import DizuoError
 from dizuo.scenarios.applications import Applications
+from dizuo.scenarios.milestones import BUILDING, Milestones
+from dizuo.scenarios.reviews import Reviews
 from dizuo.scenarios.service import STAGES, Scenarios
 
 __all__ = ["routes"]
@@ -28,6 +34,8 @@ def routes(console: Console) -> APIRouter:
     Posted = Annotated[SignedIn, Depends(console.posted)]
     scenarios = Scenarios(console.db)
     applications = Applications(console.db, scenarios)
+    reviews = Reviews(console.db)
+    milestones = Milestones(console.db)
 
     @router.get(f"{PREFIX}/scenarios")
     async def listed(request: Request, signed: Signed, status: str = "") -> Response:
@@ -54,13 +62,32 @@ def routes(console: Console) -> APIRouter:
         org_id = None if sees_all_orgs(actor) else actor.org_id
         shown = scenarios.show(scenario_id, org_id)
         own = actor.org_id is not None and shown["organization"] == signed.org_name
+        office = allowed(actor, "run scenario lists")
+        scored = None
+        if allowed(actor, "read scenario reviews"):
+            scored = reviews.listed(scenario_id, None)
+        elif allowed(actor, "review scenarios"):
+            scored = reviews.listed(scenario_id, actor.username)
+        try:
+            planned = milestones.listed(scenario_id, org_id) if shown["taker"] else None
+        except DizuoError:  # neither the demand side nor the taker: not theirs to read
+            planned = None
+        taker = actor.org_id is not None and shown["taker"] == signed.org_name
         return console.render(
             request,
             "scenario.html",
             signed,
             status,
             s=shown,
-            applications=applications.listed(scenario_id, org_id),
+            show_applications=allowed(actor, "read scenario applications"),
+            applications=applications.listed(scenario_id, org_id)
+            if allowed(actor, "read scenario applications")
+            else [],
+            reviews=scored,
+            may_review=shown["status"] == "under_review" and allowed(actor, "review scenarios"),
+            milestones=planned,
+            may_keep_milestones=shown["status"] in BUILDING
+            and (office or (taker and allowed(actor, "apply for scenarios", org_id=actor.org_id))),
             may_apply=not own
             and shown["status"] == "published"
             and actor.org_id is not None
@@ -90,6 +117,52 @@ def routes(console: Console) -> APIRouter:
         return await console.acted(
             request, functools.partial(act, *args), refused, f"{PREFIX}/scenarios/{scenario_id}"
         )
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/review")
+    async def review(request: Request, signed: Posted, scenario_id: str) -> Response:
+        """A reviewer's scores (``score_<key>`` for each criterion) and comment."""
+        authorize(signed.actor, "review scenarios")
+        form = await request.form()
+        scores: dict[str, Any] = {}
+        for name, value in form.items():
+            if name.startswith("score_") and isinstance(value, str):
+                try:
+                    scores[name.removeprefix("score_")] = float(value)
+                except ValueError:
+                    scores[name.removeprefix("score_")] = -1.0  # refused below, naming the criterion
+        comment = str(form.get("comment") or "")
+        document = {"scores": scores, "comment": comment}
+        return await acted(request, signed, scenario_id, reviews.score, scenario_id, signed.actor.username, document, comment=comment)  # fmt: skip
+
+    def keeping(signed: SignedIn) -> str | None:
+        """Who keeps milestones: the office (None), or the member's organization (the taker's)."""
+        actor = signed.actor
+        if allowed(actor, "run scenario lists"):
+            return None
+        authorize(actor, "apply for scenarios", org_id=actor.org_id)
+        return actor.org_id or ""
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/milestones")
+    async def add_milestone(
+        request: Request,
+        signed: Posted,
+        scenario_id: str,
+        title: Annotated[str, Form()] = "",
+        due: Annotated[str, Form()] = "",
+    ) -> Response:
+        who = keeping(signed)
+        return await acted(request, signed, scenario_id, milestones.add, scenario_id, title, due, signed.actor.username, who, milestone_title=title, milestone_due=due)  # fmt: skip
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/milestones/{{milestone_id}}/done")
+    async def milestone_done(
+        request: Request,
+        signed: Posted,
+        scenario_id: str,
+        milestone_id: str,
+        evidence: Annotated[str, Form()] = "",
+    ) -> Response:
+        who = keeping(signed)
+        return await acted(request, signed, scenario_id, milestones.done, scenario_id, milestone_id, evidence, signed.actor.username, who)  # fmt: skip
 
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/applications")
     async def apply(

@@ -24,7 +24,7 @@ from dizuo.scenarios.tables import Scenario, ScenarioMilestone
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 
-__all__ = ["MilestoneNotFound", "Milestones", "NotInConstruction", "late_open"]
+__all__ = ["BUILDING", "MilestoneNotFound", "Milestones", "NotInConstruction", "late_open"]
 
 BUILDING = ("taken", "in_construction")  # the stages whose milestones are planned and done
 
