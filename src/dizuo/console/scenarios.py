@@ -10,6 +10,7 @@ the spread. Once taken, its milestones: the office and the taker's members plan 
 each done with its evidence; the demand side reads them."""
 
 import asyncio
+import datetime as dt
 import functools
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from dizuo.console.web import PREFIX, Console
 from dizuo.errors import DizuoError
 from dizuo.scenarios.applications import Applications
 from dizuo.scenarios.milestones import BUILDING, Milestones
+from dizuo.scenarios.notices import Notices
 from dizuo.scenarios.reviews import Reviews
 from dizuo.scenarios.service import STAGES, Scenarios
 
@@ -36,6 +38,7 @@ def routes(console: Console) -> APIRouter:
     applications = Applications(console.db, scenarios)
     reviews = Reviews(console.db)
     milestones = Milestones(console.db)
+    told = Notices(console.db)
 
     @router.get(f"{PREFIX}/scenarios")
     async def listed(request: Request, signed: Signed, status: str = "") -> Response:
@@ -45,6 +48,17 @@ def routes(console: Console) -> APIRouter:
         return console.render(
             request, "scenarios.html", signed, scenarios=found, stage=status, stages=STAGES, public=False
         )
+
+    @router.get(f"{PREFIX}/notices")
+    async def notices(request: Request, signed: Signed) -> Response:
+        """The member's notices of the scenario lists, newest first; opening them marks them seen."""
+        authorize(signed.actor, "read scenarios")
+        found = await asyncio.to_thread(told.listed, signed.actor)
+        await asyncio.to_thread(told.seen, signed.actor)
+        for notice in found:  # the platform's time, to the minute
+            moment = dt.datetime.fromisoformat(notice["created_at"]).astimezone(console.zone)
+            notice["when"] = moment.strftime("%Y-%m-%d %H:%M")
+        return console.render(request, "notices.html", signed, notices=found, unread_notices=0)
 
     @router.get(f"{PREFIX}/scenarios/public")
     async def public(request: Request) -> Response:

@@ -22,6 +22,7 @@ from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn, find_session
 from dizuo.console.i18n import LANGS, Lang, Words
 from dizuo.errors import DizuoError
+from dizuo.scenarios.notices import Notices
 from dizuo.store import Database
 
 __all__ = [
@@ -111,6 +112,8 @@ class Console:
         actor = signed.actor if signed is not None else None
         for name, empty in (("errors", {}), ("form", {}), ("done", None), ("failed", None)):
             context.setdefault(name, empty)
+        if actor is not None and "unread_notices" not in context and allowed(actor, "read scenarios"):
+            context["unread_notices"] = Notices(self.db).unread(actor)  # shown beside 通知 in the menu
         html = self.templates.get_template(template).render(
             request=request,
             words=words,
@@ -206,6 +209,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
     items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
     items.append(("nav.evals", f"{PREFIX}/evals", allowed(actor, "read evaluations")))
     items.append(("nav.scenarios", f"{PREFIX}/scenarios", allowed(actor, "read scenarios", org_id=own)))
+    items.append(("nav.notices", f"{PREFIX}/notices", allowed(actor, "read scenarios", org_id=own)))
     items.append(("nav.sandbox", f"{PREFIX}/sandbox", allowed(actor, "read the sandbox catalog")))
     items.append(("nav.indicators", f"{PREFIX}/indicators", allowed(actor, "read indicators")))
     items.append(("nav.audit", f"{PREFIX}/audit", allowed(actor, "read the audit trail")))

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.scenarios.notices import notify
 from dizuo.scenarios.service import ScenarioNotFound, Scenarios
 from dizuo.scenarios.tables import Scenario, ScenarioApplication
 from dizuo.store import Database, iso, utcnow
@@ -89,7 +90,10 @@ class Applications:
                 org_id=org_id,
                 detail={"application": row.id},
             )
-            return _view(session, row)
+            view = _view(session, row)
+            who = view["organization"]
+            notify(session, "org", scenario_id, "applied", f"{who} 申请揭榜您的场景「{scenario.title}」", f"{who} applied to take your scenario “{scenario.title}”", scenario.org_id)  # fmt: skip
+            return view
 
     def listed(self, scenario_id: str, org_id: str | None) -> list[dict[str, Any]]:
         """The applications to *scenario_id* *org_id* may see: all for its demand side (and the
@@ -114,6 +118,9 @@ class Applications:
             row = self._decided(session, scenario_id, application_id, org_id)
             row.status, row.updated_at, row.decided_by = "shortlisted", utcnow(), actor
             append(session, "scenario.shortlist", scenario_id, actor=actor, org_id=row.org_id, detail={"application": row.id})  # fmt: skip
+            scenario = session.get(Scenario, scenario_id)  # found by _decided
+            title = scenario.title if scenario is not None else scenario_id
+            notify(session, "org", scenario_id, "shortlisted", f"贵组织对场景「{title}」的揭榜申请已入围", f"Your application to take “{title}” was shortlisted", row.org_id)  # fmt: skip
             return _view(session, row)
 
     def award(
@@ -134,6 +141,15 @@ class Applications:
                 .where(ScenarioApplication.id == application_id)
                 .values(status="awarded", updated_at=now, decided_by=actor, reason=reason)
             )
+            declined = list(
+                session.scalars(
+                    select(ScenarioApplication.org_id).where(
+                        ScenarioApplication.scenario_id == scenario_id,
+                        ScenarioApplication.id != application_id,
+                        ScenarioApplication.status.in_(OPEN),
+                    )
+                )
+            )
             session.execute(
                 update(ScenarioApplication)
                 .where(
@@ -143,6 +159,9 @@ class Applications:
                 )
                 .values(status="declined", updated_at=now, decided_by=actor)
             )
+            title = moved["title"]
+            for org in declined:
+                notify(session, "org", scenario_id, "declined", f"贵组织对场景「{title}」的揭榜申请未中标", f"Your application to take “{title}” was declined", org)  # fmt: skip
             append(session, "scenario.award", scenario_id, actor=actor, org_id=taker, detail={"application": application_id, "reason": reason})  # fmt: skip
         return moved
 

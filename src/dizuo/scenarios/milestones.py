@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from dizuo.days import PLATFORM_ZONE
 from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.scenarios.notices import notify
 from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, ScenarioMilestone
 from dizuo.store import Database, iso, utcnow
@@ -152,6 +153,9 @@ class Milestones:
                 raise _bad("milestone", f"已于 {row.done_on.isoformat()} 完成", f"done already on {row.done_on.isoformat()}")  # fmt: skip
             row.done_on, row.evidence, row.done_by, row.updated_at = day, evidence, actor, utcnow()
             append(session, "scenario.milestone_done", scenario.id, actor=actor, org_id=scenario.org_id, detail={"id": row.id, "done_on": day.isoformat(), "late": day > row.due})  # fmt: skip
+            zh, en = f"场景「{scenario.title}」的里程碑「{row.title}」已完成（{day.isoformat()}）", f"The milestone “{row.title}” of “{scenario.title}” was done ({day.isoformat()})"  # fmt: skip
+            notify(session, "org", scenario.id, "milestone_done", zh, en, scenario.org_id)
+            notify(session, "office", scenario.id, "milestone_done", zh, en)
             return _view(row, on)
 
     def listed(self, scenario_id: str, org_id: str | None) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.scenarios.industries import SECTIONS, section
+from dizuo.scenarios.notices import notify
 from dizuo.scenarios.tables import Scenario, ScenarioMove, ScenarioReview
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
@@ -134,6 +135,35 @@ def checked(document: dict[str, Any]) -> dict[str, Any]:
     if low is not None and high is not None and Decimal(low) > Decimal(high):
         raise _bad("budget_max", "不能低于 budget_min", "must not be below budget_min")
     return {**need.model_dump(), "industry": industry, "budget_min": low, "budget_max": high}
+
+
+# What a move tells the scenario's demand side: (中文, English) after its title.
+TOLD = {
+    "selected": ("已入选", "was selected"),
+    "rejected": ("未入选", "was not selected"),
+    "published": ("已发布", "was published"),
+    "taken": ("已被揭榜", "was taken"),
+    "accepted": ("已验收", "was accepted"),
+    "benchmark": ("被评为标杆", "was made a benchmark"),
+    "closed": ("已关闭", "was closed"),
+}
+
+
+def _tell(session: Any, scenario: Scenario, to: str, reason: str) -> None:
+    """The notices a move to *to* leaves (:mod:`dizuo.scenarios.notices`)."""
+    title = scenario.title
+    why_zh, why_en = (f"：{reason}", f": {reason}") if reason else ("", "")
+    if to == "submitted":
+        notify(session, "office", scenario.id, "submitted", f"场景「{title}」已提交，待评审", f"“{title}” was submitted for review")  # fmt: skip
+    elif to == "under_review":
+        notify(session, "reviewers", scenario.id, "under_review", f"场景「{title}」进入评审，请评分", f"“{title}” is under review: your scores are awaited")  # fmt: skip
+    if to in TOLD:
+        zh, en = TOLD[to]
+        if to == "published" and scenario.list_name:
+            zh, en = f"{zh}（{scenario.list_name}）", f"{en} ({scenario.list_name})"
+        notify(session, "org", scenario.id, to, f"您的场景「{title}」{zh}{why_zh}", f"Your scenario “{title}” {en}{why_en}", scenario.org_id)  # fmt: skip
+    if to == "taken" and scenario.taker_org_id:
+        notify(session, "org", scenario.id, "you_took", f"贵组织已揭榜场景「{title}」，请制定建设里程碑", f"Your organization took “{title}”: plan its milestones", scenario.taker_org_id)  # fmt: skip
 
 
 def review_summary(session: Any, scenario_id: str) -> dict[str, Any]:
@@ -266,6 +296,7 @@ class Scenarios:
                 detail["reviews"] = review_summary(session, scenario.id)
             scenario.status, scenario.updated_at = to, utcnow()
             append(session, f"scenario.{to}", scenario.id, actor=actor, org_id=scenario.org_id, detail=detail)
+            _tell(session, scenario, to, reason.strip())
             return _view(session, scenario, moves=True)
 
     def show(self, scenario_id: str, org_id: str | None) -> dict[str, Any]:

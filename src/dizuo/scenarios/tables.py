@@ -24,10 +24,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from dizuo.store import Base, utcnow
 
 __all__ = [
+    "NoticeSeen",
     "Scenario",
     "ScenarioApplication",
     "ScenarioMilestone",
     "ScenarioMove",
+    "ScenarioNotice",
     "ScenarioReview",
     "ScenarioRubric",
     "Supplier",
@@ -139,6 +141,32 @@ class ScenarioMilestone(Base):
     done_by: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScenarioNotice(Base):
+    """A notice of the scenario lists for an organization's members, the program office or the
+    reviewers (:mod:`dizuo.scenarios.notices`)."""
+
+    __tablename__ = "scenario_notices"
+    __table_args__ = (Index("ix_scenario_notices_audience_org_id", "audience", "org_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audience: Mapped[str] = mapped_column(String(16))  # org | office | reviewers
+    org_id: Mapped[str | None] = mapped_column(String(32))
+    scenario_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(32))
+    text_zh: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NoticeSeen(Base):
+    """When a member last opened their notices: those after it are unread."""
+
+    __tablename__ = "notice_seen"
+
+    member_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
 
 class Supplier(Base):
