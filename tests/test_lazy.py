@@ -1,4 +1,5 @@
-"""Modules loaded on first use (:mod:`dizuo.lazy`): named at import, imported by the first read."""
+"""Modules loaded on first use (:mod:`dizuo.lazy`): named at import, imported by the first read, once
+even when threads read it first at once, and importable as usual by other code meanwhile."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from dizuo.lazy import module
 heavy = module("heavy")
 print("named")
-print(heavy.answer(), module("heavy") is heavy, module("sys") is sys)
+print(heavy.answer(), module("heavy").answer is heavy.answer, module("sys") is sys)
 """
 
 
@@ -36,3 +37,40 @@ def test_a_module_that_does_not_exist_is_an_import_error() -> None:
         text=True,
     )
     assert out.returncode == 1 and "ModuleNotFoundError: No module named 'no_such_module_here'" in out.stderr
+
+
+THREADS = """
+import sys, threading
+from dizuo.lazy import module
+heavy = module("heavy")
+seen = []
+go = threading.Event()
+
+def use():
+    go.wait()
+    seen.append(heavy.answer())
+
+threads = [threading.Thread(target=use) for _ in range(16)]
+for thread in threads:
+    thread.start()
+go.set()
+for thread in threads:
+    thread.join()
+from heavy import answer  # other code imports it as usual
+print(len(seen), set(seen), answer is heavy.answer)
+"""
+
+
+def test_threads_that_read_it_first_at_once_get_one_whole_module(tmp_path: Path) -> None:
+    # A module that takes a while to initialise: a thread that saw it half-made would fail.
+    (tmp_path / "heavy.py").write_text(
+        'import time\nprint("imported")\ntime.sleep(0.2)\n\ndef answer():\n    return 42\n', encoding="utf-8"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", THREADS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(tmp_path)},
+    ).stdout
+    assert out.split("\n") == ["imported", "16 {42} True", ""]
