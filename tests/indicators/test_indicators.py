@@ -24,7 +24,7 @@ from dizuo.accounts import create_org
 from dizuo.agents.tables import AgentStep
 from dizuo.billing import rollups
 from dizuo.billing.money import format_cny
-from dizuo.billing.tables import UsageRecord
+from dizuo.billing.tables import UsageRecord, Voucher, voucher_hourly
 from dizuo.compute.tables import ComputeJob
 from dizuo.indicators import monthly
 from dizuo.scenarios.service import STAGES
@@ -160,6 +160,49 @@ def test_the_months_indicators_are_what_plain_sql_over_the_records_says(db: Data
     )
 
 
+def test_each_voucher_program_s_money_and_leverage_are_what_plain_sql_says(db: Database) -> None:
+    orgs = seed(db)  # rebuilds the rollups from the records; the vouchers' own rollup is written below
+    face = 10_000_000
+    with db.session() as session:
+        for n, (org, issuer, program) in enumerate(
+            (
+                ("电子", "大数据局", "2026 算力券"),
+                ("船机", "大数据局", "2026 算力券"),
+                ("纺织", "经信委", "制造业专项"),
+            )
+        ):
+            session.add(
+                Voucher(
+                    id=f"vch-{n}", org_id=orgs[org], issuer=issuer, program=program, face=face, remaining=face,
+                    copay=Decimal("0.3"), valid_from=(START - dt.timedelta(days=30)).astimezone(dt.UTC),
+                    valid_to=(END + dt.timedelta(days=30)).astimezone(dt.UTC),
+                )
+            )  # fmt: skip
+        session.flush()
+        hourly = voucher_hourly.insert()
+        # 电子's voucher paid in the month (and once after it); 船机's never did; 纺织's in the month.
+        for voucher_id, at, paid in (
+            ("vch-0", START + dt.timedelta(days=2), 120_000),
+            ("vch-0", START + dt.timedelta(days=9), 30_000),
+            ("vch-0", END + dt.timedelta(hours=2), 999_999),
+            ("vch-2", START + dt.timedelta(days=5), 50_000),
+        ):
+            session.execute(hourly.values(voucher_id=voucher_id, hour=at.astimezone(dt.UTC), provider="p", region="cq", calls=1, paid=paid))  # fmt: skip
+    document = monthly(db, MONTH, ZONE)
+    programs = {(row["issuer"], row["program"]): row for row in document["voucher_programs"]}
+    in_month = "created_at >= :start AND created_at < :end"
+    for key, org, paid in (
+        (("大数据局", "2026 算力券"), "电子", 150_000),
+        (("经信委", "制造业专项"), "纺织", 50_000),
+    ):
+        own = plain(db, f"SELECT SUM(cost - voucher_part) FROM usage_records WHERE {in_month} AND org_id = :o", o=orgs[org])[0][0]  # fmt: skip
+        row = programs[key]
+        assert row["organizations"] == 1 and row["voucher_paid"] == format_cny(paid), key
+        assert row["own_spent"] == format_cny(int(str(own))) and row["leverage"] == round(
+            int(str(own)) / paid, 4
+        ), key
+
+
 def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_month(
     db: Database, empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -179,7 +222,7 @@ def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_m
     assert written.returncode == 0, written.stderr
     document = monthly(db, MONTH, ZONE)
     book = openpyxl.load_workbook(book_path)
-    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单"]
+    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单", "算力券"]
     summary = {row[0]: row[1] for row in book["总览"].iter_rows(min_row=2, values_only=True)}
     assert summary["注册组织"] == 4 and summary["智能体普及率"] == 0.25 and summary["年度目标"] == 0.7
     assert Decimal(str(summary["花费（元）"])) == Decimal(document["usage"]["spend"])
@@ -222,6 +265,7 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         "按区县",
         "按规模",
         "场景清单",
+        "算力券",
     ]
     for who in ("a-admin", "a-dev", "bureau"):
         assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403

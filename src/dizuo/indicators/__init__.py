@@ -12,6 +12,9 @@ Definitions (docs/indicators.md quotes them):
 - **calls**, **tokens**: the month's charged model calls (compute jobs apart) and their prompt and
   completion tokens; **spend**: everything charged (calls and compute), CNY; **voucher_paid**: the
   part vouchers paid.
+- **voucher_programs**: each program's vouchers' money spent in the month, the organizations whose
+  vouchers of it paid, their own money spent in the month (charged less what vouchers paid), and
+  the leverage, own money per voucher yuan.
 - **compute_hours**, **accelerator_hours**: of the compute jobs that ended in the month, the hours
   each ran (from its charged start to its end), and those hours times the accelerators it asked for.
 
@@ -34,7 +37,7 @@ from dizuo.agents.tables import AgentStep
 from dizuo.billing.money import format_cny
 from dizuo.billing.reports import month_bounds
 from dizuo.billing.sheets import add_sheet
-from dizuo.billing.tables import usage_hourly
+from dizuo.billing.tables import Voucher, usage_hourly, voucher_hourly
 from dizuo.compute.jobs import PROVIDER as COMPUTE
 from dizuo.compute.tables import ComputeJob
 from dizuo.days import PLATFORM_ZONE
@@ -148,7 +151,48 @@ def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE) -> dict[st
         # Scenarios by stage, now (the lists keep no monthly snapshot yet).
         "scenarios": Scenarios(db).counts(),
         "scenario_progress": _progress(db, start, end, zone),
+        "voucher_programs": _programs(
+            db, start, end, {org_id: figures for org_id, figures in per_org.items()}
+        ),
     }
+
+
+def _programs(
+    db: Database, start: dt.datetime, end: dt.datetime, per_org: dict[str, dict[str, float]]
+) -> list[dict[str, Any]]:
+    """Each voucher program's money spent in the month and what it drew: the organizations whose
+    vouchers of it paid for something, their own money spent in the month (everything they were
+    charged, less what any voucher paid), and the leverage: own money per voucher yuan (带动比)."""
+    table = voucher_hourly.c
+    with db.session() as session:
+        paid = session.execute(
+            select(Voucher.issuer, Voucher.program, Voucher.org_id, func.sum(table.paid))
+            .join(Voucher, Voucher.id == table.voucher_id)
+            .where(table.hour >= start, table.hour < end)
+            .group_by(Voucher.issuer, Voucher.program, Voucher.org_id)
+        ).all()
+    programs: dict[tuple[str, str], dict[str, Any]] = {}
+    for issuer, program, org_id, amount in paid:
+        entry = programs.setdefault((issuer, program), {"orgs": set(), "paid": 0})
+        entry["paid"] += int(amount or 0)
+        if amount:
+            entry["orgs"].add(org_id)
+    out = []
+    for (issuer, program), entry in sorted(programs.items()):
+        own = sum(
+            int(per_org[o]["spend"] - per_org[o]["voucher_paid"]) for o in entry["orgs"] if o in per_org
+        )
+        out.append(
+            {
+                "issuer": issuer,
+                "program": program,
+                "organizations": len(entry["orgs"]),
+                "voucher_paid": format_cny(entry["paid"]),
+                "own_spent": format_cny(own),
+                "leverage": round(own / entry["paid"], 4) if entry["paid"] else None,
+            }
+        )
+    return out
 
 
 def _progress(db: Database, start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> dict[str, Any]:
@@ -223,6 +267,12 @@ WORDS: dict[str, tuple[str, str]] = {
     "compute_hours": ("算力作业时长（小时）", "Compute job hours"),
     "accelerator_hours": ("加速卡时", "Accelerator hours"),
     "scenarios": ("场景清单", "Scenarios"),
+    "voucher_programs": ("算力券", "Vouchers"),
+    "issuer": ("发放方", "Issuer"),
+    "program": ("项目", "Program"),
+    "organizations": ("用券组织", "Organizations using it"),
+    "own_spent": ("自有资金花费（元）", "Own money spent (CNY)"),
+    "leverage": ("带动比（自有/券）", "Leverage (own per voucher yuan)"),
     "stage": ("阶段或指标", "Stage or figure"),
     "count": ("数量", "Count"),
     "milestones_late": ("逾期里程碑", "Milestones late"),
@@ -287,6 +337,13 @@ def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
         [word("award_days_median"), awards["median"] if awards["median"] is not None else "—"],
         [word("award_days_mean"), awards["mean"] if awards["mean"] is not None else "—"],
     ])  # fmt: skip
+    vouchers = sheet("voucher_programs", ["issuer", "program", "organizations", "voucher_paid", "own_spent", "leverage"], [
+        [v["issuer"], v["program"], v["organizations"], Decimal(v["voucher_paid"]), Decimal(v["own_spent"]), v["leverage"] if v["leverage"] is not None else "—"]
+        for v in document["voucher_programs"]
+    ])  # fmt: skip
+    for column in (4, 5):
+        for (cell,) in vouchers.iter_rows(min_row=2, min_col=column, max_col=column):
+            cell.number_format = formats["spend"]
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
