@@ -168,3 +168,47 @@ def test_reviewers_score_in_the_console_the_office_sees_the_spread_and_the_taker
     builder.get_by_role("button", name="添加里程碑").click()
     assert "日期" in builder.get_by_test_id("scenario-problem").inner_text()
     assert "全面推广" not in builder.get_by_test_id("milestones").inner_text()
+
+
+def test_the_demand_side_submits_a_scenario_in_the_console_and_the_office_moves_it(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    demand = f"船机厂-{tag}"
+    create_org(db, demand)
+    create_member(db, f"owner-{tag}", PASSWORD, "org-developer", org=demand)
+    create_member(db, f"office-{tag}", PASSWORD, "program-office")
+    db.dispose()
+
+    owner = sign_in(browser, gateway.url, f"owner-{tag}")
+    owner.goto(f"{gateway.url}/console/scenarios")
+    owner.get_by_role("link", name="提交新的场景需求").click()
+    owner.get_by_label("场景", exact=True).fill(f"质检报告审核-{tag}")
+    owner.get_by_label("行业").select_option("C")
+    owner.get_by_label("区县").fill("江津区")
+    owner.get_by_label("场景描述").fill(LONG)
+    owner.get_by_label("预算上限（元）").fill("八十万")  # not an amount: the error, the text kept
+    owner.get_by_role("button", name="保存为草稿").click()
+    assert "budget_max" in owner.get_by_test_id("scenario-problem").inner_text()
+    assert owner.get_by_label("场景描述").input_value() == LONG
+    owner.get_by_label("预算上限（元）").fill("800000")
+    owner.get_by_role("button", name="保存为草稿").click()
+    facts = owner.get_by_test_id("scenario").inner_text()
+    assert "草稿" in facts and "800000.00" in facts
+    # The demand side submits its draft; the office's moves are not offered to it.
+    assert owner.get_by_role("button", name="改为：评审中").count() == 0
+    owner.get_by_role("button", name="改为：已提交").click()
+    assert "已提交" in owner.get_by_test_id("scenario").inner_text()
+    url = owner.url
+
+    office = sign_in(browser, gateway.url, f"office-{tag}")
+    office.goto(url)
+    for stage in ("评审中", "入选"):
+        office.get_by_role("button", name=f"改为：{stage}").click()
+        assert stage in office.get_by_test_id("scenario").inner_text()
+    office.get_by_role("button", name="改为：已发布").click()  # no list: refused, named
+    assert "2026年第一批" in office.get_by_test_id("scenario-problem").inner_text()
+    office.get_by_label("清单批次").fill("2026年第六批")
+    office.get_by_role("button", name="改为：已发布").click()
+    assert "2026年第六批" in office.get_by_test_id("scenario").inner_text()

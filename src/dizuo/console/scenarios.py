@@ -17,17 +17,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
+from dizuo.accounts import get_org
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.console.web import PREFIX, Console
+from dizuo.console.web import PREFIX, Console, redirect
 from dizuo.errors import DizuoError
 from dizuo.scenarios.applications import Applications
+from dizuo.scenarios.industries import SECTIONS
 from dizuo.scenarios.milestones import BUILDING, Milestones
 from dizuo.scenarios.notices import Notices
 from dizuo.scenarios.reviews import Reviews
-from dizuo.scenarios.service import STAGES, Scenarios
+from dizuo.scenarios.service import OFFICE_MOVES, STAGES, Scenarios
 
 __all__ = ["routes"]
+
+# What the new-scenario form sends (the scenario's fields).
+NEED_FIELDS = ("title", "industry", "district", "description", "data_available", "budget_min", "budget_max", "expected", "contact")  # fmt: skip
 
 
 def routes(console: Console) -> APIRouter:
@@ -46,8 +51,38 @@ def routes(console: Console) -> APIRouter:
         org_id = None if sees_all_orgs(signed.actor) else signed.actor.org_id
         found = await asyncio.to_thread(scenarios.listed, org_id, status or None)
         return console.render(
-            request, "scenarios.html", signed, scenarios=found, stage=status, stages=STAGES, public=False
-        )
+            request, "scenarios.html", signed, scenarios=found, stage=status, stages=STAGES, public=False,
+            may_create=creates(signed),
+        )  # fmt: skip
+
+    def creates(signed: SignedIn) -> bool:
+        """Whether the member submits scenarios of their own organization here."""
+        actor = signed.actor
+        return actor.org_id is not None and allowed(actor, "submit scenarios", org_id=actor.org_id)
+
+    def new_page(request: Request, signed: SignedIn, status: int = 200, **context: Any) -> Response:
+        return console.render(request, "scenario_new.html", signed, status, sections=SECTIONS, **context)
+
+    @router.get(f"{PREFIX}/scenarios/new")
+    async def new(request: Request, signed: Signed) -> Response:
+        """The form of a new scenario need (a draft of the member's organization)."""
+        authorize(signed.actor, "submit scenarios", org_id=signed.actor.org_id)
+        return new_page(request, signed, form={})
+
+    @router.post(f"{PREFIX}/scenarios")
+    async def create(request: Request, signed: Posted) -> Response:
+        """Create the draft; its page, or the form again with the error and what was typed."""
+        actor = signed.actor
+        authorize(actor, "submit scenarios", org_id=actor.org_id)
+        typed = {name: str(value) for name, value in (await request.form()).items() if name in NEED_FIELDS}
+        document = {name: value for name, value in typed.items() if value != "" or name in ("title", "industry", "district", "description")}  # fmt: skip
+        try:
+            made = await asyncio.to_thread(scenarios.create, actor.org_id or "", document, actor.username)
+        except DizuoError as exc:
+            return new_page(
+                request, signed, 400, form=typed, problem=exc.message(console.words(request).lang)
+            )
+        return redirect(f"{PREFIX}/scenarios/{made['id']}")
 
     @router.get(f"{PREFIX}/notices")
     async def notices(request: Request, signed: Signed) -> Response:
@@ -100,6 +135,14 @@ def routes(console: Console) -> APIRouter:
             reviews=scored,
             may_review=shown["status"] == "under_review" and allowed(actor, "review scenarios"),
             milestones=planned,
+            moves=[
+                to
+                for to in shown["moves_allowed"]
+                if office
+                or (
+                    own and to not in OFFICE_MOVES and allowed(actor, "submit scenarios", org_id=actor.org_id)
+                )
+            ],
             may_keep_milestones=shown["status"] in BUILDING
             and (office or (taker and allowed(actor, "apply for scenarios", org_id=actor.org_id))),
             may_apply=not own
@@ -131,6 +174,32 @@ def routes(console: Console) -> APIRouter:
         return await console.acted(
             request, functools.partial(act, *args), refused, f"{PREFIX}/scenarios/{scenario_id}"
         )
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/moves")
+    async def move(
+        request: Request,
+        signed: Posted,
+        scenario_id: str,
+        to: Annotated[str, Form()] = "",
+        reason: Annotated[str, Form()] = "",
+        list_name: Annotated[str, Form(alias="list")] = "",
+        taker: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Move the scenario: the office every move; the demand side's members submit their draft or
+        take it back."""
+        actor = signed.actor
+        office = allowed(actor, "run scenario lists")
+        if not office:
+            authorize(actor, "submit scenarios", org_id=actor.org_id)
+
+        def moved() -> object:
+            taker_id = get_org(console.db, taker.strip()).id if taker.strip() else None
+            return scenarios.move(
+                scenario_id, to, actor.username, org_id=None if office else actor.org_id, office=office,
+                reason=reason, list_name=list_name or None, taker_org_id=taker_id,
+            )  # fmt: skip
+
+        return await acted(request, signed, scenario_id, moved, move_reason=reason)
 
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/review")
     async def review(request: Request, signed: Posted, scenario_id: str) -> Response:
