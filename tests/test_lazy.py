@@ -16,18 +16,22 @@ print(heavy.answer(), module("heavy").answer is heavy.answer, module("sys") is s
 """
 
 
-def test_a_lazy_module_is_imported_by_its_first_use_once_and_shared(tmp_path: Path) -> None:
-    (tmp_path / "heavy.py").write_text(
-        'print("imported")\n\ndef answer():\n    return 42\n', encoding="utf-8"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", CHECK],
+def run(tmp_path: Path, heavy: str, script: str) -> list[str]:
+    """The lines *script* prints in a fresh interpreter that finds the module ``heavy`` (*heavy*)."""
+    (tmp_path / "heavy.py").write_text(heavy, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", script],
         capture_output=True,
         text=True,
         check=True,
         env={"PYTHONPATH": str(tmp_path)},
-    ).stdout
-    assert out.split("\n") == ["named", "imported", "42 True True", ""]
+    )
+    return done.stdout.split("\n")
+
+
+def test_a_lazy_module_is_imported_by_its_first_use_once_and_shared(tmp_path: Path) -> None:
+    lines = run(tmp_path, 'print("imported")\n\ndef answer():\n    return 42\n', CHECK)
+    assert lines == ["named", "imported", "42 True True", ""]
 
 
 def test_a_module_that_does_not_exist_is_an_import_error() -> None:
@@ -63,14 +67,5 @@ print(len(seen), set(seen), answer is heavy.answer)
 
 def test_threads_that_read_it_first_at_once_get_one_whole_module(tmp_path: Path) -> None:
     # A module that takes a while to initialise: a thread that saw it half-made would fail.
-    (tmp_path / "heavy.py").write_text(
-        'import time\nprint("imported")\ntime.sleep(0.2)\n\ndef answer():\n    return 42\n', encoding="utf-8"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", THREADS],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={"PYTHONPATH": str(tmp_path)},
-    ).stdout
-    assert out.split("\n") == ["imported", "16 {42} True", ""]
+    slow = 'import time\nprint("imported")\ntime.sleep(0.2)\n\ndef answer():\n    return 42\n'
+    assert run(tmp_path, slow, THREADS) == ["imported", "16 {42} True", ""]
