@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
+from dizuo.admin.scenarios import platform_grades
 from dizuo.agents.loop import Runner
 from dizuo.agents.service import Agents
 from dizuo.batches.files import Files, LocalDiskStore
@@ -59,6 +60,7 @@ from dizuo.routing.catalog import Catalog
 from dizuo.routing.health import Health
 from dizuo.sandbox.service import Sandbox
 from dizuo.sandbox.store import QueryLimits
+from dizuo.scenarios.suppliers import Suppliers
 from dizuo.settings import Settings
 from dizuo.store import Database
 
@@ -339,6 +341,7 @@ def create_app(settings: Settings) -> Platform:
         batches=batches,
         agents=agents,
         sandbox=sandbox,
+        suppliers=Suppliers(db, platform_grades(db, evals)),
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

@@ -212,3 +212,47 @@ def test_the_demand_side_submits_a_scenario_in_the_console_and_the_office_moves_
     office.get_by_label("清单批次").fill("2026年第六批")
     office.get_by_role("button", name="改为：已发布").click()
     assert "2026年第六批" in office.get_by_test_id("scenario").inner_text()
+
+
+def test_members_read_the_supply_catalog_and_the_suppliers_that_fit_a_scenario(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    from sqlalchemy import delete
+
+    from dizuo.scenarios.suppliers import Suppliers
+    from dizuo.scenarios.tables import Supplier
+
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    demand_id = create_org(db, f"船机厂-{tag}").id
+    vision, farm = (create_org(db, f"{n}-{tag}") for n in ("视觉公司", "农业公司"))
+    catalog = Suppliers(db)
+    catalog.put(vision.id, {"name": f"工业视觉检测-{tag}", "summary": "质检报告智能审核与零部件表面缺陷视觉检测。", "industries": ["C"], "regions": ["江津区"], "cases": [{"title": "船机零件质检", "industry": "C", "year": 2025}], "certifications": ["ISO 9001"]}, "t")  # fmt: skip
+    catalog.put(farm.id, {"name": f"智慧农业-{tag}", "summary": "大棚环境监测与病虫害识别。", "industries": ["A"], "regions": ["涪陵区"]}, "t")  # fmt: skip
+    scenarios = Scenarios(db)
+    made = scenarios.create(demand_id, {"title": f"质检报告审核-{tag}", "industry": "C", "district": "江津区", "description": LONG}, "t")  # fmt: skip
+    scenarios.move(made["id"], "submitted", "t", org_id=demand_id)
+    for to, extra in (("under_review", {}), ("selected", {}), ("published", {"list_name": "2026年第一批"})):  # fmt: skip
+        scenarios.move(made["id"], to, "office", office=True, **extra)
+    create_member(db, f"owner-{tag}", PASSWORD, "org-admin", org=f"船机厂-{tag}")
+    db.dispose()
+
+    try:
+        owner = sign_in(browser, gateway.url, f"owner-{tag}")
+        owner.get_by_role("link", name="供给能力目录").click()
+        listed = owner.get_by_test_id("suppliers")
+        assert "ISO 9001" in listed.locator(f'tr[data-supplier="视觉公司-{tag}"]').inner_text()
+        assert "A 农、林、牧、渔业" in listed.locator(f'tr[data-supplier="农业公司-{tag}"]').inner_text()
+        owner.goto(f"{gateway.url}/console/scenarios/{made['id']}")
+        owner.get_by_test_id("matches-link").click()
+        rows = owner.get_by_test_id("matches").locator("tbody tr")
+        assert rows.first.get_attribute("data-match") == f"视觉公司-{tag}"
+        assert "同行业案例 1 个" in rows.first.inner_text()
+        # Another industry and district: not a match.
+        assert f"农业公司-{tag}" not in owner.get_by_test_id("matches").inner_text()
+    finally:
+        # The catalog is the shared platform's: the matching tests' rankings must not see these two.
+        db = Database(gateway.settings.resolved_database_url)
+        with db.session() as session:
+            session.execute(delete(Supplier).where(Supplier.org_id.in_([vision.id, farm.id])))
+        db.dispose()

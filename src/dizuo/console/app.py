@@ -50,6 +50,7 @@ from dizuo.errors import DizuoError
 from dizuo.evalbench.service import EvalService
 from dizuo.kb.service import KnowledgeBases
 from dizuo.sandbox.service import Sandbox
+from dizuo.scenarios.suppliers import Suppliers
 from dizuo.store import Database
 
 __all__ = ["create_console_app"]
@@ -81,6 +82,7 @@ def create_console_app(
     batches: Batches | None = None,
     agents: Agents | None = None,
     sandbox: Sandbox | None = None,
+    suppliers: Suppliers | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -104,8 +106,9 @@ def create_console_app(
         return RedirectResponse(f"{PREFIX}/", status_code=308)
 
     app.include_router(signin.routes(console, secure_cookies=secure_cookies))
-    for module in (overview, orgs, money, usage, ops, account, audit, indicators, scenarios):
+    for module in (overview, orgs, money, usage, ops, account, audit, indicators):
         app.include_router(module.routes(console))
+    app.include_router(scenarios.routes(console, suppliers))
     if evals is not None:
         app.include_router(bench.routes(console, evals))
     if kbs is not None:

@@ -28,6 +28,7 @@ from dizuo.scenarios.milestones import BUILDING, Milestones
 from dizuo.scenarios.notices import Notices
 from dizuo.scenarios.reviews import Reviews
 from dizuo.scenarios.service import OFFICE_MOVES, STAGES, Scenarios
+from dizuo.scenarios.suppliers import Suppliers
 
 __all__ = ["routes"]
 
@@ -35,8 +36,10 @@ __all__ = ["routes"]
 NEED_FIELDS = ("title", "industry", "district", "description", "data_available", "budget_min", "budget_max", "expected", "contact")  # fmt: skip
 
 
-def routes(console: Console) -> APIRouter:
+def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
+    """The scenario pages; *suppliers* is the supply catalog with the platform's grades."""
     router = APIRouter()
+    catalog = suppliers or Suppliers(console.db)
     Signed = Annotated[SignedIn, Depends(console.signed_in)]
     Posted = Annotated[SignedIn, Depends(console.posted)]
     scenarios = Scenarios(console.db)
@@ -83,6 +86,27 @@ def routes(console: Console) -> APIRouter:
                 request, signed, 400, form=typed, problem=exc.message(console.words(request).lang)
             )
         return redirect(f"{PREFIX}/scenarios/{made['id']}")
+
+    @router.get(f"{PREFIX}/suppliers")
+    async def supply(request: Request, signed: Signed) -> Response:
+        """The supply catalog (供给能力目录): each supplier's capability, industries, regions, cases,
+        certifications, and the platform models and agents it offers with their bench grades."""
+        authorize(signed.actor, "read scenarios")
+        entries = await asyncio.to_thread(catalog.listed)
+        return console.render(request, "suppliers.html", signed, entries=entries)
+
+    @router.get(f"{PREFIX}/scenarios/{{scenario_id}}/matches")
+    async def matches(request: Request, signed: Signed, scenario_id: str) -> Response:
+        """The suppliers that fit a scenario the member may see, best first, each with why."""
+        actor = signed.actor
+        authorize(actor, "read scenarios")
+        org_id = None if sees_all_orgs(actor) else actor.org_id
+
+        def found() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            return scenarios.show(scenario_id, org_id), catalog.for_scenario(scenario_id, 10)
+
+        shown, ranked = await asyncio.to_thread(found)
+        return console.render(request, "matches.html", signed, s=shown, matches=ranked)
 
     @router.get(f"{PREFIX}/notices")
     async def notices(request: Request, signed: Signed) -> Response:

@@ -209,6 +209,7 @@ def navigation(signed: SignedIn, path: str) -> list[dict[str, Any]]:
     items.append(("nav.guard", f"{PREFIX}/guard", allowed(actor, "read guard events", org_id=own)))
     items.append(("nav.evals", f"{PREFIX}/evals", allowed(actor, "read evaluations")))
     items.append(("nav.scenarios", f"{PREFIX}/scenarios", allowed(actor, "read scenarios", org_id=own)))
+    items.append(("nav.suppliers", f"{PREFIX}/suppliers", allowed(actor, "read scenarios", org_id=own)))
     items.append(("nav.notices", f"{PREFIX}/notices", allowed(actor, "read scenarios", org_id=own)))
     items.append(("nav.sandbox", f"{PREFIX}/sandbox", allowed(actor, "read the sandbox catalog")))
     items.append(("nav.indicators", f"{PREFIX}/indicators", allowed(actor, "read indicators")))
