@@ -448,7 +448,7 @@ def create_admin_app(
     if agents is not None:
         app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
     suppliers = Suppliers(db, platform_grades(db, evals))
-    app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db, suppliers))
+    app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db, suppliers, zone))
     if sandbox is not None:
         app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db))
     app.include_router(member_routes(PREFIX, db, actor))

@@ -9,6 +9,7 @@ No ``from __future__ import annotations``: FastAPI reads the route annotations a
 
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends
 from sqlalchemy import select
@@ -18,10 +19,11 @@ from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.admin.schemas import ApplicationIn, DecisionIn, MilestoneDoneIn, MilestoneIn, MoveIn, ScenarioIn
 from dizuo.agents.tables import Agent, AgentVersion
+from dizuo.days import PLATFORM_ZONE
 from dizuo.evalbench.service import EvalService
-from dizuo.scenarios.applications import Applications
-from dizuo.scenarios.milestones import Milestones
-from dizuo.scenarios.reviews import ReviewIn, Reviews, RubricIn
+from dizuo.scenarios.applications import Applications, deciding
+from dizuo.scenarios.milestones import Milestones, keeping
+from dizuo.scenarios.reviews import ReviewIn, Reviews, RubricIn, reading
 from dizuo.scenarios.service import OFFICE_MOVES, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 
@@ -56,12 +58,13 @@ def scenario_routes(
     may: Callable[..., None],
     db: Any,
     suppliers: Suppliers | None = None,
+    zone: ZoneInfo = PLATFORM_ZONE,
 ) -> APIRouter:
     router = APIRouter()
     catalog = suppliers or Suppliers(db)
     applications = Applications(db, scenarios)
     reviews = Reviews(db)
-    milestones = Milestones(db)
+    milestones = Milestones(db, zone)
     Caller = Annotated[Actor, Depends(actor)]
 
     def seen_by(who: Actor) -> str | None:
@@ -143,23 +146,13 @@ def scenario_routes(
     def list_reviews(scenario_id: str, who: Caller) -> dict[str, Any]:
         """The reviews: every one and their ``spread`` (each criterion's and the total's count, mean,
         min, max and standard deviation) for the office and auditors; a reviewer's own only."""
-        if allowed(who, "read scenario reviews"):
-            return reviews.listed(scenario_id, None)
-        may(who, "review scenarios")
-        return reviews.listed(scenario_id, who.username)
-
-    def building(who: Actor) -> str | None:
-        """Who keeps milestones: the office (None), or the member's organization (the taker's)."""
-        if allowed(who, "run scenario lists"):
-            return None
-        may(who, "apply for scenarios")
-        return who.org_id
+        return reviews.listed(scenario_id, reading(who))
 
     @router.post(f"{prefix}/scenarios/{{scenario_id}}/milestones", status_code=201)
     def add_milestone(scenario_id: str, body: MilestoneIn, who: Caller) -> dict[str, Any]:
         """A milestone of a taken scenario: ``title`` due on ``due`` (YYYY-MM-DD), by the office or
         the taker's members; 409 ``scenario_not_in_construction`` before taking or after acceptance."""
-        return milestones.add(scenario_id, body.title, body.due, who.username, building(who))
+        return milestones.add(scenario_id, body.title, body.due, who.username, keeping(who))
 
     @router.post(f"{prefix}/scenarios/{{scenario_id}}/milestones/{{milestone_id}}/done")
     def milestone_done(
@@ -167,7 +160,7 @@ def scenario_routes(
     ) -> dict[str, Any]:
         """Record a milestone done with its ``evidence`` (and ``done_on``, today by default)."""
         return milestones.done(
-            scenario_id, milestone_id, body.evidence, who.username, building(who), body.done_on
+            scenario_id, milestone_id, body.evidence, who.username, keeping(who), body.done_on
         )
 
     @router.get(f"{prefix}/scenarios/{{scenario_id}}/milestones")
@@ -192,13 +185,6 @@ def scenario_routes(
         office and auditors; an applicant's own only."""
         may(who, "read scenario applications")
         return applications.listed(scenario_id, seen_by(who))
-
-    def deciding(who: Actor) -> str | None:
-        """Whose decision: the demand side's (its members), or the office's (None)."""
-        if allowed(who, "run scenario lists"):
-            return None
-        may(who, "award scenarios")
-        return who.org_id or ""
 
     @router.post(f"{prefix}/scenarios/{{scenario_id}}/applications/{{application_id}}/shortlist")
     def shortlist_application(scenario_id: str, application_id: str, who: Caller) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import yaml
 
-from dizuo.cli.common import database, fail, reported
+from dizuo.cli.common import database, fail, platform_zone, reported
 from dizuo.cli.remote import print_json
 
 __all__ = ["scenario", "supplier"]
@@ -196,7 +196,7 @@ def reviews_command(scenario_id: str, as_json: bool) -> None:
 def _milestones(db: Any) -> Any:
     from dizuo.scenarios.milestones import Milestones
 
-    return Milestones(db)
+    return Milestones(db, platform_zone())
 
 
 def _milestone_line(view: dict[str, Any]) -> str:

@@ -21,12 +21,12 @@ from dizuo.accounts import get_org
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.console.web import PREFIX, Console, redirect
-from dizuo.errors import DizuoError
-from dizuo.scenarios.applications import Applications
+from dizuo.errors import DizuoError, PermissionDenied
+from dizuo.scenarios.applications import Applications, deciding
 from dizuo.scenarios.industries import SECTIONS
-from dizuo.scenarios.milestones import BUILDING, Milestones
+from dizuo.scenarios.milestones import BUILDING, Milestones, keeping
 from dizuo.scenarios.notices import Notices
-from dizuo.scenarios.reviews import Reviews
+from dizuo.scenarios.reviews import Reviews, reading
 from dizuo.scenarios.service import OFFICE_MOVES, STAGES, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 
@@ -45,7 +45,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
     scenarios = Scenarios(console.db)
     applications = Applications(console.db, scenarios)
     reviews = Reviews(console.db)
-    milestones = Milestones(console.db)
+    milestones = Milestones(console.db, console.zone)
     told = Notices(console.db)
 
     @router.get(f"{PREFIX}/scenarios")
@@ -112,8 +112,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
     async def notices(request: Request, signed: Signed) -> Response:
         """The member's notices of the scenario lists, newest first; opening them marks them seen."""
         authorize(signed.actor, "read scenarios")
-        found = await asyncio.to_thread(told.listed, signed.actor)
-        await asyncio.to_thread(told.seen, signed.actor)
+        found = await asyncio.to_thread(told.read, signed.actor)
         for notice in found:  # the platform's time, to the minute
             moment = dt.datetime.fromisoformat(notice["created_at"]).astimezone(console.zone)
             notice["when"] = moment.strftime("%Y-%m-%d %H:%M")
@@ -136,11 +135,11 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         shown = scenarios.show(scenario_id, org_id)
         own = actor.org_id is not None and shown["organization"] == signed.org_name
         office = allowed(actor, "run scenario lists")
-        scored = None
-        if allowed(actor, "read scenario reviews"):
-            scored = reviews.listed(scenario_id, None)
-        elif allowed(actor, "review scenarios"):
-            scored = reviews.listed(scenario_id, actor.username)
+        sees_applications = allowed(actor, "read scenario applications")
+        try:
+            scored = reviews.listed(scenario_id, reading(actor))
+        except PermissionDenied:  # neither the office, an auditor nor a reviewer: no reviews shown
+            scored = None
         try:
             planned = milestones.listed(scenario_id, org_id) if shown["taker"] else None
         except DizuoError:  # neither the demand side nor the taker: not theirs to read
@@ -152,10 +151,8 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
             signed,
             status,
             s=shown,
-            show_applications=allowed(actor, "read scenario applications"),
-            applications=applications.listed(scenario_id, org_id)
-            if allowed(actor, "read scenario applications")
-            else [],
+            show_applications=sees_applications,
+            applications=applications.listed(scenario_id, org_id) if sees_applications else [],
             reviews=scored,
             may_review=shown["status"] == "under_review" and allowed(actor, "review scenarios"),
             milestones=planned,
@@ -174,20 +171,13 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
             and actor.org_id is not None
             and allowed(actor, "apply for scenarios", org_id=actor.org_id),
             may_decide=shown["status"] == "published"
-            and (allowed(actor, "run scenario lists") or (own and allowed(actor, "award scenarios"))),
+            and (office or (own and allowed(actor, "award scenarios"))),
             **context,
         )
 
     @router.get(f"{PREFIX}/scenarios/{{scenario_id}}")
     async def show(request: Request, signed: Signed, scenario_id: str) -> Response:
         return await asyncio.to_thread(page, request, signed, scenario_id)
-
-    def deciding(signed: SignedIn) -> str | None:
-        actor = signed.actor
-        if allowed(actor, "run scenario lists"):
-            return None
-        authorize(actor, "award scenarios")
-        return actor.org_id or ""
 
     async def acted(request: Request, signed: SignedIn, scenario_id: str, act: Any, *args: Any, **typed: Any) -> Response:  # fmt: skip
         """Do *act*; back to the scenario's page, or the page with the error (and what was typed)."""
@@ -241,14 +231,6 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         document = {"scores": scores, "comment": comment}
         return await acted(request, signed, scenario_id, reviews.score, scenario_id, signed.actor.username, document, comment=comment)  # fmt: skip
 
-    def keeping(signed: SignedIn) -> str | None:
-        """Who keeps milestones: the office (None), or the member's organization (the taker's)."""
-        actor = signed.actor
-        if allowed(actor, "run scenario lists"):
-            return None
-        authorize(actor, "apply for scenarios", org_id=actor.org_id)
-        return actor.org_id or ""
-
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/milestones")
     async def add_milestone(
         request: Request,
@@ -257,7 +239,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         title: Annotated[str, Form()] = "",
         due: Annotated[str, Form()] = "",
     ) -> Response:
-        who = keeping(signed)
+        who = keeping(signed.actor)
         return await acted(request, signed, scenario_id, milestones.add, scenario_id, title, due, signed.actor.username, who, milestone_title=title, milestone_due=due)  # fmt: skip
 
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/milestones/{{milestone_id}}/done")
@@ -268,7 +250,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         milestone_id: str,
         evidence: Annotated[str, Form()] = "",
     ) -> Response:
-        who = keeping(signed)
+        who = keeping(signed.actor)
         return await acted(request, signed, scenario_id, milestones.done, scenario_id, milestone_id, evidence, signed.actor.username, who)  # fmt: skip
 
     @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/applications")
@@ -289,7 +271,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         decision: str,
         reason: Annotated[str, Form()] = "",
     ) -> Response:
-        who = deciding(signed)
+        who = deciding(signed.actor)
         if decision == "award":
             return await acted(request, signed, scenario_id, applications.award, scenario_id, application_id, who, signed.actor.username, reason)  # fmt: skip
         if decision == "shortlist":

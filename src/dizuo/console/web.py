@@ -18,6 +18,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from dizuo.accounts import get_org
+from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn, find_session
 from dizuo.console.i18n import LANGS, Lang, Words
@@ -112,8 +113,11 @@ class Console:
         actor = signed.actor if signed is not None else None
         for name, empty in (("errors", {}), ("form", {}), ("done", None), ("failed", None)):
             context.setdefault(name, empty)
-        if actor is not None and "unread_notices" not in context and allowed(actor, "read scenarios"):
-            context["unread_notices"] = Notices(self.db).unread(actor)  # shown beside 通知 in the menu
+        if actor is not None and "unread_notices" not in context:
+            # Shown beside 通知 in the menu: counted by signed_in in a worker thread for a page; a form
+            # answered with its error (rendered in a worker thread too) counts here.
+            unread = getattr(request.state, "unread_notices", None)
+            context["unread_notices"] = self._unread(actor) if unread is None else unread
         html = self.templates.get_template(template).render(
             request=request,
             words=words,
@@ -137,7 +141,12 @@ class Console:
         if found is None:
             raise SignInRequired()
         request.state.signed = found
+        if request.method == "GET":  # a page: its menu counts the unread notices (off the event loop)
+            request.state.unread_notices = self._unread(found.actor)
         return found
+
+    def _unread(self, actor: Actor) -> int:
+        return Notices(self.db).unread(actor) if allowed(actor, "read scenarios") else 0
 
     def posted(
         self,

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # Opens one attempt: (deployment, its copy of the body, the gate: done once the attempt's hold is in
-# place; nothing may reach the upstream as a request before).
+# place, nothing may reach the upstream as a request before; None when the hold is in place already).
 Opener = Callable[[Deployment, dict[str, Any], Awaitable[None] | None], AsyncGenerator[Reply, None]]
 Reserve = Callable[[Deployment], Awaitable[Hold]]
 Release = Callable[[Hold], Awaitable[None]]
@@ -128,27 +128,31 @@ async def first_reply(
             continue
         # Providers rewrite the body (model name, stream options): each attempt gets its own copy.
         call_body = dict(body) if copy_body else body
-        opening: Awaitable[Reply]
+        # With *overlap*, the attempt starts while its hold is asked for (building the upstream request
+        # is hidden in that wait); the provider sends the request's body only once the hold is in
+        # place (the gate). A hold taken in this process has no round trip to hide: the attempt
+        # starts once it is held.
+        gate: asyncio.Future[None] | None = None
+        early: asyncio.Future[Reply] | None = None
         if overlap:
-            # The attempt starts while its hold is asked for (building the upstream request is hidden
-            # in that wait); the provider sends the request's body only once the hold is in place.
-            gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            gate = asyncio.get_running_loop().create_future()
             replies = open_call(dep, call_body, gate)
-            opening = asyncio.ensure_future(anext(replies))
+            early = asyncio.ensure_future(anext(replies))
         try:
             hold = await reserve(dep)
         except BaseException:
-            if overlap:
-                opening.cancel()  # type: ignore[attr-defined]  # the upstream sees its connection close
+            if early is not None:
+                early.cancel()  # the upstream sees its connection close, never a whole request
                 with contextlib.suppress(BaseException):
-                    await opening
+                    await early
                 await replies.aclose()
             await asyncio.shield(capacity.give_back(permit, 0))
             raise
-        if overlap:
+        opening: Awaitable[Reply]
+        if gate is not None and early is not None:
             gate.set_result(None)
+            opening = early
         else:
-            # A hold taken in this process has no round trip to hide: the request goes once it is held.
             replies = open_call(dep, call_body, None)
             opening = anext(replies)
         started = time.perf_counter()

@@ -151,9 +151,7 @@ def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE) -> dict[st
         # Scenarios by stage, now (the lists keep no monthly snapshot yet).
         "scenarios": Scenarios(db).counts(),
         "scenario_progress": _progress(db, start, end, zone),
-        "voucher_programs": _programs(
-            db, start, end, {org_id: figures for org_id, figures in per_org.items()}
-        ),
+        "voucher_programs": _programs(db, start, end, per_org),
     }
 
 

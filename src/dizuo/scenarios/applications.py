@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from dizuo.accounts.members import Actor
+from dizuo.accounts.permissions import allowed, authorize
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.scenarios.notices import notify
@@ -22,7 +24,7 @@ from dizuo.scenarios.tables import Scenario, ScenarioApplication
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 
-__all__ = ["ApplicationNotFound", "Applications", "NotOpen"]
+__all__ = ["ApplicationNotFound", "Applications", "NotOpen", "deciding"]
 
 OPEN = ("applied", "shortlisted")  # what the demand side may still decide on
 # Stages where a scenario is public: suppliers see it, and what they applied for stays theirs to see.
@@ -41,6 +43,15 @@ class NotOpen(DizuoError):
     status = 409
     type = "invalid_request_error"
     default_code = "scenario_not_open"
+
+
+def deciding(actor: Actor) -> str | None:
+    """Whose decision *actor* makes on applications: the office's (None), or its organization's as the
+    demand side; 403 for anyone else."""
+    if allowed(actor, "run scenario lists"):
+        return None
+    authorize(actor, "award scenarios")
+    return actor.org_id or ""
 
 
 class Applications:

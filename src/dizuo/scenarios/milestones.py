@@ -14,9 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from dizuo.accounts.members import Actor
+from dizuo.accounts.permissions import allowed, authorize
 from dizuo.days import PLATFORM_ZONE
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.scenarios.notices import notify
@@ -25,7 +28,7 @@ from dizuo.scenarios.tables import Scenario, ScenarioMilestone
 from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 
-__all__ = ["BUILDING", "MilestoneNotFound", "Milestones", "NotInConstruction", "late_open"]
+__all__ = ["BUILDING", "MilestoneNotFound", "Milestones", "NotInConstruction", "keeping", "late_open"]
 
 BUILDING = ("taken", "in_construction")  # the stages whose milestones are planned and done
 
@@ -44,6 +47,15 @@ class NotInConstruction(DizuoError):
     default_code = "scenario_not_in_construction"
 
 
+def keeping(actor: Actor) -> str | None:
+    """Who *actor* keeps milestones as: the office (None), or its organization (the taker's, which
+    :class:`Milestones` checks); 403 for anyone else."""
+    if allowed(actor, "run scenario lists"):
+        return None
+    authorize(actor, "apply for scenarios", org_id=actor.org_id)
+    return actor.org_id or ""
+
+
 def _bad(field: str, zh: str, en: str) -> InvalidRequest:
     return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
 
@@ -55,10 +67,6 @@ def _day(field: str, value: str | dt.date) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError:
         raise _bad(field, "须是日期，如 2027-03-31", "must be a date, such as 2027-03-31") from None
-
-
-def today() -> dt.date:
-    return dt.datetime.now(PLATFORM_ZONE).date()
 
 
 def _state(row: ScenarioMilestone, on: dt.date) -> str:
@@ -93,10 +101,15 @@ def late_open(session: Any, on: dt.date) -> int:
 
 
 class Milestones:
-    """The milestones of the platform's taken scenarios."""
+    """The milestones of the platform's taken scenarios; days are those of *zone*, the platform's
+    time zone (``DIZUO_TIMEZONE``)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, zone: ZoneInfo = PLATFORM_ZONE) -> None:
         self.db = db
+        self.zone = zone
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(self.zone).date()
 
     def _building(self, session: Any, scenario_id: str, org_id: str | None) -> Scenario:
         """The scenario, for the office (*org_id* None) or its taker's members; 409 unless it is
@@ -124,7 +137,7 @@ class Milestones:
             session.add(row)
             session.flush()
             append(session, "scenario.milestone", scenario.id, actor=actor, org_id=scenario.org_id, detail={"id": row.id, "title": title, "due": day.isoformat()})  # fmt: skip
-            return _view(row, today())
+            return _view(row, self.today())
 
     def done(
         self,
@@ -140,7 +153,7 @@ class Milestones:
         evidence = evidence.strip()
         if not 2 <= len(evidence) <= 5000:
             raise _bad("evidence", "须写明完成的依据（2 至 5000 个字符）", "say what shows it done (2 to 5,000 characters)")  # fmt: skip
-        on = today()
+        on = self.today()
         day = on if done_on is None else _day("done_on", done_on)
         if day > on:
             raise _bad("done_on", "不能是将来的日期", "cannot be a day to come")
@@ -172,5 +185,5 @@ class Milestones:
                 .where(ScenarioMilestone.scenario_id == scenario_id)
                 .order_by(ScenarioMilestone.due, ScenarioMilestone.created_at)
             ).all()
-            on = today()
+            on = self.today()
             return [_view(row, on) for row in rows]

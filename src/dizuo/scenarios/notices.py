@@ -83,6 +83,12 @@ class Notices:
                 for row in rows
             ]
 
+    def read(self, actor: Actor) -> list[dict[str, Any]]:
+        """:meth:`listed`, then every notice is seen: what the notices page shows."""
+        found = self.listed(actor)
+        self.seen(actor)
+        return found
+
     def unread(self, actor: Actor) -> int:
         """How many of *actor*'s notices are newer than their last visit to the notices page."""
         condition = _for(actor)

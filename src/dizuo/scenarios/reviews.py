@@ -22,6 +22,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete, select
 
+from dizuo.accounts.members import Actor
+from dizuo.accounts.permissions import allowed, authorize
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, ScenarioReview, ScenarioRubric
@@ -29,7 +31,7 @@ from dizuo.store import Database, iso, utcnow
 from dizuo.store.audit import append
 from dizuo.validate import validated
 
-__all__ = ["DEFAULT_RUBRIC", "NotInReview", "ReviewIn", "Reviews", "RubricIn"]
+__all__ = ["DEFAULT_RUBRIC", "NotInReview", "ReviewIn", "Reviews", "RubricIn", "reading"]
 
 # The rubric until the office sets its own: (key, 中文, English, weight).
 DEFAULT_RUBRIC: tuple[tuple[str, str, str, int], ...] = (
@@ -71,6 +73,15 @@ class ReviewIn(BaseModel):
 
     scores: dict[str, float] = Field(description="Each criterion's key and its score, 0 to 10.")
     comment: str = Field("", max_length=5000)
+
+
+def reading(actor: Actor) -> str | None:
+    """Whose reviews *actor* reads: every one (None) for the office and auditors, their own (their
+    username) for a reviewer; 403 for anyone else."""
+    if allowed(actor, "read scenario reviews"):
+        return None
+    authorize(actor, "review scenarios")
+    return actor.username
 
 
 def _bad(field: str, zh: str, en: str) -> InvalidRequest:
