@@ -39,6 +39,7 @@ def reset_database(url: str) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("DROP SCHEMA IF EXISTS dizuo_sandbox CASCADE"))  # the data sandbox's rows
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
 

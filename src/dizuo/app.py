@@ -224,13 +224,14 @@ def create_app(settings: Settings) -> Platform:
     evals = EvalService(db, settings.data_dir, label=report_labels(labels))
     pool_catalog = PoolCatalog(db, config.pools)  # the file's pools and those added at run time
     agents = Agents(db, lambda: [a for a in gateway.router.aliases() if gateway.router.mode(a) == "chat"])
-    # The data sandbox: each dataset a DuckDB file under the data directory.
+    # The data sandbox: datasets in DuckDB files under the data directory, or in PostgreSQL.
     sandbox = Sandbox.at(
         db,
         settings.data_dir,
         QueryLimits(
             settings.sandbox_query_seconds, settings.sandbox_memory_mb, max_rows=settings.sandbox_max_rows
         ),
+        settings.sandbox_store,
     )
     admin = create_admin_app(
         db,

@@ -151,6 +151,11 @@ class Settings(BaseSettings):
         le=86400,
         description="Seconds an agent's MCP connection (a stdio server's process) is kept unused before it is closed.",
     )
+    sandbox_store: Literal["auto", "duckdb", "postgres"] = Field(
+        "auto",
+        description="Where the data sandbox keeps datasets' rows: DuckDB files under the data directory, or a "
+        "schema of the platform's PostgreSQL (auto: PostgreSQL where the database is).",
+    )
     sandbox_query_seconds: float = Field(
         10.0, gt=0, le=3600, description="Seconds one data-sandbox query may run; then it is stopped (400)."
     )

@@ -97,6 +97,8 @@ async def test_core_data_and_undeclared_id_numbers_are_refused_and_nothing_is_st
     owner = platform.org()
     admin = member(platform, "org-admin", owner)
     name = f"居民_{uuid.uuid4().hex[:6]}"
+    store = cast(Sandbox, platform.platform.knowledge.state.sandbox).store
+    stored = store.files()
     status, body = await add(
         platform, admin, residents.path, name=name, owner=owner.name, classification="core"
     )
@@ -115,7 +117,7 @@ async def test_core_data_and_undeclared_id_numbers_are_refused_and_nothing_is_st
     assert "手机号" in body["error"]["message"] and "mobile numbers" in body["error"]["message"]
     listed = (await platform.http().get("/admin/v1/sandbox/datasets", headers=admin)).json()
     assert name not in [d["name"] for d in listed]
-    assert not list((tmp_path / "sandbox").glob("*.duckdb"))
+    assert store.files() == stored  # no rows kept of either
 
 
 async def test_csv_in_gb18030_xlsx_and_parquet_load_alike(gateway_app: GatewayApp, tmp_path: Path) -> None:
@@ -171,7 +173,9 @@ async def test_a_new_load_must_match_the_registered_columns_or_nothing_changes(
     again = sandbox.add_dataset(owner.id, {"name": name, "classification": "general"}, small_file(tmp_path, more, "c.csv"), "c.csv", "数据局")  # fmt: skip
     assert again["version"] == 2 and again["rows"] == 35
     assert sandbox.query(name, f"SELECT count(*) FROM {name}", Grantee(owner.id, "数据局"))["rows"] == [[35]]
-    assert len(list((tmp_path / "sandbox").glob(f"{again['id']}-*.duckdb"))) == 1  # the old file is gone
+    assert [f for f in sandbox.store.files() if f.startswith(again["id"])] == [
+        f"{again['id']}-v2" + (".duckdb" if sandbox.db.is_sqlite else "")
+    ]  # the old rows are gone
 
 
 async def test_requests_grants_and_the_log_through_the_admin_api(

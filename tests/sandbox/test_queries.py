@@ -298,6 +298,23 @@ async def test_a_query_past_its_time_limit_is_stopped_and_costs_nothing(world: B
     assert w.sandbox.show_grant(w.grant["id"])["queries_used"] == 0
 
 
+async def test_a_query_that_fails_as_it_runs_is_a_clear_400_recorded_and_not_charged(
+    world: Build, residents: Residents
+) -> None:
+    w = await world()
+    status, body = await w.query(
+        f"SELECT 区县, count(*) FROM {w.dataset} WHERE CAST(区县 AS INTEGER) > 1 GROUP BY 区县"
+    )
+    assert status == 400 and body["error"]["code"] == "sandbox_query_failed", body
+    message = body["error"]["message"]
+    assert body["error"]["param"] == "sql" and any(
+        d in message for d in residents.by_district()
+    )  # what did not cast
+    assert w.sandbox.show_grant(w.grant["id"])["queries_used"] == 0
+    logged = w.sandbox.queries(w.enterprise.id)[0]
+    assert (logged["decision"], logged["reason"]) == ("refused", "sandbox_query_failed")
+
+
 async def test_every_decision_is_in_the_audit_trail(world: Build) -> None:
     w = await world()
     fine = await w.released(f"SELECT 区县, count(*) FROM {w.dataset} GROUP BY 区县")

@@ -33,7 +33,7 @@ def _sandbox() -> Iterator[tuple[Sandbox, Any]]:
         settings.sandbox_query_seconds, settings.sandbox_memory_mb, max_rows=settings.sandbox_max_rows
     )
     with reported(), database() as db:
-        service = Sandbox.at(db, settings.data_dir, limits)
+        service = Sandbox.at(db, settings.data_dir, limits, settings.sandbox_store)
         try:
             yield service, db
         finally:

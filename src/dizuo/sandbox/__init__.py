@@ -63,6 +63,10 @@ MESSAGES = catalogue(
             "查询被拒绝{where_zh}：{reason_zh}。未执行。",
             "The query is refused{where_en}: {reason_en}. Nothing ran.",
         ),
+        "sandbox_query_failed": (
+            "查询在执行中出错：{reason_zh}。没有结果离开沙盒，也不计入授权的查询次数。",
+            "The query failed as it ran: {reason_en}. No result left the sandbox, and the grant was not charged.",
+        ),
         "sandbox_query_timeout": (
             "查询超过 {seconds} 秒被中止，没有结果离开沙盒。请缩小范围（加 WHERE 或减少分组）。",
             "The query ran past {seconds} s and was stopped; no result left the sandbox. Narrow it (a WHERE, "

@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from dizuo.sandbox.policy import Column, Plan, Refused, checks_sql, condition_sql, history_sql
-from dizuo.sandbox.store import SandboxStore
+from dizuo.sandbox.store import Store
 
 __all__ = [
     "HISTORY",
@@ -101,7 +101,7 @@ class Verdict:
         ]
 
 
-def filter_check(store: SandboxStore, file: str, table: str, plan: Plan, k: int, verdict: Verdict) -> None:
+def filter_check(store: Store, file: str, table: str, plan: Plan, k: int, verdict: Verdict) -> None:
     """Rule 2: withhold the groups where one part of the WHERE removes between 1 and k-1 rows."""
     sql = checks_sql(table, plan)
     if sql is None:
@@ -119,7 +119,7 @@ def filter_check(store: SandboxStore, file: str, table: str, plan: Plan, k: int,
 
 
 def history_check(
-    store: SandboxStore,
+    store: Store,
     file: str,
     table: str,
     plan: Plan,

@@ -408,7 +408,9 @@ def checks_sql(table: str, plan_: Plan) -> str | None:
     )
     inner = f'SELECT {", ".join(keys + held)} FROM "{table}" WHERE {scope}'
     group = f" GROUP BY {', '.join(f'__g{i}' for i in range(len(keys)))}" if keys else ""
-    return f"SELECT {', '.join([f'__g{i}' for i in range(len(keys))] + counts)} FROM ({inner}){group}"
+    return (
+        f"SELECT {', '.join([f'__g{i}' for i in range(len(keys))] + counts)} FROM ({inner}) AS __rows{group}"
+    )
 
 
 def history_sql(table: str, keys: list[str], now: str, before: list[str]) -> str:
@@ -422,7 +424,7 @@ def history_sql(table: str, keys: list[str], now: str, before: list[str]) -> str
         counts.append(_counted(f"__now AND NOT __o{i}") + f" AS __a{i}")
         counts.append(_counted(f"__o{i} AND NOT __now") + f" AS __b{i}")
     group = f" GROUP BY {', '.join(f'__g{i}' for i in range(len(keys)))}" if keys else ""
-    return f'SELECT {", ".join(counts)} FROM (SELECT {", ".join(projected)} FROM "{table}"){group}'
+    return f'SELECT {", ".join(counts)} FROM (SELECT {", ".join(projected)} FROM "{table}") AS __rows{group}'
 
 
 def condition_sql(condition: exp.Expr | None) -> str:

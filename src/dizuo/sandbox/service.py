@@ -27,7 +27,7 @@ from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.guard.detect import scan
 from dizuo.sandbox.columns import Column, Refused
-from dizuo.sandbox.store import QueryLimits, SandboxStore, StoreError, TooSlow
+from dizuo.sandbox.store import QueryFailed, QueryLimits, SandboxStore, Store, StoreError, TooSlow
 from dizuo.sandbox.tables import SandboxDataset, SandboxGrant, SandboxQuery, SandboxRequest
 from dizuo.store import Database, iso, utc, utcnow
 from dizuo.store.audit import append
@@ -188,12 +188,24 @@ def _json(value: Any) -> Any:
 class Sandbox:
     """The data sandbox over *db* (its records) and *store* (the datasets' rows)."""
 
-    def __init__(self, db: Database, store: SandboxStore) -> None:
+    def __init__(self, db: Database, store: Store) -> None:
         self.db = db
         self.store = store
 
     @classmethod
-    def at(cls, db: Database, data_dir: Path, limits: QueryLimits | None = None) -> Sandbox:
+    def at(
+        cls,
+        db: Database,
+        data_dir: Path,
+        limits: QueryLimits | None = None,
+        store: Literal["auto", "duckdb", "postgres"] = "auto",
+    ) -> Sandbox:
+        """The sandbox of *db*, its rows in DuckDB files under *data_dir* or in *db* itself
+        (``postgres``; ``auto``: where *db* is PostgreSQL)."""
+        if store == "postgres" or (store == "auto" and not db.is_sqlite):
+            from dizuo.sandbox.pgstore import PostgresStore
+
+            return cls(db, PostgresStore(db, limits))
         return cls(db, SandboxStore(Path(data_dir) / "sandbox", limits))
 
     # ---- datasets --------------------------------------------------------------------------
@@ -221,8 +233,7 @@ class Sandbox:
             columns = self._described(spec, loaded.columns, existing)
             self._no_hidden_identifiers(loaded.file, spec.name, columns)
         except Exception:
-            self.store.forget(loaded.file)
-            (self.store.root / loaded.file).unlink(missing_ok=True)
+            self.store.drop(loaded.file)
             raise
         now = utcnow()
         with self.db.session() as session:
@@ -262,8 +273,7 @@ class Sandbox:
             )
             view = self._dataset_view(session, row)
         if existing is not None:
-            self.store.forget(old_file)
-            (self.store.root / old_file).unlink(missing_ok=True)
+            self.store.drop(old_file)
         return view
 
     def _described(
@@ -326,12 +336,7 @@ class Sandbox:
         for column in columns:
             if column["sensitivity"] == "identifier" or not column["type"].startswith(TEXTUAL):
                 continue
-            name = column["name"].replace('"', '""')
-            _, rows = self.store.run(
-                file,
-                f'SELECT CAST("{name}" AS VARCHAR) FROM "{table}" WHERE "{name}" IS NOT NULL USING SAMPLE {SAMPLE} ROWS',
-            )
-            values = [str(r[0]) for r in rows]
+            values = self.store.sample(file, table, column["name"], SAMPLE)
             if not values:
                 continue
             kinds: dict[str, int] = {}
@@ -619,6 +624,11 @@ class Sandbox:
             )
             raise InvalidRequest(
                 "sandbox_query_timeout", param="sql", seconds=self.store.limits.seconds
+            ) from None
+        except QueryFailed as exc:
+            self._finish(record.refused("sandbox_query_failed", exc.en), started)
+            raise InvalidRequest(
+                "sandbox_query_failed", param="sql", reason_zh=exc.zh, reason_en=exc.en
             ) from None
         record.released(planned, answer, spend)
         query_id = self._finish(record, started)

@@ -17,12 +17,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["FORMATS", "Loaded", "QueryLimits", "SandboxStore", "StoreError", "TooSlow"]
+__all__ = [
+    "FORMATS",
+    "Loaded",
+    "QueryFailed",
+    "QueryLimits",
+    "SandboxStore",
+    "Store",
+    "StoreError",
+    "TooSlow",
+    "read_table",
+]
 
 FORMATS = ("csv", "xlsx", "parquet")
 SNIFF_BYTES = 1 << 20
@@ -34,6 +44,11 @@ class StoreError(ValueError):
     def __init__(self, zh: str, en: str) -> None:
         super().__init__(en)
         self.zh, self.en = zh, en
+
+
+class QueryFailed(StoreError):
+    """A query that parsed and passed the policy but failed as it ran (a value that does not cast,
+    a division by zero): nothing left."""
 
 
 class TooSlow(Exception):
@@ -53,6 +68,31 @@ class Loaded:
     file: str  # relative to the store's root
     columns: list[tuple[str, str]]  # (name, DuckDB type), in the file's order
     rows: int
+
+
+class Store(Protocol):
+    """Where the datasets' rows are kept and their queries run: DuckDB files under the data
+    directory (:class:`SandboxStore`), or a schema of the platform's PostgreSQL
+    (:class:`dizuo.sandbox.pgstore.PostgresStore`). A *file* names one load of one dataset's rows;
+    the SQL a store runs is DuckDB's dialect, naming the dataset as its table."""
+
+    limits: QueryLimits
+
+    def load(self, table: str, source: Path, file_name: str, stem: str) -> Loaded: ...
+
+    def run(
+        self, file: str, sql: str, limit: int | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
+
+    def sample(self, file: str, table: str, column: str, size: int) -> list[str]: ...
+
+    def drop(self, file: str) -> None: ...
+
+    def files(self) -> list[str]: ...
+
+    def forget(self, file: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def file_format(name: str) -> str:
@@ -109,6 +149,28 @@ def _xlsx_csv(source: Path, scratch: Path) -> Path:
     return target
 
 
+def read_table(
+    connection: duckdb.DuckDBPyConnection, table: str, source: Path, file_name: str, scratch: Path
+) -> tuple[list[tuple[str, str]], int]:
+    """Read *source* (named *file_name*: its suffix gives the format) into the table *table* of the
+    DuckDB *connection*; its columns (name, DuckDB type) and row count."""
+    import duckdb
+
+    fmt = file_format(file_name)
+    if fmt == "parquet":
+        reader, path = "read_parquet(?)", source
+    else:
+        path = _xlsx_csv(source, scratch) if fmt == "xlsx" else _utf8_csv(source, scratch)
+        reader = "read_csv(?, header = true, sample_size = -1)"
+    try:
+        connection.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}', [str(path)])
+        described = connection.execute(f'DESCRIBE "{table}"').fetchall()
+        rows = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+    except duckdb.Error as exc:
+        raise StoreError(f"无法把文件读成表：{exc}", f"cannot read the file as a table: {exc}") from None
+    return [(str(c[0]), str(c[1])) for c in described], int(rows[0]) if rows else 0
+
+
 class SandboxStore:
     """The DuckDB files of the sandbox's datasets under *root*."""
 
@@ -121,34 +183,43 @@ class SandboxStore:
     def load(self, table: str, source: Path, file_name: str, stem: str) -> Loaded:
         """Write *source* (named *file_name*: its suffix gives the format) into a new file
         ``<stem>.duckdb`` as the table *table*; its columns and row count."""
-        fmt = file_format(file_name)
+        file_format(file_name)
         self.root.mkdir(parents=True, exist_ok=True)
         target = self.root / f"{stem}.duckdb"
         partial = target.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         with tempfile.TemporaryDirectory(dir=self.root) as scratch:
-            if fmt == "parquet":
-                reader = "read_parquet(?)"
-                path = source
-            else:
-                path = _xlsx_csv(source, Path(scratch)) if fmt == "xlsx" else _utf8_csv(source, Path(scratch))
-                reader = "read_csv(?, header = true, sample_size = -1)"
             import duckdb  # on first use: 27 MB a gateway process that never uses the sandbox does without
 
             writer = duckdb.connect(str(partial), config={"threads": self.limits.threads})
             try:
-                writer.execute(f'CREATE TABLE "{table}" AS SELECT * FROM {reader}', [str(path)])
-                described = writer.execute(f'DESCRIBE "{table}"').fetchall()
-                rows = writer.execute(f'SELECT count(*) FROM "{table}"').fetchone()
+                described, rows = read_table(writer, table, source, file_name, Path(scratch))
                 writer.execute("CHECKPOINT")
-            except duckdb.Error as exc:
-                raise StoreError(
-                    f"无法把文件读成表：{exc}", f"cannot read the file as a table: {exc}"
-                ) from None
-            finally:
+            except BaseException:
                 writer.close()
+                partial.unlink(missing_ok=True)
+                raise
+            writer.close()
         os.replace(partial, target)
-        return Loaded(target.name, [(str(c[0]), str(c[1])) for c in described], int(rows[0]) if rows else 0)
+        return Loaded(target.name, described, rows)
+
+    def drop(self, file: str) -> None:
+        """Remove *file*: a load refused after it was written, or rows a new load replaced."""
+        self.forget(file)
+        (self.root / file).unlink(missing_ok=True)
+
+    def files(self) -> list[str]:
+        """The files the store holds now."""
+        return sorted(path.name for path in self.root.glob("*.duckdb"))
+
+    def sample(self, file: str, table: str, column: str, size: int) -> list[str]:
+        """Up to *size* non-null values of *column*, drawn at random, as text."""
+        name = column.replace('"', '""')
+        _, rows = self.run(
+            file,
+            f'SELECT CAST("{name}" AS VARCHAR) FROM "{table}" WHERE "{name}" IS NOT NULL USING SAMPLE {size} ROWS',
+        )
+        return [str(row[0]) for row in rows]
 
     def reader(self, file: str) -> duckdb.DuckDBPyConnection:
         """A cursor on *file*'s read-only database (one database a file, shared by threads)."""
@@ -198,10 +269,10 @@ class SandboxStore:
             yield cursor
         except duckdb.InterruptException:
             raise TooSlow from None
-        except duckdb.Error:
+        except duckdb.Error as exc:
             if fired.is_set():
                 raise TooSlow from None
-            raise
+            raise QueryFailed(f"查询执行出错：{exc}", f"the query failed: {exc}") from None
         finally:
             timer.cancel()
             cursor.close()
