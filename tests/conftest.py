@@ -28,6 +28,7 @@ from dizuo.settings import Settings
 from dizuo.store import Database
 from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
 from tests.support.platform import gateway_app  # noqa: F401  (the platform a test describes)
+from tests.support.ray import ray_head  # noqa: F401  (one Ray head a worker, for every folder: 15 s and 600 MB apiece)
 from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 

@@ -58,6 +58,7 @@ from dizuo.providers import Transport
 from dizuo.routing import Deployment, Router, build_deployments
 from dizuo.routing.catalog import Catalog
 from dizuo.routing.health import Health
+from dizuo.sandbox.jobs import SandboxJobs, SandboxKind
 from dizuo.sandbox.service import Sandbox
 from dizuo.sandbox.store import QueryLimits
 from dizuo.scenarios.suppliers import Suppliers
@@ -233,6 +234,8 @@ def create_app(settings: Settings) -> Platform:
         ),
         settings.sandbox_store,
     )
+    # Compute jobs next to the sandbox's data: what they write waits for the data owner.
+    sandbox_jobs = SandboxJobs(sandbox, settings.sandbox_output_mb * 2**20)
     admin = create_admin_app(
         db,
         on_money_change=meter.journal.refresh,
@@ -244,6 +247,7 @@ def create_app(settings: Settings) -> Platform:
         pools=pool_catalog,
         agents=agents,
         sandbox=sandbox,
+        sandbox_jobs=sandbox_jobs,
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(
@@ -297,7 +301,7 @@ def create_app(settings: Settings) -> Platform:
         catalog=pool_catalog,
         evals=evals,
         kbs=kbs,
-        kinds=[BatchKind(batches)],
+        kinds=[BatchKind(batches), SandboxKind(sandbox_jobs)],
         gateway_url=settings.public_url or f"http://{host}:{settings.port}/v1",
     )
     # Agents answer as models: their loop calls this platform's /v1 with the caller's key.
@@ -312,7 +316,7 @@ def create_app(settings: Settings) -> Platform:
     )
     gateway.on_shutdown.append(gateway.agents.connections.close)
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
-    install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox)
+    install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox, sandbox_jobs, jobs)
     knowledge.state.sandbox = sandbox
     gateway.on_shutdown.append(lambda: asyncio.to_thread(sandbox.close))
     batches.jobs = jobs

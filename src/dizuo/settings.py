@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         description="Where the data sandbox keeps datasets' rows: DuckDB files under the data directory, or a "
         "schema of the platform's PostgreSQL (auto: PostgreSQL where the database is).",
     )
+    sandbox_output_mb: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="What one data-sandbox compute job may write out for its owner's review, in MB in all.",
+    )
     sandbox_query_seconds: float = Field(
         10.0, gt=0, le=3600, description="Seconds one data-sandbox query may run; then it is stopped (400)."
     )

@@ -58,6 +58,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "register sandbox datasets": ("org-admin",),
     "request sandbox data": ("org-admin", "org-developer"),
     "grant sandbox data": ("org-admin",),
+    "release sandbox results": ("org-admin",),
     "query sandbox data": ("org-admin", "org-developer"),
     "read sandbox records": ("auditor", "org-admin", "org-developer"),
 }

@@ -58,6 +58,7 @@ from dizuo.http_errors import install_error_handlers
 from dizuo.indicators import monthly as monthly_indicators
 from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
+from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Sandbox
 from dizuo.scenarios.service import Scenarios
 from dizuo.scenarios.suppliers import Suppliers
@@ -118,6 +119,7 @@ def create_admin_app(
     pools: PoolCatalog | None = None,
     agents: Agents | None = None,
     sandbox: Sandbox | None = None,
+    sandbox_jobs: SandboxJobs | None = None,
 ) -> FastAPI:
     """Return the admin API over *db*.
 
@@ -450,6 +452,6 @@ def create_admin_app(
     suppliers = Suppliers(db, platform_grades(db, evals))
     app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db, suppliers, zone))
     if sandbox is not None:
-        app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db))
+        app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db, sandbox_jobs))
     app.include_router(member_routes(PREFIX, db, actor))
     return app

@@ -8,17 +8,19 @@ No ``from __future__ import annotations``: FastAPI reads the route annotations a
 import asyncio
 import json
 import tempfile
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import authorize, sees_all_orgs
 from dizuo.errors import InvalidRequest
+from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Grantee, GrantIn, Sandbox, SandboxQueryIn, SandboxRequestIn
 
 __all__ = ["sandbox_routes"]
@@ -38,7 +40,12 @@ def _names(value: str | None) -> list[str]:
 
 
 def sandbox_routes(
-    prefix: str, sandbox: Sandbox, actor: Callable[..., Actor], may: Callable[..., None], db: Any
+    prefix: str,
+    sandbox: Sandbox,
+    actor: Callable[..., Actor],
+    may: Callable[..., None],
+    db: Any,
+    jobs: SandboxJobs | None = None,
 ) -> APIRouter:
     router = APIRouter()
     Caller = Annotated[Actor, Depends(actor)]
@@ -173,5 +180,50 @@ def sandbox_routes(
         """The query log, newest first: each query, its decision, what left, what it spent."""
         may(who, "read sandbox records")
         return sandbox.queries(**scope(who), limit=max(1, min(limit, 5000)))
+
+    if jobs is None:
+        return router
+    released = jobs
+
+    @router.get(f"{base}/releases")
+    def list_releases(who: Caller) -> list[dict[str, Any]]:
+        """What sandbox compute jobs wrote out, newest first: all for the platform and auditors; an
+        organization's own and those on the datasets it owns for its members."""
+        may(who, "read sandbox records")
+        return released.releases(**scope(who))
+
+    @router.get(f"{base}/releases/{{release_id}}")
+    def show_release(release_id: str, who: Caller) -> dict[str, Any]:
+        """One release: its files (size, SHA-256, what the guard found) and, for the owner, what the
+        job printed."""
+        may(who, "read sandbox records")
+        return released.release(release_id, None if sees_all_orgs(who) else who.org_id)
+
+    @router.get(f"{base}/releases/{{release_id}}/files/{{name}}")
+    def release_file(release_id: str, name: str, who: Caller) -> Response:
+        """A file of a release: the owner's members read it to review it; the job's organization
+        once it is released (403 before)."""
+        may(who, "read sandbox records")
+        content, digest = released.file(release_id, name, None if sees_all_orgs(who) else who.org_id)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
+                "x-dizuo-sha256": digest,
+            },
+        )
+
+    @router.post(f"{base}/releases/{{release_id}}/approve")
+    def approve_release(release_id: str, who: Caller) -> dict[str, Any]:
+        """The dataset's owner releases a job's files and what it printed to the job's organization."""
+        may(who, "release sandbox results")
+        return released.decide(release_id, as_owner(who), approve=True)
+
+    @router.post(f"{base}/releases/{{release_id}}/refuse")
+    def refuse_release(release_id: str, body: SandboxRefuseIn, who: Caller) -> dict[str, Any]:
+        """The dataset's owner refuses a release (a reason is required); its files are deleted."""
+        may(who, "release sandbox results")
+        return released.decide(release_id, as_owner(who), approve=False, reason=body.reason)
 
     return router

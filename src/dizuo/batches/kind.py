@@ -24,6 +24,7 @@ class BatchKind:
 
     name = "batch"
     charges_time = False
+    logs_private = False
 
     def __init__(self, batches: Batches | None) -> None:
         self.batches = batches
@@ -47,7 +48,9 @@ class BatchKind:
     def model(self, job: ComputeJob) -> str:
         return str(job.spec["batch"]["model"])
 
-    async def succeeded(self, client: RayJobs, job: ComputeJob) -> str | None:
+    async def ending(self, client: RayJobs, job: ComputeJob, state: str) -> str | None:
+        if state != "succeeded":
+            return None
         return f"批处理 / batch {job.spec['batch']['id']}"
 
     def ended(self, job_id: str) -> None:

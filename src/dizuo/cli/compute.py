@@ -73,9 +73,12 @@ def _considered(job: dict[str, Any]) -> None:
 @compute.command("submit")
 @connected
 @click.option(
-    "--kind", type=click.Choice(["script", "eval", "kb-index"]), default="script", show_default=True
+    "--kind",
+    type=click.Choice(["script", "eval", "kb-index", "sandbox"]),
+    default="script",
+    show_default=True,
 )
-@click.option("--entrypoint", help="The command a script job runs (in its working directory).")
+@click.option("--entrypoint", help="The command a script or sandbox job runs (in its working directory).")
 @click.option("--working-dir", type=click.Path(exists=True, file_okay=False), help="Sent with the job.")
 @click.option("--name", help="A name to tell the job by.")
 @click.option("--suite", help="eval: the evaluation suite.")
@@ -83,6 +86,7 @@ def _considered(job: dict[str, Any]) -> None:
     "--model", help="eval: the model evaluated; kb-index: the embedding model (default: the one it has)."
 )
 @click.option("--kb", help="kb-index: the knowledge base.")
+@click.option("--dataset", help="sandbox: the granted dataset the job reads ($DIZUO_SANDBOX_INPUT).")
 @click.option("--accelerators", type=int, default=0, show_default=True)
 @click.option("--accelerator-type", help="ascend-910b, a100 … (any, by default).")
 @click.option("--cpus", type=float, default=1, show_default=True)
@@ -103,6 +107,7 @@ def submit_command(
     suite: str | None,
     model: str | None,
     kb: str | None,
+    dataset: str | None,
     accelerators: int,
     accelerator_type: str | None,
     cpus: float,
@@ -128,6 +133,7 @@ def submit_command(
         "suite": suite,
         "model": model,
         "kb": kb,
+        "dataset": dataset,
         "accelerator_type": accelerator_type,
         "memory": memory,
         "expected_hours": expected_hours,

@@ -158,6 +158,7 @@ def request_command(dataset_name: str, org: str, purpose: str, until: str | None
 @click.option("--columns", required=True, help="The columns it may use: 区县,性别,月收入")
 @click.option("--k", default=10, show_default=True, help="The fewest rows an aggregate may describe.")
 @click.option("--rows", is_flag=True, help="Row-level results may leave (identifiers never).")
+@click.option("--jobs", is_flag=True, help="Its compute jobs may read the columns in a pool (results held).")
 @click.option("--epsilon", type=float, help="A privacy budget: counts and sums carry noise.")
 @click.option("--query-budget", default=1000, show_default=True, help="Queries it may run.")
 @click.option("--expires", help="The last day of the grant (YYYY-MM-DD).")
@@ -169,6 +170,7 @@ def grant_command(
     columns: str,
     k: int,
     rows: bool,
+    jobs: bool,
     epsilon: float | None,
     query_budget: int,
     expires: str | None,
@@ -184,6 +186,7 @@ def grant_command(
         "columns": split(columns) or [],
         "k": k,
         "rows": rows,
+        "jobs": jobs,
         "epsilon": epsilon,
         "query_budget": query_budget,
         "expires": end,
@@ -274,3 +277,83 @@ def demo_data_command(count: int, out: Path) -> None:
 
     write_csv(out, count)
     click.echo(str(out))
+
+
+@sandbox.command("releases")
+@click.option("--org", help="Only this organization's releases.")
+@JSON
+def releases_command(org: str | None, as_json: bool) -> None:
+    """What sandbox compute jobs wrote out, newest first: id, dataset, organization, state, job, files."""
+    from dizuo.accounts.service import get_org
+
+    with _releases() as (jobs, db):
+        views = jobs.releases(get_org(db, org).id if org else None)
+    if as_json:
+        print_json({"object": "list", "data": views})
+        return
+    for v in views:
+        files = ",".join(f["name"] for f in v["files"]) or "-"
+        click.echo(f"{v['id']}\t{v['dataset']}\t{v['organization']}\t{v['state']}\t{v['job']}\t{v['job_state'] or '-'}\t{files}")  # fmt: skip
+
+
+@sandbox.group("release")
+def release_group() -> None:
+    """Review what a sandbox job wrote out: approve, refuse, download."""
+
+
+@release_group.command("show")
+@click.argument("release_id")
+def release_show(release_id: str) -> None:
+    """One release as JSON: its files (size, SHA-256, what the guard found) and what the job printed."""
+    with _releases() as (jobs, _):
+        print_json(jobs.release(release_id))
+
+
+@release_group.command("approve")
+@click.argument("release_id")
+def release_approve(release_id: str) -> None:
+    """Release the files (and what the job printed) to the job's organization, as the data owner."""
+    from dizuo.sandbox.service import Grantee
+
+    with _releases() as (jobs, _):
+        view = jobs.decide(release_id, Grantee("", "cli"), approve=True)
+    click.echo(f"{view['id']}\t{view['state']}")
+
+
+@release_group.command("refuse")
+@click.argument("release_id")
+@click.option("--reason", required=True, help="Why: the job's organization reads it.")
+def release_refuse(release_id: str, reason: str) -> None:
+    """Refuse a release, with a reason; its files are deleted."""
+    from dizuo.sandbox.service import Grantee
+
+    with _releases() as (jobs, _):
+        view = jobs.decide(release_id, Grantee("", "cli"), approve=False, reason=reason)
+    click.echo(f"{view['id']}\t{view['state']}")
+
+
+@release_group.command("download")
+@click.argument("release_id")
+@click.option(
+    "--out", "folder", required=True, type=click.Path(file_okay=False), help="Where to write the files."
+)
+def release_download(release_id: str, folder: str) -> None:
+    """Write a release's files into a folder (the platform reads any; an organization's members use
+    the API, once it is released)."""
+    with _releases() as (jobs, _):
+        view = jobs.release(release_id)
+        target = Path(folder)
+        target.mkdir(parents=True, exist_ok=True)
+        for listed in view["files"]:
+            content, _digest = jobs.file(release_id, listed["name"])
+            (target / listed["name"]).write_bytes(content)
+            click.echo(f"{listed['name']}\t{listed['size']}\t{listed['sha256']}")
+
+
+@contextmanager
+def _releases() -> Iterator[tuple[Any, Any]]:
+    from dizuo.sandbox.jobs import SandboxJobs
+    from dizuo.settings import Settings
+
+    with _sandbox() as (service, db):
+        yield SandboxJobs(service, Settings().sandbox_output_mb * 2**20), db

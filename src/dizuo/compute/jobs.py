@@ -88,6 +88,12 @@ log = logging.getLogger("dizuo.compute")
 
 PROVIDER = "compute"  # the provider of every compute charge: a voucher naming it pays for compute
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
+PRIVATE_LOGS = (
+    "此类作业的输出不直接返回给提交方：作业结束后连同结果文件一起交数据所有方审核，批准后可在发放记录中查看。\n"
+    "What this kind of job prints is not shown to its submitter: when it ends, it goes with the job's "
+    "result files to the data owner's review, and can be read in the release once approved.\n"
+)
+OWN_CODE = frozenset({"script", "sandbox"})  # kinds that run the organization's own code: allow-scripts
 MAX_ATTEMPTS = 3  # placements of one job, the first included
 SAMPLES_KEPT_DAYS = 30  # the pools' utilization over time
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -157,7 +163,7 @@ class JobBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["script", "eval", "kb-index", "batch"] = "script"
+    kind: Literal["script", "eval", "kb-index", "batch", "sandbox"] = "script"
     name: str | None = Field(None, max_length=200)
     entrypoint: str | None = Field(None, min_length=1, max_length=10_000)
     working_dir: str | None = Field(None, description="A zip archive of the working directory, base64.")
@@ -165,6 +171,7 @@ class JobBody(BaseModel):
     model: str | None = Field(None, max_length=256)
     kb: str | None = Field(None, max_length=200)
     batch: str | None = Field(None, max_length=64)
+    dataset: str | None = Field(None, max_length=64, description="A sandbox job's dataset.")
     accelerators: int = 0
     accelerator_type: str | None = None
     cpus: float = 1
@@ -560,6 +567,8 @@ class Jobs:
     async def logs_of(self, job: dict[str, Any]) -> str | None:
         """What a job printed, for the console (the platform's guard policy for its data class);
         None when its pool's cluster cannot be reached now."""
+        if self._private(job["kind"]):
+            return PRIVATE_LOGS
         try:
             text = await self._printed(job["pool"], job["id"], job["submitted"] is not None or job["settled"])
         except ComputeUnavailable:
@@ -591,7 +600,8 @@ class Jobs:
         if body.kind == "batch" and not internal:
             raise _bad("kind", "批处理请用 /v1/batches 提交", "submit batches through /v1/batches")
         entrypoint, extra = await asyncio.to_thread(self._entrypoint, key, body)
-        data_class = max(body.data_class or key.data_class, key.data_class, key=_rank)
+        floor = str(extra.pop("data_class", key.data_class))  # what the kind's data needs
+        data_class = max(body.data_class or key.data_class, key.data_class, floor, key=_rank)
         if data_class not in DATA_CLASSES:
             raise _bad(
                 "data_class", "只能是 general、important 或 core", "must be general, important or core"
@@ -599,7 +609,7 @@ class Jobs:
         request = _request(body, data_class)
         self._known(request)
         package = _package(body.working_dir, self.max_working_dir_bytes) if body.working_dir else None
-        if body.kind == "script":
+        if body.kind in OWN_CODE:
             await asyncio.to_thread(self._may_run_scripts, key)
         self._audit(key, body)
         placement = await self._place(request, key, ())
@@ -652,7 +662,7 @@ class Jobs:
         kind = self.kinds.get(body.kind)
         if kind is not None:
             return kind.check(key, body)
-        for name in ("suite", "model", "kb"):
+        for name in ("suite", "model", "kb", "dataset"):
             if getattr(body, name) is not None:
                 raise _bad(name, "脚本作业不接受此参数", "a script job takes no " + name)
         if body.entrypoint is None:
@@ -829,9 +839,10 @@ class Jobs:
         await asyncio.to_thread(self._update, job.id, state="pending", submitted_at=now, waiting_seen_at=now)
         return await client.get(job.id)
 
-    def _job_key(self, job: ComputeJob, model: str) -> str:
-        """A key for this job alone: *model*, calls only, its data class, expiring an hour after the
-        job's longest run; one made for an earlier placement is revoked. Returns the plain key."""
+    def _job_key(self, job: ComputeJob, model: str | None) -> str:
+        """A key for this job alone: *model* (None: no model), calls only, its data class, expiring an
+        hour after the job's longest run; one made for an earlier placement is revoked. Returns the
+        plain key."""
         hours = JobRequest(**job.spec["request"]).max_hours + 1
         with self.db.session() as session:
             org_name = session.scalar(select(Organization.name).where(Organization.id == job.org_id))
@@ -843,7 +854,7 @@ class Jobs:
             self.db,
             org_name,
             name=f"compute job {job.id}",
-            models=[model],
+            models=[model] if model is not None else [],
             data_class=job.data_class,
             expires_at=utcnow() + dt.timedelta(hours=hours),
             scopes=["models"],
@@ -904,9 +915,9 @@ class Jobs:
         }[found.state]
         ran = found.ran and start_ms is not None and found.end_ms is not None
         kind = self.kinds.get(job.kind)
-        if kind is not None and found.state is RayState.SUCCEEDED:
+        if kind is not None:
             current = await asyncio.to_thread(self._load, job.id)  # with what its worker wrote meanwhile
-            said = await kind.succeeded(client, current or job)
+            said = await kind.ending(client, current or job, state)
             if said is not None:
                 job.message = said
         await asyncio.to_thread(
@@ -1089,6 +1100,8 @@ class Jobs:
     async def logs(self, key: KeyInfo, job_id: str) -> str:
         """What the job printed so far (empty before it was sent to a pool)."""
         job = await asyncio.to_thread(self._owned, key.org_id, job_id)
+        if self._private(job.kind):
+            return PRIVATE_LOGS
         try:
             text = await self._printed(job.pool, job_id, job.submitted_at is not None or job.state in ENDED)
         except ComputeUnavailable:
@@ -1096,6 +1109,19 @@ class Jobs:
                 return ""
             raise
         return self.guarded(key, job.kind, text)
+
+    def _private(self, kind_name: str) -> bool:
+        kind = self.kinds.get(kind_name)
+        return kind is not None and kind.logs_private
+
+    async def printed(self, job_id: str) -> str:
+        """What a job printed, whatever its kind, for the platform's own use (a kind whose logs are
+        private keeps them for their reviewer); "" when its pool cannot be reached."""
+        job = await asyncio.to_thread(self._owned, None, job_id)
+        try:
+            return await self._printed(job.pool, job_id, job.submitted_at is not None or job.state in ENDED)
+        except ComputeUnavailable:
+            return ""
 
     def guarded(self, key: KeyInfo, kind: str, text: str) -> str:
         """*text* of a job's logs as the guard passes it: audited like an answer, redacted or refused

@@ -10,8 +10,8 @@ dizuo that calls this platform's ``/v1`` with a key made for the job alone.
 A ``script`` job is the organization's own code and has no kind here; features above compute add
 theirs (a batch: :mod:`dizuo.batches.kind`). Each kind checks a submission
 (:meth:`Kind.check`: what the record shows as the entrypoint, and what the job's spec keeps), names
-the command its worker runs and the one model its key may call, and finishes the job when it
-succeeds (the message the record keeps) or ends.
+the command its worker runs and the one model its key may call, says whether its logs are its
+submitter's to read, and finishes the job when it ends (the message the record keeps).
 """
 
 from __future__ import annotations
@@ -54,18 +54,20 @@ def _may_use(key: KeyInfo, model: str) -> None:
 class Kind(Protocol):
     name: str
     charges_time: bool  # its pool time is charged (False: its work is charged as it goes)
+    logs_private: bool  # what it prints is not shown to the organization that submitted it
 
     def check(self, key: KeyInfo, body: JobBody) -> tuple[str, dict[str, Any]]:
-        """Refuse what this kind does not take; the entrypoint to show and what the spec keeps."""
+        """Refuse what this kind does not take; the entrypoint to show and what the spec keeps (a
+        ``data_class`` there raises the job's data class to it)."""
 
     def command(self, job: ComputeJob, python: str) -> str:
         """The shell command the pool runs."""
 
-    def model(self, job: ComputeJob) -> str:
-        """The one model the job's key may call."""
+    def model(self, job: ComputeJob) -> str | None:
+        """The one model the job's key may call (None: none)."""
 
-    async def succeeded(self, client: RayJobs, job: ComputeJob) -> str | None:
-        """What the record's message says of a job that succeeded (None: Ray's own)."""
+    async def ending(self, client: RayJobs, job: ComputeJob, state: str) -> str | None:
+        """What the record's message says of a job that ran and ends in *state* (None: Ray's own)."""
 
     def ended(self, job_id: str) -> None:
         """Clean up after a job of this kind, however it ended."""
@@ -76,6 +78,7 @@ class EvalKind:
 
     name = "eval"
     charges_time = True
+    logs_private = False
 
     def __init__(self, evals: EvalService | None) -> None:
         self.evals = evals  # records the runs; None: nothing is recorded
@@ -83,7 +86,7 @@ class EvalKind:
     def check(self, key: KeyInfo, body: JobBody) -> tuple[str, dict[str, Any]]:
         _none_of(
             body,
-            ("entrypoint", "working_dir", "kb"),
+            ("entrypoint", "working_dir", "kb", "dataset"),
             "评测作业运行测试验证平台",
             "an eval job runs the bench",
         )
@@ -111,8 +114,8 @@ class EvalKind:
     def model(self, job: ComputeJob) -> str:
         return str(job.spec["eval"]["model"])
 
-    async def succeeded(self, client: RayJobs, job: ComputeJob) -> str | None:
-        if self.evals is None:
+    async def ending(self, client: RayJobs, job: ComputeJob, state: str) -> str | None:
+        if self.evals is None or state != "succeeded":
             return None
         files = unpack(await client.logs(job.id))
         if files is None:
@@ -130,6 +133,7 @@ class KbIndexKind:
 
     name = "kb-index"
     charges_time = True
+    logs_private = False
 
     def __init__(self, kbs: KnowledgeBases | None, reindex: Reindex | None) -> None:
         self.kbs = kbs
@@ -138,7 +142,7 @@ class KbIndexKind:
     def check(self, key: KeyInfo, body: JobBody) -> tuple[str, dict[str, Any]]:
         _none_of(
             body,
-            ("entrypoint", "working_dir", "suite"),
+            ("entrypoint", "working_dir", "suite", "dataset"),
             "知识库索引作业重新嵌入知识库",
             "a kb-index job re-embeds a knowledge base",
         )
@@ -162,7 +166,9 @@ class KbIndexKind:
     def model(self, job: ComputeJob) -> str:
         return str(job.spec["kb"]["model"])
 
-    async def succeeded(self, client: RayJobs, job: ComputeJob) -> str | None:
+    async def ending(self, client: RayJobs, job: ComputeJob, state: str) -> str | None:
+        if state != "succeeded":
+            return None
         done = job.spec["kb"].get("committed")
         if not done:
             return "知识库未切换到新向量 / the knowledge base was not moved to new vectors"

@@ -55,6 +55,28 @@ MESSAGES = catalogue(
             "授权 {id} 的隐私预算不足：本次需要 ε={asked}，剩余 ε={left}。",
             "The grant {id} lacks privacy budget: this query needs ε={asked}, ε={left} is left.",
         ),
+        "sandbox_jobs_not_allowed": (
+            "使用数据集 {name} 的授权 {id} 不允许算力作业读取数据。请数据所有方在授权时允许作业（--jobs）。",
+            "The grant {id} to use the dataset {name} does not let compute jobs read it. Ask the data owner "
+            "for a grant that allows jobs (--jobs).",
+        ),
+        "sandbox_release_not_found": (
+            "没有本组织可见的作业结果发放记录 {id}。",
+            "There is no sandbox release {id} this organization may see.",
+        ),
+        "sandbox_output_not_found": (
+            "发放记录 {id} 中没有文件 {name}。",
+            "The release {id} has no file {name}.",
+        ),
+        "sandbox_release_not_pending": (
+            "发放记录 {id} 当前为 {state}，只有待审核（pending）的才能批准或拒绝。",
+            "The release {id} is {state}; only a pending one can be approved or refused.",
+        ),
+        "sandbox_release_held": (
+            "发放记录 {id} 尚未经数据所有方批准（当前为 {state}），其文件不能取出。",
+            "The release {id} has not been approved by the data owner (it is {state}); its files cannot "
+            "be taken out.",
+        ),
         "sandbox_sql_invalid": (
             "SQL 有误{where_zh}：{reason_zh}。未执行。",
             "The SQL is invalid{where_en}: {reason_en}. Nothing ran.",

@@ -248,6 +248,42 @@ class PostgresStore:
         )
         return [str(row[0]) for row in rows]
 
+    def export(self, file: str, table: str, columns: list[tuple[str, str]], target: Path) -> int:
+        """Write *columns* (name, DuckDB type) of every row to *target* as Parquet, through CSV and
+        DuckDB (the column types as registered); the rows written."""
+        import duckdb
+
+        listed = ", ".join(_ident(name) for name, _ in columns)
+        with tempfile.TemporaryDirectory() as scratch:
+            csv = Path(scratch) / "rows.csv"
+            connection = self.db.engine.raw_connection()
+            try:
+                driver = connection.driver_connection
+                assert driver is not None
+                query = (
+                    f"COPY (SELECT {listed} FROM {_ident(self.schema)}.{_ident(file)}) TO STDOUT (FORMAT csv)"
+                )
+                with driver.cursor() as raw, raw.copy(query) as copy, csv.open("wb") as out:
+                    for chunk in copy:
+                        out.write(chunk)
+                connection.rollback()
+            finally:
+                connection.close()
+            types = ", ".join(
+                "'{}': '{}'".format(name.replace("'", "''"), kind if pg_type(kind) else "VARCHAR")
+                for name, kind in columns
+            )
+            reader = duckdb.connect(config={"threads": self.limits.threads})
+            try:
+                reader.execute(
+                    f"COPY (SELECT * FROM read_csv(?, header = false, columns = {{{types}}})) TO ? (FORMAT parquet)",
+                    [str(csv), str(target)],
+                )
+                counted = reader.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchone()
+            finally:
+                reader.close()
+        return int(counted[0]) if counted else 0
+
     # ---- housekeeping ----------------------------------------------------------------------
 
     def drop(self, file: str) -> None:

@@ -136,6 +136,11 @@ class GrantIn(BaseModel):
     columns: list[str] = Field(min_length=1)
     k: int = Field(10, ge=2, le=100_000, description="The fewest rows an aggregate may describe.")
     rows: bool = Field(False, description="Whether row-level results may leave.")
+    jobs: bool = Field(
+        False,
+        description="Whether the grantee's compute jobs may read the granted columns inside a pool; what "
+        "they write leaves only when the owner releases it.",
+    )
     epsilon: float | None = Field(None, gt=0, le=100, description="The privacy budget; None: no noise.")
     query_budget: int = Field(1000, ge=1, le=1_000_000)
     expires: dt.datetime | None = None
@@ -493,6 +498,7 @@ class Sandbox:
                 allowed_columns=list(dict.fromkeys(conditions.columns)),
                 min_group=conditions.k,
                 rows_allowed=conditions.rows,
+                jobs_allowed=conditions.jobs,
                 epsilon=conditions.epsilon,
                 epsilon_spent=0.0,
                 query_budget=conditions.query_budget,
@@ -505,7 +511,7 @@ class Sandbox:
             for request in pending:
                 request.status = "granted"
             session.flush()
-            detail = {"dataset": name, "columns": row.allowed_columns, "k": row.min_group, "rows": row.rows_allowed, "epsilon": row.epsilon}  # fmt: skip
+            detail = {"dataset": name, "columns": row.allowed_columns, "k": row.min_group, "rows": row.rows_allowed, "jobs": row.jobs_allowed, "epsilon": row.epsilon}  # fmt: skip
             append(session, "sandbox.grant", row.id, actor=by.actor, org_id=org_id, detail=detail)
             return self._grant_view(session, row)
 
@@ -577,6 +583,7 @@ class Sandbox:
             "columns": row.allowed_columns,
             "k": row.min_group,
             "rows": row.rows_allowed,
+            "jobs": row.jobs_allowed,
             "epsilon": row.epsilon,
             "epsilon_spent": round(row.epsilon_spent, 6),
             "query_budget": row.query_budget,

@@ -1,17 +1,25 @@
 """Tables of the data sandbox: the datasets (their description, classification and columns; the data
-itself is in the sandbox store), the access requests and grants, and every query with its decision."""
+itself is in the sandbox store), the access requests and grants, every query with its decision, and
+what compute jobs next to the data wrote, held until the owner releases it."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from dizuo.store import Base, utcnow
 
-__all__ = ["SandboxDataset", "SandboxGrant", "SandboxQuery", "SandboxRequest"]
+__all__ = [
+    "SandboxDataset",
+    "SandboxGrant",
+    "SandboxOutput",
+    "SandboxQuery",
+    "SandboxRelease",
+    "SandboxRequest",
+]
 
 
 class SandboxDataset(Base):
@@ -66,6 +74,7 @@ class SandboxGrant(Base):
     allowed_columns: Mapped[list[str]] = mapped_column(JSON)
     min_group: Mapped[int] = mapped_column(Integer)  # k: the fewest rows an aggregate may describe
     rows_allowed: Mapped[bool] = mapped_column(Boolean, default=False)  # row-level results may leave
+    jobs_allowed: Mapped[bool] = mapped_column(Boolean, default=False)  # compute jobs may read it in a pool
     epsilon: Mapped[float | None] = mapped_column(Float)  # the privacy budget; None: no noise
     epsilon_spent: Mapped[float] = mapped_column(Float, default=0.0)
     query_budget: Mapped[int] = mapped_column(Integer)
@@ -99,4 +108,40 @@ class SandboxQuery(Base):
     suppressed: Mapped[int] = mapped_column(Integer, default=0)
     epsilon: Mapped[float] = mapped_column(Float, default=0.0)
     ms: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SandboxRelease(Base):
+    """What one compute job that read a dataset in a pool wrote out (files, and what it printed),
+    held for the dataset's owner to release to the job's organization or refuse."""
+
+    __tablename__ = "sandbox_releases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # sdx_<hex>
+    job_id: Mapped[str] = mapped_column(String(32), unique=True)
+    grant_id: Mapped[str] = mapped_column(String(32))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("sandbox_datasets.id"), index=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # running (the job writes) | pending (ended: for the owner) | released | refused | discarded
+    state: Mapped[str] = mapped_column(String(16), default="running")
+    job_state: Mapped[str | None] = mapped_column(String(16))  # how the job ended
+    logs: Mapped[str] = mapped_column(Text, default="")  # what the job printed (its tail)
+    rows_read: Mapped[int] = mapped_column(Integer, default=0)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SandboxOutput(Base):
+    """One file a sandbox job wrote out, with what the guard found in it."""
+
+    __tablename__ = "sandbox_outputs"
+
+    release_id: Mapped[str] = mapped_column(ForeignKey("sandbox_releases.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    findings: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # {entity type: count}
+    content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
