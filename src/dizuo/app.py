@@ -347,6 +347,7 @@ def create_app(settings: Settings) -> Platform:
         agents=agents,
         sandbox=sandbox,
         suppliers=Suppliers(db, platform_grades(db, evals)),
+        sandbox_jobs=sandbox_jobs,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes

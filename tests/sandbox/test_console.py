@@ -5,12 +5,16 @@ the owner's admin sees the log and revokes the grant."""
 
 from __future__ import annotations
 
+import json
 import uuid
+from pathlib import Path
 from typing import Any, cast
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
-from dizuo.sandbox.service import Sandbox
+from dizuo.compute.tables import ComputeJob
+from dizuo.sandbox.jobs import SandboxJobs
+from dizuo.sandbox.service import Grantee, Sandbox
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.sandbox.conftest import Residents
@@ -80,3 +84,66 @@ def test_request_grant_query_and_revoke_in_the_console(
     admin.locator(f"tr[data-grant='{grant['id']}'] button").click()
     assert "已撤销" in admin.locator(f"tr[data-grant='{grant['id']}']").inner_text()
     screenshot(admin, "console-sandbox-owner")
+
+
+def test_the_owner_reviews_a_sandbox_job_s_release_and_the_enterprise_downloads_it_once_approved(
+    gateway: RunningGateway, browser: Any, residents: Residents
+) -> None:
+    sandbox = cast(Sandbox, gateway.platform.knowledge.state.sandbox)
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    owner, enterprise = create_org(db, f"大数据局-{tag}"), create_org(db, f"保险公司-{tag}")
+    name = f"居民_{tag}"
+    sandbox.add_dataset(owner.id, {"name": name, "classification": "important", "identifiers": ["身份证号", "姓名", "手机号"]}, residents.path, residents.path.name, "数据局")  # fmt: skip
+    grant = sandbox.grant(name, enterprise.id, {"columns": ["区县", "月收入"], "jobs": True}, Grantee(owner.id, "数据局"))  # fmt: skip
+    # Two jobs ended on the pool (the pool itself is tested in test_jobs.py): what they wrote, as the
+    # worker sent it, waits for the owner.
+    releases = SandboxJobs(sandbox)
+    made = []
+    for n, (printed, files) in enumerate(
+        [
+            ("epoch 1 loss 0.31\n", {"model.json": b'{"weights": [0.1, 0.2]}'}),
+            ("first row: 渝中区 8723.0\n", {"rows.csv": "区县,电话\n渝中区,13800138000\n".encode()}),
+        ]
+    ):
+        spec = {"dataset": name, "dataset_id": sandbox.dataset(name)["id"], "grant": grant["id"], "columns": ["区县", "月收入"]}  # fmt: skip
+        job = ComputeJob(id=f"job{n}{tag}", org_id=enterprise.id, spec={"sandbox": spec})
+        for file, content in files.items():
+            releases.stage(job, file, content)
+        releases.ending(job, "succeeded", printed)
+        made.append(releases.releases(enterprise.id)[0]["id"])
+    good, leaky = made
+    create_member(db, f"dev-{tag}", PASSWORD, "org-developer", org=enterprise.name)
+    create_member(db, f"owner-{tag}", PASSWORD, "org-admin", org=owner.name)
+    db.dispose()
+
+    dev = sign_in(browser, gateway.url, f"dev-{tag}")
+    dev.goto(f"{gateway.url}/console/sandbox")
+    held = dev.locator(f"tr[data-release='{good}']")
+    assert "待审核" in held.inner_text() and "model.json" in held.inner_text()
+    assert held.get_by_role("link", name="model.json").count() == 0  # not before it is approved
+    assert dev.get_by_test_id("sandbox-printed").count() == 0  # what the jobs printed is the owner's
+    assert dev.get_by_role("button", name="批准发放").count() == 0
+
+    admin = sign_in(browser, gateway.url, f"owner-{tag}")
+    admin.goto(f"{gateway.url}/console/sandbox")
+    review = admin.locator(f"tr[data-release='{leaky}']")
+    review.get_by_text("作业打印的输出").click()
+    assert "first row" in review.get_by_test_id("sandbox-printed").inner_text()
+    assert "CN_MOBILE × 1" in review.get_by_test_id("sandbox-finding").inner_text()
+    with admin.expect_download() as download:
+        review.get_by_role("link", name="rows.csv").click()
+    assert "13800138000" in Path(download.value.path()).read_text(encoding="utf-8")
+    review.get_by_label("理由").fill("含电话号码")
+    review.get_by_role("button", name="拒绝").click()
+    assert "已拒绝" in admin.locator(f"tr[data-release='{leaky}']").inner_text()
+    admin.locator(f"tr[data-release='{good}']").get_by_role("button", name="批准发放").click()
+    assert "已发放" in admin.locator(f"tr[data-release='{good}']").inner_text()
+    screenshot(admin, "console-sandbox-releases")
+
+    dev.goto(f"{gateway.url}/console/sandbox")
+    with dev.expect_download() as download:
+        dev.locator(f"tr[data-release='{good}']").get_by_role("link", name="model.json").click()
+    assert json.loads(Path(download.value.path()).read_text(encoding="utf-8")) == {"weights": [0.1, 0.2]}
+    refused = dev.locator(f"tr[data-release='{leaky}']").inner_text()
+    assert "已拒绝" in refused and "含电话号码" in refused and "rows.csv" not in refused

@@ -49,6 +49,7 @@ from dizuo.console.web import (
 from dizuo.errors import DizuoError
 from dizuo.evalbench.service import EvalService
 from dizuo.kb.service import KnowledgeBases
+from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Sandbox
 from dizuo.scenarios.suppliers import Suppliers
 from dizuo.store import Database
@@ -83,6 +84,7 @@ def create_console_app(
     agents: Agents | None = None,
     sandbox: Sandbox | None = None,
     suppliers: Suppliers | None = None,
+    sandbox_jobs: SandboxJobs | None = None,
 ) -> FastAPI:
     """Return the console over *db*; dates are shown in *zone*. Evaluation and knowledge-base pages
     are served when their services are given. *secure_cookies* marks the session cookie ``Secure``
@@ -120,7 +122,7 @@ def create_console_app(
     if agents is not None:
         app.include_router(console_agents.routes(console, agents))
     if sandbox is not None:
-        app.include_router(console_sandbox.routes(console, sandbox))
+        app.include_router(console_sandbox.routes(console, sandbox, sandbox_jobs))
     return app
 
 

@@ -2,11 +2,13 @@
 sensitivity, owner; never a row), the grants and requests a member may see (an organization's own
 and those on the datasets it owns; the platform and auditors: all), the query editor for the
 datasets granted to the member's organization, with its results and the groups withheld, and the
-query log for owners and auditors. Enterprises request datasets here; owners grant or refuse the
-requests and revoke grants."""
+query log for owners and auditors, and the releases of sandbox compute jobs (what they wrote and
+printed). Enterprises request datasets here and download released files; owners grant or refuse
+the requests, revoke grants, and review releases: read, download, approve or refuse."""
 
 import asyncio
 import functools
+import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -17,6 +19,7 @@ from dizuo.accounts.sessions import SignedIn
 from dizuo.console.forms import parse_date
 from dizuo.console.web import PREFIX, Console
 from dizuo.errors import DizuoError
+from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Grantee, Sandbox
 
 __all__ = ["routes"]
@@ -24,7 +27,7 @@ __all__ = ["routes"]
 PAGE = f"{PREFIX}/sandbox"
 
 
-def routes(console: Console, sandbox: Sandbox) -> APIRouter:
+def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = None) -> APIRouter:
     router = APIRouter()
     Signed = Annotated[SignedIn, Depends(console.signed_in)]
     Posted = Annotated[SignedIn, Depends(console.posted)]
@@ -46,6 +49,8 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
             grants=grants,
             requests=sandbox.requests(**scope) if records else [],
             queries=sandbox.queries(**scope, limit=50) if records else [],
+            releases=releases.releases(**scope) if records and releases is not None else [],
+            may_release=allowed(actor, "release sandbox results"),
             usable=sorted({g["dataset"] for g in mine}),
             may_query=actor.org_id is not None and allowed(actor, "query sandbox data", org_id=actor.org_id),
             may_grant=allowed(actor, "grant sandbox data"),
@@ -118,6 +123,7 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
         columns: Annotated[list[str], Form()] = [],  # noqa: B006  (FastAPI copies form defaults)
         k: Annotated[int, Form()] = 10,
         rows: Annotated[bool, Form()] = False,
+        jobs: Annotated[bool, Form()] = False,
         epsilon: Annotated[str, Form()] = "",
         expires: Annotated[str, Form()] = "",
     ) -> Response:
@@ -128,7 +134,14 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
         except (DizuoError, ValueError) as exc:
             problem = exc.message(words.lang) if isinstance(exc, DizuoError) else str(exc)
             return await asyncio.to_thread(page, request, signed, 400, problem=problem)
-        conditions = {"columns": columns, "k": k, "rows": rows, "epsilon": budget, "expires": end}
+        conditions = {
+            "columns": columns,
+            "k": k,
+            "rows": rows,
+            "jobs": jobs,
+            "epsilon": budget,
+            "expires": end,
+        }
         return await acted(request, signed, sandbox.grant_request, request_id, conditions, owner(signed))
 
     @router.post(f"{PAGE}/requests/{{request_id}}/refuse")
@@ -140,5 +153,42 @@ def routes(console: Console, sandbox: Sandbox) -> APIRouter:
     @router.post(f"{PAGE}/grants/{{grant_id}}/revoke")
     async def revoke(request: Request, signed: Posted, grant_id: str) -> Response:
         return await acted(request, signed, sandbox.revoke, grant_id, owner(signed))
+
+    if releases is None:
+        return router
+    reviewed = releases
+
+    def reviewer(signed: SignedIn) -> Grantee:
+        actor = signed.actor
+        authorize(actor, "release sandbox results")
+        return Grantee("" if actor.role == "platform-admin" else actor.org_id or "", actor.username)
+
+    @router.post(f"{PAGE}/releases/{{release_id}}/approve")
+    async def approve(request: Request, signed: Posted, release_id: str) -> Response:
+        return await acted(
+            request, signed, functools.partial(reviewed.decide, approve=True), release_id, reviewer(signed)
+        )
+
+    @router.post(f"{PAGE}/releases/{{release_id}}/refuse")
+    async def refuse_release(
+        request: Request, signed: Posted, release_id: str, reason: Annotated[str, Form()] = ""
+    ) -> Response:
+        decide = functools.partial(reviewed.decide, approve=False, reason=reason)
+        return await acted(request, signed, decide, release_id, reviewer(signed))
+
+    @router.get(f"{PAGE}/releases/{{release_id}}/files/{{name}}")
+    async def release_file(request: Request, signed: Signed, release_id: str, name: str) -> Response:
+        actor = signed.actor
+        authorize(actor, "read sandbox records")
+        viewer = None if sees_all_orgs(actor) else actor.org_id
+        content, digest = await asyncio.to_thread(reviewed.file, release_id, name, viewer)
+        return Response(
+            content,
+            media_type="application/octet-stream",
+            headers={
+                "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
+                "x-dizuo-sha256": digest,
+            },
+        )
 
     return router
