@@ -50,6 +50,7 @@ from dizuo.gateway.sandbox import PREFIX as SANDBOX_PREFIX
 from dizuo.gateway.sandbox import install_sandbox_routes
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
+from dizuo.indicators import take_due
 from dizuo.kb.isolation import IsolatedParser, Limits
 from dizuo.kb.service import KnowledgeBases
 from dizuo.limits import Limiter, MemoryLimiter
@@ -351,7 +352,11 @@ def create_app(settings: Settings) -> Platform:
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes
-    keeper = Housekeeper(db, kept(settings), lambda: signing_key(settings))
+    zone = ZoneInfo(settings.timezone)
+    # Daily: retention and the audit trail's checkpoint; then the last month's indicators, kept.
+    keeper = Housekeeper(
+        db, kept(settings), lambda: signing_key(settings), chores=[lambda: take_due(db, zone)]
+    )
     # A dataset for the sandbox is a file: streamed to disk once its uploader is authorized.
     datasets = {"/admin/v1/sandbox/datasets": settings.files_max_mb * 10**6}
     return Platform(gateway, BodyLimit(admin, limit, datasets), knowledge, BodyLimit(console, limit), keeper)

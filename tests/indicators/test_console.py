@@ -13,10 +13,17 @@ import openpyxl
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
-from dizuo.indicators import monthly
+from dizuo.indicators import AGENT_TARGETS, monthly
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
+
+
+def monthly_target(month: str, back: int) -> float | None:
+    """The target of the month *back* months before *month*."""
+    year, number = (int(part) for part in month.split("-"))
+    index = year * 12 + number - 1 - back
+    return AGENT_TARGETS.get(str(index // 12))
 
 
 def test_operators_read_the_months_indicators_and_download_them(
@@ -46,6 +53,12 @@ def test_operators_read_the_months_indicators_and_download_them(
     assert "标杆" in page.get_by_test_id("scenarios").inner_text()
     industries = page.get_by_test_id("by_industry").inner_text()
     assert f"水上运输业-{tag}" in industries
+    assert "实时计算" in page.get_by_test_id("indicators-kept").inner_text()  # the month under way
+    # The twelve months up to this one: the share using agents, drawn against the years' targets.
+    trend = page.get_by_test_id("trend").locator("tbody tr")
+    assert trend.count() == 12 and trend.last.inner_text().startswith(month)
+    targets = [m for m in range(12) if monthly_target(month, m) is not None]
+    assert page.get_by_test_id("target-line").count() == len(targets)
     screenshot(page, "console-indicators")
     with page.expect_download() as caught:
         page.get_by_role("link", name="下载 Excel").click()

@@ -26,7 +26,8 @@ from dizuo.billing import rollups
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import UsageRecord, Voucher, voucher_hourly
 from dizuo.compute.tables import ComputeJob
-from dizuo.indicators import monthly
+from dizuo.errors import DizuoError
+from dizuo.indicators import monthly, series, snapshot, take_due
 from dizuo.scenarios.service import STAGES
 from dizuo.store import Database
 from tests.conftest import RunningGateway
@@ -252,9 +253,13 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         expected = json.loads(json.dumps(monthly(db, MONTH, ZONE)))  # a past month: nothing changes it now
     finally:
         db.dispose()
+    expected.pop("snapshot")  # the server's housekeeping may keep the closed month meanwhile
     for who in ("admin", "auditor"):
         answer = api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH})
-        assert answer.status_code == 200 and answer.json() == expected
+        assert (
+            answer.status_code == 200
+            and {k: v for k, v in answer.json().items() if k != "snapshot"} == expected
+        )
     workbook = api(
         gateway, tokens["auditor"], "GET", "/indicators", params={"month": MONTH, "format": "xlsx"}
     )
@@ -271,3 +276,71 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403
     bad = api(gateway, tokens["admin"], "GET", "/indicators", params={"month": "十一月"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "month"
+
+
+def test_a_closed_month_is_kept_as_it_was_while_organizations_change(
+    db: Database, empty_database_url: str
+) -> None:
+    orgs = seed(db)
+    before = monthly(db, MONTH, ZONE)
+    assert before["snapshot"] is None  # not kept yet: computed from the records
+    # The server's housekeeping keeps the month once it is over, once.
+    assert take_due(db, ZONE, now=dt.datetime(2026, 12, 2, 3, tzinfo=ZONE)) == MONTH
+    assert take_due(db, ZONE, now=dt.datetime(2026, 12, 3, 3, tzinfo=ZONE)) is None
+    with db.session() as session:  # 船机 moves to another industry and district after the month
+        session.execute(text("UPDATE organizations SET industry = '软件', district = '渝中区' WHERE id = :id"), {"id": orgs["船机"]})  # fmt: skip
+    kept = monthly(db, MONTH, ZONE)
+    assert kept["snapshot"]["taken_by"] == "housekeeping"
+    assert {k: v for k, v in kept.items() if k != "snapshot"} == {
+        k: v for k, v in before.items() if k != "snapshot"
+    }
+    live = monthly(db, MONTH, ZONE, live=True)
+    assert "软件" in [row["name"] for row in live["by_industry"]]
+    assert "软件" not in [row["name"] for row in kept["by_industry"]]
+    # Kept again on purpose, it takes the change; a month not over cannot be kept.
+    again = snapshot(db, MONTH, ZONE, by="程序办公室", replace=True)
+    assert again["snapshot"]["taken_by"] == "程序办公室" and again["by_industry"] == live["by_industry"]
+    with pytest.raises(DizuoError) as refused:
+        snapshot(db, dt.datetime.now(ZONE).strftime("%Y-%m"), ZONE)
+    assert refused.value.code == "indicators_month_open"
+    # The months side by side, each from its snapshot where kept.
+    points = series(db, "2026-10", MONTH, ZONE)
+    assert [(p["month"], p["snapshot"]) for p in points] == [("2026-10", False), (MONTH, True)]
+    november = points[1]
+    assert (november["agent_using"], november["registered"], november["target"]) == (1, 4, 0.7)
+    assert (
+        november["agent_share"] == again["agent_adoption"]["share"]
+        and november["spend"] == again["usage"]["spend"]
+    )
+    env = {"DIZUO_DATABASE_URL": empty_database_url, "DIZUO_TIMEZONE": "Asia/Shanghai"}
+    printed = dizuo("indicators", "--month", MONTH, "--since", "2026-10", "--json", env=env)
+    assert printed.returncode == 0 and json.loads(printed.stdout)["data"] == json.loads(json.dumps(points))
+    assert "快照 snapshot" in dizuo("indicators", "--month", MONTH, "--since", "2026-10", env=env).stdout
+    open_month = dizuo("indicators", "--month", "2099-01", "--keep", env=env)
+    assert open_month.returncode == 2 and "not over yet" in open_month.stderr
+
+
+def test_operators_keep_a_month_and_everyone_who_reads_indicators_reads_the_series(
+    gateway: RunningGateway, tokens: dict[str, Any]
+) -> None:
+    refused = api(gateway, tokens["auditor"], "POST", "/indicators/snapshots", json={"month": "2026-10"})
+    assert refused.status_code == 403
+    kept = api(gateway, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2026-10"})
+    assert kept.status_code == 201 and kept.json()["snapshot"]["taken_by"]
+    bad = api(gateway, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2099-01"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "indicators_month_open"
+    answer = api(
+        gateway, tokens["auditor"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"}
+    )
+    assert answer.status_code == 200
+    assert [(p["month"], p["snapshot"]) for p in answer.json()["data"]] == [
+        ("2026-09", False),
+        ("2026-10", True),
+    ]
+    live = api(gateway, tokens["auditor"], "GET", "/indicators", params={"month": "2026-10", "live": "true"})
+    assert live.status_code == 200 and live.json()["snapshot"] is None
+    too_long = api(
+        gateway, tokens["auditor"], "GET", "/indicators/series", params={"from": "2020-01", "to": "2026-10"}
+    )
+    assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "from"
+    assert api(gateway, tokens["a-dev"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"}).status_code == 403  # fmt: skip

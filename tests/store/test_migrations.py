@@ -20,6 +20,7 @@ import dizuo.compliance.tables
 import dizuo.compute.tables
 import dizuo.evalbench.tables
 import dizuo.guard.tables
+import dizuo.indicators.tables
 import dizuo.kb.tables
 import dizuo.routing.tables
 import dizuo.sandbox.tables

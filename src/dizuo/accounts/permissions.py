@@ -40,6 +40,7 @@ RULES: dict[str, tuple[str, ...]] = {
     "read evaluations": ("auditor",),
     "run evaluations": (),
     "read indicators": ("auditor", "program-office"),
+    "keep indicator snapshots": ("program-office",),
     "read scenarios": ("auditor", "org-admin", "org-developer", "supplier", "program-office", "reviewer"),
     "submit scenarios": ("org-admin", "org-developer"),
     "run scenario lists": ("program-office",),

@@ -28,7 +28,7 @@ from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
 from dizuo.admin.sandbox import sandbox_routes
 from dizuo.admin.scenarios import platform_grades, scenario_routes
-from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, TopupIn, VoucherIn
+from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, SnapshotIn, TopupIn, VoucherIn
 from dizuo.agents.service import Agents
 from dizuo.billing import parse_cny
 from dizuo.billing import reports as billing_reports
@@ -56,6 +56,8 @@ from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import list_events
 from dizuo.http_errors import install_error_handlers
 from dizuo.indicators import monthly as monthly_indicators
+from dizuo.indicators import series as indicators_series_of
+from dizuo.indicators import snapshot as indicators_snapshot
 from dizuo.indicators import to_xlsx as indicators_xlsx
 from dizuo.routing.catalog import Catalog
 from dizuo.sandbox.jobs import SandboxJobs
@@ -239,12 +241,17 @@ def create_admin_app(
 
     @app.get(f"{PREFIX}/indicators", response_model=None)
     def indicators(
-        who: Caller, month: str, format: Literal["json", "xlsx"] = "json", lang: Literal["zh", "en"] = "zh"
+        who: Caller,
+        month: str,
+        format: Literal["json", "xlsx"] = "json",
+        lang: Literal["zh", "en"] = "zh",
+        live: bool = False,
     ) -> dict[str, Any] | Response:
-        """The month's monitoring indicators (docs/indicators.md), as ``dizuo indicators --json``;
+        """The month's monitoring indicators (docs/indicators.md), as ``dizuo indicators --json``:
+        a closed month's snapshot where one was kept (``live=true``: computed again now);
         ``format=xlsx``: the workbook, a summary and a sheet per grouping, headers in ``lang``."""
         may(who, "read indicators")
-        document = monthly_indicators(db, month, zone)
+        document = monthly_indicators(db, month, zone, live=live)
         if format == "json":
             return document
         name = f"indicators-{month}.xlsx"
@@ -253,6 +260,20 @@ def create_admin_app(
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"content-disposition": f'attachment; filename="{name}"'},
         )
+
+    @app.get(f"{PREFIX}/indicators/series")
+    def indicators_series(who: Caller, since: Annotated[str, Query(alias="from")], until: Annotated[str, Query(alias="to")]) -> dict[str, Any]:  # fmt: skip
+        """Month by month from ``from`` to ``to`` (``YYYY-MM``, 36 months at most): organizations, the
+        share using agents against the year's target, calls, spend; from the snapshots where kept."""
+        may(who, "read indicators")
+        return {"object": "list", "data": indicators_series_of(db, since, until, zone)}
+
+    @app.post(f"{PREFIX}/indicators/snapshots", status_code=201)
+    def take_indicators_snapshot(body: SnapshotIn, who: Caller) -> dict[str, Any]:
+        """Keep a closed month's indicators as they are now (``replace``: again, over the kept
+        one); the kept document. The server keeps each month by itself soon after it ends."""
+        may(who, "keep indicator snapshots")
+        return indicators_snapshot(db, body.month, zone, by=who.username, replace=body.replace)
 
     @app.get(f"{PREFIX}/orgs")
     def list_orgs(who: Caller) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ __all__ = [
     "OrgIn",
     "PasswordIn",
     "ScenarioIn",
+    "SnapshotIn",
     "TokenIn",
     "ToolHostIn",
     "TopupIn",
@@ -32,6 +33,13 @@ DataClass = Literal["general", "important", "core"]
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class SnapshotIn(_In):
+    """``POST /admin/v1/indicators/snapshots``: the closed month to keep."""
+
+    month: str = Field(pattern=r"^\d{4}-\d{2}$")
+    replace: bool = False
 
 
 class OrgIn(_In):

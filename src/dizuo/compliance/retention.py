@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -118,7 +118,8 @@ def run(
 class Housekeeper:
     """Runs :func:`run` in the server, then signs a checkpoint of the audit trail with *key* (called
     when first needed): *first* seconds after start, then every *every* seconds. With several
-    workers or replicas, a worker whose peers ran it less than most of a period ago skips its turn."""
+    workers or replicas, a worker whose peers ran it less than most of a period ago skips its turn.
+    *chores* run after it, each time (features above compliance hand theirs in)."""
 
     def __init__(
         self,
@@ -128,8 +129,10 @@ class Housekeeper:
         *,
         first: float = 60.0,
         every: float = DAY,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.db = db
+        self.chores = chores  # other features' daily work (the indicators' monthly snapshot)
         self.policy = policy
         self.key = key
         self.first = first
@@ -160,6 +163,8 @@ class Housekeeper:
                 if await asyncio.to_thread(self._due):
                     await asyncio.to_thread(run, self.db, self.policy)
                     await asyncio.to_thread(lambda: checkpoint(self.db, self.key()))
+                    for chore in self.chores:
+                        await asyncio.to_thread(chore)
             except Exception:  # a background runner must survive a database hiccup
                 log.exception("the retention job failed; it runs again in an hour")
                 delay = min(self.every, 3600.0)

@@ -20,6 +20,12 @@ Definitions (docs/indicators.md quotes them):
 
 Sums come from the hourly rollups written with every usage record (a month is a few thousand rows
 whatever the number of calls); a month is whole days of the platform's time zone.
+
+A closed month's document is kept as a **snapshot** (taken by the server's housekeeping soon after
+the month ends, or on demand): read later, a month shows what it was when it closed, even after
+organizations changed their industry, district or size and scenarios moved on; ``live`` computes it
+again from the records. The **series** of months (registered, active, the share using agents against
+the year's target, calls, spend) reads the snapshots where they exist.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from dizuo.accounts.tables import Organization
 from dizuo.agents.tables import AgentStep
@@ -41,22 +48,133 @@ from dizuo.billing.tables import Voucher, usage_hourly, voucher_hourly
 from dizuo.compute.jobs import PROVIDER as COMPUTE
 from dizuo.compute.tables import ComputeJob
 from dizuo.days import PLATFORM_ZONE
-from dizuo.errors import Lang
+from dizuo.errors import InvalidRequest, Lang, catalogue
+from dizuo.indicators.tables import IndicatorSnapshot
 from dizuo.scenarios.milestones import late_open
 from dizuo.scenarios.service import Scenarios
 from dizuo.scenarios.tables import ScenarioMove
-from dizuo.store import Database, utc
+from dizuo.store import Database, iso, utc, utcnow
 
-__all__ = ["AGENT_TARGETS", "monthly", "to_xlsx"]
+__all__ = ["AGENT_TARGETS", "MAX_SERIES", "monthly", "series", "snapshot", "take_due", "to_xlsx"]
+
+# The messages of the indicators' errors.
+MESSAGES = catalogue(
+    {
+        "indicators_month_open": (
+            "{month} 还没有结束，不能留存快照；月份结束后平台会自动留存。",
+            "{month} is not over yet and cannot be kept as a snapshot; the platform keeps it once it ends.",
+        ),
+    }
+)
 
 # The region's targets for the share of organizations using agents (智能体普及率), by year.
 AGENT_TARGETS = {"2026": 0.7, "2027": 0.8}
 GROUPS = (("by_industry", "industry"), ("by_district", "district"), ("by_size", "size"))
+MAX_SERIES = 36  # months one series may span
 FIGURES = ("registered", "active", "agent_using", "calls", "tokens", "spend", "voucher_paid", "compute_hours", "accelerator_hours")  # fmt: skip
 
 
-def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE) -> dict[str, Any]:
-    """The indicators of *month* (``YYYY-MM`` in *zone*) as one JSON document."""
+def monthly(db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE, live: bool = False) -> dict[str, Any]:
+    """The indicators of *month* (``YYYY-MM`` in *zone*) as one JSON document: its snapshot when
+    one was taken (``snapshot``: when and by whom) unless *live*; otherwise computed now
+    (``snapshot``: null)."""
+    month_bounds(month, zone)  # 400 for a month that is not YYYY-MM
+    if not live:
+        with db.session() as session:
+            kept = session.get(IndicatorSnapshot, month)
+            if kept is not None:
+                return _kept(kept)
+    return {**_computed(db, month, zone), "snapshot": None}
+
+
+def snapshot(
+    db: Database, month: str, zone: ZoneInfo = PLATFORM_ZONE, by: str = "platform", replace: bool = False
+) -> dict[str, Any]:
+    """Keep the indicators of the closed *month* as they are now; the kept document. A month not
+    over yet is refused (400 ``indicators_month_open``); one kept already is left as it was unless
+    *replace*."""
+    _, end = month_bounds(month, zone)
+    if end > utcnow():
+        raise InvalidRequest("indicators_month_open", month=month)
+    with db.session() as session:
+        kept = session.get(IndicatorSnapshot, month)
+        if kept is not None and not replace:
+            return _kept(kept)
+    document = _computed(db, month, zone)
+    try:
+        with db.session() as session:
+            kept = session.get(IndicatorSnapshot, month)
+            if kept is None:
+                kept = IndicatorSnapshot(month=month)
+                session.add(kept)
+            kept.document, kept.taken_by, kept.taken_at = document, by, utcnow()
+            session.flush()
+            return _kept(kept)
+    except IntegrityError:  # another replica kept it at the same moment: theirs stands
+        with db.session() as session:
+            found = session.get(IndicatorSnapshot, month)
+            assert found is not None
+            return _kept(found)
+
+
+def take_due(db: Database, zone: ZoneInfo = PLATFORM_ZONE, now: dt.datetime | None = None) -> str | None:
+    """Keep the month before *now*'s if it has no snapshot yet (the server's housekeeping calls
+    this); the month kept, or None."""
+    first = (now or dt.datetime.now(zone)).astimezone(zone).date().replace(day=1)
+    month = (first - dt.timedelta(days=1)).strftime("%Y-%m")
+    with db.session() as session:
+        if session.get(IndicatorSnapshot, month) is not None:
+            return None
+    snapshot(db, month, zone, by="housekeeping")
+    return month
+
+
+def series(db: Database, first: str, last: str, zone: ZoneInfo = PLATFORM_ZONE) -> list[dict[str, Any]]:
+    """The months from *first* to *last*: each one's organizations, the share using agents against
+    the year's target, calls and spend, from its snapshot where one was kept (computed otherwise).
+    At most 36 months; a month after this one is left out."""
+    month_bounds(first, zone)
+    month_bounds(last, zone)
+    months = []
+    day = dt.date.fromisoformat(f"{first}-01")
+    current = dt.datetime.now(zone).strftime("%Y-%m")
+    while day.strftime("%Y-%m") <= min(last, current):
+        months.append(day.strftime("%Y-%m"))
+        day = (day + dt.timedelta(days=32)).replace(day=1)
+    if len(months) > MAX_SERIES:
+        raise InvalidRequest(
+            "invalid_param",
+            param="from",
+            reason_zh=f"一次最多 {MAX_SERIES} 个月",
+            reason_en=f"{MAX_SERIES} months at most",
+        )
+    points = []
+    for month in months:
+        document = monthly(db, month, zone)
+        agents, usage = document["agent_adoption"], document["usage"]
+        points.append(
+            {
+                "month": month,
+                "registered": document["organizations"]["registered"],
+                "active": document["organizations"]["active"],
+                "agent_using": agents["using"],
+                "agent_share": agents["share"],
+                "target": agents["target"],
+                "calls": usage["calls"],
+                "spend": usage["spend"],
+                "voucher_paid": usage["voucher_paid"],
+                "snapshot": document["snapshot"] is not None,
+            }
+        )
+    return points
+
+
+def _kept(row: IndicatorSnapshot) -> dict[str, Any]:
+    return {**row.document, "snapshot": {"taken_at": iso(row.taken_at), "taken_by": row.taken_by}}
+
+
+def _computed(db: Database, month: str, zone: ZoneInfo) -> dict[str, Any]:
+    """The indicators of *month* computed from the records now."""
     start, end = month_bounds(month, zone)
     per_org: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0.0))
     table = usage_hourly.c
