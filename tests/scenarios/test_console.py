@@ -13,6 +13,13 @@ from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
 
+CRITERIA = (
+    "需求清晰度 (0–10)",
+    "数据与系统基础 (0–10)",
+    "示范与推广价值 (0–10)",
+    "技术可行性 (0–10)",
+    "投入合理性 (0–10)",
+)
 LONG = "每月约 3000 份质检报告需要人工核对，耗时长、易漏检。"
 
 
@@ -256,3 +263,119 @@ def test_members_read_the_supply_catalog_and_the_suppliers_that_fit_a_scenario(
         with db.session() as session:
             session.execute(delete(Supplier).where(Supplier.org_id.in_([vision.id, farm.id])))
         db.dispose()
+
+
+def test_a_scenario_s_whole_life_in_the_browser_each_role_seeing_only_its_part(
+    gateway: RunningGateway, browser: Any
+) -> None:
+    """Submitted, scored by two reviewers, selected and published in a list, applied for by two
+    suppliers, awarded, built with a milestone, accepted and made a benchmark: every step by its role
+    in the console, each in the audit trail."""
+    from sqlalchemy import select
+
+    from dizuo.scenarios.reviews import DEFAULT_RUBRIC, Reviews
+    from dizuo.store.audit import AuditRecord
+
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    demand, first, second = (f"{n}-{tag}" for n in ("船机厂", "软件公司", "视觉公司"))
+    for org in (demand, first, second):
+        create_org(db, org)
+    Reviews(db).set_rubric({"criteria": [{"key": k, "name_zh": zh, "name_en": en, "weight": w} for k, zh, en, w in DEFAULT_RUBRIC]}, "t")  # fmt: skip
+    for nickname, role, org in (
+        ("owner", "org-admin", demand),
+        ("one", "reviewer", None),
+        ("two", "reviewer", None),
+        ("office", "program-office", None),
+        ("first", "supplier", first),
+        ("second", "supplier", second),
+    ):
+        create_member(db, f"{nickname}-{tag}", PASSWORD, role, **({"org": org} if org else {}))
+    db.dispose()
+
+    owner = sign_in(browser, gateway.url, f"owner-{tag}")
+    owner.goto(f"{gateway.url}/console/scenarios")
+    owner.get_by_role("link", name="提交新的场景需求").click()
+    owner.get_by_label("场景", exact=True).fill(f"质检报告审核-{tag}")
+    owner.get_by_label("行业").select_option("C")
+    owner.get_by_label("区县").fill("江津区")
+    owner.get_by_label("场景描述").fill(LONG)
+    owner.get_by_role("button", name="保存为草稿").click()
+    owner.get_by_role("button", name="改为：已提交").click()
+    url = owner.url
+    scenario_id = url.rstrip("/").rsplit("/", 1)[-1]
+
+    office = sign_in(browser, gateway.url, f"office-{tag}")
+    office.goto(url)
+    office.get_by_role("button", name="改为：评审中").click()
+    scores = {"one": ("8", "6", "9", "7", "5"), "two": ("6", "4", "7", "5", "9")}
+    for reviewer, given in scores.items():
+        page = sign_in(browser, gateway.url, f"{reviewer}-{tag}")
+        page.goto(url)
+        for label, value in zip(CRITERIA, given, strict=True):
+            page.get_by_label(label).fill(value)
+        page.get_by_role("button", name="提交评分").click()
+        seen = page.get_by_test_id("reviews").inner_text()
+        other = "two" if reviewer == "one" else "one"
+        assert f"{reviewer}-{tag}" in seen and f"{other}-{tag}" not in seen  # each scores alone
+    office.goto(url)
+    spread = office.get_by_test_id("reviews")
+    assert spread.locator(f'tr[data-reviewer="one-{tag}"]').count() == 1
+    assert spread.locator(f'tr[data-reviewer="two-{tag}"]').count() == 1
+    assert "67.0" in spread.locator('tr[data-spread="mean"]').inner_text()
+    office.get_by_role("button", name="改为：入选").click()
+    office.get_by_label("清单批次").fill("2026年第八批")
+    office.get_by_role("button", name="改为：已发布").click()
+    assert "2026年第八批" in office.get_by_test_id("scenario").inner_text()
+
+    proposals = {"first": "三个月交付试点：知识库加报告自动校核，校核时间缩短 80%。", "second": "边缘部署视觉检测，同时校核报告，两个月上线。"}  # fmt: skip
+    suppliers = {}
+    for nickname, proposal in proposals.items():
+        page = sign_in(browser, gateway.url, f"{nickname}-{tag}")
+        page.goto(url)
+        assert page.get_by_test_id("reviews").count() == 0  # a supplier never sees the scores
+        assert proposals["first"] not in page.content() or nickname == "first"
+        page.get_by_label("揭榜方案").fill(proposal)
+        page.get_by_role("button", name="申请揭榜").click()
+        assert "已申请" in page.get_by_test_id("applications").inner_text()
+        suppliers[nickname] = page
+    suppliers["second"].goto(url)
+    assert proposals["first"] not in suppliers["second"].content()  # never another's proposal
+
+    owner.goto(url)
+    rows = owner.get_by_test_id("applications")
+    rows.locator(f"tr[data-application='{first}']").get_by_role("button", name="入围").click()
+    owner.get_by_label(f"理由 {first}").fill("方案最完整")
+    owner.get_by_test_id("applications").locator(f"tr[data-application='{first}']").get_by_role("button", name="定标").click()  # fmt: skip
+    assert "已揭榜" in owner.get_by_test_id("scenario").inner_text()
+
+    taker = suppliers["first"]
+    taker.goto(url)
+    taker.get_by_label("里程碑", exact=True).fill("试点上线")
+    taker.get_by_label("计划日期").fill("2099-06-30")
+    taker.get_by_role("button", name="添加里程碑").click()
+    row = taker.get_by_test_id("milestones").locator('tr[data-milestone="试点上线"]')
+    row.get_by_label("完成依据 试点上线").fill("试点运行报告 v1.0")
+    row.get_by_role("button", name="记录完成").click()
+    assert "试点运行报告 v1.0" in taker.get_by_test_id("milestones").inner_text()
+
+    office.goto(url)
+    for stage in ("建设中", "已验收", "标杆"):
+        office.get_by_role("button", name=f"改为：{stage}").click()
+        assert stage in office.get_by_test_id("scenario").inner_text()
+    screenshot(office, "console-scenario-lifecycle")
+    anyone = browser.new_context(locale="zh-CN").new_page()
+    anyone.goto(f"{gateway.url}/console/scenarios/public")
+    assert f"质检报告审核-{tag}" in anyone.get_by_test_id("scenarios").inner_text()
+
+    db = Database(gateway.settings.resolved_database_url)
+    with db.session() as session:
+        acts = [r.action for r in session.scalars(select(AuditRecord).where(AuditRecord.target == scenario_id).order_by(AuditRecord.seq))]  # fmt: skip
+    db.dispose()
+    for act in (
+        "scenario.create", "scenario.submitted", "scenario.under_review", "scenario.review", "scenario.selected",
+        "scenario.published", "scenario.apply", "scenario.shortlist", "scenario.award", "scenario.milestone",
+        "scenario.milestone_done", "scenario.in_construction", "scenario.accepted", "scenario.benchmark",
+    ):  # fmt: skip
+        assert act in acts, (act, acts)
+    assert acts.count("scenario.review") == 2 and acts.count("scenario.apply") == 2
