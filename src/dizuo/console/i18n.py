@@ -321,6 +321,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "scenario.stage.rejected": ("未入选", "Rejected"),
     "scenario.stage.published": ("已发布", "Published"),
     "scenario.stage.taken": ("已揭榜", "Taken"),
+    "scenarios.whole_section": ("（整个门类）", " (the whole section)"),
     "scenario.stage.in_construction": ("建设中", "In construction"),
     "scenario.stage.accepted": ("已验收", "Accepted"),
     "scenario.stage.benchmark": ("标杆", "Benchmark"),

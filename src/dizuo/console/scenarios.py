@@ -23,7 +23,7 @@ from dizuo.accounts.sessions import SignedIn
 from dizuo.console.web import PREFIX, Console, redirect
 from dizuo.errors import DizuoError, PermissionDenied
 from dizuo.scenarios.applications import Applications, deciding
-from dizuo.scenarios.industries import SECTIONS
+from dizuo.scenarios.industries import SECTIONS, Division, divisions
 from dizuo.scenarios.milestones import BUILDING, Milestones, keeping
 from dizuo.scenarios.notices import Notices
 from dizuo.scenarios.reviews import Reviews, reading
@@ -34,6 +34,14 @@ __all__ = ["routes"]
 
 # What the new-scenario form sends (the scenario's fields).
 NEED_FIELDS = ("title", "industry", "district", "description", "data_available", "budget_min", "budget_max", "expected", "contact")  # fmt: skip
+
+
+def _by_section() -> dict[str, list[Division]]:
+    """The divisions of each section, for the industry picker."""
+    grouped: dict[str, list[Division]] = {code: [] for code in SECTIONS}
+    for division in divisions().values():
+        grouped[division.section].append(division)
+    return grouped
 
 
 def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
@@ -64,7 +72,15 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         return actor.org_id is not None and allowed(actor, "submit scenarios", org_id=actor.org_id)
 
     def new_page(request: Request, signed: SignedIn, status: int = 200, **context: Any) -> Response:
-        return console.render(request, "scenario_new.html", signed, status, sections=SECTIONS, **context)
+        return console.render(
+            request,
+            "scenario_new.html",
+            signed,
+            status,
+            sections=SECTIONS,
+            by_section=_by_section(),
+            **context,
+        )
 
     @router.get(f"{PREFIX}/scenarios/new")
     async def new(request: Request, signed: Signed) -> Response:

@@ -1,9 +1,15 @@
-"""The sections of GB/T 4754-2017 (国民经济行业分类), by their letter: a scenario's industry is one of
-them (its divisions are not shipped yet)."""
+"""GB/T 4754-2017 (国民经济行业分类): its 20 sections (门类, by letter) and 97 divisions (大类, by two
+digits, shipped as ``gbt4754-2017-divisions.csv`` beside this module). A scenario's industry is a
+section, and may name a division of it; a supplier serves sections."""
 
 from __future__ import annotations
 
-__all__ = ["SECTIONS", "section"]
+import csv
+from functools import cache
+from importlib import resources
+from typing import NamedTuple
+
+__all__ = ["SECTIONS", "Division", "classify", "divisions", "section"]
 
 SECTIONS: dict[str, str] = {
     "A": "农、林、牧、渔业",
@@ -30,9 +36,43 @@ SECTIONS: dict[str, str] = {
 _BY_NAME = {name: code for code, name in SECTIONS.items()}
 
 
-def section(value: str) -> str | None:
-    """The section's letter for *value*: a letter (``C``) or the section's name (``制造业``)."""
+class Division(NamedTuple):
+    """A division: its code (``37``), its section's letter (``C``) and its name."""
+
+    code: str
+    section: str
+    name: str
+
+
+@cache
+def divisions() -> dict[str, Division]:
+    """The 97 divisions by code, from the data file shipped with the package."""
+    text = resources.files(__package__).joinpath("gbt4754-2017-divisions.csv").read_text(encoding="utf-8")
+    return {row["division"]: Division(row["division"], row["section"], row["name"]) for row in csv.DictReader(text.splitlines())}  # fmt: skip
+
+
+@cache
+def _division_names() -> dict[str, str]:
+    return {d.name: code for code, d in divisions().items()}
+
+
+def classify(value: str) -> tuple[str, str | None] | None:
+    """The section's letter and the division's code (None: the section as a whole) that *value*
+    names: a letter (``C``), a section's name (``制造业``), a division's code (``37``, ``C37``) or
+    name (``铁路、船舶、航空航天和其他运输设备制造业``); None when it names none."""
     text = value.strip()
     if text.upper() in SECTIONS:
-        return text.upper()
-    return _BY_NAME.get(text)
+        return text.upper(), None
+    if text in _BY_NAME:
+        return _BY_NAME[text], None
+    code = text[1:] if len(text) == 3 and text[0].upper() in SECTIONS else text
+    found = divisions().get(code) or divisions().get(_division_names().get(text, ""))
+    if found is None or (len(text) == 3 and text[0].upper() != found.section):
+        return None
+    return found.section, found.code
+
+
+def section(value: str) -> str | None:
+    """The section's letter for *value*: a section or one of its divisions, as :func:`classify`."""
+    found = classify(value)
+    return found[0] if found else None

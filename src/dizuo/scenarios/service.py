@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from dizuo.accounts.tables import Organization
 from dizuo.errors import DizuoError, InvalidRequest
-from dizuo.scenarios.industries import SECTIONS, section
+from dizuo.scenarios.industries import SECTIONS, classify, divisions
 from dizuo.scenarios.notices import notify
 from dizuo.scenarios.tables import Scenario, ScenarioMove, ScenarioReview
 from dizuo.store import Database, iso, utcnow
@@ -128,13 +128,20 @@ def _yuan(field: str, value: str | None) -> str | None:
 def checked(document: dict[str, Any]) -> dict[str, Any]:
     """The scenario's fields from *document*, checked; 400 naming the first field that is wrong."""
     need = validated(ScenarioIn, document, "scenario")
-    industry = section(need.industry)
-    if industry is None:
-        raise _bad("industry", f"不是 GB/T 4754 的门类：{need.industry}（如 C 或 制造业）", f"not a GB/T 4754 section: {need.industry} (such as C or 制造业)")  # fmt: skip
+    found = classify(need.industry)
+    if found is None:
+        raise _bad("industry", f"不是 GB/T 4754 的门类或大类：{need.industry}（如 C、制造业、37 或 铁路、船舶、航空航天和其他运输设备制造业）", f"not a GB/T 4754 section or division: {need.industry} (such as C, 制造业, 37 or 铁路、船舶、航空航天和其他运输设备制造业)")  # fmt: skip
+    industry, division = found
     low, high = _yuan("budget_min", need.budget_min), _yuan("budget_max", need.budget_max)
     if low is not None and high is not None and Decimal(low) > Decimal(high):
         raise _bad("budget_max", "不能低于 budget_min", "must not be below budget_min")
-    return {**need.model_dump(), "industry": industry, "budget_min": low, "budget_max": high}
+    return {
+        **need.model_dump(),
+        "industry": industry,
+        "division": division,
+        "budget_min": low,
+        "budget_max": high,
+    }
 
 
 # What a move tells the scenario's demand side: (中文, English) after its title.
@@ -390,6 +397,8 @@ def _view(session: Any, scenario: Scenario, moves: bool = False) -> dict[str, An
         "organization": org.name if org is not None else None,
         "industry": scenario.industry,
         "industry_name": SECTIONS[scenario.industry],
+        "division": scenario.division,
+        "division_name": divisions()[scenario.division].name if scenario.division else None,
         "district": scenario.district,
         "description": scenario.description,
         "data_available": scenario.data_available,

@@ -46,6 +46,7 @@ class Scenario(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)  # the demand side
     title: Mapped[str] = mapped_column(String(200))
     industry: Mapped[str] = mapped_column(String(8))  # a GB/T 4754 section letter
+    division: Mapped[str | None] = mapped_column(String(2))  # one of its divisions (37), if named
     district: Mapped[str] = mapped_column(String(64))
     description: Mapped[str] = mapped_column(Text)
     data_available: Mapped[str] = mapped_column(Text, default="")
