@@ -63,7 +63,7 @@ def test_operators_read_the_months_indicators_and_download_them(
     with page.expect_download() as caught:
         page.get_by_role("link", name="下载 Excel").click()
     book = openpyxl.load_workbook(io.BytesIO(caught.value.path().read_bytes()))  # (saved without a suffix)
-    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单", "算力券"]
+    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单", "场景清单批次", "算力券"]
     assert caught.value.suggested_filename == f"监测指标-{month}.xlsx"
 
     member = sign_in(browser, gateway.url, f"dev-{tag}")

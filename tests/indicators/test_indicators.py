@@ -223,7 +223,7 @@ def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_m
     assert written.returncode == 0, written.stderr
     document = monthly(db, MONTH, ZONE)
     book = openpyxl.load_workbook(book_path)
-    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单", "算力券"]
+    assert book.sheetnames == ["总览", "按行业", "按区县", "按规模", "场景清单", "场景清单批次", "算力券"]
     summary = {row[0]: row[1] for row in book["总览"].iter_rows(min_row=2, values_only=True)}
     assert summary["注册组织"] == 4 and summary["智能体普及率"] == 0.25 and summary["年度目标"] == 0.7
     assert Decimal(str(summary["花费（元）"])) == Decimal(document["usage"]["spend"])
@@ -270,6 +270,7 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         "按区县",
         "按规模",
         "场景清单",
+        "场景清单批次",
         "算力券",
     ]
     for who in ("a-admin", "a-dev", "bureau"):

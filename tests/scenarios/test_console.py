@@ -202,7 +202,9 @@ def test_the_demand_side_submits_a_scenario_in_the_console_and_the_office_moves_
     owner.get_by_label("预算上限（元）").fill("800000")
     owner.get_by_role("button", name="保存为草稿").click()
     facts = owner.get_by_test_id("scenario").inner_text()
-    assert "草稿" in facts and "800000.00" in facts and "C37 铁路、船舶、航空航天和其他运输设备制造业" in facts
+    assert (
+        "草稿" in facts and "800000.00" in facts and "C37 铁路、船舶、航空航天和其他运输设备制造业" in facts
+    )
     # The demand side submits its draft; the office's moves are not offered to it.
     assert owner.get_by_role("button", name="改为：评审中").count() == 0
     owner.get_by_role("button", name="改为：已提交").click()

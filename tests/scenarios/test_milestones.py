@@ -16,6 +16,7 @@ import yaml
 from dizuo.accounts import create_org
 from dizuo.days import PLATFORM_ZONE
 from dizuo.indicators import monthly
+from dizuo.scenarios.service import LISTED
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.scenarios.conftest import Shell
@@ -102,6 +103,7 @@ def test_the_month_counts_late_milestones_and_days_from_publication_to_award(
     db = Database(gateway.settings.resolved_database_url)
     try:
         before = monthly(db, month)["scenario_progress"]
+        lists_before = {row["list"]: row for row in monthly(db, month)["scenarios_by_list"]}
         sid = taken(gateway, tokens, office)
         yesterday = (dt.datetime.now(PLATFORM_ZONE).date() - dt.timedelta(days=1)).isoformat()
         for title in ("数据接入", "模型训练"):
@@ -113,8 +115,14 @@ def test_the_month_counts_late_milestones_and_days_from_publication_to_award(
                 json={"title": title, "due": yesterday},
             )
         after = monthly(db, month)["scenario_progress"]
+        lists = monthly(db, month)["scenarios_by_list"]
     finally:
         db.dispose()
+    # The list it was published in counts it among those taken.
+    fourth = next(row for row in lists if row["list"] == "2026年第四批")
+    was = lists_before.get("2026年第四批", {"taken": 0, "total": 0})
+    assert (fourth["taken"], fourth["total"]) == (was["taken"] + 1, was["total"] + 1)
+    assert fourth["total"] == sum(fourth[stage] for stage in LISTED)
     assert after["milestones_late"] == before["milestones_late"] + 2
     awards = after["publication_to_award_days"]
     assert awards["awarded"] == before["publication_to_award_days"]["awarded"] + 1

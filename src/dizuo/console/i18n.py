@@ -135,6 +135,7 @@ TEXT: dict[str, tuple[str, str]] = {
         "Twelve months: the share using agents and the year's target (dashed)",
     ),
     "indicators.target": ("目标", "Target"),
+    "indicators.total": ("合计", "Total"),
     "indicators.source": ("来源", "Source"),
     "indicators.snapshot": ("快照", "Snapshot"),
     "indicators.live_short": ("实时", "Live"),

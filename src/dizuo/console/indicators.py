@@ -16,6 +16,7 @@ from dizuo.accounts.sessions import SignedIn
 from dizuo.billing.reports import attachment
 from dizuo.console.web import PREFIX, Console
 from dizuo.indicators import monthly, series, to_xlsx
+from dizuo.scenarios.service import LISTED
 
 __all__ = ["routes"]
 
@@ -71,7 +72,13 @@ def routes(console: Console) -> APIRouter:
         document = await asyncio.to_thread(monthly, console.db, month, console.zone)
         points = await asyncio.to_thread(series, console.db, _months_before(month, 11), month, console.zone)
         return console.render(
-            request, "indicators.html", signed, document=document, month=month, trend=_chart(points)
+            request,
+            "indicators.html",
+            signed,
+            document=document,
+            month=month,
+            trend=_chart(points),
+            listed=LISTED,
         )
 
     @router.get(f"{PREFIX}/indicators.xlsx")

@@ -51,7 +51,7 @@ from dizuo.days import PLATFORM_ZONE
 from dizuo.errors import InvalidRequest, Lang, catalogue
 from dizuo.indicators.tables import IndicatorSnapshot
 from dizuo.scenarios.milestones import late_open
-from dizuo.scenarios.service import Scenarios
+from dizuo.scenarios.service import LISTED, Scenarios
 from dizuo.scenarios.tables import ScenarioMove
 from dizuo.store import Database, iso, utc, utcnow
 
@@ -268,6 +268,7 @@ def _computed(db: Database, month: str, zone: ZoneInfo) -> dict[str, Any]:
         **groups,
         # Scenarios by stage, now (the lists keep no monthly snapshot yet).
         "scenarios": Scenarios(db).counts(),
+        "scenarios_by_list": Scenarios(db).counts_by_list(),
         "scenario_progress": _progress(db, start, end, zone),
         "voucher_programs": _programs(db, start, end, per_org),
     }
@@ -384,6 +385,15 @@ WORDS: dict[str, tuple[str, str]] = {
     "accelerator_hours": ("加速卡时", "Accelerator hours"),
     "scenarios": ("场景清单", "Scenarios"),
     "voucher_programs": ("算力券", "Vouchers"),
+    "scenarios_by_list": ("场景清单批次", "Scenario lists"),
+    "list": ("清单批次", "List"),
+    "published": ("已发布", "Published"),
+    "taken": ("已揭榜", "Taken"),
+    "in_construction": ("建设中", "In construction"),
+    "accepted": ("已验收", "Accepted"),
+    "benchmark": ("标杆", "Benchmark"),
+    "closed": ("已关闭", "Closed"),
+    "total": ("合计", "Total"),
     "issuer": ("发放方", "Issuer"),
     "program": ("项目", "Program"),
     "organizations": ("用券组织", "Organizations using it"),
@@ -453,6 +463,8 @@ def to_xlsx(document: dict[str, Any], lang: Lang = "zh") -> bytes:
         [word("award_days_median"), awards["median"] if awards["median"] is not None else "—"],
         [word("award_days_mean"), awards["mean"] if awards["mean"] is not None else "—"],
     ])  # fmt: skip
+    listed = document.get("scenarios_by_list", [])  # (a snapshot kept before lists were counted: none)
+    sheet("scenarios_by_list", ["list", *LISTED, "total"], [[row["list"], *(row[stage] for stage in LISTED), row["total"]] for row in listed])  # fmt: skip
     vouchers = sheet("voucher_programs", ["issuer", "program", "organizations", "voucher_paid", "own_spent", "leverage"], [
         [v["issuer"], v["program"], v["organizations"], Decimal(v["voucher_paid"]), Decimal(v["own_spent"]), v["leverage"] if v["leverage"] is not None else "—"]
         for v in document["voucher_programs"]

@@ -64,6 +64,8 @@ MOVES: dict[str, tuple[str, ...]] = {
     "benchmark": (),
     "closed": (),
 }
+# The stages a scenario in a published list can be in.
+LISTED = ("published", "taken", "in_construction", "accepted", "benchmark", "closed")
 # Moves only the program office makes; the demand side submits its drafts (and takes them back).
 OFFICE_MOVES = frozenset(STAGES) - {"submitted", "draft"}
 LIST_NAME = re.compile(r"^\d{4}年第[一二三四五六七八九十\d]+批$")
@@ -359,6 +361,20 @@ class Scenarios:
             )
         return {stage: int(found.get(stage, 0)) for stage in STAGES}
 
+    def counts_by_list(self) -> list[dict[str, Any]]:
+        """The published lists (2026年第一批 …), in order, each with its scenarios by the stages a
+        listed scenario can be in and their total."""
+        with self.db.session() as session:
+            found = session.execute(
+                select(Scenario.list_name, Scenario.status, func.count())
+                .where(Scenario.list_name.is_not(None))
+                .group_by(Scenario.list_name, Scenario.status)
+            ).all()
+        lists: dict[str, dict[str, int]] = {}
+        for name, status, count in found:
+            lists.setdefault(str(name), dict.fromkeys(LISTED, 0))[status] = int(count)
+        return [{"list": name, **counts, "total": sum(counts.values())} for name, counts in sorted(lists.items(), key=lambda item: _list_order(item[0]))]  # fmt: skip
+
     def _one(self, session: Any, scenario_id: str, org_id: str | None, lock: bool = False) -> Scenario:
         query = select(Scenario).where(Scenario.id == scenario_id)
         scenario = session.scalar(query.with_for_update() if lock else query)
@@ -422,3 +438,24 @@ def _view(session: Any, scenario: Scenario, moves: bool = False) -> dict[str, An
             for row in rows
         ]  # fmt: skip
     return view
+
+
+_NUMERALS = {c: n for n, c in enumerate("一二三四五六七八九十", start=1)}
+
+
+def _list_order(name: str) -> tuple[int, int, str]:
+    """Lists by year, then batch (第一批 before 第十批): 2026年第三批 → (2026, 3)."""
+    match = re.match(r"^(\d{4})年第(.+)批$", name)
+    if match is None:
+        return (0, 0, name)
+    batch = match[2]
+    if batch.isdigit():
+        number = int(batch)
+    elif batch.startswith("十"):
+        number = 10 + _NUMERALS.get(batch[1:], 0)
+    elif "十" in batch:
+        tens, _, ones = batch.partition("十")
+        number = _NUMERALS.get(tens, 0) * 10 + _NUMERALS.get(ones, 0)
+    else:
+        number = _NUMERALS.get(batch, 0)
+    return (int(match[1]), number, name)
