@@ -202,13 +202,25 @@ def test_the_demand_side_submits_a_scenario_in_the_console_and_the_office_moves_
     owner.get_by_label("预算上限（元）").fill("800000")
     owner.get_by_role("button", name="保存为草稿").click()
     facts = owner.get_by_test_id("scenario").inner_text()
-    assert (
-        "草稿" in facts and "800000.00" in facts and "C37 铁路、船舶、航空航天和其他运输设备制造业" in facts
-    )
+    assert "草稿" in facts and "800000.00" in facts
+    assert "C37 铁路、船舶、航空航天和其他运输设备制造业" in facts
+    # The draft is changed in the form it was written in: what it holds is filled in.
+    owner.get_by_role("link", name="修改草稿").click()
+    assert owner.get_by_label("场景描述").input_value() == LONG
+    assert owner.get_by_label("行业").input_value() == "37"
+    owner.get_by_label("区县").fill("永川区")
+    owner.get_by_label("预算上限（元）").fill("-1")  # refused, nothing changed
+    owner.get_by_role("button", name="保存为草稿").click()
+    assert "budget_max" in owner.get_by_test_id("scenario-problem").inner_text()
+    owner.get_by_label("预算上限（元）").fill("900000")
+    owner.get_by_role("button", name="保存为草稿").click()
+    facts = owner.get_by_test_id("scenario").inner_text()
+    assert "永川区" in facts and "900000.00" in facts and "江津区" not in facts
     # The demand side submits its draft; the office's moves are not offered to it.
     assert owner.get_by_role("button", name="改为：评审中").count() == 0
     owner.get_by_role("button", name="改为：已提交").click()
     assert "已提交" in owner.get_by_test_id("scenario").inner_text()
+    assert owner.get_by_role("link", name="修改草稿").count() == 0  # past its draft: moves only
     url = owner.url
 
     office = sign_in(browser, gateway.url, f"office-{tag}")
@@ -381,3 +393,46 @@ def test_a_scenario_s_whole_life_in_the_browser_each_role_seeing_only_its_part(
     ):  # fmt: skip
         assert act in acts, (act, acts)
     assert acts.count("scenario.review") == 2 and acts.count("scenario.apply") == 2
+
+
+def test_a_supplier_keeps_its_catalog_entry_in_the_console(gateway: RunningGateway, browser: Any) -> None:
+    from sqlalchemy import delete
+
+    from dizuo.scenarios.tables import Supplier
+
+    db = Database(gateway.settings.resolved_database_url)
+    tag = uuid.uuid4().hex[:6]
+    org = f"视觉公司-{tag}"
+    org_id = create_org(db, org).id
+    create_member(db, f"seller-{tag}", PASSWORD, "supplier", org=org)
+    create_member(db, f"reader-{tag}", PASSWORD, "reviewer")
+    db.dispose()
+    try:
+        page = sign_in(browser, gateway.url, f"seller-{tag}")
+        page.goto(f"{gateway.url}/console/suppliers")
+        page.get_by_role("link", name="编辑本组织的供给能力").click()
+        page.get_by_label("能力", exact=True).fill(f"工业视觉质检-{tag}")
+        page.get_by_label("能力简介").fill("压铸件、焊缝的缺陷视觉检测，边缘部署，按产线交付。")
+        page.get_by_label("C 制造业").check()
+        page.get_by_label("服务区县").fill("江津区、两江新区")
+        page.get_by_label("交付案例").fill("压铸件气孔视觉检测 | C | 去年")  # not a year: refused, kept
+        page.get_by_role("button", name="保存").click()
+        assert "cases[0].year" in page.get_by_test_id("supplier-problem").inner_text()
+        assert page.get_by_label("能力简介").input_value().startswith("压铸件")
+        page.get_by_label("交付案例").fill("压铸件气孔视觉检测 | C | 2025\n船用螺旋桨焊缝检测 | 制造业")
+        page.get_by_role("button", name="保存").click()
+        row = page.get_by_test_id("suppliers").locator(f"tr[data-supplier='{org}']").inner_text()
+        assert f"工业视觉质检-{tag}" in row and "C 制造业" in row and "江津区、两江新区" in row
+        assert "压铸件气孔视觉检测 (2025)" in row and "船用螺旋桨焊缝检测" in row
+        page.get_by_role("link", name="编辑本组织的供给能力").click()  # what it holds, filled in
+        assert page.get_by_label("C 制造业").is_checked()
+        assert "压铸件气孔视觉检测 | C | 2025" in page.get_by_label("交付案例").input_value()
+        reader = sign_in(browser, gateway.url, f"reader-{tag}")
+        reader.goto(f"{gateway.url}/console/suppliers")
+        assert reader.get_by_role("link", name="编辑本组织的供给能力").count() == 0
+        assert reader.request.get(f"{gateway.url}/console/suppliers/mine").status == 403
+    finally:  # the shared catalog is what the matching tests rank
+        db = Database(gateway.settings.resolved_database_url)
+        with db.session() as session:
+            session.execute(delete(Supplier).where(Supplier.org_id == org_id))
+        db.dispose()

@@ -12,6 +12,7 @@ each done with its evidence; the demand side reads them."""
 import asyncio
 import datetime as dt
 import functools
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -21,13 +22,13 @@ from dizuo.accounts import get_org
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.console.web import PREFIX, Console, redirect
-from dizuo.errors import DizuoError, PermissionDenied
+from dizuo.errors import DizuoError, InvalidRequest, PermissionDenied
 from dizuo.scenarios.applications import Applications, deciding
 from dizuo.scenarios.industries import SECTIONS, Division, divisions
 from dizuo.scenarios.milestones import BUILDING, Milestones, keeping
 from dizuo.scenarios.notices import Notices
 from dizuo.scenarios.reviews import Reviews, reading
-from dizuo.scenarios.service import OFFICE_MOVES, STAGES, Scenarios
+from dizuo.scenarios.service import OFFICE_MOVES, STAGES, ScenarioNotFound, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 
 __all__ = ["routes"]
@@ -42,6 +43,50 @@ def _by_section() -> dict[str, list[Division]]:
     for division in divisions().values():
         grouped[division.section].append(division)
     return grouped
+
+
+LISTS = re.compile(r"[、,，;；\n]+")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in LISTS.split(text) if part.strip()]
+
+
+def _entry_form(entry: dict[str, Any]) -> dict[str, Any]:
+    """A catalog entry as the form shows it."""
+    cases = "\n".join(" | ".join(str(c.get(k) or "") for k in ("title", "industry", "year")).rstrip(" |") for c in entry["cases"])  # fmt: skip
+    return {
+        "name": entry["name"],
+        "summary": entry["summary"],
+        "industries": [i["code"] for i in entry["industries"]],
+        "regions": "、".join(entry["regions"]),
+        "cases": cases,
+        "certifications": "、".join(entry["certifications"]),
+        "models": "、".join(m["name"] for m in entry["models"]),
+    }
+
+
+def _entry_document(typed: dict[str, Any]) -> dict[str, Any]:
+    """The entry from the form: lists split on 、 , ; or new lines; each case line
+    ``title | industry | year`` (the last two optional). A year that is not a number: 400 naming it."""
+    cases = []
+    for n, line in enumerate(line for line in str(typed["cases"]).splitlines() if line.strip()):
+        parts = [part.strip() for part in line.split("|")]
+        case: dict[str, Any] = {"title": parts[0], "industry": parts[1] if len(parts) > 1 else ""}
+        if len(parts) > 2 and parts[2]:
+            if not parts[2].isdigit():
+                raise InvalidRequest("invalid_param", param=f"cases[{n}].year", reason_zh="须是年份，如 2025", reason_en="must be a year, such as 2025")  # fmt: skip
+            case["year"] = int(parts[2])
+        cases.append(case)
+    return {
+        "name": typed["name"],
+        "summary": typed["summary"],
+        "industries": typed["industries"],
+        "regions": _split(typed["regions"]),
+        "cases": cases,
+        "certifications": _split(typed["certifications"]),
+        "models": _split(typed["models"]),
+    }
 
 
 def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
@@ -103,13 +148,81 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
             )
         return redirect(f"{PREFIX}/scenarios/{made['id']}")
 
+    @router.get(f"{PREFIX}/scenarios/{{scenario_id}}/edit")
+    async def edit(request: Request, signed: Signed, scenario_id: str) -> Response:
+        """A draft of the member's organization as the form, to change it."""
+        actor = signed.actor
+        authorize(actor, "submit scenarios", org_id=actor.org_id)
+        shown = await asyncio.to_thread(scenarios.show, scenario_id, actor.org_id)
+        if shown["organization"] != signed.org_name:  # a published one of another organization
+            raise ScenarioNotFound(id=scenario_id)
+        if shown["status"] != "draft":  # changed by its moves only
+            return redirect(f"{PREFIX}/scenarios/{scenario_id}")
+        typed = {name: "" if shown.get(name) is None else str(shown[name]) for name in NEED_FIELDS}
+        typed["industry"] = shown["division"] or shown["industry"]
+        return new_page(request, signed, form=typed, editing=scenario_id)
+
+    @router.post(f"{PREFIX}/scenarios/{{scenario_id}}/edit")
+    async def change(request: Request, signed: Posted, scenario_id: str) -> Response:
+        """Change the draft; its page, or the form again with the error and what was typed (a
+        scenario past its draft: 409, changed by its moves only)."""
+        actor = signed.actor
+        authorize(actor, "submit scenarios", org_id=actor.org_id)
+        typed = {name: str(value) for name, value in (await request.form()).items() if name in NEED_FIELDS}
+        document = {name: value for name, value in typed.items() if value != "" or name in ("title", "industry", "district", "description")}  # fmt: skip
+        try:
+            await asyncio.to_thread(scenarios.update, scenario_id, actor.org_id, document, actor.username)
+        except DizuoError as exc:
+            words = console.words(request)
+            return new_page(request, signed, exc.status, form=typed, editing=scenario_id, problem=exc.message(words.lang))  # fmt: skip
+        return redirect(f"{PREFIX}/scenarios/{scenario_id}")
+
     @router.get(f"{PREFIX}/suppliers")
     async def supply(request: Request, signed: Signed) -> Response:
         """The supply catalog (供给能力目录): each supplier's capability, industries, regions, cases,
         certifications, and the platform models and agents it offers with their bench grades."""
         authorize(signed.actor, "read scenarios")
         entries = await asyncio.to_thread(catalog.listed)
-        return console.render(request, "suppliers.html", signed, entries=entries)
+        return console.render(
+            request, "suppliers.html", signed, entries=entries, may_edit=edits_entry(signed)
+        )
+
+    def edits_entry(signed: SignedIn) -> bool:
+        """Whether the member keeps its own organization's catalog entry here."""
+        actor = signed.actor
+        return actor.org_id is not None and allowed(actor, "manage the supply catalog", org_id=actor.org_id)
+
+    def entry_page(request: Request, signed: SignedIn, status: int = 200, **context: Any) -> Response:
+        return console.render(request, "supplier_edit.html", signed, status, sections=SECTIONS, **context)
+
+    @router.get(f"{PREFIX}/suppliers/mine")
+    async def my_entry(request: Request, signed: Signed) -> Response:
+        """The member's organization's catalog entry as a form (empty: it has none yet)."""
+        actor = signed.actor
+        authorize(actor, "manage the supply catalog", org_id=actor.org_id)
+        try:
+            shown = await asyncio.to_thread(catalog.show, actor.org_id or "")
+        except DizuoError:
+            shown = None
+        return entry_page(request, signed, form=_entry_form(shown) if shown else {"industries": []})
+
+    @router.post(f"{PREFIX}/suppliers/mine")
+    async def put_entry(request: Request, signed: Posted) -> Response:
+        """Create or replace the entry; the catalog, or the form again with the error and what was
+        typed (a case line is ``title | industry | year``)."""
+        actor = signed.actor
+        authorize(actor, "manage the supply catalog", org_id=actor.org_id)
+        posted = await request.form()
+        typed: dict[str, Any] = {name: str(posted.get(name) or "") for name in ("name", "summary", "regions", "cases", "certifications", "models")}  # fmt: skip
+        typed["industries"] = [str(v) for v in posted.getlist("industries")]
+        try:
+            document = _entry_document(typed)
+            await asyncio.to_thread(catalog.put, actor.org_id or "", document, actor.username)
+        except DizuoError as exc:
+            return entry_page(
+                request, signed, 400, form=typed, problem=exc.message(console.words(request).lang)
+            )
+        return redirect(f"{PREFIX}/suppliers")
 
     @router.get(f"{PREFIX}/scenarios/{{scenario_id}}/matches")
     async def matches(request: Request, signed: Signed, scenario_id: str) -> Response:
@@ -171,6 +284,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
             applications=applications.listed(scenario_id, org_id) if sees_applications else [],
             reviews=scored,
             may_review=shown["status"] == "under_review" and allowed(actor, "review scenarios"),
+            may_edit=own and shown["status"] == "draft" and creates(signed),
             milestones=planned,
             moves=[
                 to
