@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
 from dizuo.admin import create_admin_app
-from dizuo.admin.scenarios import platform_grades
+from dizuo.admin.scenarios import platform_grades, platform_usage
 from dizuo.agents.loop import Runner
 from dizuo.agents.service import Agents
 from dizuo.batches.files import Files, LocalDiskStore
@@ -347,7 +347,7 @@ def create_app(settings: Settings) -> Platform:
         batches=batches,
         agents=agents,
         sandbox=sandbox,
-        suppliers=Suppliers(db, platform_grades(db, evals)),
+        suppliers=Suppliers(db, platform_grades(db, evals), platform_usage(db)),
         sandbox_jobs=sandbox_jobs,
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.

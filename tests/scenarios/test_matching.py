@@ -21,7 +21,7 @@ from dizuo.scenarios.service import Scenarios
 from dizuo.scenarios.suppliers import Suppliers
 from dizuo.store import Database
 from tests.support.cli import dizuo
-from tests.support.platform import GatewayApp
+from tests.support.platform import GatewayApp, upstream_deployment
 
 DATA = yaml.safe_load((Path(__file__).parents[1] / "data" / "matching.yaml").read_text(encoding="utf-8"))
 
@@ -188,3 +188,25 @@ def test_the_cli_puts_an_entry_and_matches_a_scenario(tmp_path: Path, empty_data
     matched = dizuo("scenario", "match", scenario_id, env=env)
     assert matched.returncode == 0 and "某视觉公司" in matched.stdout and "同行业案例 1 个" in matched.stdout
     assert "某视觉公司" in dizuo("supplier", "list", env=env).stdout
+
+
+async def test_an_offered_model_shows_the_platform_s_record_of_its_use_not_a_claim(
+    gateway_app: GatewayApp,
+) -> None:
+    model = f"doc-audit-{uuid.uuid4().hex[:6]}"
+    platform = await gateway_app(deployments=[upstream_deployment(model)])
+    supplier, first, second = platform.org(), platform.org(balance="10"), platform.org(balance="10")
+    for caller, calls in ((first, 2), (second, 1)):
+        async with platform.sdk(caller.key) as client:
+            for _ in range(calls):
+                await client.chat.completions.create(model=model, messages=[{"role": "user", "content": "核对这份质检报告"}])  # fmt: skip
+    username = f"org-admin-{uuid.uuid4().hex[:6]}"
+    create_member(platform.db, username, "correct horse battery", "org-admin", org=supplier.name)
+    headers = {"Authorization": f"Bearer {create_token(platform.db, username)}"}
+    entry = {"name": "工业文档智能审核", "summary": "质检报告、检验记录智能审核，按检验规范核对公差与签章。", "models": [model, "未上线的模型"]}  # fmt: skip
+    http = platform.http()
+    put = await http.put(f"/admin/v1/suppliers/{supplier.name}", json=entry, headers=headers)
+    assert put.status_code == 200, put.text
+    offered = {m["name"]: m for m in put.json()["models"]}
+    assert (offered[model]["calls_30d"], offered[model]["organizations_30d"]) == (3, 2)  # the records'
+    assert (offered["未上线的模型"]["calls_30d"], offered["未上线的模型"]["grade"]) == (0, None)

@@ -27,7 +27,7 @@ from dizuo.admin.agents import agent_routes
 from dizuo.admin.evals import eval_routes
 from dizuo.admin.members import member_routes
 from dizuo.admin.sandbox import sandbox_routes
-from dizuo.admin.scenarios import platform_grades, scenario_routes
+from dizuo.admin.scenarios import platform_grades, platform_usage, scenario_routes
 from dizuo.admin.schemas import KeyIn, OrgChange, OrgIn, SnapshotIn, TopupIn, VoucherIn
 from dizuo.agents.service import Agents
 from dizuo.billing import parse_cny
@@ -470,7 +470,7 @@ def create_admin_app(
         app.include_router(eval_routes(PREFIX, evals, actor, may, gateway_url))
     if agents is not None:
         app.include_router(agent_routes(PREFIX, db, agents, actor, may, evals))
-    suppliers = Suppliers(db, platform_grades(db, evals))
+    suppliers = Suppliers(db, platform_grades(db, evals), platform_usage(db))
     app.include_router(scenario_routes(PREFIX, Scenarios(db), actor, may, db, suppliers, zone))
     if sandbox is not None:
         app.include_router(sandbox_routes(PREFIX, sandbox, actor, may, db, sandbox_jobs))

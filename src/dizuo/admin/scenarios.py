@@ -7,18 +7,20 @@ organization's contact hidden).
 No ``from __future__ import annotations``: FastAPI reads the route annotations at run time.
 """
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Body, Depends
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, sees_all_orgs
 from dizuo.admin.schemas import ApplicationIn, DecisionIn, MilestoneDoneIn, MilestoneIn, MoveIn, ScenarioIn
-from dizuo.agents.tables import Agent, AgentVersion
+from dizuo.agents.tables import Agent, AgentStep, AgentVersion
+from dizuo.billing.tables import usage_hourly
 from dizuo.days import PLATFORM_ZONE
 from dizuo.evalbench.service import EvalService
 from dizuo.scenarios.applications import Applications, deciding
@@ -26,8 +28,11 @@ from dizuo.scenarios.milestones import Milestones, keeping
 from dizuo.scenarios.reviews import ReviewIn, Reviews, RubricIn, reading
 from dizuo.scenarios.service import OFFICE_MOVES, Scenarios
 from dizuo.scenarios.suppliers import Suppliers
+from dizuo.store import utcnow
 
-__all__ = ["platform_grades", "scenario_routes"]
+__all__ = ["platform_grades", "platform_usage", "scenario_routes"]
+
+USAGE_DAYS = 30
 
 
 def platform_grades(db: Any, evals: EvalService | None) -> Callable[[], dict[str, str | None]]:
@@ -46,6 +51,41 @@ def platform_grades(db: Any, evals: EvalService | None) -> Callable[[], dict[str
             )
             for name, grade in listed:
                 found[f"agent/{name}"] = grade
+        return found
+
+    return read
+
+
+def platform_usage(db: Any) -> Callable[[list[str]], dict[str, dict[str, int]]]:
+    """What the platform's records say of models and agents in the last 30 days: a model's charged
+    calls and the organizations that made them (the hourly rollups), an agent's calls (``agent/NAME``:
+    its steps) and the organizations that called it."""
+
+    def read(names: list[str]) -> dict[str, dict[str, int]]:
+        since = utcnow() - dt.timedelta(days=USAGE_DAYS)
+        table = usage_hourly.c
+        models = [n for n in names if not n.startswith("agent/")]
+        agents = [n.removeprefix("agent/") for n in names if n.startswith("agent/")]
+        found = {name: {"calls_30d": 0, "organizations_30d": 0} for name in names}
+        with db.session() as session:
+            if models:
+                for model, calls, orgs in session.execute(
+                    select(table.model, func.sum(table.calls), func.count(func.distinct(table.org_id)))
+                    .where(table.model.in_(models), table.hour >= since)
+                    .group_by(table.model)
+                ):
+                    found[model] = {"calls_30d": int(calls or 0), "organizations_30d": int(orgs or 0)}
+            if agents:
+                for name, calls, orgs in session.execute(
+                    select(Agent.name, func.count(func.distinct(AgentStep.request_id)), func.count(func.distinct(AgentStep.org_id)))
+                    .join(AgentStep, AgentStep.agent_id == Agent.id)
+                    .where(Agent.name.in_(agents), AgentStep.created_at >= since)
+                    .group_by(Agent.name)
+                ):  # fmt: skip
+                    found[f"agent/{name}"] = {
+                        "calls_30d": int(calls or 0),
+                        "organizations_30d": int(orgs or 0),
+                    }
         return found
 
     return read

@@ -353,12 +353,12 @@ def import_command(path: Path) -> None:
 
 
 def _suppliers(db: Any) -> Any:
-    from dizuo.admin.scenarios import platform_grades
+    from dizuo.admin.scenarios import platform_grades, platform_usage
     from dizuo.evalbench.service import EvalService
     from dizuo.scenarios.suppliers import Suppliers
     from dizuo.settings import Settings
 
-    return Suppliers(db, platform_grades(db, EvalService(db, Settings().data_dir)))
+    return Suppliers(db, platform_grades(db, EvalService(db, Settings().data_dir)), platform_usage(db))
 
 
 @scenario.command("match")

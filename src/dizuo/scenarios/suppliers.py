@@ -3,7 +3,8 @@
 A supplier organization keeps one entry: its capability's name and summary, the industries (GB/T
 4754 sections) and districts it serves, the cases it delivered, certifications, and the models and
 agents on this platform it offers, each shown with the grade the evaluation bench gave it (none when
-the bench has not graded it), never a grade the supplier claims.
+the bench has not graded it) and its calls and callers on the platform in the last 30 days, never a
+grade or a usage the supplier claims.
 
 **Matching** ranks suppliers for a scenario (and open scenarios for a supplier) in two steps:
 
@@ -120,12 +121,21 @@ def _section_of(value: str, field: str) -> str:
     return found
 
 
+NO_USAGE = {"calls_30d": None, "organizations_30d": None}
+
+
 class Suppliers:
     """The supply catalog over *db*; *grades* gives the platform's models' and agents' grades."""
 
-    def __init__(self, db: Database, grades: Callable[[], dict[str, str | None]] | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        grades: Callable[[], dict[str, str | None]] | None = None,
+        usage: Callable[[list[str]], dict[str, dict[str, int]]] | None = None,
+    ) -> None:
         self.db = db
         self.grades = grades or dict
+        self.usage = usage  # the platform's record of the models and agents named (None: not shown)
 
     def put(self, org_id: str, document: dict[str, Any], actor: str) -> dict[str, Any]:
         """Create or replace *org_id*'s catalog entry; 400 naming the field that is wrong."""
@@ -164,6 +174,7 @@ class Suppliers:
 
     def _view(self, session: Any, row: Supplier, known: dict[str, str | None]) -> dict[str, Any]:
         org = session.get(Organization, row.org_id)
+        used = self.usage(list(row.models)) if self.usage is not None and row.models else {}
         return {
             "organization": org.name if org else row.org_id,
             "name": row.name,
@@ -172,7 +183,9 @@ class Suppliers:
             "regions": row.regions,
             "cases": row.cases,
             "certifications": row.certifications,
-            "models": [{"name": name, "grade": known.get(name)} for name in row.models],
+            "models": [
+                {"name": name, "grade": known.get(name), **used.get(name, NO_USAGE)} for name in row.models
+            ],
             "updated_at": iso(row.updated_at),
         }
 
