@@ -21,12 +21,16 @@ from tests.sandbox.conftest import Residents
 from tests.support.browser import PASSWORD, screenshot, sign_in
 
 
+def parties(gateway: RunningGateway) -> tuple[Sandbox, Database, str]:
+    """The shared gateway's sandbox, its database, and a tag for this test's names."""
+    sandbox = cast(Sandbox, gateway.platform.knowledge.state.sandbox)
+    return sandbox, Database(gateway.settings.resolved_database_url), uuid.uuid4().hex[:6]
+
+
 def test_request_grant_query_and_revoke_in_the_console(
     gateway: RunningGateway, browser: Any, residents: Residents
 ) -> None:
-    sandbox = cast(Sandbox, gateway.platform.knowledge.state.sandbox)
-    db = Database(gateway.settings.resolved_database_url)
-    tag = uuid.uuid4().hex[:6]
+    sandbox, db, tag = parties(gateway)
     owner, enterprise = create_org(db, f"大数据局-{tag}"), create_org(db, f"保险公司-{tag}")
     name = f"居民_{tag}"
     sandbox.add_dataset(
@@ -89,9 +93,7 @@ def test_request_grant_query_and_revoke_in_the_console(
 def test_the_owner_reviews_a_sandbox_job_s_release_and_the_enterprise_downloads_it_once_approved(
     gateway: RunningGateway, browser: Any, residents: Residents
 ) -> None:
-    sandbox = cast(Sandbox, gateway.platform.knowledge.state.sandbox)
-    db = Database(gateway.settings.resolved_database_url)
-    tag = uuid.uuid4().hex[:6]
+    sandbox, db, tag = parties(gateway)
     owner, enterprise = create_org(db, f"大数据局-{tag}"), create_org(db, f"保险公司-{tag}")
     name = f"居民_{tag}"
     sandbox.add_dataset(owner.id, {"name": name, "classification": "important", "identifiers": ["身份证号", "姓名", "手机号"]}, residents.path, residents.path.name, "数据局")  # fmt: skip

@@ -8,7 +8,6 @@ No ``from __future__ import annotations``: FastAPI reads the route annotations a
 import asyncio
 import json
 import tempfile
-import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +19,7 @@ from dizuo.accounts import get_org
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import authorize, sees_all_orgs
 from dizuo.errors import InvalidRequest
-from dizuo.sandbox.jobs import SandboxJobs
+from dizuo.sandbox.jobs import SandboxJobs, download_headers
 from dizuo.sandbox.service import Grantee, GrantIn, Sandbox, SandboxQueryIn, SandboxRequestIn
 
 __all__ = ["sandbox_routes"]
@@ -208,10 +207,7 @@ def sandbox_routes(
         return Response(
             content,
             media_type="application/octet-stream",
-            headers={
-                "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
-                "x-dizuo-sha256": digest,
-            },
+            headers=download_headers(name, digest),
         )
 
     @router.post(f"{base}/releases/{{release_id}}/approve")

@@ -274,7 +274,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Models or agents on this platform: their bench grades are the platform's",
     ),
     "suppliers.save": ("保存", "Save"),
-    "suppliers.usage": ("近 30 天 {calls} 次调用，{orgs} 家组织", "{calls} calls by {orgs} organizations in 30 days"),
+    "suppliers.usage": (
+        "近 30 天 {calls} 次调用，{orgs} 家组织",
+        "{calls} calls by {orgs} organizations in 30 days",
+    ),
     "suppliers.name": ("能力", "Capability"),
     "suppliers.org": ("供给方", "Supplier"),
     "suppliers.regions": ("服务区县", "Districts served"),

@@ -8,7 +8,6 @@ the requests, revoke grants, and review releases: read, download, approve or ref
 
 import asyncio
 import functools
-import urllib.parse
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -19,7 +18,7 @@ from dizuo.accounts.sessions import SignedIn
 from dizuo.console.forms import parse_date
 from dizuo.console.web import PREFIX, Console
 from dizuo.errors import DizuoError
-from dizuo.sandbox.jobs import SandboxJobs
+from dizuo.sandbox.jobs import SandboxJobs, download_headers
 from dizuo.sandbox.service import Grantee, Sandbox
 
 __all__ = ["routes"]
@@ -185,10 +184,7 @@ def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = No
         return Response(
             content,
             media_type="application/octet-stream",
-            headers={
-                "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
-                "x-dizuo-sha256": digest,
-            },
+            headers=download_headers(name, digest),
         )
 
     return router

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from dizuo.compute.jobs import Jobs
-from dizuo.sandbox.jobs import SandboxJobs
+from dizuo.sandbox.jobs import SandboxJobs, download_headers
 from dizuo.sandbox.service import Grantee, Sandbox, SandboxQueryIn, SandboxRequestIn
 
 __all__ = ["PREFIX", "install_sandbox_routes"]
@@ -114,8 +114,5 @@ def _attachment(content: bytes, digest: str, name: str) -> Response:
     return Response(
         content,
         media_type="application/octet-stream",
-        headers={
-            "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
-            "x-dizuo-sha256": digest,
-        },
+        headers=download_headers(name, digest),
     )

@@ -20,6 +20,7 @@ import hashlib
 import re
 import secrets
 import shlex
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +40,20 @@ from dizuo.store.audit import append
 if TYPE_CHECKING:
     from dizuo.compute.jobs import JobBody
 
-__all__ = ["FILE_NAME", "SandboxJobs", "SandboxKind"]
+__all__ = ["FILE_NAME", "SandboxJobs", "SandboxKind", "download_headers"]
 
 FILE_NAME = re.compile(r"^[A-Za-z0-9_\u4e00-\u9fff][A-Za-z0-9_.\-\u4e00-\u9fff]{0,127}$")
 MAX_FILES = 32
 LOG_TAIL = 64 * 1024  # what a release keeps of what its job printed
 SCANNED = 4 * 2**20  # text files up to this size are read by the guard
+
+
+def download_headers(name: str, digest: str) -> dict[str, str]:
+    """The headers of a release's file sent for download: its name (UTF-8) and SHA-256."""
+    return {
+        "content-disposition": f"attachment; filename*=UTF-8''{urllib.parse.quote(name)}",
+        "x-dizuo-sha256": digest,
+    }
 
 
 def _bad(param: str, zh: str, en: str) -> InvalidRequest:

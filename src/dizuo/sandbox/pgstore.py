@@ -141,13 +141,7 @@ class PostgresStore:
         """Let the reader role read the new table (where there is one)."""
         if not self._reads_as_reader():
             return
-        connection = self.db.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(f"GRANT SELECT ON {_ident(self.schema)}.{_ident(stem)} TO {READER}")
-            connection.commit()
-        finally:
-            connection.close()
+        self._execute(f"GRANT SELECT ON {_ident(self.schema)}.{_ident(stem)} TO {READER}")
 
     def _reads_as_reader(self) -> bool:
         """Whether queries run as the reader role: made (once per cluster) and granted the schema
@@ -287,10 +281,13 @@ class PostgresStore:
     # ---- housekeeping ----------------------------------------------------------------------
 
     def drop(self, file: str) -> None:
+        self._execute(f"DROP TABLE IF EXISTS {_ident(self.schema)}.{_ident(file)}")
+
+    def _execute(self, statement: str) -> None:
+        """Run one statement of the platform's own and commit it."""
         connection = self.db.engine.raw_connection()
         try:
-            cursor = connection.cursor()
-            cursor.execute(f"DROP TABLE IF EXISTS {_ident(self.schema)}.{_ident(file)}")
+            connection.cursor().execute(statement)
             connection.commit()
         finally:
             connection.close()
