@@ -16,7 +16,7 @@ import zipfile
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -28,14 +28,17 @@ from dizuo.accounts.service import change_org
 from dizuo.app import create_app
 from dizuo.billing.service import topup
 from dizuo.billing.tables import Wallet
+from dizuo.compute.tables import ComputeJob
+from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Grantee, Sandbox
 from dizuo.sandbox.synthetic import write_csv
 from dizuo.sandbox.tables import SandboxRelease
 from dizuo.store import Database
 from dizuo.store.audit import AuditRecord
 from tests.compute.test_jobs import pools
+from tests.sandbox.conftest import Residents
 from tests.support.cli import dizuo
-from tests.support.platform import pool_settings
+from tests.support.platform import GatewayApp, pool_settings
 from tests.support.ray import RayHead
 from tests.support.servers import ServerThread
 
@@ -208,3 +211,45 @@ def test_a_job_reads_the_granted_columns_in_the_pool_and_its_results_leave_once_
     finally:
         server.stop()
         sandbox.close()
+
+
+async def test_a_worker_s_files_are_bounded_named_and_its_own(
+    gateway_app: GatewayApp, residents: Residents
+) -> None:
+    """The worker's routes without a pool: only the job's own key reaches them, a file must have a
+    plain name, and the files of one job stay within the output limit (413 past it, read no further)."""
+    platform = await gateway_app(sandbox_output_mb=1)
+    sandbox = cast(Sandbox, platform.platform.knowledge.state.sandbox)
+    owner, company = platform.org(), platform.org(scopes=["sandbox"])
+    name = f"居民_{uuid.uuid4().hex[:6]}"
+    sandbox.add_dataset(owner.id, {"name": name, "classification": "general", "identifiers": ["身份证号", "姓名", "手机号"]}, residents.path, residents.path.name, "数据局")  # fmt: skip
+    grant = sandbox.grant(name, company.id, {"columns": ["区县"], "jobs": True}, Grantee(owner.id, "数据局"))
+    worker = create_key(platform.db, company.name, scopes=["models"], models=[])
+    dataset_id = sandbox.dataset(name)["id"]
+    with platform.db.session() as session:
+        session.add(
+            ComputeJob(
+                id="job-worker-routes", org_id=company.id, key_id=worker.record.id, kind="sandbox", entrypoint="python train.py",
+                spec={"key_id": worker.record.id, "sandbox": {"dataset": name, "dataset_id": dataset_id, "grant": grant["id"], "columns": ["区县"]}},
+                data_class="general", state="running", considered=[], blocked=[], held_vouchers=[],
+            )
+        )  # fmt: skip
+    http = platform.http(worker.key)
+    route = "/v1/compute/jobs/job-worker-routes/sandbox"
+    data = await http.get(f"{route}/data")
+    assert data.status_code == 200 and data.content[:4] == b"PAR1"  # Parquet
+    other = platform.http(company.key)
+    assert (await other.get(f"{route}/data")).status_code == 404  # not the job's key
+    small = await http.post(f"{route}/outputs", params={"name": "metrics.json"}, content=b'{"auc": 0.91}')
+    assert small.status_code == 200 and small.json()["size"] == 13
+    for bad in ("../etc/passwd", ".hidden", "a/b.txt"):
+        refused = await http.post(f"{route}/outputs", params={"name": bad}, content=b"x")
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == "name", bad
+    too_big = await http.post(f"{route}/outputs", params={"name": "model.bin"}, content=b"0" * (2**20 + 1))
+    assert too_big.status_code == 413
+    within = await http.post(f"{route}/outputs", params={"name": "model.bin"}, content=b"0" * (2**20 - 5))
+    assert within.status_code == 400 and within.json()["error"]["param"] == "content"  # 1 MiB in all
+    (release,) = SandboxJobs(sandbox).releases(company.id)
+    assert [f["name"] for f in release["files"]] == ["metrics.json"] and release["rows_read"] == len(
+        residents.rows
+    )

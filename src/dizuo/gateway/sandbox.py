@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from dizuo.compute.jobs import Jobs
+from dizuo.gateway.http import read_body
 from dizuo.sandbox.jobs import SandboxJobs, download_headers
 from dizuo.sandbox.service import Grantee, Sandbox, SandboxQueryIn, SandboxRequestIn
 
@@ -106,7 +107,8 @@ def install_sandbox_routes(
     @app.post("/v1/compute/jobs/{job_id}/sandbox/outputs")
     async def job_output(job_id: str, name: str, request: Request, who: Worker) -> dict[str, Any]:
         job = await asyncio.to_thread(jobs.worker_of, who.info, job_id, "sandbox")
-        content = await request.body()
+        declared = int(request.headers.get("content-length") or 0)
+        content = await read_body(request.receive, declared, sandbox_jobs.output_bytes)  # 413 past the limit
         return await asyncio.to_thread(sandbox_jobs.stage, job, name, content)
 
 
