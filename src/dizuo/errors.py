@@ -317,6 +317,11 @@ class IdempotencyConflict(InvalidRequest):
     default_code = "idempotency_key_reused"
 
 
+def invalid_param(param: str | None, zh: str, en: str) -> InvalidRequest:
+    """400 ``invalid_param``: *param* is wrong, and why (Chinese, English)."""
+    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
+
+
 class BodyTooLarge(InvalidRequest):
     status = 413
     default_code = "request_too_large"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from dizuo.accounts.events import record
 from dizuo.accounts.keys import hash_key
 from dizuo.accounts.tables import AdminToken, Member, Organization
-from dizuo.errors import InvalidRequest, PermissionDenied
+from dizuo.errors import PermissionDenied, invalid_param
 from dizuo.store import Database, utc, utcnow
 from dizuo.store.audit import append
 
@@ -70,10 +70,6 @@ def who(by: Actor | None) -> str:
     return by.username if by is not None else "cli"
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def create_member(
     db: Database,
     username: str,
@@ -86,22 +82,28 @@ def create_member(
 ) -> Member:
     """Create a member; organization roles need *org*, the issuer role needs *issuer*."""
     if role not in ROLES:
-        raise _bad("role", f"角色只能是 {'、'.join(ROLES)}", f"the role must be one of {', '.join(ROLES)}")
+        raise invalid_param(
+            "role", f"角色只能是 {'、'.join(ROLES)}", f"the role must be one of {', '.join(ROLES)}"
+        )
     if not username.strip() or len(username) > 64:
-        raise _bad("username", "用户名不能为空，最多 64 个字符", "the username must be 1 to 64 characters")
+        raise invalid_param(
+            "username", "用户名不能为空，最多 64 个字符", "the username must be 1 to 64 characters"
+        )
     valid_password(password)
     if role in ORG_ROLES and not org:
-        raise _bad("org", f"角色 {role} 需要指定组织", f"the role {role} needs an organization")
+        raise invalid_param("org", f"角色 {role} 需要指定组织", f"the role {role} needs an organization")
     if role == "voucher-issuer" and not issuer:
-        raise _bad("issuer", "发券方角色需要指定发放方名称", "the voucher-issuer role needs an issuer name")
+        raise invalid_param(
+            "issuer", "发券方角色需要指定发放方名称", "the voucher-issuer role needs an issuer name"
+        )
     with db.session() as session:
         if session.scalars(select(Member).where(Member.username == username)).first():
-            raise _bad("username", f"用户名 {username} 已存在", f"the username {username} is taken")
+            raise invalid_param("username", f"用户名 {username} 已存在", f"the username {username} is taken")
         org_id = None
         if org:
             found = session.scalars(select(Organization).where(Organization.name == org)).first()
             if found is None:
-                raise _bad("org", f"组织 {org} 不存在", f"no organization {org}")
+                raise invalid_param("org", f"组织 {org} 不存在", f"no organization {org}")
             org_id = found.id
         member = Member(
             id=uuid.uuid4().hex,
@@ -121,7 +123,9 @@ def create_member(
 def valid_password(password: str) -> None:
     """Raise 400 unless *password* is one a member may have (8 to 1,024 characters)."""
     if not 8 <= len(password) <= 1024:
-        raise _bad("password", "密码应为 8 到 1024 个字符", "the password must have 8 to 1,024 characters")
+        raise invalid_param(
+            "password", "密码应为 8 到 1024 个字符", "the password must have 8 to 1,024 characters"
+        )
 
 
 def hash_password(password: str) -> str:
@@ -147,7 +151,7 @@ def member_named(session: Session, username: str) -> Member:
     """The member *username*, or 400 naming it."""
     member = session.scalars(select(Member).where(Member.username == username)).first()
     if member is None:
-        raise _bad("username", f"没有用户 {username}", f"no member {username}")
+        raise invalid_param("username", f"没有用户 {username}", f"no member {username}")
     return member
 
 

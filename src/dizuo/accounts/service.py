@@ -17,7 +17,7 @@ from dizuo.accounts.members import Actor, who
 from dizuo.accounts.permissions import sees_all_orgs
 from dizuo.accounts.tables import ApiKey, Organization
 from dizuo.config import DATA_CLASSES, MAX_LIMIT, GuardPolicy
-from dizuo.errors import InvalidRequest
+from dizuo.errors import InvalidRequest, invalid_param
 from dizuo.store import Database, utc, utcnow
 from dizuo.store.audit import append
 
@@ -55,7 +55,7 @@ def org_by_name(session: Session, name: str) -> Organization:
     """Return the organization *name* inside *session*, or raise a 400 that says how to create it."""
     org = session.scalars(select(Organization).where(Organization.name == name)).first()
     if org is None:
-        raise _bad(
+        raise invalid_param(
             "org",
             f"组织 {name} 不存在，请先用 `dizuo admin create-org {name}` 创建",
             f"no organization {name}; create it with `dizuo admin create-org {name}`",
@@ -78,15 +78,11 @@ def find_org(db: Database, name: str) -> Organization | None:
 SIZES = ("small", "medium", "large")
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def validate_uscc(code: str) -> str:
     """Return the unified social credit code (统一社会信用代码) normalized, or raise 400."""
     normalized = code.strip().upper()
     if not uscc.is_valid(normalized):
-        raise _bad(
+        raise invalid_param(
             "uscc",
             f"{code!r} 不是有效的统一社会信用代码（18 位，校验位按 GB 32100 计算）",
             f"{code!r} is not a valid unified social credit code (18 characters, GB 32100 check character)",
@@ -111,18 +107,22 @@ def create_org(
     """Create the organization *name*; a taken name or credit code, or a bad field, is a clear error."""
     name = name.strip()
     if not name or len(name) > 128:
-        raise _bad("name", "组织名称不能为空，最多 128 个字符", "the name must be 1 to 128 characters")
+        raise invalid_param(
+            "name", "组织名称不能为空，最多 128 个字符", "the name must be 1 to 128 characters"
+        )
     if data_class not in DATA_CLASSES:
-        raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
+        raise invalid_param(
+            "data_class", "只能是 general、important 或 core", "must be general, important or core"
+        )
     if size is not None and size not in SIZES:
-        raise _bad("size", "只能是 small、medium 或 large", "must be small, medium or large")
+        raise invalid_param("size", "只能是 small、medium 或 large", "must be small, medium or large")
     code = validate_uscc(uscc_code) if uscc_code else None
     rpm, tpm, concurrency = _limits(limits)
     with db.session() as session:
         if session.scalars(select(Organization).where(Organization.name == name)).first():
-            raise _bad("name", f"组织 {name} 已存在", f"the organization {name} exists")
+            raise invalid_param("name", f"组织 {name} 已存在", f"the organization {name} exists")
         if code and session.scalars(select(Organization).where(Organization.uscc == code)).first():
-            raise _bad(
+            raise invalid_param(
                 "uscc", f"统一社会信用代码 {code} 已被其他组织使用", f"the credit code {code} is taken"
             )
         org = Organization(
@@ -163,7 +163,9 @@ def change_org(
     it is; whether it may run its own code on the compute pools (script jobs). Every worker applies
     the change within a refresh period."""
     if label is not None and label not in (*LABELS, "default"):
-        raise _bad("label", "只能是 explicit、implicit 或 default", "must be explicit, implicit or default")
+        raise invalid_param(
+            "label", "只能是 explicit、implicit 或 default", "must be explicit, implicit or default"
+        )
     with db.session() as session:
         org = org_by_name(session, name)
         detail: dict[str, Any] = {}
@@ -189,7 +191,7 @@ def _touch_keys(session: Session, org_id: str, now: dt.datetime) -> None:
 def _limits(limits: tuple[int | None, int | None, int | None]) -> tuple[int | None, int | None, int | None]:
     for name, value in zip(("rpm", "tpm", "concurrency"), limits, strict=True):
         if value is not None and not 1 <= value <= MAX_LIMIT:
-            raise _bad(
+            raise invalid_param(
                 name, f"必须是 1 到 {MAX_LIMIT:,} 的整数", f"must be a whole number from 1 to {MAX_LIMIT:,}"
             )
     return limits
@@ -236,18 +238,20 @@ def create_key(
     if scopes is not None:
         unknown = sorted(set(scopes) - set(SCOPES))
         if unknown or not scopes:
-            raise _bad(
+            raise invalid_param(
                 "scopes",
                 f"未知的权限 {', '.join(unknown) or '（空）'}；可用：{', '.join(SCOPES)}",
                 f"unknown scopes {', '.join(unknown) or '(none)'}; known: {', '.join(SCOPES)}",
             )
         scopes = [scope for scope in SCOPES if scope in scopes]
     if data_class is not None and data_class not in DATA_CLASSES:
-        raise _bad("data_class", "只能是 general、important 或 core", "must be general, important or core")
+        raise invalid_param(
+            "data_class", "只能是 general、important 或 core", "must be general, important or core"
+        )
     if label is not None and label not in LABELS:
-        raise _bad("label", "只能是 explicit 或 implicit", "must be explicit or implicit")
+        raise invalid_param("label", "只能是 explicit 或 implicit", "must be explicit or implicit")
     if expires_at is not None and expires_at <= utcnow():
-        raise _bad("expires", "过期时间必须在将来", "the expiry must be in the future")
+        raise invalid_param("expires", "过期时间必须在将来", "the expiry must be in the future")
     rpm, tpm, concurrency = _limits(limits)
     key = new_key()
     now = utcnow()

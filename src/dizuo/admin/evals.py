@@ -12,17 +12,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from dizuo.accounts.members import Actor
 from dizuo.admin.schemas import EvalIn
-from dizuo.errors import InvalidRequest, RouteNotFound
+from dizuo.errors import RouteNotFound, invalid_param
 from dizuo.evalbench import BankError, RunConfig, RunConflict, builtin_suites, compare_runs, load_suite
 from dizuo.evalbench.runner import check_judge
 from dizuo.evalbench.service import EvalService
 from dizuo.evalbench.suites import parse_suite
 
 __all__ = ["eval_routes"]
-
-
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
 
 
 def eval_routes(
@@ -53,7 +49,7 @@ def eval_routes(
         """Start a run in the background (platform admins); poll ``GET /evals/{id}`` for its end."""
         may(who, "run evaluations")
         if (body.suite is None) == (body.bank is None):
-            raise _bad("suite", "请给出 suite 或 bank 之一", "give either suite or bank")
+            raise invalid_param("suite", "请给出 suite 或 bank 之一", "give either suite or bank")
         try:
             if body.bank is not None:
                 data = body.bank.content.encode()
@@ -64,7 +60,7 @@ def eval_routes(
                     raise BankError(body.suite, ["suite names a built-in suite; send a file as bank"])
                 suite = load_suite(body.suite)
         except BankError as exc:
-            raise _bad(
+            raise invalid_param(
                 "bank" if body.bank else "suite", f"题库有误：{exc}", f"the suite has problems: {exc}"
             ) from exc
         config = RunConfig(
@@ -79,7 +75,7 @@ def eval_routes(
         try:
             check_judge(suite, config)
         except RunConflict as exc:
-            raise _bad("judge", str(exc), str(exc)) from exc
+            raise invalid_param("judge", str(exc), str(exc)) from exc
         return evals.start(suite, config, who.username)
 
     @router.get(f"{prefix}/evals")
@@ -104,7 +100,7 @@ def eval_routes(
         try:
             return compare_runs(evals.folder(a), evals.folder(b))
         except FileNotFoundError as exc:
-            raise _bad(
+            raise invalid_param(
                 "a", "评测尚未完成或文件不在本副本", "a run is not finished, or its files are elsewhere"
             ) from exc
 

@@ -26,7 +26,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import select
 
 from dizuo.batches.tables import StoredFile
-from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest
+from dizuo.errors import BodyTooLarge, DizuoError, InvalidRequest, invalid_param
 from dizuo.store import Database, utc, utcnow
 
 __all__ = [
@@ -147,10 +147,6 @@ def _too_large(limit: int) -> BodyTooLarge:
     return BodyTooLarge("file_too_large", mb=f"{limit / 1e6:g}")
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 class _Upload:
     """What a multipart body carried: its fields, and its file written to the store as it came."""
 
@@ -198,7 +194,7 @@ class _Upload:
         self._name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" in options and self._name == "file":
             if self.filename is not None:
-                raise _bad("file", "只能上传一个文件", "one file per upload")
+                raise invalid_param("file", "只能上传一个文件", "one file per upload")
             self._is_file = True
             self.filename = options[b"filename"].decode("utf-8", "replace")
 
@@ -213,7 +209,7 @@ class _Upload:
         else:
             self._text += piece
             if len(self._text) > 4096:
-                raise _bad(self._name or "form", "表单字段过长", "a form field is too long")
+                raise invalid_param(self._name or "form", "表单字段过长", "a form field is too long")
 
     def _end(self) -> None:
         if not self._is_file and self._name:
@@ -236,7 +232,9 @@ class Files:
         kind, options = parse_options_header(content_type)
         boundary = options.get(b"boundary")
         if kind != b"multipart/form-data" or not boundary:
-            raise _bad("file", "请以 multipart/form-data 上传文件", "upload the file as multipart/form-data")
+            raise invalid_param(
+                "file", "请以 multipart/form-data 上传文件", "upload the file as multipart/form-data"
+            )
         if declared is not None and declared > self.max_bytes + 64 * 1024:  # the form's own bytes beside
             raise _too_large(self.max_bytes)
         file_id = f"file-{secrets.token_hex(12)}"
@@ -264,7 +262,7 @@ class Files:
         if purpose is None:
             raise InvalidRequest("missing_param", param="purpose")
         if purpose not in UPLOAD_PURPOSES:
-            raise _bad(
+            raise invalid_param(
                 "purpose",
                 f"不支持用途 {purpose!r}（可用：{', '.join(UPLOAD_PURPOSES)}）",
                 f"the purpose {purpose!r} is not supported (use: {', '.join(UPLOAD_PURPOSES)})",
@@ -272,15 +270,17 @@ class Files:
         if upload.filename is None:
             raise InvalidRequest("missing_param", param="file")
         if upload.size == 0:
-            raise _bad("file", "文件是空的", "the file is empty")
+            raise invalid_param("file", "文件是空的", "the file is empty")
         now = utcnow()
         expires = None
         seconds = upload.fields.get("expires_after[seconds]")
         if seconds is not None:
             if upload.fields.get("expires_after[anchor]", "created_at") != "created_at":
-                raise _bad("expires_after", "anchor 只能是 created_at", "the anchor must be created_at")
+                raise invalid_param(
+                    "expires_after", "anchor 只能是 created_at", "the anchor must be created_at"
+                )
             if not seconds.isdigit() or not 3600 <= int(seconds) <= 30 * 86400:
-                raise _bad(
+                raise invalid_param(
                     "expires_after",
                     "seconds 须在 3600 到 2592000（30 天）之间",
                     "seconds must be between 3600 and 2592000 (30 days)",

@@ -48,7 +48,7 @@ from dizuo.billing.meter import Meter, _cost, worst_case_tokens
 from dizuo.billing.money import format_cny
 from dizuo.billing.standing import Held, open_hold, parts, shrink
 from dizuo.billing.tables import UsageRecord
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, InvalidRequest, invalid_param
 from dizuo.routing.deployments import batch_priced
 from dizuo.store import Database, iso, utc, utcnow
 
@@ -81,10 +81,6 @@ class BatchIn(BaseModel):
     endpoint: str = Field(max_length=64)
     completion_window: str = "24h"
     metadata: dict[str, str] | None = None
-
-
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
 
 
 def _unix(moment: dt.datetime | None) -> int | None:
@@ -233,24 +229,24 @@ class Batches:
     async def create(self, key: KeyInfo, body: BatchIn) -> dict[str, Any]:
         mode = ENDPOINTS.get(body.endpoint)
         if mode is None:
-            raise _bad(
+            raise invalid_param(
                 "endpoint",
                 f"只支持 {', '.join(ENDPOINTS)}",
                 f"only {', '.join(ENDPOINTS)} are supported",
             )
         if body.completion_window != "24h":
-            raise _bad("completion_window", "目前只能是 24h", "must be 24h")
+            raise invalid_param("completion_window", "目前只能是 24h", "must be 24h")
         if body.metadata is not None and (
             len(body.metadata) > 16 or any(len(k) > 64 or len(v) > 512 for k, v in body.metadata.items())
         ):
-            raise _bad(
+            raise invalid_param(
                 "metadata",
                 "最多 16 项，键不超过 64 个字符，值不超过 512 个字符",
                 "at most 16 pairs, keys of up to 64 characters, values of up to 512",
             )
         source = await asyncio.to_thread(self.files.get, key.org_id, body.input_file_id, live=True)
         if source.purpose != "batch":
-            raise _bad(
+            raise invalid_param(
                 "input_file_id",
                 f"文件 {source.id} 的用途是 {source.purpose}，不是 batch",
                 f"the file {source.id} has the purpose {source.purpose}, not batch",
@@ -372,7 +368,7 @@ class Batches:
                     if mode == "chat":
                         _, model, stream = validate.chat_body(raw_body)
                         if stream:
-                            raise _bad(
+                            raise invalid_param(
                                 "stream", "批处理的请求不能流式返回", "a batch's requests cannot stream"
                             )
                     else:
@@ -529,7 +525,9 @@ class Batches:
                 )
             ).first()
         if row is None:
-            raise _bad("x-dizuo-batch-line", f"批处理没有第 {line} 行", f"the batch has no line {line}")
+            raise invalid_param(
+                "x-dizuo-batch-line", f"批处理没有第 {line} 行", f"the batch has no line {line}"
+            )
         if row.status_code is None:
             return None
         return int(row.status_code), bytes(row.body or b"")
@@ -547,7 +545,7 @@ class Batches:
             status = item.get("status_code")
             line = item.get("line")
             if not isinstance(status, int) or not 400 <= status <= 599 or not isinstance(line, int):
-                raise _bad("data", "每项须有 line 与 400–599 的 status_code", "each needs a line and a status_code of 400-599")  # fmt: skip
+                raise invalid_param("data", "每项须有 line 与 400–599 的 status_code", "each needs a line and a status_code of 400-599")  # fmt: skip
             rows.append(AnswerWriter.row(batch_id, line, status, orjson.dumps(item.get("body")), None))
         return {"written": sum(self.writer.write_now(rows)) if rows else 0}
 

@@ -26,7 +26,7 @@ from dizuo.billing import ledger
 from dizuo.billing.idempotency import Idempotent, check_key
 from dizuo.billing.money import format_cny
 from dizuo.billing.tables import LedgerEntry, Voucher, Wallet
-from dizuo.errors import InvalidRequest
+from dizuo.errors import invalid_param
 from dizuo.store import Database, utc, utcnow
 from dizuo.store.audit import append
 
@@ -42,10 +42,6 @@ __all__ = [
     "topup_history",
     "wallet_view",
 ]
-
-
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
 
 
 def _wallet(session: Session, org_id: str) -> Wallet:
@@ -82,7 +78,7 @@ def topup(
     """Add *amount* micro-yuan to the organization's own balance; return the transaction id. A retry
     under the same *idempotency_key* returns the first top-up's id and adds nothing."""
     if amount <= 0:
-        raise _bad("amount", "金额必须大于 0", "the amount must be positive")
+        raise invalid_param("amount", "金额必须大于 0", "the amount must be positive")
     key = check_key(idempotency_key)
 
     def once() -> str:
@@ -126,9 +122,9 @@ def parse_voucher_share(text: str, param: str = "voucher_share") -> Decimal:
     try:
         value = Decimal(text)
     except InvalidOperation:
-        raise _bad(param, f"{text!r} 不是数字", f"{text!r} is not a number") from None
+        raise invalid_param(param, f"{text!r} 不是数字", f"{text!r} is not a number") from None
     if not value.is_finite() or not 0 < value <= 1 or value != value.quantize(Decimal("0.0001")):
-        raise _bad(
+        raise invalid_param(
             param,
             "必须在 0 到 1 之间（不含 0），最多 4 位小数",
             "must be in (0, 1] with at most 4 decimals",
@@ -161,15 +157,15 @@ def issue_voucher(
     """Grant a voucher to an organization under an issuer's program. A retry under the same
     *idempotency_key* returns the first voucher and grants nothing."""
     if terms.amount <= 0:
-        raise _bad("amount", "面额必须大于 0", "the face value must be positive")
+        raise invalid_param("amount", "面额必须大于 0", "the face value must be positive")
     if not terms.issuer.strip() or not terms.program.strip():
-        raise _bad("issuer", "发放方和项目名称不能为空", "issuer and program must not be empty")
+        raise invalid_param("issuer", "发放方和项目名称不能为空", "issuer and program must not be empty")
     # In UTC from here on: a naive time is taken as UTC, and SQLite would drop any other offset.
     valid_from, valid_to = utc(terms.valid_from), utc(terms.valid_to)
     if valid_to <= valid_from:
-        raise _bad("valid_to", "有效期结束必须晚于开始", "valid_to must be after valid_from")
+        raise invalid_param("valid_to", "有效期结束必须晚于开始", "valid_to must be after valid_from")
     if valid_to <= utcnow():
-        raise _bad("valid_to", "有效期已结束", "the validity window has already ended")
+        raise invalid_param("valid_to", "有效期已结束", "the validity window has already ended")
     key = check_key(idempotency_key)
     made = _once(lambda: _grant(db, org_name, terms, valid_from, valid_to, key, who(by)), key)
     return get_voucher(db, made)
@@ -229,7 +225,7 @@ def get_voucher(db: Database, voucher_id: str) -> Voucher:
     with db.session() as session:
         voucher = session.get(Voucher, voucher_id)
     if voucher is None:
-        raise _bad("voucher", "没有这张算力券", "no such voucher")
+        raise invalid_param("voucher", "没有这张算力券", "no such voucher")
     return voucher
 
 
@@ -244,9 +240,9 @@ def revoke_voucher(db: Database, voucher_id: str, by: Actor | None = None) -> in
     with db.session() as session:
         voucher = session.get(Voucher, voucher_id, with_for_update=True)
         if voucher is None:
-            raise _bad("voucher", "没有这张算力券", "no such voucher")
+            raise invalid_param("voucher", "没有这张算力券", "no such voucher")
         if voucher.revoked_at is not None:
-            raise _bad("voucher", "这张算力券已被收回", "the voucher is already revoked")
+            raise invalid_param("voucher", "这张算力券已被收回", "the voucher is already revoked")
         rest = voucher.remaining
         voucher.remaining = 0
         voucher.revoked_at = utcnow()

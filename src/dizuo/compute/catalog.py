@@ -17,21 +17,17 @@ from sqlalchemy import func, select
 
 from dizuo.compute.tables import PoolRow
 from dizuo.config import PoolConfig
-from dizuo.errors import InvalidRequest
+from dizuo.errors import InvalidRequest, invalid_param
 from dizuo.store import Database, utcnow
 from dizuo.store.audit import append
 
 __all__ = ["PoolCatalog"]
 
 
-def _bad(param: str | None, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def _invalid(exc: ValidationError) -> InvalidRequest:
     first = exc.errors()[0]
     param = ".".join(str(part) for part in first["loc"]) or None
-    return _bad(param, first["msg"], first["msg"])
+    return invalid_param(param, first["msg"], first["msg"])
 
 
 def _stored(pool: PoolConfig) -> dict[str, Any]:
@@ -77,7 +73,7 @@ class PoolCatalog:
         except ValidationError as exc:
             raise _invalid(exc) from exc
         if pool.name in self._file_names:
-            raise _bad(
+            raise invalid_param(
                 "name",
                 f"{pool.name} 由配置文件定义，请修改文件",
                 f"{pool.name} is defined in the config file; change it there",
@@ -85,7 +81,7 @@ class PoolCatalog:
         now = utcnow()
         with self.db.session() as session:
             if session.get(PoolRow, pool.name) is not None:
-                raise _bad("name", f"资源池 {pool.name} 已存在", f"the pool {pool.name} exists")
+                raise invalid_param("name", f"资源池 {pool.name} 已存在", f"the pool {pool.name} exists")
             session.add(PoolRow(name=pool.name, spec=_stored(pool), created_at=now, updated_at=now))
             append(session, "pool.add", pool.name, actor=actor, detail=_audited(pool))
         return pool
@@ -116,9 +112,9 @@ class PoolCatalog:
 
     def _missing(self, name: str) -> InvalidRequest:
         if name in self._file_names:
-            return _bad(
+            return invalid_param(
                 "name",
                 f"{name} 由配置文件定义，请修改文件",
                 f"{name} is defined in the config file; change it there",
             )
-        return _bad("name", f"没有运行时资源池 {name}", f"no run-time pool {name}")
+        return invalid_param("name", f"没有运行时资源池 {name}", f"no run-time pool {name}")

@@ -64,6 +64,7 @@ from dizuo.errors import (
     InvalidRequest,
     Lang,
     PermissionDenied,
+    invalid_param,
 )
 from dizuo.evalbench.service import EvalService
 from dizuo.guard.events import EventLog
@@ -139,17 +140,13 @@ def _reasons(placement: Placement, lang: str) -> str:
     )
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def parse_memory(value: str | float | int | None) -> float | None:
     """Memory as GiB: a number is GiB; a text may say its unit (``8G``, ``512Mi``, ``2T``, bytes bare)."""
     if value is None or isinstance(value, int | float):
         return None if value is None else float(value)
     found = _MEMORY.match(value)
     if found is None:
-        raise _bad(
+        raise invalid_param(
             "memory", f"{value!r} 不是内存大小（如 8G、512M）", f"{value!r} is not a size (8G, 512M …)"
         )
     number, unit = found.groups()
@@ -203,7 +200,7 @@ def _request(body: JobBody, data_class: str) -> JobRequest:
         error = exc.errors()[0]
         param = ".".join(str(p) for p in error["loc"]) or "body"
         message = str(error["msg"])
-        raise _bad(param, message, message) from None
+        raise invalid_param(param, message, message) from None
 
 
 def _package(text: str, limit: int) -> bytes:
@@ -214,17 +211,19 @@ def _package(text: str, limit: int) -> bytes:
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise _bad("working_dir", "不是 base64 编码的 zip 文件", "is not a zip archive in base64") from None
+        raise invalid_param(
+            "working_dir", "不是 base64 编码的 zip 文件", "is not a zip archive in base64"
+        ) from None
     if len(data) > limit:
         raise _working_dir_too_large(limit)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = archive.namelist()
     except zipfile.BadZipFile:
-        raise _bad("working_dir", "不是 zip 文件", "is not a zip archive") from None
+        raise invalid_param("working_dir", "不是 zip 文件", "is not a zip archive") from None
     for name in names:
         if name.startswith(("/", "\\")) or ".." in Path(name).parts:
-            raise _bad(
+            raise invalid_param(
                 "working_dir", f"路径 {name!r} 越出了工作目录", f"the path {name!r} leaves the directory"
             )
     return data
@@ -232,7 +231,7 @@ def _package(text: str, limit: int) -> bytes:
 
 def _working_dir_too_large(limit: int) -> InvalidRequest:
     mib = f"{limit / 2**20:g}"
-    return _bad(
+    return invalid_param(
         "working_dir",
         f"工作目录压缩后超过 {mib} MiB 的上限（DIZUO_COMPUTE_MAX_WORKING_DIR_MB）",
         f"the zipped working directory is over the {mib} MiB limit (DIZUO_COMPUTE_MAX_WORKING_DIR_MB)",
@@ -598,12 +597,12 @@ class Jobs:
         *internal*: the platform submits it for its own work (a batch)."""
         await self.refresh_pools()
         if body.kind == "batch" and not internal:
-            raise _bad("kind", "批处理请用 /v1/batches 提交", "submit batches through /v1/batches")
+            raise invalid_param("kind", "批处理请用 /v1/batches 提交", "submit batches through /v1/batches")
         entrypoint, extra = await asyncio.to_thread(self._entrypoint, key, body)
         floor = str(extra.pop("data_class", key.data_class))  # what the kind's data needs
         data_class = max(body.data_class or key.data_class, key.data_class, floor, key=_rank)
         if data_class not in DATA_CLASSES:
-            raise _bad(
+            raise invalid_param(
                 "data_class", "只能是 general、important 或 core", "must be general, important or core"
             )
         request = _request(body, data_class)
@@ -664,7 +663,7 @@ class Jobs:
             return kind.check(key, body)
         for name in ("suite", "model", "kb", "dataset"):
             if getattr(body, name) is not None:
-                raise _bad(name, "脚本作业不接受此参数", "a script job takes no " + name)
+                raise invalid_param(name, "脚本作业不接受此参数", "a script job takes no " + name)
         if body.entrypoint is None:
             raise InvalidRequest("missing_param", param="entrypoint")
         return body.entrypoint, {}
@@ -688,7 +687,7 @@ class Jobs:
         if request.pools is not None:
             unknown = [name for name in request.pools if name not in self.pools]
             if unknown:
-                raise _bad(
+                raise invalid_param(
                     "pools",
                     f"没有资源池 {', '.join(unknown)}（有：{', '.join(self.pools) or '无'}）",
                     f"no pool {', '.join(unknown)} (there are: {', '.join(self.pools) or 'none'})",
@@ -696,7 +695,7 @@ class Jobs:
         if request.accelerators and request.accelerator_type is not None:
             types = sorted({p.accelerator for p in self.pools.values() if p.accelerator})
             if request.accelerator_type not in types:
-                raise _bad(
+                raise invalid_param(
                     "accelerator_type",
                     f"没有资源池提供加速卡 {request.accelerator_type}（有：{', '.join(types) or '无'}）",
                     f"no pool has {request.accelerator_type} accelerators (there are: {', '.join(types) or 'none'})",

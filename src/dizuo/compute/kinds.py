@@ -24,7 +24,7 @@ from dizuo.accounts.keys import KeyInfo
 from dizuo.compute.evaljob import unpack
 from dizuo.compute.ray_jobs import RayJobs
 from dizuo.compute.tables import ComputeJob
-from dizuo.errors import InvalidRequest
+from dizuo.errors import InvalidRequest, invalid_param
 from dizuo.evalbench import builtin_suites
 
 if TYPE_CHECKING:
@@ -36,19 +36,15 @@ if TYPE_CHECKING:
 __all__ = ["EvalKind", "KbIndexKind", "Kind"]
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def _none_of(body: JobBody, names: tuple[str, ...], zh: str, en: str) -> None:
     for name in names:
         if getattr(body, name) is not None:
-            raise _bad(name, f"{zh}，不接受此参数", f"{en}; it takes no {name}")
+            raise invalid_param(name, f"{zh}，不接受此参数", f"{en}; it takes no {name}")
 
 
 def _may_use(key: KeyInfo, model: str) -> None:
     if not key.may_use(model):
-        raise _bad("model", f"此密钥不能使用模型 {model}", f"this key may not use the model {model}")
+        raise invalid_param("model", f"此密钥不能使用模型 {model}", f"this key may not use the model {model}")
 
 
 class Kind(Protocol):
@@ -96,7 +92,7 @@ class EvalKind:
             raise InvalidRequest("missing_param", param="model")
         suites = {suite.name for suite in builtin_suites()}
         if body.suite not in suites:
-            raise _bad(
+            raise invalid_param(
                 "suite",
                 f"没有内置题库 {body.suite}（有：{', '.join(sorted(suites))}）",
                 f"no built-in suite {body.suite} (there are: {', '.join(sorted(suites))})",
@@ -149,7 +145,7 @@ class KbIndexKind:
         if not body.kb:
             raise InvalidRequest("missing_param", param="kb")
         if self.kbs is None:
-            raise _bad("kind", "本平台未启用知识库", "this platform has no knowledge bases")
+            raise invalid_param("kind", "本平台未启用知识库", "this platform has no knowledge bases")
         key.require("kb:write")
         kb = self.kbs.describe(key.org_id, body.kb)  # 404 kb_not_found: none of that name here
         model = body.model or str(kb["embedding_model"])

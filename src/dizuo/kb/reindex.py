@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, InvalidRequest, invalid_param
 from dizuo.kb.chunking import index_text
 from dizuo.kb.script import simplified
 from dizuo.kb.service import KbNotFound
@@ -46,23 +46,21 @@ class KbReindexIncomplete(DizuoError):
     default_code = "kb_reindex_incomplete"
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 def _vector(text: object) -> np.ndarray:
     """A vector from its base64 little-endian float32 bytes; refuses anything else."""
     try:
         data = base64.b64decode(str(text), validate=True)
     except (binascii.Error, ValueError):
-        raise _bad(
+        raise invalid_param(
             "embedding", "不是 base64 编码的 float32 向量", "is not a float32 vector in base64"
         ) from None
     if not data or len(data) % 4:
-        raise _bad("embedding", "长度不是 4 字节的整数倍", "its length is not a whole number of float32s")
+        raise invalid_param(
+            "embedding", "长度不是 4 字节的整数倍", "its length is not a whole number of float32s"
+        )
     vector = np.frombuffer(data, dtype="<f4")
     if not np.isfinite(vector).all():
-        raise _bad("embedding", "含有 NaN 或无穷大", "holds NaN or infinity")
+        raise invalid_param("embedding", "含有 NaN 或无穷大", "holds NaN or infinity")
     return vector
 
 
@@ -108,18 +106,18 @@ class Reindex:
         if not rows:
             raise InvalidRequest("missing_param", param="data")
         if len(rows) > MAX_PAGE:
-            raise _bad("data", f"一次最多 {MAX_PAGE} 个向量", f"at most {MAX_PAGE} vectors a call")
+            raise invalid_param("data", f"一次最多 {MAX_PAGE} 个向量", f"at most {MAX_PAGE} vectors a call")
         vectors: dict[int, bytes] = {}
         widths = set()
         for row in rows:
             chunk_id = row.get("id") if isinstance(row, dict) else None
             if not isinstance(chunk_id, int) or isinstance(chunk_id, bool):
-                raise _bad("id", "每个向量须带整数 id", "each vector needs an integer id")
+                raise invalid_param("id", "每个向量须带整数 id", "each vector needs an integer id")
             vector = _vector(row.get("embedding"))
             widths.add(len(vector))
             vectors[chunk_id] = vector.astype("<f4").tobytes()
         if len(widths) > 1:
-            raise _bad("embedding", "向量的维数不一致", "the vectors differ in width")
+            raise invalid_param("embedding", "向量的维数不一致", "the vectors differ in width")
         (width,) = widths
         with self.db.session() as session:
             # A write first: SQLite takes its write lock before the reads below (a read, then a write,
@@ -133,7 +131,7 @@ class Reindex:
                 select(func.length(KbStagedVector.embedding)).where(KbStagedVector.job_id == job_id).limit(1)
             )
             if earlier is not None and int(earlier) != width * 4:
-                raise _bad(
+                raise invalid_param(
                     "embedding",
                     f"向量为 {width} 维，而此作业先前的为 {int(earlier) // 4} 维",
                     f"the vectors are {width}-d; this job's earlier ones are {int(earlier) // 4}-d",

@@ -30,7 +30,7 @@ from dizuo.accounts.keys import KeyInfo
 from dizuo.accounts.tables import Organization
 from dizuo.compute.ray_jobs import RayJobs
 from dizuo.compute.tables import ComputeJob
-from dizuo.errors import ComputeUnavailable, InvalidRequest
+from dizuo.errors import ComputeUnavailable, InvalidRequest, invalid_param
 from dizuo.guard.detect import scan
 from dizuo.sandbox.service import Grantee, Sandbox, SandboxForbidden, SandboxNotFound
 from dizuo.sandbox.tables import SandboxDataset, SandboxOutput, SandboxRelease
@@ -56,10 +56,6 @@ def download_headers(name: str, digest: str) -> dict[str, str]:
     }
 
 
-def _bad(param: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=param, reason_zh=zh, reason_en=en)
-
-
 class SandboxJobs:
     """The sandbox's side of compute jobs next to the data: the data they read, the files they
     write, and the owner's release."""
@@ -77,7 +73,7 @@ class SandboxJobs:
         dataset's class (the job's data class at least)."""
         for name in ("suite", "model", "kb", "batch"):
             if getattr(body, name) is not None:
-                raise _bad(name, "数据沙盒作业不接受此参数", f"a sandbox job takes no {name}")
+                raise invalid_param(name, "数据沙盒作业不接受此参数", f"a sandbox job takes no {name}")
         if not body.dataset:
             raise InvalidRequest("missing_param", param="dataset")
         if body.entrypoint is None:
@@ -130,7 +126,7 @@ class SandboxJobs:
         """Keep a file the job wrote (its name, at most 32 files and the output limit in all) for
         the owner's review, with what the guard finds in it; a file of the same name replaces it."""
         if not FILE_NAME.match(name) or name in (".", ".."):
-            raise _bad(
+            raise invalid_param(
                 "name",
                 "文件名只能含字母、数字、汉字、_ . -，不超过 128 个字符",
                 "a file name holds letters, digits, Chinese characters, _ . - only, 128 at most",
@@ -151,11 +147,11 @@ class SandboxJobs:
                 )
             ).all()
             if len(others) >= MAX_FILES:
-                raise _bad(
+                raise invalid_param(
                     "name", f"一个作业最多写出 {MAX_FILES} 个文件", f"a job writes {MAX_FILES} files at most"
                 )
             if sum(o.size for o in others) + len(content) > self.output_bytes:
-                raise _bad(
+                raise invalid_param(
                     "content",
                     f"写出的文件合计超过 {self.output_bytes // 2**20} MB",
                     f"the files written exceed {self.output_bytes // 2**20} MB in all",
@@ -277,7 +273,7 @@ class SandboxJobs:
             if row.state != "pending":
                 raise InvalidRequest("sandbox_release_not_pending", id=release_id, state=row.state)
             if not approve and len(reason.strip()) < 2:
-                raise _bad("reason", "请写明拒绝的理由", "say why it is refused")
+                raise invalid_param("reason", "请写明拒绝的理由", "say why it is refused")
             row.state = "released" if approve else "refused"
             row.decided_by = by.actor
             row.reason = reason.strip() or None

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from dizuo.accounts.tables import Organization
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, InvalidRequest, invalid_param
 from dizuo.guard.detect import scan
 from dizuo.sandbox.columns import Column, Refused
 from dizuo.sandbox.store import QueryFailed, QueryLimits, SandboxStore, Store, StoreError, TooSlow
@@ -104,10 +104,6 @@ class SandboxRefused(InvalidRequest):
             reason_en=refused.en,
         )
         self.line, self.col = refused.line, refused.col
-
-
-def _bad(field: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
 
 
 class DatasetIn(BaseModel):
@@ -222,7 +218,7 @@ class Sandbox:
         if spec.classification == "core":
             raise InvalidRequest("sandbox_core_data", param="classification")
         if not NAME.match(spec.name):
-            raise _bad("name", "须以字母、汉字或下划线开头，只含字母、数字、汉字和下划线（作 SQL 表名）", "must start with a letter, a Chinese character or _, and hold only those and digits (it is the SQL table name)")  # fmt: skip
+            raise invalid_param("name", "须以字母、汉字或下划线开头，只含字母、数字、汉字和下划线（作 SQL 表名）", "must start with a letter, a Chinese character or _, and hold only those and digits (it is the SQL table name)")  # fmt: skip
         with self.db.session() as session:
             existing = session.scalars(select(SandboxDataset).where(SandboxDataset.name == spec.name)).first()
             if existing is not None and existing.owner_org_id != owner_org_id:
@@ -233,7 +229,7 @@ class Sandbox:
         try:
             loaded = self.store.load(spec.name, source, file_name, f"{dataset_id}-v{version}")
         except StoreError as exc:
-            raise _bad("file", exc.zh, exc.en) from None
+            raise invalid_param("file", exc.zh, exc.en) from None
         try:
             columns = self._described(spec, loaded.columns, existing)
             self._no_hidden_identifiers(loaded.file, spec.name, columns)
@@ -331,7 +327,7 @@ class Sandbox:
             )  # fmt: skip
             bounds = spec.bounds.get(name) or (kept.get(name) or {}).get("bounds")
             if bounds is not None and bounds[0] > bounds[1]:
-                raise _bad(f"bounds.{name}", "下界大于上界", "the low bound is above the high one")
+                raise invalid_param(f"bounds.{name}", "下界大于上界", "the low bound is above the high one")
             columns.append({"name": name, "type": kind, "sensitivity": sensitivity, "bounds": list(bounds) if bounds else None})  # fmt: skip
         return columns
 
@@ -417,7 +413,9 @@ class Sandbox:
         """An organization asks to use the dataset *name* for *purpose* (until *until*)."""
         purpose = purpose.strip()
         if len(purpose) < 4:
-            raise _bad("purpose", "请写明用途（至少 4 个字）", "state the purpose (4 characters at least)")
+            raise invalid_param(
+                "purpose", "请写明用途（至少 4 个字）", "state the purpose (4 characters at least)"
+            )
         with self.db.session() as session:
             dataset = self._dataset(session, name)
             row = SandboxRequest(
@@ -466,22 +464,22 @@ class Sandbox:
             known = {c["name"]: c for c in dataset.columns}
             for column in conditions.columns:
                 if column not in known:
-                    raise _bad(
+                    raise invalid_param(
                         "columns",
                         f"数据集 {name} 没有列 {column}",
                         f"the dataset {name} has no column {column}",
                     )
                 if known[column]["sensitivity"] == "identifier":
-                    raise _bad("columns", f"列 {column} 是标识符，不能授权", f"column {column} is an identifier and cannot be granted")  # fmt: skip
+                    raise invalid_param("columns", f"列 {column} 是标识符，不能授权", f"column {column} is an identifier and cannot be granted")  # fmt: skip
             if conditions.rows and conditions.epsilon is not None:
-                raise _bad(
+                raise invalid_param(
                     "rows",
                     "有隐私预算的授权不能放行逐行结果",
                     "a grant with a privacy budget cannot let rows leave",
                 )
             now = utcnow()
             if conditions.expires is not None and utc(conditions.expires) <= now:
-                raise _bad("expires", "到期时间须在将来", "the expiry must be in the future")
+                raise invalid_param("expires", "到期时间须在将来", "the expiry must be in the future")
             pending = session.scalars(
                 select(SandboxRequest).where(
                     SandboxRequest.dataset_id == dataset.id,
@@ -522,7 +520,7 @@ class Sandbox:
         if row is None or dataset is None or (by.org_id and dataset.owner_org_id != by.org_id):
             raise SandboxNotFound("sandbox_request_not_found", id=request_id)
         if row.status != "pending":
-            raise _bad("request", f"申请已{'批准' if row.status == 'granted' else '拒绝'}", f"the request was {row.status} already")  # fmt: skip
+            raise invalid_param("request", f"申请已{'批准' if row.status == 'granted' else '拒绝'}", f"the request was {row.status} already")  # fmt: skip
         return row, dataset
 
     def grant_request(

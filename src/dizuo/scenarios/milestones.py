@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, authorize
 from dizuo.days import PLATFORM_ZONE
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, invalid_param
 from dizuo.scenarios.notices import notify
 from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, ScenarioMilestone
@@ -56,17 +56,13 @@ def keeping(actor: Actor) -> str | None:
     return actor.org_id or ""
 
 
-def _bad(field: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
-
-
 def _day(field: str, value: str | dt.date) -> dt.date:
     if isinstance(value, dt.date):
         return value
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError:
-        raise _bad(field, "须是日期，如 2027-03-31", "must be a date, such as 2027-03-31") from None
+        raise invalid_param(field, "须是日期，如 2027-03-31", "must be a date, such as 2027-03-31") from None
 
 
 def _state(row: ScenarioMilestone, on: dt.date) -> str:
@@ -125,7 +121,7 @@ class Milestones:
         """A milestone *title* due on *due*, planned by the office (*org_id* None) or the taker."""
         title = title.strip()
         if not 2 <= len(title) <= 200:
-            raise _bad("title", "须为 2 至 200 个字符", "2 to 200 characters")
+            raise invalid_param("title", "须为 2 至 200 个字符", "2 to 200 characters")
         day = _day("due", due)
         now = utcnow()
         with self.db.session() as session:
@@ -152,18 +148,18 @@ class Milestones:
         to come), by the office (*org_id* None) or the taker."""
         evidence = evidence.strip()
         if not 2 <= len(evidence) <= 5000:
-            raise _bad("evidence", "须写明完成的依据（2 至 5000 个字符）", "say what shows it done (2 to 5,000 characters)")  # fmt: skip
+            raise invalid_param("evidence", "须写明完成的依据（2 至 5000 个字符）", "say what shows it done (2 to 5,000 characters)")  # fmt: skip
         on = self.today()
         day = on if done_on is None else _day("done_on", done_on)
         if day > on:
-            raise _bad("done_on", "不能是将来的日期", "cannot be a day to come")
+            raise invalid_param("done_on", "不能是将来的日期", "cannot be a day to come")
         with self.db.session() as session:
             scenario = self._building(session, scenario_id, org_id)
             row = session.get(ScenarioMilestone, milestone_id)
             if row is None or row.scenario_id != scenario.id:
                 raise MilestoneNotFound(id=milestone_id)
             if row.done_on is not None:
-                raise _bad("milestone", f"已于 {row.done_on.isoformat()} 完成", f"done already on {row.done_on.isoformat()}")  # fmt: skip
+                raise invalid_param("milestone", f"已于 {row.done_on.isoformat()} 完成", f"done already on {row.done_on.isoformat()}")  # fmt: skip
             row.done_on, row.evidence, row.done_by, row.updated_at = day, evidence, actor, utcnow()
             append(session, "scenario.milestone_done", scenario.id, actor=actor, org_id=scenario.org_id, detail={"id": row.id, "done_on": day.isoformat(), "late": day > row.due})  # fmt: skip
             zh, en = f"场景「{scenario.title}」的里程碑「{row.title}」已完成（{day.isoformat()}）", f"The milestone “{row.title}” of “{scenario.title}” was done ({day.isoformat()})"  # fmt: skip

@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 
 from dizuo.accounts.members import Actor
 from dizuo.accounts.permissions import allowed, authorize
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, invalid_param
 from dizuo.scenarios.service import ScenarioNotFound
 from dizuo.scenarios.tables import Scenario, ScenarioReview, ScenarioRubric
 from dizuo.store import Database, iso, utcnow
@@ -84,10 +84,6 @@ def reading(actor: Actor) -> str | None:
     return actor.username
 
 
-def _bad(field: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
-
-
 def _spread(values: list[float]) -> dict[str, float | int]:
     return {
         "count": len(values),
@@ -138,12 +134,12 @@ class Reviews:
         keys = [c.key for c in rubric.criteria]
         for index, key in enumerate(keys):
             if not KEY.match(key):
-                raise _bad(f"criteria[{index}].key", "只能含小写字母、数字和下划线，以字母开头", "lowercase letters, digits and _ only, starting with a letter")  # fmt: skip
+                raise invalid_param(f"criteria[{index}].key", "只能含小写字母、数字和下划线，以字母开头", "lowercase letters, digits and _ only, starting with a letter")  # fmt: skip
             if key in keys[:index]:
-                raise _bad(f"criteria[{index}].key", f"重复的评分项 {key}", f"the criterion {key} is named twice")  # fmt: skip
+                raise invalid_param(f"criteria[{index}].key", f"重复的评分项 {key}", f"the criterion {key} is named twice")  # fmt: skip
         total = sum(c.weight for c in rubric.criteria)
         if total != 100:
-            raise _bad("criteria", f"权重之和须为 100（现为 {total}）", f"the weights must sum to 100 (they sum to {total})")  # fmt: skip
+            raise invalid_param("criteria", f"权重之和须为 100（现为 {total}）", f"the weights must sum to 100 (they sum to {total})")  # fmt: skip
         with self.db.session() as session:
             session.execute(delete(ScenarioRubric))
             for position, c in enumerate(rubric.criteria):
@@ -162,13 +158,13 @@ class Reviews:
         weights = {c["key"]: c["weight"] for c in rubric}
         unknown = sorted(set(review.scores) - set(weights))
         if unknown:
-            raise _bad(f"scores.{unknown[0]}", f"评分表中没有此项（评分项：{'、'.join(weights)}）", f"no such criterion in the rubric ({', '.join(weights)})")  # fmt: skip
+            raise invalid_param(f"scores.{unknown[0]}", f"评分表中没有此项（评分项：{'、'.join(weights)}）", f"no such criterion in the rubric ({', '.join(weights)})")  # fmt: skip
         missing = [key for key in weights if key not in review.scores]
         if missing:
-            raise _bad(f"scores.{missing[0]}", "每个评分项都须打分", "every criterion needs a score")
+            raise invalid_param(f"scores.{missing[0]}", "每个评分项都须打分", "every criterion needs a score")
         for key, value in review.scores.items():
             if not 0 <= value <= MAX_SCORE or round(value, 1) != value:
-                raise _bad(f"scores.{key}", f"分数须在 0 至 {MAX_SCORE} 之间，至多一位小数", f"a score is 0 to {MAX_SCORE}, with at most one decimal")  # fmt: skip
+                raise invalid_param(f"scores.{key}", f"分数须在 0 至 {MAX_SCORE} 之间，至多一位小数", f"a score is 0 to {MAX_SCORE}, with at most one decimal")  # fmt: skip
         scores = {key: review.scores[key] for key in weights}  # in the rubric's order
         total = round(sum(scores[key] * weight for key, weight in weights.items()) / MAX_SCORE, 2)
         now = utcnow()

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from dizuo.accounts.tables import Organization
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, InvalidRequest, invalid_param
 from dizuo.scenarios.industries import SECTIONS, classify, divisions
 from dizuo.scenarios.notices import notify
 from dizuo.scenarios.tables import Scenario, ScenarioMove, ScenarioReview
@@ -109,19 +109,17 @@ class ScenarioIn(BaseModel):
     contact: str = Field("", max_length=200)
 
 
-def _bad(field: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
-
-
 def _yuan(field: str, value: str | None) -> str | None:
     if value is None or value == "":
         return None
     try:
         amount = Decimal(str(value).replace(",", ""))
     except InvalidOperation:
-        raise _bad(field, "须是金额（元），如 500000", "must be an amount in CNY, such as 500000") from None
+        raise invalid_param(
+            field, "须是金额（元），如 500000", "must be an amount in CNY, such as 500000"
+        ) from None
     if amount < 0 or amount >= Decimal("1e12") or amount != amount.quantize(Decimal("0.01")):
-        raise _bad(
+        raise invalid_param(
             field, "须是非负金额，至多两位小数", "must be a non-negative amount with at most 2 decimals"
         )
     return f"{amount:.2f}"
@@ -132,11 +130,11 @@ def checked(document: dict[str, Any]) -> dict[str, Any]:
     need = validated(ScenarioIn, document, "scenario")
     found = classify(need.industry)
     if found is None:
-        raise _bad("industry", f"不是 GB/T 4754 的门类或大类：{need.industry}（如 C、制造业、37 或 铁路、船舶、航空航天和其他运输设备制造业）", f"not a GB/T 4754 section or division: {need.industry} (such as C, 制造业, 37 or 铁路、船舶、航空航天和其他运输设备制造业)")  # fmt: skip
+        raise invalid_param("industry", f"不是 GB/T 4754 的门类或大类：{need.industry}（如 C、制造业、37 或 铁路、船舶、航空航天和其他运输设备制造业）", f"not a GB/T 4754 section or division: {need.industry} (such as C, 制造业, 37 or 铁路、船舶、航空航天和其他运输设备制造业)")  # fmt: skip
     industry, division = found
     low, high = _yuan("budget_min", need.budget_min), _yuan("budget_max", need.budget_max)
     if low is not None and high is not None and Decimal(low) > Decimal(high):
-        raise _bad("budget_max", "不能低于 budget_min", "must not be below budget_min")
+        raise invalid_param("budget_max", "不能低于 budget_min", "must not be below budget_min")
     return {
         **need.model_dump(),
         "industry": industry,
@@ -270,7 +268,7 @@ class Scenarios:
         demand side's own moves, on its own scenario, *org_id*). Publishing names the list; taking
         names the organization that took it."""
         if to not in STAGES:
-            raise _bad("to", f"未知的阶段 {to}（可用：{', '.join(STAGES)}）", f"unknown stage {to} (one of {', '.join(STAGES)})")  # fmt: skip
+            raise invalid_param("to", f"未知的阶段 {to}（可用：{', '.join(STAGES)}）", f"unknown stage {to} (one of {', '.join(STAGES)})")  # fmt: skip
         with self.db.session() as session:
             scenario = self._one(session, scenario_id, None if office else org_id, lock=True)
             allowed = MOVES[scenario.status]
@@ -278,16 +276,20 @@ class Scenarios:
                 mine = [stage for stage in allowed if office or stage not in OFFICE_MOVES]
                 raise MoveNotAllowed(status=scenario.status, to=to, allowed=", ".join(mine) or "—")
             if to in ("rejected", "closed") and not reason.strip():
-                raise _bad("reason", "驳回或关闭须写明理由", "a rejection or a closing needs a reason")
+                raise invalid_param(
+                    "reason", "驳回或关闭须写明理由", "a rejection or a closing needs a reason"
+                )
             if to == "published":
                 if not list_name or not LIST_NAME.match(list_name):
-                    raise _bad("list", "发布须写明清单批次，如 2026年第一批", "publishing needs the list, such as 2026年第一批")  # fmt: skip
+                    raise invalid_param("list", "发布须写明清单批次，如 2026年第一批", "publishing needs the list, such as 2026年第一批")  # fmt: skip
                 scenario.list_name = list_name
             if to == "taken":
                 if not taker_org_id or session.get(Organization, taker_org_id) is None:
-                    raise _bad("taker", "揭榜须写明揭榜的组织", "taking needs the organization that takes it")
+                    raise invalid_param(
+                        "taker", "揭榜须写明揭榜的组织", "taking needs the organization that takes it"
+                    )
                 if taker_org_id == scenario.org_id:
-                    raise _bad(
+                    raise invalid_param(
                         "taker", "揭榜方不能是需求方自己", "the demand side cannot take its own scenario"
                     )
                 scenario.taker_org_id = taker_org_id
@@ -332,7 +334,7 @@ class Scenarios:
                 query = query.where((Scenario.org_id == org_id) | Scenario.status.in_(PUBLIC))
             if status is not None:
                 if status not in STAGES:
-                    raise _bad("status", f"未知的阶段 {status}", f"unknown stage {status}")
+                    raise invalid_param("status", f"未知的阶段 {status}", f"unknown stage {status}")
                 query = query.where(Scenario.status == status)
             views = [_view(session, scenario) for scenario in session.scalars(query)]
         for view in views:

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from dizuo.accounts.tables import Organization
-from dizuo.errors import DizuoError, InvalidRequest
+from dizuo.errors import DizuoError, invalid_param
 from dizuo.lazy import module
 from dizuo.scenarios.industries import SECTIONS, section
 from dizuo.scenarios.service import ScenarioNotFound
@@ -84,10 +84,6 @@ class SupplierIn(BaseModel):
     models: list[str] = Field(default_factory=list, max_length=50)
 
 
-def _bad(field: str, zh: str, en: str) -> InvalidRequest:
-    return InvalidRequest("invalid_param", param=field, reason_zh=zh, reason_en=en)
-
-
 def embed(texts: list[str]) -> np.ndarray:
     """Unit vectors of *texts* from the embedded multilingual encoder (loaded once, offline)."""
     global _encoder
@@ -117,7 +113,7 @@ def _serves(regions: list[str], district: str) -> bool:
 def _section_of(value: str, field: str) -> str:
     found = section(value)
     if found is None:
-        raise _bad(field, f"不是 GB/T 4754 的门类：{value}（如 C 或 制造业）", f"not a GB/T 4754 section: {value} (such as C or 制造业)")  # fmt: skip
+        raise invalid_param(field, f"不是 GB/T 4754 的门类：{value}（如 C 或 制造业）", f"not a GB/T 4754 section: {value} (such as C or 制造业)")  # fmt: skip
     return found
 
 
