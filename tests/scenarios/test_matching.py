@@ -98,7 +98,8 @@ def test_suppliers_outside_the_industry_or_district_or_below_the_grade_are_left_
     suppliers.put(graded.id, {"name": "工业视觉检测平台", "summary": "冲压件压铸件表面缺陷视觉检测，划痕凹坑气孔识别。", "industries": ["C"], "models": ["deepseek-chat"]}, "t")  # fmt: skip
     strict = suppliers.for_scenario(moved["id"], k=100, min_grade="B")
     assert [f["organization"] for f in strict] == [graded.name] and strict[0]["grade"] == "B"
-    assert suppliers.show(graded.id)["models"] == [{"name": "deepseek-chat", "grade": "B"}]
+    shown = suppliers.show(graded.id)["models"]  # (no usage reader here: its use is not known)
+    assert shown == [{"name": "deepseek-chat", "grade": "B", "calls_30d": None, "organizations_30d": None}]
 
 
 def test_a_supplier_sees_the_published_scenarios_it_fits_best_first(
