@@ -357,9 +357,13 @@ def create_app(settings: Settings) -> Platform:
     keeper = Housekeeper(
         db, kept(settings), lambda: signing_key(settings), chores=[lambda: take_due(db, zone)]
     )
-    # A dataset for the sandbox is a file: streamed to disk once its uploader is authorized.
+    # A dataset for the sandbox is a file: the admin API streams it to disk once its uploader is
+    # authorized; the console's form is read whole (to the same limit) before its session is checked.
     datasets = {"/admin/v1/sandbox/datasets": settings.files_max_mb * 10**6}
-    return Platform(gateway, BodyLimit(admin, limit, datasets), knowledge, BodyLimit(console, limit), keeper)
+    uploads = {"/console/sandbox/datasets": settings.files_max_mb * 10**6}
+    return Platform(
+        gateway, BodyLimit(admin, limit, datasets), knowledge, BodyLimit(console, limit, uploads), keeper
+    )
 
 
 def app_from_environment() -> Platform:

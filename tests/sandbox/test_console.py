@@ -149,3 +149,39 @@ def test_the_owner_reviews_a_sandbox_job_s_release_and_the_enterprise_downloads_
     assert json.loads(Path(download.value.path()).read_text(encoding="utf-8")) == {"weights": [0.1, 0.2]}
     refused = dev.locator(f"tr[data-release='{leaky}']").inner_text()
     assert "已拒绝" in refused and "含电话号码" in refused and "rows.csv" not in refused
+
+
+def test_an_owner_registers_a_dataset_from_the_console(
+    gateway: RunningGateway, browser: Any, tmp_path: Path
+) -> None:
+    sandbox, db, tag = parties(gateway)
+    owner = create_org(db, f"大数据局-{tag}")
+    create_member(db, f"owner-{tag}", PASSWORD, "org-admin", org=owner.name)
+    create_member(db, f"dev-{tag}", PASSWORD, "org-developer", org=owner.name)
+    db.dispose()
+    csv_file = tmp_path / "企业名录.csv"
+    rows = "".join(f"{'渝中区' if i % 2 else '江北区'},{i},{10 + i}\n" for i in range(40))
+    csv_file.write_text("区县,企业编号,员工数\n" + rows, encoding="utf-8")
+    name = f"企业_{tag}"
+
+    admin = sign_in(browser, gateway.url, f"owner-{tag}")
+    admin.goto(f"{gateway.url}/console/sandbox")
+    admin.get_by_text("登记数据集（本组织为数据所有方）").click()
+    form = admin.get_by_test_id("sandbox-register")
+    form.get_by_label("数据集").fill(name)
+    form.get_by_label("文件").set_input_files(str(csv_file))
+    form.get_by_label("分级").select_option("core")  # refused: core data never enters the sandbox
+    form.get_by_label("标识符列（身份证号、姓名、手机号…）").fill("企业编号")
+    form.get_by_role("button", name="登记").click()
+    assert "核心数据" in admin.get_by_test_id("sandbox-register-problem").inner_text()
+    form = admin.get_by_test_id("sandbox-register")
+    assert form.get_by_label("数据集").input_value() == name  # what was typed is kept
+    form.get_by_label("文件").set_input_files(str(csv_file))
+    form.get_by_label("分级").select_option("general")
+    form.get_by_role("button", name="登记").click()
+    row = admin.locator(f"tr[data-dataset='{name}']").inner_text()
+    assert "40" in row and "企业编号 (标识符)" in row and f"大数据局-{tag}" in row
+    assert sandbox.dataset(name)["columns"][1]["sensitivity"] == "identifier"
+    developer = sign_in(browser, gateway.url, f"dev-{tag}")
+    developer.goto(f"{gateway.url}/console/sandbox")
+    assert developer.get_by_test_id("sandbox-register").count() == 0  # the owner's admins register

@@ -161,6 +161,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "sandbox.class": ("分级", "Class"),
     "sandbox.class.general": ("一般数据", "General"),
     "sandbox.class.important": ("重要数据", "Important"),
+    "sandbox.class.core": ("核心数据", "Core"),
     "sandbox.personal": ("含个人信息", "Personal information"),
     "sandbox.rows": ("行数", "Rows"),
     "sandbox.columns": ("列", "Columns"),
@@ -202,6 +203,23 @@ TEXT: dict[str, tuple[str, str]] = {
     "sandbox.grant": ("批准", "Grant"),
     "sandbox.refuse": ("拒绝", "Refuse"),
     "sandbox.rows_allowed": ("允许逐行结果离开", "Rows may leave"),
+    "sandbox.register": (
+        "登记数据集（本组织为数据所有方）",
+        "Register a dataset (this organization owns it)",
+    ),
+    "sandbox.register_button": ("登记", "Register"),
+    "sandbox.cols_hint": ("列名，用顿号或逗号分隔", "column names, separated by commas"),
+    "sandbox.file": ("文件（CSV、XLSX 或 Parquet）", "File (CSV, XLSX or Parquet)"),
+    "sandbox.description": ("说明", "Description"),
+    "sandbox.cols.identifiers": (
+        "标识符列（身份证号、姓名、手机号…）",
+        "Identifier columns (ID number, name, phone …)",
+    ),
+    "sandbox.cols.quasi": (
+        "准标识符列（区县、性别、出生日期…）",
+        "Quasi-identifier columns (district, gender, birth date …)",
+    ),
+    "sandbox.cols.sensitive": ("敏感列（收入、诊断…）", "Sensitive columns (income, diagnosis …)"),
     "sandbox.jobs_allowed": ("允许算力作业在资源池内读取", "Compute jobs may read it in a pool"),
     "sandbox.releases": ("作业结果发放", "Job results for release"),
     "sandbox.releases_hint": (

@@ -8,22 +8,30 @@ the requests, revoke grants, and review releases: read, download, approve or ref
 
 import asyncio
 import functools
+import re
+import tempfile
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
 from dizuo.console.forms import parse_date
-from dizuo.console.web import PREFIX, Console
-from dizuo.errors import DizuoError
+from dizuo.console.web import PREFIX, Console, redirect
+from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.sandbox.jobs import SandboxJobs, download_headers
 from dizuo.sandbox.service import Grantee, Sandbox
 
 __all__ = ["routes"]
 
 PAGE = f"{PREFIX}/sandbox"
+
+
+def _names(value: str) -> list[str]:
+    """Column names typed as 身份证号、姓名 or a,b."""
+    return [part.strip() for part in re.split(r"[、,，;；\s]+", value) if part.strip()]
 
 
 def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = None) -> APIRouter:
@@ -50,6 +58,9 @@ def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = No
             queries=sandbox.queries(**scope, limit=50) if records else [],
             releases=releases.releases(**scope) if records and releases is not None else [],
             may_release=allowed(actor, "release sandbox results"),
+            may_register=actor.org_id is not None
+            and allowed(actor, "register sandbox datasets", org_id=actor.org_id),
+            reg=context.pop("reg", {}),
             usable=sorted({g["dataset"] for g in mine}),
             may_query=actor.org_id is not None and allowed(actor, "query sandbox data", org_id=actor.org_id),
             may_grant=allowed(actor, "grant sandbox data"),
@@ -87,6 +98,45 @@ def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = No
                 page, request, signed, exc.status, form=typed, refused=message, failed="query"
             )
         return await asyncio.to_thread(page, request, signed, form=typed, answer=answer)
+
+    @router.post(f"{PAGE}/datasets")
+    async def register(
+        request: Request,
+        signed: Posted,
+        file: Annotated[UploadFile | None, File()] = None,
+        name: Annotated[str, Form()] = "",
+        classification: Annotated[str, Form()] = "general",
+        personal: Annotated[bool, Form()] = False,
+        identifiers: Annotated[str, Form()] = "",
+        quasi: Annotated[str, Form()] = "",
+        sensitive: Annotated[str, Form()] = "",
+        description: Annotated[str, Form()] = "",
+        schedule: Annotated[str, Form()] = "",
+    ) -> Response:
+        """Register a dataset of the member's organization from the file sent with the form (or
+        load new rows into one it registered); the page, or the form again with the error."""
+        actor = signed.actor
+        authorize(actor, "register sandbox datasets", org_id=actor.org_id)
+        typed = {"name": name, "classification": classification, "personal": personal, "identifiers": identifiers, "quasi": quasi, "sensitive": sensitive, "description": description, "schedule": schedule}  # fmt: skip
+        spec = {
+            **typed,
+            **{kind: _names(str(typed[kind])) for kind in ("identifiers", "quasi", "sensitive")},
+        }
+        try:
+            if file is None or not file.filename:
+                raise InvalidRequest("missing_param", param="file")
+            with tempfile.TemporaryDirectory() as scratch:
+                path = Path(scratch) / "upload"
+                with path.open("wb") as out:
+                    while chunk := await file.read(1 << 20):
+                        out.write(chunk)
+                await asyncio.to_thread(
+                    sandbox.add_dataset, actor.org_id or "", spec, path, file.filename, actor.username
+                )
+        except DizuoError as exc:
+            words = console.words(request)
+            return await asyncio.to_thread(page, request, signed, exc.status, problem=exc.message(words.lang), failed="register", reg=typed)  # fmt: skip
+        return redirect(PAGE)
 
     def owner(signed: SignedIn) -> Grantee:
         """The owner's act: a platform admin acts for any owner."""
