@@ -8,9 +8,11 @@ import csv
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dizuo.sandbox.service import Sandbox
 from dizuo.sandbox.synthetic import write_csv
 
 ROWS = 100_000
@@ -38,3 +40,25 @@ def residents(tmp_path_factory: pytest.TempPathFactory) -> Residents:
     with path.open(encoding="utf-8", newline="") as file:
         rows = list(csv.DictReader(file))
     return Residents(path, rows)
+
+
+def register(sandbox: Sandbox, owner_id: str, path: Path, name: str, **spec: Any) -> dict[str, Any]:
+    """The residents file at *path* registered as *name* by *owner_id*: important, with personal
+    information, each column's sensitivity, bounds on the income (*spec* overrides)."""
+    return sandbox.add_dataset(
+        owner_id,
+        {
+            "name": name,
+            "classification": "important",
+            "personal": True,
+            "identifiers": ["身份证号", "姓名", "手机号"],
+            "quasi": ["区县", "性别", "出生日期", "年龄"],
+            "sensitive": ["月收入", "参保类别"],
+            "bounds": {"月收入": [0, 100000]},
+            "description": "某市常住人口（合成数据）",
+            **spec,
+        },
+        path,
+        path.name,
+        "数据局",
+    )

@@ -36,7 +36,7 @@ from dizuo.sandbox.tables import SandboxRelease
 from dizuo.store import Database
 from dizuo.store.audit import AuditRecord
 from tests.compute.test_jobs import pools
-from tests.sandbox.conftest import Residents
+from tests.sandbox.conftest import Residents, register
 from tests.support.cli import dizuo
 from tests.support.platform import GatewayApp, pool_settings
 from tests.support.ray import RayHead
@@ -104,20 +104,7 @@ def test_a_job_reads_the_granted_columns_in_the_pool_and_its_results_leave_once_
     residents = write_csv(tmp_path / "residents.csv", 3000)
     sandbox = Sandbox.at(db, settings.data_dir)  # the platform's own store
     name = f"居民_{tag}"
-    sandbox.add_dataset(
-        owner_id,
-        {
-            "name": name,
-            "classification": "important",
-            "personal": True,
-            "identifiers": ["身份证号", "姓名", "手机号"],
-            "quasi": ["区县", "性别", "出生日期", "年龄"],
-            "sensitive": ["月收入", "参保类别"],
-        },
-        residents,
-        residents.name,
-        "数据局",
-    )
+    register(sandbox, owner_id, residents, name)
     sandbox.grant(name, company_id, {"columns": GRANTED}, Grantee(owner_id, "数据局"))  # no jobs yet
     server = ServerThread(create_app(settings), port=settings.port).start()
     try:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from dizuo.sandbox.service import Grantee, Sandbox
 from dizuo.sandbox.tables import SandboxQuery
 from dizuo.store.audit import AuditRecord
-from tests.sandbox.conftest import Residents
+from tests.sandbox.conftest import Residents, register
 from tests.support.platform import GatewayApp, PlatformUnderTest, Tenant
 
 DISTRICT = "渝中区"
@@ -52,26 +52,6 @@ class World:
 Build = Callable[..., Awaitable[World]]
 
 
-def register(sandbox: Sandbox, owner: Tenant, residents: Residents, name: str, **spec: Any) -> dict[str, Any]:
-    return sandbox.add_dataset(
-        owner.id,
-        {
-            "name": name,
-            "classification": "important",
-            "personal": True,
-            "identifiers": ["身份证号", "姓名", "手机号"],
-            "quasi": ["区县", "性别", "出生日期", "年龄"],
-            "sensitive": ["月收入", "参保类别"],
-            "bounds": {"月收入": [0, 100000]},
-            "description": "某市常住人口（合成数据）",
-            **spec,
-        },
-        residents.path,
-        residents.path.name,
-        "数据局",
-    )
-
-
 @pytest.fixture
 def world(gateway_app: GatewayApp, residents: Residents) -> Build:
     async def build(
@@ -81,7 +61,7 @@ def world(gateway_app: GatewayApp, residents: Residents) -> Build:
         sandbox = cast(Sandbox, platform.platform.knowledge.state.sandbox)
         owner, enterprise = platform.org(), platform.org(scopes=["sandbox"])
         name = f"居民_{uuid.uuid4().hex[:6]}"
-        register(sandbox, owner, residents, name, **(spec or {}))
+        register(sandbox, owner.id, residents.path, name, **(spec or {}))
         sandbox.request(name, Grantee(enterprise.id, "dev"), "研究各区县的参保情况")
         conditions = {"columns": GRANTED, "k": 10, **(grant or {})}
         granted = sandbox.grant(name, enterprise.id, conditions, Grantee(owner.id, "数据局管理员"))

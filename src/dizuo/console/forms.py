@@ -7,6 +7,7 @@ form text into their arguments and their errors into inline messages in the page
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +24,7 @@ __all__ = [
     "TopupForm",
     "VoucherForm",
     "field_errors",
+    "listed",
     "optional_int",
     "optional_list",
     "parse_date",
@@ -96,6 +98,15 @@ def field_errors(error: DizuoError, lang: Lang) -> dict[str, str]:
         reason = error.params.get("reason_zh" if lang == "zh" else "reason_en")
         return {error.param: str(reason)}
     return {error.param or "form": error.message(lang)}
+
+
+SEPARATORS = re.compile(r"[,，、;；\n]+")
+
+
+def listed(text: str) -> list[str]:
+    """Names typed as a list: ``江津区、两江新区``, ``a, b；c`` or one a line (spaces stay inside a
+    name: ``ISO 9001``)."""
+    return [part.strip() for part in SEPARATORS.split(text) if part.strip()]
 
 
 def optional_list(text: str) -> list[str] | None:

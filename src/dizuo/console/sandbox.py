@@ -8,7 +8,6 @@ the requests, revoke grants, and review releases: read, download, approve or ref
 
 import asyncio
 import functools
-import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +17,7 @@ from fastapi.responses import Response
 
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
-from dizuo.console.forms import parse_date
+from dizuo.console.forms import listed, parse_date
 from dizuo.console.web import PREFIX, Console, redirect
 from dizuo.errors import DizuoError, InvalidRequest
 from dizuo.sandbox.jobs import SandboxJobs, download_headers
@@ -27,11 +26,6 @@ from dizuo.sandbox.service import Grantee, Sandbox
 __all__ = ["routes"]
 
 PAGE = f"{PREFIX}/sandbox"
-
-
-def _names(value: str) -> list[str]:
-    """Column names typed as 身份证号、姓名 or a,b."""
-    return [part.strip() for part in re.split(r"[、,，;；\s]+", value) if part.strip()]
 
 
 def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = None) -> APIRouter:
@@ -120,7 +114,7 @@ def routes(console: Console, sandbox: Sandbox, releases: SandboxJobs | None = No
         typed = {"name": name, "classification": classification, "personal": personal, "identifiers": identifiers, "quasi": quasi, "sensitive": sensitive, "description": description, "schedule": schedule}  # fmt: skip
         spec = {
             **typed,
-            **{kind: _names(str(typed[kind])) for kind in ("identifiers", "quasi", "sensitive")},
+            **{kind: listed(str(typed[kind])) for kind in ("identifiers", "quasi", "sensitive")},
         }
         try:
             if file is None or not file.filename:

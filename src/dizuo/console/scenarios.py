@@ -12,7 +12,6 @@ each done with its evidence; the demand side reads them."""
 import asyncio
 import datetime as dt
 import functools
-import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -21,6 +20,7 @@ from fastapi.responses import Response
 from dizuo.accounts import get_org
 from dizuo.accounts.permissions import allowed, authorize, sees_all_orgs
 from dizuo.accounts.sessions import SignedIn
+from dizuo.console.forms import listed
 from dizuo.console.web import PREFIX, Console, redirect
 from dizuo.errors import DizuoError, InvalidRequest, PermissionDenied
 from dizuo.scenarios.applications import Applications, deciding
@@ -45,11 +45,12 @@ def _by_section() -> dict[str, list[Division]]:
     return grouped
 
 
-LISTS = re.compile(r"[、,，;；\n]+")
-
-
-def _split(text: str) -> list[str]:
-    return [part.strip() for part in LISTS.split(text) if part.strip()]
+def _need(form: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """A scenario need's form as typed (to show again) and as the document to check: optional fields
+    left empty are left out."""
+    typed = {name: str(value) for name, value in form.items() if name in NEED_FIELDS}
+    document = {name: value for name, value in typed.items() if value != "" or name in ("title", "industry", "district", "description")}  # fmt: skip
+    return typed, document
 
 
 def _entry_form(entry: dict[str, Any]) -> dict[str, Any]:
@@ -82,10 +83,10 @@ def _entry_document(typed: dict[str, Any]) -> dict[str, Any]:
         "name": typed["name"],
         "summary": typed["summary"],
         "industries": typed["industries"],
-        "regions": _split(typed["regions"]),
+        "regions": listed(typed["regions"]),
         "cases": cases,
-        "certifications": _split(typed["certifications"]),
-        "models": _split(typed["models"]),
+        "certifications": listed(typed["certifications"]),
+        "models": listed(typed["models"]),
     }
 
 
@@ -138,8 +139,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         """Create the draft; its page, or the form again with the error and what was typed."""
         actor = signed.actor
         authorize(actor, "submit scenarios", org_id=actor.org_id)
-        typed = {name: str(value) for name, value in (await request.form()).items() if name in NEED_FIELDS}
-        document = {name: value for name, value in typed.items() if value != "" or name in ("title", "industry", "district", "description")}  # fmt: skip
+        typed, document = _need(await request.form())
         try:
             made = await asyncio.to_thread(scenarios.create, actor.org_id or "", document, actor.username)
         except DizuoError as exc:
@@ -168,8 +168,7 @@ def routes(console: Console, suppliers: Suppliers | None = None) -> APIRouter:
         scenario past its draft: 409, changed by its moves only)."""
         actor = signed.actor
         authorize(actor, "submit scenarios", org_id=actor.org_id)
-        typed = {name: str(value) for name, value in (await request.form()).items() if name in NEED_FIELDS}
-        document = {name: value for name, value in typed.items() if value != "" or name in ("title", "industry", "district", "description")}  # fmt: skip
+        typed, document = _need(await request.form())
         try:
             await asyncio.to_thread(scenarios.update, scenario_id, actor.org_id, document, actor.username)
         except DizuoError as exc:

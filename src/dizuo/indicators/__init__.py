@@ -148,9 +148,14 @@ def series(db: Database, first: str, last: str, zone: ZoneInfo = PLATFORM_ZONE) 
             reason_zh=f"一次最多 {MAX_SERIES} 个月",
             reason_en=f"{MAX_SERIES} months at most",
         )
+    with db.session() as session:
+        kept = {
+            row.month: _kept(row)
+            for row in session.scalars(select(IndicatorSnapshot).where(IndicatorSnapshot.month.in_(months)))
+        }
     points = []
-    for month in months:
-        document = monthly(db, month, zone)
+    for month in months:  # a month not kept: its organizations and usage only, computed now
+        document = kept.get(month) or {**_computed(db, month, zone, whole=False), "snapshot": None}
         agents, usage = document["agent_adoption"], document["usage"]
         points.append(
             {
@@ -173,8 +178,9 @@ def _kept(row: IndicatorSnapshot) -> dict[str, Any]:
     return {**row.document, "snapshot": {"taken_at": iso(row.taken_at), "taken_by": row.taken_by}}
 
 
-def _computed(db: Database, month: str, zone: ZoneInfo) -> dict[str, Any]:
-    """The indicators of *month* computed from the records now."""
+def _computed(db: Database, month: str, zone: ZoneInfo, whole: bool = True) -> dict[str, Any]:
+    """The indicators of *month* computed from the records now (not *whole*: its organizations, agent
+    adoption, usage and groups, without the scenarios and the voucher programs)."""
     start, end = month_bounds(month, zone)
     per_org: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0.0))
     table = usage_hourly.c
@@ -252,7 +258,7 @@ def _computed(db: Database, month: str, zone: ZoneInfo) -> dict[str, Any]:
         groups[key] = [{"name": name, **total(ids)} for name, ids in sorted(members.items())]
     everything = total(registered)
     using = int(everything["agent_using"])
-    return {
+    document: dict[str, Any] = {
         "month": month,
         "from": start.isoformat(),
         "until": end.isoformat(),
@@ -266,7 +272,12 @@ def _computed(db: Database, month: str, zone: ZoneInfo) -> dict[str, Any]:
         },
         "usage": {name: everything[name] for name in FIGURES[3:]},
         **groups,
-        # Scenarios by stage, now (the lists keep no monthly snapshot yet).
+    }
+    if not whole:
+        return document
+    return {
+        **document,
+        # Scenarios by stage and by list as they are now (a snapshot keeps them as the month closed).
         "scenarios": Scenarios(db).counts(),
         "scenarios_by_list": Scenarios(db).counts_by_list(),
         "scenario_progress": _progress(db, start, end, zone),

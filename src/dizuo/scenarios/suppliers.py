@@ -152,25 +152,31 @@ class Suppliers:
             session.add(row)
             session.flush()
             append(session, "supplier.put", org_id, actor=actor, org_id=org_id, detail={"name": entry.name})
-            return self._view(session, row, known)
+            return self._view(session, row, known, self._used(row.models))
 
     def listed(self) -> list[dict[str, Any]]:
-        """Every entry, by name."""
+        """Every entry, by name (the usage of every model named read at once)."""
         known = self.grades()
         with self.db.session() as session:
             rows = session.scalars(select(Supplier).order_by(Supplier.name)).all()
-            return [self._view(session, row, known) for row in rows]
+            used = self._used(sorted({name for row in rows for name in row.models}))
+            return [self._view(session, row, known, used) for row in rows]
 
     def show(self, org_id: str) -> dict[str, Any]:
         with self.db.session() as session:
             row = session.get(Supplier, org_id)
             if row is None:
                 raise SupplierNotFound(id=org_id)
-            return self._view(session, row, self.grades())
+            return self._view(session, row, self.grades(), self._used(row.models))
 
-    def _view(self, session: Any, row: Supplier, known: dict[str, str | None]) -> dict[str, Any]:
+    def _used(self, names: list[str]) -> dict[str, dict[str, int]]:
+        """The platform's record of the use of *names* ({} without a usage reader)."""
+        return self.usage(list(names)) if self.usage is not None and names else {}
+
+    def _view(
+        self, session: Any, row: Supplier, known: dict[str, str | None], used: dict[str, dict[str, int]]
+    ) -> dict[str, Any]:
         org = session.get(Organization, row.org_id)
-        used = self.usage(list(row.models)) if self.usage is not None and row.models else {}
         return {
             "organization": org.name if org else row.org_id,
             "name": row.name,
