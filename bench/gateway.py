@@ -378,6 +378,13 @@ def main() -> None:
         help="also run dizuo with each control off in turn (metering, guard, key limits)",
     )
     parser.add_argument("--rss", action="store_true", help="also drive dizuo to 100k requests and report RSS")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="SRC",
+        help="also run dizuo from another source tree (its src/, e.g. a `git worktree` of an earlier "
+        "commit) with every control on, as the target 'dizuo, compared'",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "gateway.json")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
@@ -418,6 +425,19 @@ def main() -> None:
                 targets.append(
                     Target(name, f"http://127.0.0.1:{port}/v1/chat/completions", key=control_key, pid=pid)
                 )
+        if args.compare:
+            source = str(args.compare.resolve())
+            port, pid, compared_key = stack.dizuo(
+                up, "dizuo-compared", production=True, env_extra={"PYTHONPATH": source}
+            )
+            targets.append(
+                Target(
+                    "dizuo, compared",
+                    f"http://127.0.0.1:{port}/v1/chat/completions",
+                    key=compared_key,
+                    pid=pid,
+                )
+            )
         if args.litellm:
             ll_port, ll_pid = stack.litellm(up)
             targets.append(
@@ -504,7 +524,11 @@ def report(targets: list[Target], rss: dict[str, float] | None, args: argparse.N
         "dizuo_added_ttfb_p50_ms": dz.median("ttfb_p50_ms") - up.median("ttfb_p50_ms"),
     }
     for t in targets:  # what each control costs: dizuo with it on, against dizuo with it off
-        if t.name.startswith("dizuo, "):
+        if t.name == "dizuo, compared":
+            summary["this_tree_÷_compared: throughput"] = dz.median("rps") / t.median("rps")
+            summary["this_tree_−_compared: p50_ms"] = dz.median("p50_ms") - t.median("p50_ms")
+            summary["compared_vs_passthrough_throughput"] = t.median("rps") / pt.median("rps")
+        elif t.name.startswith("dizuo, "):
             label = t.name.removeprefix("dizuo, ").replace(" ", "_")
             summary[f"{label}: added_p50_ms_by_the_control"] = dz.median("p50_ms") - t.median("p50_ms")
             summary[f"{label}: throughput_with_it_÷_without"] = dz.median("rps") / t.median("rps")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import aiohttp
 
 from dizuo.errors import UnsupportedFeature
+from dizuo.providers.http1 import UpstreamClient
 
 __all__ = [
     "MAX_TOKENS",
@@ -135,10 +136,20 @@ class ProviderSpec:
 
 
 class Transport:
-    """The shared HTTP client session of one worker (connection pooling across deployments)."""
+    """The HTTP clients of one worker, each pooling its connections across deployments: the lean
+    upstream client for model calls (:mod:`dizuo.providers.http1`) and an aiohttp session for the
+    platform's other outgoing requests (webhooks)."""
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
+        self._client: UpstreamClient | None = None
+
+    @property
+    def client(self) -> UpstreamClient:
+        """Return the upstream client, creating it on first use inside the running loop."""
+        if self._client is None or self._client.closed:
+            self._client = UpstreamClient()
+        return self._client
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -152,6 +163,9 @@ class Transport:
 
     async def close(self) -> None:
         """Close the pooled connections."""
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
         if self._session is not None:
             await self._session.close()
             self._session = None

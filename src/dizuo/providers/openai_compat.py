@@ -11,11 +11,10 @@ mention usage are parsed.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import aiohttp
 import orjson
 
 from dizuo.errors import (
@@ -25,6 +24,7 @@ from dizuo.errors import (
     UpstreamTimeout,
 )
 from dizuo.providers.base import Provider, Reply, Usage
+from dizuo.providers.http1 import ConnectFailed, Disconnected, Response
 
 __all__ = ["OpenAICompatible", "map_upstream_errors", "parse_usage"]
 
@@ -34,29 +34,24 @@ log = logging.getLogger("dizuo.upstream")
 
 @contextmanager
 def map_upstream_errors(deployment: str, read_timeout: float, started: bool = False) -> Iterator[None]:
-    """Translate aiohttp's exceptions into dizuo's, raised ``from`` the original.
+    """Translate the upstream client's exceptions into dizuo's, raised ``from`` the original.
 
     *started* says whether bytes already reached the client, after which nothing is retryable.
     """
     try:
         yield
-    except TimeoutError as exc:  # aiohttp's timeouts; asyncio.TimeoutError is this since 3.11
+    except TimeoutError as exc:
         raise UpstreamTimeout(deployment=deployment, seconds=read_timeout, retryable=not started) from exc
-    except aiohttp.ClientConnectorError as exc:
+    except ConnectFailed as exc:
         # The reason, not the address: "Connection refused", never the upstream's internal host.
-        log.warning("upstream %s unreachable: %s", deployment, exc)
-        reason = getattr(exc.os_error, "strerror", None) or type(exc.os_error).__name__
+        log.warning("upstream %s unreachable: %s", deployment, exc.reason)
         raise UpstreamError(
-            "upstream_unreachable", deployment=deployment, detail=reason, retryable=not started
+            "upstream_unreachable", deployment=deployment, detail=exc.reason, retryable=not started
         ) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+    except Disconnected as exc:
+        log.info("upstream %s disconnected: %s", deployment, exc)
         raise UpstreamError(
-            "upstream_disconnected", deployment=deployment, detail=type(exc).__name__, retryable=not started
-        ) from exc
-    except aiohttp.ClientError as exc:
-        log.warning("upstream %s unreachable: %s", deployment, exc)
-        raise UpstreamError(
-            "upstream_unreachable", deployment=deployment, detail=type(exc).__name__, retryable=not started
+            "upstream_disconnected", deployment=deployment, detail="Disconnected", retryable=not started
         ) from exc
 
 
@@ -124,10 +119,21 @@ class OpenAICompatible(Provider):
             headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
         return headers
 
-    def _timeout(self) -> aiohttp.ClientTimeout:
-        return aiohttp.ClientTimeout(
-            total=None, sock_connect=self.endpoint.connect_timeout, sock_read=self.endpoint.read_timeout
-        )
+    async def _request(
+        self, path: str, body: bytes, gate: Awaitable[None] | None = None, method: str = "POST"
+    ) -> Response:
+        """Send a request to ``{base_url}{path}`` and return the answer, its headers read."""
+        endpoint = self.endpoint
+        with map_upstream_errors(endpoint.deployment, endpoint.read_timeout):
+            return await self.transport.client.request(
+                method,
+                f"{endpoint.base_url}{path}",
+                self._headers(),
+                body,
+                connect_timeout=endpoint.connect_timeout,
+                read_timeout=endpoint.read_timeout,
+                gate=gate,
+            )
 
     def _prepare(self, body: dict[str, Any], stream: bool) -> bytes:
         body["model"] = self.endpoint.upstream_model
@@ -147,17 +153,8 @@ class OpenAICompatible(Provider):
         gate is done: the upstream never has a complete request of a call refused meanwhile (it sees
         the connection close), and building the request is hidden in the gate's wait."""
         renamed = _Renamed.of(body.get("model"), self.endpoint.upstream_model)
-        whole = self._prepare(body, stream)
-        data: bytes | AsyncIterator[bytes] = whole
-        url = f"{self.endpoint.base_url}/chat/completions"
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
-        session = self.transport.session
-        headers = self._headers()
-        if gate is not None:
-            headers["Content-Length"] = str(len(whole))
-            data = _after(gate, whole)
-        with map_upstream_errors(name, read_timeout):
-            response = await session.post(url, data=data, headers=headers, timeout=self._timeout())
+        response = await self._request("/chat/completions", self._prepare(body, stream), gate)
         try:
             if response.status >= 400:
                 with map_upstream_errors(name, read_timeout):
@@ -171,22 +168,18 @@ class OpenAICompatible(Provider):
             async for reply in self._events(response, renamed):
                 yield reply
         finally:
-            # Closing (not releasing) on early exit cancels the upstream generation.
-            if not response.closed:
-                response.close()
+            # Closing before the answer is whole closes the connection: the upstream stops generating.
+            response.close()
 
-    async def _events(
-        self, response: aiohttp.ClientResponse, renamed: _Renamed | None
-    ) -> AsyncGenerator[Reply, None]:
+    async def _events(self, response: Response, renamed: _Renamed | None) -> AsyncGenerator[Reply, None]:
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
         started = False
-        content = response.content
         # A body that is no event stream (an error some vendors send with 200, a proxy's page): kept,
         # up to a point, to say what the upstream said instead.
         body: list[bytes] | None = [] if response.content_type != "text/event-stream" else None
         while True:
             with map_upstream_errors(name, read_timeout, started):
-                line = await content.readline()
+                line = await response.readline()
             if not line and not started and body:
                 raise failed(name, response.status, _upstream_message(b"".join(body)))
             if not line:
@@ -218,13 +211,20 @@ class OpenAICompatible(Provider):
 
     async def probe(self) -> None:
         """GET ``{base_url}/models``: cheap on every OpenAI-compatible server, and it checks the key."""
-        name = self.endpoint.deployment
-        timeout = aiohttp.ClientTimeout(total=min(10.0, self.endpoint.read_timeout))
-        with map_upstream_errors(name, timeout.total or 10.0):
-            async with self.transport.session.get(
-                f"{self.endpoint.base_url}/models", headers=self._headers(), timeout=timeout
-            ) as response:
+        endpoint = self.endpoint
+        name, timeout = endpoint.deployment, min(10.0, endpoint.read_timeout)
+        with map_upstream_errors(name, timeout):
+            response = await self.transport.client.request(
+                "GET",
+                f"{endpoint.base_url}/models",
+                self._headers(),
+                connect_timeout=min(timeout, endpoint.connect_timeout),
+                read_timeout=timeout,
+            )
+            try:
                 raw = await response.read()
+            finally:
+                response.close()
         if response.status >= 400:
             raise error_from_status(name, response.status, raw)
 
@@ -233,12 +233,12 @@ class OpenAICompatible(Provider):
         renamed = _Renamed.of(body.get("model"), self.endpoint.upstream_model)
         body["model"] = self.endpoint.upstream_model
         name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
-        url = f"{self.endpoint.base_url}/embeddings"
-        with map_upstream_errors(name, read_timeout):
-            async with self.transport.session.post(
-                url, data=orjson.dumps(body), headers=self._headers(), timeout=self._timeout()
-            ) as response:
+        response = await self._request("/embeddings", orjson.dumps(body))
+        try:
+            with map_upstream_errors(name, read_timeout):
                 raw = await response.read()
+        finally:
+            response.close()
         if response.status >= 400:
             raise error_from_status(name, response.status, raw)
         return _answer(name, raw, "data", renamed)
@@ -297,9 +297,3 @@ def _usage_chunk(payload: bytes) -> Reply:
     usage = parse_usage(data)
     # A usage event is one even when its usage is unusable (Usage.from_mapping): it is no output.
     return Reply(payload, usage, usage_only="usage" in data and not data.get("choices"))
-
-
-async def _after(gate: Awaitable[None], data: bytes) -> AsyncIterator[bytes]:
-    """A request body that is *data*, once *gate* is done."""
-    await gate
-    yield data
