@@ -29,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from enum import IntEnum
 from typing import Any
 
 import orjson
@@ -53,9 +54,9 @@ from dizuo.billing.split import Share, split_charge
 from dizuo.limits import Permit, Subject
 from dizuo.limits.shared import LIMITS_LUA, LoopScripts, admitted, giving_back, refused, taking
 from dizuo.store import ordered_id
-from dizuo.store.resp import blocking_client
+from dizuo.store.resp import blocking_client, lua
 
-__all__ = ["STREAM", "Asking", "RedisBook", "Settling", "Taking"]
+__all__ = ["STREAM", "Asking", "RedisBook", "ReserveArgs", "Reserved", "SettleArgs", "Settling", "Taking"]
 
 log = logging.getLogger("dizuo.billing")
 PREFIX = "dizuo:wallet:"
@@ -64,191 +65,79 @@ PREFIX = "dizuo:wallet:"
 # (not supported) they would have to share a slot.
 STREAM = "dizuo:journal"
 
-_COMMON = """
-local w, h, hx, p, px = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local NEVER = 1e15  -- 'due' when nothing can lapse
--- A whole number as Redis's argument: Lua would write it with '%.17g', several times slower (and
--- write 0 - 0 as "-0", which HINCRBY refuses).
-local function int(x) return string.format('%d', x) end
--- The wallet's fields 'bal', 'held', 'pend', 'due' and, per voucher id in ARGV[first], ARGV[first + 2],
--- …, its 'r:', 'h:' and 'p:' (one HMGET): the table v has them as numbers, by field name; then the
--- raw 'ver' (false: Redis does not know the wallet). ('due', whole seconds, is a time no hold or
--- pending charge lapses before; 0 or absent: none known.)
-local function read(first, n)
-  local names = {'bal', 'held', 'pend', 'due', 'ver'}
-  for i = 0, n - 1 do
-    local vid = ARGV[first + 2 * i]
-    names[#names + 1] = 'r:' .. vid
-    names[#names + 1] = 'h:' .. vid
-    names[#names + 1] = 'p:' .. vid
-  end
-  local got = redis.call('HMGET', w, unpack(names))
-  local v = {}
-  for i, name in ipairs(names) do v[name] = tonumber(got[i] or '0') end
-  return v, got[5]
-end
--- A hold or pending charge that lapses at *e* is added: 'due' must stay no later.
-local function lapses_at(v, e)
-  if e < v.due then redis.call('HSET', w, 'due', int(e)) end
-end
--- Forget one hold (h/hx, 'held', 'h:') or pending charge (p/px, 'pend', 'p:') and its money.
-local function drop(hash, zset, id, total, prefix)
-  local rec = redis.call('HGET', hash, id)
-  if not rec then return false end
-  local parts = {}
-  for x in string.gmatch(rec, '[^,]+') do parts[#parts + 1] = x end
-  redis.call('HINCRBY', w, total, int(0 - tonumber(parts[1])))
-  for i = 2, #parts, 2 do redis.call('HINCRBY', w, prefix .. parts[i], int(0 - tonumber(parts[i + 1]))) end
-  redis.call('HDEL', hash, id)
-  redis.call('ZREM', zset, id)
-  return true
-end
-"""
+# The scripts: lua/*.lua, each with its keys, arguments and replies in its header; every one starts
+# with the wallet's shared functions (lua/wallet.lua), and those that take or give back rate limits
+# with the limiter's (dizuo/limits/lua/limits.lua).
+_SCRIPTS = {
+    "reserve": LIMITS_LUA + lua("dizuo.billing", "wallet", "reserve"),
+    "release": LIMITS_LUA + lua("dizuo.billing", "wallet", "release"),
+    "settle": LIMITS_LUA + lua("dizuo.billing", "wallet", "settle"),
+    "sync": lua("dizuo.billing", "wallet", "sync"),
+}
 
-# ARGV: now, expires_at, hold_id, amount, n, then n × (voucher id, co-pay in ten-thousandths), the
-# eligible vouchers soonest-expiring first; then, when the call has rate limits, their keys after the
-# wallet's and their arguments (dizuo.limits.shared.LIMITS_LUA) after these. Answers {1, own, v1 part,
-# v2 part, …, then the limits' levels} (parts in ARGV order), {0, own needed, vouchers' part, free}
-# when the own balance cannot pay, {2, subject index, kind, seconds} when a rate limit refuses (before
-# the wallet is asked: a 429 comes before a 402), {-1} for an unknown wallet. Only {1} takes anything.
-_RESERVE = (
-    LIMITS_LUA
-    + _COMMON
-    + """
-local now = tonumber(ARGV[1])
-local amount = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
-local v, ver = read(6, n)
-if not ver then return {-1} end
-if v.due <= now then
-  -- Something may have lapsed (a crashed replica's): free it, and note when the next may lapse.
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', hx, '-inf', now)) do drop(h, hx, id, 'held', 'h:') end
-  for _, id in ipairs(redis.call('ZRANGEBYSCORE', px, '-inf', now)) do drop(p, px, id, 'pend', 'p:') end
-  local due = NEVER
-  for _, z in ipairs({hx, px}) do
-    local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
-    if first[2] then due = math.min(due, tonumber(first[2])) end
-  end
-  redis.call('HSET', w, 'due', int(due))
-  v = read(6, n)
-end
--- The split of billing/split.py: each voucher pays its co-pay share of the part of the charge not yet
--- covered, soonest expiry first, until one covers the rest. While that part is a whole number the
--- arithmetic is exact integers (round half up, as in Python); after a voucher ran out mid-charge it
--- may be fractional, and the hold rounds the voucher's part up and the own part up by one micro-yuan,
--- so a hold is never smaller than the exact split settle computes.
-local rest, whole = amount, true
-local parts, paid = {}, 0
-for i = 0, n - 1 do
-  local vid, c = ARGV[6 + 2 * i], tonumber(ARGV[7 + 2 * i])
-  local avail = v['r:' .. vid] - v['h:' .. vid] - v['p:' .. vid]
-  local part = 0
-  if rest > 0 and avail > 0 then
-    local wanted
-    if whole then wanted = math.floor((rest * c + 5000) / 10000) else wanted = math.ceil(rest * c / 10000) end
-    if wanted <= avail then
-      part, rest = wanted, 0
-    else
-      part = avail
-      if whole and (avail * 10000) % c ~= 0 then whole = false end
-      rest = rest - avail * 10000 / c
-    end
-  end
-  parts[i + 1] = part
-  paid = paid + part
-end
-local own = amount - paid
-if not whole then own = own + 1 end
-local free = v.bal - v.held - v.pend
-local m, la = #KEYS - 5, 5 + 2 * n
-local ok, seen = limits_check(5, la, m)
-if not ok then return {2, seen[1], seen[2], seen[3]} end
-if own > free then return {0, own, paid, math.max(free, 0)} end
-local rec = {int(own)}
-redis.call('HINCRBY', w, 'held', rec[1])
-for i = 0, n - 1 do
-  if parts[i + 1] > 0 then
-    local part = int(parts[i + 1])
-    redis.call('HINCRBY', w, 'h:' .. ARGV[6 + 2 * i], part)
-    rec[#rec + 1] = ARGV[6 + 2 * i]
-    rec[#rec + 1] = part
-  end
-end
-redis.call('HSET', h, ARGV[3], table.concat(rec, ','))
-redis.call('ZADD', hx, ARGV[2], ARGV[3])
-lapses_at(v, tonumber(ARGV[2]))
-limits_take(5, la, m, seen, parts)
-table.insert(parts, 1, own)
-table.insert(parts, 1, 1)
-return parts
-"""
-)
 
-# ARGV: hold_id, then (with their keys after the wallet's) the rate limits to give back.
-_RELEASE = (
-    LIMITS_LUA + _COMMON + "drop(h, hx, ARGV[1], 'held', 'h:') limits_give_back(5, 1, #KEYS - 5) return 1"
-)
+class Reserved(IntEnum):
+    """The first element of the reserve script's reply (lua/reserve.lua)."""
 
-# KEYS: the wallet's, the stream, then the keys of the rate limits to give back (if any). ARGV: hold_id,
-# own wanted, own held, pending id, expires_at, n, then n × (voucher id, paid), then the usage record
-# to stage ('' when not staging), then the limits' arguments (limits_give_back). The stream entry is
-# p: pending id, m: what was charged (own, then voucher id, part, … as in the pending record), r: the
-# record. Answers {own charged, each voucher's part}.
-_SETTLE = (
-    LIMITS_LUA
-    + _COMMON
-    + """
-local found = drop(h, hx, ARGV[1], 'held', 'h:')
-local n = tonumber(ARGV[6])
-local v = read(7, n)
-local rec = {}
-local pays = {}
-local short = 0
-for i = 0, n - 1 do
-  local vid, paid = ARGV[7 + 2 * i], tonumber(ARGV[8 + 2 * i])
-  local pay = math.min(paid, math.max(v['r:' .. vid] - v['h:' .. vid] - v['p:' .. vid], 0))
-  short = short + paid - pay
-  if pay > 0 then
-    local part = int(pay)
-    redis.call('HINCRBY', w, 'p:' .. vid, part)
-    rec[#rec + 1] = vid
-    rec[#rec + 1] = part
-  end
-  pays[#pays + 1] = pay
-end
-local free = math.max(v.bal - v.held - v.pend, 0)
--- A hold still in place is honoured in full even if a brief double count hides its money.
-if found then free = math.max(free, tonumber(ARGV[3])) end
-local charged = math.min(tonumber(ARGV[2]) + short, free)
-table.insert(rec, 1, int(charged))
-redis.call('HINCRBY', w, 'pend', rec[1])
-local m = table.concat(rec, ',')
-redis.call('HSET', p, ARGV[4], m)
-if ARGV[5] ~= '+inf' then  -- staged: never lapses
-  redis.call('ZADD', px, ARGV[5], ARGV[4])
-  lapses_at(v, tonumber(ARGV[5]))
-end
-local record = ARGV[7 + 2 * n]
-if record ~= '' then redis.call('XADD', KEYS[6], '*', 'p', ARGV[4], 'm', m, 'r', record) end
-limits_give_back(6, 7 + 2 * n, #KEYS - 6)
-table.insert(pays, 1, charged)
-return pays
-"""
-)
+    UNKNOWN_WALLET = -1  # Redis does not know the organization: fill it and ask again
+    SHORT = 0  # then own needed, vouchers' part, free: 402
+    TAKEN = 1  # then own, each voucher's part, the limits' levels
+    LIMITED = 2  # then subject index, kind, seconds to wait: 429
 
-# ARGV: version, balance, n, then n × (voucher id, remaining), then the pending ids now committed.
-_SYNC = (
-    _COMMON
-    + """
-local n = tonumber(ARGV[3])
-if tonumber(ARGV[1]) > tonumber(redis.call('HGET', w, 'ver') or '-1') then
-  redis.call('HSET', w, 'ver', ARGV[1], 'bal', ARGV[2])
-  for i = 0, n - 1 do redis.call('HSET', w, 'r:' .. ARGV[4 + 2 * i], ARGV[5 + 2 * i]) end
-end
-for i = 4 + 2 * n, #ARGV do drop(p, px, ARGV[i], 'pend', 'p:') end
-return 1
-"""
-)
+
+@dataclass(frozen=True, slots=True)
+class ReserveArgs:
+    """The reserve script's keys and arguments (lua/reserve.lua)."""
+
+    org_id: str
+    now: float
+    expires_at: float
+    hold_id: str
+    amount: int
+    payers: Sequence[VoucherState]  # the eligible vouchers, soonest-expiring first
+    limit_keys: Sequence[str] = ()  # dizuo.limits.shared.taking's
+    limit_args: Sequence[Any] = ()
+
+    def keys(self) -> list[str]:
+        return [*_keys(self.org_id), *self.limit_keys]
+
+    def args(self) -> list[Any]:
+        args: list[Any] = [self.now, self.expires_at, self.hold_id, self.amount, len(self.payers)]
+        for v in self.payers:
+            args += [v.id, int(v.copay * 10_000)]
+        return [*args, *self.limit_args]
+
+
+@dataclass(frozen=True, slots=True)
+class SettleArgs:
+    """The settle script's keys and arguments (lua/settle.lua)."""
+
+    org_id: str
+    hold_id: str
+    own: int  # what the own balance is to pay
+    own_held: int  # what the hold took from it
+    pending_id: str
+    expires_at: float | str  # "+inf" for a staged record: its pending charge never lapses
+    vouchers: Sequence[tuple[str, int]]  # (voucher id, what it pays), the exact split
+    record: bytes  # the usage record to stage; b"" when not staging
+    limit_keys: Sequence[str] = ()  # dizuo.limits.shared.giving_back's
+    limit_args: Sequence[Any] = ()
+
+    def keys(self) -> list[str]:
+        return [*_keys(self.org_id), STREAM, *self.limit_keys]
+
+    def args(self) -> list[Any]:
+        args: list[Any] = [
+            self.hold_id,
+            self.own,
+            self.own_held,
+            self.pending_id,
+            self.expires_at,
+            len(self.vouchers),
+        ]
+        for vid, paid in self.vouchers:
+            args += [vid, paid]
+        return [*args, self.record, *self.limit_args]
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,18 +235,17 @@ class RedisBook:
     def ask(self, org_id: str, amount: int, scope: Scope, now: float, limits: Taking | None) -> Asking:
         """Send :meth:`admit`'s script at once, without waiting: the caller does other work while
         Redis answers, then gets the outcome from :meth:`answer` (which must be awaited)."""
-        hold_id = ordered_id()
-        keys = _keys(org_id)
+        limit_keys: list[str] = []
         limit_args: list[Any] = []
         permit_id = ""
         if limits is not None:
             limit_keys, limit_args, permit_id = taking(limits.subjects, limits.tokens, limits.slot_seconds)
-            keys += limit_keys
         payers = eligible(self._terms.get(org_id, ()), scope, now)
-        args: list[Any] = [now, now + self.hold_seconds, hold_id, amount, len(payers)]
-        for v in payers:
-            args += [v.id, int(v.copay * 10_000)]
-        reply = self._scripts.submit("reserve", keys, args + limit_args)
+        hold_id = ordered_id()
+        call = ReserveArgs(
+            org_id, now, now + self.hold_seconds, hold_id, amount, payers, limit_keys, limit_args
+        )
+        reply = self._scripts.submit("reserve", call.keys(), call.args())
         return Asking(org_id, amount, scope, now, limits, hold_id, permit_id, payers, reply)
 
     async def answer(self, asking: Asking) -> tuple[Hold, Permit | None]:
@@ -370,16 +258,16 @@ class RedisBook:
             slots = Permit(limits.subjects, limits.tokens, id=asking.permit_id) if limits else None
             await asyncio.shield(self._give_back(org_id, asking.hold_id, slots))
             raise
-        if result[0] == -1:  # Redis has never seen this organization (or lost it): fill it, then again
+        outcome = Reserved(int(result[0]))
+        if outcome is Reserved.UNKNOWN_WALLET:  # never seen (or lost): fill it, then ask again
             await self._fill(org_id)
             return await self.answer(self.ask(org_id, asking.amount, asking.scope, asking.now, limits))
-        if result[0] == 2:
+        if outcome is Reserved.LIMITED:
             assert limits is not None
             raise refused(limits.subjects, result[1:])
-        if result[0] != 1:
-            amount = asking.amount
-            own, vouchers, free = (int(x) for x in result[1:4]) if result[0] == 0 else (amount, 0, 0)
-            raise insufficient(amount, vouchers, own, free)
+        if outcome is Reserved.SHORT:
+            own, vouchers, free = (int(x) for x in result[1:4])
+            raise insufficient(asking.amount, vouchers, own, free)
         payers = asking.payers
         n = len(payers)
         parts = tuple((v.id, int(part)) for v, part in zip(payers, result[2 : 2 + n], strict=True) if part)
@@ -451,20 +339,27 @@ class RedisBook:
         shares = [Share(vid, terms[vid].copay, part) for vid, part in hold.vouchers if vid in terms]
         split = split_charge(cost, shares)
         pending_id = ordered_id()
-        expires: Any = "+inf" if stage is not None else time.time() + self.hold_seconds
-        args: list[Any] = [hold.id, split.own, hold.own, pending_id, expires, len(split.vouchers)]
-        for vid, paid in split.vouchers:
-            args += [vid, paid]
-        keys = [*_keys(hold.org_id), STREAM]
-        args.append(b"" if stage is None else orjson.dumps({**stage, "charge": cost}))
+        record = b"" if stage is None else orjson.dumps({**stage, "charge": cost})
         given: Permit | None = None
+        limit_keys: list[str] = []
+        limit_args: list[Any] = []
         if limits is not None and not limits[0].released:
             given, used = limits
             given.released = True  # a lost reply: given back once Redis is back (settled)
             limit_keys, limit_args = giving_back(given, used)
-            keys += limit_keys
-            args += limit_args
-        reply = self._scripts.submit("settle", keys, args)
+        call = SettleArgs(
+            hold.org_id,
+            hold.id,
+            split.own,
+            hold.own,
+            pending_id,
+            "+inf" if stage is not None else time.time() + self.hold_seconds,
+            split.vouchers,
+            record,
+            limit_keys,
+            limit_args,
+        )
+        reply = self._scripts.submit("settle", call.keys(), call.args())
         return Settling(hold.org_id, cost, split.vouchers, pending_id, reply, hold.id, given)
 
     async def settled(self, settling: Settling) -> Settlement:
@@ -598,6 +493,3 @@ def _log_failure(future: Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         # Their pending charges lapse after hold_seconds; until then less money is spendable.
         log.error("pushing committed charges to Redis failed", exc_info=future.exception())
-
-
-_SCRIPTS = {"reserve": _RESERVE, "release": _RELEASE, "settle": _SETTLE, "sync": _SYNC}

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
+import importlib.resources
 import socket
 import ssl
 from typing import Any, cast
@@ -31,7 +32,15 @@ import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-__all__ = ["Multiplexed", "Script", "blocking_client"]
+__all__ = ["Multiplexed", "Script", "blocking_client", "lua"]
+
+
+def lua(package: str, *names: str) -> str:
+    """The Lua files *names* (``lua/NAME.lua`` beside *package*'s modules) as one script, in order:
+    the shared functions first, the script's body last."""
+    folder = importlib.resources.files(package) / "lua"
+    return "".join((folder / f"{name}.lua").read_text(encoding="utf-8") for name in names)
+
 
 CONNECT_SECONDS = 10.0
 REPLY_SECONDS = 10.0  # how long calls may wait with no reply at all before the connection is given up
