@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dizuo import validate
 from dizuo.accounts import KeyCache, KeyInfo
-from dizuo.billing import Hold, Meter, Settlement, worst_case_tokens
+from dizuo.billing import Meter, Settlement, worst_case_tokens
 from dizuo.billing.meter import estimate_usage, max_output
 from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice
 from dizuo.config import GuardConfig, PlatformConfig
@@ -32,7 +32,6 @@ from dizuo.errors import (
     ConfigError,
     DataRiskBlocked,
     DizuoError,
-    InsufficientQuota,
     InternalError,
     InvalidRequest,
     Lang,
@@ -41,6 +40,13 @@ from dizuo.errors import (
     RouteNotFound,
     SharedStateUnavailable,
     pick_language,
+)
+from dizuo.gateway.admission import (
+    Admission,
+    AskedEarly,
+    LimitsBesideHold,
+    LimitsThenHold,
+    LimitsWithHold,
 )
 from dizuo.gateway.agentcalls import AGENT_PREFIX, AgentCall, AgentRunner, unpinned
 from dizuo.gateway.batchlines import Answered, InFlight, LineBook, line_of
@@ -60,7 +66,7 @@ from dizuo.gateway.labeling import StreamLabel, label_whole, stream_header
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
-from dizuo.limits import Limiter, MemoryLimiter, Permit, Subject
+from dizuo.limits import Limiter, MemoryLimiter, Permit
 from dizuo.providers import Reply, Transport, Usage
 from dizuo.routing import Deployment, Router
 from dizuo.routing.catalog import Catalog
@@ -391,39 +397,12 @@ class Gateway:
         """The tokens a call takes from TPM limits until its usage is known."""
         return estimate_usage(body, 0).prompt_tokens + max_output(body, default=0)
 
-    async def _admit(self, key: KeyInfo, body: dict[str, Any]) -> Permit | None:
-        """Apply the key's and organization's rate limits (429 with retry-after when over)."""
-        if not key.limits:
-            return None
-        return await self.limiter.acquire(key.limits, self._estimate(body))
-
-    def _limits_of(self, call: Call) -> tuple[tuple[Subject, ...], int] | None:
-        """The call's rate limits and its token estimate, when its key or organization has any."""
-        return (call.key.limits, self._estimate(call.body)) if call.key.limits else None
-
     async def _release(self, call: Call) -> None:
         if call.released:
             return
         call.released = True
-        if call.asking is not None:  # the call ended before it needed its hold (cancelled, no deployment)
-            _, asking = call.asking
-            call.asking = None
-            try:
-                hold, call.permit = await self.meter.admitted(asking)
-            except InsufficientQuota:
-                call.limits_due = self._limits_of(call)  # counted below, as any 402's request
-            except DizuoError:
-                pass
-            else:
-                await self.meter.release(hold)
-        if call.limits_due is not None:  # the call ended without a hold (no deployment, or a 402)
-            (subjects, estimate), call.limits_due = call.limits_due, None
-            with contextlib.suppress(DizuoError):  # a refused call's request still counts
-                call.permit = await self.limiter.acquire(subjects, estimate)
-        if call.admission is not None:  # the call ended before its first hold (no deployment)
-            admission, call.admission = call.admission, None
-            with contextlib.suppress(DizuoError):
-                call.permit = await admission
+        if call.admission is not None:
+            await call.admission.end()  # rate limits a refused call never took, holds asked for unused
         tokens = call.usage.total_tokens if call.usage else 0
         if call.attempt is not None:
             self.router.health.finished(call.attempt.deployment.name)
@@ -509,15 +488,7 @@ class Gateway:
                         reason_en="a batch's requests cannot stream",
                     )
                 call.batch = batch
-            if self.meter.admits_limits and batch is not None:
-                call.limits_due = self._limits_of(call)  # taken with the hold, at the batch price
-            elif self.meter.admits_limits:
-                self._ask_early(call, pool)
-            elif key.limits:
-                # Sent now, answered with the first hold (_first_reply): a 429 still comes first. A
-                # limiter in this process has no round trip to hide: it is asked then.
-                admission = self._admit(key, body)
-                call.admission = admission if self._local_limits else asyncio.ensure_future(admission)
+            call.admission = self._admission(call, pool)
             call.inspection = inspection
             return call, pool  # a batch's line stays under way until the call ends (_accounted)
         except BaseException as exc:
@@ -528,19 +499,29 @@ class Gateway:
                 self.meter.failed(key, request_id, alias, endpoint, exc, started)
             raise
 
-    def _ask_early(self, call: Call, pool: Pool) -> None:
-        """Ask Redis now for the hold, and the rate limits, of the deployment the router will try
-        first: its round trip passes while the call gets ready, and the first hold collects the
-        answer (_first_reply). One script takes both: 429 before 402, neither taking anything."""
-        order = self.router.order(call.alias, pool)
-        first = next(order, None)
-        call.order = order if first is None else itertools.chain((first,), order)
-        due = self._limits_of(call)
-        if first is None or first.unavailable is not None:
-            call.limits_due = due  # taken with the first hold there is
-            return
-        subjects, estimate = due or ((), 0)
-        call.asking = (first, self.meter.ask(call.key.org_id, first, *call.bounds, subjects, estimate))
+    def _admission(self, call: Call, pool: Pool) -> Admission:
+        """How *call* takes its rate limits and holds (gateway/admission.py), by where they live."""
+        meter, key, bounds = self.meter, call.key, call.bounds
+        priced = batch_priced if call.batch is not None else _as_is
+        due = (key.limits, self._estimate(call.body)) if key.limits else None
+        if meter.admits_limits:
+            if call.batch is None:
+                # Ask Redis now for the hold (and the limits) of the deployment the router will try
+                # first: its round trip passes while the call gets ready.
+                order = self.router.order(call.alias, pool)
+                first = next(order, None)
+                call.order = order if first is None else itertools.chain((first,), order)
+                if first is not None and first.unavailable is None:
+                    subjects, estimate = due or ((), 0)
+                    asking = meter.ask(key.org_id, first, *bounds, subjects, estimate)
+                    return AskedEarly(meter, self.limiter, key.org_id, priced, bounds, due, first, asking)
+            return LimitsWithHold(meter, self.limiter, key.org_id, priced, bounds, due)
+        limits: Awaitable[Permit] | None = self.limiter.acquire(*due) if due is not None else None
+        if meter.holds_in_process and self._local_limits:
+            return LimitsThenHold(meter, key.org_id, priced, bounds, limits)
+        if limits is not None and not self._local_limits:
+            limits = asyncio.ensure_future(limits)  # sent to Redis now, answered by the first hold
+        return LimitsBesideHold(meter, key.org_id, priced, bounds, limits)
 
     def _guard_event(
         self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
@@ -587,58 +568,7 @@ class Gateway:
         self, call: Call, pool: Pool, open_call: Opener, prompt: int, completion: int
     ) -> Attempt:
         """Hold, route and fail over until a deployment gives its first reply."""
-        priced = batch_priced if call.batch is not None else _as_is
-
-        async def reserve(dep: Deployment) -> Hold:
-            if call.asking is not None:
-                asked, asking = call.asking
-                call.asking = None
-                try:
-                    hold, call.permit = await self.meter.admitted(asking)
-                except InsufficientQuota:
-                    # Nothing was taken: the limits stay due (the call's end counts its request, as
-                    # any 402's), and another deployment than the one asked for is asked anew.
-                    call.limits_due = self._limits_of(call)
-                    if asked is dep:
-                        raise
-                    return await reserve(dep)
-                if asked is dep:
-                    return hold
-                # The router's first choice was passed over (its circuit is open, or it is at its
-                # capacity): its hold goes back; the rate limits, the same for every deployment, stay.
-                await self.meter.release(hold)
-            if call.limits_due is not None:
-                # One script takes the rate limits and holds the money: 429 before 402, neither
-                # taking anything.
-                try:
-                    hold, call.permit = await self.meter.admitted(
-                        self.meter.ask(call.key.org_id, priced(dep), prompt, completion, *call.limits_due)
-                    )
-                except InsufficientQuota:
-                    raise  # the limits stay due: the call's end counts its request, as any 402's
-                except BaseException:
-                    call.limits_due = None  # a 429, or cancelled (what the script took went back)
-                    raise
-                call.limits_due = None
-                return hold
-            admission, call.admission = call.admission, None
-            if self.meter.holds_in_process and self._local_limits:
-                # Both in this process's memory: in turn, 429 before 402 (a 402's request is counted).
-                if admission is not None:
-                    call.permit = await admission
-                return await self.meter.reserve(call.key.org_id, priced(dep), prompt, completion)
-            holding = asyncio.ensure_future(
-                self.meter.reserve(call.key.org_id, priced(dep), prompt, completion)
-            )
-            if admission is not None:
-                try:
-                    call.permit = await admission
-                except BaseException:
-                    # Refused by a rate limit (429 before 402), or cancelled: the hold goes back.
-                    await asyncio.shield(self._unhold(holding))
-                    raise
-            return await holding
-
+        assert call.admission is not None
         call.attempt = await first_reply(
             call.alias,
             call.order or self.router.order(call.alias, pool),
@@ -646,7 +576,7 @@ class Gateway:
             open_call,
             max_attempts=self.settings.max_attempts,
             metrics=self.metrics,
-            reserve=reserve,
+            reserve=call.admission.hold,
             release=self.meter.release,
             health=self.router.health,
             capacity=self.capacity,
@@ -655,10 +585,6 @@ class Gateway:
             overlap=not self.meter.holds_in_process,
         )
         return call.attempt
-
-    async def _unhold(self, holding: asyncio.Future[Hold]) -> None:
-        with contextlib.suppress(DizuoError):
-            await self.meter.release(await holding)
 
     @contextlib.asynccontextmanager
     async def _accounted(self, call: Call, receive: Receive) -> AsyncIterator[None]:

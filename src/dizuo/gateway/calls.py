@@ -18,8 +18,8 @@ import orjson
 
 from dizuo.accounts import KeyInfo
 from dizuo.billing import Hold
-from dizuo.billing.shared import Asking
 from dizuo.errors import NoDeployment, RateLimited, UpstreamError
+from dizuo.gateway.admission import Admission
 from dizuo.gateway.http import Receive
 from dizuo.gateway.metrics import Metrics
 from dizuo.guard.policy import Inspection
@@ -212,16 +212,8 @@ class Call:
     body: dict[str, Any]
     data_class: str
     alias: str
-    permit: Permit | None = None
-    # The rate limits' answer while it is on its way, when the meter does not take them with the hold:
-    # awaited with the first hold, or when the call's limits are given back.
-    admission: Awaitable[Permit | None] | None = None
-    # Or, when the meter takes them in the hold's own script (Meter.admits_limits), the limits and
-    # the token estimate still to take: with the first hold, or when the call ends without one.
-    limits_due: tuple[tuple[Subject, ...], int] | None = None
-    # The hold (with the limits) asked of Redis before the call was ready, for the deployment the
-    # router tries first: collected by the first hold, or given back when the call ends without one.
-    asking: tuple[Deployment, Asking] | None = None
+    # How the call takes its rate limits and holds (gateway/admission.py), chosen when it is read.
+    admission: Admission | None = None
     order: Iterator[Deployment] | None = None  # the router's order, when its first pick was asked for
     bounds: tuple[int, int] = (0, 0)  # worst-case (prompt, completion) tokens: what is held
     attempt: Attempt | None = None
@@ -232,6 +224,11 @@ class Call:
     released: bool = False  # rate-limit slots, capacity and the health count given back
     inspection: Inspection | None = None  # what the data-risk guard found and did
     batch: tuple[str, int] | None = None  # the batch and line it answers (a batch worker's call)
+
+    @property
+    def permit(self) -> Permit | None:
+        """The call's rate limits' permit, once taken."""
+        return self.admission.permit if self.admission is not None else None
 
 
 class ClientGone(Exception):
