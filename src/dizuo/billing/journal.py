@@ -19,7 +19,6 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import queue
 import threading
 import time
 from collections import defaultdict
@@ -36,6 +35,7 @@ from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherSt
 from dizuo.billing.tables import LedgerEntry, UsageRecord, Voucher, Wallet
 from dizuo.store import Database, stamper, utcnow
 from dizuo.store.batches import row_groups
+from dizuo.store.writer import GroupWriter
 
 __all__ = ["Apart", "Charge", "Journal", "refuses"]
 
@@ -240,8 +240,10 @@ class Journal:
         self.db = db
         self.book = book
         self.refresh_seconds = refresh_seconds
-        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        # The writer thread: group commits of the queued charges, the wallets refreshed between them.
+        self._writer: GroupWriter[_Queued] = GroupWriter(
+            "journal", self._sink, most=MAX_BATCH, every=refresh_seconds, tick=self._refresh_tick
+        )
         self._versions: dict[str, int] = {}
         self._seen_until: dt.datetime | None = None
         self._held_reported: dict[str, int] = {}
@@ -262,15 +264,12 @@ class Journal:
     def start(self) -> None:
         """Load every wallet, then start the writer thread."""
         self.refresh()
-        self._thread = threading.Thread(target=self._run, name="dizuo-journal", daemon=True)
-        self._thread.start()
+        self._writer.every = self.refresh_seconds
+        self._writer.start()
 
     def stop(self) -> None:
         """Write what is queued, then stop the writer thread."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(30)
-            self._thread = None
+        self._writer.stop()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -280,7 +279,7 @@ class Journal:
 
         *alone* says no other call is in flight: then, if the writer is idle, the charge is committed
         right here (blocking the event loop for one commit, which holds up no other call)."""
-        if alone and self._thread is not None and self._queue.empty() and self._db_lock.acquire(False):
+        if alone and self._writer.running and self._writer.empty() and self._db_lock.acquire(False):
             try:
                 done, error = self._apply([charge])
             finally:
@@ -292,7 +291,7 @@ class Journal:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put((charge, future, loop))
+        self._writer.put((charge, future, loop))
         await future
 
     def commit(
@@ -350,43 +349,19 @@ class Journal:
 
     # ---- the writer thread ---------------------------------------------------------------
 
-    def _run(self) -> None:
-        running = True
-        due = time.monotonic() + self.refresh_seconds
-        while running:
-            batch, running = self._take(max(0.0, due - time.monotonic()))
-            if batch:
-                self._write(batch)
-                # Hand the interpreter to the event loop now: otherwise it waits for this thread's
-                # switch interval (5 ms) before it can answer the calls just made durable.
-                time.sleep(0)
-            if time.monotonic() < due:
-                continue
-            due = time.monotonic() + self.refresh_seconds
-            try:
-                self.refresh()
-                self._report_held()
-            except Exception:  # a background runner must outlive a database hiccup
-                log.exception("refreshing wallets failed; keeping the ones in memory")
+    def _sink(self, batch: list[_Queued]) -> list[_Queued]:
+        self._write(batch)
+        # Hand the interpreter to the event loop now: otherwise it waits for this thread's switch
+        # interval (5 ms) before it can answer the calls just made durable.
+        time.sleep(0)
+        return []  # every call is answered, its charge committed or failed
 
-    def _take(self, timeout: float) -> tuple[list[_Queued], bool]:
-        """Wait for the first queued charge, then take all that are queued (the group commit)."""
+    def _refresh_tick(self) -> None:
         try:
-            first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
-        except queue.Empty:
-            return [], True
-        if first is None:
-            return [], False
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                more = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if more is None:
-                return batch, False
-            batch.append(more)
-        return batch, True
+            self.refresh()
+            self._report_held()
+        except Exception:  # a background runner must outlive a database hiccup
+            log.exception("refreshing wallets failed; keeping the ones in memory")
 
     def _write(self, batch: list[_Queued]) -> None:
         done, error = self.commit([charge for charge, _, _ in batch], keep_failed=True)

@@ -36,7 +36,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import queue
 import threading
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from dizuo.billing.holds import Settlement, WalletBook
 from dizuo.billing.journal import MAX_BATCH, Charge, Journal
 from dizuo.billing.staging import Staging
 from dizuo.store import Database, ordered_id
+from dizuo.store.writer import GroupWriter
 
 __all__ = ["REFUSED", "Spool", "recover", "spool_dir", "spools"]
 
@@ -153,24 +153,21 @@ class Spool:
         self._lock = threading.Lock()  # appends and deletions of spool files
         self._segment: _Segment | None = None
         self._closed: list[_Segment] = []  # full ones with records still to commit
-        self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()  # cuts the gathering short
+        # The committing thread. Records gather first: one commit for many costs the calls sharing
+        # this process's interpreter far less than one commit each.
+        self._writer: GroupWriter[_Queued] = GroupWriter(
+            "spool", self._sink, most=MAX_BATCH, gather=gather, retry=RETRY_SECONDS, abandon=self._left
+        )
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._segment = _Segment(self.directory)
-        self._thread = threading.Thread(target=self._run, name="dizuo-spool", daemon=True)
-        self._thread.start()
+        self._writer.start()
 
     def stop(self) -> None:
         """Commit what is spooled, then delete the files (those a failing database left stay, for the
         next start to commit)."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._stopping.set()
-            self._thread.join(30)
-            self._thread = None
+        self._writer.stop()
         with self._lock:
             for segment in [*self._closed, *([self._segment] if self._segment else [])]:
                 if segment.outstanding == 0:
@@ -203,7 +200,7 @@ class Spool:
                 raise
             segment.size += len(line)
             segment.outstanding += 1
-        self._queue.put((charge, segment))
+        self._writer.put((charge, segment))
 
     def _next(self) -> _Segment:
         """Start a new file (under the lock); the full one is deleted once its records are committed."""
@@ -215,67 +212,27 @@ class Spool:
 
     # ---- the committing thread -----------------------------------------------------------
 
-    def _run(self) -> None:
-        waiting: list[_Queued] = []  # taken from the queue, not committed yet
-        stopping = False
-        while True:
-            if not waiting and not stopping:
-                first = self._queue.get()
-                if first is None:
-                    stopping = True
-                else:
-                    waiting.append(first)
-                    # Let records gather: one commit for many costs the calls sharing this process's
-                    # interpreter far less than one commit each.
-                    self._stopping.wait(self.gather)
-            stopping = self._take(waiting) or stopping
-            if waiting:
-                if self._commit(waiting):
-                    waiting = []
-                elif stopping:
-                    log.error(
-                        "%d spooled usage records stay in %s until the next start",
-                        len(waiting),
-                        self.directory,
-                    )
-                    return
-                else:
-                    self._stopping.wait(RETRY_SECONDS)
-            if stopping and not waiting:
-                return
-
-    def _take(self, waiting: list[_Queued]) -> bool:
-        """Move what is queued into *waiting*; True once the stop marker is seen."""
-        while True:
+    def _sink(self, part: list[_Queued]) -> list[_Queued]:
+        """Commit *part*; what is left (the database failing) is tried again."""
+        apart = self.journal.commit_apart([charge for charge, _ in part])
+        done = {id(charge) for charges, _ in apart.committed for charge in charges}
+        error = apart.error
+        if apart.refused:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-            if item is None:
-                return True
-            waiting.append(item)
+                set_aside(self.directory, apart.refused)
+            except OSError as exc:  # they stay spent and spooled, and are tried again
+                error = error or exc
+            else:
+                self.journal.forget([charge for charge, _ in apart.refused], apart.refused[0][1])
+                done |= {id(charge) for charge, _ in apart.refused}
+        self._committed([queued for queued in part if id(queued[0]) in done])
+        if error is None:
+            return []
+        log.error("committing spooled usage records failed (%s); retrying", error)
+        return [queued for queued in part if id(queued[0]) not in done]
 
-    def _commit(self, waiting: list[_Queued]) -> bool:
-        """Commit *waiting* in parts; True when none is left. What is left stays in *waiting*."""
-        for start in range(0, len(waiting), MAX_BATCH):
-            part = waiting[start : start + MAX_BATCH]
-            apart = self.journal.commit_apart([charge for charge, _ in part])
-            done = {id(charge) for charges, _ in apart.committed for charge in charges}
-            error = apart.error
-            if apart.refused:
-                try:
-                    set_aside(self.directory, apart.refused)
-                except OSError as exc:  # they stay spent and spooled, and are tried again
-                    error = error or exc
-                else:
-                    self.journal.forget([charge for charge, _ in apart.refused], apart.refused[0][1])
-                    done |= {id(charge) for charge, _ in apart.refused}
-            self._committed([queued for queued in part if id(queued[0]) in done])
-            if error is not None:
-                waiting[:] = [queued for queued in waiting[start:] if id(queued[0]) not in done]
-                log.error("committing spooled usage records failed (%s); retrying", error)
-                return False
-        return True
+    def _left(self, waiting: list[_Queued]) -> None:
+        log.error("%d spooled usage records stay in %s until the next start", len(waiting), self.directory)
 
     def _committed(self, part: list[_Queued]) -> None:
         with self._lock:

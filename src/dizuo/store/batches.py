@@ -7,15 +7,13 @@ guard's audit events and the failed calls the console charts.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Connection, insert
 
 from dizuo.store.db import Base, Database
+from dizuo.store.writer import GroupWriter
 
 __all__ = ["BatchWriter", "row_groups"]
 
@@ -48,56 +46,34 @@ class BatchWriter:
         self.db = db
         self.table = table
         self.name = name
-        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        # Rows gather, then go in together: one wake-up and one commit per interval. Waking on every
+        # row cost each call a thread switch (+0.2 ms at p50, docs/benchmarks.md).
+        self._writer: GroupWriter[dict[str, Any]] = GroupWriter(
+            name, self._sink, most=MAX_BATCH, gather=FLUSH_SECONDS
+        )
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"dizuo-{self.name}", daemon=True)
-        self._thread.start()
+        self._writer.start()
 
     def stop(self) -> None:
         """Write what is queued, then stop."""
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(30)
-            self._thread = None
+        self._writer.stop()
 
     def add(self, row: dict[str, Any]) -> None:
         """Queue one row (returns at once)."""
-        self._queue.put(row)
+        self._writer.put(row)
 
     def also(self, connection: Connection, batch: list[dict[str, Any]]) -> None:
         """Write what else *batch* changes, in the transaction that inserts it (nothing here)."""
 
-    def _run(self) -> None:
-        running = True
-        while running:
-            first = self._queue.get()
-            if first is None:
-                break
-            # Let rows gather, then take them all: one wake-up and one commit per interval. Waking
-            # on every row cost each call a thread switch (+0.2 ms at p50, docs/benchmarks.md).
-            time.sleep(FLUSH_SECONDS)
-            batch = [first]
-            while True:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    running = False
-                    break
-                batch.append(more)
-            for start in range(0, len(batch), MAX_BATCH):
-                self._write(batch[start : start + MAX_BATCH])
-
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _sink(self, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for attempt in range(3):
             try:
                 with self.db.engine.begin() as connection:
                     connection.execute(insert(self.table), batch)
                     self.also(connection, batch)
-                return
+                return []
             except Exception:  # a background writer must outlive a database hiccup
                 log.exception("writing %d %s failed (attempt %d of 3)", len(batch), self.name, attempt + 1)
         log.error("dropped %d %s after 3 attempts", len(batch), self.name)
+        return []
