@@ -289,7 +289,7 @@ def create_app(settings: Settings) -> Platform:
         db, files, meter, lambda: gateway.router, max_line_bytes=settings.batch_max_line_mb * 10**6
     )
     gateway.lines = batches
-    gateway.on_shutdown.append(lambda: asyncio.to_thread(batches.writer.close))
+    gateway.upkeep.on_shutdown.append(lambda: asyncio.to_thread(batches.writer.close))
     jobs = Jobs(
         db,
         meter,
@@ -315,25 +315,25 @@ def create_app(settings: Settings) -> Platform:
         sandbox,
         settings.agent_mcp_idle_seconds,
     )
-    gateway.on_shutdown.append(gateway.agents.connections.close)
+    gateway.upkeep.on_shutdown.append(gateway.agents.connections.close)
     install_compute_routes(knowledge, knowledge.state.scoped, jobs)
     install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox, sandbox_jobs, jobs)
     knowledge.state.sandbox = sandbox
-    gateway.on_shutdown.append(lambda: asyncio.to_thread(sandbox.close))
+    gateway.upkeep.on_shutdown.append(lambda: asyncio.to_thread(sandbox.close))
     batches.jobs = jobs
     install_batch_routes(knowledge, knowledge.state.scoped, batches, jobs)
     knowledge.state.jobs = jobs
     reconciler = Reconciler(jobs, also=[batches.round])
-    gateway.on_startup.append(reconciler.start)
-    gateway.on_shutdown.append(reconciler.stop)
-    gateway.on_shutdown.append(knowledge.state.close)
+    gateway.upkeep.on_startup.append(reconciler.start)
+    gateway.upkeep.on_shutdown.append(reconciler.stop)
+    gateway.upkeep.on_shutdown.append(knowledge.state.close)
 
     async def release_connections() -> None:
         # The pool's connections go with the app (a process that builds several apps, as tests do,
         # kept two per app open until it exited: PostgreSQL ran out of clients).
         db.dispose()
 
-    gateway.on_shutdown.append(release_connections)
+    gateway.upkeep.on_shutdown.append(release_connections)
     console = create_console_app(
         db,
         zone=ZoneInfo(settings.timezone),
@@ -369,8 +369,8 @@ def create_app(settings: Settings) -> Platform:
 def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
     app = create_app(load_settings(Settings().config))
-    app.gateway.freeze_heap = True  # a server process of its own (see Gateway._lifespan)
+    app.gateway.upkeep.freeze_heap = True  # a server process of its own (see Upkeep.lifespan)
     if app.housekeeper is not None:  # the retention job: daily, in the server (never in a test's app)
-        app.gateway.on_startup.append(app.housekeeper.start)
-        app.gateway.on_shutdown.append(app.housekeeper.stop)
+        app.gateway.upkeep.on_startup.append(app.housekeeper.start)
+        app.gateway.upkeep.on_shutdown.append(app.housekeeper.stop)
     return app

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import time
@@ -29,7 +28,6 @@ from dizuo.compliance.labels import Labeler, Labeling, Mode, Notice
 from dizuo.config import GuardConfig, PlatformConfig
 from dizuo.errors import (
     AuthenticationFailed,
-    ConfigError,
     DataRiskBlocked,
     DizuoError,
     InternalError,
@@ -64,6 +62,7 @@ from dizuo.gateway.guarding import StreamGuard, whole_answer
 from dizuo.gateway.http import Headers, Receive, Scope, Send, read_body, send_bytes, send_error, send_json
 from dizuo.gateway.labeling import StreamLabel, label_whole, stream_header
 from dizuo.gateway.metrics import CONTENT_TYPE, Metrics
+from dizuo.gateway.upkeep import Upkeep
 from dizuo.guard.events import EventLog
 from dizuo.guard.policy import Guard
 from dizuo.limits import Limiter, MemoryLimiter, Permit
@@ -86,7 +85,6 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 DONE = b"data: [DONE]\n\n"
-PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an active probe
 AWAY_LOG_SECONDS = 10.0  # while Redis is away, how often the 503s it causes are logged
 MODEL_PREFIX = "/v1/models/"
 MODE_WORDS = {"chat": ("对话", "chat"), "embedding": ("向量嵌入", "embedding")}
@@ -131,8 +129,6 @@ class Gateway:
         self.events = events
         self._alerts: set[asyncio.Future[None]] = set()
         self.meter = meter
-        self.catalog = catalog
-        self.build = build
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.capacity = Capacity(self.limiter)
         self._local_limits = isinstance(self.limiter, MemoryLimiter)
@@ -141,16 +137,9 @@ class Gateway:
         self.transport = transport
         self.metrics = Metrics()
         self.started = False
-        # Set by `dizuo serve` for its server processes (never in a process that hosts tests): see
-        # _lifespan.
-        self.freeze_heap = False
+        self.upkeep = Upkeep(self, catalog, build)  # start-up, shutdown, refresh, probes
         self._away_logged = -AWAY_LOG_SECONDS  # when Redis being away was last logged (monotonic)
         self._away_calls = 0
-        self._refresher: asyncio.Task[None] | None = None
-        self._prober: asyncio.Task[None] | None = None
-        # Hooks of what runs beside the gateway (the retention job, knowledge bases): at start-up, at shutdown.
-        self.on_startup: list[Callable[[], Awaitable[None]]] = []
-        self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self.routes: dict[str, tuple[bytes, Handler]] = {
             "/v1/chat/completions": (b"POST", self.chat),
             "/v1/embeddings": (b"POST", self.embeddings),
@@ -160,110 +149,21 @@ class Gateway:
             "/metrics": (b"GET", self.render_metrics),
         }
 
-    # ---- lifecycle -------------------------------------------------------------------------
+    # ---- lifecycle (gateway/upkeep.py) -----------------------------------------------------
 
     async def startup(self) -> None:
-        """Load keys and start every provider; a provider that cannot start is marked unavailable."""
-        await asyncio.to_thread(self.keys.reload)
-        await asyncio.to_thread(self.meter.start)
-        if self.events is not None:
-            self.events.start()
-        await asyncio.gather(*(self._start(dep) for dep in self.router.deployments))
-        self._refresher = asyncio.create_task(self._refresh_keys(), name="dizuo-key-refresh")
-        self._prober = asyncio.create_task(self._probe_loop(), name="dizuo-probes")
-        for hook in self.on_startup:
-            await hook()
-        self.started = True
-
-    async def _start(self, dep: Deployment) -> None:
-        try:
-            await dep.provider.start()
-        except (ImportError, FileNotFoundError, OSError, ValueError) as exc:
-            dep.unavailable = f"{type(exc).__name__}: {exc}"
-            log.warning("deployment %s is unavailable: %s", dep.name, dep.unavailable)
+        """Load keys, start every provider and what runs beside the gateway (:meth:`Upkeep.startup`)."""
+        await self.upkeep.startup()
 
     async def shutdown(self) -> None:
-        """Stop the key refresher, providers and pooled connections."""
-        for task in (self._refresher, self._prober):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        for dep in self.router.deployments:
-            await dep.provider.close()
-        await self.transport.close()
-        await asyncio.to_thread(self.meter.stop)
-        if self.events is not None:
-            await asyncio.to_thread(self.events.stop)
-        await self.meter.aclose()
-        await self.limiter.aclose()
-        for hook in self.on_shutdown:
-            await hook()
-
-    async def _refresh_keys(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.key_refresh_seconds)
-            try:
-                await asyncio.to_thread(self.keys.reload)
-                await self.reload_deployments()
-            except Exception:  # a background runner must survive a database hiccup
-                log.exception("reloading keys or deployments failed; keeping the cached ones")
-
-    async def _probe_loop(self) -> None:
-        """Probe the deployments that ask for it (``probe_seconds``), each on its own schedule."""
-        due: dict[str, float] = {}
-        while True:
-            await asyncio.sleep(PROBE_TICK)
-            now = time.monotonic()
-            probes = []
-            for dep in self.router.deployments:
-                interval = dep.config.probe_seconds
-                if interval is None or dep.unavailable is not None or due.get(dep.name, 0.0) > now:
-                    continue
-                due[dep.name] = now + interval
-                probes.append(self._probe(dep))
-            if probes:
-                await asyncio.gather(*probes)
-
-    async def _probe(self, dep: Deployment) -> None:
-        try:
-            await dep.provider.probe()
-        except DizuoError as exc:
-            log.warning("probe of %s failed: %s", dep.name, exc)
-            self.router.health.probed(dep.name, ok=False)
-        else:
-            self.router.health.probed(dep.name, ok=True)
-
-    async def reload_deployments(self) -> bool:
-        """Swap in a new router when run-time deployments changed; return whether one was swapped in.
-
-        Unchanged deployments keep their adapter (no model reload) and every one keeps its health.
-        """
-        if self.catalog is None or self.build is None or not await asyncio.to_thread(self.catalog.changed):
-            return False
-        config = await asyncio.to_thread(self.catalog.effective)
-        try:
-            fresh = self.build(config)
-        except ConfigError:
-            log.exception("a run-time deployment cannot be built; keeping the current ones")
-            return False
-        old = {dep.name: dep for dep in self.router.deployments}
-        kept = []
-        for dep in fresh:
-            same = old.get(dep.name)
-            if same is not None and same.config == dep.config:
-                kept.append(same)
-            else:
-                await self._start(dep)
-                kept.append(dep)
-        self.router = Router(kept, dict(config.routing), self.router.health)
-        return True
+        """Stop what :meth:`startup` started (:meth:`Upkeep.shutdown`)."""
+        await self.upkeep.shutdown()
 
     # ---- ASGI ----------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+            await self.upkeep.lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -308,29 +208,6 @@ class Gateway:
                 error,
             )
             self._away_logged, self._away_calls = now, 0
-
-    async def _lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:  # report the failure to the server, which exits
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                if self.freeze_heap:
-                    # What start-up loaded (modules, tables, dictionaries, compiled statements: millions
-                    # of objects that live as long as the process) leaves the garbage collector's view.
-                    # Each full collection scanned them all, stopping every call for 20-60 ms about once
-                    # a few thousand calls: the one-connection p99 (docs/benchmarks.md).
-                    gc.collect()
-                    gc.freeze()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
 
     # ---- pipeline pieces -----------------------------------------------------------------
 
