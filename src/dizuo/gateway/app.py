@@ -501,7 +501,7 @@ class Gateway:
         if call.endpoint == "chat" and inspection is not None and inspection.touches_answer:
             await attempt.replies.aclose()
             try:
-                data = whole_answer(self.guard, inspection, data)
+                data, attempt.first.body = whole_answer(self.guard, inspection, data, attempt.first.body)
             except DataRiskBlocked as refused:
                 # The upstream did the work: it is charged, and the client gets the refusal.
                 kept = await self._keep_line(call, refused.status, refused.body())
@@ -527,7 +527,9 @@ class Gateway:
         extra = self._response_headers(call, attempt.deployment)
         labels = self._labels(call)
         if labels is not None:
-            data, aigc = label_whole(labels[0], data, call.request_id, attempt.deployment, labels[1])
+            data, aigc = label_whole(
+                labels[0], data, call.request_id, attempt.deployment, labels[1], attempt.first.body
+            )
             if aigc is not None:
                 extra.append((b"aigc", aigc))
         return data, extra

@@ -12,15 +12,20 @@ from dizuo.providers.base import TEXT_FIELDS
 __all__ = ["StreamGuard", "whole_answer"]
 
 
-def whole_answer(guard: Guard, inspection: Inspection, data: bytes) -> bytes:
-    """A non-streamed chat answer after the guard (raises DataRiskBlocked when the policy blocks)."""
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data
-    if not isinstance(body, dict):
-        return data
-    return orjson.dumps(body) if guard.inspect_answer(inspection, body) else data
+def whole_answer(
+    guard: Guard, inspection: Inspection, data: bytes, body: dict[str, Any] | None = None
+) -> tuple[bytes, dict[str, Any] | None]:
+    """A non-streamed chat answer after the guard (raises DataRiskBlocked when the policy blocks),
+    and its JSON (*body*, when it was parsed already: changed in place, as the answer is)."""
+    if body is None:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return data, None
+        if not isinstance(parsed, dict):
+            return data, None
+        body = parsed
+    return (orjson.dumps(body) if guard.inspect_answer(inspection, body) else data), body
 
 
 class StreamGuard:

@@ -31,15 +31,23 @@ def producer_of(dep: Deployment, body: dict[str, Any]) -> tuple[str, str, str] |
 
 
 def label_whole(
-    labeler: Labeler, data: bytes, content_id: str, dep: Deployment, notice: Notice | None
+    labeler: Labeler,
+    data: bytes,
+    content_id: str,
+    dep: Deployment,
+    notice: Notice | None,
+    body: dict[str, Any] | None = None,
 ) -> tuple[bytes, bytes | None]:
-    """A whole chat answer with its label (and notice); and the label's header value."""
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return data, None
-    if not isinstance(body, dict):
-        return data, None
+    """A whole chat answer with its label (and notice); and the label's header value. *body* is the
+    answer's JSON when it was parsed already (it is changed in place)."""
+    if body is None:
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return data, None
+        if not isinstance(parsed, dict):
+            return data, None
+        body = parsed
     if notice is not None:
         for choice in body.get("choices") or ():
             message = choice.get("message") if isinstance(choice, dict) else None

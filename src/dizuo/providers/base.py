@@ -95,6 +95,9 @@ class Reply:
     usage: Usage | None = None
     # A stream chunk whose only content is usage (OpenAI's final chunk with "choices": []).
     usage_only: bool = False
+    # A whole answer's JSON as the provider parsed it (the same as *data*), so that what reads it
+    # next (the guard, the AIGC label) does not parse it again; None when not parsed.
+    body: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -284,7 +284,7 @@ def _answer(deployment: str, raw: bytes, field: str, renamed: _Renamed | None = 
     if renamed is not None and data.get("model") != renamed.alias:
         data["model"] = renamed.alias
         raw = orjson.dumps(data)
-    return Reply(raw, parse_usage(data))
+    return Reply(raw, parse_usage(data), body=data)
 
 
 def _usage_chunk(payload: bytes) -> Reply:
