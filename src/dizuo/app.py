@@ -369,7 +369,7 @@ def create_app(settings: Settings) -> Platform:
 def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
     app = create_app(load_settings(Settings().config))
-    app.gateway.upkeep.freeze_heap = True  # a server process of its own (see Upkeep.lifespan)
+    app.gateway.upkeep.serve_alone()  # a server process of its own
     if app.housekeeper is not None:  # the retention job: daily, in the server (never in a test's app)
         app.gateway.upkeep.on_startup.append(app.housekeeper.start)
         app.gateway.upkeep.on_shutdown.append(app.housekeeper.stop)

@@ -68,7 +68,7 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
             os.environ["DIZUO_EMBEDDED_RAY"] = str(head.address)  # for workers, fresh processes
             os.environ["DIZUO_EMBEDDED_RAY_TOKEN"] = str(head.token)
         app = create_app(settings)  # validates the config before any worker starts
-        app.gateway.upkeep.freeze_heap = True
+        app.gateway.upkeep.serve_alone()
     except (ConfigError, DizuoError) as exc:
         if head is not None:
             head.stop()

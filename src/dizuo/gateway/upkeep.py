@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ __all__ = ["PROBE_TICK", "Upkeep"]
 
 log = logging.getLogger("dizuo.gateway")
 PROBE_TICK = 0.1  # seconds between looks at which deployments are due for an active probe
+SWITCH_SECONDS = 0.0005  # the interpreter's switch interval in a server process (serve_alone)
 
 
 class Upkeep:
@@ -42,14 +44,28 @@ class Upkeep:
         self.gateway = gateway
         self.catalog = catalog  # run-time deployments (the database's), with build: reloaded
         self.build = build
-        # Set by `dizuo serve` for its server processes (never in a process that hosts tests): see
-        # lifespan.
+        # Set by `dizuo serve` for its server processes (never in a process that hosts tests):
+        # :meth:`serve_alone`.
         self.freeze_heap = False
+        self.switch_interval: float | None = None
         # Hooks of what runs beside the gateway (the retention job, knowledge bases): at start-up, at shutdown.
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
         self._refresher: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
+
+    def serve_alone(self) -> None:
+        """Tune the interpreter for a process that only serves (`dizuo serve`), once started:
+
+        - what start-up loaded (modules, tables, dictionaries, compiled statements: millions of
+          objects that live as long as the process) leaves the garbage collector's view. Each full
+          collection scanned them all, stopping every call for 20-60 ms about once a few thousand
+          calls: the one-connection p99 (docs/benchmarks.md);
+        - the writer threads (the usage journal and spool) hand the interpreter back to the event
+          loop within :data:`SWITCH_SECONDS` rather than the default 5 ms: a call whose answer came
+          while a group commit was being built waited for it, the rest of that p99 tail."""
+        self.freeze_heap = True
+        self.switch_interval = SWITCH_SECONDS
 
     async def startup(self) -> None:
         """Load keys and start every provider; a provider that cannot start is marked unavailable."""
@@ -102,13 +118,11 @@ class Upkeep:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if self.freeze_heap:
-                    # What start-up loaded (modules, tables, dictionaries, compiled statements: millions
-                    # of objects that live as long as the process) leaves the garbage collector's view.
-                    # Each full collection scanned them all, stopping every call for 20-60 ms about once
-                    # a few thousand calls: the one-connection p99 (docs/benchmarks.md).
+                if self.freeze_heap:  # see serve_alone
                     gc.collect()
                     gc.freeze()
+                if self.switch_interval is not None:
+                    sys.setswitchinterval(self.switch_interval)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()
