@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from dizuo.gateway.http import json_object
 from dizuo.guard.policy import AnswerFilter, Guard, Inspection
 from dizuo.providers.base import TEXT_FIELDS
 
@@ -17,14 +18,9 @@ def whole_answer(
 ) -> tuple[bytes, dict[str, Any] | None]:
     """A non-streamed chat answer after the guard (raises DataRiskBlocked when the policy blocks),
     and its JSON (*body*, when it was parsed already: changed in place, as the answer is)."""
+    body = body if body is not None else json_object(data)
     if body is None:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data, None
-        if not isinstance(parsed, dict):
-            return data, None
-        body = parsed
+        return data, None
     return (orjson.dumps(body) if guard.inspect_answer(inspection, body) else data), body
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "Receive",
     "Scope",
     "Send",
+    "json_object",
     "read_body",
     "send_bytes",
     "send_error",
@@ -70,6 +71,15 @@ class Headers:
             elif name == b"x-dizuo-batch-fresh":
                 headers.batch_fresh = value == b"1"
         return headers
+
+
+def json_object(data: bytes) -> dict[str, Any] | None:
+    """*data* as a JSON object; None when it is not one (an answer some upstream sent otherwise)."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def read_body(receive: Receive, declared: int, limit: int) -> bytes:

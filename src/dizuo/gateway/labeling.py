@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from dizuo.compliance.labels import Labeler, Notice, Position, answer_text, header_value, read_label, texts_of
+from dizuo.gateway.http import json_object
 from dizuo.routing import Deployment
 
 __all__ = ["StreamLabel", "label_whole", "producer_of", "stream_header"]
@@ -40,14 +41,9 @@ def label_whole(
 ) -> tuple[bytes, bytes | None]:
     """A whole chat answer with its label (and notice); and the label's header value. *body* is the
     answer's JSON when it was parsed already (it is changed in place)."""
+    body = body if body is not None else json_object(data)
     if body is None:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data, None
-        if not isinstance(parsed, dict):
-            return data, None
-        body = parsed
+        return data, None
     if notice is not None:
         for choice in body.get("choices") or ():
             message = choice.get("message") if isinstance(choice, dict) else None
