@@ -1,4 +1,5 @@
-"""Embeddings: the embedded multilingual encoder, and upstream passthrough."""
+"""Embeddings: the embedded multilingual encoder (on the session's gateway, which loads it once), and
+upstream passthrough (on a platform each test describes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import openai
 import pytest
 
 from dizuo.routing import LOCAL_EMBEDDING
+from tests.support.platform import GatewayApp, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
 
@@ -43,18 +45,27 @@ def test_local_embeddings_refuse_token_arrays_and_other_dimensions(client: opena
     assert caught.value.body["param"] == "dimensions"  # type: ignore[index]
 
 
-def test_upstream_embeddings_pass_through(client: openai.OpenAI, upstream: FakeUpstream) -> None:
-    result = client.embeddings.create(model="remote-embed", input=["a", "b"], encoding_format="float")
-    assert result.data[1].embedding == [0.2, 0.2, 0.3]
-    assert upstream.last("embed").body["input"] == ["a", "b"]
-    # Token arrays (what LangChain's OpenAIEmbeddings sends by default) reach an upstream as sent.
-    tokens = client.embeddings.create(
-        model="remote-embed", input=[[1, 2, 3], [4, 5]], encoding_format="float"
-    )
+async def test_upstream_embeddings_pass_through(gateway_app: GatewayApp, upstream: FakeUpstream) -> None:
+    platform = await gateway_app([upstream_deployment("remote-embed", "embed", mode="embedding")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        result = await client.embeddings.create(
+            model="remote-embed", input=["a", "b"], encoding_format="float"
+        )
+        assert result.data[1].embedding == [0.2, 0.2, 0.3]
+        assert upstream.last("embed").body["input"] == ["a", "b"]
+        # Token arrays (what LangChain's OpenAIEmbeddings sends by default) reach an upstream as sent.
+        tokens = await client.embeddings.create(
+            model="remote-embed", input=[[1, 2, 3], [4, 5]], encoding_format="float"
+        )
     assert len(tokens.data) == 2 and upstream.last("embed").body["input"] == [[1, 2, 3], [4, 5]]
+    assert len(platform.records(org)) == 2  # each call metered
 
 
-def test_chat_model_on_the_embeddings_endpoint(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as caught:
-        client.embeddings.create(model="echo-model", input="x")
+async def test_chat_model_on_the_embeddings_endpoint(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.embeddings.create(model="echo-model", input="x")
     assert caught.value.body["code"] == "wrong_model_mode"  # type: ignore[index]
