@@ -111,6 +111,30 @@ def prepare(settings: Settings) -> tuple[str | None, int]:
     return key, usable
 
 
+class Deferred:
+    """An ASGI app made on its first request, or by :meth:`build`: the admin API and the console are
+    two hundred typed routes whose making took 0.3 s of every platform's start, and most platforms
+    built in a process that is not a server (a test's, a command's) never serve them. A server
+    process makes them as it starts (:meth:`Platform.build_all`). Attributes read through it are the
+    made app's."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make: Callable[[], Any] | None = make
+        self._app: Any = None
+
+    def build(self) -> Any:
+        if self._app is None:
+            assert self._make is not None
+            self._app, self._make = self._make(), None
+        return self._app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await (self._app or self.build())(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.build(), name)
+
+
 class Platform:
     """The one ASGI app: ``/admin/…`` goes to the admin API, ``/console…`` to the web console,
     ``/v1/knowledge-bases…``, ``/v1/apps/inspection…``, ``/v1/aigc…``, ``/v1/compute…`` and ``/v1/sandbox…`` to the
@@ -134,6 +158,15 @@ class Platform:
     @property
     def router(self) -> Router:
         return self.gateway.router
+
+    def build_all(self) -> None:
+        """Make the apps made on their first request (:class:`Deferred`) now: a server's first
+        console page or admin call does not wait for them."""
+        for app in (self.admin, self.console):
+            while isinstance(app, BodyLimit):
+                app = app.app
+            if isinstance(app, Deferred):
+                app.build()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == "/" and self.console is not None:
@@ -237,18 +270,20 @@ def create_app(settings: Settings) -> Platform:
     )
     # Compute jobs next to the sandbox's data: what they write waits for the data owner.
     sandbox_jobs = SandboxJobs(sandbox, settings.sandbox_output_mb * 2**20)
-    admin = create_admin_app(
-        db,
-        on_money_change=meter.journal.refresh,
-        deployments=gateway.deployments_view,
-        catalog=catalog,
-        evals=evals,
-        gateway_url=f"http://{host}:{settings.port}/v1",
-        zone=ZoneInfo(settings.timezone),
-        pools=pool_catalog,
-        agents=agents,
-        sandbox=sandbox,
-        sandbox_jobs=sandbox_jobs,
+    admin = Deferred(
+        lambda: create_admin_app(
+            db,
+            on_money_change=meter.journal.refresh,
+            deployments=gateway.deployments_view,
+            catalog=catalog,
+            evals=evals,
+            gateway_url=f"http://{host}:{settings.port}/v1",
+            zone=ZoneInfo(settings.timezone),
+            pools=pool_catalog,
+            agents=agents,
+            sandbox=sandbox,
+            sandbox_jobs=sandbox_jobs,
+        )
     )
     # Tenants' documents are read in child processes with CPU and memory limits (docs/security.md).
     parser = IsolatedParser(
@@ -334,21 +369,23 @@ def create_app(settings: Settings) -> Platform:
         db.dispose()
 
     gateway.upkeep.on_shutdown.append(release_connections)
-    console = create_console_app(
-        db,
-        zone=ZoneInfo(settings.timezone),
-        deployments=gateway.deployments_view,
-        on_money_change=meter.journal.refresh,
-        evals=evals,
-        kbs=kbs,
-        secure_cookies=settings.cookies_secure,
-        aigc_notice=settings.aigc_notice,
-        jobs=jobs,
-        batches=batches,
-        agents=agents,
-        sandbox=sandbox,
-        suppliers=Suppliers(db, platform_grades(db, evals), platform_usage(db)),
-        sandbox_jobs=sandbox_jobs,
+    console = Deferred(
+        lambda: create_console_app(
+            db,
+            zone=ZoneInfo(settings.timezone),
+            deployments=gateway.deployments_view,
+            on_money_change=meter.journal.refresh,
+            evals=evals,
+            kbs=kbs,
+            secure_cookies=settings.cookies_secure,
+            aigc_notice=settings.aigc_notice,
+            jobs=jobs,
+            batches=batches,
+            agents=agents,
+            sandbox=sandbox,
+            suppliers=Suppliers(db, platform_grades(db, evals), platform_usage(db)),
+            sandbox_jobs=sandbox_jobs,
+        )
     )
     # The control plane's JSON and forms are small: bounded at the edge, before authentication.
     limit = settings.control_max_body_bytes
@@ -370,6 +407,7 @@ def app_from_environment() -> Platform:
     """Build the app from ``DIZUO_*`` variables: the factory each ``dizuo serve`` worker runs."""
     app = create_app(load_settings(Settings().config))
     app.gateway.upkeep.serve_alone()  # a server process of its own
+    app.build_all()
     if app.housekeeper is not None:  # the retention job: daily, in the server (never in a test's app)
         app.gateway.upkeep.on_startup.append(app.housekeeper.start)
         app.gateway.upkeep.on_shutdown.append(app.housekeeper.stop)

@@ -69,6 +69,7 @@ def serve(config: Path | None, host: str | None, port: int | None, workers: int 
             os.environ["DIZUO_EMBEDDED_RAY_TOKEN"] = str(head.token)
         app = create_app(settings)  # validates the config before any worker starts
         app.gateway.upkeep.serve_alone()
+        app.build_all()
     except (ConfigError, DizuoError) as exc:
         if head is not None:
             head.stop()
