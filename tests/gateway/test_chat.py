@@ -1,19 +1,28 @@
-"""Chat completions through the gateway with the real openai SDK against a real upstream server."""
+"""Chat completions through the gateway with the real openai SDK against a real upstream server.
+
+Whole answers reach a platform each test describes, in process; streams are read off a real socket
+(the session's server), as a client reads their SSE framing.
+"""
 
 from __future__ import annotations
 
 import openai
 import pytest
 
-from tests.conftest import UPSTREAM_KEY, RunningGateway
-from tests.support.calls import post_chat
+from tests.conftest import UPSTREAM_KEY
+from tests.support.platform import GatewayApp, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
+TOOL = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
 
-def test_plain_completion_is_passed_through(client: openai.OpenAI, upstream: FakeUpstream) -> None:
-    answer = client.chat.completions.create(
-        model="echo-model", messages=[{"role": "user", "content": "重庆的天气"}]
-    )
+
+async def test_plain_completion_is_passed_through(gateway_app: GatewayApp, upstream: FakeUpstream) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", "echo")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        answer = await client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "重庆的天气"}]
+        )
     assert answer.choices[0].message.content == "echo: 重庆的天气"
     assert answer.usage is not None and answer.usage.total_tokens == 10
     seen = upstream.last("echo")
@@ -34,26 +43,28 @@ def test_every_answer_names_the_alias_sent_not_the_upstream_s_model(client: open
     assert vectors.model == "remote-embed"
 
 
-def test_openai_parameters_and_vendor_fields_reach_the_upstream(
-    client: openai.OpenAI, upstream: FakeUpstream
+async def test_openai_parameters_and_vendor_fields_reach_the_upstream(
+    gateway_app: GatewayApp, upstream: FakeUpstream
 ) -> None:
-    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
-    client.chat.completions.create(
-        model="echo-model",
-        messages=[{"role": "system", "content": "简短回答"}, {"role": "user", "content": "hi"}],
-        tools=tools,  # type: ignore[arg-type]
-        tool_choice="auto",
-        response_format={"type": "json_object"},
-        stop=["\n\n"],
-        n=2,
-        temperature=0.3,
-        top_p=0.9,
-        seed=42,
-        user="user-17",
-        extra_body={"enable_search": True, "thinking": {"type": "disabled"}},
-    )
+    platform = await gateway_app([upstream_deployment("echo-model", "echo")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        await client.chat.completions.create(
+            model="echo-model",
+            messages=[{"role": "system", "content": "简短回答"}, {"role": "user", "content": "hi"}],
+            tools=TOOL,  # type: ignore[arg-type]
+            tool_choice="auto",
+            response_format={"type": "json_object"},
+            stop=["\n\n"],
+            n=2,
+            temperature=0.3,
+            top_p=0.9,
+            seed=42,
+            user="user-17",
+            extra_body={"enable_search": True, "thinking": {"type": "disabled"}},
+        )
     body = upstream.last("echo").body
-    assert body["tools"] == tools
+    assert body["tools"] == TOOL
     assert body["tool_choice"] == "auto"
     assert body["response_format"] == {"type": "json_object"}
     assert body["stop"] == ["\n\n"]
@@ -67,13 +78,15 @@ def test_openai_parameters_and_vendor_fields_reach_the_upstream(
     assert body["enable_search"] is True and body["thinking"] == {"type": "disabled"}
 
 
-def test_tool_calls_come_back(client: openai.OpenAI) -> None:
-    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
-    answer = client.chat.completions.create(
-        model="tools-model",
-        messages=[{"role": "user", "content": "天气"}],
-        tools=tools,  # type: ignore[arg-type]
-    )
+async def test_tool_calls_come_back(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("tools-model", "tools")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        answer = await client.chat.completions.create(
+            model="tools-model",
+            messages=[{"role": "user", "content": "天气"}],
+            tools=TOOL,  # type: ignore[arg-type]
+        )
     call = answer.choices[0].message.tool_calls[0]  # type: ignore[index]
     assert call.function.name == "weather"  # type: ignore[union-attr]
     assert call.function.arguments == '{"city": "重庆"}'  # type: ignore[union-attr]
@@ -123,13 +136,19 @@ def test_deepseek_reasoning_content_is_passed_through(client: openai.OpenAI) -> 
     assert reasoning == "先想一想。好了。"
 
 
-def test_moonshot_usage_inside_the_choice_is_metered(gateway: RunningGateway, client: openai.OpenAI) -> None:
-    before = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
-    list(
-        client.chat.completions.create(model="kimi", messages=[{"role": "user", "content": "x"}], stream=True)
+async def test_moonshot_usage_inside_the_choice_is_metered(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app(
+        [upstream_deployment("kimi", "moonshot", name="kimi-1", provider="moonshot")]
     )
-    after = gateway.app.metrics.tokens.labels("kimi", "kimi-1", "completion")._value.get()
-    assert after - before == 3
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
+            model="kimi", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        [chunk async for chunk in stream]
+    tokens = platform.platform.gateway.metrics.tokens.labels("kimi", "kimi-1", "completion")
+    assert tokens._value.get() == 3
+    assert platform.records(org)[0].completion_tokens == 3
 
 
 async def test_async_client_streams(aclient: openai.AsyncOpenAI) -> None:
@@ -140,18 +159,30 @@ async def test_async_client_streams(aclient: openai.AsyncOpenAI) -> None:
     assert parts == ["你好", "，世界"]
 
 
-def test_response_says_which_deployment_and_region_served(gateway: RunningGateway, api_key: str) -> None:
-    response = post_chat(gateway, api_key, "echo-model")
+async def test_response_says_which_deployment_and_region_served(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", name="echo-1", region="cq")])
+    org = platform.org(balance="1")
+    response = await platform.http(org.key).post(
+        "/v1/chat/completions", json={"model": "echo-model", "messages": [{"role": "user", "content": "x"}]}
+    )
     assert response.status_code == 200
     assert response.headers["x-dizuo-deployment"] == "echo-1"
     assert response.headers["x-dizuo-region"] == "cq"
     assert response.headers["x-request-id"].startswith("req_")
 
 
-def test_failover_before_the_first_byte(
-    gateway: RunningGateway, api_key: str, upstream: FakeUpstream
-) -> None:
-    response = post_chat(gateway, api_key, "failover-model", "接着来")
+async def test_failover_before_the_first_byte(gateway_app: GatewayApp, upstream: FakeUpstream) -> None:
+    platform = await gateway_app(
+        [
+            upstream_deployment("failover-model", "fail500", name="fo-primary", priority=0),
+            upstream_deployment("failover-model", "echo", name="fo-backup", priority=1, region="xj"),
+        ]
+    )
+    org = platform.org(balance="1")
+    response = await platform.http(org.key).post(
+        "/v1/chat/completions",
+        json={"model": "failover-model", "messages": [{"role": "user", "content": "接着来"}]},
+    )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "echo: 接着来"
     assert response.headers["x-dizuo-deployment"] == "fo-backup"
@@ -159,14 +190,17 @@ def test_failover_before_the_first_byte(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_upstream_connection_refused_fails_over_nowhere_and_says_so(
-    client: openai.OpenAI, stream: bool
+async def test_upstream_connection_refused_fails_over_nowhere_and_says_so(
+    gateway_app: GatewayApp, stream: bool
 ) -> None:
-    with pytest.raises(openai.APIStatusError) as caught:
-        result = client.chat.completions.create(
-            model="down-model", messages=[{"role": "user", "content": "x"}], stream=stream
-        )
-        if stream:
-            list(result)  # type: ignore[call-overload]
+    platform = await gateway_app([upstream_deployment("down-model", base_url="http://127.0.0.1:9/v1")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            result = await client.chat.completions.create(
+                model="down-model", messages=[{"role": "user", "content": "x"}], stream=stream
+            )
+            if stream:
+                [chunk async for chunk in result]  # type: ignore[union-attr]
     assert caught.value.status_code == 502
     assert caught.value.body["code"] == "upstream_unreachable"  # type: ignore[index]
