@@ -164,14 +164,17 @@ async def gateway_app(
         *,
         routing: dict[str, str] | None = None,
         pools: Sequence[dict[str, object]] = (),
+        guard: dict[str, object] | None = None,
         **settings: Any,
     ) -> PlatformUnderTest:
-        config = {
+        config: dict[str, object] = {
             "local": False,
             "routing": routing or {},
             "pools": list(pools),
             "deployments": [on(upstream, d) for d in deployments],
         }
+        if guard is not None:  # the platform's guard section: its default policy, its webhook
+            config["guard"] = guard
         path = tmp_path / f"dizuo-{len(built)}.yaml"
         path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
         options: dict[str, Any] = {
