@@ -45,7 +45,7 @@ from dizuo.gateway.http import BodyLimit, Receive, Scope, Send, send_bytes
 from dizuo.gateway.inspection import PREFIX as INSPECTION_PREFIX
 from dizuo.gateway.inspection import install_inspection_routes
 from dizuo.gateway.knowledge import PREFIX as KB_PREFIX
-from dizuo.gateway.knowledge import create_kb_app
+from dizuo.gateway.knowledge import Outgoing, create_kb_app
 from dizuo.gateway.sandbox import PREFIX as SANDBOX_PREFIX
 from dizuo.gateway.sandbox import install_sandbox_routes
 from dizuo.guard.events import EventLog
@@ -162,7 +162,7 @@ class Platform:
     def build_all(self) -> None:
         """Make the apps made on their first request (:class:`Deferred`) now: a server's first
         console page or admin call does not wait for them."""
-        for app in (self.admin, self.console):
+        for app in (self.admin, self.console, self.knowledge):
             while isinstance(app, BodyLimit):
                 app = app.app
             if isinstance(app, Deferred):
@@ -301,17 +301,10 @@ def create_app(settings: Settings) -> Platform:
         read=parser,
         originals=settings.data_dir / "kb" / "files",
     )
-    knowledge = create_kb_app(
-        kbs,
-        gateway.keys,
-        f"http://{host}:{settings.port}/v1",
-        settings.kb_chat_model,
-        limiter,
-        writes=lambda alias, lang: gateway.router.writes(alias, lang),  # the router changes at run time
-        labeling=labels,
-    )
-    install_inspection_routes(knowledge, knowledge.state.scoped, parser)
-    install_aigc_routes(knowledge, knowledge.state.scoped, db, labels, parser)
+    # The knowledge-base app's routes (and those it serves for the auditor, AIGC labels, compute,
+    # the sandbox and batches) are made on first request (Deferred); its HTTP client is made now, for
+    # what runs beside it.
+    outgoing = Outgoing()
     # The embedded pools' Ray head, when dizuo serve started one (or one was given), and its token.
     inventories = Inventories(
         pool_catalog.effective(),
@@ -330,7 +323,7 @@ def create_app(settings: Settings) -> Platform:
         meter,
         inventories.pools,
         inventories,
-        knowledge.state.session,
+        outgoing.session,
         guard=gateway.guard,
         events=gateway.events,
         max_working_dir_bytes=settings.compute_max_working_dir_mb * 2**20,
@@ -345,23 +338,41 @@ def create_app(settings: Settings) -> Platform:
         agents,
         kbs,
         f"http://{host}:{settings.port}/v1",
-        knowledge.state.session,
+        outgoing.session,
         lambda: gateway.router,
         sandbox,
         settings.agent_mcp_idle_seconds,
     )
     gateway.upkeep.on_shutdown.append(gateway.agents.connections.close)
-    install_compute_routes(knowledge, knowledge.state.scoped, jobs)
-    install_sandbox_routes(knowledge, knowledge.state.scoped, sandbox, sandbox_jobs, jobs)
-    knowledge.state.sandbox = sandbox
     gateway.upkeep.on_shutdown.append(lambda: asyncio.to_thread(sandbox.close))
     batches.jobs = jobs
-    install_batch_routes(knowledge, knowledge.state.scoped, batches, jobs)
-    knowledge.state.jobs = jobs
     reconciler = Reconciler(jobs, also=[batches.round])
     gateway.upkeep.on_startup.append(reconciler.start)
     gateway.upkeep.on_shutdown.append(reconciler.stop)
-    gateway.upkeep.on_shutdown.append(knowledge.state.close)
+    gateway.upkeep.on_shutdown.append(outgoing.close)
+
+    def make_knowledge() -> Any:
+        app = create_kb_app(
+            kbs,
+            gateway.keys,
+            f"http://{host}:{settings.port}/v1",
+            settings.kb_chat_model,
+            limiter,
+            writes=lambda alias, lang: gateway.router.writes(alias, lang),  # the router changes at run time
+            labeling=labels,
+            outgoing=outgoing,
+        )
+        scoped = app.state.scoped
+        install_inspection_routes(app, scoped, parser)
+        install_aigc_routes(app, scoped, db, labels, parser)
+        install_compute_routes(app, scoped, jobs)
+        install_sandbox_routes(app, scoped, sandbox, sandbox_jobs, jobs)
+        install_batch_routes(app, scoped, batches, jobs)
+        app.state.sandbox = sandbox
+        app.state.jobs = jobs
+        return app
+
+    knowledge = Deferred(make_knowledge)
 
     async def release_connections() -> None:
         # The pool's connections go with the app (a process that builds several apps, as tests do,

@@ -30,7 +30,26 @@ from dizuo.kb.models import GatewayModels, GatewayRefused
 from dizuo.kb.service import KnowledgeBases
 from dizuo.limits import Limit, Limiter, Subject
 
-__all__ = ["PREFIX", "create_kb_app"]
+__all__ = ["PREFIX", "Outgoing", "create_kb_app"]
+
+
+class Outgoing:
+    """The one HTTP client (aiohttp) of the routes the knowledge-base app serves and of what runs
+    beside them (compute pools, agents' loop), made on first use inside the running loop."""
+
+    def __init__(self) -> None:
+        self._sessions: list[aiohttp.ClientSession] = []
+
+    def session(self) -> aiohttp.ClientSession:
+        if not self._sessions:
+            timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+            self._sessions.append(aiohttp.ClientSession(timeout=timeout))
+        return self._sessions[0]
+
+    async def close(self) -> None:
+        for session in self._sessions:
+            await session.close()
+        self._sessions.clear()
 
 PREFIX = "/v1/knowledge-bases"
 
@@ -89,8 +108,10 @@ def create_kb_app(
     limiter: Limiter,
     writes: Callable[[str, str], bool] | None = None,
     labeling: Labeling | None = None,
+    outgoing: Outgoing | None = None,
 ) -> FastAPI:
-    """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``).
+    """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``)
+    through *outgoing*'s client.
     Each route needs its scope (``kb:read``, ``kb:write``) and counts against the key's limits.
     *writes(model, lang)* says whether a chat model writes a language (answers in another are
     extractive)."""
@@ -103,24 +124,14 @@ def create_kb_app(
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    sessions: list[aiohttp.ClientSession] = []
+    outgoing = outgoing or Outgoing()
+    session = outgoing.session
 
     @app.exception_handler(GatewayRefused)
     async def _relay(request: Request, exc: GatewayRefused) -> Response:
         return Response(exc.body, status_code=exc.status, headers=exc.headers, media_type="application/json")
 
-    async def close() -> None:
-        for session in sessions:
-            await session.close()
-        sessions.clear()
-
-    app.state.close = close  # the platform calls it at shutdown
-
-    def session() -> aiohttp.ClientSession:
-        if not sessions:
-            sessions.append(aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_read=600)))
-        return sessions[0]
-
+    app.state.close = outgoing.close  # the platform calls it at shutdown
     app.state.session = session  # the one HTTP client of the routes this app serves (the compute pools')
 
     class Caller:
