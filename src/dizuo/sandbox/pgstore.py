@@ -21,7 +21,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dizuo.sandbox.store import Loaded, QueryFailed, QueryLimits, StoreError, TooSlow, file_format, read_table
+from dizuo.sandbox.store import (
+    Loaded,
+    QueryFailed,
+    QueryLimits,
+    StoreError,
+    TooSlow,
+    file_format,
+    read_table,
+    sample_seconds,
+)
 from dizuo.store import Database
 
 __all__ = ["READER", "SCHEMA", "PostgresStore", "pg_type"]
@@ -205,8 +214,11 @@ class PostgresStore:
 
         return str(tree.transform(point).sql(dialect="postgres"))
 
-    def run(self, file: str, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run *sql* on the load *file* within the limits; its column names and at most *limit* rows."""
+    def run(
+        self, file: str, sql: str, limit: int | None = None, seconds: float | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run *sql* on the load *file* within the limits (its time limit *seconds*, default a tenant's
+        query's); its column names and at most *limit* rows."""
         import psycopg
 
         text = self.translated(file, sql)
@@ -215,7 +227,7 @@ class PostgresStore:
         try:
             cursor = connection.cursor()
             cursor.execute("SET TRANSACTION READ ONLY")
-            cursor.execute(f"SET LOCAL statement_timeout = {int(self.limits.seconds * 1000)}")
+            cursor.execute(f"SET LOCAL statement_timeout = {int((seconds or self.limits.seconds) * 1000)}")
             cursor.execute(f"SET LOCAL work_mem = '{max(self.limits.memory_mb // 4, 4)}MB'")
             cursor.execute("SET LOCAL search_path = pg_catalog")
             if as_reader:
@@ -239,6 +251,7 @@ class PostgresStore:
             file,
             f"SELECT CAST({_ident(column)} AS VARCHAR) FROM {_ident(table)} WHERE {_ident(column)} IS NOT NULL "
             f"ORDER BY random() LIMIT {int(size)}",
+            seconds=sample_seconds(self.limits),
         )
         return [str(row[0]) for row in rows]
 

@@ -83,7 +83,7 @@ class Store(Protocol):
     def load(self, table: str, source: Path, file_name: str, stem: str) -> Loaded: ...
 
     def run(
-        self, file: str, sql: str, limit: int | None = None
+        self, file: str, sql: str, limit: int | None = None, seconds: float | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
     def sample(self, file: str, table: str, column: str, size: int) -> list[str]: ...
@@ -97,6 +97,16 @@ class Store(Protocol):
     def forget(self, file: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+# The platform's own look at a dataset being registered (a sample of each column, for identifiers it
+# hides) is not a tenant's query: it is not held to a query's time limit, which an operator may set
+# far below what reading a large file takes.
+SAMPLE_SECONDS = 60.0
+
+
+def sample_seconds(limits: QueryLimits) -> float:
+    return max(limits.seconds, SAMPLE_SECONDS)
 
 
 def file_format(name: str) -> str:
@@ -255,6 +265,7 @@ class SandboxStore:
         _, rows = self.run(
             file,
             f'SELECT CAST("{name}" AS VARCHAR) FROM "{table}" WHERE "{name}" IS NOT NULL USING SAMPLE {size} ROWS',
+            seconds=sample_seconds(self.limits),
         )
         return [str(row[0]) for row in rows]
 
@@ -279,17 +290,21 @@ class SandboxStore:
                 self._readers[file] = connection
             return connection.cursor()  # with its settings, locked
 
-    def run(self, file: str, sql: str, limit: int | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run *sql* on *file* within the time limit; its column names and at most *limit* rows."""
-        with self.cursor(file) as cursor:
+    def run(
+        self, file: str, sql: str, limit: int | None = None, seconds: float | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run *sql* on *file* within the time limit (*seconds*, default a tenant's query's); its
+        column names and at most *limit* rows."""
+        with self.cursor(file, seconds) as cursor:
             result = cursor.execute(sql)
             names = [d[0] for d in result.description or []]
             rows = result.fetchmany(limit) if limit is not None else result.fetchall()
             return names, rows
 
     @contextmanager
-    def cursor(self, file: str) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor whose statements are interrupted past the time limit (:class:`TooSlow`)."""
+    def cursor(self, file: str, seconds: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor whose statements are interrupted past the time limit (*seconds*, default a tenant's
+        query's: :class:`TooSlow`)."""
         import duckdb
 
         cursor = self.reader(file)
@@ -299,7 +314,7 @@ class SandboxStore:
             fired.set()
             cursor.interrupt()
 
-        timer = threading.Timer(self.limits.seconds, stop)
+        timer = threading.Timer(seconds or self.limits.seconds, stop)
         timer.daemon = True
         timer.start()
         try:
