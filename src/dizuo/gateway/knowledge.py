@@ -51,6 +51,7 @@ class Outgoing:
             await session.close()
         self._sessions.clear()
 
+
 PREFIX = "/v1/knowledge-bases"
 
 
