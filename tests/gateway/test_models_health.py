@@ -17,7 +17,7 @@ FAILOVER = [
 
 def test_models_lists_configured_and_local(client: openai.OpenAI) -> None:
     ids = {model.id for model in client.models.list()}
-    assert {"echo-model", "failover-model", "remote-embed", LOCAL_CHAT, LOCAL_EMBEDDING} <= ids
+    assert {"echo-model", "remote-embed", LOCAL_CHAT, LOCAL_EMBEDDING} <= ids
 
 
 async def test_models_shows_deployments_with_prices(gateway_app: GatewayApp) -> None:
