@@ -147,6 +147,25 @@ async def test_chunked_server_sent_events_come_line_by_line_across_packets(serve
     assert client.idle_connections() == 1  # read whole: kept for the next call
 
 
+async def test_a_stream_read_to_its_last_event_keeps_its_connection(serve, client) -> None:
+    async def stream(reader, writer, served) -> None:
+        while await read_request(reader) is not None:
+            served.connections[-1].append(b"request")
+            events = b"data: {}\n\ndata: [DONE]\n\n"
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(events), events))
+            await writer.drain()
+
+    url, served = await serve(stream)
+    for _ in range(2):
+        response = await client.request("POST", url, {}, b"{}", connect_timeout=2, read_timeout=5)
+        while await response.readline() != b"data: [DONE]\n":
+            pass
+        response.close()  # as the provider does at [DONE], its blank line unread
+        await asyncio.sleep(0.01)
+    assert len(served.connections) == 1 and len(served.connections[0]) == 2
+
+
 async def test_a_body_that_runs_until_the_connection_closes(serve, client) -> None:
     async def until_close(reader, writer, served) -> None:
         await read_request(reader)

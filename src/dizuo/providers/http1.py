@@ -300,12 +300,13 @@ class Response:
             await conn.progress(self._read_timeout)
 
     def close(self) -> None:
-        """End the answer: back to the pool if read whole, closed otherwise (the upstream stops)."""
+        """End the answer: back to the pool if it came whole (a stream's last blank line may be left
+        unread), closed otherwise (the upstream stops)."""
         if self.closed:
             return
         self.closed = True
         conn = self._conn
-        if conn.reusable() and not conn.buffer:
+        if conn.reusable():  # the answer came whole: what was left unread of it is dropped
             conn.client._release(conn)
         else:
             conn.abort()
