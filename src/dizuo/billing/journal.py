@@ -264,7 +264,6 @@ class Journal:
     def start(self) -> None:
         """Load every wallet, then start the writer thread."""
         self.refresh()
-        self._writer.every = self.refresh_seconds
         self._writer.start()
 
     def stop(self) -> None:

@@ -148,7 +148,6 @@ class Spool:
     def __init__(self, journal: Journal, directory: Path, *, gather: float = GATHER_SECONDS) -> None:
         self.journal = journal
         self.directory = directory
-        self.gather = gather
         self._flush = journal.db.durability == "disk"
         self._lock = threading.Lock()  # appends and deletions of spool files
         self._segment: _Segment | None = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from dizuo.billing import Hold, Meter
 from dizuo.billing.shared import Asking
@@ -28,7 +29,7 @@ from dizuo.errors import DizuoError, InsufficientQuota
 from dizuo.limits import Limiter, Permit, Subject
 from dizuo.routing import Deployment
 
-__all__ = ["Admission", "AskedEarly", "LimitsBesideHold", "LimitsThenHold", "LimitsWithHold"]
+__all__ = ["Admission", "AskedEarly", "LimitsBesideHold", "LimitsThenHold", "LimitsWithHold", "Terms"]
 
 # The deployment as it is priced for the call (a batch's lines at the batch price).
 Priced = Callable[[Deployment], Deployment]
@@ -36,14 +37,23 @@ Priced = Callable[[Deployment], Deployment]
 Due = tuple[tuple[Subject, ...], int]
 
 
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a call holds, and for whom: its organization, each deployment as priced for the call,
+    and its worst case in prompt and completion tokens."""
+
+    org_id: str
+    priced: Priced
+    prompt: int
+    completion: int
+
+
 class Admission:
     """A call's rate limits and holds. :attr:`permit` is its rate limits' permit once taken."""
 
-    def __init__(self, meter: Meter, org_id: str, priced: Priced, bounds: tuple[int, int]) -> None:
+    def __init__(self, meter: Meter, terms: Terms) -> None:
         self.meter = meter
-        self.org_id = org_id
-        self.priced = priced
-        self.prompt, self.completion = bounds  # the worst case held
+        self.terms = terms
         self.permit: Permit | None = None
 
     async def hold(self, dep: Deployment) -> Hold:
@@ -56,21 +66,15 @@ class Admission:
         taken (a 402's, or a call with no deployment) are taken now, as its request counts."""
 
     def _reserve(self, dep: Deployment) -> Awaitable[Hold]:
-        return self.meter.reserve(self.org_id, self.priced(dep), self.prompt, self.completion)
+        terms = self.terms
+        return self.meter.reserve(terms.org_id, terms.priced(dep), terms.prompt, terms.completion)
 
 
 class LimitsThenHold(Admission):
     """Limits and wallet in this process: the limits (*limits*, not started), then the hold."""
 
-    def __init__(
-        self,
-        meter: Meter,
-        org_id: str,
-        priced: Priced,
-        bounds: tuple[int, int],
-        limits: Awaitable[Permit | None] | None,
-    ) -> None:
-        super().__init__(meter, org_id, priced, bounds)
+    def __init__(self, meter: Meter, terms: Terms, limits: Awaitable[Permit | None] | None) -> None:
+        super().__init__(meter, terms)
         self.limits = limits  # until awaited
 
     async def _take_limits(self) -> None:
@@ -108,23 +112,16 @@ class LimitsBesideHold(LimitsThenHold):
 class LimitsWithHold(Admission):
     """Limits and wallet in Redis: the first hold's script takes the limits (*due*) too."""
 
-    def __init__(
-        self,
-        meter: Meter,
-        limiter: Limiter,
-        org_id: str,
-        priced: Priced,
-        bounds: tuple[int, int],
-        due: Due | None,
-    ) -> None:
-        super().__init__(meter, org_id, priced, bounds)
+    def __init__(self, meter: Meter, terms: Terms, limiter: Limiter, due: Due | None) -> None:
+        super().__init__(meter, terms)
         self.limiter = limiter
         self.due = due  # until a hold took them
 
     async def hold(self, dep: Deployment) -> Hold:
         if self.due is None:
             return await self._reserve(dep)
-        asking = self.meter.ask(self.org_id, self.priced(dep), self.prompt, self.completion, *self.due)
+        terms = self.terms
+        asking = self.meter.ask(terms.org_id, terms.priced(dep), terms.prompt, terms.completion, *self.due)
         try:
             hold, self.permit = await self.meter.admitted(asking)
         except InsufficientQuota:
@@ -148,17 +145,9 @@ class AskedEarly(LimitsWithHold):
     hold goes back and the limits it took stay; after a 402, the limits (*due*) are due again."""
 
     def __init__(
-        self,
-        meter: Meter,
-        limiter: Limiter,
-        org_id: str,
-        priced: Priced,
-        bounds: tuple[int, int],
-        due: Due | None,
-        first: Deployment,
-        asking: Asking,
+        self, meter: Meter, terms: Terms, limiter: Limiter, due: Due | None, first: Deployment, asking: Asking
     ) -> None:
-        super().__init__(meter, limiter, org_id, priced, bounds, None)
+        super().__init__(meter, terms, limiter, None)
         self.first = first
         self.asking: Asking | None = asking  # until collected
         self._due = due

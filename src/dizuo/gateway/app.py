@@ -45,6 +45,7 @@ from dizuo.gateway.admission import (
     LimitsBesideHold,
     LimitsThenHold,
     LimitsWithHold,
+    Terms,
 )
 from dizuo.gateway.agentcalls import AGENT_PREFIX, AgentCall, AgentRunner, unpinned
 from dizuo.gateway.batchlines import Answered, InFlight, LineBook, line_of
@@ -378,8 +379,8 @@ class Gateway:
 
     def _admission(self, call: Call, pool: Pool) -> Admission:
         """How *call* takes its rate limits and holds (gateway/admission.py), by where they live."""
-        meter, key, bounds = self.meter, call.key, call.bounds
-        priced = batch_priced if call.batch is not None else _as_is
+        meter, key = self.meter, call.key
+        terms = Terms(key.org_id, batch_priced if call.batch is not None else _as_is, *call.bounds)
         due = (key.limits, self._estimate(call.body)) if key.limits else None
         if meter.admits_limits:
             if call.batch is None:
@@ -390,15 +391,15 @@ class Gateway:
                 call.order = order if first is None else itertools.chain((first,), order)
                 if first is not None and first.unavailable is None:
                     subjects, estimate = due or ((), 0)
-                    asking = meter.ask(key.org_id, first, *bounds, subjects, estimate)
-                    return AskedEarly(meter, self.limiter, key.org_id, priced, bounds, due, first, asking)
-            return LimitsWithHold(meter, self.limiter, key.org_id, priced, bounds, due)
+                    asking = meter.ask(key.org_id, first, *call.bounds, subjects, estimate)
+                    return AskedEarly(meter, terms, self.limiter, due, first, asking)
+            return LimitsWithHold(meter, terms, self.limiter, due)
         limits: Awaitable[Permit] | None = self.limiter.acquire(*due) if due is not None else None
         if meter.holds_in_process and self._local_limits:
-            return LimitsThenHold(meter, key.org_id, priced, bounds, limits)
+            return LimitsThenHold(meter, terms, limits)
         if limits is not None and not self._local_limits:
             limits = asyncio.ensure_future(limits)  # sent to Redis now, answered by the first hold
-        return LimitsBesideHold(meter, key.org_id, priced, bounds, limits)
+        return LimitsBesideHold(meter, terms, limits)
 
     def _guard_event(
         self, key: KeyInfo, request_id: str, alias: str, direction: str, action: str, counts: dict[str, int]
@@ -441,9 +442,7 @@ class Gateway:
                 call.key, call.request_id, call.alias, "answer", action, inspection.answer_counts
             )
 
-    async def _first_reply(
-        self, call: Call, pool: Pool, open_call: Opener, prompt: int, completion: int
-    ) -> Attempt:
+    async def _first_reply(self, call: Call, pool: Pool, open_call: Opener) -> Attempt:
         """Hold, route and fail over until a deployment gives its first reply."""
         assert call.admission is not None
         call.attempt = await first_reply(
@@ -457,7 +456,7 @@ class Gateway:
             release=self.meter.release,
             health=self.router.health,
             capacity=self.capacity,
-            tokens=prompt + completion,
+            tokens=sum(call.bounds),
             copy_body=len(pool.deps) > 1,
             overlap=not self.meter.holds_in_process,
         )
@@ -581,7 +580,7 @@ class Gateway:
             return dep.provider.chat(call_body, stream, gate)
 
         async with self._accounted(call, receive):
-            attempt = await self._first_reply(call, pool, open_call, *call.bounds)
+            attempt = await self._first_reply(call, pool, open_call)
             if stream:
                 await self._stream(send, call, client_usage, lang)
             else:
@@ -714,7 +713,7 @@ class Gateway:
             yield await dep.provider.embed(call_body)
 
         async with self._accounted(call, receive):
-            attempt = await self._first_reply(call, pool, one, *call.bounds)
+            attempt = await self._first_reply(call, pool, one)
             await self._send_whole(send, call, attempt)
 
     # ---- /v1/models, health, metrics -----------------------------------------------------

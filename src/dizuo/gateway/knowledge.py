@@ -107,9 +107,9 @@ def create_kb_app(
     gateway_url: str,
     chat_model: str,
     limiter: Limiter,
+    outgoing: Outgoing,
     writes: Callable[[str, str], bool] | None = None,
     labeling: Labeling | None = None,
-    outgoing: Outgoing | None = None,
 ) -> FastAPI:
     """Return the knowledge-base API; model calls go to *gateway_url* (this platform's ``/v1``)
     through *outgoing*'s client.
@@ -125,14 +125,12 @@ def create_kb_app(
         redirect_slashes=False,
     )
     install_error_handlers(app)
-    outgoing = outgoing or Outgoing()
     session = outgoing.session
 
     @app.exception_handler(GatewayRefused)
     async def _relay(request: Request, exc: GatewayRefused) -> Response:
         return Response(exc.body, status_code=exc.status, headers=exc.headers, media_type="application/json")
 
-    app.state.close = outgoing.close  # the platform calls it at shutdown
     app.state.session = session  # the one HTTP client of the routes this app serves (the compute pools')
 
     class Caller:

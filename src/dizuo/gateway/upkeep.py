@@ -46,8 +46,7 @@ class Upkeep:
         self.build = build
         # Set by `dizuo serve` for its server processes (never in a process that hosts tests):
         # :meth:`serve_alone`.
-        self.freeze_heap = False
-        self.switch_interval: float | None = None
+        self.alone = False
         # Hooks of what runs beside the gateway (the retention job, knowledge bases): at start-up, at shutdown.
         self.on_startup: list[Callable[[], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
@@ -64,8 +63,7 @@ class Upkeep:
         - the writer threads (the usage journal and spool) hand the interpreter back to the event
           loop within :data:`SWITCH_SECONDS` rather than the default 5 ms: a call whose answer came
           while a group commit was being built waited for it, the rest of that p99 tail."""
-        self.freeze_heap = True
-        self.switch_interval = SWITCH_SECONDS
+        self.alone = True
 
     async def startup(self) -> None:
         """Load keys and start every provider; a provider that cannot start is marked unavailable."""
@@ -118,11 +116,10 @@ class Upkeep:
                     log.exception("startup failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
-                if self.freeze_heap:  # see serve_alone
+                if self.alone:  # see serve_alone
                     gc.collect()
                     gc.freeze()
-                if self.switch_interval is not None:
-                    sys.setswitchinterval(self.switch_interval)
+                    sys.setswitchinterval(SWITCH_SECONDS)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.shutdown()

@@ -120,20 +120,45 @@ class OpenAICompatible(Provider):
         return headers
 
     async def _request(
-        self, path: str, body: bytes, gate: Awaitable[None] | None = None, method: str = "POST"
+        self,
+        path: str,
+        body: bytes = b"",
+        gate: Awaitable[None] | None = None,
+        *,
+        method: str = "POST",
+        seconds: float | None = None,
     ) -> Response:
-        """Send a request to ``{base_url}{path}`` and return the answer, its headers read."""
+        """Send a request to ``{base_url}{path}`` and return the answer, its headers read; within the
+        deployment's time limits, or *seconds* for both where that is shorter."""
         endpoint = self.endpoint
-        with map_upstream_errors(endpoint.deployment, endpoint.read_timeout):
+        read, connect = endpoint.read_timeout, endpoint.connect_timeout
+        if seconds is not None:
+            read, connect = min(read, seconds), min(connect, seconds)
+        with map_upstream_errors(endpoint.deployment, read):
             return await self.transport.client.request(
                 method,
                 f"{endpoint.base_url}{path}",
                 self._headers(),
                 body,
-                connect_timeout=endpoint.connect_timeout,
-                read_timeout=endpoint.read_timeout,
+                connect_timeout=connect,
+                read_timeout=read,
                 gate=gate,
             )
+
+    async def _whole(
+        self, path: str, body: bytes = b"", *, method: str = "POST", seconds: float | None = None
+    ) -> bytes:
+        """The whole answer to a request (:meth:`_request`); an upstream's error status raised as ours."""
+        name = self.endpoint.deployment
+        response = await self._request(path, body, method=method, seconds=seconds)
+        try:
+            with map_upstream_errors(name, min(self.endpoint.read_timeout, seconds or float("inf"))):
+                raw = await response.read()
+        finally:
+            response.close()
+        if response.status >= 400:
+            raise error_from_status(name, response.status, raw)
+        return raw
 
     def _prepare(self, body: dict[str, Any], stream: bool) -> bytes:
         body["model"] = self.endpoint.upstream_model
@@ -211,37 +236,14 @@ class OpenAICompatible(Provider):
 
     async def probe(self) -> None:
         """GET ``{base_url}/models``: cheap on every OpenAI-compatible server, and it checks the key."""
-        endpoint = self.endpoint
-        name, timeout = endpoint.deployment, min(10.0, endpoint.read_timeout)
-        with map_upstream_errors(name, timeout):
-            response = await self.transport.client.request(
-                "GET",
-                f"{endpoint.base_url}/models",
-                self._headers(),
-                connect_timeout=min(timeout, endpoint.connect_timeout),
-                read_timeout=timeout,
-            )
-            try:
-                raw = await response.read()
-            finally:
-                response.close()
-        if response.status >= 400:
-            raise error_from_status(name, response.status, raw)
+        await self._whole("/models", method="GET", seconds=min(10.0, self.endpoint.read_timeout))
 
     async def embed(self, body: dict[str, Any]) -> Reply:
         """POST the embeddings request upstream and return its body."""
         renamed = _Renamed.of(body.get("model"), self.endpoint.upstream_model)
         body["model"] = self.endpoint.upstream_model
-        name, read_timeout = self.endpoint.deployment, self.endpoint.read_timeout
-        response = await self._request("/embeddings", orjson.dumps(body))
-        try:
-            with map_upstream_errors(name, read_timeout):
-                raw = await response.read()
-        finally:
-            response.close()
-        if response.status >= 400:
-            raise error_from_status(name, response.status, raw)
-        return _answer(name, raw, "data", renamed)
+        raw = await self._whole("/embeddings", orjson.dumps(body))
+        return _answer(self.endpoint.deployment, raw, "data", renamed)
 
 
 class _Renamed:
