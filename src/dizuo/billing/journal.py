@@ -22,13 +22,31 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, bindparam, insert, literal_column, null, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    String,
+    Text,
+    Update,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    text,
+    update,
+)
+from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.sql.compiler import Compiled
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 from dizuo.billing import ledger, rollups
 from dizuo.billing.holds import Book, Committed, Settlement, Snapshot, VoucherState, epoch
@@ -52,13 +70,21 @@ class _Statement:
 
     __slots__ = ("_insert", "convert", "order", "sql")
 
-    def __init__(self, compiled: Compiled) -> None:
+    def __init__(
+        self, statement: ClauseElement, dialect: Dialect, column_keys: list[str] | None = None
+    ) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=column_keys))
         self.sql: str = compiled.string
-        # Each value converted by its column type's bind processor (JSON), exactly as SQLAlchemy
-        # would; timestamps come converted already (one per batch: _Compiled.stamp).
-        processors = getattr(compiled, "_bind_processors", {})
-        self.convert = {name: f for name, f in processors.items() if name not in STAMPED}
-        self.order: tuple[str, ...] | None = getattr(compiled, "positiontup", None)
+        # Each value converted by its type's bind processor for the dialect (JSON, booleans, as
+        # SQLAlchemy would convert them); timestamps come converted already (one per batch:
+        # _Compiled.stamp).
+        self.convert: dict[str, Callable[[Any], Any]] = {}
+        for name, bind in compiled.binds.items():
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None and name not in STAMPED:
+                self.convert[name] = processor
+        # The parameters' order, for a positional paramstyle (SQLite's qmark); None for named ones.
+        self.order: list[str] | None = compiled.positiontup
         # A qmark INSERT's row of marks, to write many rows as one statement (SQLite: one step).
         head, marks, rest = self.sql.partition(" VALUES ")
         self._insert = (
@@ -115,30 +141,20 @@ class _Compiled:
     def __init__(self, dialect: Dialect) -> None:
         usage_columns = [c.name for c in UsageRecord.__table__.columns]
         ledger_columns = [c.name for c in LedgerEntry.__table__.columns if c.name != "id"]
-        wallet = Wallet.__table__.c
         voucher = Voucher.__table__.c
-        self.usage = _Statement(insert(UsageRecord).compile(dialect=dialect, column_keys=usage_columns))
-        self.ledger = _Statement(insert(LedgerEntry).compile(dialect=dialect, column_keys=ledger_columns))
+        self.usage = _Statement(insert(UsageRecord), dialect, usage_columns)
+        self.ledger = _Statement(insert(LedgerEntry), dialect, ledger_columns)
         # PostgreSQL: a group's rows go in by COPY (docs/benchmarks.md: a quarter of the CPU per row).
         self.usage_columns = tuple(usage_columns)
         self.ledger_columns = tuple(ledger_columns)
         self.copy_usage = f"COPY usage_records ({', '.join(usage_columns)}) FROM STDIN"
         self.copy_ledger = f"COPY ledger_entries ({', '.join(ledger_columns)}) FROM STDIN"
-        self.wallet = _Statement(
-            update(Wallet)
-            .where(wallet.org_id == bindparam("org"))
-            .values(
-                balance=wallet.balance + bindparam("delta"),
-                version=wallet.version + literal_column("1"),
-                updated_at=bindparam("now"),
-            )
-            .compile(dialect=dialect)
-        )
+        self.wallet = _Statement(_wallet_change(), dialect)
         self.voucher = _Statement(
             update(Voucher)
             .where(voucher.id == bindparam("vid"))
-            .values(remaining=voucher.remaining + bindparam("delta"))
-            .compile(dialect=dialect)
+            .values(remaining=voucher.remaining + bindparam("delta")),
+            dialect,
         )
         # A voucher revoked after a call was settled against it and before that charge was committed:
         # the revocation gave its issuer the database's remaining, which did not yet count the charge,
@@ -166,39 +182,79 @@ class _Compiled:
             columns = select(
                 bindparam("tx"), kind, account, amount, voucher.org_id, voucher_id, bindparam("now")
             )
-            return _Statement(
-                insert(LedgerEntry).from_select(refunded, columns.where(overdrawn)).compile(dialect=dialect)
-            )
+            return _Statement(insert(LedgerEntry).from_select(refunded, columns.where(overdrawn)), dialect)
 
         self.revoked_issuer = leg(_text(ledger.issuer("")) + voucher.issuer, voucher.remaining, null())
         self.revoked_voucher = leg(_text(ledger.voucher("")) + voucher.id, -voucher.remaining, voucher.id)
         self.revoked_zero = _Statement(
-            update(Voucher).where(overdrawn).values(remaining=literal_column("0")).compile(dialect=dialect)
+            update(Voucher).where(overdrawn).values(remaining=literal_column("0")), dialect
         )
         # *moment* as the driver takes it for every timestamp column the journal writes.
         self.stamp = stamper(dialect)
+        self.dialect = dialect
         self._one: str | None = None
 
     def one_charge(self) -> str:
-        """PostgreSQL: one charge's usage record, ledger legs, wallet change and rollups as one statement."""
+        """PostgreSQL: one charge's usage record, ledger legs, rollups and wallet change as one
+        statement (data-modifying CTEs), compiled once."""
         if self._one is None:
-            columns = [c.name for c in UsageRecord.__table__.columns]
-            legs = "tx_id, kind, account, amount, org_id, voucher_id, request_id, note, created_at"
-            usage = rollups.upsert_sql(rollups.usage_hourly, 1, lambda row, column: f"%(h{row}_{column})s")
-            activity = rollups.upsert_sql(
-                rollups.activity_hourly, 2, lambda row, column: f"%(a{row}_{column})s"
-            )
-            self._one = (
-                f"WITH u AS (INSERT INTO usage_records ({', '.join(columns)})"
-                f" VALUES ({', '.join(f'%(u_{c})s' for c in columns)})),"
-                f" l AS (INSERT INTO ledger_entries ({legs})"
-                " SELECT %(tx)s, 'charge', x.account, x.amount, %(org)s, NULL, %(request)s, NULL, %(now)s"
-                " FROM unnest(%(accounts)s::text[], %(amounts)s::bigint[]) AS x(account, amount)),"
-                f" h AS ({usage}), a AS ({activity})"
-                " UPDATE wallets SET balance = balance + %(delta)s, version = version + 1,"
-                " updated_at = %(now)s WHERE org_id = %(org)s"
-            )
+            self._one = _one_charge(self.dialect)
         return self._one
+
+
+def _wallet_change() -> Update:
+    """A charged wallet: its balance moves by ``delta`` and its version by one."""
+    wallet = Wallet.__table__.c
+    return (
+        update(Wallet)
+        .where(wallet.org_id == bindparam("org"))
+        .values(
+            balance=wallet.balance + bindparam("delta"),
+            version=wallet.version + literal_column("1"),
+            updated_at=bindparam("now"),
+        )
+    )
+
+
+def _one_charge(dialect: Dialect) -> str:
+    """:meth:`_Compiled.one_charge`'s statement. Its parameters: the usage record's columns prefixed
+    ``u_``; the legs as two arrays, ``accounts`` and ``amounts``, with ``tx``, ``org``, ``request``
+    and ``now``; the rollups' rows (``h0_…``: the usage row, ``a0_…``, ``a1_…``: the two activity
+    rows); the wallet's ``delta``."""
+    usage = insert(UsageRecord).values(
+        {c.name: bindparam(f"u_{c.name}") for c in UsageRecord.__table__.columns}
+    )
+    legs = LedgerEntry.__table__.c
+    paid = (
+        func.unnest(
+            sql_cast(bindparam("accounts"), postgresql.ARRAY(Text)),
+            sql_cast(bindparam("amounts"), postgresql.ARRAY(BigInteger)),
+        )
+        .table_valued("account", "amount")
+        .render_derived("x")
+    )
+    leg = {
+        legs.tx_id: bindparam("tx"),
+        legs.kind: _text("charge"),
+        legs.account: paid.c.account,
+        legs.amount: paid.c.amount,
+        legs.org_id: bindparam("org"),
+        legs.voucher_id: null(),
+        legs.request_id: bindparam("request"),
+        legs.note: null(),
+        legs.created_at: bindparam("now"),
+    }
+    ledger_legs = insert(LedgerEntry).from_select(list(leg), select(*leg.values()))
+    # The rollups' upserts, as the batch path writes them (rollups.upsert_sql), with named marks.
+    hourly = rollups.upsert_sql(rollups.usage_hourly, 1, lambda row, column: f":h{row}_{column}")
+    activity = rollups.upsert_sql(rollups.activity_hourly, 2, lambda row, column: f":a{row}_{column}")
+    statement = _wallet_change().add_cte(
+        usage.cte("u"),
+        ledger_legs.cte("l"),
+        text(hourly).columns().cte("h"),
+        text(activity).columns().cte("a"),
+    )
+    return str(statement.compile(dialect=dialect))
 
 
 @dataclass(slots=True)
@@ -235,6 +291,97 @@ class Apart:
     error: BaseException | None
 
 
+class _Telling:
+    """How the journal tells its book what a commit did. Two ways, chosen once by the book:
+    :class:`_InProcess` and :class:`_Shared`."""
+
+    def __init__(self, book: Book, lock: threading.Lock) -> None:
+        self.book = book
+        self.lock = lock  # the journal's: held through each commit
+
+    def tell(self, done: Committed, error: BaseException | None) -> None:
+        try:
+            if error is None:
+                self.book.committed(done)
+            else:
+                self.book.failed(done)
+        except Exception:  # the shared book is unreachable: its pending charges lapse on their own
+            log.exception("telling the wallet book about a commit failed")
+
+    def with_commit(self, done: Committed, error: BaseException | None, keep_failed: bool) -> None:
+        """Within the commit, under the lock: *keep_failed*, a failed commit's calls were answered
+        and their money stays spent."""
+
+    def calls_failed(self, done: Committed, error: BaseException) -> None:
+        """A failed commit of calls not yet answered: they fail, and cost nothing."""
+
+    def answered(self, done: Committed, error: BaseException | None) -> None:
+        """After the commit's calls were answered."""
+
+    def forget(self, done: Committed, error: BaseException) -> None:
+        """Charges the database refused, set aside: their calls cost nothing."""
+
+    def snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot] | None:
+        """The charged wallets as the commit leaves them, for a book that keeps its own copy."""
+        return None
+
+
+class _InProcess(_Telling):
+    """The book in this process (:class:`WalletBook`): its pending deltas change under the journal's
+    lock, with the commit, or a refresh reading the database between them would count a charge
+    twice or not at all."""
+
+    def with_commit(self, done: Committed, error: BaseException | None, keep_failed: bool) -> None:
+        if error is None or not keep_failed:
+            self.tell(done, error)
+
+    def calls_failed(self, done: Committed, error: BaseException) -> None:
+        with self.lock:
+            self.tell(done, error)
+
+    def forget(self, done: Committed, error: BaseException) -> None:
+        with self.lock:
+            self.tell(done, error)
+
+
+class _Shared(_Telling):
+    """The book in Redis, shared by the replicas (:class:`RedisBook`): told after the calls are
+    answered (until then it counts their charges as pending, which only makes less money spendable
+    for a moment, never more), with each charged wallet's state read in the commit. Refused charges
+    are told by the drain, with their stream entries."""
+
+    def __init__(self, book: Book, lock: threading.Lock, mark: str) -> None:
+        super().__init__(book, lock)
+        self.mark = mark  # the driver's placeholder
+
+    def answered(self, done: Committed, error: BaseException | None) -> None:
+        self.tell(done, error)
+
+    def snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
+        """Read the charged wallets as this transaction leaves them (it holds their row locks, so no
+        other journal changes them before it commits), or after a lone charge's commit: that state
+        includes the charge (and perhaps later ones, with the version that names them), which is all
+        the shared book needs."""
+        marks = ", ".join([self.mark] * len(org_ids))
+        # One statement, one round trip: each wallet with its live vouchers (or one row of NULLs).
+        cursor.execute(
+            "SELECT w.org_id, w.version, w.balance - w.standing, v.id, v.remaining - v.standing FROM wallets w"
+            " LEFT JOIN vouchers v ON v.org_id = w.org_id AND v.revoked_at IS NULL"
+            f" WHERE w.org_id IN ({marks})",
+            org_ids,
+        )
+        wallets: dict[str, tuple[int, int]] = {}
+        vouchers: dict[str, dict[str, int]] = defaultdict(dict)
+        for org_id, version, balance, voucher_id, remaining in cursor.fetchall():
+            wallets[org_id] = (int(version), int(balance))
+            if voucher_id is not None:
+                vouchers[org_id][voucher_id] = int(remaining)
+        return {
+            org_id: Snapshot(version, balance, vouchers.get(org_id, {}))
+            for org_id, (version, balance) in wallets.items()
+        }
+
+
 class Journal:
     def __init__(self, db: Database, book: Book, refresh_seconds: float = 0.5) -> None:
         self.db = db
@@ -250,6 +397,11 @@ class Journal:
         # Reading the database and swapping it into memory must not interleave with a commit and
         # its pending-delta bookkeeping, or a charge would be counted twice or not at all.
         self._db_lock = threading.Lock()
+        self._telling = (
+            _Shared(book, self._db_lock, "?" if db.engine.dialect.paramstyle == "qmark" else "%s")
+            if book.wants_snapshots
+            else _InProcess(book, self._db_lock)
+        )
         self._sql: _Compiled | None = None
         self._connection: PoolProxiedConnection | None = None
 
@@ -283,8 +435,7 @@ class Journal:
                 done, error = self._apply([charge])
             finally:
                 self._db_lock.release()
-            if self.book.wants_snapshots:
-                self._tell_book(done, error)
+            self._telling.answered(done, error)
             if error is not None:
                 raise error
             return
@@ -334,9 +485,8 @@ class Journal:
         """Give back the money of *charges* the database refused, once they are set aside: their
         calls cost nothing, as when a commit fails. Only the in-process book; a shared book is told
         by the drain, with the charges' stream entries."""
-        if charges and not self.book.wants_snapshots:
-            with self._db_lock:  # in-process pending deltas change under the lock, as with a commit
-                self._tell_book(_batch(charges), error)
+        if charges:
+            self._telling.forget(_batch(charges), error)
 
     def existing(self, request_ids: list[str]) -> set[str]:
         """Which of *request_ids* have a usage record already."""
@@ -369,15 +519,11 @@ class Journal:
             for queued in batch:
                 self._write([queued])
             return
-        if error is not None and not self.book.wants_snapshots:
-            with self._db_lock:  # the calls fail and cost nothing (as commit() without keep_failed)
-                self._tell_book(done, error)
+        if error is not None:
+            self._telling.calls_failed(done, error)  # as commit() without keep_failed
         for _, future, loop in batch:
             loop.call_soon_threadsafe(_resolve, future, error)
-        if self.book.wants_snapshots:
-            # The shared book learns after the calls are answered: until then it counts their charges
-            # as pending, which only makes less money spendable for a moment, never more.
-            self._tell_book(done, error)
+        self._telling.answered(done, error)
 
     def _apply(
         self, charges: list[Charge], keep_failed: bool = False
@@ -403,19 +549,8 @@ class Journal:
             for org_id in done.org_deltas:
                 if org_id in self._versions:
                     self._versions[org_id] += 1
-        if not self.book.wants_snapshots and (error is None or not keep_failed):
-            # In-process pending deltas must change under the lock, with the commit.
-            self._tell_book(done, error)
+        self._telling.with_commit(done, error, keep_failed)
         return done, error
-
-    def _tell_book(self, done: Committed, error: BaseException | None) -> None:
-        try:
-            if error is None:
-                self.book.committed(done)
-            else:
-                self.book.failed(done)
-        except Exception:  # the shared book is unreachable: its pending charges lapse on their own
-            log.exception("telling the wallet book about a commit failed")
 
     def _commit(self, charges: list[Charge], done: Committed) -> None:
         if self._sql is None:
@@ -558,8 +693,9 @@ class Journal:
             sql.revoked_voucher.execute(cursor, fixes)
             sql.revoked_zero.execute(cursor, [{"vid": row["vid"]} for row in voucher_rows])
         rollups.upsert(cursor, self.db.engine.dialect.paramstyle, sums, sql.stamp)
-        if self.book.wants_snapshots:
-            done.snapshots = self._snapshots(cursor, list(done.org_deltas))
+        snapshots = self._telling.snapshots(cursor, list(done.org_deltas))
+        if snapshots is not None:
+            done.snapshots = snapshots
         cursor.close()
         connection.commit()
 
@@ -603,36 +739,12 @@ class Journal:
         try:
             cursor = connection.cursor()
             cursor.execute(sql.one_charge(), params)
-            if self.book.wants_snapshots:
-                # Read after the commit: the state includes this charge (and perhaps later ones, with
-                # the version that names them), which is all the shared book needs.
-                done.snapshots = self._snapshots(cursor, [wallet["org"]])
+            snapshots = self._telling.snapshots(cursor, [wallet["org"]])  # after the commit
+            if snapshots is not None:
+                done.snapshots = snapshots
             cursor.close()
         finally:
             dbapi.autocommit = False
-
-    def _snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
-        """Read the charged wallets as this transaction leaves them (it holds their row locks, so no
-        other journal changes them before it commits)."""
-        mark = "?" if self.db.engine.dialect.paramstyle == "qmark" else "%s"
-        marks = ", ".join([mark] * len(org_ids))
-        # One statement, one round trip: each wallet with its live vouchers (or one row of NULLs).
-        cursor.execute(
-            "SELECT w.org_id, w.version, w.balance - w.standing, v.id, v.remaining - v.standing FROM wallets w"
-            " LEFT JOIN vouchers v ON v.org_id = w.org_id AND v.revoked_at IS NULL"
-            f" WHERE w.org_id IN ({marks})",
-            org_ids,
-        )
-        wallets: dict[str, tuple[int, int]] = {}
-        vouchers: dict[str, dict[str, int]] = defaultdict(dict)
-        for org_id, version, balance, voucher_id, remaining in cursor.fetchall():
-            wallets[org_id] = (int(version), int(balance))
-            if voucher_id is not None:
-                vouchers[org_id][voucher_id] = int(remaining)
-        return {
-            org_id: Snapshot(version, balance, vouchers.get(org_id, {}))
-            for org_id, (version, balance) in wallets.items()
-        }
 
     # ---- keeping memory fresh ------------------------------------------------------------
 
