@@ -3,16 +3,15 @@ their numbers; and bad input that writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
 import subprocess
-import time
 import uuid
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import openai
 import orjson
 import pytest
 from openpyxl import load_workbook
@@ -22,14 +21,17 @@ from dizuo.billing.tables import LedgerEntry
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
+from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
 
 ISSUER = "重庆市大数据应用发展管理局"
 USCC = "91500000MA5U7T1E3C"  # valid check character (GB 32100)
 
 
-def run(gateway: RunningGateway, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``dizuo admin ARGS`` against the gateway's database."""
-    result = dizuo("admin", *args, env={"DIZUO_DATABASE_URL": gateway.settings.resolved_database_url})
+def run(
+    on: RunningGateway | PlatformUnderTest, *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``dizuo admin ARGS`` against the platform's database."""
+    result = dizuo("admin", *args, env={"DIZUO_DATABASE_URL": on.settings.resolved_database_url})
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -43,7 +45,9 @@ def ledger_size(gateway: RunningGateway) -> int:
     return count
 
 
-def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Path) -> None:
+async def test_voucher_lifecycle_through_the_cli(gateway_app: GatewayApp, tmp_path: Path) -> None:
+    # Output-priced, so that a call's hold equals its true cost: ¥0.001 per output token.
+    gateway = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
     name = f"重庆船舶柴油机-{uuid.uuid4().hex[:6]}"
     uscc = USCC if not _taken(gateway) else None
     args = ["create-org", name, "--industry", "船舶制造", "--district", "江津区", "--size", "medium"]
@@ -70,10 +74,10 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     ).stdout.strip()
     key = run(gateway, "create-key", "--org", name).stdout.strip()
     # Granted outside the gateway: the gateway picks the voucher up on its next wallet refresh.
-    time.sleep(2 * gateway.app.meter.journal.refresh_seconds + 0.2)
-    with openai.OpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
+    await asyncio.sleep(2 * gateway.platform.gateway.meter.journal.refresh_seconds + 0.2)
+    async with gateway.sdk(key) as client:
         for _ in range(2):
-            client.chat.completions.create(
+            await client.chat.completions.create(
                 model="pricey-model", messages=[{"role": "user", "content": "检验报告"}], max_tokens=3
             )
 
@@ -144,7 +148,7 @@ def test_voucher_lifecycle_through_the_cli(gateway: RunningGateway, tmp_path: Pa
     assert wallet["vouchers"][0]["state"] == "revoked" and wallet["vouchers"][0]["remaining"] == "0.000000"
 
 
-def _taken(gateway: RunningGateway) -> bool:
+def _taken(gateway: PlatformUnderTest) -> bool:
     from dizuo.accounts.tables import Organization
 
     db = Database(gateway.settings.resolved_database_url)

@@ -32,14 +32,21 @@ async def test_plain_completion_is_passed_through(gateway_app: GatewayApp, upstr
     assert answer.model == "echo-model"  # the answer names the alias the client sent, as OpenAI's do
 
 
-def test_every_answer_names_the_alias_sent_not_the_upstream_s_model(client: openai.OpenAI) -> None:
-    chunks = list(
-        client.chat.completions.create(
+async def test_every_answer_names_the_alias_sent_not_the_upstream_s_model(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app(
+        [
+            upstream_deployment("echo-model", "echo"),  # the upstream answers as "echo"
+            upstream_deployment("remote-embed", "embed", mode="embedding"),
+        ]
+    )
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
             model="echo-model", messages=[{"role": "user", "content": "流式"}], stream=True
         )
-    )
-    assert chunks and {chunk.model for chunk in chunks} == {"echo-model"}
-    vectors = client.embeddings.create(model="remote-embed", input="底座")
+        chunks = [chunk async for chunk in stream]
+        assert chunks and {chunk.model for chunk in chunks} == {"echo-model"}
+        vectors = await client.embeddings.create(model="remote-embed", input="底座")
     assert vectors.model == "remote-embed"
 
 
@@ -93,14 +100,16 @@ async def test_tool_calls_come_back(gateway_app: GatewayApp) -> None:
     assert answer.choices[0].finish_reason == "tool_calls"
 
 
-def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
-    client: openai.OpenAI, upstream: FakeUpstream
+async def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
+    gateway_app: GatewayApp, upstream: FakeUpstream
 ) -> None:
-    chunks = list(
-        client.chat.completions.create(
+    platform = await gateway_app([upstream_deployment("echo-model", "echo")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
             model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True
         )
-    )
+        chunks = [chunk async for chunk in stream]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "你好，世界"
     # Role, two content deltas, finish: one event per upstream event; then the AIGC label's own.
@@ -111,27 +120,33 @@ def test_stream_arrives_chunk_by_chunk_without_usage_unless_asked(
     assert upstream.last("echo").body["stream_options"] == {"include_usage": True}
 
 
-def test_stream_usage_chunk_when_the_client_asks(client: openai.OpenAI) -> None:
-    chunks = list(
-        client.chat.completions.create(
+async def test_stream_usage_chunk_when_the_client_asks(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", "echo")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
             model="echo-model",
             messages=[{"role": "user", "content": "x"}],
             stream=True,
             stream_options={"include_usage": True},
         )
-    )
+        chunks = [chunk async for chunk in stream]
     assert chunks[-1].choices == []
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 3
     assert chunks[-1].model_extra["aigc"]["Label"] == "1"  # the label rides on the usage chunk
     assert sum(c.usage is not None for c in chunks) == 1
 
 
-def test_deepseek_reasoning_content_is_passed_through(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
-        model="deepseek-reasoner", messages=[{"role": "user", "content": "1+1"}], stream=True
-    )
+async def test_deepseek_reasoning_content_is_passed_through(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("deepseek-reasoner", "reasoner", provider="deepseek")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
+            model="deepseek-reasoner", messages=[{"role": "user", "content": "1+1"}], stream=True
+        )
+        chunks = [chunk async for chunk in stream]
     reasoning = "".join(
-        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in stream if c.choices
+        getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices
     )
     assert reasoning == "先想一想。好了。"
 
@@ -151,11 +166,14 @@ async def test_moonshot_usage_inside_the_choice_is_metered(gateway_app: GatewayA
     assert platform.records(org)[0].completion_tokens == 3
 
 
-async def test_async_client_streams(aclient: openai.AsyncOpenAI) -> None:
-    stream = await aclient.chat.completions.create(
-        model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True
-    )
-    parts = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+async def test_async_client_streams(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", "echo")])
+    org = platform.org(balance="1")
+    async with platform.sdk(org.key) as client:
+        stream = await client.chat.completions.create(
+            model="echo-model", messages=[{"role": "user", "content": "x"}], stream=True
+        )
+        parts = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
     assert parts == ["你好", "，世界"]
 
 

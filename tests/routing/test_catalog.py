@@ -2,61 +2,55 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+import yaml
 
 from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
-from tests.conftest import RunningGateway
-from tests.support.calls import post_chat
 from tests.support.cli import dizuo
+from tests.support.platform import GatewayApp, PlatformUnderTest, on, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
 
-@pytest.fixture(scope="module")
-def admin_token(gateway: RunningGateway) -> str:
-    db = Database(gateway.settings.resolved_database_url)
+def platform_admin(platform: PlatformUnderTest) -> httpx.AsyncClient:
+    """The admin API of *platform*, signed in as a new platform admin."""
     name = f"ops-{uuid.uuid4().hex[:6]}"
-    create_member(db, name, "correct horse battery", "platform-admin")
-    token = create_token(db, name)
-    db.dispose()
-    return token
+    create_member(platform.db, name, "correct horse battery", "platform-admin")
+    client = platform.http(create_token(platform.db, name))
+    client.base_url = httpx.URL(f"{client.base_url}/admin/v1")
+    return client
 
 
-def admin(gateway: RunningGateway, token: str, method: str, path: str, body: Any = None) -> httpx.Response:
-    return httpx.request(
-        method,
-        f"{gateway.url}/admin/v1{path}",
-        json=body,
-        timeout=30,
-        headers={"Authorization": f"Bearer {token}"},
-    )
-
-
-def chat(gateway: RunningGateway, key: str, model: str) -> httpx.Response:
-    return post_chat(gateway, key, model, "运行时部署")
-
-
-def eventually(check: Any, seconds: float = 5.0) -> Any:
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Wait until *check* holds: a change made through the admin API reaches the gateway at its next
+    look at the catalog."""
     deadline = time.monotonic() + seconds
-    while True:
-        result = check()
-        if result:
-            return result
+    while not await check():
         assert time.monotonic() < deadline, "the change did not reach the gateway"
-        time.sleep(0.1)
+        await asyncio.sleep(0.1)
 
 
-def test_add_change_remove_through_the_admin_api(
-    gateway: RunningGateway, admin_token: str, api_key: str, upstream: FakeUpstream
+async def test_add_change_remove_through_the_admin_api(
+    gateway_app: GatewayApp, upstream: FakeUpstream
 ) -> None:
+    platform = await gateway_app()  # its catalog is looked at with its keys, every 0.2 s
+    org = platform.org(balance="1")
+    admin, calls = platform_admin(platform), platform.http(org.key)
     alias = f"runtime-{uuid.uuid4().hex[:6]}"
+
+    async def chat() -> httpx.Response:
+        body = {"model": alias, "messages": [{"role": "user", "content": "运行时部署"}]}
+        return await calls.post("/v1/chat/completions", json=body)
+
     spec = {
         "name": f"{alias}-a",
         "model": alias,
@@ -66,17 +60,26 @@ def test_add_change_remove_through_the_admin_api(
         "region": "gz",
         "price": {"input": "1", "output": "1"},
     }
-    added = admin(gateway, admin_token, "POST", "/deployments", spec)
+    assert (await chat()).status_code == 404
+    added = await admin.post("/deployments", json=spec)
     assert added.status_code == 201, added.text
     assert added.json()["region"] == "gz"
-    eventually(lambda: chat(gateway, api_key, alias).status_code == 200)
+    await eventually(lambda: _status(chat(), 200))
 
-    changed = admin(gateway, admin_token, "PATCH", f"/deployments/{alias}-a", {"region": "cq", "weight": 4})
+    changed = await admin.patch(f"/deployments/{alias}-a", json={"region": "cq", "weight": 4})
     assert changed.status_code == 200 and changed.json()["weight"] == 4
-    eventually(lambda: chat(gateway, api_key, alias).headers.get("x-dizuo-region") == "cq")
+    await eventually(lambda: _region(chat(), "cq"))
 
-    assert admin(gateway, admin_token, "DELETE", f"/deployments/{alias}-a").status_code == 204
-    eventually(lambda: chat(gateway, api_key, alias).status_code == 404)
+    assert (await admin.delete(f"/deployments/{alias}-a")).status_code == 204
+    await eventually(lambda: _status(chat(), 404))
+
+
+async def _status(answer: Awaitable[httpx.Response], status: int) -> bool:
+    return (await answer).status_code == status
+
+
+async def _region(answer: Awaitable[httpx.Response], region: str) -> bool:
+    return (await answer).headers.get("x-dizuo-region") == region
 
 
 @pytest.mark.parametrize(
@@ -95,19 +98,23 @@ def test_add_change_remove_through_the_admin_api(
         ({"name": "echo-1", "model": "m", "provider": "qwen"}, "name"),  # defined in the config file
     ],
 )
-def test_bad_deployments_are_refused(
-    gateway: RunningGateway, admin_token: str, body: dict[str, Any], param: str
-) -> None:
-    response = admin(gateway, admin_token, "POST", "/deployments", body)
+async def test_bad_deployments_are_refused(gateway_app: GatewayApp, body: dict[str, Any], param: str) -> None:
+    platform = await gateway_app([upstream_deployment("echo-model", name="echo-1")])
+    response = await platform_admin(platform).post("/deployments", json=body)
     assert response.status_code == 400
     assert response.json()["error"]["param"] == param
 
 
-def test_cli_adds_lists_and_removes(gateway: RunningGateway, upstream: FakeUpstream, tmp_path: Path) -> None:
-    env = {
-        "DIZUO_DATABASE_URL": gateway.settings.resolved_database_url,
-        "DIZUO_CONFIG": str(gateway.settings.config),
-    }
+def test_cli_adds_lists_and_removes(database_url: str, upstream: FakeUpstream, tmp_path: Path) -> None:
+    config = tmp_path / "dizuo.yaml"  # the embedded models on (the default), one deployment of the file's
+    config.write_text(
+        yaml.safe_dump({"deployments": [on(upstream, upstream_deployment("echo-model", name="echo-1"))]}),
+        encoding="utf-8",
+    )
+    migrated = Database(database_url)
+    migrated.upgrade()
+    migrated.dispose()
+    env = {"DIZUO_DATABASE_URL": database_url, "DIZUO_CONFIG": str(config)}
 
     def deployments(*args: str) -> str:
         result = dizuo("admin", "deployments", *args, env=env)

@@ -30,6 +30,7 @@ import yaml
 from sqlalchemy import select
 
 from dizuo.accounts import create_key, create_org
+from dizuo.accounts.members import create_member, create_token
 from dizuo.app import Platform, create_app, load_settings
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
@@ -113,6 +114,42 @@ class PlatformUnderTest:
         )
         self.clients.append(client)
         return client
+
+    def admin(self, token: str | None) -> httpx.AsyncClient:
+        """The admin API (``/admin/v1``), signed with the member's *token* (None: not signed)."""
+        client = self.http(token)
+        client.base_url = httpx.URL(f"{BASE}/admin/v1")
+        return client
+
+    def member(self, role: str, **scope: str) -> str:
+        """A new member of *role* (*scope*: its ``org`` or ``issuer``) and an admin token of theirs."""
+        username = f"{role}-{uuid.uuid4().hex[:8]}"
+        create_member(self.db, username, "correct horse battery", role, **scope)
+        return create_token(self.db, username)
+
+    def people(self) -> dict[str, str]:
+        """Two organizations (``org_a``, ``org_b``: their names), an issuer, and a token of each kind
+        of member: ``admin`` (the platform's), ``a-admin`` and ``a-dev`` (organization A's admin
+        and developer), ``bureau`` (the issuer's) and ``auditor``."""
+        tag = uuid.uuid4().hex[:6]
+        org_a, org_b, issuer = f"甲公司-{tag}", f"乙公司-{tag}", f"大数据局-{tag}"
+        create_org(self.db, org_a)
+        create_org(self.db, org_b)
+        return {
+            "org_a": org_a,
+            "org_b": org_b,
+            "issuer": issuer,
+            "admin": self.member("platform-admin"),
+            "a-admin": self.member("org-admin", org=org_a),
+            "a-dev": self.member("org-developer", org=org_a),
+            "bureau": self.member("voucher-issuer", issuer=issuer),
+            "auditor": self.member("auditor"),
+        }
+
+    @property
+    def settings(self) -> Settings:
+        """The platform's settings (its database's URL, for the CLI)."""
+        return self.platform.gateway.settings
 
     def sdk(self, key: str) -> openai.AsyncOpenAI:
         """The real ``openai`` SDK, reaching the platform in process."""
