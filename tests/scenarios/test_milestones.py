@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the tokens fixture is imported by name)
 """Milestones of a taken scenario through the admin API and the CLI: the office or the taker plans
 them and records each done with its evidence; late ones are marked; who may see and keep them; the
 monthly indicators count the late ones and the days from publication to award."""
@@ -18,34 +17,34 @@ from dizuo.days import PLATFORM_ZONE
 from dizuo.indicators import monthly
 from dizuo.scenarios.service import LISTED
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.scenarios.conftest import Shell
 from tests.scenarios.test_lifecycle import NEED, move
 from tests.scenarios.test_reviews import member, under_review
 from tests.support.cli import dizuo
-from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
+from tests.support.platform import GatewayApp, PlatformUnderTest
+from tests.support.platform import admin_api as api
 
 
-def taken(gateway: RunningGateway, tokens: dict[str, Any], office: str) -> str:
-    sid = under_review(gateway, tokens, office)
+async def taken(platform: PlatformUnderTest, tokens: dict[str, Any], office: str) -> str:
+    sid = await under_review(platform, tokens, office)
     for to, extra in (("selected", {}), ("published", {"list": "2026年第四批"}), ("taken", {"taker": tokens["org_b"]})):  # fmt: skip
-        assert move(gateway, office, sid, to, **extra).status_code == 200
+        assert (await move(platform, office, sid, to, **extra)).status_code == 200
     return sid
 
 
-def test_the_taker_and_the_office_keep_milestones_late_ones_marked(
-    gateway: RunningGateway, tokens: dict[str, Any]
-) -> None:
-    _, office = member(gateway, "program-office")
-    _, taker = member(gateway, "supplier", tokens["org_b"])
+async def test_the_taker_and_the_office_keep_milestones_late_ones_marked(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app()
+    tokens = platform.people()
+    _, office = member(platform, "program-office")
+    _, taker = member(platform, "supplier", tokens["org_b"])
     third = f"丙公司-{uuid.uuid4().hex[:6]}"
-    db = Database(gateway.settings.resolved_database_url)
+    db = Database(platform.settings.resolved_database_url)
     create_org(db, third)
     db.dispose()
-    _, outsider = member(gateway, "supplier", third)  # neither the demand side nor the taker
-    sid = under_review(gateway, tokens, office)
-    early = api(
-        gateway,
+    _, outsider = member(platform, "supplier", third)  # neither the demand side nor the taker
+    sid = await under_review(platform, tokens, office)
+    early = await api(
+        platform,
         office,
         "POST",
         f"/scenarios/{sid}/milestones",
@@ -53,62 +52,70 @@ def test_the_taker_and_the_office_keep_milestones_late_ones_marked(
     )
     assert early.status_code == 409 and early.json()["error"]["code"] == "scenario_not_in_construction"
     for to, extra in (("selected", {}), ("published", {"list": "2026年第四批"}), ("taken", {"taker": tokens["org_b"]})):  # fmt: skip
-        assert move(gateway, office, sid, to, **extra).status_code == 200
+        assert (await move(platform, office, sid, to, **extra)).status_code == 200
 
     today = dt.datetime.now(PLATFORM_ZONE).date()
     past, future = (today - dt.timedelta(days=10)).isoformat(), (today + dt.timedelta(days=30)).isoformat()
-    plan = api(
-        gateway, office, "POST", f"/scenarios/{sid}/milestones", json={"title": "试点上线", "due": past}
+    plan = await api(
+        platform, office, "POST", f"/scenarios/{sid}/milestones", json={"title": "试点上线", "due": past}
     )
     assert plan.status_code == 201 and plan.json()["state"] == "late" and plan.json()["late"] is True
-    own = api(
-        gateway, taker, "POST", f"/scenarios/{sid}/milestones", json={"title": "全面推广", "due": future}
+    own = await api(
+        platform, taker, "POST", f"/scenarios/{sid}/milestones", json={"title": "全面推广", "due": future}
     )
     assert own.status_code == 201 and own.json()["state"] == "open"
     # Another organization's member keeps no milestone of it; a bad day is refused naming it.
-    assert api(gateway, outsider, "POST", f"/scenarios/{sid}/milestones", json={"title": "冒名", "due": future}).status_code == 404  # fmt: skip
-    bad = api(gateway, office, "POST", f"/scenarios/{sid}/milestones", json={"title": "验收", "due": "明年"})
+    assert (await api(platform, outsider, "POST", f"/scenarios/{sid}/milestones", json={"title": "冒名", "due": future})).status_code == 404  # fmt: skip
+    bad = await api(
+        platform, office, "POST", f"/scenarios/{sid}/milestones", json={"title": "验收", "due": "明年"}
+    )
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "due"
 
     # Done with its evidence: after its day, it stays marked late (done_late).
-    done = api(gateway, taker, "POST", f"/scenarios/{sid}/milestones/{plan.json()['id']}/done", json={"evidence": "试点运行报告 v1.2，见附件"})  # fmt: skip
+    done = await api(platform, taker, "POST", f"/scenarios/{sid}/milestones/{plan.json()['id']}/done", json={"evidence": "试点运行报告 v1.2，见附件"})  # fmt: skip
     assert done.status_code == 200, done.text
     assert done.json()["state"] == "done_late" and done.json()["done_on"] == today.isoformat()
-    again = api(gateway, taker, "POST", f"/scenarios/{sid}/milestones/{plan.json()['id']}/done", json={"evidence": "再次提交"})  # fmt: skip
+    again = await api(platform, taker, "POST", f"/scenarios/{sid}/milestones/{plan.json()['id']}/done", json={"evidence": "再次提交"})  # fmt: skip
     assert again.status_code == 400 and again.json()["error"]["param"] == "milestone"
-    ahead = api(gateway, office, "POST", f"/scenarios/{sid}/milestones/{own.json()['id']}/done", json={"evidence": "提前", "done_on": future})  # fmt: skip
+    ahead = await api(platform, office, "POST", f"/scenarios/{sid}/milestones/{own.json()['id']}/done", json={"evidence": "提前", "done_on": future})  # fmt: skip
     assert ahead.status_code == 400 and ahead.json()["error"]["param"] == "done_on"
-    missing = api(
-        gateway, office, "POST", f"/scenarios/{sid}/milestones/ms_nothing/done", json={"evidence": "验收报告"}
+    missing = await api(
+        platform,
+        office,
+        "POST",
+        f"/scenarios/{sid}/milestones/ms_nothing/done",
+        json={"evidence": "验收报告"},
     )
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "scenario_milestone_not_found"
 
     # The demand side, the taker and the office read them by day; another organization does not.
     for reader in (tokens["a-dev"], taker, office, tokens["auditor"]):
-        listed = api(gateway, reader, "GET", f"/scenarios/{sid}/milestones").json()
+        listed = (await api(platform, reader, "GET", f"/scenarios/{sid}/milestones")).json()
         assert [(m["title"], m["state"]) for m in listed] == [("试点上线", "done_late"), ("全面推广", "open")]
-    assert api(gateway, outsider, "GET", f"/scenarios/{sid}/milestones").status_code == 404
+    assert (await api(platform, outsider, "GET", f"/scenarios/{sid}/milestones")).status_code == 404
     # Accepted, the construction's milestones are closed to changes.
-    assert move(gateway, office, sid, "in_construction").status_code == 200
-    assert move(gateway, office, sid, "accepted").status_code == 200
-    closed = api(gateway, taker, "POST", f"/scenarios/{sid}/milestones/{own.json()['id']}/done", json={"evidence": "验收后补交"})  # fmt: skip
+    assert (await move(platform, office, sid, "in_construction")).status_code == 200
+    assert (await move(platform, office, sid, "accepted")).status_code == 200
+    closed = await api(platform, taker, "POST", f"/scenarios/{sid}/milestones/{own.json()['id']}/done", json={"evidence": "验收后补交"})  # fmt: skip
     assert closed.status_code == 409
 
 
-def test_the_month_counts_late_milestones_and_days_from_publication_to_award(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_the_month_counts_late_milestones_and_days_from_publication_to_award(
+    gateway_app: GatewayApp,
 ) -> None:
-    _, office = member(gateway, "program-office")
+    platform = await gateway_app()
+    tokens = platform.people()
+    _, office = member(platform, "program-office")
     month = dt.datetime.now(PLATFORM_ZONE).strftime("%Y-%m")
-    db = Database(gateway.settings.resolved_database_url)
+    db = Database(platform.settings.resolved_database_url)
     try:
         before = monthly(db, month)["scenario_progress"]
         lists_before = {row["list"]: row for row in monthly(db, month)["scenarios_by_list"]}
-        sid = taken(gateway, tokens, office)
+        sid = await taken(platform, tokens, office)
         yesterday = (dt.datetime.now(PLATFORM_ZONE).date() - dt.timedelta(days=1)).isoformat()
         for title in ("数据接入", "模型训练"):
-            api(
-                gateway,
+            await api(
+                platform,
                 office,
                 "POST",
                 f"/scenarios/{sid}/milestones",

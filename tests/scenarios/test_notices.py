@@ -14,7 +14,7 @@ from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.console.conftest import PASSWORD
 from tests.console.test_forms import signed_in
-from tests.scenarios.test_lifecycle import NEED, move
+from tests.scenarios.test_lifecycle import NEED
 from tests.scenarios.test_reviews import member
 from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
 
@@ -41,6 +41,10 @@ def people(gateway: RunningGateway, tokens: dict[str, Any]) -> dict[str, str]:
         return found
     finally:
         db.dispose()
+
+
+def move(gateway: RunningGateway, token: str, scenario_id: str, to: str, **extra: Any) -> Any:
+    return api(gateway, token, "POST", f"/scenarios/{scenario_id}/moves", json={"to": to, **extra})
 
 
 def read(gateway: RunningGateway, username: str) -> tuple[int, list[str]]:

@@ -23,16 +23,20 @@ from tests.conftest import RunningGateway
 from tests.scenarios.conftest import Shell
 from tests.scenarios.test_lifecycle import NEED, move
 from tests.support.cli import dizuo
-from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
+from tests.support.platform import GatewayApp, PlatformUnderTest
+from tests.support.platform import admin_api as api
+from tests.test_admin_api import tokens  # noqa: F401  (the fixture: the console test below)
 
 DEFAULT = {
     "criteria": [{"key": k, "name_zh": zh, "name_en": en, "weight": w} for k, zh, en, w in DEFAULT_RUBRIC]
 }
 
 
-def member(gateway: RunningGateway, role: str, org: str | None = None) -> tuple[str, str]:
+def member(
+    platform: RunningGateway | PlatformUnderTest, role: str, org: str | None = None
+) -> tuple[str, str]:
     """A new member of *role* (of *org*): its username and an admin token."""
-    db = Database(gateway.settings.resolved_database_url)
+    db = Database(platform.settings.resolved_database_url)
     try:
         username = f"{role}-{uuid.uuid4().hex[:8]}"
         create_member(db, username, "correct horse battery", role, **({"org": org} if org else {}))
@@ -41,80 +45,92 @@ def member(gateway: RunningGateway, role: str, org: str | None = None) -> tuple[
         db.dispose()
 
 
-def under_review(gateway: RunningGateway, tokens: dict[str, Any], office: str) -> str:
-    made = api(
-        gateway, tokens["a-dev"], "POST", "/scenarios", json={"org": tokens["org_a"], "scenario": NEED}
+async def under_review(platform: PlatformUnderTest, tokens: dict[str, Any], office: str) -> str:
+    made = await api(
+        platform, tokens["a-dev"], "POST", "/scenarios", json={"org": tokens["org_a"], "scenario": NEED}
     )
     sid = str(made.json()["id"])
-    assert move(gateway, tokens["a-dev"], sid, "submitted").status_code == 200
-    assert move(gateway, office, sid, "under_review").status_code == 200
+    assert (await move(platform, tokens["a-dev"], sid, "submitted")).status_code == 200
+    assert (await move(platform, office, sid, "under_review")).status_code == 200
     return sid
 
 
-def committee(gateway: RunningGateway, reviewers: int = 1) -> tuple[str, list[tuple[str, str]]]:
+async def committee(platform: PlatformUnderTest, reviewers: int = 1) -> tuple[str, list[tuple[str, str]]]:
     """A program-office member's token, the default rubric set by it, and *reviewers* reviewers
     (username, token)."""
-    _, office = member(gateway, "program-office")
-    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
-    return office, [member(gateway, "reviewer") for _ in range(reviewers)]
+    _, office = member(platform, "program-office")
+    assert (await api(platform, office, "PUT", "/scenarios/rubric", json=DEFAULT)).status_code == 200
+    return office, [member(platform, "reviewer") for _ in range(reviewers)]
 
 
-def review(gateway: RunningGateway, token: str, sid: str, scores: dict[str, float], comment: str = "") -> Any:
-    return api(
-        gateway, token, "POST", f"/scenarios/{sid}/reviews", json={"scores": scores, "comment": comment}
+async def review(
+    platform: PlatformUnderTest, token: str, sid: str, scores: dict[str, float], comment: str = ""
+) -> Any:
+    return await api(
+        platform, token, "POST", f"/scenarios/{sid}/reviews", json={"scores": scores, "comment": comment}
     )
 
 
-def test_reviewers_score_alone_and_the_office_sees_the_spread_then_selects(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_reviewers_score_alone_and_the_office_sees_the_spread_then_selects(
+    gateway_app: GatewayApp,
 ) -> None:
-    office, [(first, one), (second, two)] = committee(gateway, reviewers=2)
-    made = api(
-        gateway, tokens["a-dev"], "POST", "/scenarios", json={"org": tokens["org_a"], "scenario": NEED}
+    platform = await gateway_app()
+    tokens = platform.people()
+    office, [(first, one), (second, two)] = await committee(platform, reviewers=2)
+    made = await api(
+        platform, tokens["a-dev"], "POST", "/scenarios", json={"org": tokens["org_a"], "scenario": NEED}
     )
     sid = made.json()["id"]
-    early = review(gateway, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5})
+    early = await review(
+        platform, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5}
+    )
     assert early.status_code == 409 and early.json()["error"]["code"] == "scenario_not_in_review"
-    assert move(gateway, tokens["a-dev"], sid, "submitted").status_code == 200
-    assert move(gateway, office, sid, "under_review").status_code == 200
+    assert (await move(platform, tokens["a-dev"], sid, "submitted")).status_code == 200
+    assert (await move(platform, office, sid, "under_review")).status_code == 200
 
     # (8·20 + 6·20 + 9·30 + 7·20 + 5·10) / 10 = 74; (6·20 + 4·20 + 7·30 + 5·20 + 9·10) / 10 = 60.
-    mine = review(
-        gateway, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5}, "示范性强"
+    mine = await review(
+        platform, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5}, "示范性强"
     )
     assert mine.status_code == 200, mine.text
     assert mine.json()["total"] == 74.0 and mine.json()["reviewer"] == first
-    theirs = review(gateway, two, sid, {"need": 6, "data": 4, "value": 7, "feasibility": 5, "budget": 9})
+    theirs = await review(
+        platform, two, sid, {"need": 6, "data": 4, "value": 7, "feasibility": 5, "budget": 9}
+    )
     assert theirs.json()["total"] == 60.0
 
     # Each reviewer reads their own review only, with no spread that would show the others'.
-    seen = api(gateway, one, "GET", f"/scenarios/{sid}/reviews").json()
+    seen = (await api(platform, one, "GET", f"/scenarios/{sid}/reviews")).json()
     assert [r["reviewer"] for r in seen["reviews"]] == [first] and "spread" not in seen
     # Scored again, a review replaces the reviewer's own.
-    again = review(gateway, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 7})
+    again = await review(
+        platform, one, sid, {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 7}
+    )
     assert again.json()["total"] == 76.0 and again.json()["id"] == mine.json()["id"]
 
     # The chair sees every review and the spread: totals 76 and 60.
-    chair = api(gateway, office, "GET", f"/scenarios/{sid}/reviews").json()
+    chair = (await api(platform, office, "GET", f"/scenarios/{sid}/reviews")).json()
     assert sorted(r["reviewer"] for r in chair["reviews"]) == sorted([first, second])
     spread = chair["spread"]
     assert spread["total"] == {"count": 2, "mean": 68.0, "min": 60.0, "max": 76.0, "stdev": 8.0}
     assert spread["criteria"]["budget"] == {"count": 2, "mean": 8.0, "min": 7.0, "max": 9.0, "stdev": 1.0}
-    assert api(gateway, tokens["auditor"], "GET", f"/scenarios/{sid}/reviews").json()["spread"] == spread
+    assert (await api(platform, tokens["auditor"], "GET", f"/scenarios/{sid}/reviews")).json()[
+        "spread"
+    ] == spread
 
     # Neither the demand side nor a supplier reads the scores; a reviewer does not decide.
-    _, supplier = member(gateway, "supplier", tokens["org_b"])
+    _, supplier = member(platform, "supplier", tokens["org_b"])
     for outsider in (tokens["a-dev"], supplier):
-        refused = api(gateway, outsider, "GET", f"/scenarios/{sid}/reviews")
+        refused = await api(platform, outsider, "GET", f"/scenarios/{sid}/reviews")
         assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
-    assert move(gateway, one, sid, "selected", reason="我觉得好").status_code == 403
+    assert (await move(platform, one, sid, "selected", reason="我觉得好")).status_code == 403
 
     # The office selects: who, why, and what the reviewers said are recorded with the move.
-    chosen = move(gateway, office, sid, "selected", reason="评审均分 68，示范价值高")
+    chosen = await move(platform, office, sid, "selected", reason="评审均分 68，示范价值高")
     assert chosen.status_code == 200 and chosen.json()["status"] == "selected"
-    late = review(gateway, two, sid, {"need": 1, "data": 1, "value": 1, "feasibility": 1, "budget": 1})
+    late = await review(platform, two, sid, {"need": 1, "data": 1, "value": 1, "feasibility": 1, "budget": 1})
     assert late.status_code == 409
-    db = Database(gateway.settings.resolved_database_url)
+    db = Database(platform.settings.resolved_database_url)
     try:
         with db.session() as session:
             record = session.scalars(
@@ -134,12 +150,16 @@ def test_reviewers_score_alone_and_the_office_sees_the_spread_then_selects(
     assert sorted(reviewed) == sorted([first, first, second])
 
 
-def test_the_office_sets_the_rubric_and_reviews_keep_the_one_they_were_scored_against(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_the_office_sets_the_rubric_and_reviews_keep_the_one_they_were_scored_against(
+    gateway_app: GatewayApp,
 ) -> None:
-    office, [(_, reviewer)] = committee(gateway)
-    sid = under_review(gateway, tokens, office)
-    old = review(gateway, reviewer, sid, {"need": 5, "data": 5, "value": 5, "feasibility": 5, "budget": 5})
+    platform = await gateway_app()
+    tokens = platform.people()
+    office, [(_, reviewer)] = await committee(platform)
+    sid = await under_review(platform, tokens, office)
+    old = await review(
+        platform, reviewer, sid, {"need": 5, "data": 5, "value": 5, "feasibility": 5, "budget": 5}
+    )
     assert old.json()["total"] == 50.0
 
     # Only the office sets it; weights that do not sum to 100 or a key named twice are refused.
@@ -147,36 +167,42 @@ def test_the_office_sets_the_rubric_and_reviews_keep_the_one_they_were_scored_ag
         {"key": "impact", "name_zh": "带动效应", "name_en": "impact", "weight": 60},
         {"key": "data", "name_zh": "数据基础", "name_en": "data", "weight": 40},
     ]
-    refused = api(gateway, reviewer, "PUT", "/scenarios/rubric", json={"criteria": criteria})
+    refused = await api(platform, reviewer, "PUT", "/scenarios/rubric", json={"criteria": criteria})
     assert refused.status_code == 403
-    short = api(gateway, office, "PUT", "/scenarios/rubric", json={"criteria": [{**criteria[0], "weight": 50}, criteria[1]]})  # fmt: skip
+    short = await api(platform, office, "PUT", "/scenarios/rubric", json={"criteria": [{**criteria[0], "weight": 50}, criteria[1]]})  # fmt: skip
     assert short.status_code == 400 and short.json()["error"]["param"] == "criteria"
     assert "90" in short.json()["error"]["message"]
-    twice = api(gateway, office, "PUT", "/scenarios/rubric", json={"criteria": [criteria[0], {**criteria[1], "key": "impact"}]})  # fmt: skip
+    twice = await api(platform, office, "PUT", "/scenarios/rubric", json={"criteria": [criteria[0], {**criteria[1], "key": "impact"}]})  # fmt: skip
     assert twice.status_code == 400 and twice.json()["error"]["param"] == "criteria[1].key"
-    set_ = api(gateway, office, "PUT", "/scenarios/rubric", json={"criteria": criteria})
+    set_ = await api(platform, office, "PUT", "/scenarios/rubric", json={"criteria": criteria})
     assert set_.status_code == 200 and [c["key"] for c in set_.json()["criteria"]] == ["impact", "data"]
-    assert (
-        api(gateway, tokens["a-dev"], "GET", "/scenarios/rubric").json()["criteria"]
-        == set_.json()["criteria"]
-    )
+    assert (await api(platform, tokens["a-dev"], "GET", "/scenarios/rubric")).json()[
+        "criteria"
+    ] == set_.json()["criteria"]
 
     # A new review scores the new criteria; the old one keeps its rubric and its total.
-    other = member(gateway, "reviewer")[1]
-    stale = review(gateway, other, sid, {"need": 9, "data": 9, "value": 9, "feasibility": 9, "budget": 9})
+    other = member(platform, "reviewer")[1]
+    stale = await review(
+        platform, other, sid, {"need": 9, "data": 9, "value": 9, "feasibility": 9, "budget": 9}
+    )
     assert stale.status_code == 400 and stale.json()["error"]["param"] == "scores.budget"
-    fresh = review(gateway, other, sid, {"impact": 9, "data": 4})
+    fresh = await review(platform, other, sid, {"impact": 9, "data": 4})
     assert fresh.status_code == 200 and fresh.json()["total"] == 70.0
-    kept = {r["id"]: r for r in api(gateway, office, "GET", f"/scenarios/{sid}/reviews").json()["reviews"]}
+    kept = {
+        r["id"]: r
+        for r in (await api(platform, office, "GET", f"/scenarios/{sid}/reviews")).json()["reviews"]
+    }
     assert kept[old.json()["id"]]["total"] == 50.0 and len(kept[old.json()["id"]]["rubric"]) == 5
-    assert api(gateway, office, "PUT", "/scenarios/rubric", json=DEFAULT).status_code == 200
+    assert (await api(platform, office, "PUT", "/scenarios/rubric", json=DEFAULT)).status_code == 200
 
 
-def test_bad_scores_are_refused_naming_the_criterion_and_nothing_is_stored(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_bad_scores_are_refused_naming_the_criterion_and_nothing_is_stored(
+    gateway_app: GatewayApp,
 ) -> None:
-    office, [(_, reviewer)] = committee(gateway)
-    sid = under_review(gateway, tokens, office)
+    platform = await gateway_app()
+    tokens = platform.people()
+    office, [(_, reviewer)] = await committee(platform)
+    sid = await under_review(platform, tokens, office)
     good = {"need": 8, "data": 6, "value": 9, "feasibility": 7, "budget": 5}
     for scores, param in (
         ({k: v for k, v in good.items() if k != "value"}, "scores.value"),
@@ -185,11 +211,11 @@ def test_bad_scores_are_refused_naming_the_criterion_and_nothing_is_stored(
         ({**good, "need": 7.25}, "scores.need"),
         ({**good, "beauty": 3}, "scores.beauty"),
     ):
-        refused = review(gateway, reviewer, sid, scores)
+        refused = await review(platform, reviewer, sid, scores)
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
-    missing = api(gateway, reviewer, "POST", "/scenarios/scn_nothing/reviews", json={"scores": good})
+    missing = await api(platform, reviewer, "POST", "/scenarios/scn_nothing/reviews", json={"scores": good})
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "scenario_not_found"
-    db = Database(gateway.settings.resolved_database_url)
+    db = Database(platform.settings.resolved_database_url)
     try:
         with db.session() as session:
             assert not session.scalars(select(ScenarioReview).where(ScenarioReview.scenario_id == sid)).all()
@@ -197,26 +223,30 @@ def test_bad_scores_are_refused_naming_the_criterion_and_nothing_is_stored(
         db.dispose()
 
 
-def test_a_supplier_member_applies_and_keeps_the_catalog_but_decides_nothing(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_a_supplier_member_applies_and_keeps_the_catalog_but_decides_nothing(
+    gateway_app: GatewayApp,
 ) -> None:
-    _, office = member(gateway, "program-office")
-    sid = under_review(gateway, tokens, office)
-    assert move(gateway, office, sid, "selected").status_code == 200
-    assert move(gateway, office, sid, "published", list="2026年第三批").status_code == 200
-    _, supplier = member(gateway, "supplier", tokens["org_b"])
-    applied = api(gateway, supplier, "POST", f"/scenarios/{sid}/applications", json={"org": tokens["org_b"], "proposal": "基于视觉大模型的质检报告审核方案，三个月交付。"})  # fmt: skip
+    platform = await gateway_app()
+    tokens = platform.people()
+    _, office = member(platform, "program-office")
+    sid = await under_review(platform, tokens, office)
+    assert (await move(platform, office, sid, "selected")).status_code == 200
+    assert (await move(platform, office, sid, "published", list="2026年第三批")).status_code == 200
+    _, supplier = member(platform, "supplier", tokens["org_b"])
+    applied = await api(platform, supplier, "POST", f"/scenarios/{sid}/applications", json={"org": tokens["org_b"], "proposal": "基于视觉大模型的质检报告审核方案，三个月交付。"})  # fmt: skip
     assert applied.status_code == 201, applied.text
     # Not for another organization, and no scenario of its own to submit.
-    other = api(gateway, supplier, "POST", f"/scenarios/{sid}/applications", json={"org": tokens["org_a"], "proposal": "冒名申请的方案内容，应被拒绝。"})  # fmt: skip
+    other = await api(platform, supplier, "POST", f"/scenarios/{sid}/applications", json={"org": tokens["org_a"], "proposal": "冒名申请的方案内容，应被拒绝。"})  # fmt: skip
     assert other.status_code == 403
-    submitted = api(gateway, supplier, "POST", "/scenarios", json={"org": tokens["org_b"], "scenario": NEED})
+    submitted = await api(
+        platform, supplier, "POST", "/scenarios", json={"org": tokens["org_b"], "scenario": NEED}
+    )
     assert submitted.status_code == 403
-    assert move(gateway, supplier, sid, "taken", taker=tokens["org_b"]).status_code == 403
+    assert (await move(platform, supplier, sid, "taken", taker=tokens["org_b"])).status_code == 403
     # It sees its own application only; a reviewer sees none (and no proposal).
-    assert [a["id"] for a in api(gateway, supplier, "GET", f"/scenarios/{sid}/applications").json()] == [applied.json()["id"]]  # fmt: skip
-    _, reviewer = member(gateway, "reviewer")
-    assert api(gateway, reviewer, "GET", f"/scenarios/{sid}/applications").status_code == 403
+    assert [a["id"] for a in (await api(platform, supplier, "GET", f"/scenarios/{sid}/applications")).json()] == [applied.json()["id"]]  # fmt: skip
+    _, reviewer = member(platform, "reviewer")
+    assert (await api(platform, reviewer, "GET", f"/scenarios/{sid}/applications")).status_code == 403
 
 
 def test_the_cli_sets_the_rubric_records_reviews_and_shows_the_spread(shell: Shell, tmp_path: Path) -> None:

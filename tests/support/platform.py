@@ -40,7 +40,7 @@ from dizuo.store import Database
 from tests.support.servers import free_port
 from tests.support.upstream import FakeUpstream
 
-__all__ = ["GatewayApp", "PlatformUnderTest", "Tenant", "upstream_deployment"]
+__all__ = ["GatewayApp", "PlatformUnderTest", "Tenant", "admin_api", "upstream_deployment"]
 
 UPSTREAM_KEY = "sk-upstream-secret"
 BASE = "http://dizuo.test"
@@ -105,6 +105,7 @@ class PlatformUnderTest:
     platform: Platform
     db: Database
     clients: list[httpx.AsyncClient] = field(default_factory=list)
+    admins: dict[str | None, httpx.AsyncClient] = field(default_factory=dict)
 
     def http(self, key: str | None = None) -> httpx.AsyncClient:
         """A raw HTTP client of the platform (status lines and headers in view), signed with *key*."""
@@ -117,8 +118,10 @@ class PlatformUnderTest:
 
     def admin(self, token: str | None) -> httpx.AsyncClient:
         """The admin API (``/admin/v1``), signed with the member's *token* (None: not signed)."""
-        client = self.http(token)
-        client.base_url = httpx.URL(f"{BASE}/admin/v1")
+        client = self.admins.get(token)
+        if client is None:
+            client = self.admins[token] = self.http(token)
+            client.base_url = httpx.URL(f"{BASE}/admin/v1")
         return client
 
     def member(self, role: str, **scope: str) -> str:
@@ -179,6 +182,13 @@ class PlatformUnderTest:
 
 
 GatewayApp = Callable[..., Awaitable[PlatformUnderTest]]
+
+
+async def admin_api(
+    platform: PlatformUnderTest, token: str | None, method: str, path: str, **kwargs: Any
+) -> httpx.Response:
+    """One request to *platform*'s admin API (*path* below ``/admin/v1``), signed with *token*."""
+    return await platform.admin(token).request(method, path, **kwargs)
 
 
 @pytest.fixture
