@@ -17,6 +17,7 @@ from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
 from tests.conftest import RunningGateway
 from tests.support.browser import screenshot
+from tests.support.platform import GatewayApp, admin_api, upstream_deployment
 
 ADMIN = "/admin/v1"
 
@@ -49,36 +50,44 @@ def api(gateway: RunningGateway, token: str | None, method: str, path: str, **kw
     return httpx.request(method, f"{gateway.url}{ADMIN}{path}", headers=headers, timeout=30, **kwargs)
 
 
-def test_openapi_docs_are_served(gateway: RunningGateway) -> None:
-    spec = httpx.get(f"{gateway.url}{ADMIN}/openapi.json").json()
+async def test_openapi_docs_are_served(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app()
+    client = platform.http()
+    spec = (await client.get(f"{ADMIN}/openapi.json")).json()
     assert f"{ADMIN}/orgs/{{org}}/vouchers" in spec["paths"]
-    page = httpx.get(f"{gateway.url}{ADMIN}/docs")
+    page = await client.get(f"{ADMIN}/docs")
     assert page.status_code == 200
     # A closed network reaches no CDN: every script, style and icon the page loads is the platform's.
     assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', page.text)
     assert assets and not [url for url in assets if "//" in url]
     for url in assets:
-        answer = httpx.get(f"{gateway.url}{url}")
+        answer = await client.get(url)
         assert answer.status_code == 200 and len(answer.content) > 100, url
 
 
-def test_no_token_is_401_in_the_envelope(gateway: RunningGateway) -> None:
-    response = api(gateway, None, "GET", "/orgs")
+async def test_no_token_is_401_in_the_envelope(gateway_app: GatewayApp) -> None:
+    platform = await gateway_app()
+    response = await admin_api(platform, None, "GET", "/orgs")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "admin_token_invalid"
-    assert api(gateway, "dzt-bogus", "GET", "/orgs").status_code == 401
+    assert (await admin_api(platform, "dzt-bogus", "GET", "/orgs")).status_code == 401
 
 
-def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: dict[str, Any]) -> None:
+async def test_platform_admin_runs_the_money_cycle(gateway_app: GatewayApp) -> None:
+    # Output-priced: 3 tokens at ¥1000 per million cost ¥0.003, half of it the voucher's.
+    platform = await gateway_app([upstream_deployment("pricey-model", price=("0", "1000"))])
+    tokens = platform.people()
     org, admin = tokens["org_a"], tokens["admin"]
-    assert api(gateway, admin, "POST", f"/orgs/{org}/topups", json={"amount": "20.00"}).status_code == 201
-    created = api(gateway, admin, "POST", f"/orgs/{org}/keys", json={"name": "生产", "rpm": 60})
+    assert (
+        await admin_api(platform, admin, "POST", f"/orgs/{org}/topups", json={"amount": "20.00"})
+    ).status_code == 201
+    created = await admin_api(platform, admin, "POST", f"/orgs/{org}/keys", json={"name": "生产", "rpm": 60})
     assert created.status_code == 201
     key = created.json()
     assert key["key"].startswith("dz-") and key["rpm"] == 60 and "key_hash" not in key
     now = dt.datetime.now(dt.UTC)
-    voucher = api(
-        gateway,
+    voucher = await admin_api(
+        platform,
         admin,
         "POST",
         f"/orgs/{org}/vouchers",
@@ -92,25 +101,23 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
         },
     )
     assert voucher.status_code == 201, voucher.text
-    with httpx.Client(base_url=gateway.v1, headers={"Authorization": f"Bearer {key['key']}"}) as client:
-        assert (
-            client.post(
-                "/chat/completions",
-                json={
-                    "model": "pricey-model",
-                    "messages": [{"role": "user", "content": "x"}],
-                    "max_tokens": 3,
-                },
-            ).status_code
-            == 200
-        )
-    wallet = api(gateway, admin, "GET", f"/orgs/{org}/wallet").json()
+    calls = platform.http(key["key"])
+    answered = await calls.post(
+        "/v1/chat/completions",
+        json={"model": "pricey-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3},
+    )
+    assert answered.status_code == 200
+    wallet = (await admin_api(platform, admin, "GET", f"/orgs/{org}/wallet")).json()
     assert wallet["balance"] == "19.998500" and wallet["vouchers"][0]["remaining"] == "4.998500"
-    usage = api(gateway, admin, "GET", f"/orgs/{org}/usage").json()
+    usage = (await admin_api(platform, admin, "GET", f"/orgs/{org}/usage")).json()
     assert [(u["cost"], u["voucher_part"]) for u in usage] == [("0.003000", "0.001500")]
     month = now.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")  # the platform's month
-    xlsx = api(
-        gateway, tokens["auditor"], "GET", f"/orgs/{org}/statement", params={"month": month, "format": "xlsx"}
+    xlsx = await admin_api(
+        platform,
+        tokens["auditor"],
+        "GET",
+        f"/orgs/{org}/statement",
+        params={"month": month, "format": "xlsx"},
     )
     assert xlsx.status_code == 200, xlsx.text
     assert xlsx.headers["content-type"].startswith("application/vnd.openxmlformats")
@@ -118,15 +125,15 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
 
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     assert sheet["B1"].value == org
-    report = api(
-        gateway,
+    report = await admin_api(
+        platform,
         tokens["bureau"],
         "GET",
         f"/issuers/{tokens['issuer']}/voucher-report",
         params={"month": month},
     )
     assert report.json()[0]["voucher_paid"] == "0.001500"
-    revoked = api(gateway, admin, "POST", f"/keys/{key['id']}/revoke")
+    revoked = await admin_api(platform, admin, "POST", f"/keys/{key['id']}/revoke")
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
 
 
@@ -141,21 +148,26 @@ def test_platform_admin_runs_the_money_cycle(gateway: RunningGateway, tokens: di
         ("a-dev", "POST", "/orgs/{org_b}/keys", {}),
     ],
 )
-def test_roles_are_enforced(
-    gateway: RunningGateway,
-    tokens: dict[str, Any],
+async def test_roles_are_enforced(
+    gateway_app: GatewayApp,
     who: str,
     method: str,
     path: str,
     body: dict[str, Any] | None,
 ) -> None:
-    response = api(gateway, tokens[who], method, path.format(**tokens), json=body)
+    platform = await gateway_app()
+    tokens = platform.people()
+    response = await admin_api(platform, tokens[who], method, path.format(**tokens), json=body)
     assert response.status_code == 403
     error = response.json()["error"]
     assert error["code"] == "permission_denied" and error["type"] == "permission_error"
 
 
-def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: dict[str, Any]) -> None:
+async def test_issuer_grants_only_under_its_own_name(
+    gateway_app: GatewayApp,
+) -> None:
+    platform = await gateway_app()
+    tokens = platform.people()
     now = dt.datetime.now(dt.UTC)
     body = {
         "program": "p",
@@ -164,16 +176,16 @@ def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: 
         "valid_from": now.isoformat(),
         "valid_to": (now + dt.timedelta(days=1)).isoformat(),
     }
-    own = api(
-        gateway,
+    own = await admin_api(
+        platform,
         tokens["bureau"],
         "POST",
         f"/orgs/{tokens['org_b']}/vouchers",
         json={**body, "issuer": tokens["issuer"]},
     )
     assert own.status_code == 201
-    other = api(
-        gateway,
+    other = await admin_api(
+        platform,
         tokens["bureau"],
         "POST",
         f"/orgs/{tokens['org_b']}/vouchers",
@@ -192,21 +204,25 @@ def test_issuer_grants_only_under_its_own_name(gateway: RunningGateway, tokens: 
         ("/orgs/no-such-org/topups", {"amount": "1"}, "org"),
     ],
 )
-def test_bad_input_is_400_naming_the_param(
-    gateway: RunningGateway, tokens: dict[str, Any], path: str, body: dict[str, Any], param: str
+async def test_bad_input_is_400_naming_the_param(
+    gateway_app: GatewayApp, path: str, body: dict[str, Any], param: str
 ) -> None:
-    response = api(gateway, tokens["admin"], "POST", path.format(**tokens), json=body)
+    platform = await gateway_app()
+    tokens = platform.people()
+    response = await admin_api(platform, tokens["admin"], "POST", path.format(**tokens), json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
 
 
-def test_a_validity_window_in_beijing_time_keeps_its_instant(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_a_validity_window_in_beijing_time_keeps_its_instant(
+    gateway_app: GatewayApp,
 ) -> None:
     """SQLite keeps wall-clock digits and drops offsets: times must be stored in UTC."""
+    platform = await gateway_app()
+    tokens = platform.people()
     org = tokens["org_b"]
-    answer = api(
-        gateway,
+    answer = await admin_api(
+        platform,
         tokens["admin"],
         "POST",
         f"/orgs/{org}/vouchers",
@@ -220,7 +236,7 @@ def test_a_validity_window_in_beijing_time_keeps_its_instant(
         },
     )
     assert answer.status_code == 201, answer.text
-    wallet = api(gateway, tokens["admin"], "GET", f"/orgs/{org}/wallet").json()
+    wallet = (await admin_api(platform, tokens["admin"], "GET", f"/orgs/{org}/wallet")).json()
     [voucher] = [v for v in wallet["vouchers"] if v["program"] == "时区"]
     assert voucher["valid_from"] == "2025-12-31T16:00:00+00:00"
     assert voucher["valid_to"] == "2030-06-30T15:59:59+00:00"
