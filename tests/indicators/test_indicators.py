@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the tokens fixture is imported by name)
 """The monitoring indicators of a month, from a seeded month of usage: the figures the command, the
 admin API and the module give match the same figures computed by plain SQL over the usage records,
 agent steps and compute jobs (the indicators read the hourly rollups, rebuilt here by the platform's
@@ -13,7 +12,6 @@ import random
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
@@ -30,9 +28,9 @@ from dizuo.errors import DizuoError
 from dizuo.indicators import monthly, series, snapshot, take_due
 from dizuo.scenarios.service import STAGES
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
-from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
+from tests.support.platform import GatewayApp
+from tests.support.platform import admin_api as api
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MONTH = "2026-11"
@@ -245,23 +243,25 @@ def test_the_command_prints_the_same_document_and_a_workbook_and_refuses_a_bad_m
     assert bad.returncode == 2 and "YYYY-MM" in bad.stderr
 
 
-def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
+    gateway_app: GatewayApp,
 ) -> None:
-    db = Database(gateway.settings.resolved_database_url)
+    platform = await gateway_app()
+    tokens = platform.people()
+    db = Database(platform.settings.resolved_database_url)
     try:
         expected = json.loads(json.dumps(monthly(db, MONTH, ZONE)))  # a past month: nothing changes it now
     finally:
         db.dispose()
     expected.pop("snapshot")  # the server's housekeeping may keep the closed month meanwhile
     for who in ("admin", "auditor"):
-        answer = api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH})
+        answer = await api(platform, tokens[who], "GET", "/indicators", params={"month": MONTH})
         assert (
             answer.status_code == 200
             and {k: v for k, v in answer.json().items() if k != "snapshot"} == expected
         )
-    workbook = api(
-        gateway, tokens["auditor"], "GET", "/indicators", params={"month": MONTH, "format": "xlsx"}
+    workbook = await api(
+        platform, tokens["auditor"], "GET", "/indicators", params={"month": MONTH, "format": "xlsx"}
     )
     assert workbook.status_code == 200 and workbook.content[:2] == b"PK"
     assert openpyxl.load_workbook(io.BytesIO(workbook.content)).sheetnames == [
@@ -274,8 +274,10 @@ def test_the_admin_api_answers_the_document_to_operators_and_auditors_only(
         "算力券",
     ]
     for who in ("a-admin", "a-dev", "bureau"):
-        assert api(gateway, tokens[who], "GET", "/indicators", params={"month": MONTH}).status_code == 403
-    bad = api(gateway, tokens["admin"], "GET", "/indicators", params={"month": "十一月"})
+        assert (
+            await api(platform, tokens[who], "GET", "/indicators", params={"month": MONTH})
+        ).status_code == 403
+    bad = await api(platform, tokens["admin"], "GET", "/indicators", params={"month": "十一月"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "month"
 
 
@@ -321,27 +323,33 @@ def test_a_closed_month_is_kept_as_it_was_while_organizations_change(
     assert open_month.returncode == 2 and "not over yet" in open_month.stderr
 
 
-def test_operators_keep_a_month_and_everyone_who_reads_indicators_reads_the_series(
-    gateway: RunningGateway, tokens: dict[str, Any]
+async def test_operators_keep_a_month_and_everyone_who_reads_indicators_reads_the_series(
+    gateway_app: GatewayApp,
 ) -> None:
-    refused = api(gateway, tokens["auditor"], "POST", "/indicators/snapshots", json={"month": "2026-10"})
+    platform = await gateway_app()
+    tokens = platform.people()
+    refused = await api(
+        platform, tokens["auditor"], "POST", "/indicators/snapshots", json={"month": "2026-10"}
+    )
     assert refused.status_code == 403
-    kept = api(gateway, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2026-10"})
+    kept = await api(platform, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2026-10"})
     assert kept.status_code == 201 and kept.json()["snapshot"]["taken_by"]
-    bad = api(gateway, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2099-01"})
+    bad = await api(platform, tokens["admin"], "POST", "/indicators/snapshots", json={"month": "2099-01"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "indicators_month_open"
-    answer = api(
-        gateway, tokens["auditor"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"}
+    answer = await api(
+        platform, tokens["auditor"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"}
     )
     assert answer.status_code == 200
     assert [(p["month"], p["snapshot"]) for p in answer.json()["data"]] == [
         ("2026-09", False),
         ("2026-10", True),
     ]
-    live = api(gateway, tokens["auditor"], "GET", "/indicators", params={"month": "2026-10", "live": "true"})
+    live = await api(
+        platform, tokens["auditor"], "GET", "/indicators", params={"month": "2026-10", "live": "true"}
+    )
     assert live.status_code == 200 and live.json()["snapshot"] is None
-    too_long = api(
-        gateway, tokens["auditor"], "GET", "/indicators/series", params={"from": "2020-01", "to": "2026-10"}
+    too_long = await api(
+        platform, tokens["auditor"], "GET", "/indicators/series", params={"from": "2020-01", "to": "2026-10"}
     )
     assert too_long.status_code == 400 and too_long.json()["error"]["param"] == "from"
-    assert api(gateway, tokens["a-dev"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"}).status_code == 403  # fmt: skip
+    assert (await api(platform, tokens["a-dev"], "GET", "/indicators/series", params={"from": "2026-09", "to": "2026-10"})).status_code == 403  # fmt: skip
