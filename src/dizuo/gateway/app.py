@@ -296,11 +296,7 @@ class Gateway:
 
     @staticmethod
     def _response_headers(call: Call, dep: Deployment) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"x-request-id", call.request_id.encode()),
-            (b"x-dizuo-deployment", dep.name.encode()),
-            (b"x-dizuo-region", dep.config.region.encode()),
-        ]
+        headers = [(b"x-request-id", call.request_id.encode()), *dep.headers]
         if call.permit is not None:
             headers += call.permit.state.headers()
         return headers

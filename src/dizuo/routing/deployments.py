@@ -37,6 +37,14 @@ class Deployment:
     unavailable: str | None = None  # why it cannot take calls (e.g. the local model is not installed)
     # Its twin at batch prices, made at the first batch line (batch_priced): a line prices it twice.
     batch_twin: Deployment | None = field(default=None, init=False, repr=False, compare=False)
+    # The headers that name it on every answer (x-dizuo-deployment, x-dizuo-region), made once.
+    headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.headers = (
+            (b"x-dizuo-deployment", self.config.name.encode()),
+            (b"x-dizuo-region", self.config.region.encode()),
+        )
 
     @property
     def name(self) -> str:
