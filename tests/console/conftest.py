@@ -36,6 +36,16 @@ class People:
 @pytest.fixture(scope="module")
 def people(gateway: RunningGateway) -> People:
     db = Database(gateway.settings.resolved_database_url)
+    try:
+        return make_people(db)
+    finally:
+        db.dispose()
+
+
+def make_people(db: Database) -> People:
+    """Two organizations (A with ¥100 and a key, B with a key), an issuer, and a console member of
+    each role: ``root`` (platform admin), ``a-admin``, ``a-dev``, ``bureau`` (the issuer's),
+    ``auditor``."""
     tag = uuid.uuid4().hex[:6]
     org_a, org_b, issuer = f"甲船机-{tag}", f"乙电子-{tag}", f"大数据局-{tag}"
     create_org(db, org_a, uscc_code=None)
@@ -54,7 +64,6 @@ def people(gateway: RunningGateway) -> People:
         username = f"{nickname}-{tag}"
         create_member(db, username, PASSWORD, role, **extra)
         users[nickname] = username
-    db.dispose()
     return People(tag, org_a, org_b, key_a, key_b.record.id, issuer, users)
 
 
