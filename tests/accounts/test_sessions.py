@@ -14,8 +14,9 @@ from dizuo.accounts.tables import ConsoleSession, Member
 from dizuo.store import Database, utcnow
 
 
-def test_a_session_lives_until_sign_out_expiry_or_disable(database_url: str, gateway: object) -> None:
+def test_a_session_lives_until_sign_out_expiry_or_disable(database_url: str) -> None:
     db = Database(database_url)
+    db.upgrade()
     name = f"s-{uuid.uuid4().hex[:6]}"
     create_member(db, name, "long enough secret", "auditor")
     actor = verify_password(db, name, "long enough secret")

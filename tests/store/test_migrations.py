@@ -32,9 +32,9 @@ from dizuo.store.db import HEAD, MIGRATIONS
 from dizuo.store.partitions import is_partition
 
 
-def test_migrations_match_the_models(database_url: str, gateway: object) -> None:
+def test_migrations_match_the_models(database_url: str) -> None:
     db = Database(database_url)
-    db.upgrade()  # idempotent on an up-to-date schema
+    db.upgrade()  # every migration, or none on a schema another test brought up to date
     with db.engine.connect() as connection:
         # The models describe a partitioned table, not its months (PostgreSQL).
         context = MigrationContext.configure(
