@@ -27,13 +27,18 @@ def csrf_of(html: str) -> str:
 def signed_in(gateway: RunningGateway, username: str) -> httpx.Client:
     client = httpx.Client(base_url=f"{gateway.url}/console", timeout=30)
     token = csrf_of(client.get("/login").text)
-    answer = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
+    signed_in_safely(client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token}))
+    return client
+
+
+def signed_in_safely(answer: httpx.Response) -> None:
+    """A sign-in that went through: a redirect that no frame can show, and a session cookie that
+    scripts cannot read and other sites cannot send."""
     assert answer.status_code == 303
     assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
     cookie = answer.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
-    return client
 
 
 def vouchers(on: RunningGateway | PlatformUnderTest, org: str) -> list[dict[str, object]]:
@@ -59,12 +64,9 @@ async def console_of(platform: PlatformUnderTest, username: str | None = None) -
     if username is None:
         return client
     token = csrf_of((await client.get("/login")).text)
-    answer = await client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
-    assert answer.status_code == 303
-    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
-    assert answer.headers["x-frame-options"] == "DENY"
-    cookie = answer.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/console" in cookie
+    signed_in_safely(
+        await client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token})
+    )
     return client
 
 
