@@ -55,18 +55,20 @@ class RateState:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         out = []
-        if self.limit_requests is not None:
-            out.append((b"x-ratelimit-limit-requests", b"%d" % max(self.limit_requests, 0)))
-        if self.remaining_requests is not None:
-            out.append((b"x-ratelimit-remaining-requests", b"%d" % max(self.remaining_requests, 0)))
-        if self.limit_tokens is not None:
-            out.append((b"x-ratelimit-limit-tokens", b"%d" % max(self.limit_tokens, 0)))
-        if self.remaining_tokens is not None:
-            out.append((b"x-ratelimit-remaining-tokens", b"%d" % max(self.remaining_tokens, 0)))
-        if self.reset_requests is not None:
-            out.append((b"x-ratelimit-reset-requests", b"%.3fs" % max(self.reset_requests, 0)))
-        if self.reset_tokens is not None:
-            out.append((b"x-ratelimit-reset-tokens", b"%.3fs" % max(self.reset_tokens, 0)))
+        for name, value in (
+            (b"x-ratelimit-limit-requests", self.limit_requests),
+            (b"x-ratelimit-remaining-requests", self.remaining_requests),
+            (b"x-ratelimit-limit-tokens", self.limit_tokens),
+            (b"x-ratelimit-remaining-tokens", self.remaining_tokens),
+        ):
+            if value is not None:
+                out.append((name, b"%d" % max(value, 0)))
+        for name, seconds in (
+            (b"x-ratelimit-reset-requests", self.reset_requests),
+            (b"x-ratelimit-reset-tokens", self.reset_tokens),
+        ):
+            if seconds is not None:
+                out.append((name, b"%.3fs" % max(seconds, 0)))
         return out
 
 

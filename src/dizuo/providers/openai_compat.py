@@ -131,9 +131,7 @@ class OpenAICompatible(Provider):
         """Send a request to ``{base_url}{path}`` and return the answer, its headers read; within the
         deployment's time limits, or *seconds* for both where that is shorter."""
         endpoint = self.endpoint
-        read, connect = endpoint.read_timeout, endpoint.connect_timeout
-        if seconds is not None:
-            read, connect = min(read, seconds), min(connect, seconds)
+        read, connect = self._timeouts(seconds)
         with map_upstream_errors(endpoint.deployment, read):
             return await self.transport.client.request(
                 method,
@@ -145,6 +143,13 @@ class OpenAICompatible(Provider):
                 gate=gate,
             )
 
+    def _timeouts(self, seconds: float | None) -> tuple[float, float]:
+        """The read and connect time limits of a request: the deployment's, or *seconds* where shorter."""
+        endpoint = self.endpoint
+        if seconds is None:
+            return endpoint.read_timeout, endpoint.connect_timeout
+        return min(endpoint.read_timeout, seconds), min(endpoint.connect_timeout, seconds)
+
     async def _whole(
         self, path: str, body: bytes = b"", *, method: str = "POST", seconds: float | None = None
     ) -> bytes:
@@ -152,7 +157,7 @@ class OpenAICompatible(Provider):
         name = self.endpoint.deployment
         response = await self._request(path, body, method=method, seconds=seconds)
         try:
-            with map_upstream_errors(name, min(self.endpoint.read_timeout, seconds or float("inf"))):
+            with map_upstream_errors(name, self._timeouts(seconds)[0]):
                 raw = await response.read()
         finally:
             response.close()
