@@ -54,6 +54,10 @@ class _Connection:
                 while not self.closing.is_set():
                     left = self.last_used + self.idle_seconds - time.monotonic()
                     if left <= 0 and not self.in_use:
+                        # Marked closing before the client's exit begins (the process may be gone
+                        # while the exit still runs): a call meanwhile opens a new connection
+                        # instead of being handed this one.
+                        self.closing.set()
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self.closing.wait(), timeout=max(left, 1.0))
