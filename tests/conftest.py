@@ -9,27 +9,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
 import pytest
 import redis
-import yaml
 from sqlalchemy import create_engine, make_url, text
 
-from dizuo.accounts import create_key
-from dizuo.app import Platform, create_app, load_settings, prepare
-from dizuo.billing import parse_cny
-from dizuo.billing.service import topup
-from dizuo.gateway import Gateway
-from dizuo.settings import Settings
-from dizuo.store import Database
 from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
-from tests.support.platform import gateway_app  # noqa: F401  (the platform a test describes)
+from tests.support.platform import (  # noqa: F401  (fixtures: the platform a test describes; one served)
+    RunningGateway,
+    Serve,
+    gateway_app,
+    serve,
+)
 from tests.support.ray import ray_head  # noqa: F401  (one Ray head a worker, for every folder: 15 s and 600 MB apiece)
-from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 
 UPSTREAM_KEY = "sk-upstream-secret"
@@ -218,63 +213,25 @@ def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
     }
 
 
-@dataclass
-class RunningGateway:
-    url: str
-    first_key: str
-    settings: Settings
-    platform: Platform
-
-    @property
-    def app(self) -> Gateway:
-        return self.platform.gateway
-
-    @property
-    def v1(self) -> str:
-        return f"{self.url}/v1"
-
-
 @pytest.fixture(scope="session")
-def gateway(
-    upstream: FakeUpstream, database_url: str, redis_url: str | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningGateway]:
-    os.environ["FAKE_UPSTREAM_KEY"] = UPSTREAM_KEY
-    home = tmp_path_factory.mktemp("gateway")
-    config_path = home / "dizuo.yaml"
-    config_path.write_text(yaml.safe_dump(gateway_config(upstream), allow_unicode=True), encoding="utf-8")
-    settings = load_settings(
-        config_path,
-        port=free_port(),  # the platform's own URL (evaluation runs call it) must be the real one
-        data_dir=home,
-        database_url=database_url,
-        redis_url=redis_url,
-        # The suite reads usage right after calls; staged records (a moment later) have their own tests.
-        usage_staging="off",
-        key_refresh_seconds=0.2,
+def gateway(serve: Serve, upstream: FakeUpstream) -> Iterator[RunningGateway]:  # noqa: F811  (the fixture)
+    with serve(
+        gateway_config(upstream)["deployments"],
+        local=True,
+        server={"max_body_bytes": 64 * 1024},
         circuit_failure_threshold=3,
         circuit_cooldown_seconds=1.0,
-        # The suite's documents take well under a second and 100 MB; bombs are cut at 5 s or 512 MB.
-        kb_parse_cpu_seconds=5,
-        kb_parse_memory_mb=512,
-    )
-    first_key, _ = prepare(settings)
-    db = Database(settings.resolved_database_url)
-    if first_key is None:  # a test's `dizuo admin` command made the default organization first
-        first_key = create_key(db, "default").key
-    topup(db, "default", parse_cny("1000"))  # the echo deployments cost ¥1.5 / ¥2 per million tokens
-    db.dispose()
-    app = create_app(settings)
-    server = ServerThread(app, port=settings.port).start()
-    yield RunningGateway(server.url, first_key, settings, app)
-    server.stop()
+    ) as running:
+        yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def api_key(gateway: RunningGateway) -> str:
+    """The key of the default organization of the module's platform (funded)."""
     return gateway.first_key
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(gateway: RunningGateway, api_key: str) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=gateway.v1, api_key=api_key, max_retries=0, timeout=20) as sdk:
         yield sdk

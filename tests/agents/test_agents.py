@@ -40,8 +40,8 @@ from dizuo.billing.tables import UsageRecord
 from dizuo.errors import DizuoError
 from dizuo.evalbench import load_suite
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 from tests.support.servers import free_port
 from tests.support.shared import DATA, needs_shared
 from tests.support.upstream import FakeUpstream
@@ -51,6 +51,21 @@ STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规�
 QUESTION = "柱塞表面硬度的要求是多少？零件 A-1"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "inspection"
 MODEL = "agentic-model"
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The agents' platform: ``agentic-model`` calls each tool it is offered in turn, then answers
+    with their results; ``eval-oracle`` is the tool-calling oracle on the evaluation suite's scripted
+    prompts (a refusal on others); ``public-only-model`` has one deployment, on a public cloud; the
+    embedded local models embed the knowledge base."""
+    deployments = [
+        upstream_deployment("agentic-model", "agentic"),
+        upstream_deployment("eval-oracle", "persona-oracle-or-refuse"),
+        upstream_deployment("public-only-model", cloud="public"),
+    ]
+    with serve(deployments, local=True) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

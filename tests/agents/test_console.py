@@ -6,9 +6,11 @@ and district)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any, cast
 
 import openai
+import pytest
 
 from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member
@@ -18,9 +20,17 @@ from dizuo.agents.tables import AgentVersion
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 from tests.support.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The agents' console pages and playground on a platform whose ``agentic-model`` calls each tool it is
+    offered in turn, then answers with their results."""
+    with serve([upstream_deployment("agentic-model", "agentic")]) as running:
+        yield running
 
 
 def test_the_agents_page_shows_each_member_what_it_may_call_and_the_adoption_indicator(

@@ -13,7 +13,7 @@ from dizuo.accounts.members import create_member
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway
 
 PASSWORD = "correct horse battery"
 LAPTOP = {"width": 1366, "height": 768}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,31 @@ from playwright.sync_api import expect
 from dizuo.accounts.members import create_token
 from dizuo.billing.service import wallet_view
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.console.conftest import PASSWORD, People, sign_in
 from tests.support.browser import screenshot
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The console's platform: ``echo-model``; ``chunked-model`` streams the echo in 5-character pieces; a
+    core-cleared local deployment (``cls-local``) and a public-only one (``pub-only``) for the deployments
+    page; ``kb-librarian`` answers from the passages it is given, citing them; ``eval-refuser`` refuses (an
+    evaluation run); the embedded local models."""
+    with serve(
+        [
+            upstream_deployment("echo-model", name="echo-1", region="cq", cloud="private"),
+            upstream_deployment("chunked-model", "chunked"),
+            upstream_deployment(
+                "classed-model", name="cls-local", cloud="local", region="cq", data_class_max="core"
+            ),
+            upstream_deployment("public-only-model", name="pub-only", cloud="public"),
+            upstream_deployment("kb-librarian", "persona-librarian"),
+            upstream_deployment("eval-refuser", "persona-refuser"),
+        ],
+        local=True,
+    ) as running:
+        yield running
 
 
 def sdk(gateway: RunningGateway, key: str) -> openai.OpenAI:

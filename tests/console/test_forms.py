@@ -13,9 +13,8 @@ from dizuo.accounts import find_org
 from dizuo.accounts.service import list_keys
 from dizuo.billing.service import wallet_view
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.console.conftest import PASSWORD, People, make_people
-from tests.support.platform import GatewayApp, PlatformUnderTest
+from tests.support.platform import GatewayApp, PlatformUnderTest, RunningGateway
 
 
 def csrf_of(html: str) -> str:

@@ -5,6 +5,7 @@ its disclosure control, so the agent reads what a person of that organization co
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any, cast
 
 import openai
@@ -17,8 +18,16 @@ from dizuo.billing.service import topup
 from dizuo.errors import DizuoError
 from dizuo.sandbox.service import Grantee, Sandbox
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.sandbox.conftest import Residents
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform whose ``agentic-model`` calls each tool it is offered in turn (the sandbox's query tool
+    among them), then answers with their results."""
+    with serve([upstream_deployment("agentic-model", "agentic")]) as running:
+        yield running
 
 
 def tenant(db: Database, prefix: str) -> tuple[str, str]:

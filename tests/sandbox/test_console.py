@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+
+import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
@@ -16,13 +19,21 @@ from dizuo.compute.tables import ComputeJob
 from dizuo.sandbox.jobs import SandboxJobs
 from dizuo.sandbox.service import Grantee, Sandbox
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.sandbox.conftest import Residents
 from tests.support.browser import PASSWORD, screenshot, sign_in
+from tests.support.platform import RunningGateway, Serve
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The sandbox's console pages on a platform served for this module (no models: the sandbox's pages need
+    none)."""
+    with serve([]) as running:
+        yield running
 
 
 def parties(gateway: RunningGateway) -> tuple[Sandbox, Database, str]:
-    """The shared gateway's sandbox, its database, and a tag for this test's names."""
+    """The platform's sandbox, its database, and a tag for this test's names."""
     sandbox = cast(Sandbox, gateway.platform.knowledge.state.sandbox)
     return sandbox, Database(gateway.settings.resolved_database_url), uuid.uuid4().hex[:6]
 

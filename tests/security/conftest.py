@@ -1,5 +1,8 @@
-"""Two tenants of the shared test platform, each with a funded API key and its own members, and a
-platform admin: what a cross-tenant test needs to try one tenant's reach into the other."""
+"""The platform the security tests attack, served on a real socket (bodies sent byte by byte, the
+console's forms): two chat models on the fake upstream, ``echo-model`` at ¥1.5 / ¥2 and
+``pricey-model`` at ¥0.001 an output token (a call's hold then equals its true cost). Two tenants of
+it, each with a funded API key and its own members, and a platform admin: what a cross-tenant test
+needs to try one tenant's reach into the other."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from dizuo.accounts.members import create_member, create_token
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 
 PASSWORD = "correct horse battery"
 
@@ -48,6 +51,16 @@ def _tenant(db: Database, tag: str, name: str) -> Tenant:
     create_member(db, users[1], PASSWORD, "org-developer", org=org)
     key = create_key(db, org).key
     return Tenant(org, key, create_token(db, users[0]), create_token(db, users[1]), *users)
+
+
+@pytest.fixture(scope="package")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    deployments = [
+        upstream_deployment("echo-model"),
+        upstream_deployment("pricey-model", price=("0", "1000")),
+    ]
+    with serve(deployments) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

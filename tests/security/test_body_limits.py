@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import RunningGateway
 from tests.security.conftest import Platform, bearer
+from tests.support.platform import RunningGateway
 
 LIMIT = 4 * 2**20  # control_max_body_bytes' default
 

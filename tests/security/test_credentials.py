@@ -16,10 +16,10 @@ from dizuo.accounts.sessions import open_session
 from dizuo.console.web import SESSION_COOKIE
 from dizuo.store import Database
 from tests.billing.test_cli_money import run
-from tests.conftest import RunningGateway
 from tests.console.test_forms import csrf_of
 from tests.console.test_forms import signed_in as console_sign_in
 from tests.security.conftest import PASSWORD, Platform, bearer
+from tests.support.platform import RunningGateway
 
 
 def member(gateway: RunningGateway, role: str = "org-developer", org: str | None = None) -> str:

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from tests.conftest import RunningGateway
 from tests.console.test_forms import csrf_of
 from tests.console.test_forms import signed_in as console_sign_in
 from tests.security.conftest import Platform, bearer
+from tests.support.platform import RunningGateway
 
 # Bodies that pass validation, so that the answer is the permission check's, not the schema's.
 BODIES: dict[str, Any] = {

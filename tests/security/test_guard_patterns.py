@@ -10,8 +10,8 @@ import openai
 import pytest
 
 from dizuo.guard import Scanner
-from tests.conftest import RunningGateway
 from tests.security.conftest import Platform, bearer
+from tests.support.platform import RunningGateway
 
 
 def test_a_backtracking_pattern_scans_in_linear_time() -> None:

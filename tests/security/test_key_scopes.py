@@ -14,11 +14,10 @@ import pytest
 
 from dizuo.accounts import create_key
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.security import bombs
 from tests.security.conftest import Platform, bearer
 from tests.security.test_parser_bombs import STANDARD
-from tests.support.platform import GatewayApp
+from tests.support.platform import GatewayApp, RunningGateway
 from tests.support.shared import needs_shared
 
 

@@ -11,9 +11,8 @@ import openai
 import pytest
 
 from tests.billing.test_cli_money import run
-from tests.conftest import RunningGateway
 from tests.security.conftest import Platform, bearer
-from tests.support.platform import GatewayApp, upstream_deployment
+from tests.support.platform import GatewayApp, RunningGateway, upstream_deployment
 
 
 async def test_the_hold_covers_the_larger_of_max_tokens_and_max_completion_tokens(

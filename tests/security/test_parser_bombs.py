@@ -13,10 +13,10 @@ import pytest
 
 from dizuo.kb.formats import MAX_CELLS, MAX_SPAN, DocumentTooLarge, parse_document
 from dizuo.kb.isolation import IsolatedParser, Limits
-from tests.conftest import RunningGateway
 from tests.kb.documents import docx_bytes
 from tests.security import bombs
 from tests.security.conftest import Platform
+from tests.support.platform import RunningGateway
 from tests.support.shared import DATA, needs_shared
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"

@@ -14,10 +14,10 @@ from dizuo.console import create_console_app
 from dizuo.settings import Settings
 from dizuo.store import Database
 from tests.billing.test_cli_money import run
-from tests.conftest import RunningGateway
 from tests.console.test_forms import csrf_of
 from tests.security.conftest import PASSWORD, Platform
 from tests.security.test_credentials import member
+from tests.support.platform import RunningGateway
 
 
 def attempt(gateway: RunningGateway, username: str, password: str) -> httpx.Response:

@@ -9,16 +9,24 @@ served in process through ``httpx.ASGITransport`` (no socket, no server thread).
         assert platform.balance(org) == 1_000_000 - 17
 
 The upstream is the session's :class:`~tests.support.upstream.FakeUpstream`, a real HTTP server:
-the deployment's ``upstream_model`` picks its behaviour. Keep a real socket (the session's
-``gateway`` fixture, or ``ServerThread``) where the behaviour needs one: a client that disconnects,
-SSE framing as a client reads it off the wire, several replicas, ``kill -9``.
+the deployment's ``upstream_model`` picks its behaviour. Where the behaviour needs a real socket (a
+client that disconnects, SSE framing as a client reads it off the wire, the console in Chromium, the
+embedded local models loaded once for a module), a module serves the platform it describes with
+the ``serve`` fixture:
+
+    @pytest.fixture(scope="module")
+    def gateway(serve: Serve) -> Iterator[RunningGateway]:
+        with serve([upstream_deployment("slow-model", "slow")]) as running:
+            yield running
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,16 +39,25 @@ from sqlalchemy import select
 
 from dizuo.accounts import create_key, create_org
 from dizuo.accounts.members import create_member, create_token
-from dizuo.app import Platform, create_app, load_settings
+from dizuo.app import Platform, create_app, load_settings, prepare
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.billing.tables import UsageRecord, Wallet
+from dizuo.gateway import Gateway
 from dizuo.settings import Settings
 from dizuo.store import Database
-from tests.support.servers import free_port
+from tests.support.servers import ServerThread, free_port
 from tests.support.upstream import FakeUpstream
 
-__all__ = ["GatewayApp", "PlatformUnderTest", "Tenant", "admin_api", "upstream_deployment"]
+__all__ = [
+    "GatewayApp",
+    "PlatformUnderTest",
+    "RunningGateway",
+    "Serve",
+    "Tenant",
+    "admin_api",
+    "upstream_deployment",
+]
 
 UPSTREAM_KEY = "sk-upstream-secret"
 BASE = "http://dizuo.test"
@@ -248,3 +265,88 @@ async def gateway_app(
             await client.aclose()
         await under_test.platform.gateway.shutdown()
         under_test.db.dispose()
+
+
+@dataclass
+class RunningGateway:
+    """A platform served over a real socket, and the key of its default organization (funded)."""
+
+    url: str
+    first_key: str
+    settings: Settings
+    platform: Platform
+
+    @property
+    def app(self) -> Gateway:
+        return self.platform.gateway
+
+    @property
+    def v1(self) -> str:
+        return f"{self.url}/v1"
+
+
+Serve = Callable[..., contextlib.AbstractContextManager[RunningGateway]]
+
+
+@pytest.fixture(scope="session")
+def serve(
+    upstream: FakeUpstream,
+    database_url: str,
+    redis_url: str | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Serve:
+    """Serve the platform a module describes on a real socket, for as long as the ``with`` lasts::
+
+        with serve(deployments=[...], local=True, server={...}, **settings) as running: ...
+
+    *local*: the embedded local models too (about a second to load); *server*, *guard*,
+    *routing*: those sections of the configuration; *settings*: the settings ``load_settings``
+    takes. Its default organization is funded with ¥1,000 (``first_key`` is its key). The database
+    is the session's, holds and limits shared through Redis when ``DIZUO_TEST_REDIS_URL`` is set."""
+    os.environ["FAKE_UPSTREAM_KEY"] = UPSTREAM_KEY
+
+    @contextlib.contextmanager
+    def served(
+        deployments: Sequence[dict[str, object]] = (),
+        *,
+        local: bool = False,
+        server: dict[str, object] | None = None,
+        guard: dict[str, object] | None = None,
+        routing: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> Iterator[RunningGateway]:
+        home = tmp_path_factory.mktemp("served")
+        config: dict[str, object] = {"local": local, "deployments": [on(upstream, d) for d in deployments]}
+        for section, value in (("server", server), ("guard", guard), ("routing", routing)):
+            if value is not None:
+                config[section] = value
+        path = home / "dizuo.yaml"
+        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+        options: dict[str, Any] = {
+            "port": free_port(),  # the platform's own URL (evaluation runs call it) is the real one
+            "data_dir": home,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            # Usage is read right after calls; staged records (a moment later) have their own tests.
+            "usage_staging": "off",
+            "key_refresh_seconds": 0.2,
+            # The suite's documents take well under a second and 100 MB; bombs are cut at 5 s or 512 MB.
+            "kb_parse_cpu_seconds": 5,
+            "kb_parse_memory_mb": 512,
+            **settings,
+        }
+        ready = load_settings(path, **options)
+        first_key, _ = prepare(ready)
+        db = Database(ready.resolved_database_url)
+        if first_key is None:  # another platform on this database made the default organization
+            first_key = create_key(db, "default").key
+        topup(db, "default", parse_cny("1000"))
+        db.dispose()
+        platform = create_app(ready)
+        running = ServerThread(platform, port=ready.port).start()
+        try:
+            yield RunningGateway(running.url, first_key, ready, platform)
+        finally:
+            running.stop()
+
+    return served
