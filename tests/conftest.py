@@ -1,4 +1,6 @@
-"""Session fixtures: a real fake upstream, the gateway on a real socket, and SDK clients.
+"""Session fixtures: the databases, Redis, a real fake upstream; and, for a module that serves its
+platform on a real socket (its own ``gateway`` fixture, made with ``serve``), its default
+organization's key and SDK clients.
 
 Set ``DIZUO_TEST_DATABASE_URL`` (postgresql+psycopg://…) and ``DIZUO_TEST_REDIS_URL`` to run the
 tests that reach them on PostgreSQL and Redis; the default is a fresh SQLite file. ``scripts/test.sh``
@@ -20,14 +22,11 @@ from sqlalchemy import create_engine, make_url, text
 from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
 from tests.support.platform import (  # noqa: F401  (fixtures: the platform a test describes; one served)
     RunningGateway,
-    Serve,
     gateway_app,
     serve,
 )
 from tests.support.ray import ray_head  # noqa: F401  (one Ray head a worker, for every folder: 15 s and 600 MB apiece)
 from tests.support.upstream import FakeUpstream
-
-UPSTREAM_KEY = "sk-upstream-secret"
 
 
 def reset_database(url: str) -> None:
@@ -150,79 +149,6 @@ def upstream() -> Iterator[FakeUpstream]:
     server = FakeUpstream().start()
     yield server
     server.stop()
-
-
-def deployment(
-    name: str, model: str, upstream_model: str, base_url: str, **extra: object
-) -> dict[str, object]:
-    entry: dict[str, object] = {
-        "name": name,
-        "model": model,
-        "provider": "openai-compatible",
-        "base_url": base_url,
-        "api_key": "env:FAKE_UPSTREAM_KEY",
-        "upstream_model": upstream_model,
-        "price": {"input": "1.5", "output": "2"},
-    }
-    entry.update(extra)
-    return entry
-
-
-def gateway_config(upstream: FakeUpstream) -> dict[str, object]:
-    """The session's server: for the tests that need a real socket (streams read off the wire, a
-    client that gives up, a body without a length, the console in Chromium), the embedded local models
-    (loaded once) and the tests not yet moved to ``gateway_app``. A new test describes its own
-    platform instead (tests/README.md)."""
-    url = upstream.base_url
-    return {
-        "server": {"max_body_bytes": 64 * 1024},
-        "deployments": [
-            deployment("echo-1", "echo-model", "echo", url, region="cq", cloud="private"),
-            deployment("ds-1", "deepseek-reasoner", "reasoner", url, provider="deepseek"),
-            deployment("slow-1", "slow-model", "slow", url, timeout={"read": 0.5}),
-            deployment("hang-1", "hang-model", "hang", url),
-            deployment("embed-1", "remote-embed", "embed", url, mode="embedding"),
-            # The console's deployments page shows a core-cleared local one and a public-only one.
-            deployment(
-                "cls-local",
-                "classed-model",
-                "echo",
-                url,
-                cloud="local",
-                region="cq",
-                data_class_max="core",
-            ),
-            deployment("pub-only", "public-only-model", "echo", url, cloud="public"),
-            # A stream cut after its first event, with a second deployment it must not fail over to.
-            deployment("mid-a", "mid-model", "ctl-mid-a", url, priority=0),
-            deployment("mid-b", "mid-model", "ctl-mid-b", url, priority=1),
-            # Output-priced so that a call's hold equals its true cost: ¥0.001 per output token.
-            deployment("pricey-1", "pricey-model", "echo", url, price={"input": "0", "output": "1000"}),
-            # Echoes the prompt back, streamed in 5-character pieces (guard tests).
-            deployment("chunked-1", "chunked-model", "chunked", url),
-            # The evaluation bench's personas (tests/support/personas.py), reached through the gateway.
-            deployment("eval-refuser", "eval-refuser", "persona-refuser", url),
-            deployment("eval-letter-b", "eval-letter-b", "persona-letter-B", url),
-            # Answers knowledge-base questions from the passages it is given, citing them.
-            deployment("kb-librarian", "kb-librarian", "persona-librarian", url),
-            # Calls each tool it is offered in turn, then answers with their results (agents).
-            deployment("agentic-1", "agentic-model", "agentic", url),
-            # The tool-calling oracle on its scripted prompts, a refusal on others (agents evaluated).
-            deployment("eval-oracle", "eval-oracle", "persona-oracle-or-refuse", url),
-        ],
-    }
-
-
-@pytest.fixture(scope="session")
-def gateway(serve: Serve, upstream: FakeUpstream) -> Iterator[RunningGateway]:  # noqa: F811  (the fixture)
-    with serve(
-        gateway_config(upstream)["deployments"],
-        local=True,
-        server={"max_body_bytes": 64 * 1024},
-        circuit_failure_threshold=3,
-        circuit_cooldown_seconds=1.0,
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

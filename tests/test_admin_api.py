@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,11 +16,18 @@ from openpyxl import load_workbook
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.browser import screenshot
-from tests.support.platform import GatewayApp, admin_api, upstream_deployment
+from tests.support.platform import GatewayApp, RunningGateway, Serve, admin_api, upstream_deployment
 
 ADMIN = "/admin/v1"
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for the docs page in Chromium and the console tests that import ``tokens`` (no model
+    is called)."""
+    with serve([]) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
@@ -16,10 +18,17 @@ from dizuo.billing.service import wallet_view
 from dizuo.days import day_moment, parse_moment
 from dizuo.store import Database
 from tests.billing.test_cli_money import run
-from tests.conftest import RunningGateway
 from tests.console.test_forms import csrf_of, signed_in
+from tests.support.platform import RunningGateway, Serve
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for this module: the voucher goes through its admin API and its console."""
+    with serve([]) as running:
+        yield running
 
 
 def test_a_date_is_a_whole_day_in_the_platform_s_zone() -> None:

@@ -21,9 +21,8 @@ from dizuo.accounts import create_org, get_org
 from dizuo.billing.tables import LedgerEntry
 from dizuo.errors import DizuoError
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.cli import dizuo
-from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
+from tests.support.platform import GatewayApp, PlatformUnderTest, RunningGateway, upstream_deployment
 
 ISSUER = "重庆市大数据应用发展管理局"
 USCC = "91500000MA5U7T1E3C"  # valid check character (GB 32100)

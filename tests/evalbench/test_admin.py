@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,21 @@ from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member, create_token
 from dizuo.cli import main
 from dizuo.store import Database
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 from tests.test_admin_api import api
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The evaluation bench's platform: its runs call the platform's own URL; ``eval-refuser`` refuses every
+    question, ``eval-letter-b`` answers B to every choice."""
+    with serve(
+        [
+            upstream_deployment("eval-refuser", "persona-refuser"),
+            upstream_deployment("eval-letter-b", "persona-letter-B"),
+        ]
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Chat completions through the gateway with the real openai SDK against a real upstream server.
 
-Whole answers reach a platform each test describes, in process; streams are read off a real socket
-(the session's server), as a client reads their SSE framing.
+Each test describes its platform and reaches it in process, streams too (the SDK parses their SSE
+framing as it does off a socket).
 """
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import UPSTREAM_KEY
-from tests.support.platform import GatewayApp, upstream_deployment
+from tests.support.platform import UPSTREAM_KEY, GatewayApp, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
 TOOL = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterator
 
 import orjson
+import pytest
 
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 from tests.support.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """Clients that give up over a real socket: ``hang-model`` never answers, ``slow-model`` answers after its
+    0.5 s read timeout, ``echo-model`` at once."""
+    with serve(
+        [
+            upstream_deployment("hang-model", "hang"),
+            upstream_deployment("slow-model", "slow", timeout={"read": 0.5}),
+            upstream_deployment("echo-model"),
+        ]
+    ) as running:
+        yield running
 
 
 def _raw_request(gateway: RunningGateway, api_key: str, body: dict[str, object]) -> socket.socket:

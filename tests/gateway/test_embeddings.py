@@ -1,15 +1,24 @@
-"""Embeddings: the embedded multilingual encoder (on the session's gateway, which loads it once), and
-upstream passthrough (on a platform each test describes)."""
+"""Embeddings: the embedded multilingual encoder (on a server this module starts, which loads it
+once), and upstream passthrough (on a platform each test describes)."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import numpy as np
 import openai
 import pytest
 
 from dizuo.routing import LOCAL_EMBEDDING
-from tests.support.platform import GatewayApp, upstream_deployment
+from tests.support.platform import GatewayApp, RunningGateway, Serve, upstream_deployment
 from tests.support.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The embedded local models, loaded once for this module's local-embedding tests."""
+    with serve([], local=True) as running:
+        yield running
 
 
 def test_local_embeddings_base64_default(client: openai.OpenAI) -> None:

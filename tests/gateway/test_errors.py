@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,11 +18,24 @@ import openai
 import pytest
 
 from dizuo.accounts import create_key, revoke_key
-from tests.conftest import RunningGateway
-from tests.support.platform import GatewayApp, PlatformUnderTest, Tenant, upstream_deployment
+from tests.support.platform import (
+    GatewayApp,
+    PlatformUnderTest,
+    RunningGateway,
+    Serve,
+    Tenant,
+    upstream_deployment,
+)
 
 CHAT = "/chat/completions"
 ECHO = upstream_deployment("echo-model")
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A server whose bodies stop at 64 KiB, for a body sent in chunks over a real socket."""
+    with serve([], server={"max_body_bytes": 64 * 1024}) as running:
+        yield running
 
 
 async def post(
@@ -164,8 +178,8 @@ async def test_body_over_the_limit(gateway_app: GatewayApp) -> None:
 
 
 def test_body_over_the_limit_without_content_length(gateway: RunningGateway, api_key: str) -> None:
-    """Over a real socket: a body sent in chunks, with no length to refuse it by (the session's
-    gateway takes 64 KiB)."""
+    """Over a real socket: a body sent in chunks, with no length to refuse it by (this module's
+    server takes 64 KiB)."""
 
     def chunks() -> Any:
         for _ in range(100):

@@ -10,19 +10,28 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
 from dizuo.accounts import create_key, create_org
 from dizuo.billing import parse_cny
 from dizuo.billing.service import topup
 from dizuo.store import Database
-from tests.conftest import RunningGateway
-from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
+from tests.support.platform import GatewayApp, PlatformUnderTest, RunningGateway, Serve, upstream_deployment
 from tests.support.upstream import FakeUpstream
 
 # ¥1.5 / ¥2 per million tokens in and out: a call of max_tokens N holds about N × ¥0.000002.
 ECHO = upstream_deployment("echo-model", "echo", price=("1.5", "2"))
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A call its client gives up on frees its concurrency slot (a real socket): ``hang-model`` never answers,
+    ``echo-model`` at once."""
+    with serve([upstream_deployment("hang-model", "hang"), upstream_deployment("echo-model")]) as running:
+        yield running
 
 
 async def chat(platform: PlatformUnderTest, key: str, max_tokens: int = 10) -> httpx.Response:

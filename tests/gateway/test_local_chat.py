@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import openai
 import pytest
 
 from dizuo.routing import LOCAL_CHAT
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway, Serve
 
 pytestmark = pytest.mark.local_model
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The embedded local models, loaded once for this module."""
+    with serve([], local=True) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

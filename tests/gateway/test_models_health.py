@@ -1,18 +1,31 @@
-"""/v1/models, health, readiness and Prometheus metrics. The embedded local models are listed by the
-session's gateway (which loads them once); the rest on a platform each test describes."""
+"""/v1/models, health, readiness and Prometheus metrics. The embedded local models are listed by a
+server this module starts (which loads them once); the rest on a platform each test describes."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import openai
 import pytest
 
 from dizuo.routing import LOCAL_CHAT, LOCAL_EMBEDDING
-from tests.support.platform import GatewayApp, upstream_deployment
+from tests.support.platform import GatewayApp, RunningGateway, Serve, upstream_deployment
 
 FAILOVER = [
     upstream_deployment("failover-model", "fail500", name="fo-primary", priority=0),
     upstream_deployment("failover-model", "echo", name="fo-backup", priority=1, region="xj"),
 ]
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The embedded local models beside a chat and an embedding deployment (``echo-model``, ``remote-embed``),
+    listed and retrieved."""
+    with serve(
+        [upstream_deployment("echo-model"), upstream_deployment("remote-embed", "embed", mode="embedding")],
+        local=True,
+    ) as running:
+        yield running
 
 
 def test_models_lists_configured_and_local(client: openai.OpenAI) -> None:

@@ -6,17 +6,26 @@ from __future__ import annotations
 import datetime as dt
 import io
 import uuid
+from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import openpyxl
+import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
 from dizuo.indicators import AGENT_TARGETS, monthly
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
+from tests.support.platform import RunningGateway, Serve
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for the indicators' console page (no model is called)."""
+    with serve([]) as running:
+        yield running
 
 
 def monthly_target(month: str, back: int) -> float | None:

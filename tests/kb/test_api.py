@@ -15,14 +15,29 @@ from sqlalchemy import func, select
 from dizuo.accounts import create_key, create_org
 from dizuo.billing.tables import UsageRecord
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.kb.documents import docx_bytes
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
 from tests.support.shared import DATA, needs_shared
 from tests.support.uploads import assert_too_large_refused
 from tests.support.upstream import FakeUpstream
 
 STANDARD = DATA / "inspection" / "standards" / "Q-HJ-017-柱塞偶件检验规范.md"
 EMBED = "local/use-multilingual-v3"
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The knowledge bases' platform: the embedded local models (the encoder, and the English-only chat
+    model); ``kb-librarian`` answers from the passages it is given, citing them (and one made-up [99]);
+    ``eval-refuser`` refuses."""
+    with serve(
+        [
+            upstream_deployment("kb-librarian", "persona-librarian"),
+            upstream_deployment("eval-refuser", "persona-refuser"),
+        ],
+        local=True,
+    ) as running:
+        yield running
 
 
 @pytest.fixture

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 from click.testing import CliRunner
 
 from dizuo.cli import main
-from tests.conftest import RunningGateway
 from tests.kb.documents import STANDARD_PDF_PAGES, docx_bytes, pdf_bytes
+from tests.support.platform import RunningGateway, Serve, upstream_deployment
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform for the commands: the embedded encoder and ``kb-librarian`` (answers from the passages it is
+    given, citing them)."""
+    with serve([upstream_deployment("kb-librarian", "persona-librarian")], local=True) as running:
+        yield running
 
 
 def test_the_kb_commands(gateway: RunningGateway, api_key: str, tmp_path: Path) -> None:

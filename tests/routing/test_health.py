@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,10 +13,22 @@ import pytest
 
 from dizuo.accounts.members import create_member, create_token
 from dizuo.routing.health import Health
-from tests.conftest import RunningGateway
 from tests.support.clock import Clock
-from tests.support.platform import GatewayApp, PlatformUnderTest, upstream_deployment
+from tests.support.platform import GatewayApp, PlatformUnderTest, RunningGateway, Serve, upstream_deployment
 from tests.support.upstream import FakeUpstream
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A stream read off a real socket: ``mid-model``'s first deployment (``mid-a``) cuts its stream after the
+    first event; the second (``mid-b``) must not be tried."""
+    with serve(
+        [
+            upstream_deployment("mid-model", "ctl-mid-a", name="mid-a", priority=0),
+            upstream_deployment("mid-model", "ctl-mid-b", name="mid-b", priority=1),
+        ]
+    ) as running:
+        yield running
 
 
 def seen(upstream: FakeUpstream, model: str) -> int:

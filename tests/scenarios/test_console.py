@@ -4,14 +4,17 @@ contacts); a member sees its own drafts and every published scenario; the office
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
 from dizuo.scenarios.service import Scenarios
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.support.browser import PASSWORD, screenshot, sign_in
+from tests.support.platform import RunningGateway, Serve
 
 CRITERIA = (
     "需求清晰度 (0–10)",
@@ -21,6 +24,13 @@ CRITERIA = (
     "投入合理性 (0–10)",
 )
 LONG = "每月约 3000 份质检报告需要人工核对，耗时长、易漏检。"
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """The scenario list's console pages on a platform served for this module (they call no model)."""
+    with serve([]) as running:
+        yield running
 
 
 def test_the_public_list_and_each_member_s_view(gateway: RunningGateway, browser: Any) -> None:

@@ -6,17 +6,27 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from dizuo.accounts import create_org
 from dizuo.accounts.members import create_member
 from dizuo.store import Database
-from tests.conftest import RunningGateway
 from tests.console.conftest import PASSWORD
 from tests.console.test_forms import signed_in
 from tests.scenarios.test_lifecycle import NEED
 from tests.scenarios.test_reviews import member
+from tests.support.platform import RunningGateway, Serve
 from tests.test_admin_api import api, tokens  # noqa: F401  (the fixture)
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for this module: the notices are read in its console (no model is called)."""
+    with serve([]) as running:
+        yield running
 
 
 def people(gateway: RunningGateway, tokens: dict[str, Any]) -> dict[str, str]:

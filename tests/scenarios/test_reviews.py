@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from sqlalchemy import select
 
@@ -19,17 +21,23 @@ from dizuo.scenarios.reviews import DEFAULT_RUBRIC
 from dizuo.scenarios.tables import ScenarioReview
 from dizuo.store import Database
 from dizuo.store.audit import AuditRecord
-from tests.conftest import RunningGateway
 from tests.scenarios.conftest import Shell
 from tests.scenarios.test_lifecycle import NEED, move
 from tests.support.cli import dizuo
-from tests.support.platform import GatewayApp, PlatformUnderTest
+from tests.support.platform import GatewayApp, PlatformUnderTest, RunningGateway, Serve
 from tests.support.platform import admin_api as api
 from tests.test_admin_api import tokens  # noqa: F401  (the fixture: the console test below)
 
 DEFAULT = {
     "criteria": [{"key": k, "name_zh": zh, "name_en": en, "weight": w} for k, zh, en, w in DEFAULT_RUBRIC]
 }
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for the console's review page (no model is called)."""
+    with serve([]) as running:
+        yield running
 
 
 def member(

@@ -219,7 +219,7 @@ async def gateway_app(
     """Build the platform a test describes: ``await gateway_app(deployments=[...], **settings)``;
     it is started, and stopped after the test. The database is the session's (SQLite, or
     PostgreSQL with ``DIZUO_TEST_DATABASE_URL``), holds and limits shared through Redis when
-    ``DIZUO_TEST_REDIS_URL`` is set, as the session's gateway has them."""
+    ``DIZUO_TEST_REDIS_URL`` is set."""
     monkeypatch.setenv("FAKE_UPSTREAM_KEY", UPSTREAM_KEY)
     built: list[PlatformUnderTest] = []
 

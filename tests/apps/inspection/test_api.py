@@ -8,10 +8,17 @@ import httpx
 import pytest
 
 from tests.apps.inspection.reports import DEFECTS, STANDARD, clean, xlsx
-from tests.conftest import RunningGateway
+from tests.support.platform import RunningGateway, Serve
 from tests.support.uploads import assert_too_large_refused
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@pytest.fixture(scope="module")
+def gateway(serve: Serve) -> Iterator[RunningGateway]:
+    """A platform served for the auditor's uploads (multipart over a real socket; no model is called)."""
+    with serve([]) as running:
+        yield running
 
 
 @pytest.fixture
