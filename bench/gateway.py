@@ -3,10 +3,10 @@
 Everything runs on this machine, all in one run, alternating the targets round by round because
 the machine's speed drifts about 2x between runs (DESIGN §6); figures are reported as ratios.
 
-    .venv/bin/python bench/gateway.py [--seconds 8] [--rounds 3] [--litellm] [--rss]
+    .venv/bin/python bench/gateway.py [--seconds 8] [--rounds 3] [--litellm [VENV ...]] [--rss]
 
-Needs nginx and wrk (Debian packages). `--litellm` needs `bench/.venv-litellm` with
-`litellm[proxy]` installed (see bench/README.md).
+Needs nginx and wrk (Debian packages). `--litellm` needs a virtual environment with
+`litellm[proxy]` installed, `bench/.venv-litellm` unless others are named (see bench/README.md).
 """
 
 from __future__ import annotations
@@ -314,10 +314,9 @@ deployments:
         wait_port(port)
         return port, process.pid, key
 
-    def litellm(self, upstream: int) -> tuple[int, int]:
-        venv = BENCH / ".venv-litellm"
+    def litellm(self, upstream: int, venv: Path) -> tuple[int, int]:
         port = free_port()
-        config = self.home / "litellm.yaml"
+        config = self.home / f"litellm-{port}.yaml"
         config.write_text(
             f"""
 model_list:
@@ -370,7 +369,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--litellm", action="store_true")
+    parser.add_argument(
+        "--litellm",
+        nargs="*",
+        type=Path,
+        metavar="VENV",
+        help="also run the LiteLLM proxy of each virtual environment named (none named: "
+        "bench/.venv-litellm), each its own target named by its version",
+    )
     parser.add_argument(
         "--controls",
         action=argparse.BooleanOptionalAction,
@@ -438,13 +444,10 @@ def main() -> None:
                     pid=pid,
                 )
             )
-        if args.litellm:
-            ll_port, ll_pid = stack.litellm(up)
-            targets.append(
-                Target(
-                    "litellm", f"http://127.0.0.1:{ll_port}/v1/chat/completions", key="sk-bench", pid=ll_pid
-                )
-            )
+        for venv in (args.litellm or [BENCH / ".venv-litellm"]) if args.litellm is not None else ():
+            ll_port, ll_pid = stack.litellm(up, venv)
+            url = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
+            targets.append(Target(f"litellm {litellm_version(venv)}", url, key="sk-bench", pid=ll_pid))
         for target in targets:  # every target answers before anything is timed, then warms up
             check(target)
             if target.stream_url:
@@ -484,6 +487,16 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
 
 
+def litellm_version(venv: Path) -> str:
+    """The version of LiteLLM installed in *venv*."""
+    command = [
+        str(venv / "bin" / "python"),
+        "-c",
+        "import importlib.metadata as m; print(m.version('litellm'))",
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def drive_rss(target: Target, connections: int) -> dict[str, float]:
     """Drive *target* past 100k requests; RSS after 50k and after 100k (MB)."""
     assert target.pid
@@ -507,13 +520,12 @@ def drive_rss(target: Target, connections: int) -> dict[str, float]:
 def report(targets: list[Target], rss: dict[str, float] | None, args: argparse.Namespace) -> None:
     by = {t.name: t for t in targets}
     up, pt, dz = by["upstream (nginx)"], by["bare pass-through"], by["dizuo"]
-    ll = by.get("litellm")
     print()
-    print(f"{'target':<20}{'req/s':>10}{'CPU ms/req':>12}{'p50 ms@1':>10}{'p99 ms@1':>10}{'errors':>8}")
+    print(f"{'target':<24}{'req/s':>10}{'CPU ms/req':>12}{'p50 ms@1':>10}{'p99 ms@1':>10}{'errors':>8}")
     for t in targets:
         cpu = t.median("cpu_ms_per_request") if t.pid else float("nan")
         print(
-            f"{t.name:<20}{t.median('rps'):>10.0f}{cpu:>12.3f}{t.median('p50_ms'):>10.3f}"
+            f"{t.name:<24}{t.median('rps'):>10.0f}{cpu:>12.3f}{t.median('p50_ms'):>10.3f}"
             f"{t.median('p99_ms'):>10.3f}{sum(t.results['errors']):>8.0f}"
         )
     summary = {
@@ -532,14 +544,15 @@ def report(targets: list[Target], rss: dict[str, float] | None, args: argparse.N
             label = t.name.removeprefix("dizuo, ").replace(" ", "_")
             summary[f"{label}: added_p50_ms_by_the_control"] = dz.median("p50_ms") - t.median("p50_ms")
             summary[f"{label}: throughput_with_it_÷_without"] = dz.median("rps") / t.median("rps")
-    if ll:
-        summary["dizuo_vs_litellm_throughput"] = dz.median("rps") / ll.median("rps")
-        summary["litellm_added_p50_ms"] = ll.median("p50_ms") - up.median("p50_ms")
+    for ll in (t for t in targets if t.name.startswith("litellm ")):
+        version = ll.name.removeprefix("litellm ")
+        summary[f"dizuo_vs_litellm_{version}_throughput"] = dz.median("rps") / ll.median("rps")
+        summary[f"litellm_{version}_added_p50_ms"] = ll.median("p50_ms") - up.median("p50_ms")
     if rss:
         summary.update(rss)
     print()
     for name, value in summary.items():
-        print(f"{name:<36}{value:>12.3f}")
+        print(f"{name:<44}{value:>12.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps({"targets": {t.name: t.results for t in targets}, "summary": summary}, indent=2)
