@@ -20,6 +20,7 @@ import redis
 from sqlalchemy import create_engine, make_url, text
 
 from tests.support.browser import browser  # noqa: F401  (a fixture for every test folder)
+from tests.support.passwords import cheap_password_hashes  # noqa: F401  (members hashed cheaply)
 from tests.support.platform import (  # noqa: F401  (fixtures: the platform a test describes; one served)
     RunningGateway,
     gateway_app,
