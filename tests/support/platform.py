@@ -106,6 +106,32 @@ def pool_settings(
     return load_settings(config, port=free_port(), key_refresh_seconds=0.2, **settings)
 
 
+def _settings(
+    path: Path,
+    upstream: FakeUpstream,
+    deployments: Sequence[dict[str, object]],
+    sections: dict[str, object],
+    database_url: str,
+    redis_url: str | None,
+    **settings: Any,
+) -> Settings:
+    """Settings of a platform under test: its configuration (*deployments* on *upstream*, the other
+    *sections*) written to *path*, its data beside it; the session's database and Redis; usage
+    records written at once (they are read right after the call; staging has its own tests), keys
+    seen within 0.2 s; *settings* over those."""
+    config = {**sections, "deployments": [on(upstream, d) for d in deployments]}
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    options: dict[str, Any] = {
+        "data_dir": path.parent,
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "usage_staging": "off",
+        "key_refresh_seconds": 0.2,
+        **settings,
+    }
+    return load_settings(path, **options)
+
+
 @dataclass(frozen=True)
 class Tenant:
     """An organization a test made, with its one API key."""
@@ -231,25 +257,11 @@ async def gateway_app(
         guard: dict[str, object] | None = None,
         **settings: Any,
     ) -> PlatformUnderTest:
-        config: dict[str, object] = {
-            "local": False,
-            "routing": routing or {},
-            "pools": list(pools),
-            "deployments": [on(upstream, d) for d in deployments],
-        }
+        sections: dict[str, object] = {"local": False, "routing": routing or {}, "pools": list(pools)}
         if guard is not None:  # the platform's guard section: its default policy, its webhook
-            config["guard"] = guard
+            sections["guard"] = guard
         path = tmp_path / f"dizuo-{len(built)}.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
-        options: dict[str, Any] = {
-            "data_dir": tmp_path,
-            "database_url": database_url,
-            "redis_url": redis_url,
-            "usage_staging": "off",  # records are read right after the call; staging has its own tests
-            "key_refresh_seconds": 0.2,
-            **settings,
-        }
-        ready = load_settings(path, **options)
+        ready = _settings(path, upstream, deployments, sections, database_url, redis_url, **settings)
         migrated = Database(ready.resolved_database_url)
         migrated.upgrade()  # not prepare(): the default organization and its one-time key are not ours
         migrated.dispose()
@@ -315,27 +327,19 @@ def serve(
         routing: dict[str, str] | None = None,
         **settings: Any,
     ) -> Iterator[RunningGateway]:
-        home = tmp_path_factory.mktemp("served")
-        config: dict[str, object] = {"local": local, "deployments": [on(upstream, d) for d in deployments]}
+        sections: dict[str, object] = {"local": local}
         for section, value in (("server", server), ("guard", guard), ("routing", routing)):
             if value is not None:
-                config[section] = value
-        path = home / "dizuo.yaml"
-        path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+                sections[section] = value
         options: dict[str, Any] = {
             "port": free_port(),  # the platform's own URL (evaluation runs call it) is the real one
-            "data_dir": home,
-            "database_url": database_url,
-            "redis_url": redis_url,
-            # Usage is read right after calls; staged records (a moment later) have their own tests.
-            "usage_staging": "off",
-            "key_refresh_seconds": 0.2,
             # The suite's documents take well under a second and 100 MB; bombs are cut at 5 s or 512 MB.
             "kb_parse_cpu_seconds": 5,
             "kb_parse_memory_mb": 512,
             **settings,
         }
-        ready = load_settings(path, **options)
+        path = tmp_path_factory.mktemp("served") / "dizuo.yaml"
+        ready = _settings(path, upstream, deployments, sections, database_url, redis_url, **options)
         first_key, _ = prepare(ready)
         db = Database(ready.resolved_database_url)
         if first_key is None:  # another platform on this database made the default organization
