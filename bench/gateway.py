@@ -444,7 +444,8 @@ def main() -> None:
                     pid=pid,
                 )
             )
-        for venv in (args.litellm or [BENCH / ".venv-litellm"]) if args.litellm is not None else ():
+        venvs = [] if args.litellm is None else args.litellm or [BENCH / ".venv-litellm"]
+        for venv in venvs:
             ll_port, ll_pid = stack.litellm(up, venv)
             url = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
             targets.append(Target(f"litellm {litellm_version(venv)}", url, key="sk-bench", pid=ll_pid))

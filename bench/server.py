@@ -24,7 +24,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from gateway import free_port, wait_port  # noqa: E402  (the bench folder, not a package)
+from gateway import cpu_seconds, free_port, wait_port  # noqa: E402  (the bench folder, not a package)
 
 # A chat completion's size, with the headers the gateway's answers carry.
 ANSWER = (
@@ -79,11 +79,6 @@ else:
         await server.serve_forever()
     uvloop.run(main())
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check(port: int) -> None:
