@@ -321,9 +321,10 @@ class _Telling:
     def forget(self, done: Committed, error: BaseException) -> None:
         """Charges the database refused, set aside: their calls cost nothing."""
 
-    def snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot] | None:
-        """The charged wallets as the commit leaves them, for a book that keeps its own copy."""
-        return None
+    def snapshots(self, cursor: Any, org_ids: list[str]) -> dict[str, Snapshot]:
+        """The charged wallets as the commit leaves them, for a book that keeps its own copy (none
+        read for one that does not)."""
+        return {}
 
 
 class _InProcess(_Telling):
@@ -693,9 +694,7 @@ class Journal:
             sql.revoked_voucher.execute(cursor, fixes)
             sql.revoked_zero.execute(cursor, [{"vid": row["vid"]} for row in voucher_rows])
         rollups.upsert(cursor, self.db.engine.dialect.paramstyle, sums, sql.stamp)
-        snapshots = self._telling.snapshots(cursor, list(done.org_deltas))
-        if snapshots is not None:
-            done.snapshots = snapshots
+        done.snapshots = self._telling.snapshots(cursor, list(done.org_deltas))
         cursor.close()
         connection.commit()
 
@@ -739,9 +738,7 @@ class Journal:
         try:
             cursor = connection.cursor()
             cursor.execute(sql.one_charge(), params)
-            snapshots = self._telling.snapshots(cursor, [wallet["org"]])  # after the commit
-            if snapshots is not None:
-                done.snapshots = snapshots
+            done.snapshots = self._telling.snapshots(cursor, [wallet["org"]])  # after the commit
             cursor.close()
         finally:
             dbapi.autocommit = False
