@@ -90,6 +90,8 @@ class WalletState:
 
 def eligible(vouchers: Iterable[VoucherState], scope: Scope, now: float) -> list[VoucherState]:
     """The vouchers that may pay for a charge in *scope*, in the order they pay: soonest expiry first."""
+    if not vouchers:
+        return []
     return sorted((v for v in vouchers if v.covers(scope, now)), key=lambda v: (v.valid_to, v.id))
 
 

@@ -8,6 +8,7 @@ minus the voucher parts, so the parts always add up to the cost exactly.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -23,9 +24,23 @@ def round_micro(value: Decimal) -> int:
 
 
 def token_cost(prompt_tokens: int, completion_tokens: int, price_in: Decimal, price_out: Decimal) -> int:
-    """Return the cost in micro-yuan of a call, prices in CNY per million tokens."""
-    # CNY per million tokens is exactly micro-yuan per token.
-    return round_micro(prompt_tokens * price_in + completion_tokens * price_out)
+    """Return the cost in micro-yuan of a call, prices in CNY per million tokens, rounded half-up.
+
+    CNY per million tokens is exactly micro-yuan per token. Computed in integers from each price's
+    exact fraction (the same result as ``Decimal``, which is exact here, at a third of its cost on
+    every call's path)."""
+    top_in, bottom_in = _fraction(price_in)
+    top_out, bottom_out = _fraction(price_out)
+    bottom = bottom_in * bottom_out
+    whole, rest = divmod(
+        prompt_tokens * top_in * bottom_out + completion_tokens * top_out * bottom_in, bottom
+    )
+    return whole + (2 * rest >= bottom)  # half-up: exact halves away from zero (costs are never negative)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fraction(price: Decimal) -> tuple[int, int]:
+    return price.as_integer_ratio()
 
 
 _PLAIN = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")

@@ -45,6 +45,8 @@ def split_charge(amount: int, shares: Sequence[Share]) -> Split:
     """Split *amount* (micro-yuan) over *shares*, already in the order to use them (soonest expiry first)."""
     if amount < 0:
         raise ValueError("a charge cannot be negative")
+    if not shares:  # no voucher may pay (most calls): the balance pays it all
+        return Split((), amount)
     remaining = Decimal(amount)  # the part of the charge not yet covered by a voucher
     paid: list[tuple[str, int]] = []
     for share in shares:

@@ -133,6 +133,9 @@ class Gateway:
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.capacity = Capacity(self.limiter)
         self._local_limits = isinstance(self.limiter, MemoryLimiter)
+        # Holds, rate limits and capacity all in this process's memory: giving them back never waits,
+        # so a call does it in its own task at its end (no task of its own, nothing to shield).
+        self._gives_back_at_once = meter.holds_in_process and self._local_limits
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -483,8 +486,11 @@ class Gateway:
         finally:
             if call.batch is not None:
                 self.in_flight.end(call.batch)  # its answer is stored, or it has none to wait for
-            # Shielded: a call cancelled by its client still gives back its slots.
-            await asyncio.shield(call.releasing or self._release(call))
+            if call.releasing is None and self._gives_back_at_once:
+                await self._release(call)  # never suspends, so a cancellation cannot cut it short
+            else:
+                # Shielded: a call cancelled by its client still gives back its slots.
+                await asyncio.shield(call.releasing or self._release(call))
             self.metrics.in_flight.dec()
             self.metrics.requests.labels(call.endpoint, call.alias, status).inc()
             self.metrics.latency.labels(call.endpoint).observe(time.perf_counter() - call.started)
@@ -614,8 +620,9 @@ class Gateway:
         # The call's work is done: give back what it took while the record is made durable (rate
         # limits kept in the meter's Redis went back with the settlement's script). The call's end
         # (_accounted) waits for it. (Giving them back after the answer measured slower: that Python
-        # then delays the next call.)
-        call.releasing = asyncio.ensure_future(self._release(call))
+        # then delays the next call.) What lives in this process only is given back at the end.
+        if not self._gives_back_at_once:
+            call.releasing = asyncio.ensure_future(self._release(call))
         self._count_tokens(attempt.deployment, usage)
         return settling
 
