@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from dizuo.accounts import KeyCache, ensure_default_org
 from dizuo.accounts.service import usable_keys
@@ -154,6 +156,8 @@ class Platform:
         self.knowledge = knowledge
         self.console = console
         self.housekeeper = housekeeper  # started by a server process of its own (app_from_environment)
+        self._proxied: dict[int, Any] = {}  # id of an app -> it behind uvicorn's proxy-headers middleware
+        self._trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")  # as uvicorn reads it
 
     @property
     def router(self) -> Router:
@@ -169,34 +173,51 @@ class Platform:
                 app.build()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == "/" and self.console is not None:
-            # A person who opens the server's address lands on the console; clients use /v1.
-            await send_bytes(send, 307, b"", b"text/plain", [(b"location", b"/console/")])
-            return
-        if scope["type"] == "http" and scope["path"].startswith("/admin/"):
-            await self.admin(scope, receive, send)
-        elif (
-            self.console is not None and scope["type"] == "http" and scope["path"].startswith(CONSOLE_PREFIX)
-        ):
-            await self.console(scope, receive, send)
-        elif (
-            self.knowledge is not None
-            and scope["type"] == "http"
-            and scope["path"].startswith(
-                (
-                    KB_PREFIX,
-                    INSPECTION_PREFIX,
-                    AIGC_PREFIX,
-                    COMPUTE_PREFIX,
-                    FILES_PREFIX,
-                    BATCHES_PREFIX,
-                    SANDBOX_PREFIX,
-                )
+        app = self._app_for(scope)
+        if app is self.gateway:
+            await app(scope, receive, send)  # reads no client address or scheme: no proxy headers
+        else:
+            await self._behind_proxies(app)(scope, receive, send)
+
+    def _app_for(self, scope: Scope) -> Any:
+        if scope["type"] != "http":
+            return self.gateway  # the lifespan
+        path = scope["path"]
+        if path == "/" and self.console is not None:
+            return self._to_console
+        if path.startswith("/admin/"):
+            return self.admin
+        if self.console is not None and path.startswith(CONSOLE_PREFIX):
+            return self.console
+        if self.knowledge is not None and path.startswith(
+            (
+                KB_PREFIX,
+                INSPECTION_PREFIX,
+                AIGC_PREFIX,
+                COMPUTE_PREFIX,
+                FILES_PREFIX,
+                BATCHES_PREFIX,
+                SANDBOX_PREFIX,
             )
         ):
-            await self.knowledge(scope, receive, send)
-        else:
-            await self.gateway(scope, receive, send)
+            return self.knowledge
+        return self.gateway
+
+    def _behind_proxies(self, app: Any) -> Any:
+        """*app* seeing the client's address and scheme a trusted proxy forwarded (``X-Forwarded-For``,
+        ``X-Forwarded-Proto`` from an address in ``FORWARDED_ALLOW_IPS``, default this host), as
+        uvicorn's own middleware does: the console's sign-in throttle and sessions read the address.
+        The server runs without that middleware (``proxy_headers=False``), so that model calls, which
+        read neither, do not pay for it."""
+        wrapped = self._proxied.get(id(app))
+        if wrapped is None:
+            wrapped = self._proxied[id(app)] = ProxyHeadersMiddleware(app, trusted_hosts=self._trusted)
+        return wrapped
+
+    @staticmethod
+    async def _to_console(scope: Scope, receive: Receive, send: Send) -> None:
+        # A person who opens the server's address lands on the console; clients use /v1.
+        await send_bytes(send, 307, b"", b"text/plain", [(b"location", b"/console/")])
 
 
 def labeling(settings: Settings) -> Labeling:

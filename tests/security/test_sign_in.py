@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from starlette.testclient import TestClient
 
-from dizuo.accounts.throttle import USER_FAILURES
+from dizuo.accounts.throttle import ADDRESS_FAILURES, USER_FAILURES
 from dizuo.console import create_console_app
 from dizuo.settings import Settings
 from dizuo.store import Database
@@ -80,3 +80,25 @@ def test_session_cookies_are_secure_outside_loopback_and_when_told(tmp_path: Pat
     (session_cookie,) = [c for c in answer.headers.get_list("set-cookie") if c.startswith("dizuo_session=")]
     assert "secure" in session_cookie.lower()
     db.dispose()
+
+
+def test_behind_a_local_proxy_each_client_is_throttled_by_its_own_address(
+    gateway: RunningGateway, platform: Platform
+) -> None:
+    # A reverse proxy on this host forwards each client's address (X-Forwarded-For): one client
+    # guessing passwords locks its own address, not the proxy's, which every other client shares.
+    def sign_in(client_address: str, username: str, password: str) -> httpx.Response:
+        with httpx.Client(base_url=f"{gateway.url}/console", timeout=30) as client:
+            token = csrf_of(client.get("/login").text)
+            return client.post(
+                "/login",
+                data={"username": username, "password": password, "csrf": token},
+                headers={"x-forwarded-for": client_address},
+            )
+
+    for number in range(ADDRESS_FAILURES):
+        assert sign_in("203.0.113.7", f"nobody-{number}", "a wrong guess").status_code == 401
+    assert sign_in("203.0.113.7", member(gateway, org=platform.a.org), PASSWORD).status_code == 429
+    locked = {(e["kind"], e["name"]) for e in json.loads(run(gateway, "sign-in-locks").stdout)}
+    assert ("address", "203.0.113.7") in locked and ("address", "127.0.0.1") not in locked
+    assert sign_in("198.51.100.2", member(gateway, org=platform.a.org), PASSWORD).status_code == 303

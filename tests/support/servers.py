@@ -44,6 +44,7 @@ class ServerThread:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # as `dizuo serve` runs it: the platform applies them where they count
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="dizuo-test-server")

@@ -108,6 +108,7 @@ def _serve(settings: Settings, app: Platform, first_key: str | None, usable: int
         "http": "httptools",
         "log_level": settings.log_level,
         "access_log": False,  # one log line per call costs more than the gateway itself at load
+        "proxy_headers": False,  # applied by the platform to the apps that read the client's address
         "lifespan": "on",
         "timeout_graceful_shutdown": 10,
     }
