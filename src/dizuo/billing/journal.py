@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ColumnElement,
     String,
@@ -81,6 +83,8 @@ class _Statement:
         self.convert: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None and isinstance(bind.type, JSON):
+                processor = _json_text(processor)
             if processor is not None and name not in STAMPED:
                 self.convert[name] = processor
         # The parameters' order, for a positional paramstyle (SQLite's qmark); None for named ones.
@@ -124,6 +128,23 @@ class _Statement:
 
 
 ROWS_PER_INSERT = 256
+
+
+def _json_text(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A JSON column's values written by orjson (a tenth of the standard library's cost: a record's
+    call attempts are written with each), the same JSON in fewer spaces; *process*, SQLAlchemy's
+    own, for what orjson does not write (None as JSON null, integers beyond 64 bits)."""
+
+    def convert(value: Any) -> Any:
+        if value is None:
+            return process(value)
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:
+            return process(value)
+
+    return convert
+
 
 # The journal's parameters that hold the batch's timestamp.
 STAMPED = frozenset({"created_at", "now"})

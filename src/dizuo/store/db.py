@@ -59,7 +59,18 @@ def stamper(dialect: Dialect) -> Callable[[dt.datetime], Any]:
     process = DateTime(timezone=True).dialect_impl(dialect).bind_processor(dialect)
     if process is None:
         return lambda moment: moment
+    if dialect.name == "sqlite" and process(_PROBE) == _sqlite_text(_PROBE):
+        return _sqlite_text  # the same text at half the cost: a group commit writes one a record
     return process
+
+
+_PROBE = dt.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=dt.UTC)
+
+
+def _sqlite_text(moment: dt.datetime) -> str:
+    """*moment*'s wall-clock digits as SQLAlchemy's SQLite ``DATETIME`` writes them by default
+    (``2026-01-02 03:04:05.000006``: microseconds always, the offset dropped)."""
+    return moment.isoformat(" ", "microseconds")[:26]
 
 
 Durability = Literal["process", "disk"]
