@@ -83,10 +83,8 @@ class _Statement:
         self.convert: dict[str, Callable[[Any], Any]] = {}
         for name, bind in compiled.binds.items():
             processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if processor is not None and isinstance(bind.type, JSON):
-                processor = _json_text(processor)
             if processor is not None and name not in STAMPED:
-                self.convert[name] = processor
+                self.convert[name] = _json_text(processor) if isinstance(bind.type, JSON) else processor
         # The parameters' order, for a positional paramstyle (SQLite's qmark); None for named ones.
         self.order: list[str] | None = compiled.positiontup
         # A qmark INSERT's row of marks, to write many rows as one statement (SQLite: one step).
