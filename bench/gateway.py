@@ -54,14 +54,17 @@ COMPLETION = json.dumps(
 CHUNK = '{"id":"c","object":"chat.completion.chunk","created":1,"model":"b","choices":[{"index":0,"delta":{"content":"你好"},"finish_reason":null}]}'
 USAGE = '{"id":"c","object":"chat.completion.chunk","created":1,"model":"b","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":9,"total_tokens":21}}'
 SSE = "".join(f"data: {CHUNK}\\n\\n" for _ in range(8)) + f"data: {USAGE}\\n\\ndata: [DONE]\\n\\n"
-BODY = json.dumps(
-    {
-        "model": "bench-json",
-        "messages": [{"role": "user", "content": "你好，请简单介绍一下你自己。"}],
-        "max_tokens": 64,
-    },
-    ensure_ascii=False,
-)
+PROMPT = "你好，请简单介绍一下你自己。"
+
+
+def body_of(prompt: str) -> str:
+    return json.dumps(
+        {"model": "bench-json", "messages": [{"role": "user", "content": prompt}], "max_tokens": 64},
+        ensure_ascii=False,
+    )
+
+
+BODY = body_of(PROMPT)
 
 
 def free_port() -> int:
@@ -391,8 +394,17 @@ def main() -> None:
         help="also run dizuo from another source tree (its src/, e.g. a `git worktree` of an earlier "
         "commit) with every control on, as the target 'dizuo, compared'",
     )
+    parser.add_argument(
+        "--prompt",
+        default=PROMPT,
+        help="the user message of every call (default: a short one in Chinese, with no ASCII letter "
+        "or digit, which the guard's scan passes over without its regular expression: give one "
+        "with letters and digits to time that too)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "out" / "gateway.json")
     args = parser.parse_args()
+    global BODY
+    BODY = body_of(args.prompt)
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is missing: apt-get install nginx-light wrk")

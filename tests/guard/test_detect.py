@@ -131,3 +131,33 @@ def test_a_bare_yaml_off_means_off() -> None:
         {"guard": {"default": {"action": False}, "classes": {"core": {"action": "block"}}}}, "t"
     )
     assert config.guard.default.action == "off" and config.guard.classes["core"].action == "block"
+
+
+def test_a_text_skipped_without_regex_matching_holds_no_candidate_at_all() -> None:
+    # Texts with no ASCII letter, digit or colon skip RE2. The claim: RE2 would find no candidate of
+    # any built-in type in them. Checked on every window of the generated lines (entities and hard
+    # negatives cut at every place), and on texts made to come close.
+    from dizuo.guard import detect
+
+    texts = [line["text"] for line in labeled_lines(300)]
+    texts += [
+        "请拨打１３８００１３８０００联系我",  # full-width digits: not digits to RE2 either
+        "身份证号：一一〇一〇五一九九〇〇一〇一一二三四",
+        "车牌京Ａ·１２３４５，邮箱：ｚｈａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+        "—————BEGIN PRIVATE KEY—————",
+        "：：１",
+        "本机地址是::，不是别的",  # the IPv6 unspecified address: colons only
+    ]
+    skipped = 0
+    for text in texts:
+        for size in (1, 2, 3, 8, 20, len(text)):
+            for start in range(0, max(1, len(text) - size + 1)):
+                window = text[start : start + size]
+                if detect._ANY_CANDIDATE.search(window) is not None:
+                    continue
+                skipped += 1
+                data = window.encode("utf-8")
+                assert detect._MATCH(detect._UNANCHORED, data, 0, len(data))[0][0] < 0, window
+    assert skipped > 1000  # the check ran on many texts that skip
+    assert Scanner().scan("请拨打１３８００１３８０００联系我") == []
+    assert [e.type for e in scan("请拨打13800138000联系我")] == ["CN_MOBILE"]
