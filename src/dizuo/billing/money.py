@@ -27,8 +27,8 @@ def token_cost(prompt_tokens: int, completion_tokens: int, price_in: Decimal, pr
     """Return the cost in micro-yuan of a call, prices in CNY per million tokens, rounded half-up.
 
     CNY per million tokens is exactly micro-yuan per token. Computed in integers from each price's
-    exact fraction (the same result as ``Decimal``, which is exact here, at a third of its cost on
-    every call's path)."""
+    exact fraction (the same result as ``Decimal``, which is exact here, at about half its cost
+    on every call's path)."""
     top_in, bottom_in = _fraction(price_in)
     top_out, bottom_out = _fraction(price_out)
     bottom = bottom_in * bottom_out

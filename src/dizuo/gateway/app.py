@@ -133,9 +133,10 @@ class Gateway:
         self.limiter: Limiter = limiter or MemoryLimiter()
         self.capacity = Capacity(self.limiter)
         self._local_limits = isinstance(self.limiter, MemoryLimiter)
-        # Holds, rate limits and capacity all in this process's memory: giving them back never waits,
-        # so a call does it in its own task at its end (no task of its own, nothing to shield).
-        self._gives_back_at_once = meter.holds_in_process and self._local_limits
+        # Holds, rate limits and capacity all in this process's memory: a call takes them in turn
+        # (LimitsThenHold), and giving them back never waits, so it does so in its own task at its
+        # end (no task of its own, nothing to shield).
+        self._all_in_process = meter.holds_in_process and self._local_limits
         self.keys = keys
         self.router = router
         self.transport = transport
@@ -394,7 +395,7 @@ class Gateway:
                     return AskedEarly(meter, terms, self.limiter, due, first, asking)
             return LimitsWithHold(meter, terms, self.limiter, due)
         limits: Awaitable[Permit] | None = self.limiter.acquire(*due) if due is not None else None
-        if meter.holds_in_process and self._local_limits:
+        if self._all_in_process:
             return LimitsThenHold(meter, terms, limits)
         if limits is not None and not self._local_limits:
             limits = asyncio.ensure_future(limits)  # sent to Redis now, answered by the first hold
@@ -486,7 +487,7 @@ class Gateway:
         finally:
             if call.batch is not None:
                 self.in_flight.end(call.batch)  # its answer is stored, or it has none to wait for
-            if call.releasing is None and self._gives_back_at_once:
+            if call.releasing is None and self._all_in_process:
                 await self._release(call)  # never suspends, so a cancellation cannot cut it short
             else:
                 # Shielded: a call cancelled by its client still gives back its slots.
@@ -621,7 +622,7 @@ class Gateway:
         # limits kept in the meter's Redis went back with the settlement's script). The call's end
         # (_accounted) waits for it. (Giving them back after the answer measured slower: that Python
         # then delays the next call.) What lives in this process only is given back at the end.
-        if not self._gives_back_at_once:
+        if not self._all_in_process:
             call.releasing = asyncio.ensure_future(self._release(call))
         self._count_tokens(attempt.deployment, usage)
         return settling
